@@ -1,0 +1,1 @@
+//! Hush in the browser.
