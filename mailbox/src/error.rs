@@ -1,0 +1,120 @@
+//! Every way a mailbox request can fail, and the one function that maps them to HTTP.
+
+use crate::store::StoreError;
+
+/// Why a request was not served. Grouped by fault: the client's request, the state of the
+/// mailbox, or the store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    // --- The client sent something malformed (400).
+    /// The address in the path is not 64 lowercase hex characters.
+    #[error("bad address")]
+    BadAddress,
+    /// `PUT` without a `Mailbox-Write-Key` header.
+    #[error("missing write key")]
+    MissingWriteKey,
+    /// The `Mailbox-Write-Key` header is not 64 lowercase hex characters.
+    #[error("bad write key")]
+    BadWriteKey,
+    /// `PUT` with an empty body.
+    #[error("empty body")]
+    EmptyBody,
+    /// A fetch body that is empty, not a multiple of 32 bytes, or more than 256 addresses.
+    #[error("bad batch")]
+    BadBatch,
+
+    // --- The client asked for something it may not have (403/404/405/413).
+    /// The write key does not hash to the address.
+    #[error("write key does not match address")]
+    WrongWriteKey,
+    /// The body is larger than the configured maximum.
+    #[error("body too large")]
+    BodyTooLarge,
+    /// No route has this path.
+    #[error("not found")]
+    NoRoute,
+    /// The route exists but not for this method; `allow` lists the methods it has.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// Value of the `Allow` header.
+        allow: &'static str,
+    },
+
+    // --- State of the mailbox (404/409/507).
+    /// No live message at the address.
+    #[error("no message")]
+    NoMessage,
+    /// A message already sits at the address (first write wins).
+    #[error("address already written")]
+    AlreadyExists,
+    /// The store refused the write because its quota is reached.
+    #[error("quota reached")]
+    QuotaReached,
+
+    // --- The store failed (503).
+    /// The backing store failed.
+    #[error("store unavailable")]
+    StoreUnavailable(&'static str),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::QuotaReached => Self::QuotaReached,
+            StoreError::Unavailable(class) => Self::StoreUnavailable(class),
+        }
+    }
+}
+
+impl ApiError {
+    /// The HTTP status and the short text reason sent as the body. The only place errors
+    /// meet status codes.
+    pub fn status_and_reason(&self) -> (u16, &'static str) {
+        match self {
+            Self::BadAddress => (400, "bad address"),
+            Self::MissingWriteKey => (400, "missing write key"),
+            Self::BadWriteKey => (400, "bad write key"),
+            Self::EmptyBody => (400, "empty body"),
+            Self::BadBatch => (400, "bad batch"),
+            Self::WrongWriteKey => (403, "write key does not match address"),
+            Self::NoRoute => (404, "not found"),
+            Self::NoMessage => (404, "no message"),
+            Self::MethodNotAllowed { .. } => (405, "method not allowed"),
+            Self::AlreadyExists => (409, "address already written"),
+            Self::BodyTooLarge => (413, "body too large"),
+            Self::StoreUnavailable(_) => (503, "store unavailable"),
+            Self::QuotaReached => (507, "quota reached"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_api_v1() {
+        assert_eq!(ApiError::BadAddress.status_and_reason().0, 400);
+        assert_eq!(ApiError::WrongWriteKey.status_and_reason().0, 403);
+        assert_eq!(ApiError::AlreadyExists.status_and_reason().0, 409);
+        assert_eq!(ApiError::BodyTooLarge.status_and_reason().0, 413);
+        assert_eq!(ApiError::QuotaReached.status_and_reason().0, 507);
+        assert_eq!(
+            ApiError::MethodNotAllowed { allow: "GET" }
+                .status_and_reason()
+                .0,
+            405
+        );
+        assert_eq!(
+            ApiError::from(StoreError::QuotaReached),
+            ApiError::QuotaReached
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Unavailable("io"))
+                .status_and_reason()
+                .0,
+            503
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! The storage trait both hosts implement.
+
+use core::future::Future;
+
+use protocol::Address;
+
+/// What happened to a first write at an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The blob was stored, durably as far as the host's store promises.
+    Stored,
+    /// A message already sits at this address; it was left unchanged.
+    AlreadyExists,
+}
+
+/// Why a store could not serve an operation. Storage faults, never the client's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Accepting the blob would take the store past its configured quota.
+    #[error("store quota reached")]
+    QuotaReached,
+    /// The backing store failed; the text is an error class, never data.
+    #[error("store unavailable ({0})")]
+    Unavailable(&'static str),
+}
+
+/// A store of opaque blobs keyed by exact 32-byte address, each with a host-defined lifetime.
+///
+/// Implementations must make [`Store::put_if_absent`] first-write-wins as far as their
+/// backend allows, and must treat expired messages as absent.
+pub trait Store {
+    /// Stores `body` at `address` unless a (live) message is already there.
+    fn put_if_absent(
+        &self,
+        address: &Address,
+        body: &[u8],
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>>;
+
+    /// The live message at `address`, if any.
+    fn get(&self, address: &Address) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
+
+    /// The live messages at `addresses`, one entry per address in the same order.
+    fn get_many(
+        &self,
+        addresses: &[Address],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>>;
+}

@@ -1,0 +1,353 @@
+//! Unit tests of the API semantics over an in-memory store.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use super::*;
+
+/// In-memory store; `quota` is a message count.
+#[derive(Default)]
+struct MemStore {
+    map: RefCell<HashMap<[u8; 32], Vec<u8>>>,
+    quota: Option<usize>,
+    broken: bool,
+}
+
+impl Store for MemStore {
+    async fn put_if_absent(
+        &self,
+        address: &Address,
+        body: &[u8],
+    ) -> Result<PutOutcome, StoreError> {
+        if self.broken {
+            return Err(StoreError::Unavailable("test"));
+        }
+        let mut map = self.map.borrow_mut();
+        if map.contains_key(&address.0) {
+            return Ok(PutOutcome::AlreadyExists);
+        }
+        if self.quota.is_some_and(|q| map.len() >= q) {
+            return Err(StoreError::QuotaReached);
+        }
+        map.insert(address.0, body.to_vec());
+        Ok(PutOutcome::Stored)
+    }
+
+    async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map.borrow().get(&address.0).cloned())
+    }
+
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let map = self.map.borrow();
+        Ok(addresses.iter().map(|a| map.get(&a.0).cloned()).collect())
+    }
+}
+
+/// Drives a future whose awaits are all immediately ready.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+fn key(n: u8) -> WriteKey {
+    WriteKey([n; 32])
+}
+
+fn addr_hex(k: &WriteKey) -> String {
+    hex::encode_32(&k.address().0)
+}
+
+fn key_hex(k: &WriteKey) -> String {
+    hex::encode_32(&k.0)
+}
+
+fn call(
+    m: &Mailbox<MemStore>,
+    method: &str,
+    path: &str,
+    wk: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let req = Request {
+        method,
+        path,
+        write_key: wk.map(str::as_bytes),
+        body: Body::Complete(body),
+    };
+    block_on(m.handle(&req))
+}
+
+fn put(m: &Mailbox<MemStore>, k: &WriteKey, body: &[u8]) -> u16 {
+    call(
+        m,
+        "PUT",
+        &format!("/v1/m/{}", addr_hex(k)),
+        Some(&key_hex(k)),
+        body,
+    )
+    .status
+}
+
+fn mailbox() -> Mailbox<MemStore> {
+    Mailbox::new(MemStore::default(), Config { max_body: 16 })
+}
+
+#[test]
+fn put_then_get_then_conflict() {
+    let m = mailbox();
+    let k = key(1);
+    assert_eq!(put(&m, &k, b"hello"), 201);
+    let got = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&k)), None, b"");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, b"hello");
+    assert_eq!(got.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(put(&m, &k, b"other"), 409);
+    assert_eq!(put(&m, &k, b"hello"), 409);
+    let got = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&k)), None, b"");
+    assert_eq!(got.body, b"hello", "first write wins");
+    assert_eq!(m.counters().get(Outcome::Created), 1);
+    assert_eq!(m.counters().get(Outcome::Conflict), 2);
+}
+
+#[test]
+fn every_response_has_cors_and_no_store() {
+    let m = mailbox();
+    for r in [
+        call(&m, "GET", "/v1/health", None, b""),
+        call(&m, "GET", "/nope", None, b""),
+        call(&m, "DELETE", "/v1/fetch", None, b""),
+        call(&m, "OPTIONS", "/v1/fetch", None, b""),
+    ] {
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert!(r.header("set-cookie").is_none());
+        assert!(r.header("server").is_none());
+    }
+}
+
+#[test]
+fn preflight_allows_the_write_key_header() {
+    let m = mailbox();
+    let r = call(
+        &m,
+        "OPTIONS",
+        &format!("/v1/m/{}", "a".repeat(64)),
+        None,
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    assert!(
+        r.header("access-control-allow-headers")
+            .is_some_and(|v| v.contains("Mailbox-Write-Key"))
+    );
+    assert!(
+        r.header("access-control-allow-methods")
+            .is_some_and(|v| v.contains("PUT"))
+    );
+}
+
+#[test]
+fn get_miss_is_404_and_health_is_200() {
+    let m = mailbox();
+    assert_eq!(
+        call(&m, "GET", &format!("/v1/m/{}", "0".repeat(64)), None, b"").status,
+        404
+    );
+    let h = call(&m, "GET", "/v1/health", None, b"");
+    assert_eq!((h.status, h.body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(call(&m, "GET", "/v1/", None, b"").status, 404);
+    assert_eq!(m.counters().get(Outcome::Miss), 1);
+}
+
+#[test]
+fn bad_input_table() {
+    let m = mailbox();
+    let k = key(0xab); // hex with letters, so upper case differs
+    let good_addr = addr_hex(&k);
+    let good_key = key_hex(&k);
+    let path = format!("/v1/m/{good_addr}");
+    type Case = (&'static str, String, Option<String>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "PUT",
+            "/v1/m/xyz".into(),
+            Some(good_key.clone()),
+            b"x".to_vec(),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/v1/m/{}", &good_addr[..62]),
+            Some(good_key.clone()),
+            b"x".to_vec(),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/v1/m/{}", good_addr.to_uppercase()),
+            Some(good_key.clone()),
+            b"x".to_vec(),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/v1/m/{good_addr}/"),
+            Some(good_key.clone()),
+            b"x".to_vec(),
+            400,
+        ),
+        (
+            "GET",
+            format!("/v1/m/{}", "g".repeat(64)),
+            None,
+            vec![],
+            400,
+        ),
+        ("PUT", path.clone(), None, b"x".to_vec(), 400),
+        ("PUT", path.clone(), Some("zz".into()), b"x".to_vec(), 400),
+        (
+            "PUT",
+            path.clone(),
+            Some(good_key.to_uppercase()),
+            b"x".to_vec(),
+            400,
+        ),
+        (
+            "PUT",
+            path.clone(),
+            Some(key_hex(&key(3))),
+            b"x".to_vec(),
+            403,
+        ),
+        ("PUT", path.clone(), Some(good_key.clone()), vec![], 400),
+        (
+            "PUT",
+            path.clone(),
+            Some(good_key.clone()),
+            vec![7; 17],
+            413,
+        ),
+        ("POST", path.clone(), None, vec![], 405),
+        ("DELETE", path.clone(), None, vec![], 405),
+        ("POST", "/v1/fetch".into(), None, vec![], 400),
+        ("POST", "/v1/fetch".into(), None, vec![0; 33], 400),
+        ("POST", "/v1/fetch".into(), None, vec![0; 31], 400),
+        ("POST", "/v1/fetch".into(), None, vec![0; 257 * 32], 400),
+        ("GET", "/v1/fetch".into(), None, vec![], 405),
+        ("PUT", "/v1/fetch".into(), None, vec![0; 32], 405),
+        ("POST", "/v1/health".into(), None, vec![], 405),
+    ];
+    for (method, path, wk, body, want) in cases {
+        let r = call(&m, method, &path, wk.as_deref(), &body);
+        assert_eq!(
+            r.status,
+            want,
+            "{method} {path} key={wk:?} body={}",
+            body.len()
+        );
+    }
+    assert_eq!(put(&m, &k, &[7; 16]), 201, "exactly max_body is accepted");
+}
+
+#[test]
+fn method_not_allowed_names_allowed_methods() {
+    let m = mailbox();
+    let r = call(&m, "GET", "/v1/fetch", None, b"");
+    assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
+}
+
+#[test]
+fn oversize_reads_map_to_413_for_put_and_400_for_fetch() {
+    let m = mailbox();
+    let k = key(4);
+    let key_text = key_hex(&k);
+    let put = Request {
+        method: "PUT",
+        path: &format!("/v1/m/{}", addr_hex(&k)),
+        write_key: Some(key_text.as_bytes()),
+        body: Body::TooLarge,
+    };
+    assert_eq!(block_on(m.handle(&put)).status, 413);
+    let fetch = Request {
+        method: "POST",
+        path: "/v1/fetch",
+        write_key: None,
+        body: Body::TooLarge,
+    };
+    assert_eq!(block_on(m.handle(&fetch)).status, 400);
+    assert!(Config { max_body: 1 }.body_read_limit() >= fetch::MAX_FETCH_BODY);
+}
+
+#[test]
+fn fetch_frames_found_messages_in_request_order() {
+    let m = mailbox();
+    let (a, b, c) = (key(10), key(11), key(12));
+    assert_eq!(put(&m, &a, b"aa"), 201);
+    assert_eq!(put(&m, &c, b"cccc"), 201);
+    let mut body = Vec::new();
+    for k in [&c, &b, &a, &c] {
+        body.extend_from_slice(&k.address().0);
+    }
+    let r = call(&m, "POST", "/v1/fetch", None, &body);
+    assert_eq!(r.status, 200);
+    let frames = fetch::decode_response(&r.body).unwrap_or_default();
+    let want = vec![
+        (c.address(), &b"cccc"[..]),
+        (a.address(), &b"aa"[..]),
+        (c.address(), &b"cccc"[..]),
+    ];
+    assert_eq!(frames, want);
+    let none = call(&m, "POST", "/v1/fetch", None, &key(13).address().0);
+    assert_eq!((none.status, none.body.len()), (200, 0));
+}
+
+#[test]
+fn quota_is_507_and_store_failure_is_503() {
+    let m = Mailbox::new(
+        MemStore {
+            quota: Some(1),
+            ..MemStore::default()
+        },
+        Config::default(),
+    );
+    assert_eq!(put(&m, &key(20), b"1"), 201);
+    assert_eq!(put(&m, &key(21), b"2"), 507);
+    let broken = Mailbox::new(
+        MemStore {
+            broken: true,
+            ..MemStore::default()
+        },
+        Config::default(),
+    );
+    let r = call(
+        &broken,
+        "PUT",
+        &format!("/v1/m/{}", addr_hex(&key(22))),
+        Some(&key_hex(&key(22))),
+        b"x",
+    );
+    assert_eq!(r.status, 503);
+    assert_eq!(broken.counters().get(Outcome::StoreError), 1);
+}
+
+#[test]
+fn parse_write_key_rejects_everything_but_64_lowercase_hex() {
+    assert!(parse_write_key(&[b'a'; 64]).is_ok());
+    assert_eq!(
+        parse_write_key(&[b'A'; 64]).err(),
+        Some(ApiError::BadWriteKey)
+    );
+    assert_eq!(
+        parse_write_key(&[b'a'; 63]).err(),
+        Some(ApiError::BadWriteKey)
+    );
+    assert_eq!(parse_write_key(b"").err(), Some(ApiError::BadWriteKey));
+}
