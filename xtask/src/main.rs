@@ -1,1 +1,226 @@
-fn main() {}
+//! Build, serve and test orchestration for Hush.
+//!
+//! `cargo xtask serve` builds the browser client and the site, then runs `mailbox-server` on
+//! 127.0.0.1:8787 serving both the site and the mailbox API from an embedded store.
+//! `cargo xtask test` runs every test there is: native unit and property tests, the wasm
+//! tests in headless Chromium, the mailbox conformance suite against the native server and the
+//! edge worker in workerd, and the end-to-end tests in Chromium.
+//!
+//! Nothing here downloads a binary at run time: bindgen and its test runner are linked from the
+//! workspace at the exact `wasm-bindgen` version in Cargo.lock; Chromium comes from Debian,
+//! workerd and wasm-opt from the npm registry through the repo's own package-lock.json.
+
+mod prereqs;
+mod wasm;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  serve [--listen ADDR] [--data DIR]   build the client and site, run the mailbox + site (default 127.0.0.1:8787)
+  test [--no-browser]                  run every test (native, wasm in Chromium, workerd, end to end)
+  build-web                            build the wasm client into www/pkg
+  build-worker                         build the edge worker into edge-worker/build
+  setup                                install what is missing (wasm target, npm packages, Chromium)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    let (cmd, rest) = match args.split_first() {
+        Some((cmd, rest)) => (cmd.as_str(), rest),
+        None => {
+            eprint!("{USAGE}");
+            bail!("no command given");
+        }
+    };
+    match cmd {
+        "serve" => serve(&root, rest),
+        "test" => test(&root, rest),
+        "build-web" => {
+            prereqs::ensure_build(&root)?;
+            wasm::build_web(&root).map(|_| ())
+        }
+        "build-worker" => {
+            prereqs::ensure_build(&root)?;
+            wasm::build_worker(&root).map(|_| ())
+        }
+        "setup" => {
+            prereqs::ensure_build(&root)?;
+            prereqs::ensure_browser()
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+/// Value of `--name VALUE` in `args`, if present.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn serve(root: &Path, args: &[String]) -> Result<()> {
+    let listen = flag(args, "--listen").unwrap_or("127.0.0.1:8787");
+    let data = flag(args, "--data").unwrap_or("data");
+    prereqs::ensure_build(root)?;
+    wasm::build_web(root)?;
+    cargo(&["build", "--release", "--package", "mailbox-server"])?;
+    let bin = root.join("target/release/mailbox-server");
+    println!("Hush: open http://{listen}/ (Ctrl-C to stop; data in ./{data})");
+    let status = Command::new(bin)
+        .args(["--listen", listen, "--data", data, "--www", "www"])
+        .status()
+        .context("starting mailbox-server")?;
+    if !status.success() {
+        bail!("mailbox-server exited with {status}");
+    }
+    Ok(())
+}
+
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    let browser = !args.iter().any(|a| a == "--no-browser");
+    let started = Instant::now();
+    prereqs::ensure_build(root)?;
+    if browser {
+        prereqs::ensure_browser()?;
+    }
+
+    step("native unit and property tests", || {
+        cargo(&["test", "--workspace", "--all-targets"])
+    })?;
+    if browser {
+        step("wasm tests in headless Chromium", || {
+            wasm::test_in_browser(root)
+        })?;
+    }
+
+    // Artifacts the Node-driven suites run against.
+    step("build mailbox-server", || {
+        cargo(&["build", "--package", "mailbox-server"])
+    })?;
+    step("build wasm client and site", || {
+        wasm::build_web(root).map(|_| ())
+    })?;
+    step("build edge worker", || wasm::build_worker(root).map(|_| ()))?;
+
+    step("mailbox conformance, workerd and end-to-end suites", || {
+        node_tests(root, browser)
+    })?;
+    println!(
+        "xtask: every test passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs the `*.test.mjs` files under `tests/` with Node's test runner.
+fn node_tests(root: &Path, browser: bool) -> Result<()> {
+    let mut files = Vec::new();
+    collect_tests(&root.join("tests"), &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        bail!("no *.test.mjs files under tests/");
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg("--test")
+        .arg("--test-concurrency=1")
+        .args(&files)
+        .env(
+            "HUSH_MAILBOX_SERVER_BIN",
+            root.join("target/debug/mailbox-server"),
+        )
+        .env("HUSH_EDGE_WORKER_DIR", root.join("edge-worker/build"))
+        .env("HUSH_WWW_DIR", root.join("www"))
+        .env("HUSH_ARTIFACTS_DIR", root.join("tests/artifacts"))
+        .env("HUSH_CHROMIUM", prereqs::CHROMIUM);
+    if !browser {
+        cmd.env("HUSH_NO_BROWSER", "1");
+    }
+    let status = cmd
+        .status()
+        .context("running node (is Node.js installed?)")?;
+    if !status.success() {
+        bail!("node test suites failed ({status})");
+    }
+    Ok(())
+}
+
+fn collect_tests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() && name != "artifacts" && name != "node_modules" {
+            collect_tests(&path, out)?;
+        } else if name.ends_with(".test.mjs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Runs one named step, printing its wall time.
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("xtask: == {name}");
+    let started = Instant::now();
+    let result = f().with_context(|| format!("step `{name}` failed"));
+    println!(
+        "xtask: == {name}: {} in {:.1} s",
+        if result.is_ok() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+/// Runs `cargo` (the one that runs us) with `args`.
+fn cargo(args: &[&str]) -> Result<()> {
+    run_cmd(Command::new(cargo_bin()).args(args))
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Runs a command to completion; a non-zero exit is an error naming the command.
+fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}

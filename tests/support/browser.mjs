@@ -1,0 +1,56 @@
+// Debian's headless Chromium, driven by playwright-core (no browser download).
+
+import { chromium } from "playwright-core";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const ARTIFACTS = process.env.HUSH_ARTIFACTS_DIR ?? resolve(import.meta.dirname, "../artifacts");
+
+/** Flags every run uses: headless, no sandbox (root), nothing that phones home. */
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/**
+ * A persistent Chromium context with a fresh user-data dir (so IndexedDB survives reloads
+ * within it). Collects console errors and page errors into `errors`.
+ */
+export async function launch({ extraArgs = [], viewport = { width: 1280, height: 800 } } = {}) {
+  const userDataDir = mkdtempSync(join(tmpdir(), "hush-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.HUSH_CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [...CHROMIUM_FLAGS, ...extraArgs],
+    viewport,
+  });
+  const errors = [];
+  const watch = (page) => {
+    page.on("console", (msg) => {
+      if (msg.type() === "error") errors.push(`console: ${msg.text()}`);
+    });
+    page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
+  };
+  context.pages().forEach(watch);
+  context.on("page", watch);
+  const page = context.pages()[0] ?? (await context.newPage());
+  return { context, page, errors, userDataDir };
+}
+
+/** Saves a screenshot under tests/artifacts/NAME.png and returns its path. */
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** Whether browser tests are switched off (`cargo xtask test --no-browser`). */
+export const NO_BROWSER = process.env.HUSH_NO_BROWSER === "1";
