@@ -1,47 +1,127 @@
 //! `mailbox-server`: the Hush mailbox on one machine.
+//!
+//! The API semantics come from the `mailbox` crate; this binary adapts axum requests to it,
+//! stores messages in an embedded redb database (see [`store`]), purges expired messages in
+//! the background, optionally serves the static site, and shuts down gracefully on SIGTERM.
+//! It logs counts and error classes only: never addresses, bodies, keys, IPs or user agents.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod http;
+mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::routing::get;
 use clap::Parser;
-use tower_http::services::ServeDir;
+
+use crate::store::{DiskStore, StoreConfig};
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
-#[command(name = "mailbox-server", about = "Hush mailbox: stores opaque blobs by address.")]
+#[command(
+    name = "mailbox-server",
+    about = "Hush mailbox: stores opaque blobs by address."
+)]
 struct Args {
     /// Address and port to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
+    /// Folder of the embedded store (created if missing).
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Message lifetime in seconds.
+    #[arg(long, default_value_t = mailbox::DEFAULT_TTL_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
+    ttl: u64,
+    /// Largest message body in bytes.
+    #[arg(long, default_value_t = mailbox::DEFAULT_MAX_BODY)]
+    max_body: usize,
+    /// Most message bytes stored at once; PUTs beyond it get 507.
+    #[arg(long, default_value_t = 8 << 30)]
+    quota: u64,
+    /// Page cache of the store in MiB (bounds resident memory as the store grows).
+    #[arg(long, default_value_t = 256)]
+    cache_mb: usize,
     /// Also serve the static site from this folder.
     #[arg(long)]
     www: Option<PathBuf>,
 }
 
+/// How often counts are logged (only when they changed).
+const STATS_EVERY: Duration = Duration::from_secs(60);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut app = Router::new().route(
-        "/v1/health",
-        get(|| async {
-            (
-                [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-                mailbox::HEALTH_BODY,
-            )
-        }),
-    );
-    if let Some(www) = &args.www {
-        app = app.fallback_service(ServeDir::new(www));
-    }
+    let ttl = Duration::from_secs(args.ttl);
+    let (store, writer) = DiskStore::open(
+        &args.data,
+        StoreConfig {
+            ttl,
+            quota_bytes: args.quota,
+            cache_bytes: args.cache_mb.saturating_mul(1 << 20),
+        },
+    )?;
+    let mailbox = Arc::new(mailbox::Mailbox::new(
+        store,
+        mailbox::Config {
+            max_body: args.max_body,
+        },
+    ));
+    let app = http::router(Arc::clone(&mailbox), args.www.as_deref());
+
+    let purge = tokio::spawn(purge_loop(Arc::clone(&mailbox), ttl));
+    let stats = tokio::spawn(stats_loop(Arc::clone(&mailbox)));
+
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!("mailbox-server listening on http://{}", listener.local_addr()?);
+    println!(
+        "mailbox-server listening on http://{}",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+
+    purge.abort();
+    stats.abort();
+    let _ = purge.await;
+    let _ = stats.await;
+    eprintln!("mailbox-server: stopping; {}", mailbox.counters());
+    drop(mailbox);
+    tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     Ok(())
+}
+
+/// Deletes expired messages every `ttl / 2` (between 1 s and 60 s). Reads already hide
+/// expired messages; this reclaims their space.
+async fn purge_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>, ttl: Duration) {
+    let every = (ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = mailbox.store().purge_expired().await {
+            eprintln!("mailbox-server: purge failed: {err}");
+        }
+    }
+}
+
+/// Logs the outcome counters when they changed.
+async fn stats_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>) {
+    let mut tick = tokio::time::interval(STATS_EVERY);
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let total = mailbox.counters().total();
+        if total != last {
+            last = total;
+            eprintln!("mailbox-server: {}", mailbox.counters());
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -51,8 +131,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }
