@@ -9,7 +9,8 @@ use thiserror::Error;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    IdbDatabase, IdbFactory, IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbTransactionMode,
+    IdbDatabase, IdbFactory, IdbKeyRange, IdbOpenDbRequest, IdbRequest, IdbTransaction,
+    IdbTransactionMode,
 };
 
 /// Name of the one object store each database holds.
@@ -135,11 +136,62 @@ impl RecordStore {
 
     /// Removes `key`, resolving once the transaction has completed.
     pub async fn delete_native(&self, key: &str) -> Result<(), StoreError> {
+        self.commit(vec![Write::Delete(key.to_owned())]).await
+    }
+
+    /// Applies every write in one IndexedDB transaction: after a crash either all of them are
+    /// visible or none is. Resolves once the transaction has completed.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let tx = self.transaction(IdbTransactionMode::Readwrite)?;
         let done = completion(&tx);
-        tx.object_store(RECORDS)?.delete(&JsValue::from_str(key))?;
+        let store = tx.object_store(RECORDS)?;
+        for write in &writes {
+            let queued = match write {
+                Write::Put(key, value) => {
+                    store.put_with_key(&Uint8Array::from(value.as_slice()), &JsValue::from_str(key))
+                }
+                Write::Delete(key) => store.delete(&JsValue::from_str(key)),
+            };
+            if let Err(err) = queued {
+                // Nothing of this batch may land: abort, then report the first failure.
+                let _ = tx.abort();
+                let _ = done.await;
+                return Err(err.into());
+            }
+        }
         done.await
     }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // Keys are strings; every key with the prefix sorts in [prefix, prefix + U+FFFF].
+        let range = IdbKeyRange::bound(
+            &JsValue::from_str(prefix),
+            &JsValue::from_str(&format!("{prefix}\u{ffff}")),
+        )?;
+        let tx = self.transaction(IdbTransactionMode::Readonly)?;
+        let store = tx.object_store(RECORDS)?;
+        let keys_req = store.get_all_keys_with_key(&range)?;
+        let values_req = store.get_all_with_key(&range)?;
+        let keys: js_sys::Array = request(&keys_req).await?.unchecked_into();
+        let values: js_sys::Array = request(&values_req).await?.unchecked_into();
+        let mut out = Vec::with_capacity(keys.length() as usize);
+        for (key, value) in keys.iter().zip(values.iter()) {
+            let key = key.as_string().ok_or(StoreError::Corrupt)?;
+            let bytes: Uint8Array = value.dyn_into().map_err(|_| StoreError::Corrupt)?;
+            out.push((key, bytes.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// One write of an atomic [`RecordStore::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Store the bytes under the key.
+    Put(String, Vec<u8>),
+    /// Remove the key.
+    Delete(String),
 }
 
 /// Resolves with a request's result, or fails with its error.

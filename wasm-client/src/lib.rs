@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod idb;
+pub mod vault;
 
 use wasm_bindgen::prelude::*;
 
