@@ -8,6 +8,9 @@
 #![deny(missing_docs)]
 
 pub mod idb;
+pub mod locks;
+pub mod net;
+pub mod qr;
 pub mod vault;
 
 use wasm_bindgen::prelude::*;
