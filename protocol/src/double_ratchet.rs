@@ -1,0 +1,464 @@
+//! The Double Ratchet with header encryption (Signal revision 1, §3 and §4) and Hush's
+//! per-message addresses. One step of state per function; every receive path works on local
+//! copies and changes `self` only after both AEAD checks and the payload check pass.
+
+use crate::address::{Address, WriteKey};
+use crate::chain_key::MessageKey;
+use crate::crypto::{TAG_LEN, open, seal};
+use crate::error::{DecryptError, EncryptError};
+use crate::header_key::{ENCRYPTED_HEADER_LEN, Header, HeaderKey, Role};
+use crate::message::{BLOB_LEN, Fragment, PAYLOAD_LEN};
+use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
+use crate::receiving_chain::{ReceivingChain, WINDOW};
+use crate::root_key::RootKey;
+use crate::secret::secret_key;
+use crate::sending_chain::SendingChain;
+use crate::skipped_keys::{SkippedKey, SkippedKeys};
+use rand_core::CryptoRng;
+use std::collections::VecDeque;
+use zeroize::Zeroizing;
+
+/// Most message keys of the peer's *previous* chain derived and stored at one DH ratchet
+/// step. Messages further than this past the last one received on that chain are lost.
+pub const MAX_SKIP: u32 = 64;
+
+/// How many recently decrypted addresses are remembered so that a redelivery is reported as
+/// [`DecryptError::Duplicate`] rather than [`DecryptError::UnknownAddress`].
+pub const DUPLICATE_MEMORY: usize = 256;
+
+secret_key! {
+    /// The session's associated data `AD`, derived from the invite; bound into every AEAD call.
+    pub(crate) struct AssociatedData;
+}
+
+/// One blob to deposit: PUT `blob` at `address`, authorised by `write_key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingBlob {
+    /// The write capability the mailbox checks: `address == write_key.address()`.
+    pub write_key: WriteKey,
+    /// Where to store the blob.
+    pub address: Address,
+    /// Exactly [`BLOB_LEN`] random-looking bytes.
+    pub blob: Vec<u8>,
+}
+
+/// The result of one successful receive, before reassembly.
+pub(crate) struct Decrypted {
+    pub(crate) fragment: Fragment,
+    pub(crate) chain: [u8; 32],
+    pub(crate) n: u32,
+    pub(crate) retired: Vec<Address>,
+}
+
+/// Where an address sits in the poll set.
+enum Slot {
+    Current(u32),
+    Next(u32),
+    Skipped(usize),
+}
+
+/// The whole ratchet state of one party.
+#[derive(Clone, Debug)]
+pub(crate) struct Ratchet {
+    pub(crate) role: Role,
+    pub(crate) ad: AssociatedData,
+    pub(crate) root_key: RootKey,
+    /// `DHs`.
+    pub(crate) ratchet_key: RatchetKeyPair,
+    /// `DHr`; `None` only for an inviter that has not received the join.
+    pub(crate) remote_ratchet_key: Option<RemoteRatchetKey>,
+    /// `CKs, HKs, Ns`; `None` until the first sending chain exists.
+    pub(crate) sending: Option<SendingChain>,
+    /// Set when a new `DHr` arrived and our matching new `DHs` has not been generated yet
+    /// (the sending half of the DH ratchet step runs in the next `encrypt`).
+    pub(crate) send_step_pending: bool,
+    /// `PN`.
+    pub(crate) previous_sending_len: u32,
+    /// `NHKs`.
+    pub(crate) next_sending_header_key: HeaderKey,
+    /// `CKr, HKr, Nr` and the window.
+    pub(crate) receiving: Option<ReceivingChain>,
+    /// `NHKr`.
+    pub(crate) next_receiving_header_key: HeaderKey,
+    /// Addresses of the first messages of the peer's next chain.
+    pub(crate) next_window: Vec<Address>,
+    /// `MKSKIPPED`.
+    pub(crate) skipped: SkippedKeys,
+    /// Recently decrypted addresses, oldest first.
+    pub(crate) recently_received: VecDeque<Address>,
+    /// Number of successful decryptions so far.
+    pub(crate) receive_events: u64,
+}
+
+fn split_blob(
+    blob: &[u8],
+) -> Result<
+    (
+        &[u8; ENCRYPTED_HEADER_LEN],
+        &[u8; PAYLOAD_LEN],
+        &[u8; TAG_LEN],
+    ),
+    DecryptError,
+> {
+    let wrong = DecryptError::WrongLength {
+        expected: BLOB_LEN,
+        got: blob.len(),
+    };
+    let blob: &[u8; BLOB_LEN] = blob.try_into().map_err(|_| wrong)?;
+    let (header, rest) = blob
+        .split_first_chunk::<ENCRYPTED_HEADER_LEN>()
+        .ok_or(wrong)?;
+    let (body, tag) = rest.split_last_chunk::<TAG_LEN>().ok_or(wrong)?;
+    let body: &[u8; PAYLOAD_LEN] = body.try_into().map_err(|_| wrong)?;
+    Ok((header, body, tag))
+}
+
+/// The body's associated data: `AD ‖ address ‖ encrypted_header` (120 bytes).
+fn body_ad(
+    ad: &AssociatedData,
+    address: &Address,
+    header: &[u8; ENCRYPTED_HEADER_LEN],
+) -> [u8; 64 + ENCRYPTED_HEADER_LEN] {
+    let mut out = [0u8; 64 + ENCRYPTED_HEADER_LEN];
+    let (a, rest) = out.split_at_mut(32);
+    a.copy_from_slice(ad.as_bytes());
+    let (b, c) = rest.split_at_mut(32);
+    b.copy_from_slice(&address.0);
+    c.copy_from_slice(header);
+    out
+}
+
+/// Decrypts and validates the body. The body nonce is all zeros: each message key encrypts
+/// exactly one payload.
+fn open_body(
+    mk: &MessageKey,
+    ad: &AssociatedData,
+    address: &Address,
+    header: &[u8; ENCRYPTED_HEADER_LEN],
+    body: &[u8; PAYLOAD_LEN],
+    tag: &[u8; TAG_LEN],
+) -> Result<Fragment, DecryptError> {
+    let mut payload = Zeroizing::new(*body);
+    if !open(
+        mk.as_bytes(),
+        [0u8; 12],
+        &body_ad(ad, address, header),
+        &mut payload[..],
+        tag,
+    ) {
+        return Err(DecryptError::BodyAuthentication);
+    }
+    Fragment::parse(&payload).ok_or(DecryptError::MalformedPayload)
+}
+
+impl Ratchet {
+    /// The addresses to poll now: the current receiving window, the next chain's window
+    /// (unless our answering ratchet step is still pending), then skipped messages.
+    pub(crate) fn poll_addresses(&self) -> Vec<Address> {
+        let mut out = Vec::with_capacity(2 * WINDOW as usize + self.skipped.entries.len());
+        if let Some(rc) = &self.receiving {
+            out.extend(rc.window.iter().copied());
+        }
+        if !self.send_step_pending {
+            out.extend(self.next_window.iter().copied());
+        }
+        out.extend(self.skipped.entries.iter().map(|e| e.address));
+        out
+    }
+
+    fn locate(&self, address: &Address) -> Result<Slot, DecryptError> {
+        if let Some(n) = self.receiving.as_ref().and_then(|rc| rc.find(address)) {
+            return Ok(Slot::Current(n));
+        }
+        if !self.send_step_pending {
+            if let Some(i) = self.next_window.iter().position(|a| a == address) {
+                return u32::try_from(i)
+                    .map(Slot::Next)
+                    .map_err(|_| DecryptError::UnknownAddress);
+            }
+        }
+        if let Some(i) = self.skipped.position(address) {
+            return Ok(Slot::Skipped(i));
+        }
+        if self.recently_received.contains(address) {
+            return Err(DecryptError::Duplicate);
+        }
+        Err(DecryptError::UnknownAddress)
+    }
+
+    /// The sending half of the DH ratchet step (`DHRatchetHE` lines 2, 6-8), run lazily at the
+    /// first `encrypt` after a new `DHr` arrived.
+    fn send_step<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<(), EncryptError> {
+        let remote = self
+            .remote_ratchet_key
+            .ok_or(EncryptError::InvalidRatchetKey)?;
+        let new_key = RatchetKeyPair::generate(rng);
+        let dh = new_key
+            .diffie_hellman(&remote)
+            .ok_or(EncryptError::InvalidRatchetKey)?;
+        let (root_key, chain_key, next_header_key) = self.root_key.advance(&dh);
+        let header_key = core::mem::replace(&mut self.next_sending_header_key, next_header_key);
+        self.previous_sending_len = self.sending.as_ref().map_or(0, |s| s.next);
+        self.sending = Some(SendingChain {
+            chain_key,
+            header_key,
+            next: 0,
+        });
+        self.root_key = root_key;
+        self.ratchet_key = new_key;
+        self.send_step_pending = false;
+        Ok(())
+    }
+
+    /// Encrypts each payload as one blob on the sending chain (`RatchetEncryptHE`).
+    pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        payloads: &[Zeroizing<[u8; PAYLOAD_LEN]>],
+    ) -> Result<Vec<OutgoingBlob>, EncryptError> {
+        if self.send_step_pending || self.sending.is_none() {
+            self.send_step(rng)?;
+        }
+        let count = u32::try_from(payloads.len()).map_err(|_| EncryptError::ChainExhausted)?;
+        let public = self.ratchet_key.public_bytes();
+        let pn = self.previous_sending_len;
+        let role = self.role;
+        let Some(chain) = self.sending.as_mut() else {
+            return Err(EncryptError::InvalidRatchetKey);
+        };
+        if chain.next.checked_add(count).is_none() {
+            return Err(EncryptError::ChainExhausted);
+        }
+        let mut out = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let n = chain.next;
+            let message_key = chain.chain_key.step();
+            let write_key = chain.header_key.write_key(role, n);
+            let address = write_key.address();
+            let header = Header {
+                ratchet_key: public,
+                pn,
+                n,
+            };
+            let encrypted_header = chain.header_key.encrypt_header(&header, self.ad.as_bytes());
+            let mut blob = Vec::with_capacity(BLOB_LEN);
+            blob.extend_from_slice(&encrypted_header);
+            blob.extend_from_slice(&payload[..]);
+            let ad = body_ad(&self.ad, &address, &encrypted_header);
+            let tag = match blob.get_mut(ENCRYPTED_HEADER_LEN..) {
+                Some(body) => seal(message_key.as_bytes(), [0u8; 12], &ad, body),
+                None => return Err(EncryptError::ChainExhausted),
+            };
+            blob.extend_from_slice(&tag);
+            out.push(OutgoingBlob {
+                write_key,
+                address,
+                blob,
+            });
+            chain.next = n.saturating_add(1);
+        }
+        Ok(out)
+    }
+
+    /// `RatchetDecryptHE` for a blob found at `address`. On error `self` is unchanged.
+    pub(crate) fn decrypt(
+        &mut self,
+        address: &Address,
+        blob: &[u8],
+    ) -> Result<Decrypted, DecryptError> {
+        let (header, body, tag) = split_blob(blob)?;
+        match self.locate(address)? {
+            Slot::Skipped(i) => self.decrypt_skipped(i, address, header, body, tag),
+            Slot::Current(n) => self.decrypt_current(n, address, header, body, tag),
+            Slot::Next(n) => self.decrypt_next(n, address, header, body, tag),
+        }
+    }
+
+    /// `TrySkippedMessageKeysHE`.
+    fn decrypt_skipped(
+        &mut self,
+        index: usize,
+        address: &Address,
+        header: &[u8; ENCRYPTED_HEADER_LEN],
+        body: &[u8; PAYLOAD_LEN],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<Decrypted, DecryptError> {
+        let entry = self
+            .skipped
+            .entries
+            .get(index)
+            .ok_or(DecryptError::UnknownAddress)?;
+        let h = entry
+            .header_key
+            .decrypt_header(header, entry.n, self.ad.as_bytes())
+            .ok_or(DecryptError::HeaderAuthentication)?;
+        if h.ratchet_key != entry.ratchet_key.0 {
+            return Err(DecryptError::InconsistentHeader);
+        }
+        let fragment = open_body(&entry.message_key, &self.ad, address, header, body, tag)?;
+        // Commit.
+        let entry = self.skipped.entries.remove(index);
+        let mut retired = vec![*address];
+        self.finish_receive(address, &mut retired);
+        Ok(Decrypted {
+            fragment,
+            chain: entry.ratchet_key.0,
+            n: entry.n,
+            retired,
+        })
+    }
+
+    /// A message on the current receiving chain, `n ≥ Nr`: skip `Nr .. n`, then decrypt.
+    fn decrypt_current(
+        &mut self,
+        n: u32,
+        address: &Address,
+        header: &[u8; ENCRYPTED_HEADER_LEN],
+        body: &[u8; PAYLOAD_LEN],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<Decrypted, DecryptError> {
+        let stored_at = self.receive_events.saturating_add(1);
+        let rc = self
+            .receiving
+            .as_ref()
+            .ok_or(DecryptError::UnknownAddress)?;
+        let h = rc
+            .header_key
+            .decrypt_header(header, n, self.ad.as_bytes())
+            .ok_or(DecryptError::HeaderAuthentication)?;
+        if h.ratchet_key != rc.ratchet_key.0 {
+            return Err(DecryptError::InconsistentHeader);
+        }
+        let mut chain_key = rc.chain_key.clone();
+        let mut new_skipped = Vec::new();
+        for (i, address) in (rc.next..n).zip(rc.window.iter()) {
+            new_skipped.push(SkippedKey {
+                address: *address,
+                header_key: rc.header_key.clone(),
+                message_key: chain_key.step(),
+                ratchet_key: rc.ratchet_key,
+                n: i,
+                stored_at,
+            });
+        }
+        let message_key = chain_key.step();
+        let fragment = open_body(&message_key, &self.ad, address, header, body, tag)?;
+        // Commit.
+        let role = self.role.peer();
+        let mut retired = vec![*address];
+        if let Some(rc) = self.receiving.as_mut() {
+            rc.chain_key = chain_key;
+            rc.slide_to(n.saturating_add(1), role);
+        }
+        self.skipped.extend(new_skipped, &mut retired);
+        self.finish_receive(address, &mut retired);
+        Ok(Decrypted {
+            fragment,
+            chain: h.ratchet_key,
+            n,
+            retired,
+        })
+    }
+
+    /// A message on the peer's next chain: skip the rest of the current chain up to `PN`,
+    /// run the receiving half of the DH ratchet step (`DHRatchetHE` lines 1, 3-5), skip
+    /// `0 .. n` of the new chain, then decrypt.
+    fn decrypt_next(
+        &mut self,
+        n: u32,
+        address: &Address,
+        header: &[u8; ENCRYPTED_HEADER_LEN],
+        body: &[u8; PAYLOAD_LEN],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<Decrypted, DecryptError> {
+        let stored_at = self.receive_events.saturating_add(1);
+        let h = self
+            .next_receiving_header_key
+            .decrypt_header(header, n, self.ad.as_bytes())
+            .ok_or(DecryptError::HeaderAuthentication)?;
+        let remote = RemoteRatchetKey(h.ratchet_key);
+        if self.remote_ratchet_key == Some(remote) {
+            return Err(DecryptError::InconsistentHeader);
+        }
+        let mut new_skipped = Vec::new();
+        let mut retired = vec![*address];
+        if let Some(rc) = &self.receiving {
+            if h.pn < rc.next {
+                return Err(DecryptError::InconsistentHeader);
+            }
+            let end = h.pn.min(rc.next.saturating_add(MAX_SKIP));
+            let mut chain_key = rc.chain_key.clone();
+            let peer = self.role.peer();
+            for i in rc.next..end {
+                let offset = (i - rc.next) as usize;
+                let address = match rc.window.get(offset) {
+                    Some(a) => *a,
+                    None => rc.header_key.write_key(peer, i).address(),
+                };
+                new_skipped.push(SkippedKey {
+                    address,
+                    header_key: rc.header_key.clone(),
+                    message_key: chain_key.step(),
+                    ratchet_key: rc.ratchet_key,
+                    n: i,
+                    stored_at,
+                });
+            }
+            let kept = (end - rc.next) as usize;
+            retired.extend(rc.window.iter().skip(kept).copied());
+        }
+        let dh = self
+            .ratchet_key
+            .diffie_hellman(&remote)
+            .ok_or(DecryptError::InvalidRatchetKey)?;
+        let (root_key, mut chain_key, next_header_key) = self.root_key.advance(&dh);
+        let header_key = self.next_receiving_header_key.clone();
+        for (i, address) in (0..n).zip(self.next_window.iter()) {
+            new_skipped.push(SkippedKey {
+                address: *address,
+                header_key: header_key.clone(),
+                message_key: chain_key.step(),
+                ratchet_key: remote,
+                n: i,
+                stored_at,
+            });
+        }
+        let message_key = chain_key.step();
+        let fragment = open_body(&message_key, &self.ad, address, header, body, tag)?;
+        // Commit.
+        let peer = self.role.peer();
+        let window: VecDeque<Address> = self.next_window.iter().skip(n as usize).copied().collect();
+        let mut rc = ReceivingChain {
+            chain_key,
+            header_key,
+            ratchet_key: remote,
+            next: n,
+            window,
+        };
+        rc.slide_to(n.saturating_add(1), peer);
+        self.next_window = next_header_key.addresses(peer, 0, WINDOW);
+        self.receiving = Some(rc);
+        self.next_receiving_header_key = next_header_key;
+        self.root_key = root_key;
+        self.remote_ratchet_key = Some(remote);
+        self.send_step_pending = true;
+        self.skipped.extend(new_skipped, &mut retired);
+        self.finish_receive(address, &mut retired);
+        Ok(Decrypted {
+            fragment,
+            chain: h.ratchet_key,
+            n,
+            retired,
+        })
+    }
+
+    /// Bookkeeping common to every successful receive.
+    fn finish_receive(&mut self, address: &Address, retired: &mut Vec<Address>) {
+        self.receive_events = self.receive_events.saturating_add(1);
+        self.skipped.expire(self.receive_events, retired);
+        if self.recently_received.len() >= DUPLICATE_MEMORY {
+            self.recently_received.pop_front();
+        }
+        self.recently_received.push_back(*address);
+    }
+}

@@ -1,0 +1,114 @@
+//! Errors, one enum per operation. Every variant says whose fault it is: the peer or the
+//! network (a blob that does not authenticate), the caller (an API misuse), or stored data.
+
+use thiserror::Error;
+
+/// Why [`Session::decrypt`](crate::Session::decrypt) or
+/// [`PendingInvite::accept`](crate::PendingInvite::accept) rejected a blob. The session is
+/// unchanged after every one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// Caller: the blob is not exactly [`BLOB_LEN`](crate::BLOB_LEN) bytes.
+    #[error("blob must be exactly {expected} bytes, got {got}")]
+    WrongLength {
+        /// The required length.
+        expected: usize,
+        /// The length passed in.
+        got: usize,
+    },
+    /// Caller or network: the address is not one this session polls (outside the look-ahead
+    /// window, a skipped key already deleted, or never ours).
+    #[error("address is not in this session's poll set")]
+    UnknownAddress,
+    /// Network: a message at this address was already decrypted (a duplicate or a replay).
+    #[error("message at this address was already received")]
+    Duplicate,
+    /// Peer or network: the header does not authenticate under the key the address selects.
+    #[error("header failed authentication")]
+    HeaderAuthentication,
+    /// Peer or network: the body does not authenticate under its message key.
+    #[error("message failed authentication")]
+    BodyAuthentication,
+    /// Peer: the header authenticated but is inconsistent (ratchet key of the wrong chain).
+    #[error("authenticated header is inconsistent with its address")]
+    InconsistentHeader,
+    /// Peer: the new ratchet public key is of small order.
+    #[error("peer ratchet key is invalid")]
+    InvalidRatchetKey,
+    /// Peer: the decrypted payload is malformed (bad kind, counts, length or padding).
+    #[error("decrypted payload is malformed")]
+    MalformedPayload,
+    /// Caller: the invite has expired (checked by `PendingInvite::accept`).
+    #[error("the invite has expired")]
+    InviteExpired,
+}
+
+/// Why [`Session::encrypt`](crate::Session::encrypt) refused a plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EncryptError {
+    /// Caller: the plaintext is longer than [`MAX_MESSAGE_LEN`](crate::MAX_MESSAGE_LEN).
+    #[error("plaintext of {len} bytes exceeds the maximum of {max}")]
+    MessageTooLong {
+        /// The plaintext length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// Caller: the sending chain would exceed 2³² − 1 messages; the peer must reply first.
+    #[error("sending chain exhausted; wait for a reply")]
+    ChainExhausted,
+    /// Peer: the stored peer ratchet key is of small order (cannot happen for a session built
+    /// by this crate).
+    #[error("peer ratchet key is invalid")]
+    InvalidRatchetKey,
+}
+
+/// Why an invite could not be created, parsed or joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InviteError {
+    /// Caller: the expiry time is not after `now`.
+    #[error("expiry must be later than now")]
+    InvalidExpiry,
+    /// Caller: the mailbox URL is longer than [`MAX_MAILBOX_URL_LEN`](crate::MAX_MAILBOX_URL_LEN).
+    #[error("mailbox URL too long")]
+    UrlTooLong,
+    /// Data: the invite bytes are too short or the mailbox URL is not UTF-8.
+    #[error("invite is malformed")]
+    Malformed,
+    /// Data: the invite's version byte is not one this crate reads.
+    #[error("unsupported invite version {0}")]
+    UnsupportedVersion(u8),
+    /// Data: the link fragment is not valid unpadded base64url.
+    #[error("invite link is not valid base64url")]
+    InvalidBase64,
+    /// Data: the invite's public key is of small order.
+    #[error("invite public key is invalid")]
+    InvalidPublicKey,
+    /// Caller: the invite expired before `join` was called.
+    #[error("the invite has expired")]
+    Expired,
+}
+
+/// Why a pickle could not be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PickleError {
+    /// Data: too short to be a pickle.
+    #[error("pickle is truncated")]
+    Truncated,
+    /// Data: written by a pickle format this crate does not read.
+    #[error("unsupported pickle version {0}")]
+    UnsupportedVersion(u8),
+    /// Caller or data: wrong pickle key, or the pickle was modified.
+    #[error("pickle failed authentication (wrong key or corrupted)")]
+    Authentication,
+    /// Data: authenticated but its contents do not decode (a bug in the writer).
+    #[error("pickle contents are malformed")]
+    Malformed,
+    /// Caller: a pickle of a different kind (session versus pending invite).
+    #[error("pickle holds a different kind of object")]
+    WrongKind,
+}

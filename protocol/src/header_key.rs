@@ -1,0 +1,202 @@
+//! Header keys (`HK`, `NHK`), the encrypted message header, and the per-message write keys
+//! and addresses derived from a chain's header key (Signal Double Ratchet §4, plus Hush's
+//! address derivation).
+
+use crate::address::{Address, WriteKey};
+use crate::crypto::{HmacSha256, TAG_LEN, open, seal};
+use crate::secret::secret_key;
+use hkdf::HmacImpl;
+
+/// HMAC label of the write-key derivation.
+pub const WRITE_KEY_LABEL: &[u8] = b"hush/v1/write-key";
+
+/// Length of the plaintext header: `ratchet_public_key (32) ‖ PN (u32 BE) ‖ N (u32 BE)`.
+pub const HEADER_LEN: usize = 40;
+
+/// Length of the encrypted header: the plaintext header plus a 16-byte Poly1305 tag.
+pub const ENCRYPTED_HEADER_LEN: usize = HEADER_LEN + TAG_LEN;
+
+/// Which side of the conversation a party is. Signal's "Alice" is the joiner (who sends first),
+/// "Bob" the inviter. The role byte separates the two parties' address streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The party that scanned the invite and sent first (Signal's Alice). Byte `0x00`.
+    Joiner,
+    /// The party that created the invite (Signal's Bob). Byte `0x01`.
+    Inviter,
+}
+
+impl Role {
+    /// The role byte that enters the write-key derivation.
+    pub fn byte(self) -> u8 {
+        match self {
+            Role::Joiner => 0x00,
+            Role::Inviter => 0x01,
+        }
+    }
+
+    /// The other party's role.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Joiner => Role::Inviter,
+            Role::Inviter => Role::Joiner,
+        }
+    }
+}
+
+secret_key! {
+    /// A header key `HK` / `NHK`. It encrypts the headers of one chain and, in Hush, also
+    /// derives that chain's write keys and addresses.
+    pub(crate) struct HeaderKey;
+}
+
+/// A decrypted message header (Signal's `HEADER(dh_pair, pn, n)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// The sender's current ratchet public key.
+    pub(crate) ratchet_key: [u8; 32],
+    /// Number of messages in the sender's previous sending chain.
+    pub(crate) pn: u32,
+    /// Message number in the current sending chain.
+    pub(crate) n: u32,
+}
+
+impl Header {
+    fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        let (key, rest) = out.split_at_mut(32);
+        key.copy_from_slice(&self.ratchet_key);
+        let (pn, n) = rest.split_at_mut(4);
+        pn.copy_from_slice(&self.pn.to_be_bytes());
+        n.copy_from_slice(&self.n.to_be_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8; HEADER_LEN]) -> Header {
+        let (key, rest) = bytes.split_at(32);
+        let (pn, n) = rest.split_at(4);
+        let mut ratchet_key = [0u8; 32];
+        ratchet_key.copy_from_slice(key);
+        let mut pn_bytes = [0u8; 4];
+        pn_bytes.copy_from_slice(pn);
+        let mut n_bytes = [0u8; 4];
+        n_bytes.copy_from_slice(n);
+        Header {
+            ratchet_key,
+            pn: u32::from_be_bytes(pn_bytes),
+            n: u32::from_be_bytes(n_bytes),
+        }
+    }
+}
+
+/// The header nonce: eight zero bytes then `N` as u32 big-endian. `N` never repeats within a
+/// chain and every chain has its own header key, so no (key, nonce) pair repeats.
+pub(crate) fn header_nonce(n: u32) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    let (_, tail) = nonce.split_at_mut(8);
+    tail.copy_from_slice(&n.to_be_bytes());
+    nonce
+}
+
+impl HeaderKey {
+    /// `HENCRYPT(HK, header)`: ChaCha20-Poly1305 with nonce `header_nonce(N)` and the session's
+    /// associated data; output `ciphertext (40) ‖ tag (16)`.
+    pub(crate) fn encrypt_header(&self, header: &Header, ad: &[u8]) -> [u8; ENCRYPTED_HEADER_LEN] {
+        let mut out = [0u8; ENCRYPTED_HEADER_LEN];
+        let (body, tag_out) = out.split_at_mut(HEADER_LEN);
+        body.copy_from_slice(&header.to_bytes());
+        let tag = seal(self.as_bytes(), header_nonce(header.n), ad, body);
+        tag_out.copy_from_slice(&tag);
+        out
+    }
+
+    /// `HDECRYPT(HK, encrypted_header)` for the message the address says is number `n`.
+    /// Returns `None` when the tag does not verify or the decrypted `N` is not `n`.
+    pub(crate) fn decrypt_header(
+        &self,
+        encrypted: &[u8; ENCRYPTED_HEADER_LEN],
+        n: u32,
+        ad: &[u8],
+    ) -> Option<Header> {
+        let (ct, tag_bytes) = encrypted.split_at(HEADER_LEN);
+        let mut body = zeroize::Zeroizing::new([0u8; HEADER_LEN]);
+        body.copy_from_slice(ct);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(tag_bytes);
+        if !open(self.as_bytes(), header_nonce(n), ad, &mut body[..], &tag) {
+            return None;
+        }
+        let header = Header::from_bytes(&body);
+        (header.n == n).then_some(header)
+    }
+
+    fn keyed(&self) -> HmacSha256 {
+        let mut mac = <HmacSha256 as HmacImpl>::new_from_slice(self.as_bytes());
+        HmacImpl::update(&mut mac, WRITE_KEY_LABEL);
+        mac
+    }
+
+    /// The write key of message `n` sent by `sender` on the chain whose header key is `self`:
+    /// `HMAC-SHA256(HK, "hush/v1/write-key" ‖ role_byte ‖ u32be(n))`.
+    pub(crate) fn write_key(&self, sender: Role, n: u32) -> WriteKey {
+        write_key_from(self.keyed(), sender, n)
+    }
+
+    /// Addresses of messages `start .. start + count` (saturating at `u32::MAX`).
+    pub(crate) fn addresses(&self, sender: Role, start: u32, count: u32) -> Vec<Address> {
+        let keyed = self.keyed();
+        (start..start.saturating_add(count))
+            .map(|n| write_key_from(keyed.clone(), sender, n).address())
+            .collect()
+    }
+}
+
+fn write_key_from(mut mac: HmacSha256, sender: Role, n: u32) -> WriteKey {
+    HmacImpl::update(&mut mac, &[sender.byte()]);
+    HmacImpl::update(&mut mac, &n.to_be_bytes());
+    WriteKey(HmacImpl::finalize(mac).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::hmac_sha256;
+
+    #[test]
+    fn write_key_is_documented_hmac() {
+        let hk = HeaderKey::from_bytes(&[1u8; 32]);
+        let expected = hmac_sha256(&[1u8; 32], &[WRITE_KEY_LABEL, &[0x01], &7u32.to_be_bytes()]);
+        assert_eq!(hk.write_key(Role::Inviter, 7).0, *expected);
+        assert_eq!(
+            hk.addresses(Role::Inviter, 7, 1),
+            vec![hk.write_key(Role::Inviter, 7).address()]
+        );
+    }
+
+    #[test]
+    fn roles_separate_streams() {
+        let hk = HeaderKey::from_bytes(&[1u8; 32]);
+        assert_ne!(
+            hk.write_key(Role::Joiner, 0),
+            hk.write_key(Role::Inviter, 0)
+        );
+    }
+
+    #[test]
+    fn header_round_trip_checks_n_and_ad() {
+        let hk = HeaderKey::from_bytes(&[2u8; 32]);
+        let header = Header {
+            ratchet_key: [9u8; 32],
+            pn: 3,
+            n: 4,
+        };
+        let ct = hk.encrypt_header(&header, b"ad");
+        assert_eq!(hk.decrypt_header(&ct, 4, b"ad"), Some(header));
+        assert_eq!(hk.decrypt_header(&ct, 5, b"ad"), None);
+        assert_eq!(hk.decrypt_header(&ct, 4, b"xx"), None);
+        assert_eq!(
+            HeaderKey::from_bytes(&[3u8; 32]).decrypt_header(&ct, 4, b"ad"),
+            None
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Invites: the one in-person exchange that starts a conversation.
+//!
+//! ```text
+//! invite (v1) = version 0x01 (1) ‖ secret (32) ‖ inviter_public (32) ‖ expires_at (u64 BE)
+//!               ‖ mailbox_url (0..=200 bytes of UTF-8; empty = the site's own origin)
+//! ```
+//! 73 bytes without a mailbox URL. From the secret both sides derive
+//! `SK ‖ shared_hka ‖ shared_nhkb ‖ AD = HKDF-SHA256(salt = "", ikm = secret,
+//! info = "hush/v1/invite" ‖ inviter_public ‖ u64be(expires_at))`. The inviter's X25519 key is
+//! its first ratchet key (Signal's Bob); the joiner generates a fresh one and sends first
+//! (Signal's Alice), so the first DH ratchet step already mixes in fresh DH from both sides.
+
+use crate::address::Address;
+use crate::base64url;
+use crate::crypto::hkdf_sha256;
+use crate::double_ratchet::{AssociatedData, OutgoingBlob, Ratchet};
+use crate::error::{DecryptError, InviteError};
+use crate::header_key::{HeaderKey, Role};
+use crate::message::{Fragment, KIND_HELLO, Reassembly};
+use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
+use crate::receiving_chain::WINDOW;
+use crate::root_key::RootKey;
+use crate::safety_code::SafetyCode;
+use crate::secret::secret_key;
+use crate::sending_chain::SendingChain;
+use crate::session::Session;
+use crate::skipped_keys::SkippedKeys;
+use rand_core::CryptoRng;
+use std::collections::VecDeque;
+use zeroize::Zeroizing;
+
+/// Version byte of the invite format.
+pub const INVITE_VERSION: u8 = 0x01;
+
+/// Length of an invite without a mailbox URL.
+pub const INVITE_BASE_LEN: usize = 1 + 32 + 32 + 8;
+
+/// Longest mailbox URL an invite may carry.
+pub const MAX_MAILBOX_URL_LEN: usize = 200;
+
+/// How long after its expiry the inviter still accepts the join message, in seconds: the
+/// joiner must join before `expires_at`, but its first message may sit in the mailbox until
+/// the inviter next polls.
+pub const INVITE_ACCEPT_GRACE: u64 = 24 * 60 * 60;
+
+/// HKDF info label of the invite key schedule.
+pub const INVITE_KDF_LABEL: &[u8] = b"hush/v1/invite";
+
+secret_key! {
+    /// The invite's fresh random 32-byte secret.
+    pub(crate) struct InviteSecret;
+}
+
+/// The keys both sides derive from an invite.
+pub(crate) struct InviteKeys {
+    pub(crate) sk: RootKey,
+    pub(crate) shared_hka: HeaderKey,
+    pub(crate) shared_nhkb: HeaderKey,
+    pub(crate) ad: AssociatedData,
+}
+
+pub(crate) fn invite_keys(
+    secret: &InviteSecret,
+    inviter_public: &[u8; 32],
+    expires_at: u64,
+) -> InviteKeys {
+    let okm = hkdf_sha256::<4>(
+        b"",
+        secret.as_bytes(),
+        &[INVITE_KDF_LABEL, inviter_public, &expires_at.to_be_bytes()],
+    );
+    let [sk, hka, nhkb, ad] = &*okm;
+    InviteKeys {
+        sk: RootKey::from_bytes(sk),
+        shared_hka: HeaderKey::from_bytes(hka),
+        shared_nhkb: HeaderKey::from_bytes(nhkb),
+        ad: AssociatedData::from_bytes(ad),
+    }
+}
+
+/// What the inviter shows (as a QR code or a link). Contains a secret: share it only in person.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub(crate) secret: InviteSecret,
+    pub(crate) inviter_public: [u8; 32],
+    pub(crate) expires_at: u64,
+    pub(crate) mailbox_url: Option<String>,
+}
+
+/// The inviter's side of an invite until the joiner's first message arrives. One-time: after
+/// [`PendingInvite::accept`] succeeds, drop it and keep the [`Session`].
+pub struct PendingInvite {
+    pub(crate) ratchet: Ratchet,
+    pub(crate) secret: InviteSecret,
+    pub(crate) expires_at: u64,
+}
+
+impl core::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Invite")
+            .field("inviter_public", &self.inviter_public)
+            .field("expires_at", &self.expires_at)
+            .field("mailbox_url", &self.mailbox_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for PendingInvite {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingInvite")
+            .field("inviter_public", &self.ratchet.ratchet_key.public_bytes())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the inviter's ratchet (`RatchetInitBobHE`): `DHs` = the invite key pair, `RK = SK`,
+/// `NHKs = shared_nhkb`, `NHKr = shared_hka`. Only message 0 of the joiner's first chain is
+/// polled: the joiner's hello.
+pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Ratchet {
+    let first = keys.shared_hka.write_key(Role::Joiner, 0).address();
+    Ratchet {
+        role: Role::Inviter,
+        ad: keys.ad.clone(),
+        root_key: keys.sk.clone(),
+        ratchet_key: key_pair,
+        remote_ratchet_key: None,
+        sending: None,
+        send_step_pending: false,
+        previous_sending_len: 0,
+        next_sending_header_key: keys.shared_nhkb.clone(),
+        receiving: None,
+        next_receiving_header_key: keys.shared_hka.clone(),
+        next_window: vec![first],
+        skipped: SkippedKeys::default(),
+        recently_received: VecDeque::new(),
+        receive_events: 0,
+    }
+}
+
+impl Invite {
+    /// Creates an invite valid until `expires_at` (seconds, the caller's clock; exclusive).
+    /// `mailbox_url` is `None` when the mailbox is the site's own origin.
+    pub fn create<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        now: u64,
+        expires_at: u64,
+        mailbox_url: Option<&str>,
+    ) -> Result<(PendingInvite, Invite), InviteError> {
+        if expires_at <= now {
+            return Err(InviteError::InvalidExpiry);
+        }
+        if mailbox_url.is_some_and(|u| u.len() > MAX_MAILBOX_URL_LEN) {
+            return Err(InviteError::UrlTooLong);
+        }
+        let mut secret_bytes = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut secret_bytes[..]);
+        let secret = InviteSecret::from_bytes(&secret_bytes);
+        let key_pair = RatchetKeyPair::generate(rng);
+        let inviter_public = key_pair.public_bytes();
+        let keys = invite_keys(&secret, &inviter_public, expires_at);
+        let pending = PendingInvite {
+            ratchet: inviter_ratchet(keys, key_pair),
+            secret: secret.clone(),
+            expires_at,
+        };
+        let invite = Invite {
+            secret,
+            inviter_public,
+            expires_at,
+            mailbox_url: mailbox_url.filter(|u| !u.is_empty()).map(str::to_owned),
+        };
+        Ok((pending, invite))
+    }
+
+    /// The binary form (for a QR code). Contains the invite secret.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let url = self.mailbox_url.as_deref().unwrap_or("");
+        let mut out = Zeroizing::new(Vec::with_capacity(INVITE_BASE_LEN + url.len()));
+        out.push(INVITE_VERSION);
+        out.extend_from_slice(self.secret.as_bytes());
+        out.extend_from_slice(&self.inviter_public);
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out.extend_from_slice(url.as_bytes());
+        out
+    }
+
+    /// Parses the binary form. Does not check expiry (that needs the time: see [`Invite::join`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Invite, InviteError> {
+        let (&version, rest) = bytes.split_first().ok_or(InviteError::Malformed)?;
+        if version != INVITE_VERSION {
+            return Err(InviteError::UnsupportedVersion(version));
+        }
+        let (secret, rest) = rest
+            .split_first_chunk::<32>()
+            .ok_or(InviteError::Malformed)?;
+        let (public, rest) = rest
+            .split_first_chunk::<32>()
+            .ok_or(InviteError::Malformed)?;
+        let (expires, url) = rest
+            .split_first_chunk::<8>()
+            .ok_or(InviteError::Malformed)?;
+        if url.len() > MAX_MAILBOX_URL_LEN {
+            return Err(InviteError::UrlTooLong);
+        }
+        let url = core::str::from_utf8(url).map_err(|_| InviteError::Malformed)?;
+        Ok(Invite {
+            secret: InviteSecret::from_bytes(secret),
+            inviter_public: *public,
+            expires_at: u64::from_be_bytes(*expires),
+            mailbox_url: (!url.is_empty()).then(|| url.to_owned()),
+        })
+    }
+
+    /// The unpadded base64url form, for the fragment of an invite link (`…/#<fragment>`), which
+    /// browsers never send to a server.
+    pub fn to_link_fragment(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64url::encode(&self.to_bytes()))
+    }
+
+    /// Parses a link fragment (without the leading `#`).
+    pub fn from_link_fragment(fragment: &str) -> Result<Invite, InviteError> {
+        let bytes = Zeroizing::new(base64url::decode(fragment).ok_or(InviteError::InvalidBase64)?);
+        Invite::from_bytes(&bytes)
+    }
+
+    /// When the invite stops being joinable (seconds, exclusive).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// The mailbox URL, when it is not the site's own origin.
+    pub fn mailbox_url(&self) -> Option<&str> {
+        self.mailbox_url.as_deref()
+    }
+
+    /// Joins (`RatchetInitAliceHE`): generates a fresh ratchet key, derives the first sending
+    /// chain from `DH(joiner, inviter)`, and returns the session with the hello blob to
+    /// deposit. The hello is message 0 of the joiner's first chain, the only address the
+    /// inviter polls: the mailbox's first-write-wins makes a raced join fail visibly.
+    pub fn join<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        now: u64,
+    ) -> Result<(Session, Vec<OutgoingBlob>), InviteError> {
+        if now >= self.expires_at {
+            return Err(InviteError::Expired);
+        }
+        let keys = invite_keys(&self.secret, &self.inviter_public, self.expires_at);
+        let remote = RemoteRatchetKey(self.inviter_public);
+        let key_pair = RatchetKeyPair::generate(rng);
+        let dh = key_pair
+            .diffie_hellman(&remote)
+            .ok_or(InviteError::InvalidPublicKey)?;
+        let (root_key, chain_key, next_sending_header_key) = keys.sk.advance(&dh);
+        let joiner_public = key_pair.public_bytes();
+        let mut ratchet = Ratchet {
+            role: Role::Joiner,
+            ad: keys.ad.clone(),
+            root_key,
+            ratchet_key: key_pair,
+            remote_ratchet_key: Some(remote),
+            sending: Some(SendingChain {
+                chain_key,
+                header_key: keys.shared_hka.clone(),
+                next: 0,
+            }),
+            send_step_pending: false,
+            previous_sending_len: 0,
+            next_sending_header_key,
+            receiving: None,
+            next_receiving_header_key: keys.shared_nhkb.clone(),
+            next_window: keys.shared_nhkb.addresses(Role::Inviter, 0, WINDOW),
+            skipped: SkippedKeys::default(),
+            recently_received: VecDeque::new(),
+            receive_events: 0,
+        };
+        let hello = Fragment::encode(KIND_HELLO, 0, 1, &[]);
+        let blobs = ratchet
+            .encrypt(rng, core::slice::from_ref(&hello))
+            .map_err(|_| InviteError::InvalidPublicKey)?;
+        let safety_code =
+            SafetyCode::derive(self.secret.as_bytes(), &self.inviter_public, &joiner_public);
+        let session = Session {
+            ratchet,
+            reassembly: Reassembly::default(),
+            safety_code,
+        };
+        Ok((session, blobs))
+    }
+}
+
+impl PendingInvite {
+    /// The one address to poll: message 0 of the joiner's first chain.
+    pub fn poll_addresses(&self) -> Vec<Address> {
+        self.ratchet.next_window.clone()
+    }
+
+    /// When the invite stops being joinable (seconds, exclusive).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// Completes the invite with the joiner's hello fetched from `address`. Returns the
+    /// inviter's session; `self` is unchanged on error. Rejected after
+    /// `expires_at + INVITE_ACCEPT_GRACE`.
+    pub fn accept(
+        &self,
+        now: u64,
+        address: &Address,
+        blob: &[u8],
+    ) -> Result<Session, DecryptError> {
+        if now >= self.expires_at.saturating_add(INVITE_ACCEPT_GRACE) {
+            return Err(DecryptError::InviteExpired);
+        }
+        let mut ratchet = self.ratchet.clone();
+        let decrypted = ratchet.decrypt(address, blob)?;
+        if decrypted.fragment.kind != KIND_HELLO {
+            return Err(DecryptError::MalformedPayload);
+        }
+        let inviter_public = ratchet.ratchet_key.public_bytes();
+        let safety_code =
+            SafetyCode::derive(self.secret.as_bytes(), &inviter_public, &decrypted.chain);
+        Ok(Session {
+            ratchet,
+            reassembly: Reassembly::default(),
+            safety_code,
+        })
+    }
+}

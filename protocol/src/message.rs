@@ -1,0 +1,241 @@
+//! The one-size wire blob, the padded payload inside it, and splitting / reassembling
+//! plaintexts longer than one blob.
+//!
+//! ```text
+//! blob (BLOB_LEN = 1024 bytes)    = encrypted_header (56) ‖ encrypted_payload (952) ‖ tag (16)
+//! payload (PAYLOAD_LEN = 952)     = kind (1) ‖ index (u16 BE) ‖ count (u16 BE) ‖ len (u16 BE)
+//!                                   ‖ data (len) ‖ zero padding
+//! ```
+
+use crate::crypto::TAG_LEN;
+use crate::header_key::ENCRYPTED_HEADER_LEN;
+use zeroize::Zeroizing;
+
+/// Size in bytes of every blob stored in the mailbox.
+pub const BLOB_LEN: usize = 1024;
+
+/// Length of the padded payload encrypted under the message key.
+pub const PAYLOAD_LEN: usize = BLOB_LEN - ENCRYPTED_HEADER_LEN - TAG_LEN;
+
+/// Length of the fragment header at the start of every payload.
+pub const FRAGMENT_HEADER_LEN: usize = 7;
+
+/// Plaintext bytes carried by one blob.
+pub const FRAGMENT_CAPACITY: usize = PAYLOAD_LEN - FRAGMENT_HEADER_LEN;
+
+/// Most blobs one plaintext may be split into.
+pub const MAX_FRAGMENTS: usize = 64;
+
+/// Longest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts.
+pub const MAX_MESSAGE_LEN: usize = MAX_FRAGMENTS * FRAGMENT_CAPACITY;
+
+/// Most partially received multi-blob messages kept at once; the oldest is dropped first.
+pub const MAX_PENDING_MESSAGES: usize = 4;
+
+/// Payload kind of the joiner's first message, which completes an invite. Empty.
+pub(crate) const KIND_HELLO: u8 = 0x01;
+/// Payload kind of a fragment of user plaintext.
+pub(crate) const KIND_DATA: u8 = 0x02;
+
+/// A parsed, validated payload.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Fragment {
+    pub(crate) kind: u8,
+    pub(crate) index: u16,
+    pub(crate) count: u16,
+    pub(crate) data: Zeroizing<Vec<u8>>,
+}
+
+impl Fragment {
+    /// Pads a fragment into the fixed-size payload.
+    pub(crate) fn encode(
+        kind: u8,
+        index: u16,
+        count: u16,
+        data: &[u8],
+    ) -> Zeroizing<[u8; PAYLOAD_LEN]> {
+        let mut out = Zeroizing::new([0u8; PAYLOAD_LEN]);
+        let (head, rest) = out.split_at_mut(FRAGMENT_HEADER_LEN);
+        let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+        let mut header = [0u8; FRAGMENT_HEADER_LEN];
+        header[0] = kind;
+        header[1..3].copy_from_slice(&index.to_be_bytes());
+        header[3..5].copy_from_slice(&count.to_be_bytes());
+        header[5..7].copy_from_slice(&len.to_be_bytes());
+        head.copy_from_slice(&header);
+        if let Some(dst) = rest.get_mut(..data.len()) {
+            dst.copy_from_slice(data);
+        }
+        out
+    }
+
+    /// Parses and validates a decrypted payload. `None` for any malformed field or non-zero
+    /// padding.
+    pub(crate) fn parse(payload: &[u8; PAYLOAD_LEN]) -> Option<Fragment> {
+        let (head, rest) = payload.split_first_chunk::<FRAGMENT_HEADER_LEN>()?;
+        let [kind, i0, i1, c0, c1, l0, l1] = *head;
+        let index = u16::from_be_bytes([i0, i1]);
+        let count = u16::from_be_bytes([c0, c1]);
+        let len = usize::from(u16::from_be_bytes([l0, l1]));
+        let (data, padding) = rest.split_at_checked(len)?;
+        if padding.iter().any(|&b| b != 0) {
+            return None;
+        }
+        let valid = match kind {
+            KIND_HELLO => index == 0 && count == 1 && len == 0,
+            KIND_DATA => count >= 1 && usize::from(count) <= MAX_FRAGMENTS && index < count,
+            _ => false,
+        };
+        valid.then(|| Fragment {
+            kind,
+            index,
+            count,
+            data: Zeroizing::new(data.to_vec()),
+        })
+    }
+}
+
+/// Splits a plaintext into fragment payloads. An empty plaintext is one empty fragment.
+pub(crate) fn split(plaintext: &[u8]) -> Vec<Zeroizing<[u8; PAYLOAD_LEN]>> {
+    let count = plaintext.len().div_ceil(FRAGMENT_CAPACITY).max(1);
+    let count16 = u16::try_from(count).unwrap_or(u16::MAX);
+    if plaintext.is_empty() {
+        return vec![Fragment::encode(KIND_DATA, 0, 1, &[])];
+    }
+    plaintext
+        .chunks(FRAGMENT_CAPACITY)
+        .zip(0u16..)
+        .map(|(chunk, index)| Fragment::encode(KIND_DATA, index, count16, chunk))
+        .collect()
+}
+
+/// A multi-blob message being reassembled.
+#[derive(Clone)]
+pub(crate) struct PartialMessage {
+    /// Ratchet public key of the sender's chain the fragments travel on.
+    pub(crate) chain: [u8; 32],
+    /// Message number of fragment 0.
+    pub(crate) start: u32,
+    /// Receive-event counter when the first fragment arrived.
+    pub(crate) started_at: u64,
+    /// One slot per fragment.
+    pub(crate) parts: Vec<Option<Zeroizing<Vec<u8>>>>,
+}
+
+/// Reassembly buffers for multi-blob messages, bounded by [`MAX_PENDING_MESSAGES`].
+#[derive(Clone, Default)]
+pub(crate) struct Reassembly {
+    pub(crate) pending: Vec<PartialMessage>,
+}
+
+impl Reassembly {
+    /// Adds fragment `fragment` received as message `n` of chain `chain`; returns the whole
+    /// plaintext when it is complete. Never fails: a fragment inconsistent with a buffered
+    /// message replaces it.
+    pub(crate) fn add(
+        &mut self,
+        chain: &[u8; 32],
+        n: u32,
+        fragment: Fragment,
+        event: u64,
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        if fragment.count == 1 {
+            return Some(fragment.data);
+        }
+        let start = n.checked_sub(u32::from(fragment.index))?;
+        let count = usize::from(fragment.count);
+        let position = self
+            .pending
+            .iter()
+            .position(|p| &p.chain == chain && p.start == start);
+        let position = match position {
+            Some(i) if self.pending.get(i).is_some_and(|p| p.parts.len() == count) => i,
+            other => {
+                if let Some(i) = other {
+                    self.pending.remove(i);
+                }
+                if self.pending.len() >= MAX_PENDING_MESSAGES {
+                    self.pending.remove(0);
+                }
+                self.pending.push(PartialMessage {
+                    chain: *chain,
+                    start,
+                    started_at: event,
+                    parts: vec![None; count],
+                });
+                self.pending.len() - 1
+            }
+        };
+        let partial = self.pending.get_mut(position)?;
+        if let Some(slot) = partial.parts.get_mut(usize::from(fragment.index)) {
+            *slot = Some(fragment.data);
+        }
+        if partial.parts.iter().all(Option::is_some) {
+            let done = self.pending.remove(position);
+            let total = done.parts.iter().flatten().map(|p| p.len()).sum();
+            let mut out = Zeroizing::new(Vec::with_capacity(total));
+            for part in done.parts.iter().flatten() {
+                out.extend_from_slice(part);
+            }
+            return Some(out);
+        }
+        None
+    }
+
+    /// Drops buffers started `retention` or more receive events ago.
+    pub(crate) fn expire(&mut self, now_event: u64, retention: u64) {
+        self.pending
+            .retain(|p| p.started_at.saturating_add(retention) > now_event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_constants() {
+        assert_eq!(PAYLOAD_LEN, 952);
+        assert_eq!(FRAGMENT_CAPACITY, 945);
+        assert_eq!(ENCRYPTED_HEADER_LEN + PAYLOAD_LEN + TAG_LEN, BLOB_LEN);
+    }
+
+    #[test]
+    fn split_and_parse_round_trip() {
+        let text: Vec<u8> = (0..2000u32).map(|i| i as u8).collect();
+        let parts = split(&text);
+        assert_eq!(parts.len(), 3);
+        let mut r = Reassembly::default();
+        let frags: Vec<Fragment> = parts.iter().map(|p| Fragment::parse(p).unwrap()).collect();
+        assert!(r.add(&[1; 32], 11, frags[2].clone(), 0).is_none());
+        assert!(r.add(&[1; 32], 9, frags[0].clone(), 0).is_none());
+        assert_eq!(
+            r.add(&[1; 32], 10, frags[1].clone(), 0).unwrap().as_slice(),
+            &text[..]
+        );
+        assert!(r.pending.is_empty());
+    }
+
+    #[test]
+    fn parse_rejects_bad_padding_kind_and_counts() {
+        let mut p = *Fragment::encode(KIND_DATA, 0, 1, b"hi");
+        assert!(Fragment::parse(&p).is_some());
+        p[PAYLOAD_LEN - 1] = 1;
+        assert!(Fragment::parse(&p).is_none());
+        assert!(Fragment::parse(&Fragment::encode(9, 0, 1, b"")).is_none());
+        assert!(Fragment::parse(&Fragment::encode(KIND_DATA, 1, 1, b"")).is_none());
+        assert!(Fragment::parse(&Fragment::encode(KIND_DATA, 0, 0, b"")).is_none());
+        assert!(Fragment::parse(&Fragment::encode(KIND_DATA, 0, 65, b"")).is_none());
+        assert!(Fragment::parse(&Fragment::encode(KIND_HELLO, 0, 1, b"x")).is_none());
+        let mut long = *Fragment::encode(KIND_DATA, 0, 1, b"");
+        long[5..7].copy_from_slice(&1000u16.to_be_bytes());
+        assert!(Fragment::parse(&long).is_none());
+    }
+
+    #[test]
+    fn empty_plaintext_is_one_fragment() {
+        let parts = split(b"");
+        assert_eq!(parts.len(), 1);
+        assert_eq!(Fragment::parse(&parts[0]).unwrap().data.len(), 0);
+    }
+}

@@ -1,0 +1,80 @@
+//! The safety code both people compare in person after joining.
+//!
+//! `code = u64be(SHA-256("hush/v1/safety-code" ‖ invite_secret ‖ inviter_public ‖
+//! joiner_public)[0..8]) mod 10¹²`, written as 12 decimal digits in three groups of four.
+
+use crate::crypto::sha256;
+
+/// Domain-separation label of the safety code.
+pub const SAFETY_CODE_LABEL: &[u8] = b"hush/v1/safety-code";
+
+/// Number of decimal digits in a safety code.
+pub const SAFETY_CODE_DIGITS: usize = 12;
+
+/// A 12-digit safety code, e.g. `0421 9937 1180`. Not secret: it is shown on screen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SafetyCode(String);
+
+impl SafetyCode {
+    pub(crate) fn derive(
+        invite_secret: &[u8; 32],
+        inviter_public: &[u8; 32],
+        joiner_public: &[u8; 32],
+    ) -> Self {
+        let digest = sha256(&[
+            SAFETY_CODE_LABEL,
+            invite_secret,
+            inviter_public,
+            joiner_public,
+        ]);
+        let first = digest.first_chunk::<8>().copied().unwrap_or_default();
+        let value = u64::from_be_bytes(first) % 1_000_000_000_000;
+        SafetyCode(format!("{value:012}"))
+    }
+
+    pub(crate) fn from_digits(digits: &str) -> Option<Self> {
+        (digits.len() == SAFETY_CODE_DIGITS && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| SafetyCode(digits.to_owned()))
+    }
+
+    /// The 12 digits without spaces.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// The digits in groups of four separated by spaces, for display.
+    pub fn grouped(&self) -> String {
+        let mut out = String::with_capacity(SAFETY_CODE_DIGITS + 2);
+        for (i, c) in self.0.chars().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+impl core::fmt::Display for SafetyCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.grouped())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_and_sensitivity() {
+        let a = SafetyCode::derive(&[1; 32], &[2; 32], &[3; 32]);
+        assert_eq!(a.digits().len(), 12);
+        assert_eq!(a.grouped().len(), 14);
+        assert_eq!(a.grouped().replace(' ', ""), a.digits());
+        assert_ne!(a, SafetyCode::derive(&[1; 32], &[2; 32], &[4; 32]));
+        assert_ne!(a, SafetyCode::derive(&[1; 32], &[5; 32], &[3; 32]));
+        assert_ne!(a, SafetyCode::derive(&[6; 32], &[2; 32], &[3; 32]));
+        assert_eq!(SafetyCode::from_digits(a.digits()), Some(a));
+        assert_eq!(SafetyCode::from_digits("12345"), None);
+    }
+}

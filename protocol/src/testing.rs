@@ -1,0 +1,71 @@
+//! Deterministic randomness for tests, test vectors, benchmarks and fuzzing.
+//!
+//! **Never use this for real keys**: it is a seeded, predictable generator. It exists so that
+//! test vectors are reproducible by an independent implementation:
+//! block `i` (32 bytes) = `SHA-256("hush/test-rng" ‖ u64be(seed) ‖ u64be(i))`, and output is
+//! the concatenation of blocks, consumed in order.
+
+use crate::crypto::sha256;
+use core::convert::Infallible;
+use rand_core::{TryCryptoRng, TryRng};
+
+/// A predictable, seeded byte stream that satisfies `rand_core::CryptoRng`. Tests only.
+#[derive(Clone, Debug)]
+pub struct SeededRng {
+    seed: u64,
+    block: u64,
+    buffer: [u8; 32],
+    used: usize,
+}
+
+impl SeededRng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        SeededRng {
+            seed,
+            block: 0,
+            buffer: [0; 32],
+            used: 32,
+        }
+    }
+
+    fn next_byte(&mut self) -> u8 {
+        if self.used >= 32 {
+            self.buffer = sha256(&[
+                b"hush/test-rng",
+                &self.seed.to_be_bytes(),
+                &self.block.to_be_bytes(),
+            ]);
+            self.block = self.block.wrapping_add(1);
+            self.used = 0;
+        }
+        let byte = self.buffer.get(self.used).copied().unwrap_or(0);
+        self.used += 1;
+        byte
+    }
+}
+
+impl TryRng for SeededRng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for byte in dst {
+            *byte = self.next_byte();
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for SeededRng {}
