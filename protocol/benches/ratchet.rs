@@ -1,0 +1,154 @@
+//! Protocol cost next to the bare primitives it needs ("the floor"), measured in one run.
+//!
+//! * `floor/one_direction`: per 256-byte message without a DH step: `KDF_CK` on both sides
+//!   (2 HMAC-SHA256 each) plus one ChaCha20-Poly1305 seal and open of 256 bytes.
+//! * `floor/ping_pong`: the same plus one X25519 key generation and two X25519 DH (a DH
+//!   ratchet step on every message).
+//! * `protocol/one_direction` and `protocol/ping_pong`: `Session::encrypt` + `Session::decrypt`
+//!   of one 256-byte message (ping-pong alternates direction every message).
+//!
+//! Run briefly: `cargo bench -p protocol -- --warm-up-time 1 --measurement-time 3`.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce};
+use criterion::{Criterion, criterion_group, criterion_main};
+use hkdf::HmacImpl;
+use protocol::testing::SeededRng;
+use protocol::{Invite, Session};
+use std::hint::black_box;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+type Hmac = hmac::Hmac<sha2::Sha256>;
+
+fn kdf_ck(ck: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+    let keyed = <Hmac as HmacImpl>::new_from_slice(ck);
+    let mut a = keyed.clone();
+    HmacImpl::update(&mut a, &[1]);
+    let mut b = keyed;
+    HmacImpl::update(&mut b, &[2]);
+    (HmacImpl::finalize(a).into(), HmacImpl::finalize(b).into())
+}
+
+fn aead_round_trip(key: &[u8; 32], buf: &mut [u8; 256]) {
+    let cipher = ChaCha20Poly1305::new(&(*key).into());
+    let nonce = Nonce::from([0u8; 12]);
+    let tag = cipher
+        .encrypt_inout_detached(&nonce, b"", buf[..].into())
+        .unwrap();
+    let cipher = ChaCha20Poly1305::new(&(*key).into());
+    cipher
+        .decrypt_inout_detached(&nonce, b"", buf[..].into(), &tag)
+        .unwrap();
+}
+
+fn one_direction_floor(ck_s: &mut [u8; 32], ck_r: &mut [u8; 32], buf: &mut [u8; 256]) {
+    let (mk, next) = kdf_ck(ck_s);
+    *ck_s = next;
+    let (mk2, next) = kdf_ck(ck_r);
+    *ck_r = next;
+    black_box(mk2);
+    aead_round_trip(&mk, buf);
+}
+
+fn pair(seed: u64) -> (Session, Session, SeededRng) {
+    let mut rng = SeededRng::new(seed);
+    let (pending, invite) = Invite::create(&mut rng, 0, 100, None).unwrap();
+    let (joiner, hello) = invite.join(&mut rng, 1).unwrap();
+    let inviter = pending
+        .accept(2, &hello[0].address, &hello[0].blob)
+        .unwrap();
+    (joiner, inviter, rng)
+}
+
+fn transfer(from: &mut Session, to: &mut Session, rng: &mut SeededRng, text: &[u8]) {
+    let blobs = from.encrypt(rng, text).unwrap();
+    for b in &blobs {
+        black_box(to.decrypt(&b.address, &b.blob).unwrap());
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let text = [0x61u8; 256];
+    let mut group = c.benchmark_group("floor");
+    let mut rng = SeededRng::new(1);
+    group.bench_function("x25519_keygen", |b| {
+        b.iter(|| {
+            let s = StaticSecret::random_from_rng(&mut rng);
+            black_box(PublicKey::from(&s))
+        })
+    });
+    let s = StaticSecret::random_from_rng(&mut rng);
+    let p = PublicKey::from(&StaticSecret::random_from_rng(&mut rng));
+    group.bench_function("x25519_dh", |b| b.iter(|| black_box(s.diffie_hellman(&p))));
+    group.bench_function("hkdf_sha256_96", |b| {
+        b.iter(|| {
+            let mut okm = [0u8; 96];
+            hkdf::Hkdf::<sha2::Sha256>::new(Some(&[1u8; 32]), &[2u8; 32])
+                .expand(b"info", &mut okm)
+                .unwrap();
+            black_box(okm)
+        })
+    });
+    group.bench_function("kdf_ck_hmac_x2", |b| {
+        b.iter(|| black_box(kdf_ck(black_box(&[3u8; 32]))))
+    });
+    let mut buf = [0u8; 256];
+    group.bench_function("aead_256_seal_open", |b| {
+        b.iter(|| aead_round_trip(&[4u8; 32], &mut buf))
+    });
+    let mut buf1k = [0u8; 1024];
+    group.bench_function("aead_1024_seal_open", |b| {
+        b.iter(|| {
+            let cipher = ChaCha20Poly1305::new(&[4u8; 32].into());
+            let nonce = Nonce::from([0u8; 12]);
+            let tag = cipher
+                .encrypt_inout_detached(&nonce, b"", buf1k[..].into())
+                .unwrap();
+            cipher
+                .decrypt_inout_detached(&nonce, b"", buf1k[..].into(), &tag)
+                .unwrap();
+        })
+    });
+    let (mut ck_s, mut ck_r) = ([5u8; 32], [5u8; 32]);
+    group.bench_function("one_direction", |b| {
+        b.iter(|| one_direction_floor(&mut ck_s, &mut ck_r, &mut buf))
+    });
+    let remote = PublicKey::from(&StaticSecret::random_from_rng(&mut rng));
+    group.bench_function("ping_pong", |b| {
+        b.iter(|| {
+            let fresh = StaticSecret::random_from_rng(&mut rng);
+            let public = PublicKey::from(&fresh);
+            black_box(fresh.diffie_hellman(&remote));
+            black_box(s.diffie_hellman(&public));
+            one_direction_floor(&mut ck_s, &mut ck_r, &mut buf)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("protocol");
+    let (mut a, mut b, mut rng) = pair(2);
+    group.bench_function("one_direction", |bench| {
+        bench.iter(|| transfer(&mut a, &mut b, &mut rng, &text))
+    });
+    let (mut a, mut b, mut rng) = pair(3);
+    let mut forward = true;
+    group.bench_function("ping_pong", |bench| {
+        bench.iter(|| {
+            if forward {
+                transfer(&mut a, &mut b, &mut rng, &text)
+            } else {
+                transfer(&mut b, &mut a, &mut rng, &text)
+            }
+            forward = !forward;
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(ratchet, benches);
+criterion_main!(ratchet);
