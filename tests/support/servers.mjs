@@ -78,16 +78,23 @@ export async function startNative(opts = {}) {
 /**
  * Runs the built edge worker (edge-worker/build) in workerd through miniflare, serving HTTP
  * on a free loopback port, with an in-memory KV namespace bound as MAILBOX.
- * Options: ttl (seconds, ≥ 60 on KV), vars (extra bindings), kvPersist (folder).
+ * Options: ttl (seconds, ≥ 60 on KV), maxBody, vars (extra bindings), kvPersist (folder),
+ * fakeTime (true: KV's clock is frozen at start and moves only by `advanceKvTime(ms)`, so
+ * expiry tests need not wait 60 s of real time).
+ *
+ * output() holds what the worker printed plus miniflare's warnings and errors; miniflare's own
+ * per-request access log (a local dev-server feature that prints URLs, hence addresses; the
+ * deployed Worker has no such log with observability off) is left out.
  */
 export async function startWorker(opts = {}) {
-  const { Miniflare, Log, LogLevel } = await import("miniflare");
+  const { Miniflare, Log, LogLevel, _enableControlEndpoints } = await import("miniflare");
+  if (opts.fakeTime) _enableControlEndpoints();
   const dir = process.env.HUSH_EDGE_WORKER_DIR ?? join(ROOT, "edge-worker/build");
   const port = opts.port ?? (await freePort());
   let out = "";
   class CapturingLog extends Log {
     constructor() {
-      super(LogLevel.INFO);
+      super(LogLevel.WARN);
     }
     log(message) {
       out += `${message}\n`;
@@ -106,6 +113,7 @@ export async function startWorker(opts = {}) {
     kvPersist: opts.kvPersist ?? false,
     bindings: {
       ...(opts.ttl !== undefined ? { MAILBOX_TTL_SECONDS: String(opts.ttl) } : {}),
+      ...(opts.maxBody !== undefined ? { MAILBOX_MAX_BODY: String(opts.maxBody) } : {}),
       ...(opts.vars ?? {}),
     },
     host: "127.0.0.1",
@@ -118,11 +126,28 @@ export async function startWorker(opts = {}) {
     },
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
+  // The KV simulator's durable object, which owns KV's clock (miniflare's control endpoints).
+  let kvControl;
+  const kvOp = async (name, args) => {
+    if (!opts.fakeTime) throw new Error("startWorker: pass { fakeTime: true } to move KV's clock");
+    if (!kvControl) {
+      const ns = await mf._getInternalDurableObjectNamespace("kv", "kv:ns", "KVNamespaceObject");
+      kvControl = ns.get(ns.idFromName("MAILBOX"));
+    }
+    const res = await kvControl.fetch("http://kv-control/", {
+      cf: { miniflare: { name: "MAILBOX", controlOp: { name, args } } },
+    });
+    await res.text();
+    if (!res.ok) throw new Error(`KV control ${name}: ${res.status}`);
+  };
+  if (opts.fakeTime) await kvOp("enableFakeTimers", [Date.now()]);
   return {
     url,
     port,
     miniflare: mf,
     output: () => out,
+    /** Moves KV's (fake) clock forward by `ms`. */
+    advanceKvTime: (ms) => kvOp("advanceFakeTime", [ms]),
     async stop() {
       await mf.dispose();
     },

@@ -1,0 +1,222 @@
+// The one mailbox conformance suite (API v1, docs/MAILBOX-API.md), parameterized by host.
+//
+// conformanceSuite(name, { start, maxBody, passTtl }) registers a `describe` block:
+// - start(): resolves to { url, output(), stop() } of a host configured with `maxBody`;
+// - passTtl(host): resolves once every message stored so far has outlived its TTL.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+
+import { bytes, fetchBatch, get, newSlot, parseFrames, put, used } from "./helpers.mjs";
+
+/** Headers every mailbox response carries, and headers none may carry. */
+function assertCommonHeaders(res, what) {
+  assert.equal(res.headers.get("access-control-allow-origin"), "*", `${what}: CORS`);
+  assert.equal(res.headers.get("cache-control"), "no-store", `${what}: Cache-Control`);
+  assert.equal(res.headers.get("set-cookie"), null, `${what}: no cookies`);
+  assert.equal(res.headers.get("server"), null, `${what}: no Server banner`);
+}
+
+export function conformanceSuite(name, { start, maxBody, passTtl }) {
+  describe(`mailbox API v1 conformance: ${name}`, () => {
+    let host;
+    let base;
+    before(async () => {
+      host = await start();
+      base = host.url;
+    });
+    after(async () => {
+      await host?.stop();
+    });
+
+    test("GET /v1/health is 200 with the common headers", async () => {
+      const res = await fetch(`${base}/v1/health`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), "ok");
+      assertCommonHeaders(res, "health");
+    });
+
+    test("PUT stores (201), GET returns the bytes (200), a second PUT is 409 and changes nothing", async () => {
+      const slot = newSlot();
+      const blob = randomBytes(maxBody);
+      let res = await put(base, slot, blob);
+      assert.equal(res.status, 201);
+      assertCommonHeaders(res, "PUT 201");
+      await res.arrayBuffer();
+
+      res = await get(base, slot);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "application/octet-stream");
+      assertCommonHeaders(res, "GET 200");
+      assert.deepEqual(await bytes(res), blob);
+
+      res = await put(base, slot, randomBytes(10));
+      assert.equal(res.status, 409);
+      assertCommonHeaders(res, "PUT 409");
+      await res.arrayBuffer();
+
+      res = await put(base, slot, blob);
+      assert.ok([201, 409].includes(res.status), `identical retry: ${res.status}`);
+      await res.arrayBuffer();
+
+      res = await get(base, slot);
+      assert.deepEqual(await bytes(res), blob, "first write wins");
+    });
+
+    test("GET of an empty address is 404", async () => {
+      const res = await get(base, newSlot());
+      assert.equal(res.status, 404);
+      assertCommonHeaders(res, "GET 404");
+      await res.arrayBuffer();
+    });
+
+    test("PUT with another address's write key is 403 and stores nothing", async () => {
+      const slot = newSlot();
+      const other = newSlot();
+      const res = await put(base, slot, "x", { key: other.keyHex });
+      assert.equal(res.status, 403);
+      await res.arrayBuffer();
+      const after403 = await get(base, slot);
+      assert.equal(after403.status, 404);
+      await after403.arrayBuffer();
+    });
+
+    test("bad-input table", async () => {
+      const slot = newSlot();
+      const okAddress = (s) => `/v1/m/${s.addressHex}`;
+      const cases = [
+        ["bad hex", () => put(base, slot, "x", { path: `/v1/m/${"zz".repeat(32)}` }), 400],
+        ["address too short", () => put(base, slot, "x", { path: `/v1/m/${slot.addressHex.slice(2)}` }), 400],
+        ["address too long", () => put(base, slot, "x", { path: `/v1/m/${slot.addressHex}00` }), 400],
+        ["uppercase address", () => put(base, slot, "x", { path: `/v1/m/${slot.addressHex.toUpperCase()}` }), 400],
+        ["GET bad address", () => fetch(`${base}/v1/m/not-hex`), 400],
+        ["GET uppercase address", () => fetch(`${base}/v1/m/${slot.addressHex.toUpperCase()}`), 400],
+        ["missing write key", () => put(base, slot, "x", { key: null }), 400],
+        ["malformed write key", () => put(base, slot, "x", { key: "abc" }), 400],
+        ["uppercase write key", () => put(base, slot, "x", { key: slot.keyHex.toUpperCase() }), 400],
+        ["wrong write key", () => put(base, slot, "x", { key: newSlot().keyHex }), 403],
+        ["empty body", () => put(base, slot, new Uint8Array(0)), 400],
+        ["oversize body (max + 1)", () => put(base, slot, randomBytes(maxBody + 1)), 413],
+        ["oversize body (64 KiB)", () => put(base, slot, randomBytes(65536)), 413],
+        ["empty batch", () => fetchBatch(base, []), 400],
+        ["truncated batch (33 bytes)", () => fetchBatch(base, [slot.address, Buffer.from([1])]), 400],
+        ["truncated batch (31 bytes)", () => fetchBatch(base, [slot.address.subarray(1)]), 400],
+        ["257 addresses", () => fetchBatch(base, Array.from({ length: 257 }, () => slot.address)), 400],
+        ["GET /v1/fetch", () => fetch(`${base}/v1/fetch`), 405],
+        ["PUT /v1/fetch", () => fetch(`${base}/v1/fetch`, { method: "PUT", body: slot.address }), 405],
+        ["DELETE /v1/fetch", () => fetch(`${base}/v1/fetch`, { method: "DELETE" }), 405],
+        ["PATCH /v1/fetch", () => fetch(`${base}/v1/fetch`, { method: "PATCH", body: slot.address }), 405],
+        ["POST /v1/m/{address}", () => fetch(`${base}${okAddress(slot)}`, { method: "POST", body: "x" }), 405],
+        ["DELETE /v1/m/{address}", () => fetch(`${base}${okAddress(slot)}`, { method: "DELETE" }), 405],
+        ["POST /v1/health", () => fetch(`${base}/v1/health`, { method: "POST" }), 405],
+        ["unknown route", () => fetch(`${base}/v1/list`), 404],
+      ];
+      const wrong = [];
+      for (const [what, send, want] of cases) {
+        const res = await send();
+        await res.arrayBuffer();
+        assertCommonHeaders(res, what);
+        if (res.status !== want) wrong.push(`${what}: got ${res.status}, want ${want}`);
+        if (res.status === 405) assert.ok(res.headers.get("allow"), `${what}: Allow header`);
+      }
+      assert.deepEqual(wrong, []);
+      const untouched = await get(base, slot);
+      assert.equal(untouched.status, 404, "no bad request stored anything");
+      await untouched.arrayBuffer();
+      const exact = await put(base, slot, randomBytes(maxBody));
+      assert.equal(exact.status, 201, "a body of exactly the maximum is accepted");
+      await exact.arrayBuffer();
+    });
+
+    test("CORS preflight is answered for every route", async () => {
+      for (const path of [`/v1/m/${newSlot().addressHex}`, "/v1/fetch", "/v1/health"]) {
+        const res = await fetch(`${base}${path}`, {
+          method: "OPTIONS",
+          headers: {
+            Origin: "https://somewhere.example",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "mailbox-write-key",
+          },
+        });
+        assert.ok(res.status === 204 || res.status === 200, `preflight ${path}: ${res.status}`);
+        assertCommonHeaders(res, `preflight ${path}`);
+        const methods = res.headers.get("access-control-allow-methods") ?? "";
+        for (const m of ["GET", "PUT", "POST"]) assert.ok(methods.includes(m), `${path} allows ${m}`);
+        const allowed = (res.headers.get("access-control-allow-headers") ?? "").toLowerCase();
+        assert.ok(allowed.includes("mailbox-write-key"), `${path} allows the write-key header`);
+        await res.arrayBuffer();
+      }
+    });
+
+    test("POST /v1/fetch frames found messages in request order, byte for byte", async () => {
+      const [a, b, c] = [newSlot(), newSlot(), newSlot()];
+      const missing = newSlot();
+      const blobs = new Map([
+        [a.addressHex, randomBytes(1)],
+        [b.addressHex, randomBytes(maxBody)],
+        [c.addressHex, Buffer.from([0, 0, 0, 0, 0xff])],
+      ]);
+      for (const s of [a, b, c]) {
+        const res = await put(base, s, blobs.get(s.addressHex));
+        assert.equal(res.status, 201);
+        await res.arrayBuffer();
+      }
+      const order = [c, missing, a, c, b];
+      const res = await fetchBatch(base, order.map((s) => s.address));
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "application/octet-stream");
+      assertCommonHeaders(res, "fetch");
+      const body = await bytes(res);
+      const frames = parseFrames(body);
+      const want = [c, a, c, b].map((s) => ({ address: s.addressHex, body: blobs.get(s.addressHex) }));
+      assert.deepEqual(frames, want);
+      // Exact framing: address ‖ u32 BE length ‖ bytes, nothing else.
+      const expected = Buffer.concat(
+        want.map((f) => {
+          const len = Buffer.alloc(4);
+          len.writeUInt32BE(f.body.length);
+          return Buffer.concat([Buffer.from(f.address, "hex"), len, f.body]);
+        }),
+      );
+      assert.deepEqual(body, expected);
+    });
+
+    test("POST /v1/fetch of 256 addresses is accepted; nothing found is an empty 200", async () => {
+      const batch = Array.from({ length: 256 }, () => newSlot().address);
+      const res = await fetchBatch(base, batch);
+      assert.equal(res.status, 200);
+      assert.equal((await bytes(res)).length, 0);
+    });
+
+    test("messages expire after the TTL and the address is free again", async () => {
+      const slot = newSlot();
+      let res = await put(base, slot, "short-lived");
+      assert.equal(res.status, 201);
+      await res.arrayBuffer();
+      res = await get(base, slot);
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      await passTtl(host);
+      res = await get(base, slot);
+      assert.equal(res.status, 404, "expired message is gone");
+      await res.arrayBuffer();
+      res = await fetchBatch(base, [slot.address]);
+      assert.equal((await bytes(res)).length, 0, "fetch no longer returns it");
+      res = await put(base, slot, "again");
+      assert.equal(res.status, 201, "expired address can be written again");
+      await res.arrayBuffer();
+    });
+
+    test("the host's whole output holds no address or write key", async () => {
+      // Give asynchronous log lines a moment to arrive.
+      await new Promise((ok) => setTimeout(ok, 300));
+      const out = host.output();
+      assert.ok(used.addresses.size > 250 && used.keys.size > 250, "the suite used many addresses");
+      const leaked = [...used.addresses, ...used.keys].filter(
+        (hex) => out.includes(hex) || out.includes(hex.toUpperCase()) || out.includes(hex.slice(0, 16)),
+      );
+      assert.deepEqual(leaked, [], "no address or key (or a 16-hex-digit prefix) in the output");
+    });
+  });
+}
