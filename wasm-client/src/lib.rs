@@ -7,14 +7,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod client;
 pub mod idb;
 pub mod locks;
 pub mod net;
 pub mod qr;
+pub mod records;
 pub mod vault;
 
 use wasm_bindgen::prelude::*;
 
+pub use api::{ErrorCode, HushClient};
 pub use idb::RecordStore;
 
 /// Version of this client build (the crate version), for the UI's "about" line.

@@ -17,7 +17,9 @@
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand_core::CryptoRng;
+use sha2::Sha256;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -193,6 +195,15 @@ fn derive(
 impl VaultKey {
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
+    }
+
+    /// An independent 32-byte key for `label`: HMAC-SHA256(vault key, "hush/v1/subkey/" ‖ label).
+    pub fn subkey(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(b"hush/v1/subkey/");
+        mac.update(label.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
     }
 
     /// Seals `plaintext` as the record `name`: `nonce ‖ ciphertext ‖ tag`.

@@ -10,6 +10,7 @@
 //! workspace at the exact `wasm-bindgen` version in Cargo.lock; Chromium comes from Debian,
 //! workerd and wasm-opt from the npm registry through the repo's own package-lock.json.
 
+mod mailbox;
 mod prereqs;
 mod wasm;
 

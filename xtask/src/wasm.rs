@@ -141,8 +141,10 @@ fn report_size(what: &str, wasm: &Path) -> Result<WasmSize> {
 }
 
 /// Runs the crates' `wasm-bindgen-test` suites in headless Chromium through the workspace's
-/// own `wasm-bindgen-test-runner` and Debian's ChromeDriver.
+/// own `wasm-bindgen-test-runner` and Debian's ChromeDriver, against a real `mailbox-server`
+/// (debug build) whose URL the tests read from `HUSH_TEST_MAILBOX` at build time.
 pub fn test_in_browser(root: &Path) -> Result<()> {
+    let mailbox = crate::mailbox::Mailbox::start(root)?;
     cargo(&[
         "build",
         "--package",
@@ -156,6 +158,7 @@ pub fn test_in_browser(root: &Path) -> Result<()> {
             .args(["test", "--package", "wasm-client", "--target", TARGET])
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner)
             .env("CHROMEDRIVER", CHROMEDRIVER)
+            .env("HUSH_TEST_MAILBOX", mailbox.url())
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )
 }

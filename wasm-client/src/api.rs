@@ -1,0 +1,355 @@
+//! The JavaScript API: `HushClient` and `ErrorCode`. Thin wrappers over [`crate::client`]:
+//! no protocol logic lives here.
+//!
+//! Every async method returns a `Promise` and holds no borrow of the JS object while it runs,
+//! so the UI may call `poll`, `send` and `flush` concurrently. Failures reject with an `Error`
+//! whose `code` property is an [`ErrorCode`].
+
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use zeroize::Zeroizing;
+
+use crate::client::{self, Client, ClientError, ConversationSummary, HistoryEntry};
+use crate::net::NetError;
+use crate::records::Status;
+use crate::vault::{KdfParams, VaultError};
+
+/// What went wrong, for the UI to branch on (`err.code === ErrorCode.WrongPassphrase`).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The vault is locked.
+    Locked = 1,
+    /// No vault on this device yet.
+    NoVault = 2,
+    /// A vault already exists on this device.
+    VaultExists = 3,
+    /// The passphrase does not open the vault.
+    WrongPassphrase = 4,
+    /// The passphrase is empty.
+    EmptyPassphrase = 5,
+    /// A stored record was altered: it is rejected as a whole.
+    Tampered = 6,
+    /// IndexedDB failed (quota, private mode, …).
+    Storage = 7,
+    /// The mailbox could not be reached: retried later.
+    MailboxUnreachable = 8,
+    /// The mailbox refused the request.
+    MailboxRejected = 9,
+    /// No such conversation.
+    UnknownConversation = 10,
+    /// The other person has not joined yet.
+    NotJoined = 11,
+    /// The invite is malformed.
+    InvalidInvite = 12,
+    /// The invite has expired.
+    InviteExpired = 13,
+    /// The message is too long.
+    MessageTooLong = 14,
+    /// The QR frame is malformed, or the text too long for a QR code.
+    BadQr = 15,
+    /// Anything else (a bug or a browser failure).
+    Internal = 16,
+}
+
+impl From<&ClientError> for ErrorCode {
+    fn from(err: &ClientError) -> Self {
+        match err {
+            ClientError::Locked => ErrorCode::Locked,
+            ClientError::NoVault => ErrorCode::NoVault,
+            ClientError::VaultExists => ErrorCode::VaultExists,
+            ClientError::Vault(VaultError::WrongPassphrase) => ErrorCode::WrongPassphrase,
+            ClientError::Vault(VaultError::EmptyPassphrase) => ErrorCode::EmptyPassphrase,
+            ClientError::Vault(_) | ClientError::CorruptRecord | ClientError::Pickle(_) => {
+                ErrorCode::Tampered
+            }
+            ClientError::Storage(_) => ErrorCode::Storage,
+            ClientError::Network(NetError::Status { .. }) => ErrorCode::MailboxRejected,
+            ClientError::Network(_) => ErrorCode::MailboxUnreachable,
+            ClientError::UnknownConversation => ErrorCode::UnknownConversation,
+            ClientError::NotJoined => ErrorCode::NotJoined,
+            ClientError::InvalidInvite(protocol::InviteError::Expired) => ErrorCode::InviteExpired,
+            ClientError::InvalidInvite(_) => ErrorCode::InvalidInvite,
+            ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. }) => {
+                ErrorCode::MessageTooLong
+            }
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A JS `Error` with `name = "HushError"` and `code = ErrorCode`.
+fn js_error(code: ErrorCode, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("HushError");
+    let _ = Reflect::set(&err, &"code".into(), &JsValue::from(code as u32));
+    err.into()
+}
+
+impl From<ClientError> for JsValue {
+    fn from(err: ClientError) -> Self {
+        js_error(ErrorCode::from(&err), &err.to_string())
+    }
+}
+
+/// A plain JS object from `(name, value)` pairs.
+fn object(fields: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (name, value) in fields {
+        let _ = Reflect::set(&obj, &JsValue::from_str(name), value);
+    }
+    obj.into()
+}
+
+fn opt_str(value: &Option<String>) -> JsValue {
+    value.as_deref().map_or(JsValue::NULL, JsValue::from_str)
+}
+
+fn summary_js(s: &ConversationSummary) -> JsValue {
+    object(&[
+        ("id", s.id.as_str().into()),
+        ("name", s.name.as_str().into()),
+        ("mailbox", s.mailbox.as_str().into()),
+        ("joined", s.joined.into()),
+        ("safetyCode", opt_str(&s.safety_code)),
+        ("inviteLink", opt_str(&s.invite_link)),
+        ("unread", s.unread.into()),
+        ("lastActivity", (s.last_activity_ms as f64).into()),
+        (
+            "expiresAt",
+            s.expires_at
+                .map_or(JsValue::NULL, |t| (t as f64 * 1000.0).into()),
+        ),
+    ])
+}
+
+fn status_str(status: Status) -> &'static str {
+    match status {
+        Status::Sending => "sending",
+        Status::Sent => "sent",
+        Status::Failed => "failed",
+        Status::Received => "received",
+    }
+}
+
+fn entry_js(e: &HistoryEntry) -> JsValue {
+    object(&[
+        ("seq", (e.seq as f64).into()),
+        ("outgoing", e.outgoing.into()),
+        ("text", e.text.as_str().into()),
+        ("time", (e.time_ms as f64).into()),
+        ("status", status_str(e.status).into()),
+    ])
+}
+
+fn array<T>(items: &[T], f: impl Fn(&T) -> JsValue) -> JsValue {
+    items.iter().map(f).collect::<Array>().into()
+}
+
+/// Copies a passphrase out of JS into memory that is wiped after use.
+fn passphrase_bytes(passphrase: String) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(passphrase.into_bytes())
+}
+
+/// The Hush client for one browser profile: a vault, its conversations, and the mailbox.
+#[wasm_bindgen]
+pub struct HushClient {
+    inner: Rc<Client>,
+}
+
+#[wasm_bindgen]
+impl HushClient {
+    /// Opens the client over the IndexedDB database `dbName` (default `"hush"`).
+    /// Resolves to a `HushClient`.
+    pub fn open(db_name: Option<String>) -> Promise {
+        future_to_promise(async move {
+            let name = db_name.unwrap_or_else(|| "hush".to_owned());
+            let inner = Client::open(&name).await?;
+            Ok(HushClient { inner }.into())
+        })
+    }
+
+    /// Whether a vault exists on this device. Resolves to a boolean.
+    #[wasm_bindgen(js_name = hasVault)]
+    pub fn has_vault(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(inner.has_vault().await?.into()) })
+    }
+
+    /// Creates the vault with `passphrase` and unlocks it. `fastKdf` (tests only) uses the
+    /// cheapest Argon2id parameters instead of the ~1 s default.
+    #[wasm_bindgen(js_name = createVault)]
+    pub fn create_vault(&self, passphrase: String, fast_kdf: Option<bool>) -> Promise {
+        let inner = self.inner.clone();
+        let passphrase = passphrase_bytes(passphrase);
+        let params = if fast_kdf.unwrap_or(false) {
+            KdfParams {
+                m_kib: 8,
+                t: 1,
+                p: 1,
+            }
+        } else {
+            KdfParams::DEFAULT
+        };
+        future_to_promise(async move {
+            inner.create_vault(&passphrase, params).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Unlocks the vault. Rejects with `ErrorCode.WrongPassphrase` and changes nothing if the
+    /// passphrase is wrong.
+    pub fn unlock(&self, passphrase: String) -> Promise {
+        let inner = self.inner.clone();
+        let passphrase = passphrase_bytes(passphrase);
+        future_to_promise(async move {
+            inner.unlock(&passphrase).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Locks the vault: the key is forgotten; every later call rejects with `Locked`.
+    pub fn lock(&self) {
+        self.inner.lock();
+    }
+
+    /// Whether the vault is unlocked.
+    #[wasm_bindgen(getter, js_name = isUnlocked)]
+    pub fn is_unlocked(&self) -> bool {
+        self.inner.is_unlocked()
+    }
+
+    /// Creates an invite. Resolves to `{ id, link }`; `link` is `siteUrl#<invite>`.
+    #[wasm_bindgen(js_name = createInvite)]
+    pub fn create_invite(&self, site_url: String, mailbox_url: String, name: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let (id, link) = inner.create_invite(&site_url, &mailbox_url, &name).await?;
+            Ok(object(&[("id", id.into()), ("link", link.into())]))
+        })
+    }
+
+    /// Joins from an invite link or its fragment. Resolves to the new conversation's id.
+    /// Call `flush()` to deliver the hello.
+    pub fn join(&self, link: String, default_mailbox_url: String, name: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            Ok(inner.join(&link, &default_mailbox_url, &name).await?.into())
+        })
+    }
+
+    /// Every conversation, most recent first: `[{ id, name, mailbox, joined, safetyCode,
+    /// inviteLink, unread, lastActivity, expiresAt }]`.
+    #[wasm_bindgen(js_name = listConversations)]
+    pub fn list_conversations(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(array(&inner.conversations().await?, summary_js)) })
+    }
+
+    /// One conversation, as in `listConversations`.
+    pub fn conversation(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(summary_js(&inner.conversation_summary(&id).await?)) })
+    }
+
+    /// Encrypts and stores `text` for sending; resolves to its sequence number. Call `flush()`.
+    pub fn send(&self, id: String, text: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok((inner.send(&id, &text).await? as f64).into()) })
+    }
+
+    /// Delivers every unacknowledged blob. Resolves to `{ delivered, pending, lastError }`.
+    pub fn flush(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let out = inner.flush().await?;
+            Ok(object(&[
+                ("delivered", out.delivered.into()),
+                ("pending", out.pending.into()),
+                ("lastError", opt_str(&out.last_error)),
+            ]))
+        })
+    }
+
+    /// Polls one conversation. Resolves to `{ messages, joined, rejected }`; the messages are
+    /// already stored when this resolves.
+    pub fn poll(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let out = inner.poll(&id).await?;
+            Ok(object(&[
+                ("messages", array(&out.messages, entry_js)),
+                ("joined", out.joined.into()),
+                ("rejected", out.rejected.into()),
+            ]))
+        })
+    }
+
+    /// The history, oldest first: `[{ seq, outgoing, text, time, status }]` with status one of
+    /// `"sending"`, `"sent"`, `"failed"`, `"received"`.
+    pub fn history(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { Ok(array(&inner.history(&id).await?, entry_js)) })
+    }
+
+    /// Marks a conversation as read.
+    #[wasm_bindgen(js_name = markRead)]
+    pub fn mark_read(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.mark_read(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Renames a conversation.
+    pub fn rename(&self, id: String, name: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.rename(&id, &name).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes a conversation with its keys, history and unsent messages.
+    #[wasm_bindgen(js_name = deleteConversation)]
+    pub fn delete_conversation(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.delete(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The safety code of a joined conversation (digits in groups), or `null` while waiting.
+    #[wasm_bindgen(js_name = safetyCode)]
+    pub fn safety_code(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            Ok(opt_str(&inner.conversation_summary(&id).await?.safety_code))
+        })
+    }
+
+    /// Milliseconds to wait before the next poll: randomised, quicker when the page is in front
+    /// (`foreground`) and the conversation `open`.
+    #[wasm_bindgen(js_name = pollDelayMs)]
+    pub fn poll_delay_ms(foreground: bool, open: bool) -> u32 {
+        client::poll_delay_ms(foreground, open)
+    }
+}
+
+/// The QR code of `text` as an SVG document.
+#[wasm_bindgen(js_name = qrSvg)]
+pub fn qr_svg(text: &str) -> Result<String, JsValue> {
+    crate::qr::to_svg(text).map_err(|e| js_error(ErrorCode::BadQr, &e.to_string()))
+}
+
+/// Decodes a QR code from an RGBA frame (`ImageData.data`); `null` if none is readable.
+#[wasm_bindgen(js_name = decodeQr)]
+pub fn decode_qr(width: u32, height: u32, rgba: &[u8]) -> Result<Option<String>, JsValue> {
+    crate::qr::decode_rgba(width, height, rgba)
+        .map_err(|e| js_error(ErrorCode::BadQr, &e.to_string()))
+}

@@ -1,0 +1,258 @@
+//! The client in a real browser (headless Chromium, run by `cargo xtask test`), against a real
+//! local mailbox whose URL `cargo xtask test` passes in `HUSH_TEST_MAILBOX` at build time.
+//! A "reload" is a fresh `Client` over the same IndexedDB database, as after a page reload.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg(target_arch = "wasm32")]
+
+use std::rc::Rc;
+
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_client::RecordStore;
+use wasm_client::client::{Client, ClientError};
+use wasm_client::records::Status;
+use wasm_client::vault::{KdfParams, VaultError};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const FAST: KdfParams = KdfParams {
+    m_kib: 8,
+    t: 1,
+    p: 1,
+};
+const SITE: &str = "http://site.invalid/";
+
+fn mailbox() -> &'static str {
+    option_env!("HUSH_TEST_MAILBOX").expect("build with HUSH_TEST_MAILBOX (cargo xtask test does)")
+}
+
+/// A database name no other test (or earlier run) uses.
+fn fresh_db(tag: &str) -> String {
+    format!("test-{tag}-{}", js_sys::Math::random().to_bits())
+}
+
+async fn new_client(db: &str, passphrase: &str) -> Rc<Client> {
+    let client = Client::open(db).await.unwrap();
+    client
+        .create_vault(passphrase.as_bytes(), FAST)
+        .await
+        .unwrap();
+    client
+}
+
+async fn reopen(db: &str, passphrase: &str) -> Rc<Client> {
+    let client = Client::open(db).await.unwrap();
+    client.unlock(passphrase.as_bytes()).await.unwrap();
+    client
+}
+
+/// Inviter and joiner, joined through the mailbox. Returns (inviter, its conv id, joiner, its conv id).
+async fn joined_pair(tag: &str) -> (Rc<Client>, String, Rc<Client>, String, String, String) {
+    let (db_a, db_b) = (fresh_db(&format!("{tag}-a")), fresh_db(&format!("{tag}-b")));
+    let alice = new_client(&db_a, "alice pw").await;
+    let bob = new_client(&db_b, "bob pw").await;
+    let (a_id, link) = alice.create_invite(SITE, mailbox(), "Bob").await.unwrap();
+    let b_id = bob.join(&link, mailbox(), "Alice").await.unwrap();
+    let flushed = bob.flush().await.unwrap();
+    assert_eq!(
+        (flushed.delivered, flushed.pending),
+        (1, 0),
+        "hello delivered"
+    );
+    let polled = alice.poll(&a_id).await.unwrap();
+    assert!(polled.joined, "inviter sees the join");
+    let a = alice.conversation_summary(&a_id).await.unwrap();
+    let b = bob.conversation_summary(&b_id).await.unwrap();
+    assert!(a.safety_code.is_some());
+    assert_eq!(
+        a.safety_code, b.safety_code,
+        "both sides show the same safety code"
+    );
+    (alice, a_id, bob, b_id, db_a, db_b)
+}
+
+async fn poll_until(client: &Rc<Client>, id: &str, want: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    for _ in 0..50 {
+        let out = client.poll(id).await.unwrap();
+        texts.extend(out.messages.into_iter().map(|m| m.text));
+        if texts.len() >= want {
+            break;
+        }
+    }
+    texts
+}
+
+#[wasm_bindgen_test]
+async fn vault_survives_reload_and_reads_back() {
+    let db = fresh_db("reload");
+    let client = new_client(&db, "pass phrase").await;
+    let (id, link) = client.create_invite(SITE, mailbox(), "Sam").await.unwrap();
+    client.rename(&id, "Samantha").await.unwrap();
+    drop(client);
+
+    let reloaded = Client::open(&db).await.unwrap();
+    assert!(reloaded.has_vault().await.unwrap());
+    assert!(matches!(
+        reloaded.conversations().await,
+        Err(ClientError::Locked)
+    ));
+    reloaded.unlock(b"pass phrase").await.unwrap();
+    let list = reloaded.conversations().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, id);
+    assert_eq!(list[0].name, "Samantha");
+    assert_eq!(list[0].invite_link.as_deref(), Some(link.as_str()));
+    reloaded.lock();
+    assert!(matches!(
+        reloaded.conversations().await,
+        Err(ClientError::Locked)
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn wrong_passphrase_is_rejected_and_changes_nothing() {
+    let db = fresh_db("wrongpw");
+    let client = new_client(&db, "right").await;
+    client.create_invite(SITE, mailbox(), "x").await.unwrap();
+    let store = RecordStore::open_native(&db).await.unwrap();
+    let before = store.list_prefix("").await.unwrap();
+
+    let other = Client::open(&db).await.unwrap();
+    assert!(matches!(
+        other.unlock(b"wrong").await,
+        Err(ClientError::Vault(VaultError::WrongPassphrase))
+    ));
+    assert!(!other.is_unlocked());
+    assert_eq!(
+        store.list_prefix("").await.unwrap(),
+        before,
+        "nothing touched"
+    );
+    other.unlock(b"right").await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn tampered_record_is_rejected_as_a_whole() {
+    let db = fresh_db("tamper");
+    let client = new_client(&db, "pw").await;
+    let (id, _) = client.create_invite(SITE, mailbox(), "x").await.unwrap();
+    let store = RecordStore::open_native(&db).await.unwrap();
+    let name = format!("conv/{id}");
+    let mut sealed = store.get_native(&name).await.unwrap().unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] ^= 0x01;
+    store.put_native(&name, &sealed).await.unwrap();
+    assert!(matches!(
+        client.conversations().await,
+        Err(ClientError::Vault(VaultError::Tampered))
+    ));
+    // A record copied under another name is rejected too (the name is authenticated).
+    let (id2, _) = client.create_invite(SITE, mailbox(), "y").await.unwrap();
+    let good = store
+        .get_native(&format!("conv/{id2}"))
+        .await
+        .unwrap()
+        .unwrap();
+    store.put_native(&name, &good).await.unwrap();
+    assert!(matches!(
+        client.conversation_summary(&id).await,
+        Err(ClientError::Vault(VaultError::Tampered))
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn interrupted_send_completes_after_reload() {
+    let (_alice, a_id, bob, b_id, _db_a, db_b) = joined_pair("interrupted").await;
+    // Bob commits a message but the tab "dies" before any PUT.
+    let seq = bob.send(&b_id, "sent just before the crash").await.unwrap();
+    let history = bob.history(&b_id).await.unwrap();
+    assert_eq!(
+        history.last().map(|m| (m.seq, m.status)),
+        Some((seq, Status::Sending))
+    );
+    drop(bob);
+
+    let bob = reopen(&db_b, "bob pw").await;
+    let flushed = bob.flush().await.unwrap();
+    assert_eq!((flushed.delivered, flushed.pending), (1, 0));
+    assert_eq!(
+        bob.history(&b_id).await.unwrap().last().map(|m| m.status),
+        Some(Status::Sent)
+    );
+    // A second flush has nothing left to send: the blob is not re-encrypted or re-sent.
+    assert_eq!(bob.flush().await.unwrap().delivered, 0);
+    assert_eq!(
+        poll_until(&_alice, &a_id, 1).await,
+        ["sent just before the crash"]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn two_instances_racing_never_both_advance_the_ratchet() {
+    let (alice, a_id, bob, b_id, _db_a, db_b) = joined_pair("race").await;
+    // A second "tab" over Bob's database.
+    let bob2 = reopen(&db_b, "bob pw").await;
+    let mut sends = Vec::new();
+    for i in 0..8 {
+        let (client, tag) = if i % 2 == 0 {
+            (bob.clone(), "tab1")
+        } else {
+            (bob2.clone(), "tab2")
+        };
+        let id = b_id.clone();
+        sends.push(async move {
+            client
+                .send(&id, &format!("{tag} message {i}"))
+                .await
+                .unwrap()
+        });
+    }
+    let mut seqs = futures_join_all(sends).await;
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 8, "every send got its own history slot");
+    let flushed = bob.flush().await.unwrap();
+    assert_eq!(
+        (flushed.delivered, flushed.pending),
+        (8, 0),
+        "no two blobs shared an address"
+    );
+    let mut got = poll_until(&alice, &a_id, 8).await;
+    got.sort();
+    let mut want: Vec<String> = (0..8)
+        .map(|i| format!("{} message {i}", if i % 2 == 0 { "tab1" } else { "tab2" }))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "each message arrives exactly once");
+    // And the ratchet still works both ways after the race.
+    alice.send(&a_id, "still in sync").await.unwrap();
+    alice.flush().await.unwrap();
+    assert_eq!(poll_until(&bob2, &b_id, 1).await, ["still in sync"]);
+}
+
+/// Polls every future concurrently on the browser's event loop; results in input order.
+async fn futures_join_all<F: std::future::Future<Output = u64> + 'static>(
+    futures: Vec<F>,
+) -> Vec<u64> {
+    use std::cell::RefCell;
+    let results: Rc<RefCell<Vec<Option<u64>>>> = Rc::new(RefCell::new(vec![None; futures.len()]));
+    let mut promises = Vec::new();
+    for (i, fut) in futures.into_iter().enumerate() {
+        let results = results.clone();
+        promises.push(wasm_bindgen_futures::future_to_promise(async move {
+            let value = fut.await;
+            results.borrow_mut()[i] = Some(value);
+            Ok(wasm_bindgen::JsValue::UNDEFINED)
+        }));
+    }
+    let all = js_sys::Promise::all(&promises.into_iter().collect::<js_sys::Array>());
+    wasm_bindgen_futures::JsFuture::from(all).await.unwrap();
+    results.borrow().iter().map(|r| r.unwrap()).collect()
+}
