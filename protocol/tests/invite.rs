@@ -1,0 +1,180 @@
+//! Invite creation, encoding, expiry, joining, racing and tampering.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::*;
+use protocol::testing::SeededRng;
+use protocol::*;
+
+#[test]
+fn invite_is_small_and_round_trips() {
+    let mut rng = SeededRng::new(20);
+    let (_pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let bytes = invite.to_bytes();
+    assert_eq!(bytes.len(), INVITE_BASE_LEN);
+    assert!(bytes.len() <= 100);
+    assert_eq!(Invite::from_bytes(&bytes).unwrap(), invite);
+    let link = invite.to_link_fragment();
+    assert_eq!(link.len(), 98);
+    assert!(
+        link.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_eq!(Invite::from_link_fragment(&link).unwrap(), invite);
+    assert_eq!(invite.expires_at(), NOW + 600);
+    assert_eq!(invite.mailbox_url(), None);
+
+    let (_p, with_url) =
+        Invite::create(&mut rng, NOW, NOW + 600, Some("https://mb.example")).unwrap();
+    assert_eq!(with_url.to_bytes().len(), INVITE_BASE_LEN + 18);
+    assert_eq!(
+        Invite::from_bytes(&with_url.to_bytes())
+            .unwrap()
+            .mailbox_url(),
+        Some("https://mb.example")
+    );
+}
+
+#[test]
+fn invite_parsing_rejects_garbage() {
+    let mut rng = SeededRng::new(21);
+    let (_p, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let bytes = invite.to_bytes();
+    assert_eq!(Invite::from_bytes(&[]), Err(InviteError::Malformed));
+    assert_eq!(
+        Invite::from_bytes(&bytes[..INVITE_BASE_LEN - 1]),
+        Err(InviteError::Malformed)
+    );
+    let mut v2 = bytes.to_vec();
+    v2[0] = 2;
+    assert_eq!(
+        Invite::from_bytes(&v2),
+        Err(InviteError::UnsupportedVersion(2))
+    );
+    let mut bad_url = bytes.to_vec();
+    bad_url.push(0xff);
+    assert_eq!(Invite::from_bytes(&bad_url), Err(InviteError::Malformed));
+    let mut long = bytes.to_vec();
+    long.extend(std::iter::repeat_n(b'a', MAX_MAILBOX_URL_LEN + 1));
+    assert_eq!(Invite::from_bytes(&long), Err(InviteError::UrlTooLong));
+    assert_eq!(
+        Invite::from_link_fragment("not base64!"),
+        Err(InviteError::InvalidBase64)
+    );
+    assert_eq!(
+        Invite::create(&mut rng, NOW, NOW, None).unwrap_err(),
+        InviteError::InvalidExpiry
+    );
+    let url = "x".repeat(MAX_MAILBOX_URL_LEN + 1);
+    assert_eq!(
+        Invite::create(&mut rng, NOW, NOW + 1, Some(&url)).unwrap_err(),
+        InviteError::UrlTooLong
+    );
+}
+
+#[test]
+fn expired_invites_cannot_be_joined_or_accepted() {
+    let mut rng = SeededRng::new(22);
+    let (pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    assert_eq!(
+        invite.join(&mut rng, NOW + 600).unwrap_err(),
+        InviteError::Expired
+    );
+    let (_s, hello) = invite.join(&mut rng, NOW + 599).unwrap();
+    let late = NOW + 600 + INVITE_ACCEPT_GRACE;
+    assert_eq!(
+        pending
+            .accept(late, &hello[0].address, &hello[0].blob)
+            .unwrap_err(),
+        DecryptError::InviteExpired
+    );
+    assert!(
+        pending
+            .accept(late - 1, &hello[0].address, &hello[0].blob)
+            .is_ok()
+    );
+}
+
+#[test]
+fn small_order_invite_key_is_rejected() {
+    let mut rng = SeededRng::new(23);
+    let (_p, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let mut bytes = invite.to_bytes().to_vec();
+    bytes[33..65].copy_from_slice(&[0u8; 32]);
+    let zero = Invite::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        zero.join(&mut rng, NOW).unwrap_err(),
+        InviteError::InvalidPublicKey
+    );
+}
+
+#[test]
+fn pending_invite_polls_one_address_and_accepts_only_the_hello() {
+    let mut rng = SeededRng::new(24);
+    let (pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let (mut joiner, hello) = invite.join(&mut rng, NOW).unwrap();
+    assert_eq!(pending.poll_addresses(), vec![hello[0].address]);
+    // A second message of the joiner's first chain is not polled by the pending invite.
+    let second = send(&mut joiner, &mut rng, b"hi");
+    assert_eq!(
+        pending
+            .accept(NOW, &second[0].address, &second[0].blob)
+            .unwrap_err(),
+        DecryptError::UnknownAddress
+    );
+    let mut bad = hello[0].blob.clone();
+    bad[100] ^= 1;
+    assert_eq!(
+        pending.accept(NOW, &hello[0].address, &bad).unwrap_err(),
+        DecryptError::BodyAuthentication
+    );
+    let mut inviter = pending
+        .accept(NOW, &hello[0].address, &hello[0].blob)
+        .unwrap();
+    assert_eq!(deliver(&mut inviter, &second[0]), Some(b"hi".to_vec()));
+    assert_eq!(inviter.safety_code(), joiner.safety_code());
+}
+
+#[test]
+fn raced_invite_gives_different_safety_codes() {
+    let mut rng = SeededRng::new(25);
+    let (pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    // An eavesdropper photographs the invite and joins first.
+    let (attacker, attacker_hello) = invite.join(&mut SeededRng::new(666), NOW).unwrap();
+    let (victim, victim_hello) = invite.join(&mut rng, NOW).unwrap();
+    // Both hellos target the same address: the mailbox keeps the first write only.
+    assert_eq!(attacker_hello[0].address, victim_hello[0].address);
+    let inviter = pending
+        .accept(NOW, &attacker_hello[0].address, &attacker_hello[0].blob)
+        .unwrap();
+    assert_eq!(inviter.safety_code(), attacker.safety_code());
+    assert_ne!(inviter.safety_code(), victim.safety_code());
+}
+
+#[test]
+fn tampered_invite_never_reaches_the_inviter() {
+    let mut rng = SeededRng::new(26);
+    let (pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    for position in [1, 40, INVITE_BASE_LEN - 1] {
+        let mut bytes = invite.to_bytes().to_vec();
+        bytes[position] ^= 1;
+        let tampered = Invite::from_bytes(&bytes).unwrap();
+        let (_s, hello) = tampered.join(&mut rng, NOW).unwrap();
+        assert_ne!(
+            hello[0].address,
+            pending.poll_addresses()[0],
+            "position {position}"
+        );
+        assert!(
+            pending
+                .accept(NOW, &pending.poll_addresses()[0], &hello[0].blob)
+                .is_err()
+        );
+    }
+}

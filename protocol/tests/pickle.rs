@@ -1,0 +1,150 @@
+//! Pickles: round trips, wrong keys, corruption, and a committed v1 fixture.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::*;
+use protocol::testing::SeededRng;
+use protocol::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn session_pickle_round_trip_mid_conversation() {
+    let (mut a, mut b, mut rng) = pair(30);
+    let lost = send(&mut a, &mut rng, b"lost");
+    let multi = send(&mut a, &mut rng, &vec![1u8; 2 * FRAGMENT_CAPACITY]);
+    deliver(&mut b, &multi[1]);
+    let pickle = b.pickle(&KEY);
+    assert_eq!(pickle[0], PICKLE_VERSION);
+    let mut restored = Session::from_pickle(&KEY, &pickle).unwrap();
+    assert_eq!(restored.poll_addresses(), b.poll_addresses());
+    assert_eq!(restored.safety_code(), b.safety_code());
+    assert_eq!(restored.pickle(&KEY), pickle);
+    assert_eq!(
+        deliver(&mut restored, &multi[0]),
+        Some(vec![1u8; 2 * FRAGMENT_CAPACITY])
+    );
+    assert_eq!(deliver(&mut restored, &lost[0]), Some(b"lost".to_vec()));
+    let reply = send(&mut restored, &mut rng, b"after restore");
+    assert_eq!(deliver(&mut a, &reply[0]), Some(b"after restore".to_vec()));
+}
+
+#[test]
+fn pending_invite_pickle_round_trip() {
+    let mut rng = SeededRng::new(31);
+    let (pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let pickle = pending.pickle(&KEY);
+    let restored = PendingInvite::from_pickle(&KEY, &pickle).unwrap();
+    assert_eq!(restored.poll_addresses(), pending.poll_addresses());
+    assert_eq!(
+        Session::from_pickle(&KEY, &pickle).unwrap_err(),
+        PickleError::WrongKind
+    );
+    let (joiner, hello) = invite.join(&mut rng, NOW).unwrap();
+    let inviter = restored
+        .accept(NOW, &hello[0].address, &hello[0].blob)
+        .unwrap();
+    assert_eq!(inviter.safety_code(), joiner.safety_code());
+    assert_eq!(
+        PendingInvite::from_pickle(&KEY, &inviter.pickle(&KEY)).unwrap_err(),
+        PickleError::WrongKind
+    );
+}
+
+#[test]
+fn bad_pickles_are_rejected() {
+    let (a, _b, _rng) = pair(32);
+    let pickle = a.pickle(&KEY);
+    assert_eq!(
+        Session::from_pickle(&[0u8; 32], &pickle).unwrap_err(),
+        PickleError::Authentication
+    );
+    assert_eq!(
+        Session::from_pickle(&KEY, &[]).unwrap_err(),
+        PickleError::Truncated
+    );
+    assert_eq!(
+        Session::from_pickle(&KEY, &pickle[..20]).unwrap_err(),
+        PickleError::Truncated
+    );
+    let mut v9 = pickle.clone();
+    v9[0] = 9;
+    assert_eq!(
+        Session::from_pickle(&KEY, &v9).unwrap_err(),
+        PickleError::UnsupportedVersion(9)
+    );
+    for position in [1, 30, pickle.len() / 2, pickle.len() - 1] {
+        let mut bad = pickle.clone();
+        bad[position] ^= 0x80;
+        assert_eq!(
+            Session::from_pickle(&KEY, &bad).unwrap_err(),
+            PickleError::Authentication
+        );
+    }
+}
+
+/// A v1 pickle written by the first release, committed with what it must still do.
+/// Regenerate only when adding a *new* fixture: `HUSH_WRITE_FIXTURES=1 cargo test -p protocol`.
+#[test]
+fn v1_pickle_fixture_still_loads_and_works() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/session-v1.json"
+    );
+    if std::env::var_os("HUSH_WRITE_FIXTURES").is_some() && !std::path::Path::new(path).exists() {
+        let (mut a, mut b, mut rng) = pair(33);
+        deliver(&mut b, &send(&mut a, &mut rng, b"before the pickle")[0]);
+        deliver(&mut a, &send(&mut b, &mut rng, b"reply")[0]);
+        let lost = send(&mut a, &mut rng, b"arrives after loading");
+        deliver(&mut b, &send(&mut a, &mut rng, b"overtakes")[0]);
+        let fixture = serde_json::json!({
+            "pickle_key": hex(&KEY),
+            "pickle": hex(&b.pickle(&KEY)),
+            "safety_code": b.safety_code().digits(),
+            "poll_addresses": b.poll_addresses().iter().map(|a| hex(&a.0)).collect::<Vec<_>>(),
+            "pending_address": hex(&lost[0].address.0),
+            "pending_blob": hex(&lost[0].blob),
+            "pending_plaintext": hex(b"arrives after loading"),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&fixture).unwrap()).unwrap();
+    }
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let s = |k: &str| fixture[k].as_str().unwrap().to_owned();
+    let key: [u8; 32] = unhex(&s("pickle_key")).try_into().unwrap();
+    let pickle = unhex(&s("pickle"));
+    assert_eq!(pickle[0], 1, "the fixture is a version-1 pickle");
+    let mut session = Session::from_pickle(&key, &pickle).unwrap();
+    assert_eq!(session.safety_code().digits(), s("safety_code"));
+    let polls: Vec<String> = session.poll_addresses().iter().map(|a| hex(&a.0)).collect();
+    let expected: Vec<String> = fixture["poll_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(polls, expected);
+    let address = Address(unhex(&s("pending_address")).try_into().unwrap());
+    let received = session
+        .decrypt(&address, &unhex(&s("pending_blob")))
+        .unwrap();
+    assert_eq!(
+        received.plaintext.unwrap().to_vec(),
+        unhex(&s("pending_plaintext"))
+    );
+}
