@@ -79,8 +79,8 @@ export async function startNative(opts = {}) {
  * Runs the built edge worker (edge-worker/build) in workerd through miniflare, serving HTTP
  * on a free loopback port, with an in-memory KV namespace bound as MAILBOX.
  * Options: ttl (seconds, ≥ 60 on KV), maxBody, vars (extra bindings), kvPersist (folder),
- * fakeTime (true: KV's clock is frozen at start and moves only by `advanceKvTime(ms)`, so
- * expiry tests need not wait 60 s of real time).
+ * fakeTime (true: `advanceKvTime(ms)` moves KV's clock forward, so expiry tests need not
+ * wait 60 s of real time).
  *
  * output() holds what the worker printed plus miniflare's warnings and errors; miniflare's own
  * per-request access log (a local dev-server feature that prints URLs, hence addresses; the
@@ -140,14 +140,21 @@ export async function startWorker(opts = {}) {
     await res.text();
     if (!res.ok) throw new Error(`KV control ${name}: ${res.status}`);
   };
-  if (opts.fakeTime) await kvOp("enableFakeTimers", [Date.now()]);
+  // KV runs on real time until the first advance, which freezes its clock at now + ms.
+  // (Once controlled, miniflare's KV also caps values at 1 KiB, its test-mode limit.)
+  let faking = false;
+  const advanceKvTime = async (ms) => {
+    if (faking) return kvOp("advanceFakeTime", [ms]);
+    faking = true;
+    return kvOp("enableFakeTimers", [Date.now() + ms]);
+  };
   return {
     url,
     port,
     miniflare: mf,
     output: () => out,
     /** Moves KV's (fake) clock forward by `ms`. */
-    advanceKvTime: (ms) => kvOp("advanceFakeTime", [ms]),
+    advanceKvTime,
     async stop() {
       await mf.dispose();
     },
