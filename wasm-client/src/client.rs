@@ -582,6 +582,16 @@ impl Client {
             return Ok(outcome);
         };
         let mut live = Session::from_pickle(&pickle_key(&key), session)?;
+        // Decrypt in the order of the poll set, which is the order the peer sent in, so the
+        // history keeps each sender's order even when one fetch returns several messages.
+        let order = live.poll_addresses();
+        let mut found: Vec<(Address, Vec<u8>)> = found.collect();
+        found.sort_by_key(|(address, _)| {
+            order
+                .iter()
+                .position(|a| a == address)
+                .unwrap_or(usize::MAX)
+        });
         let mut writes = Vec::new();
         for (address, blob) in found {
             match live.decrypt(&address, &blob) {
