@@ -49,7 +49,7 @@ pub enum ErrorCode {
     InviteExpired = 13,
     /// The message is too long.
     MessageTooLong = 14,
-    /// The QR frame is malformed, or the text too long for a QR code.
+    /// The text is too long for a QR code.
     BadQr = 15,
     /// Anything else (a bug or a browser failure).
     Internal = 16,
@@ -345,11 +345,4 @@ impl HushClient {
 #[wasm_bindgen(js_name = qrSvg)]
 pub fn qr_svg(text: &str) -> Result<String, JsValue> {
     crate::qr::to_svg(text).map_err(|e| js_error(ErrorCode::BadQr, &e.to_string()))
-}
-
-/// Decodes a QR code from an RGBA frame (`ImageData.data`); `null` if none is readable.
-#[wasm_bindgen(js_name = decodeQr)]
-pub fn decode_qr(width: u32, height: u32, rgba: &[u8]) -> Result<Option<String>, JsValue> {
-    crate::qr::decode_rgba(width, height, rgba)
-        .map_err(|e| js_error(ErrorCode::BadQr, &e.to_string()))
 }

@@ -30,12 +30,16 @@ fn compiled(root: &Path, crate_file: &str) -> PathBuf {
         .join(format!("{crate_file}.wasm"))
 }
 
-/// Builds `wasm-client` and writes `www/pkg/hush.js` + `www/pkg/hush_bg.wasm`.
+/// Builds the browser modules into `www/pkg`: `hush.js` + `hush_bg.wasm` (the client, loaded
+/// by every page) and `scan.js` + `scan_bg.wasm` (QR decoding, loaded only for a camera join).
+/// Returns the client module's size.
 pub fn build_web(root: &Path) -> Result<WasmSize> {
     cargo(&[
         "build",
         "--package",
         "wasm-client",
+        "--package",
+        "qr-scan",
         "--target",
         TARGET,
         "--profile",
@@ -43,19 +47,24 @@ pub fn build_web(root: &Path) -> Result<WasmSize> {
     ])?;
     let out = root.join("www/pkg");
     let _ = std::fs::remove_dir_all(&out);
-    Bindgen::new()
-        .input_path(compiled(root, "wasm_client"))
-        .out_name("hush")
-        .web(true)?
-        .omit_default_module_path(false)
-        .remove_name_section(true)
-        .remove_producers_section(true)
-        .typescript(true)
-        .generate(&out)
-        .context("wasm-bindgen on wasm_client.wasm")?;
-    let wasm = out.join("hush_bg.wasm");
-    wasm_opt(root, &wasm)?;
-    report_size("client", &wasm)
+    let mut sizes = Vec::new();
+    for (crate_file, name) in [("wasm_client", "hush"), ("qr_scan", "scan")] {
+        Bindgen::new()
+            .input_path(compiled(root, crate_file))
+            .out_name(name)
+            .web(true)?
+            .omit_default_module_path(false)
+            .remove_name_section(true)
+            .remove_producers_section(true)
+            .typescript(true)
+            .generate(&out)
+            .with_context(|| format!("wasm-bindgen on {crate_file}.wasm"))?;
+        let wasm = out.join(format!("{name}_bg.wasm"));
+        wasm_opt(root, &wasm)?;
+        sizes.push(report_size(name, &wasm)?);
+    }
+    let mut sizes = sizes.into_iter();
+    sizes.next().context("no client module built")
 }
 
 /// Builds `edge-worker` and writes `edge-worker/build/index.js` (the Worker entry module),
