@@ -38,11 +38,11 @@ fn aead_round_trip(key: &[u8; 32], buf: &mut [u8; 256]) {
     let cipher = ChaCha20Poly1305::new(&(*key).into());
     let nonce = Nonce::from([0u8; 12]);
     let tag = cipher
-        .encrypt_inout_detached(&nonce, b"", buf[..].into())
+        .encrypt_inout_detached(&nonce, b"", (&mut buf[..]).into())
         .unwrap();
     let cipher = ChaCha20Poly1305::new(&(*key).into());
     cipher
-        .decrypt_inout_detached(&nonce, b"", buf[..].into(), &tag)
+        .decrypt_inout_detached(&nonce, b"", (&mut buf[..]).into(), &tag)
         .unwrap();
 }
 
@@ -107,10 +107,10 @@ fn benches(c: &mut Criterion) {
             let cipher = ChaCha20Poly1305::new(&[4u8; 32].into());
             let nonce = Nonce::from([0u8; 12]);
             let tag = cipher
-                .encrypt_inout_detached(&nonce, b"", buf1k[..].into())
+                .encrypt_inout_detached(&nonce, b"", (&mut buf1k[..]).into())
                 .unwrap();
             cipher
-                .decrypt_inout_detached(&nonce, b"", buf1k[..].into(), &tag)
+                .decrypt_inout_detached(&nonce, b"", (&mut buf1k[..]).into(), &tag)
                 .unwrap();
         })
     });

@@ -36,6 +36,7 @@ impl ChainKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::crypto::hmac_sha256;

@@ -90,16 +90,14 @@ pub(crate) struct Ratchet {
     pub(crate) receive_events: u64,
 }
 
-fn split_blob(
-    blob: &[u8],
-) -> Result<
-    (
-        &[u8; ENCRYPTED_HEADER_LEN],
-        &[u8; PAYLOAD_LEN],
-        &[u8; TAG_LEN],
-    ),
-    DecryptError,
-> {
+/// A blob split into encrypted header, encrypted payload and tag.
+type BlobParts<'a> = (
+    &'a [u8; ENCRYPTED_HEADER_LEN],
+    &'a [u8; PAYLOAD_LEN],
+    &'a [u8; TAG_LEN],
+);
+
+fn split_blob(blob: &[u8]) -> Result<BlobParts<'_>, DecryptError> {
     let wrong = DecryptError::WrongLength {
         expected: BLOB_LEN,
         got: blob.len(),
@@ -170,12 +168,12 @@ impl Ratchet {
         if let Some(n) = self.receiving.as_ref().and_then(|rc| rc.find(address)) {
             return Ok(Slot::Current(n));
         }
-        if !self.send_step_pending {
-            if let Some(i) = self.next_window.iter().position(|a| a == address) {
-                return u32::try_from(i)
-                    .map(Slot::Next)
-                    .map_err(|_| DecryptError::UnknownAddress);
-            }
+        if !self.send_step_pending
+            && let Some(i) = self.next_window.iter().position(|a| a == address)
+        {
+            return u32::try_from(i)
+                .map(Slot::Next)
+                .map_err(|_| DecryptError::UnknownAddress);
         }
         if let Some(i) = self.skipped.position(address) {
             return Ok(Slot::Skipped(i));

@@ -158,6 +158,7 @@ fn write_key_from(mut mac: HmacSha256, sender: Role, n: u32) -> WriteKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::crypto::hmac_sha256;

@@ -179,6 +179,9 @@ struct Chain {
     pn: u32,
 }
 
+/// (address, blob, chain, n) of one sent blob.
+type SentBlob = ([u8; 32], Vec<u8>, usize, u32);
+
 struct Receiver {
     current: Option<(usize, u32)>,
     next: Option<usize>,
@@ -199,7 +202,7 @@ struct Model {
     receivers: BTreeMap<&'static str, Receiver>,
     json_chains: Vec<Value>,
     json_messages: Vec<Value>,
-    blobs: BTreeMap<String, Vec<([u8; 32], Vec<u8>, usize, u32)>>,
+    blobs: BTreeMap<String, Vec<SentBlob>>,
 }
 
 impl Model {
