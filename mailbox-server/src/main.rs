@@ -10,6 +10,7 @@
 
 mod http;
 mod store;
+mod wal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let app = http::router(Arc::clone(&mailbox), args.www.as_deref());
 
     let purge = tokio::spawn(purge_loop(Arc::clone(&mailbox), ttl));
+    let checkpoint = tokio::spawn(checkpoint_loop(Arc::clone(&mailbox)));
     let stats = tokio::spawn(stats_loop(Arc::clone(&mailbox)));
 
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -85,10 +87,10 @@ async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
 
-    purge.abort();
-    stats.abort();
-    let _ = purge.await;
-    let _ = stats.await;
+    for task in [purge, checkpoint, stats] {
+        task.abort();
+        let _ = task.await;
+    }
     eprintln!("mailbox-server: stopping; {}", mailbox.counters());
     drop(mailbox);
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
@@ -105,6 +107,19 @@ async fn purge_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>, ttl: Duration) {
         tick.tick().await;
         if let Err(err) = mailbox.store().purge_expired().await {
             eprintln!("mailbox-server: purge failed: {err}");
+        }
+    }
+}
+
+/// Asks the writer to make idle non-durable commits durable in redb (see `wal`): the writer
+/// checkpoints on its own while busy, this covers the quiet moments.
+async fn checkpoint_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if mailbox.store().checkpoint().await.is_err() {
+            return;
         }
     }
 }

@@ -1,10 +1,13 @@
-//! The embedded store: redb (copy-on-write B-trees, checksummed, fsync on commit).
+//! The embedded store: redb (copy-on-write B-trees, checksummed) behind a write-ahead log.
 //!
 //! Reads open their own MVCC read transaction and never wait for writers. Every write goes to
-//! one writer thread, which drains whatever is queued into a single transaction and commits it
-//! with `Durability::Immediate` (group commit): one fsync answers many PUTs, and a 201 is only
-//! sent after that commit returned. Because one thread owns all writes, "is the address free?"
-//! and "store it" happen in one transaction: first write wins, atomically.
+//! one writer thread, which drains whatever is queued into a single transaction (group
+//! commit), appends the stored messages to the write-ahead log (`wal`) and flushes it, and
+//! only then commits the transaction (without its own fsync) and answers: a 201 is durable on
+//! disk. Every couple of seconds, or when the log fills, redb commits durably and the log is
+//! emptied; after a crash the log is replayed on start. Because one thread owns all writes,
+//! "is the address free?" and "store it" happen in one transaction: first write wins,
+//! atomically.
 //!
 //! Tables:
 //! - `messages`: address (32 bytes) → expiry (u64 ms since the Unix epoch, big-endian) ‖ body.
@@ -14,12 +17,14 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mailbox::{PutOutcome, Store, StoreError};
 use protocol::Address;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::wal::{self, Wal};
 
 const MESSAGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("messages");
 const EXPIRY: TableDefinition<[u8; 40], ()> = TableDefinition::new("expiry");
@@ -55,6 +60,8 @@ enum Job {
     Purge {
         reply: Reply<u64>,
     },
+    /// Make everything committed so far durable in redb and empty the log.
+    Checkpoint,
     Shutdown,
 }
 
@@ -66,12 +73,12 @@ pub struct DiskStore {
 }
 
 /// Handle on the writer thread, to stop it after the last request.
-pub struct Writer {
+pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     thread: JoinHandle<()>,
 }
 
-impl Writer {
+impl WriterHandle {
     /// Lets the writer finish what is queued, then waits for it to exit.
     pub fn shutdown(self) {
         if self.jobs.blocking_send(Job::Shutdown).is_ok() {
@@ -114,7 +121,7 @@ fn class(err: &redb::Error) -> &'static str {
 
 impl DiskStore {
     /// Opens (creating or, after a crash, repairing) the store in `dir` and starts its writer.
-    pub fn open(dir: &Path, config: StoreConfig) -> Result<(Self, Writer), redb::Error> {
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<(Self, WriterHandle), redb::Error> {
         std::fs::create_dir_all(dir)?;
         let db = Database::builder()
             .set_cache_size(config.cache_bytes)
@@ -126,13 +133,25 @@ impl DiskStore {
             init.open_table(META)?;
         }
         init.commit()?;
+        let (mut wal, records) = Wal::open(&dir.join("mailbox.wal"))?;
+        if !records.is_empty() {
+            let replayed = replay(&db, records)?;
+            eprintln!("mailbox-server: recovered {replayed} messages from the write-ahead log");
+        }
+        wal.new_epoch()?;
         let db = Arc::new(db);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let writer_db = Arc::clone(&db);
-        let quota = config.quota_bytes;
+        let writer = Writer {
+            db: Arc::clone(&db),
+            wal,
+            quota: config.quota_bytes,
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            failed: false,
+        };
         let thread = std::thread::Builder::new()
             .name("mailbox-writer".into())
-            .spawn(move || write_loop(&writer_db, queue, quota))?;
+            .spawn(move || write_loop(writer, queue))?;
         let ttl_ms = u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX);
         Ok((
             Self {
@@ -140,8 +159,14 @@ impl DiskStore {
                 jobs: jobs.clone(),
                 ttl_ms,
             },
-            Writer { jobs, thread },
+            WriterHandle { jobs, thread },
         ))
+    }
+
+    /// Makes everything stored so far durable in redb (the log is emptied). The writer also
+    /// does this on its own every couple of seconds while it is busy.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.send(Job::Checkpoint).await
     }
 
     /// Deletes every expired message; returns how many.
@@ -221,8 +246,24 @@ fn log_error(err: &redb::Error) -> StoreError {
     StoreError::Unavailable(class)
 }
 
+/// How long non-durable commits may pile up before redb commits durably (a checkpoint).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// The writer thread's state.
+struct Writer {
+    db: Arc<Database>,
+    wal: Wal,
+    quota: u64,
+    /// Non-durable commits since the last checkpoint.
+    dirty: bool,
+    last_checkpoint: Instant,
+    /// Set after a failed commit: redb and the log may disagree, so refuse writes until a
+    /// restart replays the log.
+    failed: bool,
+}
+
 /// The writer thread: take one job, drain the queue behind it, commit them together.
-fn write_loop(db: &Database, mut queue: mpsc::Receiver<Job>, quota: u64) {
+fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -233,11 +274,16 @@ fn write_loop(db: &Database, mut queue: mpsc::Receiver<Job>, quota: u64) {
             }
         }
         let stop = batch.iter().any(|j| matches!(j, Job::Shutdown));
-        commit_batch(db, &mut batch, quota);
+        let checkpoint = stop || batch.iter().any(|j| matches!(j, Job::Checkpoint));
+        writer.commit_batch(&mut batch);
+        if checkpoint || writer.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            writer.checkpoint();
+        }
         if stop {
             return;
         }
     }
+    writer.checkpoint();
 }
 
 /// The outcome of each job in a batch, before the commit decides whether they stand.
@@ -246,110 +292,235 @@ enum Pending {
     Purge(Reply<u64>, u64),
 }
 
-fn commit_batch(db: &Database, batch: &mut Vec<Job>, quota: u64) {
-    let mut pending = Vec::with_capacity(batch.len());
-    let result = apply(db, batch.drain(..), quota, &mut pending);
-    match result {
-        Ok(()) => {
-            for p in pending {
-                match p {
-                    Pending::Put(reply, outcome) => {
-                        let _ = reply.send(outcome);
-                    }
-                    Pending::Purge(reply, n) => {
-                        let _ = reply.send(Ok(n));
-                    }
+impl Writer {
+    fn checkpoint(&mut self) {
+        if !self.dirty || self.failed {
+            return;
+        }
+        let result = self
+            .db
+            .begin_write()
+            .map_err(redb::Error::from)
+            .and_then(|txn| txn.commit().map_err(redb::Error::from))
+            .and_then(|()| self.wal.new_epoch().map_err(redb::Error::from));
+        match result {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_checkpoint = Instant::now();
+            }
+            Err(err) => self.fail(&err),
+        }
+    }
+
+    fn fail(&mut self, err: &redb::Error) {
+        log_error(err);
+        if !self.failed {
+            eprintln!("mailbox-server: store failed; writes refused until restart");
+        }
+        self.failed = true;
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut stored = Vec::new();
+        let result = if self.failed {
+            Err(redb::Error::TransactionPoisoned)
+        } else {
+            self.apply(batch.drain(..), &mut pending, &mut stored)
+        };
+        batch.clear();
+        let err = match result {
+            Ok(()) => None,
+            Err(err) => {
+                if !self.failed {
+                    self.fail(&err);
+                }
+                Some(StoreError::Unavailable(class(&err)))
+            }
+        };
+        for p in pending {
+            match (p, &err) {
+                (Pending::Put(reply, outcome), None) => {
+                    let _ = reply.send(outcome);
+                }
+                (Pending::Purge(reply, n), None) => {
+                    let _ = reply.send(Ok(n));
+                }
+                (Pending::Put(reply, _), Some(e)) => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                (Pending::Purge(reply, _), Some(e)) => {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
-        Err(err) => {
-            let err = log_error(&err);
-            for p in pending {
-                match p {
-                    Pending::Put(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
+    }
+
+    /// Applies the jobs in one redb transaction, logs the stored messages durably, commits.
+    fn apply(
+        &mut self,
+        jobs: impl Iterator<Item = Job>,
+        pending: &mut Vec<Pending>,
+        logged: &mut Vec<([u8; 32], Vec<u8>)>,
+    ) -> Result<(), redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let now = now_ms();
+        {
+            let mut tables = Tables::open(&txn)?;
+            for job in jobs {
+                match job {
+                    Job::Put {
+                        address,
+                        body,
+                        reply,
+                    } => {
+                        let outcome = tables.put(&address, &body, now, Some(self.quota))?;
+                        if outcome == Ok(PutOutcome::Stored) {
+                            logged.push((address, body));
+                        }
+                        pending.push(Pending::Put(reply, outcome));
                     }
-                    Pending::Purge(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
+                    Job::Purge { reply } => {
+                        let n = tables.purge(now)?;
+                        pending.push(Pending::Purge(reply, n));
                     }
+                    Job::Checkpoint | Job::Shutdown => {}
                 }
             }
+            tables.finish()?;
         }
+        let bytes = Wal::encoded_len(logged.iter().map(|(_, v)| v.len().saturating_sub(8)));
+        if logged.is_empty() {
+            txn.commit()?;
+        } else if self.wal.fits(bytes) {
+            // Durable in the log first; only then visible to readers and acknowledged.
+            self.wal
+                .append(logged.iter().map(|(a, v)| (a, v.as_slice())))?;
+            txn.commit()?;
+        } else {
+            // The log is full: commit this batch durably in redb and start a new epoch.
+            txn.set_durability(Durability::Immediate)?;
+            txn.commit()?;
+            self.wal.new_epoch()?;
+            self.dirty = false;
+            self.last_checkpoint = Instant::now();
+            return Ok(());
+        }
+        self.dirty = true;
+        Ok(())
     }
 }
 
-fn apply(
-    db: &Database,
-    jobs: impl Iterator<Item = Job>,
-    quota: u64,
-    pending: &mut Vec<Pending>,
-) -> Result<(), redb::Error> {
-    let txn = db.begin_write()?;
-    let now = now_ms();
-    {
-        let mut messages = txn.open_table(MESSAGES)?;
-        let mut expiry = txn.open_table(EXPIRY)?;
-        let mut meta = txn.open_table(META)?;
-        let mut stored = meta.get(STORED_BYTES)?.map_or(0, |g| g.value());
-        for job in jobs {
-            match job {
-                Job::Put {
-                    address,
-                    body,
-                    reply,
-                } => {
-                    let previous = messages
-                        .get(&address)?
-                        .map(|g| (expiry_of(g.value()), g.value().len().saturating_sub(8)));
-                    if let Some((expires, _)) = previous
-                        && expires > now
-                    {
-                        pending.push(Pending::Put(reply, Ok(PutOutcome::AlreadyExists)));
-                        continue;
-                    }
-                    let freed = previous.map_or(0, |(_, len)| len as u64);
-                    let len = body.len().saturating_sub(8) as u64;
-                    if stored.saturating_sub(freed).saturating_add(len) > quota {
-                        pending.push(Pending::Put(reply, Err(StoreError::QuotaReached)));
-                        continue;
-                    }
-                    if let Some((old_expiry, _)) = previous {
-                        expiry.remove(&index_key(old_expiry, &address))?;
-                    }
-                    messages.insert(&address, body.as_slice())?;
-                    expiry.insert(&index_key(expiry_of(&body), &address), ())?;
-                    stored = stored.saturating_sub(freed).saturating_add(len);
-                    pending.push(Pending::Put(reply, Ok(PutOutcome::Stored)));
-                }
-                Job::Purge { reply } => {
-                    let due: Vec<[u8; 40]> = expiry
-                        .range(..=index_key(now, &[0xff; 32]))?
-                        .take(PURGE_CHUNK)
-                        .map(|entry| entry.map(|(k, _)| k.value()))
-                        .collect::<Result<_, _>>()?;
-                    for key in &due {
-                        expiry.remove(key)?;
-                        let mut address = [0u8; 32];
-                        address.copy_from_slice(key.get(8..).unwrap_or(&[0u8; 32]));
-                        let live = messages
-                            .get(&address)?
-                            .map(|g| (expiry_of(g.value()), g.value().len().saturating_sub(8)));
-                        if let Some((expires, len)) = live
-                            && expires <= now
-                        {
-                            messages.remove(&address)?;
-                            stored = stored.saturating_sub(len as u64);
-                        }
-                    }
-                    pending.push(Pending::Purge(reply, due.len() as u64));
-                }
-                Job::Shutdown => {}
+/// The three tables of one write transaction.
+struct Tables<'t> {
+    messages: redb::Table<'t, [u8; 32], &'static [u8]>,
+    expiry: redb::Table<'t, [u8; 40], ()>,
+    meta: redb::Table<'t, &'static str, u64>,
+    stored: u64,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, redb::Error> {
+        let messages = txn.open_table(MESSAGES)?;
+        let expiry = txn.open_table(EXPIRY)?;
+        let meta = txn.open_table(META)?;
+        let stored = meta.get(STORED_BYTES)?.map_or(0, |g| g.value());
+        Ok(Self {
+            messages,
+            expiry,
+            meta,
+            stored,
+        })
+    }
+
+    /// First-write-wins insert of `value` (expiry ‖ body); `quota` None skips the quota.
+    fn put(
+        &mut self,
+        address: &[u8; 32],
+        value: &[u8],
+        now: u64,
+        quota: Option<u64>,
+    ) -> Result<Result<PutOutcome, StoreError>, redb::Error> {
+        let previous = self
+            .messages
+            .get(address)?
+            .map(|g| (expiry_of(g.value()), g.value().len().saturating_sub(8)));
+        if let Some((expires, _)) = previous
+            && expires > now
+        {
+            return Ok(Ok(PutOutcome::AlreadyExists));
+        }
+        let freed = previous.map_or(0, |(_, len)| len as u64);
+        let len = value.len().saturating_sub(8) as u64;
+        let after = self.stored.saturating_sub(freed).saturating_add(len);
+        if quota.is_some_and(|q| after > q) {
+            return Ok(Err(StoreError::QuotaReached));
+        }
+        if let Some((old_expiry, _)) = previous {
+            self.expiry.remove(&index_key(old_expiry, address))?;
+        }
+        self.messages.insert(address, value)?;
+        self.expiry
+            .insert(&index_key(expiry_of(value), address), ())?;
+        self.stored = after;
+        Ok(Ok(PutOutcome::Stored))
+    }
+
+    /// Deletes up to [`PURGE_CHUNK`] expired messages; returns how many.
+    fn purge(&mut self, now: u64) -> Result<u64, redb::Error> {
+        let due: Vec<[u8; 40]> = self
+            .expiry
+            .range(..=index_key(now, &[0xff; 32]))?
+            .take(PURGE_CHUNK)
+            .map(|entry| entry.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for key in &due {
+            self.expiry.remove(key)?;
+            let mut address = [0u8; 32];
+            address.copy_from_slice(key.get(8..).unwrap_or(&[0u8; 32]));
+            let live = self
+                .messages
+                .get(&address)?
+                .map(|g| (expiry_of(g.value()), g.value().len().saturating_sub(8)));
+            if let Some((expires, len)) = live
+                && expires <= now
+            {
+                self.messages.remove(&address)?;
+                self.stored = self.stored.saturating_sub(len as u64);
             }
         }
-        meta.insert(STORED_BYTES, stored)?;
+        Ok(due.len() as u64)
+    }
+
+    fn finish(mut self) -> Result<(), redb::Error> {
+        self.meta.insert(STORED_BYTES, self.stored)?;
+        Ok(())
+    }
+}
+
+/// Replays the log's records into redb (durably), skipping any already there or expired.
+fn replay(db: &Database, records: Vec<wal::Record>) -> Result<usize, redb::Error> {
+    let txn = db.begin_write()?;
+    let now = now_ms();
+    let mut replayed = 0;
+    {
+        let mut tables = Tables::open(&txn)?;
+        for record in records {
+            if record.expires_ms <= now {
+                continue;
+            }
+            let mut value = Vec::with_capacity(8 + record.body.len());
+            value.extend_from_slice(&record.expires_ms.to_be_bytes());
+            value.extend_from_slice(&record.body);
+            if tables.put(&record.address, &value, now, None)? == Ok(PutOutcome::Stored) {
+                replayed += 1;
+            }
+        }
+        tables.finish()?;
     }
     txn.commit()?;
-    Ok(())
+    Ok(replayed)
 }
 
 #[cfg(test)]

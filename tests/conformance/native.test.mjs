@@ -67,7 +67,8 @@ test("native: kill -9 during a write load loses no PUT that got 201", async (t) 
       }
     };
     const writers = Array.from({ length: 16 }, writer);
-    await sleep(1500);
+    // Long enough to cross a checkpoint (every 2 s) and leave later writes only in the log.
+    await sleep(3000);
     await server.kill9();
     stop = true;
     await Promise.all(writers);
@@ -82,7 +83,11 @@ test("native: kill -9 during a write load loses no PUT that got 201", async (t) 
         if (res.status !== 200 || !body.equals(blob)) lost.push(slot.addressHex.slice(0, 8));
       }
       assert.deepEqual(lost, [], `every 201 survives (${acked.length} checked, ${failures} in flight)`);
-      t.diagnostic(`${acked.length} acknowledged PUTs re-read after kill -9; ${failures} were in flight`);
+      const recovered = again.output().match(/recovered (\d+) messages from the write-ahead log/);
+      assert.ok(recovered && Number(recovered[1]) > 0, "the restart replayed the write-ahead log");
+      t.diagnostic(
+        `${acked.length} acknowledged PUTs re-read after kill -9 (${recovered[1]} from the log); ${failures} in flight`,
+      );
     } finally {
       await again.stop();
     }
