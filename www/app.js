@@ -1,14 +1,1155 @@
-// Hush web app entry: loads the wasm client and reports readiness.
-import init, { clientVersion } from "./pkg/hush.js";
+// Hush web app: screens, conversation list, chat, and the poll/flush loop over the wasm client.
+//
+// The client (./pkg/hush.js) owns every secret and every stored byte; this file only decides
+// what to show and when to call it. History is the source of truth: the chat is always redrawn
+// from client.history(), never from what a poll or a send returned.
 
-const status = document.getElementById("status");
+import init, { HushClient, ErrorCode, qrSvg, clientVersion } from "./pkg/hush.js";
+import { h, replace, field, setFieldError, formatTime } from "./dom.js";
+import { startScanner, canScan } from "./scanner.js";
+import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf } from "./settings.js";
 
-try {
-  await init();
-  status.textContent = `Client ready (v${clientVersion()}).`;
-  document.body.dataset.state = "ready";
-} catch (err) {
-  status.textContent = "This browser could not start the Hush client.";
-  document.body.dataset.state = "error";
-  console.error(err);
+const $ = (id) => document.getElementById(id);
+const els = {
+  view: $("view"),
+  sidebar: $("sidebar"),
+  list: $("conversations"),
+  listEmpty: $("conversations-empty"),
+  netstatus: $("netstatus"),
+  actions: $("topbar-actions"),
+  lock: $("lock-button"),
+  settings: $("settings-button"),
+  newConv: $("new-button"),
+  join: $("join-button"),
+  dialog: $("dialog"),
+  status: $("status"),
+};
+
+/** Minimum passphrase length we accept when creating a vault. */
+const MIN_PASSPHRASE = 8;
+/** Retry delays for the outbox while something is pending (ms), then the last one repeats. */
+const FLUSH_BACKOFF = [1_500, 3_000, 5_000, 8_000];
+
+const app = {
+  /** @type {HushClient | null} */
+  client: null,
+  /** Conversation summaries, most recent first. */
+  conversations: [],
+  /** The current screen: { name, id? }. */
+  screen: { name: "loading" },
+  /** An invite link that arrived in the URL fragment, until it is used. */
+  incomingInvite: null,
+  /** Bumped on every lock: timers and callbacks of an older generation do nothing. */
+  generation: 0,
+  pollTimers: new Map(),
+  polling: new Set(),
+  /** Mailboxes (base URLs) whose last request failed. */
+  unreachable: new Set(),
+  /** Blobs waiting in the outbox after the last flush. */
+  pending: 0,
+  flushError: false,
+  flushing: null,
+  flushAgain: false,
+  flushTimer: 0,
+  flushFailures: 0,
+  /** Sends run one after another, in the order they were typed. */
+  sendQueue: Promise.resolve(),
+  /** The open chat: { id, list, items: Map<seq, li>, token }. */
+  chat: null,
+  /** Stops the camera when the join screen goes away. */
+  stopCamera: null,
+  /** Object URL of the QR image shown, revoked when replaced. */
+  qrUrl: null,
+};
+
+const codeOf = (err) => (err && typeof err.code === "number" ? err.code : ErrorCode.Internal);
+const visible = () => document.visibilityState === "visible";
+const byId = (id) => app.conversations.find((c) => c.id === id);
+
+// ---------------------------------------------------------------------------------------------
+// Boot
+
+async function boot() {
+  // An invite link opened directly: keep it in memory and take it out of the address bar and
+  // the history right away, so the invite secret does not linger there.
+  if (location.hash.length > 1) {
+    app.incomingInvite = location.href;
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  try {
+    await init();
+    app.client = await HushClient.open();
+    els.status.textContent = `Client ready (v${clientVersion()}). Messages are encrypted on this device.`;
+    document.body.dataset.state = "ready";
+  } catch (err) {
+    document.body.dataset.state = "error";
+    els.status.textContent = "This browser could not start the Hush client.";
+    showMessageScreen(
+      "Hush can't start here",
+      "This browser could not start the Hush client. It needs WebAssembly and IndexedDB (private windows in some browsers turn IndexedDB off).",
+    );
+    console.error(err);
+    return;
+  }
+  els.lock.addEventListener("click", lock);
+  els.settings.addEventListener("click", () => showSettings());
+  els.newConv.addEventListener("click", () => showNewConversation());
+  els.join.addEventListener("click", () => showJoin());
+  window.addEventListener("online", onNetworkChange);
+  window.addEventListener("offline", onNetworkChange);
+  document.addEventListener("visibilitychange", onVisibilityChange);
+  updateNetStatus();
+
+  let hasVault = false;
+  try {
+    hasVault = await app.client.hasVault();
+  } catch (err) {
+    showMessageScreen("Storage is unavailable", storageMessage(err));
+    return;
+  }
+  if (hasVault) showUnlock();
+  else showSetup();
 }
+
+function storageMessage(err) {
+  return codeOf(err) === ErrorCode.Storage
+    ? "This browser refused to let Hush store data (IndexedDB). Private windows and some privacy settings do that. Hush needs it to keep your keys."
+    : "Something went wrong while opening Hush's storage. Reload the page to try again.";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Screens
+
+/** Puts `content` in the main view and records the screen. `pane` is what phones show. */
+function setScreen(name, content, { id = null, pane = "detail", focus = null } = {}) {
+  leaveScreen();
+  app.screen = { name, id };
+  document.body.dataset.screen = name;
+  document.body.dataset.pane = pane;
+  replace(els.view, content);
+  markCurrentInList();
+  const target = focus ?? els.view.querySelector("h1, h2");
+  if (target) {
+    if (!target.hasAttribute("tabindex") && /^H[12]$/.test(target.tagName)) target.setAttribute("tabindex", "-1");
+    target.focus({ preventScroll: true });
+  }
+}
+
+function leaveScreen() {
+  if (app.stopCamera) {
+    app.stopCamera();
+    app.stopCamera = null;
+  }
+  if (app.qrUrl) {
+    URL.revokeObjectURL(app.qrUrl);
+    app.qrUrl = null;
+  }
+  app.chat = null;
+}
+
+function setUnlockedChrome(unlocked) {
+  els.actions.hidden = !unlocked;
+  els.sidebar.hidden = !unlocked;
+  document.body.dataset.unlocked = unlocked ? "yes" : "no";
+}
+
+function showMessageScreen(title, text) {
+  setUnlockedChrome(false);
+  setScreen("message", h("section", { class: "card center" }, h("h1", { text: title }), h("p", { text })));
+}
+
+function intro() {
+  return h(
+    "ul",
+    { class: "points" },
+    h("li", { text: "No account, no phone number, no email." }),
+    h("li", { text: "Messages are encrypted here and sent to fresh addresses only the two of you can compute." }),
+    h("li", { text: "Meet once: show a QR code or share a link, then compare a short safety code." }),
+  );
+}
+
+function showSetup() {
+  setUnlockedChrome(false);
+  const pass = field({
+    label: "Passphrase",
+    type: "password",
+    autocomplete: "new-password",
+    hint: `At least ${MIN_PASSPHRASE} characters. It encrypts everything Hush keeps on this device. There is no reset: if you forget it, your conversations cannot be opened.`,
+    required: true,
+    minlength: MIN_PASSPHRASE,
+  });
+  const submit = h("button", { type: "submit", class: "primary wide", text: "Create" });
+  const busy = h("p", { class: "busy", role: "status", "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "stack", novalidate: true, onsubmit: onSubmit },
+    passwordWithToggle(pass),
+    submit,
+    busy,
+  );
+  async function onSubmit(event) {
+    event.preventDefault();
+    const value = pass.input.value;
+    if (value.length < MIN_PASSPHRASE) {
+      setFieldError(pass, `Use at least ${MIN_PASSPHRASE} characters.`);
+      pass.input.focus();
+      return;
+    }
+    setFieldError(pass, null);
+    submit.disabled = true;
+    busy.textContent = "Creating your encrypted storage…";
+    try {
+      await app.client.createVault(value);
+      pass.input.value = "";
+      await afterUnlock();
+    } catch (err) {
+      submit.disabled = false;
+      busy.textContent = "";
+      if (codeOf(err) === ErrorCode.VaultExists) {
+        showUnlock();
+        return;
+      }
+      setFieldError(pass, codeOf(err) === ErrorCode.Storage ? storageMessage(err) : `Could not create it: ${err.message}`);
+    }
+  }
+  setScreen(
+    "setup",
+    h(
+      "section",
+      { class: "card center narrow" },
+      h("h1", { text: "Welcome to Hush" }),
+      h("p", { class: "lead", text: "Private messaging between two people." }),
+      intro(),
+      h("h2", { class: "small-title", text: "Choose a passphrase for this device" }),
+      form,
+    ),
+    { pane: "detail", focus: pass.input },
+  );
+}
+
+/** A password field with a "Show" toggle, so a passphrase can be checked before it is used. */
+function passwordWithToggle(f) {
+  const toggle = h("button", {
+    type: "button",
+    class: "ghost reveal",
+    "aria-pressed": "false",
+    "aria-controls": f.input.id,
+    text: "Show",
+    onclick: () => {
+      const show = f.input.type === "password";
+      f.input.type = show ? "text" : "password";
+      toggle.setAttribute("aria-pressed", String(show));
+    },
+  });
+  const row = h("div", { class: "with-action" });
+  f.input.replaceWith(row);
+  row.append(f.input, toggle);
+  return f.wrap;
+}
+
+function showUnlock() {
+  setUnlockedChrome(false);
+  const pass = field({ label: "Passphrase", type: "password", autocomplete: "current-password", required: true });
+  const submit = h("button", { type: "submit", class: "primary wide", text: "Unlock" });
+  const busy = h("p", { class: "busy", role: "status", "aria-live": "polite" });
+  async function onSubmit(event) {
+    event.preventDefault();
+    if (!pass.input.value) {
+      setFieldError(pass, "Enter your passphrase.");
+      pass.input.focus();
+      return;
+    }
+    setFieldError(pass, null);
+    submit.disabled = true;
+    busy.textContent = "Unlocking…";
+    try {
+      await app.client.unlock(pass.input.value);
+      pass.input.value = "";
+      await afterUnlock();
+    } catch (err) {
+      submit.disabled = false;
+      busy.textContent = "";
+      const code = codeOf(err);
+      if (code === ErrorCode.WrongPassphrase) {
+        setFieldError(pass, "That passphrase does not unlock Hush on this device. Check it and try again.");
+      } else if (code === ErrorCode.Tampered) {
+        setFieldError(pass, "Hush's stored data on this device was altered and cannot be opened.");
+      } else {
+        setFieldError(pass, codeOf(err) === ErrorCode.Storage ? storageMessage(err) : `Could not unlock: ${err.message}`);
+      }
+      pass.input.select();
+      pass.input.focus();
+    }
+  }
+  setScreen(
+    "unlock",
+    h(
+      "section",
+      { class: "card center narrow" },
+      h("h1", { text: "Welcome back" }),
+      h("p", { class: "lead", text: "Your conversations are locked on this device." }),
+      h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, passwordWithToggle(pass), submit, busy),
+      app.incomingInvite ? h("p", { class: "note", text: "You opened an invite link. Unlock first; then you can accept it." }) : null,
+    ),
+    { pane: "detail", focus: pass.input },
+  );
+}
+
+async function afterUnlock() {
+  app.generation += 1;
+  setUnlockedChrome(true);
+  await refreshList();
+  for (const c of app.conversations) schedulePoll(c.id, 0);
+  flushSoon(0);
+  if (app.incomingInvite) {
+    const link = app.incomingInvite;
+    app.incomingInvite = null;
+    showJoin(link);
+  } else {
+    showHome();
+  }
+}
+
+function lock() {
+  app.generation += 1;
+  for (const timer of app.pollTimers.values()) clearTimeout(timer);
+  app.pollTimers.clear();
+  clearTimeout(app.flushTimer);
+  app.client.lock();
+  app.conversations = [];
+  els.list.replaceChildren();
+  app.unreachable.clear();
+  app.flushError = false;
+  updateNetStatus();
+  showUnlock();
+}
+
+function showHome() {
+  setScreen(
+    "home",
+    h(
+      "section",
+      { class: "card center empty-state" },
+      h("h2", { text: app.conversations.length ? "Pick a conversation" : "Start your first conversation" }),
+      h("p", {
+        text: app.conversations.length
+          ? "Choose one from the list, start a new one, or join someone else's."
+          : "Use New conversation to invite someone in person, or Join if someone showed you their code or sent you a link.",
+      }),
+    ),
+    { pane: "list" },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversation list
+
+async function refreshList() {
+  const generation = app.generation;
+  let list;
+  try {
+    list = await app.client.listConversations();
+  } catch (err) {
+    if (codeOf(err) !== ErrorCode.Locked) console.warn("Could not list conversations", err.message);
+    return;
+  }
+  if (generation !== app.generation) return;
+  app.conversations = list;
+  renderList();
+}
+
+function describe(c) {
+  if (!c.joined) {
+    return c.expiresAt && c.expiresAt < Date.now() ? "Invite expired" : "Waiting for them to join";
+  }
+  if (app.unreachable.has(c.mailbox)) return "Mailbox unreachable, retrying";
+  return c.lastActivity ? `Last activity ${formatTime(c.lastActivity)}` : "";
+}
+
+function renderList() {
+  const items = app.conversations.map((c) => {
+    const badge = c.unread > 0 ? h("span", { class: "badge" }, String(c.unread), h("span", { class: "sr-only", text: " unread" })) : null;
+    const button = h(
+      "button",
+      { type: "button", class: "conv", "data-id": c.id, onclick: () => openConversation(c.id) },
+      h("span", { class: "avatar", "aria-hidden": "true", text: initial(c.name) }),
+      h("span", { class: "conv-main" }, h("span", { class: "conv-name", text: c.name }), h("span", { class: "conv-sub", text: describe(c) })),
+      badge,
+    );
+    return h("li", { class: c.joined ? "" : "waiting" }, button);
+  });
+  replace(els.list, items);
+  els.listEmpty.hidden = app.conversations.length > 0;
+  markCurrentInList();
+  const unread = app.conversations.reduce((n, c) => n + c.unread, 0);
+  document.title = unread > 0 ? `(${unread}) Hush` : "Hush";
+}
+
+function initial(name) {
+  return (name.trim()[0] ?? "?").toUpperCase();
+}
+
+function markCurrentInList() {
+  for (const button of els.list.querySelectorAll("button.conv")) {
+    if (button.dataset.id === app.screen.id) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+}
+
+function openConversation(id) {
+  const c = byId(id);
+  if (!c) return;
+  if (c.joined) showChat(id);
+  else showInvite(id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// New conversation and invite
+
+function showNewConversation() {
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60 });
+  const submit = h("button", { type: "submit", class: "primary", text: "Create invite" });
+  const mailbox = mailboxUrl();
+  async function onSubmit(event) {
+    event.preventDefault();
+    const value = name.input.value.trim();
+    if (!value) {
+      setFieldError(name, "Give this conversation a name.");
+      name.input.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const { id } = await app.client.createInvite(siteUrl(), mailbox, value);
+      await refreshList();
+      schedulePoll(id, 0);
+      showInvite(id);
+    } catch (err) {
+      submit.disabled = false;
+      setFieldError(name, errorText(err));
+    }
+  }
+  setScreen(
+    "new",
+    h(
+      "section",
+      { class: "card" },
+      backButton(),
+      h("h2", { text: "New conversation" }),
+      h("p", {
+        text: "Hush makes a one-time invite: a QR code and a link. The other person scans the code or opens the link; it works once and expires in 24 hours.",
+      }),
+      h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, name.wrap, submit),
+      h("p", { class: "fine" }, `Messages go through the mailbox at ${hostOf(mailbox)}. `, settingsLink()),
+    ),
+    { focus: name.input },
+  );
+}
+
+function settingsLink() {
+  return h("button", { type: "button", class: "link", text: "Change mailbox", onclick: () => showSettings() });
+}
+
+function backButton() {
+  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showHome() });
+}
+
+function showInvite(id) {
+  const c = byId(id);
+  if (!c || !c.inviteLink) return showHome();
+  let img = null;
+  try {
+    const svg = qrSvg(c.inviteLink);
+    app.qrUrlPending = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
+    img = h("img", { class: "qr", src: app.qrUrlPending, alt: "QR code of the invite link", width: 256, height: 256 });
+  } catch (err) {
+    img = h("p", { class: "field-error", text: "This link is too long for a QR code; share the link instead." });
+  }
+  const linkId = "invite-link";
+  const link = h("input", { id: linkId, class: "mono", type: "text", readonly: true, value: c.inviteLink, "aria-label": "Invite link" });
+  const copied = h("span", { class: "copied", role: "status", "aria-live": "polite" });
+  const copy = h("button", {
+    type: "button",
+    text: "Copy",
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(link.value);
+      } catch {
+        link.select();
+        document.execCommand("copy");
+      }
+      copied.textContent = "Link copied";
+      setTimeout(() => (copied.textContent = ""), 3000);
+    },
+  });
+  link.addEventListener("focus", () => link.select());
+  const expired = c.expiresAt && c.expiresAt < Date.now();
+  const waiting = h(
+    "p",
+    { class: expired ? "state warn" : "state waiting", role: "status", "aria-live": "polite", id: "invite-state" },
+    expired
+      ? "This invite has expired. Delete it and create a new one."
+      : `Waiting for ${c.name} to join… This invite works once and expires ${c.expiresAt ? formatTime(c.expiresAt) : "in 24 hours"}.`,
+  );
+  setScreen(
+    "invite",
+    h(
+      "section",
+      { class: "card invite" },
+      backButton(),
+      h("h2", { text: `Invite ${c.name}` }),
+      h("p", { text: `Let ${c.name} scan this code with Hush (Join, then Scan QR code), or send them the link through a channel you trust.` }),
+      h("div", { class: "qr-frame" }, img),
+      h("label", { class: "label", for: linkId, text: "Invite link" }),
+      h("div", { class: "with-action" }, link, copy),
+      copied,
+      waiting,
+      h("p", { class: "fine", text: "Anyone who gets this link before them could join in their place: the safety code you compare next shows if that happened." }),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "danger ghost", text: "Delete invite", onclick: () => confirmDelete(id) })),
+    ),
+    { id },
+  );
+  app.qrUrl = app.qrUrlPending ?? null;
+  app.qrUrlPending = null;
+}
+
+function showSafety(id, { justJoined = false } = {}) {
+  const c = byId(id);
+  if (!c || !c.safetyCode) return showHome();
+  setScreen(
+    "safety",
+    h(
+      "section",
+      { class: "card safety" },
+      justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
+      h("h2", { text: justJoined ? `Connected with ${c.name}` : `Safety code with ${c.name}` }),
+      h("p", { text: `Compare this code with the one ${c.name} sees, face to face or on a call you trust.` }),
+      h("output", { class: "code", "aria-label": "Safety code", text: c.safetyCode }),
+      h("p", {
+        class: "fine",
+        text: "If the codes match, nobody sits between you. If they differ, someone else used the invite: delete this conversation and make a new invite in person.",
+      }),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: justJoined ? "Start chatting" : "Back to chat", onclick: () => showChat(id) })),
+    ),
+    { id },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Join
+
+function showJoin(prefill = "") {
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60 });
+  const link = field({
+    label: "Invite link",
+    hint: "Paste the link they sent you, or scan their QR code.",
+    autocomplete: "off",
+    spellcheck: "false",
+    class: "mono",
+    value: prefill,
+  });
+  const submit = h("button", { type: "submit", class: "primary", text: "Accept invite" });
+  const camState = h("p", { class: "state", role: "status", "aria-live": "polite" });
+  const video = h("video", { class: "camera", muted: true, playsinline: true, "aria-label": "Camera preview", hidden: true });
+  video.muted = true;
+  const scan = h("button", { type: "button", text: "Scan QR code", onclick: startCamera });
+  const stopCam = h("button", { type: "button", class: "ghost", text: "Stop camera", hidden: true, onclick: stopCamera });
+  if (!canScan()) scan.hidden = true;
+
+  async function startCamera() {
+    scan.disabled = true;
+    camState.textContent = "Opening the camera…";
+    try {
+      app.stopCamera = await startScanner(video, (text) => {
+        app.stopCamera = null;
+        video.hidden = true;
+        stopCam.hidden = true;
+        scan.disabled = false;
+        link.input.value = text;
+        setFieldError(link, null);
+        camState.textContent = "Invite read from the QR code.";
+        if (name.input.value.trim()) submit.focus();
+        else name.input.focus();
+      });
+      video.hidden = false;
+      stopCam.hidden = false;
+      camState.textContent = "Point the camera at the QR code on their screen.";
+    } catch (err) {
+      scan.disabled = false;
+      camState.textContent =
+        err && err.name === "NotAllowedError"
+          ? "Hush may not use the camera. Allow it in the browser's site settings, or paste the link instead."
+          : "The camera could not be opened. Paste the link instead.";
+    }
+  }
+  function stopCamera() {
+    if (app.stopCamera) app.stopCamera();
+    app.stopCamera = null;
+    video.hidden = true;
+    stopCam.hidden = true;
+    scan.disabled = false;
+    camState.textContent = "Camera stopped.";
+  }
+
+  async function onSubmit(event) {
+    event.preventDefault();
+    const who = name.input.value.trim();
+    const invite = link.input.value.trim();
+    setFieldError(name, who ? null : "Give this conversation a name.");
+    setFieldError(link, invite ? null : "Paste the invite link or scan the QR code.");
+    if (!who) return name.input.focus();
+    if (!invite) return link.input.focus();
+    submit.disabled = true;
+    try {
+      const id = await app.client.join(invite, joinDefaultMailbox(invite), who);
+      await refreshList();
+      flushSoon(0);
+      schedulePoll(id, 0);
+      showSafety(id, { justJoined: true });
+    } catch (err) {
+      submit.disabled = false;
+      setFieldError(link, errorText(err));
+      link.input.focus();
+    }
+  }
+
+  setScreen(
+    "join",
+    h(
+      "section",
+      { class: "card" },
+      backButton(),
+      h("h2", { text: prefill ? "You've been invited" : "Join a conversation" }),
+      h("p", {
+        text: prefill
+          ? "Give this conversation a name, then accept the invite. You will both see a safety code to compare."
+          : "Scan the QR code on the other person's screen, or paste the link they sent you.",
+      }),
+      h(
+        "form",
+        { class: "stack", novalidate: true, onsubmit: onSubmit },
+        name.wrap,
+        link.wrap,
+        h("div", { class: "scan" }, h("div", { class: "actions" }, scan, stopCam), video, camState),
+        submit,
+      ),
+    ),
+    { focus: name.input },
+  );
+}
+
+/** The mailbox for an invite that names none: the mailbox of the site the link points to. */
+function joinDefaultMailbox(invite) {
+  try {
+    const url = new URL(invite);
+    if (url.protocol === "https:" || url.protocol === "http:") return url.origin;
+  } catch {
+    // Only the fragment was pasted.
+  }
+  return mailboxUrl();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat
+
+function showChat(id) {
+  const c = byId(id);
+  if (!c) return showHome();
+  if (!c.joined) return showInvite(id);
+  const list = h("ol", { class: "messages", "aria-label": "Conversation history" });
+  const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
+  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, maxlength: 4000, autocomplete: "off" });
+  const sendError = h("p", { class: "field-error", role: "alert" });
+  const send = h("button", { type: "submit", class: "primary", text: "Send" });
+  const form = h(
+    "form",
+    {
+      class: "composer",
+      novalidate: true,
+      onsubmit: (event) => {
+        event.preventDefault();
+        const text = message.value;
+        if (!text.trim()) return;
+        message.value = "";
+        autosize(message);
+        sendError.textContent = "";
+        sendMessage(id, text, message, sendError);
+        message.focus();
+      },
+    },
+    message,
+    send,
+  );
+  message.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  message.addEventListener("input", () => autosize(message));
+  const title = h("h2", { class: "chat-title", text: c.name });
+  setScreen(
+    "chat",
+    h(
+      "section",
+      { class: "chat" },
+      h(
+        "header",
+        { class: "chat-head" },
+        backButton(),
+        h("span", { class: "avatar", "aria-hidden": "true", text: initial(c.name) }),
+        title,
+        h(
+          "div",
+          { class: "chat-actions" },
+          h("button", { type: "button", class: "ghost", text: "Safety code", onclick: () => showSafety(id) }),
+          h("button", { type: "button", class: "ghost", text: "Rename", onclick: () => renameDialog(id) }),
+          h("button", { type: "button", class: "ghost danger", text: "Delete", onclick: () => confirmDelete(id) }),
+        ),
+      ),
+      banner,
+      h("div", { class: "scroller" }, list),
+      sendError,
+      form,
+    ),
+    { id, focus: message },
+  );
+  app.chat = { id, list, banner, title, items: new Map(), token: 0, first: true };
+  updateChatBanner();
+  refreshChat();
+  schedulePoll(id, 0);
+}
+
+function autosize(textarea) {
+  textarea.rows = Math.min(6, Math.max(1, textarea.value.split("\n").length));
+}
+
+const STATUS_TEXT = { sending: "Sending…", sent: "Sent", failed: "Not delivered yet, retrying", received: "" };
+
+async function refreshChat() {
+  const chat = app.chat;
+  if (!chat) return;
+  const token = ++chat.token;
+  let history;
+  try {
+    history = await app.client.history(chat.id);
+  } catch (err) {
+    if (codeOf(err) === ErrorCode.UnknownConversation) showHome();
+    return;
+  }
+  if (app.chat !== chat || token !== chat.token) return;
+  const scroller = chat.list.parentElement;
+  const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  let prev = null;
+  let addedOwn = false;
+  const name = byId(chat.id)?.name ?? "Them";
+  for (const entry of history) {
+    let li = chat.items.get(entry.seq);
+    if (!li) {
+      li = h(
+        "li",
+        { class: entry.outgoing ? "msg out" : "msg in" },
+        h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
+        h("p", { class: "text", text: entry.text }),
+        h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
+      );
+      chat.items.set(entry.seq, li);
+      if (prev) prev.after(li);
+      else chat.list.prepend(li);
+      if (entry.outgoing) addedOwn = true;
+    } else if (prev ? li.previousElementSibling !== prev : li !== chat.list.firstElementChild) {
+      if (prev) prev.after(li);
+      else chat.list.prepend(li);
+    }
+    if (li.dataset.status !== entry.status) {
+      li.dataset.status = entry.status;
+      li.querySelector(".delivery").textContent = STATUS_TEXT[entry.status] ? ` · ${STATUS_TEXT[entry.status]}` : "";
+    }
+    prev = li;
+  }
+  if (!history.length && !chat.list.querySelector(".empty")) {
+    chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
+  } else if (history.length) {
+    chat.list.querySelector(".empty")?.remove();
+  }
+  if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
+  chat.first = false;
+  const c = byId(chat.id);
+  if (c && c.unread > 0 && visible()) {
+    try {
+      await app.client.markRead(chat.id);
+      c.unread = 0;
+      renderList();
+    } catch {
+      // Locked or deleted meanwhile: nothing to mark.
+    }
+  }
+}
+
+function sendMessage(id, text, textarea, errorSlot) {
+  app.sendQueue = app.sendQueue.then(async () => {
+    try {
+      await app.client.send(id, text);
+    } catch (err) {
+      const code = codeOf(err);
+      errorSlot.textContent =
+        code === ErrorCode.MessageTooLong ? "This message is too long. Split it into shorter ones." : `Not sent: ${errorText(err)}`;
+      if (textarea.isConnected && !textarea.value) {
+        textarea.value = text;
+        autosize(textarea);
+      }
+      return;
+    }
+    if (app.chat?.id === id) refreshChat();
+    await flush();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rename and delete
+
+function dialog(title, body, actions) {
+  const d = els.dialog;
+  replace(d, h("h2", { id: "dialog-title", text: title }), body, h("div", { class: "actions end" }, actions));
+  d.showModal();
+  return d;
+}
+
+function renameDialog(id) {
+  const c = byId(id);
+  if (!c) return;
+  const name = field({ label: "Name", value: c.name, autocomplete: "off", maxlength: 60 });
+  const form = h(
+    "form",
+    {
+      class: "stack",
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const value = name.input.value.trim();
+        if (!value) {
+          setFieldError(name, "A name cannot be empty.");
+          return;
+        }
+        try {
+          await app.client.rename(id, value);
+        } catch (err) {
+          setFieldError(name, errorText(err));
+          return;
+        }
+        els.dialog.close();
+        await refreshList();
+        if (app.chat?.id === id) app.chat.title.textContent = value;
+      },
+    },
+    name.wrap,
+    h(
+      "div",
+      { class: "actions end" },
+      h("button", { type: "button", class: "ghost", text: "Cancel", onclick: () => els.dialog.close() }),
+      h("button", { type: "submit", class: "primary", text: "Save name" }),
+    ),
+  );
+  const d = els.dialog;
+  replace(d, h("h2", { id: "dialog-title", text: `Rename ${c.name}` }), h("p", { class: "fine", text: "Only you see this name." }), form);
+  d.showModal();
+  name.input.select();
+}
+
+function confirmDelete(id) {
+  const c = byId(id);
+  if (!c) return;
+  const body = h(
+    "div",
+    {},
+    h("p", { text: "This erases, on this device:" }),
+    h(
+      "ul",
+      {},
+      h("li", { text: "the keys of this conversation, so its messages can never be read here again;" }),
+      h("li", { text: "the whole message history;" }),
+      h("li", { text: "any messages not sent yet." }),
+    ),
+    h("p", { text: `${c.name} is not notified. Messages they send afterwards are never read. This cannot be undone.` }),
+  );
+  const erase = h("button", {
+    type: "button",
+    class: "danger",
+    text: "Erase conversation",
+    onclick: async () => {
+      erase.disabled = true;
+      try {
+        await app.client.deleteConversation(id);
+      } catch (err) {
+        erase.disabled = false;
+        body.append(h("p", { class: "field-error", role: "alert", text: errorText(err) }));
+        return;
+      }
+      els.dialog.close();
+      clearTimeout(app.pollTimers.get(id));
+      app.pollTimers.delete(id);
+      await refreshList();
+      showHome();
+    },
+  });
+  dialog(`Delete the conversation with ${c.name}?`, body, [
+    h("button", { type: "button", class: "ghost", text: "Cancel", onclick: () => els.dialog.close() }),
+    erase,
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+function showSettings() {
+  const url = field({
+    label: "Mailbox URL",
+    type: "url",
+    value: mailboxUrl(),
+    autocomplete: "off",
+    spellcheck: "false",
+    hint: "The server that stores encrypted messages until they are read. Used for new conversations; each conversation keeps the mailbox it started with, and an invite tells the other person which one to use.",
+  });
+  const result = h("p", { class: "state", role: "status", "aria-live": "polite" });
+  const save = h("button", { type: "submit", class: "primary", text: "Save" });
+  async function onSubmit(event) {
+    event.preventDefault();
+    const normalised = normaliseMailboxUrl(url.input.value);
+    if (!normalised) {
+      setFieldError(url, "Enter a full address starting with https:// (or http:// for a local test).");
+      return;
+    }
+    setFieldError(url, null);
+    setMailboxUrl(normalised);
+    url.input.value = normalised;
+    result.textContent = "Saved. Checking the mailbox…";
+    result.textContent = (await checkMailbox(normalised))
+      ? `Saved. The mailbox at ${hostOf(normalised)} answered.`
+      : `Saved, but the mailbox at ${hostOf(normalised)} did not answer. Check the address; the mailbox must allow this site (CORS) and this site's Content-Security-Policy must allow connecting to it.`;
+  }
+  const reset = h("button", {
+    type: "button",
+    class: "ghost",
+    text: "Use the default mailbox",
+    onclick: () => {
+      setMailboxUrl(null);
+      url.input.value = mailboxUrl();
+      setFieldError(url, null);
+      result.textContent = `Using the default mailbox, ${hostOf(mailboxUrl())}.`;
+    },
+  });
+  setScreen(
+    "settings",
+    h(
+      "section",
+      { class: "card" },
+      backButton(),
+      h("h2", { text: "Settings" }),
+      h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, url.wrap, h("div", { class: "actions" }, save, reset), result),
+      h("h3", { text: "This device" }),
+      h("p", {
+        class: "fine",
+        text: "Everything Hush keeps (keys, history, unsent messages) is encrypted with your passphrase in this browser's storage. Lock when you step away; clearing this site's data erases it all.",
+      }),
+    ),
+    { focus: url.input },
+  );
+}
+
+async function checkMailbox(base) {
+  try {
+    const res = await fetch(`${base}/v1/health`, { cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polling and the outbox
+
+function schedulePoll(id, delay) {
+  if (!app.client?.isUnlocked) return;
+  clearTimeout(app.pollTimers.get(id));
+  if (app.polling.has(id)) return; // The running poll schedules the next one.
+  const open = app.screen.id === id;
+  const wait = delay ?? HushClient.pollDelayMs(visible(), open);
+  const generation = app.generation;
+  app.pollTimers.set(
+    id,
+    setTimeout(() => {
+      if (generation === app.generation) pollOnce(id);
+    }, wait),
+  );
+}
+
+async function pollOnce(id) {
+  app.pollTimers.delete(id);
+  const c = byId(id);
+  if (!c || !app.client.isUnlocked) return;
+  const generation = app.generation;
+  app.polling.add(id);
+  let changed = false;
+  let recovered = false;
+  try {
+    const out = await app.client.poll(id);
+    recovered = app.unreachable.delete(c.mailbox);
+    changed = out.joined || out.messages.length > 0;
+    if (out.joined && app.screen.name === "invite" && app.screen.id === id) {
+      await refreshList();
+      showSafety(id, { justJoined: true });
+    }
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === ErrorCode.Locked || code === ErrorCode.UnknownConversation) {
+      app.polling.delete(id);
+      return;
+    }
+    if (code === ErrorCode.MailboxUnreachable || code === ErrorCode.MailboxRejected) {
+      if (!app.unreachable.has(c.mailbox)) changed = true;
+      app.unreachable.add(c.mailbox);
+    } else {
+      console.warn("Poll failed; retrying", err.message);
+    }
+  }
+  app.polling.delete(id);
+  if (generation !== app.generation) return;
+  if (changed || recovered) {
+    updateNetStatus();
+    await refreshList();
+    if (app.chat?.id === id) refreshChat();
+  }
+  if (recovered || app.pending > 0) flushSoon(0);
+  schedulePoll(id);
+}
+
+function flushSoon(delay) {
+  clearTimeout(app.flushTimer);
+  const generation = app.generation;
+  app.flushTimer = setTimeout(() => {
+    if (generation === app.generation) flush();
+  }, delay);
+}
+
+/** Delivers the outbox; one flush at a time (a request during a flush runs another after it). */
+async function flush() {
+  if (!app.client?.isUnlocked) return;
+  if (app.flushing) {
+    app.flushAgain = true;
+    return app.flushing;
+  }
+  const generation = app.generation;
+  app.flushing = (async () => {
+    let delivered = 0;
+    do {
+      app.flushAgain = false;
+      try {
+        const out = await app.client.flush();
+        delivered += out.delivered;
+        app.pending = out.pending;
+        app.flushError = out.pending > 0 && Boolean(out.lastError);
+      } catch (err) {
+        if (codeOf(err) === ErrorCode.Locked) return;
+        app.flushError = true;
+        console.warn("Flush failed; retrying", err.message);
+      }
+    } while (app.flushAgain && generation === app.generation);
+    if (generation !== app.generation) return;
+    updateNetStatus();
+    // Statuses change (sending → sent, or failed) on every flush with work: redraw.
+    if (app.chat && (delivered > 0 || app.pending > 0)) refreshChat();
+    if (app.pending > 0) {
+      const wait = FLUSH_BACKOFF[Math.min(app.flushFailures, FLUSH_BACKOFF.length - 1)];
+      app.flushFailures += 1;
+      flushSoon(wait);
+    } else {
+      app.flushFailures = 0;
+    }
+  })();
+  try {
+    await app.flushing;
+  } finally {
+    app.flushing = null;
+  }
+}
+
+function onNetworkChange() {
+  updateNetStatus();
+  if (navigator.onLine && app.client?.isUnlocked) {
+    for (const c of app.conversations) schedulePoll(c.id, 0);
+    flushSoon(0);
+  }
+}
+
+function onVisibilityChange() {
+  if (!app.client?.isUnlocked) return;
+  // Polls slow down in the background and speed up again in front.
+  for (const c of app.conversations) schedulePoll(c.id, visible() ? 300 : undefined);
+  if (visible() && app.chat) refreshChat();
+}
+
+function updateNetStatus() {
+  let text = "";
+  let kind = "";
+  if (!navigator.onLine) {
+    text = "Offline. Messages wait on this device and go out when you're back online.";
+    kind = "offline";
+  } else if (app.unreachable.size > 0 || app.flushError) {
+    text = "Can't reach the mailbox. Retrying; nothing is lost.";
+    kind = "unreachable";
+  } else if (app.pending > 0) {
+    text = "Sending…";
+    kind = "sending";
+  }
+  if (els.netstatus.textContent !== text) els.netstatus.textContent = text;
+  els.netstatus.dataset.kind = kind;
+  updateChatBanner();
+  renderListSubtitles();
+}
+
+function renderListSubtitles() {
+  for (const button of els.list.querySelectorAll("button.conv")) {
+    const c = byId(button.dataset.id);
+    const sub = button.querySelector(".conv-sub");
+    if (c && sub && sub.textContent !== describe(c)) sub.textContent = describe(c);
+  }
+}
+
+function updateChatBanner() {
+  const chat = app.chat;
+  if (!chat) return;
+  const c = byId(chat.id);
+  let text = "";
+  if (!navigator.onLine) text = "You're offline. New messages will be sent when you're back online.";
+  else if (c && app.unreachable.has(c.mailbox))
+    text = `The mailbox at ${hostOf(c.mailbox)} is not answering. Hush keeps trying; your messages are kept and sent when it answers.`;
+  if (chat.banner.textContent !== text) chat.banner.textContent = text;
+  chat.banner.hidden = !text;
+}
+
+function errorText(err) {
+  switch (codeOf(err)) {
+    case ErrorCode.Locked:
+      return "Hush is locked. Unlock it first.";
+    case ErrorCode.InvalidInvite:
+      return "This is not a valid Hush invite. Check that the whole link was copied.";
+    case ErrorCode.InviteExpired:
+      return "This invite has expired. Ask for a new one.";
+    case ErrorCode.MailboxUnreachable:
+      return "The mailbox can't be reached right now. Try again in a moment.";
+    case ErrorCode.MailboxRejected:
+      return "The mailbox refused the request.";
+    case ErrorCode.NotJoined:
+      return "The other person has not joined yet.";
+    case ErrorCode.Storage:
+      return "This browser's storage failed (it may be full).";
+    case ErrorCode.UnknownConversation:
+      return "This conversation no longer exists.";
+    case ErrorCode.BadQr:
+      return "That is not a readable QR code.";
+    default:
+      return err?.message ?? "Something went wrong.";
+  }
+}
+
+boot();
