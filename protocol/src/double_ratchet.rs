@@ -197,11 +197,7 @@ impl Ratchet {
         let (root_key, chain_key, next_header_key) = self.root_key.advance(&dh);
         let header_key = core::mem::replace(&mut self.next_sending_header_key, next_header_key);
         self.previous_sending_len = self.sending.as_ref().map_or(0, |s| s.next);
-        self.sending = Some(SendingChain {
-            chain_key,
-            header_key,
-            next: 0,
-        });
+        self.sending = Some(SendingChain::new(chain_key, header_key, 0, self.role));
         self.root_key = root_key;
         self.ratchet_key = new_key;
         self.send_step_pending = false;
@@ -220,7 +216,6 @@ impl Ratchet {
         let count = u32::try_from(payloads.len()).map_err(|_| EncryptError::ChainExhausted)?;
         let public = self.ratchet_key.public_bytes();
         let pn = self.previous_sending_len;
-        let role = self.role;
         let Some(chain) = self.sending.as_mut() else {
             return Err(EncryptError::InvalidRatchetKey);
         };
@@ -231,7 +226,7 @@ impl Ratchet {
         for payload in payloads {
             let n = chain.next;
             let message_key = chain.chain_key.step();
-            let write_key = chain.header_key.write_key(role, n);
+            let write_key = chain.addresses.write_key(n);
             let address = write_key.address();
             let header = Header {
                 ratchet_key: public,
@@ -342,11 +337,10 @@ impl Ratchet {
         let message_key = chain_key.step();
         let fragment = open_body(&message_key, &self.ad, address, header, body, tag)?;
         // Commit.
-        let role = self.role.peer();
         let mut retired = vec![*address];
         if let Some(rc) = self.receiving.as_mut() {
             rc.chain_key = chain_key;
-            rc.slide_to(n.saturating_add(1), role);
+            rc.slide_to(n.saturating_add(1));
         }
         self.skipped.extend(new_skipped, &mut retired);
         self.finish_receive(address, &mut retired);
@@ -386,12 +380,11 @@ impl Ratchet {
             }
             let end = h.pn.min(rc.next.saturating_add(MAX_SKIP));
             let mut chain_key = rc.chain_key.clone();
-            let peer = self.role.peer();
             for i in rc.next..end {
                 let offset = (i - rc.next) as usize;
                 let address = match rc.window.get(offset) {
                     Some(a) => *a,
-                    None => rc.header_key.write_key(peer, i).address(),
+                    None => rc.addresses.write_key(i).address(),
                 };
                 new_skipped.push(SkippedKey {
                     address,
@@ -425,15 +418,20 @@ impl Ratchet {
         let fragment = open_body(&message_key, &self.ad, address, header, body, tag)?;
         // Commit.
         let peer = self.role.peer();
-        let window: VecDeque<Address> = self.next_window.iter().skip(n as usize).copied().collect();
-        let mut rc = ReceivingChain {
+        let window: VecDeque<Address> = self
+            .next_window
+            .iter()
+            .skip(n as usize + 1)
+            .copied()
+            .collect();
+        let rc = ReceivingChain::new(
             chain_key,
             header_key,
-            ratchet_key: remote,
-            next: n,
+            remote,
+            n.saturating_add(1),
             window,
-        };
-        rc.slide_to(n.saturating_add(1), peer);
+            peer,
+        );
         self.next_window = next_header_key.addresses(peer, 0, WINDOW);
         self.receiving = Some(rc);
         self.next_receiving_header_key = next_header_key;

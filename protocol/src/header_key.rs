@@ -130,24 +130,52 @@ impl HeaderKey {
         (header.n == n).then_some(header)
     }
 
-    fn keyed(&self) -> HmacSha256 {
+    /// The chain's address derivation, keyed once.
+    pub(crate) fn chain_addresses(&self, sender: Role) -> ChainAddresses {
         let mut mac = <HmacSha256 as HmacImpl>::new_from_slice(self.as_bytes());
         HmacImpl::update(&mut mac, WRITE_KEY_LABEL);
-        mac
+        ChainAddresses { mac, sender }
     }
 
     /// The write key of message `n` sent by `sender` on the chain whose header key is `self`:
     /// `HMAC-SHA256(HK, "hush/v1/write-key" ‖ role_byte ‖ u32be(n))`.
+    #[cfg(test)]
     pub(crate) fn write_key(&self, sender: Role, n: u32) -> WriteKey {
-        write_key_from(self.keyed(), sender, n)
+        self.chain_addresses(sender).write_key(n)
     }
 
     /// Addresses of messages `start .. start + count` (saturating at `u32::MAX`).
     pub(crate) fn addresses(&self, sender: Role, start: u32, count: u32) -> Vec<Address> {
-        let keyed = self.keyed();
+        self.chain_addresses(sender).addresses(start, count)
+    }
+}
+
+/// Write keys and addresses of one chain: HMAC-SHA256 keyed with the chain's header key, with
+/// the label already absorbed (so each message costs two SHA-256 blocks for the write key and
+/// one for the address). The HMAC state is secret and zeroized on drop.
+#[derive(Clone)]
+pub(crate) struct ChainAddresses {
+    mac: HmacSha256,
+    sender: Role,
+}
+
+impl ChainAddresses {
+    /// `HMAC-SHA256(HK, "hush/v1/write-key" ‖ role_byte ‖ u32be(n))`.
+    pub(crate) fn write_key(&self, n: u32) -> WriteKey {
+        write_key_from(self.mac.clone(), self.sender, n)
+    }
+
+    /// Addresses of messages `start .. start + count` (saturating at `u32::MAX`).
+    pub(crate) fn addresses(&self, start: u32, count: u32) -> Vec<Address> {
         (start..start.saturating_add(count))
-            .map(|n| write_key_from(keyed.clone(), sender, n).address())
+            .map(|n| self.write_key(n).address())
             .collect()
+    }
+}
+
+impl core::fmt::Debug for ChainAddresses {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ChainAddresses(..)")
     }
 }
 

@@ -118,7 +118,11 @@ impl core::fmt::Debug for PendingInvite {
 /// `NHKs = shared_nhkb`, `NHKr = shared_hka`. Only message 0 of the joiner's first chain is
 /// polled: the joiner's hello.
 pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Ratchet {
-    let first = keys.shared_hka.write_key(Role::Joiner, 0).address();
+    let first = keys
+        .shared_hka
+        .chain_addresses(Role::Joiner)
+        .write_key(0)
+        .address();
     Ratchet {
         role: Role::Inviter,
         ad: keys.ad.clone(),
@@ -260,11 +264,12 @@ impl Invite {
             root_key,
             ratchet_key: key_pair,
             remote_ratchet_key: Some(remote),
-            sending: Some(SendingChain {
+            sending: Some(SendingChain::new(
                 chain_key,
-                header_key: keys.shared_hka.clone(),
-                next: 0,
-            }),
+                keys.shared_hka.clone(),
+                0,
+                Role::Joiner,
+            )),
             send_step_pending: false,
             previous_sending_len: 0,
             next_sending_header_key,

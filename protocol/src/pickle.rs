@@ -167,16 +167,16 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         return Err(PickleError::Malformed);
     }
     let receiving = p.receiving.as_ref().map(|c| {
-        let header_key = HeaderKey::from_bytes(&c.header_key);
-        let window = header_key.addresses(peer, c.next, WINDOW).into();
-        ReceivingChain {
-            chain_key: ChainKey::from_bytes(&c.chain_key),
-            header_key,
-            ratchet_key: RemoteRatchetKey(c.ratchet_key),
-            next: c.next,
-            window,
-        }
+        ReceivingChain::new(
+            ChainKey::from_bytes(&c.chain_key),
+            HeaderKey::from_bytes(&c.header_key),
+            RemoteRatchetKey(c.ratchet_key),
+            c.next,
+            VecDeque::new(),
+            peer,
+        )
     });
+
     let next_receiving_header_key = HeaderKey::from_bytes(&p.next_receiving_header_key);
     let next_window = next_receiving_header_key.addresses(peer, 0, next_window_len);
     let skipped = SkippedKeys {
@@ -186,7 +186,7 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
             .map(|e| {
                 let header_key = HeaderKey::from_bytes(&e.header_key);
                 SkippedKey {
-                    address: header_key.write_key(peer, e.n).address(),
+                    address: header_key.chain_addresses(peer).write_key(e.n).address(),
                     header_key,
                     message_key: MessageKey::from_bytes(&e.message_key),
                     ratchet_key: RemoteRatchetKey(e.ratchet_key),
@@ -202,10 +202,13 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         root_key: RootKey::from_bytes(&p.root_key),
         ratchet_key: RatchetKeyPair::from_secret_bytes(&p.ratchet_secret),
         remote_ratchet_key: p.remote_ratchet_key.map(RemoteRatchetKey),
-        sending: p.sending.as_ref().map(|s| SendingChain {
-            chain_key: ChainKey::from_bytes(&s.chain_key),
-            header_key: HeaderKey::from_bytes(&s.header_key),
-            next: s.next,
+        sending: p.sending.as_ref().map(|s| {
+            SendingChain::new(
+                ChainKey::from_bytes(&s.chain_key),
+                HeaderKey::from_bytes(&s.header_key),
+                s.next,
+                role,
+            )
         }),
         send_step_pending: p.send_step_pending,
         previous_sending_len: p.previous_sending_len,

@@ -2,7 +2,7 @@
 
 use crate::address::Address;
 use crate::chain_key::ChainKey;
-use crate::header_key::{HeaderKey, Role};
+use crate::header_key::{ChainAddresses, HeaderKey, Role};
 use crate::ratchet_key::RemoteRatchetKey;
 use std::collections::VecDeque;
 
@@ -19,9 +19,34 @@ pub(crate) struct ReceivingChain {
     pub(crate) next: u32,
     /// Addresses of messages `Nr .. Nr + WINDOW`, in order.
     pub(crate) window: VecDeque<Address>,
+    /// Address derivation of this chain (from `HKr` and the peer's role).
+    pub(crate) addresses: ChainAddresses,
 }
 
 impl ReceivingChain {
+    /// A chain at `Nr = next` whose window starts with `window` (completed to `WINDOW`).
+    pub(crate) fn new(
+        chain_key: ChainKey,
+        header_key: HeaderKey,
+        ratchet_key: RemoteRatchetKey,
+        next: u32,
+        window: VecDeque<Address>,
+        sender: Role,
+    ) -> Self {
+        let addresses = header_key.chain_addresses(sender);
+        let mut chain = ReceivingChain {
+            chain_key,
+            header_key,
+            ratchet_key,
+            next,
+            window,
+            addresses,
+        };
+        chain.window.truncate(WINDOW as usize);
+        chain.slide_to(next);
+        chain
+    }
+
     /// Index `n` of `address` if it is in the window.
     pub(crate) fn find(&self, address: &Address) -> Option<u32> {
         let i = self.window.iter().position(|a| a == address)?;
@@ -29,7 +54,7 @@ impl ReceivingChain {
     }
 
     /// Moves `Nr` to `new_next`, sliding the window and computing its new addresses.
-    pub(crate) fn slide_to(&mut self, new_next: u32, sender: Role) {
+    pub(crate) fn slide_to(&mut self, new_next: u32) {
         let shift = new_next.saturating_sub(self.next);
         let drop = (shift as usize).min(self.window.len());
         self.window.drain(..drop);
@@ -37,7 +62,7 @@ impl ReceivingChain {
         let first_missing = new_next.saturating_add(have);
         let missing = WINDOW.saturating_sub(have);
         self.window
-            .extend(self.header_key.addresses(sender, first_missing, missing));
+            .extend(self.addresses.addresses(first_missing, missing));
         self.next = new_next;
     }
 }
