@@ -2,8 +2,14 @@
 //!
 //! * `floor/one_direction`: per 256-byte message without a DH step: `KDF_CK` on both sides
 //!   (2 HMAC-SHA256 each) plus one ChaCha20-Poly1305 seal and open of 256 bytes.
-//! * `floor/ping_pong`: the same plus one X25519 key generation and two X25519 DH (a DH
-//!   ratchet step on every message).
+//! * `floor/ping_pong`: the same plus one X25519 key generation, two X25519 DH and two
+//!   HKDF-SHA256 of 96 bytes (`KDF_RK` for both halves of a DH ratchet step on every message).
+//! * `floor/one_direction_hush_primitives`: the primitives Hush's design itself calls per
+//!   message, for comparison: `KDF_CK` on both sides, the write key (HMAC) and address
+//!   (SHA-256) on both sides, the 40-byte header sealed and opened, the 952-byte payload sealed
+//!   and opened. The difference to `floor/one_direction` is the price of header encryption,
+//!   addresses and the 1 KiB blob; the difference to `protocol/one_direction` is the
+//!   implementation's own overhead.
 //! * `protocol/one_direction` and `protocol/ping_pong`: `Session::encrypt` + `Session::decrypt`
 //!   of one 256-byte message (ping-pong alternates direction every message).
 //!
@@ -123,9 +129,51 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let fresh = StaticSecret::random_from_rng(&mut rng);
             let public = PublicKey::from(&fresh);
-            black_box(fresh.diffie_hellman(&remote));
-            black_box(s.diffie_hellman(&public));
+            let dh1 = fresh.diffie_hellman(&remote);
+            let dh2 = s.diffie_hellman(&public);
+            for dh in [dh1, dh2] {
+                let mut okm = [0u8; 96];
+                hkdf::Hkdf::<sha2::Sha256>::new(Some(&ck_s), dh.as_bytes())
+                    .expand(b"hush/v1/ratchet", &mut okm)
+                    .unwrap();
+                black_box(okm);
+            }
             one_direction_floor(&mut ck_s, &mut ck_r, &mut buf)
+        })
+    });
+    let mut header = [0u8; 40];
+    let mut payload = [0u8; 952];
+    let hk = [6u8; 32];
+    group.bench_function("one_direction_hush_primitives", |b| {
+        b.iter(|| {
+            for _side in 0..2 {
+                let (mk, next) = kdf_ck(&ck_s);
+                ck_s = next;
+                black_box(mk);
+                let mut mac = <Hmac as HmacImpl>::new_from_slice(&hk);
+                HmacImpl::update(&mut mac, b"hush/v1/write-key");
+                let mut mac = mac.clone();
+                HmacImpl::update(&mut mac, &[0, 0, 0, 0, 1]);
+                let wk: [u8; 32] = HmacImpl::finalize(mac).into();
+                black_box(protocol::WriteKey(wk).address());
+            }
+            let cipher = ChaCha20Poly1305::new(&hk.into());
+            let nonce = Nonce::from([0u8; 12]);
+            let tag = cipher
+                .encrypt_inout_detached(&nonce, &[0u8; 32], (&mut header[..]).into())
+                .unwrap();
+            let cipher = ChaCha20Poly1305::new(&hk.into());
+            cipher
+                .decrypt_inout_detached(&nonce, &[0u8; 32], (&mut header[..]).into(), &tag)
+                .unwrap();
+            let cipher = ChaCha20Poly1305::new(&ck_s.into());
+            let tag = cipher
+                .encrypt_inout_detached(&nonce, &[0u8; 120], (&mut payload[..]).into())
+                .unwrap();
+            let cipher = ChaCha20Poly1305::new(&ck_s.into());
+            cipher
+                .decrypt_inout_detached(&nonce, &[0u8; 120], (&mut payload[..]).into(), &tag)
+                .unwrap();
         })
     });
     group.finish();
