@@ -1,0 +1,127 @@
+// Page-object helpers for the Hush web app: every step goes through roles and accessible
+// names, the way a screen reader user (or any scripted client) would drive it.
+
+import assert from "node:assert/strict";
+
+const LONG = 30_000;
+
+/** First run: create the passphrase. Waits until the conversation list is there. */
+export async function createPassphrase(page, passphrase) {
+  await page.getByLabel("Passphrase", { exact: true }).fill(passphrase);
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  await page.getByRole("button", { name: "New conversation" }).waitFor({ timeout: LONG });
+}
+
+/** Later runs: unlock. */
+export async function unlock(page, passphrase) {
+  await page.getByLabel("Passphrase", { exact: true }).fill(passphrase);
+  await page.getByRole("button", { name: "Unlock", exact: true }).click();
+  await page.getByRole("button", { name: "New conversation" }).waitFor({ timeout: LONG });
+}
+
+/** New conversation → invite screen; returns the link in the "Invite link" field. */
+export async function newConversation(page, name) {
+  await page.getByRole("button", { name: "New conversation" }).click();
+  await page.getByLabel("Their name").fill(name);
+  await page.getByRole("button", { name: "Create invite" }).click();
+  const field = page.getByRole("textbox", { name: "Invite link" });
+  await field.waitFor();
+  const link = await field.inputValue();
+  assert.match(link, /#./, "the invite sits in the URL fragment");
+  return link;
+}
+
+/** The safety code shown on the current screen (waits for it). */
+export async function safetyCode(page) {
+  const code = page.getByLabel("Safety code");
+  await code.waitFor({ timeout: LONG });
+  const text = (await code.textContent()).trim();
+  assert.match(text, /^\d{4} \d{4} \d{4}$/, "a safety code in groups of digits");
+  return text;
+}
+
+/** The conversation list item for `name`. */
+export function listItem(page, name) {
+  return page
+    .getByRole("navigation", { name: "Conversations" })
+    .getByRole("listitem")
+    .filter({ has: page.getByText(name, { exact: true }) });
+}
+
+/** Opens the chat with `name` from the list. */
+export async function openChat(page, name) {
+  await listItem(page, name).getByRole("button").click();
+  await page.getByRole("textbox", { name: "Message" }).waitFor();
+}
+
+/** Types and sends one message; returns Date.now() just before the click. */
+export async function send(page, text) {
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  const at = Date.now();
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  return at;
+}
+
+/**
+ * The chat's messages, oldest first, as { text, own, status }: each list item of the
+ * "Conversation history" list holds two paragraphs, the text and "time · delivery state".
+ */
+export async function messages(page) {
+  const items = page.getByRole("list", { name: "Conversation history" }).getByRole("listitem");
+  const rows = await items.evaluateAll((lis) =>
+    lis.map((li) => ({ all: li.textContent, paras: [...li.querySelectorAll("p")].map((p) => p.textContent) })),
+  );
+  return rows
+    .filter((r) => r.paras.length === 2)
+    .map(({ all, paras: [text, meta] }) => {
+      const own = all.startsWith("You: ");
+      const status = !own ? "received" : meta.includes("Sending") ? "sending" : meta.includes("retrying") ? "failed" : meta.endsWith("Sent") ? "sent" : "?";
+      return { text, own, status };
+    });
+}
+
+/** Polls `check()` until it returns a truthy value (returned) or `timeout` ms pass. */
+export async function eventually(check, { timeout = LONG, interval = 100, what = "condition" } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * Lists every control in the accessibility tree that has no accessible name (buttons, text
+ * boxes, links, images, checkboxes, list boxes). Empty means every control is labelled.
+ */
+export async function unlabelledControls(page) {
+  const tree = await page.locator("body").ariaSnapshot();
+  return tree
+    .split("\n")
+    .filter((line) => /^\s*- (button|textbox|link|img|checkbox|combobox|listbox|slider|switch)(\s*\[[^\]]*\])?:?\s*$/.test(line));
+}
+
+/** Starts recording, in the page, when each message text first shows in the chat. */
+export async function recordArrivals(page) {
+  await page.evaluate(() => {
+    window.__arrivals = {};
+    const scan = () => {
+      const list = document.querySelector('[aria-label="Conversation history"]');
+      if (!list) return;
+      for (const li of list.children) {
+        const text = li.querySelector("p")?.textContent;
+        if (text && !(text in window.__arrivals)) window.__arrivals[text] = Date.now();
+      }
+    };
+    scan();
+    new MutationObserver(scan).observe(document.body, { childList: true, subtree: true });
+  });
+}
+
+/** What recordArrivals saw: { text: ms since the epoch }. */
+export function arrivals(page) {
+  return page.evaluate(() => window.__arrivals);
+}
