@@ -111,10 +111,10 @@ async fn purge_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>, ttl: Duration) {
     }
 }
 
-/// Asks the writer to make idle non-durable commits durable in redb (see `wal`): the writer
-/// checkpoints on its own while busy, this covers the quiet moments.
+/// Asks the writer every second to make pending commits durable in redb once writes paused
+/// (see `wal`); under load the writer checkpoints on its own.
 async fn checkpoint_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

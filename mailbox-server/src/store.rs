@@ -4,8 +4,8 @@
 //! one writer thread, which drains whatever is queued into a single transaction (group
 //! commit), appends the stored messages to the write-ahead log (`wal`) and flushes it, and
 //! only then commits the transaction (without its own fsync) and answers: a 201 is durable on
-//! disk. Every couple of seconds, or when the log fills, redb commits durably and the log is
-//! emptied; after a crash the log is replayed on start. Because one thread owns all writes,
+//! disk. When writes pause, every 10 s under load, or when the log fills, redb commits
+//! durably and the log is emptied; after a crash the log is replayed on start. Because one thread owns all writes,
 //! "is the address free?" and "store it" happen in one transaction: first write wins,
 //! atomically.
 //!
@@ -147,6 +147,7 @@ impl DiskStore {
             quota: config.quota_bytes,
             dirty: false,
             last_checkpoint: Instant::now(),
+            last_write: Instant::now(),
             failed: false,
         };
         let thread = std::thread::Builder::new()
@@ -163,8 +164,8 @@ impl DiskStore {
         ))
     }
 
-    /// Makes everything stored so far durable in redb (the log is emptied). The writer also
-    /// does this on its own every couple of seconds while it is busy.
+    /// Makes everything stored so far durable in redb (the log is emptied) if writes have
+    /// paused for a moment; under load the writer checkpoints on its own.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.send(Job::Checkpoint).await
     }
@@ -246,8 +247,12 @@ fn log_error(err: &redb::Error) -> StoreError {
     StoreError::Unavailable(class)
 }
 
-/// How long non-durable commits may pile up before redb commits durably (a checkpoint).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// How long non-durable commits may pile up under load before redb commits durably (a
+/// checkpoint). A checkpoint stalls writes while redb flushes, so under load it happens
+/// rarely (or when the log is full); when writes pause it happens after [`CHECKPOINT_IDLE`].
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// Quiet time after which pending commits are made durable in redb.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// The writer thread's state.
 struct Writer {
@@ -257,6 +262,7 @@ struct Writer {
     /// Non-durable commits since the last checkpoint.
     dirty: bool,
     last_checkpoint: Instant,
+    last_write: Instant,
     /// Set after a failed commit: redb and the log may disagree, so refuse writes until a
     /// restart replays the log.
     failed: bool,
@@ -274,9 +280,13 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
             }
         }
         let stop = batch.iter().any(|j| matches!(j, Job::Shutdown));
-        let checkpoint = stop || batch.iter().any(|j| matches!(j, Job::Checkpoint));
+        let asked = batch.iter().any(|j| matches!(j, Job::Checkpoint));
+        let idle = writer.last_write.elapsed() >= CHECKPOINT_IDLE;
+        if batch.iter().any(|j| matches!(j, Job::Put { .. })) {
+            writer.last_write = Instant::now();
+        }
         writer.commit_batch(&mut batch);
-        if checkpoint || writer.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        if stop || (asked && idle) || writer.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             writer.checkpoint();
         }
         if stop {

@@ -25,7 +25,7 @@ use std::path::Path;
 const MAGIC: &[u8; 8] = b"HUSHWAL1";
 const HEADER_LEN: u64 = 4096;
 /// Size the log is preallocated to; a checkpoint happens before it would overflow.
-pub const WAL_BYTES: u64 = 64 << 20;
+pub const WAL_BYTES: u64 = 128 << 20;
 const RECORD_FIXED: usize = 8 + 4 + 32 + 8 + 8;
 
 /// One stored message, as logged.

@@ -66,13 +66,24 @@ test("native: kill -9 during a write load loses no PUT that got 201", async (t) 
         }
       }
     };
-    const writers = Array.from({ length: 16 }, writer);
-    // Long enough to cross a checkpoint (every 2 s) and leave later writes only in the log.
-    await sleep(3000);
+    const load = async (ms) => {
+      stop = false;
+      const writers = Array.from({ length: 16 }, writer);
+      await sleep(ms);
+      return writers;
+    };
+    // Phase 1, then a pause long enough for the server to checkpoint into redb; phase 2 is
+    // cut by kill -9, so its writes live only in the write-ahead log.
+    let writers = await load(1000);
+    stop = true;
+    await Promise.all(writers);
+    const checkpointed = acked.length;
+    await sleep(2500);
+    writers = await load(1500);
     await server.kill9();
     stop = true;
     await Promise.all(writers);
-    assert.ok(acked.length > 50, `enough acknowledged writes before the kill (${acked.length})`);
+    assert.ok(acked.length > 50 + checkpointed, `enough acknowledged writes before the kill (${acked.length})`);
 
     const again = await startNative({ dataDir, maxBody: MAX_BODY });
     try {
@@ -85,8 +96,9 @@ test("native: kill -9 during a write load loses no PUT that got 201", async (t) 
       assert.deepEqual(lost, [], `every 201 survives (${acked.length} checked, ${failures} in flight)`);
       const recovered = again.output().match(/recovered (\d+) messages from the write-ahead log/);
       assert.ok(recovered && Number(recovered[1]) > 0, "the restart replayed the write-ahead log");
+      assert.ok(Number(recovered[1]) < acked.length, "the writes before the pause came from redb");
       t.diagnostic(
-        `${acked.length} acknowledged PUTs re-read after kill -9 (${recovered[1]} from the log); ${failures} in flight`,
+        `${acked.length} acknowledged PUTs re-read after kill -9 (${checkpointed} checkpointed, ${recovered[1]} from the log); ${failures} in flight`,
       );
     } finally {
       await again.stop();
