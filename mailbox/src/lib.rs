@@ -41,8 +41,8 @@ pub const API_PREFIX: &str = "/v1";
 /// Body of `GET /v1/health`.
 pub const HEALTH_BODY: &str = "ok";
 
-/// Default largest message body in bytes: one protocol blob.
-pub const DEFAULT_MAX_BODY: usize = 2048;
+/// Default largest message body in bytes: one protocol blob ([`protocol::BLOB_LEN`]).
+pub const DEFAULT_MAX_BODY: usize = protocol::BLOB_LEN;
 
 /// Default message lifetime: seven days.
 pub const DEFAULT_TTL_SECONDS: u64 = 7 * 24 * 60 * 60;
