@@ -183,6 +183,7 @@ function showSetup() {
   const form = h(
     "form",
     { class: "stack", novalidate: true, onsubmit: onSubmit },
+    usernameForManagers(),
     passwordWithToggle(pass),
     submit,
     busy,
@@ -225,6 +226,11 @@ function showSetup() {
     ),
     { pane: "detail", focus: pass.input },
   );
+}
+
+/** Password managers file a passphrase under a user name; Hush has none, so it is "Hush". */
+function usernameForManagers() {
+  return h("input", { type: "text", name: "username", autocomplete: "username", value: "Hush", hidden: true, tabindex: "-1" });
 }
 
 /** A password field with a "Show" toggle, so a passphrase can be checked before it is used. */
@@ -288,7 +294,7 @@ function showUnlock() {
       { class: "card center narrow" },
       h("h1", { text: "Welcome back" }),
       h("p", { class: "lead", text: "Your conversations are locked on this device." }),
-      h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, passwordWithToggle(pass), submit, busy),
+      h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, usernameForManagers(), passwordWithToggle(pass), submit, busy),
       app.incomingInvite ? h("p", { class: "note", text: "You opened an invite link. Unlock first; then you can accept it." }) : null,
     ),
     { pane: "detail", focus: pass.input },
@@ -559,23 +565,30 @@ function showJoin(prefill = "") {
   async function startCamera() {
     scan.disabled = true;
     camState.textContent = "Opening the camera…";
+    video.hidden = false;
+    let read = false;
+    const onRead = (text) => {
+      read = true;
+      app.stopCamera = null;
+      video.hidden = true;
+      stopCam.hidden = true;
+      scan.disabled = false;
+      link.input.value = text;
+      setFieldError(link, null);
+      camState.textContent = "Invite read from the QR code.";
+      if (name.input.value.trim()) submit.focus();
+      else name.input.focus();
+    };
     try {
-      app.stopCamera = await startScanner(video, (text) => {
-        app.stopCamera = null;
-        video.hidden = true;
-        stopCam.hidden = true;
-        scan.disabled = false;
-        link.input.value = text;
-        setFieldError(link, null);
-        camState.textContent = "Invite read from the QR code.";
-        if (name.input.value.trim()) submit.focus();
-        else name.input.focus();
-      });
-      video.hidden = false;
+      const stop = await startScanner(video, onRead);
+      if (read) return;
+      if (!video.isConnected) return stop(); // The screen changed while the camera opened.
+      app.stopCamera = stop;
       stopCam.hidden = false;
       camState.textContent = "Point the camera at the QR code on their screen.";
     } catch (err) {
       scan.disabled = false;
+      video.hidden = true;
       camState.textContent =
         err && err.name === "NotAllowedError"
           ? "Hush may not use the camera. Allow it in the browser's site settings, or paste the link instead."

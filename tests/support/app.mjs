@@ -9,14 +9,14 @@ const LONG = 30_000;
 export async function createPassphrase(page, passphrase) {
   await page.getByLabel("Passphrase", { exact: true }).fill(passphrase);
   await page.getByRole("button", { name: "Create", exact: true }).click();
-  await page.getByRole("button", { name: "New conversation" }).waitFor({ timeout: LONG });
+  await page.getByRole("button", { name: "Lock", exact: true }).waitFor({ timeout: LONG });
 }
 
 /** Later runs: unlock. */
 export async function unlock(page, passphrase) {
   await page.getByLabel("Passphrase", { exact: true }).fill(passphrase);
   await page.getByRole("button", { name: "Unlock", exact: true }).click();
-  await page.getByRole("button", { name: "New conversation" }).waitFor({ timeout: LONG });
+  await page.getByRole("button", { name: "Lock", exact: true }).waitFor({ timeout: LONG });
 }
 
 /** New conversation → invite screen; returns the link in the "Invite link" field. */
