@@ -145,6 +145,7 @@ function leaveScreen() {
     app.qrUrl = null;
   }
   app.chat = null;
+  document.body.dataset.banner = "no";
 }
 
 function setUnlockedChrome(unlocked) {
@@ -221,6 +222,7 @@ function showSetup() {
       h("h1", { text: "Welcome to Hush" }),
       h("p", { class: "lead", text: "Private messaging between two people." }),
       intro(),
+      app.incomingInvite ? h("p", { class: "note", text: "You opened an invite link. Choose a passphrase first; then you can accept the invite." }) : null,
       h("h2", { class: "small-title", text: "Choose a passphrase for this device" }),
       form,
     ),
@@ -727,7 +729,7 @@ function showChat(id) {
     ),
     { id, focus: message },
   );
-  app.chat = { id, list, banner, title, items: new Map(), token: 0, first: true };
+  app.chat = { id, list, banner, title, items: new Map(), token: 0, first: true, unsent: false };
   updateChatBanner();
   refreshChat();
   schedulePoll(id, 0);
@@ -786,6 +788,11 @@ async function refreshChat() {
     chat.list.querySelector(".empty")?.remove();
   }
   if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
+  const unsent = history.some((e) => e.status === "sending" || e.status === "failed");
+  if (unsent !== chat.unsent) {
+    chat.unsent = unsent;
+    updateChatBanner();
+  }
   chat.first = false;
   const c = byId(chat.id);
   if (c && c.unread > 0 && visible()) {
@@ -1110,9 +1117,6 @@ function updateNetStatus() {
   } else if (app.unreachable.size > 0 || app.flushError) {
     text = "Can't reach the mailbox. Retrying; nothing is lost.";
     kind = "unreachable";
-  } else if (app.pending > 0) {
-    text = "Sending…";
-    kind = "sending";
   }
   if (els.netstatus.textContent !== text) els.netstatus.textContent = text;
   els.netstatus.dataset.kind = kind;
@@ -1133,11 +1137,13 @@ function updateChatBanner() {
   if (!chat) return;
   const c = byId(chat.id);
   let text = "";
-  if (!navigator.onLine) text = "You're offline. New messages will be sent when you're back online.";
-  else if (c && app.unreachable.has(c.mailbox))
-    text = `The mailbox at ${hostOf(c.mailbox)} is not answering. Hush keeps trying; your messages are kept and sent when it answers.`;
+  if (!navigator.onLine) text = "Offline. Your messages wait on this device and go out when you're back online.";
+  else if (c && (app.unreachable.has(c.mailbox) || (app.flushError && chat.unsent)))
+    text = `Can't reach the mailbox at ${hostOf(c.mailbox)}. Hush keeps trying; your messages are kept and sent when it answers.`;
   if (chat.banner.textContent !== text) chat.banner.textContent = text;
   chat.banner.hidden = !text;
+  // The chat's own notice replaces the one in the top bar.
+  document.body.dataset.banner = text ? "yes" : "no";
 }
 
 function errorText(err) {
