@@ -123,16 +123,16 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step("native unit and property tests", || {
         cargo(&["test", "--workspace", "--all-targets"])
     })?;
+    // The wasm tests and the Node suites run against a real mailbox-server.
+    step("build mailbox-server", || {
+        cargo(&["build", "--package", "mailbox-server"])
+    })?;
     if browser {
         step("wasm tests in headless Chromium", || {
             wasm::test_in_browser(root)
         })?;
     }
 
-    // Artifacts the Node-driven suites run against.
-    step("build mailbox-server", || {
-        cargo(&["build", "--package", "mailbox-server"])
-    })?;
     step("build wasm client and site", || {
         wasm::build_web(root).map(|_| ())
     })?;
