@@ -189,6 +189,7 @@ async function scenario(kind, report) {
       await alice.page.getByRole("button", { name: "Save", exact: true }).click();
       await alice.page.getByRole("status").filter({ hasText: "answered" }).waitFor();
       await shot(alice.page, "settings-desktop");
+      assert.deepEqual(await unlabelledControls(alice.page), [], "settings: every control has a name");
     }
 
     // --- New conversation: QR and link; the QR decodes back to the link.
@@ -205,6 +206,8 @@ async function scenario(kind, report) {
     await createPassphrase(bob.page, PASS.bob);
     assert.ok(!bob.page.url().includes("#"), "the invite fragment is removed from the address bar");
     assert.equal(await bob.page.getByLabel("Invite link").inputValue(), link, "the join flow holds the opened link");
+    assert.deepEqual(await unlabelledControls(bob.page), [], "join: every control has a name");
+    await shot(bob.page, "join-phone");
     await bob.page.getByLabel("Their name").fill("Alice");
     await bob.page.getByRole("button", { name: "Accept invite" }).click();
     const bobCode = await safetyCode(bob.page);
@@ -254,6 +257,9 @@ async function scenario(kind, report) {
     assert.deepEqual(await unlabelledControls(alice.page), [], "chat: every control has a name");
     await shot(alice.page, "chat-desktop");
     await shot(bob.page, "chat-phone");
+    await alice.page.emulateMedia({ colorScheme: "dark" });
+    await shot(alice.page, "chat-desktop-dark");
+    await alice.page.emulateMedia({ colorScheme: "light" });
 
     // --- Offline (the browser's own notion): shown, then gone.
     const errorsBefore = { alice: alice.errors.length, bob: bob.errors.length };
@@ -270,6 +276,7 @@ async function scenario(kind, report) {
     await alice.page.getByRole("alert").filter({ hasText: "does not unlock" }).waitFor();
     await shot(alice.page, "unlock-wrong-desktop");
     await shot(bob.page, "unlock-phone");
+    assert.deepEqual(await unlabelledControls(alice.page), [], "unlock: every control has a name");
     await unlock(alice.page, PASS.alice);
     await unlock(bob.page, PASS.bob);
     await openChat(alice.page, "Bob");
@@ -343,6 +350,7 @@ async function scenario(kind, report) {
       await carol.page.getByRole("button", { name: "Scan QR code" }).click();
       await carol.page.getByRole("status").filter({ hasText: "Invite read from the QR code" }).waitFor({ timeout: 30_000 });
       assert.equal(await carol.page.getByLabel("Invite link").inputValue(), carolLink, "the camera read the invite");
+      await shot(carol.page, "join-camera-desktop");
     } else {
       carol = await launch();
       people.push(carol);
@@ -389,6 +397,7 @@ async function scenario(kind, report) {
     const said = await confirm.textContent();
     for (const what of ["keys", "history", "not sent", "not notified"]) assert.ok(said.includes(what), `the confirmation mentions ${what}`);
     await shot(alice.page, "delete-confirm-desktop");
+    assert.deepEqual(await unlabelledControls(alice.page), [], "delete dialog: every control has a name");
     await confirm.getByRole("button", { name: "Erase conversation" }).click();
     await eventually(async () => (await listItem(alice.page, "Carol (work)").count()) === 0, { what: "the conversation to go" });
     assert.equal(await alice.page.getByRole("navigation", { name: "Conversations" }).getByRole("listitem").count(), 1);
