@@ -72,10 +72,7 @@ const byId = (id) => app.conversations.find((c) => c.id === id);
 async function boot() {
   // An invite link opened directly: keep it in memory and take it out of the address bar and
   // the history right away, so the invite secret does not linger there.
-  if (location.hash.length > 1) {
-    app.incomingInvite = location.href;
-    history.replaceState(null, "", location.pathname + location.search);
-  }
+  takeInviteFromUrl();
   try {
     await init();
     app.client = await HushClient.open();
@@ -98,6 +95,19 @@ async function boot() {
   window.addEventListener("online", onNetworkChange);
   window.addEventListener("offline", onNetworkChange);
   document.addEventListener("visibilitychange", onVisibilityChange);
+  // An invite link pasted into the address bar of an open Hush tab only changes the fragment.
+  window.addEventListener("hashchange", () => {
+    if (!takeInviteFromUrl()) return;
+    if (app.client.isUnlocked) {
+      const link = app.incomingInvite;
+      app.incomingInvite = null;
+      showJoin(link);
+    } else if (app.screen.name === "unlock") {
+      showUnlock();
+    } else if (app.screen.name === "setup") {
+      showSetup();
+    }
+  });
   updateNetStatus();
 
   let hasVault = false;
@@ -109,6 +119,14 @@ async function boot() {
   }
   if (hasVault) showUnlock();
   else showSetup();
+}
+
+/** Moves an invite in the URL fragment into memory and out of the address bar and history. */
+function takeInviteFromUrl() {
+  if (location.hash.length <= 1) return false;
+  app.incomingInvite = location.href;
+  history.replaceState(null, "", location.pathname + location.search);
+  return true;
 }
 
 function storageMessage(err) {
