@@ -23,6 +23,7 @@ const els = {
   join: $("join-button"),
   dialog: $("dialog"),
   status: $("status"),
+  announcer: $("announcer"),
 };
 
 /** Minimum passphrase length we accept when creating a vault. */
@@ -58,8 +59,9 @@ const app = {
   chat: null,
   /** Stops the camera when the join screen goes away. */
   stopCamera: null,
-  /** Object URL of the QR image shown, revoked when replaced. */
+  /** Object URL of the QR image shown, revoked when the screen changes. */
   qrUrl: null,
+  qrUrlPending: null,
 };
 
 const codeOf = (err) => (err && typeof err.code === "number" ? err.code : ErrorCode.Internal);
@@ -163,6 +165,7 @@ function leaveScreen() {
     app.qrUrl = null;
   }
   app.chat = null;
+  els.announcer.textContent = "";
   document.body.dataset.banner = "no";
 }
 
@@ -342,6 +345,8 @@ function lock() {
   app.pollTimers.clear();
   clearTimeout(app.flushTimer);
   app.client.lock();
+  if (els.dialog.open) els.dialog.close();
+  document.title = "Hush";
   app.conversations = [];
   els.list.replaceChildren();
   app.unreachable.clear();
@@ -404,7 +409,10 @@ function renderList() {
     );
     return h("li", { class: c.joined ? "" : "waiting" }, button);
   });
+  // Redrawing must not take the keyboard focus away from the list.
+  const focused = els.list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
   replace(els.list, items);
+  if (focused) els.list.querySelector(`button.conv[data-id="${CSS.escape(focused)}"]`)?.focus();
   els.listEmpty.hidden = app.conversations.length > 0;
   markCurrentInList();
   const unread = app.conversations.reduce((n, c) => n + c.unread, 0);
@@ -775,6 +783,7 @@ async function refreshChat() {
   const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   let prev = null;
   let addedOwn = false;
+  const incoming = [];
   const name = byId(chat.id)?.name ?? "Them";
   for (const entry of history) {
     let li = chat.items.get(entry.seq);
@@ -790,6 +799,7 @@ async function refreshChat() {
       if (prev) prev.after(li);
       else chat.list.prepend(li);
       if (entry.outgoing) addedOwn = true;
+      else if (!chat.first) incoming.push(entry.text);
     } else if (prev ? li.previousElementSibling !== prev : li !== chat.list.firstElementChild) {
       if (prev) prev.after(li);
       else chat.list.prepend(li);
@@ -806,6 +816,9 @@ async function refreshChat() {
     chat.list.querySelector(".empty")?.remove();
   }
   if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
+  // New messages are announced once each (the list itself is not a live region, so opening a
+  // chat does not read out its whole history).
+  if (incoming.length) els.announcer.textContent = incoming.map((t) => `${name}: ${t}`).join("\n");
   const unsent = history.some((e) => e.status === "sending" || e.status === "failed");
   if (unsent !== chat.unsent) {
     chat.unsent = unsent;
