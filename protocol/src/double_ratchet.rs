@@ -31,6 +31,33 @@ secret_key! {
     pub(crate) struct AssociatedData;
 }
 
+/// The addresses a party should fetch now, by segment. Within each segment, and from one
+/// segment to the next in the order of the fields, addresses follow the order in which the
+/// peer sent their messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollSet {
+    /// Addresses of skipped messages still awaited (older than anything in `current`), oldest
+    /// first.
+    pub skipped: Vec<Address>,
+    /// The next [`WINDOW`] addresses of the peer's current chain, from the first unread one.
+    pub current: Vec<Address>,
+    /// The first [`WINDOW`] addresses of the peer's next chain (empty while our answering
+    /// ratchet step is still unsent). Reading one of these makes a DH ratchet step, after
+    /// which unread messages of the current chain can only arrive as skipped messages.
+    pub next: Vec<Address>,
+}
+
+impl PollSet {
+    /// Every address, in the peer's send order: skipped, current, next.
+    pub fn all(&self) -> Vec<Address> {
+        let mut out = Vec::with_capacity(self.skipped.len() + self.current.len() + self.next.len());
+        out.extend_from_slice(&self.skipped);
+        out.extend_from_slice(&self.current);
+        out.extend_from_slice(&self.next);
+        out
+    }
+}
+
 /// One blob to deposit: PUT `blob` at `address`, authorised by `write_key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingBlob {
@@ -150,18 +177,21 @@ fn open_body(
 }
 
 impl Ratchet {
-    /// The addresses to poll now: the current receiving window, the next chain's window
-    /// (unless our answering ratchet step is still pending), then skipped messages.
-    pub(crate) fn poll_addresses(&self) -> Vec<Address> {
-        let mut out = Vec::with_capacity(2 * WINDOW as usize + self.skipped.entries.len());
-        if let Some(rc) = &self.receiving {
-            out.extend(rc.window.iter().copied());
+    /// The addresses to poll now, by segment (see [`PollSet`]).
+    pub(crate) fn poll_set(&self) -> PollSet {
+        PollSet {
+            skipped: self.skipped.entries.iter().map(|e| e.address).collect(),
+            current: self
+                .receiving
+                .as_ref()
+                .map(|rc| rc.window.iter().copied().collect())
+                .unwrap_or_default(),
+            next: if self.send_step_pending {
+                Vec::new()
+            } else {
+                self.next_window.clone()
+            },
         }
-        if !self.send_step_pending {
-            out.extend(self.next_window.iter().copied());
-        }
-        out.extend(self.skipped.entries.iter().map(|e| e.address));
-        out
     }
 
     fn locate(&self, address: &Address) -> Result<Slot, DecryptError> {

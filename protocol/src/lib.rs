@@ -84,7 +84,7 @@ mod skipped_keys;
 pub mod testing;
 
 pub use address::{ADDRESS_LABEL, ADDRESS_LEN, Address, WriteKey};
-pub use double_ratchet::{DUPLICATE_MEMORY, MAX_SKIP, OutgoingBlob};
+pub use double_ratchet::{DUPLICATE_MEMORY, MAX_SKIP, OutgoingBlob, PollSet};
 pub use error::{DecryptError, EncryptError, InviteError, PickleError};
 pub use header_key::{ENCRYPTED_HEADER_LEN, HEADER_LEN, Role, WRITE_KEY_LABEL};
 pub use invite::{

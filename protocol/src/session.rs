@@ -1,7 +1,7 @@
 //! A live conversation: the ratchet plus multi-blob reassembly and the safety code.
 
 use crate::address::Address;
-use crate::double_ratchet::{OutgoingBlob, Ratchet};
+use crate::double_ratchet::{OutgoingBlob, PollSet, Ratchet};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::Role;
 use crate::message::{KIND_DATA, MAX_MESSAGE_LEN, Reassembly, split};
@@ -55,11 +55,18 @@ impl Session {
         self.ratchet.encrypt(rng, &split(plaintext))
     }
 
-    /// The addresses to fetch now: [`WINDOW`](crate::WINDOW) upcoming addresses of the peer's
-    /// current chain, `WINDOW` of its next chain (once our latest ratchet key has been sent),
-    /// and the addresses of skipped messages still awaited.
+    /// The addresses to fetch now, in the order the peer sent them: the addresses of skipped
+    /// messages still awaited, [`WINDOW`](crate::WINDOW) upcoming addresses of the peer's
+    /// current chain, and `WINDOW` of its next chain (once our latest ratchet key has been
+    /// sent).
     pub fn poll_addresses(&self) -> Vec<Address> {
-        self.ratchet.poll_addresses()
+        self.ratchet.poll_set().all()
+    }
+
+    /// The same addresses by segment, for a caller that wants to read everything of the
+    /// current chain before stepping to the next (so messages keep their send order).
+    pub fn poll_set(&self) -> PollSet {
+        self.ratchet.poll_set()
     }
 
     /// Decrypts the blob fetched from `address`. On any error the session is unchanged.

@@ -34,6 +34,10 @@ use crate::vault::{self, KdfParams, VaultError, VaultKey};
 /// A poll set larger than this is split into several requests of the same size.
 pub const FETCH_BATCH: usize = 48;
 
+/// Extra fetches one poll may make while draining a burst in send order (each covers the
+/// addresses a slid receive window newly holds).
+pub const MAX_REFETCHES: u32 = 8;
+
 /// How long an invite stays joinable.
 pub const INVITE_LIFETIME_SECONDS: u64 = 24 * 60 * 60;
 
@@ -121,6 +125,18 @@ pub struct HistoryEntry {
     pub time_ms: u64,
     /// Delivery state.
     pub status: Status,
+}
+
+impl From<&Message> for HistoryEntry {
+    fn from(m: &Message) -> Self {
+        HistoryEntry {
+            seq: m.seq,
+            outgoing: m.outgoing,
+            text: m.text.clone(),
+            time_ms: m.time_ms,
+            status: m.status,
+        }
+    }
 }
 
 /// What a poll found.
@@ -516,7 +532,8 @@ impl Client {
 
     /// Polls one conversation: fetches its poll set (padded with decoys to [`FETCH_BATCH`]),
     /// then, under the conversation's lock, decrypts what arrived on the latest committed
-    /// session and commits session and history together before reporting anything.
+    /// session, in the peer's send order, and commits session and history together before
+    /// reporting anything.
     pub async fn poll(self: &Rc<Self>, id: &str) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
@@ -530,17 +547,14 @@ impl Client {
         };
         let mailbox = MailboxClient::new(&conversation.mailbox);
         drop(conversation);
-        let mut found = Vec::new();
-        for batch in padded_batches(&addresses) {
-            found.extend(mailbox.fetch(&batch).await?);
-        }
+        let found = fetch_padded(&mailbox, &addresses).await?;
         if found.is_empty() {
             return Ok(PollOutcome::default());
         }
         let this = self.clone();
         let id_owned = id.to_owned();
         with_lock(&self.lock_name(id), async move {
-            this.receive(&id_owned, found).await
+            this.receive(&id_owned, &mailbox, addresses, found).await
         })
         .await
         .map_err(|_| ClientError::Lock)?
@@ -549,17 +563,18 @@ impl Client {
     async fn receive(
         &self,
         id: &str,
-        found: Vec<(Address, Vec<u8>)>,
+        mailbox: &MailboxClient,
+        mut queried: Vec<Address>,
+        mut found: Vec<(Address, Vec<u8>)>,
     ) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let mut conversation = self.conversation(&key, id).await?;
         let mut outcome = PollOutcome::default();
-        let mut found = found.into_iter();
         // A waiting invite first needs the joiner's hello.
         if let ConversationState::Waiting { pending, .. } = &conversation.state {
             let pending = PendingInvite::from_pickle(&pickle_key(&key), pending)?;
             let mut session = None;
-            for (address, blob) in found.by_ref() {
+            while let Some((address, blob)) = found.pop() {
                 match pending.accept(now_s(), &address, &blob) {
                     Ok(accepted) => {
                         session = Some(accepted);
@@ -582,24 +597,52 @@ impl Client {
             return Ok(outcome);
         };
         let mut live = Session::from_pickle(&pickle_key(&key), session)?;
-        // Decrypt in the order of the poll set, which is the order the peer sent in, so the
-        // history keeps each sender's order even when one fetch returns several messages.
-        let order = live.poll_addresses();
-        let mut found: Vec<(Address, Vec<u8>)> = found.collect();
-        found.sort_by_key(|(address, _)| {
-            order
-                .iter()
-                .position(|a| a == address)
-                .unwrap_or(usize::MAX)
-        });
         let mut writes = Vec::new();
-        for (address, blob) in found {
+        // Drain in the peer's send order (docs/PROTOCOL.md §6.2): everything of the current
+        // chain (and skipped messages) first; when that runs dry, fetch what the slid window
+        // newly covers; only then step to the next chain.
+        let mut refetches = 0;
+        let mut read_since_fetch = false;
+        loop {
+            let set = live.poll_set();
+            let earliest = |segment: &[Address], found: &[(Address, Vec<u8>)]| {
+                segment
+                    .iter()
+                    .find_map(|a| found.iter().position(|(f, _)| f == a))
+            };
+            let mut pick =
+                earliest(&set.skipped, &found).or_else(|| earliest(&set.current, &found));
+            if pick.is_none() && read_since_fetch && refetches < MAX_REFETCHES {
+                read_since_fetch = false;
+                let fresh: Vec<Address> = set
+                    .all()
+                    .into_iter()
+                    .filter(|a| !queried.contains(a))
+                    .collect();
+                if !fresh.is_empty() {
+                    refetches += 1;
+                    queried.extend_from_slice(&fresh);
+                    // A network error here only delays those messages to the next poll.
+                    if let Ok(more) = fetch_padded(mailbox, &fresh).await {
+                        found.extend(more);
+                    }
+                    continue;
+                }
+            }
+            if pick.is_none() {
+                pick = earliest(&set.next, &found);
+            }
+            let Some(index) = pick else {
+                break;
+            };
+            let (address, blob) = found.swap_remove(index);
             match live.decrypt(&address, &blob) {
                 Ok(received) => {
+                    read_since_fetch = true;
                     let Some(plaintext) = received.plaintext else {
                         continue;
                     };
-                    let entry = HistoryEntry {
+                    let message = Message {
                         seq: conversation.next_seq,
                         outgoing: false,
                         text: String::from_utf8_lossy(&plaintext).into_owned(),
@@ -608,26 +651,21 @@ impl Client {
                     };
                     conversation.next_seq += 1;
                     conversation.unread = conversation.unread.saturating_add(1);
-                    conversation.last_activity_ms = entry.time_ms;
-                    let message = Message {
-                        seq: entry.seq,
-                        outgoing: false,
-                        text: entry.text.clone(),
-                        time_ms: entry.time_ms,
-                        status: Status::Received,
-                    };
+                    conversation.last_activity_ms = message.time_ms;
                     writes.push(Self::put(
                         &key,
-                        records::message_key(id, entry.seq),
+                        records::message_key(id, message.seq),
                         &message,
                     ));
-                    outcome.messages.push(entry);
+                    outcome.messages.push(HistoryEntry::from(&message));
                 }
-                // Already read (another tab, an earlier poll), foreign or tampered: the
-                // session is unchanged by a failed decrypt; nothing to store.
+                // Foreign or tampered: a failed decrypt leaves the session unchanged.
                 Err(_) => outcome.rejected += 1,
             }
         }
+        // Whatever is left is no longer in the poll set: read already (by another tab or an
+        // earlier poll) or never ours.
+        outcome.rejected += u32::try_from(found.len()).unwrap_or(u32::MAX);
         if writes.is_empty() && !outcome.joined {
             return Ok(outcome);
         }
@@ -651,13 +689,7 @@ impl Client {
             .read_prefix::<Message>(&key, &records::message_prefix(id))
             .await?
             .iter()
-            .map(|(_, m)| HistoryEntry {
-                seq: m.seq,
-                outgoing: m.outgoing,
-                text: m.text.clone(),
-                time_ms: m.time_ms,
-                status: m.status,
-            })
+            .map(|(_, m)| HistoryEntry::from(m))
             .collect())
     }
 
@@ -754,6 +786,18 @@ fn parse_outgoing_key(name: &str) -> Option<(String, u64)> {
     let (id, tail) = rest.split_once('/')?;
     let (seq, _part) = tail.split_once('-')?;
     Some((id.to_owned(), u64::from_str_radix(seq, 16).ok()?))
+}
+
+/// Fetches `addresses` in padded batches of [`FETCH_BATCH`]; returns only what was found.
+async fn fetch_padded(
+    mailbox: &MailboxClient,
+    addresses: &[Address],
+) -> Result<Vec<(Address, Vec<u8>)>, ClientError> {
+    let mut found = Vec::new();
+    for batch in padded_batches(addresses) {
+        found.extend(mailbox.fetch(&batch).await?);
+    }
+    Ok(found)
 }
 
 /// Splits `addresses` into requests of exactly [`FETCH_BATCH`] addresses each, padding with

@@ -256,3 +256,34 @@ async fn futures_join_all<F: std::future::Future<Output = u64> + 'static>(
     wasm_bindgen_futures::JsFuture::from(all).await.unwrap();
     results.borrow().iter().map(|r| r.unwrap()).collect()
 }
+
+#[wasm_bindgen_test]
+async fn a_burst_longer_than_the_window_then_a_ratchet_step_arrives_in_order() {
+    let (alice, a_id, bob, b_id, _db_a, _db_b) = joined_pair("burst").await;
+    // 20 messages on Bob's current chain: more than the 16-address receive window.
+    for i in 0..20 {
+        bob.send(&b_id, &format!("b{i}")).await.unwrap();
+    }
+    bob.flush().await.unwrap();
+    // Alice answers; Bob reads it, so his next messages start a new chain (a DH step).
+    alice.send(&a_id, "ping").await.unwrap();
+    alice.flush().await.unwrap();
+    assert_eq!(poll_until(&bob, &b_id, 1).await, ["ping"]);
+    for i in 20..25 {
+        bob.send(&b_id, &format!("b{i}")).await.unwrap();
+    }
+    bob.flush().await.unwrap();
+    // Alice's poll sees the first window of the old chain and the new chain at once; the
+    // old chain's last four are outside her window until it slides.
+    let want: Vec<String> = (0..25).map(|i| format!("b{i}")).collect();
+    assert_eq!(poll_until(&alice, &a_id, 25).await, want);
+    let history: Vec<String> = alice
+        .history(&a_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| !m.outgoing)
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(history, want);
+}
