@@ -10,6 +10,7 @@
 //! workspace at the exact `wasm-bindgen` version in Cargo.lock; Chromium comes from Debian,
 //! workerd and wasm-opt from the npm registry through the repo's own package-lock.json.
 
+mod bench;
 mod mailbox;
 mod prereqs;
 mod wasm;
@@ -25,6 +26,7 @@ usage: cargo xtask <command>
 
   serve [--listen ADDR] [--data DIR]   build the client and site, run the mailbox + site (default 127.0.0.1:8787)
   test [--no-browser]                  run every test (native, wasm in Chromium, workerd, end to end)
+  bench                                print benchmark figures (protocol native and in Chromium, client)
   build-web                            build the wasm client into www/pkg
   build-worker                         build the edge worker into edge-worker/build
   setup                                install what is missing (wasm target, npm packages, Chromium)
@@ -54,6 +56,11 @@ fn run(args: &[String]) -> Result<()> {
     match cmd {
         "serve" => serve(&root, rest),
         "test" => test(&root, rest),
+        "bench" => {
+            prereqs::ensure_build(&root)?;
+            prereqs::ensure_browser()?;
+            bench::run(&root)
+        }
         "build-web" => {
             prereqs::ensure_build(&root)?;
             wasm::build_web(&root).map(|_| ())
@@ -194,7 +201,7 @@ fn collect_tests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Runs one named step, printing its wall time.
-fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     println!("xtask: == {name}");
     let started = Instant::now();
     let result = f().with_context(|| format!("step `{name}` failed"));

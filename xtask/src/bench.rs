@@ -1,0 +1,162 @@
+//! `cargo xtask bench`: figures, printed, never asserted. The protocol's per-message cost
+//! natively (criterion) and inside Chromium (wasm-bindgen-test's criterion port), each set
+//! next to a baseline measured in the same run: the bare primitives ("floor") natively, and
+//! the native figure for the browser. Then the client's unlock time, first-load bytes and
+//! module sizes in Chromium (tests/bench/client-figures.mjs).
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::prereqs::CHROMEDRIVER;
+use crate::{cargo, cargo_bin, step};
+
+/// The benchmarks compared, as (native id, browser id, floor id).
+const PAIRS: [(&str, &str, &str); 2] = [
+    (
+        "protocol/one_direction",
+        "browser/protocol/one_direction",
+        "floor/one_direction",
+    ),
+    (
+        "protocol/ping_pong",
+        "browser/protocol/ping_pong",
+        "floor/ping_pong",
+    ),
+];
+
+pub fn run(root: &Path) -> Result<()> {
+    let native = step("native protocol benchmarks (criterion)", || {
+        capture(Command::new(cargo_bin()).args([
+            "bench",
+            "--package",
+            "protocol",
+            "--bench",
+            "ratchet",
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            "3",
+        ]))
+    })?;
+    let browser = step("protocol benchmarks in headless Chromium", || {
+        cargo(&[
+            "build",
+            "--package",
+            "xtask",
+            "--bin",
+            "wasm-bindgen-test-runner",
+        ])?;
+        // The shipped module's settings (the `wasm` profile), not the bench profile's.
+        capture(
+            Command::new(cargo_bin())
+                .args([
+                    "bench",
+                    "--package",
+                    "wasm-client",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                    "--bench",
+                    "session",
+                ])
+                .env("CARGO_PROFILE_BENCH_OPT_LEVEL", "s")
+                .env("CARGO_PROFILE_BENCH_LTO", "true")
+                .env("CARGO_PROFILE_BENCH_CODEGEN_UNITS", "1")
+                .env(
+                    "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                    root.join("target/debug/wasm-bindgen-test-runner"),
+                )
+                .env("CHROMEDRIVER", CHROMEDRIVER),
+        )
+    })?;
+    step("client figures in headless Chromium", || {
+        cargo(&["build", "--package", "mailbox-server"])?;
+        crate::wasm::build_web(root)?;
+        crate::run_cmd(
+            Command::new("node")
+                .arg(root.join("tests/bench/client-figures.mjs"))
+                .env(
+                    "HUSH_MAILBOX_SERVER_BIN",
+                    root.join("target/debug/mailbox-server"),
+                )
+                .env("HUSH_WWW_DIR", root.join("www"))
+                .env("HUSH_CHROMIUM", crate::prereqs::CHROMIUM),
+        )
+    })?;
+
+    println!("\nxtask: per 256-byte message, encrypt + decrypt (median estimates):");
+    for (native_id, browser_id, floor_id) in PAIRS {
+        let n = estimate_ns(&native, native_id)
+            .with_context(|| format!("no figure for {native_id}"))?;
+        let f =
+            estimate_ns(&native, floor_id).with_context(|| format!("no figure for {floor_id}"))?;
+        let b = estimate_ns(&browser, browser_id)
+            .with_context(|| format!("no figure for {browser_id}"))?;
+        println!(
+            "  {native_id:<24} native {:>8.2} µs = {:.2}× floor ({:.2} µs); Chromium {:>8.2} µs = {:.2}× native",
+            n / 1e3,
+            n / f,
+            f / 1e3,
+            b / 1e3,
+            b / n
+        );
+    }
+    Ok(())
+}
+
+/// Runs a command, echoing and returning its standard output.
+fn capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    Ok(stdout)
+}
+
+/// The middle estimate of criterion's `time: [low mid high]` report for `id`, in ns.
+fn estimate_ns(output: &str, id: &str) -> Option<f64> {
+    let mut current = false;
+    for line in output.lines() {
+        if line.split_whitespace().next() == Some(id) {
+            current = true;
+        }
+        if current && let Some(rest) = line.split("time:").nth(1) {
+            let inner = rest.trim().trim_start_matches('[').trim_end_matches(']');
+            let parts: Vec<&str> = inner.split_whitespace().collect();
+            let (value, unit) = (parts.get(2)?, parts.get(3)?);
+            let scale = match *unit {
+                "ns" => 1.0,
+                "µs" | "us" => 1e3,
+                "ms" => 1e6,
+                "s" => 1e9,
+                _ => return None,
+            };
+            return value.parse::<f64>().ok().map(|v| v * scale);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::estimate_ns;
+
+    #[test]
+    fn parses_criterion_reports() {
+        let native = "protocol/one_direction\n                        time:   [9.1000 µs 9.2500 µs 9.4000 µs]\n";
+        assert_eq!(estimate_ns(native, "protocol/one_direction"), Some(9250.0));
+        let browser = "browser/protocol/ping_pong    time:   [310.10 µs 312.00 µs 315.90 µs]";
+        assert_eq!(
+            estimate_ns(browser, "browser/protocol/ping_pong"),
+            Some(312_000.0)
+        );
+        assert_eq!(estimate_ns(native, "protocol/ping_pong"), None);
+    }
+}
