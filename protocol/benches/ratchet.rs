@@ -22,7 +22,7 @@
 )]
 
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use hkdf::HmacImpl;
 use protocol::testing::SeededRng;
 use protocol::{Invite, Session};
@@ -198,5 +198,91 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(ratchet, benches);
-criterion_main!(ratchet);
+/// Median over rounds of (protocol time / floor time), each round timing a batch of the floor
+/// and then a batch of the protocol back to back, so that load changes on a shared machine hit
+/// both sides of each ratio alike.
+fn paired_ratio(
+    rounds: usize,
+    mut floor: impl FnMut(),
+    mut protocol: impl FnMut(),
+) -> (f64, f64, f64) {
+    use std::time::Instant;
+    let batch = 50;
+    let mut ratios = Vec::with_capacity(rounds);
+    let mut floors = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..batch {
+            floor();
+        }
+        let f = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        for _ in 0..batch {
+            protocol();
+        }
+        let p = start.elapsed().as_secs_f64();
+        ratios.push(p / f);
+        floors.push(f / batch as f64 * 1e6);
+    }
+    ratios.sort_by(f64::total_cmp);
+    floors.sort_by(f64::total_cmp);
+    (ratios[rounds / 2], ratios[rounds / 10], floors[rounds / 2])
+}
+
+fn paired_ratios() {
+    let text = [0x61u8; 256];
+    let mut buf = [0u8; 256];
+    let (mut ck_s, mut ck_r) = ([5u8; 32], [5u8; 32]);
+    let (mut a, mut b, mut rng) = pair(4);
+    let (median, p10, floor_us) = paired_ratio(
+        400,
+        || one_direction_floor(&mut ck_s, &mut ck_r, &mut buf),
+        || transfer(&mut a, &mut b, &mut rng, &text),
+    );
+    println!(
+        "paired one_direction: protocol/floor median {median:.2}x (p10 {p10:.2}x), floor {floor_us:.2} us"
+    );
+
+    let mut floor_rng = SeededRng::new(5);
+    let s = StaticSecret::random_from_rng(&mut floor_rng);
+    let remote = PublicKey::from(&StaticSecret::random_from_rng(&mut floor_rng));
+    let (mut a, mut b, mut rng) = pair(6);
+    let mut forward = true;
+    let (median, p10, floor_us) = paired_ratio(
+        60,
+        || {
+            let fresh = StaticSecret::random_from_rng(&mut floor_rng);
+            let public = PublicKey::from(&fresh);
+            let dh1 = fresh.diffie_hellman(&remote);
+            let dh2 = s.diffie_hellman(&public);
+            for dh in [dh1, dh2] {
+                let mut okm = [0u8; 96];
+                hkdf::Hkdf::<sha2::Sha256>::new(Some(&ck_s), dh.as_bytes())
+                    .expand(b"hush/v1/ratchet", &mut okm)
+                    .unwrap();
+                black_box(okm);
+            }
+            one_direction_floor(&mut ck_s, &mut ck_r, &mut buf)
+        },
+        || {
+            if forward {
+                transfer(&mut a, &mut b, &mut rng, &text)
+            } else {
+                transfer(&mut b, &mut a, &mut rng, &text)
+            }
+            forward = !forward;
+        },
+    );
+    println!(
+        "paired ping_pong: protocol/floor median {median:.2}x (p10 {p10:.2}x), floor {floor_us:.2} us"
+    );
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    benches(&mut criterion);
+    criterion.final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        paired_ratios();
+    }
+}
