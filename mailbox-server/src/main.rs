@@ -46,6 +46,10 @@ struct Args {
     /// Page cache of the store in MiB (bounds resident memory as the store grows).
     #[arg(long, default_value_t = 256)]
     cache_mb: usize,
+    /// Under sustained writes, make logged writes durable in the B-tree at least this often
+    /// (seconds; each such checkpoint briefly stalls writes).
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_secs: f64,
     /// Also serve the static site from this folder.
     #[arg(long)]
     www: Option<PathBuf>,
@@ -64,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
             ttl,
             quota_bytes: args.quota,
             cache_bytes: args.cache_mb.saturating_mul(1 << 20),
+            checkpoint_every: Duration::try_from_secs_f64(args.checkpoint_secs)
+                .unwrap_or(Duration::from_secs(10)),
         },
     )?;
     let mailbox = Arc::new(mailbox::Mailbox::new(

@@ -4,8 +4,8 @@
 //! one writer thread, which drains whatever is queued into a single transaction (group
 //! commit), appends the stored messages to the write-ahead log (`wal`) and flushes it, and
 //! only then commits the transaction (without its own fsync) and answers: a 201 is durable on
-//! disk. When writes pause, every 10 s under load, or when the log fills, redb commits
-//! durably and the log is emptied; after a crash the log is replayed on start. Because one thread owns all writes,
+//! disk. When writes pause, every `--checkpoint-secs` under load, or when the log fills, redb
+//! commits durably and the log is emptied; after a crash the log is replayed on start. Because one thread owns all writes,
 //! "is the address free?" and "store it" happen in one transaction: first write wins,
 //! atomically.
 //!
@@ -47,6 +47,9 @@ pub struct StoreConfig {
     pub quota_bytes: u64,
     /// redb page cache size in bytes.
     pub cache_bytes: usize,
+    /// Longest time writes stay only in the log under sustained load before redb commits
+    /// them durably (a checkpoint, which stalls writes while redb flushes).
+    pub checkpoint_every: Duration,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -146,6 +149,7 @@ impl DiskStore {
             wal,
             quota: config.quota_bytes,
             dirty: false,
+            checkpoint_every: config.checkpoint_every,
             last_checkpoint: Instant::now(),
             last_write: Instant::now(),
             failed: false,
@@ -247,10 +251,6 @@ fn log_error(err: &redb::Error) -> StoreError {
     StoreError::Unavailable(class)
 }
 
-/// How long non-durable commits may pile up under load before redb commits durably (a
-/// checkpoint). A checkpoint stalls writes while redb flushes, so under load it happens
-/// rarely (or when the log is full); when writes pause it happens after [`CHECKPOINT_IDLE`].
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// Quiet time after which pending commits are made durable in redb.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
@@ -261,6 +261,7 @@ struct Writer {
     quota: u64,
     /// Non-durable commits since the last checkpoint.
     dirty: bool,
+    checkpoint_every: Duration,
     last_checkpoint: Instant,
     last_write: Instant,
     /// Set after a failed commit: redb and the log may disagree, so refuse writes until a
@@ -286,7 +287,7 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
             writer.last_write = Instant::now();
         }
         writer.commit_batch(&mut batch);
-        if stop || (asked && idle) || writer.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        if stop || (asked && idle) || writer.last_checkpoint.elapsed() >= writer.checkpoint_every {
             writer.checkpoint();
         }
         if stop {
@@ -552,6 +553,7 @@ mod tests {
             ttl,
             quota_bytes: quota,
             cache_bytes: 1 << 20,
+            checkpoint_every: Duration::from_secs(10),
         }
     }
 

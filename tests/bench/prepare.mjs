@@ -63,7 +63,7 @@ writeFileSync(
 );
 
 const fetches = [];
-for (let i = 0; i < 1000; i += 1) {
+for (let i = 0; i < (hits > 0 ? 1000 : 0); i += 1) {
   const batch = [];
   for (let j = 0; j < 16; j += 1) {
     batch.push(j % 4 === 0 ? stored[(i * 4 + j) % stored.length].address : randomBytes(32).toString("hex"));
