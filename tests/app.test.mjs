@@ -199,6 +199,8 @@ async function scenario(kind, report) {
     await alice.page.getByText("Waiting for Bob to join").waitFor();
     assert.deepEqual(await unlabelledControls(alice.page), [], "invite: every control has a name");
     await shot(alice.page, "invite-desktop");
+    await alice.page.getByRole("button", { name: "Copy", exact: true }).click();
+    await alice.page.getByRole("status").filter({ hasText: "Link copied" }).waitFor();
 
     // --- Bob opens the link: first run, then straight to the join flow; the fragment goes.
     await bob.page.goto(link);
