@@ -178,3 +178,24 @@ fn tampered_invite_never_reaches_the_inviter() {
         );
     }
 }
+
+#[test]
+fn substituted_invite_with_relay_gives_different_safety_codes() {
+    let mut rng = SeededRng::new(27);
+    let (real_pending, real_invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    // An attacker shows the joiner its own invite and joins the real one itself.
+    let mut attacker_rng = SeededRng::new(667);
+    let (fake_pending, fake_invite) =
+        Invite::create(&mut attacker_rng, NOW, NOW + 600, None).unwrap();
+    let (joiner, joiner_hello) = fake_invite.join(&mut rng, NOW).unwrap();
+    let attacker_as_inviter = fake_pending
+        .accept(NOW, &joiner_hello[0].address, &joiner_hello[0].blob)
+        .unwrap();
+    let (attacker_as_joiner, hello) = real_invite.join(&mut attacker_rng, NOW).unwrap();
+    let inviter = real_pending
+        .accept(NOW, &hello[0].address, &hello[0].blob)
+        .unwrap();
+    assert_eq!(joiner.safety_code(), attacker_as_inviter.safety_code());
+    assert_eq!(inviter.safety_code(), attacker_as_joiner.safety_code());
+    assert_ne!(joiner.safety_code(), inviter.safety_code());
+}

@@ -290,3 +290,21 @@ fn debug_output_holds_no_secrets() {
     }
     assert!(format!("{:?}", hello[0].write_key) == "WriteKey(..)");
 }
+
+#[test]
+fn poll_set_segments_follow_send_order() {
+    let (mut a, mut b, mut rng) = pair(15);
+    // B has read nothing of A's chain yet beyond the hello; A sends three, B reads the third.
+    let msgs: Vec<_> = (0..3u8)
+        .map(|i| send(&mut a, &mut rng, &[i]).remove(0))
+        .collect();
+    deliver(&mut b, &msgs[2]);
+    let set = b.poll_set();
+    assert_eq!(set.skipped, vec![msgs[0].address, msgs[1].address]);
+    assert_eq!(set.current.len(), WINDOW as usize);
+    // B's answering ratchet step is unsent, so A's next chain is not polled yet.
+    assert!(set.next.is_empty());
+    assert_eq!(set.all(), b.poll_addresses());
+    send(&mut b, &mut rng, b"reply");
+    assert_eq!(b.poll_set().next.len(), WINDOW as usize);
+}
