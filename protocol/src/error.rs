@@ -42,6 +42,9 @@ pub enum DecryptError {
     /// Caller: the invite has expired (checked by `PendingInvite::accept`).
     #[error("the invite has expired")]
     InviteExpired,
+    /// Peer: in mutual mode the hello came from another key than the one scanned in person.
+    #[error("the join came from another key than the scanned invite")]
+    UnexpectedJoiner,
 }
 
 /// Why [`Session::encrypt`](crate::Session::encrypt) refused a plaintext.
@@ -90,6 +93,9 @@ pub enum InviteError {
     /// Caller: the invite expired before `join` was called.
     #[error("the invite has expired")]
     Expired,
+    /// Caller: in mutual mode, the scanned invite is this side's own.
+    #[error("this is our own invite")]
+    OwnInvite,
 }
 
 /// Why a pickle could not be loaded.

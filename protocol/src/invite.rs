@@ -93,6 +93,22 @@ pub struct PendingInvite {
     pub(crate) ratchet: Ratchet,
     pub(crate) secret: InviteSecret,
     pub(crate) expires_at: u64,
+    /// In mutual mode: the joiner's ratchet public key, scanned in person; the hello must
+    /// come from it.
+    pub(crate) expected_joiner: Option<[u8; 32]>,
+}
+
+/// HKDF info label of the mutual-mode secret.
+pub const MUTUAL_KDF_LABEL: &[u8] = b"hush/v1/mutual";
+
+/// What [`PendingInvite::start_mutual`] yields: which role this side takes.
+#[derive(Debug)]
+pub enum MutualStart {
+    /// This side's invite key is the smaller: wait for the other side's hello with the
+    /// returned pending invite (it polls one address and accepts only the scanned key).
+    Inviter(PendingInvite),
+    /// This side's invite key is the larger: it has joined; deposit the hello blob.
+    Joiner(Session, Vec<OutgoingBlob>),
 }
 
 impl core::fmt::Debug for Invite {
@@ -167,6 +183,7 @@ impl Invite {
             ratchet: inviter_ratchet(keys, key_pair),
             secret: secret.clone(),
             expires_at,
+            expected_joiner: None,
         };
         let invite = Invite {
             secret,
@@ -250,9 +267,18 @@ impl Invite {
         if now >= self.expires_at {
             return Err(InviteError::Expired);
         }
+        let key_pair = RatchetKeyPair::generate(rng);
+        self.join_with_key(rng, key_pair)
+    }
+
+    /// `RatchetInitAliceHE` with the joiner's first ratchet key pair given, then the hello.
+    fn join_with_key<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        key_pair: RatchetKeyPair,
+    ) -> Result<(Session, Vec<OutgoingBlob>), InviteError> {
         let keys = invite_keys(&self.secret, &self.inviter_public, self.expires_at);
         let remote = RemoteRatchetKey(self.inviter_public);
-        let key_pair = RatchetKeyPair::generate(rng);
         let dh = key_pair
             .diffie_hellman(&remote)
             .ok_or(InviteError::InvalidPublicKey)?;
@@ -323,6 +349,12 @@ impl PendingInvite {
         if decrypted.fragment.kind != KIND_HELLO {
             return Err(DecryptError::MalformedPayload);
         }
+        if self
+            .expected_joiner
+            .is_some_and(|expected| expected != decrypted.chain)
+        {
+            return Err(DecryptError::UnexpectedJoiner);
+        }
         let inviter_public = ratchet.ratchet_key.public_bytes();
         let safety_code =
             SafetyCode::derive(self.secret.as_bytes(), &inviter_public, &decrypted.chain);
@@ -331,5 +363,115 @@ impl PendingInvite {
             reassembly: Reassembly::default(),
             safety_code,
         })
+    }
+}
+
+impl PendingInvite {
+    /// Mutual mode: both people created an invite and each scanned the other's. Both call
+    /// this with the invite they scanned. The side whose invite public key is smaller
+    /// (lexicographically) becomes the inviter and waits for a hello that must come from the
+    /// other invite's key; the other side joins with that very key, so nothing can race and the
+    /// safety code need not be compared. The invite secret becomes
+    /// `HKDF(salt = "", ikm = secret_inviter ‖ secret_joiner,
+    /// info = "hush/v1/mutual" ‖ inviter_public ‖ joiner_public, 32)`, and the inviter's expiry
+    /// is used.
+    pub fn start_mutual<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        now: u64,
+        theirs: &Invite,
+    ) -> Result<MutualStart, InviteError> {
+        if now >= self.expires_at || now >= theirs.expires_at {
+            return Err(InviteError::Expired);
+        }
+        let own_public = self.ratchet.ratchet_key.public_bytes();
+        if theirs.inviter_public == own_public {
+            return Err(InviteError::OwnInvite);
+        }
+        let we_invite = own_public < theirs.inviter_public;
+        let (inviter, joiner) = if we_invite {
+            (
+                (&self.secret, own_public, self.expires_at),
+                (&theirs.secret, theirs.inviter_public),
+            )
+        } else {
+            (
+                (&theirs.secret, theirs.inviter_public, theirs.expires_at),
+                (&self.secret, own_public),
+            )
+        };
+        let (inviter_secret, inviter_public, expires_at) = inviter;
+        let (joiner_secret, joiner_public) = joiner;
+        let okm = hkdf_sha256::<1>(
+            b"",
+            &[
+                inviter_secret.as_bytes().as_slice(),
+                joiner_secret.as_bytes(),
+            ]
+            .concat(),
+            &[MUTUAL_KDF_LABEL, &inviter_public, &joiner_public],
+        );
+        let [secret] = &*okm;
+        let secret = InviteSecret::from_bytes(secret);
+        if we_invite {
+            let keys = invite_keys(&secret, &inviter_public, expires_at);
+            Ok(MutualStart::Inviter(PendingInvite {
+                ratchet: inviter_ratchet(keys, self.ratchet.ratchet_key.clone()),
+                secret,
+                expires_at,
+                expected_joiner: Some(joiner_public),
+            }))
+        } else {
+            let invite = Invite {
+                secret,
+                inviter_public,
+                expires_at,
+                mailbox_url: None,
+            };
+            let (session, hello) = invite.join_with_key(rng, self.ratchet.ratchet_key.clone())?;
+            Ok(MutualStart::Joiner(session, hello))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::testing::SeededRng;
+
+    #[test]
+    fn mutual_inviter_refuses_a_hello_from_another_key() {
+        let mut rng = SeededRng::new(3);
+        let (px, ix) = Invite::create(&mut rng, 0, 100, None).unwrap();
+        let (py, iy) = Invite::create(&mut rng, 0, 100, None).unwrap();
+        let (pending, joiner_invite_key) = match px.start_mutual(&mut rng, 1, &iy).unwrap() {
+            MutualStart::Inviter(p) => (p, iy.inviter_public),
+            MutualStart::Joiner(..) => match py.start_mutual(&mut rng, 1, &ix).unwrap() {
+                MutualStart::Inviter(p) => (p, ix.inviter_public),
+                MutualStart::Joiner(..) => panic!("two joiners"),
+            },
+        };
+        // Someone who photographed both codes knows the combined secret: rebuild the
+        // synthetic invite and join it with a fresh key of their own.
+        let synthetic = Invite {
+            secret: pending.secret.clone(),
+            inviter_public: pending.ratchet.ratchet_key.public_bytes(),
+            expires_at: pending.expires_at,
+            mailbox_url: None,
+        };
+        let (_s, hello) = synthetic.join(&mut rng, 1).unwrap();
+        assert_eq!(pending.expected_joiner, Some(joiner_invite_key));
+        assert_eq!(
+            pending
+                .accept(1, &hello[0].address, &hello[0].blob)
+                .unwrap_err(),
+            DecryptError::UnexpectedJoiner
+        );
     }
 }

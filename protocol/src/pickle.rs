@@ -101,10 +101,19 @@ struct PendingInvitePickleV1 {
     expires_at: u64,
 }
 
+/// A mutual-mode pending invite: a pending invite plus the joiner key scanned in person.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PendingMutualInvitePickleV1 {
+    pending: PendingInvitePickleV1,
+    expected_joiner: [u8; 32],
+}
+
+/// Variants are only ever appended, so older pickles keep decoding.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 enum PickleV1 {
     Session(SessionPickleV1),
     PendingInvite(PendingInvitePickleV1),
+    PendingMutualInvite(PendingMutualInvitePickleV1),
 }
 
 fn role_byte(role: Role) -> u8 {
@@ -362,7 +371,9 @@ impl Session {
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<Session, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
             PickleV1::Session(p) => session_from_v1(p),
-            PickleV1::PendingInvite(_) => Err(PickleError::WrongKind),
+            PickleV1::PendingInvite(_) | PickleV1::PendingMutualInvite(_) => {
+                Err(PickleError::WrongKind)
+            }
         }
     }
 }
@@ -371,34 +382,47 @@ impl PendingInvite {
     /// Serialises and encrypts the pending invite (the inviter may close the app before the
     /// joiner's first message arrives).
     pub fn pickle(&self, pickle_key: &[u8; 32]) -> Vec<u8> {
-        let value = PickleV1::PendingInvite(PendingInvitePickleV1 {
+        let pending = PendingInvitePickleV1 {
             ratchet: ratchet_to_pickle(&self.ratchet),
             invite_secret: *self.secret.as_bytes(),
             expires_at: self.expires_at,
-        });
+        };
+        let value = match self.expected_joiner {
+            None => PickleV1::PendingInvite(pending),
+            Some(expected_joiner) => PickleV1::PendingMutualInvite(PendingMutualInvitePickleV1 {
+                pending,
+                expected_joiner,
+            }),
+        };
         seal_pickle(pickle_key, &value)
     }
 
     /// Loads a pickle written by [`PendingInvite::pickle`].
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<PendingInvite, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV1::PendingInvite(p) => {
-                let ratchet = ratchet_from_pickle(&p.ratchet, 1)?;
-                if ratchet.role != Role::Inviter
-                    || ratchet.receiving.is_some()
-                    || ratchet.sending.is_some()
-                {
-                    return Err(PickleError::Malformed);
-                }
-                Ok(PendingInvite {
-                    ratchet,
-                    secret: InviteSecret::from_bytes(&p.invite_secret),
-                    expires_at: p.expires_at,
-                })
+            PickleV1::PendingInvite(p) => pending_from_v1(p, None),
+            PickleV1::PendingMutualInvite(m) => {
+                pending_from_v1(&m.pending, Some(m.expected_joiner))
             }
             PickleV1::Session(_) => Err(PickleError::WrongKind),
         }
     }
+}
+
+fn pending_from_v1(
+    p: &PendingInvitePickleV1,
+    expected_joiner: Option<[u8; 32]>,
+) -> Result<PendingInvite, PickleError> {
+    let ratchet = ratchet_from_pickle(&p.ratchet, 1)?;
+    if ratchet.role != Role::Inviter || ratchet.receiving.is_some() || ratchet.sending.is_some() {
+        return Err(PickleError::Malformed);
+    }
+    Ok(PendingInvite {
+        ratchet,
+        secret: InviteSecret::from_bytes(&p.invite_secret),
+        expires_at: p.expires_at,
+        expected_joiner,
+    })
 }
 
 /// Test and fuzzing helper: encrypts arbitrary bytes as if they were a v1 pickle plaintext, so

@@ -199,3 +199,53 @@ fn substituted_invite_with_relay_gives_different_safety_codes() {
     assert_eq!(inviter.safety_code(), attacker_as_joiner.safety_code());
     assert_ne!(joiner.safety_code(), inviter.safety_code());
 }
+
+fn mutual_pair(seed: u64) -> ((PendingInvite, Invite), (PendingInvite, Invite), SeededRng) {
+    let mut rng = SeededRng::new(seed);
+    let x = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let y = Invite::create(&mut rng, NOW, NOW + 300, None).unwrap();
+    (x, y, rng)
+}
+
+#[test]
+fn mutual_mode_both_sides_agree_on_roles_and_talk() {
+    for seed in 40..46 {
+        let ((px, ix), (py, iy), mut rng) = mutual_pair(seed);
+        let from_x = px.start_mutual(&mut rng, NOW + 1, &iy).unwrap();
+        let from_y = py.start_mutual(&mut rng, NOW + 1, &ix).unwrap();
+        let (pending, (mut joiner, hello)) = match (from_x, from_y) {
+            (MutualStart::Inviter(p), MutualStart::Joiner(s, h)) => (p, (s, h)),
+            (MutualStart::Joiner(s, h), MutualStart::Inviter(p)) => (p, (s, h)),
+            other => panic!("both sides took the same role: {other:?}"),
+        };
+        // The pending mutual invite survives a pickle.
+        let pending = PendingInvite::from_pickle(&KEY, &pending.pickle(&KEY)).unwrap();
+        assert_eq!(pending.poll_addresses(), vec![hello[0].address]);
+        let mut inviter = pending
+            .accept(NOW + 2, &hello[0].address, &hello[0].blob)
+            .unwrap();
+        assert_eq!(inviter.safety_code(), joiner.safety_code());
+        assert_eq!(
+            deliver(&mut joiner, &send(&mut inviter, &mut rng, b"mutual")[0]),
+            Some(b"mutual".to_vec())
+        );
+        assert_eq!(
+            deliver(&mut inviter, &send(&mut joiner, &mut rng, b"ok")[0]),
+            Some(b"ok".to_vec())
+        );
+    }
+}
+
+#[test]
+fn mutual_mode_rejects_misuse() {
+    let ((pa, ia), (_pb, ib), mut rng) = mutual_pair(51);
+    // ib expires at NOW + 300.
+    assert_eq!(
+        pa.start_mutual(&mut rng, NOW + 300, &ib).unwrap_err(),
+        InviteError::Expired
+    );
+    assert_eq!(
+        pa.start_mutual(&mut rng, NOW, &ia).unwrap_err(),
+        InviteError::OwnInvite
+    );
+}
