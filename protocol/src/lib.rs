@@ -12,6 +12,10 @@
 //!   receiver can compute the next [`WINDOW`] addresses of the current and the next chain.
 //! * [`Session::decrypt`] works on copies and changes the session only after every check
 //!   passed; it reports which addresses no longer need polling.
+//! * Invites ([`Invite`], [`PendingInvite`]) start a conversation from one in-person scan,
+//!   checked with a [`SafetyCode`]; in mutual mode ([`PendingInvite::start_mutual`]) both
+//!   people scan each other and nothing can race.
+//! * Only the encrypted, versioned pickle ([`Session::pickle`]) leaves the crate.
 //!
 //! # A whole round trip
 //!
