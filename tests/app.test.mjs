@@ -199,6 +199,7 @@ async function scenario(kind, report) {
 
     // --- Bob opens the link: first run, then straight to the join flow; the fragment goes.
     await bob.page.goto(link);
+    await bob.page.getByText("You opened an invite link").waitFor();
     await shot(bob.page, "setup-phone");
     await createPassphrase(bob.page, PASS.bob);
     assert.ok(!bob.page.url().includes("#"), "the invite fragment is removed from the address bar");

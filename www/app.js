@@ -500,7 +500,7 @@ function showInvite(id) {
     img = h("p", { class: "field-error", text: "This link is too long for a QR code; share the link instead." });
   }
   const linkId = "invite-link";
-  const link = h("input", { id: linkId, class: "mono", type: "text", readonly: true, value: c.inviteLink, "aria-label": "Invite link" });
+  const link = h("input", { id: linkId, class: "mono", type: "text", readonly: true, value: c.inviteLink });
   const copied = h("span", { class: "copied", role: "status", "aria-live": "polite" });
   const copy = h("button", {
     type: "button",
@@ -545,6 +545,7 @@ function showInvite(id) {
   );
   app.qrUrl = app.qrUrlPending ?? null;
   app.qrUrlPending = null;
+  if (!expired) schedulePoll(id, 0); // Waiting in front of this screen: poll at the open pace.
 }
 
 function showSafety(id, { justJoined = false } = {}) {
