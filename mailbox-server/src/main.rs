@@ -37,9 +37,10 @@ struct Args {
     /// Message lifetime in seconds.
     #[arg(long, default_value_t = mailbox::DEFAULT_TTL_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
     ttl: u64,
-    /// Largest message body in bytes.
-    #[arg(long, default_value_t = mailbox::DEFAULT_MAX_BODY)]
-    max_body: usize,
+    /// Largest message body in bytes (1 to 16 MiB).
+    #[arg(long, default_value_t = mailbox::DEFAULT_MAX_BODY as u64,
+          value_parser = clap::value_parser!(u64).range(1..=16 << 20))]
+    max_body: u64,
     /// Most message bytes stored at once; PUTs beyond it get 507.
     #[arg(long, default_value_t = 8 << 30)]
     quota: u64,
@@ -75,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let mailbox = Arc::new(mailbox::Mailbox::new(
         store,
         mailbox::Config {
-            max_body: args.max_body,
+            max_body: usize::try_from(args.max_body).unwrap_or(mailbox::DEFAULT_MAX_BODY),
         },
     ));
     let app = http::router(Arc::clone(&mailbox), args.www.as_deref());
