@@ -488,3 +488,39 @@ impl Ratchet {
         self.recently_received.push_back(*address);
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use crate::error::EncryptError;
+    use crate::fuzzing::session_pair;
+    use crate::testing::SeededRng;
+
+    #[test]
+    fn sending_chain_refuses_to_wrap_its_counter() {
+        let (mut joiner, _inviter) = session_pair();
+        let mut rng = SeededRng::new(1);
+        if let Some(chain) = joiner.ratchet.sending.as_mut() {
+            chain.next = u32::MAX - 1;
+        }
+        let two_blobs = vec![0u8; crate::FRAGMENT_CAPACITY + 1];
+        assert_eq!(
+            joiner.encrypt(&mut rng, &two_blobs).unwrap_err(),
+            EncryptError::ChainExhausted
+        );
+        assert_eq!(
+            joiner.ratchet.sending.as_ref().map(|c| c.next),
+            Some(u32::MAX - 1)
+        );
+        assert_eq!(joiner.encrypt(&mut rng, b"last").unwrap().len(), 1);
+        assert_eq!(
+            joiner.encrypt(&mut rng, b"one more").unwrap_err(),
+            EncryptError::ChainExhausted
+        );
+    }
+}
