@@ -16,6 +16,16 @@ pub fn invite(data: &[u8]) {
             data,
             "invite re-encoding differs"
         );
+        // Mutual mode against a fixed pending invite: any scanned invite either starts a
+        // session or is refused, never panics, and an accepted role is consistent.
+        let mut rng = SeededRng::new(0xf023);
+        if let Ok((pending, _own)) = Invite::create(&mut rng, 0, u64::MAX, None) {
+            match pending.start_mutual(&mut rng, 0, &invite) {
+                Ok(crate::MutualStart::Joiner(_session, hello)) => assert_eq!(hello.len(), 1),
+                Ok(crate::MutualStart::Inviter(p)) => assert_eq!(p.poll_addresses().len(), 1),
+                Err(_) => {}
+            }
+        }
         let link = invite.to_link_fragment();
         assert_eq!(Invite::from_link_fragment(&link).as_ref(), Ok(&invite));
     }
