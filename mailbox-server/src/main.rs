@@ -44,8 +44,9 @@ struct Args {
     /// Most message bytes stored at once; PUTs beyond it get 507.
     #[arg(long, default_value_t = 8 << 30)]
     quota: u64,
-    /// Page cache of the store in MiB (bounds resident memory as the store grows).
-    #[arg(long, default_value_t = 256)]
+    /// Page cache of the store in MiB: bounds resident memory as the store grows, and the
+    /// pages a checkpoint may have to write at once (reads past it come from the OS cache).
+    #[arg(long, default_value_t = 32)]
     cache_mb: usize,
     /// Under sustained writes, make logged writes durable in the B-tree at least this often
     /// (seconds; each such checkpoint briefly stalls writes).

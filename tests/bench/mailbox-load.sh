@@ -51,7 +51,7 @@ wait_for() {
   echo "mailbox-load: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
 }
 
-declare -A RPS P50 P99 ERRS
+declare -A RPS P50 P90 P99 ERRS
 # run_wrk NAME URL SECONDS SCRIPT ARGS...: one wrk run, parsed into RPS/P50/P99/ERRS[NAME].
 run_wrk() {
   local name="$1" url="$2" secs="$3" script="$4"; shift 4
@@ -59,10 +59,11 @@ run_wrk() {
   wrk -t"$THREADS" -c"$CONN" -d"${secs}s" --latency -s "$HERE/wrk/$script" "$url" -- "$@" > "$out" 2>&1
   RPS[$name]="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")"
   P50[$name]="$(awk '$1=="50%" {print $2}' "$out")"
+  P90[$name]="$(awk '$1=="90%" {print $2}' "$out")"
   P99[$name]="$(awk '$1=="99%" {print $2}' "$out")"
   ERRS[$name]="$(awk '/Non-2xx or 3xx responses:/ {print $5} /Socket errors/ {print "sock:" $0}' "$out" | tr '\n' ' ')"
-  printf '  %-22s %9s req/s   p50 %-9s p99 %-9s %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
-    "${ERRS[$name]:+non-2xx/errors: ${ERRS[$name]}}"
+  printf '  %-22s %9s req/s   p50 %-9s p90 %-9s p99 %-9s %s\n' "$name" "${RPS[$name]}" "${P50[$name]}" \
+    "${P90[$name]}" "${P99[$name]}" "${ERRS[$name]:+non-2xx/errors: ${ERRS[$name]}}"
 }
 
 echo "mailbox-load: ${CONN} connections, ${THREADS} wrk threads, ${SIZE}-byte blobs, $(nproc) cores"
