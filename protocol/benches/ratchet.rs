@@ -24,8 +24,7 @@
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce};
 use criterion::Criterion;
 use hkdf::HmacImpl;
-use protocol::testing::SeededRng;
-use protocol::{Invite, Session};
+use protocol::testing::{SeededRng, joined_pair as pair, transfer};
 use std::hint::black_box;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -59,23 +58,6 @@ fn one_direction_floor(ck_s: &mut [u8; 32], ck_r: &mut [u8; 32], buf: &mut [u8; 
     *ck_r = next;
     black_box(mk2);
     aead_round_trip(&mk, buf);
-}
-
-fn pair(seed: u64) -> (Session, Session, SeededRng) {
-    let mut rng = SeededRng::new(seed);
-    let (pending, invite) = Invite::create(&mut rng, 0, 100, None).unwrap();
-    let (joiner, hello) = invite.join(&mut rng, 1).unwrap();
-    let inviter = pending
-        .accept(2, &hello[0].address, &hello[0].blob)
-        .unwrap();
-    (joiner, inviter, rng)
-}
-
-fn transfer(from: &mut Session, to: &mut Session, rng: &mut SeededRng, text: &[u8]) {
-    let blobs = from.encrypt(rng, text).unwrap();
-    for b in &blobs {
-        black_box(to.decrypt(&b.address, &b.blob).unwrap());
-    }
 }
 
 fn benches(c: &mut Criterion) {

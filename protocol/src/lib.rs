@@ -72,6 +72,7 @@ mod chain_key;
 mod crypto;
 mod double_ratchet;
 mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 mod header_key;
 mod invite;
@@ -85,6 +86,7 @@ mod secret;
 mod sending_chain;
 mod session;
 mod skipped_keys;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use address::{ADDRESS_LABEL, ADDRESS_LEN, Address, WriteKey};

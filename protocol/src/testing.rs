@@ -6,6 +6,7 @@
 //! the concatenation of blocks, consumed in order.
 
 use crate::crypto::sha256;
+use crate::{Invite, Session};
 use core::convert::Infallible;
 use rand_core::{TryCryptoRng, TryRng};
 
@@ -69,3 +70,32 @@ impl TryRng for SeededRng {
 }
 
 impl TryCryptoRng for SeededRng {}
+
+/// An inviter and a joiner that completed the invite from `seed` (times 0..2), and the
+/// generator to keep using: `(joiner, inviter, rng)`. For benchmarks and tests.
+///
+/// # Panics
+/// Never for a fresh seed; this is test support, not an input path.
+#[allow(clippy::expect_used)]
+pub fn joined_pair(seed: u64) -> (Session, Session, SeededRng) {
+    let mut rng = SeededRng::new(seed);
+    let (pending, invite) = Invite::create(&mut rng, 0, 100, None).expect("valid expiry");
+    let (joiner, hello) = invite.join(&mut rng, 1).expect("fresh invite");
+    let first = hello.first().expect("join yields the hello");
+    let inviter = pending
+        .accept(2, &first.address, &first.blob)
+        .expect("own hello");
+    (joiner, inviter, rng)
+}
+
+/// Encrypts `text` on `from` and decrypts every blob on `to`: one message's whole cost.
+///
+/// # Panics
+/// If either side fails, which a joined pair in lock step never does.
+#[allow(clippy::expect_used)]
+pub fn transfer(from: &mut Session, to: &mut Session, rng: &mut SeededRng, text: &[u8]) {
+    let blobs = from.encrypt(rng, text).expect("encrypt");
+    for blob in &blobs {
+        core::hint::black_box(to.decrypt(&blob.address, &blob.blob).expect("decrypt"));
+    }
+}
