@@ -66,7 +66,7 @@ pub fn run(root: &Path) -> Result<()> {
                 .env("CARGO_PROFILE_BENCH_CODEGEN_UNITS", "1")
                 .env(
                     "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                    root.join("target/debug/wasm-bindgen-test-runner"),
+                    crate::target_dir(root).join("debug/wasm-bindgen-test-runner"),
                 )
                 .env("CHROMEDRIVER", CHROMEDRIVER),
         )
@@ -79,7 +79,7 @@ pub fn run(root: &Path) -> Result<()> {
                 .arg(root.join("tests/bench/client-figures.mjs"))
                 .env(
                     "HUSH_MAILBOX_SERVER_BIN",
-                    root.join("target/debug/mailbox-server"),
+                    crate::target_dir(root).join("debug/mailbox-server"),
                 )
                 .env("HUSH_WWW_DIR", root.join("www"))
                 .env("HUSH_CHROMIUM", crate::prereqs::CHROMIUM),
@@ -123,7 +123,7 @@ fn capture(cmd: &mut Command) -> Result<String> {
 /// The middle estimate of criterion's `time: [low mid high]` report for `id`, in ns.
 fn estimate_ns(output: &str, id: &str) -> Option<f64> {
     let mut current = false;
-    for line in output.lines() {
+    for line in strip_ansi(output).lines() {
         if line.split_whitespace().next() == Some(id) {
             current = true;
         }
@@ -144,6 +144,24 @@ fn estimate_ns(output: &str, id: &str) -> Option<f64> {
     None
 }
 
+/// `text` without ANSI colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::estimate_ns;
@@ -158,5 +176,10 @@ mod tests {
             Some(312_000.0)
         );
         assert_eq!(estimate_ns(native, "protocol/ping_pong"), None);
+        let coloured = "\u{1b}[32mbrowser/protocol/one_direction\u{1b}[0m\n\u{1b}[32m\u{1b}[0m   time:   [\u{1b}[2m12.354 µs\u{1b}[0m \u{1b}[1m12.425 µs\u{1b}[0m \u{1b}[2m12.488 µs\u{1b}[0m]";
+        assert_eq!(
+            estimate_ns(coloured, "browser/protocol/one_direction"),
+            Some(12_425.0)
+        );
     }
 }

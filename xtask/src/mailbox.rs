@@ -21,7 +21,7 @@ impl Mailbox {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let data =
             std::env::temp_dir().join(format!("hush-xtask-mailbox-{}-{port}", std::process::id()));
-        let mut child = Command::new(root.join("target/debug/mailbox-server"))
+        let mut child = Command::new(crate::target_dir(root).join("debug/mailbox-server"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data")

@@ -93,6 +93,20 @@ fn workspace_root() -> Result<PathBuf> {
         .context("xtask has no parent directory")
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set, else `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root.join(dir)
+            }
+        })
+        .unwrap_or_else(|| root.join("target"))
+}
+
 /// Value of `--name VALUE` in `args`, if present.
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter()
@@ -107,7 +121,7 @@ fn serve(root: &Path, args: &[String]) -> Result<()> {
     prereqs::ensure_build(root)?;
     wasm::build_web(root)?;
     cargo(&["build", "--release", "--package", "mailbox-server"])?;
-    let bin = root.join("target/release/mailbox-server");
+    let bin = crate::target_dir(root).join("release/mailbox-server");
     println!("Hush: open http://{listen}/ (Ctrl-C to stop; data in ./{data})");
     let status = Command::new(bin)
         .args(["--listen", listen, "--data", data, "--www", "www"])
@@ -169,7 +183,7 @@ fn node_tests(root: &Path, browser: bool) -> Result<()> {
         .args(&files)
         .env(
             "HUSH_MAILBOX_SERVER_BIN",
-            root.join("target/debug/mailbox-server"),
+            crate::target_dir(root).join("debug/mailbox-server"),
         )
         .env("HUSH_EDGE_WORKER_DIR", root.join("edge-worker/build"))
         .env("HUSH_WWW_DIR", root.join("www"))

@@ -24,7 +24,7 @@ pub struct WasmSize {
 }
 
 fn compiled(root: &Path, crate_file: &str) -> PathBuf {
-    root.join("target")
+    crate::target_dir(root)
         .join(TARGET)
         .join(PROFILE)
         .join(format!("{crate_file}.wasm"))
@@ -161,7 +161,7 @@ pub fn test_in_browser(root: &Path) -> Result<()> {
         "--bin",
         "wasm-bindgen-test-runner",
     ])?;
-    let runner = root.join("target/debug/wasm-bindgen-test-runner");
+    let runner = crate::target_dir(root).join("debug/wasm-bindgen-test-runner");
     run_cmd(
         Command::new(cargo_bin())
             .args(["test", "--package", "wasm-client", "--target", TARGET])
