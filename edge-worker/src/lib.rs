@@ -24,14 +24,14 @@
 //! # Keeping misses off KV
 //! Clients poll addresses that are mostly empty, and KV bills every read, misses included. A
 //! miss is remembered in this location's Cache API for `MAILBOX_MISS_CACHE_SECONDS` (default
-//! 5; 0 turns it off), and answered from there without a KV read; a PUT to the address deletes
+//! 60; 0 turns it off), and answered from there without a KV read; a PUT to the address deletes
 //! that entry. The Cache API is per location and works on a custom domain (on `workers.dev`
 //! its writes are ignored, so every poll reads KV there).
 //!
 //! # Configuration (`[vars]` in `wrangler.toml`)
 //! - `MAILBOX_TTL_SECONDS`: message lifetime (default 7 days, raised to 60 if lower).
 //! - `MAILBOX_MAX_BODY`: largest message in bytes (default [`mailbox::DEFAULT_MAX_BODY`]).
-//! - `MAILBOX_MISS_CACHE_SECONDS`: how long a miss is remembered (default 5, 0 = off).
+//! - `MAILBOX_MISS_CACHE_SECONDS`: how long a miss is remembered (default 60, 0 = off).
 //! - `MAILBOX_LOG_KV_READS`: `"true"` logs one line per request with the number of KV keys
 //!   read and KV calls made (counts only), for tests and cost checks.
 
@@ -78,7 +78,7 @@ mod worker_entry {
                 max_body: number("MAILBOX_MAX_BODY")
                     .and_then(|n| usize::try_from(n).ok())
                     .unwrap_or(mailbox::DEFAULT_MAX_BODY),
-                miss_cache_seconds: number("MAILBOX_MISS_CACHE_SECONDS").unwrap_or(5),
+                miss_cache_seconds: number("MAILBOX_MISS_CACHE_SECONDS").unwrap_or(60),
                 log_kv_reads: var("MAILBOX_LOG_KV_READS").is_some_and(|v| v == "true"),
             }
         }

@@ -15,8 +15,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use getrandom::SysRng;
+use hmac::{Hmac, KeyInit, Mac};
 use protocol::{Address, Invite, PendingInvite, Session, WriteKey};
 use rand_core::{Rng, UnwrapErr};
+use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -43,6 +45,8 @@ pub const INVITE_LIFETIME_SECONDS: u64 = 24 * 60 * 60;
 
 /// Label of the subkey that encrypts protocol pickles (separate from record sealing).
 const PICKLE_KEY_LABEL: &str = "pickle-key";
+/// Label of the subkey that derives fetch decoys.
+const DECOY_KEY_LABEL: &str = "decoy-key";
 
 /// Why a client operation failed. [`ClientError::code`] gives the UI a stable code.
 #[derive(Debug, Error)]
@@ -547,7 +551,7 @@ impl Client {
         };
         let mailbox = MailboxClient::new(&conversation.mailbox);
         drop(conversation);
-        let found = fetch_padded(&mailbox, &addresses).await?;
+        let found = fetch_padded(&mailbox, &key.subkey(DECOY_KEY_LABEL), &addresses).await?;
         if found.is_empty() {
             return Ok(PollOutcome::default());
         }
@@ -623,7 +627,9 @@ impl Client {
                     refetches += 1;
                     queried.extend_from_slice(&fresh);
                     // A network error here only delays those messages to the next poll.
-                    if let Ok(more) = fetch_padded(mailbox, &fresh).await {
+                    if let Ok(more) =
+                        fetch_padded(mailbox, &key.subkey(DECOY_KEY_LABEL), &fresh).await
+                    {
                         found.extend(more);
                     }
                     continue;
@@ -791,35 +797,63 @@ fn parse_outgoing_key(name: &str) -> Option<(String, u64)> {
 /// Fetches `addresses` in padded batches of [`FETCH_BATCH`]; returns only what was found.
 async fn fetch_padded(
     mailbox: &MailboxClient,
+    decoy_key: &[u8; 32],
     addresses: &[Address],
 ) -> Result<Vec<(Address, Vec<u8>)>, ClientError> {
     let mut found = Vec::new();
-    for batch in padded_batches(addresses) {
+    for batch in padded_batches(decoy_key, addresses) {
         found.extend(mailbox.fetch(&batch).await?);
     }
     Ok(found)
 }
 
-/// Splits `addresses` into requests of exactly [`FETCH_BATCH`] addresses each, padding with
-/// random decoys and shuffling, so every fetch has the same size and order reveals nothing.
-pub fn padded_batches(addresses: &[Address]) -> Vec<Vec<Address>> {
-    let mut rng = rng();
-    let mut batches = Vec::new();
-    for chunk in addresses.chunks(FETCH_BATCH) {
-        let mut batch = chunk.to_vec();
-        while batch.len() < FETCH_BATCH {
-            let mut decoy = [0u8; 32];
-            rng.fill_bytes(&mut decoy);
-            batch.push(Address(decoy));
-        }
-        // Fisher–Yates.
-        for i in (1..batch.len()).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            batch.swap(i, j);
-        }
-        batches.push(batch);
-    }
-    batches
+/// Splits `addresses` into requests of exactly [`FETCH_BATCH`] addresses each, padded with
+/// decoys and shuffled, so every fetch has the same size and the mailbox cannot tell how many
+/// addresses a conversation awaits.
+///
+/// Decoys and order are a pseudorandom function of the batch's real addresses under
+/// `decoy_key` (a vault subkey): `seed = HMAC(decoy_key, "hush/v1/decoys" ‖ addresses)`,
+/// decoy `j` = `HMAC(seed, "decoy" ‖ u32be(j))`, and a Fisher–Yates shuffle drawing
+/// `HMAC(seed, "shuffle" ‖ u32be(i))`. Without the key they are indistinguishable from real
+/// addresses; and a poll set that has not changed is fetched with byte-identical requests,
+/// so repeating it reveals nothing new and a mailbox's miss cache can answer the decoys too.
+pub fn padded_batches(decoy_key: &[u8; 32], addresses: &[Address]) -> Vec<Vec<Address>> {
+    addresses
+        .chunks(FETCH_BATCH)
+        .map(|chunk| {
+            let mut mac = hmac_sha256(decoy_key);
+            mac.update(b"hush/v1/decoys");
+            for address in chunk {
+                mac.update(&address.0);
+            }
+            let seed: [u8; 32] = mac.finalize().into_bytes().into();
+            let prf = |label: &[u8], i: usize| -> [u8; 32] {
+                let mut mac = hmac_sha256(&seed);
+                mac.update(label);
+                mac.update(&u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes());
+                mac.finalize().into_bytes().into()
+            };
+            let mut batch = chunk.to_vec();
+            for j in batch.len()..FETCH_BATCH {
+                batch.push(Address(prf(b"decoy", j)));
+            }
+            for i in (1..batch.len()).rev() {
+                let draw = prf(b"shuffle", i);
+                let r = u64::from_be_bytes([
+                    draw[0], draw[1], draw[2], draw[3], draw[4], draw[5], draw[6], draw[7],
+                ]);
+                // The modulo bias (< 2^-57) is irrelevant for a shuffle of 48.
+                let j = (r % (i as u64 + 1)) as usize;
+                batch.swap(i, j);
+            }
+            batch
+        })
+        .collect()
+}
+
+fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
 }
 
 /// Whether `a` and `b` share scheme, host and port.
@@ -841,4 +875,61 @@ pub fn poll_delay_ms(foreground: bool, open: bool) -> u32 {
         (false, _) => (20_000, 40_000),
     };
     low + (rng().next_u32() % (high - low))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn addresses(n: u8) -> Vec<Address> {
+        (0..n).map(|i| Address([i; 32])).collect()
+    }
+
+    #[test]
+    fn batches_are_full_size_and_hold_every_real_address_once() {
+        for n in [1u8, 5, 47, 48, 49, 160] {
+            let real = addresses(n);
+            let batches = padded_batches(&[7; 32], &real);
+            assert_eq!(batches.len(), usize::from(n).div_ceil(FETCH_BATCH));
+            assert!(batches.iter().all(|b| b.len() == FETCH_BATCH));
+            let flat: Vec<Address> = batches.concat();
+            for a in &real {
+                assert_eq!(flat.iter().filter(|x| *x == a).count(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unchanged_poll_set_gives_identical_requests_and_keys_separate_decoys() {
+        let real = addresses(20);
+        assert_eq!(
+            padded_batches(&[7; 32], &real),
+            padded_batches(&[7; 32], &real)
+        );
+        let other_key = padded_batches(&[8; 32], &real);
+        let decoys = |b: &Vec<Address>| {
+            b.iter()
+                .filter(|a| !real.contains(a))
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(
+            decoys(&padded_batches(&[7; 32], &real)[0]),
+            decoys(&other_key[0])
+        );
+        let mut changed = real.clone();
+        changed[0] = Address([99; 32]);
+        assert_ne!(
+            decoys(&padded_batches(&[7; 32], &real)[0]),
+            decoys(&padded_batches(&[7; 32], &changed)[0])
+        );
+    }
+
+    #[test]
+    fn real_addresses_do_not_stay_in_front() {
+        let real = addresses(8);
+        let batch = &padded_batches(&[7; 32], &real)[0];
+        assert_ne!(&batch[..8], &real[..], "shuffled");
+    }
 }
