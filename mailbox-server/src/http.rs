@@ -26,7 +26,9 @@ pub fn router(mailbox: Shared, www: Option<&Path>) -> Router {
     let routes = match www {
         Some(dir) => {
             let site = Router::new()
-                .fallback_service(ServeDir::new(dir))
+                // `cargo xtask build-web` writes a `.gz` beside every file: served to clients
+                // that accept gzip (the wasm shrinks to less than half).
+                .fallback_service(ServeDir::new(dir).precompressed_gzip())
                 .layer(axum::middleware::map_response(site_headers));
             routes.fallback_service(site)
         }

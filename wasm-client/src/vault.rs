@@ -51,11 +51,11 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// The parameters new vaults use: 128 MiB, 3 passes, 1 lane — about one second in
+    /// The parameters new vaults use: 128 MiB, 8 passes, 1 lane — about one second in
     /// Chromium's WebAssembly on a laptop-class core (measured figures in the README).
     pub const DEFAULT: KdfParams = KdfParams {
         m_kib: 128 * 1024,
-        t: 3,
+        t: 8,
         p: 1,
     };
 

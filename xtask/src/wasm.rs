@@ -63,8 +63,28 @@ pub fn build_web(root: &Path) -> Result<WasmSize> {
         wasm_opt(root, &wasm)?;
         sizes.push(report_size(name, &wasm)?);
     }
+    gzip_site(&root.join("www"))?;
     let mut sizes = sizes.into_iter();
     sizes.next().context("no client module built")
+}
+
+/// Writes `NAME.gz` (gzip -9) beside every file of the site, for hosts that serve
+/// precompressed files (`mailbox-server --www`, nginx `gzip_static`).
+fn gzip_site(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            gzip_site(&path)?;
+        } else if path.extension().is_some_and(|e| e != "gz") {
+            run_cmd(
+                Command::new("gzip")
+                    .args(["-9", "-k", "-f", "-n"])
+                    .arg(&path),
+            )
+            .context("gzip")?;
+        }
+    }
+    Ok(())
 }
 
 /// Builds `edge-worker` and writes `edge-worker/build/index.js` (the Worker entry module),
