@@ -11,6 +11,7 @@
 //! workerd and wasm-opt from the npm registry through the repo's own package-lock.json.
 
 mod bench;
+mod fuzz;
 mod mailbox;
 mod prereqs;
 mod wasm;
@@ -25,7 +26,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   serve [--listen ADDR] [--data DIR]   build the client and site, run the mailbox + site (default 127.0.0.1:8787)
-  test [--no-browser]                  run every test (native, wasm in Chromium, workerd, end to end)
+  test [--no-browser] [--no-fuzz]      run every test (native, fuzz, wasm in Chromium, workerd, end to end)
   bench                                print benchmark figures (protocol native and in Chromium, client)
   build-web                            build the wasm client into www/pkg
   build-worker                         build the edge worker into edge-worker/build
@@ -135,6 +136,7 @@ fn serve(root: &Path, args: &[String]) -> Result<()> {
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
     let browser = !args.iter().any(|a| a == "--no-browser");
+    let fuzz = !args.iter().any(|a| a == "--no-fuzz");
     let started = Instant::now();
     prereqs::ensure_build(root)?;
     if browser {
@@ -144,6 +146,12 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step("native unit and property tests", || {
         cargo(&["test", "--workspace", "--all-targets"])
     })?;
+    if fuzz {
+        prereqs::ensure_fuzz()?;
+        step("fuzz targets: build, run each briefly", || {
+            fuzz::build_and_run(root)
+        })?;
+    }
     // The wasm tests and the Node suites run against a real mailbox-server.
     step("build mailbox-server", || {
         cargo(&["build", "--package", "mailbox-server"])

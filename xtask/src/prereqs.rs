@@ -81,3 +81,37 @@ pub fn ensure_browser() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
+
+/// What the fuzz step needs: a nightly toolchain (on the machine) and cargo-fuzz.
+pub fn ensure_fuzz() -> Result<()> {
+    let nightly = Command::new("cargo")
+        .args(["+nightly", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        println!("xtask: installing a minimal nightly toolchain (rustup) for cargo-fuzz");
+        run_cmd(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let installed = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        println!("xtask: installing cargo-fuzz (cargo install)");
+        run_cmd(Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--version",
+            "0.13.2",
+            "--locked",
+        ]))
+        .context("cargo install cargo-fuzz failed")?;
+    }
+    Ok(())
+}
