@@ -9,7 +9,6 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::prereqs::CHROMEDRIVER;
 use crate::{cargo, cargo_bin, step};
 
 /// The benchmarks compared, as (native id, browser id, floor id).
@@ -42,33 +41,15 @@ pub fn run(root: &Path) -> Result<()> {
         ]))
     })?;
     let browser = step("protocol benchmarks in headless Chromium", || {
-        cargo(&[
-            "build",
-            "--package",
-            "xtask",
-            "--bin",
-            "wasm-bindgen-test-runner",
-        ])?;
         // The shipped module's settings (the `wasm` profile), not the bench profile's.
         capture(
-            Command::new(cargo_bin())
-                .args([
-                    "bench",
-                    "--package",
-                    "wasm-client",
-                    "--target",
-                    "wasm32-unknown-unknown",
-                    "--bench",
-                    "session",
-                ])
-                .env("CARGO_PROFILE_BENCH_OPT_LEVEL", "s")
-                .env("CARGO_PROFILE_BENCH_LTO", "true")
-                .env("CARGO_PROFILE_BENCH_CODEGEN_UNITS", "1")
-                .env(
-                    "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-                    crate::target_dir(root).join("debug/wasm-bindgen-test-runner"),
-                )
-                .env("CHROMEDRIVER", CHROMEDRIVER),
+            crate::wasm::cargo_in_browser(
+                root,
+                &["bench", "--package", "wasm-client", "--bench", "session"],
+            )?
+            .env("CARGO_PROFILE_BENCH_OPT_LEVEL", "s")
+            .env("CARGO_PROFILE_BENCH_LTO", "true")
+            .env("CARGO_PROFILE_BENCH_CODEGEN_UNITS", "1"),
         )
     })?;
     step("client figures in headless Chromium", || {

@@ -169,11 +169,10 @@ fn report_size(what: &str, wasm: &Path) -> Result<WasmSize> {
     Ok(size)
 }
 
-/// Runs the crates' `wasm-bindgen-test` suites in headless Chromium through the workspace's
-/// own `wasm-bindgen-test-runner` and Debian's ChromeDriver, against a real `mailbox-server`
-/// (debug build) whose URL the tests read from `HUSH_TEST_MAILBOX` at build time.
-pub fn test_in_browser(root: &Path) -> Result<()> {
-    let mailbox = crate::mailbox::Mailbox::start(root)?;
+/// A `cargo` command for the wasm32 target whose test binaries run in headless Chromium
+/// through the workspace's own `wasm-bindgen-test-runner` (built here) and Debian's
+/// ChromeDriver.
+pub fn cargo_in_browser(root: &Path, args: &[&str]) -> Result<Command> {
     cargo(&[
         "build",
         "--package",
@@ -181,12 +180,24 @@ pub fn test_in_browser(root: &Path) -> Result<()> {
         "--bin",
         "wasm-bindgen-test-runner",
     ])?;
-    let runner = crate::target_dir(root).join("debug/wasm-bindgen-test-runner");
+    let mut cmd = Command::new(cargo_bin());
+    cmd.args(args)
+        .args(["--target", TARGET])
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            crate::target_dir(root).join("debug/wasm-bindgen-test-runner"),
+        )
+        .env("CHROMEDRIVER", CHROMEDRIVER);
+    Ok(cmd)
+}
+
+/// Runs the client's `wasm-bindgen-test` suites in headless Chromium against a real
+/// `mailbox-server` (debug build) whose URL the tests read from `HUSH_TEST_MAILBOX` at build
+/// time.
+pub fn test_in_browser(root: &Path) -> Result<()> {
+    let mailbox = crate::mailbox::Mailbox::start(root)?;
     run_cmd(
-        Command::new(cargo_bin())
-            .args(["test", "--package", "wasm-client", "--target", TARGET])
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner)
-            .env("CHROMEDRIVER", CHROMEDRIVER)
+        cargo_in_browser(root, &["test", "--package", "wasm-client"])?
             .env("HUSH_TEST_MAILBOX", mailbox.url())
             .env("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     )
