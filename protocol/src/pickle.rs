@@ -427,6 +427,7 @@ fn pending_from_v1(
 
 /// Test and fuzzing helper: encrypts arbitrary bytes as if they were a v1 pickle plaintext, so
 /// the decoder behind the AEAD can be exercised.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn seal_raw_v1(pickle_key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     let (enc_key, nonce_key) = derive_keys(pickle_key);
     let synthetic = hmac_sha256(&nonce_key[..], &[plaintext]);

@@ -123,7 +123,7 @@ fn serve(root: &Path, args: &[String]) -> Result<()> {
     wasm::build_web(root)?;
     cargo(&["build", "--release", "--package", "mailbox-server"])?;
     let bin = crate::target_dir(root).join("release/mailbox-server");
-    println!("Hush: open http://{listen}/ (Ctrl-C to stop; data in ./{data})");
+    println!("Hush: open http://{listen}/ (Ctrl-C to stop; messages kept in {data})");
     let status = Command::new(bin)
         .args(["--listen", listen, "--data", data, "--www", "www"])
         .status()
