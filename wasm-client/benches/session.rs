@@ -6,8 +6,6 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 #![cfg(target_arch = "wasm32")]
 
-use std::hint::black_box;
-
 use protocol::testing::{SeededRng, joined_pair, transfer};
 use wasm_bindgen_test::{Criterion, wasm_bindgen_bench, wasm_bindgen_test_configure};
 
@@ -18,7 +16,7 @@ fn protocol_in_browser(c: &mut Criterion) {
     let text = [0x61u8; 256];
     let (mut a, mut b, mut rng): (_, _, SeededRng) = joined_pair(2);
     c.bench_function("browser/protocol/one_direction", |bench| {
-        bench.iter(|| black_box(transfer(&mut a, &mut b, &mut rng, &text)))
+        bench.iter(|| transfer(&mut a, &mut b, &mut rng, &text))
     });
     let (mut a, mut b, mut rng) = joined_pair(3);
     let mut forward = true;

@@ -165,6 +165,9 @@ pub struct FlushOutcome {
     pub last_error: Option<String>,
 }
 
+/// An unacknowledged blob with its record name.
+type OutgoingRecord = (String, Outgoing);
+
 /// The client state behind the JS `HushClient`.
 pub struct Client {
     store: RecordStore,
@@ -397,7 +400,7 @@ impl Client {
             .iter()
             .map(|(_, c)| summary(c))
             .collect();
-        list.sort_by(|a, b| b.last_activity_ms.cmp(&a.last_activity_ms));
+        list.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
         Ok(list)
     }
 
@@ -467,7 +470,7 @@ impl Client {
         let pending: Vec<(String, Outgoing)> = self.read_prefix(&key, OUTGOING_PREFIX).await?;
         let mut outcome = FlushOutcome::default();
         // Group by message: `out/{id}/{seq}-{part}` → (`id`, `seq`).
-        let mut groups: Vec<(String, u64, Vec<(String, Outgoing)>)> = Vec::new();
+        let mut groups: Vec<(String, u64, Vec<OutgoingRecord>)> = Vec::new();
         for (name, outgoing) in pending {
             let Some((id, seq)) = parse_outgoing_key(&name) else {
                 continue;

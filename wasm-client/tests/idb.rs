@@ -1,6 +1,6 @@
 //! IndexedDB round trips in a real browser (`cargo xtask test` runs these in headless Chromium).
 
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 #![cfg(target_arch = "wasm32")]
 
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
