@@ -1,7 +1,8 @@
 //! `mailbox-server`: the Hush mailbox on one machine.
 //!
 //! The API semantics come from the `mailbox` crate; this binary adapts axum requests to it,
-//! stores messages in an embedded redb database (see [`store`]), purges expired messages in
+//! stores message bodies in append-only segment files (see [`segment`]) indexed by an
+//! embedded redb database (see [`store`]), purges expired messages in
 //! the background, optionally serves the static site, and shuts down gracefully on SIGTERM.
 //! It logs counts and error classes only: never addresses, bodies, keys, IPs or user agents.
 
@@ -9,8 +10,8 @@
 #![deny(missing_docs)]
 
 mod http;
+mod segment;
 mod store;
-mod wal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,12 +45,14 @@ struct Args {
     /// Most message bytes stored at once; PUTs beyond it get 507.
     #[arg(long, default_value_t = 8 << 30)]
     quota: u64,
-    /// Page cache of the store in MiB: bounds resident memory as the store grows, and the
-    /// pages a checkpoint may have to write at once (reads past it come from the OS cache).
+    /// Page cache of the store's index in MiB: bounds resident memory as the store grows,
+    /// and the pages a checkpoint may have to write at once (message bodies and index pages
+    /// past it are read through the OS cache).
     #[arg(long, default_value_t = 32)]
     cache_mb: usize,
-    /// Under sustained writes, make logged writes durable in the B-tree at least this often
-    /// (seconds; each such checkpoint briefly stalls writes).
+    /// Under sustained writes, commit the index durably at least this often (seconds; each
+    /// such checkpoint briefly stalls writes, and a restart after a crash re-applies the
+    /// segments written since the last one).
     #[arg(long, default_value_t = 10.0)]
     checkpoint_secs: f64,
     /// Also serve the static site from this folder.
@@ -119,8 +122,8 @@ async fn purge_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>, ttl: Duration) {
     }
 }
 
-/// Asks the writer every second to make pending commits durable in redb once writes paused
-/// (see `wal`); under load the writer checkpoints on its own.
+/// Asks the writer every second to make pending index commits durable once writes paused
+/// (see `store`); under load the writer checkpoints on its own.
 async fn checkpoint_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

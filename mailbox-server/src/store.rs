@@ -1,20 +1,35 @@
-//! The embedded store: redb (copy-on-write B-trees, checksummed) behind a write-ahead log.
+//! The embedded store: message bodies in append-only segment files (`segment`), a small
+//! index in redb (copy-on-write B-trees, checksummed).
 //!
-//! Reads open their own MVCC read transaction and never wait for writers. Every write goes to
-//! one writer thread, which drains whatever is queued into a single transaction (group
-//! commit), appends the stored messages to the write-ahead log (`wal`) and flushes it, and
-//! only then commits the transaction (without its own fsync) and answers: a 201 is durable on
-//! disk. When writes pause, every `--checkpoint-secs` under load, or when the log fills, redb
-//! commits durably and the log is emptied; after a crash the log is replayed on start. Because one thread owns all writes,
-//! "is the address free?" and "store it" happen in one transaction: first write wins,
-//! atomically.
+//! Reads open their own MVCC read transaction on the index, then read the body from its
+//! segment with one `pread`; they never wait for the writer. Every write goes to one writer
+//! thread, which drains whatever is queued into a single batch (group commit): inside one
+//! redb transaction it checks each address, stages the stored messages as records of the
+//! active segment and indexes them; then it appends the records and `fdatasync`s the
+//! segment, and only then commits the index transaction (without redb's own fsync) and
+//! answers. **A 201 is durable on disk**, and because one thread owns all writes, "is the
+//! address free?" and "store it" happen in one transaction: first write wins, atomically.
+//!
+//! The segments are the write-ahead log: redb commits durably (a *checkpoint*) when writes
+//! pause for a second, every `--checkpoint-secs` under sustained load, and on shutdown;
+//! each index commit also records how far into the segments it reaches, so after a crash
+//! the records written since the last durable commit are re-applied from the segments before
+//! the server listens (a torn last batch, never acknowledged, fails its checksum and is
+//! ignored). redb's per-PUT work is a ~28-byte index entry instead of a 1 KiB body, which is
+//! what makes durable PUTs cheap.
 //!
 //! Tables:
-//! - `messages`: address (32 bytes) → expiry (u64 ms since the Unix epoch, big-endian) ‖ body.
-//! - `expiry`: expiry (8 bytes, big-endian) ‖ address → (): the purge index, in time order.
-//! - `meta`: `"stored_bytes"` → total body bytes stored (for the quota).
+//! - `index`: address (32 bytes) → expiry (u64 ms since the Unix epoch, big-endian) ‖
+//!   segment (u64 LE) ‖ record offset (u64 LE) ‖ body length (u32 LE).
+//! - `segments`: segment id → (earliest expiry, latest expiry) of its records: what purge
+//!   walks, oldest first. A segment whose latest expiry has passed is purged (its index
+//!   entries removed) and its file deleted after the next durable commit.
+//! - `meta`: `"stored_bytes"` → total body bytes indexed (for the quota); `"applied_segment"`
+//!   and `"applied_offset"` → how far the segments are reflected in the index.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -25,18 +40,23 @@ use protocol::Address;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wal::{self, Wal};
+use crate::segment::{self, ActiveSegment, Files, Location};
 
-const MESSAGES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("messages");
-const EXPIRY: TableDefinition<[u8; 40], ()> = TableDefinition::new("expiry");
+const INDEX: TableDefinition<[u8; 32], [u8; ENTRY_LEN]> = TableDefinition::new("index");
+const SEGMENTS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("segments");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STORED_BYTES: &str = "stored_bytes";
+const APPLIED_SEGMENT: &str = "applied_segment";
+const APPLIED_OFFSET: &str = "applied_offset";
+const ENTRY_LEN: usize = 8 + 8 + 8 + 4;
 
 /// Most writes folded into one commit.
 const MAX_BATCH: usize = 4096;
-/// Most expired messages deleted by one purge transaction.
-const PURGE_CHUNK: usize = 10_000;
-/// Queue of writes waiting for the writer thread.
+/// Most records one purge step examines (one step is one writer transaction, so this bounds
+/// how long a purge holds up PUTs).
+const PURGE_CHUNK: usize = 2_000;
+/// Queue of writes waiting for the writer thread. When it is full, request handlers wait
+/// for room (backpressure): memory for pending writes is bounded by it.
 const QUEUE_DEPTH: usize = 16_384;
 
 /// Store limits.
@@ -46,25 +66,73 @@ pub struct StoreConfig {
     pub ttl: Duration,
     /// Most body bytes stored at once.
     pub quota_bytes: u64,
-    /// redb page cache size in bytes.
+    /// redb page cache size in bytes (the index only: bodies are read from segment files).
     pub cache_bytes: usize,
-    /// Longest time writes stay only in the log under sustained load before redb commits
-    /// them durably (a checkpoint, which stalls writes while redb flushes).
+    /// Longest time index commits stay non-durable under sustained load before redb
+    /// commits durably (a checkpoint, which briefly stalls writes). It bounds how much of
+    /// the segments a restart after a crash re-applies.
     pub checkpoint_every: Duration,
+}
+
+/// One index entry: when the message expires and where its body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    expires: u64,
+    at: Location,
+}
+
+fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes
+        .get(at..at.saturating_add(N))
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .unwrap_or([0; N])
+}
+
+impl Entry {
+    fn encode(&self) -> [u8; ENTRY_LEN] {
+        let mut out = [0u8; ENTRY_LEN];
+        let (expires, rest) = out.split_at_mut(8);
+        expires.copy_from_slice(&self.expires.to_be_bytes());
+        let (segment, rest) = rest.split_at_mut(8);
+        segment.copy_from_slice(&self.at.segment.to_le_bytes());
+        let (offset, len) = rest.split_at_mut(8);
+        offset.copy_from_slice(&self.at.offset.to_le_bytes());
+        len.copy_from_slice(&self.at.len.to_le_bytes());
+        out
+    }
+
+    fn decode(value: &[u8; ENTRY_LEN]) -> Self {
+        Self {
+            expires: u64::from_be_bytes(array_at(value, 0)),
+            at: Location {
+                segment: u64::from_le_bytes(array_at(value, 8)),
+                offset: u64::from_le_bytes(array_at(value, 16)),
+                len: u32::from_le_bytes(array_at(value, 24)),
+            },
+        }
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// What one purge step did: index entries removed, and whether expired segments remain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PurgeStep {
+    removed: u64,
+    more: bool,
+}
+
 enum Job {
     Put {
         address: [u8; 32],
+        expires: u64,
         body: Vec<u8>,
         reply: Reply<PutOutcome>,
     },
     Purge {
-        reply: Reply<u64>,
+        reply: Reply<PurgeStep>,
     },
-    /// Make everything committed so far durable in redb and empty the log.
+    /// Make everything committed so far durable in redb (if writes have paused).
     Checkpoint,
     Shutdown,
 }
@@ -72,6 +140,7 @@ enum Job {
 /// The mailbox store on disk.
 pub struct DiskStore {
     db: Arc<Database>,
+    files: Files,
     jobs: mpsc::Sender<Job>,
     ttl_ms: u64,
 }
@@ -84,7 +153,7 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Lets the writer finish what is queued, then waits for it to exit.
+    /// Lets the writer finish what is queued and checkpoint, then waits for it to exit.
     pub fn shutdown(self) {
         if self.jobs.blocking_send(Job::Shutdown).is_ok() {
             let _ = self.thread.join();
@@ -130,24 +199,10 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn expiry_of(value: &[u8]) -> u64 {
-    value
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
-fn index_key(expires: u64, address: &[u8; 32]) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    let (time, addr) = key.split_at_mut(8);
-    time.copy_from_slice(&expires.to_be_bytes());
-    addr.copy_from_slice(address);
-    key
-}
-
 /// Error class for logs and 503s: the kind of failure, never data.
 fn class(err: &redb::Error) -> &'static str {
     match err {
+        redb::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData => "corrupted",
         redb::Error::Io(_) => "io",
         redb::Error::Corrupted(_) => "corrupted",
         redb::Error::ValueTooLarge(_) => "value too large",
@@ -156,32 +211,47 @@ fn class(err: &redb::Error) -> &'static str {
     }
 }
 
+/// Files of the store format before segments; refused rather than silently ignored.
+const OLD_FORMAT: [&str; 2] = ["mailbox.redb", "mailbox.wal"];
+
 impl DiskStore {
-    /// Opens (creating or, after a crash, repairing) the store in `dir` and starts its writer.
+    /// Opens (creating or, after a crash, recovering) the store in `dir` and starts its
+    /// writer. Recovery re-applies every record the segments hold beyond the index's last
+    /// durable commit (stopping at a torn tail) and commits the result durably, so every
+    /// message that was acknowledged before the crash is readable when this returns.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<(Self, WriterHandle), redb::Error> {
         std::fs::create_dir_all(dir)?;
+        if OLD_FORMAT.iter().any(|name| dir.join(name).exists()) {
+            return Err(io::Error::other(
+                "the data folder holds the previous store format (mailbox.redb/mailbox.wal); \
+                 start with an empty folder",
+            )
+            .into());
+        }
+        let seg_dir = dir.join("segments");
+        std::fs::create_dir_all(&seg_dir)?;
         let db = Database::builder()
             .set_cache_size(config.cache_bytes)
-            .create(dir.join("mailbox.redb"))?;
-        let init = db.begin_write()?;
-        {
-            init.open_table(MESSAGES)?;
-            init.open_table(EXPIRY)?;
-            init.open_table(META)?;
+            .create(dir.join("index.redb"))?;
+        let files = Files::default();
+        let recovered = recover(&db, &seg_dir, &files)?;
+        if recovered.replayed > 0 {
+            eprintln!(
+                "mailbox-server: recovered {} messages from the write-ahead log",
+                recovered.replayed
+            );
         }
-        init.commit()?;
-        let trickle = spawn_trickle_flush(&dir.join("mailbox.redb"))?;
-        let (mut wal, records) = Wal::open(&dir.join("mailbox.wal"))?;
-        if !records.is_empty() {
-            let replayed = replay(&db, records)?;
-            eprintln!("mailbox-server: recovered {replayed} messages from the write-ahead log");
-        }
-        wal.new_epoch()?;
+        let trickle = spawn_trickle_flush(&dir.join("index.redb"))?;
         let db = Arc::new(db);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             db: Arc::clone(&db),
-            wal,
+            dir: seg_dir,
+            files: Arc::clone(&files),
+            active: recovered.active,
+            segments: recovered.segments,
+            purge_cursor: None,
+            doomed: Vec::new(),
             quota: config.quota_bytes,
             dirty: false,
             checkpoint_every: config.checkpoint_every,
@@ -196,6 +266,7 @@ impl DiskStore {
         Ok((
             Self {
                 db,
+                files,
                 jobs: jobs.clone(),
                 ttl_ms,
             },
@@ -207,23 +278,24 @@ impl DiskStore {
         ))
     }
 
-    /// Makes everything stored so far durable in redb (the log is emptied) if writes have
-    /// paused for a moment; under load the writer checkpoints on its own.
+    /// Makes everything stored so far durable in redb (and deletes purged segments) if
+    /// writes have paused for a moment; under load the writer checkpoints on its own.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.send(Job::Checkpoint).await
     }
 
-    /// Deletes every expired message; returns how many.
+    /// Removes every expired message from the index, closing the segments that hold them;
+    /// returns how many. Their files are deleted after the next durable commit.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let (reply, answer) = oneshot::channel();
             self.send(Job::Purge { reply }).await?;
-            let n = answer
+            let step = answer
                 .await
                 .map_err(|_| StoreError::Unavailable("writer stopped"))??;
-            total += n;
-            if n < PURGE_CHUNK as u64 {
+            total += step.removed;
+            if !step.more {
                 return Ok(total);
             }
         }
@@ -236,35 +308,45 @@ impl DiskStore {
             .map_err(|_| StoreError::Unavailable("writer stopped"))
     }
 
+    /// Live messages at `addresses`: index entries from one read transaction, then the
+    /// bodies from their segments (which only hold records flushed before they were indexed).
     fn read(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(MESSAGES)?;
         let now = now_ms();
+        let entries = {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(INDEX)?;
+            let mut entries = Vec::with_capacity(addresses.len());
+            for address in addresses {
+                let entry = table.get(&address.0)?.map(|g| Entry::decode(&g.value()));
+                entries.push(entry.filter(|e| e.expires > now));
+            }
+            entries
+        };
         let mut out = Vec::with_capacity(addresses.len());
-        for address in addresses {
-            let found = table.get(&address.0)?.and_then(|guard| {
-                let value = guard.value();
-                (expiry_of(value) > now).then(|| value.get(8..).unwrap_or_default().to_vec())
+        for (address, entry) in addresses.iter().zip(entries) {
+            out.push(match entry {
+                Some(entry) => segment::read_body(&self.files, entry.at, &address.0)?,
+                None => None,
             });
-            out.push(found);
         }
         Ok(out)
     }
 }
 
 impl Store for DiskStore {
+    /// Answers `Stored` only once the message is flushed to its segment (durable) and
+    /// indexed; `AlreadyExists` if a live message holds the address (decided in the single
+    /// writer's transaction, so exactly one of concurrent writers wins).
     async fn put_if_absent(
         &self,
         address: &Address,
         body: &[u8],
     ) -> Result<PutOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let mut value = Vec::with_capacity(8 + body.len());
-        value.extend_from_slice(&now_ms().saturating_add(self.ttl_ms).to_be_bytes());
-        value.extend_from_slice(body);
         self.send(Job::Put {
             address: address.0,
-            body: value,
+            expires: now_ms().saturating_add(self.ttl_ms),
+            body: body.to_vec(),
             reply,
         })
         .await?;
@@ -290,21 +372,127 @@ fn log_error(err: &redb::Error) -> StoreError {
     StoreError::Unavailable(class)
 }
 
+/// What recovery hands the writer.
+struct Recovered {
+    /// Records re-applied from the segments.
+    replayed: usize,
+    /// The new active segment (a fresh file: nothing is appended after a possibly torn tail).
+    active: ActiveSegment,
+    /// Segments holding records, with their (earliest, latest) expiry.
+    segments: BTreeMap<u64, (u64, u64)>,
+}
+
+/// Brings the index up to date with the segments and commits it durably.
+///
+/// Segments at or after the index's applied position are scanned (verified record by
+/// record, stopping at a torn tail) and their live records indexed first-write-wins, in the
+/// order they were written, which reproduces the writer's decisions. Segment files before
+/// the applied position that the index no longer lists are leftovers of a purge whose file
+/// deletion did not happen, and are deleted.
+fn recover(db: &Database, dir: &Path, files: &Files) -> Result<Recovered, redb::Error> {
+    let txn = db.begin_write()?;
+    let now = now_ms();
+    let mut replayed = 0;
+    let mut segments = BTreeMap::new();
+    let on_disk = segment::list(dir)?;
+    let next = {
+        let mut tables = Tables::open(&txn)?;
+        let applied_segment = tables.meta.get(APPLIED_SEGMENT)?.map_or(0, |g| g.value());
+        let applied_offset = tables.meta.get(APPLIED_OFFSET)?.map_or(0, |g| g.value());
+        for row in tables.segments.iter()? {
+            let (id, expiry) = row?;
+            segments.insert(id.value(), expiry.value());
+        }
+        for &id in &on_disk {
+            if id < applied_segment && !segments.contains_key(&id) {
+                segment::remove(dir, files, id)?;
+                continue;
+            }
+            let file = segment::open(dir, id)?;
+            if id >= applied_segment {
+                let from = if id == applied_segment {
+                    applied_offset
+                } else {
+                    0
+                };
+                let mut range = segments.get(&id).copied();
+                for (offset, record) in segment::scan(&file, id, from)? {
+                    range = Some(
+                        range.map_or((record.expires_ms, record.expires_ms), |(lo, hi)| {
+                            (lo.min(record.expires_ms), hi.max(record.expires_ms))
+                        }),
+                    );
+                    if record.expires_ms <= now {
+                        continue;
+                    }
+                    let len = u32::try_from(record.body.len()).unwrap_or(u32::MAX);
+                    let at = Location {
+                        segment: id,
+                        offset,
+                        len,
+                    };
+                    // Already indexed (a non-durable commit that survived) or not: either
+                    // way the index now points at the first live record for the address.
+                    let _ =
+                        tables.put(&record.address, record.expires_ms, len, now, None, || {
+                            Ok(at)
+                        })?;
+                    replayed += 1;
+                }
+                if let Some(range) = range {
+                    tables.segments.insert(id, range)?;
+                    segments.insert(id, range);
+                }
+            }
+            files
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, Arc::new(file));
+        }
+        let next = on_disk
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(applied_segment)
+            .saturating_add(1);
+        tables.meta.insert(APPLIED_SEGMENT, next)?;
+        tables.meta.insert(APPLIED_OFFSET, 0)?;
+        tables.finish()?;
+        next
+    };
+    let active = ActiveSegment::create(dir, next, Arc::clone(files))?;
+    txn.commit()?;
+    Ok(Recovered {
+        replayed,
+        active,
+        segments,
+    })
+}
+
 /// Quiet time after which pending commits are made durable in redb.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// The writer thread's state.
 struct Writer {
     db: Arc<Database>,
-    wal: Wal,
+    /// The segments folder.
+    dir: PathBuf,
+    files: Files,
+    active: ActiveSegment,
+    /// Segments holding records, with their (earliest, latest) expiry; mirrors `segments`.
+    segments: BTreeMap<u64, (u64, u64)>,
+    /// Where the purge of a partly purged segment resumes: (segment, record offset).
+    purge_cursor: Option<(u64, u64)>,
+    /// Purged segments, deleted after the next durable commit.
+    doomed: Vec<u64>,
     quota: u64,
     /// Non-durable commits since the last checkpoint.
     dirty: bool,
     checkpoint_every: Duration,
     last_checkpoint: Instant,
     last_write: Instant,
-    /// Set after a failed commit: redb and the log may disagree, so refuse writes until a
-    /// restart replays the log.
+    /// Set after a failed flush or commit: the index and the segments may disagree, so
+    /// refuse writes until a restart re-applies the segments.
     failed: bool,
 }
 
@@ -336,27 +524,33 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
     writer.checkpoint();
 }
 
-/// The outcome of each job in a batch, before the commit decides whether they stand.
+/// The outcome of each job in a batch, before the flush and commit decide whether they stand.
 enum Pending {
     Put(Reply<PutOutcome>, Result<PutOutcome, StoreError>),
-    Purge(Reply<u64>, u64),
+    Purge(Reply<PurgeStep>, PurgeStep),
 }
 
 impl Writer {
+    /// Commits redb durably; then deletes the segments purged before it.
     fn checkpoint(&mut self) {
-        if !self.dirty || self.failed {
+        if self.failed || (!self.dirty && self.doomed.is_empty()) {
             return;
         }
         let result = self
             .db
             .begin_write()
             .map_err(redb::Error::from)
-            .and_then(|txn| txn.commit().map_err(redb::Error::from))
-            .and_then(|()| self.wal.new_epoch().map_err(redb::Error::from));
+            .and_then(|txn| txn.commit().map_err(redb::Error::from));
         match result {
             Ok(()) => {
                 self.dirty = false;
                 self.last_checkpoint = Instant::now();
+                for id in std::mem::take(&mut self.doomed) {
+                    if let Err(err) = segment::remove(&self.dir, &self.files, id) {
+                        // Left behind; deleted as an orphan on the next start.
+                        log_error(&err.into());
+                    }
+                }
             }
             Err(err) => self.fail(&err),
         }
@@ -372,16 +566,16 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         let mut pending = Vec::with_capacity(batch.len());
-        let mut stored = Vec::new();
         let result = if self.failed {
             Err(redb::Error::TransactionPoisoned)
         } else {
-            self.apply(batch.drain(..), &mut pending, &mut stored)
+            self.apply(batch.drain(..), &mut pending)
         };
         batch.clear();
         let err = match result {
             Ok(()) => None,
             Err(err) => {
+                self.active.discard();
                 if !self.failed {
                     self.fail(&err);
                 }
@@ -393,8 +587,8 @@ impl Writer {
                 (Pending::Put(reply, outcome), None) => {
                     let _ = reply.send(outcome);
                 }
-                (Pending::Purge(reply, n), None) => {
-                    let _ = reply.send(Ok(n));
+                (Pending::Purge(reply, step), None) => {
+                    let _ = reply.send(Ok(step));
                 }
                 (Pending::Put(reply, _), Some(e)) => {
                     let _ = reply.send(Err(e.clone()));
@@ -406,141 +600,183 @@ impl Writer {
         }
     }
 
-    /// Applies the jobs in one redb transaction, logs the stored messages durably, commits.
+    /// Applies the jobs in one index transaction, flushes the staged records to their
+    /// segment (durable), then commits the index. Nothing is answered before this returns
+    /// `Ok`, so no 201 precedes the flush.
     fn apply(
         &mut self,
         jobs: impl Iterator<Item = Job>,
         pending: &mut Vec<Pending>,
-        logged: &mut Vec<([u8; 32], Vec<u8>)>,
     ) -> Result<(), redb::Error> {
+        if self.active.is_full() {
+            self.active.roll()?;
+        }
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let now = now_ms();
+        let mut staged = false;
         {
             let mut tables = Tables::open(&txn)?;
             for job in jobs {
                 match job {
                     Job::Put {
                         address,
+                        expires,
                         body,
                         reply,
                     } => {
-                        let outcome = tables.put(&address, &body, now, Some(self.quota))?;
-                        if outcome == Ok(PutOutcome::Stored) {
-                            logged.push((address, body));
-                        }
+                        let active = &mut self.active;
+                        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+                        let outcome =
+                            tables.put(&address, expires, len, now, Some(self.quota), || {
+                                active.stage(&address, expires, &body)
+                            })?;
+                        staged |= outcome == Ok(PutOutcome::Stored);
                         pending.push(Pending::Put(reply, outcome));
                     }
                     Job::Purge { reply } => {
-                        let n = tables.purge(now)?;
-                        pending.push(Pending::Purge(reply, n));
+                        let step = self.purge_step(&mut tables, now)?;
+                        pending.push(Pending::Purge(reply, step));
                     }
                     Job::Checkpoint | Job::Shutdown => {}
                 }
             }
+            if staged && let Some(range) = self.active.expiry() {
+                tables.segments.insert(self.active.id(), range)?;
+                self.segments.insert(self.active.id(), range);
+            }
+            tables.meta.insert(APPLIED_SEGMENT, self.active.id())?;
+            tables.meta.insert(APPLIED_OFFSET, self.active.end())?;
             tables.finish()?;
         }
-        let bytes = Wal::encoded_len(logged.iter().map(|(_, v)| v.len().saturating_sub(8)));
-        if logged.is_empty() {
-            txn.commit()?;
-        } else if self.wal.fits(bytes) {
-            // Durable in the log first; only then visible to readers and acknowledged.
-            self.wal
-                .append(logged.iter().map(|(a, v)| (a, v.as_slice())))?;
-            txn.commit()?;
-        } else {
-            // The log is full: commit this batch durably in redb and start a new epoch.
-            txn.set_durability(Durability::Immediate)?;
-            txn.commit()?;
-            self.wal.new_epoch()?;
-            self.dirty = false;
-            self.last_checkpoint = Instant::now();
-            return Ok(());
-        }
+        // Durable in the segment first; only then visible to readers and acknowledged.
+        self.active.flush()?;
+        txn.commit()?;
         self.dirty = true;
         Ok(())
     }
+
+    /// Removes up to [`PURGE_CHUNK`] records' index entries of the oldest fully expired
+    /// segment (closing the active segment first if it holds expired messages). A segment
+    /// whose records are all examined is dropped from `segments` and doomed: its file is
+    /// deleted only after a durable commit, so a crash can never leave the index pointing
+    /// at a deleted file with a live message.
+    fn purge_step(&mut self, tables: &mut Tables<'_>, now: u64) -> Result<PurgeStep, redb::Error> {
+        if self
+            .active
+            .expiry()
+            .is_some_and(|(earliest, _)| earliest <= now)
+        {
+            self.active.roll()?;
+        }
+        let active = self.active.id();
+        let expired = |segments: &BTreeMap<u64, (u64, u64)>| {
+            segments
+                .iter()
+                .find(|&(&id, &(_, latest))| latest <= now && id != active)
+                .map(|(&id, _)| id)
+        };
+        let Some(id) = expired(&self.segments) else {
+            return Ok(PurgeStep {
+                removed: 0,
+                more: false,
+            });
+        };
+        let from = match self.purge_cursor {
+            Some((segment, offset)) if segment == id => offset,
+            _ => 0,
+        };
+        let file = self
+            .files
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let (heads, next) = match file {
+            Some(file) => segment::scan_heads(&file, id, from, PURGE_CHUNK)?,
+            None => (Vec::new(), None),
+        };
+        let mut removed = 0;
+        for (at, address) in heads {
+            let current = tables
+                .index
+                .get(&address)?
+                .map(|g| Entry::decode(&g.value()));
+            if current.is_some_and(|entry| entry.at == at) {
+                tables.index.remove(&address)?;
+                tables.stored = tables.stored.saturating_sub(u64::from(at.len));
+                removed += 1;
+            }
+        }
+        match next {
+            Some(offset) => self.purge_cursor = Some((id, offset)),
+            None => {
+                tables.segments.remove(id)?;
+                self.segments.remove(&id);
+                self.doomed.push(id);
+                self.purge_cursor = None;
+            }
+        }
+        Ok(PurgeStep {
+            removed,
+            more: next.is_some() || expired(&self.segments).is_some(),
+        })
+    }
 }
 
-/// The three tables of one write transaction.
+/// The tables of one write transaction.
 struct Tables<'t> {
-    messages: redb::Table<'t, [u8; 32], &'static [u8]>,
-    expiry: redb::Table<'t, [u8; 40], ()>,
+    index: redb::Table<'t, [u8; 32], [u8; ENTRY_LEN]>,
+    segments: redb::Table<'t, u64, (u64, u64)>,
     meta: redb::Table<'t, &'static str, u64>,
     stored: u64,
 }
 
 impl<'t> Tables<'t> {
     fn open(txn: &'t redb::WriteTransaction) -> Result<Self, redb::Error> {
-        let messages = txn.open_table(MESSAGES)?;
-        let expiry = txn.open_table(EXPIRY)?;
+        let index = txn.open_table(INDEX)?;
+        let segments = txn.open_table(SEGMENTS)?;
         let meta = txn.open_table(META)?;
         let stored = meta.get(STORED_BYTES)?.map_or(0, |g| g.value());
         Ok(Self {
-            messages,
-            expiry,
+            index,
+            segments,
             meta,
             stored,
         })
     }
 
-    /// First-write-wins insert of `value` (expiry ‖ body); `quota` None skips the quota.
+    /// First-write-wins insert of a `len`-byte body: unless a live message holds `address`,
+    /// and only within `quota` (None skips it), `place` puts the body somewhere (staging it
+    /// in the active segment, or naming where recovery found it) and the index points there.
+    /// `place` runs only for a write that is accepted, so no refused body is ever logged.
     fn put(
         &mut self,
         address: &[u8; 32],
-        value: &[u8],
+        expires: u64,
+        len: u32,
         now: u64,
         quota: Option<u64>,
+        place: impl FnOnce() -> io::Result<Location>,
     ) -> Result<Result<PutOutcome, StoreError>, redb::Error> {
-        let previous = self
-            .messages
-            .get(address)?
-            .map(|g| (expiry_of(g.value()), g.value().len().saturating_sub(8)));
-        if let Some((expires, _)) = previous
-            && expires > now
+        let previous = self.index.get(address)?.map(|g| Entry::decode(&g.value()));
+        if let Some(entry) = previous
+            && entry.expires > now
         {
             return Ok(Ok(PutOutcome::AlreadyExists));
         }
-        let freed = previous.map_or(0, |(_, len)| len as u64);
-        let len = value.len().saturating_sub(8) as u64;
-        let after = self.stored.saturating_sub(freed).saturating_add(len);
+        let freed = previous.map_or(0, |e| u64::from(e.at.len));
+        let after = self
+            .stored
+            .saturating_sub(freed)
+            .saturating_add(u64::from(len));
         if quota.is_some_and(|q| after > q) {
             return Ok(Err(StoreError::QuotaReached));
         }
-        if let Some((old_expiry, _)) = previous {
-            self.expiry.remove(&index_key(old_expiry, address))?;
-        }
-        self.messages.insert(address, value)?;
-        self.expiry
-            .insert(&index_key(expiry_of(value), address), ())?;
+        let at = place()?;
+        self.index.insert(address, Entry { expires, at }.encode())?;
         self.stored = after;
         Ok(Ok(PutOutcome::Stored))
-    }
-
-    /// Deletes up to [`PURGE_CHUNK`] expired messages; returns how many.
-    fn purge(&mut self, now: u64) -> Result<u64, redb::Error> {
-        let due: Vec<[u8; 40]> = self
-            .expiry
-            .range(..=index_key(now, &[0xff; 32]))?
-            .take(PURGE_CHUNK)
-            .map(|entry| entry.map(|(k, _)| k.value()))
-            .collect::<Result<_, _>>()?;
-        for key in &due {
-            self.expiry.remove(key)?;
-            let mut address = [0u8; 32];
-            address.copy_from_slice(key.get(8..).unwrap_or(&[0u8; 32]));
-            let live = self
-                .messages
-                .get(&address)?
-                .map(|g| (expiry_of(g.value()), g.value().len().saturating_sub(8)));
-            if let Some((expires, len)) = live
-                && expires <= now
-            {
-                self.messages.remove(&address)?;
-                self.stored = self.stored.saturating_sub(len as u64);
-            }
-        }
-        Ok(due.len() as u64)
     }
 
     fn finish(mut self) -> Result<(), redb::Error> {
@@ -549,35 +785,11 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// Replays the log's records into redb (durably), skipping any already there or expired.
-fn replay(db: &Database, records: Vec<wal::Record>) -> Result<usize, redb::Error> {
-    let txn = db.begin_write()?;
-    let now = now_ms();
-    let mut replayed = 0;
-    {
-        let mut tables = Tables::open(&txn)?;
-        for record in records {
-            if record.expires_ms <= now {
-                continue;
-            }
-            let mut value = Vec::with_capacity(8 + record.body.len());
-            value.extend_from_slice(&record.expires_ms.to_be_bytes());
-            value.extend_from_slice(&record.body);
-            if tables.put(&record.address, &value, now, None)? == Ok(PutOutcome::Stored) {
-                replayed += 1;
-            }
-        }
-        tables.finish()?;
-    }
-    txn.commit()?;
-    Ok(replayed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> std::path::PathBuf {
+    fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "mailbox-server-test-{}-{name}-{}",
             std::process::id(),
@@ -594,6 +806,72 @@ mod tests {
             cache_bytes: 1 << 20,
             checkpoint_every: Duration::from_secs(10),
         }
+    }
+
+    async fn close(store: DiskStore, writer: WriterHandle) {
+        drop(store);
+        tokio::task::spawn_blocking(move || writer.shutdown())
+            .await
+            .ok();
+    }
+
+    /// What `kill -9` leaves: the files as the kernel holds them, without a checkpoint.
+    fn copy_as_crashed(from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(to.join("segments"))?;
+        std::fs::copy(from.join("index.redb"), to.join("index.redb"))?;
+        for id in segment::list(&from.join("segments"))? {
+            std::fs::copy(
+                segment::path_of(&from.join("segments"), id),
+                segment::path_of(&to.join("segments"), id),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn body(i: u32) -> Vec<u8> {
+        let len = 1 + (i as usize * 37) % 1024;
+        (0..len).map(|j| (i as usize + j) as u8).collect()
+    }
+
+    fn address(i: u32) -> Address {
+        let mut a = [0xaa; 32];
+        let (head, _) = a.split_at_mut(4);
+        head.copy_from_slice(&i.to_le_bytes());
+        Address(a)
+    }
+
+    /// Every index entry points at a record of its own address and length.
+    fn assert_index_consistent(store: &DiskStore) -> Result<u64, redb::Error> {
+        let txn = store.db.begin_read()?;
+        let table = txn.open_table(INDEX)?;
+        let mut bytes = 0;
+        for row in table.iter()? {
+            let (address, value) = row?;
+            let entry = Entry::decode(&value.value());
+            let found = segment::read_body(&store.files, entry.at, &address.value())?;
+            assert_eq!(found.map(|b| b.len()), Some(entry.at.len as usize));
+            bytes += u64::from(entry.at.len);
+        }
+        let stored = txn
+            .open_table(META)?
+            .get(STORED_BYTES)?
+            .map_or(0, |g| g.value());
+        assert_eq!(stored, bytes, "the quota counter matches the index");
+        Ok(bytes)
+    }
+
+    #[test]
+    fn index_entries_round_trip() {
+        let entry = Entry {
+            expires: 0x0102_0304_0506_0708,
+            at: Location {
+                segment: 9,
+                offset: 1 << 40,
+                len: 1024,
+            },
+        };
+        assert_eq!(Entry::decode(&entry.encode()), entry);
+        assert_eq!(entry.encode()[..8], 0x0102_0304_0506_0708u64.to_be_bytes());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -618,10 +896,8 @@ mod tests {
         assert_eq!(stored, 1);
         let first = store.get(&address).await.ok().flatten();
         assert_eq!(first.as_ref().map(Vec::len), Some(10));
-        drop(store);
-        tokio::task::spawn_blocking(move || writer.shutdown())
-            .await
-            .ok();
+        let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
+        close(store, writer).await;
 
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
         assert_eq!(store.get(&address).await.ok().flatten(), first);
@@ -629,17 +905,84 @@ mod tests {
             store.get_many(&[Address([6; 32]), address]).await.ok(),
             Some(vec![None, first])
         );
-        drop(store);
-        tokio::task::spawn_blocking(move || writer.shutdown())
-            .await
-            .ok();
+        close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_loses_no_acknowledged_write_and_ignores_a_torn_tail() -> Result<(), redb::Error>
+    {
+        let dir = temp_dir("crash");
+        let crashed = temp_dir("crashed");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for i in 0..500u32 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                store.put_if_absent(&address(i), &body(i)).await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.ok(), Some(Ok(PutOutcome::Stored)));
+        }
+        // kill -9 now: nothing was checkpointed since the open.
+        copy_as_crashed(&dir, &crashed)?;
+        let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
+        close(store, writer).await;
+
+        // A torn, never acknowledged last batch: half a record at the end of the segment.
+        let seg_dir = crashed.join("segments");
+        let last = segment::list(&seg_dir)?.last().copied().unwrap_or(0);
+        let file = segment::open(&seg_dir, last)?;
+        let end = file.metadata()?.len();
+        use std::os::unix::fs::FileExt;
+        let mut torn = last.to_le_bytes().to_vec();
+        torn.extend_from_slice(&100u32.to_le_bytes());
+        torn.extend_from_slice(&[0xbb; 40]);
+        file.write_all_at(&torn, end)?;
+        drop(file);
+
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..500u32 {
+            assert_eq!(
+                store.get(&address(i)).await,
+                Ok(Some(body(i))),
+                "message {i}"
+            );
+        }
+        assert_eq!(
+            store.put_if_absent(&address(7), b"other").await,
+            Ok(PutOutcome::AlreadyExists),
+            "first write still wins after recovery"
+        );
+        let bytes = assert_index_consistent(&store)?;
+        assert_eq!(bytes, (0..500).map(|i| body(i).len() as u64).sum::<u64>());
+        // Recovery started a new segment rather than appending after the torn tail.
+        assert!(segment::list(&seg_dir)?.last().copied().unwrap_or(0) > last);
+        assert_eq!(
+            store.put_if_absent(&address(1000), &body(1000)).await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+
+        // A second crash-free reopen has nothing left to re-apply and still reads everything.
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&address(1000)).await, Ok(Some(body(1000))));
+        assert_eq!(store.get(&address(499)).await, Ok(Some(body(499))));
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+
     #[tokio::test]
-    async fn quota_counts_body_bytes() -> Result<(), redb::Error> {
+    async fn quota_counts_body_bytes_and_refused_bodies_are_never_logged() -> Result<(), redb::Error>
+    {
         let dir = temp_dir("quota");
+        let crashed = temp_dir("quota-crashed");
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 10))?;
         assert_eq!(
             store.put_if_absent(&Address([1; 32]), &[0; 6]).await,
@@ -653,11 +996,18 @@ mod tests {
             store.put_if_absent(&Address([3; 32]), &[0; 4]).await,
             Ok(PutOutcome::Stored)
         );
-        drop(store);
-        tokio::task::spawn_blocking(move || writer.shutdown())
-            .await
-            .ok();
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 10))?;
+        assert_eq!(store.get(&Address([2; 32])).await, Ok(None));
+        assert_eq!(assert_index_consistent(&store)?, 10);
+        assert_eq!(
+            store.put_if_absent(&Address([4; 32]), &[0; 1]).await,
+            Err(StoreError::QuotaReached)
+        );
+        close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
         Ok(())
     }
 
@@ -680,10 +1030,94 @@ mod tests {
             Ok(PutOutcome::Stored)
         );
         assert_eq!(store.get(&a).await, Ok(Some(vec![2; 10])));
-        drop(store);
-        tokio::task::spawn_blocking(move || writer.shutdown())
-            .await
-            .ok();
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn purged_segments_are_deleted_after_a_durable_commit() -> Result<(), redb::Error> {
+        let dir = temp_dir("segments");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_millis(300), 1 << 20))?;
+        for i in 0..20 {
+            assert_eq!(
+                store.put_if_absent(&address(i), &body(i)).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        let first = segment::list(&seg_dir)?;
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        // Written after the others expired, replacing one of them in the same segment: the
+        // segment is not purged while it holds this live message.
+        assert_eq!(
+            store.put_if_absent(&address(3), b"again").await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert_eq!(store.get(&address(3)).await, Ok(Some(b"again".to_vec())));
+        assert_eq!(store.get(&address(4)).await, Ok(None));
+        assert_eq!(
+            assert_index_consistent(&store)?,
+            5 + (0..20)
+                .filter(|&i| i != 3)
+                .map(|i| body(i).len() as u64)
+                .sum::<u64>()
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        // 19 originals and the replacement; the replaced record no longer owns its entry.
+        assert_eq!(store.purge_expired().await, Ok(20));
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        // Still on disk until redb has committed the purge durably (here: at shutdown).
+        assert_eq!(segment::list(&seg_dir)?.first(), first.first());
+        close(store, writer).await;
+        assert!(!segment::list(&seg_dir)?.contains(first.first().unwrap_or(&0)));
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+        assert_eq!(store.get(&address(3)).await, Ok(None));
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_writers_than_the_queue_holds_wait_for_room_and_all_succeed()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("backpressure");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let store = Arc::new(store);
+        let n = QUEUE_DEPTH as u32 + 2_000;
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                store.put_if_absent(&address(i), &i.to_le_bytes()).await
+            }));
+        }
+        let mut stored = 0;
+        for task in tasks {
+            if task.await.ok() == Some(Ok(PutOutcome::Stored)) {
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, n);
+        assert_eq!(
+            store.get(&address(n - 1)).await,
+            Ok(Some((n - 1).to_le_bytes().to_vec()))
+        );
+        assert_eq!(assert_index_consistent(&store)?, 4 * u64::from(n));
+        let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn the_previous_store_format_is_refused() -> io::Result<()> {
+        let dir = temp_dir("old");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("mailbox.wal"), b"")?;
+        assert!(DiskStore::open(&dir, config(Duration::from_secs(60), 10)).is_err());
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

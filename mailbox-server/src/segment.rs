@@ -1,0 +1,482 @@
+//! Append-only segment files: where message bodies live, and the write-ahead log itself.
+//!
+//! Every stored message is appended, as one checksummed record, to the *active* segment;
+//! the writer thread appends a whole batch with one `write` and one `fdatasync` before it
+//! answers anyone, so **a record is durable before its 201**. redb then only holds a small
+//! index (address → expiry and record location), committed without its own fsync; after a
+//! crash the records written since redb's last durable commit are re-applied from the
+//! segments (see `store`). A segment is never appended to after a restart (a new one is
+//! started), so a torn tail can only be the last, unacknowledged batch of a segment, and a
+//! scan stops at the first record that does not verify.
+//!
+//! Segments are named `{id:016x}.seg` in `DIR/segments/`. A segment is closed when it
+//! reaches [`SEGMENT_BYTES`] (or when it holds expired messages at purge time) and deleted
+//! once every message in it has expired and been purged from the index.
+//!
+//! Record layout (little-endian): `segment id (u64) ‖ body_len (u32) ‖ address (32) ‖
+//! expires_ms (u64) ‖ body ‖ checksum (u64)` of everything before the checksum.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// Size after which the active segment is closed and a new one started.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// Bytes before the body: segment id, body length, address, expiry.
+pub const RECORD_HEAD: usize = 8 + 4 + 32 + 8;
+/// Bytes of a record besides its body.
+pub const RECORD_FIXED: usize = RECORD_HEAD + 8;
+/// Largest body a record may claim (larger claims are treated as garbage by scans).
+const MAX_RECORD_BODY: u32 = 64 << 20;
+
+/// Where a stored body is: segment, record offset in it, body length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Segment id.
+    pub segment: u64,
+    /// Offset of the record (not the body) in the segment.
+    pub offset: u64,
+    /// Body length in bytes.
+    pub len: u32,
+}
+
+/// One message as recorded in a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Message address.
+    pub address: [u8; 32],
+    /// Expiry, milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+    /// Message body.
+    pub body: Vec<u8>,
+}
+
+/// Open segment files by id, shared by the writer (which adds and removes them) and readers.
+pub type Files = Arc<RwLock<HashMap<u64, Arc<File>>>>;
+
+/// Checksum of a record: a word-at-a-time multiply–xorshift hash. It only has to catch torn
+/// and stale bytes, not adversaries (records are written by this process only).
+pub fn checksum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = K ^ (bytes.len() as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    let mut tail = [0u8; 8];
+    let rest = words.remainder();
+    if let Some(t) = tail.get_mut(..rest.len()) {
+        t.copy_from_slice(rest);
+    }
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 29)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    bytes
+        .get(at..at.checked_add(8)?)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    bytes
+        .get(at..at.checked_add(4)?)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+}
+
+/// The parsed head of a record: (body length, address, expiry), if it belongs to `segment`.
+fn parse_head(head: &[u8], segment: u64) -> Option<(u32, [u8; 32], u64)> {
+    if u64_at(head, 0)? != segment {
+        return None;
+    }
+    let len = u32_at(head, 8)?;
+    if len > MAX_RECORD_BODY {
+        return None;
+    }
+    let address = <[u8; 32]>::try_from(head.get(12..44)?).ok()?;
+    Some((len, address, u64_at(head, 44)?))
+}
+
+/// Path of segment `id` in `dir`.
+pub fn path_of(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.seg"))
+}
+
+/// Ids of the segment files in `dir`, ascending.
+pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+            continue;
+        };
+        if stem.len() == 16
+            && let Ok(id) = u64::from_str_radix(stem, 16)
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Opens segment `id` for reading and writing.
+pub fn open(dir: &Path, id: u64) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path_of(dir, id))
+}
+
+/// Makes the directory's entries (created or removed segment files) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Every record of segment `id` from `from`, fully verified, in order, with its offset.
+/// Stops at the end of the file or at the first record that does not verify (a torn tail).
+pub fn scan(file: &File, id: u64, from: u64) -> io::Result<Vec<(u64, Record)>> {
+    let len = file.metadata()?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    std::io::Seek::seek(&mut reader, io::SeekFrom::Start(from))?;
+    let mut records = Vec::new();
+    let mut at = from;
+    let mut head = [0u8; RECORD_HEAD];
+    while at.saturating_add(RECORD_FIXED as u64) <= len {
+        reader.read_exact(&mut head)?;
+        let Some((body_len, address, expires_ms)) = parse_head(&head, id) else {
+            break;
+        };
+        let total = RECORD_FIXED as u64 + u64::from(body_len);
+        if at.saturating_add(total) > len {
+            break;
+        }
+        let mut rest = vec![0u8; body_len as usize + 8];
+        reader.read_exact(&mut rest)?;
+        let (body, sum) = rest.split_at(body_len as usize);
+        let mut summed = head.to_vec();
+        summed.extend_from_slice(body);
+        if u64_at(sum, 0) != Some(checksum(&summed)) {
+            break;
+        }
+        records.push((
+            at,
+            Record {
+                address,
+                expires_ms,
+                body: body.to_vec(),
+            },
+        ));
+        at += total;
+    }
+    Ok(records)
+}
+
+/// Record heads found by [`scan_heads`] (location, address), and where the next one starts.
+pub type Heads = (Vec<(Location, [u8; 32])>, Option<u64>);
+
+/// Heads of the records of segment `id` from `from`, at most `limit`, as
+/// (location, address); and the offset after the last one, or None at the segment's end.
+/// Used by purge, which only compares locations with the index, so it needs no checksum.
+pub fn scan_heads(
+    file: &File,
+    id: u64,
+    from: u64,
+    limit: usize,
+) -> io::Result<Heads> {
+    let len = file.metadata()?.len();
+    let mut out = Vec::new();
+    let mut at = from;
+    let mut head = [0u8; RECORD_HEAD];
+    while out.len() < limit {
+        if at.saturating_add(RECORD_FIXED as u64) > len {
+            return Ok((out, None));
+        }
+        file.read_exact_at(&mut head, at)?;
+        let Some((body_len, address, _)) = parse_head(&head, id) else {
+            return Ok((out, None));
+        };
+        out.push((
+            Location {
+                segment: id,
+                offset: at,
+                len: body_len,
+            },
+            address,
+        ));
+        at = at.saturating_add(RECORD_FIXED as u64 + u64::from(body_len));
+    }
+    Ok((out, Some(at)))
+}
+
+/// Reads the body at `location`, checking that the record there is `address`'s.
+/// `Ok(None)` if the segment is gone (it was purged: the message expired).
+pub fn read_body(
+    files: &Files,
+    location: Location,
+    address: &[u8; 32],
+) -> io::Result<Option<Vec<u8>>> {
+    let file = files
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&location.segment)
+        .cloned();
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let mut record = vec![0u8; RECORD_HEAD + location.len as usize];
+    file.read_exact_at(&mut record, location.offset)?;
+    let (head, body) = record.split_at(RECORD_HEAD);
+    match parse_head(head, location.segment) {
+        Some((len, found, _)) if len == location.len && found == *address => {
+            Ok(Some(body.to_vec()))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "index and segment disagree",
+        )),
+    }
+}
+
+/// The active segment: records are staged in memory, then appended and flushed together.
+pub struct ActiveSegment {
+    dir: PathBuf,
+    files: Files,
+    id: u64,
+    file: Arc<File>,
+    /// Where the next flushed record goes (everything before it is durable).
+    offset: u64,
+    buffer: Vec<u8>,
+    /// Earliest and latest expiry of the records in this segment, if any.
+    expiry: Option<(u64, u64)>,
+}
+
+impl ActiveSegment {
+    /// Creates segment `id` (empty) in `dir`, makes its directory entry durable and
+    /// registers it in `files`.
+    pub fn create(dir: &Path, id: u64, files: Files) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path_of(dir, id))?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        let file = Arc::new(file);
+        files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&file));
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files,
+            id,
+            file,
+            offset: 0,
+            buffer: Vec::new(),
+            expiry: None,
+        })
+    }
+
+    /// This segment's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Durable length of this segment (where the next flush writes).
+    #[cfg(test)]
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Earliest and latest expiry among the records staged or flushed here.
+    pub fn expiry(&self) -> Option<(u64, u64)> {
+        self.expiry
+    }
+
+    /// Where the end of the staged records will be once flushed.
+    pub fn end(&self) -> u64 {
+        self.offset + self.buffer.len() as u64
+    }
+
+    /// Whether the segment is full and the next batch should start a new one.
+    pub fn is_full(&self) -> bool {
+        self.offset >= SEGMENT_BYTES
+    }
+
+    /// Stages one record; it becomes durable with the next [`ActiveSegment::flush`].
+    pub fn stage(
+        &mut self,
+        address: &[u8; 32],
+        expires_ms: u64,
+        body: &[u8],
+    ) -> io::Result<Location> {
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|&n| n <= MAX_RECORD_BODY)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "record too large"))?;
+        let start = self.buffer.len();
+        let location = Location {
+            segment: self.id,
+            offset: self.offset + start as u64,
+            len,
+        };
+        self.buffer.extend_from_slice(&self.id.to_le_bytes());
+        self.buffer.extend_from_slice(&len.to_le_bytes());
+        self.buffer.extend_from_slice(address);
+        self.buffer.extend_from_slice(&expires_ms.to_le_bytes());
+        self.buffer.extend_from_slice(body);
+        let sum = checksum(self.buffer.get(start..).unwrap_or_default());
+        self.buffer.extend_from_slice(&sum.to_le_bytes());
+        self.expiry = Some(match self.expiry {
+            Some((lo, hi)) => (lo.min(expires_ms), hi.max(expires_ms)),
+            None => (expires_ms, expires_ms),
+        });
+        Ok(location)
+    }
+
+    /// Appends the staged records and `fdatasync`s the segment. Returns only once they are
+    /// durable; on error nothing staged may be acknowledged (the caller fails the batch).
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .file
+            .write_all_at(&self.buffer, self.offset)
+            .and_then(|()| self.file.sync_data());
+        if result.is_ok() {
+            self.offset += self.buffer.len() as u64;
+        }
+        self.buffer.clear();
+        result
+    }
+
+    /// Drops the staged records (their batch failed before the flush).
+    pub fn discard(&mut self) {
+        self.buffer.clear();
+    }
+
+    /// Closes this segment and starts segment `id + 1`; returns the closed segment's id.
+    /// Does nothing (None) while records are staged: they belong to this segment's next flush.
+    pub fn roll(&mut self) -> io::Result<Option<u64>> {
+        if !self.buffer.is_empty() {
+            return Ok(None);
+        }
+        let next = Self::create(&self.dir, self.id + 1, Arc::clone(&self.files))?;
+        let closed = self.id;
+        *self = next;
+        Ok(Some(closed))
+    }
+}
+
+/// Forgets segment `id` and deletes its file (every message in it has been purged from a
+/// durably committed index, so nothing points into it any more).
+pub fn remove(dir: &Path, files: &Files, id: u64) -> io::Result<()> {
+    files
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    match std::fs::remove_file(path_of(dir, id)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> io::Result<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("hush-seg-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    #[test]
+    fn flushed_records_scan_back_and_a_torn_tail_is_ignored() -> io::Result<()> {
+        let dir = temp_dir("torn")?;
+        let files = Files::default();
+        let mut seg = ActiveSegment::create(&dir, 7, Arc::clone(&files))?;
+        let a = seg.stage(&[1; 32], 10, b"alpha")?;
+        let b = seg.stage(&[2; 32], 20, b"beta")?;
+        seg.flush()?;
+        assert_eq!(seg.expiry(), Some((10, 20)));
+        assert_eq!(read_body(&files, b, &[2; 32])?, Some(b"beta".to_vec()));
+        assert!(
+            read_body(&files, b, &[3; 32]).is_err(),
+            "wrong address is detected"
+        );
+
+        // A third record, torn: its last bytes never reached the disk.
+        let c = seg.stage(&[3; 32], 30, &[9; 100])?;
+        seg.flush()?;
+        let file = open(&dir, 7)?;
+        file.set_len(c.offset + RECORD_FIXED as u64 + 50)?;
+        let records = scan(&file, 7, 0)?;
+        assert_eq!(records.len(), 2);
+        assert_eq!(records.first().map(|r| r.0), Some(a.offset));
+        assert_eq!(
+            records.get(1).map(|r| r.1.clone()),
+            Some(Record {
+                address: [2; 32],
+                expires_ms: 20,
+                body: b"beta".to_vec()
+            })
+        );
+        // A flipped byte inside a complete record also stops the scan there.
+        file.set_len(c.offset + RECORD_FIXED as u64 + 100)?;
+        file.write_all_at(&[0xff], c.offset + RECORD_HEAD as u64 + 3)?;
+        assert_eq!(scan(&file, 7, 0)?.len(), 2);
+        // Scanning from an offset starts there; the heads scan walks every record.
+        assert_eq!(scan(&file, 7, b.offset)?.len(), 1);
+        let (heads, end) = scan_heads(&file, 7, 0, 10)?;
+        assert_eq!(heads.len(), 3);
+        assert_eq!(end, None);
+        let (heads, next) = scan_heads(&file, 7, 0, 1)?;
+        assert_eq!(heads, vec![(a, [1; 32])]);
+        assert_eq!(next, Some(b.offset));
+        // Records of another segment id (a stale file under the wrong name) never match.
+        assert!(scan(&file, 8, 0)?.is_empty());
+
+        let closed = seg.roll()?;
+        assert_eq!((closed, seg.id(), seg.offset()), (Some(7), 8, 0));
+        assert_eq!(list(&dir)?, vec![7, 8]);
+        remove(&dir, &files, 7)?;
+        assert_eq!(list(&dir)?, vec![8]);
+        assert_eq!(
+            read_body(&files, a, &[1; 32])?,
+            None,
+            "a removed segment reads as gone"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn checksum_depends_on_every_byte_and_the_length() {
+        let base = vec![7u8; 37];
+        let sum = checksum(&base);
+        for i in 0..base.len() {
+            let mut changed = base.clone();
+            if let Some(b) = changed.get_mut(i) {
+                *b ^= 1;
+            }
+            assert_ne!(checksum(&changed), sum, "byte {i}");
+        }
+        assert_ne!(checksum(base.get(..36).unwrap_or_default()), sum);
+        assert_ne!(checksum(&[0; 8]), checksum(&[0; 16]));
+    }
+}
