@@ -29,7 +29,10 @@ const FAST: KdfParams = KdfParams {
 const SITE: &str = "http://site.invalid/";
 
 fn mailbox() -> &'static str {
-    option_env!("HUSH_TEST_MAILBOX").expect("build with HUSH_TEST_MAILBOX (cargo xtask test does)")
+    match option_env!("HUSH_TEST_MAILBOX") {
+        Some(url) => url,
+        None => panic!("build with HUSH_TEST_MAILBOX (cargo xtask test does)"),
+    }
 }
 
 /// A database name no other test (or earlier run) uses.
