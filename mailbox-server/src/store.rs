@@ -433,10 +433,14 @@ fn recover(db: &Database, dir: &Path, files: &Files) -> Result<Recovered, redb::
                     };
                     // Already indexed (a non-durable commit that survived) or not: either
                     // way the index now points at the first live record for the address.
-                    let _ =
-                        tables.put(&record.address, record.expires_ms, len, now, None, || {
-                            Ok(at)
-                        })?;
+                    let _ = tables.put(
+                        &record.address,
+                        record.expires_ms,
+                        now,
+                        None,
+                        || Ok(at),
+                        |_| {},
+                    )?;
                     replayed += 1;
                 }
                 if let Some(range) = range {
@@ -625,12 +629,15 @@ impl Writer {
                         body,
                         reply,
                     } => {
-                        let active = &mut self.active;
-                        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-                        let outcome =
-                            tables.put(&address, expires, len, now, Some(self.quota), || {
-                                active.stage(&address, expires, &body)
-                            })?;
+                        let active = std::cell::RefCell::new(&mut self.active);
+                        let outcome = tables.put(
+                            &address,
+                            expires,
+                            now,
+                            Some(self.quota),
+                            || active.borrow_mut().stage(&address, expires, &body),
+                            |at| active.borrow_mut().unstage(at),
+                        )?;
                         staged |= outcome == Ok(PutOutcome::Stored);
                         pending.push(Pending::Put(reply, outcome));
                     }
@@ -746,35 +753,49 @@ impl<'t> Tables<'t> {
         })
     }
 
-    /// First-write-wins insert of a `len`-byte body: unless a live message holds `address`,
-    /// and only within `quota` (None skips it), `place` puts the body somewhere (staging it
-    /// in the active segment, or naming where recovery found it) and the index points there.
-    /// `place` runs only for a write that is accepted, so no refused body is ever logged.
+    /// First-write-wins insert of a `len`-byte body at `address`: unless a live message
+    /// holds the address, and only within `quota` (None skips it), the index points at the
+    /// body that `place` put somewhere (staged in the active segment, or where recovery found
+    /// it). The common case, a fresh address, costs one B-tree insert: the entry is written
+    /// first and, if the old one turns out to be live (409) or the quota is exceeded (507),
+    /// the old entry is put back and `unplace` withdraws the staged body, all inside the
+    /// same uncommitted transaction, so nobody ever sees the intermediate state and no
+    /// refused body is ever flushed.
     fn put(
         &mut self,
         address: &[u8; 32],
         expires: u64,
-        len: u32,
         now: u64,
         quota: Option<u64>,
         place: impl FnOnce() -> io::Result<Location>,
+        unplace: impl FnOnce(Location),
     ) -> Result<Result<PutOutcome, StoreError>, redb::Error> {
-        let previous = self.index.get(address)?.map(|g| Entry::decode(&g.value()));
-        if let Some(entry) = previous
-            && entry.expires > now
-        {
-            return Ok(Ok(PutOutcome::AlreadyExists));
-        }
+        let at = place()?;
+        let previous = self
+            .index
+            .insert(address, Entry { expires, at }.encode())?
+            .map(|g| Entry::decode(&g.value()));
+        let refusal = match previous {
+            Some(entry) if entry.expires > now => Some(PutOutcome::AlreadyExists),
+            _ => None,
+        };
         let freed = previous.map_or(0, |e| u64::from(e.at.len));
         let after = self
             .stored
             .saturating_sub(freed)
-            .saturating_add(u64::from(len));
-        if quota.is_some_and(|q| after > q) {
-            return Ok(Err(StoreError::QuotaReached));
+            .saturating_add(u64::from(at.len));
+        let over_quota = refusal.is_none() && quota.is_some_and(|q| after > q);
+        if refusal.is_some() || over_quota {
+            match previous {
+                Some(entry) => self.index.insert(address, entry.encode())?,
+                None => self.index.remove(address)?,
+            };
+            unplace(at);
+            return Ok(match refusal {
+                Some(outcome) => Ok(outcome),
+                None => Err(StoreError::QuotaReached),
+            });
         }
-        let at = place()?;
-        self.index.insert(address, Entry { expires, at }.encode())?;
         self.stored = after;
         Ok(Ok(PutOutcome::Stored))
     }
@@ -932,12 +953,19 @@ mod tests {
         let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
         close(store, writer).await;
 
-        // A torn, never acknowledged last batch: half a record at the end of the segment.
-        let seg_dir = crashed.join("segments");
-        let last = segment::list(&seg_dir)?.last().copied().unwrap_or(0);
-        let file = segment::open(&seg_dir, last)?;
-        let end = file.metadata()?.len();
+        // A torn, never acknowledged last batch: half a record after the last one.
         use std::os::unix::fs::FileExt;
+        let seg_dir = crashed.join("segments");
+        let mut last = 0;
+        let mut end = 0;
+        for id in segment::list(&seg_dir)? {
+            let records = segment::scan(&segment::open(&seg_dir, id)?, id, 0)?;
+            if let Some((offset, record)) = records.last() {
+                last = id;
+                end = offset + (segment::RECORD_FIXED + record.body.len()) as u64;
+            }
+        }
+        let file = segment::open(&seg_dir, last)?;
         let mut torn = last.to_le_bytes().to_vec();
         torn.extend_from_slice(&100u32.to_le_bytes());
         torn.extend_from_slice(&[0xbb; 40]);

@@ -93,7 +93,7 @@ PIDS+=($SERVER_PID)
 wait_for "$WORK/server.log" "listening on http://"
 MURL="http://127.0.0.1:$MPORT"
 node "$HERE/prepare.mjs" "$MURL" "$WORK/native" --hits 10000 --pairs 600000 --size "$SIZE"
-echo "mailbox-server (release, redb, durable PUTs):"
+echo "mailbox-server (release, segment files + redb index, durable PUTs):"
 run_wrk "native GET hit" "$MURL" "$SECS" get.lua "$WORK/native/hits.txt"
 run_wrk "native GET miss" "$MURL" "$SECS" get.lua "$WORK/native/misses.txt"
 run_wrk "native PUT" "$MURL" "$SECS" put.lua "$WORK/native/pairs.txt" "$WORK/native/blob.bin" "$THREADS"
