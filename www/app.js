@@ -390,6 +390,7 @@ async function refreshList() {
 }
 
 function describe(c) {
+  if (c.inviteTaken) return "Invite already used by someone else";
   if (!c.joined) {
     return c.expiresAt && c.expiresAt < Date.now() ? "Invite expired" : "Waiting for them to join";
   }
@@ -433,8 +434,32 @@ function markCurrentInList() {
 function openConversation(id) {
   const c = byId(id);
   if (!c) return;
-  if (c.joined) showChat(id);
+  if (c.inviteTaken) showInviteTaken(id);
+  else if (c.joined) showChat(id);
   else showInvite(id);
+}
+
+/** We joined, but someone else had already joined with the same invite. */
+function showInviteTaken(id) {
+  const c = byId(id);
+  if (!c) return showHome();
+  setScreen(
+    "invite-taken",
+    h(
+      "section",
+      { class: "card" },
+      backButton(),
+      h("h2", { text: `This invite was already used` }),
+      h("p", {
+        role: "alert",
+        class: "state warn",
+        text: `Someone joined with ${c.name}'s invite before you, so you are not connected to ${c.name}. Whoever joined first may have copied the invite.`,
+      }),
+      h("p", { text: `Meet ${c.name} again and ask for a new invite in person. Nothing you write here can reach them.` }),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "danger", text: "Delete conversation", onclick: () => confirmDelete(id) })),
+    ),
+    { id },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,6 +575,7 @@ function showInvite(id) {
 
 function showSafety(id, { justJoined = false } = {}) {
   const c = byId(id);
+  if (c?.inviteTaken) return showInviteTaken(id);
   if (!c || !c.safetyCode) return showHome();
   setScreen(
     "safety",
@@ -766,7 +792,13 @@ function autosize(textarea) {
   textarea.rows = Math.min(6, Math.max(1, textarea.value.split("\n").length));
 }
 
-const STATUS_TEXT = { sending: "Sending…", sent: "Sent", failed: "Not delivered yet, retrying", received: "" };
+const STATUS_TEXT = {
+  sending: "Sending…",
+  sent: "Sent",
+  failed: "Not delivered yet, retrying",
+  conflict: "Not delivered",
+  received: "",
+};
 
 async function refreshChat() {
   const chat = app.chat;
@@ -1093,11 +1125,13 @@ async function flush() {
   const generation = app.generation;
   app.flushing = (async () => {
     let delivered = 0;
+    let conflicts = 0;
     do {
       app.flushAgain = false;
       try {
         const out = await app.client.flush();
         delivered += out.delivered;
+        conflicts += out.conflicts;
         app.pending = out.pending;
         app.flushError = out.pending > 0 && Boolean(out.lastError);
       } catch (err) {
@@ -1108,6 +1142,12 @@ async function flush() {
     } while (app.flushAgain && generation === app.generation);
     if (generation !== app.generation) return;
     updateNetStatus();
+    if (conflicts > 0) {
+      // An invite someone else joined first, or a message the mailbox could not take.
+      await refreshList();
+      const shown = app.screen.id && byId(app.screen.id);
+      if (shown?.inviteTaken) showInviteTaken(shown.id);
+    }
     // Statuses change (sending → sent, or failed) on every flush with work: redraw.
     if (app.chat && (delivered > 0 || app.pending > 0)) refreshChat();
     if (app.pending > 0) {

@@ -123,6 +123,7 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
             s.expires_at
                 .map_or(JsValue::NULL, |t| (t as f64 * 1000.0).into()),
         ),
+        ("inviteTaken", s.invite_taken.into()),
     ])
 }
 
@@ -132,6 +133,7 @@ fn status_str(status: Status) -> &'static str {
         Status::Sent => "sent",
         Status::Failed => "failed",
         Status::Received => "received",
+        Status::Conflict => "conflict",
     }
 }
 
@@ -242,7 +244,7 @@ impl HushClient {
     }
 
     /// Every conversation, most recent first: `[{ id, name, mailbox, joined, safetyCode,
-    /// inviteLink, unread, lastActivity, expiresAt }]`.
+    /// inviteLink, unread, lastActivity, expiresAt, inviteTaken }]`.
     #[wasm_bindgen(js_name = listConversations)]
     pub fn list_conversations(&self) -> Promise {
         let inner = self.inner.clone();
@@ -261,7 +263,9 @@ impl HushClient {
         future_to_promise(async move { Ok((inner.send(&id, &text).await? as f64).into()) })
     }
 
-    /// Delivers every unacknowledged blob. Resolves to `{ delivered, pending, lastError }`.
+    /// Delivers every unacknowledged blob. Resolves to `{ delivered, pending, lastError,
+    /// conflicts }`; a conflict (someone else's blob already at the address) is final: the
+    /// message becomes `"conflict"`, or a joined conversation `inviteTaken`.
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -270,6 +274,7 @@ impl HushClient {
                 ("delivered", out.delivered.into()),
                 ("pending", out.pending.into()),
                 ("lastError", opt_str(&out.last_error)),
+                ("conflicts", out.conflicts.into()),
             ]))
         })
     }
@@ -289,7 +294,8 @@ impl HushClient {
     }
 
     /// The history, oldest first: `[{ seq, outgoing, text, time, status }]` with status one of
-    /// `"sending"`, `"sent"`, `"failed"`, `"received"`.
+    /// `"sending"`, `"sent"`, `"failed"` (refused, retried), `"conflict"` (never delivered,
+    /// not retried), `"received"`.
     pub fn history(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move { Ok(array(&inner.history(&id).await?, entry_js)) })

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::idb::{RecordStore, StoreError, Write};
 use crate::locks::with_lock;
-use crate::net::{MailboxClient, NetError};
+use crate::net::{Deposit, MailboxClient, NetError};
 use crate::records::{
     self, CONVERSATION_PREFIX, Conversation, ConversationState, HELLO_SEQ, Message,
     OUTGOING_PREFIX, Outgoing, Status, VAULT_KEY,
@@ -114,6 +114,8 @@ pub struct ConversationSummary {
     pub last_activity_ms: u64,
     /// Invite expiry, seconds since the epoch (while waiting).
     pub expires_at: Option<u64>,
+    /// We joined, but someone else had joined with the same invite first.
+    pub invite_taken: bool,
 }
 
 /// One history entry as the UI sees it.
@@ -163,6 +165,9 @@ pub struct FlushOutcome {
     pub pending: u32,
     /// The last error seen, if any blob failed.
     pub last_error: Option<String>,
+    /// Blobs the mailbox refused because a different blob already sat at their address
+    /// (an invite someone else joined first; a message marked `Conflict`). Not retried.
+    pub conflicts: u32,
 }
 
 /// An unacknowledged blob with its record name.
@@ -465,7 +470,7 @@ impl Client {
     /// bytes to its original address. Acknowledged blobs are removed, and a message whose
     /// blobs are all acknowledged becomes `Sent`; a message whose blob failed is shown as
     /// `Failed` and retried by the next flush.
-    pub async fn flush(&self) -> Result<FlushOutcome, ClientError> {
+    pub async fn flush(self: &Rc<Self>) -> Result<FlushOutcome, ClientError> {
         let key = self.key()?;
         let pending: Vec<(String, Outgoing)> = self.read_prefix(&key, OUTGOING_PREFIX).await?;
         let mut outcome = FlushOutcome::default();
@@ -496,15 +501,31 @@ impl Client {
                 continue;
             };
             let mailbox = MailboxClient::new(&conversation.mailbox);
+            drop(conversation);
             let mut writes = Vec::new();
             let mut failed = false;
+            let mut conflict = false;
             for (name, outgoing) in &items {
-                match mailbox
-                    .put(&WriteKey(outgoing.write_key), &outgoing.blob)
-                    .await
-                {
-                    Ok(_) => {
+                let write_key = WriteKey(outgoing.write_key);
+                let delivered = match mailbox.put(&write_key, &outgoing.blob).await {
+                    Ok(Deposit::Stored) => Ok(true),
+                    // 409: our own earlier attempt, or someone else's blob. Only identical
+                    // bytes are ours (an address that has expired since cannot be told apart).
+                    Ok(Deposit::AlreadyStored) => mailbox
+                        .get(&write_key.address())
+                        .await
+                        .map(|stored| stored.is_none_or(|stored| stored == outgoing.blob)),
+                    Err(err) => Err(err),
+                };
+                match delivered {
+                    Ok(true) => {
                         outcome.delivered += 1;
+                        writes.push(Write::Delete(name.clone()));
+                    }
+                    Ok(false) => {
+                        // Retrying can never succeed: the mailbox keeps the first write.
+                        conflict = true;
+                        outcome.conflicts += 1;
                         writes.push(Write::Delete(name.clone()));
                     }
                     Err(err) => {
@@ -516,13 +537,21 @@ impl Client {
                 }
             }
             let remaining = items.len() - writes.len();
+            if seq == HELLO_SEQ && conflict {
+                // Someone joined with this invite before us: the inviter is talking to them.
+                self.store.commit(writes).await?;
+                self.update(&id, |c| c.state = ConversationState::InviteTaken)
+                    .await?;
+                continue;
+            }
             if seq != HELLO_SEQ {
                 let name = records::message_key(&id, seq);
                 if let Some(mut message) = self.read::<Message>(&key, &name).await? {
-                    let status = match (remaining, failed) {
-                        (0, _) => Status::Sent,
-                        (_, true) => Status::Failed,
-                        (_, false) => Status::Sending,
+                    let status = match (conflict, remaining, failed) {
+                        (true, _, _) => Status::Conflict,
+                        (false, 0, _) => Status::Sent,
+                        (false, _, true) => Status::Failed,
+                        (false, _, false) => Status::Sending,
                     };
                     if message.status != status {
                         message.status = status;
@@ -551,6 +580,7 @@ impl Client {
             ConversationState::Active { session, .. } => {
                 Session::from_pickle(&pickle_key(&key), session)?.poll_addresses()
             }
+            ConversationState::InviteTaken => return Ok(PollOutcome::default()),
         };
         let mailbox = MailboxClient::new(&conversation.mailbox);
         drop(conversation);
@@ -769,6 +799,7 @@ fn pickle_key(key: &VaultKey) -> Zeroizing<[u8; 32]> {
 
 fn summary(c: &Conversation) -> ConversationSummary {
     let (joined, safety_code, invite_link, expires_at) = match &c.state {
+        ConversationState::InviteTaken => (false, None, None, None),
         ConversationState::Waiting {
             link, expires_at, ..
         } => (false, None, Some(link.clone()), Some(*expires_at)),
@@ -777,6 +808,7 @@ fn summary(c: &Conversation) -> ConversationSummary {
         }
     };
     ConversationSummary {
+        invite_taken: matches!(c.state, ConversationState::InviteTaken),
         id: c.id.clone(),
         name: c.name.clone(),
         mailbox: c.mailbox.clone(),

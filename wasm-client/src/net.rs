@@ -107,6 +107,17 @@ impl MailboxClient {
         }
     }
 
+    /// `GET /v1/m/{address}`: the blob stored there, if any.
+    pub async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, NetError> {
+        let url = format!("{}/v1/m/{}", self.base, encode_32(&address.0));
+        let response = self.send("GET", &url, None, &[]).await?;
+        match response.status() {
+            200 => Ok(Some(body_bytes(&response).await?)),
+            404 => Ok(None),
+            _ => Err(status_error(&response).await),
+        }
+    }
+
     /// `POST /v1/fetch`: the messages held at any of `addresses` (at most 256), in request
     /// order. One request links the addresses in it: callers batch one conversation at a time.
     pub async fn fetch(&self, addresses: &[Address]) -> Result<Vec<(Address, Vec<u8>)>, NetError> {
@@ -146,8 +157,9 @@ impl MailboxClient {
         if let Some(headers) = &headers {
             init.set_headers(headers);
         }
-        let payload = Uint8Array::from(body);
-        init.set_body(&payload);
+        if !body.is_empty() {
+            init.set_body(&Uint8Array::from(body));
+        }
         let request = Request::new_with_str_and_init(url, &init).map_err(js_unreachable)?;
         let response = JsFuture::from(global_fetch(&request))
             .await

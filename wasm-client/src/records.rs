@@ -97,6 +97,10 @@ pub enum ConversationState {
         /// The safety code to compare in person, grouped for reading.
         safety_code: String,
     },
+    /// We joined, but someone else had already joined with the same invite (our hello found
+    /// a different blob at its address). The session's keys are erased; only a new invite,
+    /// exchanged in person, can start this conversation.
+    InviteTaken,
 }
 
 /// Delivery state of a history entry.
@@ -110,6 +114,9 @@ pub enum Status {
     Failed,
     /// Theirs.
     Received,
+    /// Ours, never delivered: a different blob already sat at its address, so the mailbox
+    /// kept that one. Not retried (it cannot succeed).
+    Conflict,
 }
 
 /// One history entry.

@@ -290,3 +290,61 @@ async fn a_burst_longer_than_the_window_then_a_ratchet_step_arrives_in_order() {
         .collect();
     assert_eq!(history, want);
 }
+
+#[wasm_bindgen_test]
+async fn a_raced_join_is_detected_by_the_late_joiner_and_the_codes_differ() {
+    let alice = new_client(&fresh_db("race-a"), "a").await;
+    let eve = new_client(&fresh_db("race-e"), "e").await;
+    let bob = new_client(&fresh_db("race-b"), "b").await;
+    let (a_id, link) = alice.create_invite(SITE, mailbox(), "Bob").await.unwrap();
+    // Eve photographed the invite and joins first.
+    let e_id = eve.join(&link, mailbox(), "Alice").await.unwrap();
+    assert_eq!(eve.flush().await.unwrap().delivered, 1);
+    // Bob joins with the real invite: his hello finds Eve's blob at its address.
+    let b_id = bob.join(&link, mailbox(), "Alice").await.unwrap();
+    let flushed = bob.flush().await.unwrap();
+    assert_eq!(
+        (flushed.delivered, flushed.conflicts, flushed.pending),
+        (0, 1, 0)
+    );
+    let b = bob.conversation_summary(&b_id).await.unwrap();
+    assert!(
+        b.invite_taken && !b.joined && b.safety_code.is_none(),
+        "Bob is told"
+    );
+    assert!(matches!(
+        bob.send(&b_id, "hello?").await,
+        Err(ClientError::NotJoined)
+    ));
+    // Alice is connected to Eve, and the codes she compares with Bob differ.
+    assert!(alice.poll(&a_id).await.unwrap().joined);
+    let a_code = alice.conversation_summary(&a_id).await.unwrap().safety_code;
+    assert_eq!(
+        a_code,
+        eve.conversation_summary(&e_id).await.unwrap().safety_code
+    );
+    assert_ne!(a_code, b.safety_code);
+}
+
+#[wasm_bindgen_test]
+async fn a_retried_blob_that_is_already_stored_counts_as_delivered() {
+    let (_alice, _a_id, bob, b_id, _db_a, db_b) = joined_pair("retry").await;
+    bob.send(&b_id, "once").await.unwrap();
+    // Deliver the blob behind the client's back, as a first attempt whose answer was lost.
+    let store = RecordStore::open_native(&db_b).await.unwrap();
+    let pending = store.list_prefix("out/").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    drop(store);
+    let first = bob.flush().await.unwrap();
+    assert_eq!((first.delivered, first.conflicts), (1, 0));
+    // Re-queue the very same sealed record: the retry meets 409 with identical bytes.
+    let store = RecordStore::open_native(&db_b).await.unwrap();
+    store
+        .put_native(&pending[0].0, &pending[0].1)
+        .await
+        .unwrap();
+    let retry = bob.flush().await.unwrap();
+    assert_eq!((retry.delivered, retry.conflicts), (1, 0));
+    let history = bob.history(&b_id).await.unwrap();
+    assert_eq!(history.last().map(|m| m.status), Some(Status::Sent));
+}
