@@ -428,22 +428,21 @@ impl ActiveSegment {
         Ok(location)
     }
 
-    /// Appends the staged records and `fdatasync`s the segment (the writer does the same in
-    /// two steps, on two threads: [`ActiveSegment::take_staged`] and [`flush_staged`]).
-    #[cfg(test)]
+    /// Appends the staged records and `fdatasync`s the segment. Returns only once they are
+    /// durable; on error nothing staged may be acknowledged (the caller fails the batch).
     pub fn flush(&mut self) -> io::Result<()> {
-        let (_, file, offset, bytes) = self.take_staged();
-        flush_staged(&file, offset, &bytes)
-    }
-
-    /// Hands the staged records over for flushing: (segment id, file, offset, bytes). The
-    /// segment counts them as written from now on; the caller must flush them (see
-    /// [`flush_staged`]) before acknowledging them, and stop writing if that fails.
-    pub fn take_staged(&mut self) -> (u64, Arc<File>, u64, Vec<u8>) {
-        let offset = self.offset;
-        let bytes = std::mem::take(&mut self.buffer);
-        self.offset += bytes.len() as u64;
-        (self.id, Arc::clone(&self.file), offset, bytes)
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .file
+            .write_all_at(&self.buffer, self.offset)
+            .and_then(|()| self.file.sync_data());
+        if result.is_ok() {
+            self.offset += self.buffer.len() as u64;
+        }
+        self.buffer.clear();
+        result
     }
 
     /// Withdraws the record staged last, at `at` (its write was refused after all).
@@ -483,16 +482,6 @@ impl ActiveSegment {
         *self = Self::start(&self.dir, id, file, capacity, Arc::clone(&self.files));
         Ok(Some(closed))
     }
-}
-
-/// Writes records taken with [`ActiveSegment::take_staged`] and `fdatasync`s them. Returns
-/// only once they are durable.
-pub fn flush_staged(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    file.write_all_at(bytes, offset)?;
-    file.sync_data()
 }
 
 /// Forgets segment `id` and deletes its file (every message in it has been purged from a

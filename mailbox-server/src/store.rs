@@ -4,21 +4,11 @@
 //! Reads open their own MVCC read transaction on the index, then read the body from its
 //! segment with one `pread`; they never wait for the writer. Every write goes to one writer
 //! thread, which drains whatever is queued into a single batch (group commit): inside one
-//! redb transaction it checks each address, stages the accepted messages as records of the
-//! active segment and indexes them, and commits (without redb's own fsync). It hands the
-//! staged records and the batch's answers to the flusher thread, which appends them to the
-//! segment, `fdatasync`s it, advances the durable watermark and only then answers; meanwhile
-//! the writer already decides the next batch. What this upholds:
-//!
-//! - **A 201 is durable on disk**: answers leave only after their batch's flush.
-//! - Readers see only durable messages: an index entry whose record lies past the watermark
-//!   reads as absent (its PUT has not been answered either).
-//! - First write wins, atomically: one thread decides in one transaction. A 409 decided
-//!   against a message of an earlier batch still being flushed is sent only after that
-//!   flush (batches are flushed and answered in order), and once a flush fails every later
-//!   answer is 503 and the index is never committed durably again.
-//! - The index is committed durably (a checkpoint) only after the flusher has drained, so a
-//!   durable index never points at a record that is not durable.
+//! redb transaction it checks each address, stages the stored messages as records of the
+//! active segment and indexes them; then it appends the records and `fdatasync`s the
+//! segment, and only then commits the index transaction (without redb's own fsync) and
+//! answers. **A 201 is durable on disk**, and because one thread owns all writes, "is the
+//! address free?" and "store it" happen in one transaction: first write wins, atomically.
 //!
 //! The segments are the write-ahead log: redb commits durably (a *checkpoint*) when writes
 //! pause for a second, every `--checkpoint-secs` under sustained load, and on shutdown;
@@ -125,121 +115,6 @@ impl Entry {
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// How far the segments are durable: (segment id, end offset). The writer commits a batch's
-/// index entries before its records are flushed (so that it can work on the next batch
-/// while the device flushes this one); entries beyond the mark are not visible to readers,
-/// and nobody is answered about a batch before the mark has passed it.
-#[derive(Debug, Default)]
-struct Watermark(std::sync::Mutex<(u64, u64)>);
-
-impl Watermark {
-    fn get(&self) -> (u64, u64) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn set(&self, segment: u64, end: u64) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = (segment, end);
-    }
-
-    /// Whether the record at `at` is durable under `mark`.
-    fn covers(mark: (u64, u64), at: Location) -> bool {
-        let end = at
-            .offset
-            .saturating_add((segment::RECORD_FIXED as u64).saturating_add(u64::from(at.len)));
-        at.segment < mark.0 || (at.segment == mark.0 && end <= mark.1)
-    }
-}
-
-/// Work for the flusher thread, in batch order.
-enum FlushJob {
-    /// Flush one batch's records, advance the watermark, then send its answers.
-    Batch {
-        segment: u64,
-        file: Arc<std::fs::File>,
-        offset: u64,
-        bytes: Vec<u8>,
-        replies: Vec<Pending>,
-    },
-    /// Answers once every earlier batch is flushed (before a durable index commit).
-    Drain(std::sync::mpsc::SyncSender<()>),
-}
-
-/// Batches the writer may run ahead of the flusher.
-const FLUSH_QUEUE: usize = 2;
-
-/// The flusher thread: flushes batches in order; answers a batch's requests only once its
-/// records are durable (and, since flushes are sequential, every earlier batch's too: a 409
-/// that saw a message from the previous batch is only sent once that message is durable).
-/// After a failed flush it sets `failed` and answers everything after it with 503.
-fn flush_loop(
-    queue: std::sync::mpsc::Receiver<FlushJob>,
-    durable: Arc<Watermark>,
-    failed: Arc<AtomicBool>,
-) {
-    for job in queue {
-        match job {
-            FlushJob::Drain(done) => {
-                let _ = done.send(());
-            }
-            FlushJob::Batch {
-                segment,
-                file,
-                offset,
-                bytes,
-                replies,
-            } => {
-                let result = if failed.load(Ordering::Acquire) {
-                    Err(redb::Error::TransactionPoisoned)
-                } else {
-                    segment::flush_staged(&file, offset, &bytes).map_err(redb::Error::from)
-                };
-                let err = match result {
-                    Ok(()) => {
-                        if !bytes.is_empty() {
-                            durable.set(segment, offset + bytes.len() as u64);
-                        }
-                        None
-                    }
-                    Err(err) => {
-                        if !failed.swap(true, Ordering::AcqRel) {
-                            log_error(&err);
-                            eprintln!("mailbox-server: store failed; writes refused until restart");
-                        }
-                        Some(StoreError::Unavailable(class(&err)))
-                    }
-                };
-                answer(replies, err.as_ref());
-            }
-        }
-    }
-}
-
-/// Sends each job's outcome, or `err` to all of them.
-fn answer(replies: Vec<Pending>, err: Option<&StoreError>) {
-    for p in replies {
-        match (p, err) {
-            (Pending::Put(reply, outcome), None) => {
-                let _ = reply.send(outcome);
-            }
-            (Pending::Purge(reply, step), None) => {
-                let _ = reply.send(Ok(step));
-            }
-            (Pending::Put(reply, _), Some(e)) => {
-                let _ = reply.send(Err(e.clone()));
-            }
-            (Pending::Purge(reply, _), Some(e)) => {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
-    }
-}
-
 /// What one purge step did: index entries removed, and whether expired segments remain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PurgeStep {
@@ -266,7 +141,6 @@ enum Job {
 pub struct DiskStore {
     db: Arc<Database>,
     files: Files,
-    durable: Arc<Watermark>,
     jobs: mpsc::Sender<Job>,
     ttl_ms: u64,
 }
@@ -370,19 +244,7 @@ impl DiskStore {
         let trickle = spawn_trickle_flush(&dir.join("index.redb"))?;
         let db = Arc::new(db);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let durable = Arc::new(Watermark::default());
-        durable.set(recovered.active.id(), 0);
-        let failed = Arc::new(AtomicBool::new(false));
-        let (flusher, flush_queue) = std::sync::mpsc::sync_channel(FLUSH_QUEUE);
-        {
-            let durable = Arc::clone(&durable);
-            let failed = Arc::clone(&failed);
-            std::thread::Builder::new()
-                .name("mailbox-flusher".into())
-                .spawn(move || flush_loop(flush_queue, durable, failed))?;
-        }
         let writer = Writer {
-            flusher,
             db: Arc::clone(&db),
             dir: seg_dir,
             files: Arc::clone(&files),
@@ -395,7 +257,7 @@ impl DiskStore {
             checkpoint_every: config.checkpoint_every,
             last_checkpoint: Instant::now(),
             last_write: Instant::now(),
-            failed,
+            failed: false,
         };
         let thread = std::thread::Builder::new()
             .name("mailbox-writer".into())
@@ -405,7 +267,6 @@ impl DiskStore {
             Self {
                 db,
                 files,
-                durable,
                 jobs: jobs.clone(),
                 ttl_ms,
             },
@@ -461,15 +322,11 @@ impl DiskStore {
             }
             entries
         };
-        let mark = self.durable.get();
         let mut out = Vec::with_capacity(addresses.len());
         for (address, entry) in addresses.iter().zip(entries) {
             out.push(match entry {
-                Some(entry) if Watermark::covers(mark, entry.at) => {
-                    segment::read_body(&self.files, entry.at, &address.0)?
-                }
-                // Indexed but still being flushed: not stored yet as far as anyone knows.
-                Some(_) | None => None,
+                Some(entry) => segment::read_body(&self.files, entry.at, &address.0)?,
+                None => None,
             });
         }
         Ok(out)
@@ -622,8 +479,6 @@ const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 /// The writer thread's state.
 struct Writer {
     db: Arc<Database>,
-    /// Batches whose records await their flush, with their answers.
-    flusher: std::sync::mpsc::SyncSender<FlushJob>,
     /// The segments folder.
     dir: PathBuf,
     files: Files,
@@ -640,10 +495,9 @@ struct Writer {
     checkpoint_every: Duration,
     last_checkpoint: Instant,
     last_write: Instant,
-    /// Set after a failed flush or commit (by either thread): the index and the segments
-    /// may disagree, so refuse writes, and never commit the index durably, until a restart
-    /// re-applies the segments.
-    failed: Arc<AtomicBool>,
+    /// Set after a failed flush or commit: the index and the segments may disagree, so
+    /// refuse writes until a restart re-applies the segments.
+    failed: bool,
 }
 
 /// The writer thread: take one job, drain the queue behind it, commit them together.
@@ -681,33 +535,9 @@ enum Pending {
 }
 
 impl Writer {
-    fn failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
-    }
-
-    /// Waits until every batch handed to the flusher is flushed (durable).
-    fn drain(&self) -> Result<(), redb::Error> {
-        let (done, wait) = std::sync::mpsc::sync_channel(1);
-        self.flusher
-            .send(FlushJob::Drain(done))
-            .map_err(|_| io::Error::other("flusher stopped"))?;
-        wait.recv()
-            .map_err(|_| io::Error::other("flusher stopped"))?;
-        Ok(())
-    }
-
-    /// Commits redb durably, once every record its entries point at is flushed (so a durable
-    /// index never points at a record that is not durable); then deletes the segments purged
-    /// before it.
+    /// Commits redb durably; then deletes the segments purged before it.
     fn checkpoint(&mut self) {
-        if self.failed() || (!self.dirty && self.doomed.is_empty()) {
-            return;
-        }
-        if let Err(err) = self.drain() {
-            self.fail(&err);
-            return;
-        }
-        if self.failed() {
+        if self.failed || (!self.dirty && self.doomed.is_empty()) {
             return;
         }
         let result = self
@@ -732,59 +562,51 @@ impl Writer {
 
     fn fail(&mut self, err: &redb::Error) {
         log_error(err);
-        if !self.failed.swap(true, Ordering::AcqRel) {
+        if !self.failed {
             eprintln!("mailbox-server: store failed; writes refused until restart");
         }
+        self.failed = true;
     }
 
-    /// Runs one batch: decisions and index entries in one committed (non-durable)
-    /// transaction, then its records and answers go to the flusher, which answers only
-    /// after the flush. A failure before that answers the batch with 503.
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         let mut pending = Vec::with_capacity(batch.len());
-        let result = if self.failed() {
+        let result = if self.failed {
             Err(redb::Error::TransactionPoisoned)
         } else {
             self.apply(batch.drain(..), &mut pending)
         };
         batch.clear();
         let err = match result {
-            Ok(()) => {
-                let (segment, file, offset, bytes) = self.active.take_staged();
-                let job = FlushJob::Batch {
-                    segment,
-                    file,
-                    offset,
-                    bytes,
-                    replies: pending,
-                };
-                match self.flusher.send(job) {
-                    Ok(()) => return,
-                    Err(std::sync::mpsc::SendError(job)) => {
-                        let err = redb::Error::from(io::Error::other("flusher stopped"));
-                        self.fail(&err);
-                        pending = match job {
-                            FlushJob::Batch { replies, .. } => replies,
-                            FlushJob::Drain(_) => Vec::new(),
-                        };
-                        StoreError::Unavailable(class(&err))
-                    }
-                }
-            }
+            Ok(()) => None,
             Err(err) => {
                 self.active.discard();
-                if !self.failed() {
+                if !self.failed {
                     self.fail(&err);
                 }
-                StoreError::Unavailable(class(&err))
+                Some(StoreError::Unavailable(class(&err)))
             }
         };
-        answer(pending, Some(&err));
+        for p in pending {
+            match (p, &err) {
+                (Pending::Put(reply, outcome), None) => {
+                    let _ = reply.send(outcome);
+                }
+                (Pending::Purge(reply, step), None) => {
+                    let _ = reply.send(Ok(step));
+                }
+                (Pending::Put(reply, _), Some(e)) => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                (Pending::Purge(reply, _), Some(e)) => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
     }
 
-    /// Applies the jobs in one index transaction and commits it without an fsync. The
-    /// staged records are not flushed yet: the caller hands them to the flusher, readers do
-    /// not see entries past the durable watermark, and nobody is answered before the flush.
+    /// Applies the jobs in one index transaction, flushes the staged records to their
+    /// segment (durable), then commits the index. Nothing is answered before this returns
+    /// `Ok`, so no 201 precedes the flush.
     fn apply(
         &mut self,
         jobs: impl Iterator<Item = Job>,
@@ -834,6 +656,8 @@ impl Writer {
             tables.meta.insert(APPLIED_OFFSET, self.active.end())?;
             tables.finish()?;
         }
+        // Durable in the segment first; only then visible to readers and acknowledged.
+        self.active.flush()?;
         txn.commit()?;
         self.dirty = true;
         Ok(())
@@ -1069,33 +893,6 @@ mod tests {
         };
         assert_eq!(Entry::decode(&entry.encode()), entry);
         assert_eq!(entry.encode()[..8], 0x0102_0304_0506_0708u64.to_be_bytes());
-    }
-
-    #[test]
-    fn only_flushed_records_are_covered_by_the_watermark() {
-        let at = |segment, offset, len| Location {
-            segment,
-            offset,
-            len,
-        };
-        let fixed = segment::RECORD_FIXED as u64;
-        let mark = (5, 1000);
-        assert!(
-            Watermark::covers(mark, at(4, 1 << 30, 10)),
-            "older segments are flushed"
-        );
-        assert!(Watermark::covers(mark, at(5, 1000 - fixed - 10, 10)));
-        assert!(
-            !Watermark::covers(mark, at(5, 1000 - fixed - 9, 10)),
-            "one byte short"
-        );
-        assert!(
-            !Watermark::covers(mark, at(6, 0, 1)),
-            "a newer segment is not flushed yet"
-        );
-        let watermark = Watermark::default();
-        watermark.set(5, 1000);
-        assert_eq!(watermark.get(), mark);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
