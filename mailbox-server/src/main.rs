@@ -50,10 +50,12 @@ struct Args {
     /// past it are read through the OS cache).
     #[arg(long, default_value_t = 32)]
     cache_mb: usize,
-    /// Under sustained writes, commit the index durably at least this often (seconds; each
-    /// such checkpoint briefly stalls writes, and a restart after a crash re-applies the
-    /// segments written since the last one).
-    #[arg(long, default_value_t = 10.0)]
+    /// Under sustained writes, commit the index durably at least this often (seconds). Each
+    /// such checkpoint stalls writes for a few tens of ms (measured here: PUT p99 ~6 ms with
+    /// one every 5 s, ~4.5 ms with none), and a restart after a crash re-applies the segments
+    /// written since the last one (at most this long of writes). Writes that pause for a
+    /// second are checkpointed regardless.
+    #[arg(long, default_value_t = 30.0)]
     checkpoint_secs: f64,
     /// Also serve the static site from this folder.
     #[arg(long)]
@@ -74,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
             quota_bytes: args.quota,
             cache_bytes: args.cache_mb.saturating_mul(1 << 20),
             checkpoint_every: Duration::try_from_secs_f64(args.checkpoint_secs)
-                .unwrap_or(Duration::from_secs(10)),
+                .unwrap_or(Duration::from_secs(30)),
         },
     )?;
     let mailbox = Arc::new(mailbox::Mailbox::new(
