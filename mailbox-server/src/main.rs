@@ -50,7 +50,8 @@ struct Args {
     /// past it are read through the OS cache).
     #[arg(long, default_value_t = 32)]
     cache_mb: usize,
-    /// Under sustained writes, commit the index durably at least this often (seconds). Each
+    /// Under sustained writes, commit the index durably at the latest this long (seconds)
+    /// after the oldest write it does not hold durably yet. Each
     /// such checkpoint stalls writes for a few tens of ms (measured here: PUT p99 ~6 ms with
     /// one every 5 s, ~4.5 ms with none), and a restart after a crash re-applies the segments
     /// written since the last one (at most this long of writes). Writes that pause for a

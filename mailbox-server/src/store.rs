@@ -11,10 +11,10 @@
 //! address free?" and "store it" happen in one transaction: first write wins, atomically.
 //!
 //! The segments are the write-ahead log: redb commits durably (a *checkpoint*) when writes
-//! pause for a second, every `--checkpoint-secs` under sustained load, and on shutdown;
-//! each index commit also records how far into the segments it reaches, so after a crash
-//! the records written since the last durable commit are re-applied from the segments before
-//! the server listens (a torn last batch, never acknowledged, fails its checksum and is
+//! pause for a second, at the latest `--checkpoint-secs` after the oldest write it does not
+//! hold durably yet, and on shutdown; each index commit also records how far into the
+//! segments it reaches, so after a crash the records written since the last durable commit
+//! are re-applied from the segments before the server listens (a torn last batch, never acknowledged, fails its checksum and is
 //! ignored). redb's per-PUT work is a ~28-byte index entry instead of a 1 KiB body, which is
 //! what makes durable PUTs cheap.
 //!
@@ -253,9 +253,8 @@ impl DiskStore {
             purge_cursor: None,
             doomed: Vec::new(),
             quota: config.quota_bytes,
-            dirty: false,
+            dirty_since: None,
             checkpoint_every: config.checkpoint_every,
-            last_checkpoint: Instant::now(),
             last_write: Instant::now(),
             failed: false,
         };
@@ -490,10 +489,11 @@ struct Writer {
     /// Purged segments, deleted after the next durable commit.
     doomed: Vec<u64>,
     quota: u64,
-    /// Non-durable commits since the last checkpoint.
-    dirty: bool,
+    /// When the oldest index commit not yet made durable happened (None: all durable).
+    /// A checkpoint is due `checkpoint_every` after it, which bounds how much of the
+    /// segments a crash recovery re-applies.
+    dirty_since: Option<Instant>,
     checkpoint_every: Duration,
-    last_checkpoint: Instant,
     last_write: Instant,
     /// Set after a failed flush or commit: the index and the segments may disagree, so
     /// refuse writes until a restart re-applies the segments.
@@ -518,7 +518,10 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
             writer.last_write = Instant::now();
         }
         writer.commit_batch(&mut batch);
-        if stop || (asked && idle) || writer.last_checkpoint.elapsed() >= writer.checkpoint_every {
+        let overdue = writer
+            .dirty_since
+            .is_some_and(|since| since.elapsed() >= writer.checkpoint_every);
+        if stop || (asked && idle) || overdue {
             writer.checkpoint();
         }
         if stop {
@@ -537,7 +540,7 @@ enum Pending {
 impl Writer {
     /// Commits redb durably; then deletes the segments purged before it.
     fn checkpoint(&mut self) {
-        if self.failed || (!self.dirty && self.doomed.is_empty()) {
+        if self.failed || (self.dirty_since.is_none() && self.doomed.is_empty()) {
             return;
         }
         let result = self
@@ -547,8 +550,7 @@ impl Writer {
             .and_then(|txn| txn.commit().map_err(redb::Error::from));
         match result {
             Ok(()) => {
-                self.dirty = false;
-                self.last_checkpoint = Instant::now();
+                self.dirty_since = None;
                 for id in std::mem::take(&mut self.doomed) {
                     if let Err(err) = segment::remove(&self.dir, &self.files, id) {
                         // Left behind; deleted as an orphan on the next start.
@@ -659,7 +661,7 @@ impl Writer {
         // Durable in the segment first; only then visible to readers and acknowledged.
         self.active.flush()?;
         txn.commit()?;
-        self.dirty = true;
+        self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
