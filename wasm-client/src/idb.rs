@@ -35,16 +35,7 @@ pub enum StoreError {
 
 impl From<JsValue> for StoreError {
     fn from(value: JsValue) -> Self {
-        let msg = value
-            .dyn_ref::<js_sys::Error>()
-            .map(|e| String::from(e.message()))
-            .or_else(|| {
-                value
-                    .dyn_ref::<web_sys::DomException>()
-                    .map(|e| e.message())
-            })
-            .or_else(|| value.as_string())
-            .unwrap_or_else(|| "unknown".to_owned());
+        let msg = crate::js_error_message(&value).unwrap_or_else(|| "unknown".to_owned());
         StoreError::Browser(msg)
     }
 }

@@ -16,10 +16,24 @@ pub mod qr;
 pub mod records;
 pub mod vault;
 
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 pub use api::{ErrorCode, HushClient};
 pub use idb::RecordStore;
+
+/// The message of a thrown JS value (an `Error`, a `DOMException` or a string), if it has one.
+pub(crate) fn js_error_message(value: &JsValue) -> Option<String> {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| {
+            value
+                .dyn_ref::<web_sys::DomException>()
+                .map(|e| e.message())
+        })
+        .or_else(|| value.as_string())
+}
 
 /// Version of this client build (the crate version), for the UI's "about" line.
 #[wasm_bindgen(js_name = clientVersion)]

@@ -6,9 +6,9 @@
 
 use js_sys::{Promise, Uint8Array};
 use mailbox::WRITE_KEY_HEADER;
-use mailbox::fetch::{FramingError, decode_response};
+use mailbox::fetch::{FRAME_HEADER_LEN, FramingError, decode_response};
 use mailbox::hex::encode_32;
-use protocol::{Address, WriteKey};
+use protocol::{Address, BLOB_LEN, WriteKey};
 use thiserror::Error;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -23,6 +23,9 @@ extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     fn global_fetch(request: &Request) -> Promise;
 }
+
+/// Longest error reason read from a mailbox answer (its reasons are a few words).
+const MAX_REASON_LEN: usize = 1024;
 
 /// Why a mailbox request failed.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -112,7 +115,7 @@ impl MailboxClient {
         let url = format!("{}/v1/m/{}", self.base, encode_32(&address.0));
         let response = self.send("GET", &url, None, &[]).await?;
         match response.status() {
-            200 => Ok(Some(body_bytes(&response).await?)),
+            200 => Ok(Some(body_bytes(&response, BLOB_LEN).await?)),
             404 => Ok(None),
             _ => Err(status_error(&response).await),
         }
@@ -134,7 +137,7 @@ impl MailboxClient {
         if response.status() != 200 {
             return Err(status_error(&response).await);
         }
-        let bytes = body_bytes(&response).await?;
+        let bytes = body_bytes(&response, addresses.len() * (FRAME_HEADER_LEN + BLOB_LEN)).await?;
         Ok(decode_response(&bytes)?
             .into_iter()
             .map(|(address, blob)| (address, blob.to_vec()))
@@ -168,15 +171,21 @@ impl MailboxClient {
     }
 }
 
-async fn body_bytes(response: &Response) -> Result<Vec<u8>, NetError> {
+/// The response body, refused (`Malformed`) when longer than `limit` bytes, so a hostile
+/// mailbox cannot make the client copy an unbounded answer into wasm memory.
+async fn body_bytes(response: &Response, limit: usize) -> Result<Vec<u8>, NetError> {
     let buffer = JsFuture::from(response.array_buffer().map_err(js_unreachable)?)
         .await
         .map_err(js_unreachable)?;
-    Ok(Uint8Array::new(&buffer).to_vec())
+    let bytes = Uint8Array::new(&buffer);
+    if bytes.length() as usize > limit {
+        return Err(NetError::Malformed);
+    }
+    Ok(bytes.to_vec())
 }
 
 async fn status_error(response: &Response) -> NetError {
-    let reason = match body_bytes(response).await {
+    let reason = match body_bytes(response, MAX_REASON_LEN).await {
         // Mailbox reasons are short ASCII; keep at most 200 characters of anything else.
         Ok(bytes) => String::from_utf8_lossy(&bytes).chars().take(200).collect(),
         Err(_) => String::new(),
@@ -188,10 +197,7 @@ async fn status_error(response: &Response) -> NetError {
 }
 
 fn js_unreachable(err: JsValue) -> NetError {
-    let message = err
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| err.as_string())
-        .unwrap_or_else(|| "network error".to_owned());
-    NetError::Unreachable(message)
+    NetError::Unreachable(
+        crate::js_error_message(&err).unwrap_or_else(|| "network error".to_owned()),
+    )
 }

@@ -30,21 +30,20 @@ fn compiled(root: &Path, crate_file: &str) -> PathBuf {
         .join(format!("{crate_file}.wasm"))
 }
 
+/// Compiles `packages` for wasm32 with the size-tuned profile.
+fn compile(packages: &[&str]) -> Result<()> {
+    let mut args = vec!["build", "--target", TARGET, "--profile", PROFILE];
+    for package in packages {
+        args.extend(["--package", package]);
+    }
+    cargo(&args)
+}
+
 /// Builds the browser modules into `www/pkg`: `hush.js` + `hush_bg.wasm` (the client, loaded
 /// by every page) and `scan.js` + `scan_bg.wasm` (QR decoding, loaded only for a camera join).
 /// Returns the client module's size.
 pub fn build_web(root: &Path) -> Result<WasmSize> {
-    cargo(&[
-        "build",
-        "--package",
-        "wasm-client",
-        "--package",
-        "qr-scan",
-        "--target",
-        TARGET,
-        "--profile",
-        PROFILE,
-    ])?;
+    compile(&["wasm-client", "qr-scan"])?;
     let out = root.join("www/pkg");
     let _ = std::fs::remove_dir_all(&out);
     let mut sizes = Vec::new();
@@ -90,15 +89,7 @@ fn gzip_site(dir: &Path) -> Result<()> {
 /// Builds `edge-worker` and writes `edge-worker/build/index.js` (the Worker entry module),
 /// `index_bg.js` (bindgen glue) and `index_bg.wasm`.
 pub fn build_worker(root: &Path) -> Result<WasmSize> {
-    cargo(&[
-        "build",
-        "--package",
-        "edge-worker",
-        "--target",
-        TARGET,
-        "--profile",
-        PROFILE,
-    ])?;
+    compile(&["edge-worker"])?;
     let out = root.join("edge-worker/build");
     let _ = std::fs::remove_dir_all(&out);
     Bindgen::new()
