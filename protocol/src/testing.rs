@@ -99,3 +99,19 @@ pub fn transfer(from: &mut Session, to: &mut Session, rng: &mut SeededRng, text:
         core::hint::black_box(to.decrypt(&blob.address, &blob.blob).expect("decrypt"));
     }
 }
+
+/// What whoever photographed `invite` can derive without any private key: the write keys of
+/// messages `0 .. count` of the joiner's first chain (`shared_hka`; message 0 is the hello)
+/// and of the inviter's first chain (`shared_nhkb`). With them a third party can occupy those
+/// addresses before the two people use them. For the simulator's squatter and for tests of
+/// what an invite exposes (`docs/THREAT-MODEL.md`).
+pub fn invite_photographer_write_keys(invite: &Invite, count: u32) -> Vec<crate::WriteKey> {
+    use crate::header_key::Role;
+    let keys =
+        crate::invite::invite_keys(&invite.secret, &invite.inviter_public, invite.expires_at);
+    let joiner = keys.shared_hka.chain_addresses(Role::Joiner);
+    let inviter = keys.shared_nhkb.chain_addresses(Role::Inviter);
+    (0..count)
+        .flat_map(|n| [joiner.write_key(n), inviter.write_key(n)])
+        .collect()
+}

@@ -14,6 +14,7 @@ mod bench;
 mod fuzz;
 mod mailbox;
 mod prereqs;
+mod simulate;
 mod wasm;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   serve [--listen ADDR] [--data DIR]   build the client and site, run the mailbox + site (default 127.0.0.1:8787)
-  test [--no-browser] [--no-fuzz]      run every test (native, fuzz, wasm in Chromium, workerd, end to end)
+  test [--no-browser] [--no-fuzz]      run every test (lints, native, simulation, fuzz, wasm in Chromium, workerd, end to end)
+  simulate [--seeds N] [--seed S --trace] [--faults survivable|all|restore|squatter|expiry] [--mutant M]
+                                       run the deterministic simulation (docs/SIMULATION.md)
   bench                                print benchmark figures (protocol native and in Chromium, client)
   build-web                            build the wasm client into www/pkg
   build-worker                         build the edge worker into edge-worker/build
@@ -57,6 +60,7 @@ fn run(args: &[String]) -> Result<()> {
     match cmd {
         "serve" => serve(&root, rest),
         "test" => test(&root, rest),
+        "simulate" => simulate::run(&root, rest),
         "bench" => {
             prereqs::ensure_build(&root)?;
             prereqs::ensure_browser()?;
@@ -143,9 +147,11 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         prereqs::ensure_browser()?;
     }
 
+    step("lints: rustfmt, clippy (native and wasm32)", lints)?;
     step("native unit and property tests", || {
         cargo(&["test", "--workspace", "--all-targets"])
     })?;
+    step("deterministic simulation", || simulate::test(root))?;
     if fuzz {
         prereqs::ensure_fuzz()?;
         step("fuzz targets: build, run each briefly", || {
@@ -175,6 +181,42 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `cargo fmt --check`, then clippy with warnings denied on every target, natively and for
+/// the crates that run in wasm32 (browser client, QR decoder, edge worker, and the pure
+/// crates beneath them).
+fn lints() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "clippy",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--package",
+        "wasm-client",
+        "--package",
+        "qr-scan",
+        "--package",
+        "edge-worker",
+        "--package",
+        "client-core",
+        "--package",
+        "protocol",
+        "--package",
+        "mailbox",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
 }
 
 /// Runs the `*.test.mjs` files under `tests/` with Node's test runner.

@@ -56,6 +56,14 @@ pub fn outgoing_message_prefix(id: &str, seq: u64) -> String {
 /// Prefix of every unacknowledged blob of every conversation.
 pub const OUTGOING_PREFIX: &str = "out/";
 
+/// `out/{id}/{seq:016x}-{part:04x}` → (`id`, `seq`); `None` for any other name.
+pub fn parse_outgoing_key(name: &str) -> Option<(String, u64)> {
+    let rest = name.strip_prefix(OUTGOING_PREFIX)?;
+    let (id, tail) = rest.split_once('/')?;
+    let (seq, _part) = tail.split_once('-')?;
+    Some((id.to_owned(), u64::from_str_radix(seq, 16).ok()?))
+}
+
 /// Sequence number reserved for the joiner's hello (it has no history entry).
 pub const HELLO_SEQ: u64 = 0;
 
@@ -84,6 +92,7 @@ pub enum ConversationState {
     /// We created an invite and wait for the other person to join.
     Waiting {
         /// The protocol's `PendingInvite` pickle (encrypted by the protocol core).
+        #[serde(with = "serde_bytes")]
         pending: Vec<u8>,
         /// The invite link, to show again (a secret: shared only in person).
         link: String,
@@ -93,6 +102,7 @@ pub enum ConversationState {
     /// A live session.
     Active {
         /// The protocol's `Session` pickle (encrypted by the protocol core).
+        #[serde(with = "serde_bytes")]
         session: Vec<u8>,
         /// The safety code to compare in person, grouped for reading.
         safety_code: String,
@@ -141,6 +151,7 @@ pub struct Outgoing {
     /// The write key (the address is derived from it).
     pub write_key: [u8; 32],
     /// The blob, exactly as first encrypted.
+    #[serde(with = "serde_bytes")]
     pub blob: Vec<u8>,
 }
 
@@ -168,11 +179,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn byte_fields_keep_the_format_a_plain_vec_had() {
+        // `serde_bytes` is only faster: postcard writes a byte string and a sequence of `u8`
+        // alike (varint length, then the bytes), so records written before still load.
+        #[derive(Serialize)]
+        struct Before {
+            write_key: [u8; 32],
+            blob: Vec<u8>,
+        }
+        let before = encode(&Before {
+            write_key: [3; 32],
+            blob: vec![0, 1, 255, 7],
+        });
+        let now: Outgoing = decode(&before).unwrap();
+        assert_eq!(now.blob, vec![0, 1, 255, 7]);
+        assert_eq!(encode(&now), before);
+    }
+
+    #[test]
     fn keys_sort_in_sequence_order() {
         assert!(message_key("a", 2) < message_key("a", 10));
         assert!(message_key("a", 0xff) < message_key("a", 0x100));
         assert!(outgoing_key("a", 1, 2).starts_with(&outgoing_message_prefix("a", 1)));
         assert!(!outgoing_key("a", 11, 0).starts_with(&outgoing_message_prefix("a", 1)));
+        assert_eq!(
+            parse_outgoing_key(&outgoing_key("ab", 0x1f, 3)),
+            Some(("ab".into(), 0x1f))
+        );
+        assert_eq!(parse_outgoing_key("msg/ab/01"), None);
     }
 
     #[test]

@@ -1,0 +1,535 @@
+//! The client: a vault, its conversations and their history, over a [`Platform`].
+//!
+//! Protocol decisions are the `protocol` crate's; the client orders storage and network
+//! around them so that a crash or a reload at any await point loses nothing:
+//!
+//! * **Send** ([`crate::outbox`]): encrypt → commit the advanced session, the history entry
+//!   and every outgoing blob in one strict transaction → PUT. An unacknowledged blob is
+//!   retried byte for byte at the same address until the mailbox answers.
+//! * **Receive** ([`crate::receive`]): fetch (no lock held) → under the conversation's lock,
+//!   re-read the session, decrypt, commit the advanced session and the new history entries in
+//!   one transaction → only then report them.
+//! * **One writer:** every ratchet-advancing step runs under the conversation's lock and
+//!   starts from the last committed session, so two tabs never both advance it; no lock is
+//!   ever held across a network call.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use protocol::Invite;
+use rand_core::Rng;
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+use crate::error::ClientError;
+use crate::platform::{Durability, Locks, Platform, PlatformRng, RecordStore, StorageError, Write};
+use crate::records::{
+    self, CONVERSATION_PREFIX, Conversation, ConversationState, HELLO_SEQ, Message, Outgoing,
+    Status, VAULT_KEY,
+};
+use crate::schedule;
+use crate::vault::{self, KdfParams, VaultKey};
+
+/// How long an invite stays joinable, in seconds.
+pub const INVITE_LIFETIME_SECONDS: u64 = 24 * 60 * 60;
+
+/// Label of the vault subkey that encrypts protocol pickles (separate from record sealing).
+const PICKLE_KEY_LABEL: &str = "pickle-key";
+/// Label of the vault subkey that derives fetch decoys.
+pub(crate) const DECOY_KEY_LABEL: &str = "decoy-key";
+
+/// What a conversation looks like to the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// Local id.
+    pub id: String,
+    /// The name given.
+    pub name: String,
+    /// Mailbox base URL.
+    pub mailbox: String,
+    /// Whether the other person has joined.
+    pub joined: bool,
+    /// Safety code (once joined).
+    pub safety_code: Option<String>,
+    /// Invite link (while waiting).
+    pub invite_link: Option<String>,
+    /// Unread messages.
+    pub unread: u32,
+    /// Last activity, ms since the epoch.
+    pub last_activity_ms: u64,
+    /// Invite expiry, seconds since the epoch (while waiting).
+    pub expires_at: Option<u64>,
+    /// We joined, but someone else had joined with the same invite first.
+    pub invite_taken: bool,
+}
+
+/// One history entry as the UI sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Position in the history.
+    pub seq: u64,
+    /// Ours or theirs.
+    pub outgoing: bool,
+    /// Text.
+    pub text: String,
+    /// ms since the epoch.
+    pub time_ms: u64,
+    /// Delivery state.
+    pub status: Status,
+}
+
+impl From<&Message> for HistoryEntry {
+    fn from(m: &Message) -> Self {
+        HistoryEntry {
+            seq: m.seq,
+            outgoing: m.outgoing,
+            text: m.text.clone(),
+            time_ms: m.time_ms,
+            status: m.status,
+        }
+    }
+}
+
+/// The Hush client for one profile: a vault, its conversations, and the mailbox.
+///
+/// Methods take `&self` and may run concurrently (the UI polls, sends and flushes at once);
+/// the vault key is shared by the operations in flight and zeroized once the last one ends
+/// after [`Client::lock`].
+pub struct Client<P: Platform> {
+    platform: P,
+    key: RefCell<Option<Rc<VaultKey>>>,
+    /// The last poll plan of each conversation, with the sealed state it was computed from:
+    /// an unchanged session is polled with the same requests without unpickling it again.
+    /// Cleared on [`Client::lock`].
+    polls: RefCell<Vec<PollMemo>>,
+}
+
+/// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
+type PollMemo = (String, Vec<u8>, Rc<PollPlan>);
+
+/// What a poll fetches: the padded batches of its poll set.
+pub(crate) struct PollPlan {
+    /// The requests that fetch them ([`crate::decoys::padded_batches`]).
+    pub(crate) batches: Vec<Vec<protocol::Address>>,
+}
+
+impl<P: Platform> Client<P> {
+    /// A client over `platform`, locked.
+    pub fn new(platform: P) -> Self {
+        Client {
+            platform,
+            key: RefCell::new(None),
+            polls: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The platform this client runs on.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    pub(crate) fn rng(&self) -> PlatformRng<'_, P> {
+        PlatformRng(&self.platform)
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.platform.now_ms()
+    }
+
+    pub(crate) fn now_s(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+
+    pub(crate) fn store(&self) -> &P::Store {
+        self.platform.store()
+    }
+
+    /// A random 128-bit local id, in hex.
+    fn random_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether a vault exists on this device.
+    pub async fn has_vault(&self) -> Result<bool, ClientError> {
+        Ok(self.store().get(VAULT_KEY).await?.is_some())
+    }
+
+    /// Creates the vault and leaves it unlocked. The passphrase is normalised to Unicode NFC
+    /// first, so the same-looking passphrase typed on another keyboard unlocks it.
+    ///
+    /// Atomic across tabs: the header is inserted only if no vault exists, in one
+    /// transaction, so of two tabs creating a vault at once exactly one succeeds and the
+    /// other gets [`ClientError::VaultExists`].
+    pub async fn create_vault(
+        &self,
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<(), ClientError> {
+        if self.has_vault().await? {
+            return Err(ClientError::VaultExists);
+        }
+        let passphrase = normalize_passphrase(passphrase);
+        let (header, key) = vault::create(&mut self.rng(), passphrase.as_bytes(), params)?;
+        match self
+            .store()
+            .commit(
+                vec![Write::Insert(VAULT_KEY.to_owned(), header)],
+                Durability::Strict,
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(StorageError::Exists) => return Err(ClientError::VaultExists),
+            Err(err) => return Err(err.into()),
+        }
+        *self.key.borrow_mut() = Some(Rc::new(key));
+        Ok(())
+    }
+
+    /// Unlocks the vault (passphrase normalised to NFC). A wrong passphrase changes nothing.
+    pub async fn unlock(&self, passphrase: &str) -> Result<(), ClientError> {
+        let header = self
+            .store()
+            .get(VAULT_KEY)
+            .await?
+            .ok_or(ClientError::NoVault)?;
+        let passphrase = normalize_passphrase(passphrase);
+        let key = vault::unlock(&header, passphrase.as_bytes())?;
+        *self.key.borrow_mut() = Some(Rc::new(key));
+        Ok(())
+    }
+
+    /// Forgets the vault key (it is zeroized once no operation in flight holds it).
+    pub fn lock(&self) {
+        self.key.borrow_mut().take();
+        self.polls.borrow_mut().clear();
+    }
+
+    /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.
+    pub(crate) fn poll_memo(&self, id: &str, state: &[u8]) -> Option<Rc<PollPlan>> {
+        self.polls
+            .borrow()
+            .iter()
+            .find(|(i, s, _)| i == id && s == state)
+            .map(|(_, _, plan)| plan.clone())
+    }
+
+    /// Remembers the poll plan computed from `state` for conversation `id`.
+    pub(crate) fn remember_poll(&self, id: &str, state: &[u8], plan: Rc<PollPlan>) {
+        let mut polls = self.polls.borrow_mut();
+        polls.retain(|(i, _, _)| i != id);
+        polls.push((id.to_owned(), state.to_vec(), plan));
+    }
+
+    /// Whether the vault is unlocked.
+    pub fn is_unlocked(&self) -> bool {
+        self.key.borrow().is_some()
+    }
+
+    pub(crate) fn key(&self) -> Result<Rc<VaultKey>, ClientError> {
+        self.key.borrow().clone().ok_or(ClientError::Locked)
+    }
+
+    /// Reads and opens one sealed record.
+    pub(crate) async fn read<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        key: &VaultKey,
+        name: &str,
+    ) -> Result<Option<T>, ClientError> {
+        match self.store().get(name).await? {
+            None => Ok(None),
+            Some(sealed) => {
+                let plain = key.open(name, &sealed)?;
+                records::decode(&plain)
+                    .map(Some)
+                    .ok_or(ClientError::CorruptRecord)
+            }
+        }
+    }
+
+    /// Reads and opens every sealed record under `prefix`, in name order.
+    pub(crate) async fn read_prefix<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        key: &VaultKey,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, ClientError> {
+        let mut out = Vec::new();
+        for (name, sealed) in self.store().list(prefix).await? {
+            let plain = key.open(&name, &sealed)?;
+            out.push((
+                name,
+                records::decode(&plain).ok_or(ClientError::CorruptRecord)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Seals `record` under its name as a [`Write::Put`].
+    pub(crate) fn put<T: serde::Serialize>(
+        &self,
+        key: &VaultKey,
+        name: String,
+        record: &T,
+    ) -> Write {
+        let plain = Zeroizing::new(records::encode(record));
+        let sealed = key.seal(&mut self.rng(), &name, &plain);
+        Write::Put(name, sealed)
+    }
+
+    /// Takes the conversation's lock (shared by every tab of this profile).
+    pub(crate) async fn lock_conversation(
+        &self,
+        id: &str,
+    ) -> Result<<P::Locks as Locks>::Guard, ClientError> {
+        Ok(self.platform.locks().lock(&format!("conv:{id}")).await?)
+    }
+
+    pub(crate) async fn conversation(
+        &self,
+        key: &VaultKey,
+        id: &str,
+    ) -> Result<Conversation, ClientError> {
+        self.read(key, &records::conversation_key(id))
+            .await?
+            .ok_or(ClientError::UnknownConversation)
+    }
+
+    /// Creates an invite for a new conversation named `name` on the mailbox at `mailbox`.
+    /// `site_url` is where the link points (its fragment carries the invite, which browsers
+    /// never send to a server). Returns the new conversation id and the link.
+    ///
+    /// The pending invite is committed strictly before the link is returned: a link the user
+    /// has shown can always be answered.
+    pub async fn create_invite(
+        &self,
+        site_url: &str,
+        mailbox: &str,
+        name: &str,
+    ) -> Result<(String, String), ClientError> {
+        let key = self.key()?;
+        let mailbox = mailbox.trim_end_matches('/');
+        let site = site_url.split('#').next().unwrap_or(site_url);
+        // The invite carries the mailbox URL only when it is not the site's own origin.
+        let embedded = (!same_origin(site, mailbox)).then_some(mailbox);
+        let now_s = self.now_s();
+        let expires_at = now_s + INVITE_LIFETIME_SECONDS;
+        let (pending, invite) = Invite::create(&mut self.rng(), now_s, expires_at, embedded)?;
+        let link = format!("{site}#{}", invite.to_link_fragment().as_str());
+        let id = self.random_id();
+        let conversation = Conversation {
+            id: id.clone(),
+            name: name.to_owned(),
+            mailbox: mailbox.to_owned(),
+            last_activity_ms: self.now_ms(),
+            unread: 0,
+            next_seq: HELLO_SEQ + 1,
+            state: ConversationState::Waiting {
+                pending: pending.pickle(&pickle_key(&key)),
+                link: link.clone(),
+                expires_at,
+            },
+        };
+        let write = self.put(&key, records::conversation_key(&id), &conversation);
+        self.store().commit(vec![write], Durability::Strict).await?;
+        Ok((id, link))
+    }
+
+    /// Joins from an invite link (or its fragment). The session and the hello blob are
+    /// committed (strictly) before anything is sent; call [`Client::flush`] to deliver the
+    /// hello. `default_mailbox` is used when the invite names none (the site's own origin).
+    pub async fn join(
+        &self,
+        link: &str,
+        default_mailbox: &str,
+        name: &str,
+    ) -> Result<String, ClientError> {
+        let key = self.key()?;
+        let fragment = link.rsplit('#').next().unwrap_or(link).trim();
+        let invite = Invite::from_link_fragment(fragment)?;
+        let mailbox = invite
+            .mailbox_url()
+            .unwrap_or(default_mailbox)
+            .trim_end_matches('/')
+            .to_owned();
+        let (session, hello) = invite.join(&mut self.rng(), self.now_s())?;
+        let id = self.random_id();
+        let conversation = Conversation {
+            id: id.clone(),
+            name: name.to_owned(),
+            mailbox,
+            last_activity_ms: self.now_ms(),
+            unread: 0,
+            next_seq: HELLO_SEQ + 1,
+            state: ConversationState::Active {
+                session: session.pickle(&pickle_key(&key)),
+                safety_code: session.safety_code().grouped(),
+            },
+        };
+        let mut writes = vec![self.put(&key, records::conversation_key(&id), &conversation)];
+        for (part, blob) in hello.into_iter().enumerate() {
+            let outgoing = Outgoing {
+                write_key: blob.write_key.0,
+                blob: blob.blob,
+            };
+            writes.push(self.put(&key, records::outgoing_key(&id, HELLO_SEQ, part), &outgoing));
+        }
+        self.store().commit(writes, Durability::Strict).await?;
+        Ok(id)
+    }
+
+    /// Every conversation, most recently active first.
+    pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, ClientError> {
+        let key = self.key()?;
+        let mut list: Vec<ConversationSummary> = self
+            .read_prefix::<Conversation>(&key, CONVERSATION_PREFIX)
+            .await?
+            .iter()
+            .map(|(_, c)| summary(c))
+            .collect();
+        list.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
+        Ok(list)
+    }
+
+    /// One conversation.
+    pub async fn conversation_summary(&self, id: &str) -> Result<ConversationSummary, ClientError> {
+        let key = self.key()?;
+        Ok(summary(&self.conversation(&key, id).await?))
+    }
+
+    /// The whole history of a conversation, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, ClientError> {
+        let key = self.key()?;
+        self.conversation(&key, id).await?;
+        Ok(self
+            .read_prefix::<Message>(&key, &records::message_prefix(id))
+            .await?
+            .iter()
+            .map(|(_, m)| HistoryEntry::from(m))
+            .collect())
+    }
+
+    /// Marks a conversation's messages as read.
+    pub async fn mark_read(&self, id: &str) -> Result<(), ClientError> {
+        self.update(id, |c| c.unread = 0).await
+    }
+
+    /// Renames a conversation.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<(), ClientError> {
+        self.update(id, |c| c.name = name.to_owned()).await
+    }
+
+    /// Changes a conversation's record under its lock (no network inside).
+    pub(crate) async fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Conversation),
+    ) -> Result<(), ClientError> {
+        let key = self.key()?;
+        let _guard = self.lock_conversation(id).await?;
+        let mut conversation = self.conversation(&key, id).await?;
+        change(&mut conversation);
+        let write = self.put(&key, records::conversation_key(id), &conversation);
+        self.store()
+            .commit(vec![write], Durability::Relaxed)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a conversation: its session (and with it every key that could read or address
+    /// its messages), its history and its unsent blobs, in one transaction.
+    pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
+        self.key()?;
+        let _guard = self.lock_conversation(id).await?;
+        let mut writes = vec![Write::Delete(records::conversation_key(id))];
+        for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
+            for (name, _) in self.store().list(&prefix).await? {
+                writes.push(Write::Delete(name));
+            }
+        }
+        self.store().commit(writes, Durability::Strict).await?;
+        Ok(())
+    }
+
+    /// Milliseconds to wait before the next poll: randomised, quicker when the page is in
+    /// front (`foreground`) and the conversation `open` ([`schedule::poll_delay_ms`]).
+    pub fn poll_delay_ms(&self, foreground: bool, open: bool) -> u32 {
+        schedule::poll_delay_ms(foreground, open, self.rng().next_u32())
+    }
+
+    /// The key that encrypts protocol pickles.
+    pub(crate) fn pickle_key(key: &VaultKey) -> Zeroizing<[u8; 32]> {
+        pickle_key(key)
+    }
+}
+
+/// The key that encrypts protocol pickles: HMAC-SHA256(vault key, label), so pickles and
+/// records never share a key.
+fn pickle_key(key: &VaultKey) -> Zeroizing<[u8; 32]> {
+    key.subkey(PICKLE_KEY_LABEL)
+}
+
+/// The passphrase in Unicode Normalization Form C (UAX #15), so that "é" typed as one code
+/// point or as "e" + combining accent derives the same key.
+fn normalize_passphrase(passphrase: &str) -> Zeroizing<String> {
+    Zeroizing::new(passphrase.nfc().collect())
+}
+
+pub(crate) fn summary(c: &Conversation) -> ConversationSummary {
+    let (joined, safety_code, invite_link, expires_at) = match &c.state {
+        ConversationState::InviteTaken => (false, None, None, None),
+        ConversationState::Waiting {
+            link, expires_at, ..
+        } => (false, None, Some(link.clone()), Some(*expires_at)),
+        ConversationState::Active { safety_code, .. } => {
+            (true, Some(safety_code.clone()), None, None)
+        }
+    };
+    ConversationSummary {
+        invite_taken: matches!(c.state, ConversationState::InviteTaken),
+        id: c.id.clone(),
+        name: c.name.clone(),
+        mailbox: c.mailbox.clone(),
+        joined,
+        safety_code,
+        invite_link,
+        unread: c.unread,
+        last_activity_ms: c.last_activity_ms,
+        expires_at,
+    }
+}
+
+/// Whether `a` and `b` share scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    fn origin(url: &str) -> &str {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        url.get(..scheme.len() + 3 + host.len()).unwrap_or(url)
+    }
+    origin(a).eq_ignore_ascii_case(origin(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composed_and_decomposed_passphrases_normalise_alike() {
+        assert_eq!(
+            *normalize_passphrase("caf\u{e9}"),
+            *normalize_passphrase("cafe\u{301}")
+        );
+        assert_ne!(
+            *normalize_passphrase("cafe"),
+            *normalize_passphrase("caf\u{e9}")
+        );
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert!(same_origin("http://a.test/x", "http://A.test"));
+        assert!(!same_origin("http://a.test/", "http://a.test:8080"));
+        assert!(!same_origin("https://a.test/", "http://a.test"));
+    }
+}

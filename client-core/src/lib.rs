@@ -1,0 +1,38 @@
+//! The Hush client's logic, pure: no wasm-bindgen, no browser API, no runtime, no I/O.
+//!
+//! * [`Client`] holds a vault ([`vault`]) and its conversations ([`records`]): invites, joins,
+//!   history, the outbox ([`outbox`]) and the receive/drain state machine ([`receive`]), decoy
+//!   padding of fetches ([`decoys`]) and poll scheduling ([`schedule`]).
+//! * Every effect goes through the small traits of [`platform`]: a record store with atomic
+//!   transactions, the Mailbox API v1, exclusive locks, a clock, a random source. The browser
+//!   adapter (`wasm-client`) implements them over IndexedDB, `fetch`, Web Locks and
+//!   `crypto.getRandomValues`; the deterministic simulator (`simulator/`) implements them in
+//!   memory under one seed and injects every fault between them.
+//!
+//! The orderings that make a crash at any await point lose nothing are documented on
+//! [`client`], [`outbox`] and [`receive`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod decoys;
+pub mod error;
+pub mod outbox;
+pub mod platform;
+pub mod receive;
+pub mod records;
+pub mod schedule;
+pub mod vault;
+
+pub use client::{Client, ConversationSummary, HistoryEntry, INVITE_LIFETIME_SECONDS};
+pub use decoys::{FETCH_BATCH, padded_batches};
+pub use error::ClientError;
+pub use outbox::FlushOutcome;
+pub use platform::{
+    Deposit, Durability, LockError, Locks, NetError, Platform, PlatformRng, REQUEST_TIMEOUT_MS,
+    RecordStore, StorageError, Transport, Write,
+};
+pub use receive::{MAX_REFETCHES, PollOutcome};
+pub use records::Status;
+pub use vault::{KdfParams, VaultError};

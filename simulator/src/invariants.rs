@@ -1,0 +1,161 @@
+//! What must hold on every seed.
+
+use client_core::Status;
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A client deposited two different blobs at one address: one message key and nonce
+    /// encrypted two plaintexts (the mailbox holds their XOR).
+    KeyReuse {
+        /// Whose key.
+        device: &'static str,
+        /// Where.
+        address: [u8; 32],
+        /// Byte positions in which the two blobs agree (about 4 of 1,024 by chance).
+        equal_bytes: usize,
+    },
+    /// A message was shown twice, or a sender's messages out of the order they were written.
+    Order {
+        /// Whose screen.
+        device: &'static str,
+        /// The message shown too late or again.
+        text: String,
+    },
+    /// A message neither reached the other person after the heal phase nor is marked as not
+    /// delivered (`Conflict` or `Failed`): it was lost without a word.
+    Undelivered {
+        /// Who wrote it.
+        sender: &'static str,
+        /// Its index among what that person wrote.
+        index: u64,
+        /// The status the sender's screen shows.
+        status: Status,
+    },
+    /// The app could not load its state (unlock or history) after a restart.
+    StateFailedToLoad {
+        /// Whose.
+        device: &'static str,
+        /// The error shown.
+        error: String,
+    },
+    /// The screen does not show what the history holds.
+    ScreenDisagrees {
+        /// Whose.
+        device: &'static str,
+        /// Messages on screen.
+        shown: usize,
+        /// Messages in the stored history.
+        stored: usize,
+    },
+    /// An app was not running and unlocked at the end of the heal phase.
+    NotRunningAtEnd {
+        /// Whose.
+        device: &'static str,
+    },
+}
+
+impl core::fmt::Display for Violation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Violation::KeyReuse {
+                device,
+                address,
+                equal_bytes,
+            } => write!(
+                f,
+                "key reuse: {device} deposited two different blobs at {} (equal in {equal_bytes} of {} byte positions)",
+                crate::trace::short(address),
+                protocol::BLOB_LEN
+            ),
+            Violation::Order { device, text } => {
+                let what = parse_text(text)
+                    .map_or_else(|| text.clone(), |(s, i)| format!("{s}'s message {i}"));
+                write!(f, "order: {device} showed {what} twice or out of order")
+            }
+            Violation::Undelivered {
+                sender,
+                index,
+                status,
+            } => write!(
+                f,
+                "lost without a word: {sender}'s message {index} never arrived, and its sender sees {status:?}"
+            ),
+            Violation::StateFailedToLoad { device, error } => {
+                write!(f, "state failed to load on {device}: {error}")
+            }
+            Violation::ScreenDisagrees {
+                device,
+                shown,
+                stored,
+            } => write!(
+                f,
+                "{device}'s screen shows {shown} messages, its history holds {stored}"
+            ),
+            Violation::NotRunningAtEnd { device } => {
+                write!(f, "{device}'s app was not running at the end")
+            }
+        }
+    }
+}
+
+impl Violation {
+    /// A short name for the kind, for tallies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Violation::KeyReuse { .. } => "key-reuse",
+            Violation::Order { .. } => "order",
+            Violation::Undelivered { .. } => "undelivered",
+            Violation::StateFailedToLoad { .. } => "state-failed-to-load",
+            Violation::ScreenDisagrees { .. } => "screen-disagrees",
+            Violation::NotRunningAtEnd { .. } => "not-running",
+        }
+    }
+}
+
+/// `alice00017|…` → (`alice`, 17).
+pub fn parse_text(text: &str) -> Option<(&str, u64)> {
+    let head = text.split('|').next()?;
+    let digits = head.get(head.len().checked_sub(5)?..)?;
+    let name = head.get(..head.len() - 5)?;
+    Some((name, digits.parse().ok()?))
+}
+
+/// The first message in `shown` that repeats or comes before an earlier one of its sender.
+pub fn check_order(device: &'static str, shown: &[String]) -> Option<Violation> {
+    let mut last: Vec<(&str, u64)> = Vec::new();
+    for text in shown {
+        let Some((sender, index)) = parse_text(text) else {
+            return Some(Violation::Order {
+                device,
+                text: text.clone(),
+            });
+        };
+        match last.iter_mut().find(|(s, _)| *s == sender) {
+            Some((_, previous)) if *previous >= index => {
+                return Some(Violation::Order {
+                    device,
+                    text: text.clone(),
+                });
+            }
+            Some((_, previous)) => *previous = index,
+            None => last.push((sender, index)),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_checks_repeats_and_reversals_per_sender() {
+        let texts = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(check_order("x", &texts(&["bob00001|a", "bob00002|"])), None);
+        assert!(check_order("x", &texts(&["bob00002|", "bob00001|"])).is_some());
+        assert!(check_order("x", &texts(&["bob00002|", "bob00002|"])).is_some());
+        assert_eq!(parse_text("alice00017|zz"), Some(("alice", 17)));
+    }
+}

@@ -1,0 +1,868 @@
+//! One seed's run: two people, a mailbox and the faults, in one thread.
+//!
+//! Alice invites, Bob joins; both write bursts of messages (some long enough for several
+//! blobs) in both directions, go quiet, leave and come back, while the faults drawn for the
+//! seed strike at random points. Then the faults stop (the heal phase) and the world runs on
+//! for [`HEAL_MS`]; at the end every message must have reached the other person or be marked
+//! as not delivered.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Context;
+
+use client_core::{Client, ClientError, HistoryEntry, KdfParams, Status};
+use protocol::Invite;
+
+use crate::events::Event;
+use crate::faults::{FaultSet, Faults, Mutant};
+use crate::invariants::{Violation, parse_text};
+use crate::mailbox_host::{HttpRequest, MailboxHost};
+use crate::platform::{InFlight, SimLocks, SimNet, SimPlatform, SimStore, describe};
+use crate::rng::Stream;
+use crate::world::World;
+
+/// How long the world runs on after the faults stop, ms of virtual time.
+pub const HEAL_MS: u64 = 5 * 60_000;
+
+/// The cheapest Argon2id parameters (RFC 9106 minimum): the vault is not what is simulated.
+const FAST_KDF: KdfParams = KdfParams {
+    m_kib: 8,
+    t: 1,
+    p: 1,
+};
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+type SimClient = Client<SimPlatform>;
+
+/// What the app of one device shows and is doing; shared with its tasks.
+#[derive(Default)]
+struct Screen {
+    /// Messages shown, received from the peer, in display order.
+    shown: RefCell<Vec<String>>,
+    /// The app has unlocked and loaded its history.
+    ready: Cell<bool>,
+    poll_running: Cell<bool>,
+    flush_running: Cell<bool>,
+    flush_again: Cell<bool>,
+    flush_failures: Cell<u32>,
+    foreground: Cell<bool>,
+}
+
+struct Device {
+    name: &'static str,
+    passphrase: &'static str,
+    store: Rc<SimStore>,
+    net_rng: Rc<RefCell<Stream>>,
+    key_rng_seed: u64,
+    client: Option<Rc<SimClient>>,
+    epoch: u64,
+    conversation: String,
+    tasks: Vec<Task>,
+    screen: Rc<Screen>,
+    /// Messages this user has written so far (the next text's index).
+    written: u64,
+    /// Backups taken (oldest first).
+    snapshots: Vec<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// Whether the app is running.
+    running: bool,
+    /// Restarts so far (a fresh random stream each time).
+    starts: u64,
+}
+
+/// The outcome of one seed.
+pub struct Outcome {
+    /// Every invariant violated.
+    pub violations: Vec<Violation>,
+    /// Messages written.
+    pub messages: u64,
+    /// Messages shown to the other person.
+    pub delivered: u64,
+    /// Virtual time simulated, ms.
+    pub simulated_ms: u64,
+    /// The trace (empty unless tracing).
+    pub trace: Vec<String>,
+}
+
+/// The simulation of one seed.
+pub struct Simulation {
+    seed: u64,
+    world: Rc<World>,
+    faults: Rc<Faults>,
+    host: Rc<MailboxHost>,
+    devices: Vec<Device>,
+    user: Stream,
+    in_flight: Rc<RefCell<Vec<Rc<InFlight>>>>,
+    locks: Vec<Rc<RefCell<BTreeSet<String>>>>,
+    invite: Option<Invite>,
+    /// Violations seen so far by any task.
+    violations: Rc<RefCell<Vec<Violation>>>,
+}
+
+const SITE: &str = "https://hush.example/";
+const MAILBOX: &str = "https://mailbox.example";
+
+impl Simulation {
+    /// Sets up the world for `seed`.
+    pub fn new(seed: u64, set: FaultSet, mutant: Mutant, tracing: bool) -> Simulation {
+        let world = World::new(tracing);
+        let mut fault_rng = Stream::new(seed, "faults");
+        let faults = Rc::new(Faults::draw(&mut fault_rng, set, mutant));
+        let host = Rc::new(MailboxHost::new(&world, faults.ttl_ms));
+        let devices = ["alice", "bob"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Device {
+                name,
+                passphrase: if i == 0 {
+                    "alice's passphrase"
+                } else {
+                    "bob's passphrase"
+                },
+                store: Rc::new(SimStore::new(
+                    &world,
+                    &faults,
+                    Stream::new(seed, &format!("{name}/store")),
+                )),
+                net_rng: Rc::new(RefCell::new(Stream::new(seed, &format!("{name}/net")))),
+                key_rng_seed: seed,
+                client: None,
+                epoch: 0,
+                conversation: String::new(),
+                tasks: Vec::new(),
+                screen: Rc::new(Screen::default()),
+                written: 0,
+                snapshots: Vec::new(),
+                running: false,
+                starts: 0,
+            })
+            .collect();
+        Simulation {
+            seed,
+            world,
+            faults,
+            host,
+            devices,
+            user: Stream::new(seed, "user"),
+            in_flight: Rc::new(RefCell::new(Vec::new())),
+            locks: vec![
+                Rc::new(RefCell::new(BTreeSet::new())),
+                Rc::new(RefCell::new(BTreeSet::new())),
+            ],
+            invite: None,
+            violations: Rc::default(),
+        }
+    }
+
+    fn log(&self, line: impl FnOnce() -> String) {
+        self.world.trace.log(self.world.now(), line);
+    }
+
+    /// A fresh client for `device` over its records (a new run of the app).
+    fn open_client(&mut self, device: usize) -> Rc<SimClient> {
+        let world = self.world.clone();
+        let faults = self.faults.clone();
+        let in_flight = self.in_flight.clone();
+        let locks = self.locks.get(device).cloned().unwrap_or_default();
+        // Locks held by the previous run died with it.
+        locks.borrow_mut().clear();
+        let Some(d) = self.devices.get_mut(device) else {
+            unreachable!("two devices")
+        };
+        d.starts += 1;
+        let platform = SimPlatform {
+            world: world.clone(),
+            store: d.store.clone(),
+            net: SimNet::new(
+                &world,
+                &faults,
+                device,
+                d.name,
+                d.net_rng.clone(),
+                in_flight,
+            ),
+            locks: SimLocks::new(&world, locks),
+            rng: RefCell::new(Stream::new(
+                d.key_rng_seed,
+                &format!("{}/keys/{}", d.name, d.starts),
+            )),
+            skew_ms: Cell::new(0),
+        };
+        let client = Rc::new(Client::new(platform));
+        d.client = Some(client.clone());
+        d.epoch += 1;
+        d.running = true;
+        client
+    }
+
+    fn device(&self, device: usize) -> &Device {
+        match self.devices.get(device) {
+            Some(d) => d,
+            None => unreachable!("two devices"),
+        }
+    }
+
+    fn device_mut(&mut self, device: usize) -> &mut Device {
+        match self.devices.get_mut(device) {
+            Some(d) => d,
+            None => unreachable!("two devices"),
+        }
+    }
+
+    fn spawn(&mut self, device: usize, task: impl Future<Output = ()> + 'static) {
+        self.device_mut(device).tasks.push(Box::pin(task));
+    }
+
+    /// Polls every task until nothing moves any more.
+    fn run_tasks(&mut self) {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        loop {
+            let before = self.world.progress();
+            for device in &mut self.devices {
+                let mut i = 0;
+                while i < device.tasks.len() {
+                    let done = match device.tasks.get_mut(i) {
+                        Some(task) => task.as_mut().poll(&mut cx).is_ready(),
+                        None => false,
+                    };
+                    if done {
+                        drop(device.tasks.swap_remove(i));
+                        self.world.bump();
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            if self.world.progress() == before {
+                break;
+            }
+        }
+    }
+
+    /// Runs the whole seed.
+    pub fn run(mut self) -> Outcome {
+        self.set_up();
+        self.schedule_story();
+        loop {
+            self.run_tasks();
+            let Some(event) = self.next_event() else {
+                break;
+            };
+            if matches!(event, Event::End) {
+                break;
+            }
+            self.handle(event);
+        }
+        self.finish()
+    }
+
+    fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.world.due_event() {
+                return Some(event);
+            }
+            if !self.world.advance() {
+                return None;
+            }
+            // Time moved: let tasks whose timers are due run before the next event.
+            self.run_tasks();
+        }
+    }
+
+    /// Vaults, the invite and the join, with no faults and no network.
+    fn set_up(&mut self) {
+        let alice = self.open_client(0);
+        let bob = self.open_client(1);
+        let link: Rc<RefCell<Option<(String, String)>>> = Rc::default();
+        let out = link.clone();
+        let a = alice.clone();
+        self.spawn(0, async move {
+            if a.create_vault("alice's passphrase", FAST_KDF).await.is_ok()
+                && let Ok(made) = a.create_invite(SITE, MAILBOX, "Bob").await
+            {
+                *out.borrow_mut() = Some(made);
+            }
+        });
+        self.run_tasks();
+        let mut guard = 0;
+        while link.borrow().is_none() && guard < 1000 {
+            self.world.advance();
+            self.run_tasks();
+            guard += 1;
+        }
+        let Some((alice_conv, link_text)) = link.borrow().clone() else {
+            unreachable!("set-up has no faults")
+        };
+        self.invite = Invite::from_link_fragment(link_text.rsplit('#').next().unwrap_or("")).ok();
+        let joined: Rc<RefCell<Option<String>>> = Rc::default();
+        let out = joined.clone();
+        self.spawn(1, async move {
+            if bob.create_vault("bob's passphrase", FAST_KDF).await.is_ok()
+                && let Ok(id) = bob.join(&link_text, MAILBOX, "Alice").await
+            {
+                *out.borrow_mut() = Some(id);
+            }
+        });
+        self.run_tasks();
+        while joined.borrow().is_none() && guard < 2000 {
+            self.world.advance();
+            self.run_tasks();
+            guard += 1;
+        }
+        let bob_conv = joined.borrow().clone().unwrap_or_default();
+        self.device_mut(0).conversation = alice_conv;
+        self.device_mut(1).conversation = bob_conv;
+        for device in 0..2 {
+            self.device(device).screen.ready.set(true);
+            self.device(device).screen.foreground.set(true);
+            let epoch = self.device(device).epoch;
+            self.world
+                .schedule(self.world.now(), Event::PollTick { device, epoch });
+            self.world
+                .schedule(self.world.now(), Event::FlushTick { device, epoch });
+        }
+        self.faults.active.set(true);
+        self.log(|| "set-up done: alice invited, bob joined".to_owned());
+    }
+
+    /// Schedules the user's messages and every fault of this seed.
+    fn schedule_story(&mut self) {
+        let start = self.world.now();
+        let active = self.user.range(5, 26) * 60_000;
+        let heal = start + active;
+        for device in 0..2 {
+            // Bursts of messages at random times.
+            let bursts = self.user.range(1, 6);
+            for _ in 0..bursts {
+                let at = start + self.user.range(0, active);
+                let count = self.user.range(1, 12);
+                for k in 0..count {
+                    let gap = self.user.range(200, 20_000);
+                    self.world.schedule(at + k * gap, Event::Send { device });
+                }
+            }
+            // Page visibility changes.
+            for _ in 0..self.user.range(0, 4) {
+                let at = start + self.user.range(0, active);
+                let foreground = self.user.chance(0.5);
+                self.world
+                    .schedule(at, Event::Visibility { device, foreground });
+            }
+        }
+        let mut fault_rng = Stream::new(self.seed, "fault-times");
+        for device in 0..2 {
+            if self.faults.crash_every_ms > 0 {
+                let mut at = start + fault_rng.range(0, self.faults.crash_every_ms * 2);
+                while at < heal {
+                    self.world.schedule(at, Event::Crash { device });
+                    at += fault_rng.range(1, self.faults.crash_every_ms * 2);
+                }
+            }
+            for _ in 0..self.faults.absences {
+                let at = start + fault_rng.range(0, active);
+                let for_ms = fault_rng.range(10_000, self.faults.absence_max_ms.max(10_001));
+                self.world.schedule(at, Event::Leave { device, for_ms });
+            }
+            for _ in 0..self.faults.restores {
+                let taken = start + fault_rng.range(0, active / 2);
+                let restored = taken + fault_rng.range(1_000, active / 2);
+                self.world.schedule(taken, Event::Snapshot { device });
+                self.world.schedule(restored, Event::Restore { device });
+            }
+        }
+        for _ in 0..self.faults.outages {
+            let at = start + fault_rng.range(0, active);
+            let for_ms = fault_rng.range(5_000, 20 * 60_000);
+            self.world.schedule(at, Event::OutageStart);
+            self.world
+                .schedule((at + for_ms).min(heal), Event::OutageEnd);
+        }
+        for _ in 0..self.faults.restarts {
+            let at = start + fault_rng.range(0, active);
+            self.world.schedule(at, Event::MailboxRestart);
+        }
+        if self.faults.squatter {
+            self.world.schedule(start, Event::Squat);
+        }
+        self.world.schedule(heal, Event::Heal);
+        self.world.schedule(heal + HEAL_MS, Event::End);
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Arrive(flight) => self.arrive(&flight),
+            Event::Send { device } => self.user_sends(device),
+            Event::PollTick { device, epoch } => self.poll_tick(device, epoch),
+            Event::FlushTick { device, epoch } => self.flush_tick(device, epoch),
+            Event::Crash { device } => {
+                if self.faults.on() && self.device(device).running {
+                    let power = self.user.chance(self.faults.power_loss);
+                    self.crash(device, power);
+                    let back = self.user.range(500, 60_000);
+                    self.world
+                        .schedule(self.world.now() + back, Event::Start { device });
+                }
+            }
+            Event::Leave { device, for_ms } => {
+                if self.faults.on() && self.device(device).running {
+                    self.log(|| {
+                        format!(
+                            "{} leaves for {} s",
+                            self.device(device).name,
+                            for_ms / 1000
+                        )
+                    });
+                    self.crash(device, false);
+                    self.world
+                        .schedule(self.world.now() + for_ms, Event::Start { device });
+                }
+            }
+            Event::Start { device } => self.start(device),
+            Event::Visibility { device, foreground } => {
+                self.device(device).screen.foreground.set(foreground);
+            }
+            Event::OutageStart => {
+                self.log(|| "mailbox down".to_owned());
+                self.host.down.set(true);
+            }
+            Event::OutageEnd => {
+                self.log(|| "mailbox up".to_owned());
+                self.host.down.set(false);
+            }
+            Event::MailboxRestart => self.mailbox_restart(),
+            Event::Snapshot { device } => {
+                let snapshot = self.device(device).store.snapshot();
+                self.log(|| format!("backup of {} taken", self.device(device).name));
+                self.device_mut(device).snapshots.push(snapshot);
+            }
+            Event::Restore { device } => {
+                if self.faults.on() && !self.device(device).snapshots.is_empty() {
+                    let snapshot = self.device_mut(device).snapshots.remove(0);
+                    self.log(|| {
+                        format!("{} restored from an older backup", self.device(device).name)
+                    });
+                    self.crash(device, false);
+                    self.device(device).store.restore(&snapshot);
+                    self.world
+                        .schedule(self.world.now() + 1_000, Event::Start { device });
+                }
+            }
+            Event::Squat => self.squat(),
+            Event::Heal => self.heal(),
+            Event::End => {}
+        }
+    }
+
+    fn arrive(&mut self, flight: &Rc<InFlight>) {
+        let unavailable = self.faults.on()
+            && self
+                .device(flight.device)
+                .net_rng
+                .borrow_mut()
+                .chance(self.faults.unavailable);
+        let answer = if unavailable && !self.host.down.get() {
+            crate::mailbox_host::Answer::Http {
+                status: 503,
+                body: b"overloaded".to_vec(),
+            }
+        } else {
+            self.host.serve(&flight.request, Some(flight.device))
+        };
+        let name = self.device(flight.device).name;
+        self.log(|| {
+            let what = describe(&flight.request);
+            let status = match &answer {
+                crate::mailbox_host::Answer::Unreachable => "unreachable".to_owned(),
+                crate::mailbox_host::Answer::Http { status, .. } => status.to_string(),
+            };
+            let lost = if flight.lose_answer {
+                " (answer lost)"
+            } else {
+                ""
+            };
+            format!("mailbox: {name} {what} → {status}{lost}")
+        });
+        if !flight.lose_answer {
+            let when = self.world.now() + flight.answer_latency;
+            *flight.reply.borrow_mut() = Some((when, answer));
+            self.world.wake_at(when);
+            self.world.bump();
+        }
+    }
+
+    fn mailbox_restart(&mut self) {
+        self.log(|| "mailbox restarts: answers in flight lost".to_owned());
+        let now = self.world.now();
+        let mut flights = self.in_flight.borrow_mut();
+        for flight in flights.iter() {
+            let mut reply = flight.reply.borrow_mut();
+            if reply.as_ref().is_some_and(|(when, _)| *when > now) {
+                *reply = None;
+            }
+        }
+        flights.retain(|f| f.reply.borrow().is_none());
+        drop(flights);
+        self.host.down.set(true);
+        let back = now + self.user.range(500, 10_000);
+        self.world.schedule(back, Event::OutageEnd);
+    }
+
+    fn squat(&mut self) {
+        let Some(invite) = &self.invite else {
+            return;
+        };
+        // The hello (message 0 of the joiner's chain) is left alone, so that the join
+        // succeeds and the safety codes match: the most damaging use of a photographed invite.
+        let hello = invite.join(&mut protocol::testing::SeededRng::new(0), 0);
+        let hello_address = hello
+            .ok()
+            .and_then(|(_, blobs)| blobs.first().map(|b| b.address));
+        let keys: Vec<protocol::WriteKey> =
+            protocol::testing::invite_photographer_write_keys(invite, protocol::WINDOW)
+                .into_iter()
+                .filter(|k| Some(k.address()) != hello_address)
+                .collect();
+        let mut junk = Stream::new(self.seed, "squatter");
+        let count = keys.len();
+        for key in keys {
+            let mut blob = vec![0u8; protocol::BLOB_LEN];
+            junk.fill(&mut blob);
+            let request = HttpRequest {
+                method: "PUT",
+                path: format!("/v1/m/{}", mailbox::hex::encode_32(&key.address().0)),
+                write_key: Some(mailbox::hex::encode_32(&key.0)),
+                body: blob,
+            };
+            self.host.serve(&request, None);
+        }
+        self.log(|| format!("squatter filled {count} addresses derived from the invite"));
+    }
+
+    fn heal(&mut self) {
+        self.log(|| "faults stop: heal phase".to_owned());
+        self.faults.active.set(false);
+        self.host.down.set(false);
+        for device in 0..2 {
+            self.device(device).screen.foreground.set(true);
+            if !self.device(device).running {
+                self.world
+                    .schedule(self.world.now(), Event::Start { device });
+            }
+        }
+    }
+
+    /// The app dies at whatever await point each of its tasks is in.
+    fn crash(&mut self, device: usize, power_loss: bool) {
+        let d = self.device_mut(device);
+        if !d.running {
+            return;
+        }
+        let tasks = std::mem::take(&mut d.tasks);
+        let pending = tasks.len();
+        drop(tasks);
+        d.client = None;
+        d.running = false;
+        d.screen = Rc::new(Screen::default());
+        if power_loss {
+            d.store.power_loss();
+        }
+        let name = d.name;
+        self.world.bump();
+        self.log(|| {
+            format!(
+                "{name} {} ({pending} operations in flight dropped)",
+                if power_loss { "loses power" } else { "crashes" }
+            )
+        });
+    }
+
+    /// The app starts: unlock, load the history, then poll and flush.
+    fn start(&mut self, device: usize) {
+        if self.device(device).running {
+            return;
+        }
+        let client = self.open_client(device);
+        let d = self.device(device);
+        let (name, passphrase, conversation, epoch) =
+            (d.name, d.passphrase, d.conversation.clone(), d.epoch);
+        let screen = d.screen.clone();
+        screen.foreground.set(true);
+        let world = self.world.clone();
+        let violations = self.violations.clone();
+        self.log(|| format!("{name} opens the app"));
+        self.spawn(device, async move {
+            let loaded = async {
+                client.unlock(passphrase).await?;
+                client.history(&conversation).await
+            }
+            .await;
+            match loaded {
+                Ok(history) => {
+                    let mut shown = Vec::new();
+                    for entry in history.iter().filter(|e| !e.outgoing) {
+                        shown.push(entry.text.clone());
+                    }
+                    if let Some(v) = crate::invariants::check_order(name, &shown) {
+                        violations.borrow_mut().push(v);
+                    }
+                    *screen.shown.borrow_mut() = shown;
+                    screen.ready.set(true);
+                    world.schedule(world.now(), Event::PollTick { device, epoch });
+                    world.schedule(world.now(), Event::FlushTick { device, epoch });
+                }
+                Err(ClientError::Storage(_)) => {
+                    // A transient read failure: the app offers to retry.
+                    world.schedule(world.now() + 1_000, Event::Start { device });
+                }
+                Err(err) => violations.borrow_mut().push(Violation::StateFailedToLoad {
+                    device: name,
+                    error: err.to_string(),
+                }),
+            }
+        });
+    }
+
+    fn user_sends(&mut self, device: usize) {
+        let d = self.device(device);
+        if !d.running || !d.screen.ready.get() {
+            return;
+        }
+        let Some(client) = d.client.clone() else {
+            return;
+        };
+        let (index, name) = (d.written, d.name);
+        let long = self.user.chance(0.1);
+        let len = if long {
+            self.user.range(900, 4_000)
+        } else {
+            self.user.range(0, 200)
+        } as usize;
+        let mut text = format!("{name}{index:05}|");
+        while text.len() < len {
+            text.push(char::from(b'a' + (self.user.range(0, 26) as u8)));
+        }
+        self.device_mut(device).written += 1;
+        let d = self.device(device);
+        let (name, conversation, epoch) = (d.name, d.conversation.clone(), d.epoch);
+        let world = self.world.clone();
+        self.log(|| format!("{name} writes message {index} ({} bytes)", text.len()));
+        self.spawn(device, async move {
+            match client.send(&conversation, &text).await {
+                Ok(_) => world.schedule(world.now(), Event::FlushTick { device, epoch }),
+                Err(err) => world.trace.log(world.now(), || {
+                    format!("{name}: message {index} not sent: {err} (the user is told)")
+                }),
+            }
+        });
+    }
+
+    fn poll_tick(&mut self, device: usize, epoch: u64) {
+        let d = self.device(device);
+        if d.epoch != epoch || !d.running || d.screen.poll_running.get() {
+            return;
+        }
+        let Some(client) = d.client.clone() else {
+            return;
+        };
+        let screen = d.screen.clone();
+        let (name, conversation) = (d.name, d.conversation.clone());
+        let world = self.world.clone();
+        let violations = self.violations.clone();
+        screen.poll_running.set(true);
+        self.spawn(device, async move {
+            let result = client.poll(&conversation).await;
+            match result {
+                Ok(outcome) => {
+                    if !outcome.messages.is_empty() {
+                        world.trace.log(world.now(), || {
+                            let which: Vec<String> = outcome
+                                .messages
+                                .iter()
+                                .map(|m| {
+                                    crate::invariants::parse_text(&m.text)
+                                        .map_or_else(|| "?".to_owned(), |(s, i)| format!("{s}#{i}"))
+                                })
+                                .collect();
+                            format!("{name} shows {}", which.join(" "))
+                        });
+                        let mut shown = screen.shown.borrow_mut();
+                        shown.extend(outcome.messages.iter().map(|m| m.text.clone()));
+                        if let Some(v) = crate::invariants::check_order(name, &shown) {
+                            violations.borrow_mut().push(v);
+                        }
+                    }
+                    if outcome.joined {
+                        world.schedule(world.now(), Event::FlushTick { device, epoch });
+                    }
+                }
+                Err(err) => world
+                    .trace
+                    .log(world.now(), || format!("{name}: poll failed: {err}")),
+            }
+            screen.poll_running.set(false);
+            let delay = client.poll_delay_ms(screen.foreground.get(), true);
+            world.schedule(
+                world.now() + u64::from(delay),
+                Event::PollTick { device, epoch },
+            );
+        });
+    }
+
+    fn flush_tick(&mut self, device: usize, epoch: u64) {
+        let d = self.device(device);
+        if d.epoch != epoch || !d.running {
+            return;
+        }
+        if d.screen.flush_running.get() {
+            d.screen.flush_again.set(true);
+            return;
+        }
+        let Some(client) = d.client.clone() else {
+            return;
+        };
+        let screen = d.screen.clone();
+        let name = d.name;
+        let world = self.world.clone();
+        screen.flush_running.set(true);
+        self.spawn(device, async move {
+            loop {
+                screen.flush_again.set(false);
+                let pending = match client.flush().await {
+                    Ok(outcome) => {
+                        world.trace.log(world.now(), || {
+                            format!(
+                                "{name} flush: {} delivered, {} pending, {} conflicts",
+                                outcome.delivered, outcome.pending, outcome.conflicts
+                            )
+                        });
+                        outcome.pending > 0
+                    }
+                    Err(_) => true,
+                };
+                if pending {
+                    // The app's back-off: 1, 2, 5, 10, 30 s.
+                    let failures = screen.flush_failures.get();
+                    let wait = [1_000, 2_000, 5_000, 10_000, 30_000]
+                        .get(failures as usize)
+                        .copied()
+                        .unwrap_or(30_000);
+                    screen.flush_failures.set(failures + 1);
+                    world.schedule(world.now() + wait, Event::FlushTick { device, epoch });
+                } else {
+                    screen.flush_failures.set(0);
+                }
+                if !screen.flush_again.get() {
+                    break;
+                }
+            }
+            screen.flush_running.set(false);
+        });
+    }
+
+    /// After the heal phase: read both histories and check every invariant.
+    fn finish(mut self) -> Outcome {
+        let mut violations: Vec<Violation> = Vec::new();
+        for reuse in self.host.reuses.borrow().iter() {
+            violations.push(Violation::KeyReuse {
+                device: self.device(reuse.device).name,
+                address: reuse.address,
+                equal_bytes: reuse.equal_bytes,
+            });
+        }
+        // Final histories, read by a fresh run of each app.
+        let histories: Rc<RefCell<[Option<Vec<HistoryEntry>>; 2]>> = Rc::default();
+        for device in 0..2 {
+            if !self.device(device).running || !self.device(device).screen.ready.get() {
+                violations.push(Violation::NotRunningAtEnd {
+                    device: self.device(device).name,
+                });
+                continue;
+            }
+            let Some(client) = self.device(device).client.clone() else {
+                continue;
+            };
+            let conversation = self.device(device).conversation.clone();
+            let out = histories.clone();
+            self.spawn(device, async move {
+                if let Ok(history) = client.history(&conversation).await
+                    && let Some(slot) = out.borrow_mut().get_mut(device)
+                {
+                    *slot = Some(history);
+                }
+            });
+        }
+        let end = self.world.now() + 60_000;
+        while self.world.now() < end
+            && histories.borrow().iter().filter(|h| h.is_some()).count()
+                < self.devices.iter().filter(|d| d.running).count()
+        {
+            self.run_tasks();
+            if let Some(event) = self.world.due_event() {
+                if !matches!(event, Event::End) {
+                    self.handle(event);
+                }
+                continue;
+            }
+            if !self.world.advance() {
+                break;
+            }
+        }
+        violations.extend(self.violations.borrow().iter().cloned());
+        let histories = histories.borrow();
+        let mut messages = 0;
+        let mut delivered = 0;
+        for sender in 0..2 {
+            let receiver = 1 - sender;
+            let (Some(Some(sent)), Some(Some(got))) =
+                (histories.get(sender), histories.get(receiver))
+            else {
+                continue;
+            };
+            let received: BTreeSet<&str> = got
+                .iter()
+                .filter(|e| !e.outgoing)
+                .map(|e| e.text.as_str())
+                .collect();
+            for entry in sent.iter().filter(|e| e.outgoing) {
+                messages += 1;
+                if received.contains(entry.text.as_str()) {
+                    delivered += 1;
+                } else if !matches!(entry.status, Status::Conflict | Status::Failed) {
+                    violations.push(Violation::Undelivered {
+                        sender: self.device(sender).name,
+                        index: parse_text(&entry.text).map_or(0, |(_, i)| i),
+                        status: entry.status,
+                    });
+                }
+            }
+            // What the receiver's screen shows is what its history holds.
+            let screen: Vec<String> = self.device(receiver).screen.shown.borrow().clone();
+            let stored: Vec<String> = got
+                .iter()
+                .filter(|e| !e.outgoing)
+                .map(|e| e.text.clone())
+                .collect();
+            if screen != stored {
+                violations.push(Violation::ScreenDisagrees {
+                    device: self.device(receiver).name,
+                    shown: screen.len(),
+                    stored: stored.len(),
+                });
+            }
+            if let Some(v) = crate::invariants::check_order(self.device(receiver).name, &stored) {
+                violations.push(v);
+            }
+        }
+        violations.dedup();
+        Outcome {
+            violations,
+            messages,
+            delivered,
+            simulated_ms: self.world.now(),
+            trace: self.world.trace.lines(),
+        }
+    }
+}
