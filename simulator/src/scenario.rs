@@ -651,7 +651,12 @@ impl Simulation {
         self.log(|| format!("{name} writes message {index} ({} bytes)", text.len()));
         self.spawn(device, async move {
             match client.send(&conversation, &text).await {
-                Ok(_) => world.schedule(world.now(), Event::FlushTick { device, epoch }),
+                Ok(seq) => {
+                    world.trace.log(world.now(), || {
+                        format!("{name}: message {index} encrypted and stored as entry {seq}")
+                    });
+                    world.schedule(world.now(), Event::FlushTick { device, epoch });
+                }
                 Err(err) => world.trace.log(world.now(), || {
                     format!("{name}: message {index} not sent: {err} (the user is told)")
                 }),
