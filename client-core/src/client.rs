@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 use crate::error::ClientError;
 use crate::platform::{Durability, Locks, Platform, PlatformRng, RecordStore, StorageError, Write};
 use crate::records::{
-    self, CONVERSATION_PREFIX, Conversation, ConversationState, HELLO_SEQ, Message, Outgoing,
-    Status, VAULT_KEY,
+    self, CONVERSATION_PREFIX, Conversation, ConversationState, HELLO_SEQ, InviteRecord, Message,
+    Outgoing, Status, VAULT_KEY,
 };
 use crate::schedule;
 use crate::vault::{self, KdfParams, VaultKey};
@@ -35,6 +35,8 @@ pub const INVITE_LIFETIME_SECONDS: u64 = 24 * 60 * 60;
 
 /// Label of the vault subkey that encrypts protocol pickles (separate from record sealing).
 const PICKLE_KEY_LABEL: &str = "pickle-key";
+/// Label of the vault subkey that tags invites this vault created or joined.
+const INVITE_TAG_LABEL: &str = "invite-tag";
 /// Label of the vault subkey that derives fetch decoys.
 pub(crate) const DECOY_KEY_LABEL: &str = "decoy-key";
 
@@ -331,8 +333,15 @@ impl<P: Platform> Client<P> {
                 expires_at,
             },
         };
-        let write = self.put(&key, records::conversation_key(&id), &conversation);
-        self.store().commit(vec![write], Durability::Strict).await?;
+        let remembered = InviteRecord {
+            conversation: id.clone(),
+            created: true,
+        };
+        let writes = vec![
+            self.put(&key, records::conversation_key(&id), &conversation),
+            self.put(&key, invite_record_name(&key, &invite), &remembered),
+        ];
+        self.store().commit(writes, Durability::Strict).await?;
         Ok((id, link))
     }
 
@@ -348,6 +357,22 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let fragment = link.rsplit('#').next().unwrap_or(link).trim();
         let invite = Invite::from_link_fragment(fragment)?;
+        // An invite this vault created or joined is recognised before anything is sent: its
+        // hello address is taken (by us), so joining again could only fail.
+        let tag_name = invite_record_name(&key, &invite);
+        if let Some(seen) = self.read::<InviteRecord>(&key, &tag_name).await? {
+            let exists = self
+                .read::<Conversation>(&key, &records::conversation_key(&seen.conversation))
+                .await?
+                .is_some();
+            return Err(if seen.created {
+                ClientError::OwnInvite
+            } else {
+                ClientError::AlreadyJoined {
+                    conversation: exists.then_some(seen.conversation),
+                }
+            });
+        }
         let mailbox = invite
             .mailbox_url()
             .unwrap_or(default_mailbox)
@@ -367,7 +392,14 @@ impl<P: Platform> Client<P> {
                 safety_code: session.safety_code().grouped(),
             },
         };
-        let mut writes = vec![self.put(&key, records::conversation_key(&id), &conversation)];
+        let remembered = InviteRecord {
+            conversation: id.clone(),
+            created: false,
+        };
+        let mut writes = vec![
+            self.put(&key, records::conversation_key(&id), &conversation),
+            self.put(&key, tag_name, &remembered),
+        ];
         for (part, blob) in hello.into_iter().enumerate() {
             let outgoing = Outgoing {
                 write_key: blob.write_key.0,
@@ -438,13 +470,22 @@ impl<P: Platform> Client<P> {
     }
 
     /// Deletes a conversation: its session (and with it every key that could read or address
-    /// its messages), its history and its unsent blobs, in one transaction.
+    /// its messages), its history, its unsent blobs and the record of its invite, in one
+    /// transaction.
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
-        self.key()?;
         let _guard = self.lock_conversation(id).await?;
+        let key = self.key()?;
         let mut writes = vec![Write::Delete(records::conversation_key(id))];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {
+                writes.push(Write::Delete(name));
+            }
+        }
+        for (name, remembered) in self
+            .read_prefix::<InviteRecord>(&key, records::INVITE_PREFIX)
+            .await?
+        {
+            if remembered.conversation == id {
                 writes.push(Write::Delete(name));
             }
         }
@@ -468,6 +509,22 @@ impl<P: Platform> Client<P> {
 /// records never share a key.
 fn pickle_key(key: &VaultKey) -> Zeroizing<[u8; 32]> {
     key.subkey(PICKLE_KEY_LABEL)
+}
+
+/// The record name remembering `invite`: `inv/{hex(HMAC(vault subkey, invite bytes without
+/// the mailbox URL))}`, so the same invite is recognised whichever mailbox URL its link
+/// carries, and the name says nothing without the vault key.
+fn invite_record_name(key: &VaultKey, invite: &Invite) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let bytes = invite.to_bytes();
+    let without_url = bytes.get(..protocol::INVITE_BASE_LEN).unwrap_or(&bytes);
+    let subkey = key.subkey(INVITE_TAG_LABEL);
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(subkey.as_slice())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(without_url);
+    let tag: [u8; 32] = mac.finalize().into_bytes().into();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    records::invite_key(&hex)
 }
 
 /// The passphrase in Unicode Normalization Form C (UAX #15), so that "é" typed as one code

@@ -35,6 +35,15 @@ pub enum ClientError {
     /// The conversation is still waiting for the other person.
     #[error("the other person has not joined yet")]
     NotJoined,
+    /// The invite was created in this vault: it is for the other person's device.
+    #[error("this is your own invite: the other person opens it on their device")]
+    OwnInvite,
+    /// This vault already joined that invite.
+    #[error("you already joined this invite")]
+    AlreadyJoined {
+        /// The conversation it started, if it still exists.
+        conversation: Option<String>,
+    },
     /// The invite link or code is not valid.
     #[error("invalid invite: {0}")]
     InvalidInvite(#[from] protocol::InviteError),

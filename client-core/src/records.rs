@@ -11,6 +11,7 @@
 //! | `conv/{id}` | [`Conversation`]: name, mailbox, state (pending invite or session pickle), counters |
 //! | `msg/{id}/{seq:016x}` | [`Message`]: one message of the history |
 //! | `out/{id}/{seq:016x}-{part:04x}` | [`Outgoing`]: one encrypted blob not yet acknowledged by the mailbox |
+//! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -64,6 +65,16 @@ pub fn parse_outgoing_key(name: &str) -> Option<(String, u64)> {
     Some((id.to_owned(), u64::from_str_radix(seq, 16).ok()?))
 }
 
+/// Prefix of the records that remember the invites this vault created or joined.
+pub const INVITE_PREFIX: &str = "inv/";
+
+/// Key of the record that remembers one invite: `inv/{tag}`, where `tag` is the hex of
+/// `HMAC-SHA256(vault subkey "invite-tag", invite without its mailbox URL)`. The name reveals
+/// nothing without the vault key.
+pub fn invite_key(tag_hex: &str) -> String {
+    format!("{INVITE_PREFIX}{tag_hex}")
+}
+
 /// Sequence number reserved for the joiner's hello (it has no history entry).
 pub const HELLO_SEQ: u64 = 0;
 
@@ -111,6 +122,15 @@ pub enum ConversationState {
     /// a different blob at its address). The session's keys are erased; only a new invite,
     /// exchanged in person, can start this conversation.
     InviteTaken,
+}
+
+/// An invite this vault created or joined, so that opening it again is recognised.
+#[derive(Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// The conversation the invite started.
+    pub conversation: String,
+    /// Whether this vault created the invite (else it joined it).
+    pub created: bool,
 }
 
 /// Delivery state of a history entry.

@@ -1,0 +1,95 @@
+//! Opening an invite this vault created, or one it already joined, is recognised and explained
+//! without joining (issue: "everyday failures", items 3 and 4).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use client_core::ClientError;
+use support::{FAST, client, run};
+
+const SITE: &str = "https://hush.example/";
+const MAILBOX: &str = "https://mailbox.example";
+
+#[test]
+fn ones_own_invite_is_refused_without_joining() {
+    let alice = client(1, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let (_, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let before = run(alice.conversations()).unwrap().len();
+    // The whole link, the bare fragment, and the link with another site in front.
+    for text in [
+        link.clone(),
+        link.rsplit('#').next().unwrap().to_owned(),
+        format!(
+            "https://elsewhere.example/#{}",
+            link.rsplit('#').next().unwrap()
+        ),
+    ] {
+        let err = run(alice.join(&text, MAILBOX, "Me")).unwrap_err();
+        assert!(matches!(err, ClientError::OwnInvite), "{err:?}");
+    }
+    assert_eq!(
+        run(alice.conversations()).unwrap().len(),
+        before,
+        "nothing joined"
+    );
+}
+
+#[test]
+fn joining_the_same_invite_twice_leads_to_the_first_conversation() {
+    let alice = client(2, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let (_, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let bob = client(3, None);
+    run(bob.create_vault("pw", FAST)).unwrap();
+    let first = run(bob.join(&link, MAILBOX, "Alice")).unwrap();
+    match run(bob.join(&link, MAILBOX, "Alice again")).unwrap_err() {
+        ClientError::AlreadyJoined { conversation } => {
+            assert_eq!(conversation, Some(first.clone()))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run(bob.conversations()).unwrap().len(),
+        1,
+        "no second conversation"
+    );
+    // After deleting the conversation its invite is forgotten with it.
+    run(bob.delete(&first)).unwrap();
+    assert!(run(bob.join(&link, MAILBOX, "Alice")).is_ok());
+}
+
+#[test]
+fn a_different_invite_still_joins() {
+    let alice = client(4, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let (_, one) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let (_, two) = run(alice.create_invite(SITE, MAILBOX, "Carol")).unwrap();
+    let bob = client(5, None);
+    run(bob.create_vault("pw", FAST)).unwrap();
+    run(bob.join(&one, MAILBOX, "Alice")).unwrap();
+    run(bob.join(&two, MAILBOX, "Alice 2")).unwrap();
+    assert_eq!(run(bob.conversations()).unwrap().len(), 2);
+}
+
+#[test]
+fn two_vault_creations_on_one_store_make_one_vault() {
+    let records = std::rc::Rc::default();
+    let a = client(6, Some(std::rc::Rc::clone(&records)));
+    let b = client(7, Some(records));
+    run(a.create_vault("first", FAST)).unwrap();
+    assert!(matches!(
+        run(b.create_vault("second", FAST)).unwrap_err(),
+        ClientError::VaultExists
+    ));
+    run(b.unlock("first")).unwrap();
+}
+
+#[test]
+fn a_passphrase_unlocks_whichever_normal_form_it_is_typed_in() {
+    let a = client(8, None);
+    run(a.create_vault("caf\u{e9} cr\u{e8}me", FAST)).unwrap();
+    a.lock();
+    run(a.unlock("cafe\u{301} cre\u{300}me")).unwrap();
+}
