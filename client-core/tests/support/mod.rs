@@ -25,9 +25,12 @@ pub const FAST: KdfParams = KdfParams {
     p: 1,
 };
 
+/// Records shared by clients over one store (two tabs of one profile).
+pub type Records = Rc<RefCell<BTreeMap<String, Vec<u8>>>>;
+
 /// Records in a map; a commit applies all or nothing.
 #[derive(Default)]
-pub struct MemoryStore(pub Rc<RefCell<BTreeMap<String, Vec<u8>>>>);
+pub struct MemoryStore(pub Records);
 
 impl RecordStore for MemoryStore {
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -123,10 +126,7 @@ impl Platform for Memory {
 }
 
 /// A client over fresh (or the given) records.
-pub fn client(
-    seed: u64,
-    records: Option<Rc<RefCell<BTreeMap<String, Vec<u8>>>>>,
-) -> Client<Memory> {
+pub fn client(seed: u64, records: Option<Records>) -> Client<Memory> {
     Client::new(Memory {
         store: MemoryStore(records.unwrap_or_default()),
         net: Offline,
