@@ -183,9 +183,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo fmt --check`, then clippy with warnings denied on every target, natively and for
-/// the crates that run in wasm32 (browser client, QR decoder, edge worker, and the pure
-/// crates beneath them).
+/// `cargo fmt --check`, then clippy with warnings denied on every target natively, and for
+/// wasm32 on the crates that run there: the browser client, the QR decoder and the edge worker
+/// (all targets), and the pure crates beneath them (libraries: their dev-dependencies are
+/// native-only).
 fn lints() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
@@ -196,27 +197,28 @@ fn lints() -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&[
-        "clippy",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--package",
+    let wasm32 = ["clippy", "--target", "wasm32-unknown-unknown"];
+    let deny = ["--", "-D", "warnings"];
+    let adapters = [
+        "-p",
         "wasm-client",
-        "--package",
+        "-p",
         "qr-scan",
-        "--package",
+        "-p",
         "edge-worker",
-        "--package",
-        "client-core",
-        "--package",
-        "protocol",
-        "--package",
-        "mailbox",
         "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ])
+    ];
+    cargo(&[&wasm32[..], &adapters[..], &deny[..]].concat())?;
+    let pure = [
+        "-p",
+        "client-core",
+        "-p",
+        "protocol",
+        "-p",
+        "mailbox",
+        "--lib",
+    ];
+    cargo(&[&wasm32[..], &pure[..], &deny[..]].concat())
 }
 
 /// Runs the `*.test.mjs` files under `tests/` with Node's test runner.
