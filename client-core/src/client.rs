@@ -63,6 +63,9 @@ pub struct ConversationSummary {
     pub expires_at: Option<u64>,
     /// We joined, but someone else had joined with the same invite first.
     pub invite_taken: bool,
+    /// We joined, and our hello is not on the mailbox yet: the other person cannot see us
+    /// (show "connecting", not "connected").
+    pub connecting: bool,
 }
 
 /// One history entry as the UI sees it.
@@ -313,8 +316,10 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let mailbox = mailbox.trim_end_matches('/');
         let site = site_url.split('#').next().unwrap_or(site_url);
-        // The invite carries the mailbox URL only when it is not the site's own origin.
-        let embedded = (!same_origin(site, mailbox)).then_some(mailbox);
+        // The invite carries the mailbox URL unless it is exactly what a joiner falls back to:
+        // the origin of the site the link points to. A mailbox under a path of that origin
+        // (`https://site/mb`) is carried like any other.
+        let embedded = (!mailbox.eq_ignore_ascii_case(origin(site))).then_some(mailbox);
         let now_s = self.now_s();
         let expires_at = now_s + INVITE_LIFETIME_SECONDS;
         let (pending, invite) = Invite::create(&mut self.rng(), now_s, expires_at, embedded)?;
@@ -414,12 +419,14 @@ impl<P: Platform> Client<P> {
     /// Every conversation, most recently active first.
     pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, ClientError> {
         let key = self.key()?;
-        let mut list: Vec<ConversationSummary> = self
+        let mut list = Vec::new();
+        for (_, c) in self
             .read_prefix::<Conversation>(&key, CONVERSATION_PREFIX)
             .await?
-            .iter()
-            .map(|(_, c)| summary(c))
-            .collect();
+        {
+            let connecting = self.hello_pending(&c.id).await?;
+            list.push(summary(&c, connecting));
+        }
         list.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
         Ok(list)
     }
@@ -427,7 +434,14 @@ impl<P: Platform> Client<P> {
     /// One conversation.
     pub async fn conversation_summary(&self, id: &str) -> Result<ConversationSummary, ClientError> {
         let key = self.key()?;
-        Ok(summary(&self.conversation(&key, id).await?))
+        let conversation = self.conversation(&key, id).await?;
+        Ok(summary(&conversation, self.hello_pending(id).await?))
+    }
+
+    /// Whether our hello for conversation `id` still waits in the outbox.
+    async fn hello_pending(&self, id: &str) -> Result<bool, ClientError> {
+        let prefix = records::outgoing_message_prefix(id, HELLO_SEQ);
+        Ok(!self.store().list(&prefix).await?.is_empty())
     }
 
     /// The whole history of a conversation, oldest first.
@@ -533,7 +547,7 @@ fn normalize_passphrase(passphrase: &str) -> Zeroizing<String> {
     Zeroizing::new(passphrase.nfc().collect())
 }
 
-pub(crate) fn summary(c: &Conversation) -> ConversationSummary {
+pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary {
     let (joined, safety_code, invite_link, expires_at) = match &c.state {
         ConversationState::InviteTaken => (false, None, None, None),
         ConversationState::Waiting {
@@ -545,6 +559,7 @@ pub(crate) fn summary(c: &Conversation) -> ConversationSummary {
     };
     ConversationSummary {
         invite_taken: matches!(c.state, ConversationState::InviteTaken),
+        connecting: connecting && matches!(c.state, ConversationState::Active { .. }),
         id: c.id.clone(),
         name: c.name.clone(),
         mailbox: c.mailbox.clone(),
@@ -557,14 +572,11 @@ pub(crate) fn summary(c: &Conversation) -> ConversationSummary {
     }
 }
 
-/// Whether `a` and `b` share scheme, host and port.
-fn same_origin(a: &str, b: &str) -> bool {
-    fn origin(url: &str) -> &str {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-        url.get(..scheme.len() + 3 + host.len()).unwrap_or(url)
-    }
-    origin(a).eq_ignore_ascii_case(origin(b))
+/// The origin of `url` (`scheme://host[:port]`), as a prefix of it.
+fn origin(url: &str) -> &str {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    url.get(..scheme.len() + 3 + host.len()).unwrap_or(url)
 }
 
 #[cfg(test)]
@@ -584,9 +596,9 @@ mod tests {
     }
 
     #[test]
-    fn origins_compare_scheme_host_and_port() {
-        assert!(same_origin("http://a.test/x", "http://A.test"));
-        assert!(!same_origin("http://a.test/", "http://a.test:8080"));
-        assert!(!same_origin("https://a.test/", "http://a.test"));
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(origin("http://a.test:8080/app/#x"), "http://a.test:8080");
+        assert_eq!(origin("https://a.test"), "https://a.test");
+        assert_eq!(origin("https://a.test?q"), "https://a.test");
     }
 }

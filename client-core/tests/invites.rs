@@ -1,7 +1,7 @@
 //! Opening an invite this vault created, or one it already joined, is recognised and explained
 //! without joining (issue: "everyday failures", items 3 and 4).
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 mod support;
 
@@ -92,4 +92,57 @@ fn a_passphrase_unlocks_whichever_normal_form_it_is_typed_in() {
     run(a.create_vault("caf\u{e9} cr\u{e8}me", FAST)).unwrap();
     a.lock();
     run(a.unlock("cafe\u{301} cre\u{300}me")).unwrap();
+}
+
+#[test]
+fn an_invite_carries_its_mailbox_unless_it_is_the_sites_own_origin() {
+    let alice = client(9, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let mailbox_of = |link: &str| {
+        protocol::Invite::from_link_fragment(link.rsplit('#').next().unwrap())
+            .unwrap()
+            .mailbox_url()
+            .map(str::to_owned)
+    };
+    let cases = [
+        // (site, mailbox, carried)
+        ("https://hush.example/", "https://hush.example", None),
+        ("https://hush.example/app/", "https://HUSH.example", None),
+        (
+            "https://hush.example/app/",
+            "https://hush.example/mb",
+            Some("https://hush.example/mb"),
+        ),
+        (
+            "https://hush.example/",
+            "https://hush.example:8443",
+            Some("https://hush.example:8443"),
+        ),
+        (
+            "https://hush.example/",
+            "https://mailbox.example",
+            Some("https://mailbox.example"),
+        ),
+    ];
+    for (site, mailbox, carried) in cases {
+        let (_, link) = run(alice.create_invite(site, mailbox, "x")).unwrap();
+        assert_eq!(mailbox_of(&link).as_deref(), carried, "{site} {mailbox}");
+    }
+}
+
+#[test]
+fn a_joiner_is_connecting_until_its_hello_is_on_the_mailbox() {
+    let alice = client(10, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let (a_id, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let bob = client(11, None);
+    run(bob.create_vault("pw", FAST)).unwrap();
+    let b_id = run(bob.join(&link, MAILBOX, "Alice")).unwrap();
+    // The mailbox cannot be reached: the hello stays in the outbox.
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!((flushed.delivered, flushed.pending), (0, 1));
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(summary.joined && summary.connecting, "{summary:?}");
+    assert!(run(bob.conversations()).unwrap()[0].connecting);
+    assert!(!run(alice.conversation_summary(&a_id)).unwrap().connecting);
 }
