@@ -456,6 +456,31 @@ impl<P: Platform> Client<P> {
             .collect())
     }
 
+    /// One page of a conversation's history, oldest first: the `limit` entries just before
+    /// entry `before` (the newest `limit` when `None`). Opening a chat reads one page, and
+    /// scrolling up reads the page before it, so the cost is one screen's, not the history's.
+    pub async fn history_page(
+        &self,
+        id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, ClientError> {
+        let key = self.key()?;
+        self.conversation(&key, id).await?;
+        let before = before.map(|seq| records::message_key(id, seq));
+        let mut out = Vec::new();
+        for (name, sealed) in self
+            .store()
+            .list_last(&records::message_prefix(id), before.as_deref(), limit)
+            .await?
+        {
+            let plain = key.open(&name, &sealed)?;
+            let message: Message = records::decode(&plain).ok_or(ClientError::CorruptRecord)?;
+            out.push(HistoryEntry::from(&message));
+        }
+        Ok(out)
+    }
+
     /// Marks a conversation's messages as read.
     pub async fn mark_read(&self, id: &str) -> Result<(), ClientError> {
         self.update(id, |c| c.unread = 0).await

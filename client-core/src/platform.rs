@@ -86,6 +86,28 @@ pub trait RecordStore {
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>>;
 
+    /// The last `limit` records (in name order) whose names start with `prefix` and sort
+    /// before `before` (every name of the prefix when `None`), returned in name order: one
+    /// page of a long history, read from its newest end.
+    ///
+    /// The default reads the whole prefix; a store with cursors (IndexedDB) reads only the
+    /// page.
+    fn list_last(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StorageError>> {
+        async move {
+            let mut all = self.list(prefix).await?;
+            if let Some(before) = before {
+                all.retain(|(name, _)| name.as_str() < before);
+            }
+            let skip = all.len().saturating_sub(limit);
+            Ok(all.split_off(skip))
+        }
+    }
+
     /// Applies every write in one transaction: after a crash, either all of them are visible
     /// or none is. Resolves once the transaction is committed with the given durability.
     fn commit(

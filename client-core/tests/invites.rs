@@ -1,7 +1,12 @@
 //! Opening an invite this vault created, or one it already joined, is recognised and explained
 //! without joining (issue: "everyday failures", items 3 and 4).
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
