@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod disk;
 mod http;
 mod segment;
 mod serve;
@@ -59,6 +60,11 @@ struct Args {
     /// second are checkpointed regardless.
     #[arg(long, default_value_t = 30.0)]
     checkpoint_secs: f64,
+    /// MiB of the data folder's disk to leave free: PUTs that would go below it get 507
+    /// (disk full) until space returns, and segments are pre-filled only above it.
+    /// Default: an eighth of the disk, at most 64 MiB.
+    #[arg(long)]
+    disk_reserve_mb: Option<u64>,
     /// Also serve the static site from this folder.
     #[arg(long)]
     www: Option<PathBuf>,
@@ -100,6 +106,10 @@ const STATS_EVERY: Duration = Duration::from_secs(60);
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ttl = Duration::from_secs(args.ttl);
+    std::fs::create_dir_all(&args.data)?;
+    let reserve_bytes = args
+        .disk_reserve_mb
+        .map_or_else(|| disk::default_reserve(&args.data), |mb| mb << 20);
     let (store, writer) = DiskStore::open(
         &args.data,
         StoreConfig {
@@ -108,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
             cache_bytes: args.cache_mb.saturating_mul(1 << 20),
             checkpoint_every: Duration::try_from_secs_f64(args.checkpoint_secs)
                 .unwrap_or(Duration::from_secs(30)),
+            reserve_bytes,
+            free_space: disk::statvfs_free(),
         },
     )?;
     let mailbox = Arc::new(mailbox::Mailbox::new(

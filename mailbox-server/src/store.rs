@@ -40,6 +40,7 @@ use protocol::Address;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::disk::{Disk, FreeSpace, WriteHealth};
 use crate::segment::{self, ActiveSegment, Files, Location};
 
 const INDEX: TableDefinition<[u8; 32], [u8; ENTRY_LEN]> = TableDefinition::new("index");
@@ -60,7 +61,7 @@ const PURGE_CHUNK: usize = 2_000;
 const QUEUE_DEPTH: usize = 16_384;
 
 /// Store limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Message lifetime.
     pub ttl: Duration,
@@ -72,6 +73,11 @@ pub struct StoreConfig {
     /// commits durably (a checkpoint, which briefly stalls writes). It bounds how much of
     /// the segments a restart after a crash re-applies.
     pub checkpoint_every: Duration,
+    /// Bytes of the disk left free: PUTs that would go below it are refused (`507 disk
+    /// full`) and segments are zero-filled ahead of use only above it (see [`crate::disk`]).
+    pub reserve_bytes: u64,
+    /// How free space is read ([`crate::disk::statvfs_free`]; tests inject a fake).
+    pub free_space: FreeSpace,
 }
 
 /// One index entry: when the message expires and where its body is.
@@ -143,6 +149,7 @@ pub struct DiskStore {
     files: Files,
     jobs: mpsc::Sender<Job>,
     ttl_ms: u64,
+    health: WriteHealth,
 }
 
 /// Handle on the writer thread, to stop it after the last request.
@@ -230,11 +237,15 @@ impl DiskStore {
         }
         let seg_dir = dir.join("segments");
         std::fs::create_dir_all(&seg_dir)?;
+        let disk = Disk::new(dir, config.reserve_bytes, config.free_space);
+        // Opening after a crash and recovering both write the index: give it room.
+        disk.release_ballast_if_tight();
         let db = Database::builder()
             .set_cache_size(config.cache_bytes)
             .create(dir.join("index.redb"))?;
         let files = Files::default();
-        let recovered = recover(&db, &seg_dir, &files)?;
+        let recovered = recover(&db, &seg_dir, &files, &disk)?;
+        disk.restore_ballast();
         if recovered.replayed > 0 {
             eprintln!(
                 "mailbox-server: recovered {} messages from the write-ahead log",
@@ -244,6 +255,7 @@ impl DiskStore {
         let trickle = spawn_trickle_flush(&dir.join("index.redb"))?;
         let db = Arc::new(db);
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let health = WriteHealth::default();
         let writer = Writer {
             db: Arc::clone(&db),
             dir: seg_dir,
@@ -256,7 +268,8 @@ impl DiskStore {
             dirty_since: None,
             checkpoint_every: config.checkpoint_every,
             last_write: Instant::now(),
-            failed: false,
+            disk,
+            health: health.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("mailbox-writer".into())
@@ -268,6 +281,7 @@ impl DiskStore {
                 files,
                 jobs: jobs.clone(),
                 ttl_ms,
+                health,
             },
             WriterHandle {
                 jobs,
@@ -363,6 +377,11 @@ impl Store for DiskStore {
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.read(addresses).map_err(|e| log_error(&e))
     }
+
+    /// The state the writer's last batch (or free-space check) left: disk full, failing, ok.
+    fn write_health(&self) -> Result<(), StoreError> {
+        self.health.get()
+    }
 }
 
 fn log_error(err: &redb::Error) -> StoreError {
@@ -388,7 +407,12 @@ struct Recovered {
 /// order they were written, which reproduces the writer's decisions. Segment files before
 /// the applied position that the index no longer lists are leftovers of a purge whose file
 /// deletion did not happen, and are deleted.
-fn recover(db: &Database, dir: &Path, files: &Files) -> Result<Recovered, redb::Error> {
+fn recover(
+    db: &Database,
+    dir: &Path,
+    files: &Files,
+    disk: &Disk,
+) -> Result<Recovered, redb::Error> {
     let txn = db.begin_write()?;
     let now = now_ms();
     let mut replayed = 0;
@@ -463,8 +487,10 @@ fn recover(db: &Database, dir: &Path, files: &Files) -> Result<Recovered, redb::
         tables.finish()?;
         next
     };
-    let active = ActiveSegment::create(dir, next, Arc::clone(files))?;
     txn.commit()?;
+    // Created only once the index is committed, and removed again if creating it fails: a
+    // failed start leaves no file behind.
+    let active = ActiveSegment::create(dir, next, Arc::clone(files), disk.clone())?;
     Ok(Recovered {
         replayed,
         active,
@@ -495,9 +521,10 @@ struct Writer {
     dirty_since: Option<Instant>,
     checkpoint_every: Duration,
     last_write: Instant,
-    /// Set after a failed flush or commit: the index and the segments may disagree, so
-    /// refuse writes until a restart re-applies the segments.
-    failed: bool,
+    /// The disk and its reserve: checked before every batch of PUTs.
+    disk: Disk,
+    /// What the last batch left, for `GET /v1/health`.
+    health: WriteHealth,
 }
 
 /// The writer thread: take one job, drain the queue behind it, commit them together.
@@ -540,9 +567,10 @@ enum Pending {
 impl Writer {
     /// Commits redb durably; then deletes the segments purged before it.
     fn checkpoint(&mut self) {
-        if self.failed || (self.dirty_since.is_none() && self.doomed.is_empty()) {
+        if self.dirty_since.is_none() && self.doomed.is_empty() {
             return;
         }
+        self.disk.release_ballast_if_tight();
         let result = self
             .db
             .begin_write()
@@ -558,33 +586,93 @@ impl Writer {
                     }
                 }
             }
-            Err(err) => self.fail(&err),
+            Err(err) => self.failing(&err),
         }
     }
 
-    fn fail(&mut self, err: &redb::Error) {
-        log_error(err);
-        if !self.failed {
-            eprintln!("mailbox-server: store failed; writes refused until restart");
+    /// A write failed: logged once (the class only), then reported by `/v1/health` until a
+    /// write succeeds. Nothing is refused for good: the next batch tries again (in a new
+    /// segment if the failure was a segment flush).
+    fn failing(&mut self, err: &redb::Error) {
+        if !self.health.is_failing() {
+            log_error(err);
+            eprintln!("mailbox-server: writes failing; each new write retries");
         }
-        self.failed = true;
+        self.health.set_failing();
+    }
+
+    fn resumed(&mut self) {
+        if self.health.is_failing() {
+            eprintln!("mailbox-server: writes resumed");
+        }
+        self.health.set_ok();
+    }
+
+    /// Refuses every PUT in `batch` with `DiskFull` when their records would leave less
+    /// than the reserve free; other jobs stay. Without PUTs, re-checks a failing state so
+    /// that health recovers once space returns, even before the next write.
+    fn check_room(&mut self, batch: &mut Vec<Job>) {
+        // Back first, once space is back (a stat when it exists).
+        self.disk.restore_ballast();
+        let put_bytes: u64 = batch
+            .iter()
+            .map(|job| match job {
+                Job::Put { body, .. } => (body.len() + segment::RECORD_FIXED) as u64,
+                _ => 0,
+            })
+            .sum();
+        if put_bytes == 0 {
+            match self.health.get() {
+                Err(StoreError::DiskFull) if self.disk.has_room_for(0) => self.resumed(),
+                // A failed flush closed the active segment: start the next one now.
+                Err(StoreError::Unavailable(_))
+                    if self.active.is_broken()
+                        && self.disk.has_room_for(0)
+                        && self.active.roll().is_ok() =>
+                {
+                    self.resumed();
+                }
+                _ => {}
+            }
+            return;
+        }
+        if self.disk.has_room_for(put_bytes) {
+            return;
+        }
+        if self.health.get() != Err(StoreError::DiskFull) {
+            eprintln!(
+                "mailbox-server: disk below its reserve; writes refused (507) until space returns"
+            );
+        }
+        self.health.set_disk_full();
+        let jobs = std::mem::take(batch);
+        for job in jobs {
+            match job {
+                Job::Put { reply, .. } => {
+                    let _ = reply.send(Err(StoreError::DiskFull));
+                }
+                other => batch.push(other),
+            }
+        }
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        self.check_room(batch);
+        self.disk.release_ballast_if_tight();
+        let has_puts = batch.iter().any(|j| matches!(j, Job::Put { .. }));
         let mut pending = Vec::with_capacity(batch.len());
-        let result = if self.failed {
-            Err(redb::Error::TransactionPoisoned)
-        } else {
-            self.apply(batch.drain(..), &mut pending)
-        };
+        let result = self.apply(batch.drain(..), &mut pending);
         batch.clear();
         let err = match result {
-            Ok(()) => None,
+            Ok(()) => {
+                if has_puts {
+                    self.resumed();
+                }
+                None
+            }
             Err(err) => {
                 self.active.discard();
-                if !self.failed {
-                    self.fail(&err);
-                }
+                self.failing(&err);
                 Some(StoreError::Unavailable(class(&err)))
             }
         };
@@ -824,6 +912,8 @@ mod tests {
 
     fn config(ttl: Duration, quota: u64) -> StoreConfig {
         StoreConfig {
+            reserve_bytes: 0,
+            free_space: crate::disk::statvfs_free(),
             ttl,
             quota_bytes: quota,
             cache_bytes: 1 << 20,
@@ -1137,6 +1227,74 @@ mod tests {
         );
         assert_eq!(assert_index_consistent(&store)?, 4 * u64::from(n));
         let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_restart()
+    -> Result<(), redb::Error> {
+        use std::sync::atomic::AtomicU64;
+        let dir = temp_dir("diskfull");
+        let free = Arc::new(AtomicU64::new(1 << 40));
+        let probe = Arc::clone(&free);
+        let config = StoreConfig {
+            reserve_bytes: 1 << 20,
+            free_space: Arc::new(move |_: &Path| Ok(probe.load(Ordering::Relaxed))),
+            ..config(Duration::from_secs(60), 1 << 30)
+        };
+        let (store, writer) = DiskStore::open(&dir, config.clone())?;
+        assert_eq!(
+            store.put_if_absent(&address(1), &body(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.write_health(), Ok(()));
+        assert!(
+            dir.join("ballast").exists(),
+            "ballast made while there is room"
+        );
+
+        // Less than the reserve (plus the records) is free: refused, reads go on.
+        free.store((1 << 20) + 100, Ordering::Relaxed);
+        assert_eq!(
+            store.put_if_absent(&address(2), &body(2)).await,
+            Err(StoreError::DiskFull)
+        );
+        assert_eq!(store.write_health(), Err(StoreError::DiskFull));
+        assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
+        // Nearly nothing free: the ballast goes, so the index has room.
+        free.store(0, Ordering::Relaxed);
+        assert_eq!(
+            store.put_if_absent(&address(2), &body(2)).await,
+            Err(StoreError::DiskFull)
+        );
+        assert!(
+            !dir.join("ballast").exists(),
+            "ballast released on a full disk"
+        );
+
+        // Space returns: health recovers on the writer's next tick, writes work again.
+        free.store(1 << 40, Ordering::Relaxed);
+        assert_eq!(store.checkpoint().await, Ok(()));
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert_eq!(store.write_health(), Ok(()));
+        assert_eq!(
+            store.put_if_absent(&address(2), &body(2)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert!(dir.join("ballast").exists(), "ballast back");
+        close(store, writer).await;
+
+        // A start on a full disk works and serves reads.
+        free.store(0, Ordering::Relaxed);
+        let (store, writer) = DiskStore::open(&dir, config)?;
+        assert_eq!(store.get(&address(2)).await, Ok(Some(body(2))));
+        assert_eq!(
+            store.put_if_absent(&address(3), &body(3)).await,
+            Err(StoreError::DiskFull)
+        );
+        assert_index_consistent(&store)?;
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
