@@ -157,11 +157,6 @@ async fn main() -> anyhow::Result<()> {
     let checkpoint = tokio::spawn(checkpoint_loop(Arc::clone(&mailbox)));
     let stats = tokio::spawn(stats_loop(Arc::clone(&mailbox)));
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!(
-        "mailbox-server listening on http://{}",
-        listener.local_addr()?
-    );
     eprintln!(
         "mailbox-server: limits: connections {} (open files {}), header {:?}, body {:?}, \
          idle {:?}, header bytes {}",
@@ -171,6 +166,11 @@ async fn main() -> anyhow::Result<()> {
         limits.body_read_timeout,
         limits.idle_timeout,
         limits.max_header_bytes,
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!(
+        "mailbox-server listening on http://{}",
+        listener.local_addr()?
     );
     serve::serve(listener, app, limits, shutdown_signal()).await;
 
