@@ -19,7 +19,15 @@ import { newSlot, sleep } from "./helpers.mjs";
 
 const HEADER_TIMEOUT_S = 2;
 const IDLE_TIMEOUT_S = 1;
-const LIMIT_ARGS = ["--header-timeout-secs", String(HEADER_TIMEOUT_S), "--idle-timeout-secs", String(IDLE_TIMEOUT_S)];
+const BODY_TIMEOUT_S = 1;
+const LIMIT_ARGS = [
+  "--header-timeout-secs",
+  String(HEADER_TIMEOUT_S),
+  "--idle-timeout-secs",
+  String(IDLE_TIMEOUT_S),
+  "--body-timeout-secs",
+  String(BODY_TIMEOUT_S),
+];
 
 /** Resident memory of a process in bytes. */
 function rss(pid) {
@@ -144,6 +152,46 @@ test("native: idle connections are closed after the idle timeout", async (t) => 
     closedAt.sort((a, b) => a - b);
     t.diagnostic(`${N + 1} idle connections closed by the server ${closedAt[0]}–${closedAt.at(-1)} ms after opening (idle timeout ${IDLE_TIMEOUT_S} s)`);
     sockets.forEach((s) => s.destroy());
+  } finally {
+    await server.stop();
+  }
+});
+
+test("native: a body that does not arrive in time is 408, a slow head is dropped", async (t) => {
+  const server = await startNative({ extraArgs: LIMIT_ARGS });
+  try {
+    const slot = newSlot();
+    const exchange = (text, trickle) =>
+      new Promise((ok) => {
+        const started = Date.now();
+        const s = connect(server.port, "127.0.0.1");
+        let answer = "";
+        let timer;
+        s.on("error", () => {});
+        s.on("data", (c) => (answer += c));
+        s.on("close", () => {
+          clearInterval(timer);
+          ok({ answer: answer.split("\r\n")[0], ms: Date.now() - started });
+        });
+        s.write(text);
+        // Keep bytes moving (so the idle timeout is not what closes it).
+        if (trickle) timer = setInterval(() => s.writable && s.write(trickle), 200);
+        setTimeout(() => s.destroy(), 10_000);
+      });
+    const body = await exchange(
+      `PUT /v1/m/${slot.addressHex} HTTP/1.1\r\nHost: x\r\nMailbox-Write-Key: ${slot.keyHex}\r\nContent-Length: 1000\r\n\r\n`,
+      "a",
+    );
+    assert.equal(body.answer, "HTTP/1.1 408 Request Timeout");
+    const head = await exchange("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ", "a");
+    assert.equal(head.answer, "", "a head that never ends is dropped without an answer");
+    let line;
+    for (let i = 0; i < 30 && !line; i += 1) {
+      line = server.output().match(/shedding connections: .*header_timeouts=([1-9]\d*)/);
+      if (!line) await sleep(100);
+    }
+    assert.ok(line, `the header timeout is logged:\n${server.output()}`);
+    t.diagnostic(`slow body answered 408 after ${body.ms} ms (body timeout ${BODY_TIMEOUT_S} s); slow head dropped after ${head.ms} ms (header timeout ${HEADER_TIMEOUT_S} s)`);
   } finally {
     await server.stop();
   }
