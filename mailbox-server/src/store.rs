@@ -658,6 +658,15 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         self.check_room(batch);
+        if !batch
+            .iter()
+            .any(|j| matches!(j, Job::Put { .. } | Job::Purge { .. }))
+        {
+            // Nothing to write (an idle tick, or PUTs all refused): no index transaction, so an
+            // idle server, or one on a full disk, does not write at all.
+            batch.clear();
+            return;
+        }
         self.disk.release_ballast_if_tight();
         let has_puts = batch.iter().any(|j| matches!(j, Job::Put { .. }));
         let mut pending = Vec::with_capacity(batch.len());
@@ -1263,12 +1272,18 @@ mod tests {
         );
         assert_eq!(store.write_health(), Err(StoreError::DiskFull));
         assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
-        // Nearly nothing free: the ballast goes, so the index has room.
+        // Nearly nothing free: refused PUTs write nothing at all, and the ballast goes before
+        // the index next writes (here a purge), so the index has room.
         free.store(0, Ordering::Relaxed);
         assert_eq!(
             store.put_if_absent(&address(2), &body(2)).await,
             Err(StoreError::DiskFull)
         );
+        assert!(
+            dir.join("ballast").exists(),
+            "no index write, nothing released"
+        );
+        assert_eq!(store.purge_expired().await, Ok(0));
         assert!(
             !dir.join("ballast").exists(),
             "ballast released on a full disk"
