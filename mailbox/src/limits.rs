@@ -20,8 +20,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// roughly 20 KiB of memory while open).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default for [`ConnectionLimits::max_header_bytes`]: 8 KiB. The API's own requests need a
-/// few hundred bytes of headers (a browser's CORS request about 600); 8 KiB is also the
-/// smallest read buffer hyper accepts.
+/// few hundred bytes of headers (a browser's CORS request about 600); 8 KiB leaves room for
+/// what proxies in front add.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 << 10;
 
 /// How much of a server one client connection may take, and for how long.
@@ -42,8 +42,8 @@ pub struct ConnectionLimits {
     /// without a request being handled is closed to make room; if every connection is busy,
     /// new ones wait in the listen queue.
     pub max_connections: usize,
-    /// Most bytes of a request head the server buffers; a longer head is answered `431`
-    /// (`414` for a long request line) and the connection closed.
+    /// Most bytes of a request head (request line and headers) the server buffers; a longer
+    /// head is answered `431` and the connection closed.
     pub max_header_bytes: usize,
 }
 
