@@ -143,9 +143,17 @@ test("native: a full disk refuses writes cleanly, keeps reads, recovers without 
     assert.deepEqual(await status(fetch(`${server.url}/v1/health`)), { status: 200, text: "ok" });
     assert.deepEqual(new Set(await putMany(50)), new Set([201]));
 
-    // Full again, then restarts on the full disk: graceful, then kill -9.
+    // Full again right after more writes, and killed before the index checkpoints them: the
+    // restart on the full disk must re-apply them from the segments.
+    assert.deepEqual(new Set(await putMany(30)), new Set([201]));
     filler = fillDisk(mnt);
     assert.deepEqual(new Set(await putMany(5)), new Set([507]));
+    await server.kill9();
+    server = await start();
+    // (Normally it re-applies them; were the machine stalled past the 1 s idle checkpoint,
+    // they would come from the index instead: either way they must all read back.)
+    const replayed = server.output().match(/recovered (\d+) messages from the write-ahead log/)?.[1] ?? 0;
+    await assertAllReadable(server.url, acked, "kill -9 on a full disk, then restart");
     await server.stop({ keepData: true });
     const segments = () => readdirSync(join(dataDir, "segments")).sort();
     const before = segments();
@@ -169,7 +177,7 @@ test("native: a full disk refuses writes cleanly, keeps reads, recovers without 
     assert.doesNotMatch(server.output(), /panicked/);
     t.diagnostic(
       `${acked.length} acknowledged messages intact; writes resumed ${resumedAfter} ms after space was freed; ` +
-        `restarts on a full disk took ${restarts.join(", ")} ms`,
+        `restarts on a full disk took ${restarts.join(", ")} ms; ${replayed} re-applied from the segments after kill -9 on the full disk`,
     );
   } finally {
     await server?.stop({ keepData: true });

@@ -157,6 +157,44 @@ test("native: idle connections are closed after the idle timeout", async (t) => 
   }
 });
 
+test("native: a client that stops reading its answers is disconnected after the idle timeout", async (t) => {
+  const server = await startNative({ extraArgs: LIMIT_ARGS });
+  try {
+    const slot = newSlot();
+    const stored = await oneRequest(server.url, {
+      method: "PUT",
+      path: `/v1/m/${slot.addressHex}`,
+      headers: { "Mailbox-Write-Key": slot.keyHex },
+      body: randomBytes(1024),
+      timeoutMs: 5000,
+    });
+    assert.equal(stored.status, 201);
+    // 100 pipelined fetches of 256 x the stored message: ~27 MB of answers, never read.
+    const batch = Buffer.concat(Array.from({ length: 256 }, () => slot.address));
+    const one = Buffer.concat([
+      Buffer.from(`POST /v1/fetch HTTP/1.1\r\nHost: x\r\nContent-Length: ${batch.length}\r\n\r\n`),
+      batch,
+    ]);
+    const answers = 100 * 256 * (36 + 1024);
+    const s = connect(server.port, "127.0.0.1");
+    s.on("error", () => {});
+    s.pause();
+    for (let i = 0; i < 100; i += 1) s.write(one);
+    await sleep(IDLE_TIMEOUT_S * 1000 + 2000);
+    let received = 0;
+    const closed = new Promise((ok) => s.on("close", () => ok(true)));
+    s.on("data", (c) => (received += c.length));
+    s.resume();
+    const byServer = await Promise.race([closed, sleep(10_000).then(() => false)]);
+    s.destroy();
+    assert.ok(byServer, "the server closed the stalled connection");
+    assert.ok(received < answers, `it stopped writing: ${received} of ${answers} bytes`);
+    t.diagnostic(`a client that stopped reading got ${(received / 2 ** 20).toFixed(1)} of ${(answers / 2 ** 20).toFixed(1)} MiB of answers before the server closed it`);
+  } finally {
+    await server.stop();
+  }
+});
+
 test("native: a body that does not arrive in time is 408, a slow head is dropped", async (t) => {
   const server = await startNative({ extraArgs: LIMIT_ARGS });
   try {
