@@ -30,8 +30,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -141,11 +141,34 @@ enum Job {
     /// Make everything committed so far durable in redb (if writes have paused).
     Checkpoint,
     Shutdown,
+    /// Treat the index as failed, as after a write error (tests the reopen path).
+    #[cfg(test)]
+    BreakIndex,
+}
+
+/// The index database, shared by readers and the writer. After a failed index write redb
+/// refuses every later operation until it is reopened, so the writer can take it out, reopen
+/// it and put the new one in (readers answer 503 for those few milliseconds).
+#[derive(Clone, Default)]
+struct SharedDb(Arc<RwLock<Option<Arc<Database>>>>);
+
+impl SharedDb {
+    fn get(&self) -> Result<Arc<Database>, redb::Error> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| io::Error::other("index reopening").into())
+    }
+
+    fn set(&self, db: Option<Arc<Database>>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = db;
+    }
 }
 
 /// The mailbox store on disk.
 pub struct DiskStore {
-    db: Arc<Database>,
+    db: SharedDb,
     files: Files,
     jobs: mpsc::Sender<Job>,
     ttl_ms: u64,
@@ -254,10 +277,18 @@ impl DiskStore {
         }
         let trickle = spawn_trickle_flush(&dir.join("index.redb"))?;
         let db = Arc::new(db);
+        let shared = SharedDb::default();
+        shared.set(Some(Arc::clone(&db)));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let health = WriteHealth::default();
         let writer = Writer {
-            db: Arc::clone(&db),
+            db: Some(db),
+            shared: shared.clone(),
+            db_path: dir.join("index.redb"),
+            cache_bytes: config.cache_bytes,
+            index_failed: false,
+            segment_failed: false,
+            last_reopen: None,
             dir: seg_dir,
             files: Arc::clone(&files),
             active: recovered.active,
@@ -277,7 +308,7 @@ impl DiskStore {
         let ttl_ms = u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX);
         Ok((
             Self {
-                db,
+                db: shared,
                 files,
                 jobs: jobs.clone(),
                 ttl_ms,
@@ -326,7 +357,7 @@ impl DiskStore {
     fn read(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
         let now = now_ms();
         let entries = {
-            let txn = self.db.begin_read()?;
+            let txn = self.db.get()?.begin_read()?;
             let table = txn.open_table(INDEX)?;
             let mut entries = Vec::with_capacity(addresses.len());
             for address in addresses {
@@ -503,7 +534,17 @@ const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// The writer thread's state.
 struct Writer {
-    db: Arc<Database>,
+    /// The index (None only while it is being reopened).
+    db: Option<Arc<Database>>,
+    /// The same, as readers see it.
+    shared: SharedDb,
+    db_path: PathBuf,
+    cache_bytes: usize,
+    /// An index operation failed: redb refuses everything until reopened.
+    index_failed: bool,
+    /// The last failure was a segment's (a flush or a new segment), not the index's.
+    segment_failed: bool,
+    last_reopen: Option<Instant>,
     /// The segments folder.
     dir: PathBuf,
     files: Files,
@@ -572,9 +613,8 @@ impl Writer {
         }
         self.disk.release_ballast_if_tight();
         let result = self
-            .db
-            .begin_write()
-            .map_err(redb::Error::from)
+            .db()
+            .and_then(|db| db.begin_write().map_err(redb::Error::from))
             .and_then(|txn| txn.commit().map_err(redb::Error::from));
         match result {
             Ok(()) => {
@@ -586,7 +626,85 @@ impl Writer {
                     }
                 }
             }
-            Err(err) => self.failing(&err),
+            Err(err) => {
+                self.index_failed = true;
+                self.failing(&err);
+            }
+        }
+    }
+
+    /// Notes that the failure at hand is a segment's, then converts it.
+    fn segment_error(&mut self, err: io::Error) -> redb::Error {
+        self.segment_failed = true;
+        err.into()
+    }
+
+    fn db(&self) -> Result<Arc<Database>, redb::Error> {
+        self.db
+            .clone()
+            .ok_or_else(|| io::Error::other("index reopening").into())
+    }
+
+    /// After a failed index operation: closes the index, reopens it (redb repairs it from
+    /// its last durable commit) and re-applies the segments written since, exactly as a
+    /// restart after a crash would, then carries on with a new active segment. At most once
+    /// a second; until it succeeds, writes answer 503 and reads answer 503.
+    fn reopen(&mut self) {
+        if self
+            .last_reopen
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_reopen = Some(Instant::now());
+        self.shared.set(None);
+        if let Some(db) = self.db.take() {
+            // Readers hold the old one for the length of one read; wait for them (bounded).
+            let mut db = db;
+            for _ in 0..5_000 {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_shared) => {
+                        db = still_shared;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        self.disk.release_ballast_if_tight();
+        let reopened = Database::builder()
+            .set_cache_size(self.cache_bytes)
+            .create(&self.db_path)
+            .map_err(redb::Error::from)
+            .and_then(|db| {
+                recover(&db, &self.dir, &self.files, &self.disk).map(|recovered| (db, recovered))
+            });
+        match reopened {
+            Ok((db, recovered)) => {
+                let db = Arc::new(db);
+                self.shared.set(Some(Arc::clone(&db)));
+                self.db = Some(db);
+                self.active = recovered.active;
+                self.segments = recovered.segments;
+                self.purge_cursor = None;
+                // Purges not yet durable were lost with the failed index: its segments
+                // table lists those segments again, and a later purge removes them.
+                self.doomed.clear();
+                self.dirty_since = None;
+                self.index_failed = false;
+                eprintln!(
+                    "mailbox-server: index reopened; re-applied {} messages from the segments",
+                    recovered.replayed
+                );
+                self.resumed();
+            }
+            Err(err) => {
+                log_error(&err);
+                self.failing(&err);
+            }
         }
     }
 
@@ -657,6 +775,28 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        #[cfg(test)]
+        if batch.iter().any(|j| matches!(j, Job::BreakIndex)) {
+            self.index_failed = true;
+        }
+        if self.index_failed {
+            self.reopen();
+        }
+        if self.index_failed {
+            let err = StoreError::Unavailable("index");
+            for job in batch.drain(..) {
+                match job {
+                    Job::Put { reply, .. } => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Job::Purge { reply } => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            return;
+        }
         self.check_room(batch);
         if !batch
             .iter()
@@ -681,6 +821,9 @@ impl Writer {
             }
             Err(err) => {
                 self.active.discard();
+                // A segment failure is retried in a new segment; anything else came from
+                // the index, which must be reopened first.
+                self.index_failed |= !std::mem::take(&mut self.segment_failed);
                 self.failing(&err);
                 Some(StoreError::Unavailable(class(&err)))
             }
@@ -712,9 +855,9 @@ impl Writer {
         pending: &mut Vec<Pending>,
     ) -> Result<(), redb::Error> {
         if self.active.is_full() {
-            self.active.roll()?;
+            self.active.roll().map_err(|e| self.segment_error(e))?;
         }
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(Durability::None)?;
         let now = now_ms();
         let mut staged = false;
@@ -745,6 +888,8 @@ impl Writer {
                         pending.push(Pending::Purge(reply, step));
                     }
                     Job::Checkpoint | Job::Shutdown => {}
+                    #[cfg(test)]
+                    Job::BreakIndex => {}
                 }
             }
             if staged && let Some(range) = self.active.expiry() {
@@ -756,7 +901,7 @@ impl Writer {
             tables.finish()?;
         }
         // Durable in the segment first; only then visible to readers and acknowledged.
-        self.active.flush()?;
+        self.active.flush().map_err(|e| self.segment_error(e))?;
         txn.commit()?;
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
@@ -773,7 +918,7 @@ impl Writer {
             .expiry()
             .is_some_and(|(earliest, _)| earliest <= now)
         {
-            self.active.roll()?;
+            self.active.roll().map_err(|e| self.segment_error(e))?;
         }
         let active = self.active.id();
         let expired = |segments: &BTreeMap<u64, (u64, u64)>| {
@@ -964,7 +1109,7 @@ mod tests {
 
     /// Every index entry points at a record of its own address and length.
     fn assert_index_consistent(store: &DiskStore) -> Result<u64, redb::Error> {
-        let txn = store.db.begin_read()?;
+        let txn = store.db.get()?.begin_read()?;
         let table = txn.open_table(INDEX)?;
         let mut bytes = 0;
         for row in table.iter()? {
@@ -1309,6 +1454,54 @@ mod tests {
             store.put_if_absent(&address(3), &body(3)).await,
             Err(StoreError::DiskFull)
         );
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_index_is_reopened_and_recovered_without_a_restart() -> Result<(), redb::Error>
+    {
+        let dir = temp_dir("reopen");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..200u32 {
+            assert_eq!(
+                store.put_if_absent(&address(i), &body(i)).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        // An index write failed: redb would refuse everything until reopened.
+        assert_eq!(store.send(Job::BreakIndex).await, Ok(()));
+        // The next write reopens it, re-applies the segments, and succeeds.
+        assert_eq!(
+            store.put_if_absent(&address(500), &body(500)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.write_health(), Ok(()));
+        for i in 0..200u32 {
+            assert_eq!(
+                store.get(&address(i)).await,
+                Ok(Some(body(i))),
+                "message {i}"
+            );
+        }
+        assert_eq!(
+            store.put_if_absent(&address(7), b"other").await,
+            Ok(PutOutcome::AlreadyExists),
+            "first write still wins"
+        );
+        assert_eq!(
+            assert_index_consistent(&store)?,
+            (0..200)
+                .chain([500])
+                .map(|i| body(i).len() as u64)
+                .sum::<u64>()
+        );
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&address(500)).await, Ok(Some(body(500))));
+        assert_eq!(store.get(&address(199)).await, Ok(Some(body(199))));
         assert_index_consistent(&store)?;
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
