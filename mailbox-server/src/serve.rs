@@ -418,3 +418,63 @@ async fn log_loop(stats: Arc<ConnStats>, table: Arc<ConnTable>, cap: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(busy: usize) -> Arc<ConnShared> {
+        Arc::new(ConnShared {
+            busy: AtomicUsize::new(busy),
+            last_io_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            kill: Notify::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_oldest_connection_without_a_request_makes_room() {
+        let table = ConnTable::default();
+        let stats = ConnStats::default();
+        let (busy_old, idle_old, idle_new) = (conn(1), conn(0), conn(0));
+        for (id, c) in [(1, &busy_old), (2, &idle_old), (3, &idle_new)] {
+            table.lock().insert(id, Arc::clone(c));
+        }
+        assert!(table.make_room(4, &stats), "below the cap: nothing closed");
+        assert_eq!(table.lock().len(), 3);
+        assert!(table.make_room(3, &stats));
+        assert_eq!(table.lock().keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        // The evicted connection's task is told (the permit waits for it).
+        tokio::time::timeout(Duration::from_secs(1), idle_old.kill.notified())
+            .await
+            .ok();
+        assert_eq!(stats.shed_at_cap.load(Ordering::Relaxed), 1);
+        idle_new.busy.store(1, Ordering::Relaxed);
+        assert!(!table.make_room(2, &stats), "every connection busy: wait");
+        table.remove(3);
+        assert!(table.make_room(2, &stats));
+    }
+
+    #[tokio::test]
+    async fn idle_resolves_only_without_requests_or_traffic() {
+        let c = conn(1);
+        let quiet = Duration::from_millis(30);
+        let waited = tokio::time::timeout(Duration::from_millis(100), idle(&c, quiet)).await;
+        assert!(waited.is_err(), "a busy connection is never idle");
+        c.busy.store(0, Ordering::Relaxed);
+        let waited = tokio::time::timeout(Duration::from_secs(5), idle(&c, quiet)).await;
+        assert!(waited.is_ok());
+        assert!(c.quiet_for() >= quiet);
+    }
+
+    #[test]
+    fn the_cap_fits_under_the_open_file_limit() {
+        let (cap, files) = fit_connection_cap(usize::MAX);
+        if let Some(files) = files {
+            assert!(
+                cap as u64 <= files / 2 && cap as u64 <= files.saturating_sub(FD_RESERVE).max(1)
+            );
+        }
+        assert_eq!(fit_connection_cap(10).0, 10.min(cap));
+    }
+}
