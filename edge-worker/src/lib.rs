@@ -28,6 +28,13 @@
 //! that entry. The Cache API is per location and works on a custom domain (on `workers.dev`
 //! its writes are ignored, so every poll reads KV there).
 //!
+//! # Bounded bodies
+//! Request bodies are read from the request's stream chunk by chunk into a
+//! [`mailbox::limits::BoundedBody`]: at the limit plus one byte the stream is cancelled and the
+//! request answered, whether the client sent `Content-Length` or a chunked body of any size;
+//! so a worker never holds more than [`mailbox::Config::body_read_limit`] bytes of a body. A
+//! stream that fails (aborted, malformed) or ends short of its `Content-Length` is a `400`.
+//!
 //! # Configuration (`[vars]` in `wrangler.toml`)
 //! - `MAILBOX_TTL_SECONDS`: message lifetime (default 7 days, raised to 60 if lower).
 //! - `MAILBOX_MAX_BODY`: largest message in bytes (default [`mailbox::DEFAULT_MAX_BODY`]).
@@ -46,8 +53,11 @@ mod worker_entry {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
     use futures_util::future::join_all;
+    use mailbox::limits::BoundedBody;
     use mailbox::{Body, Config, Mailbox, PutOutcome, Store, StoreError};
     use protocol::Address;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
     use worker::{Cache, Context, Env, KvStore, Request, Response, Result, console_log, event};
 
     /// Name of the KV namespace binding.
@@ -232,9 +242,54 @@ mod worker_entry {
         }
     }
 
+    /// How reading a request body ended.
+    enum ReadBody {
+        Complete(Vec<u8>),
+        TooLarge,
+        Malformed,
+    }
+
+    /// Reads the request's body stream into a [`BoundedBody`], cancelling the stream at the
+    /// limit plus one byte.
+    async fn read_body(req: &Request, limit: usize, declared: Option<u64>) -> ReadBody {
+        let Ok(mut body) = BoundedBody::new(limit, declared) else {
+            return ReadBody::TooLarge;
+        };
+        let Some(stream) = req.inner().body() else {
+            return ReadBody::Complete(Vec::new());
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        loop {
+            let Ok(step) = JsFuture::from(reader.read()).await else {
+                return ReadBody::Malformed;
+            };
+            let field = |name: &str| js_sys::Reflect::get(&step, &name.into()).ok();
+            if field("done").and_then(|d| d.as_bool()).unwrap_or(true) {
+                break;
+            }
+            let Some(chunk) = field("value").and_then(|v| v.dyn_into::<js_sys::Uint8Array>().ok())
+            else {
+                return ReadBody::Malformed;
+            };
+            let room = limit.saturating_sub(body.len());
+            if chunk.length() as usize > room {
+                // Tell the runtime to stop receiving; nothing more is read or kept.
+                let _ = JsFuture::from(reader.cancel()).await;
+                return ReadBody::TooLarge;
+            }
+            if body.push(&chunk.to_vec()).is_err() {
+                return ReadBody::TooLarge;
+            }
+        }
+        match declared {
+            Some(n) if n != body.len() as u64 => ReadBody::Malformed,
+            _ => ReadBody::Complete(body.into_bytes()),
+        }
+    }
+
     /// Adapts the Workers request to the mailbox and its answer back.
     #[event(fetch)]
-    pub async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         let settings = Settings::from_env(&env);
         let config = Config {
             max_body: settings.max_body,
@@ -246,14 +301,11 @@ mod worker_entry {
             .headers()
             .get("content-length")?
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let limit = config.body_read_limit();
-        let bytes = match declared {
-            Some(n) if n > limit as u64 => None,
-            _ => req.bytes().await.ok().filter(|b| b.len() <= limit),
-        };
-        let body = match &bytes {
-            Some(b) => Body::Complete(b),
-            None => Body::TooLarge,
+        let read = read_body(&req, config.body_read_limit(), declared).await;
+        let body = match &read {
+            ReadBody::Complete(b) => Body::Complete(b),
+            ReadBody::TooLarge => Body::TooLarge,
+            ReadBody::Malformed => Body::Malformed,
         };
         let request = mailbox::Request {
             method: &method,

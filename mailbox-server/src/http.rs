@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -9,11 +10,20 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
+use http_body_util::BodyExt;
+use mailbox::limits::BoundedBody;
 use tower_http::services::ServeDir;
 
 use crate::store::DiskStore;
 
-type Shared = Arc<mailbox::Mailbox<DiskStore>>;
+/// What every API request handler shares: the mailbox and how long a body may take.
+#[derive(Clone)]
+pub struct Api {
+    /// The mailbox.
+    pub mailbox: Arc<mailbox::Mailbox<DiskStore>>,
+    /// [`mailbox::limits::ConnectionLimits::body_read_timeout`].
+    pub body_read_timeout: Duration,
+}
 
 /// Content-Security-Policy of the static site.
 pub const SITE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -21,7 +31,7 @@ connect-src *; img-src 'self' data: blob:; style-src 'self'; media-src 'self' bl
 object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The whole app: the API under `/v1/`, the site (or the API's 404) elsewhere.
-pub fn router(mailbox: Shared, www: Option<&Path>) -> Router {
+pub fn router(api: Api, www: Option<&Path>) -> Router {
     let routes = Router::new().route("/v1/{*rest}", any(serve_api));
     let routes = match www {
         Some(dir) => {
@@ -34,7 +44,7 @@ pub fn router(mailbox: Shared, www: Option<&Path>) -> Router {
         }
         None => routes.fallback(serve_api),
     };
-    routes.with_state(mailbox)
+    routes.with_state(api)
 }
 
 async fn site_headers(mut response: Response) -> Response {
@@ -54,24 +64,58 @@ async fn site_headers(mut response: Response) -> Response {
     response
 }
 
-/// Reads the body (bounded), hands the request to the mailbox, writes its answer.
-async fn serve_api(State(mailbox): State<Shared>, request: Request) -> Response {
+/// How reading a request body ended.
+enum ReadBody {
+    Complete(Vec<u8>),
+    TooLarge,
+    Malformed,
+    TimedOut,
+}
+
+/// Reads `body` frame by frame into a [`BoundedBody`]: stops at the limit plus one byte
+/// (chunked or not), at a malformed or aborted body, or at `timeout`.
+async fn read_body(body: Body, limit: usize, declared: Option<u64>, timeout: Duration) -> ReadBody {
+    let Ok(mut bounded) = BoundedBody::new(limit, declared) else {
+        return ReadBody::TooLarge;
+    };
+    let mut body = body;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return ReadBody::Malformed;
+            };
+            if let Some(data) = frame.data_ref()
+                && bounded.push(data).is_err()
+            {
+                return ReadBody::TooLarge;
+            }
+        }
+        ReadBody::Complete(Vec::new())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(ReadBody::Complete(_)) => ReadBody::Complete(bounded.into_bytes()),
+        Ok(other) => other,
+        Err(_) => ReadBody::TimedOut,
+    }
+}
+
+/// Reads the body (bounded in size and time), hands the request to the mailbox, writes its
+/// answer.
+async fn serve_api(State(api): State<Api>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let mailbox = &api.mailbox;
     let limit = mailbox.config().body_read_limit();
-    let declared_too_large = parts
+    let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limit as u64);
-    let bytes = if declared_too_large {
-        None
-    } else {
-        axum::body::to_bytes(body, limit).await.ok()
-    };
-    let body = match &bytes {
-        Some(b) => mailbox::Body::Complete(b),
-        None => mailbox::Body::TooLarge,
+        .and_then(|v| v.parse::<u64>().ok());
+    let read = read_body(body, limit, declared, api.body_read_timeout).await;
+    let body = match &read {
+        ReadBody::Complete(b) => mailbox::Body::Complete(b),
+        ReadBody::TooLarge => mailbox::Body::TooLarge,
+        ReadBody::Malformed => mailbox::Body::Malformed,
+        ReadBody::TimedOut => mailbox::Body::TimedOut,
     };
     let request = mailbox::Request {
         method: parts.method.as_str(),

@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod disk;
 mod http;
 mod segment;
+mod serve;
 mod store;
 
 use std::net::SocketAddr;
@@ -58,9 +60,43 @@ struct Args {
     /// second are checkpointed regardless.
     #[arg(long, default_value_t = 30.0)]
     checkpoint_secs: f64,
+    /// MiB of the data folder's disk to leave free: PUTs that would go below it get 507
+    /// (disk full) until space returns, and segments are pre-filled only above it.
+    /// Default: an eighth of the disk, at most 64 MiB.
+    #[arg(long)]
+    disk_reserve_mb: Option<u64>,
     /// Also serve the static site from this folder.
     #[arg(long)]
     www: Option<PathBuf>,
+    /// Seconds a client may take to send a complete request head (from connecting, or from
+    /// the end of the previous response on a kept-alive connection); then it is closed.
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64())]
+    header_timeout_secs: f64,
+    /// Seconds a client may take to send a whole request body; then it gets 408.
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_BODY_READ_TIMEOUT.as_secs_f64())]
+    body_timeout_secs: f64,
+    /// Seconds a connection may stay open with no request being handled and no byte moving
+    /// either way (idle keep-alive, or a client that stopped reading its response).
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout_secs: f64,
+    /// Most connections open at once (lowered to half the open-file limit if that is
+    /// smaller). At the cap the oldest connection with no request in progress is closed to
+    /// make room.
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections: usize,
+    /// Most bytes of request line and headers (1 KiB to 64 KiB); longer heads get 431 or 414.
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_HEADER_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=65_536))]
+    max_header_bytes: usize,
+}
+
+/// A flag's seconds as a duration (the default if negative, NaN or too large).
+fn seconds(value: f64, default: Duration) -> Duration {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .unwrap_or(default)
 }
 
 /// How often counts are logged (only when they changed).
@@ -70,6 +106,10 @@ const STATS_EVERY: Duration = Duration::from_secs(60);
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let ttl = Duration::from_secs(args.ttl);
+    std::fs::create_dir_all(&args.data)?;
+    let reserve_bytes = args
+        .disk_reserve_mb
+        .map_or_else(|| disk::default_reserve(&args.data), |mb| mb << 20);
     let (store, writer) = DiskStore::open(
         &args.data,
         StoreConfig {
@@ -78,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
             cache_bytes: args.cache_mb.saturating_mul(1 << 20),
             checkpoint_every: Duration::try_from_secs_f64(args.checkpoint_secs)
                 .unwrap_or(Duration::from_secs(30)),
+            reserve_bytes,
+            free_space: disk::statvfs_free(),
         },
     )?;
     let mailbox = Arc::new(mailbox::Mailbox::new(
@@ -86,20 +128,51 @@ async fn main() -> anyhow::Result<()> {
             max_body: usize::try_from(args.max_body).unwrap_or(mailbox::DEFAULT_MAX_BODY),
         },
     ));
-    let app = http::router(Arc::clone(&mailbox), args.www.as_deref());
+    let (max_connections, open_files) = serve::fit_connection_cap(args.max_connections);
+    let limits = mailbox::limits::ConnectionLimits {
+        header_read_timeout: seconds(
+            args.header_timeout_secs,
+            mailbox::limits::DEFAULT_HEADER_READ_TIMEOUT,
+        ),
+        body_read_timeout: seconds(
+            args.body_timeout_secs,
+            mailbox::limits::DEFAULT_BODY_READ_TIMEOUT,
+        ),
+        idle_timeout: seconds(
+            args.idle_timeout_secs,
+            mailbox::limits::DEFAULT_IDLE_TIMEOUT,
+        ),
+        max_connections,
+        max_header_bytes: args.max_header_bytes,
+    };
+    let app = http::router(
+        http::Api {
+            mailbox: Arc::clone(&mailbox),
+            body_read_timeout: limits.body_read_timeout,
+        },
+        args.www.as_deref(),
+    );
 
     let purge = tokio::spawn(purge_loop(Arc::clone(&mailbox), ttl));
     let checkpoint = tokio::spawn(checkpoint_loop(Arc::clone(&mailbox)));
     let stats = tokio::spawn(stats_loop(Arc::clone(&mailbox)));
 
+    eprintln!(
+        "mailbox-server: limits: connections {} (open files {}), header {:?}, body {:?}, \
+         idle {:?}, header bytes {}",
+        limits.max_connections,
+        open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        limits.header_read_timeout,
+        limits.body_read_timeout,
+        limits.idle_timeout,
+        limits.max_header_bytes,
+    );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "mailbox-server listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve::serve(listener, app, limits, shutdown_signal()).await;
 
     for task in [purge, checkpoint, stats] {
         task.abort();

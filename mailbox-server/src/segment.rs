@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::disk::Disk;
+
 /// Size of a segment file, zero-filled before it is used (see [`ActiveSegment`]). A segment
 /// is closed when less than a sixteenth of it is left (a last batch may run past the end:
 /// the file then simply grows).
@@ -163,12 +165,41 @@ pub fn open(dir: &Path, id: u64) -> io::Result<File> {
 /// `pace` (used off the writer's path) flushes each MiB and pauses after it, so that the
 /// zeros reach the device in small steps between the writer's own flushes instead of as one
 /// burst that would delay them.
-fn prepare(dir: &Path, id: u64, len: u64, pace: Option<Duration>) -> io::Result<File> {
+///
+/// The zeros only go into space above the `disk` reserve: without that room the file is
+/// created empty (appends then grow it). On any failure the file is removed again, so a
+/// failed attempt (a full disk) leaves nothing behind; returns the file and its zero-filled
+/// length.
+fn prepare(
+    dir: &Path,
+    id: u64,
+    len: u64,
+    pace: Option<Duration>,
+    disk: Option<&Disk>,
+) -> io::Result<(File, u64)> {
+    let len = if disk.is_none_or(|d| d.has_room_for(len)) {
+        len
+    } else {
+        0
+    };
+    let path = path_of(dir, id);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .open(path_of(dir, id))?;
+        .open(&path)?;
+    match fill(&file, dir, len, pace) {
+        Ok(()) => Ok((file, len)),
+        Err(err) => {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            let _ = sync_dir(dir);
+            Err(err)
+        }
+    }
+}
+
+fn fill(file: &File, dir: &Path, len: u64, pace: Option<Duration>) -> io::Result<()> {
     let zeros = vec![0u8; 1 << 20];
     let mut at = 0;
     while at < len {
@@ -181,22 +212,22 @@ fn prepare(dir: &Path, id: u64, len: u64, pace: Option<Duration>) -> io::Result<
         }
     }
     file.sync_all()?;
-    sync_dir(dir)?;
-    Ok(file)
+    sync_dir(dir)
 }
 
 /// The next segment, being prepared by a helper thread off the writer's path.
 struct Spare {
     id: u64,
-    thread: std::thread::JoinHandle<io::Result<File>>,
+    thread: std::thread::JoinHandle<io::Result<(File, u64)>>,
 }
 
 impl Spare {
-    fn spawn(dir: &Path, id: u64) -> Option<Self> {
+    fn spawn(dir: &Path, id: u64, disk: &Disk) -> Option<Self> {
         let dir = dir.to_path_buf();
+        let disk = disk.clone();
         std::thread::Builder::new()
             .name("mailbox-segment".into())
-            .spawn(move || prepare(&dir, id, SEGMENT_BYTES, Some(PACE)))
+            .spawn(move || prepare(&dir, id, SEGMENT_BYTES, Some(PACE), Some(&disk)))
             .ok()
             .map(|thread| Self { id, thread })
     }
@@ -208,10 +239,10 @@ impl Spare {
     /// The prepared file; if preparing failed, a plain empty file (appends still work).
     fn take(self, dir: &Path) -> io::Result<(u64, File, u64)> {
         match self.thread.join() {
-            Ok(Ok(file)) => Ok((self.id, file, SEGMENT_BYTES)),
+            Ok(Ok((file, len))) => Ok((self.id, file, len)),
             _ => {
-                let _ = std::fs::remove_file(path_of(dir, self.id));
-                Ok((self.id, prepare(dir, self.id, 0, None)?, 0))
+                let (file, _) = prepare(dir, self.id, 0, None, None)?;
+                Ok((self.id, file, 0))
             }
         }
     }
@@ -337,17 +368,23 @@ pub struct ActiveSegment {
     capacity: u64,
     /// The segment that follows this one, prepared in the background.
     spare: Option<Spare>,
+    /// Where zero-filling may go.
+    disk: Disk,
+    /// A flush failed: what follows `offset` in the file is unknown, so nothing more is
+    /// appended here; the next batch starts a new segment.
+    broken: bool,
 }
 
 impl ActiveSegment {
-    /// Creates segment `id` (empty, zero-filled) in `dir`, makes it and its directory entry
-    /// durable, registers it in `files`, and starts preparing the next one.
-    pub fn create(dir: &Path, id: u64, files: Files) -> io::Result<Self> {
-        let file = prepare(dir, id, FIRST_SEGMENT_BYTES, None)?;
-        Ok(Self::start(dir, id, file, FIRST_SEGMENT_BYTES, files))
+    /// Creates segment `id` (empty, zero-filled if `disk` has room above its reserve) in
+    /// `dir`, makes it and its directory entry durable, registers it in `files`, and starts
+    /// preparing the next one. On failure nothing is left behind.
+    pub fn create(dir: &Path, id: u64, files: Files, disk: Disk) -> io::Result<Self> {
+        let (file, capacity) = prepare(dir, id, FIRST_SEGMENT_BYTES, None, Some(&disk))?;
+        Ok(Self::start(dir, id, file, capacity, files, disk))
     }
 
-    fn start(dir: &Path, id: u64, file: File, capacity: u64, files: Files) -> Self {
+    fn start(dir: &Path, id: u64, file: File, capacity: u64, files: Files, disk: Disk) -> Self {
         let file = Arc::new(file);
         files
             .write()
@@ -362,7 +399,9 @@ impl ActiveSegment {
             buffer: Vec::new(),
             expiry: None,
             capacity,
-            spare: Spare::spawn(dir, id + 1),
+            spare: Spare::spawn(dir, id + 1, &disk),
+            disk,
+            broken: false,
         }
     }
 
@@ -389,6 +428,9 @@ impl ActiveSegment {
 
     /// Whether the segment is full and the next batch should start a new one.
     pub fn is_full(&self) -> bool {
+        if self.broken {
+            return true;
+        }
         let limit = if self.capacity > 0 {
             self.capacity
         } else {
@@ -429,20 +471,32 @@ impl ActiveSegment {
     }
 
     /// Appends the staged records and `fdatasync`s the segment. Returns only once they are
-    /// durable; on error nothing staged may be acknowledged (the caller fails the batch).
+    /// durable; on error nothing staged may be acknowledged (the caller fails the batch) and
+    /// the segment is closed to appends (part of the batch may be in the file: the next
+    /// batch goes to a new segment, as after a restart, so those bytes stay a torn tail that
+    /// no index entry points into).
     pub fn flush(&mut self) -> io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let result = self
-            .file
-            .write_all_at(&self.buffer, self.offset)
-            .and_then(|()| self.file.sync_data());
-        if result.is_ok() {
-            self.offset += self.buffer.len() as u64;
+        let result = if self.broken {
+            Err(io::Error::other("segment closed after a failed flush"))
+        } else {
+            self.file
+                .write_all_at(&self.buffer, self.offset)
+                .and_then(|()| self.file.sync_data())
+        };
+        match result {
+            Ok(()) => self.offset += self.buffer.len() as u64,
+            Err(_) => self.broken = true,
         }
         self.buffer.clear();
         result
+    }
+
+    /// Whether a flush failed here (the next batch must start a new segment).
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Withdraws the record staged last, at `at` (its write was refused after all).
@@ -468,18 +522,23 @@ impl ActiveSegment {
             return Ok(None);
         }
         // Until the next segment is ready, keep appending here (slower flushes, no stall),
-        // up to twice the usual size.
-        if self.spare.as_ref().is_some_and(|spare| !spare.is_ready())
+        // up to twice the usual size. A broken segment takes no more appends: roll now.
+        if !self.broken
+            && self.spare.as_ref().is_some_and(|spare| !spare.is_ready())
             && self.offset < 2 * SEGMENT_BYTES
         {
             return Ok(None);
         }
         let (id, file, capacity) = match self.spare.take() {
             Some(spare) => spare.take(&self.dir)?,
-            None => (self.id + 1, prepare(&self.dir, self.id + 1, 0, None)?, 0),
+            None => {
+                let (file, _) = prepare(&self.dir, self.id + 1, 0, None, None)?;
+                (self.id + 1, file, 0)
+            }
         };
         let closed = self.id;
-        *self = Self::start(&self.dir, id, file, capacity, Arc::clone(&self.files));
+        let disk = self.disk.clone();
+        *self = Self::start(&self.dir, id, file, capacity, Arc::clone(&self.files), disk);
         Ok(Some(closed))
     }
 }
@@ -502,6 +561,10 @@ pub fn remove(dir: &Path, files: &Files, id: u64) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn roomy(dir: &Path) -> Disk {
+        Disk::new(dir, 0, Arc::new(|_: &Path| Ok(u64::MAX)))
+    }
+
     fn temp_dir(name: &str) -> io::Result<PathBuf> {
         let dir = std::env::temp_dir().join(format!("hush-seg-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -513,7 +576,7 @@ mod tests {
     fn flushed_records_scan_back_and_a_torn_tail_is_ignored() -> io::Result<()> {
         let dir = temp_dir("torn")?;
         let files = Files::default();
-        let mut seg = ActiveSegment::create(&dir, 7, Arc::clone(&files))?;
+        let mut seg = ActiveSegment::create(&dir, 7, Arc::clone(&files), roomy(&dir))?;
         let a = seg.stage(&[1; 32], 10, b"alpha")?;
         let b = seg.stage(&[2; 32], 20, b"beta")?;
         // A refused write is withdrawn before the flush and never reaches the file.
@@ -581,6 +644,57 @@ mod tests {
             read_body(&files, a, &[1; 32])?,
             None,
             "a removed segment reads as gone"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_flush_closes_the_segment_and_the_next_batch_starts_a_new_one() -> io::Result<()> {
+        let dir = temp_dir("failed-flush")?;
+        let files = Files::default();
+        let mut seg = ActiveSegment::create(&dir, 3, Arc::clone(&files), roomy(&dir))?;
+        let kept = seg.stage(&[1; 32], 10, b"kept")?;
+        seg.flush()?;
+        // A device that is full: every write fails with ENOSPC.
+        let healthy = std::mem::replace(
+            &mut seg.file,
+            Arc::new(OpenOptions::new().write(true).open("/dev/full")?),
+        );
+        seg.stage(&[2; 32], 10, b"lost")?;
+        assert!(seg.flush().is_err());
+        assert!(seg.is_broken() && seg.is_full());
+        seg.file = healthy;
+        seg.stage(&[3; 32], 10, b"refused")?;
+        assert!(seg.flush().is_err(), "no append after a failed flush");
+        // The next batch rolls at once (without waiting for the spare) and works.
+        assert_eq!(seg.roll()?, Some(3));
+        let fresh = seg.stage(&[4; 32], 10, b"fresh")?;
+        seg.flush()?;
+        assert_eq!(fresh.segment, 4);
+        assert_eq!(read_body(&files, fresh, &[4; 32])?, Some(b"fresh".to_vec()));
+        assert_eq!(read_body(&files, kept, &[1; 32])?, Some(b"kept".to_vec()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn zero_fill_only_goes_into_space_above_the_reserve_and_failures_leave_no_file()
+    -> io::Result<()> {
+        let dir = temp_dir("reserve")?;
+        let tight = Disk::new(&dir, 1 << 30, Arc::new(|_: &Path| Ok(1 << 20)));
+        let (file, len) = prepare(&dir, 1, 4 << 20, None, Some(&tight))?;
+        assert_eq!(
+            (len, file.metadata()?.len()),
+            (0, 0),
+            "no room: created empty"
+        );
+        assert!(prepare(&dir, 1, 0, None, None).is_err(), "exists already");
+        assert!(list(&dir)?.contains(&1));
+        let spare = Spare::spawn(&dir, 2, &tight).map(|s| s.take(&dir));
+        assert_eq!(
+            spare.map(|r| r.map(|(id, _, len)| (id, len)).ok()),
+            Some(Some((2, 0)))
         );
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

@@ -30,8 +30,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +40,7 @@ use protocol::Address;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::disk::{Disk, FreeSpace, WriteHealth};
 use crate::segment::{self, ActiveSegment, Files, Location};
 
 const INDEX: TableDefinition<[u8; 32], [u8; ENTRY_LEN]> = TableDefinition::new("index");
@@ -60,7 +61,7 @@ const PURGE_CHUNK: usize = 2_000;
 const QUEUE_DEPTH: usize = 16_384;
 
 /// Store limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Message lifetime.
     pub ttl: Duration,
@@ -72,6 +73,11 @@ pub struct StoreConfig {
     /// commits durably (a checkpoint, which briefly stalls writes). It bounds how much of
     /// the segments a restart after a crash re-applies.
     pub checkpoint_every: Duration,
+    /// Bytes of the disk left free: PUTs that would go below it are refused (`507 disk
+    /// full`) and segments are zero-filled ahead of use only above it (see [`crate::disk`]).
+    pub reserve_bytes: u64,
+    /// How free space is read ([`crate::disk::statvfs_free`]; tests inject a fake).
+    pub free_space: FreeSpace,
 }
 
 /// One index entry: when the message expires and where its body is.
@@ -135,14 +141,38 @@ enum Job {
     /// Make everything committed so far durable in redb (if writes have paused).
     Checkpoint,
     Shutdown,
+    /// Treat the index as failed, as after a write error (tests the reopen path).
+    #[cfg(test)]
+    BreakIndex,
+}
+
+/// The index database, shared by readers and the writer. After a failed index write redb
+/// refuses every later operation until it is reopened, so the writer can take it out, reopen
+/// it and put the new one in (readers answer 503 for those few milliseconds).
+#[derive(Clone, Default)]
+struct SharedDb(Arc<RwLock<Option<Arc<Database>>>>);
+
+impl SharedDb {
+    fn get(&self) -> Result<Arc<Database>, redb::Error> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| io::Error::other("index reopening").into())
+    }
+
+    fn set(&self, db: Option<Arc<Database>>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = db;
+    }
 }
 
 /// The mailbox store on disk.
 pub struct DiskStore {
-    db: Arc<Database>,
+    db: SharedDb,
     files: Files,
     jobs: mpsc::Sender<Job>,
     ttl_ms: u64,
+    health: WriteHealth,
 }
 
 /// Handle on the writer thread, to stop it after the last request.
@@ -230,11 +260,15 @@ impl DiskStore {
         }
         let seg_dir = dir.join("segments");
         std::fs::create_dir_all(&seg_dir)?;
+        let disk = Disk::new(dir, config.reserve_bytes, config.free_space);
+        // Opening after a crash and recovering both write the index: give it room.
+        disk.release_ballast_if_tight();
         let db = Database::builder()
             .set_cache_size(config.cache_bytes)
             .create(dir.join("index.redb"))?;
         let files = Files::default();
-        let recovered = recover(&db, &seg_dir, &files)?;
+        let recovered = recover(&db, &seg_dir, &files, &disk)?;
+        disk.restore_ballast();
         if recovered.replayed > 0 {
             eprintln!(
                 "mailbox-server: recovered {} messages from the write-ahead log",
@@ -243,9 +277,18 @@ impl DiskStore {
         }
         let trickle = spawn_trickle_flush(&dir.join("index.redb"))?;
         let db = Arc::new(db);
+        let shared = SharedDb::default();
+        shared.set(Some(Arc::clone(&db)));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let health = WriteHealth::default();
         let writer = Writer {
-            db: Arc::clone(&db),
+            db: Some(db),
+            shared: shared.clone(),
+            db_path: dir.join("index.redb"),
+            cache_bytes: config.cache_bytes,
+            index_failed: false,
+            segment_failed: false,
+            last_reopen: None,
             dir: seg_dir,
             files: Arc::clone(&files),
             active: recovered.active,
@@ -256,7 +299,8 @@ impl DiskStore {
             dirty_since: None,
             checkpoint_every: config.checkpoint_every,
             last_write: Instant::now(),
-            failed: false,
+            disk,
+            health: health.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("mailbox-writer".into())
@@ -264,10 +308,11 @@ impl DiskStore {
         let ttl_ms = u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX);
         Ok((
             Self {
-                db,
+                db: shared,
                 files,
                 jobs: jobs.clone(),
                 ttl_ms,
+                health,
             },
             WriterHandle {
                 jobs,
@@ -312,7 +357,7 @@ impl DiskStore {
     fn read(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
         let now = now_ms();
         let entries = {
-            let txn = self.db.begin_read()?;
+            let txn = self.db.get()?.begin_read()?;
             let table = txn.open_table(INDEX)?;
             let mut entries = Vec::with_capacity(addresses.len());
             for address in addresses {
@@ -363,6 +408,11 @@ impl Store for DiskStore {
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.read(addresses).map_err(|e| log_error(&e))
     }
+
+    /// The state the writer's last batch (or free-space check) left: disk full, failing, ok.
+    fn write_health(&self) -> Result<(), StoreError> {
+        self.health.get()
+    }
 }
 
 fn log_error(err: &redb::Error) -> StoreError {
@@ -388,7 +438,12 @@ struct Recovered {
 /// order they were written, which reproduces the writer's decisions. Segment files before
 /// the applied position that the index no longer lists are leftovers of a purge whose file
 /// deletion did not happen, and are deleted.
-fn recover(db: &Database, dir: &Path, files: &Files) -> Result<Recovered, redb::Error> {
+fn recover(
+    db: &Database,
+    dir: &Path,
+    files: &Files,
+    disk: &Disk,
+) -> Result<Recovered, redb::Error> {
     let txn = db.begin_write()?;
     let now = now_ms();
     let mut replayed = 0;
@@ -463,8 +518,10 @@ fn recover(db: &Database, dir: &Path, files: &Files) -> Result<Recovered, redb::
         tables.finish()?;
         next
     };
-    let active = ActiveSegment::create(dir, next, Arc::clone(files))?;
     txn.commit()?;
+    // Created only once the index is committed, and removed again if creating it fails: a
+    // failed start leaves no file behind.
+    let active = ActiveSegment::create(dir, next, Arc::clone(files), disk.clone())?;
     Ok(Recovered {
         replayed,
         active,
@@ -477,7 +534,17 @@ const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 /// The writer thread's state.
 struct Writer {
-    db: Arc<Database>,
+    /// The index (None only while it is being reopened).
+    db: Option<Arc<Database>>,
+    /// The same, as readers see it.
+    shared: SharedDb,
+    db_path: PathBuf,
+    cache_bytes: usize,
+    /// An index operation failed: redb refuses everything until reopened.
+    index_failed: bool,
+    /// The last failure was a segment's (a flush or a new segment), not the index's.
+    segment_failed: bool,
+    last_reopen: Option<Instant>,
     /// The segments folder.
     dir: PathBuf,
     files: Files,
@@ -495,9 +562,10 @@ struct Writer {
     dirty_since: Option<Instant>,
     checkpoint_every: Duration,
     last_write: Instant,
-    /// Set after a failed flush or commit: the index and the segments may disagree, so
-    /// refuse writes until a restart re-applies the segments.
-    failed: bool,
+    /// The disk and its reserve: checked before every batch of PUTs.
+    disk: Disk,
+    /// What the last batch left, for `GET /v1/health`.
+    health: WriteHealth,
 }
 
 /// The writer thread: take one job, drain the queue behind it, commit them together.
@@ -540,13 +608,13 @@ enum Pending {
 impl Writer {
     /// Commits redb durably; then deletes the segments purged before it.
     fn checkpoint(&mut self) {
-        if self.failed || (self.dirty_since.is_none() && self.doomed.is_empty()) {
+        if self.dirty_since.is_none() && self.doomed.is_empty() {
             return;
         }
+        self.disk.release_ballast_if_tight();
         let result = self
-            .db
-            .begin_write()
-            .map_err(redb::Error::from)
+            .db()
+            .and_then(|db| db.begin_write().map_err(redb::Error::from))
             .and_then(|txn| txn.commit().map_err(redb::Error::from));
         match result {
             Ok(()) => {
@@ -558,33 +626,205 @@ impl Writer {
                     }
                 }
             }
-            Err(err) => self.fail(&err),
+            Err(err) => {
+                self.index_failed = true;
+                self.failing(&err);
+            }
         }
     }
 
-    fn fail(&mut self, err: &redb::Error) {
-        log_error(err);
-        if !self.failed {
-            eprintln!("mailbox-server: store failed; writes refused until restart");
+    /// Notes that the failure at hand is a segment's, then converts it.
+    fn segment_error(&mut self, err: io::Error) -> redb::Error {
+        self.segment_failed = true;
+        err.into()
+    }
+
+    fn db(&self) -> Result<Arc<Database>, redb::Error> {
+        self.db
+            .clone()
+            .ok_or_else(|| io::Error::other("index reopening").into())
+    }
+
+    /// After a failed index operation: closes the index, reopens it (redb repairs it from
+    /// its last durable commit) and re-applies the segments written since, exactly as a
+    /// restart after a crash would, then carries on with a new active segment. At most once
+    /// a second; until it succeeds, writes answer 503 and reads answer 503.
+    fn reopen(&mut self) {
+        if self
+            .last_reopen
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
         }
-        self.failed = true;
+        self.last_reopen = Some(Instant::now());
+        self.shared.set(None);
+        if let Some(db) = self.db.take() {
+            // Readers hold the old one for the length of one read; wait for them (bounded).
+            let mut db = db;
+            for _ in 0..5_000 {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_shared) => {
+                        db = still_shared;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        self.disk.release_ballast_if_tight();
+        let reopened = Database::builder()
+            .set_cache_size(self.cache_bytes)
+            .create(&self.db_path)
+            .map_err(redb::Error::from)
+            .and_then(|db| {
+                recover(&db, &self.dir, &self.files, &self.disk).map(|recovered| (db, recovered))
+            });
+        match reopened {
+            Ok((db, recovered)) => {
+                let db = Arc::new(db);
+                self.shared.set(Some(Arc::clone(&db)));
+                self.db = Some(db);
+                self.active = recovered.active;
+                self.segments = recovered.segments;
+                self.purge_cursor = None;
+                // Purges not yet durable were lost with the failed index: its segments
+                // table lists those segments again, and a later purge removes them.
+                self.doomed.clear();
+                self.dirty_since = None;
+                self.index_failed = false;
+                eprintln!(
+                    "mailbox-server: index reopened; re-applied {} messages from the segments",
+                    recovered.replayed
+                );
+                self.resumed();
+            }
+            Err(err) => {
+                log_error(&err);
+                self.failing(&err);
+            }
+        }
+    }
+
+    /// A write failed: logged once (the class only), then reported by `/v1/health` until a
+    /// write succeeds. Nothing is refused for good: the next batch tries again (in a new
+    /// segment if the failure was a segment flush).
+    fn failing(&mut self, err: &redb::Error) {
+        if !self.health.is_failing() {
+            log_error(err);
+            eprintln!("mailbox-server: writes failing; each new write retries");
+        }
+        self.health.set_failing();
+    }
+
+    fn resumed(&mut self) {
+        if self.health.is_failing() {
+            eprintln!("mailbox-server: writes resumed");
+        }
+        self.health.set_ok();
+    }
+
+    /// Refuses every PUT in `batch` with `DiskFull` when their records would leave less
+    /// than the reserve free; other jobs stay. Without PUTs, re-checks a failing state so
+    /// that health recovers once space returns, even before the next write.
+    fn check_room(&mut self, batch: &mut Vec<Job>) {
+        // Back first, once space is back (a stat when it exists).
+        self.disk.restore_ballast();
+        let put_bytes: u64 = batch
+            .iter()
+            .map(|job| match job {
+                Job::Put { body, .. } => (body.len() + segment::RECORD_FIXED) as u64,
+                _ => 0,
+            })
+            .sum();
+        if put_bytes == 0 {
+            match self.health.get() {
+                Err(StoreError::DiskFull) if self.disk.has_room_for(0) => self.resumed(),
+                // A failed flush closed the active segment: start the next one now.
+                Err(StoreError::Unavailable(_))
+                    if self.active.is_broken()
+                        && self.disk.has_room_for(0)
+                        && self.active.roll().is_ok() =>
+                {
+                    self.resumed();
+                }
+                _ => {}
+            }
+            return;
+        }
+        if self.disk.has_room_for(put_bytes) {
+            return;
+        }
+        if self.health.get() != Err(StoreError::DiskFull) {
+            eprintln!(
+                "mailbox-server: disk below its reserve; writes refused (507) until space returns"
+            );
+        }
+        self.health.set_disk_full();
+        let jobs = std::mem::take(batch);
+        for job in jobs {
+            match job {
+                Job::Put { reply, .. } => {
+                    let _ = reply.send(Err(StoreError::DiskFull));
+                }
+                other => batch.push(other),
+            }
+        }
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        #[cfg(test)]
+        if batch.iter().any(|j| matches!(j, Job::BreakIndex)) {
+            self.index_failed = true;
+        }
+        if self.index_failed {
+            self.reopen();
+        }
+        if self.index_failed {
+            let err = StoreError::Unavailable("index");
+            for job in batch.drain(..) {
+                match job {
+                    Job::Put { reply, .. } => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Job::Purge { reply } => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            return;
+        }
+        self.check_room(batch);
+        if !batch
+            .iter()
+            .any(|j| matches!(j, Job::Put { .. } | Job::Purge { .. }))
+        {
+            // Nothing to write (an idle tick, or PUTs all refused): no index transaction, so an
+            // idle server, or one on a full disk, does not write at all.
+            batch.clear();
+            return;
+        }
+        self.disk.release_ballast_if_tight();
+        let has_puts = batch.iter().any(|j| matches!(j, Job::Put { .. }));
         let mut pending = Vec::with_capacity(batch.len());
-        let result = if self.failed {
-            Err(redb::Error::TransactionPoisoned)
-        } else {
-            self.apply(batch.drain(..), &mut pending)
-        };
+        let result = self.apply(batch.drain(..), &mut pending);
         batch.clear();
         let err = match result {
-            Ok(()) => None,
+            Ok(()) => {
+                if has_puts {
+                    self.resumed();
+                }
+                None
+            }
             Err(err) => {
                 self.active.discard();
-                if !self.failed {
-                    self.fail(&err);
-                }
+                // A segment failure is retried in a new segment; anything else came from
+                // the index, which must be reopened first.
+                self.index_failed |= !std::mem::take(&mut self.segment_failed);
+                self.failing(&err);
                 Some(StoreError::Unavailable(class(&err)))
             }
         };
@@ -615,9 +855,9 @@ impl Writer {
         pending: &mut Vec<Pending>,
     ) -> Result<(), redb::Error> {
         if self.active.is_full() {
-            self.active.roll()?;
+            self.active.roll().map_err(|e| self.segment_error(e))?;
         }
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(Durability::None)?;
         let now = now_ms();
         let mut staged = false;
@@ -648,6 +888,8 @@ impl Writer {
                         pending.push(Pending::Purge(reply, step));
                     }
                     Job::Checkpoint | Job::Shutdown => {}
+                    #[cfg(test)]
+                    Job::BreakIndex => {}
                 }
             }
             if staged && let Some(range) = self.active.expiry() {
@@ -659,7 +901,7 @@ impl Writer {
             tables.finish()?;
         }
         // Durable in the segment first; only then visible to readers and acknowledged.
-        self.active.flush()?;
+        self.active.flush().map_err(|e| self.segment_error(e))?;
         txn.commit()?;
         self.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
@@ -676,7 +918,7 @@ impl Writer {
             .expiry()
             .is_some_and(|(earliest, _)| earliest <= now)
         {
-            self.active.roll()?;
+            self.active.roll().map_err(|e| self.segment_error(e))?;
         }
         let active = self.active.id();
         let expired = |segments: &BTreeMap<u64, (u64, u64)>| {
@@ -824,6 +1066,8 @@ mod tests {
 
     fn config(ttl: Duration, quota: u64) -> StoreConfig {
         StoreConfig {
+            reserve_bytes: 0,
+            free_space: crate::disk::statvfs_free(),
             ttl,
             quota_bytes: quota,
             cache_bytes: 1 << 20,
@@ -865,7 +1109,7 @@ mod tests {
 
     /// Every index entry points at a record of its own address and length.
     fn assert_index_consistent(store: &DiskStore) -> Result<u64, redb::Error> {
-        let txn = store.db.begin_read()?;
+        let txn = store.db.get()?.begin_read()?;
         let table = txn.open_table(INDEX)?;
         let mut bytes = 0;
         for row in table.iter()? {
@@ -1137,6 +1381,128 @@ mod tests {
         );
         assert_eq!(assert_index_consistent(&store)?, 4 * u64::from(n));
         let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_restart()
+    -> Result<(), redb::Error> {
+        use std::sync::atomic::AtomicU64;
+        let dir = temp_dir("diskfull");
+        let free = Arc::new(AtomicU64::new(1 << 40));
+        let probe = Arc::clone(&free);
+        let config = StoreConfig {
+            reserve_bytes: 1 << 20,
+            free_space: Arc::new(move |_: &Path| Ok(probe.load(Ordering::Relaxed))),
+            ..config(Duration::from_secs(60), 1 << 30)
+        };
+        let (store, writer) = DiskStore::open(&dir, config.clone())?;
+        assert_eq!(
+            store.put_if_absent(&address(1), &body(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.write_health(), Ok(()));
+        assert!(
+            dir.join("ballast").exists(),
+            "ballast made while there is room"
+        );
+
+        // Less than the reserve (plus the records) is free: refused, reads go on.
+        free.store((1 << 20) + 100, Ordering::Relaxed);
+        assert_eq!(
+            store.put_if_absent(&address(2), &body(2)).await,
+            Err(StoreError::DiskFull)
+        );
+        assert_eq!(store.write_health(), Err(StoreError::DiskFull));
+        assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
+        // Nearly nothing free: refused PUTs write nothing at all, and the ballast goes before
+        // the index next writes (here a purge), so the index has room.
+        free.store(0, Ordering::Relaxed);
+        assert_eq!(
+            store.put_if_absent(&address(2), &body(2)).await,
+            Err(StoreError::DiskFull)
+        );
+        assert!(
+            dir.join("ballast").exists(),
+            "no index write, nothing released"
+        );
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert!(
+            !dir.join("ballast").exists(),
+            "ballast released on a full disk"
+        );
+
+        // Space returns: health recovers on the writer's next tick, writes work again.
+        free.store(1 << 40, Ordering::Relaxed);
+        assert_eq!(store.checkpoint().await, Ok(()));
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert_eq!(store.write_health(), Ok(()));
+        assert_eq!(
+            store.put_if_absent(&address(2), &body(2)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert!(dir.join("ballast").exists(), "ballast back");
+        close(store, writer).await;
+
+        // A start on a full disk works and serves reads.
+        free.store(0, Ordering::Relaxed);
+        let (store, writer) = DiskStore::open(&dir, config)?;
+        assert_eq!(store.get(&address(2)).await, Ok(Some(body(2))));
+        assert_eq!(
+            store.put_if_absent(&address(3), &body(3)).await,
+            Err(StoreError::DiskFull)
+        );
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_index_is_reopened_and_recovered_without_a_restart() -> Result<(), redb::Error>
+    {
+        let dir = temp_dir("reopen");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..200u32 {
+            assert_eq!(
+                store.put_if_absent(&address(i), &body(i)).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        // An index write failed: redb would refuse everything until reopened.
+        assert_eq!(store.send(Job::BreakIndex).await, Ok(()));
+        // The next write reopens it, re-applies the segments, and succeeds.
+        assert_eq!(
+            store.put_if_absent(&address(500), &body(500)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.write_health(), Ok(()));
+        for i in 0..200u32 {
+            assert_eq!(
+                store.get(&address(i)).await,
+                Ok(Some(body(i))),
+                "message {i}"
+            );
+        }
+        assert_eq!(
+            store.put_if_absent(&address(7), b"other").await,
+            Ok(PutOutcome::AlreadyExists),
+            "first write still wins"
+        );
+        assert_eq!(
+            assert_index_consistent(&store)?,
+            (0..200)
+                .chain([500])
+                .map(|i| body(i).len() as u64)
+                .sum::<u64>()
+        );
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&address(500)).await, Ok(Some(body(500))));
+        assert_eq!(store.get(&address(199)).await, Ok(Some(body(199))));
+        assert_index_consistent(&store)?;
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

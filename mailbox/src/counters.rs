@@ -29,9 +29,15 @@ pub enum Outcome {
     StoreError,
     /// Health, preflight, unknown routes and methods.
     Other,
+    /// 400 for a body that could not be read to its end (malformed or aborted).
+    BadBody,
+    /// 408: the body did not arrive in time.
+    BodyTimeout,
+    /// 507 because the disk is (nearly) full.
+    DiskFull,
 }
 
-const OUTCOMES: [(Outcome, &str); 11] = [
+const OUTCOMES: [(Outcome, &str); 14] = [
     (Outcome::Created, "created"),
     (Outcome::Hit, "hit"),
     (Outcome::Miss, "miss"),
@@ -43,6 +49,9 @@ const OUTCOMES: [(Outcome, &str); 11] = [
     (Outcome::Quota, "quota"),
     (Outcome::StoreError, "store_error"),
     (Outcome::Other, "other"),
+    (Outcome::BadBody, "bad_body"),
+    (Outcome::BodyTimeout, "body_timeout"),
+    (Outcome::DiskFull, "disk_full"),
 ];
 
 /// Lock-free counters of outcomes, plus fetched address and message totals.

@@ -23,6 +23,13 @@ pub enum ApiError {
     /// A fetch body that is empty, not a multiple of 32 bytes, or more than 256 addresses.
     #[error("bad batch")]
     BadBatch,
+    /// The body could not be read to its end (malformed chunked encoding, aborted, shorter
+    /// than its `Content-Length`).
+    #[error("malformed body")]
+    MalformedBody,
+    /// The body did not arrive in time (408).
+    #[error("body timeout")]
+    BodyTimeout,
 
     // --- The client asked for something it may not have (403/404/405/413).
     /// The write key does not hash to the address.
@@ -51,17 +58,25 @@ pub enum ApiError {
     /// The store refused the write because its quota is reached.
     #[error("quota reached")]
     QuotaReached,
+    /// The store refused the write because its disk is (nearly) full.
+    #[error("disk full")]
+    DiskFull,
 
     // --- The store failed (503).
     /// The backing store failed.
     #[error("store unavailable")]
     StoreUnavailable(&'static str),
+    /// `GET /v1/health` while writes are failing (reads are still served); the inner error
+    /// says why.
+    #[error("writes failing")]
+    WritesFailing(StoreError),
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::QuotaReached => Self::QuotaReached,
+            StoreError::DiskFull => Self::DiskFull,
             StoreError::Unavailable(class) => Self::StoreUnavailable(class),
         }
     }
@@ -77,6 +92,8 @@ impl ApiError {
             Self::BadWriteKey => (400, "bad write key"),
             Self::EmptyBody => (400, "empty body"),
             Self::BadBatch => (400, "bad batch"),
+            Self::MalformedBody => (400, "malformed body"),
+            Self::BodyTimeout => (408, "body timeout"),
             Self::WrongWriteKey => (403, "write key does not match address"),
             Self::NoRoute => (404, "not found"),
             Self::NoMessage => (404, "no message"),
@@ -84,7 +101,12 @@ impl ApiError {
             Self::AlreadyExists => (409, "address already written"),
             Self::BodyTooLarge => (413, "body too large"),
             Self::StoreUnavailable(_) => (503, "store unavailable"),
+            Self::WritesFailing(StoreError::DiskFull | StoreError::QuotaReached) => {
+                (503, "writes failing: disk full")
+            }
+            Self::WritesFailing(_) => (503, "writes failing: store error"),
             Self::QuotaReached => (507, "quota reached"),
+            Self::DiskFull => (507, "disk full"),
         }
     }
 }
@@ -109,6 +131,16 @@ mod tests {
         assert_eq!(
             ApiError::from(StoreError::QuotaReached),
             ApiError::QuotaReached
+        );
+        assert_eq!(
+            ApiError::from(StoreError::DiskFull).status_and_reason(),
+            (507, "disk full")
+        );
+        assert_eq!(ApiError::MalformedBody.status_and_reason().0, 400);
+        assert_eq!(ApiError::BodyTimeout.status_and_reason().0, 408);
+        assert_eq!(
+            ApiError::WritesFailing(StoreError::DiskFull).status_and_reason(),
+            (503, "writes failing: disk full")
         );
         assert_eq!(
             ApiError::from(StoreError::Unavailable("io"))

@@ -13,7 +13,10 @@ pub const COMMON_HEADERS: [(&str, &str); 3] = [
 
 /// Extra headers on a CORS preflight answer.
 pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
-    ("access-control-allow-methods", "GET, PUT, POST, OPTIONS"),
+    (
+        "access-control-allow-methods",
+        "GET, HEAD, PUT, POST, OPTIONS",
+    ),
     (
         "access-control-allow-headers",
         "Mailbox-Write-Key, Content-Type",
@@ -26,8 +29,15 @@ pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
 pub enum Body<'a> {
     /// The whole body, no longer than [`crate::Config::body_read_limit`].
     Complete(&'a [u8]),
-    /// The body was longer than [`crate::Config::body_read_limit`]; the host stopped reading.
+    /// The body was longer than [`crate::Config::body_read_limit`]; the host stopped reading
+    /// at the limit plus one byte.
     TooLarge,
+    /// The body could not be read to its end: malformed chunked encoding, a connection
+    /// aborted mid-body, or fewer bytes than `Content-Length` announced.
+    Malformed,
+    /// The body did not arrive within
+    /// [`crate::limits::ConnectionLimits::body_read_timeout`].
+    TimedOut,
 }
 
 /// One HTTP request, as much of it as the mailbox looks at.

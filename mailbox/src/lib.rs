@@ -25,6 +25,7 @@ mod error;
 pub mod fetch;
 pub mod hex;
 mod http;
+pub mod limits;
 mod store;
 
 pub use counters::{Counters, Outcome};
@@ -145,15 +146,23 @@ impl<S: Store> Mailbox<S> {
         if request.method == "OPTIONS" {
             return Ok((Response::preflight(), Outcome::Other));
         }
+        // HEAD is answered wherever GET is, with GET's status and headers; the hosts' HTTP
+        // layers send no body for it (hyper and workerd both drop it).
         match (route, request.method) {
-            (Route::Health, "GET") => Ok((
-                Response::new(200, "text/plain; charset=utf-8", HEALTH_BODY.into()),
-                Outcome::Other,
-            )),
+            (Route::Health, "GET" | "HEAD") => match self.store.write_health() {
+                Ok(()) => Ok((
+                    Response::new(200, "text/plain; charset=utf-8", HEALTH_BODY.into()),
+                    Outcome::Other,
+                )),
+                Err(err) => Ok((
+                    error_response(&ApiError::WritesFailing(err)),
+                    Outcome::Other,
+                )),
+            },
             (Route::Health, _) => Err(ApiError::MethodNotAllowed {
-                allow: "GET, OPTIONS",
+                allow: "GET, HEAD, OPTIONS",
             }),
-            (Route::Message(text), "GET") => {
+            (Route::Message(text), "GET" | "HEAD") => {
                 let address = parse_address(text)?;
                 match self.store.get(&address).await? {
                     Some(body) => Ok((Response::octets(200, body), Outcome::Hit)),
@@ -162,7 +171,7 @@ impl<S: Store> Mailbox<S> {
             }
             (Route::Message(text), "PUT") => self.put(text, request).await,
             (Route::Message(_), _) => Err(ApiError::MethodNotAllowed {
-                allow: "GET, PUT, OPTIONS",
+                allow: "GET, HEAD, PUT, OPTIONS",
             }),
             (Route::Fetch, "POST") => self.fetch(request.body).await,
             (Route::Fetch, _) => Err(ApiError::MethodNotAllowed {
@@ -183,6 +192,8 @@ impl<S: Store> Mailbox<S> {
             Body::Complete([]) => return Err(ApiError::EmptyBody),
             Body::Complete(body) if body.len() <= self.config.max_body => body,
             Body::Complete(_) | Body::TooLarge => return Err(ApiError::BodyTooLarge),
+            Body::Malformed => return Err(ApiError::MalformedBody),
+            Body::TimedOut => return Err(ApiError::BodyTimeout),
         };
         if !key.authorizes(&address) {
             return Err(ApiError::WrongWriteKey);
@@ -194,8 +205,11 @@ impl<S: Store> Mailbox<S> {
     }
 
     async fn fetch(&self, body: Body<'_>) -> Result<(Response, Outcome), ApiError> {
-        let Body::Complete(body) = body else {
-            return Err(ApiError::BadBatch);
+        let body = match body {
+            Body::Complete(body) => body,
+            Body::TooLarge => return Err(ApiError::BadBatch),
+            Body::Malformed => return Err(ApiError::MalformedBody),
+            Body::TimedOut => return Err(ApiError::BodyTimeout),
         };
         let addresses = fetch::parse_batch(body).ok_or(ApiError::BadBatch)?;
         let found = self.store.get_many(&addresses).await?;
@@ -232,6 +246,12 @@ pub fn parse_write_key(text: &[u8]) -> Result<WriteKey, ApiError> {
 }
 
 fn error_outcome(err: &ApiError) -> Outcome {
+    match err {
+        ApiError::MalformedBody => return Outcome::BadBody,
+        ApiError::BodyTimeout => return Outcome::BodyTimeout,
+        ApiError::DiskFull => return Outcome::DiskFull,
+        _ => {}
+    }
     match err.status_and_reason().0 {
         400 => Outcome::BadRequest,
         403 => Outcome::Forbidden,

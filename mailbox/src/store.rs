@@ -20,6 +20,10 @@ pub enum StoreError {
     /// Accepting the blob would take the store past its configured quota.
     #[error("store quota reached")]
     QuotaReached,
+    /// The disk holding the store has less free space than the host keeps in reserve;
+    /// writes are refused until space returns (reads go on).
+    #[error("disk full")]
+    DiskFull,
     /// The backing store failed; the text is an error class, never data.
     #[error("store unavailable ({0})")]
     Unavailable(&'static str),
@@ -45,4 +49,11 @@ pub trait Store {
         &self,
         addresses: &[Address],
     ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>>;
+
+    /// Whether writes are currently failing, and why (answered by `GET /v1/health` as a
+    /// `503` while reads go on). Cheap and synchronous: a store reports the state its last
+    /// writes left, it does not probe. The default: never failing.
+    fn write_health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -14,6 +14,7 @@ struct MemStore {
     map: RefCell<HashMap<[u8; 32], Vec<u8>>>,
     quota: Option<usize>,
     broken: bool,
+    disk_full: bool,
 }
 
 impl Store for MemStore {
@@ -24,6 +25,9 @@ impl Store for MemStore {
     ) -> Result<PutOutcome, StoreError> {
         if self.broken {
             return Err(StoreError::Unavailable("test"));
+        }
+        if self.disk_full {
+            return Err(StoreError::DiskFull);
         }
         let mut map = self.map.borrow_mut();
         if map.contains_key(&address.0) {
@@ -43,6 +47,14 @@ impl Store for MemStore {
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let map = self.map.borrow();
         Ok(addresses.iter().map(|a| map.get(&a.0).cloned()).collect())
+    }
+
+    fn write_health(&self) -> Result<(), StoreError> {
+        if self.disk_full {
+            Err(StoreError::DiskFull)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -262,6 +274,54 @@ fn method_not_allowed_names_allowed_methods() {
     let m = mailbox();
     let r = call(&m, "GET", "/v1/fetch", None, b"");
     assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
+    let r = call(&m, "DELETE", "/v1/health", None, b"");
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+}
+
+#[test]
+fn head_is_answered_wherever_get_is() {
+    let m = mailbox();
+    let k = key(30);
+    let path = format!("/v1/m/{}", addr_hex(&k));
+    assert_eq!(call(&m, "HEAD", &path, None, b"").status, 404);
+    assert_eq!(put(&m, &k, b"hello"), 201);
+    for p in [path.as_str(), "/v1/health"] {
+        let get = call(&m, "GET", p, None, b"");
+        let head = call(&m, "HEAD", p, None, b"");
+        assert_eq!(
+            head, get,
+            "{p}: the host drops HEAD's body, nothing else differs"
+        );
+    }
+    assert_eq!(call(&m, "HEAD", "/v1/fetch", None, b"").status, 405);
+    assert_eq!(call(&m, "HEAD", "/v1/m/xyz", None, b"").status, 400);
+}
+
+#[test]
+fn malformed_or_late_bodies_are_not_counted_as_too_large() {
+    let m = mailbox();
+    let k = key(31);
+    let key_text = key_hex(&k);
+    let path = format!("/v1/m/{}", addr_hex(&k));
+    for (body, want) in [(Body::Malformed, 400), (Body::TimedOut, 408)] {
+        for (method, path) in [("PUT", path.as_str()), ("POST", "/v1/fetch")] {
+            let request = Request {
+                method,
+                path,
+                write_key: Some(key_text.as_bytes()),
+                body,
+            };
+            assert_eq!(
+                block_on(m.handle(&request)).status,
+                want,
+                "{method} {body:?}"
+            );
+        }
+    }
+    assert_eq!(m.counters().get(Outcome::BadBody), 2);
+    assert_eq!(m.counters().get(Outcome::BodyTimeout), 2);
+    assert_eq!(m.counters().get(Outcome::TooLarge), 0);
+    assert_eq!(m.counters().get(Outcome::BadRequest), 0);
 }
 
 #[test]
@@ -336,6 +396,32 @@ fn quota_is_507_and_store_failure_is_503() {
     );
     assert_eq!(r.status, 503);
     assert_eq!(broken.counters().get(Outcome::StoreError), 1);
+}
+
+#[test]
+fn a_full_disk_is_507_for_writes_503_for_health_and_reads_go_on() {
+    let m = Mailbox::new(
+        MemStore {
+            disk_full: true,
+            ..MemStore::default()
+        },
+        Config::default(),
+    );
+    let k = key(40);
+    m.store()
+        .map
+        .borrow_mut()
+        .insert(k.address().0, b"kept".to_vec());
+    assert_eq!(put(&m, &key(41), b"x"), 507);
+    assert_eq!(m.counters().get(Outcome::DiskFull), 1);
+    let got = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&k)), None, b"");
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"kept"[..]));
+    let health = call(&m, "GET", "/v1/health", None, b"");
+    assert_eq!(
+        (health.status, health.body.as_slice()),
+        (503, &b"writes failing: disk full"[..])
+    );
+    assert_eq!(health.header("access-control-allow-origin"), Some("*"));
 }
 
 #[test]

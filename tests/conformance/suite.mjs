@@ -64,6 +64,80 @@ export function conformanceSuite(name, { start, maxBody, passTtl }) {
       assert.deepEqual(await bytes(res), blob, "first write wins");
     });
 
+    test("HEAD is answered wherever GET is, with GET's status and length and no body", async () => {
+      const slot = newSlot();
+      const blob = randomBytes(100);
+      let res = await fetch(`${base}/v1/m/${slot.addressHex}`, { method: "HEAD" });
+      assert.equal(res.status, 404);
+      await res.arrayBuffer();
+      res = await put(base, slot, blob);
+      assert.equal(res.status, 201);
+      await res.arrayBuffer();
+      res = await fetch(`${base}/v1/m/${slot.addressHex}`, { method: "HEAD" });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "application/octet-stream");
+      assertCommonHeaders(res, "HEAD 200");
+      assert.equal((await bytes(res)).length, 0, "no body");
+      res = await fetch(`${base}/v1/health`, { method: "HEAD" });
+      assert.equal(res.status, 200);
+      assert.equal((await bytes(res)).length, 0);
+      res = await fetch(`${base}/v1/fetch`, { method: "HEAD" });
+      assert.equal(res.status, 405);
+      assert.match(res.headers.get("allow") ?? "", /POST/);
+      await res.arrayBuffer();
+      res = await fetch(`${base}/v1/m/${slot.addressHex}`, { method: "DELETE" });
+      assert.equal(res.headers.get("allow"), "GET, HEAD, PUT, OPTIONS");
+      await res.arrayBuffer();
+    });
+
+    test("streamed bodies without Content-Length: too large is 413 (PUT) or 400 (fetch), an aborted one is 400", async () => {
+      /** A chunked body of `total` bytes in 16 KiB chunks. */
+      const chunked = (total) =>
+        new ReadableStream({
+          pull(controller) {
+            const n = Math.min(16 << 10, total);
+            total -= n;
+            if (n > 0) controller.enqueue(new Uint8Array(n).fill(7));
+            if (total === 0) controller.close();
+          },
+        });
+      const slot = newSlot();
+      const send = (path, method, body, headers = {}) =>
+        fetch(`${base}${path}`, { method, body, headers, duplex: "half" });
+      let res = await send(`/v1/m/${slot.addressHex}`, "PUT", chunked(maxBody + 1), {
+        "Mailbox-Write-Key": slot.keyHex,
+      });
+      assert.equal(res.status, 413);
+      assert.equal(await res.text(), "body too large");
+      res = await send("/v1/fetch", "POST", chunked(256 * 32 + 1));
+      assert.equal(res.status, 400);
+      assert.equal(await res.text(), "bad batch");
+      res = await send(`/v1/m/${slot.addressHex}`, "PUT", chunked(maxBody), { "Mailbox-Write-Key": slot.keyHex });
+      assert.equal(res.status, 201, "a chunked body of exactly the maximum is fine");
+      await res.arrayBuffer();
+      // Malformed chunked encoding, on a raw socket.
+      const url = new URL(base);
+      const other = newSlot();
+      const answer = await new Promise((ok, fail) => {
+        import("node:net").then(({ connect }) => {
+          const s = connect(Number(url.port), url.hostname);
+          let out = "";
+          s.on("data", (c) => (out += c));
+          s.on("close", () => ok(out));
+          s.on("error", fail);
+          s.write(
+            `PUT /v1/m/${other.addressHex} HTTP/1.1\r\nHost: ${url.host}\r\nMailbox-Write-Key: ${other.keyHex}\r\n` +
+              "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n",
+          );
+          setTimeout(() => s.end(), 200);
+        });
+      });
+      assert.match(answer, /^HTTP\/1\.1 400 /, `malformed chunked body: ${answer.split("\r\n")[0]}`);
+      res = await get(base, other);
+      assert.equal(res.status, 404, "nothing stored from it");
+      await res.arrayBuffer();
+    });
+
     test("GET of an empty address is 404", async () => {
       const res = await get(base, newSlot());
       assert.equal(res.status, 404);

@@ -27,7 +27,8 @@ export async function freePort() {
 /**
  * Starts `mailbox-server` on a free loopback port.
  * Options: ttl (seconds), maxBody, quota, www (folder), dataDir (default: a fresh temp dir,
- * removed by stop()), port (default: free), extraArgs.
+ * removed by stop()), port (default: free), extraArgs, nofile (run it under
+ * `prlimit --nofile=N:N`, a lower open-file limit).
  */
 export async function startNative(opts = {}) {
   const bin = process.env.HUSH_MAILBOX_SERVER_BIN ?? join(ROOT, "target/debug/mailbox-server");
@@ -42,7 +43,10 @@ export async function startNative(opts = {}) {
   args.push(...(opts.extraArgs ?? []));
 
   let out = "";
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child =
+    opts.nofile === undefined
+      ? spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn("prlimit", [`--nofile=${opts.nofile}:${opts.nofile}`, bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const ready = new Promise((ok, fail) => {
     const onData = (chunk) => {
       out += chunk;

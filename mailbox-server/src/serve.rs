@@ -1,0 +1,480 @@
+//! Serving connections the way a well-configured nginx in front of an app would: a header
+//! timeout, a body timeout (in `http`), an idle timeout, a small header buffer, and a cap on
+//! open connections, all from [`mailbox::limits::ConnectionLimits`].
+//!
+//! The HTTP itself is hyper's (`http1::Builder` with tokio's timer: `header_read_timeout`,
+//! `max_header_size`, `max_buf_size`); graceful shutdown is hyper-util's. What this module
+//! adds is connection management hyper leaves to its user:
+//!
+//! - **The cap.** At most `max_connections` are open. When a new connection arrives at the
+//!   cap, the oldest connection with no request being handled (an idle keep-alive, or one
+//!   still sending its request head) is closed to make room, as nginx reuses idle keep-alive
+//!   connections when it runs out; if every connection is busy in a handler, accepting
+//!   pauses until one ends (new clients wait in the kernel's listen queue). So slow clients
+//!   cannot keep a normal request out for longer than it takes to send it.
+//! - **Idle / stalled connections.** A connection with no request being handled on which no
+//!   byte moved either way for `idle_timeout` is closed: idle keep-alives, and clients that
+//!   stop reading their response (hyper has no write timeout).
+//! - **Accept failures** (`EMFILE` and the like) pause accepting for 100 ms instead of
+//!   spinning.
+//! - **A log line**, at most once a second and only when something was shed: counts only,
+//!   never an address or a client IP.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use mailbox::limits::ConnectionLimits;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// Pause after a failed `accept` (out of file descriptors, memory, ...).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often the shedding counts may be logged.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+/// hyper's smallest allowed read buffer.
+const MIN_READ_BUFFER: usize = 8 << 10;
+
+/// File descriptors kept for the store and the runtime (index, segments, epoll, stdio) when
+/// the connection cap is derived from the process's limit.
+const FD_RESERVE: u64 = 64;
+
+/// Raises the soft limit on open files to the hard limit, and returns the connection cap
+/// that fits under it: `wanted`, but at most half the limit and at least leave
+/// [`FD_RESERVE`] descriptors for the store.
+pub fn fit_connection_cap(wanted: usize) -> (usize, Option<u64>) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(err) = setrlimit(Resource::Nofile, raised) {
+            eprintln!("mailbox-server: could not raise the open-file limit: {err}");
+        }
+    }
+    let files = getrlimit(Resource::Nofile).current;
+    let cap = match files {
+        Some(n) => {
+            let fits = (n / 2).min(n.saturating_sub(FD_RESERVE)).max(1);
+            wanted.min(usize::try_from(fits).unwrap_or(usize::MAX))
+        }
+        None => wanted,
+    };
+    (cap, files)
+}
+
+/// Counts of what the connection layer did since start (counts only).
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed at the cap to make room for a new one.
+    pub shed_at_cap: AtomicU64,
+    /// Times accepting paused because every connection was busy.
+    pub paused_at_cap: AtomicU64,
+    /// Connections closed by hyper's header read timeout.
+    pub header_timeouts: AtomicU64,
+    /// Connections closed after `idle_timeout` without a byte moving.
+    pub idle_closed: AtomicU64,
+    /// Failed `accept` calls.
+    pub accept_errors: AtomicU64,
+}
+
+impl ConnStats {
+    /// Everything worth a log line: connections closed or refused because of the cap or a
+    /// timeout, and failed accepts. (Idle keep-alives closing is normal and not counted.)
+    fn shed_total(&self) -> u64 {
+        [
+            &self.shed_at_cap,
+            &self.paused_at_cap,
+            &self.header_timeouts,
+            &self.accept_errors,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What a connection's task shares with the accept loop and its I/O.
+struct ConnShared {
+    /// Requests being handled on this connection.
+    busy: AtomicUsize,
+    /// When a byte last moved, in ms since `epoch`.
+    last_io_ms: AtomicU64,
+    epoch: Instant,
+    /// Closes the connection (made room for a newer one).
+    kill: Notify,
+}
+
+impl ConnShared {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_io_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Open connections by accept order (oldest first).
+#[derive(Default)]
+struct ConnTable {
+    live: Mutex<BTreeMap<u64, Arc<ConnShared>>>,
+    /// Signalled whenever a connection ends.
+    freed: Notify,
+}
+
+impl ConnTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnShared>>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Below the cap: true. At it: closes the oldest connection with no request being
+    /// handled and returns true, or returns false if every connection is busy.
+    fn make_room(&self, cap: usize, stats: &ConnStats) -> bool {
+        let mut live = self.lock();
+        if live.len() < cap {
+            return true;
+        }
+        let victim = live
+            .iter()
+            .find(|(_, c)| !c.is_busy())
+            .map(|(&id, c)| (id, Arc::clone(c)));
+        match victim {
+            Some((id, conn)) => {
+                live.remove(&id);
+                conn.kill.notify_one();
+                bump(&stats.shed_at_cap);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+        self.freed.notify_one();
+    }
+}
+
+/// A socket that records when a byte last moved.
+struct Watched {
+    io: TcpStream,
+    conn: Arc<ConnShared>,
+}
+
+impl Watched {
+    fn progress<T>(&self, poll: &Poll<io::Result<T>>, moved: bool) {
+        if matches!(poll, Poll::Ready(Ok(_))) && moved {
+            self.conn.touch();
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.progress(&poll, buf.filled().len() > before);
+        poll
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        let moved = matches!(poll, Poll::Ready(Ok(n)) if n > 0);
+        self.progress(&poll, moved);
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let moved = matches!(poll, Poll::Ready(Ok(n)) if n > 0);
+        self.progress(&poll, moved);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Counts a request as being handled on its connection while alive.
+struct Busy(Arc<ConnShared>);
+
+impl Busy {
+    fn enter(conn: &Arc<ConnShared>) -> Self {
+        conn.busy.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(conn))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// Resolves once the connection has had no request being handled and no byte moving for
+/// `idle`.
+async fn idle(conn: &ConnShared, idle: Duration) {
+    loop {
+        let quiet = conn.quiet_for();
+        if quiet >= idle && !conn.is_busy() {
+            return;
+        }
+        let wait = if conn.is_busy() {
+            idle
+        } else {
+            idle.saturating_sub(quiet)
+        };
+        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+    }
+}
+
+/// Whether an accept error means "out of a resource" (back off) rather than "that one
+/// connection failed" (go on).
+fn is_resource_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(code) if [rustix::io::Errno::MFILE, rustix::io::Errno::NFILE, rustix::io::Errno::NOBUFS, rustix::io::Errno::NOMEM]
+            .iter()
+            .any(|e| e.raw_os_error() == code)
+    )
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then stops
+/// accepting, lets open connections finish their requests (at most the header and body
+/// timeouts), and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let stats = Arc::new(ConnStats::default());
+    let table = Arc::new(ConnTable::default());
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER));
+    let graceful = GracefulShutdown::new();
+    let logger = tokio::spawn(log_loop(
+        Arc::clone(&stats),
+        Arc::clone(&table),
+        limits.max_connections,
+    ));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut next_id: u64 = 0;
+    loop {
+        // Room for one more connection, or wait for one to end.
+        while !table.make_room(limits.max_connections, &stats) {
+            bump(&stats.paused_at_cap);
+            tokio::select! {
+                () = table.freed.notified() => {}
+                () = &mut shutdown => return finish(graceful, limits, logger).await,
+            }
+        }
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(err) => {
+                    bump(&stats.accept_errors);
+                    if is_resource_error(&err) {
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        bump(&stats.accepted);
+        let _ = stream.set_nodelay(true);
+        let conn = Arc::new(ConnShared {
+            busy: AtomicUsize::new(0),
+            last_io_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            kill: Notify::new(),
+        });
+        let id = next_id;
+        next_id += 1;
+        table.lock().insert(id, Arc::clone(&conn));
+        let service = TowerToHyperService::new(app.clone());
+        let handler = Arc::clone(&conn);
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let busy = Busy::enter(&handler);
+            let response = hyper::service::Service::call(&service, request);
+            async move {
+                let response = response.await;
+                drop(busy);
+                response
+            }
+        });
+        let io = TokioIo::new(Watched {
+            io: stream,
+            conn: Arc::clone(&conn),
+        });
+        let connection = graceful.watch(http.serve_connection(io, service));
+        let table = Arc::clone(&table);
+        let stats = Arc::clone(&stats);
+        let idle_timeout = limits.idle_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(err) = result && err.is_timeout() {
+                        bump(&stats.header_timeouts);
+                    }
+                }
+                () = conn.kill.notified() => {}
+                () = idle(&conn, idle_timeout) => bump(&stats.idle_closed),
+            }
+            table.remove(id);
+        });
+    }
+    finish(graceful, limits, logger).await;
+}
+
+async fn finish(
+    graceful: GracefulShutdown,
+    limits: ConnectionLimits,
+    logger: tokio::task::JoinHandle<()>,
+) {
+    let grace = limits.header_read_timeout + limits.body_read_timeout;
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    logger.abort();
+}
+
+/// Logs the shedding counts, at most once a second and only when they changed.
+async fn log_loop(stats: Arc<ConnStats>, table: Arc<ConnTable>, cap: usize) {
+    let mut tick = tokio::time::interval(LOG_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let total = stats.shed_total();
+        if total != last {
+            last = total;
+            let open = table.lock().len();
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            eprintln!(
+                "mailbox-server: shedding connections: open={open} cap={cap} accepted={} \
+                 shed_at_cap={} paused_at_cap={} header_timeouts={} idle_closed={} \
+                 accept_errors={}",
+                get(&stats.accepted),
+                get(&stats.shed_at_cap),
+                get(&stats.paused_at_cap),
+                get(&stats.header_timeouts),
+                get(&stats.idle_closed),
+                get(&stats.accept_errors),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(busy: usize) -> Arc<ConnShared> {
+        Arc::new(ConnShared {
+            busy: AtomicUsize::new(busy),
+            last_io_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            kill: Notify::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_oldest_connection_without_a_request_makes_room() {
+        let table = ConnTable::default();
+        let stats = ConnStats::default();
+        let (busy_old, idle_old, idle_new) = (conn(1), conn(0), conn(0));
+        for (id, c) in [(1, &busy_old), (2, &idle_old), (3, &idle_new)] {
+            table.lock().insert(id, Arc::clone(c));
+        }
+        assert!(table.make_room(4, &stats), "below the cap: nothing closed");
+        assert_eq!(table.lock().len(), 3);
+        assert!(table.make_room(3, &stats));
+        assert_eq!(table.lock().keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        // The evicted connection's task is told (the permit waits for it).
+        tokio::time::timeout(Duration::from_secs(1), idle_old.kill.notified())
+            .await
+            .ok();
+        assert_eq!(stats.shed_at_cap.load(Ordering::Relaxed), 1);
+        idle_new.busy.store(1, Ordering::Relaxed);
+        assert!(!table.make_room(2, &stats), "every connection busy: wait");
+        table.remove(3);
+        assert!(table.make_room(2, &stats));
+    }
+
+    #[tokio::test]
+    async fn idle_resolves_only_without_requests_or_traffic() {
+        let c = conn(1);
+        let quiet = Duration::from_millis(30);
+        let waited = tokio::time::timeout(Duration::from_millis(100), idle(&c, quiet)).await;
+        assert!(waited.is_err(), "a busy connection is never idle");
+        c.busy.store(0, Ordering::Relaxed);
+        let waited = tokio::time::timeout(Duration::from_secs(5), idle(&c, quiet)).await;
+        assert!(waited.is_ok());
+        assert!(c.quiet_for() >= quiet);
+    }
+
+    #[test]
+    fn the_cap_fits_under_the_open_file_limit() {
+        let (cap, files) = fit_connection_cap(usize::MAX);
+        if let Some(files) = files {
+            assert!(
+                cap as u64 <= files / 2 && cap as u64 <= files.saturating_sub(FD_RESERVE).max(1)
+            );
+        }
+        assert_eq!(fit_connection_cap(10).0, 10.min(cap));
+    }
+}
