@@ -123,11 +123,26 @@ async function boot() {
   else showSetup();
 }
 
-/** Moves an invite in the URL fragment into memory and out of the address bar and history. */
+/**
+ * `#` written as `%23` (or `%2523`) by a chat app or mail client, followed by invite
+ * characters: the invite arrived in the path or query instead of the fragment (the host
+ * serves the app for such paths, docs/HOSTING.md).
+ */
+const ENCODED_HASH = /%(?:25)*23(?=[A-Za-z0-9_-])/i;
+
+/** Moves an invite in the URL into memory and out of the address bar and history. */
 function takeInviteFromUrl() {
-  if (location.hash.length <= 1) return false;
+  if (location.hash.length > 1) {
+    app.incomingInvite = location.href;
+    history.replaceState(null, "", location.pathname + location.search);
+    return true;
+  }
+  const where = location.pathname + location.search;
+  const encoded = ENCODED_HASH.exec(where);
+  if (!encoded) return false;
   app.incomingInvite = location.href;
-  history.replaceState(null, "", location.pathname + location.search);
+  // Back to the site's own address: what came before the `%23`.
+  history.replaceState(null, "", where.slice(0, encoded.index).replace(/\?$/, "") || "/");
   return true;
 }
 
@@ -420,8 +435,21 @@ function renderList() {
   document.title = unread > 0 ? `(${unread}) Hush` : "Hush";
 }
 
+const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+
+/**
+ * The avatar letter: the name's first user-perceived character (a whole emoji with its
+ * modifiers and joiners, a flag, a letter with its accents), capitalised when that keeps it
+ * one character ("ß" stays "ß", not "SS").
+ */
 function initial(name) {
-  return (name.trim()[0] ?? "?").toUpperCase();
+  const trimmed = name.trim();
+  if (!trimmed) return "?";
+  const first = graphemes
+    ? graphemes.segment(trimmed)[Symbol.iterator]().next().value.segment
+    : String.fromCodePoint(trimmed.codePointAt(0));
+  const upper = first.toUpperCase();
+  return [...upper].length === [...first].length ? upper : first;
 }
 
 function markCurrentInList() {
@@ -706,15 +734,28 @@ function showJoin(prefill = "") {
   );
 }
 
-/** The mailbox for an invite that names none: the mailbox of the site the link points to. */
+/**
+ * The mailbox for an invite that names none: the mailbox of the site the link points to. The
+ * pasted text may be damaged the ways the client's parser undoes (protocol/src/invite.rs,
+ * `Invite::from_link_fragment`): percent-encoded, wrapped in brackets or quotes, inside a
+ * sentence. The site is the last http(s) URL before the invite's `#`.
+ */
 function joinDefaultMailbox(invite) {
-  try {
-    const url = new URL(invite);
-    if (url.protocol === "https:" || url.protocol === "http:") return url.origin;
-  } catch {
-    // Only the fragment was pasted.
+  let text = invite;
+  for (let round = 0; round < 3 && /%[0-9a-f]{2}/i.test(text); round++) {
+    text = text.replace(/%([0-9a-f]{2})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
   }
-  return mailboxUrl();
+  const hash = text.lastIndexOf("#");
+  const before = hash >= 0 ? text.slice(0, hash) : text;
+  // The last "http(s)://" starts the site's URL (a redirect's own URL comes before it).
+  const start = [...before.matchAll(/https?:\/\//gi)].at(-1);
+  const site = start && /^[^\s"'<>()[\]{}“”‘’«»]+/.exec(before.slice(start.index));
+  try {
+    if (site) return new URL(site[0]).origin;
+  } catch {
+    // Not a URL after all.
+  }
+  return mailboxUrl(); // Only the fragment was pasted.
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1223,9 +1264,9 @@ function errorText(err) {
     case ErrorCode.Locked:
       return "Hush is locked. Unlock it first.";
     case ErrorCode.InvalidInvite:
-      return "This is not a valid Hush invite. Check that the whole link was copied.";
+      return inviteRefusal(err);
     case ErrorCode.InviteExpired:
-      return "This invite has expired. Ask for a new one.";
+      return expiredInvite();
     case ErrorCode.MailboxUnreachable:
       return "The mailbox can't be reached right now. Try again in a moment.";
     case ErrorCode.MailboxRejected:
@@ -1241,6 +1282,39 @@ function errorText(err) {
     default:
       return err?.message ?? "Something went wrong.";
   }
+}
+
+/**
+ * Why an invite link was refused, and what to do. The client's message names the problem in
+ * words meant for people (protocol/src/error.rs, `InviteError`): incomplete, extra
+ * characters, followed by text, no invite, a newer version, damaged.
+ */
+function inviteRefusal(err) {
+  const detail = String(err?.message ?? "")
+    .replace(/^invalid invite:\s*/i, "")
+    .trim();
+  let advice = "Check that the whole link was copied.";
+  if (/incomplete/.test(detail)) advice = "Copy the whole link again, up to its last character.";
+  else if (/extra characters/.test(detail)) advice = "Something was added to its end: copy the link again, on its own.";
+  else if (/followed by text/.test(detail)) advice = "Copy only the link, without the text after it.";
+  else if (/no Hush invite/.test(detail)) advice = "Paste the invite link they sent you (it has a # followed by a long code), or scan their QR code.";
+  else if (/newer version/.test(detail)) advice = "Reload this page to update Hush, or ask them for a new invite.";
+  else if (/damaged/.test(detail)) advice = "Copy the link again, or ask them to send it again.";
+  return detail ? `This invite link can't be used: ${detail}. ${advice}` : `This is not a valid Hush invite. ${advice}`;
+}
+
+/**
+ * An invite refused as expired: the client allows for clocks up to two days apart
+ * (INVITE_CLOCK_TOLERANCE), so either it is old or a clock is wrong by days. This device's
+ * time is shown so the person can tell which.
+ */
+function expiredInvite() {
+  const now = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" }).format(Date.now());
+  return (
+    `This invite has expired by this device's clock, which says it is ${now}. ` +
+    "If they made the invite recently, this device's clock or theirs is wrong by days: check the date, time and time zone on both, then try again. " +
+    "Otherwise, ask them for a new invite."
+  );
 }
 
 boot();

@@ -12,7 +12,7 @@ fn symbol(value: u32) -> char {
         .map_or('A', |&b| char::from(b))
 }
 
-fn value(symbol: u8) -> Option<u32> {
+pub(crate) fn value(symbol: u8) -> Option<u32> {
     let v = match symbol {
         b'A'..=b'Z' => symbol - b'A',
         b'a'..=b'z' => symbol - b'a' + 26,
@@ -22,6 +22,16 @@ fn value(symbol: u8) -> Option<u32> {
         _ => return None,
     };
     Some(u32::from(v))
+}
+
+/// Whether `byte` is one of the 64 symbols of the URL-safe alphabet.
+pub fn is_symbol(byte: u8) -> bool {
+    value(byte).is_some()
+}
+
+/// The length of the unpadded encoding of `len` bytes.
+pub const fn encoded_len(len: usize) -> usize {
+    (len * 4).div_ceil(3)
 }
 
 /// Encodes without padding.
@@ -100,6 +110,15 @@ mod tests {
         assert_eq!(decode("Z"), None); // impossible length
         assert_eq!(decode("Zm+v"), None); // standard alphabet
         assert_eq!(decode("Zm9v\n"), None);
+    }
+
+    #[test]
+    fn symbols_and_lengths() {
+        assert!(ALPHABET.iter().all(|&b| is_symbol(b)));
+        assert_eq!((0..=255u8).filter(|&b| is_symbol(b)).count(), 64);
+        for len in 0..40 {
+            assert_eq!(encoded_len(len), encode(&vec![0; len]).len());
+        }
     }
 
     #[test]

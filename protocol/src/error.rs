@@ -69,6 +69,10 @@ pub enum EncryptError {
 }
 
 /// Why an invite could not be created, parsed or joined.
+///
+/// The messages of the link variants (`NotAnInvite`, `Incomplete`, `ExtraCharacters`,
+/// `Ambiguous`, `InvalidBase64`, `UnsupportedVersion`) are worded for the person who pasted the
+/// link: the web app shows them as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum InviteError {
@@ -78,19 +82,44 @@ pub enum InviteError {
     /// Caller: the mailbox URL is longer than [`MAX_MAILBOX_URL_LEN`](crate::MAX_MAILBOX_URL_LEN).
     #[error("mailbox URL too long")]
     UrlTooLong,
-    /// Data: the invite bytes are too short or the mailbox URL is not UTF-8.
+    /// Caller: the mailbox URL contains a space or a control character (no URL does).
+    #[error("mailbox URL contains a space or a control character")]
+    InvalidUrl,
+    /// Data: the invite bytes are too short, or the mailbox URL is not UTF-8 or contains a space
+    /// or a control character.
     #[error("invite is malformed")]
     Malformed,
-    /// Data: the invite's version byte is not one this crate reads.
-    #[error("unsupported invite version {0}")]
+    /// Data: the invite's version byte is not one this crate reads (a newer format).
+    #[error("the invite was made by a newer version of Hush (invite format {0})")]
     UnsupportedVersion(u8),
-    /// Data: the link fragment is not valid unpadded base64url.
-    #[error("invite link is not valid base64url")]
+    /// Data: the link text holds no invite at all (nothing that starts like one).
+    #[error("this text holds no Hush invite")]
+    NotAnInvite,
+    /// Data: the link holds the start of an invite but too few characters: cut short, or
+    /// characters lost in the middle.
+    #[error("the invite is incomplete ({found} of at least {needed} characters)")]
+    Incomplete {
+        /// Invite characters found.
+        found: usize,
+        /// The fewest an invite has.
+        needed: usize,
+    },
+    /// Data: a complete invite followed, without a break, by characters that cannot belong
+    /// to it.
+    #[error("the invite has extra characters joined to its end")]
+    ExtraCharacters,
+    /// Data: the text after the invite could also be read as part of it (an invite with a
+    /// mailbox URL followed by other text): refused rather than guessed.
+    #[error("the invite is followed by text that could be part of it")]
+    Ambiguous,
+    /// Data: the link's invite characters do not decode: some are missing or were changed.
+    #[error("the invite is damaged (characters are missing or were changed)")]
     InvalidBase64,
     /// Data: the invite's public key is of small order.
     #[error("invite public key is invalid")]
     InvalidPublicKey,
-    /// Caller: the invite expired before `join` was called.
+    /// Caller: the invite expired, by the caller's clock, longer ago than
+    /// [`INVITE_CLOCK_TOLERANCE`](crate::INVITE_CLOCK_TOLERANCE) before `join` was called.
     #[error("the invite has expired")]
     Expired,
     /// Caller: in mutual mode, the scanned invite is this side's own.

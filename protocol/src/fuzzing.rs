@@ -2,13 +2,15 @@
 //! and `cargo test` replays the committed corpora in `tests/fuzz-corpus/<target>/` through
 //! the same functions. Every harness asserts an invariant besides "does not panic".
 
-use crate::invite::Invite;
+use crate::base64url;
+use crate::invite::{Invite, percent_decode};
 use crate::pickle::seal_raw_v1;
 use crate::session::Session;
 use crate::testing::SeededRng;
 use crate::{BLOB_LEN, PendingInvite};
 
-/// Invite parsing: binary and link forms. Whatever parses must re-encode to the same bytes.
+/// Invite parsing: binary and link forms. Whatever parses as bytes must re-encode to the same
+/// bytes; whatever parses as a link must come from the text by stripping only.
 pub fn invite(data: &[u8]) {
     if let Ok(invite) = Invite::from_bytes(data) {
         assert_eq!(
@@ -29,16 +31,44 @@ pub fn invite(data: &[u8]) {
         let link = invite.to_link_fragment();
         assert_eq!(Invite::from_link_fragment(&link).as_ref(), Ok(&invite));
     }
-    if let Ok(text) = core::str::from_utf8(data)
-        && let Ok(invite) = Invite::from_link_fragment(text)
-    {
-        {
-            assert_eq!(
-                invite.to_link_fragment().as_str(),
-                text,
-                "link re-encoding differs"
-            );
+    if let Ok(text) = core::str::from_utf8(data) {
+        invite_link(text);
+    }
+}
+
+/// Link parsing only strips: whatever a pasted text parses to, its canonical fragment is the
+/// leading symbols of what follows the text's last `#` (after percent-decoding), in order; a
+/// text that is a canonical fragment parses to exactly that (strict) invite.
+fn invite_link(text: &str) {
+    let parsed = Invite::from_link_fragment(text);
+    let strict = base64url::decode(text).and_then(|bytes| Invite::from_bytes(&bytes).ok());
+    if let Some(strict) = &strict {
+        assert_eq!(
+            parsed.as_ref(),
+            Ok(strict),
+            "a canonical fragment parses strictly"
+        );
+    }
+    if let Ok(invite) = parsed {
+        let canonical = invite.to_link_fragment();
+        let decoded = percent_decode(text.as_bytes());
+        let after_hash = match decoded.iter().rposition(|&b| b == b'#') {
+            Some(hash) => decoded.get(hash + 1..).unwrap_or_default(),
+            None => &decoded[..],
+        };
+        let symbols: Vec<u8> = after_hash
+            .iter()
+            .copied()
+            .filter(|&b| base64url::is_symbol(b))
+            .collect();
+        assert!(
+            symbols.starts_with(canonical.as_bytes()),
+            "the invite is not the text's leading symbols"
+        );
+        if text.bytes().all(base64url::is_symbol) {
+            assert_eq!(canonical.as_str(), text, "link re-encoding differs");
         }
+        assert_eq!(Invite::from_link_fragment(&canonical).as_ref(), Ok(&invite));
     }
 }
 

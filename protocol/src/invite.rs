@@ -43,6 +43,30 @@ pub const MAX_MAILBOX_URL_LEN: usize = 200;
 /// the inviter next polls.
 pub const INVITE_ACCEPT_GRACE: u64 = 24 * 60 * 60;
 
+/// How far past `expires_at` (seconds, by the joiner's clock) [`Invite::join`] still joins.
+///
+/// `expires_at` is read on the inviter's clock and compared with the joiner's, so the two
+/// clocks' difference counts against the invite's life: with a 24-hour invite, a joiner whose
+/// clock runs 25 hours ahead would otherwise be refused a fresh invite. Realistic errors of a
+/// device clock set by hand are a wrong time zone (up to 26 hours: UTC−12 against UTC+14), a
+/// date one day off, AM/PM (12 hours) or daylight saving (1 hour); 48 hours covers a wrong zone
+/// together with a wrong day. The tolerance is safe to give because the joiner's check only
+/// spares a pointless join: the inviter alone decides, on its own clock, by refusing a hello
+/// after `expires_at + INVITE_ACCEPT_GRACE` ([`PendingInvite::accept`]). Its cost: a joiner
+/// with a right clock can join an invite that expired up to 48 hours ago, and then waits for
+/// an inviter that no longer listens.
+pub const INVITE_CLOCK_TOLERANCE: u64 = 48 * 60 * 60;
+
+/// Length of the link fragment of an invite without a mailbox URL (98 characters): the
+/// shortest invite link fragment.
+pub const INVITE_LINK_MIN_LEN: usize = base64url::encoded_len(INVITE_BASE_LEN);
+
+/// Length of the longest link fragment (an invite with a 200-byte mailbox URL).
+const INVITE_LINK_MAX_LEN: usize = base64url::encoded_len(INVITE_BASE_LEN + MAX_MAILBOX_URL_LEN);
+
+/// Rounds of percent-decoding a pasted link gets (a link encoded by a redirect, then again).
+const PERCENT_DECODE_ROUNDS: usize = 3;
+
 /// HKDF info label of the invite key schedule.
 pub const INVITE_KDF_LABEL: &[u8] = b"hush/v1/invite";
 
@@ -173,6 +197,9 @@ impl Invite {
         if mailbox_url.is_some_and(|u| u.len() > MAX_MAILBOX_URL_LEN) {
             return Err(InviteError::UrlTooLong);
         }
+        if mailbox_url.is_some_and(|u| !is_url_text(u)) {
+            return Err(InviteError::InvalidUrl);
+        }
         let mut secret_bytes = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(&mut secret_bytes[..]);
         let secret = InviteSecret::from_bytes(&secret_bytes);
@@ -225,6 +252,9 @@ impl Invite {
             return Err(InviteError::UrlTooLong);
         }
         let url = core::str::from_utf8(url).map_err(|_| InviteError::Malformed)?;
+        if !is_url_text(url) {
+            return Err(InviteError::Malformed);
+        }
         Ok(Invite {
             secret: InviteSecret::from_bytes(secret),
             inviter_public: *public,
@@ -239,10 +269,67 @@ impl Invite {
         Zeroizing::new(base64url::encode(&self.to_bytes()))
     }
 
-    /// Parses a link fragment (without the leading `#`).
-    pub fn from_link_fragment(fragment: &str) -> Result<Invite, InviteError> {
-        let bytes = Zeroizing::new(base64url::decode(fragment).ok_or(InviteError::InvalidBase64)?);
-        Invite::from_bytes(&bytes)
+    /// Parses an invite link as people paste it: the fragment alone, or a whole link, possibly
+    /// damaged in transit. Ignores what cannot be part of an invite and explains a refusal.
+    ///
+    /// What it undoes: percent-encoding (`#` written as `%23`, a whole link encoded by a
+    /// redirect, up to three times over); everything before the last `#`; and every character
+    /// outside the base64url alphabet (sentence punctuation after the link, `<…>` or quotes
+    /// around it, spaces, line breaks and `> ` quoting that a mail client inserts into it).
+    ///
+    /// Why this never turns one invite into another: a canonical fragment consists of
+    /// base64url symbols only, and nothing here substitutes or reorders a symbol; it only
+    /// removes non-symbols and undoes percent-encoding (`%` is not a symbol, so no symbol of an
+    /// undamaged invite is touched). What remains is cut only where a removed character stood:
+    /// the candidates are the symbols up to the end of each run between removed characters. A
+    /// candidate counts when it is a canonical encoding of a valid invite, and exactly one
+    /// must count: two are refused as [`InviteError::Ambiguous`] rather than guessed. So text
+    /// that reached us with characters only inserted around or inside the link, or followed
+    /// (after a space or any other non-symbol) by more text, yields that very invite or a
+    /// refusal, never another one. A mailbox URL never holds a space or a control character
+    /// ([`Invite::from_bytes`]), and after a URL-less invite the next decoded byte is below
+    /// 0x10, so text after a URL-less invite never counts as part of it. An invite with a URL
+    /// is refused as ambiguous when text after it, or a break inside its URL, leaves another
+    /// candidate that decodes to a (longer or shorter) URL. Not undone, because nothing can
+    /// tell it from a real invite (the format has no checksum): symbols changed, lost, or glued
+    /// to the end of the link without a break; see [`InviteError`] for what a refusal says.
+    /// `tests/invite_link.rs` (property test) and the fuzz harness check all of this.
+    pub fn from_link_fragment(text: &str) -> Result<Invite, InviteError> {
+        let decoded = percent_decode(text.as_bytes());
+        let fragment = match decoded.iter().rposition(|&b| b == b'#') {
+            Some(hash) => decoded.get(hash + 1..).unwrap_or_default(),
+            None => &decoded[..],
+        };
+        // The base64url symbols, and where each run of them ends.
+        let mut symbols = Zeroizing::new(Vec::with_capacity(fragment.len()));
+        let mut run_ends = Vec::new();
+        for (i, &byte) in fragment.iter().enumerate() {
+            if base64url::is_symbol(byte) {
+                symbols.push(byte);
+                let next_is_symbol = fragment
+                    .get(i + 1)
+                    .is_some_and(|&b| base64url::is_symbol(b));
+                if !next_is_symbol {
+                    run_ends.push(symbols.len());
+                }
+            }
+        }
+        let mut found = None;
+        for end in run_ends {
+            if end > INVITE_LINK_MAX_LEN {
+                break;
+            }
+            if end < INVITE_LINK_MIN_LEN {
+                continue;
+            }
+            if let Some(invite) = symbols.get(..end).and_then(|s| parse_canonical(s).ok()) {
+                if found.is_some() {
+                    return Err(InviteError::Ambiguous);
+                }
+                found = Some(invite);
+            }
+        }
+        found.ok_or_else(|| diagnose(&symbols))
     }
 
     /// When the invite stops being joinable (seconds, exclusive).
@@ -258,13 +345,15 @@ impl Invite {
     /// Joins (`RatchetInitAliceHE`): generates a fresh ratchet key, derives the first sending
     /// chain from `DH(joiner, inviter)`, and returns the session with the hello blob to
     /// deposit. The hello is message 0 of the joiner's first chain, the only address the
-    /// inviter polls: the mailbox's first-write-wins makes a raced join fail visibly.
+    /// inviter polls: the mailbox's first-write-wins makes a raced join fail visibly. Refused
+    /// as expired only from `expires_at + INVITE_CLOCK_TOLERANCE` on (`now` is the joiner's
+    /// clock, `expires_at` the inviter's; see [`INVITE_CLOCK_TOLERANCE`]).
     pub fn join<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
         now: u64,
     ) -> Result<(Session, Vec<OutgoingBlob>), InviteError> {
-        if now >= self.expires_at {
+        if now >= self.expires_at.saturating_add(INVITE_CLOCK_TOLERANCE) {
             return Err(InviteError::Expired);
         }
         let key_pair = RatchetKeyPair::generate(rng);
@@ -368,8 +457,9 @@ impl PendingInvite {
 
 impl PendingInvite {
     /// Mutual mode: both people created an invite and each scanned the other's. Both call
-    /// this with the invite they scanned. The side whose invite public key is smaller
-    /// (lexicographically) becomes the inviter and waits for a hello that must come from the
+    /// this with the invite they scanned (refused when our own invite has expired, or theirs
+    /// expired more than [`INVITE_CLOCK_TOLERANCE`] ago). The side whose invite public key is
+    /// smaller (lexicographically) becomes the inviter and waits for a hello that must come from the
     /// other invite's key; the other side joins with that very key, so nothing can race and the
     /// safety code need not be compared. The invite secret becomes
     /// `HKDF(salt = "", ikm = secret_inviter ‖ secret_joiner,
@@ -381,7 +471,9 @@ impl PendingInvite {
         now: u64,
         theirs: &Invite,
     ) -> Result<MutualStart, InviteError> {
-        if now >= self.expires_at || now >= theirs.expires_at {
+        // Our own expiry is on our clock; theirs is on their clock (see INVITE_CLOCK_TOLERANCE).
+        if now >= self.expires_at || now >= theirs.expires_at.saturating_add(INVITE_CLOCK_TOLERANCE)
+        {
             return Err(InviteError::Expired);
         }
         let own_public = self.ratchet.ratchet_key.public_bytes();
@@ -432,6 +524,88 @@ impl PendingInvite {
             Ok(MutualStart::Joiner(session, hello))
         }
     }
+}
+
+/// Whether `url` can be an invite's mailbox URL: no space and no control character (a URL
+/// serializer percent-encodes them), so a URL is never whitespace or garbage bytes.
+fn is_url_text(url: &str) -> bool {
+    !url.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// `text` with `%XX` escapes decoded, repeatedly (up to [`PERCENT_DECODE_ROUNDS`]) while any
+/// remain. Other bytes, and a `%` without two hex digits, stay as they are.
+pub(crate) fn percent_decode(text: &[u8]) -> Zeroizing<Vec<u8>> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut current = Zeroizing::new(text.to_vec());
+    for _ in 0..PERCENT_DECODE_ROUNDS {
+        let mut out = Zeroizing::new(Vec::with_capacity(current.len()));
+        let mut changed = false;
+        let mut i = 0;
+        while let Some(&byte) = current.get(i) {
+            let escape = (byte == b'%')
+                .then(|| Some((hex(*current.get(i + 1)?)?, hex(*current.get(i + 2)?)?)))
+                .flatten();
+            match escape {
+                Some((high, low)) => {
+                    out.push(u8::try_from(high * 16 + low).unwrap_or(b'%'));
+                    changed = true;
+                    i += 3;
+                }
+                None => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        current = out;
+        if !changed {
+            break;
+        }
+    }
+    current
+}
+
+/// Strict parse of base64url symbols: the canonical link fragment of one valid invite.
+fn parse_canonical(symbols: &[u8]) -> Result<Invite, InviteError> {
+    let text = core::str::from_utf8(symbols).map_err(|_| InviteError::InvalidBase64)?;
+    let bytes = Zeroizing::new(base64url::decode(text).ok_or(InviteError::InvalidBase64)?);
+    Invite::from_bytes(&bytes)
+}
+
+/// Why no candidate of a pasted link was an invite, from all its base64url symbols.
+fn diagnose(symbols: &[u8]) -> InviteError {
+    // The version byte is the first symbol's 6 bits and the second's top 2: a version-1 invite
+    // starts with `A` and one of `Q R S T`.
+    let version = match symbols {
+        [first, second, ..] => match (base64url::value(*first), base64url::value(*second)) {
+            (Some(a), Some(b)) => (a << 2) | (b >> 4),
+            _ => return InviteError::NotAnInvite,
+        },
+        _ => return InviteError::NotAnInvite,
+    };
+    if u32::from(INVITE_VERSION) != version {
+        // A newer format is invite-sized; shorter text that happens to start like one is not.
+        return match u8::try_from(version) {
+            Ok(v @ 2..=15) if symbols.len() >= INVITE_LINK_MIN_LEN => {
+                InviteError::UnsupportedVersion(v)
+            }
+            _ => InviteError::NotAnInvite,
+        };
+    }
+    if symbols.len() < INVITE_LINK_MIN_LEN {
+        return InviteError::Incomplete {
+            found: symbols.len(),
+            needed: INVITE_LINK_MIN_LEN,
+        };
+    }
+    // A URL-less invite followed directly (no break) by more symbols.
+    if symbols
+        .get(..INVITE_LINK_MIN_LEN)
+        .is_some_and(|s| parse_canonical(s).is_ok())
+    {
+        return InviteError::ExtraCharacters;
+    }
+    InviteError::InvalidBase64
 }
 
 #[cfg(test)]

@@ -94,8 +94,9 @@ pub use double_ratchet::{DUPLICATE_MEMORY, MAX_SKIP, OutgoingBlob, PollSet};
 pub use error::{DecryptError, EncryptError, InviteError, PickleError};
 pub use header_key::{ENCRYPTED_HEADER_LEN, HEADER_LEN, Role, WRITE_KEY_LABEL};
 pub use invite::{
-    INVITE_ACCEPT_GRACE, INVITE_BASE_LEN, INVITE_KDF_LABEL, INVITE_VERSION, Invite,
-    MAX_MAILBOX_URL_LEN, MUTUAL_KDF_LABEL, MutualStart, PendingInvite,
+    INVITE_ACCEPT_GRACE, INVITE_BASE_LEN, INVITE_CLOCK_TOLERANCE, INVITE_KDF_LABEL,
+    INVITE_LINK_MIN_LEN, INVITE_VERSION, Invite, MAX_MAILBOX_URL_LEN, MUTUAL_KDF_LABEL,
+    MutualStart, PendingInvite,
 };
 pub use message::{
     BLOB_LEN, FRAGMENT_CAPACITY, FRAGMENT_HEADER_LEN, MAX_FRAGMENTS, MAX_MESSAGE_LEN,

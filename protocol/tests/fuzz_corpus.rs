@@ -39,6 +39,39 @@ fn write_seeds() {
         ),
         ("invite", "truncated", plain.to_bytes()[..40].to_vec()),
     ];
+    // Links as people paste them (issue 16, item 8).
+    let plain_link = format!(
+        "https://hush.example/#{}",
+        plain.to_link_fragment().as_str()
+    );
+    let url_link = format!(
+        "https://hush.example/#{}",
+        invite.to_link_fragment().as_str()
+    );
+    let (head, frag) = plain_link.split_once('#').unwrap();
+    let links = [
+        ("link-full-stop", format!("{plain_link}.")),
+        ("link-angle-brackets", format!("<{url_link}>")),
+        ("link-quotes", format!("“{plain_link}”,")),
+        ("link-percent-23", plain_link.replace('#', "%23")),
+        ("link-percent-2523", url_link.replace('#', "%2523")),
+        (
+            "link-mail-wrapped",
+            format!(
+                "{head}#{}\r\n> {}=\r\n{}",
+                &frag[..30],
+                &frag[30..70],
+                &frag[70..]
+            ),
+        ),
+        ("link-message-after", format!("{url_link} see you")),
+        ("link-extra-glued", format!("{plain_link}x")),
+        ("link-incomplete", format!("{head}#{}", &frag[..60])),
+        ("link-not-an-invite", "hello there".to_owned()),
+    ];
+    let seeds = seeds
+        .into_iter()
+        .chain(links.map(|(name, text)| ("invite", name, text.into_bytes())));
     let key = [0x42u8; 32];
     let (joiner, inviter) = fuzzing::session_pair();
     let pickles = [

@@ -65,8 +65,25 @@ fn invite_parsing_rejects_garbage() {
     assert_eq!(Invite::from_bytes(&long), Err(InviteError::UrlTooLong));
     assert_eq!(
         Invite::from_link_fragment("not base64!"),
-        Err(InviteError::InvalidBase64)
+        Err(InviteError::NotAnInvite)
     );
+    let mut control_url = bytes.to_vec();
+    control_url.extend_from_slice(b"https://mb.example/\n");
+    assert_eq!(
+        Invite::from_bytes(&control_url),
+        Err(InviteError::Malformed)
+    );
+    for url in [
+        "https://mb.example/ x",
+        "https://mb.example/\u{0}",
+        "\u{a0}",
+    ] {
+        assert_eq!(
+            Invite::create(&mut rng, NOW, NOW + 1, Some(url)).unwrap_err(),
+            InviteError::InvalidUrl,
+            "{url:?}"
+        );
+    }
     assert_eq!(
         Invite::create(&mut rng, NOW, NOW, None).unwrap_err(),
         InviteError::InvalidExpiry
@@ -82,11 +99,12 @@ fn invite_parsing_rejects_garbage() {
 fn expired_invites_cannot_be_joined_or_accepted() {
     let mut rng = SeededRng::new(22);
     let (pending, invite) = Invite::create(&mut rng, NOW, NOW + 600, None).unwrap();
+    let refused_from = NOW + 600 + INVITE_CLOCK_TOLERANCE;
     assert_eq!(
-        invite.join(&mut rng, NOW + 600).unwrap_err(),
+        invite.join(&mut rng, refused_from).unwrap_err(),
         InviteError::Expired
     );
-    let (_s, hello) = invite.join(&mut rng, NOW + 599).unwrap();
+    let (_s, hello) = invite.join(&mut rng, refused_from - 1).unwrap();
     let late = NOW + 600 + INVITE_ACCEPT_GRACE;
     assert_eq!(
         pending
@@ -99,6 +117,35 @@ fn expired_invites_cannot_be_joined_or_accepted() {
             .accept(late - 1, &hello[0].address, &hello[0].blob)
             .is_ok()
     );
+}
+
+/// Issue 16 item 7: the joiner's clock a day (or a wrong time zone and a day) ahead of the
+/// inviter's still joins a fresh 24-hour invite, and the inviter, on its own clock, accepts.
+#[test]
+fn a_joiner_clock_ahead_still_joins_a_fresh_invite() {
+    const DAY: u64 = 24 * 60 * 60;
+    for ahead_hours in [1, 12, 25, 26 + 24, 71] {
+        let mut rng = SeededRng::new(28 + ahead_hours);
+        let (pending, invite) = Invite::create(&mut rng, NOW, NOW + DAY, None).unwrap();
+        let joiner_now = NOW + ahead_hours * 3600;
+        let (joiner, hello) = invite
+            .join(&mut rng, joiner_now)
+            .unwrap_or_else(|e| panic!("{ahead_hours} h ahead: {e}"));
+        let inviter = pending
+            .accept(NOW + 60, &hello[0].address, &hello[0].blob)
+            .unwrap();
+        assert_eq!(inviter.safety_code(), joiner.safety_code());
+    }
+    // 72 hours ahead of a fresh invite is past the tolerance: refused.
+    let mut rng = SeededRng::new(29);
+    let (_p, invite) = Invite::create(&mut rng, NOW, NOW + DAY, None).unwrap();
+    assert_eq!(INVITE_CLOCK_TOLERANCE, 2 * DAY);
+    assert_eq!(
+        invite.join(&mut rng, NOW + 3 * DAY).unwrap_err(),
+        InviteError::Expired
+    );
+    // A joiner clock behind the inviter's never matters.
+    assert!(invite.join(&mut rng, 0).is_ok());
 }
 
 #[test]
@@ -239,13 +286,30 @@ fn mutual_mode_both_sides_agree_on_roles_and_talk() {
 #[test]
 fn mutual_mode_rejects_misuse() {
     let ((pa, ia), (_pb, ib), mut rng) = mutual_pair(51);
-    // ib expires at NOW + 300.
+    // Our own invite (pa) expires at NOW + 600, on our own clock: strict.
     assert_eq!(
-        pa.start_mutual(&mut rng, NOW + 300, &ib).unwrap_err(),
+        pa.start_mutual(&mut rng, NOW + 600, &ib).unwrap_err(),
         InviteError::Expired
     );
     assert_eq!(
         pa.start_mutual(&mut rng, NOW, &ia).unwrap_err(),
         InviteError::OwnInvite
+    );
+}
+
+#[test]
+fn mutual_mode_tolerates_their_clock() {
+    let mut rng = SeededRng::new(52);
+    let (own, _) = Invite::create(&mut rng, NOW, NOW + 10 * INVITE_CLOCK_TOLERANCE, None).unwrap();
+    // Theirs expires at NOW + 300 on their clock.
+    let (_theirs_pending, theirs) = Invite::create(&mut rng, NOW, NOW + 300, None).unwrap();
+    assert!(
+        own.start_mutual(&mut rng, NOW + 300 + INVITE_CLOCK_TOLERANCE - 1, &theirs)
+            .is_ok()
+    );
+    assert_eq!(
+        own.start_mutual(&mut rng, NOW + 300 + INVITE_CLOCK_TOLERANCE, &theirs)
+            .unwrap_err(),
+        InviteError::Expired
     );
 }

@@ -11,6 +11,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::{cargo, cargo_bin, step};
 
+/// How long the wasm-bindgen test runner waits for the browser benchmarks, in seconds (its
+/// default, 20 s, is less than criterion's warm-up and measurement of both workloads take on
+/// a busy machine). `WASM_BINDGEN_TEST_TIMEOUT` set by the caller wins.
+const BROWSER_BENCH_TIMEOUT_SECONDS: u32 = 900;
+
 /// The benchmarks compared, as (native id, browser id, floor id).
 const PAIRS: [(&str, &str, &str); 2] = [
     (
@@ -42,15 +47,23 @@ pub fn run(root: &Path) -> Result<()> {
     })?;
     let browser = step("protocol benchmarks in headless Chromium", || {
         // The shipped module's settings (the `wasm` profile), not the bench profile's.
-        capture(
-            crate::wasm::cargo_in_browser(
-                root,
-                &["bench", "--package", "wasm-client", "--bench", "session"],
-            )?
-            .env("CARGO_PROFILE_BENCH_OPT_LEVEL", "s")
+        let mut cmd = crate::wasm::cargo_in_browser(
+            root,
+            &["bench", "--package", "wasm-client", "--bench", "session"],
+        )?;
+        cmd.env("CARGO_PROFILE_BENCH_OPT_LEVEL", "s")
             .env("CARGO_PROFILE_BENCH_LTO", "true")
-            .env("CARGO_PROFILE_BENCH_CODEGEN_UNITS", "1"),
-        )
+            .env("CARGO_PROFILE_BENCH_CODEGEN_UNITS", "1")
+            // The runner keeps each run's results as the next run's baseline; by default in
+            // `<package>/target/wbg_benchmark.json`, inside the repository.
+            .env("WASM_BINDGEN_BENCH_RESULT", bench_result_path(root));
+        if std::env::var_os("WASM_BINDGEN_TEST_TIMEOUT").is_none() {
+            cmd.env(
+                "WASM_BINDGEN_TEST_TIMEOUT",
+                BROWSER_BENCH_TIMEOUT_SECONDS.to_string(),
+            );
+        }
+        capture(&mut cmd)
     })?;
     step("client figures in headless Chromium", || {
         cargo(&["build", "--package", "mailbox-server"])?;
@@ -85,6 +98,12 @@ pub fn run(root: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where the browser benchmarks' results (the baseline of the next run) are kept: under the
+/// workspace's target directory, never in the repository.
+fn bench_result_path(root: &Path) -> std::path::PathBuf {
+    crate::target_dir(root).join("wbg_benchmark.json")
 }
 
 /// Runs a command, echoing and returning its standard output.
@@ -145,7 +164,21 @@ fn strip_ansi(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::estimate_ns;
+    use super::{bench_result_path, estimate_ns};
+
+    #[test]
+    fn browser_bench_results_stay_out_of_the_repository() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let path = bench_result_path(root);
+        assert!(
+            path.starts_with(crate::target_dir(root)),
+            "{}",
+            path.display()
+        );
+        assert!(!path.starts_with(root.join("wasm-client")));
+    }
 
     #[test]
     fn parses_criterion_reports() {
