@@ -68,6 +68,7 @@ async function bothConnected(alice, bob, what) {
 describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
   let tmp;
   let site;
+  let far;
   let alice;
   let bob;
   let origin;
@@ -90,6 +91,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
   after(async () => {
     for (const p of [alice, bob]) await p?.context.close().catch(() => {});
     await site?.stop().catch(() => {});
+    await far?.stop().catch(() => {});
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -212,10 +214,33 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     } finally {
       await setClockAhead(bob.page, 0);
     }
-    assert.deepEqual(
-      [...alice.errors, ...bob.errors].filter((e) => !/status of 404/.test(e)),
-      [],
-      "no console errors",
-    );
+  });
+
+  test("an invite that carries a mailbox URL: a damaged link joins; a break inside its URL is refused as unclear", async () => {
+    // A mailbox on another origin: the invite then carries its URL.
+    far = await startNative({ dataDir: join(tmp, "far") });
+    await alice.page.getByRole("button", { name: "Settings" }).click();
+    await alice.page.getByLabel("Mailbox URL").fill(far.url);
+    await alice.page.getByRole("button", { name: "Save", exact: true }).click();
+    await alice.page.getByRole("status").filter({ hasText: "answered" }).waitFor();
+    const link = await newConversation(alice.page, fresh("Far"));
+    const frag = link.split("#")[1];
+    assert.ok(frag.length > 98, "the invite carries the mailbox URL");
+    await pasteAndAccept(bob.page, "Alice", `<${link.replace("#", "%23")}>.`);
+    await bothConnected(alice, bob, "URL invite, damaged");
+
+    // Broken after 100 characters: the first part is itself a valid invite whose mailbox URL
+    // is "ht". Refused, not guessed.
+    const second = await newConversation(alice.page, fresh("Far"));
+    const [head, f2] = second.split("#");
+    await pasteAndAccept(bob.page, "Alice", `${head}#${f2.slice(0, 100)} ${f2.slice(100)}`);
+    const said = await linkError(bob.page);
+    assert.match(said, /unclear where the invite ends.*put it back together/i, said);
+    await screenshot(bob.page, "invites-refused-unclear");
+    await bob.page.getByRole("button", { name: "Back" }).click();
+  });
+
+  test("no console errors", () => {
+    assert.deepEqual([...alice.errors, ...bob.errors], [], "no console errors");
   });
 });

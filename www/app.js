@@ -1287,7 +1287,7 @@ function errorText(err) {
 /**
  * Why an invite link was refused, and what to do. The client's message names the problem in
  * words meant for people (protocol/src/error.rs, `InviteError`): incomplete, extra
- * characters, followed by text, no invite, a newer version, damaged.
+ * characters, unclear where it ends, no invite, a newer version, damaged.
  */
 function inviteRefusal(err) {
   const detail = String(err?.message ?? "")
@@ -1296,7 +1296,7 @@ function inviteRefusal(err) {
   let advice = "Check that the whole link was copied.";
   if (/incomplete/.test(detail)) advice = "Copy the whole link again, up to its last character.";
   else if (/extra characters/.test(detail)) advice = "Something was added to its end: copy the link again, on its own.";
-  else if (/followed by text/.test(detail)) advice = "Copy only the link, without the text after it.";
+  else if (/where the invite ends/.test(detail)) advice = "Copy only the link, without the text after it, and if it was broken across lines, put it back together.";
   else if (/no Hush invite/.test(detail)) advice = "Paste the invite link they sent you (it has a # followed by a long code), or scan their QR code.";
   else if (/newer version/.test(detail)) advice = "Reload this page to update Hush, or ask them for a new invite.";
   else if (/damaged/.test(detail)) advice = "Copy the link again, or ask them to send it again.";

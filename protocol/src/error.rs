@@ -108,9 +108,9 @@ pub enum InviteError {
     /// to it.
     #[error("the invite has extra characters joined to its end")]
     ExtraCharacters,
-    /// Data: the text after the invite could also be read as part of it (an invite with a
-    /// mailbox URL followed by other text): refused rather than guessed.
-    #[error("the invite is followed by text that could be part of it")]
+    /// Data: the invite could end at more than one place (an invite with a mailbox URL
+    /// followed by other text, or broken inside its URL): refused rather than guessed.
+    #[error("it is unclear where the invite ends (text after it, or a break inside it)")]
     Ambiguous,
     /// Data: the link's invite characters do not decode: some are missing or were changed.
     #[error("the invite is damaged (characters are missing or were changed)")]

@@ -332,4 +332,23 @@ proptest! {
             Err(e) => prop_assert!(false, "{}: {:?}", e, text),
         }
     }
+
+    /// The fuzz harness's invariants (only stripping; a canonical fragment parses strictly) on
+    /// links damaged by any characters at all, `%` and `#` and symbols included.
+    #[test]
+    fn link_harness_holds_on_arbitrary_damage(
+        which in 0usize..5,
+        inserts in prop::collection::vec((0usize..400, any::<char>()), 0..8),
+        cut in prop::option::of(0usize..200),
+    ) {
+        let mut chars: Vec<char> = link(&invites(71)[which]).chars().collect();
+        for (at, c) in inserts {
+            chars.insert(at % (chars.len() + 1), c);
+        }
+        if let Some(cut) = cut {
+            chars.truncate(chars.len().saturating_sub(cut));
+        }
+        let text: String = chars.into_iter().collect();
+        protocol::fuzzing::invite(text.as_bytes());
+    }
 }
