@@ -6,8 +6,9 @@
 //   - a `%23` link opened in the browser loads the app and offers the invite (with a host that
 //     serves the app for such paths, as docs/HOSTING.md asks);
 //   - refusals say what is wrong: incomplete, extra characters, not an invite;
-//   - a joiner whose clock is a day ahead still joins; past the tolerance the refusal names
-//     the clocks;
+//   - a joiner whose clock is a day ahead still joins; past the tolerance the refusal says
+//     which clock is likely wrong (this device's, checked against the site's Date header, or
+//     the inviter's);
 //   - names that start with an emoji, a flag or a combining accent show that character as the
 //     avatar letter.
 
@@ -81,6 +82,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     origin = site.url;
     alice = await launch();
     bob = await launch();
+    await skewableClock(alice);
     await skewableClock(bob);
     await alice.page.goto(`${origin}/`);
     await createPassphrase(alice.page, PASS.alice);
@@ -201,20 +203,38 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     }
   });
 
-  test("past the tolerance, the refusal names this device's clock and theirs", async () => {
+  test("past the tolerance, a joiner whose clock is days ahead is told that its clock is wrong", async () => {
     const link = await newConversation(alice.page, fresh("Too far"));
     await setClockAhead(bob.page, 24 + 49);
     try {
       await pasteAndAccept(bob.page, "Alice", link);
       const said = await linkError(bob.page);
-      assert.match(said, /expired/i);
-      assert.match(said, /this device's clock/i, said);
-      assert.match(said, /theirs|their device|other device/i, said);
-      await screenshot(bob.page, "invites-expired-clock");
+      assert.match(said, /expired by this device's clock/i, said);
+      assert.match(said, /about 3 days ahead of the time at .*this device's clock is wrong/i, said);
+      await screenshot(bob.page, "invites-expired-own-clock");
       await bob.page.getByRole("button", { name: "Back" }).click();
     } finally {
       await setClockAhead(bob.page, 0);
     }
+  });
+
+  test("an invite made on a clock days behind: the inviter is warned; the joiner is refused and told that its own clock is right", async () => {
+    await setClockAhead(alice.page, -80);
+    let link;
+    try {
+      link = await newConversation(alice.page, fresh("Old clock"));
+      // The inviter is warned too: its clock sets the invite's expiry.
+      const warning = await alice.page.getByRole("alert").filter({ hasText: "This device's clock is" }).textContent();
+      assert.match(warning, /about 3 days behind the time at .*may be told it has expired/i, warning);
+      await screenshot(alice.page, "invites-inviter-clock-behind");
+    } finally {
+      await setClockAhead(alice.page, 0);
+    }
+    await pasteAndAccept(bob.page, "Alice", link);
+    const said = await linkError(bob.page);
+    assert.match(said, /this device's clock is right.*their device's clock/i, said);
+    await screenshot(bob.page, "invites-expired-their-clock");
+    await bob.page.getByRole("button", { name: "Back" }).click();
   });
 
   test("an invite that carries a mailbox URL: a damaged link joins; a break inside its URL is refused as unclear", async () => {

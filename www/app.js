@@ -598,7 +598,35 @@ function showInvite(id) {
   );
   app.qrUrl = app.qrUrlPending ?? null;
   app.qrUrlPending = null;
-  if (!expired) schedulePoll(id, 0); // Waiting in front of this screen: poll at the open pace.
+  if (!expired) {
+    schedulePoll(id, 0); // Waiting in front of this screen: poll at the open pace.
+    warnIfClockWrong(waiting);
+  }
+}
+
+/**
+ * The invite's expiry comes from this device's clock: when that clock is off, say so under
+ * the waiting notice (the other person may be told the invite expired, or it lasts longer).
+ */
+async function warnIfClockWrong(after) {
+  const offset = await clockOffsetFromSite();
+  if (offset === null || Math.abs(offset) < CLOCK_WRONG_MS || !after.isConnected) return;
+  after.after(
+    h("p", {
+      class: "state warn",
+      role: "alert",
+      text:
+        `This device's clock is ${clockError(offset)} the time at ${location.host}. The invite's expiry is set by it, so the other person may be told it has expired. ` +
+        "Correct the date, time and time zone, then delete this invite and make a new one.",
+    }),
+  );
+}
+
+/** "about 5 hours ahead of" / "about 3 days behind" for a clock offset in ms. */
+function clockError(offsetMs) {
+  const hours = Math.abs(offsetMs) / 3_600_000;
+  const amount = hours < 72 ? `about ${Math.round(hours)} hours` : `about ${Math.round(hours / 24)} days`;
+  return `${amount} ${offsetMs > 0 ? "ahead of" : "behind"}`;
 }
 
 function showSafety(id, { justJoined = false } = {}) {
@@ -704,7 +732,8 @@ function showJoin(prefill = "") {
       showSafety(id, { justJoined: true });
     } catch (err) {
       submit.disabled = false;
-      setFieldError(link, errorText(err));
+      const expired = codeOf(err) === ErrorCode.InviteExpired;
+      setFieldError(link, expired ? expiredInvite(await clockOffsetFromSite()) : errorText(err));
       link.input.focus();
     }
   }
@@ -1304,17 +1333,51 @@ function inviteRefusal(err) {
 }
 
 /**
- * An invite refused as expired: the client allows for clocks up to two days apart
- * (INVITE_CLOCK_TOLERANCE), so either it is old or a clock is wrong by days. This device's
- * time is shown so the person can tell which.
+ * An invite refused as expired. The client allows for clocks up to two days apart
+ * (INVITE_CLOCK_TOLERANCE), so either the invite is old or a clock is wrong by days. With
+ * `offsetMs` (this device's clock against the site's, see clockOffsetFromSite) it says which
+ * clock is likely wrong; without, it shows this device's time so the person can tell.
  */
-function expiredInvite() {
+function expiredInvite(offsetMs = null) {
   const now = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" }).format(Date.now());
+  const says = `This invite has expired by this device's clock, which says it is ${now}.`;
+  if (offsetMs !== null && Math.abs(offsetMs) >= CLOCK_WRONG_MS) {
+    return (
+      `${says} That is ${clockError(offsetMs)} the time at ${location.host}: this device's clock is wrong. ` +
+      "Correct its date, time and time zone, then open the invite again."
+    );
+  }
+  if (offsetMs !== null) {
+    return (
+      `${says} That agrees with the time at ${location.host}, so this device's clock is right: the invite is old, or their device's clock was wrong when they made it. ` +
+      "Ask them to check their clock and make a new invite."
+    );
+  }
   return (
-    `This invite has expired by this device's clock, which says it is ${now}. ` +
-    "If they made the invite recently, this device's clock or theirs is wrong by days: check the date, time and time zone on both, then try again. " +
+    `${says} If they made the invite recently, this device's clock or theirs is wrong by days: check the date, time and time zone on both, then try again. ` +
     "Otherwise, ask them for a new invite."
   );
+}
+
+/** How far this device's clock may be off before it is called wrong. */
+const CLOCK_WRONG_MS = 3_600_000;
+
+/**
+ * How far this device's clock is from the site's (ms, positive: this device is ahead), from
+ * the Date header of a fresh request to the site's own origin (any web server sends one, and
+ * same-origin it is readable); null when unknown. Good to a second or two: enough to tell a
+ * clock days off.
+ */
+async function clockOffsetFromSite() {
+  try {
+    const sent = Date.now();
+    const res = await fetch(location.pathname, { cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" });
+    const received = Date.now();
+    const date = Date.parse(res.headers.get("Date") ?? "");
+    return Number.isFinite(date) ? (sent + received) / 2 - date : null;
+  } catch {
+    return null;
+  }
 }
 
 boot();
