@@ -1,5 +1,6 @@
-//! The JavaScript API: `HushClient` and `ErrorCode`. Thin wrappers over [`crate::client`]:
-//! no protocol logic lives here.
+//! The JavaScript API: `HushClient` and `ErrorCode`. Thin wrappers over
+//! [`client_core::Client`] (through [`crate::client`]): no client logic lives here, only the
+//! translation of arguments, results and errors between Rust and JavaScript.
 //!
 //! Every async method returns a `Promise` and holds no borrow of the JS object while it runs,
 //! so the UI may call `poll`, `send` and `flush` concurrently. Failures reject with an `Error`
@@ -12,10 +13,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
 
-use crate::client::{self, Client, ClientError, ConversationSummary, HistoryEntry};
-use crate::net::NetError;
-use crate::records::Status;
-use crate::vault::{KdfParams, VaultError};
+use client_core::NetError;
+use client_core::records::Status;
+use client_core::schedule;
+use client_core::vault::{KdfParams, VaultError};
+use rand_core::Rng;
+
+use crate::client::{Client, ClientError, ConversationSummary, HistoryEntry};
+use crate::net::FetchTransport;
 
 /// What went wrong, for the UI to branch on (`err.code === ErrorCode.WrongPassphrase`).
 #[wasm_bindgen]
@@ -68,6 +73,7 @@ impl From<&ClientError> for ErrorCode {
             }
             ClientError::Storage(_) => ErrorCode::Storage,
             ClientError::Network(NetError::Status { .. }) => ErrorCode::MailboxRejected,
+            // Unreachable, timed out (aborted after its deadline) or garbled: retried later.
             ClientError::Network(_) => ErrorCode::MailboxUnreachable,
             ClientError::UnknownConversation => ErrorCode::UnknownConversation,
             ClientError::NotJoined => ErrorCode::NotJoined,
@@ -89,10 +95,9 @@ fn js_error(code: ErrorCode, message: &str) -> JsValue {
     err.into()
 }
 
-impl From<ClientError> for JsValue {
-    fn from(err: ClientError) -> Self {
-        js_error(ErrorCode::from(&err), &err.to_string())
-    }
+/// A client failure as a JS `HushError`.
+fn client_error(err: ClientError) -> JsValue {
+    js_error(ErrorCode::from(&err), &err.to_string())
 }
 
 /// A plain JS object from `(name, value)` pairs.
@@ -151,9 +156,10 @@ fn array<T>(items: &[T], f: impl Fn(&T) -> JsValue) -> JsValue {
     items.iter().map(f).collect::<Array>().into()
 }
 
-/// Copies a passphrase out of JS into memory that is wiped after use.
-fn passphrase_bytes(passphrase: String) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(passphrase.into_bytes())
+/// Takes a passphrase from JS into memory that is wiped after use (the core normalises it
+/// to NFC).
+fn wiped(passphrase: String) -> Zeroizing<String> {
+    Zeroizing::new(passphrase)
 }
 
 /// The Hush client for one browser profile: a vault, its conversations, and the mailbox.
@@ -165,11 +171,15 @@ pub struct HushClient {
 #[wasm_bindgen]
 impl HushClient {
     /// Opens the client over the IndexedDB database `dbName` (default `"hush"`).
-    /// Resolves to a `HushClient`.
-    pub fn open(db_name: Option<String>) -> Promise {
+    /// Resolves to a `HushClient`. `requestTimeoutMs` (tests only) shortens the deadline of
+    /// every mailbox request from its default of 15 s.
+    pub fn open(db_name: Option<String>, request_timeout_ms: Option<u32>) -> Promise {
         future_to_promise(async move {
             let name = db_name.unwrap_or_else(|| "hush".to_owned());
-            let inner = Client::open(&name).await?;
+            let net = request_timeout_ms.map_or_else(FetchTransport::default, |ms| {
+                FetchTransport::with_timeout(ms)
+            });
+            let inner = Client::open_with(&name, net).await.map_err(client_error)?;
             Ok(HushClient { inner }.into())
         })
     }
@@ -178,7 +188,7 @@ impl HushClient {
     #[wasm_bindgen(js_name = hasVault)]
     pub fn has_vault(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok(inner.has_vault().await?.into()) })
+        future_to_promise(async move { Ok(inner.has_vault().await.map_err(client_error)?.into()) })
     }
 
     /// Creates the vault with `passphrase` and unlocks it. `fastKdf` (tests only) uses the
@@ -186,7 +196,7 @@ impl HushClient {
     #[wasm_bindgen(js_name = createVault)]
     pub fn create_vault(&self, passphrase: String, fast_kdf: Option<bool>) -> Promise {
         let inner = self.inner.clone();
-        let passphrase = passphrase_bytes(passphrase);
+        let passphrase = wiped(passphrase);
         let params = if fast_kdf.unwrap_or(false) {
             KdfParams {
                 m_kib: 8,
@@ -197,7 +207,10 @@ impl HushClient {
             KdfParams::DEFAULT
         };
         future_to_promise(async move {
-            inner.create_vault(&passphrase, params).await?;
+            inner
+                .create_vault(&passphrase, params)
+                .await
+                .map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -206,9 +219,9 @@ impl HushClient {
     /// passphrase is wrong.
     pub fn unlock(&self, passphrase: String) -> Promise {
         let inner = self.inner.clone();
-        let passphrase = passphrase_bytes(passphrase);
+        let passphrase = wiped(passphrase);
         future_to_promise(async move {
-            inner.unlock(&passphrase).await?;
+            inner.unlock(&passphrase).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -229,7 +242,10 @@ impl HushClient {
     pub fn create_invite(&self, site_url: String, mailbox_url: String, name: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let (id, link) = inner.create_invite(&site_url, &mailbox_url, &name).await?;
+            let (id, link) = inner
+                .create_invite(&site_url, &mailbox_url, &name)
+                .await
+                .map_err(client_error)?;
             Ok(object(&[("id", id.into()), ("link", link.into())]))
         })
     }
@@ -239,7 +255,11 @@ impl HushClient {
     pub fn join(&self, link: String, default_mailbox_url: String, name: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            Ok(inner.join(&link, &default_mailbox_url, &name).await?.into())
+            Ok(inner
+                .join(&link, &default_mailbox_url, &name)
+                .await
+                .map_err(client_error)?
+                .into())
         })
     }
 
@@ -248,19 +268,33 @@ impl HushClient {
     #[wasm_bindgen(js_name = listConversations)]
     pub fn list_conversations(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok(array(&inner.conversations().await?, summary_js)) })
+        future_to_promise(async move {
+            Ok(array(
+                &inner.conversations().await.map_err(client_error)?,
+                summary_js,
+            ))
+        })
     }
 
     /// One conversation, as in `listConversations`.
     pub fn conversation(&self, id: String) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok(summary_js(&inner.conversation_summary(&id).await?)) })
+        future_to_promise(async move {
+            Ok(summary_js(
+                &inner
+                    .conversation_summary(&id)
+                    .await
+                    .map_err(client_error)?,
+            ))
+        })
     }
 
     /// Encrypts and stores `text` for sending; resolves to its sequence number. Call `flush()`.
     pub fn send(&self, id: String, text: String) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok((inner.send(&id, &text).await? as f64).into()) })
+        future_to_promise(async move {
+            Ok((inner.send(&id, &text).await.map_err(client_error)? as f64).into())
+        })
     }
 
     /// Delivers every unacknowledged blob. Resolves to `{ delivered, pending, lastError,
@@ -269,7 +303,7 @@ impl HushClient {
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let out = inner.flush().await?;
+            let out = inner.flush().await.map_err(client_error)?;
             Ok(object(&[
                 ("delivered", out.delivered.into()),
                 ("pending", out.pending.into()),
@@ -284,7 +318,7 @@ impl HushClient {
     pub fn poll(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let out = inner.poll(&id).await?;
+            let out = inner.poll(&id).await.map_err(client_error)?;
             Ok(object(&[
                 ("messages", array(&out.messages, entry_js)),
                 ("joined", out.joined.into()),
@@ -298,7 +332,12 @@ impl HushClient {
     /// not retried), `"received"`.
     pub fn history(&self, id: String) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { Ok(array(&inner.history(&id).await?, entry_js)) })
+        future_to_promise(async move {
+            Ok(array(
+                &inner.history(&id).await.map_err(client_error)?,
+                entry_js,
+            ))
+        })
     }
 
     /// Marks a conversation as read.
@@ -306,7 +345,7 @@ impl HushClient {
     pub fn mark_read(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            inner.mark_read(&id).await?;
+            inner.mark_read(&id).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -315,7 +354,7 @@ impl HushClient {
     pub fn rename(&self, id: String, name: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            inner.rename(&id, &name).await?;
+            inner.rename(&id, &name).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -325,7 +364,7 @@ impl HushClient {
     pub fn delete_conversation(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            inner.delete(&id).await?;
+            inner.delete(&id).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -335,7 +374,13 @@ impl HushClient {
     pub fn safety_code(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            Ok(opt_str(&inner.conversation_summary(&id).await?.safety_code))
+            Ok(opt_str(
+                &inner
+                    .conversation_summary(&id)
+                    .await
+                    .map_err(client_error)?
+                    .safety_code,
+            ))
         })
     }
 
@@ -343,7 +388,7 @@ impl HushClient {
     /// (`foreground`) and the conversation `open`.
     #[wasm_bindgen(js_name = pollDelayMs)]
     pub fn poll_delay_ms(foreground: bool, open: bool) -> u32 {
-        client::poll_delay_ms(foreground, open)
+        schedule::poll_delay_ms(foreground, open, crate::platform::system_rng().next_u32())
     }
 }
 

@@ -11,8 +11,12 @@
 )]
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
 use std::rc::Rc;
 
+use client_core::Platform;
+use support::upgrade_from_another_tab;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_client::RecordStore;
 use wasm_client::client::{Client, ClientError};
@@ -42,16 +46,13 @@ fn fresh_db(tag: &str) -> String {
 
 async fn new_client(db: &str, passphrase: &str) -> Rc<Client> {
     let client = Client::open(db).await.unwrap();
-    client
-        .create_vault(passphrase.as_bytes(), FAST)
-        .await
-        .unwrap();
+    client.create_vault(passphrase, FAST).await.unwrap();
     client
 }
 
 async fn reopen(db: &str, passphrase: &str) -> Rc<Client> {
     let client = Client::open(db).await.unwrap();
-    client.unlock(passphrase.as_bytes()).await.unwrap();
+    client.unlock(passphrase).await.unwrap();
     client
 }
 
@@ -106,7 +107,7 @@ async fn vault_survives_reload_and_reads_back() {
         reloaded.conversations().await,
         Err(ClientError::Locked)
     ));
-    reloaded.unlock(b"pass phrase").await.unwrap();
+    reloaded.unlock("pass phrase").await.unwrap();
     let list = reloaded.conversations().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].id, id);
@@ -129,7 +130,7 @@ async fn wrong_passphrase_is_rejected_and_changes_nothing() {
 
     let other = Client::open(&db).await.unwrap();
     assert!(matches!(
-        other.unlock(b"wrong").await,
+        other.unlock("wrong").await,
         Err(ClientError::Vault(VaultError::WrongPassphrase))
     ));
     assert!(!other.is_unlocked());
@@ -138,7 +139,7 @@ async fn wrong_passphrase_is_rejected_and_changes_nothing() {
         before,
         "nothing touched"
     );
-    other.unlock(b"right").await.unwrap();
+    other.unlock("right").await.unwrap();
 }
 
 #[wasm_bindgen_test]
@@ -241,11 +242,12 @@ async fn two_instances_racing_never_both_advance_the_ratchet() {
 }
 
 /// Polls every future concurrently on the browser's event loop; results in input order.
-async fn futures_join_all<F: std::future::Future<Output = u64> + 'static>(
+async fn futures_join_all<T: 'static, F: std::future::Future<Output = T> + 'static>(
     futures: Vec<F>,
-) -> Vec<u64> {
+) -> Vec<T> {
     use std::cell::RefCell;
-    let results: Rc<RefCell<Vec<Option<u64>>>> = Rc::new(RefCell::new(vec![None; futures.len()]));
+    let results: Rc<RefCell<Vec<Option<T>>>> =
+        Rc::new(RefCell::new(futures.iter().map(|_| None).collect()));
     let mut promises = Vec::new();
     for (i, fut) in futures.into_iter().enumerate() {
         let results = results.clone();
@@ -257,7 +259,7 @@ async fn futures_join_all<F: std::future::Future<Output = u64> + 'static>(
     }
     let all = js_sys::Promise::all(&promises.into_iter().collect::<js_sys::Array>());
     wasm_bindgen_futures::JsFuture::from(all).await.unwrap();
-    results.borrow().iter().map(|r| r.unwrap()).collect()
+    results.borrow_mut().drain(..).map(|r| r.unwrap()).collect()
 }
 
 #[wasm_bindgen_test]
@@ -347,4 +349,81 @@ async fn a_retried_blob_that_is_already_stored_counts_as_delivered() {
     assert_eq!((retry.delivered, retry.conflicts), (1, 0));
     let history = bob.history(&b_id).await.unwrap();
     assert_eq!(history.last().map(|m| m.status), Some(Status::Sent));
+}
+
+#[wasm_bindgen_test]
+async fn two_tabs_creating_a_vault_at_once_exactly_one_wins() {
+    let db = fresh_db("vault-race");
+    let tab1 = Client::open(&db).await.unwrap();
+    let tab2 = Client::open(&db).await.unwrap();
+    let attempts = [
+        (tab1.clone(), "first passphrase"),
+        (tab2.clone(), "second passphrase"),
+    ]
+    .map(|(client, passphrase)| async move { client.create_vault(passphrase, FAST).await });
+    let results = futures_join_all(attempts.into_iter().collect()).await;
+    let winners: Vec<usize> = (0..2).filter(|&i| results[i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one tab creates the vault");
+    let (winner, loser) = if winners[0] == 0 {
+        ("first passphrase", 1)
+    } else {
+        ("second passphrase", 0)
+    };
+    assert!(
+        matches!(results[loser], Err(ClientError::VaultExists)),
+        "the other is told a vault exists"
+    );
+    let reloaded = Client::open(&db).await.unwrap();
+    reloaded.unlock(winner).await.unwrap();
+    let other = if loser == 0 {
+        "first passphrase"
+    } else {
+        "second passphrase"
+    };
+    assert!(matches!(
+        Client::open(&db).await.unwrap().unlock(other).await,
+        Err(ClientError::Vault(VaultError::WrongPassphrase))
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn commits_that_precede_a_network_effect_are_strictly_durable() {
+    let db = fresh_db("strict");
+    let client = new_client(&db, "pw").await;
+    let store = client.platform().store();
+    assert_eq!(store.last_write_durability().as_deref(), Some("strict"));
+    let (id, _) = client.create_invite(SITE, mailbox(), "x").await.unwrap();
+    assert_eq!(
+        store.last_write_durability().as_deref(),
+        Some("strict"),
+        "an invite is committed strictly before it is shown"
+    );
+    client.rename(&id, "y").await.unwrap();
+    assert_eq!(
+        store.last_write_durability().as_deref(),
+        Some("relaxed"),
+        "local bookkeeping may be relaxed"
+    );
+    let (_alice, _a_id, bob, b_id, _db_a, _db_b) = joined_pair("strict-send").await;
+    bob.send(&b_id, "keys about to be used").await.unwrap();
+    assert_eq!(
+        bob.platform().store().last_write_durability().as_deref(),
+        Some("strict")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_client_keeps_working_after_the_browser_closes_its_database() {
+    let (alice, a_id, bob, b_id, db_a, _db_b) = joined_pair("reopen").await;
+    // Another tab upgrades Alice's database: her connection must step aside, then reopen.
+    upgrade_from_another_tab(&db_a, 2).await.unwrap();
+    alice.send(&a_id, "after a versionchange").await.unwrap();
+    assert_eq!(alice.flush().await.unwrap().delivered, 1);
+    // The browser closes Bob's connection without a word (as iOS Safari does).
+    bob.platform().store().close();
+    assert_eq!(poll_until(&bob, &b_id, 1).await, ["after a versionchange"]);
+    bob.platform().store().close();
+    bob.send(&b_id, "after a close").await.unwrap();
+    bob.flush().await.unwrap();
+    assert_eq!(poll_until(&alice, &a_id, 1).await, ["after a close"]);
 }

@@ -1,12 +1,22 @@
 //! IndexedDB round trips in a real browser (`cargo xtask test` runs these in headless Chromium).
 
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
+use client_core::StorageError;
+use support::upgrade_from_another_tab;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wasm_client::RecordStore;
+use wasm_client::idb::{Durability, Write};
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// A database name no other test (or earlier run) uses.
+fn fresh_db(tag: &str) -> String {
+    format!("idb-test-{tag}-{}", js_sys::Math::random().to_bits())
+}
 
 #[wasm_bindgen_test]
 async fn record_survives_closing_and_reopening_the_database() {
@@ -34,14 +44,16 @@ async fn missing_key_is_none_not_an_error() {
 
 #[wasm_bindgen_test]
 async fn commit_is_atomic_and_prefix_listing_is_ordered() {
-    use wasm_client::idb::Write;
     let store = RecordStore::open_native("idb-test-commit").await.unwrap();
     store
-        .commit(vec![
-            Write::Put("conv/b".into(), vec![2]),
-            Write::Put("conv/a".into(), vec![1]),
-            Write::Put("other".into(), vec![9]),
-        ])
+        .commit(
+            vec![
+                Write::Put("conv/b".into(), vec![2]),
+                Write::Put("conv/a".into(), vec![1]),
+                Write::Put("other".into(), vec![9]),
+            ],
+            Durability::Relaxed,
+        )
         .await
         .unwrap();
     let listed = store.list_prefix("conv/").await.unwrap();
@@ -54,10 +66,13 @@ async fn commit_is_atomic_and_prefix_listing_is_ordered() {
     );
 
     store
-        .commit(vec![
-            Write::Delete("conv/a".into()),
-            Write::Put("conv/c".into(), vec![3]),
-        ])
+        .commit(
+            vec![
+                Write::Delete("conv/a".into()),
+                Write::Put("conv/c".into(), vec![3]),
+            ],
+            Durability::Relaxed,
+        )
         .await
         .unwrap();
     let keys: Vec<String> = store
@@ -68,4 +83,81 @@ async fn commit_is_atomic_and_prefix_listing_is_ordered() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(keys, ["conv/b", "conv/c"]);
+}
+
+#[wasm_bindgen_test]
+async fn an_insert_over_an_existing_name_fails_and_lands_nothing() {
+    let store = RecordStore::open_native(&fresh_db("insert")).await.unwrap();
+    store
+        .commit(
+            vec![Write::Insert("vault".into(), vec![1])],
+            Durability::Strict,
+        )
+        .await
+        .unwrap();
+    let second = store
+        .commit(
+            vec![
+                Write::Put("conv/x".into(), vec![7]),
+                Write::Insert("vault".into(), vec![2]),
+            ],
+            Durability::Strict,
+        )
+        .await;
+    assert_eq!(second, Err(StorageError::Exists));
+    assert_eq!(store.get_native("vault").await.unwrap(), Some(vec![1]));
+    assert_eq!(
+        store.get_native("conv/x").await.unwrap(),
+        None,
+        "the whole transaction aborted"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn commits_ask_the_browser_for_the_durability_given() {
+    let store = RecordStore::open_native(&fresh_db("durability"))
+        .await
+        .unwrap();
+    store
+        .commit(vec![Write::Put("a".into(), vec![1])], Durability::Strict)
+        .await
+        .unwrap();
+    assert_eq!(store.last_write_durability().as_deref(), Some("strict"));
+    store
+        .commit(vec![Write::Put("a".into(), vec![2])], Durability::Relaxed)
+        .await
+        .unwrap();
+    assert_eq!(store.last_write_durability().as_deref(), Some("relaxed"));
+}
+
+#[wasm_bindgen_test]
+async fn a_connection_closed_under_the_store_is_reopened() {
+    let store = RecordStore::open_native(&fresh_db("closed")).await.unwrap();
+    store.put_native("k", b"v").await.unwrap();
+    // As the browser may do to a background tab: the next operation finds it closed.
+    store.close();
+    assert_eq!(
+        store.get_native("k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    store.close();
+    store.put_native("k", b"w").await.unwrap();
+    assert_eq!(
+        store.get_native("k").await.unwrap().as_deref(),
+        Some(&b"w"[..])
+    );
+}
+
+#[wasm_bindgen_test]
+async fn another_tab_upgrading_the_database_is_not_blocked_and_the_store_reopens() {
+    let name = fresh_db("versionchange");
+    let store = RecordStore::open_native(&name).await.unwrap();
+    store.put_native("k", b"v").await.unwrap();
+    upgrade_from_another_tab(&name, 2).await.unwrap();
+    assert_eq!(
+        store.get_native("k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    store.put_native("k2", b"w").await.unwrap();
+    assert_eq!(store.list_prefix("k").await.unwrap().len(), 2);
 }
