@@ -227,6 +227,10 @@ pub trait Platform {
     fn now_ms(&self) -> u64;
     /// Fills `dest` with cryptographically secure random bytes.
     fn fill_random(&self, dest: &mut [u8]);
+    /// `text` in Unicode Normalization Form C (UAX #15). Hosts use their own normaliser: the
+    /// browser's `String.prototype.normalize("NFC")` is built in, and shipping the tables in
+    /// the wasm would cost about 63 KB gzip on every first load.
+    fn nfc(&self, text: &str) -> String;
 }
 
 /// A `rand_core::CryptoRng` over [`Platform::fill_random`].

@@ -491,6 +491,11 @@ impl Platform for SimPlatform {
     fn fill_random(&self, dest: &mut [u8]) {
         self.rng.borrow_mut().fill(dest);
     }
+
+    fn nfc(&self, text: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        text.nfc().collect()
+    }
 }
 
 /// For the trace: a blob's address.

@@ -26,10 +26,7 @@ fn a_restored_snapshot_is_caught_reusing_a_key() {
     // message keys it already used (docs/SIMULATION.md, "What it found").
     let outcome = run_seed(3, FaultSet::Restore, Mutant::None, false);
     assert!(
-        outcome
-            .violations
-            .iter()
-            .any(|v| v.kind() == "key-reuse"),
+        outcome.violations.iter().any(|v| v.kind() == "key-reuse"),
         "{:?}",
         outcome.violations
     );

@@ -58,4 +58,9 @@ impl Platform for BrowserPlatform {
     fn fill_random(&self, dest: &mut [u8]) {
         system_rng().fill_bytes(dest);
     }
+
+    /// The browser's own normaliser (`String.prototype.normalize("NFC")`).
+    fn nfc(&self, text: &str) -> String {
+        js_sys::JsString::from(text).normalize("NFC").into()
+    }
 }

@@ -427,3 +427,14 @@ async fn the_client_keeps_working_after_the_browser_closes_its_database() {
     bob.flush().await.unwrap();
     assert_eq!(poll_until(&alice, &a_id, 1).await, ["after a close"]);
 }
+
+#[wasm_bindgen_test]
+async fn a_passphrase_unlocks_whichever_unicode_form_the_keyboard_typed() {
+    // "café crème" composed (U+00E9, U+00E8) and decomposed (e + U+0301, e + U+0300): the
+    // browser's NFC makes them one passphrase.
+    let db = fresh_db("nfc");
+    let client = new_client(&db, "caf\u{e9} cr\u{e8}me").await;
+    client.lock();
+    let again = reopen(&db, "cafe\u{301} cre\u{300}me").await;
+    assert!(again.is_unlocked());
+}

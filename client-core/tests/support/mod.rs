@@ -123,6 +123,10 @@ impl Platform for Memory {
     fn fill_random(&self, dest: &mut [u8]) {
         self.rng.borrow_mut().fill_bytes(dest);
     }
+    fn nfc(&self, text: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        text.nfc().collect()
+    }
 }
 
 /// A client over fresh (or the given) records.
