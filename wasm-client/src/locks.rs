@@ -104,14 +104,26 @@ pub async fn lock(name: &str) -> Result<LockGuard, LockError> {
     })
 }
 
-/// Web Locks as the client's lock manager.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WebLocks;
+/// Web Locks as the client's lock manager, named per database (`hush:{db}:{name}`), so two
+/// databases of one origin never wait on each other's locks.
+#[derive(Debug, Clone)]
+pub struct WebLocks {
+    prefix: String,
+}
+
+impl WebLocks {
+    /// Locks for the database `db_name`.
+    pub fn for_database(db_name: &str) -> WebLocks {
+        WebLocks {
+            prefix: format!("hush:{db_name}:"),
+        }
+    }
+}
 
 impl client_core::Locks for WebLocks {
     type Guard = LockGuard;
 
     async fn lock(&self, name: &str) -> Result<LockGuard, LockError> {
-        lock(name).await
+        lock(&format!("{}{name}", self.prefix)).await
     }
 }

@@ -24,7 +24,7 @@ impl BrowserPlatform {
         Ok(BrowserPlatform {
             store: RecordStore::open_native(db_name).await?,
             net,
-            locks: WebLocks,
+            locks: WebLocks::for_database(db_name),
         })
     }
 }
