@@ -13,10 +13,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
 
-use client_core::NetError;
 use client_core::records::Status;
 use client_core::schedule;
 use client_core::vault::{KdfParams, VaultError};
+use client_core::{NetError, StorageError};
 use rand_core::Rng;
 
 use crate::client::{Client, ClientError, ConversationSummary, HistoryEntry};
@@ -58,6 +58,17 @@ pub enum ErrorCode {
     BadQr = 15,
     /// Anything else (a bug or a browser failure).
     Internal = 16,
+    /// This browser's storage for the site is full (`QuotaExceededError`): nothing was saved.
+    /// A poll that fails so leaves the messages on the mailbox, to be read once space is freed.
+    StorageFull = 17,
+    /// The mailbox address answers, but with 404: no Hush mailbox there (a wrong address,
+    /// such as the site's origin for a mailbox under a path).
+    MailboxNotFound = 18,
+    /// The invite was created on this device: it is for the other person's device.
+    OwnInvite = 19,
+    /// This device already joined that invite; `err.conversationId` is the conversation it
+    /// started (`null` if that was deleted).
+    AlreadyJoined = 20,
 }
 
 impl From<&ClientError> for ErrorCode {
@@ -71,12 +82,18 @@ impl From<&ClientError> for ErrorCode {
             ClientError::Vault(_) | ClientError::CorruptRecord | ClientError::Pickle(_) => {
                 ErrorCode::Tampered
             }
+            ClientError::Storage(StorageError::QuotaExceeded) => ErrorCode::StorageFull,
             ClientError::Storage(_) => ErrorCode::Storage,
+            ClientError::Network(NetError::Status { status: 404, .. }) => {
+                ErrorCode::MailboxNotFound
+            }
             ClientError::Network(NetError::Status { .. }) => ErrorCode::MailboxRejected,
             // Unreachable, timed out (aborted after its deadline) or garbled: retried later.
             ClientError::Network(_) => ErrorCode::MailboxUnreachable,
             ClientError::UnknownConversation => ErrorCode::UnknownConversation,
             ClientError::NotJoined => ErrorCode::NotJoined,
+            ClientError::OwnInvite => ErrorCode::OwnInvite,
+            ClientError::AlreadyJoined { .. } => ErrorCode::AlreadyJoined,
             ClientError::InvalidInvite(protocol::InviteError::Expired) => ErrorCode::InviteExpired,
             ClientError::InvalidInvite(_) => ErrorCode::InvalidInvite,
             ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. }) => {
@@ -95,9 +112,35 @@ fn js_error(code: ErrorCode, message: &str) -> JsValue {
     err.into()
 }
 
-/// A client failure as a JS `HushError`.
+/// A client failure as a JS `HushError`; `AlreadyJoined` also carries `conversationId`.
 fn client_error(err: ClientError) -> JsValue {
-    js_error(ErrorCode::from(&err), &err.to_string())
+    let js = js_error(ErrorCode::from(&err), &err.to_string());
+    if let ClientError::AlreadyJoined { conversation } = &err {
+        let _ = Reflect::set(&js, &"conversationId".into(), &opt_str(conversation));
+    }
+    js
+}
+
+/// The [`ErrorCode`] of a flush's `lastError` (the core reports it as the [`NetError`]'s
+/// text): a wrong mailbox address (404) is told apart from one that refuses or cannot be
+/// reached.
+fn flush_error_code(message: &str) -> ErrorCode {
+    let status = |status| {
+        NetError::Status {
+            status,
+            reason: String::new(),
+        }
+        .to_string()
+    };
+    // "mailbox answered " without the status: any refusal.
+    let refused = status(0);
+    if message.starts_with(&status(404)) {
+        ErrorCode::MailboxNotFound
+    } else if message.starts_with(refused.trim_end_matches("0: ")) {
+        ErrorCode::MailboxRejected
+    } else {
+        ErrorCode::MailboxUnreachable
+    }
 }
 
 /// A plain JS object from `(name, value)` pairs.
@@ -129,6 +172,7 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
                 .map_or(JsValue::NULL, |t| (t as f64 * 1000.0).into()),
         ),
         ("inviteTaken", s.invite_taken.into()),
+        ("connecting", s.connecting.into()),
     ])
 }
 
@@ -264,7 +308,8 @@ impl HushClient {
     }
 
     /// Every conversation, most recent first: `[{ id, name, mailbox, joined, safetyCode,
-    /// inviteLink, unread, lastActivity, expiresAt, inviteTaken }]`.
+    /// inviteLink, unread, lastActivity, expiresAt, inviteTaken, connecting }]`; `connecting`:
+    /// joined here, but the hello is not on the mailbox yet (the other person cannot see us).
     #[wasm_bindgen(js_name = listConversations)]
     pub fn list_conversations(&self) -> Promise {
         let inner = self.inner.clone();
@@ -298,7 +343,8 @@ impl HushClient {
     }
 
     /// Delivers every unacknowledged blob. Resolves to `{ delivered, pending, lastError,
-    /// conflicts }`; a conflict (someone else's blob already at the address) is final: the
+    /// lastErrorCode, conflicts }` (`lastErrorCode`: the `ErrorCode` of `lastError`, or
+    /// `null`); a conflict (someone else's blob already at the address) is final: the
     /// message becomes `"conflict"`, or a joined conversation `inviteTaken`.
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
@@ -308,6 +354,12 @@ impl HushClient {
                 ("delivered", out.delivered.into()),
                 ("pending", out.pending.into()),
                 ("lastError", opt_str(&out.last_error)),
+                (
+                    "lastErrorCode",
+                    out.last_error
+                        .as_deref()
+                        .map_or(JsValue::NULL, |e| JsValue::from(flush_error_code(e) as u32)),
+                ),
                 ("conflicts", out.conflicts.into()),
             ]))
         })
