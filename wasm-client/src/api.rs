@@ -392,6 +392,30 @@ impl HushClient {
         })
     }
 
+    /// One page of the history, oldest first, as in `history`: the `limit` entries just
+    /// before entry `before` (a `seq`), or the newest `limit` when `before` is `null`. Reads
+    /// only that page from storage, however long the history: open a chat with the newest
+    /// page, then page back with the first entry's `seq` as `before`; an empty page is the
+    /// beginning.
+    #[wasm_bindgen(js_name = historyPage)]
+    pub fn history_page(&self, id: String, before: Option<f64>, limit: u32) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            // A seq is a whole number below 2^53; anything else reads from the newest end.
+            let before = before
+                .filter(|b| b.is_finite() && *b >= 0.0 && b.fract() == 0.0)
+                .map(|b| b as u64);
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            Ok(array(
+                &inner
+                    .history_page(&id, before, limit)
+                    .await
+                    .map_err(client_error)?,
+                entry_js,
+            ))
+        })
+    }
+
     /// Marks a conversation as read.
     #[wasm_bindgen(js_name = markRead)]
     pub fn mark_read(&self, id: String) -> Promise {

@@ -7,7 +7,8 @@
 //!   is reported as [`StorageError::Exists`].
 //! * The future awaiting a request or a transaction owns both of its event handlers and
 //!   unsets and frees them when it ends, so nothing of a finished request (its result, its
-//!   handlers) stays reachable from JS.
+//!   handlers) stays reachable from JS. A cursor's request (a page of history, read newest
+//!   first) is stepped from inside its success handler, which the same future owns.
 //! * The connection is reopened lazily after the browser closed it (`close`, as iOS Safari
 //!   does to background tabs) or another tab asked for a new version (`versionchange`); an
 //!   operation that finds it closed anyway (`InvalidStateError`) reopens it and retries once.
@@ -22,8 +23,8 @@ pub use client_core::{Durability, Write};
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    Event, IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest,
-    IdbTransaction,
+    Event, IdbCursorDirection, IdbCursorWithValue, IdbDatabase, IdbFactory, IdbKeyRange,
+    IdbObjectStore, IdbOpenDbRequest, IdbRequest, IdbTransaction,
 };
 
 use crate::{OnDrop, dom_exception_name, js_error_message};
@@ -92,19 +93,39 @@ struct Outcome<T> {
 impl<T> Outcome<T> {
     /// Installs the handlers now (before the caller yields, so no event is missed).
     fn watch(target: T, set: fn(&T, Option<&Function>, Option<&Function>)) -> Self {
+        Self::watch_until(target, set, || true)
+    }
+
+    /// Like [`Outcome::watch`] for an object whose success event fires more than once (a
+    /// cursor's request, once per step): `finished` runs inside each success event, while
+    /// the transaction is active (so it may `continue()` the cursor), and says whether that
+    /// was the last one.
+    fn watch_until(
+        target: T,
+        set: fn(&T, Option<&Function>, Option<&Function>),
+        mut finished: impl FnMut() -> bool + 'static,
+    ) -> Self {
         let fired = Rc::new(Fired::default());
-        let handler = |ok: bool| {
+        let wake = |fired: &Fired, ok: bool| {
+            if fired.ok.get().is_none() {
+                fired.ok.set(Some(ok));
+            }
+            if let Some(waker) = fired.waker.take() {
+                waker.wake();
+            }
+        };
+        let on_ok = {
             let fired = fired.clone();
             Closure::<dyn FnMut(Event)>::new(move |_event: Event| {
-                if fired.ok.get().is_none() {
-                    fired.ok.set(Some(ok));
-                }
-                if let Some(waker) = fired.waker.take() {
-                    waker.wake();
+                if fired.ok.get().is_none() && finished() {
+                    wake(&fired, true);
                 }
             })
         };
-        let (on_ok, on_err) = (handler(true), handler(false));
+        let on_err = {
+            let fired = fired.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_event: Event| wake(&fired, false))
+        };
         set(
             &target,
             Some(on_ok.as_ref().unchecked_ref()),
@@ -140,12 +161,15 @@ impl<T> Drop for Outcome<T> {
     }
 }
 
+/// Sets (or unsets) a request's `success` and `error` handlers.
+fn set_request_handlers(req: &IdbRequest, ok: Option<&Function>, err: Option<&Function>) {
+    req.set_onsuccess(ok);
+    req.set_onerror(err);
+}
+
 /// Watches a request's `success` and `error`.
 fn request(req: &IdbRequest) -> Outcome<IdbRequest> {
-    Outcome::watch(req.clone(), |req, ok, err| {
-        req.set_onsuccess(ok);
-        req.set_onerror(err);
-    })
+    Outcome::watch(req.clone(), set_request_handlers)
 }
 
 impl Outcome<IdbRequest> {
@@ -542,6 +566,114 @@ impl RecordStore {
         }
         Ok(out)
     }
+
+    /// The last `limit` records whose names start with `prefix` and sort before `before`, in
+    /// name order: a `prev` cursor over the range that stops after `limit` records, so a page
+    /// costs a page, however many records the prefix holds.
+    pub async fn list_last_native(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let end = format!("{prefix}\u{ffff}");
+        // [prefix, before) when `before` falls inside the prefix's range, else all of it.
+        let (upper, upper_open) = match before {
+            Some(before) if before <= prefix => return Ok(Vec::new()),
+            Some(before) if before <= end.as_str() => (before, true),
+            _ => (end.as_str(), false),
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let range = IdbKeyRange::bound_with_lower_open_and_upper_open(
+            &JsValue::from_str(prefix),
+            &JsValue::from_str(upper),
+            false,
+            upper_open,
+        )
+        .map_err(|e| storage_error(&e))?;
+        let tx = self.transaction(Mode::Read).await?;
+        let store = object_store(&tx)?;
+        let req = store
+            .open_cursor_with_range_and_direction(&range, IdbCursorDirection::Prev)
+            .map_err(|e| storage_error(&e))?;
+        let page = Rc::new(RefCell::new(CursorPage {
+            request: req.clone(),
+            limit,
+            records: Vec::new(),
+            failure: None,
+        }));
+        let done = Outcome::watch_until(req, set_request_handlers, {
+            let page = page.clone();
+            move || page.borrow_mut().step()
+        });
+        let succeeded = done.succeeded().await;
+        let error = (!succeeded).then(|| done.target.error().ok().flatten());
+        // Unsets and frees the handlers, and with them the closure's share of the page.
+        drop(done);
+        if let Some(error) = error {
+            return Err(error.map_or_else(
+                || StorageError::Failed("request failed".to_owned()),
+                |e| storage_error(&e.into()),
+            ));
+        }
+        let CursorPage {
+            mut records,
+            failure,
+            ..
+        } = Rc::try_unwrap(page)
+            .map_err(|_| StorageError::Failed("cursor still referenced".to_owned()))?
+            .into_inner();
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        records.reverse();
+        Ok(records)
+    }
+}
+
+/// Collects one page from a `prev` cursor, one record per success event: stops at the end
+/// of the range, after `limit` records, or at the first failure.
+struct CursorPage {
+    request: IdbRequest,
+    limit: usize,
+    /// Newest first, as the cursor walks.
+    records: Vec<(String, Vec<u8>)>,
+    failure: Option<StorageError>,
+}
+
+impl CursorPage {
+    /// Takes the cursor's current record and continues it; whether the page is complete.
+    fn step(&mut self) -> bool {
+        let cursor = match self.request.result() {
+            Ok(cursor) if !cursor.is_null() && !cursor.is_undefined() => cursor,
+            Ok(_) => return true,
+            Err(err) => {
+                self.failure = Some(storage_error(&err));
+                return true;
+            }
+        };
+        let cursor: IdbCursorWithValue = cursor.unchecked_into();
+        let key = cursor.key().ok().and_then(|k| k.as_string());
+        let value = cursor
+            .value()
+            .ok()
+            .and_then(|v| v.dyn_into::<Uint8Array>().ok());
+        let (Some(key), Some(value)) = (key, value) else {
+            self.failure = Some(StorageError::Corrupt);
+            return true;
+        };
+        self.records.push((key, value.to_vec()));
+        if self.records.len() >= self.limit {
+            return true;
+        }
+        if let Err(err) = cursor.continue_() {
+            self.failure = Some(storage_error(&err));
+            return true;
+        }
+        false
+    }
 }
 
 fn object_store(tx: &IdbTransaction) -> Result<IdbObjectStore, StorageError> {
@@ -555,6 +687,15 @@ impl client_core::RecordStore for RecordStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         self.list_prefix(prefix).await
+    }
+
+    async fn list_last(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.list_last_native(prefix, before, limit).await
     }
 
     async fn commit(&self, writes: Vec<Write>, durability: Durability) -> Result<(), StorageError> {

@@ -1,6 +1,11 @@
 //! IndexedDB round trips in a real browser (`cargo xtask test` runs these in headless Chromium).
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 #![cfg(target_arch = "wasm32")]
 
 mod support;
@@ -160,4 +165,89 @@ async fn another_tab_upgrading_the_database_is_not_blocked_and_the_store_reopens
     );
     store.put_native("k2", b"w").await.unwrap();
     assert_eq!(store.list_prefix("k").await.unwrap().len(), 2);
+}
+
+#[wasm_bindgen_test]
+async fn the_last_records_before_a_name_are_read_a_page_at_a_time() {
+    let store = RecordStore::open_native(&fresh_db("list-last"))
+        .await
+        .unwrap();
+    let name = |i: usize| format!("msg/c/{i:04}");
+    let mut writes: Vec<Write> = (0..25)
+        .map(|i| Write::Put(name(i), vec![i as u8]))
+        .collect();
+    // Neighbours on both sides of the prefix's range stay out of every page.
+    writes.push(Write::Put("msg/b/9999".into(), vec![0xb]));
+    writes.push(Write::Put("msg/d/0000".into(), vec![0xd]));
+    writes.push(Write::Put("msg/c".into(), vec![0xc]));
+    store.commit(writes, Durability::Relaxed).await.unwrap();
+    let names =
+        |page: &[(String, Vec<u8>)]| page.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+
+    let newest = store.list_last_native("msg/c/", None, 10).await.unwrap();
+    assert_eq!(names(&newest), (15..25).map(name).collect::<Vec<_>>());
+    assert_eq!(newest[0].1, vec![15]);
+
+    // Walking back from the newest page visits every record once, in order.
+    let mut before: Option<String> = None;
+    let mut walked = Vec::new();
+    loop {
+        let page = store
+            .list_last_native("msg/c/", before.as_deref(), 10)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = Some(page[0].0.clone());
+        walked.splice(0..0, names(&page));
+    }
+    assert_eq!(walked, (0..25).map(name).collect::<Vec<_>>());
+
+    // A `before` between two names, before the first, or past the range; a zero limit.
+    let page = store
+        .list_last_native("msg/c/", Some("msg/c/0003x"), 10)
+        .await
+        .unwrap();
+    assert_eq!(names(&page), (0..4).map(name).collect::<Vec<_>>());
+    assert!(
+        store
+            .list_last_native("msg/c/", Some("msg/c/"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_last_native("msg/c/", Some("a"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let page = store
+        .list_last_native("msg/c/", Some("zzz"), 2)
+        .await
+        .unwrap();
+    assert_eq!(names(&page), vec![name(23), name(24)]);
+    assert!(
+        store
+            .list_last_native("msg/c/", None, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_last_native("none/", None, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The store's trait method is the cursor, and it reopens a connection closed under it.
+    store.close();
+    let page = client_core::RecordStore::list_last(&store, "msg/c/", Some(&name(5)), 3)
+        .await
+        .unwrap();
+    assert_eq!(names(&page), vec![name(2), name(3), name(4)]);
 }
