@@ -1,8 +1,14 @@
 // Hush web app: screens, conversation list, chat, and the poll/flush loop over the wasm client.
 //
 // The client (./pkg/hush.js) owns every secret and every stored byte; this file only decides
-// what to show and when to call it. History is the source of truth: the chat is always redrawn
-// from client.history(), never from what a poll or a send returned.
+// what to show and when to call it. History is the source of truth: the chat shows what
+// client.historyPage() read back from storage, never what a poll or a send returned. It reads
+// a page at a time: the newest page on opening, the page before as the person scrolls up, and
+// after a poll, a send or a flush only the newest end (new entries are appended, shown ones
+// get their status), so a long history costs what one screen of it costs.
+//
+// Several tabs of one profile share its database: each tab posts a notice to the others after
+// it commits something (see "Other tabs"), and they re-read what changed.
 
 import init, { HushClient, ErrorCode, qrSvg, clientVersion } from "./pkg/hush.js";
 import { h, replace, field, setFieldError, formatTime } from "./dom.js";
@@ -26,6 +32,8 @@ const els = {
   announcer: $("announcer"),
 };
 
+/** The IndexedDB database of this profile's vault (also names the channel to other tabs). */
+const DB_NAME = "hush";
 /** Minimum passphrase length we accept when creating a vault. */
 const MIN_PASSPHRASE = 8;
 /** Retry delays for the outbox while something is pending (ms), then the last one repeats. */
@@ -55,7 +63,10 @@ const app = {
   flushFailures: 0,
   /** Sends run one after another, in the order they were typed. */
   sendQueue: Promise.resolve(),
-  /** The open chat: { id, list, items: Map<seq, li>, token }. */
+  /**
+   * The open chat: { id, list, scroller, items: Map<seq, li>, oldest and newest seq shown,
+   * complete (the oldest entry is shown), unsentSeqs, token }.
+   */
   chat: null,
   /** Stops the camera when the join screen goes away. */
   stopCamera: null,
@@ -77,7 +88,8 @@ async function boot() {
   takeInviteFromUrl();
   try {
     await init();
-    app.client = await HushClient.open();
+    app.client = withNotices(await HushClient.open(DB_NAME));
+    listenToOtherTabs();
     els.status.textContent = `Client ready (v${clientVersion()}). Messages are encrypted on this device.`;
     document.body.dataset.state = "ready";
   } catch (err) {
@@ -795,6 +807,13 @@ function showChat(id) {
   if (!c) return showHome();
   if (!c.joined) return showInvite(id);
   const list = h("ol", { class: "messages", "aria-label": "Conversation history" });
+  // Older pages load as the history scrolls near its top, or with this button (keyboards,
+  // screen readers).
+  const earlier = h("button", { type: "button", class: "ghost earlier", text: "Show earlier messages", hidden: true, onclick: () => loadOlder() });
+  const scroller = h("div", { class: "scroller" }, earlier, list);
+  scroller.addEventListener("scroll", () => {
+    if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+  }, { passive: true });
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, maxlength: 4000, autocomplete: "off" });
   const sendError = h("p", { class: "field-error", role: "alert" });
@@ -846,13 +865,29 @@ function showChat(id) {
         ),
       ),
       banner,
-      h("div", { class: "scroller" }, list),
+      scroller,
       sendError,
       form,
     ),
     { id, focus: message },
   );
-  app.chat = { id, list, banner, title, items: new Map(), token: 0, first: true, unsent: false };
+  app.chat = {
+    id,
+    list,
+    scroller,
+    earlier,
+    banner,
+    title,
+    items: new Map(),
+    oldest: Infinity,
+    newest: -1,
+    complete: false,
+    loadingOlder: false,
+    unsentSeqs: new Set(),
+    token: 0,
+    first: true,
+    unsent: false,
+  };
   updateChatBanner();
   refreshChat();
   schedulePoll(id, 0);
@@ -870,64 +905,115 @@ const STATUS_TEXT = {
   received: "",
 };
 
+/** Entries read when a chat opens, and per older page as it scrolls up. */
+const PAGE = 60;
+/** Entries first read from the newest end to catch up after a poll, a send or a flush. */
+const TAIL = 20;
+/** How near its top (px) the history must be scrolled for the page before it to load. */
+const LOAD_OLDER_PX = 400;
+
+/** One message of the chat, with its status set by setStatus. */
+function messageItem(entry, name) {
+  return h(
+    "li",
+    { class: entry.outgoing ? "msg out" : "msg in" },
+    h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
+    h("p", { class: "text", text: entry.text }),
+    h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
+  );
+}
+
+function setStatus(chat, li, entry) {
+  if (li.dataset.status !== entry.status) {
+    li.dataset.status = entry.status;
+    li.querySelector(".delivery").textContent = STATUS_TEXT[entry.status] ? ` · ${STATUS_TEXT[entry.status]}` : "";
+  }
+  if (entry.status === "sending" || entry.status === "failed") chat.unsentSeqs.add(entry.seq);
+  else chat.unsentSeqs.delete(entry.seq);
+}
+
+/**
+ * What changed at the newest end of the history: on opening, the newest page; later, every
+ * entry after the newest one shown, and back to the oldest shown entry still unsent (a flush
+ * changes those statuses). Reads TAIL entries, and pages further back only when they do not
+ * reach that far.
+ */
+async function readNewest(chat) {
+  // One more than a page: whether there is anything before it.
+  if (chat.first) return app.client.historyPage(chat.id, null, PAGE + 1);
+  const reach = Math.min(chat.newest, ...chat.unsentSeqs);
+  let entries = await app.client.historyPage(chat.id, null, TAIL);
+  let more = entries.length === TAIL;
+  while (more && entries[0].seq > reach) {
+    const page = await app.client.historyPage(chat.id, entries[0].seq, PAGE);
+    entries = page.concat(entries);
+    more = page.length === PAGE;
+  }
+  return entries;
+}
+
+/**
+ * Brings the open chat up to date with storage: appends new entries, updates the status of
+ * shown ones, and leaves every other node alone.
+ */
 async function refreshChat() {
   const chat = app.chat;
   if (!chat) return;
   const token = ++chat.token;
-  let history;
+  let entries;
   try {
-    history = await app.client.history(chat.id);
+    entries = await readNewest(chat);
   } catch (err) {
     if (codeOf(err) === ErrorCode.UnknownConversation) showHome();
     return;
   }
   if (app.chat !== chat || token !== chat.token) return;
-  const scroller = chat.list.parentElement;
+  if (chat.first) {
+    chat.complete = entries.length <= PAGE;
+    if (!chat.complete) entries = entries.slice(1);
+  }
+  const scroller = chat.scroller;
   const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
-  let prev = null;
   let addedOwn = false;
   const incoming = [];
   const name = byId(chat.id)?.name ?? "Them";
-  for (const entry of history) {
+  const added = document.createDocumentFragment();
+  for (const entry of entries) {
     let li = chat.items.get(entry.seq);
     if (!li) {
-      li = h(
-        "li",
-        { class: entry.outgoing ? "msg out" : "msg in" },
-        h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
-        h("p", { class: "text", text: entry.text }),
-        h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
-      );
+      // Older than the newest shown but not shown: on a page not loaded yet.
+      if (entry.seq <= chat.newest) continue;
+      li = messageItem(entry, name);
       chat.items.set(entry.seq, li);
-      if (prev) prev.after(li);
-      else chat.list.prepend(li);
+      added.append(li);
+      chat.newest = entry.seq;
+      chat.oldest = Math.min(chat.oldest, entry.seq);
       if (entry.outgoing) addedOwn = true;
       else if (!chat.first) incoming.push(entry.text);
-    } else if (prev ? li.previousElementSibling !== prev : li !== chat.list.firstElementChild) {
-      if (prev) prev.after(li);
-      else chat.list.prepend(li);
     }
-    if (li.dataset.status !== entry.status) {
-      li.dataset.status = entry.status;
-      li.querySelector(".delivery").textContent = STATUS_TEXT[entry.status] ? ` · ${STATUS_TEXT[entry.status]}` : "";
-    }
-    prev = li;
+    setStatus(chat, li, entry);
   }
-  if (!history.length && !chat.list.querySelector(".empty")) {
-    chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
-  } else if (history.length) {
+  if (added.childNodes.length) {
     chat.list.querySelector(".empty")?.remove();
+    chat.list.append(added);
+  } else if (!chat.items.size && !chat.list.querySelector(".empty")) {
+    chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
   }
   if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
   // New messages are announced once each (the list itself is not a live region, so opening a
-  // chat does not read out its whole history).
+  // chat does not read out its history).
   if (incoming.length) els.announcer.textContent = incoming.map((t) => `${name}: ${t}`).join("\n");
-  const unsent = history.some((e) => e.status === "sending" || e.status === "failed");
+  const unsent = chat.unsentSeqs.size > 0;
   if (unsent !== chat.unsent) {
     chat.unsent = unsent;
     updateChatBanner();
   }
-  chat.first = false;
+  if (chat.first) {
+    chat.first = false;
+    showEarlier(chat);
+    // A page that does not fill the screen: the one before it, too.
+    if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+  }
   const c = byId(chat.id);
   if (c && c.unread > 0 && visible()) {
     try {
@@ -938,6 +1024,48 @@ async function refreshChat() {
       // Locked or deleted meanwhile: nothing to mark.
     }
   }
+}
+
+function showEarlier(chat) {
+  chat.earlier.hidden = chat.complete;
+  chat.earlier.disabled = chat.loadingOlder;
+}
+
+/** Reads the page before the oldest entry shown and puts it above, keeping the view still. */
+async function loadOlder() {
+  const chat = app.chat;
+  if (!chat || chat.first || chat.complete || chat.loadingOlder) return;
+  chat.loadingOlder = true;
+  showEarlier(chat);
+  let page;
+  try {
+    page = await app.client.historyPage(chat.id, chat.oldest, PAGE + 1);
+  } catch (err) {
+    chat.loadingOlder = false;
+    showEarlier(chat);
+    if (codeOf(err) === ErrorCode.UnknownConversation && app.chat === chat) showHome();
+    return;
+  }
+  chat.loadingOlder = false;
+  if (app.chat !== chat) return;
+  chat.complete = page.length <= PAGE;
+  if (!chat.complete) page = page.slice(1);
+  const name = byId(chat.id)?.name ?? "Them";
+  const older = document.createDocumentFragment();
+  for (const entry of page) {
+    if (entry.seq >= chat.oldest || chat.items.has(entry.seq)) continue;
+    const li = messageItem(entry, name);
+    chat.items.set(entry.seq, li);
+    setStatus(chat, li, entry);
+    older.append(li);
+  }
+  if (page.length) chat.oldest = Math.min(chat.oldest, page[0].seq);
+  const scroller = chat.scroller;
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  chat.list.prepend(older);
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  showEarlier(chat);
+  if (!chat.complete && scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
 }
 
 function sendMessage(id, text, textarea, errorSlot) {
@@ -1117,6 +1245,83 @@ async function checkMailbox(base) {
   } catch {
     return false;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other tabs
+//
+// Every tab of this profile works on the same database. After a call that commits something
+// another tab shows (a poll that stored messages or a join, a send, a flush that changed
+// statuses, a new invite, a join, a rename, a delete, a read mark), the tab posts a notice on a
+// BroadcastChannel named after the database: { kind, id } only, never a message's text or
+// anything secret. The other tabs then re-read what changed: the conversation list, and the
+// newest end of the open chat. Every tab keeps polling on its own (docs/CLIENT.md, "Several
+// tabs"): the per-conversation locks keep the ratchet safe, and a tab's poll that finds the
+// messages already taken by another tab changes nothing.
+
+/** Which calls commit what other tabs show, and the notice each posts when it resolves. */
+const NOTICES = {
+  poll: (out, id) => (out.messages.length > 0 || out.joined ? { kind: "messages", id } : null),
+  send: (_, id) => ({ kind: "messages", id }),
+  flush: (out) => (out.delivered > 0 || out.conflicts > 0 || out.lastError ? { kind: "status", id: null } : null),
+  createInvite: (out) => ({ kind: "list", id: out.id }),
+  join: (id) => ({ kind: "list", id }),
+  rename: (_, id) => ({ kind: "list", id }),
+  deleteConversation: (_, id) => ({ kind: "list", id }),
+  markRead: (_, id) => ({ kind: "list", id }),
+};
+
+const tabs = { channel: null, timer: 0, chat: false, ids: new Set() };
+
+/** The client, posting a notice to the other tabs after each call in NOTICES resolves. */
+function withNotices(client) {
+  return new Proxy(client, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      const notice = Object.hasOwn(NOTICES, prop) ? NOTICES[prop] : null;
+      if (!notice) return value.bind(target);
+      return async (...args) => {
+        const out = await value.apply(target, args);
+        const message = notice(out, args[0]);
+        if (message) tabs.channel?.postMessage(message);
+        return out;
+      };
+    },
+  });
+}
+
+function listenToOtherTabs() {
+  if (typeof BroadcastChannel !== "function") return;
+  tabs.channel = new BroadcastChannel(`hush:${DB_NAME}:changes`);
+  tabs.channel.onmessage = (event) => {
+    const { kind, id } = event.data ?? {};
+    if (typeof kind !== "string" || !app.client?.isUnlocked) return;
+    if (typeof id === "string") tabs.ids.add(id);
+    if (kind !== "list" && (!id || id === app.chat?.id)) tabs.chat = true;
+    // Notices in a burst (a poll, then its flush) are applied once.
+    clearTimeout(tabs.timer);
+    tabs.timer = setTimeout(applyOtherTabs, 30);
+  };
+}
+
+async function applyOtherTabs() {
+  const { chat, ids } = tabs;
+  tabs.chat = false;
+  tabs.ids = new Set();
+  const generation = app.generation;
+  await refreshList();
+  if (generation !== app.generation || !app.client.isUnlocked) return;
+  // A conversation made in another tab is polled here too.
+  for (const c of app.conversations) if (!app.pollTimers.has(c.id) && !app.polling.has(c.id)) schedulePoll(c.id);
+  const shown = app.screen.id;
+  if (shown && ids.has(shown)) {
+    const c = byId(shown);
+    if (!c) return showHome(); // Deleted in another tab.
+    if (app.screen.name === "invite" && c.joined) return showSafety(shown, { justJoined: true });
+    if (app.chat?.title && app.chat.title.textContent !== c.name) app.chat.title.textContent = c.name;
+  }
+  if (chat && app.chat) refreshChat();
 }
 
 // ---------------------------------------------------------------------------------------------
