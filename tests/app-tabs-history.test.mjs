@@ -247,3 +247,39 @@ test("a long conversation opens with its newest page, loads older pages on scrol
     await server.stop();
   }
 });
+
+test("reading history pages again and again does not grow the JS heap (the cursor's handlers are freed)", { skip: NO_BROWSER, timeout: 300_000 }, async () => {
+  const READS = 300;
+  const server = await startNative({ www: WWW });
+  const alice = await launch();
+  const bob = await launch();
+  try {
+    const ids = await pair(server, alice, bob, 100);
+    const readPages = (reads) =>
+      bob.page.evaluate(
+        async ({ id, reads }) => {
+          let entries = 0;
+          for (let i = 0; i < reads; i++) entries = (await window.bob.historyPage(id, i % 2 ? 60 : null, 40)).length;
+          return entries;
+        },
+        { id: ids.bob, reads },
+      );
+    const cdp = await bob.context.newCDPSession(bob.page);
+    const heapAfterGc = async () => {
+      for (let i = 0; i < 3; i++) await cdp.send("HeapProfiler.collectGarbage");
+      return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+    };
+    assert.equal(await readPages(20), 40); // warm up: code, caches, wasm memory
+    const before = await heapAfterGc();
+    assert.equal(await readPages(READS), 40);
+    const after = await heapAfterGc();
+    const perRead = (after - before) / READS;
+    console.log(`# JS heap after GC: ${before} B before, ${after} B after ${READS} page reads: ${perRead.toFixed(0)} B per read`);
+    // A leaked cursor request would keep its 40 results and handlers: several KB per read.
+    assert.ok(perRead < 1_000, `the heap grew ${perRead.toFixed(0)} B per page read`);
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+    await server.stop();
+  }
+});
