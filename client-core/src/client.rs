@@ -365,8 +365,9 @@ impl<P: Platform> Client<P> {
         name: &str,
     ) -> Result<String, ClientError> {
         let key = self.key()?;
-        let fragment = link.rsplit('#').next().unwrap_or(link).trim();
-        let invite = Invite::from_link_fragment(fragment)?;
+        // The whole pasted text: the protocol's parser finds the invite in a link, a bare
+        // fragment, or text damaged in transit (`#` as `%23`, punctuation, a `#` after it).
+        let invite = Invite::from_link_fragment(link)?;
         // An invite this vault created or joined is recognised before anything is sent: its
         // hello address is taken (by us), so joining again could only fail.
         let tag_name = invite_record_name(&key, &invite);

@@ -151,3 +151,14 @@ fn a_joiner_is_connecting_until_its_hello_is_on_the_mailbox() {
     assert!(run(bob.conversations()).unwrap()[0].connecting);
     assert!(!run(alice.conversation_summary(&a_id)).unwrap().connecting);
 }
+
+#[test]
+fn a_link_with_a_hashtag_after_it_still_joins() {
+    let alice = client(12, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let (_, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let bob = client(13, None);
+    run(bob.create_vault("pw", FAST)).unwrap();
+    let pasted = format!("Join me: {link} #hush");
+    run(bob.join(&pasted, MAILBOX, "Alice")).unwrap();
+}

@@ -296,10 +296,48 @@ impl Invite {
     /// `tests/invite_link.rs` (property test) and the fuzz harness check all of this.
     pub fn from_link_fragment(text: &str) -> Result<Invite, InviteError> {
         let decoded = percent_decode(text.as_bytes());
-        let fragment = match decoded.iter().rposition(|&b| b == b'#') {
-            Some(hash) => decoded.get(hash + 1..).unwrap_or_default(),
-            None => &decoded[..],
-        };
+        // Candidates start at the text's beginning and after each `#`: a `#` in the text
+        // around the link (a hashtag after it, say) must not hide the invite.
+        let starts = core::iter::once(0).chain(
+            decoded
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'#')
+                .map(|(i, _)| i + 1),
+        );
+        let mut found: Option<Invite> = None;
+        let mut refusals = Vec::new();
+        for start in starts {
+            let fragment = decoded.get(start..).unwrap_or_default();
+            match Self::from_symbols(fragment) {
+                Ok(invite) => match &found {
+                    Some(earlier) if *earlier != invite => return Err(InviteError::Ambiguous),
+                    _ => found = Some(invite),
+                },
+                Err(InviteError::Ambiguous) => return Err(InviteError::Ambiguous),
+                Err(err) => refusals.push((start, err)),
+            }
+        }
+        if let Some(invite) = found {
+            return Ok(invite);
+        }
+        // The refusal to explain: that of the text after the last `#` which looks like a
+        // damaged invite (not merely "not an invite", like a hashtag), else of the last `#`,
+        // else of the whole text.
+        let after_hash = |(start, _): &&(usize, InviteError)| *start > 0;
+        let chosen = refusals
+            .iter()
+            .rev()
+            .filter(after_hash)
+            .find(|(_, err)| *err != InviteError::NotAnInvite)
+            .or_else(|| refusals.iter().rev().find(after_hash))
+            .or_else(|| refusals.first());
+        Err(chosen.map_or(InviteError::NotAnInvite, |(_, err)| *err))
+    }
+
+    /// The one invite among the candidates of `fragment`: its base64url symbols up to the end
+    /// of each run of them (see [`Invite::from_link_fragment`]).
+    fn from_symbols(fragment: &[u8]) -> Result<Invite, InviteError> {
         // The base64url symbols, and where each run of them ends.
         let mut symbols = Zeroizing::new(Vec::with_capacity(fragment.len()));
         let mut run_ends = Vec::new();

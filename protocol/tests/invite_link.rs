@@ -352,3 +352,33 @@ proptest! {
         protocol::fuzzing::invite(text.as_bytes());
     }
 }
+
+#[test]
+fn a_hash_in_the_text_around_the_link_does_not_hide_the_invite() {
+    let mut rng = protocol::testing::SeededRng::new(77);
+    let (_, invite) = Invite::create(&mut rng, 0, 100, None).unwrap();
+    let fragment = invite.to_link_fragment();
+    for text in [
+        format!("Join me: https://hush.example/#{} #hush", fragment.as_str()),
+        format!("#hush https://hush.example/#{}", fragment.as_str()),
+        format!("{} #tonight", fragment.as_str()),
+        format!("#1 https://hush.example/%23{}. #2", fragment.as_str()),
+    ] {
+        assert_eq!(
+            Invite::from_link_fragment(&text).as_ref(),
+            Ok(&invite),
+            "{text}"
+        );
+    }
+    // A hashtag alone explains itself as "not an invite"; a damaged invite followed by a
+    // hashtag is still explained as the damaged invite.
+    assert_eq!(
+        Invite::from_link_fragment("#hush").unwrap_err(),
+        protocol::InviteError::NotAnInvite
+    );
+    let short = format!("https://hush.example/#{} #hush", &fragment.as_str()[..60]);
+    assert_ne!(
+        Invite::from_link_fragment(&short).unwrap_err(),
+        protocol::InviteError::NotAnInvite
+    );
+}
