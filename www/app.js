@@ -54,9 +54,15 @@ const app = {
   polling: new Set(),
   /** Mailboxes (base URLs) whose last request failed. */
   unreachable: new Set(),
+  /** Mailboxes (base URLs) that answered 404: no Hush mailbox at that address. */
+  wrongMailbox: new Set(),
+  /** Conversations whose last poll could not store what it read: this browser's storage is full. */
+  storageFull: new Set(),
   /** Blobs waiting in the outbox after the last flush. */
   pending: 0,
   flushError: false,
+  /** The ErrorCode of the last flush's failure (MailboxNotFound: a wrong mailbox address). */
+  flushErrorCode: null,
   flushing: null,
   flushAgain: false,
   flushTimer: 0,
@@ -159,10 +165,21 @@ function takeInviteFromUrl() {
 }
 
 function storageMessage(err) {
+  if (codeOf(err) === ErrorCode.StorageFull) return STORAGE_FULL;
   return codeOf(err) === ErrorCode.Storage
     ? "This browser refused to let Hush store data (IndexedDB). Private windows and some privacy settings do that. Hush needs it to keep your keys."
     : "Something went wrong while opening Hush's storage. Reload the page to try again.";
 }
+
+const isStorageError = (err) => codeOf(err) === ErrorCode.Storage || codeOf(err) === ErrorCode.StorageFull;
+
+/** What to do when this browser's storage for the site is full. */
+/** The banner while polls can't store what they read. */
+const STORAGE_FULL_NEW =
+  "this browser's storage for Hush is full. Free some space on this device (delete files or apps you don't need, or clear other sites' data in the browser's settings). They wait on the mailbox and appear here once there is room, but the mailbox keeps them only for a few days.";
+
+const STORAGE_FULL =
+  "This browser's storage for Hush is full. Free some space: delete files or apps you don't need, or clear other sites' data in the browser's settings (not Hush's: that would erase your conversations).";
 
 // ---------------------------------------------------------------------------------------------
 // Screens
@@ -259,7 +276,7 @@ function showSetup() {
         showUnlock();
         return;
       }
-      setFieldError(pass, codeOf(err) === ErrorCode.Storage ? storageMessage(err) : `Could not create it: ${err.message}`);
+      setFieldError(pass, isStorageError(err) ? storageMessage(err) : `Could not create it: ${err.message}`);
     }
   }
   setScreen(
@@ -331,7 +348,7 @@ function showUnlock() {
       } else if (code === ErrorCode.Tampered) {
         setFieldError(pass, "Hush's stored data on this device was altered and cannot be opened.");
       } else {
-        setFieldError(pass, codeOf(err) === ErrorCode.Storage ? storageMessage(err) : `Could not unlock: ${err.message}`);
+        setFieldError(pass, isStorageError(err) ? storageMessage(err) : `Could not unlock: ${err.message}`);
       }
       pass.input.select();
       pass.input.focus();
@@ -377,7 +394,10 @@ function lock() {
   app.conversations = [];
   els.list.replaceChildren();
   app.unreachable.clear();
+  app.wrongMailbox.clear();
+  app.storageFull.clear();
   app.flushError = false;
+  app.flushErrorCode = null;
   updateNetStatus();
   showUnlock();
 }
@@ -413,14 +433,26 @@ async function refreshList() {
   }
   if (generation !== app.generation) return;
   app.conversations = list;
+  // Problems of deleted conversations, or of mailboxes none uses any more, are gone with them.
+  const mailboxes = new Set(list.map((c) => c.mailbox));
+  const ids = new Set(list.map((c) => c.id));
+  let gone = false;
+  for (const set of [app.wrongMailbox, app.unreachable]) for (const m of set) if (!mailboxes.has(m)) gone = set.delete(m);
+  for (const id of app.storageFull) if (!ids.has(id)) gone = app.storageFull.delete(id);
   renderList();
+  if (gone) updateNetStatus();
+  showConnectedWhenDelivered();
 }
 
 function describe(c) {
   if (c.inviteTaken) return "Invite already used by someone else";
+  const wrong = app.wrongMailbox.has(c.mailbox) ? "Wrong mailbox address" : "";
   if (!c.joined) {
-    return c.expiresAt && c.expiresAt < Date.now() ? "Invite expired" : "Waiting for them to join";
+    return c.expiresAt && c.expiresAt < Date.now() ? "Invite expired" : wrong || "Waiting for them to join";
   }
+  if (wrong) return wrong;
+  if (app.storageFull.has(c.id)) return "New messages can't be saved: storage full";
+  if (c.connecting) return app.unreachable.has(c.mailbox) ? "Connecting… (mailbox unreachable, retrying)" : "Connecting…";
   if (app.unreachable.has(c.mailbox)) return "Mailbox unreachable, retrying";
   return c.lastActivity ? `Last activity ${formatTime(c.lastActivity)}` : "";
 }
@@ -645,6 +677,7 @@ function showSafety(id, { justJoined = false } = {}) {
   const c = byId(id);
   if (c?.inviteTaken) return showInviteTaken(id);
   if (!c || !c.safetyCode) return showHome();
+  if (c.connecting) return showConnecting(id, { justJoined });
   setScreen(
     "safety",
     h(
@@ -662,6 +695,73 @@ function showSafety(id, { justJoined = false } = {}) {
     ),
     { id },
   );
+}
+
+/**
+ * We joined, but our answer to the invite (the hello) is not on the mailbox yet: the other
+ * person cannot see us, so nothing says "Connected" and no safety code is shown (one compared
+ * now could not match theirs: they have none yet). Redrawn as "Connected" once a flush stores
+ * the hello (showConnectedWhenDelivered).
+ */
+function showConnecting(id, { justJoined = false } = {}) {
+  const c = byId(id);
+  if (!c) return showHome();
+  const state = h("p", { class: "state waiting", role: "status", "aria-live": "polite", id: "connect-state" });
+  setScreen(
+    "safety",
+    h(
+      "section",
+      { class: "card safety" },
+      justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
+      h("h2", { text: `Connecting to ${c.name}…` }),
+      state,
+      h("p", { class: "fine", text: `Once it is there, you both see a safety code to compare. Messages you write now are sent after it.` }),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: justJoined ? "Start chatting" : "Back to chat", onclick: () => showChat(id) })),
+    ),
+    { id },
+  );
+  app.screen.connecting = true;
+  app.screen.justJoined = justJoined;
+  updateConnectingState();
+}
+
+/** The connecting screen's line: on its way, or why it is not getting there. */
+function updateConnectingState() {
+  const state = app.screen.connecting ? document.getElementById("connect-state") : null;
+  const c = state && byId(app.screen.id);
+  if (!c) return;
+  let text = `Your answer to ${c.name}'s invite is on its way to the mailbox at ${hostOf(c.mailbox)}. ${c.name} can't see you until it is there.`;
+  if (connectProblem(c) === "wrong") text = `${wrongMailboxText(c.mailbox)} Your answer to ${c.name}'s invite can't be delivered: ask ${c.name} for a new invite.`;
+  else if (connectProblem(c) === "unreachable") text = `Can't reach the mailbox at ${hostOf(c.mailbox)} to deliver your answer to ${c.name}'s invite. Hush keeps trying.`;
+  if (state.textContent !== text) state.textContent = text;
+  state.className = connectProblem(c) ? "state warn" : "state waiting";
+}
+
+/**
+ * Why a conversation's mailbox is failing it, if it is: "wrong" (it answered 404) or
+ * "unreachable". `outgoing`: the conversation has blobs waiting (the hello, unsent messages),
+ * so the last flush's failure may be its own (a flush's error names no mailbox).
+ */
+function connectProblem(c, outgoing = c.connecting) {
+  if (app.wrongMailbox.has(c.mailbox)) return "wrong";
+  if (outgoing && app.flushError && app.flushErrorCode === ErrorCode.MailboxNotFound) return "wrong";
+  if (app.unreachable.has(c.mailbox) || (outgoing && app.flushError)) return "unreachable";
+  return null;
+}
+
+/**
+ * The connecting screen becomes the "Connected" one once the hello is on the mailbox (checked
+ * whenever the list is read again: after this tab's flush, or another tab's).
+ */
+function showConnectedWhenDelivered() {
+  if (!app.screen.connecting) return;
+  const c = byId(app.screen.id);
+  if (c && !c.connecting) showSafety(c.id, { justJoined: app.screen.justJoined });
+}
+
+/** A mailbox address that answered 404, said plainly. */
+function wrongMailboxText(url) {
+  return `Wrong mailbox address: there is no Hush mailbox at ${url} (it answered "not found").`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -727,12 +827,17 @@ function showJoin(prefill = "") {
     camState.textContent = "Camera stopped.";
   }
 
+  /** The way to the conversation an invite already started (see alreadyJoined). */
+  let openExisting = null;
+
   async function onSubmit(event) {
     event.preventDefault();
     const who = name.input.value.trim();
     const invite = link.input.value.trim();
     setFieldError(name, who ? null : "Give this conversation a name.");
     setFieldError(link, invite ? null : "Paste the invite link or scan the QR code.");
+    openExisting?.remove();
+    openExisting = null;
     if (!who) return name.input.focus();
     if (!invite) return link.input.focus();
     submit.disabled = true;
@@ -744,10 +849,27 @@ function showJoin(prefill = "") {
       showSafety(id, { justJoined: true });
     } catch (err) {
       submit.disabled = false;
-      const expired = codeOf(err) === ErrorCode.InviteExpired;
-      setFieldError(link, expired ? expiredInvite(await clockOffsetFromSite()) : errorText(err));
+      const code = codeOf(err);
+      if (code === ErrorCode.AlreadyJoined) return alreadyJoined(err.conversationId ?? null);
+      const expired = code === ErrorCode.InviteExpired;
+      setFieldError(link, expired ? expiredInvite(await clockOffsetFromSite()) : code === ErrorCode.OwnInvite ? OWN_INVITE : errorText(err));
       link.input.focus();
     }
+  }
+
+  /** This vault joined the invite before: say so, and lead to that conversation. */
+  async function alreadyJoined(id) {
+    await refreshList();
+    const c = id && byId(id);
+    if (!c) {
+      setFieldError(link, "You already joined this invite, and the conversation it started was deleted. An invite works only once: ask them for a new one.");
+      link.input.focus();
+      return;
+    }
+    setFieldError(link, `You already joined this invite: it started your conversation with ${c.name}.`);
+    openExisting = h("button", { type: "button", class: "primary", text: `Open the conversation with ${c.name}`, onclick: () => openConversation(c.id) });
+    link.error.after(openExisting);
+    openExisting.focus();
   }
 
   setScreen(
@@ -774,6 +896,10 @@ function showJoin(prefill = "") {
     { focus: name.input },
   );
 }
+
+/** Opening an invite made on this device. */
+const OWN_INVITE =
+  "This is your own invite: it was made on this device, for the other person. Show them its QR code or send them the link; they open it on their device. Nothing was joined.";
 
 /**
  * The mailbox for an invite that names none: the mailbox of the site the link points to. The
@@ -1205,9 +1331,13 @@ function showSettings() {
     setMailboxUrl(normalised);
     url.input.value = normalised;
     result.textContent = "Saved. Checking the mailbox…";
-    result.textContent = (await checkMailbox(normalised))
-      ? `Saved. The mailbox at ${hostOf(normalised)} answered.`
-      : `Saved, but the mailbox at ${hostOf(normalised)} did not answer. Check the address; the mailbox must allow this site (CORS) and this site's Content-Security-Policy must allow connecting to it.`;
+    const answer = await checkMailbox(normalised);
+    result.textContent =
+      answer === "ok"
+        ? `Saved. The mailbox at ${hostOf(normalised)} answered.`
+        : answer === "not found"
+          ? `Saved, but there is no Hush mailbox at ${normalised}: the server there answered "not found". Check the address, with its path if the mailbox has one (such as https://example.org/mailbox).`
+          : `Saved, but the mailbox at ${hostOf(normalised)} did not answer. Check the address; the mailbox must allow this site (CORS) and this site's Content-Security-Policy must allow connecting to it.`;
   }
   const reset = h("button", {
     type: "button",
@@ -1238,12 +1368,13 @@ function showSettings() {
   );
 }
 
+/** Asks the mailbox at `base` for its health: "ok", "not found" (a wrong address) or "failed". */
 async function checkMailbox(base) {
   try {
     const res = await fetch(`${base}/v1/health`, { cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" });
-    return res.ok;
+    return res.ok ? "ok" : res.status === 404 ? "not found" : "failed";
   } catch {
-    return false;
+    return "failed";
   }
 }
 
@@ -1353,7 +1484,10 @@ async function pollOnce(id) {
   try {
     const out = await app.client.poll(id);
     recovered = app.unreachable.delete(c.mailbox);
-    changed = out.joined || out.messages.length > 0;
+    // The mailbox answered, and what it had is stored.
+    if (app.wrongMailbox.delete(c.mailbox)) changed = true;
+    if (app.storageFull.delete(id)) changed = true;
+    changed = changed || out.joined || out.messages.length > 0;
     if (out.joined && app.screen.name === "invite" && app.screen.id === id) {
       await refreshList();
       showSafety(id, { justJoined: true });
@@ -1364,9 +1498,19 @@ async function pollOnce(id) {
       app.polling.delete(id);
       return;
     }
-    if (code === ErrorCode.MailboxUnreachable || code === ErrorCode.MailboxRejected) {
+    if (code === ErrorCode.MailboxNotFound) {
+      if (!app.wrongMailbox.has(c.mailbox)) changed = true;
+      app.wrongMailbox.add(c.mailbox);
+      app.unreachable.delete(c.mailbox);
+    } else if (code === ErrorCode.MailboxUnreachable || code === ErrorCode.MailboxRejected) {
       if (!app.unreachable.has(c.mailbox)) changed = true;
       app.unreachable.add(c.mailbox);
+      app.wrongMailbox.delete(c.mailbox);
+    } else if (code === ErrorCode.StorageFull) {
+      // What the poll read stays on the mailbox; it is read again once there is room.
+      if (!app.storageFull.has(id)) changed = true;
+      app.storageFull.add(id);
+      console.warn("Poll could not store new messages: storage is full; retrying");
     } else {
       console.warn("Poll failed; retrying", err.message);
     }
@@ -1409,13 +1553,21 @@ async function flush() {
         conflicts += out.conflicts;
         app.pending = out.pending;
         app.flushError = out.pending > 0 && Boolean(out.lastError);
+        app.flushErrorCode = app.flushError ? out.lastErrorCode : null;
       } catch (err) {
         if (codeOf(err) === ErrorCode.Locked) return;
-        app.flushError = true;
+        // Storage failing is not the mailbox's fault: the blobs wait in the outbox.
+        app.flushError = !isStorageError(err);
+        app.flushErrorCode = app.flushError ? codeOf(err) : null;
         console.warn("Flush failed; retrying", err.message);
       }
     } while (app.flushAgain && generation === app.generation);
     if (generation !== app.generation) return;
+    // A joiner's hello delivered: "Connecting…" becomes "Connected" (refreshList).
+    if (delivered > 0 && app.conversations.some((c) => c.connecting)) {
+      await refreshList();
+      if (generation !== app.generation) return;
+    }
     updateNetStatus();
     if (conflicts > 0) {
       // An invite someone else joined first, or a message the mailbox could not take.
@@ -1458,9 +1610,18 @@ function onVisibilityChange() {
 function updateNetStatus() {
   let text = "";
   let kind = "";
-  if (!navigator.onLine) {
+  if (app.storageFull.size > 0) {
+    text = `New messages can't be saved: ${STORAGE_FULL_NEW}`;
+    kind = "storage";
+  } else if (!navigator.onLine) {
     text = "Offline. Messages wait on this device and go out when you're back online.";
     kind = "offline";
+  } else if (app.wrongMailbox.size > 0) {
+    text = `${wrongMailboxText([...app.wrongMailbox][0])} Check the address in Settings, or ask for a new invite.`;
+    kind = "wrong";
+  } else if (app.flushError && app.flushErrorCode === ErrorCode.MailboxNotFound) {
+    text = "Wrong mailbox address: a mailbox answered \"not found\", so messages can't be delivered. Check the address in Settings, or ask for a new invite.";
+    kind = "wrong";
   } else if (app.unreachable.size > 0 || app.flushError) {
     text = "Can't reach the mailbox. Retrying; nothing is lost.";
     kind = "unreachable";
@@ -1468,6 +1629,7 @@ function updateNetStatus() {
   if (els.netstatus.textContent !== text) els.netstatus.textContent = text;
   els.netstatus.dataset.kind = kind;
   updateChatBanner();
+  updateConnectingState();
   renderListSubtitles();
 }
 
@@ -1484,9 +1646,13 @@ function updateChatBanner() {
   if (!chat) return;
   const c = byId(chat.id);
   let text = "";
-  if (!navigator.onLine) text = "Offline. Your messages wait on this device and go out when you're back online.";
-  else if (c && (app.unreachable.has(c.mailbox) || (app.flushError && chat.unsent)))
+  const problem = c ? connectProblem(c, c.connecting || chat.unsent) : null;
+  if (app.storageFull.size > 0) text = `New messages can't be saved: ${STORAGE_FULL_NEW}`;
+  else if (!navigator.onLine) text = "Offline. Your messages wait on this device and go out when you're back online.";
+  else if (problem === "wrong") text = `${wrongMailboxText(c.mailbox)} Messages can't be delivered: ask ${c.name} for a new invite.`;
+  else if (problem === "unreachable")
     text = `Can't reach the mailbox at ${hostOf(c.mailbox)}. Hush keeps trying; your messages are kept and sent when it answers.`;
+  else if (c?.connecting) text = `Connecting to ${c.name}… Your answer to the invite is on its way to the mailbox; messages you write are sent after it.`;
   if (chat.banner.textContent !== text) chat.banner.textContent = text;
   chat.banner.hidden = !text;
   // The chat's own notice replaces the one in the top bar.
@@ -1509,6 +1675,14 @@ function errorText(err) {
       return "The other person has not joined yet.";
     case ErrorCode.Storage:
       return "This browser's storage failed (it may be full).";
+    case ErrorCode.StorageFull:
+      return STORAGE_FULL;
+    case ErrorCode.MailboxNotFound:
+      return "Wrong mailbox address: there is no Hush mailbox there (it answered \"not found\"). Check the address in Settings.";
+    case ErrorCode.OwnInvite:
+      return OWN_INVITE;
+    case ErrorCode.AlreadyJoined:
+      return "You already joined this invite.";
     case ErrorCode.UnknownConversation:
       return "This conversation no longer exists.";
     case ErrorCode.BadQr:
