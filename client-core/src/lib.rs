@@ -18,6 +18,7 @@
 pub mod client;
 pub mod decoys;
 pub mod error;
+mod join;
 pub mod outbox;
 pub mod platform;
 pub mod receive;

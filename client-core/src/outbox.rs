@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::join::join_all;
 use crate::platform::{Deposit, Durability, Platform, RecordStore, Transport, Write};
 use crate::records::{
     self, Conversation, ConversationState, HELLO_SEQ, Message, OUTGOING_PREFIX, Outgoing, Status,
@@ -32,6 +33,8 @@ pub struct FlushOutcome {
 
 /// One outbox record: its name and content.
 type OutgoingRecord = (String, Outgoing);
+/// One message's outbox records, with its history number.
+type MessageRecords = (u64, Vec<OutgoingRecord>);
 
 /// What became of one message's blobs in a flush.
 struct MessageResult {
@@ -99,31 +102,64 @@ impl<P: Platform> Client<P> {
     pub async fn flush(&self) -> Result<FlushOutcome, ClientError> {
         let key = self.key()?;
         let pending: Vec<OutgoingRecord> = self.read_prefix(&key, OUTGOING_PREFIX).await?;
-        let mut outcome = FlushOutcome::default();
-        let mut blocked: Vec<String> = Vec::new();
+        // Conversations are delivered side by side: one whose mailbox never answers costs
+        // its own deadline, not every other conversation's.
+        let mut conversations: Vec<(String, Vec<MessageRecords>)> = Vec::new();
         for (id, seq, items) in group_by_message(pending) {
-            if blocked.contains(&id) {
+            match conversations.iter_mut().find(|(c, _)| *c == id) {
+                Some((_, messages)) => messages.push((seq, items)),
+                None => conversations.push((id, vec![(seq, items)])),
+            }
+        }
+        let runs = conversations
+            .into_iter()
+            .map(|(id, messages)| self.flush_conversation(id, messages))
+            .collect();
+        let mut outcome = FlushOutcome::default();
+        for result in join_all(runs).await {
+            let part = result?;
+            outcome.delivered += part.delivered;
+            outcome.pending += part.pending;
+            outcome.conflicts += part.conflicts;
+            if part.last_error.is_some() {
+                outcome.last_error = part.last_error;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Delivers one conversation's outbox, message by message in order; stops at the first
+    /// message that is not fully acknowledged (the rest waits for the next flush).
+    async fn flush_conversation(
+        &self,
+        id: String,
+        messages: Vec<MessageRecords>,
+    ) -> Result<FlushOutcome, ClientError> {
+        let key = self.key()?;
+        let mut outcome = FlushOutcome::default();
+        let Some(conversation) = self
+            .read::<Conversation>(&key, &records::conversation_key(&id))
+            .await?
+        else {
+            // The conversation was deleted: its blobs go with it.
+            let deletes = messages
+                .into_iter()
+                .flat_map(|(_, items)| items)
+                .map(|(name, _)| Write::Delete(name))
+                .collect();
+            self.store().commit(deletes, Durability::Relaxed).await?;
+            return Ok(outcome);
+        };
+        let mailbox = conversation.mailbox.clone();
+        drop(conversation);
+        let mut blocked = false;
+        for (seq, items) in messages {
+            if blocked {
                 outcome.pending += u32::try_from(items.len()).unwrap_or(u32::MAX);
                 continue;
             }
-            let Some(conversation) = self
-                .read::<Conversation>(&key, &records::conversation_key(&id))
-                .await?
-            else {
-                // The conversation was deleted: its blobs go with it.
-                let deletes = items
-                    .into_iter()
-                    .map(|(name, _)| Write::Delete(name))
-                    .collect();
-                self.store().commit(deletes, Durability::Relaxed).await?;
-                continue;
-            };
-            let mailbox = conversation.mailbox.clone();
-            drop(conversation);
             let result = self.deliver(&mailbox, &items, &mut outcome).await;
-            if result.remaining > 0 {
-                blocked.push(id.clone());
-            }
+            blocked = result.remaining > 0;
             self.record_delivery(&id, seq, result).await?;
         }
         Ok(outcome)

@@ -76,6 +76,9 @@ pub struct Faults {
     pub crash_every_ms: u64,
     /// A crash is a power loss (relaxed commits lost) with this probability.
     pub power_loss: f64,
+    /// At each storage await (a read, or a commit just before or just after it lands), the
+    /// client crashes right there with this probability.
+    pub crash_at_await: f64,
     /// A commit fails (storage full) with this probability.
     pub storage_failure: f64,
     /// Absences (app closed) per client.
@@ -112,6 +115,7 @@ impl Faults {
             restarts: 0,
             crash_every_ms: 0,
             power_loss: level(&[0.0, 0.5, 1.0]),
+            crash_at_await: 0.0,
             storage_failure: level(&[0.0, 0.01, 0.1]),
             absences: 0,
             absence_max_ms: 0,
@@ -129,6 +133,7 @@ impl Faults {
                 1 => 30 * MINUTE,
                 _ => 2 * MINUTE,
             };
+            faults.crash_at_await = rng.pick(&[0.0, 0.005, 0.03]).unwrap_or(0.0);
             faults.absences = rng.range(0, 4);
             faults.absence_max_ms = 20 * MINUTE;
         } else {

@@ -52,6 +52,15 @@ pub struct Summary {
     pub failures: Vec<(u64, Violation)>,
     /// Violations by kind.
     pub kinds: Vec<(&'static str, u64)>,
+    /// Crashes at await points, by site.
+    pub crash_sites: Vec<(&'static str, u64)>,
+}
+
+fn tally(into: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {
+    match into.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, m)) => *m += n,
+        None => into.push((key, n)),
+    }
 }
 
 impl Summary {
@@ -64,10 +73,10 @@ impl Summary {
             self.failures.push((seed, first.clone()));
         }
         for v in &outcome.violations {
-            match self.kinds.iter_mut().find(|(k, _)| *k == v.kind()) {
-                Some((_, n)) => *n += 1,
-                None => self.kinds.push((v.kind(), 1)),
-            }
+            tally(&mut self.kinds, v.kind(), 1);
+        }
+        for site in &outcome.crash_sites {
+            tally(&mut self.crash_sites, site, 1);
         }
     }
 
@@ -78,10 +87,10 @@ impl Summary {
         self.simulated_ms += other.simulated_ms;
         self.failures.extend(other.failures);
         for (kind, n) in other.kinds {
-            match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
-                Some((_, m)) => *m += n,
-                None => self.kinds.push((kind, n)),
-            }
+            tally(&mut self.kinds, kind, n);
+        }
+        for (site, n) in other.crash_sites {
+            tally(&mut self.crash_sites, site, n);
         }
     }
 }
@@ -112,5 +121,6 @@ pub fn run_seeds(first: u64, count: u64, threads: usize, set: FaultSet, mutant: 
         }
     });
     summary.failures.sort_by_key(|(seed, _)| *seed);
+    summary.crash_sites.sort();
     summary
 }

@@ -92,6 +92,9 @@ fn main() -> ExitCode {
         summary.delivered,
         summary.simulated_ms as f64 / 3_600_000.0
     );
+    for (site, n) in &summary.crash_sites {
+        println!("simulator: {n} crashes at await points: {site}");
+    }
     for (kind, n) in &summary.kinds {
         println!("simulator: {n} violations of kind {kind}");
     }

@@ -20,7 +20,7 @@ use protocol::{Address, WriteKey};
 
 use crate::events::Event;
 use crate::faults::{Faults, Mutant};
-use crate::mailbox_host::{Answer, HttpRequest};
+use crate::mailbox_host::{Answer, HttpRequest, MailboxHost};
 use crate::rng::Stream;
 use crate::trace::short;
 use crate::world::{EPOCH_MS, Sleep, World};
@@ -36,6 +36,7 @@ type Records = BTreeMap<String, Vec<u8>>;
 pub struct SimStore {
     world: Rc<World>,
     faults: Rc<Faults>,
+    device: usize,
     rng: RefCell<Stream>,
     visible: RefCell<Records>,
     durable: RefCell<Records>,
@@ -47,11 +48,12 @@ pub struct SimStore {
 const RELAXED_FLUSH_MS: u64 = 1_000;
 
 impl SimStore {
-    /// An empty store.
-    pub fn new(world: &Rc<World>, faults: &Rc<Faults>, rng: Stream) -> SimStore {
+    /// An empty store of `device`.
+    pub fn new(world: &Rc<World>, faults: &Rc<Faults>, device: usize, rng: Stream) -> SimStore {
         SimStore {
             world: world.clone(),
             faults: faults.clone(),
+            device,
             rng: RefCell::new(rng),
             visible: RefCell::new(BTreeMap::new()),
             durable: RefCell::new(BTreeMap::new()),
@@ -62,6 +64,15 @@ impl SimStore {
     fn latency(&self) -> Sleep {
         let ms = self.rng.borrow_mut().range(0, 4);
         Sleep::new(&self.world, ms)
+    }
+
+    /// Whether the client crashes at this await point (`site`): if so, the crash is
+    /// requested and the caller never resumes (the executor drops it).
+    async fn maybe_crash(&self, site: &'static str) {
+        if self.faults.on() && self.rng.borrow_mut().chance(self.faults.crash_at_await) {
+            self.world.crash_here(self.device, site);
+            std::future::pending::<()>().await;
+        }
     }
 
     /// A power loss: everything not durable is gone.
@@ -113,11 +124,13 @@ impl SimStore {
 impl RecordStore for SimStore {
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.latency().await;
+        self.maybe_crash("read").await;
         Ok(self.visible.borrow().get(name).cloned())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         self.latency().await;
+        self.maybe_crash("read").await;
         Ok(self
             .visible
             .borrow()
@@ -129,6 +142,7 @@ impl RecordStore for SimStore {
 
     async fn commit(&self, writes: Vec<Write>, durability: Durability) -> Result<(), StorageError> {
         self.latency().await;
+        self.maybe_crash("before a commit lands").await;
         let now = self.world.now();
         if self.faults.on() && self.rng.borrow_mut().chance(self.faults.storage_failure) {
             return Err(StorageError::QuotaExceeded);
@@ -144,13 +158,15 @@ impl RecordStore for SimStore {
             }
         }
         let writes = if self.faults.mutant == Mutant::TornCommit && writes.len() > 1 {
-            // The planted bug: a commit that lands in two steps, with a crash point between.
+            // The planted bug: a commit that lands in two steps, 1 ms apart, with an await
+            // point (and so a possible crash) between them.
             let mut rest = writes;
             let first = rest.remove(0);
             Self::apply(&mut self.visible.borrow_mut(), std::slice::from_ref(&first));
             self.journal.borrow_mut().push((now, vec![first]));
             self.make_durable(now);
-            Sleep::new(&self.world, 2_000).await;
+            Sleep::new(&self.world, 1).await;
+            self.maybe_crash("inside a torn commit (mutant)").await;
             rest
         } else {
             writes
@@ -164,6 +180,8 @@ impl RecordStore for SimStore {
         } else {
             self.make_durable(now.saturating_sub(RELAXED_FLUSH_MS));
         }
+        self.maybe_crash("after a commit landed, before the caller saw it")
+            .await;
         Ok(())
     }
 }
@@ -185,6 +203,7 @@ pub struct InFlight {
 /// The device's network: each request's fate is drawn when it is sent.
 pub struct SimNet {
     world: Rc<World>,
+    host: Rc<MailboxHost>,
     faults: Rc<Faults>,
     device: usize,
     name: &'static str,
@@ -194,9 +213,10 @@ pub struct SimNet {
 }
 
 impl SimNet {
-    /// The network of device `device`.
+    /// The network of device `device`, to `host`.
     pub fn new(
         world: &Rc<World>,
+        host: &Rc<MailboxHost>,
         faults: &Rc<Faults>,
         device: usize,
         name: &'static str,
@@ -205,6 +225,7 @@ impl SimNet {
     ) -> SimNet {
         SimNet {
             world: world.clone(),
+            host: host.clone(),
             faults: faults.clone(),
             device,
             name,
@@ -224,6 +245,9 @@ impl SimNet {
 
     /// Sends `request`; resolves with the answer, or `Timeout` at the deadline.
     fn send(&self, request: HttpRequest) -> NetCall {
+        if request.method == "PUT" {
+            self.host.record(self.device, &request);
+        }
         let mut rng = self.rng.borrow_mut();
         let on = self.faults.on();
         let lost = on && rng.chance(self.faults.request_loss);

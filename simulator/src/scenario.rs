@@ -84,6 +84,8 @@ pub struct Outcome {
     pub simulated_ms: u64,
     /// The trace (empty unless tracing).
     pub trace: Vec<String>,
+    /// Where crashes at await points struck.
+    pub crash_sites: Vec<&'static str>,
 }
 
 /// The simulation of one seed.
@@ -99,6 +101,8 @@ pub struct Simulation {
     invite: Option<Invite>,
     /// Violations seen so far by any task.
     violations: Rc<RefCell<Vec<Violation>>>,
+    /// Where crashes at await points struck.
+    crash_sites: Vec<&'static str>,
 }
 
 const SITE: &str = "https://hush.example/";
@@ -124,6 +128,7 @@ impl Simulation {
                 store: Rc::new(SimStore::new(
                     &world,
                     &faults,
+                    i,
                     Stream::new(seed, &format!("{name}/store")),
                 )),
                 net_rng: Rc::new(RefCell::new(Stream::new(seed, &format!("{name}/net")))),
@@ -153,6 +158,7 @@ impl Simulation {
             ],
             invite: None,
             violations: Rc::default(),
+            crash_sites: Vec::new(),
         }
     }
 
@@ -165,6 +171,7 @@ impl Simulation {
         let world = self.world.clone();
         let faults = self.faults.clone();
         let in_flight = self.in_flight.clone();
+        let host = self.host.clone();
         let locks = self.locks.get(device).cloned().unwrap_or_default();
         // Locks held by the previous run died with it.
         locks.borrow_mut().clear();
@@ -177,6 +184,7 @@ impl Simulation {
             store: d.store.clone(),
             net: SimNet::new(
                 &world,
+                &host,
                 &faults,
                 device,
                 d.name,
@@ -234,6 +242,22 @@ impl Simulation {
                     } else {
                         i += 1;
                     }
+                }
+            }
+            for (device, site) in self.world.take_crashes() {
+                if self.device(device).running {
+                    let power = self.user.chance(self.faults.power_loss);
+                    self.log(|| {
+                        format!(
+                            "{} crashes at an await point: {site}",
+                            self.device(device).name
+                        )
+                    });
+                    self.crash_sites.push(site);
+                    self.crash(device, power);
+                    let back = self.user.range(500, 60_000);
+                    self.world
+                        .schedule(self.world.now() + back, Event::Start { device });
                 }
             }
             if self.world.progress() == before {
@@ -791,11 +815,19 @@ impl Simulation {
             };
             let conversation = self.device(device).conversation.clone();
             let out = histories.clone();
+            let violations = self.violations.clone();
+            let name = self.device(device).name;
             self.spawn(device, async move {
-                if let Ok(history) = client.history(&conversation).await
-                    && let Some(slot) = out.borrow_mut().get_mut(device)
-                {
-                    *slot = Some(history);
+                match client.history(&conversation).await {
+                    Ok(history) => {
+                        if let Some(slot) = out.borrow_mut().get_mut(device) {
+                            *slot = Some(history);
+                        }
+                    }
+                    Err(err) => violations.borrow_mut().push(Violation::StateFailedToLoad {
+                        device: name,
+                        error: err.to_string(),
+                    }),
                 }
             });
         }
@@ -816,6 +848,15 @@ impl Simulation {
             }
         }
         violations.extend(self.violations.borrow().iter().cloned());
+        for device in 0..2 {
+            let running = self.device(device).running;
+            if running && histories.borrow().get(device).is_none_or(Option::is_none) {
+                violations.push(Violation::StateFailedToLoad {
+                    device: self.device(device).name,
+                    error: "the final history was not read within a minute".to_owned(),
+                });
+            }
+        }
         let histories = histories.borrow();
         let mut messages = 0;
         let mut delivered = 0;
@@ -868,6 +909,7 @@ impl Simulation {
             delivered,
             simulated_ms: self.world.now(),
             trace: self.world.trace.lines(),
+            crash_sites: self.crash_sites.clone(),
         }
     }
 }

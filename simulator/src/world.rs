@@ -22,6 +22,9 @@ pub struct World {
     progress: Cell<u64>,
     events: RefCell<BTreeMap<(u64, u64), Event>>,
     next_event: Cell<u64>,
+    /// Devices that crashed at an await point (with the site), for the executor to take
+    /// down before it polls anything else.
+    crashes: RefCell<Vec<(usize, &'static str)>>,
     /// The run's story, for a failing seed.
     pub trace: Trace,
 }
@@ -38,6 +41,7 @@ impl World {
             progress: Cell::new(0),
             events: RefCell::new(BTreeMap::new()),
             next_event: Cell::new(0),
+            crashes: RefCell::new(Vec::new()),
             trace: Trace::new(tracing),
         })
     }
@@ -82,6 +86,17 @@ impl World {
         } else {
             None
         }
+    }
+
+    /// `device` crashes right now, at the await point `site`.
+    pub fn crash_here(&self, device: usize, site: &'static str) {
+        self.crashes.borrow_mut().push((device, site));
+        self.bump();
+    }
+
+    /// Crashes requested since the last call.
+    pub fn take_crashes(&self) -> Vec<(usize, &'static str)> {
+        std::mem::take(&mut *self.crashes.borrow_mut())
     }
 
     /// Moves the clock to the next timer or event, whichever comes first. False if nothing

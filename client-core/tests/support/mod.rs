@@ -69,18 +69,68 @@ impl RecordStore for MemoryStore {
     }
 }
 
-/// A mailbox that cannot be reached.
-pub struct Offline;
+/// What the test mailbox holds and how it misbehaves next.
+#[derive(Default)]
+pub struct MailboxState {
+    /// Blobs by address (first write wins).
+    pub blobs: RefCell<BTreeMap<[u8; 32], Vec<u8>>>,
+    /// Whether it answers at all.
+    pub online: Cell<bool>,
+    /// The next PUT finds someone else's bytes already there (a squatter got there first).
+    pub squat_next_put: Cell<bool>,
+    /// The next PUT is stored but its answer is lost (the client sees a timeout).
+    pub lose_next_answer: Cell<bool>,
+}
 
-impl Transport for Offline {
-    async fn put(&self, _: &str, _: &WriteKey, _: &[u8]) -> Result<Deposit, NetError> {
-        Err(NetError::Unreachable("offline".into()))
+/// A first-write-wins mailbox in memory (or an unreachable one).
+#[derive(Default)]
+pub struct TestMailbox(pub Rc<MailboxState>);
+
+fn offline() -> NetError {
+    NetError::Unreachable("offline".into())
+}
+
+impl Transport for TestMailbox {
+    async fn put(&self, _: &str, key: &WriteKey, blob: &[u8]) -> Result<Deposit, NetError> {
+        let state = &self.0;
+        if !state.online.get() {
+            return Err(offline());
+        }
+        let address = key.address().0;
+        let mut blobs = state.blobs.borrow_mut();
+        if state.squat_next_put.replace(false) {
+            blobs
+                .entry(address)
+                .or_insert_with(|| vec![0xAA; blob.len()]);
+        }
+        if blobs.contains_key(&address) {
+            return Ok(Deposit::AlreadyStored);
+        }
+        blobs.insert(address, blob.to_vec());
+        if state.lose_next_answer.replace(false) {
+            return Err(NetError::Timeout);
+        }
+        Ok(Deposit::Stored)
     }
-    async fn get(&self, _: &str, _: &Address) -> Result<Option<Vec<u8>>, NetError> {
-        Err(NetError::Unreachable("offline".into()))
+    async fn get(&self, _: &str, address: &Address) -> Result<Option<Vec<u8>>, NetError> {
+        if !self.0.online.get() {
+            return Err(offline());
+        }
+        Ok(self.0.blobs.borrow().get(&address.0).cloned())
     }
-    async fn fetch(&self, _: &str, _: &[Address]) -> Result<Vec<(Address, Vec<u8>)>, NetError> {
-        Err(NetError::Unreachable("offline".into()))
+    async fn fetch(
+        &self,
+        _: &str,
+        addresses: &[Address],
+    ) -> Result<Vec<(Address, Vec<u8>)>, NetError> {
+        if !self.0.online.get() {
+            return Err(offline());
+        }
+        let blobs = self.0.blobs.borrow();
+        Ok(addresses
+            .iter()
+            .filter_map(|a| blobs.get(&a.0).map(|b| (*a, b.clone())))
+            .collect())
     }
 }
 
@@ -98,7 +148,7 @@ impl Locks for FreeLocks {
 /// The platform.
 pub struct Memory {
     pub store: MemoryStore,
-    pub net: Offline,
+    pub net: TestMailbox,
     pub locks: FreeLocks,
     pub now_ms: Cell<u64>,
     pub rng: RefCell<SeededRng>,
@@ -106,12 +156,12 @@ pub struct Memory {
 
 impl Platform for Memory {
     type Store = MemoryStore;
-    type Net = Offline;
+    type Net = TestMailbox;
     type Locks = FreeLocks;
     fn store(&self) -> &MemoryStore {
         &self.store
     }
-    fn net(&self) -> &Offline {
+    fn net(&self) -> &TestMailbox {
         &self.net
     }
     fn locks(&self) -> &FreeLocks {
@@ -129,11 +179,16 @@ impl Platform for Memory {
     }
 }
 
-/// A client over fresh (or the given) records.
+/// A client over fresh (or the given) records, with no mailbox reachable.
 pub fn client(seed: u64, records: Option<Records>) -> Client<Memory> {
+    client_on(seed, records, Rc::default())
+}
+
+/// A client over fresh (or the given) records and the given mailbox.
+pub fn client_on(seed: u64, records: Option<Records>, mailbox: Rc<MailboxState>) -> Client<Memory> {
     Client::new(Memory {
         store: MemoryStore(records.unwrap_or_default()),
-        net: Offline,
+        net: TestMailbox(mailbox),
         locks: FreeLocks::default(),
         now_ms: Cell::new(1_795_996_800_000),
         rng: RefCell::new(SeededRng::new(seed)),
