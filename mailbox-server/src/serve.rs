@@ -118,6 +118,8 @@ fn bump(counter: &AtomicU64) {
 struct ConnShared {
     /// Requests being handled on this connection.
     busy: AtomicUsize,
+    /// Of those, requests whose body has not been received completely yet.
+    receiving: AtomicUsize,
     /// When a byte last moved, in ms since `epoch`.
     last_io_ms: AtomicU64,
     epoch: Instant,
@@ -139,6 +141,13 @@ impl ConnShared {
     fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Relaxed) > 0
     }
+
+    /// Whether the connection may be closed to make room at the cap: nothing is being
+    /// handled on it, or only requests still receiving their body (a body of a few KiB that
+    /// has not arrived yet is as much a slow client as an unfinished head).
+    fn is_evictable(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) <= self.receiving.load(Ordering::Relaxed)
+    }
 }
 
 /// Open connections by accept order (oldest first).
@@ -155,7 +164,8 @@ impl ConnTable {
     }
 
     /// Below the cap: true. At it: closes the oldest connection with no request being
-    /// handled and returns true, or returns false if every connection is busy.
+    /// handled past its body (see [`ConnShared::is_evictable`]) and returns true, or returns
+    /// false if every connection is busy.
     fn make_room(&self, cap: usize, stats: &ConnStats) -> bool {
         let mut live = self.lock();
         if live.len() < cap {
@@ -163,7 +173,7 @@ impl ConnTable {
         }
         let victim = live
             .iter()
-            .find(|(_, c)| !c.is_busy())
+            .find(|(_, c)| c.is_evictable())
             .map(|(&id, c)| (id, Arc::clone(c)));
         match victim {
             Some((id, conn)) => {
@@ -242,6 +252,65 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A request body that counts as "still receiving" on its connection until it ends (or is
+/// dropped), so that its connection stays evictable at the cap until then.
+struct ReceivingBody {
+    inner: Incoming,
+    conn: Option<Arc<ConnShared>>,
+}
+
+impl ReceivingBody {
+    fn new(inner: Incoming, conn: &Arc<ConnShared>) -> Self {
+        let mut body = Self { inner, conn: None };
+        if !hyper::body::Body::is_end_stream(&body.inner) {
+            conn.receiving.fetch_add(1, Ordering::Relaxed);
+            body.conn = Some(Arc::clone(conn));
+        }
+        body
+    }
+
+    fn received(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.receiving.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ReceivingBody {
+    fn drop(&mut self) {
+        self.received();
+    }
+}
+
+impl hyper::body::Body for ReceivingBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &poll {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => hyper::body::Body::is_end_stream(&self.inner),
+            Poll::Pending => false,
+        };
+        if ended {
+            self.received();
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::Body::size_hint(&self.inner)
     }
 }
 
@@ -340,6 +409,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let conn = Arc::new(ConnShared {
             busy: AtomicUsize::new(0),
+            receiving: AtomicUsize::new(0),
             last_io_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             kill: Notify::new(),
@@ -351,6 +421,7 @@ pub async fn serve(
         let handler = Arc::clone(&conn);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::enter(&handler);
+            let request = request.map(|body| ReceivingBody::new(body, &handler));
             let response = hyper::service::Service::call(&service, request);
             async move {
                 let response = response.await;
@@ -426,6 +497,7 @@ mod tests {
     fn conn(busy: usize) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             busy: AtomicUsize::new(busy),
+            receiving: AtomicUsize::new(0),
             last_io_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             kill: Notify::new(),
@@ -453,6 +525,26 @@ mod tests {
         assert!(!table.make_room(2, &stats), "every connection busy: wait");
         table.remove(3);
         assert!(table.make_room(2, &stats));
+    }
+
+    #[test]
+    fn at_the_cap_a_request_still_receiving_its_body_makes_room_oldest_first() {
+        let table = ConnTable::default();
+        let stats = ConnStats::default();
+        let (handling, trickling, idle_new) = (conn(1), conn(1), conn(0));
+        trickling.receiving.store(1, Ordering::Relaxed);
+        for (id, c) in [(1, &handling), (2, &trickling), (3, &idle_new)] {
+            table.lock().insert(id, Arc::clone(c));
+        }
+        assert!(table.make_room(3, &stats));
+        assert_eq!(
+            table.lock().keys().copied().collect::<Vec<_>>(),
+            vec![1, 3],
+            "the older connection still sending its body was closed"
+        );
+        // Once its body is in, a request is being handled and is never closed for room.
+        idle_new.busy.store(1, Ordering::Relaxed);
+        assert!(!table.make_room(2, &stats));
     }
 
     #[tokio::test]

@@ -127,6 +127,75 @@ test("native: slow clients beyond the open-file limit do not keep normal request
   }
 });
 
+/** A client that sends a complete PUT head announcing a 1 KiB body, then the body one byte
+ * every `everyMs`; reconnects when the server drops it, until stop() is called. */
+function slowBodyClient(port, everyMs, counts) {
+  let stopped = false;
+  let socket;
+  let timer;
+  const slot = newSlot();
+  const head = Buffer.from(
+    `PUT /v1/m/${slot.addressHex} HTTP/1.1\r\nHost: 127.0.0.1\r\nMailbox-Write-Key: ${slot.keyHex}\r\n` +
+      "Content-Length: 1024\r\n\r\n",
+  );
+  const open = () => {
+    if (stopped) return;
+    socket = connect(port, "127.0.0.1");
+    counts.opened += 1;
+    socket.on("error", () => {});
+    socket.on("data", () => {});
+    socket.on("close", () => {
+      clearInterval(timer);
+      counts.dropped += 1;
+      if (!stopped) setTimeout(open, 20);
+    });
+    socket.write(head);
+    timer = setInterval(() => {
+      if (socket.writable) socket.write("X");
+    }, everyMs);
+  };
+  open();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    socket?.destroy();
+  };
+}
+
+test("native: slow request bodies beyond the connection cap do not keep normal requests out", async (t) => {
+  const NOFILE = 256; // cap 128
+  const SLOW = 300;
+  // The default 10 s body timeout: without eviction each trickled body would hold its slot
+  // for all of it.
+  const server = await startNative({
+    nofile: NOFILE,
+    extraArgs: ["--header-timeout-secs", String(HEADER_TIMEOUT_S), "--idle-timeout-secs", "5"],
+  });
+  const counts = { opened: 0, dropped: 0 };
+  const stops = [];
+  try {
+    assert.match(server.output(), /limits: connections 128 \(open files 256\)/);
+    for (let i = 0; i < SLOW; i += 1) stops.push(slowBodyClient(server.port, 500, counts));
+    await sleep(1500);
+    const times = [];
+    const bound = HEADER_TIMEOUT_S * 1000;
+    for (let i = 0; i < 8; i += 1) {
+      const health = await oneRequest(server.url, { path: "/v1/health", timeoutMs: bound });
+      assert.equal(health.status, 200);
+      times.push(health.ms);
+      await sleep(200);
+    }
+    times.sort((a, b) => a - b);
+    t.diagnostic(
+      `${SLOW} clients trickling PUT bodies (${counts.opened} connections) vs cap 128: ` +
+        `8 health checks answered, median ${times[4]} ms, max ${times.at(-1)} ms`,
+    );
+  } finally {
+    stops.forEach((stop) => stop());
+    await server.stop();
+  }
+});
+
 test("native: idle connections are closed after the idle timeout", async (t) => {
   const server = await startNative({ extraArgs: LIMIT_ARGS });
   try {
