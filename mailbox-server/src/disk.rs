@@ -71,6 +71,11 @@ impl Disk {
         }
     }
 
+    /// Size of the ballast file.
+    pub fn ballast_bytes(&self) -> u64 {
+        self.ballast_bytes
+    }
+
     /// Deletes the ballast file if less than its size is free, so that the index has room
     /// to write. Returns whether it did.
     pub fn release_ballast_if_tight(&self) -> bool {

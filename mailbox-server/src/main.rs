@@ -120,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or(Duration::from_secs(30)),
             reserve_bytes,
             free_space: disk::statvfs_free(),
+            max_body: args.max_body,
         },
     )?;
     let mailbox = Arc::new(mailbox::Mailbox::new(
