@@ -120,6 +120,7 @@ struct ConnShared {
     busy: AtomicUsize,
     /// Of those, requests whose body has not been received completely yet.
     receiving: AtomicUsize,
+
     /// When a byte last moved, in ms since `epoch`.
     last_io_ms: AtomicU64,
     epoch: Instant,
@@ -192,10 +193,57 @@ impl ConnTable {
     }
 }
 
-/// A socket that records when a byte last moved.
+/// Where a connection's reader is in the request line it watches for length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineWatch {
+    /// Reading a request line: this many bytes of it so far.
+    InLine(usize),
+    /// Past the connection's first request line: the rest is hyper's to judge. (Only the
+    /// first is watched: where a later one starts is known only to hyper, and counting
+    /// from a wrong place could refuse a pipelined body.)
+    Past,
+    /// The line was too long: `414` was sent, the connection reads as ended.
+    Refused,
+}
+
+/// The answer to a request line longer than the head limit (hyper would say `431`).
+const URI_TOO_LONG: &[u8] =
+    b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+impl LineWatch {
+    /// Follows `bytes` as they are read; returns the state after them. A request line
+    /// reaching `limit` bytes without its end is `Refused`. Empty lines before a request
+    /// line are skipped, as HTTP allows.
+    fn advance(self, bytes: &[u8], limit: usize) -> Self {
+        let mut state = self;
+        for &b in bytes {
+            state = match state {
+                Self::InLine(n) if b == b'\n' => {
+                    if n == 0 {
+                        Self::InLine(0)
+                    } else {
+                        Self::Past
+                    }
+                }
+                Self::InLine(0) if b == b'\r' => Self::InLine(0),
+                Self::InLine(n) if n + 1 >= limit => return Self::Refused,
+                Self::InLine(n) => Self::InLine(n + 1),
+                other => return other,
+            };
+        }
+        state
+    }
+}
+
+/// A socket that records when a byte last moved, and answers `414` itself when the
+/// connection's first request line is as long as the whole head limit (hyper would answer
+/// it `431`, as a too-large head; a later request on a kept-alive connection still gets
+/// that `431`).
 struct Watched {
     io: TcpStream,
     conn: Arc<ConnShared>,
+    line: LineWatch,
+    max_line: usize,
 }
 
 impl Watched {
@@ -212,9 +260,24 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.line == LineWatch::Refused {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         self.progress(&poll, buf.filled().len() > before);
+        if matches!(poll, Poll::Ready(Ok(()))) {
+            let line = self.line.advance(
+                buf.filled().get(before..).unwrap_or_default(),
+                self.max_line,
+            );
+            self.line = line;
+            if line == LineWatch::Refused {
+                // hyper never sees this line: it reads the end of the connection instead.
+                buf.set_filled(before);
+                let _ = self.io.try_write(URI_TOO_LONG);
+            }
+        }
         poll
     }
 }
@@ -432,6 +495,8 @@ pub async fn serve(
         let io = TokioIo::new(Watched {
             io: stream,
             conn: Arc::clone(&conn),
+            line: LineWatch::InLine(0),
+            max_line: limits.max_header_bytes,
         });
         let connection = graceful.watch(http.serve_connection(io, service));
         let table = Arc::clone(&table);
@@ -545,6 +610,31 @@ mod tests {
         // Once its body is in, a request is being handled and is never closed for room.
         idle_new.busy.store(1, Ordering::Relaxed);
         assert!(!table.make_room(2, &stats));
+    }
+
+    #[test]
+    fn a_request_line_as_long_as_the_head_limit_is_refused_with_414() {
+        let limit = 16;
+        let start = LineWatch::InLine(0);
+        assert_eq!(
+            start.advance(b"GET /v1/x HTTP/1.1\r\n", 32),
+            LineWatch::Past
+        );
+        assert_eq!(
+            start.advance(b"GET /v1/xxxxxxxxxxxxxxxx", limit),
+            LineWatch::Refused
+        );
+        // In pieces, and after empty lines, the count is the same.
+        let partway = start.advance(b"\r\n\r\nGET /v1/", limit);
+        assert_eq!(partway, LineWatch::InLine(8));
+        assert_eq!(partway.advance(b"abcdefgh", limit), LineWatch::Refused);
+        assert_eq!(partway.advance(b"a HTTP\r\n", limit), LineWatch::Past);
+        // Long headers after a short line are hyper's to judge (431).
+        assert_eq!(
+            LineWatch::Past.advance(&[b'a'; 100], limit),
+            LineWatch::Past
+        );
+        assert!(URI_TOO_LONG.starts_with(b"HTTP/1.1 414 "));
     }
 
     #[tokio::test]

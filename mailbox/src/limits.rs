@@ -43,7 +43,8 @@ pub struct ConnectionLimits {
     /// new ones wait in the listen queue.
     pub max_connections: usize,
     /// Most bytes of a request head (request line and headers) the server buffers; a longer
-    /// head is answered `431` and the connection closed.
+    /// head is answered `431` (`414` if the request line alone is that long) and the
+    /// connection closed.
     pub max_header_bytes: usize,
 }
 

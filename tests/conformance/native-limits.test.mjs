@@ -355,3 +355,34 @@ test("native: unfinished request heads cost bounded memory", async (t) => {
     await server.stop();
   }
 });
+
+/** Sends raw bytes on a fresh connection; resolves to the status line of the answer. */
+function rawStatus(port, bytes) {
+  return new Promise((ok) => {
+    const s = connect(port, "127.0.0.1");
+    let answer = "";
+    s.on("error", () => {});
+    s.on("data", (c) => (answer += c));
+    s.on("close", () => ok(answer.split("\r\n")[0]));
+    s.write(bytes);
+    setTimeout(() => s.destroy(), 5000);
+  });
+}
+
+test("native: an overlong request line is 414, overlong or too many headers 431", async (t) => {
+  const server = await startNative({ extraArgs: LIMIT_ARGS });
+  try {
+    const longUri = await rawStatus(server.port, `GET /v1/${"a".repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const longHeader = await rawStatus(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-A: ${"a".repeat(9000)}\r\n\r\n`);
+    const many = Array.from({ length: 101 }, (_, i) => `X-${i}: a\r\n`).join("");
+    const manyHeaders = await rawStatus(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\n${many}\r\n`);
+    const fine = await rawStatus(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.equal(longUri, "HTTP/1.1 414 URI Too Long");
+    assert.match(longHeader, /^HTTP\/1\.1 431 /);
+    assert.match(manyHeaders, /^HTTP\/1\.1 431 /);
+    assert.match(fine, /^HTTP\/1\.1 200 /);
+    t.diagnostic(`9,000-byte URI: ${longUri}; 9,000-byte header: ${longHeader}; 101 headers: ${manyHeaders}`);
+  } finally {
+    await server.stop();
+  }
+});
