@@ -85,7 +85,8 @@ struct Args {
     #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     max_connections: usize,
-    /// Most bytes of request line and headers (1 KiB to 64 KiB); longer heads get 431 (414 if the request line alone is that long).
+    /// Most bytes of request line and headers (1 KiB to 64 KiB); longer heads get 431 (414
+    /// if the request line alone is that long).
     #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_HEADER_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=65_536))]
     max_header_bytes: usize,

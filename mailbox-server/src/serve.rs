@@ -8,8 +8,8 @@
 //!
 //! - **The cap.** At most `max_connections` are open. When a new connection arrives at the
 //!   cap, the oldest connection with no request being handled (an idle keep-alive, or one
-//!   still sending its request head) is closed to make room, as nginx reuses idle keep-alive
-//!   connections when it runs out; if every connection is busy in a handler, accepting
+//!   still sending its request head or body) is closed to make room, as nginx reuses idle
+//!   keep-alive connections when it runs out; if every connection is busy in a handler, accepting
 //!   pauses until one ends (new clients wait in the kernel's listen queue). So slow clients
 //!   cannot keep a normal request out for longer than it takes to send it.
 //! - **Idle / stalled connections.** A connection with no request being handled on which no

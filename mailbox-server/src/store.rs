@@ -151,7 +151,7 @@ enum Job {
 
 /// The index database, shared by readers and the writer. After a failed index write redb
 /// refuses every later operation until it is reopened, so the writer can take it out, reopen
-/// it and put the new one in (readers answer 503 for those few milliseconds).
+/// it and put the new one in (readers use the segments' view meanwhile, see [`MemIndex`]).
 ///
 /// While the index cannot be used (it failed and cannot be reopened yet, typically on a full
 /// disk), readers use a [`MemIndex`] built from the segments instead: reads never depend on
@@ -861,7 +861,8 @@ impl Writer {
     /// After a failed index operation: closes the index, reopens it (redb repairs it from
     /// its last durable commit) and re-applies the segments written since, exactly as a
     /// restart after a crash would, then carries on with a new active segment. At most once
-    /// a second; until it succeeds, writes answer 503 and reads answer 503.
+    /// a second; until it succeeds, writes answer 503 and reads are served from the
+    /// segments' view.
     fn reopen(&mut self) {
         if self
             .last_reopen
