@@ -10,7 +10,7 @@
 //! The index cannot wait for space, though: opening it after a crash, a checkpoint, or
 //! recording a purge all write to it, and redb fails for good (until reopened) on a write
 //! error. So the store also keeps a small *ballast* file (`DATA/ballast`, half the reserve
-//! and at most 16 MiB), created only when the disk has room for it above the reserve. When
+//! and at most 32 MiB), created only when the disk has room for it above the reserve. When
 //! less than the ballast is free, it is deleted before the index writes or opens, which gives
 //! redb that much room however the disk filled up; it comes back once space does.
 
@@ -45,8 +45,9 @@ pub fn default_reserve(path: &Path) -> u64 {
         })
 }
 
-/// Largest ballast file: 16 MiB.
-pub const MAX_BALLAST: u64 = 16 << 20;
+/// Largest ballast file: 32 MiB, half the largest default reserve (its size bounds the index's
+/// unsaved backlog, see `store`).
+pub const MAX_BALLAST: u64 = 32 << 20;
 
 /// The store's disk: where it is, how much to leave free, and how to ask.
 #[derive(Clone)]
@@ -69,6 +70,11 @@ impl Disk {
             ballast: dir.join("ballast"),
             ballast_bytes: (reserve / 2).min(MAX_BALLAST),
         }
+    }
+
+    /// Size of the ballast file.
+    pub fn ballast_bytes(&self) -> u64 {
+        self.ballast_bytes
     }
 
     /// Deletes the ballast file if less than its size is free, so that the index has room

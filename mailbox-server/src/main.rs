@@ -85,7 +85,8 @@ struct Args {
     #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     max_connections: usize,
-    /// Most bytes of request line and headers (1 KiB to 64 KiB); longer heads get 431 or 414.
+    /// Most bytes of request line and headers (1 KiB to 64 KiB); longer heads get 431 (414
+    /// if the request line alone is that long).
     #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_HEADER_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=65_536))]
     max_header_bytes: usize,
@@ -120,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or(Duration::from_secs(30)),
             reserve_bytes,
             free_space: disk::statvfs_free(),
+            max_body: args.max_body,
         },
     )?;
     let mailbox = Arc::new(mailbox::Mailbox::new(

@@ -8,8 +8,8 @@
 //!
 //! - **The cap.** At most `max_connections` are open. When a new connection arrives at the
 //!   cap, the oldest connection with no request being handled (an idle keep-alive, or one
-//!   still sending its request head) is closed to make room, as nginx reuses idle keep-alive
-//!   connections when it runs out; if every connection is busy in a handler, accepting
+//!   still sending its request head or body) is closed to make room, as nginx reuses idle
+//!   keep-alive connections when it runs out; if every connection is busy in a handler, accepting
 //!   pauses until one ends (new clients wait in the kernel's listen queue). So slow clients
 //!   cannot keep a normal request out for longer than it takes to send it.
 //! - **Idle / stalled connections.** A connection with no request being handled on which no
@@ -118,6 +118,9 @@ fn bump(counter: &AtomicU64) {
 struct ConnShared {
     /// Requests being handled on this connection.
     busy: AtomicUsize,
+    /// Of those, requests whose body has not been received completely yet.
+    receiving: AtomicUsize,
+
     /// When a byte last moved, in ms since `epoch`.
     last_io_ms: AtomicU64,
     epoch: Instant,
@@ -139,6 +142,13 @@ impl ConnShared {
     fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Relaxed) > 0
     }
+
+    /// Whether the connection may be closed to make room at the cap: nothing is being
+    /// handled on it, or only requests still receiving their body (a body of a few KiB that
+    /// has not arrived yet is as much a slow client as an unfinished head).
+    fn is_evictable(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) <= self.receiving.load(Ordering::Relaxed)
+    }
 }
 
 /// Open connections by accept order (oldest first).
@@ -155,7 +165,8 @@ impl ConnTable {
     }
 
     /// Below the cap: true. At it: closes the oldest connection with no request being
-    /// handled and returns true, or returns false if every connection is busy.
+    /// handled past its body (see [`ConnShared::is_evictable`]) and returns true, or returns
+    /// false if every connection is busy.
     fn make_room(&self, cap: usize, stats: &ConnStats) -> bool {
         let mut live = self.lock();
         if live.len() < cap {
@@ -163,7 +174,7 @@ impl ConnTable {
         }
         let victim = live
             .iter()
-            .find(|(_, c)| !c.is_busy())
+            .find(|(_, c)| c.is_evictable())
             .map(|(&id, c)| (id, Arc::clone(c)));
         match victim {
             Some((id, conn)) => {
@@ -182,10 +193,57 @@ impl ConnTable {
     }
 }
 
-/// A socket that records when a byte last moved.
+/// Where a connection's reader is in the request line it watches for length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineWatch {
+    /// Reading a request line: this many bytes of it so far.
+    InLine(usize),
+    /// Past the connection's first request line: the rest is hyper's to judge. (Only the
+    /// first is watched: where a later one starts is known only to hyper, and counting
+    /// from a wrong place could refuse a pipelined body.)
+    Past,
+    /// The line was too long: `414` was sent, the connection reads as ended.
+    Refused,
+}
+
+/// The answer to a request line longer than the head limit (hyper would say `431`).
+const URI_TOO_LONG: &[u8] =
+    b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+impl LineWatch {
+    /// Follows `bytes` as they are read; returns the state after them. A request line
+    /// reaching `limit` bytes without its end is `Refused`. Empty lines before a request
+    /// line are skipped, as HTTP allows.
+    fn advance(self, bytes: &[u8], limit: usize) -> Self {
+        let mut state = self;
+        for &b in bytes {
+            state = match state {
+                Self::InLine(n) if b == b'\n' => {
+                    if n == 0 {
+                        Self::InLine(0)
+                    } else {
+                        Self::Past
+                    }
+                }
+                Self::InLine(0) if b == b'\r' => Self::InLine(0),
+                Self::InLine(n) if n + 1 >= limit => return Self::Refused,
+                Self::InLine(n) => Self::InLine(n + 1),
+                other => return other,
+            };
+        }
+        state
+    }
+}
+
+/// A socket that records when a byte last moved, and answers `414` itself when the
+/// connection's first request line is as long as the whole head limit (hyper would answer
+/// it `431`, as a too-large head; a later request on a kept-alive connection still gets
+/// that `431`).
 struct Watched {
     io: TcpStream,
     conn: Arc<ConnShared>,
+    line: LineWatch,
+    max_line: usize,
 }
 
 impl Watched {
@@ -202,9 +260,24 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.line == LineWatch::Refused {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         self.progress(&poll, buf.filled().len() > before);
+        if matches!(poll, Poll::Ready(Ok(()))) {
+            let line = self.line.advance(
+                buf.filled().get(before..).unwrap_or_default(),
+                self.max_line,
+            );
+            self.line = line;
+            if line == LineWatch::Refused {
+                // hyper never sees this line: it reads the end of the connection instead.
+                buf.set_filled(before);
+                let _ = self.io.try_write(URI_TOO_LONG);
+            }
+        }
         poll
     }
 }
@@ -242,6 +315,65 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A request body that counts as "still receiving" on its connection until it ends (or is
+/// dropped), so that its connection stays evictable at the cap until then.
+struct ReceivingBody {
+    inner: Incoming,
+    conn: Option<Arc<ConnShared>>,
+}
+
+impl ReceivingBody {
+    fn new(inner: Incoming, conn: &Arc<ConnShared>) -> Self {
+        let mut body = Self { inner, conn: None };
+        if !hyper::body::Body::is_end_stream(&body.inner) {
+            conn.receiving.fetch_add(1, Ordering::Relaxed);
+            body.conn = Some(Arc::clone(conn));
+        }
+        body
+    }
+
+    fn received(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.receiving.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ReceivingBody {
+    fn drop(&mut self) {
+        self.received();
+    }
+}
+
+impl hyper::body::Body for ReceivingBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &poll {
+            Poll::Ready(None | Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => hyper::body::Body::is_end_stream(&self.inner),
+            Poll::Pending => false,
+        };
+        if ended {
+            self.received();
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.inner)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::Body::size_hint(&self.inner)
     }
 }
 
@@ -340,6 +472,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let conn = Arc::new(ConnShared {
             busy: AtomicUsize::new(0),
+            receiving: AtomicUsize::new(0),
             last_io_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             kill: Notify::new(),
@@ -351,6 +484,7 @@ pub async fn serve(
         let handler = Arc::clone(&conn);
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::enter(&handler);
+            let request = request.map(|body| ReceivingBody::new(body, &handler));
             let response = hyper::service::Service::call(&service, request);
             async move {
                 let response = response.await;
@@ -361,6 +495,8 @@ pub async fn serve(
         let io = TokioIo::new(Watched {
             io: stream,
             conn: Arc::clone(&conn),
+            line: LineWatch::InLine(0),
+            max_line: limits.max_header_bytes,
         });
         let connection = graceful.watch(http.serve_connection(io, service));
         let table = Arc::clone(&table);
@@ -426,6 +562,7 @@ mod tests {
     fn conn(busy: usize) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             busy: AtomicUsize::new(busy),
+            receiving: AtomicUsize::new(0),
             last_io_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             kill: Notify::new(),
@@ -453,6 +590,51 @@ mod tests {
         assert!(!table.make_room(2, &stats), "every connection busy: wait");
         table.remove(3);
         assert!(table.make_room(2, &stats));
+    }
+
+    #[test]
+    fn at_the_cap_a_request_still_receiving_its_body_makes_room_oldest_first() {
+        let table = ConnTable::default();
+        let stats = ConnStats::default();
+        let (handling, trickling, idle_new) = (conn(1), conn(1), conn(0));
+        trickling.receiving.store(1, Ordering::Relaxed);
+        for (id, c) in [(1, &handling), (2, &trickling), (3, &idle_new)] {
+            table.lock().insert(id, Arc::clone(c));
+        }
+        assert!(table.make_room(3, &stats));
+        assert_eq!(
+            table.lock().keys().copied().collect::<Vec<_>>(),
+            vec![1, 3],
+            "the older connection still sending its body was closed"
+        );
+        // Once its body is in, a request is being handled and is never closed for room.
+        idle_new.busy.store(1, Ordering::Relaxed);
+        assert!(!table.make_room(2, &stats));
+    }
+
+    #[test]
+    fn a_request_line_as_long_as_the_head_limit_is_refused_with_414() {
+        let limit = 16;
+        let start = LineWatch::InLine(0);
+        assert_eq!(
+            start.advance(b"GET /v1/x HTTP/1.1\r\n", 32),
+            LineWatch::Past
+        );
+        assert_eq!(
+            start.advance(b"GET /v1/xxxxxxxxxxxxxxxx", limit),
+            LineWatch::Refused
+        );
+        // In pieces, and after empty lines, the count is the same.
+        let partway = start.advance(b"\r\n\r\nGET /v1/", limit);
+        assert_eq!(partway, LineWatch::InLine(8));
+        assert_eq!(partway.advance(b"abcdefgh", limit), LineWatch::Refused);
+        assert_eq!(partway.advance(b"a HTTP\r\n", limit), LineWatch::Past);
+        // Long headers after a short line are hyper's to judge (431).
+        assert_eq!(
+            LineWatch::Past.advance(&[b'a'; 100], limit),
+            LineWatch::Past
+        );
+        assert!(URI_TOO_LONG.starts_with(b"HTTP/1.1 414 "));
     }
 
     #[tokio::test]

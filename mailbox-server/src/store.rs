@@ -78,6 +78,9 @@ pub struct StoreConfig {
     pub reserve_bytes: u64,
     /// How free space is read ([`crate::disk::statvfs_free`]; tests inject a fake).
     pub free_space: FreeSpace,
+    /// Largest message body in bytes: writes are accepted only while one more fits above
+    /// the reserve.
+    pub max_body: u64,
 }
 
 /// One index entry: when the message expires and where its body is.
@@ -148,13 +151,20 @@ enum Job {
 
 /// The index database, shared by readers and the writer. After a failed index write redb
 /// refuses every later operation until it is reopened, so the writer can take it out, reopen
-/// it and put the new one in (readers answer 503 for those few milliseconds).
+/// it and put the new one in (readers use the segments' view meanwhile, see [`MemIndex`]).
+///
+/// While the index cannot be used (it failed and cannot be reopened yet, typically on a full
+/// disk), readers use a [`MemIndex`] built from the segments instead: reads never depend on
+/// the index being writable.
 #[derive(Clone, Default)]
-struct SharedDb(Arc<RwLock<Option<Arc<Database>>>>);
+struct SharedDb {
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+    fallback: Arc<RwLock<Option<Arc<MemIndex>>>>,
+}
 
 impl SharedDb {
     fn get(&self) -> Result<Arc<Database>, redb::Error> {
-        self.0
+        self.db
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -162,7 +172,68 @@ impl SharedDb {
     }
 
     fn set(&self, db: Option<Arc<Database>>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = db;
+        *self.db.write().unwrap_or_else(PoisonError::into_inner) = db;
+    }
+
+    fn fallback(&self) -> Option<Arc<MemIndex>> {
+        self.fallback
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_fallback(&self, index: Option<Arc<MemIndex>>) {
+        *self
+            .fallback
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = index;
+    }
+}
+
+/// The index rebuilt in memory from the segments alone (every verified record, in write
+/// order; the first live record of an address wins, as in the writer), for reads while the
+/// on-disk index cannot be used. Costs about 100 bytes of memory per stored message and one
+/// read of every segment to build; it is dropped once the index is back.
+struct MemIndex(std::collections::HashMap<[u8; 32], Entry>);
+
+impl MemIndex {
+    /// Scans every segment in `dir` (registering its file in `files` for reads).
+    fn build(dir: &Path, files: &Files) -> io::Result<Self> {
+        let now = now_ms();
+        let mut map = std::collections::HashMap::new();
+        for id in segment::list(dir)? {
+            let known = files
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&id)
+                .cloned();
+            let file = match known {
+                Some(file) => file,
+                None => {
+                    let file = Arc::new(segment::open(dir, id)?);
+                    files
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(id, Arc::clone(&file));
+                    file
+                }
+            };
+            for (offset, record) in segment::scan(&file, id, 0)? {
+                if record.expires_ms <= now {
+                    continue;
+                }
+                let at = Location {
+                    segment: id,
+                    offset,
+                    len: u32::try_from(record.body.len()).unwrap_or(u32::MAX),
+                };
+                map.entry(record.address).or_insert(Entry {
+                    expires: record.expires_ms,
+                    at,
+                });
+            }
+        }
+        Ok(Self(map))
     }
 }
 
@@ -179,7 +250,7 @@ pub struct DiskStore {
 pub struct WriterHandle {
     jobs: mpsc::Sender<Job>,
     thread: JoinHandle<()>,
-    trickle: Trickle,
+    trickle: Option<Trickle>,
 }
 
 impl WriterHandle {
@@ -188,8 +259,10 @@ impl WriterHandle {
         if self.jobs.blocking_send(Job::Shutdown).is_ok() {
             let _ = self.thread.join();
         }
-        self.trickle.stop.store(true, Ordering::Relaxed);
-        let _ = self.trickle.thread.join();
+        if let Some(trickle) = self.trickle {
+            trickle.stop.store(true, Ordering::Relaxed);
+            let _ = trickle.thread.join();
+        }
     }
 }
 
@@ -263,30 +336,61 @@ impl DiskStore {
         let disk = Disk::new(dir, config.reserve_bytes, config.free_space);
         // Opening after a crash and recovering both write the index: give it room.
         disk.release_ballast_if_tight();
-        let db = Database::builder()
-            .set_cache_size(config.cache_bytes)
-            .create(dir.join("index.redb"))?;
         let files = Files::default();
-        let recovered = recover(&db, &seg_dir, &files, &disk)?;
-        disk.restore_ballast();
-        if recovered.replayed > 0 {
-            eprintln!(
-                "mailbox-server: recovered {} messages from the write-ahead log",
-                recovered.replayed
-            );
-        }
-        let trickle = spawn_trickle_flush(&dir.join("index.redb"))?;
-        let db = Arc::new(db);
         let shared = SharedDb::default();
-        shared.set(Some(Arc::clone(&db)));
-        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let health = WriteHealth::default();
-        let writer = Writer {
-            db: Some(db),
+        let opened = Database::builder()
+            .set_cache_size(config.cache_bytes)
+            .create(dir.join("index.redb"))
+            .map_err(redb::Error::from)
+            .and_then(|db| recover(&db, &seg_dir, &files, &disk).map(|r| (db, r)));
+        let (db, recovered) = match opened {
+            Ok((db, recovered)) => {
+                if recovered.replayed > 0 {
+                    eprintln!(
+                        "mailbox-server: recovered {} messages from the write-ahead log",
+                        recovered.replayed
+                    );
+                }
+                let db = Arc::new(db);
+                shared.set(Some(Arc::clone(&db)));
+                (Some(db), recovered)
+            }
+            Err(err) => {
+                // Typically a full disk: the index cannot be repaired or brought up to date
+                // now. Start anyway, serving reads from the segments alone; writes answer 503
+                // and the writer retries the index once a second.
+                log_error(&err);
+                eprintln!(
+                    "mailbox-server: the index cannot be written; serving reads from the \
+                     segments, writes refused until it can"
+                );
+                health.set_failing();
+                shared.set_fallback(Some(Arc::new(MemIndex::build(&seg_dir, &files)?)));
+                let next = segment::list(&seg_dir)?
+                    .last()
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(1);
+                let active =
+                    ActiveSegment::create(&seg_dir, next, Arc::clone(&files), disk.clone())?;
+                let recovered = Recovered {
+                    replayed: 0,
+                    active,
+                    segments: BTreeMap::new(),
+                };
+                (None, recovered)
+            }
+        };
+        disk.restore_ballast();
+        let trickle = spawn_trickle_flush(&dir.join("index.redb")).ok();
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let mut writer = Writer {
+            index_failed: db.is_none(),
+            db,
             shared: shared.clone(),
             db_path: dir.join("index.redb"),
             cache_bytes: config.cache_bytes,
-            index_failed: false,
             segment_failed: false,
             last_reopen: None,
             dir: seg_dir,
@@ -297,11 +401,17 @@ impl DiskStore {
             doomed: Vec::new(),
             quota: config.quota_bytes,
             dirty_since: None,
+            unsaved_writes: 0,
             checkpoint_every: config.checkpoint_every,
             last_write: Instant::now(),
             disk,
+            headroom: config.max_body.saturating_add(segment::RECORD_FIXED as u64),
             health: health.clone(),
         };
+        if !writer.index_failed {
+            // Health from the first moment: a start below the reserve refuses writes.
+            writer.check_room(&mut Vec::new());
+        }
         let thread = std::thread::Builder::new()
             .name("mailbox-writer".into())
             .spawn(move || write_loop(writer, queue))?;
@@ -356,7 +466,7 @@ impl DiskStore {
     /// bodies from their segments (which only hold records flushed before they were indexed).
     fn read(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
         let now = now_ms();
-        let entries = {
+        let from_db = || -> Result<Vec<Option<Entry>>, redb::Error> {
             let txn = self.db.get()?.begin_read()?;
             let table = txn.open_table(INDEX)?;
             let mut entries = Vec::with_capacity(addresses.len());
@@ -364,7 +474,16 @@ impl DiskStore {
                 let entry = table.get(&address.0)?.map(|g| Entry::decode(&g.value()));
                 entries.push(entry.filter(|e| e.expires > now));
             }
-            entries
+            Ok(entries)
+        };
+        let entries = match (from_db(), self.db.fallback()) {
+            (Ok(entries), _) => entries,
+            // The index failed or is being reopened: the segments' view.
+            (Err(_), Some(mem)) => addresses
+                .iter()
+                .map(|a| mem.0.get(&a.0).copied().filter(|e| e.expires > now))
+                .collect(),
+            (Err(err), None) => return Err(err),
         };
         let mut out = Vec::with_capacity(addresses.len());
         for (address, entry) in addresses.iter().zip(entries) {
@@ -417,8 +536,54 @@ impl Store for DiskStore {
 
 fn log_error(err: &redb::Error) -> StoreError {
     let class = class(err);
-    eprintln!("mailbox-server: store error: {class}");
+    if let Some(suppressed) = ERROR_LOG.note(now_ms() / 1000) {
+        if suppressed > 0 {
+            eprintln!(
+                "mailbox-server: store error: {class} ({suppressed} more since the last line)"
+            );
+        } else {
+            eprintln!("mailbox-server: store error: {class}");
+        }
+    }
     StoreError::Unavailable(class)
+}
+
+/// Store errors are logged at most once a second (one failing disk can fail every request):
+/// the first of each second is printed with the count of those left out since.
+static ERROR_LOG: RateLimitedLog = RateLimitedLog::new();
+
+/// At most one line a second, counting the ones left out.
+struct RateLimitedLog {
+    /// Second of the last printed line, plus one (0: never).
+    last: std::sync::atomic::AtomicU64,
+    /// Lines left out since the last printed one.
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimitedLog {
+    const fn new() -> Self {
+        Self {
+            last: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// One more event at second `now_s`: `Some(left out since the last line)` if a line is
+    /// to be printed now, None if it is to be counted only.
+    fn note(&self, now_s: u64) -> Option<u64> {
+        let stamp = now_s.saturating_add(1);
+        let last = self.last.load(Ordering::Relaxed);
+        if last != stamp
+            && self
+                .last
+                .compare_exchange(last, stamp, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 /// What recovery hands the writer.
@@ -470,7 +635,16 @@ fn recover(
                     0
                 };
                 let mut range = segments.get(&id).copied();
-                for (offset, record) in segment::scan(&file, id, from)? {
+                let records = segment::scan(&file, id, from)?;
+                if records.is_empty() && range.is_none() && from == 0 {
+                    // Not one record and not listed: the active segment and spare of a
+                    // start that wrote nothing (or a torn first batch). Nothing points into
+                    // it; ids are not reused (the next one is past every listed file).
+                    drop(file);
+                    segment::remove(dir, files, id)?;
+                    continue;
+                }
+                for (offset, record) in records {
                     range = Some(
                         range.map_or((record.expires_ms, record.expires_ms), |(lo, hi)| {
                             (lo.min(record.expires_ms), hi.max(record.expires_ms))
@@ -529,6 +703,9 @@ fn recover(
     })
 }
 
+/// Free space beyond one blob's worth that must return before refused writes resume.
+const RESUME_MARGIN: u64 = 1 << 20;
+
 /// Quiet time after which pending commits are made durable in redb.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
@@ -560,10 +737,16 @@ struct Writer {
     /// A checkpoint is due `checkpoint_every` after it, which bounds how much of the
     /// segments a crash recovery re-applies.
     dirty_since: Option<Instant>,
+    /// Messages indexed since the last durable commit: what a restart would re-apply in
+    /// one transaction. Kept below [`Writer::max_unsaved`] (a checkpoint is due there).
+    unsaved_writes: usize,
     checkpoint_every: Duration,
     last_write: Instant,
     /// The disk and its reserve: checked before every batch of PUTs.
     disk: Disk,
+    /// One largest blob and its record overhead: what must fit above the reserve for the
+    /// store to accept writes (and for health to say so).
+    headroom: u64,
     /// What the last batch left, for `GET /v1/health`.
     health: WriteHealth,
 }
@@ -588,7 +771,8 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
         writer.commit_batch(&mut batch);
         let overdue = writer
             .dirty_since
-            .is_some_and(|since| since.elapsed() >= writer.checkpoint_every);
+            .is_some_and(|since| since.elapsed() >= writer.checkpoint_every)
+            || writer.unsaved_writes >= writer.max_unsaved();
         if stop || (asked && idle) || overdue {
             writer.checkpoint();
         }
@@ -606,6 +790,20 @@ enum Pending {
 }
 
 impl Writer {
+    /// Most messages indexed between durable commits. Re-applying them after a crash (or
+    /// saving them at a checkpoint) rewrites at most one 4 KiB index page each; half the
+    /// ballast per page bounds that by the ballast with room to spare, so the index always
+    /// has the space to save its backlog, even on a disk something else filled up.
+    fn max_unsaved(&self) -> usize {
+        if self.disk.ballast_bytes() == 0 {
+            // No reserve, no ballast: only the checkpoint interval bounds the backlog.
+            return usize::MAX;
+        }
+        usize::try_from(self.disk.ballast_bytes() / 8192)
+            .unwrap_or(usize::MAX)
+            .clamp(16, MAX_BATCH)
+    }
+
     /// Commits redb durably; then deletes the segments purged before it.
     fn checkpoint(&mut self) {
         if self.dirty_since.is_none() && self.doomed.is_empty() {
@@ -619,6 +817,7 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.dirty_since = None;
+                self.unsaved_writes = 0;
                 for id in std::mem::take(&mut self.doomed) {
                     if let Err(err) = segment::remove(&self.dir, &self.files, id) {
                         // Left behind; deleted as an orphan on the next start.
@@ -627,8 +826,22 @@ impl Writer {
                 }
             }
             Err(err) => {
-                self.index_failed = true;
+                self.index_down();
                 self.failing(&err);
+            }
+        }
+    }
+
+    /// The index failed: readers switch to the segments' view (built once) for as long as
+    /// it is down, so that reads never wait for the index to be writable again.
+    fn index_down(&mut self) {
+        self.index_failed = true;
+        if self.shared.fallback().is_none() {
+            match MemIndex::build(&self.dir, &self.files) {
+                Ok(mem) => self.shared.set_fallback(Some(Arc::new(mem))),
+                Err(err) => {
+                    log_error(&err.into());
+                }
             }
         }
     }
@@ -648,7 +861,8 @@ impl Writer {
     /// After a failed index operation: closes the index, reopens it (redb repairs it from
     /// its last durable commit) and re-applies the segments written since, exactly as a
     /// restart after a crash would, then carries on with a new active segment. At most once
-    /// a second; until it succeeds, writes answer 503 and reads answer 503.
+    /// a second; until it succeeds, writes answer 503 and reads are served from the
+    /// segments' view.
     fn reopen(&mut self) {
         if self
             .last_reopen
@@ -657,6 +871,7 @@ impl Writer {
             return;
         }
         self.last_reopen = Some(Instant::now());
+        self.index_down();
         self.shared.set(None);
         if let Some(db) = self.db.take() {
             // Readers hold the old one for the length of one read; wait for them (bounded).
@@ -686,6 +901,7 @@ impl Writer {
             Ok((db, recovered)) => {
                 let db = Arc::new(db);
                 self.shared.set(Some(Arc::clone(&db)));
+                self.shared.set_fallback(None);
                 self.db = Some(db);
                 self.active = recovered.active;
                 self.segments = recovered.segments;
@@ -694,6 +910,7 @@ impl Writer {
                 // table lists those segments again, and a later purge removes them.
                 self.doomed.clear();
                 self.dirty_since = None;
+                self.unsaved_writes = 0;
                 self.index_failed = false;
                 eprintln!(
                     "mailbox-server: index reopened; re-applied {} messages from the segments",
@@ -739,22 +956,17 @@ impl Writer {
                 _ => 0,
             })
             .sum();
-        if put_bytes == 0 {
+        if self.room_for_writes(put_bytes) {
             match self.health.get() {
-                Err(StoreError::DiskFull) if self.disk.has_room_for(0) => self.resumed(),
+                Err(StoreError::DiskFull) => self.resumed(),
                 // A failed flush closed the active segment: start the next one now.
                 Err(StoreError::Unavailable(_))
-                    if self.active.is_broken()
-                        && self.disk.has_room_for(0)
-                        && self.active.roll().is_ok() =>
+                    if put_bytes == 0 && self.active.is_broken() && self.active.roll().is_ok() =>
                 {
                     self.resumed();
                 }
                 _ => {}
             }
-            return;
-        }
-        if self.disk.has_room_for(put_bytes) {
             return;
         }
         if self.health.get() != Err(StoreError::DiskFull) {
@@ -771,6 +983,19 @@ impl Writer {
                 }
                 other => batch.push(other),
             }
+        }
+    }
+
+    /// The one predicate behind both the admission of PUTs and what `/v1/health` says:
+    /// `put_bytes` (at least one largest blob with its record overhead) fit above the
+    /// reserve. Once writes are refused, they resume only when [`RESUME_MARGIN`] more is
+    /// free, so the state does not flap at the boundary.
+    fn room_for_writes(&self, put_bytes: u64) -> bool {
+        let needed = put_bytes.max(self.headroom);
+        if self.health.get() == Err(StoreError::DiskFull) {
+            self.disk.has_room_for(needed.saturating_add(RESUME_MARGIN))
+        } else {
+            self.disk.has_room_for(needed)
         }
     }
 
@@ -823,7 +1048,9 @@ impl Writer {
                 self.active.discard();
                 // A segment failure is retried in a new segment; anything else came from
                 // the index, which must be reopened first.
-                self.index_failed |= !std::mem::take(&mut self.segment_failed);
+                if !std::mem::take(&mut self.segment_failed) {
+                    self.index_down();
+                }
                 self.failing(&err);
                 Some(StoreError::Unavailable(class(&err)))
             }
@@ -861,6 +1088,7 @@ impl Writer {
         txn.set_durability(Durability::None)?;
         let now = now_ms();
         let mut staged = false;
+        let mut stored = 0;
         {
             let mut tables = Tables::open(&txn)?;
             for job in jobs {
@@ -880,7 +1108,10 @@ impl Writer {
                             || active.borrow_mut().stage(&address, expires, &body),
                             |at| active.borrow_mut().unstage(at),
                         )?;
-                        staged |= outcome == Ok(PutOutcome::Stored);
+                        if outcome == Ok(PutOutcome::Stored) {
+                            staged = true;
+                            stored += 1;
+                        }
                         pending.push(Pending::Put(reply, outcome));
                     }
                     Job::Purge { reply } => {
@@ -904,6 +1135,7 @@ impl Writer {
         self.active.flush().map_err(|e| self.segment_error(e))?;
         txn.commit()?;
         self.dirty_since.get_or_insert_with(Instant::now);
+        self.unsaved_writes += stored;
         Ok(())
     }
 
@@ -1072,6 +1304,7 @@ mod tests {
             quota_bytes: quota,
             cache_bytes: 1 << 20,
             checkpoint_every: Duration::from_secs(10),
+            max_body: 1024,
         }
     }
 
@@ -1125,6 +1358,18 @@ mod tests {
             .map_or(0, |g| g.value());
         assert_eq!(stored, bytes, "the quota counter matches the index");
         Ok(bytes)
+    }
+
+    #[test]
+    fn store_errors_are_logged_at_most_once_a_second_with_a_count() {
+        let log = RateLimitedLog::new();
+        assert_eq!(log.note(100), Some(0));
+        for _ in 0..14_730 {
+            assert_eq!(log.note(100), None);
+        }
+        assert_eq!(log.note(101), Some(14_730));
+        assert_eq!(log.note(101), None);
+        assert_eq!(log.note(105), Some(1));
     }
 
     #[test]
@@ -1503,6 +1748,166 @@ mod tests {
         assert_eq!(store.get(&address(500)).await, Ok(Some(body(500))));
         assert_eq!(store.get(&address(199)).await, Ok(Some(body(199))));
         assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn starts_that_write_nothing_leave_no_segment_files_behind() -> Result<(), redb::Error> {
+        let dir = temp_dir("empty-segments");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+        assert_eq!(
+            store.put_if_absent(&address(1), &body(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        for _ in 0..4 {
+            let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+            assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
+            close(store, writer).await;
+        }
+        // The segment with the message, the last start's active segment and its spare.
+        let left = segment::list(&seg_dir)?;
+        assert!(left.len() <= 3, "segment files left: {left:?}");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+        assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// Puts an unusable thing (a directory) where the index file is, so that opening the
+    /// index fails as it does on a full disk; returns where the real file went.
+    fn break_index_file(dir: &Path) -> io::Result<PathBuf> {
+        let aside = dir.join("index.redb.aside");
+        std::fs::rename(dir.join("index.redb"), &aside)?;
+        std::fs::create_dir(dir.join("index.redb"))?;
+        Ok(aside)
+    }
+
+    fn mend_index_file(dir: &Path, aside: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir.join("index.redb"))?;
+        std::fs::rename(aside, dir.join("index.redb"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_never_depend_on_the_index_being_writable() -> Result<(), redb::Error> {
+        let dir = temp_dir("index-down");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..300u32 {
+            assert_eq!(
+                store.put_if_absent(&address(i), &body(i)).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        // The index fails while running and cannot be reopened (as on a full disk).
+        let aside = break_index_file(&dir)?;
+        assert_eq!(store.send(Job::BreakIndex).await, Ok(()));
+        assert!(
+            store
+                .put_if_absent(&address(900), &body(900))
+                .await
+                .is_err()
+        );
+        assert!(store.write_health().is_err());
+        for i in 0..300u32 {
+            assert_eq!(
+                store.get(&address(i)).await,
+                Ok(Some(body(i))),
+                "message {i}"
+            );
+        }
+        assert_eq!(store.get(&address(900)).await, Ok(None));
+        close(store, writer).await;
+
+        // A start while the index cannot be opened serves reads from the segments.
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert!(store.write_health().is_err(), "health says writes fail");
+        assert_eq!(
+            store
+                .get_many(&[address(0), address(299), address(900)])
+                .await,
+            Ok(vec![Some(body(0)), Some(body(299)), None])
+        );
+        assert!(
+            store
+                .put_if_absent(&address(901), &body(901))
+                .await
+                .is_err()
+        );
+        // The index becomes usable again: the writer reopens it (at most once a second)
+        // and writes resume, without a restart.
+        mend_index_file(&dir, &aside)?;
+        let mut resumed = false;
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if store.put_if_absent(&address(901), &body(901)).await == Ok(PutOutcome::Stored) {
+                resumed = true;
+                break;
+            }
+        }
+        assert!(resumed, "writes resume once the index can be written");
+        assert_eq!(store.write_health(), Ok(()));
+        assert_eq!(store.get(&address(901)).await, Ok(Some(body(901))));
+        assert_eq!(store.get(&address(7)).await, Ok(Some(body(7))));
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn health_and_admission_agree_from_the_start_and_do_not_flap() -> Result<(), redb::Error>
+    {
+        use std::sync::atomic::AtomicU64;
+        let dir = temp_dir("health-agrees");
+        let reserve = 1 << 20;
+        let free = Arc::new(AtomicU64::new(reserve + 100));
+        let probe = Arc::clone(&free);
+        let config = StoreConfig {
+            reserve_bytes: reserve,
+            free_space: Arc::new(move |_: &Path| Ok(probe.load(Ordering::Relaxed))),
+            ..config(Duration::from_secs(60), 1 << 30)
+        };
+        // A start below the reserve: health says so before any write is tried.
+        let (store, writer) = DiskStore::open(&dir, config.clone())?;
+        assert_eq!(store.write_health(), Err(StoreError::DiskFull));
+        // Room for a 10-byte body but not for a largest one: health stays "full" on the
+        // writer's tick, and a PUT is refused, whatever its size.
+        free.store(reserve + 600, Ordering::Relaxed);
+        assert_eq!(store.checkpoint().await, Ok(()));
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert_eq!(store.write_health(), Err(StoreError::DiskFull));
+        assert_eq!(
+            store.put_if_absent(&address(1), &[1; 10]).await,
+            Err(StoreError::DiskFull)
+        );
+        // Just past one blob: still refused (resuming needs the margin), no flapping.
+        free.store(reserve + 4096, Ordering::Relaxed);
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert_eq!(store.write_health(), Err(StoreError::DiskFull));
+        assert_eq!(
+            store.put_if_absent(&address(1), &[1; 10]).await,
+            Err(StoreError::DiskFull)
+        );
+        // The margin is back: health and writes both resume.
+        free.store(reserve + RESUME_MARGIN + 4096, Ordering::Relaxed);
+        assert_eq!(store.purge_expired().await, Ok(0));
+        assert_eq!(store.write_health(), Ok(()));
+        assert_eq!(
+            store.put_if_absent(&address(1), &[1; 10]).await,
+            Ok(PutOutcome::Stored)
+        );
+        // Below one blob again: refused, and health says so.
+        free.store(reserve + 600, Ordering::Relaxed);
+        assert_eq!(
+            store.put_if_absent(&address(2), &[1; 10]).await,
+            Err(StoreError::DiskFull)
+        );
+        assert_eq!(store.write_health(), Err(StoreError::DiskFull));
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

@@ -38,12 +38,13 @@ pub struct ConnectionLimits {
     /// long is closed: an idle keep-alive connection, or a client that stopped reading its
     /// response.
     pub idle_timeout: Duration,
-    /// Most connections open at once. At the cap, the connection that has waited longest
-    /// without a request being handled is closed to make room; if every connection is busy,
-    /// new ones wait in the listen queue.
+    /// Most connections open at once. At the cap, the oldest connection without a request
+    /// being handled (idle, or still sending a request head or body) is closed to make room;
+    /// if every connection is busy, new ones wait in the listen queue.
     pub max_connections: usize,
     /// Most bytes of a request head (request line and headers) the server buffers; a longer
-    /// head is answered `431` and the connection closed.
+    /// head is answered `431` (`414` if the request line alone is that long) and the
+    /// connection closed.
     pub max_header_bytes: usize,
 }
 

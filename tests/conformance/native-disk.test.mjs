@@ -185,6 +185,80 @@ test("native: a full disk refuses writes cleanly, keeps reads, recovers without 
   }
 });
 
+test("native: thousands of unsaved writes, then a disk filled to the last byte: reads go on, a restart serves them", async (t) => {
+  const mnt = mountTmpfs(24);
+  if (!mnt) return t.skip("needs root and mount(8) for a tmpfs");
+  let server;
+  try {
+    const dataDir = join(mnt, "data");
+    // The default reserve (an eighth of the disk: 3 MiB, so a 1.5 MiB ballast).
+    const start = () => startNative({ dataDir, maxBody: MAX_BODY });
+    server = await start();
+    const filler = join(mnt, "filler");
+    execFileSync("dd", ["if=/dev/zero", `of=${filler}`, "bs=1M", "count=8"], { stdio: "ignore" });
+    const acked = [];
+    const putUntilFull = async () => {
+      let refused = 0;
+      let stored = 0;
+      while (refused < 20) {
+        const round = await Promise.all(
+          Array.from({ length: 32 }, async () => {
+            const slot = newSlot();
+            const blob = randomBytes(MAX_BODY);
+            const { status: s } = await status(put(server.url, slot, blob));
+            if (s === 201) acked.push([slot, blob]);
+            return s;
+          }),
+        );
+        stored += round.filter((s) => s === 201).length;
+        refused += round.filter((s) => s !== 201).length;
+      }
+      return stored;
+    };
+    const first = await putUntilFull();
+    rmSync(filler);
+    await sleep(1500);
+    const burst = await putUntilFull();
+    // Right after the burst, something else takes the last byte.
+    fillDisk(mnt);
+    await sleep(3000);
+    const health = await status(fetch(`${server.url}/v1/health`));
+    assert.equal(health.status, 503, "health says writes fail");
+    const readAll = async (what) => {
+      const missing = [];
+      for (let i = 0; i < acked.length; i += 256) {
+        const batch = acked.slice(i, i + 256);
+        const res = await fetchBatch(server.url, batch.map(([slot]) => slot.address));
+        assert.equal(res.status, 200, `${what}: fetch answers`);
+        const frames = parseFrames(await bytes(res));
+        if (frames.length !== batch.length) missing.push(batch.length - frames.length);
+      }
+      assert.deepEqual(missing, [], `${what}: every acknowledged message is found`);
+      for (const [slot, blob] of acked.filter((_, i) => i % 50 === 0)) {
+        const res = await get(server.url, slot);
+        assert.equal(res.status, 200, `${what}: GET answers`);
+        assert.ok((await bytes(res)).equals(blob), `${what}: unaltered`);
+      }
+    };
+    await readAll("disk filled after the burst");
+    await server.stop({ keepData: true });
+    const t0 = Date.now();
+    server = await start();
+    const restart = Date.now() - t0;
+    await readAll("restart on the full disk");
+    assert.equal((await status(fetch(`${server.url}/v1/health`))).status, 503);
+    const errorLines = (server.output().match(/store error/g) ?? []).length;
+    assert.doesNotMatch(server.output(), /panicked/);
+    t.diagnostic(
+      `${first} then a burst of ${burst} PUTs, disk filled: ${acked.length} acknowledged all read back, health ${health.status} ${health.text}; ` +
+        `restart on the full disk listening in ${restart} ms, reads served; ${errorLines} store error lines`,
+    );
+  } finally {
+    await server?.stop({ keepData: true });
+    unmount(mnt);
+  }
+});
+
 test("native: a quota below the free space answers 507 before the disk fills", async (t) => {
   const mnt = mountTmpfs(16);
   if (!mnt) return t.skip("needs root and mount(8) for a tmpfs");

@@ -127,6 +127,75 @@ test("native: slow clients beyond the open-file limit do not keep normal request
   }
 });
 
+/** A client that sends a complete PUT head announcing a 1 KiB body, then the body one byte
+ * every `everyMs`; reconnects when the server drops it, until stop() is called. */
+function slowBodyClient(port, everyMs, counts) {
+  let stopped = false;
+  let socket;
+  let timer;
+  const slot = newSlot();
+  const head = Buffer.from(
+    `PUT /v1/m/${slot.addressHex} HTTP/1.1\r\nHost: 127.0.0.1\r\nMailbox-Write-Key: ${slot.keyHex}\r\n` +
+      "Content-Length: 1024\r\n\r\n",
+  );
+  const open = () => {
+    if (stopped) return;
+    socket = connect(port, "127.0.0.1");
+    counts.opened += 1;
+    socket.on("error", () => {});
+    socket.on("data", () => {});
+    socket.on("close", () => {
+      clearInterval(timer);
+      counts.dropped += 1;
+      if (!stopped) setTimeout(open, 20);
+    });
+    socket.write(head);
+    timer = setInterval(() => {
+      if (socket.writable) socket.write("X");
+    }, everyMs);
+  };
+  open();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    socket?.destroy();
+  };
+}
+
+test("native: slow request bodies beyond the connection cap do not keep normal requests out", async (t) => {
+  const NOFILE = 256; // cap 128
+  const SLOW = 300;
+  // The default 10 s body timeout: without eviction each trickled body would hold its slot
+  // for all of it.
+  const server = await startNative({
+    nofile: NOFILE,
+    extraArgs: ["--header-timeout-secs", String(HEADER_TIMEOUT_S), "--idle-timeout-secs", "5"],
+  });
+  const counts = { opened: 0, dropped: 0 };
+  const stops = [];
+  try {
+    assert.match(server.output(), /limits: connections 128 \(open files 256\)/);
+    for (let i = 0; i < SLOW; i += 1) stops.push(slowBodyClient(server.port, 500, counts));
+    await sleep(1500);
+    const times = [];
+    const bound = HEADER_TIMEOUT_S * 1000;
+    for (let i = 0; i < 8; i += 1) {
+      const health = await oneRequest(server.url, { path: "/v1/health", timeoutMs: bound });
+      assert.equal(health.status, 200);
+      times.push(health.ms);
+      await sleep(200);
+    }
+    times.sort((a, b) => a - b);
+    t.diagnostic(
+      `${SLOW} clients trickling PUT bodies (${counts.opened} connections) vs cap 128: ` +
+        `8 health checks answered, median ${times[4]} ms, max ${times.at(-1)} ms`,
+    );
+  } finally {
+    stops.forEach((stop) => stop());
+    await server.stop();
+  }
+});
+
 test("native: idle connections are closed after the idle timeout", async (t) => {
   const server = await startNative({ extraArgs: LIMIT_ARGS });
   try {
@@ -282,6 +351,37 @@ test("native: unfinished request heads cost bounded memory", async (t) => {
     t.diagnostic(
       `RSS ${mib(before)} MiB before, peak ${mib(during)} MiB with 1,000 held 7 KB heads + 300 x 400 KB heads (all 431), ${mib(after)} MiB after they left`,
     );
+  } finally {
+    await server.stop();
+  }
+});
+
+/** Sends raw bytes on a fresh connection; resolves to the status line of the answer. */
+function rawStatus(port, bytes) {
+  return new Promise((ok) => {
+    const s = connect(port, "127.0.0.1");
+    let answer = "";
+    s.on("error", () => {});
+    s.on("data", (c) => (answer += c));
+    s.on("close", () => ok(answer.split("\r\n")[0]));
+    s.write(bytes);
+    setTimeout(() => s.destroy(), 5000);
+  });
+}
+
+test("native: an overlong request line is 414, overlong or too many headers 431", async (t) => {
+  const server = await startNative({ extraArgs: LIMIT_ARGS });
+  try {
+    const longUri = await rawStatus(server.port, `GET /v1/${"a".repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const longHeader = await rawStatus(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-A: ${"a".repeat(9000)}\r\n\r\n`);
+    const many = Array.from({ length: 101 }, (_, i) => `X-${i}: a\r\n`).join("");
+    const manyHeaders = await rawStatus(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\n${many}\r\n`);
+    const fine = await rawStatus(server.port, `GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.equal(longUri, "HTTP/1.1 414 URI Too Long");
+    assert.match(longHeader, /^HTTP\/1\.1 431 /);
+    assert.match(manyHeaders, /^HTTP\/1\.1 431 /);
+    assert.match(fine, /^HTTP\/1\.1 200 /);
+    t.diagnostic(`9,000-byte URI: ${longUri}; 9,000-byte header: ${longHeader}; 101 headers: ${manyHeaders}`);
   } finally {
     await server.stop();
   }
