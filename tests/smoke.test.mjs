@@ -26,6 +26,22 @@ test("native mailbox answers health and serves the site", async () => {
   }
 });
 
+test("native mailbox serves the app for a link whose # became %23", async () => {
+  const server = await startNative({ www: WWW });
+  try {
+    for (const path of ["/%23AQAB-_x", "/%2523AQAB", "/%23aqab"]) {
+      const page = await fetch(`${server.url}${path}`);
+      assert.equal(page.status, 200, path);
+      assert.match(await page.text(), /<title>Hush<\/title>/, path);
+      assert.equal(page.headers.get("cache-control"), "no-store", path);
+      assert.ok(page.headers.get("content-security-policy"), path);
+    }
+    assert.equal((await fetch(`${server.url}/x%23AQ`)).status, 404);
+  } finally {
+    await server.stop();
+  }
+});
+
 test("edge worker answers health inside workerd", async () => {
   const worker = await startWorker();
   try {

@@ -515,25 +515,19 @@ impl<P: Platform> Client<P> {
     }
 
     /// Deletes a conversation: its session (and with it every key that could read or address
-    /// its messages), its history, its unsent blobs and the record of its invite, in one
-    /// transaction.
+    /// its messages), its history and its unsent blobs, in one transaction. The sealed record
+    /// that its invite was used stays (it holds no key), so that opening the invite again
+    /// says "already joined" rather than raising a false "someone else joined first".
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
+        self.key()?;
         let _guard = self.lock_conversation(id).await?;
-        let key = self.key()?;
         let mut writes = vec![Write::Delete(records::conversation_key(id))];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {
                 writes.push(Write::Delete(name));
             }
         }
-        for (name, remembered) in self
-            .read_prefix::<InviteRecord>(&key, records::INVITE_PREFIX)
-            .await?
-        {
-            if remembered.conversation == id {
-                writes.push(Write::Delete(name));
-            }
-        }
+
         self.store().commit(writes, Durability::Strict).await?;
         Ok(())
     }

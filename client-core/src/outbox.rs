@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::join::join_all;
-use crate::platform::{Deposit, Durability, Platform, RecordStore, Transport, Write};
+use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Transport, Write};
 use crate::records::{
     self, Conversation, ConversationState, HELLO_SEQ, Message, OUTGOING_PREFIX, Outgoing, Status,
 };
@@ -24,8 +24,9 @@ pub struct FlushOutcome {
     pub delivered: u32,
     /// Blobs still waiting for a later flush.
     pub pending: u32,
-    /// The last error seen, if any blob failed.
-    pub last_error: Option<String>,
+    /// The last error seen, if any blob failed (typed, so the UI can tell a wrong mailbox
+    /// address from one that cannot be reached).
+    pub last_error: Option<NetError>,
     /// Blobs the mailbox refused because a different blob already sat at their address
     /// (an invite someone else joined first; a message marked `Conflict`). Not retried.
     pub conflicts: u32,
@@ -208,7 +209,7 @@ impl<P: Platform> Client<P> {
                     result.failed |= !err.is_transient();
                     result.remaining = items.len() - result.acknowledged.len();
                     outcome.pending += u32::try_from(result.remaining).unwrap_or(u32::MAX);
-                    outcome.last_error = Some(err.to_string());
+                    outcome.last_error = Some(err);
                     break;
                 }
             }

@@ -39,12 +39,43 @@ pub fn router(api: Api, www: Option<&Path>) -> Router {
                 // `cargo xtask build-web` writes a `.gz` beside every file: served to clients
                 // that accept gzip (the wasm shrinks to less than half).
                 .fallback_service(ServeDir::new(dir).precompressed_gzip())
-                .layer(axum::middleware::map_response(site_headers));
+                .layer(axum::middleware::map_response(site_headers))
+                .layer(axum::middleware::from_fn(invite_in_path));
             routes.fallback_service(site)
         }
         None => routes.fallback(serve_api),
     };
     routes.with_state(api)
+}
+
+/// The `index.html` to serve for a path whose last segment is an invite link whose `#`
+/// became `%23` (or `%2523`, encoded twice): `/%23AQ…` → `/index.html`,
+/// `/hush/%23AQ…` → `/hush/index.html` (docs/HOSTING.md). `None` for any other path.
+fn invite_page(path: &str) -> Option<String> {
+    let (folder, last) = path.rsplit_once('/')?;
+    let starts = |prefix: &str| {
+        last.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    (starts("%23") || starts("%2523")).then(|| format!("{folder}/index.html"))
+}
+
+/// Serves the app for links whose `#` became `%23`: the app finds the invite in its own
+/// address. Such a path carries an invite (a secret): it is never logged, and the answer
+/// is not cached.
+async fn invite_in_path(mut request: Request, next: axum::middleware::Next) -> Response {
+    let Some(page) = invite_page(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    match page.parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => return next.run(request).await,
+    }
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn site_headers(mut response: Response) -> Response {
@@ -142,4 +173,27 @@ fn to_axum(answer: mailbox::Response) -> Response {
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invite_page;
+
+    #[test]
+    fn invite_links_whose_hash_became_percent_23_get_the_app() {
+        assert_eq!(invite_page("/%23AQx-_").as_deref(), Some("/index.html"));
+        assert_eq!(invite_page("/%2523AQ").as_deref(), Some("/index.html"));
+        assert_eq!(
+            invite_page("/hush/%23AQ").as_deref(),
+            Some("/hush/index.html")
+        );
+        assert_eq!(
+            invite_page("/hush/%2523aq").as_deref(),
+            Some("/hush/index.html")
+        );
+        assert_eq!(invite_page("/app.js"), None);
+        assert_eq!(invite_page("/"), None);
+        assert_eq!(invite_page("/%2"), None);
+        assert_eq!(invite_page("/x%23"), None);
+    }
 }

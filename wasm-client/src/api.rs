@@ -121,26 +121,10 @@ fn client_error(err: ClientError) -> JsValue {
     js
 }
 
-/// The [`ErrorCode`] of a flush's `lastError` (the core reports it as the [`NetError`]'s
-/// text): a wrong mailbox address (404) is told apart from one that refuses or cannot be
-/// reached.
-fn flush_error_code(message: &str) -> ErrorCode {
-    let status = |status| {
-        NetError::Status {
-            status,
-            reason: String::new(),
-        }
-        .to_string()
-    };
-    // "mailbox answered " without the status: any refusal.
-    let refused = status(0);
-    if message.starts_with(&status(404)) {
-        ErrorCode::MailboxNotFound
-    } else if message.starts_with(refused.trim_end_matches("0: ")) {
-        ErrorCode::MailboxRejected
-    } else {
-        ErrorCode::MailboxUnreachable
-    }
+/// The [`ErrorCode`] of a flush's `lastError`: a wrong mailbox address (404) is told apart
+/// from one that refuses or cannot be reached, exactly as for a rejected call.
+fn flush_error_code(err: &NetError) -> ErrorCode {
+    ErrorCode::from(&ClientError::Network(err.clone()))
 }
 
 /// A plain JS object from `(name, value)` pairs.
@@ -353,11 +337,14 @@ impl HushClient {
             Ok(object(&[
                 ("delivered", out.delivered.into()),
                 ("pending", out.pending.into()),
-                ("lastError", opt_str(&out.last_error)),
+                (
+                    "lastError",
+                    opt_str(&out.last_error.as_ref().map(ToString::to_string)),
+                ),
                 (
                     "lastErrorCode",
                     out.last_error
-                        .as_deref()
+                        .as_ref()
                         .map_or(JsValue::NULL, |e| JsValue::from(flush_error_code(e) as u32)),
                 ),
                 ("conflicts", out.conflicts.into()),
