@@ -331,6 +331,23 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     await eventually(async () => !/New messages can't be saved/.test(await pageText(bob.page)), { what: "the banner gone" });
   });
 
+  test("a relative hush-mailbox meta tag names a mailbox under the page's own origin", async () => {
+    const carol = await launch();
+    try {
+      // The host wrote the mailbox relative to its own origin: <meta ... content="/mb">.
+      await carol.page.route(app, async (route) => {
+        const page = await route.fetch();
+        const body = (await page.text()).replace("<head>", '<head><meta name="hush-mailbox" content="/mb">');
+        await route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body });
+      });
+      await carol.page.goto(app);
+      const chosen = await carol.page.evaluate(async (url) => (await import(url)).defaultMailboxUrl(), `${app}settings.js`);
+      assert.equal(chosen, mailbox, "resolved against the page's address");
+    } finally {
+      await carol.context.close().catch(() => {});
+    }
+  });
+
   test("no console errors", () => {
     const ignored = (line) => /Failed to load resource: the server responded with a status of (404|503)/.test(line);
     assert.deepEqual([...alice.errors, ...bob.errors].filter((l) => !ignored(l)), [], "no console errors");

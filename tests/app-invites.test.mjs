@@ -105,6 +105,8 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
       ["👍🏽 thumbs", "👍🏽"],
       ["e\u0301lodie", "E\u0301"],
       ["  zoë", "Z"],
+      ["\u200bZed", "Z"],
+      ["\u200f\u05d0\u05d1\u05d9", "\u05d0"],
     ];
     for (const [name] of names) {
       await newConversation(alice.page, name);
@@ -135,6 +137,10 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
       return `${head}#${frag.slice(0, 30)} \n> ${frag.slice(30, 70)}=\r\n ${frag.slice(70)}`;
     },
     "a message after it": (l) => `${l} see you tomorrow!`,
+    "a line break inside the site's host name": (l) => {
+      const at = l.indexOf("://") + 8;
+      return `${l.slice(0, at)}\n${l.slice(at)}`;
+    },
   };
   for (const [kind, alter] of Object.entries(damage)) {
     test(`a link with ${kind} joins the invite it came from`, async () => {

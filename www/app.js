@@ -487,7 +487,9 @@ const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(unde
  * one character ("ß" stays "ß", not "SS").
  */
 function initial(name) {
-  const trimmed = name.trim();
+  // Leading white space and invisible format characters (zero-width space, direction marks)
+  // are not what a reader sees first.
+  const trimmed = name.replace(/^[\s\p{Cf}]+/u, "").trim();
   if (!trimmed) return "?";
   const first = graphemes
     ? graphemes.segment(trimmed)[Symbol.iterator]().next().value.segment
@@ -916,7 +918,10 @@ function joinDefaultMailbox(invite) {
   const before = hash >= 0 ? text.slice(0, hash) : text;
   // The last "http(s)://" starts the site's URL (a redirect's own URL comes before it).
   const start = [...before.matchAll(/https?:\/\//gi)].at(-1);
-  const site = start && /^[^\s"'<>()[\]{}“”‘’«»]+/.exec(before.slice(start.index));
+  // A URL holds no white space: a line break or space inside it (a mail client wrapping a
+  // long line, even inside the host name) is dropped, never taken as its end.
+  const joined = start && before.slice(start.index).replace(/[\s\u200b-\u200d\u2060\ufeff]+/g, "");
+  const site = joined && /^[^"'<>()[\]{}“”‘’«»]+/.exec(joined);
   try {
     if (site) return new URL(site[0]).origin;
   } catch {

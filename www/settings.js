@@ -13,7 +13,14 @@ export function siteUrl() {
 /** The mailbox the site's host configured, or this site's origin. */
 export function defaultMailboxUrl() {
   const meta = document.querySelector('meta[name="hush-mailbox"]')?.getAttribute("content")?.trim();
-  return (meta && normaliseMailboxUrl(meta)) || location.origin;
+  // A relative value ("/mb") names a mailbox on the page's own origin.
+  let resolved = null;
+  try {
+    resolved = meta ? new URL(meta, location.href).href : null;
+  } catch {
+    resolved = null;
+  }
+  return (resolved && normaliseMailboxUrl(resolved)) || location.origin;
 }
 
 /** The mailbox for new conversations. */
