@@ -52,13 +52,7 @@ fn invite_link(text: &str) {
     if let Ok(invite) = parsed {
         let canonical = invite.to_link_fragment();
         let decoded = percent_decode(text.as_bytes());
-        let starts = core::iter::once(0).chain(
-            decoded
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'#')
-                .map(|(i, _)| i + 1),
-        );
+        let starts = crate::invite::candidate_starts(&decoded);
         let leading = |start: usize| -> Vec<u8> {
             decoded
                 .get(start..)

@@ -296,15 +296,7 @@ impl Invite {
     /// `tests/invite_link.rs` (property test) and the fuzz harness check all of this.
     pub fn from_link_fragment(text: &str) -> Result<Invite, InviteError> {
         let decoded = percent_decode(text.as_bytes());
-        // Candidates start at the text's beginning and after each `#`: a `#` in the text
-        // around the link (a hashtag after it, say) must not hide the invite.
-        let starts = core::iter::once(0).chain(
-            decoded
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'#')
-                .map(|(i, _)| i + 1),
-        );
+        let starts = candidate_starts(&decoded);
         let mut found: Option<Invite> = None;
         let mut refusals = Vec::new();
         for start in starts {
@@ -344,6 +336,11 @@ impl Invite {
         for (i, &byte) in fragment.iter().enumerate() {
             if base64url::is_symbol(byte) {
                 symbols.push(byte);
+                if symbols.len() > INVITE_LINK_MAX_LEN {
+                    // Nothing longer can be an invite, and `diagnose` needs no more: bounded
+                    // work per start whatever was pasted.
+                    break;
+                }
                 let next_is_symbol = fragment
                     .get(i + 1)
                     .is_some_and(|&b| base64url::is_symbol(b));
@@ -611,6 +608,18 @@ fn parse_canonical(symbols: &[u8]) -> Result<Invite, InviteError> {
 }
 
 /// Why no candidate of a pasted link was an invite, from all its base64url symbols.
+/// Where invite candidates start in percent-decoded pasted text: at its beginning and after
+/// each `#`, so that a `#` around the link (a hashtag after it, say) does not hide the invite.
+pub(crate) fn candidate_starts(decoded: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    core::iter::once(0).chain(
+        decoded
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'#')
+            .map(|(i, _)| i + 1),
+    )
+}
+
 fn diagnose(symbols: &[u8]) -> InviteError {
     // The version byte is the first symbol's 6 bits and the second's top 2: a version-1 invite
     // starts with `A` and one of `Q R S T`.
