@@ -7,6 +7,7 @@ use crate::chain_key::MessageKey;
 use crate::crypto::{TAG_LEN, open, seal};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::{ENCRYPTED_HEADER_LEN, Header, HeaderKey, Role};
+use crate::hedge::{self, HEDGE_LEN, HEDGE_RANDOM_LEN};
 use crate::message::{BLOB_LEN, Fragment, PAYLOAD_LEN};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
 use crate::receiving_chain::{ReceivingChain, WINDOW};
@@ -67,6 +68,9 @@ pub struct OutgoingBlob {
     pub address: Address,
     /// Exactly [`BLOB_LEN`] random-looking bytes.
     pub blob: Vec<u8>,
+    /// The blob's sequence number in this party's stream (`docs/PROTOCOL.md` §6.4): the
+    /// peer's acknowledgements name it.
+    pub seq: u32,
 }
 
 /// The result of one successful receive, before reassembly.
@@ -117,12 +121,13 @@ pub(crate) struct Ratchet {
     pub(crate) receive_events: u64,
 }
 
-/// A blob split into encrypted header, encrypted payload and tag.
-type BlobParts<'a> = (
-    &'a [u8; ENCRYPTED_HEADER_LEN],
-    &'a [u8; PAYLOAD_LEN],
-    &'a [u8; TAG_LEN],
-);
+/// A blob split into its parts: hedge `r`, encrypted header, encrypted payload and tag.
+struct BlobParts<'a> {
+    r: &'a [u8; HEDGE_LEN],
+    header: &'a [u8; ENCRYPTED_HEADER_LEN],
+    body: &'a [u8; PAYLOAD_LEN],
+    tag: &'a [u8; TAG_LEN],
+}
 
 fn split_blob(blob: &[u8]) -> Result<BlobParts<'_>, DecryptError> {
     let wrong = DecryptError::WrongLength {
@@ -130,50 +135,93 @@ fn split_blob(blob: &[u8]) -> Result<BlobParts<'_>, DecryptError> {
         got: blob.len(),
     };
     let blob: &[u8; BLOB_LEN] = blob.try_into().map_err(|_| wrong)?;
-    let (header, rest) = blob
+    let (r, rest) = blob.split_first_chunk::<HEDGE_LEN>().ok_or(wrong)?;
+    let (header, rest) = rest
         .split_first_chunk::<ENCRYPTED_HEADER_LEN>()
         .ok_or(wrong)?;
     let (body, tag) = rest.split_last_chunk::<TAG_LEN>().ok_or(wrong)?;
     let body: &[u8; PAYLOAD_LEN] = body.try_into().map_err(|_| wrong)?;
-    Ok((header, body, tag))
+    Ok(BlobParts {
+        r,
+        header,
+        body,
+        tag,
+    })
 }
 
-/// The body's associated data: `AD ‖ address ‖ encrypted_header` (120 bytes).
+/// Length of the body's associated data.
+const BODY_AD_LEN: usize = 64 + HEDGE_LEN + ENCRYPTED_HEADER_LEN;
+
+/// The body's associated data: `AD ‖ address ‖ r ‖ encrypted_header` (136 bytes).
 fn body_ad(
     ad: &AssociatedData,
     address: &Address,
+    r: &[u8; HEDGE_LEN],
     header: &[u8; ENCRYPTED_HEADER_LEN],
-) -> [u8; 64 + ENCRYPTED_HEADER_LEN] {
-    let mut out = [0u8; 64 + ENCRYPTED_HEADER_LEN];
+) -> [u8; BODY_AD_LEN] {
+    let mut out = [0u8; BODY_AD_LEN];
     let (a, rest) = out.split_at_mut(32);
     a.copy_from_slice(ad.as_bytes());
-    let (b, c) = rest.split_at_mut(32);
+    let (b, rest) = rest.split_at_mut(32);
     b.copy_from_slice(&address.0);
-    c.copy_from_slice(header);
+    let (c, d) = rest.split_at_mut(HEDGE_LEN);
+    c.copy_from_slice(r);
+    d.copy_from_slice(header);
     out
 }
 
-/// Decrypts and validates the body. The body nonce is all zeros: each message key encrypts
-/// exactly one payload.
+/// Decrypts and validates the body under `MKr = HMAC(MK, "hush/v2/body-key" ‖ r)` with the
+/// all-zero nonce: `MKr` is derived for this one blob.
 fn open_body(
     mk: &MessageKey,
     ad: &AssociatedData,
     address: &Address,
-    header: &[u8; ENCRYPTED_HEADER_LEN],
-    body: &[u8; PAYLOAD_LEN],
-    tag: &[u8; TAG_LEN],
+    parts: &BlobParts<'_>,
 ) -> Result<Fragment, DecryptError> {
-    let mut payload = Zeroizing::new(*body);
+    let mut payload = Zeroizing::new(*parts.body);
+    let key = hedge::body_key(mk.as_bytes(), parts.r);
     if !open(
-        mk.as_bytes(),
+        &key,
         [0u8; 12],
-        &body_ad(ad, address, header),
+        &body_ad(ad, address, parts.r, parts.header),
         &mut payload[..],
-        tag,
+        parts.tag,
     ) {
         return Err(DecryptError::BodyAuthentication);
     }
     Fragment::parse(&payload).ok_or(DecryptError::MalformedPayload)
+}
+
+/// Seals one blob (`docs/PROTOCOL.md` §3.6-3.7): draws `z`, derives the hedge `r` from the
+/// message key, the randomness, the header and the payload, then encrypts header and body
+/// under keys derived from `r`. Two calls from one replayed state with different plaintexts
+/// never share a key.
+#[allow(clippy::too_many_arguments)]
+fn seal_blob<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    header_key: &HeaderKey,
+    message_key: &MessageKey,
+    header: &Header,
+    payload: &[u8; PAYLOAD_LEN],
+    ad: &AssociatedData,
+    address: &Address,
+) -> Vec<u8> {
+    let mut z = Zeroizing::new([0u8; HEDGE_RANDOM_LEN]);
+    rng.fill_bytes(&mut z[..]);
+    let r = hedge::hedge(message_key.as_bytes(), &z, &header.to_bytes(), payload);
+    let encrypted_header = header_key.encrypt_header(header, &r, ad.as_bytes(), address);
+    let mut blob = Vec::with_capacity(BLOB_LEN);
+    blob.extend_from_slice(&r);
+    blob.extend_from_slice(&encrypted_header);
+    blob.extend_from_slice(payload);
+    let key = hedge::body_key(message_key.as_bytes(), &r);
+    let body_ad = body_ad(ad, address, &r, &encrypted_header);
+    let start = HEDGE_LEN + ENCRYPTED_HEADER_LEN;
+    let tag = blob
+        .get_mut(start..)
+        .map_or([0u8; TAG_LEN], |body| seal(&key, [0u8; 12], &body_ad, body));
+    blob.extend_from_slice(&tag);
+    blob
 }
 
 impl Ratchet {
@@ -234,11 +282,12 @@ impl Ratchet {
         Ok(())
     }
 
-    /// Encrypts each payload as one blob on the sending chain (`RatchetEncryptHE`).
+    /// Encrypts each payload as one blob on the sending chain (`RatchetEncryptHE`); `seqs` are
+    /// the blobs' sequence numbers (already encoded in the payloads), one per payload.
     pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-        payloads: &[Zeroizing<[u8; PAYLOAD_LEN]>],
+        payloads: &[(u32, Zeroizing<[u8; PAYLOAD_LEN]>)],
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
         if self.send_step_pending || self.sending.is_none() {
             self.send_step(rng)?;
@@ -253,7 +302,7 @@ impl Ratchet {
             return Err(EncryptError::ChainExhausted);
         }
         let mut out = Vec::with_capacity(payloads.len());
-        for payload in payloads {
+        for (seq, payload) in payloads {
             let n = chain.next;
             let message_key = chain.chain_key.step();
             let write_key = chain.addresses.write_key(n);
@@ -263,24 +312,40 @@ impl Ratchet {
                 pn,
                 n,
             };
-            let encrypted_header = chain.header_key.encrypt_header(&header, self.ad.as_bytes());
-            let mut blob = Vec::with_capacity(BLOB_LEN);
-            blob.extend_from_slice(&encrypted_header);
-            blob.extend_from_slice(&payload[..]);
-            let ad = body_ad(&self.ad, &address, &encrypted_header);
-            let tag = match blob.get_mut(ENCRYPTED_HEADER_LEN..) {
-                Some(body) => seal(message_key.as_bytes(), [0u8; 12], &ad, body),
-                None => return Err(EncryptError::ChainExhausted),
-            };
-            blob.extend_from_slice(&tag);
+            let blob = seal_blob(
+                rng,
+                &chain.header_key,
+                &message_key,
+                &header,
+                payload,
+                &self.ad,
+                &address,
+            );
             out.push(OutgoingBlob {
                 write_key,
                 address,
                 blob,
+                seq: *seq,
             });
             chain.next = n.saturating_add(1);
         }
         Ok(out)
+    }
+
+    /// Moves the sending chain `count` messages ahead without sending them: after a rollback
+    /// those message numbers (their keys and addresses) may have been used by the lost state.
+    /// Does nothing when no sending chain is current (the next send starts a fresh one).
+    pub(crate) fn skip_sending(&mut self, count: u32) {
+        if self.send_step_pending {
+            return;
+        }
+        if let Some(chain) = self.sending.as_mut() {
+            let target = chain.next.saturating_add(count);
+            while chain.next < target {
+                drop(chain.chain_key.step());
+                chain.next += 1;
+            }
+        }
     }
 
     /// `RatchetDecryptHE` for a blob found at `address`. On error `self` is unchanged.
@@ -289,11 +354,11 @@ impl Ratchet {
         address: &Address,
         blob: &[u8],
     ) -> Result<Decrypted, DecryptError> {
-        let (header, body, tag) = split_blob(blob)?;
+        let parts = split_blob(blob)?;
         match self.locate(address)? {
-            Slot::Skipped(i) => self.decrypt_skipped(i, address, header, body, tag),
-            Slot::Current(n) => self.decrypt_current(n, address, header, body, tag),
-            Slot::Next(n) => self.decrypt_next(n, address, header, body, tag),
+            Slot::Skipped(i) => self.decrypt_skipped(i, address, &parts),
+            Slot::Current(n) => self.decrypt_current(n, address, &parts),
+            Slot::Next(n) => self.decrypt_next(n, address, &parts),
         }
     }
 
@@ -302,9 +367,7 @@ impl Ratchet {
         &mut self,
         index: usize,
         address: &Address,
-        header: &[u8; ENCRYPTED_HEADER_LEN],
-        body: &[u8; PAYLOAD_LEN],
-        tag: &[u8; TAG_LEN],
+        parts: &BlobParts<'_>,
     ) -> Result<Decrypted, DecryptError> {
         let entry = self
             .skipped
@@ -313,12 +376,12 @@ impl Ratchet {
             .ok_or(DecryptError::UnknownAddress)?;
         let h = entry
             .header_key
-            .decrypt_header(header, entry.n, self.ad.as_bytes())
+            .decrypt_header(parts.header, parts.r, entry.n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
         if h.ratchet_key != entry.ratchet_key.0 {
             return Err(DecryptError::InconsistentHeader);
         }
-        let fragment = open_body(&entry.message_key, &self.ad, address, header, body, tag)?;
+        let fragment = open_body(&entry.message_key, &self.ad, address, parts)?;
         // Commit.
         let entry = self.skipped.entries.remove(index);
         let mut retired = vec![*address];
@@ -336,9 +399,7 @@ impl Ratchet {
         &mut self,
         n: u32,
         address: &Address,
-        header: &[u8; ENCRYPTED_HEADER_LEN],
-        body: &[u8; PAYLOAD_LEN],
-        tag: &[u8; TAG_LEN],
+        parts: &BlobParts<'_>,
     ) -> Result<Decrypted, DecryptError> {
         let stored_at = self.receive_events.saturating_add(1);
         let rc = self
@@ -347,7 +408,7 @@ impl Ratchet {
             .ok_or(DecryptError::UnknownAddress)?;
         let h = rc
             .header_key
-            .decrypt_header(header, n, self.ad.as_bytes())
+            .decrypt_header(parts.header, parts.r, n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
         if h.ratchet_key != rc.ratchet_key.0 {
             return Err(DecryptError::InconsistentHeader);
@@ -365,7 +426,7 @@ impl Ratchet {
             });
         }
         let message_key = chain_key.step();
-        let fragment = open_body(&message_key, &self.ad, address, header, body, tag)?;
+        let fragment = open_body(&message_key, &self.ad, address, parts)?;
         // Commit.
         let mut retired = vec![*address];
         if let Some(rc) = self.receiving.as_mut() {
@@ -389,14 +450,12 @@ impl Ratchet {
         &mut self,
         n: u32,
         address: &Address,
-        header: &[u8; ENCRYPTED_HEADER_LEN],
-        body: &[u8; PAYLOAD_LEN],
-        tag: &[u8; TAG_LEN],
+        parts: &BlobParts<'_>,
     ) -> Result<Decrypted, DecryptError> {
         let stored_at = self.receive_events.saturating_add(1);
         let h = self
             .next_receiving_header_key
-            .decrypt_header(header, n, self.ad.as_bytes())
+            .decrypt_header(parts.header, parts.r, n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
         let remote = RemoteRatchetKey(h.ratchet_key);
         if self.remote_ratchet_key == Some(remote) {
@@ -445,7 +504,7 @@ impl Ratchet {
             });
         }
         let message_key = chain_key.step();
-        let fragment = open_body(&message_key, &self.ad, address, header, body, tag)?;
+        let fragment = open_body(&message_key, &self.ad, address, parts)?;
         // Commit.
         let peer = self.role.peer();
         let window: VecDeque<Address> = self
@@ -510,16 +569,16 @@ mod tests {
         }
         let two_blobs = vec![0u8; crate::FRAGMENT_CAPACITY + 1];
         assert_eq!(
-            joiner.encrypt(&mut rng, &two_blobs).unwrap_err(),
+            joiner.encrypt(&mut rng, &two_blobs, 0).unwrap_err(),
             EncryptError::ChainExhausted
         );
         assert_eq!(
             joiner.ratchet.sending.as_ref().map(|c| c.next),
             Some(u32::MAX - 1)
         );
-        assert_eq!(joiner.encrypt(&mut rng, b"last").unwrap().len(), 1);
+        assert_eq!(joiner.encrypt(&mut rng, b"last", 0).unwrap().len(), 1);
         assert_eq!(
-            joiner.encrypt(&mut rng, b"one more").unwrap_err(),
+            joiner.encrypt(&mut rng, b"one more", 0).unwrap_err(),
             EncryptError::ChainExhausted
         );
     }

@@ -92,6 +92,10 @@ pub enum InviteError {
     /// Data: the invite's version byte is not one this crate reads (a newer format).
     #[error("the invite was made by a newer version of Hush (invite format {0})")]
     UnsupportedVersion(u8),
+    /// Data: the invite was made by an older version of Hush (invite format 1), whose
+    /// conversations this version cannot hold: ask for a new invite.
+    #[error("the invite was made by an older version of Hush: ask for a new invite")]
+    OlderVersion(u8),
     /// Data: the link text holds no invite at all (nothing that starts like one).
     #[error("this text holds no Hush invite")]
     NotAnInvite,
@@ -146,4 +150,11 @@ pub enum PickleError {
     /// Caller: a pickle of a different kind (session versus pending invite).
     #[error("pickle holds a different kind of object")]
     WrongKind,
+    /// Data: a conversation of protocol version 1. Version 2 changed the wire format, the
+    /// invite's key schedule and the first chains' keys, so such a conversation cannot
+    /// continue (the peer speaks version 2 too): start a new conversation.
+    #[error(
+        "this conversation was made with protocol version 1 and cannot continue; start a new conversation"
+    )]
+    ProtocolV1,
 }

@@ -4,7 +4,7 @@
 
 use crate::base64url;
 use crate::invite::{Invite, percent_decode};
-use crate::pickle::seal_raw_v1;
+use crate::pickle::seal_raw;
 use crate::session::Session;
 use crate::testing::SeededRng;
 use crate::{BLOB_LEN, PendingInvite};
@@ -82,7 +82,7 @@ const PICKLE_KEY: [u8; 32] = [0x42; 32];
 /// re-pickle and reload to the same poll set.
 pub fn pickle(data: &[u8]) {
     check_pickle(data);
-    check_pickle(&seal_raw_v1(&PICKLE_KEY, data));
+    check_pickle(&seal_raw(&PICKLE_KEY, data));
 }
 
 fn check_pickle(bytes: &[u8]) {

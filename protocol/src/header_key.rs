@@ -4,11 +4,12 @@
 
 use crate::address::{Address, WriteKey};
 use crate::crypto::{HmacSha256, TAG_LEN, open, seal};
+use crate::hedge::{self, HEDGE_LEN};
 use crate::secret::secret_key;
 use hkdf::HmacImpl;
 
 /// HMAC label of the write-key derivation.
-pub const WRITE_KEY_LABEL: &[u8] = b"hush/v1/write-key";
+pub const WRITE_KEY_LABEL: &[u8] = b"hush/v2/write-key";
 
 /// Length of the plaintext header: `ratchet_public_key (32) ‖ PN (u32 BE) ‖ N (u32 BE)`.
 pub const HEADER_LEN: usize = 40;
@@ -62,7 +63,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    fn to_bytes(&self) -> [u8; HEADER_LEN] {
+    pub(crate) fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         let (key, rest) = out.split_at_mut(32);
         key.copy_from_slice(&self.ratchet_key);
@@ -89,41 +90,59 @@ impl Header {
     }
 }
 
-/// The header nonce: eight zero bytes then `N` as u32 big-endian. `N` never repeats within a
-/// chain and every chain has its own header key, so no (key, nonce) pair repeats.
-pub(crate) fn header_nonce(n: u32) -> [u8; 12] {
-    let mut nonce = [0u8; 12];
-    let (_, tail) = nonce.split_at_mut(8);
-    tail.copy_from_slice(&n.to_be_bytes());
-    nonce
+/// The header's associated data: `AD ‖ address` (64 bytes).
+fn header_ad(ad: &[u8; 32], address: &Address) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    let (a, b) = out.split_at_mut(32);
+    a.copy_from_slice(ad);
+    b.copy_from_slice(&address.0);
+    out
 }
 
 impl HeaderKey {
-    /// `HENCRYPT(HK, header)`: ChaCha20-Poly1305 with nonce `header_nonce(N)` and the session's
-    /// associated data; output `ciphertext (40) ‖ tag (16)`.
-    pub(crate) fn encrypt_header(&self, header: &Header, ad: &[u8]) -> [u8; ENCRYPTED_HEADER_LEN] {
+    /// `HENCRYPT` with hedging (`docs/PROTOCOL.md` §3.5, §3.7): ChaCha20-Poly1305 under the
+    /// per-blob key `HKr = HMAC(HK, "hush/v2/header-key" ‖ r)`, the all-zero nonce (`HKr` is
+    /// used for this one header only) and associated data `AD ‖ address`; output
+    /// `ciphertext (40) ‖ tag (16)`.
+    pub(crate) fn encrypt_header(
+        &self,
+        header: &Header,
+        r: &[u8; HEDGE_LEN],
+        ad: &[u8; 32],
+        address: &Address,
+    ) -> [u8; ENCRYPTED_HEADER_LEN] {
         let mut out = [0u8; ENCRYPTED_HEADER_LEN];
         let (body, tag_out) = out.split_at_mut(HEADER_LEN);
         body.copy_from_slice(&header.to_bytes());
-        let tag = seal(self.as_bytes(), header_nonce(header.n), ad, body);
+        let key = hedge::header_key(self.as_bytes(), r);
+        let tag = seal(&key, [0u8; 12], &header_ad(ad, address), body);
         tag_out.copy_from_slice(&tag);
         out
     }
 
-    /// `HDECRYPT(HK, encrypted_header)` for the message the address says is number `n`.
-    /// Returns `None` when the tag does not verify or the decrypted `N` is not `n`.
+    /// `HDECRYPT` for the blob with hedge `r` found at `address`, which the poll set says is
+    /// message `n`. Returns `None` when the tag does not verify or the decrypted `N` is not `n`.
     pub(crate) fn decrypt_header(
         &self,
         encrypted: &[u8; ENCRYPTED_HEADER_LEN],
+        r: &[u8; HEDGE_LEN],
         n: u32,
-        ad: &[u8],
+        ad: &[u8; 32],
+        address: &Address,
     ) -> Option<Header> {
         let (ct, tag_bytes) = encrypted.split_at(HEADER_LEN);
         let mut body = zeroize::Zeroizing::new([0u8; HEADER_LEN]);
         body.copy_from_slice(ct);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(tag_bytes);
-        if !open(self.as_bytes(), header_nonce(n), ad, &mut body[..], &tag) {
+        let key = hedge::header_key(self.as_bytes(), r);
+        if !open(
+            &key,
+            [0u8; 12],
+            &header_ad(ad, address),
+            &mut body[..],
+            &tag,
+        ) {
             return None;
         }
         let header = Header::from_bytes(&body);
@@ -219,13 +238,25 @@ mod tests {
             pn: 3,
             n: 4,
         };
-        let ct = hk.encrypt_header(&header, b"ad");
-        assert_eq!(hk.decrypt_header(&ct, 4, b"ad"), Some(header));
-        assert_eq!(hk.decrypt_header(&ct, 5, b"ad"), None);
-        assert_eq!(hk.decrypt_header(&ct, 4, b"xx"), None);
+        let (ad, other_ad, at, elsewhere) =
+            ([4u8; 32], [5u8; 32], Address([6; 32]), Address([7; 32]));
+        let r = [8u8; HEDGE_LEN];
+        let ct = hk.encrypt_header(&header, &r, &ad, &at);
         assert_eq!(
-            HeaderKey::from_bytes(&[3u8; 32]).decrypt_header(&ct, 4, b"ad"),
+            hk.decrypt_header(&ct, &r, 4, &ad, &at),
+            Some(header.clone())
+        );
+        assert_eq!(hk.decrypt_header(&ct, &r, 5, &ad, &at), None);
+        assert_eq!(hk.decrypt_header(&ct, &r, 4, &other_ad, &at), None);
+        assert_eq!(hk.decrypt_header(&ct, &r, 4, &ad, &elsewhere), None);
+        assert_eq!(hk.decrypt_header(&ct, &[9u8; HEDGE_LEN], 4, &ad, &at), None);
+        assert_eq!(
+            HeaderKey::from_bytes(&[3u8; 32]).decrypt_header(&ct, &r, 4, &ad, &at),
             None
         );
+        // A different hedge gives an unrelated ciphertext of the same header.
+        let other = hk.encrypt_header(&header, &[9u8; HEDGE_LEN], &ad, &at);
+        let equal = ct.iter().zip(other.iter()).filter(|(a, b)| a == b).count();
+        assert!(equal < 8, "{equal} equal bytes");
     }
 }

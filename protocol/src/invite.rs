@@ -1,14 +1,19 @@
 //! Invites: the one in-person exchange that starts a conversation.
 //!
 //! ```text
-//! invite (v1) = version 0x01 (1) ‖ secret (32) ‖ inviter_public (32) ‖ expires_at (u64 BE)
+//! invite (v2) = version 0x02 (1) ‖ secret (32) ‖ inviter_public (32) ‖ expires_at (u64 BE)
 //!               ‖ mailbox_url (0..=200 bytes of UTF-8; empty = the site's own origin)
 //! ```
 //! 73 bytes without a mailbox URL. From the secret both sides derive
-//! `SK ‖ shared_hka ‖ shared_nhkb ‖ AD = HKDF-SHA256(salt = "", ikm = secret,
-//! info = "hush/v1/invite" ‖ inviter_public ‖ u64be(expires_at))`. The inviter's X25519 key is
-//! its first ratchet key (Signal's Bob); the joiner generates a fresh one and sends first
-//! (Signal's Alice), so the first DH ratchet step already mixes in fresh DH from both sides.
+//! `SK ‖ hello_key ‖ AD = HKDF-SHA256(salt = "", ikm = secret,
+//! info = "hush/v2/invite" ‖ inviter_public ‖ u64be(expires_at) ‖ mailbox_url)`, so a changed
+//! mailbox URL changes every key. The inviter's X25519 key is its first ratchet key (Signal's
+//! Bob); the joiner generates a fresh one and sends first (Signal's Alice), so the first DH
+//! ratchet step already mixes in fresh DH from both sides.
+//!
+//! Only the hello's address comes from the invite alone. The header keys of the first two
+//! chains (`HK1`, `HK2`) are derived from `SK` and `DH(a1, B0)`, so someone who photographed
+//! the invite can write nothing but the hello (`docs/PROTOCOL.md` §5.2, §7).
 
 use crate::address::Address;
 use crate::base64url;
@@ -16,21 +21,22 @@ use crate::crypto::hkdf_sha256;
 use crate::double_ratchet::{AssociatedData, OutgoingBlob, Ratchet};
 use crate::error::{DecryptError, InviteError};
 use crate::header_key::{HeaderKey, Role};
-use crate::message::{Fragment, KIND_HELLO, Reassembly};
+use crate::message::{KIND_HELLO, Reassembly, StreamFields, Unsealed};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
+use crate::receiving_chain::ReceivingChain;
 use crate::receiving_chain::WINDOW;
 use crate::root_key::RootKey;
 use crate::safety_code::SafetyCode;
 use crate::secret::secret_key;
 use crate::sending_chain::SendingChain;
-use crate::session::Session;
+use crate::session::{Session, Stream};
 use crate::skipped_keys::SkippedKeys;
 use rand_core::CryptoRng;
 use std::collections::VecDeque;
 use zeroize::Zeroizing;
 
 /// Version byte of the invite format.
-pub const INVITE_VERSION: u8 = 0x01;
+pub const INVITE_VERSION: u8 = 0x02;
 
 /// Length of an invite without a mailbox URL.
 pub const INVITE_BASE_LEN: usize = 1 + 32 + 32 + 8;
@@ -68,7 +74,10 @@ const INVITE_LINK_MAX_LEN: usize = base64url::encoded_len(INVITE_BASE_LEN + MAX_
 const PERCENT_DECODE_ROUNDS: usize = 3;
 
 /// HKDF info label of the invite key schedule.
-pub const INVITE_KDF_LABEL: &[u8] = b"hush/v1/invite";
+pub const INVITE_KDF_LABEL: &[u8] = b"hush/v2/invite";
+
+/// HKDF info label of the first two chains' header keys.
+pub const FIRST_HEADER_KEYS_LABEL: &[u8] = b"hush/v2/first-header-keys";
 
 secret_key! {
     /// The invite's fresh random 32-byte secret.
@@ -78,28 +87,46 @@ secret_key! {
 /// The keys both sides derive from an invite.
 pub(crate) struct InviteKeys {
     pub(crate) sk: RootKey,
-    pub(crate) shared_hka: HeaderKey,
-    pub(crate) shared_nhkb: HeaderKey,
+    /// Header key of the hello alone (message 0 of the joiner's first chain).
+    pub(crate) hello_key: HeaderKey,
     pub(crate) ad: AssociatedData,
 }
 
+/// `SK ‖ hello_key ‖ AD = HKDF(salt = "", ikm = secret,
+/// info = "hush/v2/invite" ‖ B0 ‖ u64be(expires_at) ‖ mailbox_url, L = 96)`. The URL comes last
+/// and everything before it has a fixed length, so the info is unambiguous.
 pub(crate) fn invite_keys(
     secret: &InviteSecret,
     inviter_public: &[u8; 32],
     expires_at: u64,
+    mailbox_url: Option<&str>,
 ) -> InviteKeys {
-    let okm = hkdf_sha256::<4>(
+    let url = mailbox_url.unwrap_or("").as_bytes();
+    let okm = hkdf_sha256::<3>(
         b"",
         secret.as_bytes(),
-        &[INVITE_KDF_LABEL, inviter_public, &expires_at.to_be_bytes()],
+        &[
+            INVITE_KDF_LABEL,
+            inviter_public,
+            &expires_at.to_be_bytes(),
+            url,
+        ],
     );
-    let [sk, hka, nhkb, ad] = &*okm;
+    let [sk, hello, ad] = &*okm;
     InviteKeys {
         sk: RootKey::from_bytes(sk),
-        shared_hka: HeaderKey::from_bytes(hka),
-        shared_nhkb: HeaderKey::from_bytes(nhkb),
+        hello_key: HeaderKey::from_bytes(hello),
         ad: AssociatedData::from_bytes(ad),
     }
+}
+
+/// `HK1 ‖ HK2 = HKDF(salt = SK, ikm = DH(a1, B0), info = "hush/v2/first-header-keys", L = 64)`:
+/// the header keys of the joiner's first chain (after the hello) and of the inviter's first
+/// chain. Nobody without `a1` or `b0` can compute them.
+pub(crate) fn first_header_keys(sk: &RootKey, dh0: &[u8; 32]) -> (HeaderKey, HeaderKey) {
+    let okm = hkdf_sha256::<2>(sk.as_bytes(), dh0, &[FIRST_HEADER_KEYS_LABEL]);
+    let [hk1, hk2] = &*okm;
+    (HeaderKey::from_bytes(hk1), HeaderKey::from_bytes(hk2))
 }
 
 /// What the inviter shows (as a QR code or a link). Contains a secret: share it only in person.
@@ -117,13 +144,15 @@ pub struct PendingInvite {
     pub(crate) ratchet: Ratchet,
     pub(crate) secret: InviteSecret,
     pub(crate) expires_at: u64,
+    /// The invite's mailbox URL (bound into its keys; mutual mode derives from it again).
+    pub(crate) mailbox_url: Option<String>,
     /// In mutual mode: the joiner's ratchet public key, scanned in person; the hello must
     /// come from it.
     pub(crate) expected_joiner: Option<[u8; 32]>,
 }
 
 /// HKDF info label of the mutual-mode secret.
-pub const MUTUAL_KDF_LABEL: &[u8] = b"hush/v1/mutual";
+pub const MUTUAL_KDF_LABEL: &[u8] = b"hush/v2/mutual";
 
 /// What [`PendingInvite::start_mutual`] yields: which role this side takes.
 #[derive(Debug)]
@@ -155,11 +184,12 @@ impl core::fmt::Debug for PendingInvite {
 }
 
 /// Builds the inviter's ratchet (`RatchetInitBobHE`): `DHs` = the invite key pair, `RK = SK`,
-/// `NHKs = shared_nhkb`, `NHKr = shared_hka`. Only message 0 of the joiner's first chain is
-/// polled: the joiner's hello.
+/// `NHKr = hello_key`. Only message 0 of the joiner's first chain is polled: the joiner's
+/// hello. `NHKs` (`HK2`) is set when the hello arrives ([`PendingInvite::accept`]); until
+/// then it holds the hello key, which never encrypts anything of ours.
 pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Ratchet {
     let first = keys
-        .shared_hka
+        .hello_key
         .chain_addresses(Role::Joiner)
         .write_key(0)
         .address();
@@ -172,9 +202,9 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         sending: None,
         send_step_pending: false,
         previous_sending_len: 0,
-        next_sending_header_key: keys.shared_nhkb.clone(),
+        next_sending_header_key: keys.hello_key.clone(),
         receiving: None,
-        next_receiving_header_key: keys.shared_hka.clone(),
+        next_receiving_header_key: keys.hello_key.clone(),
         next_window: vec![first],
         skipped: SkippedKeys::default(),
         recently_received: VecDeque::new(),
@@ -205,18 +235,20 @@ impl Invite {
         let secret = InviteSecret::from_bytes(&secret_bytes);
         let key_pair = RatchetKeyPair::generate(rng);
         let inviter_public = key_pair.public_bytes();
-        let keys = invite_keys(&secret, &inviter_public, expires_at);
+        let mailbox_url = mailbox_url.filter(|u| !u.is_empty()).map(str::to_owned);
+        let keys = invite_keys(&secret, &inviter_public, expires_at, mailbox_url.as_deref());
         let pending = PendingInvite {
             ratchet: inviter_ratchet(keys, key_pair),
             secret: secret.clone(),
             expires_at,
+            mailbox_url: mailbox_url.clone(),
             expected_joiner: None,
         };
         let invite = Invite {
             secret,
             inviter_public,
             expires_at,
-            mailbox_url: mailbox_url.filter(|u| !u.is_empty()).map(str::to_owned),
+            mailbox_url,
         };
         Ok((pending, invite))
     }
@@ -236,6 +268,9 @@ impl Invite {
     /// Parses the binary form. Does not check expiry (that needs the time: see [`Invite::join`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Invite, InviteError> {
         let (&version, rest) = bytes.split_first().ok_or(InviteError::Malformed)?;
+        if version < INVITE_VERSION {
+            return Err(InviteError::OlderVersion(version));
+        }
         if version != INVITE_VERSION {
             return Err(InviteError::UnsupportedVersion(version));
         }
@@ -401,11 +436,17 @@ impl Invite {
         rng: &mut R,
         key_pair: RatchetKeyPair,
     ) -> Result<(Session, Vec<OutgoingBlob>), InviteError> {
-        let keys = invite_keys(&self.secret, &self.inviter_public, self.expires_at);
+        let keys = invite_keys(
+            &self.secret,
+            &self.inviter_public,
+            self.expires_at,
+            self.mailbox_url.as_deref(),
+        );
         let remote = RemoteRatchetKey(self.inviter_public);
         let dh = key_pair
             .diffie_hellman(&remote)
             .ok_or(InviteError::InvalidPublicKey)?;
+        let (hk1, hk2) = first_header_keys(&keys.sk, &dh);
         let (root_key, chain_key, next_sending_header_key) = keys.sk.advance(&dh);
         let joiner_public = key_pair.public_bytes();
         let mut ratchet = Ratchet {
@@ -414,9 +455,10 @@ impl Invite {
             root_key,
             ratchet_key: key_pair,
             remote_ratchet_key: Some(remote),
+            // The hello travels under the hello key; the chain continues under HK1.
             sending: Some(SendingChain::new(
                 chain_key,
-                keys.shared_hka.clone(),
+                keys.hello_key.clone(),
                 0,
                 Role::Joiner,
             )),
@@ -424,22 +466,37 @@ impl Invite {
             previous_sending_len: 0,
             next_sending_header_key,
             receiving: None,
-            next_receiving_header_key: keys.shared_nhkb.clone(),
-            next_window: keys.shared_nhkb.addresses(Role::Inviter, 0, WINDOW),
+            next_receiving_header_key: hk2.clone(),
+            next_window: hk2.addresses(Role::Inviter, 0, WINDOW),
             skipped: SkippedKeys::default(),
             recently_received: VecDeque::new(),
             receive_events: 0,
         };
-        let hello = Fragment::encode(KIND_HELLO, 0, 1, &[]);
+        let hello = Unsealed {
+            kind: KIND_HELLO,
+            index: 0,
+            count: 1,
+            data: &[],
+        }
+        .encode(StreamFields::default());
         let blobs = ratchet
-            .encrypt(rng, core::slice::from_ref(&hello))
+            .encrypt(rng, &[(0, hello)])
             .map_err(|_| InviteError::InvalidPublicKey)?;
+        if let Some(chain) = ratchet.sending.take() {
+            ratchet.sending = Some(SendingChain::new(
+                chain.chain_key.clone(),
+                hk1,
+                chain.next,
+                Role::Joiner,
+            ));
+        }
         let safety_code =
             SafetyCode::derive(self.secret.as_bytes(), &self.inviter_public, &joiner_public);
         let session = Session {
             ratchet,
             reassembly: Reassembly::default(),
             safety_code,
+            stream: Stream::after_hello(Role::Joiner),
         };
         Ok((session, blobs))
     }
@@ -479,14 +536,39 @@ impl PendingInvite {
         {
             return Err(DecryptError::UnexpectedJoiner);
         }
+        // The hello authenticated under keys from DH(b0, A1): switch the joiner's first chain
+        // to HK1 (messages 1, 2, …) and our first sending chain to HK2.
+        let joiner_key = RemoteRatchetKey(decrypted.chain);
+        let dh = self
+            .ratchet
+            .ratchet_key
+            .diffie_hellman(&joiner_key)
+            .ok_or(DecryptError::InvalidRatchetKey)?;
+        let (hk1, hk2) = first_header_keys(&self.ratchet.root_key, &dh);
+        let receiving = ratchet
+            .receiving
+            .take()
+            .ok_or(DecryptError::UnknownAddress)?;
+        ratchet.receiving = Some(ReceivingChain::new(
+            receiving.chain_key.clone(),
+            hk1,
+            joiner_key,
+            receiving.next,
+            VecDeque::new(),
+            Role::Joiner,
+        ));
+        ratchet.next_sending_header_key = hk2;
         let inviter_public = ratchet.ratchet_key.public_bytes();
         let safety_code =
             SafetyCode::derive(self.secret.as_bytes(), &inviter_public, &decrypted.chain);
-        Ok(Session {
+        let mut session = Session {
             ratchet,
             reassembly: Reassembly::default(),
             safety_code,
-        })
+            stream: Stream::default(),
+        };
+        session.record_hello(&decrypted.fragment);
+        Ok(session)
     }
 }
 
@@ -518,16 +600,21 @@ impl PendingInvite {
         let we_invite = own_public < theirs.inviter_public;
         let (inviter, joiner) = if we_invite {
             (
-                (&self.secret, own_public, self.expires_at),
+                (&self.secret, own_public, self.expires_at, &self.mailbox_url),
                 (&theirs.secret, theirs.inviter_public),
             )
         } else {
             (
-                (&theirs.secret, theirs.inviter_public, theirs.expires_at),
+                (
+                    &theirs.secret,
+                    theirs.inviter_public,
+                    theirs.expires_at,
+                    &theirs.mailbox_url,
+                ),
                 (&self.secret, own_public),
             )
         };
-        let (inviter_secret, inviter_public, expires_at) = inviter;
+        let (inviter_secret, inviter_public, expires_at, mailbox_url) = inviter;
         let (joiner_secret, joiner_public) = joiner;
         let okm = hkdf_sha256::<1>(
             b"",
@@ -541,11 +628,12 @@ impl PendingInvite {
         let [secret] = &*okm;
         let secret = InviteSecret::from_bytes(secret);
         if we_invite {
-            let keys = invite_keys(&secret, &inviter_public, expires_at);
+            let keys = invite_keys(&secret, &inviter_public, expires_at, mailbox_url.as_deref());
             Ok(MutualStart::Inviter(PendingInvite {
                 ratchet: inviter_ratchet(keys, self.ratchet.ratchet_key.clone()),
                 secret,
                 expires_at,
+                mailbox_url: mailbox_url.clone(),
                 expected_joiner: Some(joiner_public),
             }))
         } else {
@@ -553,7 +641,7 @@ impl PendingInvite {
                 secret,
                 inviter_public,
                 expires_at,
-                mailbox_url: None,
+                mailbox_url: mailbox_url.clone(),
             };
             let (session, hello) = invite.join_with_key(rng, self.ratchet.ratchet_key.clone())?;
             Ok(MutualStart::Joiner(session, hello))
@@ -621,8 +709,8 @@ pub(crate) fn candidate_starts(decoded: &[u8]) -> impl Iterator<Item = usize> + 
 }
 
 fn diagnose(symbols: &[u8]) -> InviteError {
-    // The version byte is the first symbol's 6 bits and the second's top 2: a version-1 invite
-    // starts with `A` and one of `Q R S T`.
+    // The version byte is the first symbol's 6 bits and the second's top 2: a version-2 invite
+    // starts with `A` and one of `g` to `v`; a version-1 invite with `A` and one of `Q R S T`.
     let version = match symbols {
         [first, second, ..] => match (base64url::value(*first), base64url::value(*second)) {
             (Some(a), Some(b)) => (a << 2) | (b >> 4),
@@ -633,7 +721,8 @@ fn diagnose(symbols: &[u8]) -> InviteError {
     if u32::from(INVITE_VERSION) != version {
         // A newer format is invite-sized; shorter text that happens to start like one is not.
         return match u8::try_from(version) {
-            Ok(v @ 2..=15) if symbols.len() >= INVITE_LINK_MIN_LEN => {
+            Ok(1) if symbols.len() >= INVITE_LINK_MIN_LEN => InviteError::OlderVersion(1),
+            Ok(v @ 3..=15) if symbols.len() >= INVITE_LINK_MIN_LEN => {
                 InviteError::UnsupportedVersion(v)
             }
             _ => InviteError::NotAnInvite,

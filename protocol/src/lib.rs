@@ -6,7 +6,12 @@
 //! passed in by the caller. See `docs/PROTOCOL.md` for the specification.
 //!
 //! * Every blob is exactly [`BLOB_LEN`] bytes of ciphertext: no version byte, no cleartext
-//!   header, nothing that links two blobs.
+//!   header, nothing that links two blobs. Each blob's keys are hedged with fresh randomness
+//!   and its own plaintext ([`HEDGE_LEN`] bytes of it travel in the blob), so a session state
+//!   replayed after a restore never encrypts two plaintexts under one key and nonce.
+//! * Every blob carries a sequence number and an [`Acknowledgement`] of what its sender has
+//!   received: the caller learns which of its blobs reached the other device
+//!   ([`Received::acknowledged`]) and whether this device was rolled back ([`Rollback`]).
 //! * Every blob lives at its own [`Address`] = `SHA-256("hush/v1/address" ‖ write_key)`; the
 //!   [`WriteKey`] is derived from the chain's header key and the message number, so the
 //!   receiver can compute the next [`WINDOW`] addresses of the current and the next chain.
@@ -45,7 +50,8 @@
 //! assert_eq!(inviter.safety_code(), joiner.safety_code()); // compared in person
 //!
 //! // Both sides now send; each polls its own set of addresses.
-//! for out in inviter.encrypt(&mut rng, b"hello from the inviter")? {
+//! let floor = inviter.next_seq(); // nothing of ours is awaiting retransmission
+//! for out in inviter.encrypt(&mut rng, b"hello from the inviter", floor)? {
 //!     mailbox.insert(out.address, out.blob);
 //! }
 //! for address in joiner.poll_addresses() {
@@ -66,6 +72,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acknowledgement;
 pub mod address;
 pub mod base64url;
 mod chain_key;
@@ -75,6 +82,7 @@ mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 mod header_key;
+mod hedge;
 mod invite;
 mod message;
 mod pickle;
@@ -89,21 +97,23 @@ mod skipped_keys;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use acknowledgement::{ACK_WINDOW, Acknowledgement};
 pub use address::{ADDRESS_LABEL, ADDRESS_LEN, Address, WriteKey};
 pub use double_ratchet::{DUPLICATE_MEMORY, MAX_SKIP, OutgoingBlob, PollSet};
 pub use error::{DecryptError, EncryptError, InviteError, PickleError};
 pub use header_key::{ENCRYPTED_HEADER_LEN, HEADER_LEN, Role, WRITE_KEY_LABEL};
+pub use hedge::HEDGE_LEN;
 pub use invite::{
-    INVITE_ACCEPT_GRACE, INVITE_BASE_LEN, INVITE_CLOCK_TOLERANCE, INVITE_KDF_LABEL,
-    INVITE_LINK_MIN_LEN, INVITE_VERSION, Invite, MAX_MAILBOX_URL_LEN, MUTUAL_KDF_LABEL,
-    MutualStart, PendingInvite,
+    FIRST_HEADER_KEYS_LABEL, INVITE_ACCEPT_GRACE, INVITE_BASE_LEN, INVITE_CLOCK_TOLERANCE,
+    INVITE_KDF_LABEL, INVITE_LINK_MIN_LEN, INVITE_VERSION, Invite, MAX_MAILBOX_URL_LEN,
+    MUTUAL_KDF_LABEL, MutualStart, PendingInvite,
 };
 pub use message::{
     BLOB_LEN, FRAGMENT_CAPACITY, FRAGMENT_HEADER_LEN, MAX_FRAGMENTS, MAX_MESSAGE_LEN,
-    MAX_PENDING_MESSAGES, PAYLOAD_LEN,
+    MAX_PENDING_MESSAGES, PAYLOAD_LEN, PayloadKind,
 };
 pub use pickle::PICKLE_VERSION;
 pub use receiving_chain::WINDOW;
 pub use safety_code::{SAFETY_CODE_DIGITS, SAFETY_CODE_LABEL, SafetyCode};
-pub use session::{Received, Session};
+pub use session::{MAX_ROLLBACK_SKIP, Received, Rollback, Session};
 pub use skipped_keys::{MAX_SKIPPED_KEYS, SKIPPED_KEY_RETENTION};

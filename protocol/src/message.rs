@@ -2,23 +2,28 @@
 //! plaintexts longer than one blob.
 //!
 //! ```text
-//! blob (BLOB_LEN = 1024 bytes)    = encrypted_header (56) ‖ encrypted_payload (952) ‖ tag (16)
-//! payload (PAYLOAD_LEN = 952)     = kind (1) ‖ index (u16 BE) ‖ count (u16 BE) ‖ len (u16 BE)
+//! blob (BLOB_LEN = 1024 bytes)    = hedge r (16) ‖ encrypted_header (56)
+//!                                   ‖ encrypted_payload (936) ‖ tag (16)
+//! payload (PAYLOAD_LEN = 936)     = kind (1) ‖ index (u16 BE) ‖ count (u16 BE) ‖ len (u16 BE)
+//!                                   ‖ seq (u32 BE) ‖ floor (u32 BE) ‖ ack (u32 BE) ‖ ack_bits (u64 BE)
 //!                                   ‖ data (len) ‖ zero padding
 //! ```
 
+use crate::acknowledgement::Acknowledgement;
 use crate::crypto::TAG_LEN;
 use crate::header_key::ENCRYPTED_HEADER_LEN;
+use crate::hedge::HEDGE_LEN;
 use zeroize::Zeroizing;
 
 /// Size in bytes of every blob stored in the mailbox.
 pub const BLOB_LEN: usize = 1024;
 
 /// Length of the padded payload encrypted under the message key.
-pub const PAYLOAD_LEN: usize = BLOB_LEN - ENCRYPTED_HEADER_LEN - TAG_LEN;
+pub const PAYLOAD_LEN: usize = BLOB_LEN - HEDGE_LEN - ENCRYPTED_HEADER_LEN - TAG_LEN;
 
-/// Length of the fragment header at the start of every payload.
-pub const FRAGMENT_HEADER_LEN: usize = 7;
+/// Length of the fragment header at the start of every payload: kind, index, count, len
+/// (7 bytes), then seq, floor, ack (4 bytes each) and ack_bits (8 bytes).
+pub const FRAGMENT_HEADER_LEN: usize = 27;
 
 /// Plaintext bytes carried by one blob.
 pub const FRAGMENT_CAPACITY: usize = PAYLOAD_LEN - FRAGMENT_HEADER_LEN;
@@ -36,6 +41,31 @@ pub const MAX_PENDING_MESSAGES: usize = 4;
 pub(crate) const KIND_HELLO: u8 = 0x01;
 /// Payload kind of a fragment of user plaintext.
 pub(crate) const KIND_DATA: u8 = 0x02;
+/// Payload kind of an acknowledgement-only blob: carries the stream fields, no data, never
+/// shown and never acknowledged for its own sake.
+pub(crate) const KIND_ACKNOWLEDGEMENT: u8 = 0x03;
+
+/// What a received blob carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// The joiner's first message, which completes an invite (`0x01`).
+    Hello,
+    /// A fragment of a message (`0x02`).
+    Data,
+    /// An acknowledgement and nothing else (`0x03`).
+    Acknowledgement,
+}
+
+/// The stream fields every payload carries (`docs/PROTOCOL.md` §6.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct StreamFields {
+    /// This blob's sequence number in its sender's stream.
+    pub(crate) seq: u32,
+    /// Every sender seq below this is acknowledged or abandoned (`floor ≤ seq`).
+    pub(crate) floor: u32,
+    /// What the sender has received of the other party's stream.
+    pub(crate) ack: Acknowledgement,
+}
 
 /// A parsed, validated payload.
 #[derive(Clone, PartialEq, Eq)]
@@ -43,46 +73,69 @@ pub(crate) struct Fragment {
     pub(crate) kind: u8,
     pub(crate) index: u16,
     pub(crate) count: u16,
+    pub(crate) stream: StreamFields,
     pub(crate) data: Zeroizing<Vec<u8>>,
 }
 
-impl Fragment {
-    /// Pads a fragment into the fixed-size payload.
-    pub(crate) fn encode(
-        kind: u8,
-        index: u16,
-        count: u16,
-        data: &[u8],
-    ) -> Zeroizing<[u8; PAYLOAD_LEN]> {
+/// A payload before its stream fields are known: kind, index, count and data.
+pub(crate) struct Unsealed<'a> {
+    pub(crate) kind: u8,
+    pub(crate) index: u16,
+    pub(crate) count: u16,
+    pub(crate) data: &'a [u8],
+}
+
+impl Unsealed<'_> {
+    /// Pads the fragment with its stream fields into the fixed-size payload.
+    pub(crate) fn encode(&self, stream: StreamFields) -> Zeroizing<[u8; PAYLOAD_LEN]> {
         let mut out = Zeroizing::new([0u8; PAYLOAD_LEN]);
         let (head, rest) = out.split_at_mut(FRAGMENT_HEADER_LEN);
-        let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+        let len = u16::try_from(self.data.len()).unwrap_or(u16::MAX);
         let mut header = [0u8; FRAGMENT_HEADER_LEN];
-        header[0] = kind;
-        header[1..3].copy_from_slice(&index.to_be_bytes());
-        header[3..5].copy_from_slice(&count.to_be_bytes());
+        header[0] = self.kind;
+        header[1..3].copy_from_slice(&self.index.to_be_bytes());
+        header[3..5].copy_from_slice(&self.count.to_be_bytes());
         header[5..7].copy_from_slice(&len.to_be_bytes());
+        header[7..11].copy_from_slice(&stream.seq.to_be_bytes());
+        header[11..15].copy_from_slice(&stream.floor.to_be_bytes());
+        header[15..19].copy_from_slice(&stream.ack.next.to_be_bytes());
+        header[19..27].copy_from_slice(&stream.ack.bits.to_be_bytes());
         head.copy_from_slice(&header);
-        if let Some(dst) = rest.get_mut(..data.len()) {
-            dst.copy_from_slice(data);
+        if let Some(dst) = rest.get_mut(..self.data.len()) {
+            dst.copy_from_slice(self.data);
         }
         out
     }
+}
 
+impl Fragment {
     /// Parses and validates a decrypted payload. `None` for any malformed field or non-zero
     /// padding.
     pub(crate) fn parse(payload: &[u8; PAYLOAD_LEN]) -> Option<Fragment> {
         let (head, rest) = payload.split_first_chunk::<FRAGMENT_HEADER_LEN>()?;
-        let [kind, i0, i1, c0, c1, l0, l1] = *head;
+        let (fixed, stream) = head.split_first_chunk::<7>()?;
+        let [kind, i0, i1, c0, c1, l0, l1] = *fixed;
+        let (seq, stream) = stream.split_first_chunk::<4>()?;
+        let (floor, stream) = stream.split_first_chunk::<4>()?;
+        let (ack, bits) = stream.split_first_chunk::<4>()?;
+        let bits: &[u8; 8] = bits.try_into().ok()?;
         let index = u16::from_be_bytes([i0, i1]);
         let count = u16::from_be_bytes([c0, c1]);
         let len = usize::from(u16::from_be_bytes([l0, l1]));
+        let stream = StreamFields {
+            seq: u32::from_be_bytes(*seq),
+            floor: u32::from_be_bytes(*floor),
+            ack: Acknowledgement {
+                next: u32::from_be_bytes(*ack),
+                bits: u64::from_be_bytes(*bits),
+            },
+        };
         let (data, padding) = rest.split_at_checked(len)?;
-        if padding.iter().any(|&b| b != 0) {
+        if padding.iter().any(|&b| b != 0) || stream.floor > stream.seq {
             return None;
         }
         let valid = match kind {
-            KIND_HELLO => index == 0 && count == 1 && len == 0,
+            KIND_HELLO | KIND_ACKNOWLEDGEMENT => index == 0 && count == 1 && len == 0,
             KIND_DATA => count >= 1 && usize::from(count) <= MAX_FRAGMENTS && index < count,
             _ => false,
         };
@@ -90,22 +143,42 @@ impl Fragment {
             kind,
             index,
             count,
+            stream,
             data: Zeroizing::new(data.to_vec()),
         })
     }
+
+    /// The public name of this payload's kind.
+    pub(crate) fn payload_kind(&self) -> PayloadKind {
+        match self.kind {
+            KIND_HELLO => PayloadKind::Hello,
+            KIND_ACKNOWLEDGEMENT => PayloadKind::Acknowledgement,
+            _ => PayloadKind::Data,
+        }
+    }
 }
 
-/// Splits a plaintext into fragment payloads. An empty plaintext is one empty fragment.
-pub(crate) fn split(plaintext: &[u8]) -> Vec<Zeroizing<[u8; PAYLOAD_LEN]>> {
+/// Splits a plaintext into fragments. An empty plaintext is one empty fragment.
+pub(crate) fn split(plaintext: &[u8]) -> Vec<Unsealed<'_>> {
     let count = plaintext.len().div_ceil(FRAGMENT_CAPACITY).max(1);
     let count16 = u16::try_from(count).unwrap_or(u16::MAX);
     if plaintext.is_empty() {
-        return vec![Fragment::encode(KIND_DATA, 0, 1, &[])];
+        return vec![Unsealed {
+            kind: KIND_DATA,
+            index: 0,
+            count: 1,
+            data: &[],
+        }];
     }
     plaintext
         .chunks(FRAGMENT_CAPACITY)
         .zip(0u16..)
-        .map(|(chunk, index)| Fragment::encode(KIND_DATA, index, count16, chunk))
+        .map(|(data, index)| Unsealed {
+            kind: KIND_DATA,
+            index,
+            count: count16,
+            data,
+        })
         .collect()
 }
 
@@ -196,9 +269,13 @@ mod tests {
 
     #[test]
     fn layout_constants() {
-        assert_eq!(PAYLOAD_LEN, 952);
-        assert_eq!(FRAGMENT_CAPACITY, 945);
-        assert_eq!(ENCRYPTED_HEADER_LEN + PAYLOAD_LEN + TAG_LEN, BLOB_LEN);
+        assert_eq!(PAYLOAD_LEN, 936);
+        assert_eq!(FRAGMENT_CAPACITY, 909);
+        assert_eq!(MAX_MESSAGE_LEN, 58_176);
+        assert_eq!(
+            HEDGE_LEN + ENCRYPTED_HEADER_LEN + PAYLOAD_LEN + TAG_LEN,
+            BLOB_LEN
+        );
     }
 
     #[test]
@@ -207,7 +284,10 @@ mod tests {
         let parts = split(&text);
         assert_eq!(parts.len(), 3);
         let mut r = Reassembly::default();
-        let frags: Vec<Fragment> = parts.iter().map(|p| Fragment::parse(p).unwrap()).collect();
+        let frags: Vec<Fragment> = parts
+            .iter()
+            .map(|p| Fragment::parse(&p.encode(StreamFields::default())).unwrap())
+            .collect();
         assert!(r.add(&[1; 32], 11, frags[2].clone(), 0).is_none());
         assert!(r.add(&[1; 32], 9, frags[0].clone(), 0).is_none());
         assert_eq!(
@@ -219,24 +299,53 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_padding_kind_and_counts() {
-        let mut p = *Fragment::encode(KIND_DATA, 0, 1, b"hi");
-        assert!(Fragment::parse(&p).is_some());
+        let encode = |kind, index, count, data: &[u8]| {
+            Unsealed {
+                kind,
+                index,
+                count,
+                data,
+            }
+            .encode(StreamFields {
+                seq: 5,
+                floor: 5,
+                ..Default::default()
+            })
+        };
+        let mut p = *encode(KIND_DATA, 0, 1, b"hi");
+        let parsed = Fragment::parse(&p).unwrap();
+        assert_eq!((parsed.stream.seq, parsed.stream.floor), (5, 5));
         p[PAYLOAD_LEN - 1] = 1;
         assert!(Fragment::parse(&p).is_none());
-        assert!(Fragment::parse(&Fragment::encode(9, 0, 1, b"")).is_none());
-        assert!(Fragment::parse(&Fragment::encode(KIND_DATA, 1, 1, b"")).is_none());
-        assert!(Fragment::parse(&Fragment::encode(KIND_DATA, 0, 0, b"")).is_none());
-        assert!(Fragment::parse(&Fragment::encode(KIND_DATA, 0, 65, b"")).is_none());
-        assert!(Fragment::parse(&Fragment::encode(KIND_HELLO, 0, 1, b"x")).is_none());
-        let mut long = *Fragment::encode(KIND_DATA, 0, 1, b"");
+        assert!(Fragment::parse(&encode(9, 0, 1, b"")).is_none());
+        assert!(Fragment::parse(&encode(KIND_DATA, 1, 1, b"")).is_none());
+        assert!(Fragment::parse(&encode(KIND_DATA, 0, 0, b"")).is_none());
+        assert!(Fragment::parse(&encode(KIND_DATA, 0, 65, b"")).is_none());
+        assert!(Fragment::parse(&encode(KIND_HELLO, 0, 1, b"x")).is_none());
+        assert!(Fragment::parse(&encode(KIND_ACKNOWLEDGEMENT, 0, 1, b"x")).is_none());
+        assert!(Fragment::parse(&encode(KIND_ACKNOWLEDGEMENT, 0, 1, b"")).is_some());
+        let mut long = *encode(KIND_DATA, 0, 1, b"");
         long[5..7].copy_from_slice(&1000u16.to_be_bytes());
         assert!(Fragment::parse(&long).is_none());
+        let above = Unsealed {
+            kind: KIND_DATA,
+            index: 0,
+            count: 1,
+            data: b"",
+        }
+        .encode(StreamFields {
+            seq: 5,
+            floor: 6,
+            ..Default::default()
+        });
+        assert!(Fragment::parse(&above).is_none(), "floor above seq");
     }
 
     #[test]
     fn empty_plaintext_is_one_fragment() {
         let parts = split(b"");
         assert_eq!(parts.len(), 1);
-        assert_eq!(Fragment::parse(&parts[0]).unwrap().data.len(), 0);
+        let payload = parts[0].encode(StreamFields::default());
+        assert_eq!(Fragment::parse(&payload).unwrap().data.len(), 0);
     }
 }

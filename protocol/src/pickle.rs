@@ -2,16 +2,19 @@
 //!
 //! ```text
 //! pickle = format_version (1) ‖ nonce (24) ‖ XChaCha20-Poly1305(k_enc, nonce, plaintext,
-//!                                                               ad = "hush/v1/pickle" ‖ format_version)
-//! k_enc  = HMAC-SHA256(pickle_key, "hush/v1/pickle/encryption-key")
-//! nonce  = HMAC-SHA256(HMAC-SHA256(pickle_key, "hush/v1/pickle/nonce-key"), plaintext)[0..24]
-//! plaintext = postcard(PickleV1)
+//!                                                               ad = "hush/v2/pickle" ‖ format_version)
+//! k_enc  = HMAC-SHA256(pickle_key, "hush/v2/pickle/encryption-key")
+//! nonce  = HMAC-SHA256(HMAC-SHA256(pickle_key, "hush/v2/pickle/nonce-key"), plaintext)[0..24]
+//! plaintext = postcard(PickleV2)
 //! ```
 //! The nonce is synthetic (SIV-style): it depends on the whole plaintext, so no randomness is
 //! needed and a nonce repeats only for an identical plaintext, which reveals only that the same
-//! state was pickled twice. Later format versions add a new `PickleVn` and a migration from
-//! every older one; a committed v1 pickle fixture is loaded by the tests.
+//! state was pickled twice; a restored older pickle re-sealed later is a different plaintext,
+//! hence a different nonce. Pickles are private to this implementation, not an interchange
+//! format. A version-1 pickle is refused with [`PickleError::ProtocolV1`]: protocol version 2
+//! changed the wire format and the first chains' keys, so a v1 conversation cannot continue.
 
+use crate::acknowledgement::Acknowledgement;
 use crate::address::Address;
 use crate::chain_key::{ChainKey, MessageKey};
 use crate::crypto::{TAG_LEN, hmac_sha256};
@@ -25,7 +28,7 @@ use crate::receiving_chain::{ReceivingChain, WINDOW};
 use crate::root_key::RootKey;
 use crate::safety_code::SafetyCode;
 use crate::sending_chain::SendingChain;
-use crate::session::Session;
+use crate::session::{Session, Stream};
 use crate::skipped_keys::{MAX_SKIPPED_KEYS, SkippedKey, SkippedKeys};
 use chacha20poly1305::{AeadInOut, KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
@@ -33,7 +36,10 @@ use std::collections::VecDeque;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// The pickle format this crate writes.
-pub const PICKLE_VERSION: u8 = 0x01;
+pub const PICKLE_VERSION: u8 = 0x02;
+
+/// The format version of protocol version 1, refused with [`PickleError::ProtocolV1`].
+const PICKLE_VERSION_1: u8 = 0x01;
 
 const NONCE_LEN: usize = 24;
 
@@ -87,33 +93,45 @@ struct RatchetPickle {
     receive_events: u64,
 }
 
+/// Sequence numbers and acknowledgements (`Stream`).
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
-struct SessionPickleV1 {
-    ratchet: RatchetPickle,
-    partial_messages: Vec<PartialPickle>,
-    safety_code: String,
+struct StreamPickle {
+    next_seq: u32,
+    received_next: u32,
+    received_bits: u64,
+    acknowledged_next: u32,
+    acknowledged_bits: u64,
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
-struct PendingInvitePickleV1 {
+struct SessionPickleV2 {
+    ratchet: RatchetPickle,
+    partial_messages: Vec<PartialPickle>,
+    safety_code: String,
+    stream: StreamPickle,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct PendingInvitePickleV2 {
     ratchet: RatchetPickle,
     invite_secret: [u8; 32],
     expires_at: u64,
+    mailbox_url: Option<String>,
 }
 
 /// A mutual-mode pending invite: a pending invite plus the joiner key scanned in person.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
-struct PendingMutualInvitePickleV1 {
-    pending: PendingInvitePickleV1,
+struct PendingMutualInvitePickleV2 {
+    pending: PendingInvitePickleV2,
     expected_joiner: [u8; 32],
 }
 
 /// Variants are only ever appended, so older pickles keep decoding.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
-enum PickleV1 {
-    Session(SessionPickleV1),
-    PendingInvite(PendingInvitePickleV1),
-    PendingMutualInvite(PendingMutualInvitePickleV1),
+enum PickleV2 {
+    Session(SessionPickleV2),
+    PendingInvite(PendingInvitePickleV2),
+    PendingMutualInvite(PendingMutualInvitePickleV2),
 }
 
 fn role_byte(role: Role) -> u8 {
@@ -237,14 +255,14 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
 
 fn derive_keys(pickle_key: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Zeroizing<[u8; 32]>) {
     (
-        hmac_sha256(pickle_key, &[b"hush/v1/pickle/encryption-key"]),
-        hmac_sha256(pickle_key, &[b"hush/v1/pickle/nonce-key"]),
+        hmac_sha256(pickle_key, &[b"hush/v2/pickle/encryption-key"]),
+        hmac_sha256(pickle_key, &[b"hush/v2/pickle/nonce-key"]),
     )
 }
 
-const PICKLE_AD_LABEL: &[u8] = b"hush/v1/pickle";
+const PICKLE_AD_LABEL: &[u8] = b"hush/v2/pickle";
 
-fn seal_pickle(pickle_key: &[u8; 32], value: &PickleV1) -> Vec<u8> {
+fn seal_pickle(pickle_key: &[u8; 32], value: &PickleV2) -> Vec<u8> {
     use postcard::ser_flavors::{ExtendFlavor, Size};
     // Size first, then serialise into an exact-capacity buffer: no reallocation leaves
     // unwiped copies of secrets behind.
@@ -277,8 +295,11 @@ fn seal_pickle(pickle_key: &[u8; 32], value: &PickleV1) -> Vec<u8> {
     out
 }
 
-fn open_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<PickleV1, PickleError> {
+fn open_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<PickleV2, PickleError> {
     let (&version, rest) = bytes.split_first().ok_or(PickleError::Truncated)?;
+    if version == PICKLE_VERSION_1 {
+        return Err(PickleError::ProtocolV1);
+    }
     if version != PICKLE_VERSION {
         return Err(PickleError::UnsupportedVersion(version));
     }
@@ -300,19 +321,19 @@ fn open_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<PickleV1, PickleEr
             &Tag::from(*tag),
         )
         .map_err(|_| PickleError::Authentication)?;
-    decode_v1(&plaintext)
+    decode_v2(&plaintext)
 }
 
-fn decode_v1(plaintext: &[u8]) -> Result<PickleV1, PickleError> {
+fn decode_v2(plaintext: &[u8]) -> Result<PickleV2, PickleError> {
     let (value, rest) =
-        postcard::take_from_bytes::<PickleV1>(plaintext).map_err(|_| PickleError::Malformed)?;
+        postcard::take_from_bytes::<PickleV2>(plaintext).map_err(|_| PickleError::Malformed)?;
     if !rest.is_empty() {
         return Err(PickleError::Malformed);
     }
     Ok(value)
 }
 
-fn session_from_v1(p: &SessionPickleV1) -> Result<Session, PickleError> {
+fn session_from_v2(p: &SessionPickleV2) -> Result<Session, PickleError> {
     let ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
     if ratchet.remote_ratchet_key.is_none() || p.partial_messages.len() > MAX_PENDING_MESSAGES {
         return Err(PickleError::Malformed);
@@ -334,10 +355,22 @@ fn session_from_v1(p: &SessionPickleV1) -> Result<Session, PickleError> {
         });
     }
     let safety_code = SafetyCode::from_digits(&p.safety_code).ok_or(PickleError::Malformed)?;
+    let stream = Stream {
+        next_seq: p.stream.next_seq,
+        received: Acknowledgement {
+            next: p.stream.received_next,
+            bits: p.stream.received_bits,
+        },
+        acknowledged: Acknowledgement {
+            next: p.stream.acknowledged_next,
+            bits: p.stream.acknowledged_bits,
+        },
+    };
     Ok(Session {
         ratchet,
         reassembly: Reassembly { pending },
         safety_code,
+        stream,
     })
 }
 
@@ -345,7 +378,7 @@ impl Session {
     /// Serialises the whole session and encrypts it under `pickle_key` (32 bytes from the
     /// caller, e.g. derived from a passphrase or held in the platform keystore).
     pub fn pickle(&self, pickle_key: &[u8; 32]) -> Vec<u8> {
-        let value = PickleV1::Session(SessionPickleV1 {
+        let value = PickleV2::Session(SessionPickleV2 {
             ratchet: ratchet_to_pickle(&self.ratchet),
             partial_messages: self
                 .reassembly
@@ -363,6 +396,13 @@ impl Session {
                 })
                 .collect(),
             safety_code: self.safety_code.digits().to_owned(),
+            stream: StreamPickle {
+                next_seq: self.stream.next_seq,
+                received_next: self.stream.received.next,
+                received_bits: self.stream.received.bits,
+                acknowledged_next: self.stream.acknowledged.next,
+                acknowledged_bits: self.stream.acknowledged.bits,
+            },
         });
         seal_pickle(pickle_key, &value)
     }
@@ -370,8 +410,8 @@ impl Session {
     /// Loads a pickle written by [`Session::pickle`] of this or any earlier format version.
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<Session, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV1::Session(p) => session_from_v1(p),
-            PickleV1::PendingInvite(_) | PickleV1::PendingMutualInvite(_) => {
+            PickleV2::Session(p) => session_from_v2(p),
+            PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
             }
         }
@@ -382,14 +422,15 @@ impl PendingInvite {
     /// Serialises and encrypts the pending invite (the inviter may close the app before the
     /// joiner's first message arrives).
     pub fn pickle(&self, pickle_key: &[u8; 32]) -> Vec<u8> {
-        let pending = PendingInvitePickleV1 {
+        let pending = PendingInvitePickleV2 {
             ratchet: ratchet_to_pickle(&self.ratchet),
             invite_secret: *self.secret.as_bytes(),
             expires_at: self.expires_at,
+            mailbox_url: self.mailbox_url.clone(),
         };
         let value = match self.expected_joiner {
-            None => PickleV1::PendingInvite(pending),
-            Some(expected_joiner) => PickleV1::PendingMutualInvite(PendingMutualInvitePickleV1 {
+            None => PickleV2::PendingInvite(pending),
+            Some(expected_joiner) => PickleV2::PendingMutualInvite(PendingMutualInvitePickleV2 {
                 pending,
                 expected_joiner,
             }),
@@ -400,35 +441,42 @@ impl PendingInvite {
     /// Loads a pickle written by [`PendingInvite::pickle`].
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<PendingInvite, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV1::PendingInvite(p) => pending_from_v1(p, None),
-            PickleV1::PendingMutualInvite(m) => {
-                pending_from_v1(&m.pending, Some(m.expected_joiner))
+            PickleV2::PendingInvite(p) => pending_from_v2(p, None),
+            PickleV2::PendingMutualInvite(m) => {
+                pending_from_v2(&m.pending, Some(m.expected_joiner))
             }
-            PickleV1::Session(_) => Err(PickleError::WrongKind),
+            PickleV2::Session(_) => Err(PickleError::WrongKind),
         }
     }
 }
 
-fn pending_from_v1(
-    p: &PendingInvitePickleV1,
+fn pending_from_v2(
+    p: &PendingInvitePickleV2,
     expected_joiner: Option<[u8; 32]>,
 ) -> Result<PendingInvite, PickleError> {
     let ratchet = ratchet_from_pickle(&p.ratchet, 1)?;
     if ratchet.role != Role::Inviter || ratchet.receiving.is_some() || ratchet.sending.is_some() {
         return Err(PickleError::Malformed);
     }
+    if p.mailbox_url
+        .as_ref()
+        .is_some_and(|u| u.is_empty() || u.len() > crate::MAX_MAILBOX_URL_LEN)
+    {
+        return Err(PickleError::Malformed);
+    }
     Ok(PendingInvite {
         ratchet,
         secret: InviteSecret::from_bytes(&p.invite_secret),
         expires_at: p.expires_at,
+        mailbox_url: p.mailbox_url.clone(),
         expected_joiner,
     })
 }
 
-/// Test and fuzzing helper: encrypts arbitrary bytes as if they were a v1 pickle plaintext, so
+/// Test and fuzzing helper: encrypts arbitrary bytes as if they were a pickle plaintext of the current version, so
 /// the decoder behind the AEAD can be exercised.
 #[cfg(any(test, feature = "testing"))]
-pub(crate) fn seal_raw_v1(pickle_key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+pub(crate) fn seal_raw(pickle_key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     let (enc_key, nonce_key) = derive_keys(pickle_key);
     let synthetic = hmac_sha256(&nonce_key[..], &[plaintext]);
     let nonce: [u8; NONCE_LEN] = synthetic

@@ -6,7 +6,7 @@ use crate::header_key::HeaderKey;
 use crate::secret::secret_key;
 
 /// HKDF info string of `KDF_RK_HE`.
-pub(crate) const ROOT_KDF_INFO: &[u8] = b"hush/v1/ratchet";
+pub(crate) const ROOT_KDF_INFO: &[u8] = b"hush/v2/ratchet";
 
 secret_key! {
     /// The root key `RK`, shared by both parties and advanced at every DH ratchet step.
@@ -15,7 +15,7 @@ secret_key! {
 
 impl RootKey {
     /// `KDF_RK_HE(RK, dh_out)`: HKDF-SHA256 with `salt = RK`, `ikm = dh_out`,
-    /// `info = "hush/v1/ratchet"`, 96 bytes of output split into `RK' ‖ CK ‖ NHK`.
+    /// `info = "hush/v2/ratchet"`, 96 bytes of output split into `RK' ‖ CK ‖ NHK`.
     pub(crate) fn advance(&self, dh_out: &[u8; 32]) -> (RootKey, ChainKey, HeaderKey) {
         let okm = hkdf_sha256::<3>(self.as_bytes(), dh_out, &[ROOT_KDF_INFO]);
         let [rk, ck, nhk] = &*okm;

@@ -1,17 +1,19 @@
 //! The safety code both people compare in person after joining.
 //!
-//! `code = u64be(SHA-256("hush/v1/safety-code" ‖ invite_secret ‖ inviter_public ‖
-//! joiner_public)[0..8]) mod 10¹²`, written as 12 decimal digits in three groups of four.
+//! `code = u128be(SHA-256("hush/v2/safety-code" ‖ invite_secret ‖ inviter_public ‖
+//! joiner_public)[0..16]) mod 10²⁰`, written as 20 decimal digits in five groups of four
+//! (66.4 bits: an attacker who substitutes the invite and relays the join must find a key
+//! whose code matches, about 2⁶⁶ X25519 operations; `docs/PROTOCOL.md` §5.4).
 
 use crate::crypto::sha256;
 
 /// Domain-separation label of the safety code.
-pub const SAFETY_CODE_LABEL: &[u8] = b"hush/v1/safety-code";
+pub const SAFETY_CODE_LABEL: &[u8] = b"hush/v2/safety-code";
 
 /// Number of decimal digits in a safety code.
-pub const SAFETY_CODE_DIGITS: usize = 12;
+pub const SAFETY_CODE_DIGITS: usize = 20;
 
-/// A 12-digit safety code, e.g. `0421 9937 1180`. Not secret: it is shown on screen.
+/// A 20-digit safety code, e.g. `0421 9937 1180 5521 0093`. Not secret: it is shown on screen.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SafetyCode(String);
 
@@ -27,9 +29,9 @@ impl SafetyCode {
             inviter_public,
             joiner_public,
         ]);
-        let first = digest.first_chunk::<8>().copied().unwrap_or_default();
-        let value = u64::from_be_bytes(first) % 1_000_000_000_000;
-        SafetyCode(format!("{value:012}"))
+        let first = digest.first_chunk::<16>().copied().unwrap_or_default();
+        let value = u128::from_be_bytes(first) % 100_000_000_000_000_000_000;
+        SafetyCode(format!("{value:020}"))
     }
 
     pub(crate) fn from_digits(digits: &str) -> Option<Self> {
@@ -37,14 +39,14 @@ impl SafetyCode {
             .then(|| SafetyCode(digits.to_owned()))
     }
 
-    /// The 12 digits without spaces.
+    /// The 20 digits without spaces.
     pub fn digits(&self) -> &str {
         &self.0
     }
 
     /// The digits in groups of four separated by spaces, for display.
     pub fn grouped(&self) -> String {
-        let mut out = String::with_capacity(SAFETY_CODE_DIGITS + 2);
+        let mut out = String::with_capacity(SAFETY_CODE_DIGITS + SAFETY_CODE_DIGITS / 4);
         for (i, c) in self.0.chars().enumerate() {
             if i > 0 && i % 4 == 0 {
                 out.push(' ');
@@ -69,8 +71,8 @@ mod tests {
     #[test]
     fn format_and_sensitivity() {
         let a = SafetyCode::derive(&[1; 32], &[2; 32], &[3; 32]);
-        assert_eq!(a.digits().len(), 12);
-        assert_eq!(a.grouped().len(), 14);
+        assert_eq!(a.digits().len(), 20);
+        assert_eq!(a.grouped().len(), 24);
         assert_eq!(a.grouped().replace(' ', ""), a.digits());
         assert_ne!(a, SafetyCode::derive(&[1; 32], &[2; 32], &[4; 32]));
         assert_ne!(a, SafetyCode::derive(&[1; 32], &[5; 32], &[3; 32]));

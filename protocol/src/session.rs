@@ -1,10 +1,14 @@
 //! A live conversation: the ratchet plus multi-blob reassembly and the safety code.
 
+use crate::acknowledgement::Acknowledgement;
 use crate::address::Address;
 use crate::double_ratchet::{OutgoingBlob, PollSet, Ratchet};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::Role;
-use crate::message::{KIND_DATA, MAX_MESSAGE_LEN, Reassembly, split};
+use crate::message::{
+    Fragment, KIND_ACKNOWLEDGEMENT, KIND_DATA, MAX_MESSAGE_LEN, PAYLOAD_LEN, PayloadKind,
+    Reassembly, StreamFields, Unsealed, split,
+};
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
 use rand_core::CryptoRng;
@@ -15,6 +19,47 @@ pub struct Session {
     pub(crate) ratchet: Ratchet,
     pub(crate) reassembly: Reassembly,
     pub(crate) safety_code: SafetyCode,
+    pub(crate) stream: Stream,
+}
+
+/// Most sending-chain positions skipped at once after a rollback (`docs/PROTOCOL.md` §6.5):
+/// bounds the work an acknowledgement can cause (2¹⁶ chain-key steps, well under a second).
+pub const MAX_ROLLBACK_SKIP: u32 = 1 << 16;
+
+/// Sequence numbers and acknowledgements of one session (`docs/PROTOCOL.md` §6.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stream {
+    /// The sequence number our next blob gets.
+    pub(crate) next_seq: u32,
+    /// What we have received of the peer's stream (raised to the peer's floor).
+    pub(crate) received: Acknowledgement,
+    /// What the peer has acknowledged of our stream.
+    pub(crate) acknowledged: Acknowledgement,
+}
+
+impl Stream {
+    /// A fresh stream after the hello: the joiner sent seq 0; the inviter received it.
+    pub(crate) fn after_hello(role: Role) -> Stream {
+        match role {
+            Role::Joiner => Stream {
+                next_seq: 1,
+                ..Stream::default()
+            },
+            Role::Inviter => Stream {
+                received: Acknowledgement { next: 1, bits: 0 },
+                ..Stream::default()
+            },
+        }
+    }
+}
+
+/// This device sent less than the peer acknowledges: it runs on state older than what it
+/// once used (a restored backup, a copied profile, a power loss). The session has moved past
+/// every sequence number and sending position the lost state may have used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    /// Blobs the lost state sent that this session does not remember (at least this many).
+    pub lost_blobs: u32,
 }
 
 /// What one successful [`Session::decrypt`] yields.
@@ -27,6 +72,15 @@ pub struct Received {
     /// slots of messages that were never sent, skipped keys deleted by the bounds). The caller
     /// may stop polling them and delete any stored blob.
     pub retired: Vec<Address>,
+    /// What the blob was: the hello, a message fragment, or an acknowledgement only.
+    pub kind: PayloadKind,
+    /// The blob's sequence number in the peer's stream.
+    pub seq: u32,
+    /// Everything the peer has acknowledged of our stream so far (merged over all blobs
+    /// received): a blob whose [`OutgoingBlob::seq`] it contains is on the peer's device.
+    pub acknowledged: Acknowledgement,
+    /// Set when the peer acknowledged blobs this session never sent (see [`Rollback`]).
+    pub rollback: Option<Rollback>,
 }
 
 impl core::fmt::Debug for Received {
@@ -34,17 +88,25 @@ impl core::fmt::Debug for Received {
         f.debug_struct("Received")
             .field("plaintext_len", &self.plaintext.as_ref().map(|p| p.len()))
             .field("retired", &self.retired)
+            .field("kind", &self.kind)
+            .field("seq", &self.seq)
+            .field("acknowledged", &self.acknowledged)
+            .field("rollback", &self.rollback)
             .finish()
     }
 }
 
 impl Session {
     /// Encrypts `plaintext` (at most [`MAX_MESSAGE_LEN`] bytes) into one or more blobs, in
-    /// order. Each must be deposited at its address with its write key.
+    /// order, with consecutive sequence numbers. Each must be deposited at its address with
+    /// its write key. `floor` is the lowest of our sequence numbers the caller may still
+    /// deposit again (its oldest unacknowledged blob), or [`Session::next_seq`] if none: the
+    /// peer counts everything below it as settled.
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         plaintext: &[u8],
+        floor: u32,
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
         if plaintext.len() > MAX_MESSAGE_LEN {
             return Err(EncryptError::MessageTooLong {
@@ -52,7 +114,72 @@ impl Session {
                 max: MAX_MESSAGE_LEN,
             });
         }
-        self.ratchet.encrypt(rng, &split(plaintext))
+        self.seal(rng, &split(plaintext), floor)
+    }
+
+    /// Encrypts one acknowledgement-only blob (kind `0x03`): what we have received of the
+    /// peer, in a blob of the normal size, for a reader with nothing to say. It takes a
+    /// sequence number like any blob; the peer never acknowledges it for its own sake, and
+    /// the caller need not deposit it again if it is lost.
+    pub fn encrypt_acknowledgement<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        floor: u32,
+    ) -> Result<OutgoingBlob, EncryptError> {
+        let ack = Unsealed {
+            kind: KIND_ACKNOWLEDGEMENT,
+            index: 0,
+            count: 1,
+            data: &[],
+        };
+        self.seal(rng, core::slice::from_ref(&ack), floor)?
+            .pop()
+            .ok_or(EncryptError::ChainExhausted)
+    }
+
+    /// Numbers the fragments, stamps the stream fields and encrypts them in order.
+    fn seal<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        fragments: &[Unsealed<'_>],
+        floor: u32,
+    ) -> Result<Vec<OutgoingBlob>, EncryptError> {
+        let first = self.stream.next_seq;
+        let count = u32::try_from(fragments.len()).map_err(|_| EncryptError::ChainExhausted)?;
+        let end = first
+            .checked_add(count)
+            .ok_or(EncryptError::ChainExhausted)?;
+        let floor = floor.min(first);
+        let payloads: Vec<(u32, zeroize::Zeroizing<[u8; PAYLOAD_LEN]>)> = fragments
+            .iter()
+            .zip(first..)
+            .map(|(fragment, seq)| {
+                let stream = StreamFields {
+                    seq,
+                    floor,
+                    ack: self.stream.received,
+                };
+                (seq, fragment.encode(stream))
+            })
+            .collect();
+        let blobs = self.ratchet.encrypt(rng, &payloads)?;
+        self.stream.next_seq = end;
+        Ok(blobs)
+    }
+
+    /// The sequence number our next blob gets.
+    pub fn next_seq(&self) -> u32 {
+        self.stream.next_seq
+    }
+
+    /// What we have received of the peer's stream: the acknowledgement our next blob carries.
+    pub fn acknowledgement(&self) -> Acknowledgement {
+        self.stream.received
+    }
+
+    /// What the peer has acknowledged of our stream so far.
+    pub fn peer_acknowledgement(&self) -> Acknowledgement {
+        self.stream.acknowledged
     }
 
     /// The addresses to fetch now, in the order the peer sent them: the addresses of skipped
@@ -70,9 +197,18 @@ impl Session {
     }
 
     /// Decrypts the blob fetched from `address`. On any error the session is unchanged.
+    ///
+    /// Besides the plaintext, reports what the peer has acknowledged of our stream, and
+    /// detects a rollback of this device (the peer acknowledges a sequence number we never
+    /// sent): then the session moves its next sequence number past the highest acknowledged
+    /// one and its sending chain as many positions ahead (at most [`MAX_ROLLBACK_SKIP`]), so
+    /// that no key or address the lost state used is used again for other bytes.
     pub fn decrypt(&mut self, address: &Address, blob: &[u8]) -> Result<Received, DecryptError> {
         let decrypted = self.ratchet.decrypt(address, blob)?;
         let event = self.ratchet.receive_events;
+        let kind = decrypted.fragment.payload_kind();
+        let stream = decrypted.fragment.stream;
+        let rollback = self.record_stream(&stream);
         let plaintext = if decrypted.fragment.kind == KIND_DATA {
             self.reassembly
                 .add(&decrypted.chain, decrypted.n, decrypted.fragment, event)
@@ -83,7 +219,33 @@ impl Session {
         Ok(Received {
             plaintext,
             retired: decrypted.retired,
+            kind,
+            seq: stream.seq,
+            acknowledged: self.stream.acknowledged,
+            rollback,
         })
+    }
+
+    /// Applies a received blob's stream fields (`docs/PROTOCOL.md` §6.4-6.5).
+    fn record_stream(&mut self, fields: &StreamFields) -> Option<Rollback> {
+        self.stream.received.advance_to(fields.floor);
+        self.stream.received.insert(fields.seq);
+        self.stream.acknowledged.merge(&fields.ack);
+        let highest = self.stream.acknowledged.highest()?;
+        let lost = highest.checked_add(1)?.checked_sub(self.stream.next_seq)?;
+        if lost == 0 {
+            return None;
+        }
+        self.stream.next_seq = highest.saturating_add(1);
+        self.ratchet.skip_sending(lost.min(MAX_ROLLBACK_SKIP));
+        Some(Rollback { lost_blobs: lost })
+    }
+
+    /// Applies the hello's stream fields on the inviter's new session.
+    pub(crate) fn record_hello(&mut self, fragment: &Fragment) {
+        self.stream = Stream::after_hello(Role::Inviter);
+        self.stream.received.advance_to(fragment.stream.floor);
+        self.stream.received.insert(fragment.stream.seq);
     }
 
     /// The code both people compare in person.

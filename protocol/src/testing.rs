@@ -94,24 +94,27 @@ pub fn joined_pair(seed: u64) -> (Session, Session, SeededRng) {
 /// If either side fails, which a joined pair in lock step never does.
 #[allow(clippy::expect_used)]
 pub fn transfer(from: &mut Session, to: &mut Session, rng: &mut SeededRng, text: &[u8]) {
-    let blobs = from.encrypt(rng, text).expect("encrypt");
+    let floor = from.next_seq();
+    let blobs = from.encrypt(rng, text, floor).expect("encrypt");
     for blob in &blobs {
         core::hint::black_box(to.decrypt(&blob.address, &blob.blob).expect("decrypt"));
     }
 }
 
-/// What whoever photographed `invite` can derive without any private key: the write keys of
-/// messages `0 .. count` of the joiner's first chain (`shared_hka`; message 0 is the hello)
-/// and of the inviter's first chain (`shared_nhkb`). With them a third party can occupy those
-/// addresses before the two people use them. For the simulator's squatter and for tests of
-/// what an invite exposes (`docs/THREAT-MODEL.md`).
-pub fn invite_photographer_write_keys(invite: &Invite, count: u32) -> Vec<crate::WriteKey> {
+/// What whoever photographed `invite` can derive without any private key: the write key of
+/// the joiner's hello (message 0 of its first chain, under the invite's hello key), and
+/// nothing else: from message 1 on, the first two chains use header keys derived from
+/// `DH(a1, B0)` (`docs/PROTOCOL.md` §5.2, §7). With it a third party can take the hello's
+/// address before the joiner (a raced join, which the joiner sees as "invite taken" and the
+/// safety codes expose). For the simulator's squatter and for tests of what an invite
+/// exposes (`docs/THREAT-MODEL.md`).
+pub fn invite_photographer_write_keys(invite: &Invite) -> Vec<crate::WriteKey> {
     use crate::header_key::Role;
-    let keys =
-        crate::invite::invite_keys(&invite.secret, &invite.inviter_public, invite.expires_at);
-    let joiner = keys.shared_hka.chain_addresses(Role::Joiner);
-    let inviter = keys.shared_nhkb.chain_addresses(Role::Inviter);
-    (0..count)
-        .flat_map(|n| [joiner.write_key(n), inviter.write_key(n)])
-        .collect()
+    let keys = crate::invite::invite_keys(
+        &invite.secret,
+        &invite.inviter_public,
+        invite.expires_at,
+        invite.mailbox_url.as_deref(),
+    );
+    vec![keys.hello_key.chain_addresses(Role::Joiner).write_key(0)]
 }
