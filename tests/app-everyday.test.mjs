@@ -22,7 +22,7 @@ import { join, resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { startPathSite } from "./support/paths.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { createPassphrase, newConversation, safetyCode, listItem, openChat, send, messages, eventually } from "./support/app.mjs";
+import { createPassphrase, newConversation, safetyCode, listItem, openChat, send, messages, eventually, onMailbox } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = { alice: "alice correct horse", bob: "bob battery staple" };
@@ -306,7 +306,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     try {
       for (const text of texts) {
         await send(alice.page, text);
-        await eventually(async () => (await messages(alice.page)).find((m) => m.text === text)?.status === "sent", {
+        await eventually(async () => onMailbox((await messages(alice.page)).find((m) => m.text === text)?.status), {
           what: `"${text}" sent`,
         });
       }

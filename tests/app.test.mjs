@@ -30,6 +30,7 @@ import {
   unlabelledControls,
   recordArrivals,
   arrivals,
+  onMailbox,
 } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
@@ -231,7 +232,7 @@ async function scenario(kind, report) {
     }
     const settled = (page) => async () => {
       const list = await messages(page);
-      return list.length === 2 * PER_SIDE && list.every((m) => m.status === "sent" || m.status === "received");
+      return list.length === 2 * PER_SIDE && list.every((m) => onMailbox(m.status) || m.status === "received");
     };
     await eventually(settled(alice.page), { timeout: 60_000, what: "alice to have 40 settled messages" });
     await eventually(settled(bob.page), { timeout: 60_000, what: "bob to have 40 settled messages" });
@@ -306,7 +307,7 @@ async function scenario(kind, report) {
       await eventually(
         async () => {
           const list = await messages(page);
-          return list.length === total && list.every((m) => m.status === "sent" || m.status === "received");
+          return list.length === total && list.every((m) => onMailbox(m.status) || m.status === "received");
         },
         { timeout: 60_000, what: "everything to arrive after the restart" },
       );

@@ -65,7 +65,7 @@ test("two browsers exchange 100 messages each way through the mailbox, with relo
     assert.ok(joined, "the inviter sees the join");
     const codeA = await call(alice.page, "safetyCode", invite.id);
     const codeB = await call(bob.page, "safetyCode", bobConv);
-    assert.match(codeA, /^\d{4} \d{4} \d{4}$/);
+    assert.match(codeA, /^\d{4}( \d{4}){4}$/, "20 digits in groups of four (protocol v2)");
     assert.equal(codeA, codeB, "both sides show the same safety code");
 
     const sides = {
@@ -112,7 +112,12 @@ test("two browsers exchange 100 messages each way through the mailbox, with relo
       assert.deepEqual(received, expected, `${name}'s stored history matches (seed ${seed})`);
       const mine = history.filter((m) => m.outgoing);
       assert.equal(mine.length, PER_SIDE);
-      assert.ok(mine.every((m) => m.status === "sent"), `all of ${name}'s messages are sent`);
+      // On the mailbox, or already known to be on the other device (acknowledged inside a
+      // later blob of theirs).
+      assert.ok(
+        mine.every((m) => m.status === "sent" || m.status === "delivered"),
+        `all of ${name}'s messages are sent: ${JSON.stringify(mine.map((m) => m.status))}`,
+      );
     }
     assert.deepEqual(alice.errors, []);
     assert.deepEqual(bob.errors, []);

@@ -36,7 +36,7 @@ export async function safetyCode(page) {
   const code = page.getByLabel("Safety code");
   await code.waitFor({ timeout: LONG });
   const text = (await code.textContent()).trim();
-  assert.match(text, /^\d{4} \d{4} \d{4}$/, "a safety code in groups of digits");
+  assert.match(text, /^\d{4}( \d{4}){4}$/, "a safety code of 20 digits in groups of four");
   return text;
 }
 
@@ -64,8 +64,11 @@ export async function send(page, text) {
 }
 
 /**
- * The chat's messages, oldest first, as { text, own, status }: each list item of the
+ * The chat's messages, oldest first, as { text, own, status, meta }: each list item of the
  * "Conversation history" list holds two paragraphs, the text and "time · delivery state".
+ * Status of one's own: "sending" (on this device), "sent" (on the mailbox), "delivered" (on
+ * the other person's device), "failed" (not delivered yet, retrying), "undelivered" (not
+ * delivered, with the reason after a colon).
  */
 export async function messages(page) {
   const items = page.getByRole("list", { name: "Conversation history" }).getByRole("listitem");
@@ -76,10 +79,25 @@ export async function messages(page) {
     .filter((r) => r.paras.length === 2)
     .map(({ all, paras: [text, meta] }) => {
       const own = all.startsWith("You: ");
-      const status = !own ? "received" : meta.includes("Sending") ? "sending" : meta.includes("retrying") ? "failed" : meta.endsWith("Sent") ? "sent" : "?";
-      return { text, own, status };
+      const status = !own
+        ? "received"
+        : meta.includes("Sending")
+          ? "sending"
+          : meta.includes("retrying")
+            ? "failed"
+            : meta.includes("Not delivered")
+              ? "undelivered"
+              : meta.endsWith("Delivered")
+                ? "delivered"
+                : meta.endsWith("Sent")
+                  ? "sent"
+                  : "?";
+      return { text, own, status, meta };
     });
 }
+
+/** An own message's status once the mailbox has it: on the mailbox, or already on their device. */
+export const onMailbox = (status) => status === "sent" || status === "delivered";
 
 /** Polls `check()` until it returns a truthy value (returned) or `timeout` ms pass. */
 export async function eventually(check, { timeout = LONG, interval = 100, what = "condition" } = {}) {
