@@ -334,11 +334,9 @@ impl Ratchet {
 
     /// Moves the sending chain `count` messages ahead without sending them: after a rollback
     /// those message numbers (their keys and addresses) may have been used by the lost state.
-    /// Does nothing when no sending chain is current (the next send starts a fresh one).
+    /// When the next send starts a new chain anyway, this still moves the old chain's length,
+    /// which the new chain's headers report as `PN` (the peer checks `PN ≥ Nr`).
     pub(crate) fn skip_sending(&mut self, count: u32) {
-        if self.send_step_pending {
-            return;
-        }
         if let Some(chain) = self.sending.as_mut() {
             let target = chain.next.saturating_add(count);
             while chain.next < target {

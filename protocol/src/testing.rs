@@ -118,3 +118,18 @@ pub fn invite_photographer_write_keys(invite: &Invite) -> Vec<crate::WriteKey> {
     );
     vec![keys.hello_key.chain_addresses(Role::Joiner).write_key(0)]
 }
+
+/// The header key and message keys of the next `count` blobs `session` would send on its
+/// current sending chain, without changing it: `(HK, [MK_Ns, MK_Ns+1, …])`. `None` while the
+/// next send starts a new chain (its keys depend on randomness not drawn yet). For tests that
+/// check the hedged derivation (`docs/PROTOCOL.md` §3.7) from outside the crate.
+pub fn sending_keys(session: &Session, count: u32) -> Option<([u8; 32], Vec<[u8; 32]>)> {
+    let ratchet = &session.ratchet;
+    if ratchet.send_step_pending {
+        return None;
+    }
+    let chain = ratchet.sending.as_ref()?;
+    let mut chain_key = chain.chain_key.clone();
+    let keys = (0..count).map(|_| *chain_key.step().as_bytes()).collect();
+    Some((*chain.header_key.as_bytes(), keys))
+}

@@ -83,8 +83,8 @@ fn write_seeds() {
     ];
     let (mut j, mut i) = fuzzing::session_pair();
     let mut rng = SeededRng::new(78);
-    let to_joiner = i.encrypt(&mut rng, b"fuzz seed").unwrap().remove(0);
-    let to_inviter = j.encrypt(&mut rng, b"fuzz seed").unwrap().remove(0);
+    let to_joiner = i.encrypt(&mut rng, b"fuzz seed", 0).unwrap().remove(0);
+    let to_inviter = j.encrypt(&mut rng, b"fuzz seed", 0).unwrap().remove(0);
     let polls = fuzzing::session_pair().0.poll_addresses();
     let index = polls.iter().position(|a| *a == to_joiner.address).unwrap() as u8;
     let flip = |mut blob: Vec<u8>, at: usize| {

@@ -51,12 +51,15 @@ fn invite_parsing_rejects_garbage() {
         Invite::from_bytes(&bytes[..INVITE_BASE_LEN - 1]),
         Err(InviteError::Malformed)
     );
-    let mut v2 = bytes.to_vec();
-    v2[0] = 2;
+    let mut v3 = bytes.to_vec();
+    v3[0] = 3;
     assert_eq!(
-        Invite::from_bytes(&v2),
-        Err(InviteError::UnsupportedVersion(2))
+        Invite::from_bytes(&v3),
+        Err(InviteError::UnsupportedVersion(3))
     );
+    let mut v1 = bytes.to_vec();
+    v1[0] = 1;
+    assert_eq!(Invite::from_bytes(&v1), Err(InviteError::OlderVersion(1)));
     let mut bad_url = bytes.to_vec();
     bad_url.push(0xff);
     assert_eq!(Invite::from_bytes(&bad_url), Err(InviteError::Malformed));

@@ -229,7 +229,7 @@ fn refusals_say_what_is_wrong() {
             "hello there, here is my number".to_owned(),
             InviteError::NotAnInvite,
         ),
-        ("Ahoy there".to_owned(), InviteError::NotAnInvite),
+        ("Absolutely there".to_owned(), InviteError::NotAnInvite),
         (String::new(), InviteError::NotAnInvite),
         (format!("{l}x"), InviteError::ExtraCharacters),
         (format!("{l}and see you"), InviteError::ExtraCharacters),
@@ -250,12 +250,18 @@ fn refusals_say_what_is_wrong() {
         return;
     };
     assert_eq!(Invite::from_link_fragment(cut), Err(expected));
-    // A newer invite format.
-    let mut v2 = invite.to_bytes().to_vec();
-    v2[0] = 2;
+    // A newer invite format, and an older one.
+    let mut v3 = invite.to_bytes().to_vec();
+    v3[0] = 3;
     assert_eq!(
-        Invite::from_link_fragment(&base64url::encode(&v2)),
-        Err(InviteError::UnsupportedVersion(2))
+        Invite::from_link_fragment(&base64url::encode(&v3)),
+        Err(InviteError::UnsupportedVersion(3))
+    );
+    let mut v1 = invite.to_bytes().to_vec();
+    v1[0] = 1;
+    assert_eq!(
+        Invite::from_link_fragment(&base64url::encode(&v1)),
+        Err(InviteError::OlderVersion(1))
     );
 }
 

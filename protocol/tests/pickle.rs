@@ -98,13 +98,37 @@ fn bad_pickles_are_rejected() {
     }
 }
 
-/// A v1 pickle written by the first release, committed with what it must still do.
-/// Regenerate only when adding a *new* fixture: `HUSH_WRITE_FIXTURES=1 cargo test -p protocol`.
+/// A v1 pickle written by the first release: refused with a clear error, never misread.
 #[test]
-fn v1_pickle_fixture_still_loads_and_works() {
+fn v1_pickle_fixture_is_refused_as_protocol_v1() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/session-v1.json"
+    );
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let s = |k: &str| fixture[k].as_str().unwrap().to_owned();
+    let key: [u8; 32] = unhex(&s("pickle_key")).try_into().unwrap();
+    let pickle = unhex(&s("pickle"));
+    assert_eq!(pickle[0], 1, "the fixture is a version-1 pickle");
+    assert_eq!(
+        Session::from_pickle(&key, &pickle).unwrap_err(),
+        PickleError::ProtocolV1
+    );
+    assert_eq!(
+        PendingInvite::from_pickle(&key, &pickle).unwrap_err(),
+        PickleError::ProtocolV1
+    );
+}
+
+/// A v2 pickle written by the first protocol-v2 release, committed with what it must still
+/// do: every later pickle format keeps loading it. Regenerate only when adding a *new*
+/// fixture: `HUSH_WRITE_FIXTURES=1 cargo test -p protocol`.
+#[test]
+fn v2_pickle_fixture_still_loads_and_works() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/session-v2.json"
     );
     if std::env::var_os("HUSH_WRITE_FIXTURES").is_some() && !std::path::Path::new(path).exists() {
         let (mut a, mut b, mut rng) = pair(33);
@@ -116,6 +140,9 @@ fn v1_pickle_fixture_still_loads_and_works() {
             "pickle_key": hex(&KEY),
             "pickle": hex(&b.pickle(&KEY)),
             "safety_code": b.safety_code().digits(),
+            "next_seq": b.next_seq(),
+            "acknowledgement_next": b.acknowledgement().next,
+            "acknowledgement_bits": b.acknowledgement().bits.to_string(),
             "poll_addresses": b.poll_addresses().iter().map(|a| hex(&a.0)).collect::<Vec<_>>(),
             "pending_address": hex(&lost[0].address.0),
             "pending_blob": hex(&lost[0].blob),
@@ -128,9 +155,21 @@ fn v1_pickle_fixture_still_loads_and_works() {
     let s = |k: &str| fixture[k].as_str().unwrap().to_owned();
     let key: [u8; 32] = unhex(&s("pickle_key")).try_into().unwrap();
     let pickle = unhex(&s("pickle"));
-    assert_eq!(pickle[0], 1, "the fixture is a version-1 pickle");
+    assert_eq!(pickle[0], 2, "the fixture is a version-2 pickle");
     let mut session = Session::from_pickle(&key, &pickle).unwrap();
     assert_eq!(session.safety_code().digits(), s("safety_code"));
+    assert_eq!(
+        u64::from(session.next_seq()),
+        fixture["next_seq"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u64::from(session.acknowledgement().next),
+        fixture["acknowledgement_next"].as_u64().unwrap()
+    );
+    assert_eq!(
+        session.acknowledgement().bits.to_string(),
+        s("acknowledgement_bits")
+    );
     // The same poll set survives the pickle (its order is an API property, not pickle state).
     let mut polls: Vec<String> = session.poll_addresses().iter().map(|a| hex(&a.0)).collect();
     let mut expected: Vec<String> = fixture["poll_addresses"]

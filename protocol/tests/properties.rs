@@ -98,7 +98,7 @@ impl World {
         let (joiner, inviter, rng) = pair(seed);
         let (mut c, _d, mut rng2) = pair(seed ^ 0xdead_beef);
         let foreign = (0..3)
-            .map(|i| c.encrypt(&mut rng2, &[i]).unwrap().remove(0))
+            .map(|i| c.encrypt(&mut rng2, &[i], 0).unwrap().remove(0))
             .collect();
         World {
             joiner,
@@ -180,7 +180,7 @@ impl World {
                 } else {
                     &mut self.inviter
                 };
-                let blobs = sender.encrypt(rng, &text).unwrap();
+                let blobs = sender.encrypt(rng, &text, 0).unwrap();
                 // Towards the other party: joiner sends to the inviter (index 1).
                 let dir = usize::from(joiner);
                 self.blobs_sent[dir] += blobs.len();

@@ -86,11 +86,23 @@ fn tampered_blobs_are_rejected_without_state_change() {
     deliver(&mut b, &m1);
     let reply = send(&mut b, &mut rng, b"r").remove(0);
     let before_a = snapshot(&a);
-    for position in [0, 20, 55, 56, 500, BLOB_LEN - 17, BLOB_LEN - 1] {
+    // The hedge (bytes 0..16) keys the header, so a flip there fails the header too.
+    let header_end = HEDGE_LEN + ENCRYPTED_HEADER_LEN;
+    for position in [
+        0,
+        15,
+        16,
+        20,
+        header_end - 1,
+        header_end,
+        500,
+        BLOB_LEN - 17,
+        BLOB_LEN - 1,
+    ] {
         let mut bad = reply.blob.clone();
         bad[position] ^= 0x01;
         let err = a.decrypt(&reply.address, &bad).unwrap_err();
-        let expected = if position < ENCRYPTED_HEADER_LEN {
+        let expected = if position < header_end {
             DecryptError::HeaderAuthentication
         } else {
             DecryptError::BodyAuthentication
@@ -225,7 +237,7 @@ fn multi_blob_messages_reassemble_in_any_order() {
     }
     assert_eq!(got, Some(max));
     assert_eq!(
-        a.encrypt(&mut rng, &vec![0u8; MAX_MESSAGE_LEN + 1])
+        a.encrypt(&mut rng, &vec![0u8; MAX_MESSAGE_LEN + 1], 0)
             .unwrap_err(),
         EncryptError::MessageTooLong {
             len: MAX_MESSAGE_LEN + 1,

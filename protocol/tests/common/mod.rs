@@ -37,7 +37,8 @@ pub fn poll_set(session: &Session) -> BTreeSet<Address> {
 
 /// Sends `text` and returns the blobs.
 pub fn send(session: &mut Session, rng: &mut SeededRng, text: &[u8]) -> Vec<OutgoingBlob> {
-    let blobs = session.encrypt(rng, text).unwrap();
+    let floor = session.next_seq();
+    let blobs = session.encrypt(rng, text, floor).unwrap();
     for b in &blobs {
         assert_eq!(b.blob.len(), protocol::BLOB_LEN);
         assert!(b.write_key.authorizes(&b.address));
