@@ -23,8 +23,9 @@ use zeroize::Zeroizing;
 use crate::error::ClientError;
 use crate::platform::{Durability, Locks, Platform, PlatformRng, RecordStore, StorageError, Write};
 use crate::records::{
-    self, CONVERSATION_PREFIX, Conversation, ConversationState, HELLO_SEQ, InviteRecord, Message,
-    Outgoing, Status, VAULT_KEY,
+    self, ACK_PREFIX, AckDue, BlobKind, CONVERSATION_PREFIX, Conversation, ConversationState,
+    EndReason, Interference, InviteRecord, Message, OUTGOING_PREFIX, Outgoing, Record,
+    RollbackNotice, Status, VAULT_KEY,
 };
 use crate::schedule;
 use crate::vault::{self, KdfParams, VaultKey};
@@ -65,6 +66,22 @@ pub struct ConversationSummary {
     /// We joined, and our hello is not on the mailbox yet: the other person cannot see us
     /// (show "connecting", not "connected").
     pub connecting: bool,
+    /// The conversation cannot go on (history readable; sending refused with
+    /// [`ClientError::ConversationEnded`]).
+    pub ended: Option<EndReason>,
+    /// Notice: someone is interfering with this conversation ([`Client::clear_notice`]).
+    pub interference: Option<Interference>,
+    /// Notice: this device was restored from an older copy ([`Client::clear_notice`]).
+    pub rollback: Option<RollbackNotice>,
+}
+
+/// A notice the user can dismiss ([`Client::clear_notice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// [`ConversationSummary::interference`].
+    Interference,
+    /// [`ConversationSummary::rollback`].
+    Rollback,
 }
 
 /// One history entry as the UI sees it.
@@ -243,7 +260,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// Reads and opens one sealed record.
-    pub(crate) async fn read<T: for<'de> serde::Deserialize<'de>>(
+    pub(crate) async fn read<T: Record>(
         &self,
         key: &VaultKey,
         name: &str,
@@ -260,7 +277,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// Reads and opens every sealed record under `prefix`, in name order.
-    pub(crate) async fn read_prefix<T: for<'de> serde::Deserialize<'de>>(
+    pub(crate) async fn read_prefix<T: Record>(
         &self,
         key: &VaultKey,
         prefix: &str,
@@ -276,8 +293,71 @@ impl<P: Platform> Client<P> {
         Ok(out)
     }
 
+    /// Like [`Client::read`], but a record that opens and does not decode (a format this
+    /// version dropped) reads as absent.
+    pub(crate) async fn read_lenient<T: Record>(
+        &self,
+        key: &VaultKey,
+        name: &str,
+    ) -> Result<Option<T>, ClientError> {
+        match self.store().get(name).await? {
+            None => Ok(None),
+            Some(sealed) => Ok(records::decode(&key.open(name, &sealed)?)),
+        }
+    }
+
+    /// Every record under `prefix` that opens and decodes, in name order; the names of
+    /// those that open but do not decode (a format this version dropped) come second.
+    pub(crate) async fn read_prefix_split<T: Record>(
+        &self,
+        key: &VaultKey,
+        prefix: &str,
+    ) -> Result<(Vec<(String, T)>, Vec<String>), ClientError> {
+        let mut good = Vec::new();
+        let mut dropped = Vec::new();
+        for (name, sealed) in self.store().list(prefix).await? {
+            let plain = key.open(&name, &sealed)?;
+            match records::decode(&plain) {
+                Some(record) => good.push((name, record)),
+                None => dropped.push(name),
+            }
+        }
+        Ok((good, dropped))
+    }
+
+    /// Every record under `prefix` that opens and decodes, in name order.
+    pub(crate) async fn read_prefix_lenient<T: Record>(
+        &self,
+        key: &VaultKey,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, ClientError> {
+        Ok(self.read_prefix_split(key, prefix).await?.0)
+    }
+
+    /// The live session of an active conversation. A protocol-v1 pickle (or a conversation
+    /// already marked ended) is [`ClientError::ConversationEnded`]; one still waiting is
+    /// [`ClientError::NotJoined`].
+    pub(crate) fn load_session(
+        key: &VaultKey,
+        conversation: &Conversation,
+    ) -> Result<protocol::Session, ClientError> {
+        if let Some(reason) = conversation.ended {
+            return Err(ClientError::ConversationEnded { reason });
+        }
+        let ConversationState::Active { session, .. } = &conversation.state else {
+            return Err(ClientError::NotJoined);
+        };
+        match protocol::Session::from_pickle(&pickle_key(key), session) {
+            Ok(live) => Ok(live),
+            Err(protocol::PickleError::ProtocolV1) => Err(ClientError::ConversationEnded {
+                reason: EndReason::ProtocolV1,
+            }),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Seals `record` under its name as a [`Write::Put`].
-    pub(crate) fn put<T: serde::Serialize>(
+    pub(crate) fn put<T: Record>(
         &self,
         key: &VaultKey,
         name: String,
@@ -336,12 +416,16 @@ impl<P: Platform> Client<P> {
             mailbox: mailbox.to_owned(),
             last_activity_ms: self.now_ms(),
             unread: 0,
-            next_seq: HELLO_SEQ + 1,
+            next_seq: records::HELLO_SEQ + 1,
             state: ConversationState::Waiting {
                 pending: pending.pickle(&pickle_key(&key)),
                 link: link.clone(),
                 expires_at,
             },
+            ended: None,
+            interference: None,
+            rollback: None,
+            recovery: Default::default(),
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -397,11 +481,15 @@ impl<P: Platform> Client<P> {
             mailbox,
             last_activity_ms: self.now_ms(),
             unread: 0,
-            next_seq: HELLO_SEQ + 1,
+            next_seq: records::HELLO_SEQ + 1,
             state: ConversationState::Active {
                 session: session.pickle(&pickle_key(&key)),
                 safety_code: session.safety_code().grouped(),
             },
+            ended: None,
+            interference: None,
+            rollback: None,
+            recovery: Default::default(),
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -411,12 +499,15 @@ impl<P: Platform> Client<P> {
             self.put(&key, records::conversation_key(&id), &conversation),
             self.put(&key, tag_name, &remembered),
         ];
-        for (part, blob) in hello.into_iter().enumerate() {
+        for blob in hello {
             let outgoing = Outgoing {
                 write_key: blob.write_key.0,
                 blob: blob.blob,
+                kind: BlobKind::Hello,
+                stored: false,
+                checked_ms: 0,
             };
-            writes.push(self.put(&key, records::outgoing_key(&id, HELLO_SEQ, part), &outgoing));
+            writes.push(self.put(&key, records::outgoing_key(&id, blob.seq), &outgoing));
         }
         self.store().commit(writes, Durability::Strict).await?;
         Ok(id)
@@ -444,10 +535,46 @@ impl<P: Platform> Client<P> {
         Ok(summary(&conversation, self.hello_pending(id).await?))
     }
 
-    /// Whether our hello for conversation `id` still waits in the outbox.
+    /// Whether our hello for conversation `id` waits in the outbox, not yet on the mailbox.
     async fn hello_pending(&self, id: &str) -> Result<bool, ClientError> {
-        let prefix = records::outgoing_message_prefix(id, HELLO_SEQ);
-        Ok(!self.store().list(&prefix).await?.is_empty())
+        let key = self.key()?;
+        let name = records::outgoing_key(id, 0);
+        Ok(match self.read_lenient::<Outgoing>(&key, &name).await? {
+            Some(hello) => hello.kind == BlobKind::Hello && !hello.stored,
+            None => false,
+        })
+    }
+
+    /// Dismisses a notice of conversation `id` (a new event raises it again).
+    pub async fn clear_notice(&self, id: &str, notice: Notice) -> Result<(), ClientError> {
+        self.update(id, |c| match notice {
+            Notice::Interference => c.interference = None,
+            Notice::Rollback => c.rollback = None,
+        })
+        .await
+    }
+
+    /// When [`Client::flush`] should run next (ms since the epoch), for an owed
+    /// acknowledgement or a retransmission check; `None` if nothing waits for a time. (Blobs
+    /// not yet on the mailbox are the caller's retry loop's business, as before.)
+    pub async fn next_flush_ms(&self) -> Result<Option<u64>, ClientError> {
+        let key = self.key()?;
+        let mut next: Option<u64> = None;
+        for (_, due) in self.read_prefix_lenient::<AckDue>(&key, ACK_PREFIX).await? {
+            next = Some(next.map_or(due.due_ms, |n| n.min(due.due_ms)));
+        }
+        for (_, out) in self
+            .read_prefix_lenient::<Outgoing>(&key, OUTGOING_PREFIX)
+            .await?
+        {
+            if out.stored && out.kind != BlobKind::Ack {
+                let at = out
+                    .checked_ms
+                    .saturating_add(crate::outbox::RETRANSMIT_AFTER_MS);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        Ok(next)
     }
 
     /// The whole history of a conversation, oldest first.
@@ -521,7 +648,10 @@ impl<P: Platform> Client<P> {
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
         self.key()?;
         let _guard = self.lock_conversation(id).await?;
-        let mut writes = vec![Write::Delete(records::conversation_key(id))];
+        let mut writes = vec![
+            Write::Delete(records::conversation_key(id)),
+            Write::Delete(records::ack_key(id)),
+        ];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {
                 writes.push(Write::Delete(name));
@@ -577,6 +707,9 @@ pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary
         }
     };
     ConversationSummary {
+        ended: c.ended,
+        interference: c.interference,
+        rollback: c.rollback,
         invite_taken: matches!(c.state, ConversationState::InviteTaken),
         connecting: connecting && matches!(c.state, ConversationState::Active { .. }),
         id: c.id.clone(),

@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::platform::{LockError, NetError, StorageError};
+use crate::records::EndReason;
 use crate::vault::VaultError;
 
 /// Why a client operation failed, grouped by fault: the caller (locked, unknown id), the
@@ -32,6 +33,14 @@ pub enum ClientError {
     /// No conversation with that id.
     #[error("no such conversation")]
     UnknownConversation,
+    /// The conversation has ended and cannot send (its history stays readable): for
+    /// [`EndReason::ProtocolV1`], it was made with protocol version 1, whose sessions protocol
+    /// version 2 cannot continue. Start a new conversation.
+    #[error("this conversation has ended: {reason}")]
+    ConversationEnded {
+        /// Why.
+        reason: EndReason,
+    },
     /// The conversation is still waiting for the other person.
     #[error("the other person has not joined yet")]
     NotJoined,

@@ -26,14 +26,17 @@ pub mod records;
 pub mod schedule;
 pub mod vault;
 
-pub use client::{Client, ConversationSummary, HistoryEntry, INVITE_LIFETIME_SECONDS};
+pub use client::{Client, ConversationSummary, HistoryEntry, INVITE_LIFETIME_SECONDS, Notice};
 pub use decoys::{FETCH_BATCH, padded_batches};
 pub use error::ClientError;
-pub use outbox::FlushOutcome;
+pub use outbox::{
+    ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, FlushOutcome, MAX_ABANDONED_RUN, MAX_RESENDS,
+    MAX_RETRANSMIT_CHECK, RETRANSMIT_AFTER_MS,
+};
 pub use platform::{
     Deposit, Durability, LockError, Locks, NetError, Platform, PlatformRng, REQUEST_TIMEOUT_MS,
     RecordStore, StorageError, Transport, Write,
 };
-pub use receive::{MAX_REFETCHES, PollOutcome};
-pub use records::Status;
+pub use receive::{INTERFERENCE_THRESHOLD, MAX_REFETCHES, PollOutcome};
+pub use records::{EndReason, Interference, RollbackNotice, Status};
 pub use vault::{KdfParams, VaultError};

@@ -1,71 +1,125 @@
-//! Sending: encrypt and commit, then deliver the outbox.
+//! Sending: encrypt and commit, then deliver the outbox; acknowledgements, retransmission and
+//! squatted addresses (issue #10, `docs/CLIENT.md` "Delivery").
 //!
 //! A message is encrypted and committed together with the advanced session and its outgoing
 //! blobs in one strict transaction *before* any blob leaves the device; the outbox is then
-//! delivered by [`Client::flush`], with no lock held. An unacknowledged blob is retried byte
-//! for byte at its original address (also after a reload or a crash), so a retry can never
-//! put different bytes under the same key and nonce.
+//! delivered by [`Client::flush`], with no lock held.
+//!
+//! **No key reuse.** A blob is deposited, and deposited again, only byte for byte at its one
+//! address (also after a reload or a crash), so a retry can never put different bytes under
+//! the same key and nonce. A blob stays in the outbox (sealed) from its encryption until the
+//! peer's acknowledgement covers its sequence number; a message whose address was taken by
+//! foreign bytes is encrypted *again*, as new blobs with new sequence numbers at later
+//! addresses (the abandoned ones are never written by us again).
+//!
+//! **Floor.** Every blob carries `floor` = our lowest sequence number still in the outbox (or
+//! the session's next one): the peer counts every lower one as settled, so an abandoned
+//! sequence number never holds its acknowledgements back.
 
-use protocol::{Session, WriteKey};
+use std::collections::BTreeSet;
+
+use protocol::{Address, Session, WINDOW, WriteKey};
+use rand_core::Rng;
 use zeroize::Zeroizing;
 
-use crate::client::Client;
+use crate::client::{Client, DECOY_KEY_LABEL};
+use crate::decoys::{FETCH_BATCH, padded_batches};
 use crate::error::ClientError;
 use crate::join::join_all;
 use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Transport, Write};
 use crate::records::{
-    self, Conversation, ConversationState, HELLO_SEQ, Message, OUTGOING_PREFIX, Outgoing, Status,
+    self, ACK_PREFIX, AckDue, BlobKind, Conversation, ConversationState, Interference, Message,
+    OUTGOING_PREFIX, Outgoing, Status,
 };
+use crate::vault::VaultKey;
+
+/// Shortest delay before an owed acknowledgement goes out (ms).
+pub const ACK_DELAY_MIN_MS: u64 = 2_000;
+/// Longest delay before an owed acknowledgement goes out (ms). The delay is uniform in
+/// [`ACK_DELAY_MIN_MS`, `ACK_DELAY_MAX_MS`): reading and acknowledging are not tied to one
+/// instant, and a reply written within it carries the acknowledgement instead (no extra
+/// blob).
+pub const ACK_DELAY_MAX_MS: u64 = 8_000;
+/// A blob the mailbox stored and the peer has not acknowledged is checked again (is it still
+/// on the mailbox?) this long after it was last seen there (ms): 5 minutes.
+pub const RETRANSMIT_AFTER_MS: u64 = 5 * 60 * 1_000;
+/// Most blobs one conversation checks per flush: one fetch request of the usual size
+/// ([`FETCH_BATCH`]), decoys included.
+pub const MAX_RETRANSMIT_CHECK: usize = FETCH_BATCH;
+/// How many times in a row a message whose address was taken is encrypted again at a later
+/// address before it is given up ([`Status::Conflict`]) and the conversation says someone
+/// interferes.
+pub const MAX_RESENDS: u32 = 3;
+/// Most of our sequence numbers abandoned in a row (their addresses unreadable by the peer):
+/// below the receive window ([`WINDOW`] = 16), so the peer's window still reaches the next
+/// blob we deposit.
+pub const MAX_ABANDONED_RUN: u32 = WINDOW - 1;
 
 /// What a flush of the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FlushOutcome {
-    /// Blobs acknowledged (201, or 409 over our own bytes) in this flush.
+    /// Blobs the mailbox stored (201, or 409 over our own bytes) in this flush.
     pub delivered: u32,
-    /// Blobs still waiting for a later flush.
+    /// Blobs still waiting for a later flush to reach the mailbox.
     pub pending: u32,
     /// The last error seen, if any blob failed (typed, so the UI can tell a wrong mailbox
     /// address from one that cannot be reached).
     pub last_error: Option<NetError>,
-    /// Blobs the mailbox refused because a different blob already sat at their address
-    /// (an invite someone else joined first; a message marked `Conflict`). Not retried.
+    /// Blobs the mailbox refused because a different blob already sat at their address (an
+    /// invite someone else joined first; a message sent again at a later address, or given
+    /// up on).
     pub conflicts: u32,
+    /// Acknowledgement-only blobs the mailbox stored in this flush.
+    pub acks_sent: u32,
+    /// Stored but unacknowledged blobs deposited again because their address read empty
+    /// (expired or lost).
+    pub retransmitted: u32,
+    /// When to flush next (ms since the epoch): an owed acknowledgement falls due or a
+    /// retransmission check is due ([`Client::next_flush_ms`]).
+    pub flush_at_ms: Option<u64>,
 }
 
-/// One outbox record: its name and content.
-type OutgoingRecord = (String, Outgoing);
-/// One message's outbox records, with its history number.
-type MessageRecords = (u64, Vec<OutgoingRecord>);
+/// One outbox record: its name, sequence number and content.
+type OutRecord = (String, u32, Outgoing);
 
-/// What became of one message's blobs in a flush.
-struct MessageResult {
-    acknowledged: Vec<String>,
-    remaining: usize,
-    failed: bool,
-    conflict: bool,
+/// What the mailbox did with one PUT.
+enum Put {
+    /// Stored (201), or our very bytes were there (409 read back).
+    Stored,
+    /// Different bytes were there (409 read back).
+    Foreign,
+}
+
+/// What one conversation's delivery learnt, to commit under its lock.
+#[derive(Default)]
+struct Delivery {
+    /// Outcome by sequence number, in send order.
+    results: Vec<(u32, Put)>,
+    /// The sequence number whose PUT the mailbox refused (not transient), if any.
+    refused: Option<u32>,
 }
 
 impl<P: Platform> Client<P> {
     /// Encrypts `text` and commits it with the advanced session and its outgoing blobs in one
     /// strict transaction. Returns the history entry's sequence number. Nothing is sent yet:
-    /// call [`Client::flush`] (the UI does so right away).
+    /// call [`Client::flush`] (the UI does so right away). The message carries our
+    /// acknowledgement of the peer, so an owed acknowledgement-only blob is cancelled.
     pub async fn send(&self, id: &str, text: &str) -> Result<u64, ClientError> {
         let key = self.key()?;
         let text = Zeroizing::new(text.to_owned());
         let _guard = self.lock_conversation(id).await?;
         let mut conversation = self.conversation(&key, id).await?;
-        let ConversationState::Active { session, .. } = &conversation.state else {
-            return Err(ClientError::NotJoined);
-        };
-        let pickle_key = Self::pickle_key(&key);
-        let mut live = Session::from_pickle(&pickle_key, session)?;
-        let blobs = live.encrypt(&mut self.rng(), text.as_bytes())?;
+        let mut live = Self::load_session(&key, &conversation)?;
         let seq = conversation.next_seq;
+        let mut writes = self
+            .encrypt_entry(&key, id, &mut live, seq, text.as_bytes(), None)
+            .await?
+            .1;
         let now = self.now_ms();
         conversation.next_seq += 1;
         conversation.last_activity_ms = now;
         if let ConversationState::Active { session, .. } = &mut conversation.state {
-            *session = live.pickle(&pickle_key);
+            *session = live.pickle(&Self::pickle_key(&key));
         }
         let message = Message {
             seq,
@@ -74,47 +128,104 @@ impl<P: Platform> Client<P> {
             time_ms: now,
             status: Status::Sending,
         };
-        let mut writes = vec![
-            self.put(&key, records::conversation_key(id), &conversation),
-            self.put(&key, records::message_key(id, seq), &message),
-        ];
-        for (part, blob) in blobs.into_iter().enumerate() {
-            let outgoing = Outgoing {
-                write_key: blob.write_key.0,
-                blob: blob.blob,
-            };
-            writes.push(self.put(&key, records::outgoing_key(id, seq, part), &outgoing));
-        }
+        writes.push(self.put(&key, records::conversation_key(id), &conversation));
+        writes.push(self.put(&key, records::message_key(id, seq), &message));
+        writes.push(Write::Delete(records::ack_key(id)));
         // Strict: these keys are about to be used on the wire; a power loss must not undo it.
         self.store().commit(writes, Durability::Strict).await?;
         Ok(seq)
     }
 
-    /// Delivers every unacknowledged blob (of every conversation), each with its original
-    /// bytes to its original address. Acknowledged blobs are removed, and a message whose
-    /// blobs are all acknowledged becomes `Sent`; a message whose blob was refused is shown
-    /// as `Failed` and retried by the next flush. No lock is held during any request.
+    /// Encrypts history entry `entry`'s text on `live` into outbox writes. `pending_floor`:
+    /// the lowest sequence number of blobs encrypted earlier in the same transaction (not
+    /// yet in the store). Returns the first new sequence number and the writes.
+    pub(crate) async fn encrypt_entry(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        live: &mut Session,
+        entry: u64,
+        text: &[u8],
+        pending_floor: Option<u32>,
+    ) -> Result<(u32, Vec<Write>), ClientError> {
+        let floor = self.floor(id, live, pending_floor).await?;
+        let first = live.next_seq();
+        let blobs = live.encrypt(&mut self.rng(), text, floor)?;
+        let writes = blobs
+            .into_iter()
+            .map(|blob| {
+                let outgoing = Outgoing {
+                    write_key: blob.write_key.0,
+                    blob: blob.blob,
+                    kind: BlobKind::Data { message: entry },
+                    stored: false,
+                    checked_ms: 0,
+                };
+                self.put(key, records::outgoing_key(id, blob.seq), &outgoing)
+            })
+            .collect();
+        Ok((first, writes))
+    }
+
+    /// Our floor: the lowest sequence number still in the outbox (by record name, nothing
+    /// opened), or the session's next one.
+    async fn floor(
+        &self,
+        id: &str,
+        live: &Session,
+        pending_floor: Option<u32>,
+    ) -> Result<u32, ClientError> {
+        let lowest = self
+            .store()
+            .list(&records::outgoing_prefix(id))
+            .await?
+            .iter()
+            .filter_map(|(name, _)| records::parse_outgoing_key(name))
+            .map(|(_, seq)| seq)
+            .chain(pending_floor)
+            .min();
+        let next = live.next_seq();
+        Ok(lowest.map_or(next, |l| l.min(next)))
+    }
+
+    /// Delivers the outbox of every conversation. First, every acknowledgement that is due
+    /// is encrypted and committed ([`ACK_DELAY_MIN_MS`]). Then each blob not yet on the
+    /// mailbox is PUT with its original bytes at its original address; then stored blobs
+    /// the peer has not acknowledged are checked (at most [`MAX_RETRANSMIT_CHECK`] per
+    /// conversation, once every [`RETRANSMIT_AFTER_MS`]) and deposited again, byte for
+    /// byte, where their address reads empty. No lock is held during any request.
     ///
-    /// **In order:** within a conversation, a message's first PUT is made only once every
-    /// earlier message of that conversation is acknowledged; after a failure the rest of the
-    /// conversation's outbox waits for the next flush. So the mailbox receives each person's
-    /// messages in the order they were written (a request that timed out but arrives late
-    /// is the identical blob that the retry sends), and the peer can read them in that order.
+    /// **In order:** within a conversation a blob is PUT only once every earlier one is on
+    /// the mailbox; after a failure the rest waits for the next flush. So the mailbox receives
+    /// each person's blobs in the order they were written (a request that timed out but
+    /// arrives late is the identical blob that the retry sends).
     pub async fn flush(&self) -> Result<FlushOutcome, ClientError> {
         let key = self.key()?;
-        let pending: Vec<OutgoingRecord> = self.read_prefix(&key, OUTGOING_PREFIX).await?;
-        // Conversations are delivered side by side: one whose mailbox never answers costs
-        // its own deadline, not every other conversation's.
-        let mut conversations: Vec<(String, Vec<MessageRecords>)> = Vec::new();
-        for (id, seq, items) in group_by_message(pending) {
+        self.encrypt_due_acks(&key).await?;
+        let (pending, dropped) = self
+            .read_prefix_split::<Outgoing>(&key, OUTGOING_PREFIX)
+            .await?;
+        // Protocol-v1 outbox records (and names of no known form) can never be sent.
+        let mut drops: Vec<Write> = dropped.into_iter().map(Write::Delete).collect();
+        let mut conversations: Vec<(String, Vec<OutRecord>)> = Vec::new();
+        for (name, outgoing) in pending {
+            let Some((id, seq)) = records::parse_outgoing_key(&name) else {
+                drops.push(Write::Delete(name));
+                continue;
+            };
             match conversations.iter_mut().find(|(c, _)| *c == id) {
-                Some((_, messages)) => messages.push((seq, items)),
-                None => conversations.push((id, vec![(seq, items)])),
+                Some((_, items)) => items.push((name, seq, outgoing)),
+                None => conversations.push((id, vec![(name, seq, outgoing)])),
             }
         }
+        if !drops.is_empty() {
+            self.store().commit(drops, Durability::Relaxed).await?;
+        }
+        // Conversations are delivered side by side: one whose mailbox never answers costs
+        // its own deadline, not every other conversation's.
         let runs = conversations
             .into_iter()
-            .map(|(id, messages)| self.flush_conversation(id, messages))
+            .map(|(id, items)| self.flush_conversation(id, items))
             .collect();
         let mut outcome = FlushOutcome::default();
         for result in join_all(runs).await {
@@ -122,19 +233,77 @@ impl<P: Platform> Client<P> {
             outcome.delivered += part.delivered;
             outcome.pending += part.pending;
             outcome.conflicts += part.conflicts;
+            outcome.acks_sent += part.acks_sent;
+            outcome.retransmitted += part.retransmitted;
             if part.last_error.is_some() {
                 outcome.last_error = part.last_error;
             }
         }
+        outcome.flush_at_ms = self.next_flush_ms().await?;
         Ok(outcome)
     }
 
-    /// Delivers one conversation's outbox, message by message in order; stops at the first
-    /// message that is not fully acknowledged (the rest waits for the next flush).
+    /// Encrypts and commits (strictly, like a send) an acknowledgement-only blob for every
+    /// conversation whose owed acknowledgement is due. It is deposited by the flush, then
+    /// forgotten: never deposited again, never acknowledged for its own sake.
+    async fn encrypt_due_acks(&self, key: &VaultKey) -> Result<(), ClientError> {
+        let now = self.now_ms();
+        for (name, due) in self.read_prefix_lenient::<AckDue>(key, ACK_PREFIX).await? {
+            if due.due_ms > now {
+                continue;
+            }
+            let Some(id) = name.strip_prefix(ACK_PREFIX) else {
+                continue;
+            };
+            let _guard = self.lock_conversation(id).await?;
+            match self.read_lenient::<AckDue>(key, &name).await? {
+                Some(due) if due.due_ms <= now => {}
+                _ => continue,
+            }
+            let forget = vec![Write::Delete(name.clone())];
+            let Some(mut conversation) = self
+                .read::<Conversation>(key, &records::conversation_key(id))
+                .await?
+            else {
+                self.store().commit(forget, Durability::Relaxed).await?;
+                continue;
+            };
+            let mut live = match Self::load_session(key, &conversation) {
+                Ok(live) => live,
+                Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {
+                    self.store().commit(forget, Durability::Relaxed).await?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let floor = self.floor(id, &live, None).await?;
+            let blob = live.encrypt_acknowledgement(&mut self.rng(), floor)?;
+            if let ConversationState::Active { session, .. } = &mut conversation.state {
+                *session = live.pickle(&Self::pickle_key(key));
+            }
+            let outgoing = Outgoing {
+                write_key: blob.write_key.0,
+                blob: blob.blob,
+                kind: BlobKind::Ack,
+                stored: false,
+                checked_ms: 0,
+            };
+            let writes = vec![
+                Write::Delete(name.clone()),
+                self.put(key, records::outgoing_key(id, blob.seq), &outgoing),
+                self.put(key, records::conversation_key(id), &conversation),
+            ];
+            self.store().commit(writes, Durability::Strict).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers one conversation's outbox in send order, stopping at the first blob that is
+    /// not stored; then runs its retransmission check.
     async fn flush_conversation(
         &self,
         id: String,
-        messages: Vec<MessageRecords>,
+        items: Vec<OutRecord>,
     ) -> Result<FlushOutcome, ClientError> {
         let key = self.key()?;
         let mut outcome = FlushOutcome::default();
@@ -143,140 +312,432 @@ impl<P: Platform> Client<P> {
             .await?
         else {
             // The conversation was deleted: its blobs go with it.
-            let deletes = messages
+            let deletes = items
                 .into_iter()
-                .flat_map(|(_, items)| items)
-                .map(|(name, _)| Write::Delete(name))
+                .map(|(name, _, _)| Write::Delete(name))
                 .collect();
             self.store().commit(deletes, Durability::Relaxed).await?;
             return Ok(outcome);
         };
+        if conversation.ended.is_some() {
+            return Ok(outcome);
+        }
         let mailbox = conversation.mailbox.clone();
         drop(conversation);
-        let mut blocked = false;
-        for (seq, items) in messages {
-            if blocked {
-                outcome.pending += u32::try_from(items.len()).unwrap_or(u32::MAX);
-                continue;
-            }
-            let result = self.deliver(&mailbox, &items, &mut outcome).await;
-            blocked = result.remaining > 0;
-            self.record_delivery(&id, seq, result).await?;
-        }
-        Ok(outcome)
-    }
-
-    /// PUTs each blob of one message; a 409 counts as ours only if the stored bytes are.
-    async fn deliver(
-        &self,
-        mailbox: &str,
-        items: &[OutgoingRecord],
-        outcome: &mut FlushOutcome,
-    ) -> MessageResult {
         let net = self.platform().net();
-        let mut result = MessageResult {
-            acknowledged: Vec::new(),
-            remaining: 0,
-            failed: false,
-            conflict: false,
-        };
-        for (name, outgoing) in items {
-            let write_key = WriteKey(outgoing.write_key);
-            let delivered = match net.put(mailbox, &write_key, &outgoing.blob).await {
-                Ok(Deposit::Stored) => Ok(true),
-                // 409: our own earlier attempt, or someone else's blob. Only identical bytes
-                // are ours (an address that has expired since cannot be told apart).
-                Ok(Deposit::AlreadyStored) => net
-                    .get(mailbox, &write_key.address())
-                    .await
-                    .map(|stored| stored.is_none_or(|stored| stored == outgoing.blob)),
-                Err(err) => Err(err),
-            };
-            match delivered {
-                Ok(true) => {
+        let mut delivery = Delivery::default();
+        let unstored: Vec<&OutRecord> = items.iter().filter(|(_, _, o)| !o.stored).collect();
+        for (at, (_, seq, outgoing)) in unstored.iter().enumerate() {
+            match deposit(net, &mailbox, outgoing).await {
+                Ok(Put::Stored) => {
                     outcome.delivered += 1;
-                    result.acknowledged.push(name.clone());
+                    delivery.results.push((*seq, Put::Stored));
                 }
-                Ok(false) => {
-                    // Retrying can never succeed: the mailbox keeps the first write.
-                    result.conflict = true;
+                Ok(Put::Foreign) => {
+                    // Later blobs are encrypted again behind this one (or wait): stop here.
                     outcome.conflicts += 1;
-                    result.acknowledged.push(name.clone());
+                    delivery.results.push((*seq, Put::Foreign));
+                    outcome.pending += u32::try_from(unstored.len() - at - 1).unwrap_or(0);
+                    break;
                 }
                 Err(err) => {
                     // Unreachable or overloaded: still pending. Refused: shown as failed.
                     // Later blobs wait too, so that they reach the mailbox in order.
-                    result.failed |= !err.is_transient();
-                    result.remaining = items.len() - result.acknowledged.len();
-                    outcome.pending += u32::try_from(result.remaining).unwrap_or(u32::MAX);
+                    if !err.is_transient() {
+                        delivery.refused = Some(*seq);
+                    }
+                    outcome.pending += u32::try_from(unstored.len() - at).unwrap_or(u32::MAX);
                     outcome.last_error = Some(err);
                     break;
                 }
             }
         }
-        result
+        if !delivery.results.is_empty() || delivery.refused.is_some() {
+            outcome.acks_sent += self.record_delivery(&id, delivery).await?;
+        }
+        if let Err(err) = self
+            .retransmit(&id, &mailbox, &items, &mut outcome.retransmitted)
+            .await
+        {
+            match err {
+                ClientError::Network(err) => outcome.last_error = Some(err),
+                other => return Err(other),
+            }
+        }
+        Ok(outcome)
     }
 
-    /// Commits what a flush learnt about one message, under the conversation's lock (no
-    /// network inside): acknowledged blobs leave the outbox, the message's status follows.
-    async fn record_delivery(
-        &self,
-        id: &str,
-        seq: u64,
-        result: MessageResult,
-    ) -> Result<(), ClientError> {
+    /// Commits what a flush learnt about one conversation's blobs, under its lock (no
+    /// network inside): stored blobs are marked stored (acknowledgement-only ones are
+    /// forgotten), squatted ones are abandoned and their messages queued to be encrypted
+    /// again, statuses follow. Returns the acknowledgement-only blobs stored.
+    async fn record_delivery(&self, id: &str, delivery: Delivery) -> Result<u32, ClientError> {
         let key = self.key()?;
         let _guard = self.lock_conversation(id).await?;
         let Some(mut conversation) = self
             .read::<Conversation>(&key, &records::conversation_key(id))
             .await?
         else {
-            return Ok(());
+            return Ok(0);
         };
-        let mut writes: Vec<Write> = result
-            .acknowledged
-            .iter()
-            .map(|name| Write::Delete(name.clone()))
-            .collect();
-        if seq == HELLO_SEQ {
-            if result.conflict {
-                // Someone joined with this invite before us: the inviter is talking to them.
-                conversation.state = ConversationState::InviteTaken;
-                writes.push(self.put(&key, records::conversation_key(id), &conversation));
-            }
-        } else {
-            let name = records::message_key(id, seq);
-            if let Some(mut message) = self.read::<Message>(&key, &name).await? {
-                let status = match (result.conflict, result.remaining, result.failed) {
-                    (true, _, _) => Status::Conflict,
-                    (false, 0, _) => Status::Sent,
-                    (false, _, true) => Status::Failed,
-                    (false, _, false) => Status::Sending,
-                };
-                if message.status != status && message.status != Status::Conflict {
-                    message.status = status;
-                    writes.push(self.put(&key, name, &message));
+        let mut outbox = self.outbox(&key, id).await?;
+        let now = self.now_ms();
+        let mut writes = Vec::new();
+        let mut touched = BTreeSet::new();
+        let mut given_up = BTreeSet::new();
+        let mut conversation_changed = false;
+        let mut acks = 0;
+        for (seq, put) in delivery.results {
+            // Gone: the peer acknowledged it meanwhile (or it was abandoned).
+            let Some(at) = outbox.iter().position(|(_, s, _)| *s == seq) else {
+                continue;
+            };
+            match put {
+                Put::Stored => {
+                    if conversation.recovery.abandoned_run != 0
+                        || conversation.recovery.resends != 0
+                    {
+                        conversation.recovery.abandoned_run = 0;
+                        conversation.recovery.resends = 0;
+                        conversation_changed = true;
+                    }
+                    let Some((name, _, outgoing)) = outbox.get_mut(at) else {
+                        continue;
+                    };
+                    if outgoing.kind == BlobKind::Ack {
+                        acks += 1;
+                        writes.push(Write::Delete(name.clone()));
+                        outbox.remove(at);
+                    } else {
+                        outgoing.stored = true;
+                        outgoing.checked_ms = now;
+                        writes.push(self.put(&key, name.clone(), &*outgoing));
+                        if let BlobKind::Data { message } = outgoing.kind {
+                            touched.insert(message);
+                        }
+                    }
+                }
+                Put::Foreign => {
+                    conversation_changed = true;
+                    let kind = outbox.get(at).map(|(_, _, o)| o.kind);
+                    match kind {
+                        Some(BlobKind::Hello) => {
+                            // Someone joined with this invite before us: the inviter is
+                            // talking to them.
+                            conversation.state = ConversationState::InviteTaken;
+                            for (name, _, _) in outbox.drain(..) {
+                                writes.push(Write::Delete(name));
+                            }
+                        }
+                        Some(BlobKind::Ack) | None => {
+                            // An acknowledgement is carried again by our next blob.
+                            if let Some((name, _, _)) = (at < outbox.len()).then(|| outbox.remove(at))
+                            {
+                                writes.push(Write::Delete(name));
+                            }
+                        }
+                        Some(BlobKind::Data { message }) => {
+                            touched.insert(message);
+                            squatted(
+                                &mut conversation,
+                                &mut outbox,
+                                message,
+                                &mut writes,
+                                &mut touched,
+                                &mut given_up,
+                                now,
+                            );
+                        }
+                    }
                 }
             }
+        }
+        let refused_message = delivery.refused.and_then(|seq| {
+            outbox.iter().find_map(|(_, s, o)| match o.kind {
+                BlobKind::Data { message } if *s == seq => Some(message),
+                _ => None,
+            })
+        });
+        touched.extend(refused_message);
+        for message_seq in touched {
+            let blobs: Vec<&Outgoing> = outbox
+                .iter()
+                .filter(|(_, _, o)| o.kind == (BlobKind::Data { message: message_seq }))
+                .map(|(_, _, o)| o)
+                .collect();
+            let status = if given_up.contains(&message_seq) {
+                Status::Conflict
+            } else if conversation.recovery.resend.contains(&message_seq) {
+                Status::Sending
+            } else if blobs.is_empty() {
+                // Acknowledged meanwhile: the receive path made it delivered.
+                continue;
+            } else if blobs.iter().all(|o| o.stored) {
+                Status::Sent
+            } else if refused_message == Some(message_seq) {
+                Status::Failed
+            } else {
+                Status::Sending
+            };
+            let name = records::message_key(id, message_seq);
+            if let Some(mut message) = self.read::<Message>(&key, &name).await?
+                && message.status != status
+                && !matches!(message.status, Status::Conflict | Status::Delivered)
+            {
+                message.status = status;
+                writes.push(self.put(&key, name, &message));
+            }
+        }
+        if conversation_changed {
+            writes.push(self.put(&key, records::conversation_key(id), &conversation));
         }
         if !writes.is_empty() {
             self.store().commit(writes, Durability::Relaxed).await?;
         }
-        Ok(())
+        Ok(acks)
+    }
+
+    /// The retransmission check of one conversation: fetches the addresses of (at most
+    /// [`MAX_RETRANSMIT_CHECK`]) stored, unacknowledged blobs last seen on the mailbox at
+    /// least [`RETRANSMIT_AFTER_MS`] ago, in one padded request of the usual shape
+    /// ([`padded_batches`]), and deposits again, in send order and byte for byte, each whose
+    /// address reads empty (its copy expired or was lost). Whatever the mailbox answers, a
+    /// key and nonce only ever see the bytes they first encrypted.
+    async fn retransmit(
+        &self,
+        id: &str,
+        mailbox: &str,
+        items: &[OutRecord],
+        retransmitted: &mut u32,
+    ) -> Result<(), ClientError> {
+        let key = self.key()?;
+        let now = self.now_ms();
+        let due: Vec<&OutRecord> = items
+            .iter()
+            .filter(|(_, _, o)| {
+                o.stored
+                    && o.kind != BlobKind::Ack
+                    && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS)
+            })
+            .take(MAX_RETRANSMIT_CHECK)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let addresses: Vec<Address> = due
+            .iter()
+            .map(|(_, _, o)| WriteKey(o.write_key).address())
+            .collect();
+        let decoy_key = key.subkey(DECOY_KEY_LABEL);
+        let net = self.platform().net();
+        let mut found = Vec::new();
+        for batch in padded_batches(&decoy_key, &addresses) {
+            found.extend(net.fetch(mailbox, &batch).await?);
+        }
+        let mut checked = Vec::new();
+        let mut failure = None;
+        for ((_, seq, outgoing), address) in due.iter().zip(&addresses) {
+            if found.iter().any(|(a, _)| a == address) {
+                // Still there (ours, or someone's bytes written after ours expired: nothing
+                // we may do about those).
+                checked.push(*seq);
+                continue;
+            }
+            match deposit(net, mailbox, outgoing).await {
+                Ok(_) => {
+                    *retransmitted += 1;
+                    checked.push(*seq);
+                }
+                Err(err) => {
+                    // The rest waits for the next check, so that the blobs go back in order.
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        if !checked.is_empty() {
+            let _guard = self.lock_conversation(id).await?;
+            let mut writes = Vec::new();
+            for (name, seq, mut outgoing) in self.outbox(&key, id).await? {
+                if checked.contains(&seq) && outgoing.stored {
+                    outgoing.checked_ms = now;
+                    writes.push(self.put(&key, name, &outgoing));
+                }
+            }
+            self.store().commit(writes, Durability::Relaxed).await?;
+        }
+        match failure {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Conversation `id`'s outbox records that decode, in send order.
+    pub(crate) async fn outbox(
+        &self,
+        key: &VaultKey,
+        id: &str,
+    ) -> Result<Vec<OutRecord>, ClientError> {
+        Ok(self
+            .read_prefix_lenient::<Outgoing>(key, &records::outgoing_prefix(id))
+            .await?
+            .into_iter()
+            .filter_map(|(name, outgoing)| {
+                let (_, seq) = records::parse_outgoing_key(&name)?;
+                Some((name, seq, outgoing))
+            })
+            .collect())
+    }
+
+    /// Encrypts again, at later addresses, the messages whose addresses were squatted
+    /// (queued by a flush), after a poll had the chance to learn the peer's
+    /// acknowledgements (so a rollback is detected before new addresses are picked). Returns
+    /// whether anything was encrypted (flush now).
+    pub(crate) async fn resend_squatted(&self, id: &str) -> Result<bool, ClientError> {
+        let key = self.key()?;
+        let _guard = self.lock_conversation(id).await?;
+        let mut conversation = self.conversation(&key, id).await?;
+        if conversation.recovery.resend.is_empty() {
+            return Ok(false);
+        }
+        let mut live = Self::load_session(&key, &conversation)?;
+        let mut writes = Vec::new();
+        let mut pending_floor = None;
+        for message_seq in core::mem::take(&mut conversation.recovery.resend) {
+            let name = records::message_key(id, message_seq);
+            let Some(message) = self.read::<Message>(&key, &name).await? else {
+                continue;
+            };
+            if !message.outgoing || matches!(message.status, Status::Conflict | Status::Delivered)
+            {
+                continue;
+            }
+            let (first, mut blobs) = self
+                .encrypt_entry(
+                    &key,
+                    id,
+                    &mut live,
+                    message_seq,
+                    message.text.as_bytes(),
+                    pending_floor,
+                )
+                .await?;
+            pending_floor = Some(pending_floor.map_or(first, |f: u32| f.min(first)));
+            writes.append(&mut blobs);
+        }
+        if let ConversationState::Active { session, .. } = &mut conversation.state {
+            *session = live.pickle(&Self::pickle_key(&key));
+        }
+        writes.push(self.put(&key, records::conversation_key(id), &conversation));
+        writes.push(Write::Delete(records::ack_key(id)));
+        self.store().commit(writes, Durability::Strict).await?;
+        Ok(true)
+    }
+
+    /// The randomised delay of an owed acknowledgement ([`ACK_DELAY_MIN_MS`] to
+    /// [`ACK_DELAY_MAX_MS`], uniform).
+    pub(crate) fn ack_delay_ms(&self) -> u64 {
+        let span = ACK_DELAY_MAX_MS - ACK_DELAY_MIN_MS;
+        ACK_DELAY_MIN_MS + u64::from(self.rng().next_u32()) % span
     }
 }
 
-/// Groups outbox records (`out/{id}/{seq}-{part}`, in name order) by message.
-fn group_by_message(pending: Vec<OutgoingRecord>) -> Vec<(String, u64, Vec<OutgoingRecord>)> {
-    let mut groups: Vec<(String, u64, Vec<OutgoingRecord>)> = Vec::new();
-    for (name, outgoing) in pending {
-        let Some((id, seq)) = records::parse_outgoing_key(&name) else {
-            continue;
-        };
-        match groups.last_mut() {
-            Some((gid, gseq, items)) if *gid == id && *gseq == seq => items.push((name, outgoing)),
-            _ => groups.push((id, seq, vec![(name, outgoing)])),
+/// PUTs one blob; a 409 counts as ours only if the stored bytes are.
+async fn deposit<T: Transport>(
+    net: &T,
+    mailbox: &str,
+    outgoing: &Outgoing,
+) -> Result<Put, NetError> {
+    let write_key = WriteKey(outgoing.write_key);
+    match net.put(mailbox, &write_key, &outgoing.blob).await? {
+        Deposit::Stored => Ok(Put::Stored),
+        // 409: our own earlier attempt, or someone else's blob. Only identical bytes are
+        // ours (an address that has expired since reads empty: the retransmission check
+        // deposits it again later).
+        Deposit::AlreadyStored => {
+            let stored = net.get(mailbox, &write_key.address()).await?;
+            Ok(if stored.is_none_or(|stored| stored == outgoing.blob) {
+                Put::Stored
+            } else {
+                Put::Foreign
+            })
         }
     }
-    groups
+}
+
+/// A data blob of history entry `message` found foreign bytes at its address. Its blobs
+/// leave the outbox (so our floor passes them), and so does every later blob not yet on the
+/// mailbox; those messages are queued to be encrypted again, in order, at later addresses —
+/// unless that would be the [`MAX_RESENDS`]+1-th time in a row or leave more than
+/// [`MAX_ABANDONED_RUN`] abandoned addresses in a row (the peer's window would no longer
+/// reach the next one). Then the message is given up on ([`Status::Conflict`]), the later
+/// blobs keep their addresses, and the conversation says someone interferes.
+fn squatted(
+    conversation: &mut Conversation,
+    outbox: &mut Vec<OutRecord>,
+    message: u64,
+    writes: &mut Vec<Write>,
+    touched: &mut BTreeSet<u64>,
+    given_up: &mut BTreeSet<u64>,
+    now: u64,
+) {
+    let of_message = |o: &Outgoing| o.kind == BlobKind::Data { message };
+    let first = outbox
+        .iter()
+        .position(|(_, _, o)| of_message(o))
+        .unwrap_or(outbox.len());
+    let abandon: Vec<usize> = (first..outbox.len())
+        .filter(|&i| {
+            outbox
+                .get(i)
+                .is_some_and(|(_, _, o)| of_message(o) || !o.stored)
+        })
+        .collect();
+    let unreadable = |indexes: &[usize], outbox: &[OutRecord]| -> u32 {
+        let n = indexes
+            .iter()
+            .filter(|&&i| outbox.get(i).is_some_and(|(_, _, o)| !o.stored))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    let recovery = &mut conversation.recovery;
+    let run = recovery
+        .abandoned_run
+        .saturating_add(unreadable(&abandon, outbox));
+    let (abandon, requeue) = if recovery.resends < MAX_RESENDS && run <= MAX_ABANDONED_RUN {
+        recovery.resends += 1;
+        recovery.abandoned_run = run;
+        (abandon, true)
+    } else {
+        let own: Vec<usize> = abandon
+            .into_iter()
+            .filter(|&i| outbox.get(i).is_some_and(|(_, _, o)| of_message(o)))
+            .collect();
+        recovery.abandoned_run = recovery
+            .abandoned_run
+            .saturating_add(unreadable(&own, outbox));
+        given_up.insert(message);
+        let notice = conversation.interference.get_or_insert(Interference {
+            since_ms: now,
+            undelivered: 0,
+            rejected: 0,
+        });
+        notice.undelivered = notice.undelivered.saturating_add(1);
+        (own, false)
+    };
+    for &i in abandon.iter().rev() {
+        if i >= outbox.len() {
+            continue;
+        }
+        let (name, _, outgoing) = outbox.remove(i);
+        writes.push(Write::Delete(name));
+        if let BlobKind::Data { message: m } = outgoing.kind {
+            touched.insert(m);
+            let queue = &mut conversation.recovery.resend;
+            if requeue && !queue.contains(&m) {
+                queue.push(m);
+            }
+        }
+    }
+    conversation.recovery.resend.sort_unstable();
 }

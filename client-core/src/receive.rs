@@ -7,17 +7,33 @@
 //! releases the lock. When the drained chain's window has slid over addresses not fetched
 //! yet, the lock is released, those are fetched, and draining resumes — so a fetch that never
 //! answers delays only this poll, never another tab's send.
+//!
+//! Every decrypted blob also tells what the peer has acknowledged of ours: in the same
+//! commit, acknowledged blobs leave the outbox and messages all of whose blobs are
+//! acknowledged become [`Status::Delivered`]; a detected rollback and junk found at the peer's
+//! addresses become conversation notices; and a poll that read a message (or a join) owes the
+//! peer an acknowledgement, due after a randomised delay ([`crate::outbox::ACK_DELAY_MIN_MS`]).
 
 use std::rc::Rc;
 
-use protocol::{Address, PendingInvite, Session};
+use std::collections::BTreeSet;
+
+use protocol::{Address, DecryptError, PayloadKind, PendingInvite, Session};
 use zeroize::Zeroizing;
 
 use crate::client::{Client, DECOY_KEY_LABEL, HistoryEntry, PollPlan};
 use crate::decoys::padded_batches;
 use crate::error::ClientError;
-use crate::platform::{Durability, Platform, RecordStore, Transport};
-use crate::records::{self, ConversationState, Message, Status};
+use crate::platform::{Durability, Platform, RecordStore, Transport, Write};
+use crate::records::{
+    self, AckDue, BlobKind, Conversation, ConversationState, Interference, MAX_JUNK_REMEMBERED,
+    Message, RollbackNotice, Status,
+};
+use crate::vault::VaultKey;
+
+/// Distinct blobs at the peer's addresses that fail to authenticate before the conversation
+/// says someone is interfering (one can be a glitch; three are not).
+pub const INTERFERENCE_THRESHOLD: u32 = 3;
 
 /// Extra fetches one poll may make while draining a burst in send order (each covers the
 /// addresses a slid receive window newly holds).
@@ -32,6 +48,13 @@ pub struct PollOutcome {
     pub joined: bool,
     /// Blobs found that did not decrypt (foreign, tampered or already read): ignored.
     pub rejected: u32,
+    /// History entries of ours that became [`Status::Delivered`] in this poll.
+    pub delivered: Vec<u64>,
+    /// A notice (interference, rollback) was raised or grew: read the summary again.
+    pub notice: bool,
+    /// When to flush (ms since the epoch): an acknowledgement is owed then, or a squatted
+    /// message was encrypted again (now).
+    pub flush_at_ms: Option<u64>,
 }
 
 /// A blob found on the mailbox: its address, its bytes, and the round (the poll's request
@@ -60,15 +83,43 @@ struct Drained {
     rejected: u32,
     /// Addresses to fetch before draining on (the current chain's window slid past them).
     refetch: Vec<Address>,
+    /// Blobs decrypted (messages, fragments, acknowledgements).
+    decrypted: u32,
+    /// Whether a data blob was among them (only those are acknowledged for their own sake).
+    data: bool,
+    /// Blobs the lost copy of this device sent, by the rollbacks detected.
+    rollback_lost: u32,
+    /// Addresses of the poll set whose blob did not authenticate.
+    junk: Vec<Address>,
 }
 
 impl<P: Platform> Client<P> {
     /// Polls one conversation: fetches its poll set (padded with decoys to
     /// [`crate::FETCH_BATCH`]), then drains what arrived in the peer's send order on the latest
     /// committed session, committing session and history together before reporting anything.
+    ///
+    /// Then, if a flush found some of our messages' addresses taken by foreign bytes, encrypts
+    /// them again at later addresses (with what this poll learnt, a rollback included) and
+    /// asks for a flush now ([`PollOutcome::flush_at_ms`]).
     pub async fn poll(&self, id: &str) -> Result<PollOutcome, ClientError> {
+        let mut outcome = self.poll_mailbox(id).await?;
+        match self.resend_squatted(id).await {
+            Ok(true) => outcome.flush_at_ms = Some(self.now_ms()),
+            Ok(false) | Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {}
+            // The messages are committed: report them; the resend waits for the next poll.
+            Err(_) if !outcome.messages.is_empty() || outcome.joined => {}
+            Err(err) => return Err(err),
+        }
+        Ok(outcome)
+    }
+
+    /// Fetches and drains (see [`Client::poll`]).
+    async fn poll_mailbox(&self, id: &str) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
+        if conversation.ended.is_some() {
+            return Ok(PollOutcome::default());
+        }
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
         let state = match &conversation.state {
             ConversationState::Waiting { pending, .. } => pending,
@@ -81,7 +132,13 @@ impl<P: Platform> Client<P> {
                 let pickle_key = Self::pickle_key(&key);
                 let addresses = match &conversation.state {
                     ConversationState::Active { .. } => {
-                        Session::from_pickle(&pickle_key, state)?.poll_addresses()
+                        match Self::load_session(&key, &conversation) {
+                            Ok(live) => live.poll_addresses(),
+                            Err(ClientError::ConversationEnded { .. }) => {
+                                return Ok(PollOutcome::default());
+                            }
+                            Err(err) => return Err(err),
+                        }
                     }
                     _ => PendingInvite::from_pickle(&pickle_key, state)?.poll_addresses(),
                 };
@@ -175,14 +232,45 @@ impl<P: Platform> Client<P> {
             outcome.joined = true;
             changed = true;
         }
-        let ConversationState::Active { session, .. } = &conversation.state else {
+        let joined_now = changed;
+        if !matches!(conversation.state, ConversationState::Active { .. }) {
             return Ok(Vec::new());
-        };
-        let mut live = Session::from_pickle(&pickle_key, session)?;
+        }
+        let delivered_before = outcome.delivered.len();
+        let mut live = Self::load_session(&key, &conversation)?;
         let may_refetch = progress.refetches < MAX_REFETCHES;
         let drained = drain(&mut live, found, progress, may_refetch);
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
+        let now = self.now_ms();
+        if drained.decrypted > 0 || joined_now {
+            changed = true;
+            self.apply_acknowledgement(&key, id, &live, &mut writes, outcome)
+                .await?;
+        }
+        if drained.rollback_lost > 0 {
+            let notice = conversation.rollback.get_or_insert(RollbackNotice {
+                detected_ms: now,
+                lost_blobs: 0,
+            });
+            notice.lost_blobs = notice.lost_blobs.saturating_add(drained.rollback_lost);
+            outcome.notice = true;
+            changed = true;
+        }
+        let (added, raised) = note_junk(&mut conversation, &drained.junk, now);
+        changed |= added;
+        outcome.notice |= raised;
+        if drained.data || joined_now {
+            // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
+            let name = records::ack_key(id);
+            let proposed = now + self.ack_delay_ms();
+            let due_ms = match self.read_lenient::<AckDue>(&key, &name).await? {
+                Some(owed) => owed.due_ms.min(proposed),
+                None => proposed,
+            };
+            writes.push(self.put(&key, name, &AckDue { due_ms }));
+            outcome.flush_at_ms = Some(outcome.flush_at_ms.map_or(due_ms, |f| f.min(due_ms)));
+        }
         for plaintext in &drained.plaintexts {
             let message = Message {
                 seq: conversation.next_seq,
@@ -198,7 +286,7 @@ impl<P: Platform> Client<P> {
             outcome.messages.push(HistoryEntry::from(&message));
             changed = true;
         }
-        if changed {
+        if changed || !writes.is_empty() {
             if let ConversationState::Active { session, .. } = &mut conversation.state {
                 *session = live.pickle(&pickle_key);
             }
@@ -210,10 +298,52 @@ impl<P: Platform> Client<P> {
                 outcome
                     .messages
                     .truncate(outcome.messages.len().saturating_sub(reported));
+                outcome.delivered.truncate(delivered_before);
                 return Err(err.into());
             }
         }
         Ok(drained.refetch)
+    }
+
+    /// Applies what the peer has acknowledged of our stream (under the conversation's lock,
+    /// into the step's commit): covered blobs leave the outbox, and a message none of whose
+    /// blobs is left becomes [`Status::Delivered`].
+    async fn apply_acknowledgement(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        live: &Session,
+        writes: &mut Vec<Write>,
+        outcome: &mut PollOutcome,
+    ) -> Result<(), ClientError> {
+        let acknowledged = live.peer_acknowledgement();
+        let outbox = self.outbox(key, id).await?;
+        let mut covered_messages = BTreeSet::new();
+        let mut left_messages = BTreeSet::new();
+        for (name, seq, outgoing) in &outbox {
+            let message = match outgoing.kind {
+                BlobKind::Data { message } => Some(message),
+                BlobKind::Hello | BlobKind::Ack => None,
+            };
+            if acknowledged.contains(*seq) {
+                writes.push(Write::Delete(name.clone()));
+                covered_messages.extend(message);
+            } else {
+                left_messages.extend(message);
+            }
+        }
+        for message_seq in covered_messages.difference(&left_messages) {
+            let name = records::message_key(id, *message_seq);
+            if let Some(mut message) = self.read::<Message>(key, &name).await?
+                && message.outgoing
+                && !matches!(message.status, Status::Delivered | Status::Conflict)
+            {
+                message.status = Status::Delivered;
+                writes.push(self.put(key, name, &message));
+                outcome.delivered.push(*message_seq);
+            }
+        }
+        Ok(())
     }
 
     /// Fetches `addresses` in padded batches of [`crate::FETCH_BATCH`], one round each;
@@ -339,12 +469,52 @@ fn drain(
         match live.decrypt(&address, &blob) {
             Ok(received) => {
                 progress.read_since_fetch = true;
+                out.decrypted += 1;
+                out.data |= received.kind == PayloadKind::Data;
+                if let Some(rollback) = received.rollback {
+                    out.rollback_lost = out.rollback_lost.saturating_add(rollback.lost_blobs);
+                }
                 if let Some(plaintext) = received.plaintext {
                     out.plaintexts.push(plaintext);
                 }
             }
-            // Foreign or tampered: a failed decrypt leaves the session unchanged.
-            Err(_) => out.rejected += 1,
+            // Foreign or tampered: a failed decrypt leaves the session unchanged. At an
+            // address of the poll set, only the peer (or the mailbox) could have written:
+            // a blob there that does not authenticate is junk someone put in the way.
+            Err(err) => {
+                out.rejected += 1;
+                if !matches!(err, DecryptError::Duplicate | DecryptError::UnknownAddress) {
+                    out.junk.push(address);
+                }
+            }
         }
     }
+}
+
+/// Remembers junk found at the peer's addresses; past [`INTERFERENCE_THRESHOLD`] distinct
+/// ones the conversation says someone interferes. Returns whether anything new was
+/// remembered, and whether the notice was raised or grew.
+fn note_junk(conversation: &mut Conversation, junk: &[Address], now: u64) -> (bool, bool) {
+    let remembered = &mut conversation.recovery.junk;
+    let mut added = false;
+    for address in junk {
+        if !remembered.contains(&address.0) {
+            if remembered.len() >= MAX_JUNK_REMEMBERED {
+                remembered.remove(0);
+            }
+            remembered.push(address.0);
+            added = true;
+        }
+    }
+    let count = u32::try_from(remembered.len()).unwrap_or(u32::MAX);
+    if !added || count < INTERFERENCE_THRESHOLD {
+        return (added, false);
+    }
+    let notice = conversation.interference.get_or_insert(Interference {
+        since_ms: now,
+        undelivered: 0,
+        rejected: 0,
+    });
+    notice.rejected = notice.rejected.max(count);
+    (true, true)
 }

@@ -10,16 +10,34 @@
 //! | `vault` | the vault header (clear: salt, Argon2id parameters, sealed check value) |
 //! | `conv/{id}` | [`Conversation`]: name, mailbox, state (pending invite or session pickle), counters |
 //! | `msg/{id}/{seq:016x}` | [`Message`]: one message of the history |
-//! | `out/{id}/{seq:016x}-{part:04x}` | [`Outgoing`]: one encrypted blob not yet acknowledged by the mailbox |
+//! | `out/{id}/{seq:08x}` | [`Outgoing`]: one encrypted blob of ours (protocol sequence number `seq`) not yet acknowledged by the peer |
+//! | `ack/{id}` | [`AckDue`]: the conversation owes the peer an acknowledgement |
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
+//!
+//! Record formats: every record starts with its format version ([`Record::VERSION`]).
+//! Conversations are at version 2 (protocol v2: notices and recovery state); a version-1
+//! conversation (written by a protocol-v1 client) still loads, as *ended*
+//! ([`EndReason::ProtocolV1`]): its history stays readable. Outbox records are at version 2
+//! (protocol sequence numbers); version-1 outbox records no longer decode and are dropped.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Key of the vault header.
 pub const VAULT_KEY: &str = "vault";
-/// Current version of the record formats below.
+/// Version of the record formats that did not change with protocol v2 (messages, invites,
+/// acknowledgement due times).
 pub const RECORD_VERSION: u8 = 1;
+
+/// A record the client stores: its format version and how older versions load.
+pub trait Record: Serialize + for<'de> Deserialize<'de> {
+    /// The format version written by [`encode`].
+    const VERSION: u8 = RECORD_VERSION;
+    /// Loads a record written at an older `version`; `None` if it cannot be read any more.
+    fn upgrade(_version: u8, _body: &[u8]) -> Option<Self> {
+        None
+    }
+}
 
 /// Key of a conversation record.
 pub fn conversation_key(id: &str) -> String {
@@ -39,9 +57,9 @@ pub fn message_prefix(id: &str) -> String {
     format!("msg/{id}/")
 }
 
-/// Key of one unacknowledged blob of message `seq`.
-pub fn outgoing_key(id: &str, seq: u64, part: usize) -> String {
-    format!("out/{id}/{seq:016x}-{part:04x}")
+/// Key of our blob with protocol sequence number `seq` (names sort in send order).
+pub fn outgoing_key(id: &str, seq: u32) -> String {
+    format!("out/{id}/{seq:08x}")
 }
 
 /// Prefix of every unacknowledged blob of a conversation.
@@ -49,21 +67,27 @@ pub fn outgoing_prefix(id: &str) -> String {
     format!("out/{id}/")
 }
 
-/// Prefix of every unacknowledged blob of one message.
-pub fn outgoing_message_prefix(id: &str, seq: u64) -> String {
-    format!("out/{id}/{seq:016x}-")
-}
-
 /// Prefix of every unacknowledged blob of every conversation.
 pub const OUTGOING_PREFIX: &str = "out/";
 
-/// `out/{id}/{seq:016x}-{part:04x}` → (`id`, `seq`); `None` for any other name.
-pub fn parse_outgoing_key(name: &str) -> Option<(String, u64)> {
+/// `out/{id}/{seq:08x}` → (`id`, `seq`); `None` for any other name (also the names of
+/// protocol-v1 outbox records, `out/{id}/{016x}-{04x}`).
+pub fn parse_outgoing_key(name: &str) -> Option<(String, u32)> {
     let rest = name.strip_prefix(OUTGOING_PREFIX)?;
-    let (id, tail) = rest.split_once('/')?;
-    let (seq, _part) = tail.split_once('-')?;
-    Some((id.to_owned(), u64::from_str_radix(seq, 16).ok()?))
+    let (id, seq) = rest.split_once('/')?;
+    if seq.len() != 8 || !seq.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((id.to_owned(), u32::from_str_radix(seq, 16).ok()?))
 }
+
+/// Key of the record saying that conversation `id` owes the peer an acknowledgement.
+pub fn ack_key(id: &str) -> String {
+    format!("{ACK_PREFIX}{id}")
+}
+
+/// Prefix of every owed acknowledgement.
+pub const ACK_PREFIX: &str = "ack/";
 
 /// Prefix of the records that remember the invites this vault created or joined.
 pub const INVITE_PREFIX: &str = "inv/";
@@ -78,7 +102,7 @@ pub fn invite_key(tag_hex: &str) -> String {
 /// Sequence number reserved for the joiner's hello (it has no history entry).
 pub const HELLO_SEQ: u64 = 0;
 
-/// One conversation.
+/// One conversation (record format 2).
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct Conversation {
     /// Random identifier (hex), local to this device.
@@ -95,7 +119,121 @@ pub struct Conversation {
     pub next_seq: u64,
     /// Where the conversation stands.
     pub state: ConversationState,
+    /// Set when the conversation cannot go on (its history stays readable).
+    #[zeroize(skip)]
+    pub ended: Option<EndReason>,
+    /// Notice: someone is interfering with this conversation (until the user clears it).
+    #[zeroize(skip)]
+    pub interference: Option<Interference>,
+    /// Notice: this device was found restored from an older copy (until the user clears it).
+    #[zeroize(skip)]
+    pub rollback: Option<RollbackNotice>,
+    /// Where recovery from squatted addresses and junk stands.
+    #[zeroize(skip)]
+    pub recovery: Recovery,
 }
+
+impl Record for Conversation {
+    const VERSION: u8 = 2;
+    fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
+        if version != 1 {
+            return None;
+        }
+        let mut old: ConversationV1 = postcard::from_bytes(body).ok()?;
+        // A version-1 record was written by a protocol-v1 client: its pickle (session or
+        // pending invite) is a v1 pickle, which protocol v2 refuses.
+        let ended = match old.state {
+            ConversationState::InviteTaken => None,
+            _ => Some(EndReason::ProtocolV1),
+        };
+        Some(Conversation {
+            id: core::mem::take(&mut old.id),
+            name: core::mem::take(&mut old.name),
+            mailbox: core::mem::take(&mut old.mailbox),
+            last_activity_ms: old.last_activity_ms,
+            unread: old.unread,
+            next_seq: old.next_seq,
+            state: core::mem::replace(&mut old.state, ConversationState::InviteTaken),
+            ended,
+            interference: None,
+            rollback: None,
+            recovery: Recovery::default(),
+        })
+    }
+}
+
+/// A conversation as protocol-v1 clients stored it (record format 1).
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct ConversationV1 {
+    id: String,
+    name: String,
+    mailbox: String,
+    last_activity_ms: u64,
+    unread: u32,
+    next_seq: u64,
+    state: ConversationState,
+}
+
+/// Why a conversation cannot go on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// Made with protocol version 1: its session cannot continue under version 2 (the wire
+    /// format and keys differ). Start a new conversation.
+    ProtocolV1,
+}
+
+impl core::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EndReason::ProtocolV1 => f.write_str(
+                "it was made with an older version of Hush (protocol version 1) and cannot \
+                 continue; start a new conversation",
+            ),
+        }
+    }
+}
+
+/// Someone is interfering with this conversation: addresses only the two people (and the
+/// mailbox operator) can write held bytes that are not theirs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interference {
+    /// When it was first noticed (ms since the epoch).
+    pub since_ms: u64,
+    /// Our messages given up on ([`Status::Conflict`]): every address tried was taken.
+    pub undelivered: u32,
+    /// Distinct blobs found at addresses the peer would write that did not authenticate.
+    pub rejected: u32,
+}
+
+/// This device runs on state older than what it once used (a restored backup or profile, or
+/// a power loss that undid a save): the peer acknowledged blobs this session never sent.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollbackNotice {
+    /// When it was detected (ms since the epoch).
+    pub detected_ms: u64,
+    /// At least this many blobs were sent from the lost copy (messages, parts of messages or
+    /// acknowledgements): what they said is not in this device's history.
+    pub lost_blobs: u32,
+}
+
+/// Recovery bookkeeping of one conversation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Our sequence numbers abandoned in a row since the mailbox last stored one of our blobs
+    /// (squatted, or queued behind a squatted one). Kept below the receive window so the peer
+    /// still finds the next one.
+    pub abandoned_run: u32,
+    /// Re-encryptions since the mailbox last stored one of our blobs.
+    pub resends: u32,
+    /// History entries to encrypt again (at later addresses), in order.
+    pub resend: Vec<u64>,
+    /// Distinct addresses of the peer's poll set whose blob did not authenticate (at most
+    /// [`MAX_JUNK_REMEMBERED`]).
+    pub junk: Vec<[u8; 32]>,
+}
+
+/// Most junk addresses remembered per conversation.
+pub const MAX_JUNK_REMEMBERED: usize = 32;
 
 /// Where a conversation stands.
 #[derive(Serialize, Deserialize, Zeroize)]
@@ -144,9 +282,12 @@ pub enum Status {
     Failed,
     /// Theirs.
     Received,
-    /// Ours, never delivered: a different blob already sat at its address, so the mailbox
-    /// kept that one. Not retried (it cannot succeed).
+    /// Ours, never delivered: a different blob already sat at its address, and at each later
+    /// address it was sent to again (at most [`crate::outbox::MAX_RESENDS`] times). Final.
     Conflict,
+    /// Ours, on the other person's device: their acknowledgements cover every blob of it.
+    /// (Appended: records written before keep their meaning.)
+    Delivered,
 }
 
 /// One history entry.
@@ -165,7 +306,10 @@ pub struct Message {
     pub status: Status,
 }
 
-/// One encrypted blob awaiting the mailbox's acknowledgement. Retried byte for byte.
+impl Record for Message {}
+
+/// One encrypted blob of ours, kept (sealed) until the peer acknowledges it. Deposited and
+/// deposited again byte for byte at its one address: a key and nonce never see other bytes.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct Outgoing {
     /// The write key (the address is derived from it).
@@ -173,11 +317,48 @@ pub struct Outgoing {
     /// The blob, exactly as first encrypted.
     #[serde(with = "serde_bytes")]
     pub blob: Vec<u8>,
+    /// What it carries.
+    #[zeroize(skip)]
+    pub kind: BlobKind,
+    /// Whether the mailbox has stored it (201, or 409 over these very bytes).
+    pub stored: bool,
+    /// When the mailbox was last seen holding it (ms since the epoch): a retransmission check
+    /// looks at it again [`crate::outbox::RETRANSMIT_AFTER_MS`] later.
+    pub checked_ms: u64,
 }
 
+impl Record for Outgoing {
+    // Version 1 (no sequence number, kept until the mailbox stored it) is dropped.
+    const VERSION: u8 = 2;
+}
+
+/// What an outgoing blob carries.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobKind {
+    /// The joiner's hello (seq 0).
+    Hello,
+    /// A fragment of history entry `message`.
+    Data {
+        /// The history entry's sequence number.
+        message: u64,
+    },
+    /// An acknowledgement only: forgotten once stored, never deposited again.
+    Ack,
+}
+
+/// The conversation owes the peer an acknowledgement, due at `due_ms`.
+#[derive(Serialize, Deserialize)]
+pub struct AckDue {
+    /// When to send it (ms since the epoch).
+    pub due_ms: u64,
+}
+
+impl Record for AckDue {}
+impl Record for InviteRecord {}
+
 /// Encodes a record: version byte, then postcard.
-pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    let mut out = vec![RECORD_VERSION];
+pub fn encode<T: Record>(record: &T) -> Vec<u8> {
+    let mut out = vec![T::VERSION];
     // Serializing these plain structs into a Vec cannot fail.
     if let Ok(body) = postcard::to_allocvec(record) {
         out.extend_from_slice(&body);
@@ -185,11 +366,13 @@ pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     out
 }
 
-/// Decodes a record written by [`encode`]; `None` if it is malformed or of an unknown version.
-pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+/// Decodes a record written by [`encode`] (or by an older version [`Record::upgrade`] reads);
+/// `None` if it is malformed or of a version that cannot be read.
+pub fn decode<T: Record>(bytes: &[u8]) -> Option<T> {
     match bytes.split_first() {
-        Some((&RECORD_VERSION, body)) => postcard::from_bytes(body).ok(),
-        _ => None,
+        Some((&version, body)) if version == T::VERSION => postcard::from_bytes(body).ok(),
+        Some((&version, body)) => T::upgrade(version, body),
+        None => None,
     }
 }
 
@@ -201,15 +384,24 @@ mod tests {
     #[test]
     fn byte_fields_keep_the_format_a_plain_vec_had() {
         // `serde_bytes` is only faster: postcard writes a byte string and a sequence of `u8`
-        // alike (varint length, then the bytes), so records written before still load.
-        #[derive(Serialize)]
+        // alike (varint length, then the bytes).
+        #[derive(Serialize, Deserialize)]
         struct Before {
             write_key: [u8; 32],
             blob: Vec<u8>,
+            kind: BlobKind,
+            stored: bool,
+            checked_ms: u64,
+        }
+        impl Record for Before {
+            const VERSION: u8 = 2;
         }
         let before = encode(&Before {
             write_key: [3; 32],
             blob: vec![0, 1, 255, 7],
+            kind: BlobKind::Data { message: 4 },
+            stored: true,
+            checked_ms: 9,
         });
         let now: Outgoing = decode(&before).unwrap();
         assert_eq!(now.blob, vec![0, 1, 255, 7]);
@@ -217,13 +409,61 @@ mod tests {
     }
 
     #[test]
+    fn protocol_v1_outbox_records_do_not_load() {
+        #[derive(Serialize, Deserialize)]
+        struct V1 {
+            write_key: [u8; 32],
+            blob: Vec<u8>,
+        }
+        impl Record for V1 {}
+        let old = encode(&V1 {
+            write_key: [3; 32],
+            blob: vec![1; 1024],
+        });
+        assert!(decode::<Outgoing>(&old).is_none());
+        assert_eq!(parse_outgoing_key("out/ab/0000000000000001-0000"), None);
+    }
+
+    #[test]
+    fn a_protocol_v1_conversation_loads_as_ended() {
+        #[derive(Serialize, Deserialize)]
+        struct V1 {
+            id: String,
+            name: String,
+            mailbox: String,
+            last_activity_ms: u64,
+            unread: u32,
+            next_seq: u64,
+            state: ConversationState,
+        }
+        impl Record for V1 {}
+        let old = encode(&V1 {
+            id: "ab".into(),
+            name: "Bob".into(),
+            mailbox: "https://m".into(),
+            last_activity_ms: 5,
+            unread: 2,
+            next_seq: 7,
+            state: ConversationState::Active {
+                session: vec![1, 2, 3],
+                safety_code: "1234".into(),
+            },
+        });
+        let now: Conversation = decode(&old).unwrap();
+        assert_eq!(now.ended, Some(EndReason::ProtocolV1));
+        assert_eq!((now.name.as_str(), now.next_seq, now.unread), ("Bob", 7, 2));
+        let back: Conversation = decode(&encode(&now)).unwrap();
+        assert_eq!(back.ended, Some(EndReason::ProtocolV1));
+    }
+
+    #[test]
     fn keys_sort_in_sequence_order() {
         assert!(message_key("a", 2) < message_key("a", 10));
         assert!(message_key("a", 0xff) < message_key("a", 0x100));
-        assert!(outgoing_key("a", 1, 2).starts_with(&outgoing_message_prefix("a", 1)));
-        assert!(!outgoing_key("a", 11, 0).starts_with(&outgoing_message_prefix("a", 1)));
+        assert!(outgoing_key("a", 2) < outgoing_key("a", 10));
+        assert!(outgoing_key("a", 0xffff) < outgoing_key("a", 0x10000));
         assert_eq!(
-            parse_outgoing_key(&outgoing_key("ab", 0x1f, 3)),
+            parse_outgoing_key(&outgoing_key("ab", 0x1f)),
             Some(("ab".into(), 0x1f))
         );
         assert_eq!(parse_outgoing_key("msg/ab/01"), None);
@@ -236,12 +476,12 @@ mod tests {
             outgoing: true,
             text: "hi".into(),
             time_ms: 5,
-            status: Status::Sending,
+            status: Status::Delivered,
         };
         let back: Message = decode(&encode(&msg)).unwrap();
         assert_eq!(
             (back.seq, back.text.as_str(), back.status),
-            (3, "hi", Status::Sending)
+            (3, "hi", Status::Delivered)
         );
         assert!(decode::<Message>(&[]).is_none());
         assert!(decode::<Message>(&[9, 1, 2]).is_none());

@@ -49,19 +49,22 @@ fn a_409_over_our_own_bytes_after_a_lost_answer_is_delivered() {
 }
 
 #[test]
-fn a_409_over_someone_elses_bytes_marks_the_message_not_delivered() {
+fn a_409_over_someone_elses_bytes_is_sent_again_at_a_later_address() {
     let (alice, a_id, bob, b_id, mailbox) = joined();
     run(bob.send(&b_id, "hello")).unwrap();
     mailbox.squat_next_put.set(true);
     let out = run(bob.flush()).unwrap();
     assert_eq!((out.delivered, out.conflicts, out.pending), (0, 1, 0));
-    assert_eq!(run(bob.history(&b_id)).unwrap()[0].status, Status::Conflict);
-    // Not retried: the outbox is empty.
-    assert_eq!(
-        run(bob.flush()).unwrap(),
-        client_core::FlushOutcome::default()
-    );
-    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    // Not final: encrypted again (after the next poll) and delivered.
+    assert_eq!(run(bob.history(&b_id)).unwrap()[0].status, Status::Sending);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.flush_at_ms.is_some());
+    let out = run(bob.flush()).unwrap();
+    assert_eq!((out.delivered, out.conflicts), (1, 0));
+    assert_eq!(run(bob.history(&b_id)).unwrap()[0].status, Status::Sent);
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(got.messages.len(), 1);
+    assert_eq!(got.messages[0].text, "hello");
 }
 
 #[test]
