@@ -10,6 +10,11 @@
 //!   and opened. The difference to `floor/one_direction` is the price of header encryption,
 //!   addresses and the 1 KiB blob; the difference to `protocol/one_direction` is the
 //!   implementation's own overhead.
+//! * `floor/one_direction_hedged_primitives`: the same plus what hedging (protocol v2, issue
+//!   #15) adds per message: 32 random bytes, the hedge `r = HMAC(MK, z ‖ header ‖ payload)`
+//!   over ~1 KiB on the sender, and the per-blob header and body keys (`HKr`, `MKr`: two
+//!   HMACs) on each side, with the 936-byte payload. Next to the line above, in the same run:
+//!   the cost of hedging against v1's design.
 //! * `protocol/one_direction` and `protocol/ping_pong`: `Session::encrypt` + `Session::decrypt`
 //!   of one 256-byte message (ping-pong alternates direction every message).
 //!
@@ -155,6 +160,51 @@ fn benches(c: &mut Criterion) {
             let cipher = ChaCha20Poly1305::new(&ck_s.into());
             cipher
                 .decrypt_inout_detached(&nonce, &[0u8; 120], (&mut payload[..]).into(), &tag)
+                .unwrap();
+        })
+    });
+    let mut payload2 = [0u8; 936];
+    group.bench_function("one_direction_hedged_primitives", |b| {
+        b.iter(|| {
+            let mut z = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng, &mut z);
+            let mut keys = [[0u8; 32]; 2];
+            for (side, key) in keys.iter_mut().enumerate() {
+                let (mk, next) = kdf_ck(&ck_s);
+                ck_s = next;
+                let mut mac = <Hmac as HmacImpl>::new_from_slice(&hk);
+                HmacImpl::update(&mut mac, b"hush/v2/write-key");
+                HmacImpl::update(&mut mac, &[0, 0, 0, 0, 1]);
+                let wk: [u8; 32] = HmacImpl::finalize(mac).into();
+                black_box(protocol::WriteKey(wk).address());
+                if side == 0 {
+                    let mut mac = <Hmac as HmacImpl>::new_from_slice(&mk);
+                    for part in [&b"hush/v2/hedge"[..], &z, &header, &payload2] {
+                        HmacImpl::update(&mut mac, part);
+                    }
+                    black_box(HmacImpl::finalize(mac));
+                }
+                for label in [&b"hush/v2/header-key"[..], b"hush/v2/body-key"] {
+                    let mut mac = <Hmac as HmacImpl>::new_from_slice(&mk);
+                    HmacImpl::update(&mut mac, label);
+                    HmacImpl::update(&mut mac, &z[..16]);
+                    *key = HmacImpl::finalize(mac).into();
+                }
+            }
+            let nonce = Nonce::from([0u8; 12]);
+            let cipher = ChaCha20Poly1305::new(&keys[0].into());
+            let tag = cipher
+                .encrypt_inout_detached(&nonce, &[0u8; 64], (&mut header[..]).into())
+                .unwrap();
+            cipher
+                .decrypt_inout_detached(&nonce, &[0u8; 64], (&mut header[..]).into(), &tag)
+                .unwrap();
+            let cipher = ChaCha20Poly1305::new(&keys[0].into());
+            let tag = cipher
+                .encrypt_inout_detached(&nonce, &[0u8; 136], (&mut payload2[..]).into())
+                .unwrap();
+            cipher
+                .decrypt_inout_detached(&nonce, &[0u8; 136], (&mut payload2[..]).into(), &tag)
                 .unwrap();
         })
     });
