@@ -78,7 +78,7 @@ fn invite_link(text: &str) {
 const PICKLE_KEY: [u8; 32] = [0x42; 32];
 
 /// Pickle loading: raw bytes under a fixed key (exercises the envelope), and the same bytes
-/// sealed as a v1 plaintext (exercises the decoder behind the AEAD). A loaded session must
+/// sealed as a plaintext of the current pickle version (exercises the decoder behind the AEAD). A loaded session must
 /// re-pickle and reload to the same poll set.
 pub fn pickle(data: &[u8]) {
     check_pickle(data);
