@@ -357,12 +357,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// Seals `record` under its name as a [`Write::Put`].
-    pub(crate) fn put<T: Record>(
-        &self,
-        key: &VaultKey,
-        name: String,
-        record: &T,
-    ) -> Write {
+    pub(crate) fn put<T: Record>(&self, key: &VaultKey, name: String, record: &T) -> Write {
         let plain = Zeroizing::new(records::encode(record));
         let sealed = key.seal(&mut self.rng(), &name, &plain);
         Write::Put(name, sealed)

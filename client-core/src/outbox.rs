@@ -431,7 +431,8 @@ impl<P: Platform> Client<P> {
                         }
                         Some(BlobKind::Ack) | None => {
                             // An acknowledgement is carried again by our next blob.
-                            if let Some((name, _, _)) = (at < outbox.len()).then(|| outbox.remove(at))
+                            if let Some((name, _, _)) =
+                                (at < outbox.len()).then(|| outbox.remove(at))
                             {
                                 writes.push(Write::Delete(name));
                             }
@@ -462,7 +463,12 @@ impl<P: Platform> Client<P> {
         for message_seq in touched {
             let blobs: Vec<&Outgoing> = outbox
                 .iter()
-                .filter(|(_, _, o)| o.kind == (BlobKind::Data { message: message_seq }))
+                .filter(|(_, _, o)| {
+                    o.kind
+                        == (BlobKind::Data {
+                            message: message_seq,
+                        })
+                })
                 .map(|(_, _, o)| o)
                 .collect();
             let status = if given_up.contains(&message_seq) {
@@ -608,8 +614,7 @@ impl<P: Platform> Client<P> {
             let Some(message) = self.read::<Message>(&key, &name).await? else {
                 continue;
             };
-            if !message.outgoing || matches!(message.status, Status::Conflict | Status::Delivered)
-            {
+            if !message.outgoing || matches!(message.status, Status::Conflict | Status::Delivered) {
                 continue;
             }
             let (first, mut blobs) = self

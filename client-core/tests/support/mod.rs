@@ -80,6 +80,21 @@ pub struct MailboxState {
     pub squat_next_put: Cell<bool>,
     /// The next PUT is stored but its answer is lost (the client sees a timeout).
     pub lose_next_answer: Cell<bool>,
+    /// PUT requests answered (201 or 409).
+    pub puts: Cell<u32>,
+    /// Bytes of blobs in those PUTs.
+    pub put_bytes: Cell<u64>,
+    /// 409s over different bytes: two different blobs offered for one address.
+    pub foreign_409s: Cell<u32>,
+    /// Fetch requests answered.
+    pub fetches: Cell<u32>,
+}
+
+impl MailboxState {
+    /// Every blob expires (the TTL passed while nobody read them).
+    pub fn expire_all(&self) {
+        self.blobs.borrow_mut().clear();
+    }
 }
 
 /// A first-write-wins mailbox in memory (or an unreachable one).
@@ -103,7 +118,14 @@ impl Transport for TestMailbox {
                 .entry(address)
                 .or_insert_with(|| vec![0xAA; blob.len()]);
         }
-        if blobs.contains_key(&address) {
+        state.puts.set(state.puts.get() + 1);
+        state
+            .put_bytes
+            .set(state.put_bytes.get() + blob.len() as u64);
+        if let Some(there) = blobs.get(&address) {
+            if there.as_slice() != blob {
+                state.foreign_409s.set(state.foreign_409s.get() + 1);
+            }
             return Ok(Deposit::AlreadyStored);
         }
         blobs.insert(address, blob.to_vec());
@@ -126,6 +148,7 @@ impl Transport for TestMailbox {
         if !self.0.online.get() {
             return Err(offline());
         }
+        self.0.fetches.set(self.0.fetches.get() + 1);
         let blobs = self.0.blobs.borrow();
         Ok(addresses
             .iter()
@@ -203,4 +226,20 @@ pub fn run<F: Future>(future: F) -> F::Output {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("an in-memory effect was not ready"),
     }
+}
+
+/// Moves a client's clock forward.
+pub fn advance(client: &Client<Memory>, ms: u64) {
+    let now = &client.platform().now_ms;
+    now.set(now.get() + ms);
+}
+
+/// A copy of a client's whole store (a backup, a profile copy).
+pub fn snapshot(client: &Client<Memory>) -> BTreeMap<String, Vec<u8>> {
+    client.platform().store.0.borrow().clone()
+}
+
+/// Puts a copy taken by [`snapshot`] back (the device restored from an older copy).
+pub fn restore(client: &Client<Memory>, copy: BTreeMap<String, Vec<u8>>) {
+    *client.platform().store.0.borrow_mut() = copy;
 }

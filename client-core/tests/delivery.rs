@@ -1,0 +1,504 @@
+//! Delivery you can trust (issue 10, client half): acknowledgements, *delivered*,
+//! retransmission after expiry, squatted addresses, rollback, protocol-v1 conversations.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::type_complexity
+)]
+
+mod support;
+
+use std::rc::Rc;
+
+use client_core::{
+    ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, Client, ClientError, EndReason, MAX_RESENDS, Notice,
+    RETRANSMIT_AFTER_MS, Status,
+};
+use support::{FAST, MailboxState, Memory, advance, client_on, restore, run, snapshot};
+
+const SITE: &str = "https://hush.example/";
+const MAILBOX: &str = "https://mailbox.example";
+
+/// A joined pair on one test mailbox, the hello acknowledged: (alice, her id, bob, his id,
+/// mailbox).
+fn joined(
+    seed: u64,
+) -> (
+    Client<Memory>,
+    String,
+    Client<Memory>,
+    String,
+    Rc<MailboxState>,
+) {
+    let mailbox = Rc::new(MailboxState::default());
+    mailbox.online.set(true);
+    let alice = client_on(seed, None, mailbox.clone());
+    let bob = client_on(seed + 1, None, mailbox.clone());
+    run(alice.create_vault("a", FAST)).unwrap();
+    run(bob.create_vault("b", FAST)).unwrap();
+    let (a_id, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let b_id = run(bob.join(&link, MAILBOX, "Alice")).unwrap();
+    assert_eq!(run(bob.flush()).unwrap().delivered, 1);
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert!(polled.joined);
+    // Accepting the hello owes the joiner an acknowledgement.
+    let due = polled.flush_at_ms.unwrap();
+    advance(&alice, due - alice.platform().now_ms.get());
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    run(bob.poll(&b_id)).unwrap();
+    (alice, a_id, bob, b_id, mailbox)
+}
+
+fn texts(entries: &[client_core::HistoryEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.text.clone()).collect()
+}
+
+fn status_of(client: &Client<Memory>, id: &str, seq: u64) -> Status {
+    run(client.history(id))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.seq == seq)
+        .unwrap()
+        .status
+}
+
+/// The number of blobs of ours still kept (not acknowledged by the peer).
+fn kept(client: &Client<Memory>) -> usize {
+    client
+        .platform()
+        .store
+        .0
+        .borrow()
+        .keys()
+        .filter(|k| k.starts_with("out/"))
+        .count()
+}
+
+#[test]
+fn the_hello_is_acknowledged_and_leaves_the_outbox() {
+    let (_alice, _, bob, b_id, _) = joined(100);
+    assert_eq!(kept(&bob), 0);
+    assert!(!run(bob.conversation_summary(&b_id)).unwrap().connecting);
+}
+
+#[test]
+fn a_message_is_delivered_after_the_peers_acknowledgement_and_acks_are_not_acked() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(110);
+    let seq = run(bob.send(&b_id, "hi")).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Sending);
+    run(bob.flush()).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Sent);
+    assert_eq!(kept(&bob), 1, "kept until acknowledged");
+
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&polled.messages), ["hi"]);
+    let now = alice.platform().now_ms.get();
+    let due = polled.flush_at_ms.unwrap();
+    assert!((now + ACK_DELAY_MIN_MS..now + ACK_DELAY_MAX_MS).contains(&due));
+    assert_eq!(run(alice.next_flush_ms()).unwrap(), Some(due));
+    // Not yet due: nothing goes out.
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 0);
+    advance(&alice, due - now);
+    let puts = mailbox.puts.get();
+    let flushed = run(alice.flush()).unwrap();
+    assert_eq!(flushed.acks_sent, 1);
+    assert_eq!(mailbox.puts.get(), puts + 1);
+    assert_eq!(
+        kept(&alice),
+        0,
+        "an acknowledgement is forgotten once stored"
+    );
+
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.messages.is_empty());
+    assert_eq!(polled.delivered, [seq]);
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
+    assert_eq!(kept(&bob), 0);
+    // An acknowledgement-only blob owes nothing back: no ping-pong.
+    assert_eq!(polled.flush_at_ms, None);
+    advance(&bob, ACK_DELAY_MAX_MS);
+    assert_eq!(run(bob.flush()).unwrap().acks_sent, 0);
+    assert_eq!(run(bob.next_flush_ms()).unwrap(), None);
+    assert_eq!(mailbox.puts.get(), puts + 1);
+}
+
+#[test]
+fn a_reply_carries_the_acknowledgement_instead_of_an_extra_blob() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(120);
+    let seq = run(bob.send(&b_id, "question")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    run(alice.send(&a_id, "answer")).unwrap();
+    let puts = mailbox.puts.get();
+    advance(&alice, ACK_DELAY_MAX_MS);
+    let flushed = run(alice.flush()).unwrap();
+    assert_eq!((flushed.delivered, flushed.acks_sent), (1, 0));
+    assert_eq!(mailbox.puts.get(), puts + 1, "one blob: the answer");
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert_eq!(texts(&polled.messages), ["answer"]);
+    assert_eq!(polled.delivered, [seq]);
+}
+
+/// Requests and bytes the acknowledgements cost per 100 messages, in the two extreme
+/// patterns: a conversation where every message is answered (acks ride on the answers), and
+/// one person writing to a reader who never answers, each message read on its own.
+#[test]
+fn acknowledgement_cost_per_100_messages() {
+    // Every message answered within the delay: no ack-only blob at all.
+    let (alice, a_id, bob, b_id, mailbox) = joined(130);
+    let puts = mailbox.puts.get();
+    for i in 0..50 {
+        run(bob.send(&b_id, &format!("b{i}"))).unwrap();
+        run(bob.flush()).unwrap();
+        run(alice.poll(&a_id)).unwrap();
+        run(alice.send(&a_id, &format!("a{i}"))).unwrap();
+        run(alice.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+    }
+    advance(&alice, ACK_DELAY_MAX_MS);
+    advance(&bob, ACK_DELAY_MAX_MS);
+    let a = run(alice.flush()).unwrap().acks_sent;
+    let b = run(bob.flush()).unwrap().acks_sent;
+    let conversation_puts = mailbox.puts.get() - puts;
+    // 100 messages + at most one closing ack from the last reader.
+    assert_eq!(a, 0);
+    assert_eq!(b, 1);
+    assert_eq!(conversation_puts, 101);
+
+    // One writer, a reader who never answers and reads each message on its own.
+    let (alice, a_id, bob, b_id, mailbox) = joined(140);
+    let puts = mailbox.puts.get();
+    let mut acks = 0;
+    for i in 0..100 {
+        run(bob.send(&b_id, &format!("m{i}"))).unwrap();
+        run(bob.flush()).unwrap();
+        run(alice.poll(&a_id)).unwrap();
+        advance(&alice, ACK_DELAY_MAX_MS);
+        acks += run(alice.flush()).unwrap().acks_sent;
+        run(bob.poll(&b_id)).unwrap();
+    }
+    assert_eq!(acks, 100);
+    assert_eq!(mailbox.puts.get() - puts, 200);
+    let history = run(bob.history(&b_id)).unwrap();
+    assert!(history.iter().all(|e| e.status == Status::Delivered));
+    eprintln!(
+        "ack cost per 100 messages: answered 1 extra PUT (1024 B); unanswered 100 extra PUTs \
+         ({} B)",
+        100 * protocol::BLOB_LEN
+    );
+}
+
+#[test]
+fn twenty_messages_expired_while_the_reader_was_away_heal_in_order() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(150);
+    for i in 0..20 {
+        run(bob.send(&b_id, &format!("m{i}"))).unwrap();
+    }
+    assert_eq!(run(bob.flush()).unwrap().delivered, 20);
+    // Alice is away longer than the TTL: all 20 expire.
+    mailbox.expire_all();
+    // Bob writes once more; Alice returns and polls: the 21st is beyond her window.
+    run(bob.send(&b_id, "m20")).unwrap();
+    run(bob.flush()).unwrap();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    // Bob's retransmission check finds the 20 addresses empty and deposits the same bytes.
+    assert_eq!(
+        run(bob.next_flush_ms()).unwrap(),
+        Some(bob.platform().now_ms.get() + RETRANSMIT_AFTER_MS)
+    );
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    let fetches = mailbox.fetches.get();
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!(flushed.retransmitted, 20);
+    assert_eq!(
+        mailbox.fetches.get(),
+        fetches + 1,
+        "one padded check request"
+    );
+    assert_eq!(mailbox.foreign_409s.get(), 0);
+    let got = run(alice.poll(&a_id)).unwrap();
+    let expected: Vec<String> = (0..21).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts(&got.messages), expected, "every message, in order");
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert_eq!(polled.delivered.len(), 21);
+    assert_eq!(kept(&bob), 0);
+    // Nothing left to check.
+    assert_eq!(run(bob.next_flush_ms()).unwrap(), None);
+}
+
+#[test]
+fn a_blob_still_on_the_mailbox_is_not_deposited_again() {
+    let (_alice, _, bob, b_id, mailbox) = joined(160);
+    run(bob.send(&b_id, "waiting")).unwrap();
+    run(bob.flush()).unwrap();
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    let puts = mailbox.puts.get();
+    assert_eq!(run(bob.flush()).unwrap().retransmitted, 0);
+    assert_eq!(mailbox.puts.get(), puts);
+    // Checked again only after another interval.
+    assert_eq!(
+        run(bob.next_flush_ms()).unwrap(),
+        Some(bob.platform().now_ms.get() + RETRANSMIT_AFTER_MS)
+    );
+}
+
+#[test]
+fn a_squatted_address_is_recovered_and_past_the_bound_the_conversation_is_told() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(170);
+    let seq = run(bob.send(&b_id, "first")).unwrap();
+    run(bob.send(&b_id, "second")).unwrap();
+    mailbox.squat_next_put.set(true);
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!((flushed.conflicts, flushed.delivered), (1, 0));
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Sending);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert_eq!(polled.flush_at_ms, Some(bob.platform().now_ms.get()));
+    assert_eq!(run(bob.flush()).unwrap().delivered, 2);
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&got.messages), ["first", "second"], "order kept");
+    assert_eq!(
+        run(bob.conversation_summary(&b_id)).unwrap().interference,
+        None
+    );
+
+    // Every address tried is taken: given up after MAX_RESENDS re-sends.
+    let lost = run(bob.send(&b_id, "blocked")).unwrap();
+    for _ in 0..=MAX_RESENDS {
+        mailbox.squat_next_put.set(true);
+        assert_eq!(run(bob.flush()).unwrap().conflicts, 1);
+        run(bob.poll(&b_id)).unwrap();
+    }
+    assert_eq!(status_of(&bob, &b_id, lost), Status::Conflict);
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    let notice = summary.interference.unwrap();
+    assert_eq!(notice.undelivered, 1);
+    // The conversation goes on: the abandoned addresses stay within the peer's window.
+    run(bob.send(&b_id, "after")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["after"]);
+    run(bob.clear_notice(&b_id, Notice::Interference)).unwrap();
+    assert_eq!(
+        run(bob.conversation_summary(&b_id)).unwrap().interference,
+        None
+    );
+}
+
+#[test]
+fn junk_at_the_peers_addresses_raises_the_interference_notice() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(180);
+    // Someone who can write the peer's next addresses (here: the test) fills three of them.
+    for i in 0..3 {
+        run(bob.send(&b_id, &format!("m{i}"))).unwrap();
+        mailbox.squat_next_put.set(true);
+        run(bob.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+    }
+    run(bob.flush()).unwrap();
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&got.messages), ["m0", "m1", "m2"]);
+    assert!(got.notice);
+    let notice = run(alice.conversation_summary(&a_id))
+        .unwrap()
+        .interference
+        .unwrap();
+    assert_eq!(notice.rejected, 3);
+}
+
+/// Bob's device is restored from a copy taken before he sent two messages that Alice read
+/// and acknowledged. The copy was taken after Bob's own ratchet step ("zero"): the lost
+/// blobs are on the sending chain the copy has. (A copy from before a ratchet step Bob had
+/// yet to make does not recover: see the note in docs/CLIENT.md, "Rollback".)
+fn restored(
+    seed: u64,
+) -> (
+    Client<Memory>,
+    String,
+    Client<Memory>,
+    String,
+    Rc<MailboxState>,
+) {
+    let (alice, a_id, bob, b_id, mailbox) = joined(seed);
+    run(bob.send(&b_id, "zero")).unwrap();
+    run(bob.flush()).unwrap();
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.send(&b_id, "two")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["zero", "one", "two"]
+    );
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    restore(&bob, copy);
+    assert_eq!(texts(&run(bob.history(&b_id)).unwrap()), ["zero"]);
+    (alice, a_id, bob, b_id, mailbox)
+}
+
+#[test]
+fn a_restored_device_that_polls_first_is_told_and_never_writes_a_used_address() {
+    let (alice, a_id, bob, b_id, mailbox) = restored(190);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.notice);
+    let notice = run(bob.conversation_summary(&b_id))
+        .unwrap()
+        .rollback
+        .unwrap();
+    assert_eq!(notice.lost_blobs, 2);
+    let seq = run(bob.send(&b_id, "three")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(mailbox.foreign_409s.get(), 0, "no address got two blobs");
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["three"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
+    run(bob.clear_notice(&b_id, Notice::Rollback)).unwrap();
+    assert_eq!(run(bob.conversation_summary(&b_id)).unwrap().rollback, None);
+}
+
+#[test]
+fn a_restored_device_that_sends_first_collides_once_then_recovers() {
+    let (alice, a_id, bob, b_id, mailbox) = restored(200);
+    // Before any poll the device cannot know: its first blob meets the lost copy's.
+    let seq = run(bob.send(&b_id, "three")).unwrap();
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!(flushed.conflicts, 1);
+    assert_eq!(mailbox.foreign_409s.get(), 1);
+    // The poll learns the acknowledgements (rollback), then sends again past every used
+    // address.
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.notice);
+    assert!(
+        run(bob.conversation_summary(&b_id))
+            .unwrap()
+            .rollback
+            .is_some()
+    );
+    run(bob.flush()).unwrap();
+    assert_eq!(mailbox.foreign_409s.get(), 1, "only the unavoidable one");
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["three"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
+}
+
+#[test]
+fn a_protocol_v1_session_ends_the_conversation_with_history_readable() {
+    let (_alice, _, bob, b_id, _) = joined(210);
+    run(bob.send(&b_id, "kept")).unwrap();
+    // Make Bob's session pickle a version-1 one (its first byte is the pickle version).
+    let header = bob.platform().store.0.borrow()["vault"].clone();
+    let key = client_core::vault::unlock(&header, b"b").unwrap();
+    let name = format!("conv/{b_id}");
+    let sealed = bob.platform().store.0.borrow()[&name].clone();
+    let plain = key.open(&name, &sealed).unwrap();
+    let mut conversation: client_core::records::Conversation =
+        client_core::records::decode(&plain).unwrap();
+    if let client_core::records::ConversationState::Active { session, .. } = &mut conversation.state
+    {
+        session[0] = 0x01;
+    }
+    let mut rng = protocol::testing::SeededRng::new(1);
+    let resealed = key.seal(
+        &mut rng,
+        &name,
+        &client_core::records::encode(&conversation),
+    );
+    bob.platform()
+        .store
+        .0
+        .borrow_mut()
+        .insert(name.clone(), resealed);
+    match run(bob.send(&b_id, "more")).unwrap_err() {
+        ClientError::ConversationEnded { reason } => assert_eq!(reason, EndReason::ProtocolV1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run(bob.poll(&b_id)).unwrap(),
+        client_core::PollOutcome::default()
+    );
+    assert_eq!(texts(&run(bob.history(&b_id)).unwrap()), ["kept"]);
+}
+
+#[test]
+fn a_conversation_stored_by_a_protocol_v1_client_loads_as_ended() {
+    let (_alice, _, bob, b_id, _) = joined(220);
+    let header = bob.platform().store.0.borrow()["vault"].clone();
+    let key = client_core::vault::unlock(&header, b"b").unwrap();
+    let name = format!("conv/{b_id}");
+    // The record layout of the v1 client (record format 1).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct V1 {
+        id: String,
+        name: String,
+        mailbox: String,
+        last_activity_ms: u64,
+        unread: u32,
+        next_seq: u64,
+        state: client_core::records::ConversationState,
+    }
+    impl client_core::records::Record for V1 {}
+    let old = V1 {
+        id: b_id.clone(),
+        name: "Alice".into(),
+        mailbox: MAILBOX.into(),
+        last_activity_ms: 1,
+        unread: 0,
+        next_seq: 1,
+        state: client_core::records::ConversationState::Active {
+            session: vec![0x01; 64],
+            safety_code: "0000".into(),
+        },
+    };
+    let mut rng = protocol::testing::SeededRng::new(2);
+    let sealed = key.seal(&mut rng, &name, &client_core::records::encode(&old));
+    bob.platform().store.0.borrow_mut().insert(name, sealed);
+    // A v1 outbox record under the v1 name is dropped by the next flush.
+    let v1_out = format!("out/{b_id}/0000000000000001-0000");
+    let sealed = key.seal(&mut rng, &v1_out, &[1, 0, 0]);
+    bob.platform()
+        .store
+        .0
+        .borrow_mut()
+        .insert(v1_out.clone(), sealed);
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    assert_eq!(summary.ended, Some(EndReason::ProtocolV1));
+    assert!(matches!(
+        run(bob.send(&b_id, "x")).unwrap_err(),
+        ClientError::ConversationEnded { .. }
+    ));
+    run(bob.flush()).unwrap();
+    assert!(!bob.platform().store.0.borrow().contains_key(&v1_out));
+}
+
+/// A copy from *before* a ratchet step Bob had yet to make (he had read Alice's new ratchet
+/// key but not answered it): the lost copy's step used a key pair the restored copy never
+/// had, so Alice's later chains answer a key Bob cannot use, and Bob's new chain reuses the
+/// lost chain's header key (its addresses are taken). Protocol v2 as designed does not
+/// recover this; kept here, ignored, to reproduce it (reported to the protocol owner).
+#[test]
+#[ignore = "protocol v2: rollback across a pending ratchet step does not recover"]
+fn a_restored_device_from_before_its_ratchet_step_recovers() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(230);
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["one"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    restore(&bob, copy);
+    assert!(run(bob.poll(&b_id)).unwrap().notice, "rollback detected");
+    run(bob.send(&b_id, "two")).unwrap();
+    run(bob.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["two"]);
+    assert_eq!(mailbox.foreign_409s.get(), 0);
+}
