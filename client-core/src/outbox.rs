@@ -111,10 +111,14 @@ impl<P: Platform> Client<P> {
         let mut conversation = self.conversation(&key, id).await?;
         let mut live = Self::load_session(&key, &conversation)?;
         let seq = conversation.next_seq;
-        let mut writes = self
-            .encrypt_entry(&key, id, &mut live, seq, text.as_bytes(), None)
-            .await?
-            .1;
+        // Messages waiting to be sent again (squatted) go first: order is kept.
+        let (mut writes, pending_floor) = self
+            .encrypt_queued(&key, id, &mut conversation, &mut live)
+            .await?;
+        let (_, mut blobs) = self
+            .encrypt_entry(&key, id, &mut live, seq, text.as_bytes(), pending_floor)
+            .await?;
+        writes.append(&mut blobs);
         let now = self.now_ms();
         conversation.next_seq += 1;
         conversation.last_activity_ms = now;
@@ -607,11 +611,33 @@ impl<P: Platform> Client<P> {
             return Ok(false);
         }
         let mut live = Self::load_session(&key, &conversation)?;
+        let (mut writes, _) = self
+            .encrypt_queued(&key, id, &mut conversation, &mut live)
+            .await?;
+        if let ConversationState::Active { session, .. } = &mut conversation.state {
+            *session = live.pickle(&Self::pickle_key(&key));
+        }
+        writes.push(self.put(&key, records::conversation_key(id), &conversation));
+        writes.push(Write::Delete(records::ack_key(id)));
+        self.store().commit(writes, Durability::Strict).await?;
+        Ok(true)
+    }
+
+    /// Encrypts the messages queued in [`Recovery::resend`](records::Recovery::resend), in
+    /// order (emptying the queue), into outbox writes; returns them with the lowest new
+    /// sequence number. The caller commits them with the session and the conversation.
+    async fn encrypt_queued(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        conversation: &mut Conversation,
+        live: &mut Session,
+    ) -> Result<(Vec<Write>, Option<u32>), ClientError> {
         let mut writes = Vec::new();
         let mut pending_floor = None;
         for message_seq in core::mem::take(&mut conversation.recovery.resend) {
             let name = records::message_key(id, message_seq);
-            let Some(message) = self.read::<Message>(&key, &name).await? else {
+            let Some(message) = self.read::<Message>(key, &name).await? else {
                 continue;
             };
             if !message.outgoing || matches!(message.status, Status::Conflict | Status::Delivered) {
@@ -619,9 +645,9 @@ impl<P: Platform> Client<P> {
             }
             let (first, mut blobs) = self
                 .encrypt_entry(
-                    &key,
+                    key,
                     id,
-                    &mut live,
+                    live,
                     message_seq,
                     message.text.as_bytes(),
                     pending_floor,
@@ -630,13 +656,7 @@ impl<P: Platform> Client<P> {
             pending_floor = Some(pending_floor.map_or(first, |f: u32| f.min(first)));
             writes.append(&mut blobs);
         }
-        if let ConversationState::Active { session, .. } = &mut conversation.state {
-            *session = live.pickle(&Self::pickle_key(&key));
-        }
-        writes.push(self.put(&key, records::conversation_key(id), &conversation));
-        writes.push(Write::Delete(records::ack_key(id)));
-        self.store().commit(writes, Durability::Strict).await?;
-        Ok(true)
+        Ok((writes, pending_floor))
     }
 
     /// The randomised delay of an owed acknowledgement ([`ACK_DELAY_MIN_MS`] to

@@ -502,3 +502,18 @@ fn a_restored_device_from_before_its_ratchet_step_recovers() {
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["two"]);
     assert_eq!(mailbox.foreign_409s.get(), 0);
 }
+
+#[test]
+fn a_message_written_while_a_squatted_one_waits_comes_after_it() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(240);
+    run(bob.send(&b_id, "first")).unwrap();
+    mailbox.squat_next_put.set(true);
+    assert_eq!(run(bob.flush()).unwrap().conflicts, 1);
+    // No poll in between: the send encrypts the waiting one again first.
+    run(bob.send(&b_id, "second")).unwrap();
+    assert_eq!(run(bob.flush()).unwrap().delivered, 2);
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["first", "second"]
+    );
+}
