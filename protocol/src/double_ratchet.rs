@@ -71,11 +71,17 @@ pub struct OutgoingBlob {
     /// The blob's sequence number in this party's stream (`docs/PROTOCOL.md` §6.4): the
     /// peer's acknowledgements name it.
     pub seq: u32,
+    /// The message the blob belongs to: 8 random bytes shared by its fragments (zero for the
+    /// hello and acknowledgement-only blobs). Pass it to `Session::encrypt_resend` to send the
+    /// message again without the peer showing it twice.
+    pub message_id: [u8; 8],
 }
 
 /// The result of one successful receive, before reassembly.
 pub(crate) struct Decrypted {
     pub(crate) fragment: Fragment,
+    /// The blob's hedge (its first bytes), which the stream digest covers.
+    pub(crate) r: [u8; HEDGE_LEN],
     pub(crate) chain: [u8; 32],
     pub(crate) n: u32,
     pub(crate) retired: Vec<Address>,
@@ -326,6 +332,7 @@ impl Ratchet {
                 address,
                 blob,
                 seq: *seq,
+                message_id: [0u8; 8],
             });
             chain.next = n.saturating_add(1);
         }
@@ -386,6 +393,7 @@ impl Ratchet {
         self.finish_receive(address, &mut retired);
         Ok(Decrypted {
             fragment,
+            r: *parts.r,
             chain: entry.ratchet_key.0,
             n: entry.n,
             retired,
@@ -435,6 +443,7 @@ impl Ratchet {
         self.finish_receive(address, &mut retired);
         Ok(Decrypted {
             fragment,
+            r: *parts.r,
             chain: h.ratchet_key,
             n,
             retired,
@@ -462,10 +471,10 @@ impl Ratchet {
         let mut new_skipped = Vec::new();
         let mut retired = vec![*address];
         if let Some(rc) = &self.receiving {
-            if h.pn < rc.next {
-                return Err(DecryptError::InconsistentHeader);
-            }
-            let end = h.pn.min(rc.next.saturating_add(MAX_SKIP));
+            // A `PN` below `Nr` comes from a sender that was rolled back and started a new chain
+            // before learning how far its lost state had gone (`docs/PROTOCOL.md` §6.5): the
+            // old chain is simply given up, nothing of it skipped.
+            let end = h.pn.clamp(rc.next, rc.next.saturating_add(MAX_SKIP));
             let mut chain_key = rc.chain_key.clone();
             for i in rc.next..end {
                 let offset = (i - rc.next) as usize;
@@ -529,6 +538,7 @@ impl Ratchet {
         self.finish_receive(address, &mut retired);
         Ok(Decrypted {
             fragment,
+            r: *parts.r,
             chain: h.ratchet_key,
             n,
             retired,

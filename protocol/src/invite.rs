@@ -21,6 +21,7 @@ use crate::crypto::hkdf_sha256;
 use crate::double_ratchet::{AssociatedData, OutgoingBlob, Ratchet};
 use crate::error::{DecryptError, InviteError};
 use crate::header_key::{HeaderKey, Role};
+use crate::hedge::HEDGE_LEN;
 use crate::message::{KIND_HELLO, Reassembly, StreamFields, Unsealed};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
 use crate::receiving_chain::ReceivingChain;
@@ -29,8 +30,9 @@ use crate::root_key::RootKey;
 use crate::safety_code::SafetyCode;
 use crate::secret::secret_key;
 use crate::sending_chain::SendingChain;
-use crate::session::{Session, Stream};
+use crate::session::Session;
 use crate::skipped_keys::SkippedKeys;
+use crate::stream::Stream;
 use rand_core::CryptoRng;
 use std::collections::VecDeque;
 use zeroize::Zeroizing;
@@ -482,6 +484,13 @@ impl Invite {
         let blobs = ratchet
             .encrypt(rng, &[(0, hello)])
             .map_err(|_| InviteError::InvalidPublicKey)?;
+        let mut stream = Stream::default();
+        if let Some(r) = blobs
+            .first()
+            .and_then(|b| b.blob.first_chunk::<HEDGE_LEN>())
+        {
+            stream.sent(0, r, true);
+        }
         if let Some(chain) = ratchet.sending.take() {
             ratchet.sending = Some(SendingChain::new(
                 chain.chain_key.clone(),
@@ -496,7 +505,7 @@ impl Invite {
             ratchet,
             reassembly: Reassembly::default(),
             safety_code,
-            stream: Stream::after_hello(Role::Joiner),
+            stream,
         };
         Ok((session, blobs))
     }
@@ -567,7 +576,7 @@ impl PendingInvite {
             safety_code,
             stream: Stream::default(),
         };
-        session.record_hello(&decrypted.fragment);
+        session.record_hello(&decrypted.fragment, &decrypted.r);
         Ok(session)
     }
 }

@@ -94,6 +94,7 @@ mod secret;
 mod sending_chain;
 mod session;
 mod skipped_keys;
+mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -115,5 +116,8 @@ pub use message::{
 pub use pickle::PICKLE_VERSION;
 pub use receiving_chain::WINDOW;
 pub use safety_code::{SAFETY_CODE_DIGITS, SAFETY_CODE_LABEL, SafetyCode};
-pub use session::{MAX_ROLLBACK_SKIP, Received, Rollback, Session};
+pub use session::{MAX_ROLLBACK_SKIP, Received, Session};
 pub use skipped_keys::{MAX_SKIPPED_KEYS, SKIPPED_KEY_RETENTION};
+pub use stream::{
+    MAX_AHEAD, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, Rollback, STREAM_DIGEST_LEN,
+};

@@ -6,13 +6,14 @@
 //!                                   ‖ encrypted_payload (936) ‖ tag (16)
 //! payload (PAYLOAD_LEN = 936)     = kind (1) ‖ index (u16 BE) ‖ count (u16 BE) ‖ len (u16 BE)
 //!                                   ‖ seq (u32 BE) ‖ floor (u32 BE) ‖ ack (u32 BE) ‖ ack_bits (u64 BE)
-//!                                   ‖ data (len) ‖ zero padding
+//!                                   ‖ ack_digest (8) ‖ message_id (8) ‖ data (len) ‖ zero padding
 //! ```
 
 use crate::acknowledgement::Acknowledgement;
 use crate::crypto::TAG_LEN;
 use crate::header_key::ENCRYPTED_HEADER_LEN;
 use crate::hedge::HEDGE_LEN;
+use crate::stream::{Digest, MESSAGE_ID_LEN};
 use zeroize::Zeroizing;
 
 /// Size in bytes of every blob stored in the mailbox.
@@ -22,8 +23,9 @@ pub const BLOB_LEN: usize = 1024;
 pub const PAYLOAD_LEN: usize = BLOB_LEN - HEDGE_LEN - ENCRYPTED_HEADER_LEN - TAG_LEN;
 
 /// Length of the fragment header at the start of every payload: kind, index, count, len
-/// (7 bytes), then seq, floor, ack (4 bytes each) and ack_bits (8 bytes).
-pub const FRAGMENT_HEADER_LEN: usize = 27;
+/// (7 bytes), then seq, floor, ack (4 bytes each), ack_bits (8 bytes), ack_digest (8 bytes)
+/// and message_id (8 bytes).
+pub const FRAGMENT_HEADER_LEN: usize = 43;
 
 /// Plaintext bytes carried by one blob.
 pub const FRAGMENT_CAPACITY: usize = PAYLOAD_LEN - FRAGMENT_HEADER_LEN;
@@ -65,6 +67,10 @@ pub(crate) struct StreamFields {
     pub(crate) floor: u32,
     /// What the sender has received of the other party's stream.
     pub(crate) ack: Acknowledgement,
+    /// Digest of exactly which blobs `ack` covers below `ack.next` (`crate::stream`).
+    pub(crate) ack_digest: Digest,
+    /// The message this fragment belongs to (random; zero for hello and ack-only blobs).
+    pub(crate) message_id: [u8; MESSAGE_ID_LEN],
 }
 
 /// A parsed, validated payload.
@@ -100,6 +106,8 @@ impl Unsealed<'_> {
         header[11..15].copy_from_slice(&stream.floor.to_be_bytes());
         header[15..19].copy_from_slice(&stream.ack.next.to_be_bytes());
         header[19..27].copy_from_slice(&stream.ack.bits.to_be_bytes());
+        header[27..35].copy_from_slice(&stream.ack_digest);
+        header[35..43].copy_from_slice(&stream.message_id);
         head.copy_from_slice(&header);
         if let Some(dst) = rest.get_mut(..self.data.len()) {
             dst.copy_from_slice(self.data);
@@ -117,8 +125,10 @@ impl Fragment {
         let [kind, i0, i1, c0, c1, l0, l1] = *fixed;
         let (seq, stream) = stream.split_first_chunk::<4>()?;
         let (floor, stream) = stream.split_first_chunk::<4>()?;
-        let (ack, bits) = stream.split_first_chunk::<4>()?;
-        let bits: &[u8; 8] = bits.try_into().ok()?;
+        let (ack, stream) = stream.split_first_chunk::<4>()?;
+        let (bits, stream) = stream.split_first_chunk::<8>()?;
+        let (ack_digest, message_id) = stream.split_first_chunk::<8>()?;
+        let message_id: &[u8; MESSAGE_ID_LEN] = message_id.try_into().ok()?;
         let index = u16::from_be_bytes([i0, i1]);
         let count = u16::from_be_bytes([c0, c1]);
         let len = usize::from(u16::from_be_bytes([l0, l1]));
@@ -129,13 +139,16 @@ impl Fragment {
                 next: u32::from_be_bytes(*ack),
                 bits: u64::from_be_bytes(*bits),
             },
+            ack_digest: *ack_digest,
+            message_id: *message_id,
         };
         let (data, padding) = rest.split_at_checked(len)?;
         if padding.iter().any(|&b| b != 0) || stream.floor > stream.seq {
             return None;
         }
+        let no_id = stream.message_id == [0u8; MESSAGE_ID_LEN];
         let valid = match kind {
-            KIND_HELLO | KIND_ACKNOWLEDGEMENT => index == 0 && count == 1 && len == 0,
+            KIND_HELLO | KIND_ACKNOWLEDGEMENT => index == 0 && count == 1 && len == 0 && no_id,
             KIND_DATA => count >= 1 && usize::from(count) <= MAX_FRAGMENTS && index < count,
             _ => false,
         };
@@ -270,8 +283,8 @@ mod tests {
     #[test]
     fn layout_constants() {
         assert_eq!(PAYLOAD_LEN, 936);
-        assert_eq!(FRAGMENT_CAPACITY, 909);
-        assert_eq!(MAX_MESSAGE_LEN, 58_176);
+        assert_eq!(FRAGMENT_CAPACITY, 893);
+        assert_eq!(MAX_MESSAGE_LEN, 57_152);
         assert_eq!(
             HEDGE_LEN + ENCRYPTED_HEADER_LEN + PAYLOAD_LEN + TAG_LEN,
             BLOB_LEN

@@ -21,6 +21,7 @@ use crate::crypto::{TAG_LEN, hmac_sha256};
 use crate::double_ratchet::{AssociatedData, DUPLICATE_MEMORY, Ratchet};
 use crate::error::PickleError;
 use crate::header_key::{HeaderKey, Role};
+use crate::hedge::HEDGE_LEN;
 use crate::invite::{InviteSecret, PendingInvite};
 use crate::message::{MAX_FRAGMENTS, MAX_PENDING_MESSAGES, PartialMessage, Reassembly};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
@@ -28,8 +29,12 @@ use crate::receiving_chain::{ReceivingChain, WINDOW};
 use crate::root_key::RootKey;
 use crate::safety_code::SafetyCode;
 use crate::sending_chain::SendingChain;
-use crate::session::{Session, Stream};
+use crate::session::Session;
 use crate::skipped_keys::{MAX_SKIPPED_KEYS, SkippedKey, SkippedKeys};
+use crate::stream::{
+    MAX_AHEAD, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, ReceivedBlob, STREAM_DIGEST_LEN,
+    SentBlob, Stream,
+};
 use chacha20poly1305::{AeadInOut, KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -93,14 +98,70 @@ struct RatchetPickle {
     receive_events: u64,
 }
 
-/// Sequence numbers and acknowledgements (`Stream`).
+/// Sequence numbers, acknowledgements and message ids (`Stream`).
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct StreamPickle {
     next_seq: u32,
+    confirmed: u32,
+    confirmed_digest: [u8; STREAM_DIGEST_LEN],
+    /// `(seq, r, counted)` of our unconfirmed blobs.
+    sent: Vec<(u32, [u8; HEDGE_LEN], bool)>,
     received_next: u32,
-    received_bits: u64,
-    acknowledged_next: u32,
-    acknowledged_bits: u64,
+    received_digest: [u8; STREAM_DIGEST_LEN],
+    /// `(seq, r, counted)` of peer blobs past the prefix.
+    ahead: Vec<(u32, [u8; HEDGE_LEN], bool)>,
+    message_ids: Vec<[u8; MESSAGE_ID_LEN]>,
+}
+
+fn stream_to_pickle(s: &Stream) -> StreamPickle {
+    StreamPickle {
+        next_seq: s.next_seq,
+        confirmed: s.confirmed,
+        confirmed_digest: s.confirmed_digest,
+        sent: s.sent.iter().map(|b| (b.seq, b.r, b.counted)).collect(),
+        received_next: s.received.next,
+        received_digest: s.received_digest,
+        ahead: s.ahead.iter().map(|b| (b.seq, b.r, b.counted)).collect(),
+        message_ids: s.message_ids.iter().copied().collect(),
+    }
+}
+
+/// Rebuilds the stream; the acknowledgement bits are recomputed from the blobs kept ahead.
+fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
+    let sorted = |v: &[(u32, [u8; HEDGE_LEN], bool)]| v.windows(2).all(|w| w[0].0 < w[1].0);
+    if p.sent.len() > MAX_UNCONFIRMED
+        || p.ahead.len() > MAX_AHEAD
+        || p.message_ids.len() > MESSAGE_ID_MEMORY
+        || !sorted(&p.sent)
+        || !sorted(&p.ahead)
+        || p.ahead.first().is_some_and(|b| b.0 <= p.received_next)
+        || p.confirmed > p.next_seq
+    {
+        return Err(PickleError::Malformed);
+    }
+    let mut stream = Stream {
+        next_seq: p.next_seq,
+        confirmed: p.confirmed,
+        confirmed_digest: p.confirmed_digest,
+        sent: p
+            .sent
+            .iter()
+            .map(|&(seq, r, counted)| SentBlob { seq, r, counted })
+            .collect(),
+        received: Acknowledgement {
+            next: p.received_next,
+            bits: 0,
+        },
+        received_digest: p.received_digest,
+        ahead: p
+            .ahead
+            .iter()
+            .map(|&(seq, r, counted)| ReceivedBlob { seq, r, counted })
+            .collect(),
+        message_ids: p.message_ids.iter().copied().collect(),
+    };
+    stream.refresh_bits();
+    Ok(stream)
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -355,17 +416,7 @@ fn session_from_v2(p: &SessionPickleV2) -> Result<Session, PickleError> {
         });
     }
     let safety_code = SafetyCode::from_digits(&p.safety_code).ok_or(PickleError::Malformed)?;
-    let stream = Stream {
-        next_seq: p.stream.next_seq,
-        received: Acknowledgement {
-            next: p.stream.received_next,
-            bits: p.stream.received_bits,
-        },
-        acknowledged: Acknowledgement {
-            next: p.stream.acknowledged_next,
-            bits: p.stream.acknowledged_bits,
-        },
-    };
+    let stream = stream_from_pickle(&p.stream)?;
     Ok(Session {
         ratchet,
         reassembly: Reassembly { pending },
@@ -396,13 +447,7 @@ impl Session {
                 })
                 .collect(),
             safety_code: self.safety_code.digits().to_owned(),
-            stream: StreamPickle {
-                next_seq: self.stream.next_seq,
-                received_next: self.stream.received.next,
-                received_bits: self.stream.received.bits,
-                acknowledged_next: self.stream.acknowledged.next,
-                acknowledged_bits: self.stream.acknowledged.bits,
-            },
+            stream: stream_to_pickle(&self.stream),
         });
         seal_pickle(pickle_key, &value)
     }

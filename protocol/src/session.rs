@@ -5,12 +5,14 @@ use crate::address::Address;
 use crate::double_ratchet::{OutgoingBlob, PollSet, Ratchet};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::Role;
+use crate::hedge::HEDGE_LEN;
 use crate::message::{
     Fragment, KIND_ACKNOWLEDGEMENT, KIND_DATA, MAX_MESSAGE_LEN, PAYLOAD_LEN, PayloadKind,
     Reassembly, StreamFields, Unsealed, split,
 };
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
+use crate::stream::{MESSAGE_ID_LEN, Rollback, Stream};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -25,42 +27,6 @@ pub struct Session {
 /// Most sending-chain positions skipped at once after a rollback (`docs/PROTOCOL.md` §6.5):
 /// bounds the work an acknowledgement can cause (2¹⁶ chain-key steps, well under a second).
 pub const MAX_ROLLBACK_SKIP: u32 = 1 << 16;
-
-/// Sequence numbers and acknowledgements of one session (`docs/PROTOCOL.md` §6.4).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Stream {
-    /// The sequence number our next blob gets.
-    pub(crate) next_seq: u32,
-    /// What we have received of the peer's stream (raised to the peer's floor).
-    pub(crate) received: Acknowledgement,
-    /// What the peer has acknowledged of our stream.
-    pub(crate) acknowledged: Acknowledgement,
-}
-
-impl Stream {
-    /// A fresh stream after the hello: the joiner sent seq 0; the inviter received it.
-    pub(crate) fn after_hello(role: Role) -> Stream {
-        match role {
-            Role::Joiner => Stream {
-                next_seq: 1,
-                ..Stream::default()
-            },
-            Role::Inviter => Stream {
-                received: Acknowledgement { next: 1, bits: 0 },
-                ..Stream::default()
-            },
-        }
-    }
-}
-
-/// This device sent less than the peer acknowledges: it runs on state older than what it
-/// once used (a restored backup, a copied profile, a power loss). The session has moved past
-/// every sequence number and sending position the lost state may have used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rollback {
-    /// Blobs the lost state sent that this session does not remember (at least this many).
-    pub lost_blobs: u32,
-}
 
 /// What one successful [`Session::decrypt`] yields.
 #[derive(Clone, PartialEq, Eq)]
@@ -79,8 +45,12 @@ pub struct Received {
     /// Everything the peer has acknowledged of our stream so far (merged over all blobs
     /// received): a blob whose [`OutgoingBlob::seq`] it contains is on the peer's device.
     pub acknowledged: Acknowledgement,
-    /// Set when the peer acknowledged blobs this session never sent (see [`Rollback`]).
+    /// Set when the peer acknowledged blobs this session never sent, or other blobs than ours
+    /// under our sequence numbers (see [`Rollback`]).
     pub rollback: Option<Rollback>,
+    /// This blob completed a message already received (same message id): a re-send after a
+    /// rollback or a squatted slot. `plaintext` is `None`; nothing new to show.
+    pub duplicate: bool,
 }
 
 impl core::fmt::Debug for Received {
@@ -92,6 +62,7 @@ impl core::fmt::Debug for Received {
             .field("seq", &self.seq)
             .field("acknowledged", &self.acknowledged)
             .field("rollback", &self.rollback)
+            .field("duplicate", &self.duplicate)
             .finish()
     }
 }
@@ -114,7 +85,39 @@ impl Session {
                 max: MAX_MESSAGE_LEN,
             });
         }
-        self.seal(rng, &split(plaintext), floor)
+        let mut id = [0u8; MESSAGE_ID_LEN];
+        while id == [0u8; MESSAGE_ID_LEN] {
+            rng.fill_bytes(&mut id);
+        }
+        self.seal(rng, &split(plaintext), floor, id)
+    }
+
+    /// Encrypts `plaintext` again as a new message with the given `message_id` (that of its
+    /// first sending, [`OutgoingBlob::message_id`]): for a message that may not have arrived
+    /// (after a [`Rollback`], or when its address was taken). The peer shows it once whether or
+    /// not the first sending arrived too. New keys, new addresses, new sequence numbers.
+    pub fn encrypt_resend<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+        floor: u32,
+        message_id: [u8; MESSAGE_ID_LEN],
+    ) -> Result<Vec<OutgoingBlob>, EncryptError> {
+        if plaintext.len() > MAX_MESSAGE_LEN {
+            return Err(EncryptError::MessageTooLong {
+                len: plaintext.len(),
+                max: MAX_MESSAGE_LEN,
+            });
+        }
+        self.seal(rng, &split(plaintext), floor, message_id)
+    }
+
+    /// Our blob `seq` never reached the mailbox and never will (a different blob sat at its
+    /// address, so the caller sends its message again): the peer cannot have received it, so
+    /// it leaves what the peer's acknowledgements are checked against. Without this, the
+    /// next acknowledgement past it would look like a rollback.
+    pub fn abandon(&mut self, seq: u32) {
+        self.stream.abandon(seq);
     }
 
     /// Encrypts one acknowledgement-only blob (kind `0x03`): what we have received of the
@@ -132,9 +135,14 @@ impl Session {
             count: 1,
             data: &[],
         };
-        self.seal(rng, core::slice::from_ref(&ack), floor)?
-            .pop()
-            .ok_or(EncryptError::ChainExhausted)
+        self.seal(
+            rng,
+            core::slice::from_ref(&ack),
+            floor,
+            [0u8; MESSAGE_ID_LEN],
+        )?
+        .pop()
+        .ok_or(EncryptError::ChainExhausted)
     }
 
     /// Numbers the fragments, stamps the stream fields and encrypts them in order.
@@ -143,6 +151,7 @@ impl Session {
         rng: &mut R,
         fragments: &[Unsealed<'_>],
         floor: u32,
+        message_id: [u8; MESSAGE_ID_LEN],
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
         let first = self.stream.next_seq;
         let count = u32::try_from(fragments.len()).map_err(|_| EncryptError::ChainExhausted)?;
@@ -158,11 +167,20 @@ impl Session {
                     seq,
                     floor,
                     ack: self.stream.received,
+                    ack_digest: self.stream.received_digest,
+                    message_id,
                 };
                 (seq, fragment.encode(stream))
             })
             .collect();
-        let blobs = self.ratchet.encrypt(rng, &payloads)?;
+        let mut blobs = self.ratchet.encrypt(rng, &payloads)?;
+        let counted = fragments.iter().all(|f| f.kind != KIND_ACKNOWLEDGEMENT);
+        for blob in &mut blobs {
+            blob.message_id = message_id;
+            if let Some(r) = blob.blob.first_chunk::<HEDGE_LEN>() {
+                self.stream.sent(blob.seq, r, counted);
+            }
+        }
         self.stream.next_seq = end;
         Ok(blobs)
     }
@@ -177,9 +195,10 @@ impl Session {
         self.stream.received
     }
 
-    /// What the peer has acknowledged of our stream so far.
+    /// What the peer has confirmed of our stream so far: every sequence number below
+    /// `next` reached the peer's device, checked by digest (`docs/PROTOCOL.md` §6.4).
     pub fn peer_acknowledgement(&self) -> Acknowledgement {
-        self.stream.acknowledged
+        self.stream.confirmed()
     }
 
     /// The addresses to fetch now, in the order the peer sent them: the addresses of skipped
@@ -207,45 +226,42 @@ impl Session {
         let decrypted = self.ratchet.decrypt(address, blob)?;
         let event = self.ratchet.receive_events;
         let kind = decrypted.fragment.payload_kind();
-        let stream = decrypted.fragment.stream;
-        let rollback = self.record_stream(&stream);
-        let plaintext = if decrypted.fragment.kind == KIND_DATA {
+        let fields = decrypted.fragment.stream;
+        let counted = decrypted.fragment.kind != KIND_ACKNOWLEDGEMENT;
+        self.stream
+            .received(fields.floor, fields.seq, &decrypted.r, counted);
+        let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
+        if outcome.skip > 0 {
+            self.ratchet
+                .skip_sending(outcome.skip.min(MAX_ROLLBACK_SKIP));
+        }
+        let mut plaintext = if decrypted.fragment.kind == KIND_DATA {
             self.reassembly
                 .add(&decrypted.chain, decrypted.n, decrypted.fragment, event)
         } else {
             None
         };
+        let duplicate = plaintext.is_some() && !self.stream.first_time(&fields.message_id);
+        if duplicate {
+            plaintext = None;
+        }
         self.reassembly.expire(event, SKIPPED_KEY_RETENTION);
         Ok(Received {
             plaintext,
             retired: decrypted.retired,
             kind,
-            seq: stream.seq,
-            acknowledged: self.stream.acknowledged,
-            rollback,
+            seq: fields.seq,
+            acknowledged: self.stream.confirmed(),
+            rollback: outcome.rollback,
+            duplicate,
         })
     }
 
-    /// Applies a received blob's stream fields (`docs/PROTOCOL.md` §6.4-6.5).
-    fn record_stream(&mut self, fields: &StreamFields) -> Option<Rollback> {
-        self.stream.received.advance_to(fields.floor);
-        self.stream.received.insert(fields.seq);
-        self.stream.acknowledged.merge(&fields.ack);
-        let highest = self.stream.acknowledged.highest()?;
-        let lost = highest.checked_add(1)?.checked_sub(self.stream.next_seq)?;
-        if lost == 0 {
-            return None;
-        }
-        self.stream.next_seq = highest.saturating_add(1);
-        self.ratchet.skip_sending(lost.min(MAX_ROLLBACK_SKIP));
-        Some(Rollback { lost_blobs: lost })
-    }
-
-    /// Applies the hello's stream fields on the inviter's new session.
-    pub(crate) fn record_hello(&mut self, fragment: &Fragment) {
-        self.stream = Stream::after_hello(Role::Inviter);
-        self.stream.received.advance_to(fragment.stream.floor);
-        self.stream.received.insert(fragment.stream.seq);
+    /// Applies the hello on the inviter's new session: the joiner's blob 0, counted.
+    pub(crate) fn record_hello(&mut self, fragment: &Fragment, r: &[u8; HEDGE_LEN]) {
+        self.stream = Stream::default();
+        self.stream
+            .received(fragment.stream.floor, fragment.stream.seq, r, true);
     }
 
     /// The code both people compare in person.
