@@ -128,7 +128,8 @@ fn stream_to_pickle(s: &Stream) -> StreamPickle {
 
 /// Rebuilds the stream; the acknowledgement bits are recomputed from the blobs kept ahead.
 fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
-    let sorted = |v: &[(u32, [u8; HEDGE_LEN], bool)]| v.windows(2).all(|w| w[0].0 < w[1].0);
+    let sorted =
+        |v: &[(u32, [u8; HEDGE_LEN], bool)]| v.iter().zip(v.iter().skip(1)).all(|(a, b)| a.0 < b.0);
     if p.sent.len() > MAX_UNCONFIRMED
         || p.ahead.len() > MAX_AHEAD
         || p.message_ids.len() > MESSAGE_ID_MEMORY
