@@ -125,7 +125,21 @@ pub(crate) struct Ratchet {
     pub(crate) recently_received: VecDeque<Address>,
     /// Number of successful decryptions so far.
     pub(crate) receive_events: u64,
+    /// `RK` before our last receiving DH step, kept only while `send_step_pending`: lets us
+    /// follow a peer restored to before that step (a fork, `docs/PROTOCOL.md` §6.6). Holding
+    /// it exposes nothing new: with `DHs` (also kept until we answer) and the peer's public
+    /// key it yields exactly the current `RK`.
+    pub(crate) previous_root: Option<RootKey>,
+    /// Ratchet keys of peer chains given up for a fork (at most [`MAX_ABANDONED_KEYS`]): a
+    /// late blob of the lost state is refused rather than followed back.
+    pub(crate) abandoned_keys: Vec<[u8; 32]>,
+    /// Positions the next sending chain skips when it starts: set when a rollback is found
+    /// while a send step is pending (the lost state may have started that chain already).
+    pub(crate) next_chain_skip: u32,
 }
+
+/// Most abandoned peer ratchet keys remembered.
+pub const MAX_ABANDONED_KEYS: usize = 4;
 
 /// A blob split into its parts: hedge `r`, encrypted header, encrypted payload and tag.
 struct BlobParts<'a> {
@@ -281,21 +295,31 @@ impl Ratchet {
         let (root_key, chain_key, next_header_key) = self.root_key.advance(&dh);
         let header_key = core::mem::replace(&mut self.next_sending_header_key, next_header_key);
         self.previous_sending_len = self.sending.as_ref().map_or(0, |s| s.next);
-        self.sending = Some(SendingChain::new(chain_key, header_key, 0, self.role));
+        let mut chain = SendingChain::new(chain_key, header_key, 0, self.role);
+        for _ in 0..core::mem::take(&mut self.next_chain_skip) {
+            drop(chain.chain_key.step());
+            chain.next += 1;
+        }
+        self.sending = Some(chain);
         self.root_key = root_key;
         self.ratchet_key = new_key;
         self.send_step_pending = false;
+        self.previous_root = None;
         Ok(())
     }
 
     /// Encrypts each payload as one blob on the sending chain (`RatchetEncryptHE`); `seqs` are
     /// the blobs' sequence numbers (already encoded in the payloads), one per payload.
+    /// `step` false (acknowledgement-only blobs): stay on the current sending chain even when
+    /// a send step is pending, so that a reader who only acknowledges keeps the state that
+    /// lets it follow a restored peer (`previous_root`).
     pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         payloads: &[(u32, Zeroizing<[u8; PAYLOAD_LEN]>)],
+        step: bool,
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
-        if self.send_step_pending || self.sending.is_none() {
+        if self.sending.is_none() || (step && self.send_step_pending) {
             self.send_step(rng)?;
         }
         let count = u32::try_from(payloads.len()).map_err(|_| EncryptError::ChainExhausted)?;
@@ -343,7 +367,12 @@ impl Ratchet {
     /// those message numbers (their keys and addresses) may have been used by the lost state.
     /// When the next send starts a new chain anyway, this still moves the old chain's length,
     /// which the new chain's headers report as `PN` (the peer checks `PN ≥ Nr`).
+    /// While a send step is pending, the chain it starts skips as many positions too: the
+    /// lost state may have started it already, under the same header key.
     pub(crate) fn skip_sending(&mut self, count: u32) {
+        if self.send_step_pending {
+            self.next_chain_skip = self.next_chain_skip.max(count);
+        }
         if let Some(chain) = self.sending.as_mut() {
             let target = chain.next.saturating_add(count);
             while chain.next < target {
@@ -417,7 +446,7 @@ impl Ratchet {
             .decrypt_header(parts.header, parts.r, n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
         if h.ratchet_key != rc.ratchet_key.0 {
-            return Err(DecryptError::InconsistentHeader);
+            return self.decrypt_fork(n, address, parts, h.ratchet_key);
         }
         let mut chain_key = rc.chain_key.clone();
         let mut new_skipped = Vec::new();
@@ -531,7 +560,7 @@ impl Ratchet {
         self.next_window = next_header_key.addresses(peer, 0, WINDOW);
         self.receiving = Some(rc);
         self.next_receiving_header_key = next_header_key;
-        self.root_key = root_key;
+        self.previous_root = Some(core::mem::replace(&mut self.root_key, root_key));
         self.remote_ratchet_key = Some(remote);
         self.send_step_pending = true;
         self.skipped.extend(new_skipped, &mut retired);
@@ -540,6 +569,90 @@ impl Ratchet {
             fragment,
             r: *parts.r,
             chain: h.ratchet_key,
+            n,
+            retired,
+        })
+    }
+
+    /// A blob on the current chain's header key from another ratchet key than `DHr`: the peer
+    /// was restored to before the step that produced `DHr` and stepped again with a fresh key
+    /// (`docs/PROTOCOL.md` §6.6). Followed when we have not answered `DHr` yet (we still hold
+    /// `previous_root` and `DHs`): the receiving chain becomes the new key's, derived exactly as
+    /// the peer derived it. Otherwise `PeerRestored`: nothing we hold can read the peer now.
+    fn decrypt_fork(
+        &mut self,
+        n: u32,
+        address: &Address,
+        parts: &BlobParts<'_>,
+        ratchet_key: [u8; 32],
+    ) -> Result<Decrypted, DecryptError> {
+        let stored_at = self.receive_events.saturating_add(1);
+        let (Some(previous_root), Some(rc)) =
+            (self.previous_root.as_ref(), self.receiving.as_ref())
+        else {
+            return Err(DecryptError::PeerRestored);
+        };
+        if !self.send_step_pending || self.abandoned_keys.contains(&ratchet_key) {
+            return Err(DecryptError::PeerRestored);
+        }
+        let remote = RemoteRatchetKey(ratchet_key);
+        let dh = self
+            .ratchet_key
+            .diffie_hellman(&remote)
+            .ok_or(DecryptError::InvalidRatchetKey)?;
+        let (root_key, mut chain_key, next_header_key) = previous_root.advance(&dh);
+        // Positions before the window were read on the lost chain (their addresses are
+        // spent); those inside it, before `n`, are kept as skipped keys.
+        let mut new_skipped = Vec::new();
+        for i in 0..n {
+            let message_key = chain_key.step();
+            if let Some(offset) = i.checked_sub(rc.next)
+                && let Some(address) = rc.window.get(offset as usize)
+            {
+                new_skipped.push(SkippedKey {
+                    address: *address,
+                    header_key: rc.header_key.clone(),
+                    message_key,
+                    ratchet_key: remote,
+                    n: i,
+                    stored_at,
+                });
+            }
+        }
+        let message_key = chain_key.step();
+        let fragment = open_body(&message_key, &self.ad, address, parts)?;
+        // Commit.
+        let peer = self.role.peer();
+        // The next window is not polled while our answer is pending, so replacing it retires
+        // nothing.
+        let mut retired = vec![*address];
+        let window: VecDeque<Address> = rc.window.iter().copied().collect();
+        let mut receiving = ReceivingChain::new(
+            chain_key,
+            rc.header_key.clone(),
+            remote,
+            rc.next,
+            window,
+            peer,
+        );
+        receiving.slide_to(n.saturating_add(1));
+        self.next_window = next_header_key.addresses(peer, 0, WINDOW);
+        if let Some(old) = self.remote_ratchet_key {
+            if self.abandoned_keys.len() >= MAX_ABANDONED_KEYS {
+                self.abandoned_keys.remove(0);
+            }
+            self.abandoned_keys.push(old.0);
+        }
+        self.receiving = Some(receiving);
+        self.next_receiving_header_key = next_header_key;
+        self.root_key = root_key;
+        self.remote_ratchet_key = Some(remote);
+        self.skipped.extend(new_skipped, &mut retired);
+        self.finish_receive(address, &mut retired);
+        Ok(Decrypted {
+            fragment,
+            r: *parts.r,
+            chain: ratchet_key,
             n,
             retired,
         })

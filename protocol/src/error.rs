@@ -45,6 +45,13 @@ pub enum DecryptError {
     /// Peer: in mutual mode the hello came from another key than the one scanned in person.
     #[error("the join came from another key than the scanned invite")]
     UnexpectedJoiner,
+    /// Peer: the other device was restored from an older copy of itself and went on from a
+    /// ratchet step we already answered: nothing this session holds can read it again, and
+    /// the conversation cannot continue (`docs/PROTOCOL.md` §6.6). Start a new one.
+    #[error(
+        "the other device was restored from an older copy after our last reply; this conversation cannot continue"
+    )]
+    PeerRestored,
 }
 
 /// Why [`Session::encrypt`](crate::Session::encrypt) refused a plaintext.

@@ -211,6 +211,9 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         skipped: SkippedKeys::default(),
         recently_received: VecDeque::new(),
         receive_events: 0,
+        previous_root: None,
+        abandoned_keys: Vec::new(),
+        next_chain_skip: 0,
     }
 }
 
@@ -473,6 +476,9 @@ impl Invite {
             skipped: SkippedKeys::default(),
             recently_received: VecDeque::new(),
             receive_events: 0,
+            previous_root: None,
+            abandoned_keys: Vec::new(),
+            next_chain_skip: 0,
         };
         let hello = Unsealed {
             kind: KIND_HELLO,
@@ -482,7 +488,7 @@ impl Invite {
         }
         .encode(StreamFields::default());
         let blobs = ratchet
-            .encrypt(rng, &[(0, hello)])
+            .encrypt(rng, &[(0, hello)], true)
             .map_err(|_| InviteError::InvalidPublicKey)?;
         let mut stream = Stream::default();
         if let Some(r) = blobs

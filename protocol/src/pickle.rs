@@ -18,7 +18,7 @@ use crate::acknowledgement::Acknowledgement;
 use crate::address::Address;
 use crate::chain_key::{ChainKey, MessageKey};
 use crate::crypto::{TAG_LEN, hmac_sha256};
-use crate::double_ratchet::{AssociatedData, DUPLICATE_MEMORY, Ratchet};
+use crate::double_ratchet::{AssociatedData, DUPLICATE_MEMORY, MAX_ABANDONED_KEYS, Ratchet};
 use crate::error::PickleError;
 use crate::header_key::{HeaderKey, Role};
 use crate::hedge::HEDGE_LEN;
@@ -96,6 +96,9 @@ struct RatchetPickle {
     skipped: Vec<SkippedPickle>,
     recently_received: Vec<[u8; 32]>,
     receive_events: u64,
+    previous_root: Option<[u8; 32]>,
+    abandoned_keys: Vec<[u8; 32]>,
+    next_chain_skip: u32,
 }
 
 /// Sequence numbers, acknowledgements and message ids (`Stream`).
@@ -244,6 +247,9 @@ fn ratchet_to_pickle(r: &Ratchet) -> RatchetPickle {
             .collect(),
         recently_received: r.recently_received.iter().map(|a| a.0).collect(),
         receive_events: r.receive_events,
+        previous_root: r.previous_root.as_ref().map(|k| *k.as_bytes()),
+        abandoned_keys: r.abandoned_keys.clone(),
+        next_chain_skip: r.next_chain_skip,
     }
 }
 
@@ -252,7 +258,11 @@ fn ratchet_to_pickle(r: &Ratchet) -> RatchetPickle {
 fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratchet, PickleError> {
     let role = role_from(p.role)?;
     let peer = role.peer();
-    if p.skipped.len() > MAX_SKIPPED_KEYS || p.recently_received.len() > DUPLICATE_MEMORY {
+    if p.skipped.len() > MAX_SKIPPED_KEYS
+        || p.recently_received.len() > DUPLICATE_MEMORY
+        || p.abandoned_keys.len() > MAX_ABANDONED_KEYS
+        || (p.previous_root.is_some() && !p.send_step_pending)
+    {
         return Err(PickleError::Malformed);
     }
     let receiving = p.receiving.as_ref().map(|c| {
@@ -312,6 +322,9 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
             .map(|a| Address(*a))
             .collect::<VecDeque<_>>(),
         receive_events: p.receive_events,
+        previous_root: p.previous_root.as_ref().map(RootKey::from_bytes),
+        abandoned_keys: p.abandoned_keys.clone(),
+        next_chain_skip: p.next_chain_skip.min(crate::MAX_ROLLBACK_SKIP),
     })
 }
 

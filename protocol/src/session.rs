@@ -173,8 +173,8 @@ impl Session {
                 (seq, fragment.encode(stream))
             })
             .collect();
-        let mut blobs = self.ratchet.encrypt(rng, &payloads)?;
         let counted = fragments.iter().all(|f| f.kind != KIND_ACKNOWLEDGEMENT);
+        let mut blobs = self.ratchet.encrypt(rng, &payloads, counted)?;
         for blob in &mut blobs {
             blob.message_id = message_id;
             if let Some(r) = blob.blob.first_chunk::<HEDGE_LEN>() {

@@ -307,3 +307,76 @@ fn a_rollback_hidden_by_more_sends_is_caught_by_the_digest_and_resends_are_idemp
     assert_eq!(received.rollback, None);
     assert!(received.acknowledged.contains(again_2.seq));
 }
+
+/// Restored to before its own ratchet step (the backup was taken after reading the peer's new
+/// key and before answering it): the restored device answers with a *fresh* key on the same
+/// header key. The peer, which has only acknowledged since, follows the fork; the lost
+/// chain's key is refused afterwards; the conversation goes on both ways.
+#[test]
+fn a_peer_restored_across_its_own_ratchet_step_is_followed_while_we_only_acknowledged() {
+    let (mut a, mut b, mut rng) = pair(94);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    // a has read b's new key and not answered yet: a new chain starts at its next send.
+    let backup = a.pickle(&KEY);
+    let lost = send(&mut a, &mut rng, b"lost, on a new chain");
+    deliver(&mut b, &lost[0]);
+    // b only acknowledges (on its current chain: no new ratchet step).
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert!(
+        received.rollback.is_some(),
+        "the acknowledgement reveals the rollback"
+    );
+    // a's next message: a fresh ratchet key, past the lost slot; b follows it.
+    let after = send(&mut a, &mut rng, b"after the restore");
+    assert_ne!(after[0].address, lost[0].address);
+    assert_eq!(
+        deliver(&mut b, &after[0]),
+        Some(b"after the restore".to_vec())
+    );
+    // Both directions work from here.
+    let reply = send(&mut b, &mut rng, b"reply");
+    assert_eq!(deliver(&mut a, &reply[0]), Some(b"reply".to_vec()));
+    assert_eq!(
+        deliver(&mut b, &send(&mut a, &mut rng, b"again")[0]),
+        Some(b"again".to_vec())
+    );
+}
+
+/// The same rollback after the peer already answered the lost key with a message: nothing
+/// either side holds can bridge it, and the peer is told so (`PeerRestored`), state unchanged.
+#[test]
+fn a_fork_after_we_answered_is_refused_as_peer_restored() {
+    let (mut a, mut b, mut rng) = pair(95);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    let backup = a.pickle(&KEY);
+    deliver(&mut b, &send(&mut a, &mut rng, b"lost")[0]);
+    let _answer = send(&mut b, &mut rng, b"answer to the lost chain");
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    let floor = a.next_seq();
+    let forks = a.encrypt(&mut rng, b"after", floor).unwrap();
+    let window = b.poll_addresses();
+    let before = b.pickle(&KEY);
+    let mut refused = 0;
+    for fork in &forks {
+        // The first slot is spent (Duplicate); later ones name the fork.
+        if window.contains(&fork.address) {
+            assert_eq!(
+                b.decrypt(&fork.address, &fork.blob).unwrap_err(),
+                protocol::DecryptError::PeerRestored
+            );
+            refused += 1;
+        }
+    }
+    let more = a.encrypt(&mut rng, b"more", floor).unwrap();
+    assert!(window.contains(&more[0].address));
+    assert_eq!(
+        b.decrypt(&more[0].address, &more[0].blob).unwrap_err(),
+        protocol::DecryptError::PeerRestored
+    );
+    assert_eq!(b.pickle(&KEY), before);
+    let _ = refused;
+}
