@@ -3,10 +3,13 @@
 //! * **Key derivation.** Argon2id (RFC 9106) over the passphrase with a random 16-byte salt and
 //!   the parameters in [`KdfParams`], giving the 32-byte [`VaultKey`]. The key lives only in
 //!   memory (zeroized on drop, wiped on lock); it is never written anywhere.
-//! * **Records.** Each record is sealed with XChaCha20-Poly1305 under the vault key, with a fresh
-//!   random 24-byte nonce (random nonces are safe at this size: collisions are negligible after
-//!   2^80 records) and the record's *name* as associated data, so a record moved to another name,
-//!   truncated or altered in any bit fails as a whole: nothing is ever half-loaded.
+//! * **Records.** Each record is sealed with XChaCha20-Poly1305 under the vault key, with a
+//!   hedged 24-byte nonce, `HMAC(subkey "record-nonce", z ‖ name ‖ plaintext)[0..24]` for 32
+//!   fresh random bytes `z` (random nonces alone are safe at this size, but a restored VM
+//!   snapshot can replay the generator; hedged with the plaintext, two different records never
+//!   share a nonce even then: `docs/PROTOCOL.md` §3.8), and the record's *name* as associated
+//!   data, so a record moved to another name, truncated or altered in any bit fails as a
+//!   whole: nothing is ever half-loaded. Opening does not depend on how the nonce was chosen.
 //! * **Wrong passphrase.** The vault header carries a sealed check record; a wrong passphrase
 //!   fails its AEAD check and is reported before anything else is read or written.
 //!
@@ -206,10 +209,21 @@ impl VaultKey {
         Zeroizing::new(mac.finalize().into_bytes().into())
     }
 
-    /// Seals `plaintext` as the record `name`: `nonce ‖ ciphertext ‖ tag`.
+    /// Seals `plaintext` as the record `name`: `nonce ‖ ciphertext ‖ tag`. The nonce is
+    /// hedged: fresh randomness and the record itself, so a replayed generator never gives two
+    /// different records one nonce.
     pub fn seal(&self, rng: &mut impl CryptoRng, name: &str, plaintext: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut nonce);
+        let mut z = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut z[..]);
+        let nonce_key = self.subkey("record-nonce");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&nonce_key[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(&z[..]);
+        mac.update(&(name.len() as u64).to_be_bytes());
+        mac.update(name.as_bytes());
+        mac.update(plaintext);
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let nonce: [u8; NONCE_LEN] = full.first_chunk().copied().unwrap_or_default();
         let ad = record_ad(name);
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
@@ -338,6 +352,17 @@ mod tests {
         let mut version = header;
         version[0] = 9;
         assert_eq!(unlock(&version, b"pw").unwrap_err(), VaultError::BadHeader);
+    }
+
+    #[test]
+    fn a_replayed_generator_never_repeats_a_nonce_for_different_records() {
+        let key = VaultKey([7u8; 32]);
+        let a = key.seal(&mut TestRng(5), "msg/a", b"first");
+        let b = key.seal(&mut TestRng(5), "msg/a", b"other");
+        assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN]);
+        assert_eq!(key.open("msg/a", &b).unwrap().as_slice(), b"other");
+        // The same record from the same generator state seals to the same bytes.
+        assert_eq!(key.seal(&mut TestRng(5), "msg/a", b"first"), a);
     }
 
     #[test]
