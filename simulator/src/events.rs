@@ -69,6 +69,9 @@ pub enum Event {
     },
     /// A squatter who photographed the invite fills the addresses it can derive.
     Squat,
+    /// During the heal phase: read both histories; if every message is on the other
+    /// person's screen and *delivered* on its sender's, nothing is left to heal: end early.
+    SettleCheck,
     /// Faults stop; every absent app comes back.
     Heal,
     /// The run ends.

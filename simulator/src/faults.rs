@@ -8,20 +8,20 @@ use crate::rng::Stream;
 /// Which kinds of fault a run may draw from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultSet {
-    /// Every fault the current protocol (v1) is built to survive: lost, delayed, duplicated
-    /// and reordered requests and answers; answers lost after the mailbox acted; 503s,
-    /// outages and restarts of the mailbox; crashes and power losses of either client at any
-    /// await point; storage failures; absences shorter than the mailbox's lifetime.
+    /// Every fault protocol v1 was already built to survive: lost, delayed, duplicated and
+    /// reordered requests and answers; answers lost after the mailbox acted; 503s, outages
+    /// and restarts of the mailbox; crashes and power losses of either client at any await
+    /// point; storage failures; absences shorter than the mailbox's lifetime.
     Survivable,
-    /// Everything: the above, plus a recipient away longer than the mailbox's lifetime, a
-    /// client restored from an older snapshot of its records, and a squatter who photographed
-    /// the invite. Protocol v1 cannot survive these (`docs/SIMULATION.md`).
+    /// Everything (the fault mix of issue #10): the above, plus a recipient away longer than
+    /// the mailbox's lifetime, clients restored from older snapshots of their records, and a
+    /// squatter who photographed the invite.
     All,
-    /// Only the restored-snapshot fault (with light network faults), to show the key reuse.
+    /// Only restores from an older snapshot (with light network faults).
     Restore,
-    /// Only the squatter, to show the silent stall.
+    /// Only the squatter (with light network faults).
     Squatter,
-    /// Only absences longer than the mailbox's lifetime, to show the silent loss.
+    /// Only absences longer than the mailbox's lifetime (with light network faults).
     Expiry,
 }
 
@@ -37,6 +37,17 @@ impl FaultSet {
             _ => return None,
         })
     }
+
+    /// Its `--faults` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultSet::Survivable => "survivable",
+            FaultSet::All => "all",
+            FaultSet::Restore => "restore",
+            FaultSet::Squatter => "squatter",
+            FaultSet::Expiry => "expiry",
+        }
+    }
 }
 
 /// A deliberately planted bug, to prove that the simulator catches what it claims to.
@@ -51,11 +62,102 @@ pub enum Mutant {
     TornCommit,
 }
 
+/// How often each fault actually struck in a run (or over many runs).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Struck {
+    /// Requests lost before the mailbox.
+    pub requests_lost: u64,
+    /// Answers lost after the mailbox acted.
+    pub answers_lost: u64,
+    /// Requests that reached the mailbox twice.
+    pub duplicated: u64,
+    /// Slow requests or answers (+5–40 s).
+    pub slow: u64,
+    /// 503 answers.
+    pub unavailable: u64,
+    /// Mailbox outages.
+    pub outages: u64,
+    /// Mailbox restarts.
+    pub restarts: u64,
+    /// Client crashes at a random time (at whatever await point the tasks were in).
+    pub crashes: u64,
+    /// Client crashes placed at a storage await.
+    pub crashes_at_awaits: u64,
+    /// Crashes that were power losses.
+    pub power_losses: u64,
+    /// Commits that failed (storage full).
+    pub storage_failures: u64,
+    /// Absences (the app closed).
+    pub absences: u64,
+    /// Absences longer than the mailbox's lifetime.
+    pub absences_past_ttl: u64,
+    /// Blobs that expired on the mailbox before anyone fetched them.
+    pub expired_unread: u64,
+    /// Clients restored from an older backup.
+    pub restores: u64,
+    /// Of those, restores that also rewound the client's random generator (a VM snapshot).
+    pub rewound_rngs: u64,
+    /// Squatters who stored junk at the hello address before the joiner's hello.
+    pub squats_won: u64,
+    /// Squatters who came too late (the hello was there first).
+    pub squats_lost: u64,
+}
+
+impl Struck {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Struck) {
+        self.requests_lost += other.requests_lost;
+        self.answers_lost += other.answers_lost;
+        self.duplicated += other.duplicated;
+        self.slow += other.slow;
+        self.unavailable += other.unavailable;
+        self.outages += other.outages;
+        self.restarts += other.restarts;
+        self.crashes += other.crashes;
+        self.crashes_at_awaits += other.crashes_at_awaits;
+        self.power_losses += other.power_losses;
+        self.storage_failures += other.storage_failures;
+        self.absences += other.absences;
+        self.absences_past_ttl += other.absences_past_ttl;
+        self.expired_unread += other.expired_unread;
+        self.restores += other.restores;
+        self.rewound_rngs += other.rewound_rngs;
+        self.squats_won += other.squats_won;
+        self.squats_lost += other.squats_lost;
+    }
+
+    /// The tally as `name count` pairs, for reports.
+    pub fn pairs(&self) -> [(&'static str, u64); 18] {
+        [
+            ("requests lost", self.requests_lost),
+            ("answers lost", self.answers_lost),
+            ("requests duplicated", self.duplicated),
+            ("slow requests or answers", self.slow),
+            ("503 answers", self.unavailable),
+            ("mailbox outages", self.outages),
+            ("mailbox restarts", self.restarts),
+            ("client crashes", self.crashes),
+            ("crashes at storage awaits", self.crashes_at_awaits),
+            ("power losses", self.power_losses),
+            ("failed commits", self.storage_failures),
+            ("absences", self.absences),
+            ("absences longer than the TTL", self.absences_past_ttl),
+            ("blobs expired unread", self.expired_unread),
+            ("restores from a backup", self.restores),
+            ("restores that rewound the RNG", self.rewound_rngs),
+            ("squatters first at the hello", self.squats_won),
+            ("squatters too late", self.squats_lost),
+        ]
+    }
+}
+
 /// The fault rates of one seed.
 #[derive(Debug, Clone)]
 pub struct Faults {
     /// Whether faults are being injected now (false during set-up and the heal phase).
     pub active: Cell<bool>,
+    /// What struck so far.
+    pub struck: Cell<Struck>,
     /// A request is lost before it reaches the mailbox.
     pub request_loss: f64,
     /// The answer is lost after the mailbox acted.
@@ -87,9 +189,10 @@ pub struct Faults {
     pub absence_max_ms: u64,
     /// The mailbox's message lifetime, ms.
     pub ttl_ms: u64,
-    /// Restores of a client from an older snapshot.
+    /// Restores of a client (either) from an older snapshot.
     pub restores: u64,
-    /// Whether a squatter fills the addresses an invite photographer can derive.
+    /// Whether a squatter writes junk at the addresses an invite photographer can derive
+    /// (with protocol v2: the hello's only).
     pub squatter: bool,
     /// The planted bug, if any.
     pub mutant: Mutant,
@@ -105,6 +208,7 @@ impl Faults {
         let survivable = matches!(set, FaultSet::Survivable | FaultSet::All);
         let mut faults = Faults {
             active: Cell::new(false),
+            struck: Cell::new(Struck::default()),
             request_loss: level(&[0.0, 0.02, 0.2]),
             answer_loss: level(&[0.0, 0.02, 0.2]),
             duplicate: level(&[0.0, 0.05, 0.3]),
@@ -163,5 +267,12 @@ impl Faults {
     /// Whether faults are being injected now.
     pub fn on(&self) -> bool {
         self.active.get()
+    }
+
+    /// Counts a fault that struck.
+    pub fn strike(&self, which: impl FnOnce(&mut Struck)) {
+        let mut struck = self.struck.get();
+        which(&mut struck);
+        self.struck.set(struck);
     }
 }

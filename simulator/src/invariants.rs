@@ -5,8 +5,10 @@ use client_core::Status;
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
-    /// A client deposited two different blobs at one address: one message key and nonce
-    /// encrypted two plaintexts (the mailbox holds their XOR).
+    /// A client deposited two different blobs at one address with the same hedge `r`
+    /// (`blob[0..16)`): the same effective header and body keys (hence key and nonce)
+    /// encrypted two plaintexts (the mailbox holds their XOR). Two different blobs at one
+    /// address with different hedges are counted ([`crate::Wire`]), not a violation.
     KeyReuse {
         /// Whose key.
         device: &'static str,
@@ -31,6 +33,9 @@ pub enum Violation {
         index: u64,
         /// The status the sender's screen shows.
         status: Status,
+        /// A notice the sender's conversation shows (interference, rollback), if any: it says
+        /// something went wrong, but not that this message is not delivered.
+        notice: Option<&'static str>,
     },
     /// The app could not load its state (unlock or history) after a restart.
     StateFailedToLoad {
@@ -53,6 +58,42 @@ pub enum Violation {
         /// Whose.
         device: &'static str,
     },
+    /// A message is marked *delivered* on its sender's screen, but the other person never
+    /// received it.
+    FalseDelivered {
+        /// Who wrote it.
+        sender: &'static str,
+        /// Its index among what that person wrote.
+        index: u64,
+    },
+    /// A notice was raised with no cause in the run (a rollback on a device never restored
+    /// and never without power; interference with nobody interfering; an invite taken by
+    /// nobody).
+    FalseNotice {
+        /// Whose screen.
+        device: &'static str,
+        /// What it says.
+        notice: &'static str,
+    },
+    /// After the heal phase the join has not completed on this device, and the joiner was not
+    /// told that someone else took the invite.
+    JoinIncomplete {
+        /// Whose.
+        device: &'static str,
+    },
+    /// A message whose `send` returned `Ok` (stored on the device) is not in its sender's
+    /// history at the end, and no restore to an older backup explains it.
+    Vanished {
+        /// Who wrote it.
+        sender: &'static str,
+        /// Its index among what that person wrote.
+        index: u64,
+    },
+    /// A conversation ended (its session no longer loads).
+    Ended {
+        /// Whose.
+        device: &'static str,
+    },
 }
 
 impl core::fmt::Display for Violation {
@@ -64,7 +105,7 @@ impl core::fmt::Display for Violation {
                 equal_bytes,
             } => write!(
                 f,
-                "key reuse: {device} deposited two different blobs at {} (equal in {equal_bytes} of {} byte positions)",
+                "key reuse: {device} deposited two different blobs with the same hedge at {} (equal in {equal_bytes} of {} byte positions)",
                 crate::trace::short(address),
                 protocol::BLOB_LEN
             ),
@@ -77,10 +118,17 @@ impl core::fmt::Display for Violation {
                 sender,
                 index,
                 status,
-            } => write!(
-                f,
-                "lost without a word: {sender}'s message {index} never arrived, and its sender sees {status:?}"
-            ),
+                notice,
+            } => {
+                write!(
+                    f,
+                    "lost without a word: {sender}'s message {index} never arrived, and its sender sees {status:?}"
+                )?;
+                match notice {
+                    Some(notice) => write!(f, " (the conversation shows the {notice} notice)"),
+                    None => Ok(()),
+                }
+            }
             Violation::StateFailedToLoad { device, error } => {
                 write!(f, "state failed to load on {device}: {error}")
             }
@@ -95,6 +143,23 @@ impl core::fmt::Display for Violation {
             Violation::NotRunningAtEnd { device } => {
                 write!(f, "{device}'s app was not running at the end")
             }
+            Violation::FalseDelivered { sender, index } => write!(
+                f,
+                "false delivery: {sender}'s message {index} is marked delivered, but the other person never received it"
+            ),
+            Violation::FalseNotice { device, notice } => write!(
+                f,
+                "false notice: {device} is told \"{notice}\", but nothing in the run caused it"
+            ),
+            Violation::JoinIncomplete { device } => write!(
+                f,
+                "join incomplete: after the heal phase {device}'s conversation is not joined, and nobody was told the invite was taken"
+            ),
+            Violation::Ended { device } => write!(f, "{device}'s conversation ended"),
+            Violation::Vanished { sender, index } => write!(
+                f,
+                "vanished: {sender}'s message {index} was stored, then disappeared from {sender}'s history"
+            ),
         }
     }
 }
@@ -109,6 +174,11 @@ impl Violation {
             Violation::StateFailedToLoad { .. } => "state-failed-to-load",
             Violation::ScreenDisagrees { .. } => "screen-disagrees",
             Violation::NotRunningAtEnd { .. } => "not-running",
+            Violation::FalseDelivered { .. } => "false-delivered",
+            Violation::FalseNotice { .. } => "false-notice",
+            Violation::JoinIncomplete { .. } => "join-incomplete",
+            Violation::Ended { .. } => "ended",
+            Violation::Vanished { .. } => "vanished",
         }
     }
 }

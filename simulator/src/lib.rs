@@ -27,9 +27,55 @@ pub mod scenario;
 pub mod trace;
 pub mod world;
 
-pub use faults::{FaultSet, Mutant};
+pub use faults::{FaultSet, Mutant, Struck};
 pub use invariants::Violation;
+pub use mailbox_host::Wire;
 pub use scenario::Outcome;
+
+/// How the messages of a run ended, beyond the invariants.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    /// Messages whose sender's screen reached *delivered* (the peer acknowledged every blob).
+    pub delivered_status: u64,
+    /// Messages shown to the other person whose sender's screen is not *delivered* at the end.
+    pub shown_not_acknowledged: u64,
+    /// Messages not delivered, marked so on the sender's screen with a reason.
+    pub marked_undelivered: u64,
+    /// Messages not delivered because the invite was taken (the joiner's conversation says so).
+    pub invite_taken_messages: u64,
+    /// Runs in which the joiner was told that someone else took the invite.
+    pub invite_taken: u64,
+    /// Rollbacks detected and told to the user.
+    pub rollback_notices: u64,
+    /// Acknowledgement-only blobs sent (as flushes report them).
+    pub ack_blobs: u64,
+    /// Blobs re-deposited because their address read empty (as flushes report them).
+    pub retransmitted: u64,
+    /// Conversations showing that someone interferes with them.
+    pub interference_notices: u64,
+    /// Messages the other person received that their sender's device no longer has (sent
+    /// from a copy that a restore replaced).
+    pub lost_copy_messages: u64,
+    /// Messages shown to their recipient and then lost from its history by its own restore.
+    pub lost_by_receiver_restore: u64,
+}
+
+impl Figures {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Figures) {
+        self.delivered_status += other.delivered_status;
+        self.shown_not_acknowledged += other.shown_not_acknowledged;
+        self.marked_undelivered += other.marked_undelivered;
+        self.invite_taken_messages += other.invite_taken_messages;
+        self.invite_taken += other.invite_taken;
+        self.rollback_notices += other.rollback_notices;
+        self.ack_blobs += other.ack_blobs;
+        self.retransmitted += other.retransmitted;
+        self.interference_notices += other.interference_notices;
+        self.lost_copy_messages += other.lost_copy_messages;
+        self.lost_by_receiver_restore += other.lost_by_receiver_restore;
+    }
+}
 
 /// Runs seed `seed` with the faults of `set` (and the planted bug `mutant`); `tracing`
 /// records the story.
@@ -54,6 +100,15 @@ pub struct Summary {
     pub kinds: Vec<(&'static str, u64)>,
     /// Crashes at await points, by site.
     pub crash_sites: Vec<(&'static str, u64)>,
+    /// Faults that struck.
+    pub struck: Struck,
+    /// What crossed the wire.
+    pub wire: Wire,
+    /// How messages ended.
+    pub figures: Figures,
+    /// Per seed that had a heal phase: from the end of the faults to the last message shown
+    /// or marked *delivered*, ms (sorted once all seeds ran).
+    pub recovery_ms: Vec<u64>,
 }
 
 fn tally(into: &mut Vec<(&'static str, u64)>, key: &'static str, n: u64) {
@@ -78,6 +133,10 @@ impl Summary {
         for site in &outcome.crash_sites {
             tally(&mut self.crash_sites, site, 1);
         }
+        self.struck.add(&outcome.struck);
+        self.wire.add(&outcome.wire);
+        self.figures.add(&outcome.figures);
+        self.recovery_ms.push(outcome.recovery_ms);
     }
 
     fn merge(&mut self, other: Summary) {
@@ -92,6 +151,10 @@ impl Summary {
         for (site, n) in other.crash_sites {
             tally(&mut self.crash_sites, site, n);
         }
+        self.struck.add(&other.struck);
+        self.wire.add(&other.wire);
+        self.figures.add(&other.figures);
+        self.recovery_ms.extend(other.recovery_ms);
     }
 }
 
@@ -122,5 +185,6 @@ pub fn run_seeds(first: u64, count: u64, threads: usize, set: FaultSet, mutant: 
     });
     summary.failures.sort_by_key(|(seed, _)| *seed);
     summary.crash_sites.sort();
+    summary.recovery_ms.sort_unstable();
     summary
 }

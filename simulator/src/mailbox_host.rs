@@ -11,23 +11,66 @@ use protocol::Address;
 
 use crate::world::{World, ready};
 
-/// A stored blob and its expiry (virtual ms).
-type Stored = (Vec<u8>, u64);
-/// The first blob a client deposited at an address: `(device, bytes)`.
-type FirstDeposit = (usize, Vec<u8>);
+/// A stored blob, its expiry (virtual ms), whether anyone other than its depositor has read
+/// it, and who deposited it.
+type Stored = (Vec<u8>, u64, Cell<bool>, Option<usize>);
+
+/// One distinct blob that left a client for one address.
+struct Deposited {
+    bytes: Vec<u8>,
+    /// Whether the mailbox has stored these bytes (answered 201) at least once.
+    stored: bool,
+}
+
+/// Every distinct blob each client sent, by `(device, address)`.
+type Ledger = BTreeMap<(usize, [u8; 32]), Vec<Deposited>>;
+
+/// The hedge `r` of a blob: its first [`protocol::HEDGE_LEN`] bytes, from which the
+/// effective header and body keys are derived (`docs/PROTOCOL.md`, hedged encryption).
+pub fn hedge(blob: &[u8]) -> &[u8] {
+    blob.get(..protocol::HEDGE_LEN).unwrap_or(blob)
+}
 
 /// Blobs by address, each with its expiry (virtual ms).
 pub struct MemStore {
     world: Rc<World>,
     ttl_ms: u64,
     blobs: RefCell<BTreeMap<[u8; 32], Stored>>,
+    /// Blobs that expired unread and were replaced since.
+    expired_unread: Cell<u64>,
+    /// Who makes the request being served (`None`: a third party).
+    who: Cell<Option<usize>>,
 }
 
 impl MemStore {
     fn live(&self, address: &Address) -> Option<Vec<u8>> {
         let blobs = self.blobs.borrow();
-        let (blob, expires) = blobs.get(&address.0)?;
+        let (blob, expires, _, _) = blobs.get(&address.0)?;
         (*expires > self.world.now()).then(|| blob.clone())
+    }
+
+    /// A read: the blob, if live, is marked as read unless its depositor reads it back.
+    fn read(&self, address: &Address) -> Option<Vec<u8>> {
+        let blobs = self.blobs.borrow();
+        let (blob, expires, read, depositor) = blobs.get(&address.0)?;
+        (*expires > self.world.now()).then(|| {
+            if *depositor != self.who.get() {
+                read.set(true);
+            }
+            blob.clone()
+        })
+    }
+
+    /// Blobs that expired before anyone read them (so far).
+    pub fn expired_unread(&self) -> u64 {
+        let now = self.world.now();
+        self.expired_unread.get()
+            + self
+                .blobs
+                .borrow()
+                .values()
+                .filter(|(_, expires, read, _)| *expires <= now && !read.get())
+                .count() as u64
     }
 }
 
@@ -41,18 +84,25 @@ impl Store for MemStore {
             return Ok(PutOutcome::AlreadyExists);
         }
         let expires = self.world.now() + self.ttl_ms;
-        self.blobs
+        let old = self
+            .blobs
             .borrow_mut()
-            .insert(address.0, (body.to_vec(), expires));
+            .insert(
+                address.0,
+                (body.to_vec(), expires, Cell::new(false), self.who.get()),
+            );
+        if old.is_some_and(|(_, _, read, _)| !read.get()) {
+            self.expired_unread.set(self.expired_unread.get() + 1);
+        }
         Ok(PutOutcome::Stored)
     }
 
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.live(address))
+        Ok(self.read(address))
     }
 
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        Ok(addresses.iter().map(|a| self.live(a)).collect())
+        Ok(addresses.iter().map(|a| self.read(a)).collect())
     }
 }
 
@@ -83,8 +133,8 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// Two different blobs deposited at one address by the same client: one key and nonce used
-/// for two plaintexts.
+/// Two different blobs deposited at one address by the same client *with the same hedge*:
+/// one effective key and nonce used for two plaintexts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reuse {
     /// The client.
@@ -95,15 +145,60 @@ pub struct Reuse {
     pub equal_bytes: usize,
 }
 
+/// What crossed the simulated wire in one run (requests as they left a client, answers as
+/// they reached it; the squatter's requests are not counted).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    /// PUT requests (first attempts, retries and retransmissions).
+    pub puts: u64,
+    /// PUTs of bytes this client had already sent to that address (a retry after a lost or
+    /// late answer, or a retransmission).
+    pub repeat_puts: u64,
+    /// Distinct blobs deposited (distinct bytes per address).
+    pub blobs: u64,
+    /// Blobs stored again (201) after the mailbox had already stored the identical bytes once
+    /// and they expired: retransmissions that reached the mailbox.
+    pub restored_blobs: u64,
+    /// Blobs different from an earlier one of the same client at the same address (a
+    /// restored or rolled-back client reusing a slot). Harmless with hedging as long as the
+    /// hedges differ; counted, not a violation.
+    pub second_blobs_at_address: u64,
+    /// Fetch requests (`POST /v1/fetch`).
+    pub fetches: u64,
+    /// Single reads (`GET /v1/m/…`).
+    pub gets: u64,
+    /// Bytes of request bodies sent.
+    pub request_bytes: u64,
+    /// Bytes of answer bodies received.
+    pub answer_bytes: u64,
+}
+
+impl Wire {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Wire) {
+        self.puts += other.puts;
+        self.repeat_puts += other.repeat_puts;
+        self.blobs += other.blobs;
+        self.restored_blobs += other.restored_blobs;
+        self.second_blobs_at_address += other.second_blobs_at_address;
+        self.fetches += other.fetches;
+        self.gets += other.gets;
+        self.request_bytes += other.request_bytes;
+        self.answer_bytes += other.answer_bytes;
+    }
+}
+
 /// The simulated mailbox host.
 pub struct MailboxHost {
     mailbox: Mailbox<MemStore>,
     /// Whether the host is down (connections refused).
     pub down: Cell<bool>,
-    /// Every blob each client deposited, by address: `(device, first bytes seen)`.
-    ledger: RefCell<BTreeMap<[u8; 32], FirstDeposit>>,
+    /// Every distinct blob each client sent, by `(device, address)`.
+    ledger: RefCell<Ledger>,
     /// Key reuses seen so far.
     pub reuses: RefCell<Vec<Reuse>>,
+    /// What crossed the wire.
+    pub wire: Cell<Wire>,
 }
 
 impl MailboxHost {
@@ -113,19 +208,21 @@ impl MailboxHost {
             world: world.clone(),
             ttl_ms,
             blobs: RefCell::new(BTreeMap::new()),
+            expired_unread: Cell::new(0),
+            who: Cell::new(None),
         };
         MailboxHost {
             mailbox: Mailbox::new(store, Config::default()),
             down: Cell::new(false),
             ledger: RefCell::new(BTreeMap::new()),
             reuses: RefCell::new(Vec::new()),
+            wire: Cell::new(Wire::default()),
         }
     }
 
     /// Serves one request that reached the host; `device` is who sent it (`None`: a third
     /// party).
     pub fn serve(&self, request: &HttpRequest, device: Option<usize>) -> Answer {
-        let _ = device;
         if self.down.get() {
             return Answer::Unreachable;
         }
@@ -135,11 +232,19 @@ impl MailboxHost {
             write_key: request.write_key.as_deref().map(str::as_bytes),
             body: Body::Complete(&request.body),
         };
+        self.mailbox.store().who.set(device);
         match ready(self.mailbox.handle(&http)) {
-            Some(response) => Answer::Http {
-                status: response.status,
-                body: response.body,
-            },
+            Some(response) => {
+                if response.status == 201
+                    && let Some(device) = device
+                {
+                    self.stored(device, request);
+                }
+                Answer::Http {
+                    status: response.status,
+                    body: response.body,
+                }
+            }
             None => Answer::Http {
                 status: 500,
                 body: b"store did not answer".to_vec(),
@@ -147,22 +252,86 @@ impl MailboxHost {
         }
     }
 
-    /// Records a PUT as it leaves `device` (whatever then happens to it on the way: whoever
-    /// watches the wire has seen it).
-    pub fn record(&self, device: usize, request: &HttpRequest) {
-        let Some(hex) = request.path.strip_prefix("/v1/m/") else {
-            return;
-        };
-        let Ok(address) = mailbox::parse_address(hex) else {
+    /// Blobs that expired on the mailbox before anyone read them.
+    pub fn expired_unread(&self) -> u64 {
+        self.mailbox.store().expired_unread()
+    }
+
+    /// Whether `address` holds a live blob now.
+    pub fn holds(&self, address: &Address) -> bool {
+        self.mailbox.store().live(address).is_some()
+    }
+
+    fn count(&self, change: impl FnOnce(&mut Wire)) {
+        let mut wire = self.wire.get();
+        change(&mut wire);
+        self.wire.set(wire);
+    }
+
+    /// Counts an answer body that reached a client.
+    pub fn answered(&self, answer: &Answer) {
+        if let Answer::Http { body, .. } = answer {
+            let n = body.len() as u64;
+            self.count(|w| w.answer_bytes += n);
+        }
+    }
+
+    /// A PUT of `device` was stored (201): a retransmission if these bytes were stored before.
+    fn stored(&self, device: usize, request: &HttpRequest) {
+        let Some(address) = put_address(request) else {
             return;
         };
         let mut ledger = self.ledger.borrow_mut();
-        match ledger.get(&address.0) {
-            None => {
-                ledger.insert(address.0, (device, request.body.clone()));
-            }
-            Some((first, bytes)) if *first == device && *bytes != request.body => {
-                let equal_bytes = bytes
+        let Some(blob) = ledger
+            .get_mut(&(device, address.0))
+            .and_then(|blobs| blobs.iter_mut().find(|b| b.bytes == request.body))
+        else {
+            return;
+        };
+        if blob.stored {
+            self.count(|w| w.restored_blobs += 1);
+        }
+        blob.stored = true;
+    }
+
+    /// Records a request as it leaves `device` (whatever then happens to it on the way:
+    /// whoever watches the wire has seen it). A PUT of bytes different from an earlier one of
+    /// this client at the same address is a key reuse if their hedges are equal (the same
+    /// effective key and nonce over different plaintexts); with different hedges it is only
+    /// counted.
+    pub fn record(&self, device: usize, request: &HttpRequest) {
+        let n = request.body.len() as u64;
+        match request.method {
+            "PUT" => self.count(|w| {
+                w.puts += 1;
+                w.request_bytes += n;
+            }),
+            "POST" => self.count(|w| {
+                w.fetches += 1;
+                w.request_bytes += n;
+            }),
+            _ => self.count(|w| {
+                w.gets += 1;
+                w.request_bytes += n;
+            }),
+        }
+        let Some(address) = put_address(request) else {
+            return;
+        };
+        let mut ledger = self.ledger.borrow_mut();
+        let blobs = ledger.entry((device, address.0)).or_default();
+        if blobs.iter().any(|b| b.bytes == request.body) {
+            self.count(|w| w.repeat_puts += 1);
+            return;
+        }
+        self.count(|w| w.blobs += 1);
+        if !blobs.is_empty() {
+            self.count(|w| w.second_blobs_at_address += 1);
+        }
+        for earlier in blobs.iter() {
+            if hedge(&earlier.bytes) == hedge(&request.body) {
+                let equal_bytes = earlier
+                    .bytes
                     .iter()
                     .zip(&request.body)
                     .filter(|(a, b)| a == b)
@@ -173,7 +342,64 @@ impl MailboxHost {
                     equal_bytes,
                 });
             }
-            Some(_) => {}
         }
+        blobs.push(Deposited {
+            bytes: request.body.clone(),
+            stored: false,
+        });
+    }
+}
+
+/// The address a PUT writes to.
+fn put_address(request: &HttpRequest) -> Option<Address> {
+    if request.method != "PUT" {
+        return None;
+    }
+    mailbox::parse_address(request.path.strip_prefix("/v1/m/")?).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn put(address: &[u8; 32], body: Vec<u8>) -> HttpRequest {
+        HttpRequest {
+            method: "PUT",
+            path: format!("/v1/m/{}", mailbox::hex::encode_32(address)),
+            write_key: Some(mailbox::hex::encode_32(&[7; 32])),
+            body,
+        }
+    }
+
+    #[test]
+    fn two_blobs_at_one_address_are_key_reuse_only_with_one_hedge() {
+        let world = World::new(false);
+        let host = MailboxHost::new(&world, 60_000);
+        let address = [1u8; 32];
+        let first = vec![0xaa; protocol::BLOB_LEN];
+        host.record(0, &put(&address, first.clone()));
+        // The identical bytes again: a retry, not a second blob.
+        host.record(0, &put(&address, first.clone()));
+        // Different bytes, different hedge: counted, not a reuse.
+        let mut other_hedge = first.clone();
+        other_hedge[0] ^= 1;
+        other_hedge[500] ^= 1;
+        host.record(0, &put(&address, other_hedge));
+        assert!(host.reuses.borrow().is_empty());
+        // Different bytes under the first blob's hedge: the same key and nonce.
+        let mut same_hedge = first;
+        same_hedge[protocol::HEDGE_LEN] ^= 1;
+        host.record(0, &put(&address, same_hedge));
+        let wire = host.wire.get();
+        assert_eq!(
+            (wire.puts, wire.repeat_puts, wire.blobs, wire.second_blobs_at_address),
+            (4, 1, 3, 2)
+        );
+        assert_eq!(host.reuses.borrow().len(), 1);
+        assert_eq!(host.reuses.borrow()[0].equal_bytes, protocol::BLOB_LEN - 1);
+        // Another client's blob at the same address is not this client's key.
+        host.record(1, &put(&address, vec![0xaa; protocol::BLOB_LEN - 1]));
+        assert_eq!(host.reuses.borrow().len(), 1);
     }
 }

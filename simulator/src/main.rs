@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use simulator::{FaultSet, Mutant, run_seed, run_seeds};
+use simulator::{FaultSet, Figures, Mutant, Struck, Summary, Wire, run_seed, run_seeds};
 
 fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter()
@@ -70,6 +70,7 @@ fn main() -> ExitCode {
             outcome.delivered,
             outcome.simulated_ms as f64 / 60_000.0
         );
+        print_figures(outcome.messages, &outcome.struck, &outcome.wire, &outcome.figures);
         for v in &outcome.violations {
             println!("VIOLATION: {v}");
         }
@@ -84,32 +85,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let summary = run_seeds(first, seeds, threads, set, mutant);
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "simulator: {} seeds ({set:?}, mutant {mutant:?}) in {secs:.1} s on {threads} threads: {:.0} seeds/s; {} messages, {} delivered; {:.0} h simulated",
-        summary.seeds,
-        summary.seeds as f64 / secs.max(1e-9),
-        summary.messages,
-        summary.delivered,
-        summary.simulated_ms as f64 / 3_600_000.0
-    );
-    for (site, n) in &summary.crash_sites {
-        println!("simulator: {n} crashes at await points: {site}");
-    }
-    for (kind, n) in &summary.kinds {
-        println!("simulator: {n} violations of kind {kind}");
-    }
-    for (seed, v) in summary.failures.iter().take(10) {
-        println!(
-            "simulator: seed {seed} fails: {v}\n  replay: cargo xtask simulate --seed {seed} --faults {} --trace",
-            match set {
-                FaultSet::Survivable => "survivable",
-                FaultSet::All => "all",
-                FaultSet::Restore => "restore",
-                FaultSet::Squatter => "squatter",
-                FaultSet::Expiry => "expiry",
-            }
-        );
-    }
+    report(&summary, set, mutant, secs, threads);
     match (summary.failures.is_empty(), expect_failures) {
         (true, false) => ExitCode::SUCCESS,
         (false, true) => {
@@ -122,4 +98,100 @@ fn main() -> ExitCode {
         }
         (false, false) => ExitCode::FAILURE,
     }
+}
+
+fn report(summary: &Summary, set: FaultSet, mutant: Mutant, secs: f64, threads: usize) {
+    println!(
+        "simulator: {} seeds ({}, mutant {mutant:?}) in {secs:.1} s on {threads} threads: {:.0} seeds/s; {} messages, {} delivered; {:.0} h simulated",
+        summary.seeds,
+        set.name(),
+        summary.seeds as f64 / secs.max(1e-9),
+        summary.messages,
+        summary.delivered,
+        summary.simulated_ms as f64 / 3_600_000.0
+    );
+    print_figures(
+        summary.messages,
+        &summary.struck,
+        &summary.wire,
+        &summary.figures,
+    );
+    let at = |q: usize| {
+        let v = &summary.recovery_ms;
+        v.get((v.len().saturating_sub(1)) * q / 100).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    println!(
+        "simulator: recovery after the faults stop (to the last message shown or marked delivered): median {:.0} s, 99th percentile {:.0} s, longest {:.0} s (heal phase {} s)",
+        at(50),
+        at(99),
+        at(100),
+        simulator::scenario::HEAL_MS / 1000
+    );
+    for (site, n) in &summary.crash_sites {
+        println!("simulator: {n} crashes at await points: {site}");
+    }
+    let violations: u64 = summary.kinds.iter().map(|(_, n)| n).sum();
+    println!(
+        "simulator: {violations} violations in {} seeds",
+        summary.failures.len()
+    );
+    for (kind, n) in &summary.kinds {
+        println!("simulator: {n} violations of kind {kind}");
+    }
+    for (seed, v) in summary.failures.iter().take(10) {
+        println!(
+            "simulator: seed {seed} fails: {v}\n  replay: cargo xtask simulate --seed {seed} --faults {}{} --trace",
+            set.name(),
+            match mutant {
+                Mutant::None => "",
+                Mutant::RelaxedStrict => " --mutant relaxed-strict",
+                Mutant::TornCommit => " --mutant torn-commit",
+            }
+        );
+    }
+}
+
+/// The figures of one run or many: faults that struck, how messages ended, the wire.
+fn print_figures(messages: u64, struck: &Struck, wire: &Wire, figures: &Figures) {
+    let struck: Vec<String> = struck
+        .pairs()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect();
+    if !struck.is_empty() {
+        println!("simulator: faults struck: {}", struck.join(", "));
+    }
+    println!(
+        "simulator: messages: {} reached delivered at the sender, {} shown to the peer but not delivered at the sender, {} marked not delivered with a reason, {} not delivered because the invite was taken ({} joiners told); {} received from a copy their sender lost to a restore, {} shown and then lost by the recipient's own restore; notices: {} rollback, {} interference",
+        figures.delivered_status,
+        figures.shown_not_acknowledged,
+        figures.marked_undelivered,
+        figures.invite_taken_messages,
+        figures.invite_taken,
+        figures.lost_copy_messages,
+        figures.lost_by_receiver_restore,
+        figures.rollback_notices,
+        figures.interference_notices
+    );
+    let per = |n: u64| n as f64 / (messages.max(1) as f64);
+    println!(
+        "simulator: wire: {} PUTs ({} repeats of sent bytes; {} retransmissions reported by flushes, {} blobs stored again after they expired), {} distinct blobs ({} acknowledgement-only), {} fetches, {} GETs; per message: {:.2} PUTs, {:.1} requests, {:.1} KiB on the wire ({:.2} KiB in PUTs)",
+        wire.puts,
+        wire.repeat_puts,
+        figures.retransmitted,
+        wire.restored_blobs,
+        wire.blobs,
+        figures.ack_blobs,
+        wire.fetches,
+        wire.gets,
+        per(wire.puts),
+        per(wire.puts + wire.fetches + wire.gets),
+        per(wire.request_bytes + wire.answer_bytes) / 1024.0,
+        per(wire.puts * protocol::BLOB_LEN as u64) / 1024.0
+    );
+    println!(
+        "simulator: two different blobs of one client at one address: {} (each with its own hedge; equal hedges are key reuse)",
+        wire.second_blobs_at_address
+    );
 }

@@ -145,6 +145,7 @@ impl RecordStore for SimStore {
         self.maybe_crash("before a commit lands").await;
         let now = self.world.now();
         if self.faults.on() && self.rng.borrow_mut().chance(self.faults.storage_failure) {
+            self.faults.strike(|s| s.storage_failures += 1);
             return Err(StorageError::QuotaExceeded);
         }
         {
@@ -239,15 +240,14 @@ impl SimNet {
         let mut ms = rng.range(base / 2, base * 2 + 1);
         if self.faults.on() && rng.chance(self.faults.slow) {
             ms += rng.range(5_000, 40_000);
+            self.faults.strike(|s| s.slow += 1);
         }
         ms
     }
 
     /// Sends `request`; resolves with the answer, or `Timeout` at the deadline.
     fn send(&self, request: HttpRequest) -> NetCall {
-        if request.method == "PUT" {
-            self.host.record(self.device, &request);
-        }
+        self.host.record(self.device, &request);
         let mut rng = self.rng.borrow_mut();
         let on = self.faults.on();
         let lost = on && rng.chance(self.faults.request_loss);
@@ -255,6 +255,11 @@ impl SimNet {
         let duplicate = on && rng.chance(self.faults.duplicate);
         let there = self.latency(&mut rng);
         let answer_latency = self.latency(&mut rng);
+        self.faults.strike(|s| {
+            s.requests_lost += u64::from(lost);
+            s.answers_lost += u64::from(!lost && lose_answer);
+            s.duplicated += u64::from(duplicate);
+        });
         let now = self.world.now();
         let what = describe(&request);
         let name = self.name;

@@ -11,6 +11,13 @@ use sha2::{Digest, Sha256};
 /// One named stream of a seed.
 pub struct Stream(ChaCha8Rng);
 
+impl Clone for Stream {
+    /// The same stream at the same position: it gives again the bytes the original gives.
+    fn clone(&self) -> Self {
+        Stream(ChaCha8Rng::deserialize_state(&self.0.serialize_state()))
+    }
+}
+
 impl Stream {
     /// The stream `name` of `seed`.
     pub fn new(seed: u64, name: &str) -> Self {

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Context;
 
-use client_core::{Client, ClientError, HistoryEntry, KdfParams, Status};
+use client_core::{Client, ClientError, ConversationSummary, HistoryEntry, KdfParams, Status};
 use protocol::Invite;
 
 use crate::events::Event;
@@ -24,8 +24,14 @@ use crate::platform::{InFlight, SimLocks, SimNet, SimPlatform, SimStore, describ
 use crate::rng::Stream;
 use crate::world::World;
 
-/// How long the world runs on after the faults stop, ms of virtual time.
-pub const HEAL_MS: u64 = 5 * 60_000;
+/// How long the world runs on after the faults stop, ms of virtual time: a sender checks an
+/// unacknowledged blob's address at most every [`client_core::RETRANSMIT_AFTER_MS`], so a
+/// blob that expired while its recipient was away is deposited again within that time;
+/// then reading it, the owed acknowledgement (2–8 s) and a poll of its sender.
+pub const HEAL_MS: u64 = client_core::RETRANSMIT_AFTER_MS + 5 * 60_000;
+
+/// How often the heal phase checks whether the run has settled, ms.
+const SETTLE_EVERY_MS: u64 = 30_000;
 
 /// The cheapest Argon2id parameters (RFC 9106 minimum): the vault is not what is simulated.
 const FAST_KDF: KdfParams = KdfParams {
@@ -35,6 +41,11 @@ const FAST_KDF: KdfParams = KdfParams {
 };
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
+/// A backup of a device: its durable records, its random generator then (if the app ran),
+/// and when it was taken.
+type Backup = (std::collections::BTreeMap<String, Vec<u8>>, Option<Stream>, u64);
+/// A device's history and conversation summary at the end.
+type Final = (Vec<HistoryEntry>, ConversationSummary);
 type SimClient = Client<SimPlatform>;
 
 /// What the app of one device shows and is doing; shared with its tasks.
@@ -49,6 +60,35 @@ struct Screen {
     flush_again: Cell<bool>,
     flush_failures: Cell<u32>,
     foreground: Cell<bool>,
+    /// The flush the client asked for (`flush_at_ms`), in virtual ms; 0: none pending.
+    flush_timer: Cell<u64>,
+    /// The last poll failed (the app flushes once the mailbox answers again).
+    poll_failed: Cell<bool>,
+}
+
+/// What the run's tasks report as they go, for the figures.
+#[derive(Default)]
+struct Tally {
+    /// Acknowledgement-only blobs deposited (flush outcomes).
+    acks_sent: Cell<u64>,
+    /// Blobs re-deposited because their address read empty (flush outcomes).
+    retransmitted: Cell<u64>,
+    /// Virtual time of the last message shown to its recipient.
+    last_shown_ms: Cell<u64>,
+    /// Virtual time at which the last message became *delivered* for its sender.
+    last_delivered_ms: Cell<u64>,
+}
+
+/// The app's timer contract (`/work/v2-client-api.md`, "UI loop contract"): after a poll or a
+/// flush that returned `flush_at_ms`, flush then (keeping an earlier timer if one is set).
+fn flush_at(world: &World, screen: &Screen, device: usize, epoch: u64, at_epoch_ms: u64) {
+    let at = at_epoch_ms.saturating_sub(crate::world::EPOCH_MS).max(world.now());
+    let pending = screen.flush_timer.get();
+    if pending != 0 && pending >= world.now() && pending <= at {
+        return;
+    }
+    screen.flush_timer.set(at);
+    world.schedule(at, Event::FlushTick { device, epoch });
 }
 
 struct Device {
@@ -64,12 +104,26 @@ struct Device {
     screen: Rc<Screen>,
     /// Messages this user has written so far (the next text's index).
     written: u64,
-    /// Backups taken (oldest first).
-    snapshots: Vec<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// Backups taken (oldest first), each with the state of the app's random generator at
+    /// that moment (if it was running) and the time it was taken.
+    snapshots: Vec<Backup>,
+    /// Messages whose `send` returned `Ok` (stored on this device), with the time: each must
+    /// be in this device's history at the end, unless a restore to an older backup undid it.
+    stored: Rc<RefCell<Vec<(u64, String)>>>,
+    /// The random generator the next run of the app starts from, if a restore rewound it (a
+    /// VM snapshot: the generator gives again the bytes it gave after the backup).
+    rewound_rng: Option<Stream>,
     /// Whether the app is running.
     running: bool,
     /// Restarts so far (a fresh random stream each time).
     starts: u64,
+    /// Every message this device ever showed, in any run of the app (a restore may later
+    /// lose some from its history: they were delivered all the same).
+    ever_shown: Rc<RefCell<BTreeSet<String>>>,
+    /// Whether this device was restored from a backup.
+    restored: bool,
+    /// Whether this device lost power (relaxed commits lost).
+    lost_power: bool,
 }
 
 /// The outcome of one seed.
@@ -86,6 +140,14 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Where crashes at await points struck.
     pub crash_sites: Vec<&'static str>,
+    /// Faults that struck.
+    pub struck: crate::Struck,
+    /// What crossed the wire.
+    pub wire: crate::Wire,
+    /// How the messages ended.
+    pub figures: crate::Figures,
+    /// From the end of the faults to the last message shown or marked *delivered*, ms.
+    pub recovery_ms: u64,
 }
 
 /// The simulation of one seed.
@@ -103,6 +165,18 @@ pub struct Simulation {
     violations: Rc<RefCell<Vec<Violation>>>,
     /// Where crashes at await points struck.
     crash_sites: Vec<&'static str>,
+    /// Draws of the restores (whether one rewinds the random generator).
+    restore_rng: Stream,
+    /// What the tasks report.
+    tally: Rc<Tally>,
+    /// When the faults stopped (virtual ms; 0: not yet).
+    healed_at: u64,
+    /// Whether a squatter's junk was stored at the hello address.
+    squatted: bool,
+    /// When the user writes the last message.
+    last_send_at: u64,
+    /// The histories read by the current settle check.
+    settle: Rc<RefCell<[Option<Vec<HistoryEntry>>; 2]>>,
 }
 
 const SITE: &str = "https://hush.example/";
@@ -140,8 +214,13 @@ impl Simulation {
                 screen: Rc::new(Screen::default()),
                 written: 0,
                 snapshots: Vec::new(),
+                rewound_rng: None,
+                stored: Rc::default(),
                 running: false,
                 starts: 0,
+                ever_shown: Rc::default(),
+                restored: false,
+                lost_power: false,
             })
             .collect();
         Simulation {
@@ -159,6 +238,12 @@ impl Simulation {
             invite: None,
             violations: Rc::default(),
             crash_sites: Vec::new(),
+            restore_rng: Stream::new(seed, "restores"),
+            tally: Rc::default(),
+            healed_at: 0,
+            squatted: false,
+            last_send_at: 0,
+            settle: Rc::default(),
         }
     }
 
@@ -179,6 +264,9 @@ impl Simulation {
             unreachable!("two devices")
         };
         d.starts += 1;
+        let rng = d.rewound_rng.take().unwrap_or_else(|| {
+            Stream::new(d.key_rng_seed, &format!("{}/keys/{}", d.name, d.starts))
+        });
         let platform = SimPlatform {
             world: world.clone(),
             store: d.store.clone(),
@@ -192,10 +280,7 @@ impl Simulation {
                 in_flight,
             ),
             locks: SimLocks::new(&world, locks),
-            rng: RefCell::new(Stream::new(
-                d.key_rng_seed,
-                &format!("{}/keys/{}", d.name, d.starts),
-            )),
+            rng: RefCell::new(rng),
             skew_ms: Cell::new(0),
         };
         let client = Rc::new(Client::new(platform));
@@ -254,6 +339,10 @@ impl Simulation {
                         )
                     });
                     self.crash_sites.push(site);
+                    self.faults.strike(|s| {
+                        s.crashes_at_awaits += 1;
+                        s.power_losses += u64::from(power);
+                    });
                     self.crash(device, power);
                     let back = self.user.range(500, 60_000);
                     self.world
@@ -366,6 +455,7 @@ impl Simulation {
                 for k in 0..count {
                     let gap = self.user.range(200, 20_000);
                     self.world.schedule(at + k * gap, Event::Send { device });
+                    self.last_send_at = self.last_send_at.max(at + k * gap);
                 }
             }
             // Page visibility changes.
@@ -390,12 +480,15 @@ impl Simulation {
                 let for_ms = fault_rng.range(10_000, self.faults.absence_max_ms.max(10_001));
                 self.world.schedule(at, Event::Leave { device, for_ms });
             }
-            for _ in 0..self.faults.restores {
-                let taken = start + fault_rng.range(0, active / 2);
-                let restored = taken + fault_rng.range(1_000, active / 2);
-                self.world.schedule(taken, Event::Snapshot { device });
-                self.world.schedule(restored, Event::Restore { device });
-            }
+        }
+        // Restores strike one client or the other (or one of them twice).
+        let mut restore_times = Stream::new(self.seed, "restore-times");
+        for _ in 0..self.faults.restores {
+            let device = restore_times.range(0, 2) as usize;
+            let taken = start + restore_times.range(0, active / 2);
+            let restored = taken + restore_times.range(1_000, active / 2);
+            self.world.schedule(taken, Event::Snapshot { device });
+            self.world.schedule(restored, Event::Restore { device });
         }
         for _ in 0..self.faults.outages {
             let at = start + fault_rng.range(0, active);
@@ -409,7 +502,19 @@ impl Simulation {
             self.world.schedule(at, Event::MailboxRestart);
         }
         if self.faults.squatter {
-            self.world.schedule(start, Event::Squat);
+            // Half the squatters are there before the joiner's hello lands; the others come
+            // later. Each keeps trying every 1–10 minutes (a hello that expired unread and
+            // is deposited again is another chance).
+            let mut squat_rng = Stream::new(self.seed, "squatter-times");
+            let mut at = if squat_rng.chance(0.5) {
+                start
+            } else {
+                start + squat_rng.range(0, active)
+            };
+            while at < heal {
+                self.world.schedule(at, Event::Squat);
+                at += squat_rng.range(60_000, 10 * 60_000);
+            }
         }
         self.world.schedule(heal, Event::Heal);
         self.world.schedule(heal + HEAL_MS, Event::End);
@@ -424,6 +529,10 @@ impl Simulation {
             Event::Crash { device } => {
                 if self.faults.on() && self.device(device).running {
                     let power = self.user.chance(self.faults.power_loss);
+                    self.faults.strike(|s| {
+                        s.crashes += 1;
+                        s.power_losses += u64::from(power);
+                    });
                     self.crash(device, power);
                     let back = self.user.range(500, 60_000);
                     self.world
@@ -439,6 +548,11 @@ impl Simulation {
                             for_ms / 1000
                         )
                     });
+                    let past_ttl = for_ms > self.faults.ttl_ms;
+                    self.faults.strike(|s| {
+                        s.absences += 1;
+                        s.absences_past_ttl += u64::from(past_ttl);
+                    });
                     self.crash(device, false);
                     self.world
                         .schedule(self.world.now() + for_ms, Event::Start { device });
@@ -449,6 +563,7 @@ impl Simulation {
                 self.device(device).screen.foreground.set(foreground);
             }
             Event::OutageStart => {
+                self.faults.strike(|s| s.outages += 1);
                 self.log(|| "mailbox down".to_owned());
                 self.host.down.set(true);
             }
@@ -458,17 +573,42 @@ impl Simulation {
             }
             Event::MailboxRestart => self.mailbox_restart(),
             Event::Snapshot { device } => {
-                let snapshot = self.device(device).store.snapshot();
+                let d = self.device(device);
+                let snapshot = d.store.snapshot();
+                let rng = d
+                    .client
+                    .as_ref()
+                    .filter(|_| d.running)
+                    .map(|c| c.platform().rng.borrow().clone());
                 self.log(|| format!("backup of {} taken", self.device(device).name));
-                self.device_mut(device).snapshots.push(snapshot);
+                let now = self.world.now();
+                self.device_mut(device).snapshots.push((snapshot, rng, now));
             }
             Event::Restore { device } => {
                 if self.faults.on() && !self.device(device).snapshots.is_empty() {
-                    let snapshot = self.device_mut(device).snapshots.remove(0);
+                    let (snapshot, rng, taken) = self.device_mut(device).snapshots.remove(0);
+                    // What was stored after the backup is gone with the restore.
+                    self.device(device)
+                        .stored
+                        .borrow_mut()
+                        .retain(|(at, _)| *at <= taken);
+                    // Half the restores are of a whole machine (a VM snapshot): the random
+                    // generator gives again the bytes it gave after the backup.
+                    let rewind = rng.is_some() && self.restore_rng.chance(0.5);
+                    self.faults.strike(|s| {
+                        s.restores += 1;
+                        s.rewound_rngs += u64::from(rewind);
+                    });
                     self.log(|| {
-                        format!("{} restored from an older backup", self.device(device).name)
+                        format!(
+                            "{} restored from an older backup{}",
+                            self.device(device).name,
+                            if rewind { ", its random generator rewound" } else { "" }
+                        )
                     });
                     self.crash(device, false);
+                    self.device_mut(device).rewound_rng = if rewind { rng } else { None };
+                    self.device_mut(device).restored = true;
                     self.device(device).store.restore(&snapshot);
                     self.world
                         .schedule(self.world.now() + 1_000, Event::Start { device });
@@ -476,6 +616,7 @@ impl Simulation {
             }
             Event::Squat => self.squat(),
             Event::Heal => self.heal(),
+            Event::SettleCheck => self.settle_check(),
             Event::End => {}
         }
     }
@@ -488,6 +629,7 @@ impl Simulation {
                 .borrow_mut()
                 .chance(self.faults.unavailable);
         let answer = if unavailable && !self.host.down.get() {
+            self.faults.strike(|s| s.unavailable += 1);
             crate::mailbox_host::Answer::Http {
                 status: 503,
                 body: b"overloaded".to_vec(),
@@ -510,6 +652,7 @@ impl Simulation {
             format!("mailbox: {name} {what} → {status}{lost}")
         });
         if !flight.lose_answer {
+            self.host.answered(&answer);
             let when = self.world.now() + flight.answer_latency;
             *flight.reply.borrow_mut() = Some((when, answer));
             self.world.wake_at(when);
@@ -519,6 +662,7 @@ impl Simulation {
 
     fn mailbox_restart(&mut self) {
         self.log(|| "mailbox restarts: answers in flight lost".to_owned());
+        self.faults.strike(|s| s.restarts += 1);
         let now = self.world.now();
         let mut flights = self.in_flight.borrow_mut();
         for flight in flights.iter() {
@@ -534,22 +678,17 @@ impl Simulation {
         self.world.schedule(back, Event::OutageEnd);
     }
 
+    /// The squatter who photographed the invite writes junk wherever it can. With protocol
+    /// v2 that is only the hello's address (message 0 of the joiner's first chain, keyed by
+    /// the invite alone); every later address needs `DH(a1, B0)`. Junk there first means the
+    /// joiner's hello is refused: the joiner must be told that the invite was taken.
     fn squat(&mut self) {
         let Some(invite) = &self.invite else {
             return;
         };
-        // The hello (message 0 of the joiner's chain) is left alone, so that the join
-        // succeeds and the safety codes match: the most damaging use of a photographed invite.
-        let hello = invite.join(&mut protocol::testing::SeededRng::new(0), 0);
-        let hello_address = hello
-            .ok()
-            .and_then(|(_, blobs)| blobs.first().map(|b| b.address));
-        let keys: Vec<protocol::WriteKey> =
-            protocol::testing::invite_photographer_write_keys(invite, protocol::WINDOW)
-                .into_iter()
-                .filter(|k| Some(k.address()) != hello_address)
-                .collect();
-        let mut junk = Stream::new(self.seed, "squatter");
+        let keys = protocol::testing::invite_photographer_write_keys(invite);
+        let mut junk = Stream::new(self.seed, &format!("squatter/{}", self.world.now()));
+        let mut stored = 0;
         let count = keys.len();
         for key in keys {
             let mut blob = vec![0u8; protocol::BLOB_LEN];
@@ -560,13 +699,27 @@ impl Simulation {
                 write_key: Some(mailbox::hex::encode_32(&key.0)),
                 body: blob,
             };
-            self.host.serve(&request, None);
+            if matches!(
+                self.host.serve(&request, None),
+                crate::mailbox_host::Answer::Http { status: 201, .. }
+            ) {
+                stored += 1;
+            }
         }
-        self.log(|| format!("squatter filled {count} addresses derived from the invite"));
+        if stored > 0 && !self.squatted {
+            self.squatted = true;
+            self.faults.strike(|s| s.squats_won += 1);
+        }
+        self.log(|| {
+            format!("squatter writes junk at the {count} addresses the invite gives: {stored} stored")
+        });
     }
 
     fn heal(&mut self) {
         self.log(|| "faults stop: heal phase".to_owned());
+        self.healed_at = self.world.now();
+        let first_check = (self.world.now() + SETTLE_EVERY_MS).max(self.last_send_at + 60_000);
+        self.world.schedule(first_check, Event::SettleCheck);
         self.faults.active.set(false);
         self.host.down.set(false);
         for device in 0..2 {
@@ -576,6 +729,51 @@ impl Simulation {
                     .schedule(self.world.now(), Event::Start { device });
             }
         }
+    }
+
+    /// Ends the run early if it has settled (see [`Event::SettleCheck`]): both apps running,
+    /// every message in either history on the other person's screen and *delivered* on its
+    /// sender's. From there a fault-free world only polls empty addresses, so the rest of the
+    /// heal phase could change nothing the final checks look at.
+    fn settle_check(&mut self) {
+        let settled = {
+            let histories = self.settle.borrow();
+            (0..2).all(|device| {
+                let peer_saw = self.device(1 - device).ever_shown.borrow();
+                histories.get(device).and_then(Option::as_ref).is_some_and(|h| {
+                    h.iter().filter(|e| e.outgoing).all(|e| {
+                        e.status == Status::Delivered && peer_saw.contains(&e.text)
+                    })
+                })
+            })
+        };
+        if settled {
+            self.log(|| "settled: every message delivered, the heal phase ends early".to_owned());
+            self.world.schedule(self.world.now(), Event::End);
+            return;
+        }
+        *self.settle.borrow_mut() = [None, None];
+        for device in 0..2 {
+            let d = self.device(device);
+            if !d.running || !d.screen.ready.get() {
+                continue;
+            }
+            let Some(client) = d.client.clone() else {
+                continue;
+            };
+            let conversation = d.conversation.clone();
+            let out = self.settle.clone();
+            self.spawn(device, async move {
+                if let Ok(history) = client.history(&conversation).await
+                    && let Some(slot) = out.borrow_mut().get_mut(device)
+                {
+                    *slot = Some(history);
+                }
+            });
+        }
+        // The verdict on what was read comes with the next check.
+        self.world
+            .schedule(self.world.now() + SETTLE_EVERY_MS, Event::SettleCheck);
     }
 
     /// The app dies at whatever await point each of its tasks is in.
@@ -592,6 +790,7 @@ impl Simulation {
         d.screen = Rc::new(Screen::default());
         if power_loss {
             d.store.power_loss();
+            d.lost_power = true;
         }
         let name = d.name;
         self.world.bump();
@@ -613,6 +812,7 @@ impl Simulation {
         let (name, passphrase, conversation, epoch) =
             (d.name, d.passphrase, d.conversation.clone(), d.epoch);
         let screen = d.screen.clone();
+        let ever_shown = d.ever_shown.clone();
         screen.foreground.set(true);
         let world = self.world.clone();
         let violations = self.violations.clone();
@@ -632,10 +832,16 @@ impl Simulation {
                     if let Some(v) = crate::invariants::check_order(name, &shown) {
                         violations.borrow_mut().push(v);
                     }
+                    ever_shown.borrow_mut().extend(shown.iter().cloned());
                     *screen.shown.borrow_mut() = shown;
                     screen.ready.set(true);
                     world.schedule(world.now(), Event::PollTick { device, epoch });
                     world.schedule(world.now(), Event::FlushTick { device, epoch });
+                    // The app asks once when the client wants its next flush (an owed
+                    // acknowledgement, a retransmission check).
+                    if let Ok(Some(at)) = client.next_flush_ms().await {
+                        flush_at(&world, &screen, device, epoch, at);
+                    }
                 }
                 Err(ClientError::Storage(_)) => {
                     // A transient read failure: the app offers to retry.
@@ -672,10 +878,12 @@ impl Simulation {
         let d = self.device(device);
         let (name, conversation, epoch) = (d.name, d.conversation.clone(), d.epoch);
         let world = self.world.clone();
+        let stored = d.stored.clone();
         self.log(|| format!("{name} writes message {index} ({} bytes)", text.len()));
         self.spawn(device, async move {
             match client.send(&conversation, &text).await {
                 Ok(seq) => {
+                    stored.borrow_mut().push((world.now(), text.clone()));
                     world.trace.log(world.now(), || {
                         format!("{name}: message {index} encrypted and stored as entry {seq}")
                     });
@@ -697,14 +905,33 @@ impl Simulation {
             return;
         };
         let screen = d.screen.clone();
+        let ever_shown = d.ever_shown.clone();
         let (name, conversation) = (d.name, d.conversation.clone());
         let world = self.world.clone();
         let violations = self.violations.clone();
+        let tally = self.tally.clone();
         screen.poll_running.set(true);
         self.spawn(device, async move {
             let result = client.poll(&conversation).await;
             match result {
                 Ok(outcome) => {
+                    if let Some(at) = outcome.flush_at_ms {
+                        flush_at(&world, &screen, device, epoch, at);
+                    }
+                    if !outcome.delivered.is_empty() {
+                        tally.last_delivered_ms.set(world.now());
+                        world.trace.log(world.now(), || {
+                            format!(
+                                "{name} sees entries {:?} delivered to the other person",
+                                outcome.delivered
+                            )
+                        });
+                    }
+                    if outcome.notice {
+                        world
+                            .trace
+                            .log(world.now(), || format!("{name} is shown a notice"));
+                    }
                     if !outcome.messages.is_empty() {
                         world.trace.log(world.now(), || {
                             let which: Vec<String> = outcome
@@ -717,19 +944,35 @@ impl Simulation {
                                 .collect();
                             format!("{name} shows {}", which.join(" "))
                         });
+                        tally.last_shown_ms.set(world.now());
+                        ever_shown
+                            .borrow_mut()
+                            .extend(outcome.messages.iter().map(|m| m.text.clone()));
                         let mut shown = screen.shown.borrow_mut();
                         shown.extend(outcome.messages.iter().map(|m| m.text.clone()));
                         if let Some(v) = crate::invariants::check_order(name, &shown) {
                             violations.borrow_mut().push(v);
                         }
                     }
-                    if outcome.joined {
+                    // The app flushes at once when the mailbox answers again after failing,
+                    // or while blobs are pending (and after a join, to show "connected").
+                    if outcome.joined
+                        || screen.poll_failed.get()
+                        || screen.flush_failures.get() > 0
+                    {
                         world.schedule(world.now(), Event::FlushTick { device, epoch });
                     }
+                    screen.poll_failed.set(false);
                 }
-                Err(err) => world
-                    .trace
-                    .log(world.now(), || format!("{name}: poll failed: {err}")),
+                Err(err) => {
+                    screen.poll_failed.set(true);
+                    if screen.flush_failures.get() > 0 {
+                        world.schedule(world.now(), Event::FlushTick { device, epoch });
+                    }
+                    world
+                        .trace
+                        .log(world.now(), || format!("{name}: poll failed: {err}"));
+                }
             }
             screen.poll_running.set(false);
             let delay = client.poll_delay_ms(screen.foreground.get(), true);
@@ -755,6 +998,10 @@ impl Simulation {
         let screen = d.screen.clone();
         let name = d.name;
         let world = self.world.clone();
+        let tally = self.tally.clone();
+        if screen.flush_timer.get() <= world.now() {
+            screen.flush_timer.set(0);
+        }
         screen.flush_running.set(true);
         self.spawn(device, async move {
             loop {
@@ -763,21 +1010,34 @@ impl Simulation {
                     Ok(outcome) => {
                         world.trace.log(world.now(), || {
                             format!(
-                                "{name} flush: {} delivered, {} pending, {} conflicts",
-                                outcome.delivered, outcome.pending, outcome.conflicts
+                                "{name} flush: {} stored, {} pending, {} conflicts, {} acknowledgements, {} retransmitted",
+                                outcome.delivered,
+                                outcome.pending,
+                                outcome.conflicts,
+                                outcome.acks_sent,
+                                outcome.retransmitted
                             )
                         });
+                        tally
+                            .acks_sent
+                            .set(tally.acks_sent.get() + u64::from(outcome.acks_sent));
+                        tally
+                            .retransmitted
+                            .set(tally.retransmitted.get() + u64::from(outcome.retransmitted));
+                        if let Some(at) = outcome.flush_at_ms {
+                            flush_at(&world, &screen, device, epoch, at);
+                        }
                         outcome.pending > 0
                     }
                     Err(_) => true,
                 };
                 if pending {
-                    // The app's back-off: 1, 2, 5, 10, 30 s.
+                    // The app's back-off (`FLUSH_BACKOFF` in www/app.js): 1.5, 3, 5, 8 s.
                     let failures = screen.flush_failures.get();
-                    let wait = [1_000, 2_000, 5_000, 10_000, 30_000]
+                    let wait = [1_500, 3_000, 5_000, 8_000]
                         .get(failures as usize)
                         .copied()
-                        .unwrap_or(30_000);
+                        .unwrap_or(8_000);
                     screen.flush_failures.set(failures + 1);
                     world.schedule(world.now() + wait, Event::FlushTick { device, epoch });
                 } else {
@@ -791,7 +1051,8 @@ impl Simulation {
         });
     }
 
-    /// After the heal phase: read both histories and check every invariant.
+    /// After the heal phase: read both histories and conversations, and check every
+    /// invariant.
     fn finish(mut self) -> Outcome {
         let mut violations: Vec<Violation> = Vec::new();
         for reuse in self.host.reuses.borrow().iter() {
@@ -801,8 +1062,8 @@ impl Simulation {
                 equal_bytes: reuse.equal_bytes,
             });
         }
-        // Final histories, read by a fresh run of each app.
-        let histories: Rc<RefCell<[Option<Vec<HistoryEntry>>; 2]>> = Rc::default();
+        // Final histories and conversation summaries, read by each running app.
+        let finals: Rc<RefCell<[Option<Final>; 2]>> = Rc::default();
         for device in 0..2 {
             if !self.device(device).running || !self.device(device).screen.ready.get() {
                 violations.push(Violation::NotRunningAtEnd {
@@ -814,14 +1075,20 @@ impl Simulation {
                 continue;
             };
             let conversation = self.device(device).conversation.clone();
-            let out = histories.clone();
+            let out = finals.clone();
             let violations = self.violations.clone();
             let name = self.device(device).name;
             self.spawn(device, async move {
-                match client.history(&conversation).await {
-                    Ok(history) => {
+                let read = async {
+                    let history = client.history(&conversation).await?;
+                    let summary = client.conversation_summary(&conversation).await?;
+                    Ok::<_, ClientError>((history, summary))
+                }
+                .await;
+                match read {
+                    Ok(read) => {
                         if let Some(slot) = out.borrow_mut().get_mut(device) {
-                            *slot = Some(history);
+                            *slot = Some(read);
                         }
                     }
                     Err(err) => violations.borrow_mut().push(Violation::StateFailedToLoad {
@@ -833,7 +1100,7 @@ impl Simulation {
         }
         let end = self.world.now() + 60_000;
         while self.world.now() < end
-            && histories.borrow().iter().filter(|h| h.is_some()).count()
+            && finals.borrow().iter().filter(|h| h.is_some()).count()
                 < self.devices.iter().filter(|d| d.running).count()
         {
             self.run_tasks();
@@ -850,37 +1117,95 @@ impl Simulation {
         violations.extend(self.violations.borrow().iter().cloned());
         for device in 0..2 {
             let running = self.device(device).running;
-            if running && histories.borrow().get(device).is_none_or(Option::is_none) {
+            if running && finals.borrow().get(device).is_none_or(Option::is_none) {
                 violations.push(Violation::StateFailedToLoad {
                     device: self.device(device).name,
                     error: "the final history was not read within a minute".to_owned(),
                 });
             }
         }
-        let histories = histories.borrow();
+        let finals = finals.borrow();
+        let mut figures = crate::Figures {
+            ack_blobs: self.tally.acks_sent.get(),
+            retransmitted: self.tally.retransmitted.get(),
+            ..crate::Figures::default()
+        };
         let mut messages = 0;
         let mut delivered = 0;
         for sender in 0..2 {
             let receiver = 1 - sender;
-            let (Some(Some(sent)), Some(Some(got))) =
-                (histories.get(sender), histories.get(receiver))
+            let (Some(Some((sent, summary))), Some(Some((got, _)))) =
+                (finals.get(sender), finals.get(receiver))
             else {
                 continue;
             };
+            let name = self.device(sender).name;
             let received: BTreeSet<&str> = got
                 .iter()
                 .filter(|e| !e.outgoing)
                 .map(|e| e.text.as_str())
                 .collect();
+            let own: BTreeSet<&str> = sent
+                .iter()
+                .filter(|e| e.outgoing)
+                .map(|e| e.text.as_str())
+                .collect();
+            // Durability: a message the app was told is stored stays in the history.
+            for (_, text) in self.device(sender).stored.borrow().iter() {
+                if !own.contains(text.as_str()) {
+                    violations.push(Violation::Vanished {
+                        sender: name,
+                        index: parse_text(text).map_or(0, |(_, i)| i),
+                    });
+                }
+            }
+            // Messages the other person has that their sender's device lost (a restore).
+            figures.lost_copy_messages += received.difference(&own).count() as u64;
+            let ever_shown = self.device(receiver).ever_shown.borrow();
             for entry in sent.iter().filter(|e| e.outgoing) {
                 messages += 1;
-                if received.contains(entry.text.as_str()) {
+                let index = parse_text(&entry.text).map_or(0, |(_, i)| i);
+                if !received.contains(entry.text.as_str()) && ever_shown.contains(&entry.text) {
+                    // Shown on the receiver, then lost with its own restore to an older backup:
+                    // delivered all the same.
                     delivered += 1;
-                } else if !matches!(entry.status, Status::Conflict | Status::Failed) {
+                    figures.lost_by_receiver_restore += 1;
+                    if entry.status == Status::Delivered {
+                        figures.delivered_status += 1;
+                    } else {
+                        figures.shown_not_acknowledged += 1;
+                    }
+                } else if received.contains(entry.text.as_str()) {
+                    delivered += 1;
+                    if entry.status == Status::Delivered {
+                        figures.delivered_status += 1;
+                    } else {
+                        figures.shown_not_acknowledged += 1;
+                    }
+                } else if entry.status == Status::Delivered {
+                    // Safety: *delivered* must never be said of a message the other person
+                    // does not have.
+                    violations.push(Violation::FalseDelivered {
+                        sender: name,
+                        index,
+                    });
+                } else if matches!(entry.status, Status::Conflict | Status::Failed) {
+                    figures.marked_undelivered += 1;
+                } else if summary.invite_taken {
+                    // The joiner's conversation says that someone else took the invite.
+                    figures.invite_taken_messages += 1;
+                } else {
                     violations.push(Violation::Undelivered {
-                        sender: self.device(sender).name,
-                        index: parse_text(&entry.text).map_or(0, |(_, i)| i),
+                        sender: name,
+                        index,
                         status: entry.status,
+                        notice: if summary.rollback.is_some() {
+                            Some("rollback")
+                        } else if summary.interference.is_some() {
+                            Some("interference")
+                        } else {
+                            None
+                        },
                     });
                 }
             }
@@ -902,7 +1227,19 @@ impl Simulation {
                 violations.push(v);
             }
         }
+        self.check_conversations(&finals, &mut figures, &mut violations);
         violations.dedup();
+        let expired = self.host.expired_unread();
+        let squat_lost = self.faults.squatter && !self.squatted;
+        self.faults.strike(|s| {
+            s.expired_unread = expired;
+            s.squats_lost += u64::from(squat_lost);
+        });
+        let recovered = self
+            .tally
+            .last_shown_ms
+            .get()
+            .max(self.tally.last_delivered_ms.get());
         Outcome {
             violations,
             messages,
@@ -910,6 +1247,76 @@ impl Simulation {
             simulated_ms: self.world.now(),
             trace: self.world.trace.lines(),
             crash_sites: self.crash_sites.clone(),
+            struck: self.faults.struck.get(),
+            wire: self.host.wire.get(),
+            figures,
+            recovery_ms: if self.healed_at > 0 {
+                recovered.saturating_sub(self.healed_at)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The conversations at the end: the join completed or the joiner was told that the
+    /// invite was taken; no conversation ended; no notice raised without its cause.
+    fn check_conversations(
+        &self,
+        finals: &[Option<Final>; 2],
+        figures: &mut crate::Figures,
+        violations: &mut Vec<Violation>,
+    ) {
+        let summary = |device: usize| finals.get(device).and_then(Option::as_ref).map(|f| &f.1);
+        let (Some(inviter), Some(joiner)) = (summary(0), summary(1)) else {
+            return;
+        };
+        if joiner.invite_taken {
+            figures.invite_taken += 1;
+            if !self.squatted {
+                violations.push(Violation::FalseNotice {
+                    device: self.device(1).name,
+                    notice: "someone else joined with this invite",
+                });
+            }
+        } else {
+            if joiner.connecting || !joiner.joined {
+                violations.push(Violation::JoinIncomplete {
+                    device: self.device(1).name,
+                });
+            }
+            if !inviter.joined {
+                violations.push(Violation::JoinIncomplete {
+                    device: self.device(0).name,
+                });
+            }
+        }
+        for (device, summary) in [(0, inviter), (1, joiner)] {
+            let d = self.device(device);
+            if summary.ended.is_some() {
+                violations.push(Violation::Ended { device: d.name });
+            }
+            if summary.rollback.is_some() {
+                figures.rollback_notices += 1;
+                // A rollback is this device's state going back: a restore, or a power loss
+                // undoing relaxed commits.
+                if !d.restored && !d.lost_power {
+                    violations.push(Violation::FalseNotice {
+                        device: d.name,
+                        notice: "this device was restored from an older copy",
+                    });
+                }
+            }
+            if summary.interference.is_some() {
+                figures.interference_notices += 1;
+                // Interference needs someone who writes where the peer would: a squatter, or
+                // this conversation's own lost state after a restore.
+                if !self.faults.squatter && self.faults.restores == 0 {
+                    violations.push(Violation::FalseNotice {
+                        device: d.name,
+                        notice: "someone is interfering with this conversation",
+                    });
+                }
+            }
         }
     }
 }
