@@ -335,13 +335,14 @@ impl<P: Platform> Client<P> {
     }
 
     /// The live session of an active conversation. A protocol-v1 pickle (or a conversation
-    /// already marked ended) is [`ClientError::ConversationEnded`]; one still waiting is
-    /// [`ClientError::NotJoined`].
+    /// already marked ended for that reason) is [`ClientError::ConversationEnded`]; one still
+    /// waiting is [`ClientError::NotJoined`]. (A conversation ended by
+    /// [`EndReason::PeerRestored`] still loads, to be polled; sending checks `ended` itself.)
     pub(crate) fn load_session(
         key: &VaultKey,
         conversation: &Conversation,
     ) -> Result<protocol::Session, ClientError> {
-        if let Some(reason) = conversation.ended {
+        if let Some(reason @ EndReason::ProtocolV1) = conversation.ended {
             return Err(ClientError::ConversationEnded { reason });
         }
         let ConversationState::Active { session, .. } = &conversation.state else {

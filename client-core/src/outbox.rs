@@ -109,14 +109,17 @@ impl<P: Platform> Client<P> {
         let text = Zeroizing::new(text.to_owned());
         let _guard = self.lock_conversation(id).await?;
         let mut conversation = self.conversation(&key, id).await?;
+        if let Some(reason) = conversation.ended {
+            return Err(ClientError::ConversationEnded { reason });
+        }
         let mut live = Self::load_session(&key, &conversation)?;
         let seq = conversation.next_seq;
         // Messages waiting to be sent again (squatted) go first: order is kept.
         let (mut writes, pending_floor) = self
             .encrypt_queued(&key, id, &mut conversation, &mut live)
             .await?;
-        let (_, mut blobs) = self
-            .encrypt_entry(&key, id, &mut live, seq, text.as_bytes(), pending_floor)
+        let (_, mut blobs, message_id) = self
+            .encrypt_entry(&key, id, &mut live, seq, text.as_bytes(), None, pending_floor)
             .await?;
         writes.append(&mut blobs);
         let now = self.now_ms();
@@ -131,6 +134,7 @@ impl<P: Platform> Client<P> {
             text: text.to_string(),
             time_ms: now,
             status: Status::Sending,
+            message_id,
         };
         writes.push(self.put(&key, records::conversation_key(id), &conversation));
         writes.push(self.put(&key, records::message_key(id, seq), &message));
@@ -140,9 +144,12 @@ impl<P: Platform> Client<P> {
         Ok(seq)
     }
 
-    /// Encrypts history entry `entry`'s text on `live` into outbox writes. `pending_floor`:
-    /// the lowest sequence number of blobs encrypted earlier in the same transaction (not
-    /// yet in the store). Returns the first new sequence number and the writes.
+    /// Encrypts history entry `entry`'s text on `live` into outbox writes: as a new message,
+    /// or, given the `message_id` of its first sending, as that message again (the peer shows
+    /// it once). `pending_floor`: the lowest sequence number of blobs encrypted earlier in the
+    /// same transaction (not yet in the store). Returns the first new sequence number, the
+    /// writes and the message id.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn encrypt_entry(
         &self,
         key: &VaultKey,
@@ -150,11 +157,16 @@ impl<P: Platform> Client<P> {
         live: &mut Session,
         entry: u64,
         text: &[u8],
+        message_id: Option<[u8; 8]>,
         pending_floor: Option<u32>,
-    ) -> Result<(u32, Vec<Write>), ClientError> {
+    ) -> Result<(u32, Vec<Write>, [u8; 8]), ClientError> {
         let floor = self.floor(id, live, pending_floor).await?;
         let first = live.next_seq();
-        let blobs = live.encrypt(&mut self.rng(), text, floor)?;
+        let blobs = match message_id.filter(|m| *m != [0; 8]) {
+            Some(message_id) => live.encrypt_resend(&mut self.rng(), text, floor, message_id)?,
+            None => live.encrypt(&mut self.rng(), text, floor)?,
+        };
+        let message_id = blobs.first().map_or([0; 8], |b| b.message_id);
         let writes = blobs
             .into_iter()
             .map(|blob| {
@@ -168,7 +180,7 @@ impl<P: Platform> Client<P> {
                 self.put(key, records::outgoing_key(id, blob.seq), &outgoing)
             })
             .collect();
-        Ok((first, writes))
+        Ok((first, writes, message_id))
     }
 
     /// Our floor: the lowest sequence number still in the outbox (by record name, nothing
@@ -272,6 +284,11 @@ impl<P: Platform> Client<P> {
                 self.store().commit(forget, Durability::Relaxed).await?;
                 continue;
             };
+            if conversation.ended.is_some() {
+                // Nobody can read it: the conversation cannot go on.
+                self.store().commit(forget, Durability::Relaxed).await?;
+                continue;
+            }
             let mut live = match Self::load_session(key, &conversation) {
                 Ok(live) => live,
                 Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {
@@ -391,6 +408,8 @@ impl<P: Platform> Client<P> {
         let mut given_up = BTreeSet::new();
         let mut conversation_changed = false;
         let mut acks = 0;
+        // Our sequence numbers whose blobs never reached the mailbox and never will.
+        let mut abandoned = Vec::new();
         for (seq, put) in delivery.results {
             // Gone: the peer acknowledged it meanwhile (or it was abandoned).
             let Some(at) = outbox.iter().position(|(_, s, _)| *s == seq) else {
@@ -435,10 +454,11 @@ impl<P: Platform> Client<P> {
                         }
                         Some(BlobKind::Ack) | None => {
                             // An acknowledgement is carried again by our next blob.
-                            if let Some((name, _, _)) =
+                            if let Some((name, seq, _)) =
                                 (at < outbox.len()).then(|| outbox.remove(at))
                             {
                                 writes.push(Write::Delete(name));
+                                abandoned.push(seq);
                             }
                         }
                         Some(BlobKind::Data { message }) => {
@@ -450,6 +470,7 @@ impl<P: Platform> Client<P> {
                                 &mut writes,
                                 &mut touched,
                                 &mut given_up,
+                                &mut abandoned,
                                 now,
                             );
                         }
@@ -498,11 +519,35 @@ impl<P: Platform> Client<P> {
                 writes.push(self.put(&key, name, &message));
             }
         }
+        if !abandoned.is_empty() {
+            // Tell the session before anything else is encrypted: the peer never gets these,
+            // so its acknowledgements (whose digests cover exactly what it received) must not
+            // be checked against them; otherwise a false rollback would be found.
+            match Self::load_session(&key, &conversation) {
+                Ok(mut live) => {
+                    for seq in &abandoned {
+                        live.abandon(*seq);
+                    }
+                    if let ConversationState::Active { session, .. } = &mut conversation.state {
+                        *session = live.pickle(&Self::pickle_key(&key));
+                    }
+                    conversation_changed = true;
+                }
+                Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {}
+                Err(err) => return Err(err),
+            }
+        }
         if conversation_changed {
             writes.push(self.put(&key, records::conversation_key(id), &conversation));
         }
         if !writes.is_empty() {
-            self.store().commit(writes, Durability::Relaxed).await?;
+            // Strict when the session changed (it must not come back without the abandons).
+            let durability = if abandoned.is_empty() {
+                Durability::Relaxed
+            } else {
+                Durability::Strict
+            };
+            self.store().commit(writes, durability).await?;
         }
         Ok(acks)
     }
@@ -607,7 +652,7 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let _guard = self.lock_conversation(id).await?;
         let mut conversation = self.conversation(&key, id).await?;
-        if conversation.recovery.resend.is_empty() {
+        if conversation.recovery.resend.is_empty() || conversation.ended.is_some() {
             return Ok(false);
         }
         let mut live = Self::load_session(&key, &conversation)?;
@@ -640,21 +685,32 @@ impl<P: Platform> Client<P> {
             let Some(message) = self.read::<Message>(key, &name).await? else {
                 continue;
             };
-            if !message.outgoing || matches!(message.status, Status::Conflict | Status::Delivered) {
+            // (A queued message is never marked delivered meanwhile: the receive path leaves
+            // queued messages alone.)
+            if !message.outgoing || message.status == Status::Conflict {
                 continue;
             }
-            let (first, mut blobs) = self
+            let (first, mut blobs, message_id) = self
                 .encrypt_entry(
                     key,
                     id,
                     live,
                     message_seq,
                     message.text.as_bytes(),
+                    Some(message.message_id),
                     pending_floor,
                 )
                 .await?;
             pending_floor = Some(pending_floor.map_or(first, |f: u32| f.min(first)));
             writes.append(&mut blobs);
+            if message.message_id != message_id || message.status != Status::Sending {
+                // A record from before message ids gets the new one; a message sent again
+                // is on its way again.
+                let mut message = message;
+                message.message_id = message_id;
+                message.status = Status::Sending;
+                writes.push(self.put(key, name, &message));
+            }
         }
         Ok((writes, pending_floor))
     }
@@ -692,11 +748,14 @@ async fn deposit<T: Transport>(
 
 /// A data blob of history entry `message` found foreign bytes at its address. Its blobs
 /// leave the outbox (so our floor passes them), and so does every later blob not yet on the
-/// mailbox; those messages are queued to be encrypted again, in order, at later addresses —
-/// unless that would be the [`MAX_RESENDS`]+1-th time in a row or leave more than
-/// [`MAX_ABANDONED_RUN`] abandoned addresses in a row (the peer's window would no longer
-/// reach the next one). Then the message is given up on ([`Status::Conflict`]), the later
-/// blobs keep their addresses, and the conversation says someone interferes.
+/// mailbox; those messages are queued to be encrypted again (same message id: the peer shows
+/// each once), in order, at later addresses — unless that would be the [`MAX_RESENDS`]+1-th
+/// time in a row or leave more than [`MAX_ABANDONED_RUN`] abandoned addresses in a row (the
+/// peer's window would no longer reach the next one). Then the message is given up on
+/// ([`Status::Conflict`]), the later blobs keep their addresses, and the conversation says
+/// someone interferes. The sequence numbers of the blobs that never reached the mailbox are
+/// added to `abandoned` (for `Session::abandon`).
+#[allow(clippy::too_many_arguments)]
 fn squatted(
     conversation: &mut Conversation,
     outbox: &mut Vec<OutRecord>,
@@ -704,6 +763,7 @@ fn squatted(
     writes: &mut Vec<Write>,
     touched: &mut BTreeSet<u64>,
     given_up: &mut BTreeSet<u64>,
+    abandoned: &mut Vec<u32>,
     now: u64,
 ) {
     let of_message = |o: &Outgoing| o.kind == BlobKind::Data { message };
@@ -754,8 +814,14 @@ fn squatted(
         if i >= outbox.len() {
             continue;
         }
-        let (name, _, outgoing) = outbox.remove(i);
+        let (name, seq, outgoing) = outbox.remove(i);
         writes.push(Write::Delete(name));
+        if !outgoing.stored {
+            // Never on the mailbox: the peer cannot have it. (A part already stored leaves
+            // the outbox too, so that our floor passes the abandoned ones, but stays counted:
+            // it is on the mailbox at an address the peer reads before the later ones.)
+            abandoned.push(seq);
+        }
         if let BlobKind::Data { message: m } = outgoing.kind {
             touched.insert(m);
             let queue = &mut conversation.recovery.resend;

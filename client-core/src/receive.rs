@@ -26,8 +26,8 @@ use crate::decoys::padded_batches;
 use crate::error::ClientError;
 use crate::platform::{Durability, Platform, RecordStore, Transport, Write};
 use crate::records::{
-    self, AckDue, BlobKind, Conversation, ConversationState, Interference, MAX_JUNK_REMEMBERED,
-    Message, RollbackNotice, Status,
+    self, AckDue, BlobKind, Conversation, ConversationState, EndReason, Interference,
+    MAX_JUNK_REMEMBERED, Message, RollbackNotice, Status,
 };
 use crate::vault::VaultKey;
 
@@ -89,6 +89,15 @@ struct Drained {
     data: bool,
     /// Blobs the lost copy of this device sent, by the rollbacks detected.
     rollback_lost: u32,
+    /// Rollbacks detected (also those that lost no sequence number: the restored copy sent
+    /// at least as much as the lost one, under the same numbers).
+    rollbacks: u32,
+    /// Our sequence numbers the peer acknowledged but whose blobs may be the lost copy's
+    /// (`[unconfirmed_from, acknowledged)` of each rollback): their messages are sent again.
+    unverified: Vec<(u32, u32)>,
+    /// The last verdict on the peer: `Some(true)` if the last blob that spoke for the peer
+    /// was refused as `PeerRestored`, `Some(false)` if it decrypted.
+    peer_restored: Option<bool>,
     /// Addresses of the poll set whose blob did not authenticate.
     junk: Vec<Address>,
 }
@@ -117,7 +126,9 @@ impl<P: Platform> Client<P> {
     async fn poll_mailbox(&self, id: &str) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
-        if conversation.ended.is_some() {
+        // (A conversation ended because the peer was restored is still polled: a later blob
+        // of theirs that decrypts lifts it.)
+        if conversation.ended == Some(EndReason::ProtocolV1) {
             return Ok(PollOutcome::default());
         }
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
@@ -243,12 +254,24 @@ impl<P: Platform> Client<P> {
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
         let now = self.now_ms();
-        if drained.decrypted > 0 || joined_now {
-            changed = true;
-            self.apply_acknowledgement(&key, id, &live, &mut writes, outcome)
+        if !drained.unverified.is_empty() {
+            // Before the acknowledgement is applied (it would take these blobs for delivered).
+            self.resend_unverified(&key, id, &mut conversation, &drained.unverified, &mut writes)
                 .await?;
         }
-        if drained.rollback_lost > 0 {
+        if drained.decrypted > 0 || joined_now {
+            changed = true;
+            self.apply_acknowledgement(
+                &key,
+                id,
+                &live,
+                &conversation.recovery.resend,
+                &mut writes,
+                outcome,
+            )
+            .await?;
+        }
+        if drained.rollbacks > 0 {
             let notice = conversation.rollback.get_or_insert(RollbackNotice {
                 detected_ms: now,
                 lost_blobs: 0,
@@ -256,6 +279,20 @@ impl<P: Platform> Client<P> {
             notice.lost_blobs = notice.lost_blobs.saturating_add(drained.rollback_lost);
             outcome.notice = true;
             changed = true;
+        }
+        match (drained.peer_restored, conversation.ended) {
+            (Some(true), None) => {
+                conversation.ended = Some(EndReason::PeerRestored);
+                outcome.notice = true;
+                changed = true;
+            }
+            (Some(false), Some(EndReason::PeerRestored)) => {
+                // A later blob of theirs decrypted after all: not the end.
+                conversation.ended = None;
+                outcome.notice = true;
+                changed = true;
+            }
+            _ => {}
         }
         let (added, raised) = note_junk(&mut conversation, &drained.junk, now);
         changed |= added;
@@ -278,6 +315,7 @@ impl<P: Platform> Client<P> {
                 text: String::from_utf8_lossy(plaintext).into_owned(),
                 time_ms: self.now_ms(),
                 status: Status::Received,
+                message_id: [0; 8],
             };
             conversation.next_seq += 1;
             conversation.unread = conversation.unread.saturating_add(1);
@@ -305,14 +343,59 @@ impl<P: Platform> Client<P> {
         Ok(drained.refetch)
     }
 
+    /// A rollback made the peer's acknowledgement of our sequence numbers in `ranges`
+    /// unverifiable (those blobs may be the lost copy's): every message of ours with a blob
+    /// there is queued to be encrypted again ([`Client::resend_squatted`], same message id, so
+    /// the peer shows it once) and is *sending* again. The blobs themselves leave the outbox
+    /// with the acknowledgement; later blobs of those messages stay (they are checked by the
+    /// peer's next acknowledgements).
+    async fn resend_unverified(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        conversation: &mut Conversation,
+        ranges: &[(u32, u32)],
+        writes: &mut Vec<Write>,
+    ) -> Result<(), ClientError> {
+        let mut messages = BTreeSet::new();
+        for (_, seq, outgoing) in self.outbox(key, id).await? {
+            if let BlobKind::Data { message } = outgoing.kind
+                && ranges.iter().any(|(from, to)| (*from..*to).contains(&seq))
+            {
+                messages.insert(message);
+            }
+        }
+        for message_seq in messages {
+            let name = records::message_key(id, message_seq);
+            let Some(mut message) = self.read::<Message>(key, &name).await? else {
+                continue;
+            };
+            if !message.outgoing || message.status == Status::Conflict {
+                continue;
+            }
+            let queue = &mut conversation.recovery.resend;
+            if !queue.contains(&message_seq) {
+                queue.push(message_seq);
+            }
+            if message.status != Status::Sending {
+                message.status = Status::Sending;
+                writes.push(self.put(key, name, &message));
+            }
+        }
+        conversation.recovery.resend.sort_unstable();
+        Ok(())
+    }
+
     /// Applies what the peer has acknowledged of our stream (under the conversation's lock,
     /// into the step's commit): covered blobs leave the outbox, and a message none of whose
-    /// blobs is left becomes [`Status::Delivered`].
+    /// blobs is left becomes [`Status::Delivered`] — unless it waits in `queued` to be sent
+    /// again.
     async fn apply_acknowledgement(
         &self,
         key: &VaultKey,
         id: &str,
         live: &Session,
+        queued: &[u64],
         writes: &mut Vec<Write>,
         outcome: &mut PollOutcome,
     ) -> Result<(), ClientError> {
@@ -333,6 +416,9 @@ impl<P: Platform> Client<P> {
             }
         }
         for message_seq in covered_messages.difference(&left_messages) {
+            if queued.contains(message_seq) {
+                continue;
+            }
             let name = records::message_key(id, *message_seq);
             if let Some(mut message) = self.read::<Message>(key, &name).await?
                 && message.outgoing
@@ -470,13 +556,27 @@ fn drain(
             Ok(received) => {
                 progress.read_since_fetch = true;
                 out.decrypted += 1;
+                // A data blob is acknowledged for its own sake, also one of a message shown
+                // already (`duplicate`: a re-send; no history entry).
                 out.data |= received.kind == PayloadKind::Data;
+                out.peer_restored = Some(false);
                 if let Some(rollback) = received.rollback {
+                    out.rollbacks += 1;
                     out.rollback_lost = out.rollback_lost.saturating_add(rollback.lost_blobs);
+                    let to = received.acknowledged.next;
+                    if rollback.unconfirmed_from < to {
+                        out.unverified.push((rollback.unconfirmed_from, to));
+                    }
                 }
                 if let Some(plaintext) = received.plaintext {
                     out.plaintexts.push(plaintext);
                 }
+            }
+            // Authenticated (the header key is the two people's): the peer went on from an
+            // older copy of its device after we answered. Not junk; the conversation ends.
+            Err(DecryptError::PeerRestored) => {
+                out.rejected += 1;
+                out.peer_restored = Some(true);
             }
             // Foreign or tampered: a failed decrypt leaves the session unchanged. At an
             // address of the poll set, only the peer (or the mailbox) could have written:

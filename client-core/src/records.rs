@@ -19,13 +19,14 @@
 //! conversation (written by a protocol-v1 client) still loads, as *ended*
 //! ([`EndReason::ProtocolV1`]): its history stays readable. Outbox records are at version 2
 //! (protocol sequence numbers); version-1 outbox records no longer decode and are dropped.
+//! Messages are at version 2 (the protocol message id); version-1 messages load with none.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Key of the vault header.
 pub const VAULT_KEY: &str = "vault";
-/// Version of the record formats that did not change with protocol v2 (messages, invites,
+/// Version of the record formats that did not change with protocol v2 (invites,
 /// acknowledgement due times).
 pub const RECORD_VERSION: u8 = 1;
 
@@ -180,6 +181,12 @@ pub enum EndReason {
     /// Made with protocol version 1: its session cannot continue under version 2 (the wire
     /// format and keys differ). Start a new conversation.
     ProtocolV1,
+    /// The other person's device was restored from an older copy after our last reply
+    /// (`protocol::DecryptError::PeerRestored`): what it sends now can never be read here, and
+    /// what we send cannot be read there. Meet again and start a new conversation. (Appended:
+    /// records written before keep their meaning.) Lifted again if a later blob of theirs
+    /// decrypts after all.
+    PeerRestored,
 }
 
 impl core::fmt::Display for EndReason {
@@ -188,6 +195,10 @@ impl core::fmt::Display for EndReason {
             EndReason::ProtocolV1 => f.write_str(
                 "it was made with an older version of Hush (protocol version 1) and cannot \
                  continue; start a new conversation",
+            ),
+            EndReason::PeerRestored => f.write_str(
+                "the other person's device was restored from an older copy after your last \
+                 reply; this conversation cannot continue: meet again and start a new one",
             ),
         }
     }
@@ -304,9 +315,41 @@ pub struct Message {
     /// Delivery state.
     #[zeroize(skip)]
     pub status: Status,
+    /// Ours: the protocol's message id of its first sending (`OutgoingBlob::message_id`),
+    /// passed to `Session::encrypt_resend` when it is sent again, so that the other person
+    /// shows it once. Zero: none yet (theirs, or written before record format 2).
+    pub message_id: [u8; 8],
 }
 
-impl Record for Message {}
+impl Record for Message {
+    // Version 1 had no message id.
+    const VERSION: u8 = 2;
+    fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
+        if version != 1 {
+            return None;
+        }
+        let mut old: MessageV1 = postcard::from_bytes(body).ok()?;
+        Some(Message {
+            seq: old.seq,
+            outgoing: old.outgoing,
+            text: core::mem::take(&mut old.text),
+            time_ms: old.time_ms,
+            status: old.status,
+            message_id: [0; 8],
+        })
+    }
+}
+
+/// A history entry as record format 1 stored it.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct MessageV1 {
+    seq: u64,
+    outgoing: bool,
+    text: String,
+    time_ms: u64,
+    #[zeroize(skip)]
+    status: Status,
+}
 
 /// One encrypted blob of ours, kept (sealed) until the peer acknowledges it. Deposited and
 /// deposited again byte for byte at its one address: a key and nonce never see other bytes.
@@ -457,6 +500,34 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_record_format_1_loads_without_an_id() {
+        #[derive(Serialize)]
+        struct V1 {
+            seq: u64,
+            outgoing: bool,
+            text: String,
+            time_ms: u64,
+            status: Status,
+        }
+        let mut old = vec![1];
+        old.extend(
+            postcard::to_allocvec(&V1 {
+                seq: 4,
+                outgoing: true,
+                text: "old".into(),
+                time_ms: 9,
+                status: Status::Sent,
+            })
+            .unwrap(),
+        );
+        let now: Message = decode(&old).unwrap();
+        assert_eq!(
+            (now.seq, now.text.as_str(), now.status, now.message_id),
+            (4, "old", Status::Sent, [0; 8])
+        );
+    }
+
+    #[test]
     fn keys_sort_in_sequence_order() {
         assert!(message_key("a", 2) < message_key("a", 10));
         assert!(message_key("a", 0xff) < message_key("a", 0x100));
@@ -477,11 +548,12 @@ mod tests {
             text: "hi".into(),
             time_ms: 5,
             status: Status::Delivered,
+            message_id: [7; 8],
         };
         let back: Message = decode(&encode(&msg)).unwrap();
         assert_eq!(
-            (back.seq, back.text.as_str(), back.status),
-            (3, "hi", Status::Delivered)
+            (back.seq, back.text.as_str(), back.status, back.message_id),
+            (3, "hi", Status::Delivered, [7; 8])
         );
         assert!(decode::<Message>(&[]).is_none());
         assert!(decode::<Message>(&[9, 1, 2]).is_none());

@@ -480,11 +480,9 @@ fn a_conversation_stored_by_a_protocol_v1_client_loads_as_ended() {
 
 /// A copy from *before* a ratchet step Bob had yet to make (he had read Alice's new ratchet
 /// key but not answered it): the lost copy's step used a key pair the restored copy never
-/// had, so Alice's later chains answer a key Bob cannot use, and Bob's new chain reuses the
-/// lost chain's header key (its addresses are taken). Protocol v2 as designed does not
-/// recover this; kept here, ignored, to reproduce it (reported to the protocol owner).
+/// had. Since protocol commit 5f144f4 Alice, who has not answered the lost step with a
+/// message, follows Bob's new step (a fork) and the conversation goes on.
 #[test]
-#[ignore = "protocol v2: rollback across a pending ratchet step does not recover"]
 fn a_restored_device_from_before_its_ratchet_step_recovers() {
     let (alice, a_id, bob, b_id, mailbox) = joined(230);
     let copy = snapshot(&bob);
@@ -515,5 +513,210 @@ fn a_message_written_while_a_squatted_one_waits_comes_after_it() {
     assert_eq!(
         texts(&run(alice.poll(&a_id)).unwrap().messages),
         ["first", "second"]
+    );
+}
+
+/// The message id stored with history entry `seq` of `client` (its vault passphrase `pass`).
+fn message_id_of(client: &Client<Memory>, pass: &[u8], id: &str, seq: u64) -> [u8; 8] {
+    let header = client.platform().store.0.borrow()["vault"].clone();
+    let key = client_core::vault::unlock(&header, pass).unwrap();
+    let name = client_core::records::message_key(id, seq);
+    let sealed = client.platform().store.0.borrow()[&name].clone();
+    let plain = key.open(&name, &sealed).unwrap();
+    let message: client_core::records::Message = client_core::records::decode(&plain).unwrap();
+    message.message_id
+}
+
+/// A hidden rollback: Bob's device is restored from a copy taken before he sent "one" and
+/// "two", which Alice read; their blobs then expired. The restored device sends *more* than
+/// it lost ("three", "four", "five"), at the same sequence numbers, at addresses Alice already
+/// read past: nothing collides, and by sequence number Alice's acknowledgement would cover
+/// "three" and "four", which she never got. The digest shows the difference: Bob is told,
+/// sends the unverified messages again under their ids, and Alice shows each exactly once.
+#[test]
+fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(250);
+    let zero = run(bob.send(&b_id, "zero")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["zero"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    assert_eq!(run(bob.poll(&b_id)).unwrap().delivered, [zero]);
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.send(&b_id, "two")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    // The TTL passes before Alice acknowledges; then Bob's device is restored.
+    mailbox.expire_all();
+    restore(&bob, copy);
+    let sent: Vec<u64> = ["three", "four", "five"]
+        .iter()
+        .map(|t| run(bob.send(&b_id, t)).unwrap())
+        .collect();
+    let ids: Vec<[u8; 8]> = sent
+        .iter()
+        .map(|s| message_id_of(&bob, b"b", &b_id, *s))
+        .collect();
+    assert_eq!(run(bob.flush()).unwrap().delivered, 3);
+    assert_eq!(mailbox.foreign_409s.get(), 0, "nothing collides");
+    // "three" and "four" sit where Alice read "one" and "two": she never sees them.
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["five"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+
+    // Bob learns the acknowledgement: not confirmed, told, and sent again at once.
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.notice);
+    assert!(polled.delivered.is_empty(), "nothing taken for delivered");
+    assert_eq!(polled.flush_at_ms, Some(bob.platform().now_ms.get()));
+    let notice = run(bob.conversation_summary(&b_id))
+        .unwrap()
+        .rollback
+        .unwrap();
+    assert_eq!(notice.lost_blobs, 0, "the copy sent more than it lost");
+    for (seq, id) in sent.iter().zip(&ids) {
+        assert_eq!(status_of(&bob, &b_id, *seq), Status::Sending);
+        assert_eq!(message_id_of(&bob, b"b", &b_id, *seq), *id, "same id");
+    }
+    assert_eq!(status_of(&bob, &b_id, zero), Status::Delivered);
+    assert_eq!(run(bob.flush()).unwrap().delivered, 3);
+    assert_eq!(mailbox.foreign_409s.get(), 0);
+
+    // Alice shows "three" and "four" once each, and "five" is not shown again; the re-sent
+    // "five" is still acknowledged.
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&got.messages), ["three", "four"]);
+    assert!(got.flush_at_ms.is_some(), "an acknowledgement is owed");
+    let shown = texts(&run(alice.history(&a_id)).unwrap());
+    assert_eq!(shown, ["zero", "one", "two", "five", "three", "four"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(!polled.notice, "no second rollback");
+    assert_eq!(polled.delivered, sent);
+    for seq in &sent {
+        assert_eq!(status_of(&bob, &b_id, *seq), Status::Delivered);
+    }
+    assert_eq!(kept(&bob), 0);
+    // The conversation goes on both ways.
+    run(alice.send(&a_id, "six")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["six"]);
+    let seven = run(bob.send(&b_id, "seven")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["seven"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seven), Status::Delivered);
+    assert!(run(bob.conversation_summary(&b_id)).unwrap().rollback.is_some());
+}
+
+/// A squatted message goes out again under its first message id, and the abandoned
+/// sequence numbers are reported to the session: the peer's digests then match, nothing is
+/// taken for a rollback, and everything ends delivered. Also with a two-part message whose
+/// first part reached the mailbox (it stays; the peer shows the message once).
+#[test]
+fn a_squatted_message_is_sent_again_under_its_id_without_a_false_rollback() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(260);
+    let first = run(bob.send(&b_id, "first")).unwrap();
+    let second = run(bob.send(&b_id, "second")).unwrap();
+    let id = message_id_of(&bob, b"b", &b_id, first);
+    mailbox.squat_next_put.set(true);
+    assert_eq!(run(bob.flush()).unwrap().conflicts, 1);
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(message_id_of(&bob, b"b", &b_id, first), id);
+    assert_eq!(run(bob.flush()).unwrap().delivered, 2);
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["first", "second"]
+    );
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(!polled.notice, "no false rollback");
+    assert_eq!(polled.delivered, [first, second]);
+
+    // Two parts: the first reaches the mailbox, the second's address is taken.
+    let long = "x".repeat(protocol::FRAGMENT_CAPACITY + 10);
+    let two_part = run(bob.send(&b_id, &long)).unwrap();
+    mailbox.squat_put_in.set(2);
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!((flushed.delivered, flushed.conflicts), (1, 1));
+    // Alice reads the stored first part (nothing to show yet) before Bob re-sends.
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(run(bob.flush()).unwrap().delivered, 2);
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(got.messages.len(), 1);
+    assert_eq!(got.messages[0].text, long);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(!polled.notice, "no false rollback");
+    assert_eq!(polled.delivered, [two_part]);
+    assert_eq!(kept(&bob), 0);
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    assert_eq!(summary.rollback, None);
+    assert_eq!(mailbox.foreign_409s.get(), 2);
+    // Alice's side: the squatter's bytes sat at Bob's addresses (junk), nothing else.
+    assert_eq!(
+        texts(&run(alice.history(&a_id)).unwrap()),
+        ["first", "second", long.as_str()]
+    );
+}
+
+/// Bob's device is restored from a copy taken after he read Alice's message but before he
+/// answered it; Alice had already answered the lost answer with a message. Nothing can
+/// bridge that: Alice's conversation ends, plainly, and says why.
+#[test]
+fn a_peer_restored_after_our_reply_ends_the_conversation_plainly() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(270);
+    run(alice.send(&a_id, "one")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["one"]);
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "lost")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["lost"]);
+    run(alice.send(&a_id, "answer")).unwrap();
+    run(alice.flush()).unwrap();
+    restore(&bob, copy);
+    run(bob.send(&b_id, "after")).unwrap();
+    // Its first address holds the lost copy's blob; it goes out again after a poll.
+    assert_eq!(run(bob.flush()).unwrap().conflicts, 1);
+    run(bob.poll(&b_id)).unwrap();
+    run(bob.flush()).unwrap();
+    let _ = mailbox;
+
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert!(polled.messages.is_empty());
+    assert!(polled.notice);
+    let summary = run(alice.conversation_summary(&a_id)).unwrap();
+    assert_eq!(summary.ended, Some(EndReason::PeerRestored));
+    assert_eq!(summary.interference, None, "not taken for interference");
+    assert_eq!(
+        EndReason::PeerRestored.to_string(),
+        "the other person's device was restored from an older copy after your last reply; \
+         this conversation cannot continue: meet again and start a new one"
+    );
+    match run(alice.send(&a_id, "more")).unwrap_err() {
+        ClientError::ConversationEnded { reason } => assert_eq!(reason, EndReason::PeerRestored),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        texts(&run(alice.history(&a_id)).unwrap()),
+        ["one", "lost", "answer"]
+    );
+    // It stays so: the next poll finds the same.
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert!(!polled.notice);
+    assert_eq!(
+        run(alice.conversation_summary(&a_id)).unwrap().ended,
+        Some(EndReason::PeerRestored)
     );
 }

@@ -78,6 +78,8 @@ pub struct MailboxState {
     pub online: Cell<bool>,
     /// The next PUT finds someone else's bytes already there (a squatter got there first).
     pub squat_next_put: Cell<bool>,
+    /// The n-th PUT from now (1: the next) finds someone else's bytes there; 0: none.
+    pub squat_put_in: Cell<u32>,
     /// The next PUT is stored but its answer is lost (the client sees a timeout).
     pub lose_next_answer: Cell<bool>,
     /// PUT requests answered (201 or 409).
@@ -113,7 +115,14 @@ impl Transport for TestMailbox {
         }
         let address = key.address().0;
         let mut blobs = state.blobs.borrow_mut();
-        if state.squat_next_put.replace(false) {
+        let squat_now = match state.squat_put_in.get() {
+            0 => false,
+            n => {
+                state.squat_put_in.set(n - 1);
+                n == 1
+            }
+        };
+        if state.squat_next_put.replace(false) || squat_now {
             blobs
                 .entry(address)
                 .or_insert_with(|| vec![0xAA; blob.len()]);
