@@ -559,14 +559,32 @@ impl<P: Platform> Client<P> {
         for (_, due) in self.read_prefix_lenient::<AckDue>(&key, ACK_PREFIX).await? {
             next = Some(next.map_or(due.due_ms, |n| n.min(due.due_ms)));
         }
-        for (_, out) in self
+        // Retransmission checks, per conversation (an ended one is not flushed: it waits for
+        // nothing).
+        let mut checks: Vec<(String, u64)> = Vec::new();
+        for (name, out) in self
             .read_prefix_lenient::<Outgoing>(&key, OUTGOING_PREFIX)
             .await?
         {
+            let Some((id, _)) = records::parse_outgoing_key(&name) else {
+                continue;
+            };
             if out.stored && out.kind != BlobKind::Ack {
                 let at = out
                     .checked_ms
                     .saturating_add(crate::outbox::RETRANSMIT_AFTER_MS);
+                match checks.iter_mut().find(|(c, _)| *c == id) {
+                    Some((_, t)) => *t = (*t).min(at),
+                    None => checks.push((id, at)),
+                }
+            }
+        }
+        for (id, at) in checks {
+            let ended = self
+                .read_lenient::<Conversation>(&key, &records::conversation_key(&id))
+                .await?
+                .is_none_or(|c| c.ended.is_some());
+            if !ended {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         }

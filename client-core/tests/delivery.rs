@@ -712,6 +712,11 @@ fn a_peer_restored_after_our_reply_ends_the_conversation_plainly() {
         texts(&run(alice.history(&a_id)).unwrap()),
         ["one", "lost", "answer"]
     );
+    // Nothing waits for a time any more (no retransmission check of "answer", which can
+    // never be acknowledged): the app does not keep flushing.
+    assert_eq!(run(alice.next_flush_ms()).unwrap(), None);
+    advance(&alice, RETRANSMIT_AFTER_MS);
+    assert_eq!(run(alice.flush()).unwrap().flush_at_ms, None);
     // It stays so: the next poll finds the same.
     let polled = run(alice.poll(&a_id)).unwrap();
     assert!(!polled.notice);
