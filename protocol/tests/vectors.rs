@@ -3,21 +3,25 @@
 //! Both files are written by an independent *reference model* in this test: it derives every
 //! value straight from `docs/PROTOCOL.md` (version 2) with the raw primitives (x25519, HKDF,
 //! HMAC, SHA-256, ChaCha20-Poly1305) and shares no code with the crate's ratchet, hedge,
-//! payload or acknowledgement code. Tests:
+//! payload, stream or acknowledgement code. The model is a complete party state machine (both
+//! halves of the DH ratchet, windows, skipped keys, forks, the blob stream with its digests,
+//! message ids and reassembly), so snapshots and restores of a party are simply copies of its
+//! model state. Tests:
 //! * `reference_model_reproduces_the_vector_files`: the model's output equals the files, byte
 //!   for byte (so the files are exactly what the spec says);
 //! * `implementation_matches_the_vector_file`: the real `Invite` / `Session` API, driven by the
 //!   same seeded randomness through the same script, produces every invite byte, write key,
-//!   address, sequence number and blob in the file, decrypts to the recorded plaintexts, and
-//!   reports the recorded retired addresses, poll sets (in order), kinds, acknowledgements and
-//!   rollbacks;
+//!   address, sequence number, message id and blob in the file, decrypts to the recorded
+//!   plaintexts, and reports the recorded retired addresses, poll sets (in order), kinds,
+//!   acknowledgements, confirmations, rollbacks and duplicates;
 //! * `implementation_matches_the_url_variant`: an invite with a mailbox URL derives other keys;
 //! * `implementation_refuses_the_negative_vectors`: each blob of `negative.json`, delivered in
 //!   the state before its event, gives the recorded error and leaves the state unchanged (or,
 //!   for the rollback vectors, the recorded `Rollback`).
 //!
 //! Regenerate (only on a deliberate protocol change):
-//! `HUSH_WRITE_VECTORS=1 cargo test -p protocol --test vectors`.
+//! `HUSH_WRITE_VECTORS=1 cargo test -p protocol --test vectors reference`, then run all four
+//! without it (the crate tests may read the files while the model rewrites them).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,11 +30,11 @@
     clippy::too_many_arguments
 )]
 
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce};
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use hmac::Mac;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -40,21 +44,33 @@ const NEGATIVE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/
 const W: u32 = 16;
 const MAX_SKIP: u32 = 64;
 const PAYLOAD_LEN: usize = 936;
-const FIELDS_LEN: usize = 27;
+const FIELDS_LEN: usize = 43;
 const CAPACITY: usize = PAYLOAD_LEN - FIELDS_LEN;
-const MAX_MESSAGE_LEN: usize = 64 * CAPACITY;
+const MAX_FRAGMENTS: usize = 64;
+const MAX_MESSAGE_LEN: usize = MAX_FRAGMENTS * CAPACITY;
 const ACK_WINDOW: u32 = 64;
 const MAX_ROLLBACK_SKIP: u32 = 1 << 16;
+const MAX_SKIPPED_KEYS: usize = 128;
+const RETENTION: u64 = 512;
+const DUPLICATE_MEMORY: usize = 256;
+const MAX_PENDING_MESSAGES: usize = 4;
+const MAX_AHEAD: usize = 512;
+const MAX_UNCONFIRMED: usize = 4096;
+const MESSAGE_ID_MEMORY: usize = 256;
+const MAX_ABANDONED_KEYS: usize = 4;
 const NOW: u64 = 1_767_225_600;
 const EXPIRES_AT: u64 = NOW + 600;
 const INVITER_SEED: u64 = 1;
 const JOINER_SEED: u64 = 2;
+const NEXT_SEED: u64 = 99;
+const SECOND_RESTORE_SEED: u64 = 98;
 const VARIANT_URL: &str = "https://mailbox.example.org/hush";
 const PICKLE_KEY: [u8; 32] = [0x5a; 32];
 
 const KIND_HELLO: u8 = 0x01;
 const KIND_DATA: u8 = 0x02;
 const KIND_ACK: u8 = 0x03;
+const NO_ID: [u8; 8] = [0; 8];
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -62,11 +78,13 @@ fn hex(bytes: &[u8]) -> String {
 
 // ---------------------------------------------------------------- reference primitives ----
 
-/// The test RNG as specified: block i = SHA-256("hush/test-rng" ‖ u64be(seed) ‖ u64be(i)).
+/// The test RNG as specified: a byte stream, block i = SHA-256("hush/test-rng" ‖ u64be(seed)
+/// ‖ u64be(i)), consumed in order (32 bytes per key or `z`, 8 per message id).
+#[derive(Clone)]
 struct Rng {
     seed: u64,
     block: u64,
-    buf: Vec<u8>,
+    buf: VecDeque<u8>,
 }
 
 impl Rng {
@@ -74,11 +92,11 @@ impl Rng {
         Rng {
             seed,
             block: 0,
-            buf: Vec::new(),
+            buf: VecDeque::new(),
         }
     }
-    fn next32(&mut self) -> [u8; 32] {
-        while self.buf.len() < 32 {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        while self.buf.len() < N {
             self.buf.extend(sha(&[
                 b"hush/test-rng",
                 &self.seed.to_be_bytes(),
@@ -86,7 +104,17 @@ impl Rng {
             ]));
             self.block += 1;
         }
-        self.buf.drain(..32).collect::<Vec<_>>().try_into().unwrap()
+        let out: Vec<u8> = self.buf.drain(..N).collect();
+        out.try_into().unwrap()
+    }
+    /// A message id: 8 bytes, drawn again while all zero (§6.1).
+    fn message_id(&mut self) -> [u8; 8] {
+        loop {
+            let id = self.take::<8>();
+            if id != NO_ID {
+                return id;
+            }
+        }
     }
 }
 
@@ -118,6 +146,26 @@ fn public(private: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::x25519(*private, x25519_dalek::X25519_BASEPOINT_BYTES)
 }
 
+fn dh(private: &[u8; 32], remote: &[u8; 32]) -> [u8; 32] {
+    let out = x25519_dalek::x25519(*private, *remote);
+    assert_ne!(out, [0; 32], "the script never meets a small-order key");
+    out
+}
+
+/// §3.1: `RK', CK, NHK`.
+fn kdf_rk(rk: &[u8; 32], dh_out: &[u8; 32]) -> [[u8; 32]; 3] {
+    let okm = split32(&hkdf(rk, dh_out, b"hush/v2/ratchet", 96));
+    [okm[0], okm[1], okm[2]]
+}
+
+fn step(ck: &[u8; 32]) -> [u8; 32] {
+    hmac(ck, &[&[2]])
+}
+
+fn message_key(ck: &[u8; 32]) -> [u8; 32] {
+    hmac(ck, &[&[1]])
+}
+
 fn aead(key: &[u8; 32], nonce: [u8; 12], ad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut buf = plaintext.to_vec();
     let tag = ChaCha20Poly1305::new(&(*key).into())
@@ -125,6 +173,21 @@ fn aead(key: &[u8; 32], nonce: [u8; 12], ad: &[u8], plaintext: &[u8]) -> Vec<u8>
         .unwrap();
     buf.extend_from_slice(&tag);
     buf
+}
+
+fn aead_open(key: &[u8; 32], ad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    let (ct, tag) = sealed.split_at(sealed.len() - 16);
+    let tag: [u8; 16] = tag.try_into().unwrap();
+    let mut buf = ct.to_vec();
+    ChaCha20Poly1305::new(&(*key).into())
+        .decrypt_inout_detached(
+            &Nonce::from([0u8; 12]),
+            ad,
+            buf.as_mut_slice().into(),
+            &Tag::from(tag),
+        )
+        .ok()?;
+    Some(buf)
 }
 
 fn split32(bytes: &[u8]) -> Vec<[u8; 32]> {
@@ -145,241 +208,89 @@ fn kind_name(kind: u8) -> &'static str {
     }
 }
 
-// ------------------------------------------------------- acknowledgements as plain sets ----
-
-/// An acknowledgement as the set it stands for (§6.4), kept canonical: `next` is the smallest
-/// non-member; `above` holds the members in `[next+1 .. next+65)`, nothing further.
-#[derive(Clone, Default, Debug, PartialEq, Eq)]
-struct AckSet {
-    next: u32,
-    above: BTreeSet<u32>,
+/// §3.4.
+fn write_key(hk: &[u8; 32], role: u8, n: u32) -> ([u8; 32], [u8; 32]) {
+    let wk = hmac(hk, &[b"hush/v2/write-key", &[role], &n.to_be_bytes()]);
+    (wk, sha(&[b"hush/v1/address", &wk]))
 }
 
-impl AckSet {
-    fn canon(&mut self) {
-        let next = self.next;
-        self.above.retain(|&s| s >= next);
-        while self.above.remove(&self.next) {
-            self.next += 1;
-        }
-        let limit = u64::from(self.next) + u64::from(ACK_WINDOW);
-        self.above.retain(|&s| u64::from(s) <= limit);
-    }
-    /// `add(A, [0..floor))`.
-    fn add_below(&mut self, floor: u32) {
-        self.next = self.next.max(floor);
-        self.canon();
-    }
-    /// `add(A, {seq})`.
-    fn add(&mut self, seq: u32) {
-        if seq >= self.next {
-            self.above.insert(seq);
-        }
-        self.canon();
-    }
-    /// `add(A, S(next, bits))`, members in ascending order.
-    fn merge(&mut self, next: u32, bits: u64) {
-        self.add_below(next);
-        for i in 0..ACK_WINDOW {
-            if bits >> i & 1 == 1 {
-                self.add(next + 1 + i);
-            }
-        }
-    }
-    fn bits(&self) -> u64 {
-        self.above
-            .iter()
-            .map(|&s| 1u64 << (s - self.next - 1))
-            .fold(0, |a, b| a | b)
-    }
-    fn highest(&self) -> Option<u32> {
-        self.above.last().copied().or(self.next.checked_sub(1))
-    }
-    fn json(&self) -> Value {
-        json!({"next": self.next, "bits": format!("{:016x}", self.bits())})
-    }
+fn address_of(hk: &[u8; 32], role: u8, n: u32) -> [u8; 32] {
+    write_key(hk, role, n).1
 }
 
-// ------------------------------------------------------------------------ the script ----
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Party {
-    Joiner,
-    Inviter,
+fn header(public: &[u8; 32], pn: u32, n: u32) -> Vec<u8> {
+    [&public[..], &pn.to_be_bytes(), &n.to_be_bytes()].concat()
 }
 
-impl Party {
-    fn name(self) -> &'static str {
-        match self {
-            Party::Joiner => "joiner",
-            Party::Inviter => "inviter",
-        }
-    }
-    fn role_byte(self) -> u8 {
-        match self {
-            Party::Joiner => 0,
-            Party::Inviter => 1,
-        }
-    }
-}
-
-/// The floor a sender passes (§6.1, §8).
+/// The stream fields of §3.6.
 #[derive(Clone, Copy)]
-enum Floor {
-    /// Its lowest seq the peer has not acknowledged (what it would still retransmit).
-    Unacknowledged,
-    /// Its next seq: everything unacknowledged is abandoned.
-    Abandon,
-}
-
-enum Step {
-    Send(Party, &'static str, Vec<u8>, Floor),
-    SendAck(Party, &'static str),
-    Deliver(Party, &'static str, usize),
-    DeliverAll(Party, &'static str),
-    Snapshot(Party),
-    Restore(Party),
-}
-
-fn pattern(len: usize, salt: u32) -> Vec<u8> {
-    (0..len as u32).map(|i| (i * 31 + 7 + salt) as u8).collect()
-}
-
-/// Invite, join, accept happen first; then these steps.
-fn script() -> Vec<Step> {
-    use Floor::*;
-    use Party::*;
-    use Step::*;
-    let t = |s: &str| s.as_bytes().to_vec();
-    vec![
-        Send(Joiner, "j1", t("hello inviter"), Unacknowledged),
-        Send(Joiner, "j2", t("second message"), Unacknowledged),
-        Deliver(Inviter, "j2", 0), // out of order
-        Deliver(Inviter, "j1", 0),
-        Send(Inviter, "i1", t("hi joiner (DH step)"), Unacknowledged),
-        Send(Inviter, "i2", t("this one is lost"), Unacknowledged),
-        Send(Inviter, "i3", t("third from inviter"), Unacknowledged),
-        Deliver(Joiner, "i1", 0),
-        Deliver(Joiner, "i3", 0), // i2 is never delivered
-        Send(Joiner, "j3", t("reply (DH step)"), Unacknowledged),
-        Send(Joiner, "long", pattern(2000, 0), Unacknowledged), // three blobs
-        Deliver(Inviter, "long", 2),
-        Deliver(Inviter, "j3", 0),
-        Deliver(Inviter, "long", 0),
-        Deliver(Inviter, "long", 1),
-        // The inviter gives up on i2: its floor passes it, the joiner stops waiting for it.
-        Send(Inviter, "i4", t("done (i2 abandoned)"), Abandon),
-        Deliver(Joiner, "i4", 0),
-        SendAck(Joiner, "ack1"), // an acknowledgement-only blob, on a new chain
-        Deliver(Inviter, "ack1", 0),
-        Send(Joiner, "empty", Vec::new(), Unacknowledged),
-        Send(Joiner, "full", pattern(CAPACITY, 1), Unacknowledged), // exactly one fragment
-        Send(Joiner, "full+1", pattern(CAPACITY + 1, 2), Unacknowledged), // two
-        Deliver(Inviter, "empty", 0),
-        Deliver(Inviter, "full", 0),
-        DeliverAll(Inviter, "full+1"),
-        Send(Inviter, "max", pattern(MAX_MESSAGE_LEN, 3), Unacknowledged), // 64 fragments
-        DeliverAll(Joiner, "max"),
-        // Rollback: the inviter's state is saved, it sends three blobs that the joiner reads,
-        // then it is restored and seals another text in the first one's slot (same message
-        // key and address, different z hence different r), and learns from the joiner's
-        // acknowledgement that it lost blobs.
-        Snapshot(Inviter),
-        Send(
-            Inviter,
-            "lost1",
-            t("sent by the state that is lost, 1"),
-            Unacknowledged,
-        ),
-        Send(
-            Inviter,
-            "lost2",
-            t("sent by the state that is lost, 2"),
-            Unacknowledged,
-        ),
-        Send(
-            Inviter,
-            "lost3",
-            t("sent by the state that is lost, 3"),
-            Unacknowledged,
-        ),
-        Send(
-            Joiner,
-            "k0",
-            t("joiner, before reading them"),
-            Unacknowledged,
-        ),
-        Deliver(Joiner, "lost1", 0),
-        Deliver(Joiner, "lost2", 0),
-        Deliver(Joiner, "lost3", 0),
-        Send(
-            Joiner,
-            "k1",
-            t("joiner, after reading them"),
-            Unacknowledged,
-        ),
-        Restore(Inviter),
-        Send(
-            Inviter,
-            "lost1-again",
-            t("another text from the restored state"),
-            Unacknowledged,
-        ),
-        Deliver(Inviter, "k0", 0),
-        Deliver(Inviter, "k1", 0), // Rollback { lost_blobs: 2 }
-        Send(Inviter, "after", t("after the rollback"), Unacknowledged),
-        Deliver(Joiner, "after", 0), // its PN (67) covers what the joiner read of chain 6
-    ]
-}
-
-// ------------------------------------------------------------------- reference model ----
-
-struct Chain {
-    public: [u8; 32],
-    ck0: [u8; 32],
-    ck: [u8; 32],
-    nhk: [u8; 32],
-    sent: u32,
-    pn: u32,
-}
-
-/// One sent blob.
-#[derive(Clone)]
-struct SentBlob {
-    address: [u8; 32],
-    blob: Vec<u8>,
-    k: usize,
-    n: u32,
+struct Fields {
     seq: u32,
     floor: u32,
-    ack: (u32, u64),
+    ack: u32,
+    bits: u64,
+    digest: [u8; 8],
+    id: [u8; 8],
+}
+
+/// The padded payload of §3.6.
+fn payload(kind: u8, index: u16, count: u16, data: &[u8], f: Fields) -> Vec<u8> {
+    let mut p = vec![kind];
+    p.extend(index.to_be_bytes());
+    p.extend(count.to_be_bytes());
+    p.extend((data.len() as u16).to_be_bytes());
+    p.extend(f.seq.to_be_bytes());
+    p.extend(f.floor.to_be_bytes());
+    p.extend(f.ack.to_be_bytes());
+    p.extend(f.bits.to_be_bytes());
+    p.extend(f.digest);
+    p.extend(f.id);
+    assert_eq!(p.len(), FIELDS_LEN);
+    p.extend_from_slice(data);
+    p.resize(PAYLOAD_LEN, 0);
+    p
+}
+
+/// A parsed payload.
+struct Fragment {
     kind: u8,
-    payload: Vec<u8>,
+    index: u16,
+    count: u16,
+    data: Vec<u8>,
+    f: Fields,
+}
+
+/// §3.6 validation: `None` is `MalformedPayload`.
+fn parse(p: &[u8]) -> Option<Fragment> {
+    let u16at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
+    let u32at = |i: usize| u32::from_be_bytes(p[i..i + 4].try_into().unwrap());
+    let (kind, index, count, len) = (p[0], u16at(1), u16at(3), usize::from(u16at(5)));
+    let f = Fields {
+        seq: u32at(7),
+        floor: u32at(11),
+        ack: u32at(15),
+        bits: u64::from_be_bytes(p[19..27].try_into().unwrap()),
+        digest: p[27..35].try_into().unwrap(),
+        id: p[35..43].try_into().unwrap(),
+    };
+    if len > CAPACITY || p[FIELDS_LEN + len..].iter().any(|&b| b != 0) || f.floor > f.seq {
+        return None;
+    }
+    let ok = match kind {
+        KIND_HELLO | KIND_ACK => index == 0 && count == 1 && len == 0 && f.id == NO_ID,
+        KIND_DATA => count >= 1 && usize::from(count) <= MAX_FRAGMENTS && index < count,
+        _ => false,
+    };
+    ok.then(|| Fragment {
+        kind,
+        index,
+        count,
+        data: p[FIELDS_LEN..FIELDS_LEN + len].to_vec(),
+        f,
+    })
 }
 
 #[derive(Clone)]
-struct Receiver {
-    current: Option<(usize, u32)>,
-    next: Option<usize>,
-    pending: bool,
-    skipped: Vec<(usize, u32)>,
-}
-
-/// `next_seq`, `received`, `acknowledged` (§4).
-#[derive(Clone, Default)]
-struct Stream {
-    next_seq: u32,
-    received: AckSet,
-    acknowledged: AckSet,
-}
-
-/// What a snapshot of one party keeps: its sending position, receiver and stream.
-struct Snapshot {
-    own: Option<(usize, [u8; 32], u32)>,
-    receiver: Receiver,
-    stream: Stream,
-}
-
 struct Sealed {
     mk: [u8; 32],
     r: [u8; 16],
@@ -390,38 +301,7 @@ struct Sealed {
     blob: Vec<u8>,
 }
 
-struct Model {
-    rngs: BTreeMap<&'static str, Rng>,
-    hello_key: [u8; 32],
-    hk1: [u8; 32],
-    hk2: [u8; 32],
-    ad: [u8; 32],
-    root: [u8; 32],
-    inviter_key: [u8; 32],
-    chains: Vec<Chain>, // chains[k-1] is chain k
-    own_chain: BTreeMap<&'static str, usize>,
-    receivers: BTreeMap<&'static str, Receiver>,
-    streams: BTreeMap<&'static str, Stream>,
-    snapshots: BTreeMap<&'static str, Snapshot>,
-    json_chains: Vec<Value>,
-    json_messages: Vec<Value>,
-    blobs: BTreeMap<String, Vec<SentBlob>>,
-}
-
-fn sender_of(k: usize) -> Party {
-    if k % 2 == 1 {
-        Party::Joiner
-    } else {
-        Party::Inviter
-    }
-}
-
-fn write_key(hk: &[u8; 32], role: u8, n: u32) -> ([u8; 32], [u8; 32]) {
-    let wk = hmac(hk, &[b"hush/v2/write-key", &[role], &n.to_be_bytes()]);
-    (wk, sha(&[b"hush/v1/address", &wk]))
-}
-
-/// §3.7 with the raw primitives.
+/// §3.7 with the raw primitives; `ck` is the chain key before the message.
 fn seal(
     hk: &[u8; 32],
     ck: &[u8; 32],
@@ -431,7 +311,7 @@ fn seal(
     payload: &[u8],
     z: &[u8; 32],
 ) -> Sealed {
-    let mk = hmac(ck, &[&[1]]);
+    let mk = message_key(ck);
     let r: [u8; 16] = hmac(&mk, &[b"hush/v2/hedge", z, header, payload])[..16]
         .try_into()
         .unwrap();
@@ -453,275 +333,816 @@ fn seal(
     }
 }
 
-/// The padded payload of §3.6.
-fn payload(
-    kind: u8,
-    index: u16,
-    count: u16,
-    data: &[u8],
-    seq: u32,
-    floor: u32,
-    ack: (u32, u64),
-) -> Vec<u8> {
-    let mut p = vec![kind];
-    p.extend(index.to_be_bytes());
-    p.extend(count.to_be_bytes());
-    p.extend((data.len() as u16).to_be_bytes());
-    p.extend(seq.to_be_bytes());
-    p.extend(floor.to_be_bytes());
-    p.extend(ack.0.to_be_bytes());
-    p.extend(ack.1.to_be_bytes());
-    p.extend_from_slice(data);
-    p.resize(PAYLOAD_LEN, 0);
-    p
+/// Opens the header of `blob` found at `address` as message `n` under header key `hk`:
+/// `(ratchet key, PN)`, or `None` (`HeaderAuthentication`).
+fn open_header(
+    hk: &[u8; 32],
+    ad: &[u8; 32],
+    address: &[u8; 32],
+    blob: &[u8],
+    n: u32,
+) -> Option<([u8; 32], u32)> {
+    let hkr = hmac(hk, &[b"hush/v2/header-key", &blob[..16]]);
+    let h = aead_open(&hkr, &[&ad[..], address].concat(), &blob[16..72])?;
+    let number = u32::from_be_bytes(h[36..40].try_into().unwrap());
+    (number == n).then(|| {
+        (
+            h[..32].try_into().unwrap(),
+            u32::from_be_bytes(h[32..36].try_into().unwrap()),
+        )
+    })
 }
 
-fn header(public: &[u8; 32], pn: u32, n: u32) -> Vec<u8> {
-    [&public[..], &pn.to_be_bytes(), &n.to_be_bytes()].concat()
+/// Opens and parses the body under message key `mk`.
+fn open_body(
+    mk: &[u8; 32],
+    ad: &[u8; 32],
+    address: &[u8; 32],
+    blob: &[u8],
+) -> Result<Fragment, &'static str> {
+    let mkr = hmac(mk, &[b"hush/v2/body-key", &blob[..16]]);
+    let body_ad = [&ad[..], address, &blob[..72]].concat();
+    let p = aead_open(&mkr, &body_ad, &blob[72..]).ok_or("BodyAuthentication")?;
+    parse(&p).ok_or("MalformedPayload")
 }
 
-impl Model {
-    /// §3.4: the header key of message `n` of chain `k`.
-    fn header_key(&self, k: usize, n: u32) -> [u8; 32] {
-        match (k, n) {
-            (1, 0) => self.hello_key,
-            (1, _) => self.hk1,
-            (2, _) => self.hk2,
-            _ => self.chains[k - 3].nhk,
+// ------------------------------------------------------------------- the blob stream ----
+
+/// `D' = SHA-256("hush/v2/stream-digest" ‖ D ‖ u32be(seq) ‖ r)[0..8)` (§6.4).
+fn extend_digest(d: &[u8; 8], seq: u32, r: &[u8; 16]) -> [u8; 8] {
+    sha(&[b"hush/v2/stream-digest", d, &seq.to_be_bytes(), r])[..8]
+        .try_into()
+        .unwrap()
+}
+
+/// One party's stream state (§4, §6.4, §6.5), with plain maps.
+#[derive(Clone, Default)]
+struct Stream {
+    next_seq: u32,
+    /// Own blobs below this are confirmed; `confirmed_digest` is the peer's digest of them.
+    confirmed: u32,
+    confirmed_digest: [u8; 8],
+    /// Own blobs from `confirmed` on: seq → (r, counted).
+    sent: BTreeMap<u32, ([u8; 16], bool)>,
+    /// The peer's stream: everything below `prefix` received (or passed by its floor), folded
+    /// into `received_digest`; `kept` = peer blobs received past the prefix.
+    prefix: u32,
+    received_digest: [u8; 8],
+    kept: BTreeMap<u32, ([u8; 16], bool)>,
+    ids: VecDeque<[u8; 8]>,
+}
+
+impl Stream {
+    fn bits(&self) -> u64 {
+        self.kept
+            .keys()
+            .filter(|&&s| s > self.prefix && s - self.prefix <= ACK_WINDOW)
+            .fold(0, |b, &s| b | 1 << (s - self.prefix - 1))
+    }
+
+    /// The receiver rules of §6.4.
+    fn receive(&mut self, floor: u32, seq: u32, r: [u8; 16], counted: bool) {
+        if seq >= self.prefix && !self.kept.contains_key(&seq) {
+            self.kept.insert(seq, (r, counted));
+            if self.kept.len() > MAX_AHEAD {
+                self.kept.pop_last();
+            }
+        }
+        self.prefix = self.prefix.max(floor);
+        while let Some((&s, &(r, counted))) = self.kept.first_key_value() {
+            if s > self.prefix {
+                break;
+            }
+            if counted {
+                self.received_digest = extend_digest(&self.received_digest, s, &r);
+            }
+            self.prefix = self.prefix.max(s + 1);
+            self.kept.pop_first();
         }
     }
 
-    fn address(&self, k: usize, n: u32) -> ([u8; 32], [u8; 32]) {
-        write_key(&self.header_key(k, n), sender_of(k).role_byte(), n)
-    }
-
-    /// The chain key of chain `k` before message `n`.
-    fn ck_at(&self, k: usize, n: u32) -> [u8; 32] {
-        (0..n).fold(self.chains[k - 1].ck0, |ck, _| hmac(&ck, &[&[2]]))
-    }
-
-    /// Chain k: DH(key_k, key_{k-1}) (for chain 1, dh0 = DH(a1, B0)), KDF_RK with the root
-    /// key as salt.
-    fn new_chain(&mut self, sender: Party) -> usize {
-        let k = self.chains.len() + 1;
-        let private = self.rngs.get_mut(sender.name()).unwrap().next32();
-        let remote = if k == 1 {
-            public(&self.inviter_key)
+    /// §6.5: checks the peer's acknowledgement of our stream. Returns the rollback
+    /// `(lost_blobs, unconfirmed_from)` and the positions the sending chain must skip.
+    fn acknowledged(&mut self, ack: u32, bits: u64, digest: [u8; 8]) -> (Option<(u32, u32)>, u32) {
+        let highest = if bits != 0 {
+            Some(ack + 1 + (63 - bits.leading_zeros()))
         } else {
-            self.chains[k - 2].public
+            ack.checked_sub(1)
         };
-        let dh = x25519_dalek::x25519(private, remote);
-        if k == 1 {
-            let first = split32(&hkdf(&self.root, &dh, b"hush/v2/first-header-keys", 64));
-            self.hk1 = first[0];
-            self.hk2 = first[1];
+        let lost = highest
+            .map(|h| h + 1)
+            .filter(|&end| end > self.next_seq)
+            .map(|end| end - self.next_seq);
+        if ack <= self.confirmed && lost.is_none() {
+            return (None, 0);
         }
-        let okm = split32(&hkdf(&self.root, &dh, b"hush/v2/ratchet", 96));
-        let pn = if k > 2 { self.chains[k - 3].sent } else { 0 };
-        let header_key = match k {
-            1 => self.hk1,
-            2 => self.hk2,
-            _ => self.chains[k - 3].nhk,
-        };
-        self.json_chains.push(json!({
-            "chain": k, "sender": sender.name(),
-            "ratchet_private": hex(&private), "ratchet_public": hex(&public(&private)),
-            "remote_public": hex(&remote), "dh_output": hex(&dh),
-            "root_key_in": hex(&self.root), "root_key_out": hex(&okm[0]),
-            "chain_key": hex(&okm[1]), "next_header_key": hex(&okm[2]),
-            "header_key": hex(&header_key), "previous_chain_length": pn,
-        }));
-        self.root = okm[0];
-        self.chains.push(Chain {
-            public: public(&private),
-            ck0: okm[1],
-            ck: okm[1],
-            nhk: okm[2],
-            sent: 0,
-            pn,
-        });
-        self.own_chain.insert(sender.name(), k);
-        k
+        let from = self.confirmed;
+        let verifiable = self.sent.is_empty() || self.sent.contains_key(&self.confirmed);
+        let mut ours = self.confirmed_digest;
+        for (&s, (r, counted)) in self.sent.range(..ack) {
+            if *counted {
+                ours = extend_digest(&ours, s, r);
+            }
+        }
+        let diverged = ack > self.confirmed && verifiable && ours != digest;
+        if ack > self.confirmed {
+            self.confirmed = ack;
+            self.confirmed_digest = digest;
+            self.sent = self.sent.split_off(&ack);
+        }
+        if let Some(lost) = lost {
+            self.next_seq += lost;
+        }
+        let rollback = (diverged || lost.is_some()).then(|| (lost.unwrap_or(0), from));
+        (rollback, lost.unwrap_or(0))
     }
 
-    /// The floor a sender passes.
-    fn floor(&self, sender: Party, floor: Floor) -> u32 {
-        let s = &self.streams[sender.name()];
-        match floor {
-            Floor::Abandon => s.next_seq,
-            Floor::Unacknowledged => (0..s.next_seq)
-                .find(|&q| q >= s.acknowledged.next && !s.acknowledged.above.contains(&q))
-                .unwrap_or(s.next_seq),
+    /// Message ids (§6.4): false for an id seen among the last 256.
+    fn first_time(&mut self, id: [u8; 8]) -> bool {
+        if id == NO_ID {
+            return true;
         }
+        if self.ids.contains(&id) {
+            return false;
+        }
+        if self.ids.len() == MESSAGE_ID_MEMORY {
+            self.ids.pop_front();
+        }
+        self.ids.push_back(id);
+        true
     }
 
-    /// §6.1. Returns the floor passed.
-    fn encrypt(&mut self, name: &str, sender: Party, kind: u8, text: &[u8], floor: u32) {
-        let pending = self.receivers[sender.name()].pending;
-        let k = match self.own_chain.get(sender.name()) {
-            Some(&own) if !pending => own,
-            _ => self.new_chain(sender),
-        };
-        self.receivers.get_mut(sender.name()).unwrap().pending = false;
+    /// What the client passes as `floor` (§8): its lowest counted seq not yet confirmed, or
+    /// `next_seq`.
+    fn outbox_floor(&self) -> u32 {
+        self.sent
+            .iter()
+            .find(|(_, (_, counted))| *counted)
+            .map_or(self.next_seq, |(&s, _)| s)
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "next_seq": self.next_seq,
+            "received": {"next": self.prefix, "bits": format!("{:016x}", self.bits())},
+            "received_digest": hex(&self.received_digest),
+            "acknowledged": {"next": self.confirmed, "bits": format!("{:016x}", 0)},
+        })
+    }
+}
+
+// ------------------------------------------------------------------- reference model ----
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Party {
+    Joiner,
+    Inviter,
+}
+
+impl Party {
+    fn name(self) -> &'static str {
+        match self {
+            Party::Joiner => "joiner",
+            Party::Inviter => "inviter",
+        }
+    }
+    fn role_byte(self) -> u8 {
+        match self {
+            Party::Joiner => 0,
+            Party::Inviter => 1,
+        }
+    }
+    fn peer(self) -> Party {
+        match self {
+            Party::Joiner => Party::Inviter,
+            Party::Inviter => Party::Joiner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct SendChain {
+    id: usize,
+    ck: [u8; 32],
+    hk: [u8; 32],
+    n: u32,
+    pn: u32,
+}
+
+#[derive(Clone)]
+struct RecvChain {
+    ratchet: [u8; 32],
+    ck: [u8; 32],
+    hk: [u8; 32],
+    nr: u32,
+}
+
+#[derive(Clone)]
+struct SkippedKey {
+    address: [u8; 32],
+    hk: [u8; 32],
+    mk: [u8; 32],
+    ratchet: [u8; 32],
+    n: u32,
+    stored_at: u64,
+}
+
+#[derive(Clone)]
+struct Partial {
+    ratchet: [u8; 32],
+    start: u32,
+    started_at: u64,
+    parts: Vec<Option<Vec<u8>>>,
+}
+
+/// The whole state of one party (§4).
+#[derive(Clone)]
+struct State {
+    party: Party,
+    ad: [u8; 32],
+    rk: [u8; 32],
+    dhs: [u8; 32],
+    dhr: Option<[u8; 32]>,
+    sending: Option<SendChain>,
+    pending: bool,
+    nhks: [u8; 32],
+    receiving: Option<RecvChain>,
+    nhkr: [u8; 32],
+    skipped: Vec<SkippedKey>,
+    recent: VecDeque<[u8; 32]>,
+    events: u64,
+    previous_root: Option<[u8; 32]>,
+    abandoned: Vec<[u8; 32]>,
+    next_chain_skip: u32,
+    stream: Stream,
+    partial: Vec<Partial>,
+}
+
+/// One sealed blob with every intermediate value.
+#[derive(Clone)]
+struct Blob {
+    chain: usize,
+    n: u32,
+    pn: u32,
+    kind: u8,
+    f: Fields,
+    ck: [u8; 32],
+    hk: [u8; 32],
+    wk: [u8; 32],
+    address: [u8; 32],
+    header: Vec<u8>,
+    payload: Vec<u8>,
+    z: [u8; 32],
+    sealed: Sealed,
+}
+
+/// What one successful decrypt yields.
+struct Outcome {
+    kind: u8,
+    seq: u32,
+    plaintext: Option<Vec<u8>>,
+    duplicate: bool,
+    rollback: Option<(u32, u32)>,
+    retired: Vec<[u8; 32]>,
+}
+
+enum Slot {
+    Current(u32),
+    Next(u32),
+    Skipped(usize),
+}
+
+impl State {
+    /// The poll addresses in order (§6.2).
+    fn poll_list(&self) -> Vec<[u8; 32]> {
+        let peer = self.party.peer().role_byte();
+        let mut list: Vec<[u8; 32]> = self.skipped.iter().map(|k| k.address).collect();
+        if let Some(rc) = &self.receiving {
+            list.extend((rc.nr..rc.nr + W).map(|n| address_of(&rc.hk, peer, n)));
+        }
+        if !self.pending {
+            list.extend((0..W).map(|n| address_of(&self.nhkr, peer, n)));
+        }
+        list
+    }
+
+    /// §6.1. `hello_key`: the hello's header key (message 0 of chain 1 only). Returns the
+    /// blobs and the record of the chain a sending-half DH step created (numbered `chain_id`).
+    fn encrypt(
+        &mut self,
+        rng: &mut Rng,
+        kind: u8,
+        text: &[u8],
+        floor: u32,
+        id: [u8; 8],
+        chain_id: usize,
+        hello_key: Option<[u8; 32]>,
+    ) -> (Vec<Blob>, Option<Value>) {
+        let counted = kind != KIND_ACK;
+        let mut record = None;
+        if self.sending.is_none() || (counted && self.pending) {
+            let private = rng.take::<32>();
+            let remote = self.dhr.unwrap();
+            let dh_out = dh(&private, &remote);
+            let [rk, ck0, nhk] = kdf_rk(&self.rk, &dh_out);
+            let pn = self.sending.as_ref().map_or(0, |s| s.n);
+            let skip = std::mem::take(&mut self.next_chain_skip);
+            let mut chain = SendChain {
+                id: chain_id,
+                ck: ck0,
+                hk: self.nhks,
+                n: 0,
+                pn,
+            };
+            for _ in 0..skip {
+                chain.ck = step(&chain.ck);
+                chain.n += 1;
+            }
+            record = Some(json!({
+                "chain": chain_id, "sender": self.party.name(),
+                "ratchet_private": hex(&private), "ratchet_public": hex(&public(&private)),
+                "remote_public": hex(&remote), "dh_output": hex(&dh_out),
+                "root_key_in": hex(&self.rk), "root_key_out": hex(&rk),
+                "chain_key": hex(&ck0), "next_header_key": hex(&nhk),
+                "header_key": hex(&self.nhks), "previous_chain_length": pn,
+                "skipped_positions": skip,
+            }));
+            self.rk = rk;
+            self.nhks = nhk;
+            self.dhs = private;
+            self.pending = false;
+            self.previous_root = None;
+            self.sending = Some(chain);
+        }
         let pieces: Vec<&[u8]> = if text.is_empty() {
             vec![&[][..]]
         } else {
             text.chunks(CAPACITY).collect()
         };
         let count = pieces.len() as u16;
-        let first_seq = self.streams[sender.name()].next_seq;
-        let floor = floor.min(first_seq);
+        let first = self.stream.next_seq;
+        let floor = floor.min(first);
+        let (ack, bits, digest) = (
+            self.stream.prefix,
+            self.stream.bits(),
+            self.stream.received_digest,
+        );
+        let me = self.party.role_byte();
+        let public_key = public(&self.dhs);
+        let mut out = Vec::new();
         for (index, piece) in pieces.iter().enumerate() {
-            let stream = &self.streams[sender.name()];
-            let seq = stream.next_seq;
-            let ack = (stream.received.next, stream.received.bits());
-            let chain = &self.chains[k - 1];
-            let n = chain.sent;
-            let ck = chain.ck;
-            let next_ck = hmac(&ck, &[&[2]]);
-            let hk = self.header_key(k, n);
-            let (wk, address) = self.address(k, n);
-            let header = header(&chain.public, chain.pn, n);
-            let payload = payload(kind, index as u16, count, piece, seq, floor, ack);
-            let z = self.rngs.get_mut(sender.name()).unwrap().next32();
-            let s = seal(&hk, &ck, &self.ad, &address, &header, &payload, &z);
-            self.json_messages.push(json!({
-                "message": name, "fragment_index": index, "fragment_count": count,
-                "sender": sender.name(), "chain": k, "n": n, "pn": chain.pn,
-                "kind": kind, "seq": seq, "floor": floor, "ack": ack.0, "ack_bits": format!("{:016x}", ack.1),
-                "chain_key": hex(&ck), "message_key": hex(&s.mk), "next_chain_key": hex(&next_ck),
-                "header_key": hex(&hk), "write_key": hex(&wk), "address": hex(&address),
-                "header": hex(&header), "padded_payload": hex(&payload),
-                "z": hex(&z), "r": hex(&s.r), "header_key_hedged": hex(&s.hkr), "message_key_hedged": hex(&s.mkr),
-                "encrypted_header": hex(&s.encrypted_header),
-                "body_associated_data": hex(&s.body_ad), "blob": hex(&s.blob),
-            }));
-            let chain = &mut self.chains[k - 1];
-            chain.ck = next_ck;
-            chain.sent += 1;
-            self.streams.get_mut(sender.name()).unwrap().next_seq += 1;
-            self.blobs
-                .entry(name.to_owned())
-                .or_default()
-                .push(SentBlob {
-                    address,
-                    blob: s.blob,
-                    k,
-                    n,
-                    seq,
-                    floor,
-                    ack,
-                    kind,
-                    payload,
-                });
+            let seq = first + index as u32;
+            let chain = self.sending.as_mut().unwrap();
+            let n = chain.n;
+            let hk = match hello_key {
+                Some(k) if n == 0 => k,
+                _ => chain.hk,
+            };
+            let (wk, address) = write_key(&hk, me, n);
+            let header = header(&public_key, chain.pn, n);
+            let f = Fields {
+                seq,
+                floor,
+                ack,
+                bits,
+                digest,
+                id,
+            };
+            let payload = payload(kind, index as u16, count, piece, f);
+            let z = rng.take::<32>();
+            let sealed = seal(&hk, &chain.ck, &self.ad, &address, &header, &payload, &z);
+            out.push(Blob {
+                chain: chain.id,
+                n,
+                pn: chain.pn,
+                kind,
+                f,
+                ck: chain.ck,
+                hk,
+                wk,
+                address,
+                header,
+                payload,
+                z,
+                sealed: sealed.clone(),
+            });
+            chain.ck = step(&chain.ck);
+            chain.n += 1;
+            self.stream.sent.insert(seq, (sealed.r, counted));
+            assert!(self.stream.sent.len() <= MAX_UNCONFIRMED);
         }
+        self.stream.next_seq = first + u32::from(count);
+        (out, record)
     }
 
-    /// The poll addresses in order (§6.2).
-    fn poll_list(&self, party: Party) -> Vec<[u8; 32]> {
-        let r = &self.receivers[party.name()];
-        let mut list: Vec<[u8; 32]> = r
-            .skipped
-            .iter()
-            .map(|&(k, n)| self.address(k, n).1)
-            .collect();
-        if let Some((k, nr)) = r.current {
-            list.extend((nr..nr + W).map(|n| self.address(k, n).1));
+    /// §6.5: moves the sending chain (and, while a send step is pending, the next one).
+    fn skip_sending(&mut self, count: u32) {
+        if self.pending {
+            self.next_chain_skip = self.next_chain_skip.max(count);
         }
-        if let (Some(k), false) = (r.next, r.pending) {
-            list.extend((0..W).map(|n| self.address(k, n).1));
-        }
-        list
-    }
-
-    /// The receiver's bookkeeping (§6.3 polling rules, §6.4, §6.5); returns the retired set
-    /// and the rollback.
-    fn receive(&mut self, party: Party, blob: &SentBlob) -> (Vec<[u8; 32]>, Option<u32>) {
-        let (k, n) = (blob.k, blob.n);
-        let before = self.poll_list(party);
-        let pn = self.chains[k - 1].pn;
-        let r = self.receivers.get_mut(party.name()).unwrap();
-        if let Some((_, nr)) = r.current.filter(|&(ck, nr)| ck == k && n >= nr) {
-            r.skipped.extend((nr..n).map(|i| (k, i)));
-            r.current = Some((k, n + 1));
-        } else if r.next == Some(k) && !r.pending {
-            if let Some((old, nr)) = r.current {
-                assert!(pn >= nr, "the script must not break the PN rule");
-                r.skipped
-                    .extend((nr..pn.min(nr + MAX_SKIP)).map(|i| (old, i)));
+        if let Some(chain) = self.sending.as_mut() {
+            for _ in 0..count {
+                chain.ck = step(&chain.ck);
+                chain.n += 1;
             }
-            r.skipped.extend((0..n).map(|i| (k, i)));
-            r.current = Some((k, n + 1));
-            r.next = Some(k + 2);
-            r.pending = true;
-        } else {
-            let at = r
-                .skipped
-                .iter()
-                .position(|&s| s == (k, n))
-                .expect("not polled");
-            r.skipped.remove(at);
         }
-        let after = self.poll_list(party);
+    }
+
+    fn locate(&self, address: &[u8; 32]) -> Result<Slot, &'static str> {
+        let peer = self.party.peer().role_byte();
+        if let Some(rc) = &self.receiving
+            && let Some(n) = (rc.nr..rc.nr + W).find(|&n| address_of(&rc.hk, peer, n) == *address)
+        {
+            return Ok(Slot::Current(n));
+        }
+        if !self.pending
+            && let Some(n) = (0..W).find(|&n| address_of(&self.nhkr, peer, n) == *address)
+        {
+            return Ok(Slot::Next(n));
+        }
+        if let Some(i) = self.skipped.iter().position(|k| k.address == *address) {
+            return Ok(Slot::Skipped(i));
+        }
+        if self.recent.contains(address) {
+            return Err("Duplicate");
+        }
+        Err("UnknownAddress")
+    }
+
+    /// §6.3: on success the state moves on; on error it is unchanged.
+    fn decrypt(&mut self, address: &[u8; 32], blob: &[u8]) -> Result<Outcome, &'static str> {
+        if blob.len() != 1024 {
+            return Err("WrongLength");
+        }
+        let before = self.poll_list();
+        let mut s = self.clone();
+        let peer = s.party.peer().role_byte();
+        let stored_at = s.events + 1;
+        let mut new_skipped = Vec::new();
+        let (fragment, ratchet, n) = match s.locate(address)? {
+            Slot::Skipped(i) => {
+                let k = s.skipped[i].clone();
+                let (ratchet, _) =
+                    open_header(&k.hk, &s.ad, address, blob, k.n).ok_or("HeaderAuthentication")?;
+                if ratchet != k.ratchet {
+                    return Err("InconsistentHeader");
+                }
+                let fragment = open_body(&k.mk, &s.ad, address, blob)?;
+                s.skipped.remove(i);
+                (fragment, k.ratchet, k.n)
+            }
+            Slot::Current(n) => {
+                let rc = s.receiving.clone().unwrap();
+                let (ratchet, _) =
+                    open_header(&rc.hk, &s.ad, address, blob, n).ok_or("HeaderAuthentication")?;
+                let (start_ck, start_n, keep_from) = if ratchet == rc.ratchet {
+                    (rc.ck, rc.nr, rc.nr)
+                } else {
+                    // §6.6: a fork.
+                    let previous = match s.previous_root {
+                        Some(p) if s.pending && !s.abandoned.contains(&ratchet) => p,
+                        _ => return Err("PeerRestored"),
+                    };
+                    let [rk, ck0, nhk] = kdf_rk(&previous, &dh(&s.dhs, &ratchet));
+                    let old = s.dhr.unwrap();
+                    if s.abandoned.len() == MAX_ABANDONED_KEYS {
+                        s.abandoned.remove(0);
+                    }
+                    s.abandoned.push(old);
+                    s.rk = rk;
+                    s.nhkr = nhk;
+                    s.dhr = Some(ratchet);
+                    (ck0, 0, rc.nr)
+                };
+                let mut ck = start_ck;
+                for i in start_n..n {
+                    if i >= keep_from {
+                        new_skipped.push(SkippedKey {
+                            address: address_of(&rc.hk, peer, i),
+                            hk: rc.hk,
+                            mk: message_key(&ck),
+                            ratchet,
+                            n: i,
+                            stored_at,
+                        });
+                    }
+                    ck = step(&ck);
+                }
+                let fragment = open_body(&message_key(&ck), &s.ad, address, blob)?;
+                s.receiving = Some(RecvChain {
+                    ratchet,
+                    ck: step(&ck),
+                    hk: rc.hk,
+                    nr: n + 1,
+                });
+                (fragment, ratchet, n)
+            }
+            Slot::Next(n) => {
+                let (ratchet, pn) =
+                    open_header(&s.nhkr, &s.ad, address, blob, n).ok_or("HeaderAuthentication")?;
+                if s.dhr == Some(ratchet) {
+                    return Err("InconsistentHeader");
+                }
+                if let Some(rc) = &s.receiving {
+                    let mut ck = rc.ck;
+                    for i in rc.nr..pn.clamp(rc.nr, rc.nr + MAX_SKIP) {
+                        new_skipped.push(SkippedKey {
+                            address: address_of(&rc.hk, peer, i),
+                            hk: rc.hk,
+                            mk: message_key(&ck),
+                            ratchet: rc.ratchet,
+                            n: i,
+                            stored_at,
+                        });
+                        ck = step(&ck);
+                    }
+                }
+                let [rk, ck0, nhk] = kdf_rk(&s.rk, &dh(&s.dhs, &ratchet));
+                let mut ck = ck0;
+                for i in 0..n {
+                    new_skipped.push(SkippedKey {
+                        address: address_of(&s.nhkr, peer, i),
+                        hk: s.nhkr,
+                        mk: message_key(&ck),
+                        ratchet,
+                        n: i,
+                        stored_at,
+                    });
+                    ck = step(&ck);
+                }
+                let fragment = open_body(&message_key(&ck), &s.ad, address, blob)?;
+                s.receiving = Some(RecvChain {
+                    ratchet,
+                    ck: step(&ck),
+                    hk: s.nhkr,
+                    nr: n + 1,
+                });
+                s.nhkr = nhk;
+                s.previous_root = Some(s.rk);
+                s.rk = rk;
+                s.dhr = Some(ratchet);
+                s.pending = true;
+                (fragment, ratchet, n)
+            }
+        };
+        // Commit bookkeeping (§6.3 step 7).
+        s.skipped.extend(new_skipped);
+        while s.skipped.len() > MAX_SKIPPED_KEYS {
+            s.skipped.remove(0);
+        }
+        s.events += 1;
+        let now = s.events;
+        s.skipped.retain(|k| k.stored_at + RETENTION > now);
+        if s.recent.len() == DUPLICATE_MEMORY {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(*address);
+        // The stream (§6.4, §6.5).
+        let r: [u8; 16] = blob[..16].try_into().unwrap();
+        let f = fragment.f;
+        s.stream
+            .receive(f.floor, f.seq, r, fragment.kind != KIND_ACK);
+        let (rollback, skip) = s.stream.acknowledged(f.ack, f.bits, f.digest);
+        if skip > 0 {
+            s.skip_sending(skip.min(MAX_ROLLBACK_SKIP));
+        }
+        // Reassembly (§6.7) and duplicate suppression.
+        let mut plaintext = None;
+        if fragment.kind == KIND_DATA {
+            plaintext = s.reassemble(ratchet, n, &fragment, now);
+        }
+        let duplicate = plaintext.is_some() && !s.stream.first_time(f.id);
+        if duplicate {
+            plaintext = None;
+        }
+        s.partial.retain(|p| p.started_at + RETENTION > now);
+        let after = s.poll_list();
         let retired = before
             .iter()
             .filter(|a| !after.contains(a))
             .copied()
             .collect();
-        (retired, self.record_stream(party, blob))
+        *self = s;
+        Ok(Outcome {
+            kind: fragment.kind,
+            seq: f.seq,
+            plaintext,
+            duplicate,
+            rollback,
+            retired,
+        })
     }
 
-    /// §6.4 receiver rules and §6.5 rollback detection.
-    fn record_stream(&mut self, party: Party, blob: &SentBlob) -> Option<u32> {
-        let s = self.streams.get_mut(party.name()).unwrap();
-        s.received.add_below(blob.floor);
-        s.received.add(blob.seq);
-        s.acknowledged.merge(blob.ack.0, blob.ack.1);
-        let h = s.acknowledged.highest()?;
-        if h < s.next_seq {
-            return None;
+    fn reassemble(&mut self, ratchet: [u8; 32], n: u32, f: &Fragment, now: u64) -> Option<Vec<u8>> {
+        if f.count == 1 {
+            return Some(f.data.clone());
         }
-        let lost = h + 1 - s.next_seq;
-        s.next_seq = h + 1;
-        // §6.5: also while a send step is pending (the next chain's PN is this length).
-        if let Some(&k) = self.own_chain.get(party.name()) {
-            let chain = &mut self.chains[k - 1];
-            for _ in 0..lost.min(MAX_ROLLBACK_SKIP) {
-                chain.ck = hmac(&chain.ck, &[&[2]]);
-                chain.sent += 1;
+        let start = n.checked_sub(u32::from(f.index))?;
+        let count = usize::from(f.count);
+        let found = self
+            .partial
+            .iter()
+            .position(|p| p.ratchet == ratchet && p.start == start);
+        let at = match found {
+            Some(i) if self.partial[i].parts.len() == count => i,
+            other => {
+                if let Some(i) = other {
+                    self.partial.remove(i);
+                }
+                if self.partial.len() == MAX_PENDING_MESSAGES {
+                    self.partial.remove(0);
+                }
+                self.partial.push(Partial {
+                    ratchet,
+                    start,
+                    started_at: now,
+                    parts: vec![None; count],
+                });
+                self.partial.len() - 1
             }
+        };
+        self.partial[at].parts[usize::from(f.index)] = Some(f.data.clone());
+        if self.partial[at].parts.iter().all(Option::is_some) {
+            let done = self.partial.remove(at);
+            return Some(done.parts.into_iter().flatten().flatten().collect());
         }
-        Some(lost)
+        None
     }
+}
 
-    fn snapshot(&self, party: Party) -> Snapshot {
-        Snapshot {
-            own: self.own_chain.get(party.name()).map(|&k| {
-                let c = &self.chains[k - 1];
-                (k, c.ck, c.sent)
-            }),
-            receiver: self.receivers[party.name()].clone(),
-            stream: self.streams[party.name()].clone(),
+// ------------------------------------------------------------------------ the script ----
+
+enum Step {
+    /// A new message (fresh message id).
+    Send(Party, &'static str, Vec<u8>),
+    /// `encrypt_resend` of an earlier message: same text, same message id.
+    Resend(Party, &'static str, &'static str),
+    SendAck(Party, &'static str),
+    /// `abandon` every seq of a message (it never reached the mailbox).
+    Abandon(Party, &'static str),
+    Deliver(Party, &'static str, usize),
+    DeliverAll(Party, &'static str),
+    Snapshot(Party),
+    Restore(Party),
+}
+
+fn pattern(len: usize, salt: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i * 31 + 7 + salt) as u8).collect()
+}
+
+/// Invite, join, accept happen first; then these steps.
+fn script() -> Vec<Step> {
+    use Party::*;
+    use Step::*;
+    let t = |s: &str| s.as_bytes().to_vec();
+    vec![
+        Send(Joiner, "j1", t("hello inviter")),
+        Send(Joiner, "j2", t("second message")),
+        Deliver(Inviter, "j2", 0), // out of order
+        Deliver(Inviter, "j1", 0),
+        Send(Inviter, "i1", t("hi joiner (DH step)")),
+        Send(Inviter, "i2", t("this one is lost")),
+        Send(Inviter, "i3", t("third from inviter")),
+        Deliver(Joiner, "i1", 0),
+        Deliver(Joiner, "i3", 0), // i2 is never delivered
+        Send(Joiner, "j3", t("reply (DH step)")),
+        Send(Joiner, "long", pattern(2000, 0)), // three blobs
+        Deliver(Inviter, "long", 2),
+        Deliver(Inviter, "j3", 0), // confirms i1 (i3 only by bit: not confirmed)
+        Deliver(Inviter, "long", 0),
+        Deliver(Inviter, "long", 1),
+        // The inviter gives i2 up: it leaves the digest, and the floor passes it.
+        Abandon(Inviter, "i2"),
+        Send(Inviter, "i4", t("done (i2 abandoned)")),
+        Deliver(Joiner, "i4", 0),
+        // An acknowledgement-only blob: it stays on the joiner's chain 3 although a send step
+        // is pending.
+        SendAck(Joiner, "ack1"),
+        Deliver(Inviter, "ack1", 0), // confirms i1, i3, i4
+        Send(Joiner, "empty", Vec::new()),
+        Send(Joiner, "full", pattern(CAPACITY, 1)), // exactly one fragment
+        Send(Joiner, "full+1", pattern(CAPACITY + 1, 2)), // two
+        Deliver(Inviter, "empty", 0),
+        Deliver(Inviter, "full", 0),
+        DeliverAll(Inviter, "full+1"),
+        Send(Inviter, "max", pattern(MAX_MESSAGE_LEN, 3)), // 64 fragments
+        DeliverAll(Joiner, "max"),
+        // Rollback past what the restored state sent: the inviter's state is saved, it sends
+        // three blobs that the joiner reads, then it is restored and seals another text in the
+        // first one's slot (same message key and address, different z hence different r), and
+        // learns from the joiner's acknowledgement that it lost blobs.
+        Snapshot(Inviter),
+        Send(Inviter, "lost1", t("sent by the state that is lost, 1")),
+        Send(Inviter, "lost2", t("sent by the state that is lost, 2")),
+        Send(Inviter, "lost3", t("sent by the state that is lost, 3")),
+        Send(Joiner, "k0", t("joiner, before reading them")),
+        Deliver(Joiner, "lost1", 0),
+        Deliver(Joiner, "lost2", 0),
+        Deliver(Joiner, "lost3", 0),
+        Send(Joiner, "k1", t("joiner, after reading them")),
+        Restore(Inviter),
+        Send(
+            Inviter,
+            "lost1-again",
+            t("another text from the restored state"),
+        ),
+        Deliver(Inviter, "k0", 0),
+        Deliver(Inviter, "k1", 0), // Rollback { lost_blobs: 2 }; a send step is pending
+        Send(Inviter, "after", t("after the rollback")), // its chain starts at n = 2
+        Deliver(Joiner, "after", 0),
+        // Hidden rollback: the restored joiner sends more than it lost, at addresses the
+        // inviter already read; only the digest shows it.
+        Send(Joiner, "p", t("joiner, before its backup")),
+        Deliver(Inviter, "p", 0),
+        SendAck(Inviter, "ack-p"), // on the inviter's current chain while its step is pending
+        Deliver(Joiner, "ack-p", 0), // confirms p
+        Snapshot(Joiner),
+        Send(Joiner, "m1", t("lost with the joiner's state, 1")),
+        Send(Joiner, "m2", t("lost with the joiner's state, 2")),
+        Deliver(Inviter, "m1", 0),
+        Deliver(Inviter, "m2", 0),
+        Restore(Joiner),
+        Send(Joiner, "h1", t("restored joiner, 1 (never read)")),
+        Send(Joiner, "h2", t("restored joiner, 2 (never read)")),
+        Send(Joiner, "h3", t("restored joiner, 3")),
+        Deliver(Inviter, "h3", 0),
+        Send(Inviter, "ok", t("inviter, after m1, m2 and h3")),
+        Deliver(Joiner, "ok", 0), // Rollback { lost_blobs: 0, unconfirmed_from: seq of m1 }
+        Resend(Joiner, "h1-again", "h1"),
+        Resend(Joiner, "h2-again", "h2"),
+        Resend(Joiner, "h3-again", "h3"),
+        Deliver(Inviter, "h1-again", 0),
+        Deliver(Inviter, "h2-again", 0),
+        Deliver(Inviter, "h3-again", 0), // duplicate: h3 was shown already
+        // Fork: the inviter is restored to before its own DH step, which the joiner has read
+        // and only acknowledged; the restored inviter steps again with a fresh key.
+        Snapshot(Inviter),
+        Send(Inviter, "L0", t("lost chain, 0")),
+        Send(Inviter, "L1", t("lost chain, 1")),
+        Send(Inviter, "L2", t("lost chain, 2")),
+        Deliver(Joiner, "L0", 0),
+        SendAck(Joiner, "ack-L0"), // stays on the joiner's chain: previous_root is kept
+        Restore(Inviter),
+        Deliver(Inviter, "ack-L0", 0), // Rollback { lost_blobs: 1 }; next chain skips 1
+        Send(Inviter, "F", t("restored inviter, new ratchet key")),
+        Deliver(Joiner, "F", 0), // a fork, followed
+        Send(Joiner, "R", t("joiner answers the fork")),
+        Deliver(Inviter, "R", 0),
+    ]
+}
+
+// ------------------------------------------------------------------- the conversation ----
+
+struct Model {
+    rngs: BTreeMap<&'static str, Rng>,
+    states: BTreeMap<&'static str, State>,
+    snapshots: BTreeMap<&'static str, State>,
+    chains: Vec<Value>,
+    messages: Vec<Value>,
+    blobs: BTreeMap<String, Vec<Blob>>,
+    texts: BTreeMap<String, Vec<u8>>,
+    ids: BTreeMap<String, [u8; 8]>,
+}
+
+impl Model {
+    fn record(&mut self, name: &str, sender: Party, blobs: &[Blob]) {
+        for (index, b) in blobs.iter().enumerate() {
+            let s = &b.sealed;
+            self.messages.push(json!({
+                "message": name, "fragment_index": index, "fragment_count": blobs.len(),
+                "sender": sender.name(), "chain": b.chain, "n": b.n, "pn": b.pn,
+                "kind": b.kind, "seq": b.f.seq, "floor": b.f.floor, "ack": b.f.ack,
+                "ack_bits": format!("{:016x}", b.f.bits), "ack_digest": hex(&b.f.digest),
+                "message_id": hex(&b.f.id),
+                "chain_key": hex(&b.ck), "message_key": hex(&s.mk), "next_chain_key": hex(&step(&b.ck)),
+                "header_key": hex(&b.hk), "write_key": hex(&b.wk), "address": hex(&b.address),
+                "header": hex(&b.header), "padded_payload": hex(&b.payload),
+                "z": hex(&b.z), "r": hex(&s.r), "header_key_hedged": hex(&s.hkr), "message_key_hedged": hex(&s.mkr),
+                "encrypted_header": hex(&s.encrypted_header),
+                "body_associated_data": hex(&s.body_ad), "blob": hex(&s.blob),
+            }));
         }
+        self.blobs.insert(name.to_owned(), blobs.to_vec());
     }
 
-    fn restore(&mut self, party: Party, s: Snapshot) {
-        let (k, ck, sent) = s.own.expect("the script snapshots a party that has sent");
-        assert_eq!(
-            self.own_chain[party.name()],
-            k,
-            "the lost state must not start chains"
-        );
-        self.chains[k - 1].ck = ck;
-        self.chains[k - 1].sent = sent;
-        self.receivers.insert(party.name(), s.receiver);
-        self.streams.insert(party.name(), s.stream);
+    /// Encrypts for `party` with the client's floor; returns the floor.
+    fn send(&mut self, party: Party, name: &str, kind: u8, text: &[u8], id: [u8; 8]) -> u32 {
+        let chain_id = self.chains.len() + 1;
+        let rng = self.rngs.get_mut(party.name()).unwrap();
+        let state = self.states.get_mut(party.name()).unwrap();
+        let floor = state.stream.outbox_floor();
+        let (blobs, chain) = state.encrypt(rng, kind, text, floor, id, chain_id, None);
+        self.chains.extend(chain);
+        self.record(name, party, &blobs);
+        floor
     }
+}
 
-    fn stream_json(&self, party: Party) -> Value {
-        let s = &self.streams[party.name()];
-        json!({"next_seq": s.next_seq, "received": s.received.json(), "acknowledged": s.acknowledged.json()})
-    }
+fn rollback_json(r: Option<(u32, u32)>) -> Value {
+    r.map_or(
+        Value::Null,
+        |(lost, from)| json!({"lost_blobs": lost, "unconfirmed_from": from}),
+    )
 }
 
 /// The invite keys (§5.1).
@@ -754,6 +1175,15 @@ fn safety_code(secret: &[u8; 32], b0: &[u8; 32], a1: &[u8; 32]) -> String {
     format!("{code:020}")
 }
 
+const ZERO_FIELDS: Fields = Fields {
+    seq: 0,
+    floor: 0,
+    ack: 0,
+    bits: 0,
+    digest: [0; 8],
+    id: NO_ID,
+};
+
 /// The same invite (secret, key, expiry) with a mailbox URL, joined by the same joiner seed:
 /// every key and the hello's address differ.
 fn url_variant(secret: &[u8; 32], inviter_key: &[u8; 32]) -> Value {
@@ -761,15 +1191,15 @@ fn url_variant(secret: &[u8; 32], inviter_key: &[u8; 32]) -> Value {
     let (info, okm) = invite_keys(secret, &b0, VARIANT_URL);
     let (sk, hello_key, ad) = (okm[0], okm[1], okm[2]);
     let mut joiner = Rng::new(JOINER_SEED);
-    let a1 = joiner.next32();
-    let dh0 = x25519_dalek::x25519(a1, b0);
+    let a1 = joiner.take::<32>();
+    let dh0 = dh(&a1, &b0);
     let first = split32(&hkdf(&sk, &dh0, b"hush/v2/first-header-keys", 64));
-    let chain = split32(&hkdf(&sk, &dh0, b"hush/v2/ratchet", 96));
+    let [_, ck, _] = kdf_rk(&sk, &dh0);
     let (wk, address) = write_key(&hello_key, 0, 0);
     let header = header(&public(&a1), 0, 0);
-    let payload = payload(KIND_HELLO, 0, 1, &[], 0, 0, (0, 0));
-    let z = joiner.next32();
-    let s = seal(&hello_key, &chain[1], &ad, &address, &header, &payload, &z);
+    let payload = payload(KIND_HELLO, 0, 1, &[], ZERO_FIELDS);
+    let z = joiner.take::<32>();
+    let s = seal(&hello_key, &ck, &ad, &address, &header, &payload, &z);
     let bytes = invite_bytes(secret, &b0, VARIANT_URL);
     json!({
         "mailbox_url": VARIANT_URL, "kdf_info": hex(&info), "sk": hex(&sk), "hello_key": hex(&hello_key),
@@ -780,152 +1210,343 @@ fn url_variant(secret: &[u8; 32], inviter_key: &[u8; 32]) -> Value {
     })
 }
 
+fn empty_state(party: Party, ad: [u8; 32]) -> State {
+    State {
+        party,
+        ad,
+        rk: [0; 32],
+        dhs: [0; 32],
+        dhr: None,
+        sending: None,
+        pending: false,
+        nhks: [0; 32],
+        receiving: None,
+        nhkr: [0; 32],
+        skipped: Vec::new(),
+        recent: VecDeque::new(),
+        events: 0,
+        previous_root: None,
+        abandoned: Vec::new(),
+        next_chain_skip: 0,
+        stream: Stream::default(),
+        partial: Vec::new(),
+    }
+}
+
+/// Everything the negative vectors need from the conversation.
+struct Run {
+    model: Model,
+    /// `history[i]`: both parties' states right before event `i`.
+    history: Vec<BTreeMap<&'static str, State>>,
+    /// "action:party:message" → index of its (first) event.
+    at: BTreeMap<String, usize>,
+}
+
 fn reference() -> (Value, Value) {
     let mut inviter_rng = Rng::new(INVITER_SEED);
-    let secret = inviter_rng.next32();
-    let inviter_key = inviter_rng.next32();
-    let inviter_public = public(&inviter_key);
-    let (info, okm) = invite_keys(&secret, &inviter_public, "");
-    let invite_bytes = invite_bytes(&secret, &inviter_public, "");
-    let empty_receiver = |next| Receiver {
-        current: None,
-        next,
-        pending: false,
-        skipped: Vec::new(),
+    let secret = inviter_rng.take::<32>();
+    let inviter_key = inviter_rng.take::<32>();
+    let b0 = public(&inviter_key);
+    let (info, okm) = invite_keys(&secret, &b0, "");
+    let (sk, hello_key, ad) = (okm[0], okm[1], okm[2]);
+    let invite_bytes = invite_bytes(&secret, &b0, "");
+    // Join (§5.2): chain 1 and the hello (kind 0x01, seq 0, under hello_key).
+    let mut joiner_rng = Rng::new(JOINER_SEED);
+    let a1 = joiner_rng.take::<32>();
+    let dh0 = dh(&a1, &b0);
+    let first = split32(&hkdf(&sk, &dh0, b"hush/v2/first-header-keys", 64));
+    let (hk1, hk2) = (first[0], first[1]);
+    let [rk, cks, nhks] = kdf_rk(&sk, &dh0);
+    let chain1 = json!({
+        "chain": 1, "sender": "joiner",
+        "ratchet_private": hex(&a1), "ratchet_public": hex(&public(&a1)),
+        "remote_public": hex(&b0), "dh_output": hex(&dh0),
+        "root_key_in": hex(&sk), "root_key_out": hex(&rk),
+        "chain_key": hex(&cks), "next_header_key": hex(&nhks),
+        "header_key": hex(&hk1), "previous_chain_length": 0, "skipped_positions": 0,
+    });
+    let mut joiner = State {
+        rk,
+        dhs: a1,
+        dhr: Some(b0),
+        sending: Some(SendChain {
+            id: 1,
+            ck: cks,
+            hk: hk1,
+            n: 0,
+            pn: 0,
+        }),
+        nhks,
+        nhkr: hk2,
+        ..empty_state(Party::Joiner, ad)
     };
+    let (hello, _) = joiner.encrypt(
+        &mut joiner_rng,
+        KIND_HELLO,
+        &[],
+        0,
+        NO_ID,
+        1,
+        Some(hello_key),
+    );
     let mut model = Model {
-        rngs: BTreeMap::from([("inviter", inviter_rng), ("joiner", Rng::new(JOINER_SEED))]),
-        hello_key: okm[1],
-        hk1: [0; 32],
-        hk2: [0; 32],
-        ad: okm[2],
-        root: okm[0],
-        inviter_key,
-        chains: Vec::new(),
-        own_chain: BTreeMap::new(),
-        receivers: BTreeMap::from([
-            ("joiner", empty_receiver(Some(2))),
-            ("inviter", empty_receiver(None)),
-        ]),
-        streams: BTreeMap::from([
-            ("joiner", Stream::default()),
-            ("inviter", Stream::default()),
-        ]),
+        rngs: BTreeMap::from([("inviter", inviter_rng), ("joiner", joiner_rng)]),
+        states: BTreeMap::from([("joiner", joiner)]),
         snapshots: BTreeMap::new(),
-        json_chains: Vec::new(),
-        json_messages: Vec::new(),
+        chains: vec![chain1],
+        messages: Vec::new(),
         blobs: BTreeMap::new(),
+        texts: BTreeMap::new(),
+        ids: BTreeMap::new(),
     };
-    // Join: chain 1 and the hello (kind 0x01, seq 0). Accept: the inviter's receive half.
-    model.encrypt("hello", Party::Joiner, KIND_HELLO, &[], 0);
-    let joiner_private = model.json_chains[0]["ratchet_private"].clone();
-    let dh0 = model.json_chains[0]["dh_output"].clone();
-    let joiner_public = model.chains[0].public;
-    let code = safety_code(&secret, &inviter_public, &joiner_public);
-    {
-        let r = model.receivers.get_mut("inviter").unwrap();
-        r.current = Some((1, 1));
-        r.next = Some(3);
-        r.pending = true;
-        let hello = model.blobs["hello"][0].clone();
-        assert_eq!(model.record_stream(Party::Inviter, &hello), None);
-    }
+    model.record("hello", Party::Joiner, &hello);
+    let code = safety_code(&secret, &b0, &public(&a1));
+    // Accept (§5.3).
+    let mut history = vec![model.states.clone()];
+    let hello = &model.blobs["hello"][0];
+    let (joiner_key, _) =
+        open_header(&hello_key, &ad, &hello.address, &hello.sealed.blob, 0).unwrap();
+    let accept_dh = dh(&inviter_key, &joiner_key);
+    let [rk, ck0, nhkr] = kdf_rk(&sk, &accept_dh);
+    let hello_fragment =
+        open_body(&message_key(&ck0), &ad, &hello.address, &hello.sealed.blob).unwrap();
+    assert_eq!(hello_fragment.kind, KIND_HELLO);
+    let mut inviter = State {
+        rk,
+        dhs: inviter_key,
+        dhr: Some(joiner_key),
+        pending: true,
+        nhks: hk2,
+        receiving: Some(RecvChain {
+            ratchet: joiner_key,
+            ck: step(&ck0),
+            hk: hk1,
+            nr: 1,
+        }),
+        nhkr,
+        recent: VecDeque::from([hello.address]),
+        events: 1,
+        ..empty_state(Party::Inviter, ad)
+    };
+    inviter.stream.receive(
+        hello_fragment.f.floor,
+        hello_fragment.f.seq,
+        hello.sealed.r,
+        true,
+    );
     let mut events = vec![json!({
         "action": "accept", "to": "inviter", "message": "hello", "fragment": 0,
-        "stream_after": model.stream_json(Party::Inviter),
-        "poll_addresses_after": model.poll_list(Party::Inviter).iter().map(|a| hex(a)).collect::<Vec<_>>(),
+        "stream_after": inviter.stream.json(),
+        "poll_addresses_after": inviter.poll_list().iter().map(|a| hex(a)).collect::<Vec<_>>(),
     })];
-    let mut plaintexts: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-    let mut fragments_seen: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
+    model.states.insert("inviter", inviter);
+    let mut at = BTreeMap::new();
     for step in script() {
-        match step {
-            Step::Send(party, name, text, floor) => {
-                plaintexts.insert(name, text.clone());
-                let floor = model.floor(party, floor);
-                model.encrypt(name, party, KIND_DATA, &text, floor);
-                events.push(json!({"action": "send", "from": party.name(), "message": name, "plaintext": hex(&text), "floor": floor}));
+        history.push(model.states.clone());
+        let index = events.len();
+        let event = match step {
+            Step::Send(party, name, text) => {
+                let id = model.rngs.get_mut(party.name()).unwrap().message_id();
+                let floor = model.send(party, name, KIND_DATA, &text, id);
+                model.texts.insert(name.to_owned(), text.clone());
+                model.ids.insert(name.to_owned(), id);
+                at.insert(format!("send:{}:{name}", party.name()), index);
+                json!({"action": "send", "from": party.name(), "message": name, "plaintext": hex(&text), "floor": floor, "message_id": hex(&id)})
+            }
+            Step::Resend(party, name, of) => {
+                let (text, id) = (model.texts[of].clone(), model.ids[of]);
+                let floor = model.send(party, name, KIND_DATA, &text, id);
+                model.texts.insert(name.to_owned(), text.clone());
+                json!({"action": "resend", "from": party.name(), "message": name, "resend_of": of, "plaintext": hex(&text), "floor": floor, "message_id": hex(&id)})
             }
             Step::SendAck(party, name) => {
-                let floor = model.floor(party, Floor::Unacknowledged);
-                model.encrypt(name, party, KIND_ACK, &[], floor);
-                events.push(json!({"action": "send_acknowledgement", "from": party.name(), "message": name, "floor": floor}));
+                let floor = model.send(party, name, KIND_ACK, &[], NO_ID);
+                json!({"action": "send_acknowledgement", "from": party.name(), "message": name, "floor": floor})
+            }
+            Step::Abandon(party, name) => {
+                let seqs: Vec<u32> = model.blobs[name].iter().map(|b| b.f.seq).collect();
+                let stream = &mut model.states.get_mut(party.name()).unwrap().stream;
+                for seq in &seqs {
+                    if let Some(entry) = stream.sent.get_mut(seq) {
+                        entry.1 = false;
+                    }
+                }
+                json!({"action": "abandon", "party": party.name(), "message": name, "seqs": seqs})
             }
             Step::Snapshot(party) => {
-                let s = model.snapshot(party);
+                let s = model.states[party.name()].clone();
                 model.snapshots.insert(party.name(), s);
-                events.push(json!({"action": "snapshot", "party": party.name()}));
+                json!({"action": "snapshot", "party": party.name()})
             }
             Step::Restore(party) => {
-                let s = model.snapshots.remove(party.name()).unwrap();
-                model.restore(party, s);
-                events.push(json!({"action": "restore", "party": party.name()}));
+                let s = model.snapshots[party.name()].clone();
+                model.states.insert(party.name(), s);
+                json!({"action": "restore", "party": party.name()})
             }
             Step::Deliver(party, name, _) | Step::DeliverAll(party, name) => {
                 let fragments: Vec<usize> = match step {
                     Step::Deliver(_, _, f) => vec![f],
                     _ => (0..model.blobs[name].len()).collect(),
                 };
+                at.entry(format!("deliver:{}:{name}", party.name()))
+                    .or_insert(index);
                 let mut retired = Vec::new();
                 let mut rollback = None;
                 let mut last = None;
                 for &f in &fragments {
                     let blob = model.blobs[name][f].clone();
-                    let (r, lost) = model.receive(party, &blob);
-                    retired.extend(r);
-                    rollback = rollback.or(lost);
-                    last = Some(blob);
+                    let state = model.states.get_mut(party.name()).unwrap();
+                    let outcome = state
+                        .decrypt(&blob.address, &blob.sealed.blob)
+                        .unwrap_or_else(|e| panic!("model: {name} to {}: {e}", party.name()));
+                    retired.extend(outcome.retired.iter().copied());
+                    rollback = rollback.or(outcome.rollback);
+                    last = Some(outcome);
                 }
                 let last = last.unwrap();
-                let seen = fragments_seen.entry(name).or_default();
-                *seen += fragments.len();
-                let complete = last.kind == KIND_DATA && *seen == model.blobs[name].len();
-                deliveries.insert(format!("{}:{name}", party.name()), events.len());
-                events.push(json!({
+                let state = &model.states[party.name()];
+                json!({
                     "action": if fragments.len() == 1 { "deliver" } else { "deliver_all" },
                     "to": party.name(), "message": name,
                     "fragment": if fragments.len() == 1 { json!(fragments[0]) } else { Value::Null },
-                    "plaintext": if complete { Value::String(hex(&plaintexts[name])) } else { Value::Null },
+                    "plaintext": last.plaintext.as_ref().map_or(Value::Null, |p| Value::String(hex(p))),
+                    "duplicate": last.duplicate,
                     "kind": kind_name(last.kind), "seq": last.seq,
-                    "rollback": rollback.map_or(Value::Null, |l| json!({"lost_blobs": l})),
-                    "stream_after": model.stream_json(party),
+                    "rollback": rollback_json(rollback),
+                    "stream_after": state.stream.json(),
                     "retired": retired.iter().map(|a| hex(a)).collect::<Vec<_>>(),
-                    "poll_addresses_after": model.poll_list(party).iter().map(|a| hex(a)).collect::<Vec<_>>(),
-                }));
+                    "poll_addresses_after": state.poll_list().iter().map(|a| hex(a)).collect::<Vec<_>>(),
+                })
             }
-        }
+        };
+        events.push(event);
     }
-    let r1 = &model.blobs["lost1"][0];
-    let r1_again = &model.blobs["lost1-again"][0];
-    assert_eq!(r1.address, r1_again.address);
-    assert_ne!(r1.blob[..16], r1_again.blob[..16], "the hedge must differ");
-    let negative = negative_vectors(&model, &deliveries);
+    let run = Run { model, history, at };
+    check_script_claims(&run, &events);
+    let negative = negative_vectors(&run);
+    let model = run.model;
     let conversation = json!({
-        "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender later abandons (floor); a three-blob message (long); an acknowledgement-only blob (ack1); boundary sizes (empty, 909 = one full fragment, 910, 58176 = 64 fragments); a rollback (the inviter's state is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3; its next chain reports PN past the lost blobs, so the joiner reads it). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
-        "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW},
-        "rng": {"construction": "block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)); bytes consumed in order, 32 per draw: inviter: invite secret, b0, then per encrypt the new ratchet key if a DH step runs, then z per blob; joiner: a1, z of the hello, then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
+        "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 893 = one full fragment, 894, 57152 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 2); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), re-sends of h1..h3 with their message ids (h3-again is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
+        "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW, "stream_digest_len": 8, "message_id_len": 8, "message_id_memory": MESSAGE_ID_MEMORY, "max_ahead": MAX_AHEAD, "max_unconfirmed": MAX_UNCONFIRMED, "max_rollback_skip": MAX_ROLLBACK_SKIP, "max_abandoned_keys": MAX_ABANDONED_KEYS},
+        "rng": {"construction": "a byte stream: block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)), blocks concatenated, bytes consumed in order: inviter: invite secret (32), b0 (32), then per encrypt: the message id (8, data messages only, not re-sends), the new ratchet key (32) if a DH step runs, z (32) per blob; joiner: a1 (32), z of the hello (32), then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
         "invite": {
             "now": NOW, "expires_at": EXPIRES_AT, "mailbox_url": "", "secret": hex(&secret),
-            "inviter_private": hex(&inviter_key), "inviter_public": hex(&inviter_public),
-            "kdf_info": hex(&info), "sk": hex(&okm[0]), "hello_key": hex(&okm[1]),
-            "associated_data": hex(&okm[2]),
+            "inviter_private": hex(&inviter_key), "inviter_public": hex(&b0),
+            "kdf_info": hex(&info), "sk": hex(&sk), "hello_key": hex(&hello_key),
+            "associated_data": hex(&ad),
             "bytes": hex(&invite_bytes), "link_fragment": protocol::base64url::encode(&invite_bytes),
-            "joiner_private": joiner_private, "joiner_public": hex(&joiner_public), "dh0": dh0,
-            "hk1": hex(&model.hk1), "hk2": hex(&model.hk2),
+            "joiner_private": hex(&a1), "joiner_public": hex(&public(&a1)), "dh0": hex(&dh0),
+            "hk1": hex(&hk1), "hk2": hex(&hk2),
             "hello_address": hex(&model.blobs["hello"][0].address),
         },
         "invite_url_variant": url_variant(&secret, &inviter_key),
         "safety_code": code,
-        "chains": model.json_chains,
-        "messages": model.json_messages,
+        "chains": model.chains,
+        "messages": model.messages,
         "events": events,
     });
     (conversation, negative)
 }
 
+/// The script does what its comments say.
+fn check_script_claims(run: &Run, events: &[Value]) {
+    let m = &run.model;
+    let seq = |name: &str| m.blobs[name][0].f.seq;
+    let event = |key: &str| &events[run.at[key]];
+    let r1 = &m.blobs["lost1"][0];
+    let r1_again = &m.blobs["lost1-again"][0];
+    assert_eq!(r1.address, r1_again.address);
+    assert_ne!(r1.sealed.r, r1_again.sealed.r, "the hedge must differ");
+    assert_eq!(
+        event("deliver:inviter:k1")["rollback"],
+        json!({"lost_blobs": 2, "unconfirmed_from": seq("lost1")})
+    );
+    assert_eq!(
+        m.blobs["after"][0].n, 2,
+        "the next chain skips the lost positions"
+    );
+    assert_eq!(m.blobs["ack-p"][0].chain, m.blobs["after"][0].chain);
+    assert_eq!(m.blobs["ack1"][0].chain, m.blobs["j3"][0].chain);
+    assert_eq!(m.blobs["h1"][0].address, m.blobs["m1"][0].address);
+    assert_eq!(
+        event("deliver:joiner:ok")["rollback"],
+        json!({"lost_blobs": 0, "unconfirmed_from": seq("m1")})
+    );
+    assert_eq!(event("deliver:inviter:h3-again")["duplicate"], json!(true));
+    assert_eq!(event("deliver:inviter:h1-again")["duplicate"], json!(false));
+    assert_eq!(
+        event("deliver:inviter:ack-L0")["rollback"],
+        json!({"lost_blobs": 1, "unconfirmed_from": seq("L0")})
+    );
+    let (l1, f) = (&m.blobs["L1"][0], &m.blobs["F"][0]);
+    assert_eq!((f.n, f.address), (1, l1.address), "F at L1's slot");
+    assert_ne!(
+        f.chain, l1.chain,
+        "F is on another chain with the same header key"
+    );
+    assert_eq!(f.hk, l1.hk);
+    let joiner_after_f = &run.history[run.at["send:joiner:R"]]["joiner"];
+    let lost_key: [u8; 32] = l1.header[..32].try_into().unwrap();
+    assert_eq!(joiner_after_f.abandoned, vec![lost_key]);
+    assert!(joiner_after_f.previous_root.is_some());
+    assert!(event("deliver:joiner:F")["plaintext"].is_string());
+    assert!(event("deliver:inviter:R")["plaintext"].is_string());
+}
+
+/// What the model says a blob delivered to `state` gives: the error, or for an accepted blob
+/// its kind, seq, rollback, next_seq, confirmed prefix and the address of the party's next
+/// blob (a data message "next", randomness seed 99, floor = next_seq).
+fn expectation(state: &State, address: &[u8; 32], blob: &[u8]) -> Value {
+    let mut s = state.clone();
+    match s.decrypt(address, blob) {
+        Err(e) => json!({"error": e}),
+        Ok(o) => {
+            let next_seq = s.stream.next_seq;
+            let mut rng = Rng::new(NEXT_SEED);
+            let id = rng.message_id();
+            let (next, _) = s.encrypt(&mut rng, KIND_DATA, b"next", next_seq, id, 0, None);
+            json!({
+                "kind": kind_name(o.kind), "seq": o.seq, "rollback": rollback_json(o.rollback),
+                "next_seq": next_seq,
+                "acknowledged": {"next": s.stream.confirmed, "bits": format!("{:016x}", 0)},
+                "next_blob_address": hex(&next[0].address),
+            })
+        }
+    }
+}
+
+/// Blob `n` of `template`'s chain (sent by role `role`) with another payload, sealed with
+/// `z = salt × 32`.
+fn sealed_like(
+    template: &Blob,
+    role: u8,
+    ad: &[u8; 32],
+    n: u32,
+    payload: &[u8],
+    salt: u8,
+) -> ([u8; 32], Vec<u8>) {
+    let mut ck = template.ck;
+    for _ in template.n..n {
+        ck = step(&ck);
+    }
+    let address = address_of(&template.hk, role, n);
+    let public_key: [u8; 32] = template.header[..32].try_into().unwrap();
+    let s = seal(
+        &template.hk,
+        &ck,
+        ad,
+        &address,
+        &header(&public_key, template.pn, n),
+        payload,
+        &[salt; 32],
+    );
+    (address, s.blob)
+}
+
 /// Blobs that must be refused (or, for the rollback vectors, accepted with a `Rollback`),
-/// each delivered in the state before a delivery event of the conversation.
-fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Value {
+/// each delivered in the state before an event of the conversation.
+fn negative_vectors(run: &Run) -> Value {
+    let m = &run.model;
     let mut out = Vec::new();
     let mut push = |name: &str,
                     description: &str,
@@ -934,74 +1555,66 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
                     address: [u8; 32],
                     blob: &[u8],
                     expected: Value| {
+        let got = expectation(&run.history[before][to.name()], &address, blob);
+        assert_eq!(got, expected, "{name}: the model disagrees with the intent");
         out.push(json!({
             "name": name, "description": description, "before_event": before, "to": to.name(),
-            "address": hex(&address), "blob": hex(blob), "expected": expected,
+            "address": hex(&address), "blob": hex(blob), "expected": got,
         }));
     };
     let error = |e: &str| json!({"error": e});
     // Template: i1 (chain 2, message 0), which the joiner reads as the first of a new chain.
-    let i1 = &model.blobs["i1"][0];
-    let at = deliveries["joiner:i1"];
+    let i1 = &m.blobs["i1"][0];
+    let ad = m.states["joiner"].ad;
+    let at = run.at["deliver:joiner:i1"];
     let flipped = |i: usize| {
-        let mut b = i1.blob.clone();
+        let mut b = i1.sealed.blob.clone();
         b[i] ^= 0x01;
         b
     };
     let j = Party::Joiner;
-    push(
-        "header_tag",
-        "a bit of the header tag changed",
-        at,
-        j,
-        i1.address,
-        &flipped(71),
-        error("HeaderAuthentication"),
-    );
-    push(
-        "header_ciphertext",
-        "a bit of the encrypted header changed",
-        at,
-        j,
-        i1.address,
-        &flipped(16),
-        error("HeaderAuthentication"),
-    );
-    push(
-        "hedge",
-        "a bit of r changed: another header key",
-        at,
-        j,
-        i1.address,
-        &flipped(0),
-        error("HeaderAuthentication"),
-    );
-    push(
-        "body_tag",
-        "a bit of the body tag changed",
-        at,
-        j,
-        i1.address,
-        &flipped(1023),
-        error("BodyAuthentication"),
-    );
-    push(
-        "body_ciphertext",
-        "a bit of the body changed",
-        at,
-        j,
-        i1.address,
-        &flipped(500),
-        error("BodyAuthentication"),
-    );
-    let (_, slot1) = model.address(i1.k, 1);
+    let inviter_role = Party::Inviter.role_byte();
+    for (name, what, byte, e) in [
+        (
+            "header_tag",
+            "a bit of the header tag changed",
+            71,
+            "HeaderAuthentication",
+        ),
+        (
+            "header_ciphertext",
+            "a bit of the encrypted header changed",
+            16,
+            "HeaderAuthentication",
+        ),
+        (
+            "hedge",
+            "a bit of r changed: another header key",
+            0,
+            "HeaderAuthentication",
+        ),
+        (
+            "body_tag",
+            "a bit of the body tag changed",
+            1023,
+            "BodyAuthentication",
+        ),
+        (
+            "body_ciphertext",
+            "a bit of the body changed",
+            500,
+            "BodyAuthentication",
+        ),
+    ] {
+        push(name, what, at, j, i1.address, &flipped(byte), error(e));
+    }
     push(
         "moved",
         "the blob of message 0 found at the address of message 1 (both in the window)",
         at,
         j,
-        slot1,
-        &i1.blob,
+        address_of(&i1.hk, inviter_role, 1),
+        &i1.sealed.blob,
         error("HeaderAuthentication"),
     );
     push(
@@ -1010,7 +1623,7 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
         at + 1,
         j,
         i1.address,
-        &i1.blob,
+        &i1.sealed.blob,
         error("Duplicate"),
     );
     push(
@@ -1019,7 +1632,7 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
         at,
         j,
         i1.address,
-        &i1.blob[..1023],
+        &i1.sealed.blob[..1023],
         error("WrongLength"),
     );
     let squat: Vec<u8> = (0u64..32)
@@ -1034,23 +1647,7 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
         &squat,
         error("HeaderAuthentication"),
     );
-    // Correctly sealed blobs for chain 2, message n, with a given payload.
-    let chain = &model.chains[i1.k - 1];
-    let sealed = |n: u32, payload: &[u8], salt: u8| {
-        let (_, address) = model.address(i1.k, n);
-        let header = header(&chain.public, chain.pn, n);
-        let s = seal(
-            &model.header_key(i1.k, n),
-            &model.ck_at(i1.k, n),
-            &model.ad,
-            &address,
-            &header,
-            payload,
-            &[salt; 32],
-        );
-        (address, s.blob)
-    };
-    let (address, blob) = sealed(W, &i1.payload, 1);
+    let (address, blob) = sealed_like(i1, inviter_role, &ad, W, &i1.payload, 1);
     push(
         "beyond_window",
         "a genuine blob of message 16 of the chain: outside the window [0..16)",
@@ -1060,18 +1657,24 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
         &blob,
         error("UnknownAddress"),
     );
-    let (s, f, a) = (i1.seq, i1.floor, i1.ack);
+    let f = i1.f;
     let data = b"hi joiner (DH step)";
+    let no_id = Fields { id: NO_ID, ..f };
     let malformed: Vec<(&str, &str, Vec<u8>)> = vec![
-        (
-            "malformed_kind",
-            "kind 0x04",
-            payload(0x04, 0, 1, data, s, f, a),
-        ),
+        ("malformed_kind", "kind 0x04", payload(0x04, 0, 1, data, f)),
         (
             "malformed_floor_above_seq",
             "floor = seq + 1",
-            payload(KIND_DATA, 0, 1, data, s, s + 1, a),
+            payload(
+                KIND_DATA,
+                0,
+                1,
+                data,
+                Fields {
+                    floor: f.seq + 1,
+                    ..f
+                },
+            ),
         ),
         ("malformed_padding", "a non-zero padding byte", {
             let mut p = i1.payload.clone();
@@ -1081,26 +1684,31 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
         (
             "malformed_count_zero",
             "count 0",
-            payload(KIND_DATA, 0, 0, data, s, f, a),
+            payload(KIND_DATA, 0, 0, data, f),
         ),
         (
             "malformed_index_not_below_count",
             "index 1 of count 1",
-            payload(KIND_DATA, 1, 1, data, s, f, a),
+            payload(KIND_DATA, 1, 1, data, f),
         ),
         (
             "malformed_acknowledgement_with_data",
             "kind 0x03 with len 1",
-            payload(KIND_ACK, 0, 1, b"x", s, f, a),
+            payload(KIND_ACK, 0, 1, b"x", no_id),
         ),
-        ("malformed_length", "len 910 (more than fits)", {
-            let mut p = payload(KIND_DATA, 0, 1, &[], s, f, a);
-            p[5..7].copy_from_slice(&910u16.to_be_bytes());
+        (
+            "malformed_acknowledgement_with_message_id",
+            "kind 0x03 carrying a message id (i1's)",
+            payload(KIND_ACK, 0, 1, &[], f),
+        ),
+        ("malformed_length", "len 894 (more than fits)", {
+            let mut p = payload(KIND_DATA, 0, 1, &[], f);
+            p[5..7].copy_from_slice(&894u16.to_be_bytes());
             p
         }),
     ];
     for (name, what, p) in malformed {
-        let (address, blob) = sealed(0, &p, 2);
+        let (address, blob) = sealed_like(i1, inviter_role, &ad, 0, &p, 2);
         push(
             name,
             &format!("correctly sealed, payload malformed: {what}"),
@@ -1112,46 +1720,99 @@ fn negative_vectors(model: &Model, deliveries: &BTreeMap<String, usize>) -> Valu
         );
     }
     // Rollback: before the joiner reads i1, the inviter has sent i1..i3 (seqs 0..2, chain 2,
-    // not pending) and reads the joiner's chain 1 at n ≥ 3. An acknowledgement-only blob at
-    // chain 1, message 3, claims inviter seqs the inviter never sent.
-    let j2 = &model.blobs["j2"][0];
+    // not pending, nothing confirmed) and reads the joiner's chain 1 at n ≥ 3. An
+    // acknowledgement-only blob at chain 1, message 3, claims inviter seqs it never sent.
+    let j2 = &m.blobs["j2"][0];
     let inviter = Party::Inviter;
-    for (name, ack, lost, next_seq) in [
-        ("rollback_ack", (7u32, 0u64), 4u32, 7u32),
-        ("rollback_ack_bits", (2, 0b100), 3, 6),
+    let inviter_at = &run.history[at]["inviter"];
+    let i_r = |name: &str| m.blobs[name][0].sealed.r;
+    let true_digest = extend_digest(&extend_digest(&[0; 8], 0, &i_r("i1")), 1, &i_r("i2"));
+    for (name, description, ack, digest, lost, next_seq) in [
+        (
+            "rollback_ack",
+            "an acknowledgement of inviter seqs [0..7) with a digest of other blobs: this session sent only 0..2, so this device was rolled back (lost 4) and its blobs from 0 on are unconfirmed",
+            (7u32, 0u64),
+            [0u8; 8],
+            4u32,
+            7u32,
+        ),
+        (
+            "rollback_ack_bits",
+            "an acknowledgement of inviter seqs 0, 1 (with their true digest) and, by bit, 5: never sent (lost 3), digest consistent",
+            (2, 0b100),
+            true_digest,
+            3,
+            6,
+        ),
     ] {
         let n = j2.n + 1;
-        let (_, address) = model.address(1, n);
-        let header = header(&model.chains[0].public, 0, n);
-        let p = payload(KIND_ACK, 0, 1, &[], j2.seq + 1, j2.seq + 1, ack);
-        let s = seal(
-            &model.header_key(1, n),
-            &model.ck_at(1, n),
-            &model.ad,
-            &address,
-            &header,
-            &p,
-            &[3; 32],
-        );
-        let mut acknowledged = AckSet::default();
-        acknowledged.merge(ack.0, ack.1);
-        let (_, next_address) = model.address(i1.k, 3 + lost);
+        let fields = Fields {
+            seq: j2.f.seq + 1,
+            floor: j2.f.seq + 1,
+            ack: ack.0,
+            bits: ack.1,
+            digest,
+            id: NO_ID,
+        };
+        let p = payload(KIND_ACK, 0, 1, &[], fields);
+        let (address, blob) = sealed_like(j2, Party::Joiner.role_byte(), &ad, n, &p, 3);
+        let sending = inviter_at.sending.as_ref().unwrap();
+        let next_address = address_of(&sending.hk, inviter_role, sending.n + lost);
         push(
             name,
-            "an acknowledgement of inviter seqs this session never sent (it sent 0..2): this device was rolled back",
+            description,
             at,
             inviter,
             address,
-            &s.blob,
+            &blob,
             json!({
-                "kind": "Acknowledgement", "seq": j2.seq + 1, "rollback": {"lost_blobs": lost},
-                "next_seq": next_seq, "acknowledged": acknowledged.json(),
+                "kind": "Acknowledgement", "seq": fields.seq,
+                "rollback": {"lost_blobs": lost, "unconfirmed_from": 0},
+                "next_seq": next_seq,
+                "acknowledged": {"next": ack.0, "bits": format!("{:016x}", 0)},
                 "next_blob_address": hex(&next_address),
             }),
         );
     }
+    // Forks (§6.6).
+    let l2 = &m.blobs["L2"][0];
+    push(
+        "lost_chain_after_fork",
+        "after following the fork, a blob of the lost chain (L2: the lost state's key, the same header key, inside the window): its key is abandoned",
+        run.at["send:joiner:R"],
+        j,
+        l2.address,
+        &l2.sealed.blob,
+        error("PeerRestored"),
+    );
+    // The inviter restored a second time from the same backup: a third ratchet key. Its first
+    // two blobs land on addresses the joiner has read; the third (n = 2) inside the window.
+    let mut again = m.snapshots["inviter"].clone();
+    let mut rng = Rng::new(SECOND_RESTORE_SEED);
+    let mut third = None;
+    for text in [
+        "second restore, 0",
+        "second restore, 1",
+        "second restore, 2",
+    ] {
+        let id = rng.message_id();
+        let floor = again.stream.outbox_floor();
+        let (blobs, _) = again.encrypt(&mut rng, KIND_DATA, text.as_bytes(), floor, id, 0, None);
+        third = blobs.into_iter().next();
+    }
+    let third = third.unwrap();
+    assert_eq!((third.n, third.hk), (2, l2.hk));
+    push(
+        "peer_restored_after_answer",
+        "a fork (the inviter restored once more from the same backup, a fresh ratchet key, n = 2 on the current header key) after the joiner answered (R): previous_root is gone, the conversation cannot continue",
+        run.at["deliver:inviter:R"],
+        j,
+        third.address,
+        &third.sealed.blob,
+        error("PeerRestored"),
+    );
     json!({
-        "description": "Hush v2 negative vectors: each blob is delivered to `to` in the state right before event `before_event` of conversation.json (events [0..before_event) applied). `expected.error` names the refusal (the state must be unchanged); the rollback vectors are accepted: expected kind, seq, rollback, next_seq afterwards, the merged acknowledgement, and the address of the next blob the party sends (its sending chain moved ahead by lost_blobs).",
+        "description": "Hush v2 negative vectors: each blob is delivered to `to` in the state right before event `before_event` of conversation.json (events [0..before_event) applied). `expected.error` names the refusal (the state must be unchanged); the rollback vectors are accepted: expected kind, seq, rollback, next_seq afterwards, the confirmed prefix (acknowledged), and the address of the next blob the party sends (a data message; its sending chain moved ahead by lost_blobs).",
         "vectors": out,
     })
 }
@@ -1181,7 +1842,7 @@ fn reference_model_reproduces_the_vector_files() {
 // --------------------------------------------------------------- the implementation ----
 
 use protocol::testing::SeededRng;
-use protocol::{Acknowledgement, Address, Invite, OutgoingBlob, PendingInvite, Session};
+use protocol::{Acknowledgement, Address, Invite, OutgoingBlob, PendingInvite, Rollback, Session};
 
 fn s(x: &Value) -> String {
     x.as_str().unwrap().to_owned()
@@ -1191,12 +1852,27 @@ fn ack_json(a: &Acknowledgement) -> Value {
     json!({"next": a.next, "bits": format!("{:016x}", a.bits)})
 }
 
+fn rollback_value(r: Option<Rollback>) -> Value {
+    r.map_or(
+        Value::Null,
+        |r| json!({"lost_blobs": r.lost_blobs, "unconfirmed_from": r.unconfirmed_from}),
+    )
+}
+
+/// The public part of a session's stream state (the received digest is not exposed; the
+/// blobs carry it).
 fn stream_json(session: &Session) -> Value {
     json!({
         "next_seq": session.next_seq(),
         "received": ack_json(&session.acknowledgement()),
         "acknowledged": ack_json(&session.peer_acknowledgement()),
     })
+}
+
+fn public_stream(v: &Value) -> Value {
+    let mut v = v.clone();
+    v.as_object_mut().unwrap().remove("received_digest");
+    v
 }
 
 fn poll_hex(session: &Session) -> Value {
@@ -1238,6 +1914,7 @@ impl World {
             assert_eq!(hex(&b.write_key.0), s(&m["write_key"]), "{name} write key");
             assert_eq!(hex(&b.address.0), s(&m["address"]), "{name} address");
             assert_eq!(u64::from(b.seq), m["seq"].as_u64().unwrap(), "{name} seq");
+            assert_eq!(hex(&b.message_id), s(&m["message_id"]), "{name} id");
             assert_eq!(hex(&b.blob), s(&m["blob"]), "{name} blob");
             self.cursor += 1;
         }
@@ -1291,7 +1968,7 @@ fn replay(v: &Value, stop: usize) -> World {
                 assert_eq!(w.joiner.safety_code().digits(), s(&v["safety_code"]));
                 assert_eq!(
                     stream_json(&session),
-                    event["stream_after"],
+                    public_stream(&event["stream_after"]),
                     "accept stream"
                 );
                 assert_eq!(
@@ -1301,7 +1978,7 @@ fn replay(v: &Value, stop: usize) -> World {
                 );
                 w.inviter = Some(session);
             }
-            "send" | "send_acknowledgement" => {
+            action @ ("send" | "resend" | "send_acknowledgement") => {
                 let from = s(&event["from"]);
                 let floor = event["floor"].as_u64().unwrap() as u32;
                 let mut rng = if from == "joiner" {
@@ -1309,15 +1986,18 @@ fn replay(v: &Value, stop: usize) -> World {
                 } else {
                     w.inviter_rng.clone()
                 };
-                let blobs = if event["action"] == "send" {
-                    let text = unhex(&s(&event["plaintext"]));
-                    w.session(&from).encrypt(&mut rng, &text, floor).unwrap()
-                } else {
-                    vec![
-                        w.session(&from)
-                            .encrypt_acknowledgement(&mut rng, floor)
-                            .unwrap(),
-                    ]
+                let session = w.session(&from);
+                let blobs = match action {
+                    "send" => {
+                        let text = unhex(&s(&event["plaintext"]));
+                        session.encrypt(&mut rng, &text, floor).unwrap()
+                    }
+                    "resend" => {
+                        let text = unhex(&s(&event["plaintext"]));
+                        let id = unhex(&s(&event["message_id"])).try_into().unwrap();
+                        session.encrypt_resend(&mut rng, &text, floor, id).unwrap()
+                    }
+                    _ => vec![session.encrypt_acknowledgement(&mut rng, floor).unwrap()],
                 };
                 if from == "joiner" {
                     w.joiner_rng = rng;
@@ -1326,6 +2006,12 @@ fn replay(v: &Value, stop: usize) -> World {
                 }
                 w.check(v, &name, blobs);
             }
+            "abandon" => {
+                let party = s(&event["party"]);
+                for seq in event["seqs"].as_array().unwrap() {
+                    w.session(&party).abandon(seq.as_u64().unwrap() as u32);
+                }
+            }
             "snapshot" => {
                 let party = s(&event["party"]);
                 let pickle = w.session(&party).pickle(&PICKLE_KEY);
@@ -1333,7 +2019,7 @@ fn replay(v: &Value, stop: usize) -> World {
             }
             "restore" => {
                 let party = s(&event["party"]);
-                let pickle = w.snapshots.remove(&party).unwrap();
+                let pickle = w.snapshots[&party].clone();
                 *w.session(&party) = Session::from_pickle(&PICKLE_KEY, &pickle).unwrap();
             }
             action @ ("deliver" | "deliver_all") => {
@@ -1364,6 +2050,11 @@ fn replay(v: &Value, stop: usize) -> World {
                     "{name} plaintext"
                 );
                 assert_eq!(
+                    json!(received.duplicate),
+                    event["duplicate"],
+                    "{name} duplicate"
+                );
+                assert_eq!(
                     format!("{:?}", received.kind),
                     s(&event["kind"]),
                     "{name} kind"
@@ -1373,10 +2064,16 @@ fn replay(v: &Value, stop: usize) -> World {
                     event["seq"].as_u64().unwrap(),
                     "{name} seq"
                 );
-                let rollback =
-                    rollback.map_or(Value::Null, |r| json!({"lost_blobs": r.lost_blobs}));
-                assert_eq!(rollback, event["rollback"], "{name} rollback");
-                assert_eq!(stream_json(session), event["stream_after"], "{name} stream");
+                assert_eq!(
+                    rollback_value(rollback),
+                    event["rollback"],
+                    "{name} rollback"
+                );
+                assert_eq!(
+                    stream_json(session),
+                    public_stream(&event["stream_after"]),
+                    "{name} stream"
+                );
                 let expected: BTreeSet<String> =
                     event["retired"].as_array().unwrap().iter().map(s).collect();
                 let got: BTreeSet<String> = retired.into_iter().collect();
@@ -1460,10 +2157,11 @@ fn implementation_refuses_the_negative_vectors() {
                     expected["seq"].as_u64().unwrap(),
                     "{name}"
                 );
-                let rollback = received
-                    .rollback
-                    .map_or(Value::Null, |r| json!({"lost_blobs": r.lost_blobs}));
-                assert_eq!(rollback, expected["rollback"], "{name}");
+                assert_eq!(
+                    rollback_value(received.rollback),
+                    expected["rollback"],
+                    "{name}"
+                );
                 assert_eq!(
                     u64::from(session.next_seq()),
                     expected["next_seq"].as_u64().unwrap(),
@@ -1475,7 +2173,7 @@ fn implementation_refuses_the_negative_vectors() {
                     "{name}"
                 );
                 let floor = session.next_seq();
-                let mut rng = SeededRng::new(99);
+                let mut rng = SeededRng::new(NEXT_SEED);
                 let next = session.encrypt(&mut rng, b"next", floor).unwrap();
                 assert_eq!(
                     hex(&next[0].address.0),
