@@ -18,8 +18,10 @@
 
 use std::collections::BTreeSet;
 
+use hmac::{Hmac, KeyInit, Mac};
 use protocol::{Address, Session, WINDOW, WriteKey};
 use rand_core::Rng;
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::client::{Client, DECOY_KEY_LABEL};
@@ -32,6 +34,9 @@ use crate::records::{
     OUTGOING_PREFIX, Outgoing, Status,
 };
 use crate::vault::VaultKey;
+
+/// Label of the vault subkey that hedges message ids ([`Client::new_message_id`]).
+const MESSAGE_ID_KEY_LABEL: &str = "message-id";
 
 /// Shortest delay before an owed acknowledgement goes out (ms).
 pub const ACK_DELAY_MIN_MS: u64 = 2_000;
@@ -162,11 +167,11 @@ impl<P: Platform> Client<P> {
     ) -> Result<(u32, Vec<Write>, [u8; 8]), ClientError> {
         let floor = self.floor(id, live, pending_floor).await?;
         let first = live.next_seq();
-        let blobs = match message_id.filter(|m| *m != [0; 8]) {
-            Some(message_id) => live.encrypt_resend(&mut self.rng(), text, floor, message_id)?,
-            None => live.encrypt(&mut self.rng(), text, floor)?,
+        let message_id = match message_id.filter(|m| *m != [0; 8]) {
+            Some(message_id) => message_id,
+            None => self.new_message_id(key, id, entry, text),
         };
-        let message_id = blobs.first().map_or([0; 8], |b| b.message_id);
+        let blobs = live.encrypt_resend(&mut self.rng(), text, floor, message_id)?;
         let writes = blobs
             .into_iter()
             .map(|blob| {
@@ -181,6 +186,31 @@ impl<P: Platform> Client<P> {
             })
             .collect();
         Ok((first, writes, message_id))
+    }
+
+    /// A new message's id, hedged like the protocol's blob hedges:
+    /// `HMAC-SHA256(vault subkey "message-id", z ‖ u64be(len(id)) ‖ id ‖ u64be(entry) ‖ text)[0..8]`
+    /// with `z` 32 fresh random bytes. A device restored together with its random generator
+    /// (a VM snapshot) draws the same `z` again; were the id `z` alone, its next message would
+    /// carry the id of one the lost copy sent, and the peer would drop it as already shown
+    /// while acknowledging it (a false *delivered*). The text makes the ids differ.
+    fn new_message_id(&self, key: &VaultKey, id: &str, entry: u64, text: &[u8]) -> [u8; 8] {
+        let mut z = Zeroizing::new([0u8; 32]);
+        self.rng().fill_bytes(&mut z[..]);
+        let subkey = key.subkey(MESSAGE_ID_KEY_LABEL);
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&subkey[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(&z[..]);
+        mac.update(&(id.len() as u64).to_be_bytes());
+        mac.update(id.as_bytes());
+        mac.update(&entry.to_be_bytes());
+        mac.update(text);
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        match full.first_chunk::<8>().copied() {
+            // Zero means "no id" to the protocol.
+            Some(m) if m != [0; 8] => m,
+            _ => [1, 0, 0, 0, 0, 0, 0, 0],
+        }
     }
 
     /// Our floor: the lowest sequence number still in the outbox (by record name, nothing
