@@ -125,10 +125,11 @@ pub(crate) struct Ratchet {
     pub(crate) recently_received: VecDeque<Address>,
     /// Number of successful decryptions so far.
     pub(crate) receive_events: u64,
-    /// `RK` before our last receiving DH step, kept only while `send_step_pending`: lets us
-    /// follow a peer restored to before that step (a fork, `docs/PROTOCOL.md` §6.6). Holding
-    /// it exposes nothing new: with `DHs` (also kept until we answer) and the peer's public
-    /// key it yields exactly the current `RK`.
+    /// `RK` before our last receiving DH step, kept only while `send_step_pending` and while
+    /// at most [`FORK_WINDOW`] messages of the current receiving chain were read: lets us
+    /// follow a peer restored to before that step (a fork, `docs/PROTOCOL.md` §6.6). Its cost:
+    /// with `DHs` it derives the current receiving chain from message 0, so a copy of the
+    /// state taken meanwhile exposes the keys of those (at most 16) messages already read.
     pub(crate) previous_root: Option<RootKey>,
     /// Ratchet keys of peer chains given up for a fork (at most [`MAX_ABANDONED_KEYS`]): a
     /// late blob of the lost state is refused rather than followed back.
@@ -137,6 +138,11 @@ pub(crate) struct Ratchet {
     /// while a send step is pending (the lost state may have started that chain already).
     pub(crate) next_chain_skip: u32,
 }
+
+/// Most messages of the current receiving chain read while `previous_root` is kept: past it
+/// the key is deleted (restoring forward secrecy for what was read) and a later fork is
+/// refused as [`DecryptError::PeerRestored`].
+pub const FORK_WINDOW: u32 = WINDOW;
 
 /// Most abandoned peer ratchet keys remembered.
 pub const MAX_ABANDONED_KEYS: usize = 4;
@@ -467,6 +473,9 @@ impl Ratchet {
         if let Some(rc) = self.receiving.as_mut() {
             rc.chain_key = chain_key;
             rc.slide_to(n.saturating_add(1));
+            if rc.next > FORK_WINDOW {
+                self.previous_root = None;
+            }
         }
         self.skipped.extend(new_skipped, &mut retired);
         self.finish_receive(address, &mut retired);
@@ -587,12 +596,19 @@ impl Ratchet {
         ratchet_key: [u8; 32],
     ) -> Result<Decrypted, DecryptError> {
         let stored_at = self.receive_events.saturating_add(1);
+        if self.abandoned_keys.contains(&ratchet_key) {
+            return Err(DecryptError::InconsistentHeader);
+        }
         let (Some(previous_root), Some(rc)) =
             (self.previous_root.as_ref(), self.receiving.as_ref())
         else {
             return Err(DecryptError::PeerRestored);
         };
-        if !self.send_step_pending || self.abandoned_keys.contains(&ratchet_key) {
+        // A late blob of the chain a fork replaced: its state is gone, nothing to end.
+        if self.abandoned_keys.contains(&ratchet_key) {
+            return Err(DecryptError::InconsistentHeader);
+        }
+        if !self.send_step_pending {
             return Err(DecryptError::PeerRestored);
         }
         let remote = RemoteRatchetKey(ratchet_key);

@@ -573,6 +573,8 @@ impl PendingInvite {
             Role::Joiner,
         ));
         ratchet.next_sending_header_key = hk2;
+        // No fork can precede the hello: keep no root key from before it.
+        ratchet.previous_root = None;
         let inviter_public = ratchet.ratchet_key.public_bytes();
         let safety_code =
             SafetyCode::derive(self.secret.as_bytes(), &inviter_public, &decrypted.chain);

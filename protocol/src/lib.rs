@@ -100,7 +100,9 @@ pub mod testing;
 
 pub use acknowledgement::{ACK_WINDOW, Acknowledgement};
 pub use address::{ADDRESS_LABEL, ADDRESS_LEN, Address, WriteKey};
-pub use double_ratchet::{DUPLICATE_MEMORY, MAX_SKIP, OutgoingBlob, PollSet};
+pub use double_ratchet::{
+    DUPLICATE_MEMORY, FORK_WINDOW, MAX_ABANDONED_KEYS, MAX_SKIP, OutgoingBlob, PollSet,
+};
 pub use error::{DecryptError, EncryptError, InviteError, PickleError};
 pub use header_key::{ENCRYPTED_HEADER_LEN, HEADER_LEN, Role, WRITE_KEY_LABEL};
 pub use hedge::HEDGE_LEN;

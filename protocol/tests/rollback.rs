@@ -380,3 +380,38 @@ fn a_fork_after_we_answered_is_refused_as_peer_restored() {
     assert_eq!(b.pickle(&KEY), before);
     let _ = refused;
 }
+
+/// Following forks costs forward secrecy for what was read on the current chain, so it is
+/// bounded: past `FORK_WINDOW` messages read without answering, the previous root is deleted
+/// and a fork is refused as `PeerRestored`.
+#[test]
+fn forks_are_followed_only_within_the_fork_window() {
+    let (mut a, mut b, mut rng) = pair(96);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    let backup = a.pickle(&KEY);
+    for i in 0..=protocol::FORK_WINDOW {
+        let text = format!("lost {i}");
+        assert_eq!(
+            deliver(&mut b, &send(&mut a, &mut rng, text.as_bytes())[0]),
+            Some(text.into_bytes())
+        );
+    }
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    // Without any acknowledgement the restored device starts its fork at position 0; move it
+    // into the peer's window as its acknowledgement would.
+    let floor = a.next_seq();
+    let mut refused = false;
+    for _ in 0..(protocol::FORK_WINDOW + 2) {
+        let fork = a.encrypt(&mut rng, b"after", floor).unwrap().remove(0);
+        if b.poll_addresses().contains(&fork.address) {
+            assert_eq!(
+                b.decrypt(&fork.address, &fork.blob).unwrap_err(),
+                protocol::DecryptError::PeerRestored
+            );
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a fork reached the peer's window and was refused");
+}

@@ -58,6 +58,7 @@ const MAX_AHEAD: usize = 512;
 const MAX_UNCONFIRMED: usize = 4096;
 const MESSAGE_ID_MEMORY: usize = 256;
 const MAX_ABANDONED_KEYS: usize = 4;
+const FORK_WINDOW: u32 = 16;
 const NOW: u64 = 1_767_225_600;
 const EXPIRES_AT: u64 = NOW + 600;
 const INVITER_SEED: u64 = 1;
@@ -799,8 +800,11 @@ impl State {
                     (rc.ck, rc.nr, rc.nr)
                 } else {
                     // §6.6: a fork.
+                    if s.abandoned.contains(&ratchet) {
+                        return Err("InconsistentHeader");
+                    }
                     let previous = match s.previous_root {
-                        Some(p) if s.pending && !s.abandoned.contains(&ratchet) => p,
+                        Some(p) if s.pending => p,
                         _ => return Err("PeerRestored"),
                     };
                     let [rk, ck0, nhk] = kdf_rk(&previous, &dh(&s.dhs, &ratchet));
@@ -835,6 +839,10 @@ impl State {
                     hk: rc.hk,
                     nr: n + 1,
                 });
+                // §6.6: past FORK_WINDOW messages read on the chain, previous_root is deleted.
+                if ratchet == rc.ratchet && n + 1 > FORK_WINDOW {
+                    s.previous_root = None;
+                }
                 (fragment, ratchet, n)
             }
             Slot::Next(n) => {
@@ -1778,12 +1786,12 @@ fn negative_vectors(run: &Run) -> Value {
     let l2 = &m.blobs["L2"][0];
     push(
         "lost_chain_after_fork",
-        "after following the fork, a blob of the lost chain (L2: the lost state's key, the same header key, inside the window): its key is abandoned",
+        "after following the fork, a blob of the lost chain (L2: the lost state's key, the same header key, inside the window): its key is abandoned, the blob refused without ending anything",
         run.at["send:joiner:R"],
         j,
         l2.address,
         &l2.sealed.blob,
-        error("PeerRestored"),
+        error("InconsistentHeader"),
     );
     // The inviter restored a second time from the same backup: a third ratchet key. Its first
     // two blobs land on addresses the joiner has read; the third (n = 2) inside the window.
