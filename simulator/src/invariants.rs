@@ -89,10 +89,13 @@ pub enum Violation {
         /// Its index among what that person wrote.
         index: u64,
     },
-    /// A conversation ended (its session no longer loads).
+    /// A conversation ended for a reason the run gives no cause for (its session no longer
+    /// loads: protocol version 1).
     Ended {
         /// Whose.
         device: &'static str,
+        /// Why, as the user is told.
+        reason: String,
     },
 }
 
@@ -155,7 +158,9 @@ impl core::fmt::Display for Violation {
                 f,
                 "join incomplete: after the heal phase {device}'s conversation is not joined, and nobody was told the invite was taken"
             ),
-            Violation::Ended { device } => write!(f, "{device}'s conversation ended"),
+            Violation::Ended { device, reason } => {
+                write!(f, "{device}'s conversation ended: {reason}")
+            }
             Violation::Vanished { sender, index } => write!(
                 f,
                 "vanished: {sender}'s message {index} was stored, then disappeared from {sender}'s history"

@@ -43,6 +43,11 @@ pub struct Figures {
     pub marked_undelivered: u64,
     /// Messages not delivered because the invite was taken (the joiner's conversation says so).
     pub invite_taken_messages: u64,
+    /// Messages not delivered because their conversation ended: the other person's device
+    /// went back to an older copy after our last reply (`EndReason::PeerRestored`).
+    pub ended_messages: u64,
+    /// Conversations ended that way.
+    pub ended_peer_restored: u64,
     /// Runs in which the joiner was told that someone else took the invite.
     pub invite_taken: u64,
     /// Rollbacks detected and told to the user.
@@ -68,6 +73,8 @@ impl Figures {
         self.marked_undelivered += other.marked_undelivered;
         self.invite_taken_messages += other.invite_taken_messages;
         self.invite_taken += other.invite_taken;
+        self.ended_messages += other.ended_messages;
+        self.ended_peer_restored += other.ended_peer_restored;
         self.rollback_notices += other.rollback_notices;
         self.ack_blobs += other.ack_blobs;
         self.retransmitted += other.retransmitted;

@@ -13,7 +13,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Context;
 
-use client_core::{Client, ClientError, ConversationSummary, HistoryEntry, KdfParams, Status};
+use client_core::{
+    Client, ClientError, ConversationSummary, EndReason, HistoryEntry, KdfParams, Status,
+};
 use protocol::Invite;
 
 use crate::events::Event;
@@ -175,8 +177,8 @@ pub struct Simulation {
     squatted: bool,
     /// When the user writes the last message.
     last_send_at: u64,
-    /// The histories read by the current settle check.
-    settle: Rc<RefCell<[Option<Vec<HistoryEntry>>; 2]>>,
+    /// The histories and conversations read by the current settle check.
+    settle: Rc<RefCell<[Option<Final>; 2]>>,
 }
 
 const SITE: &str = "https://hush.example/";
@@ -732,19 +734,24 @@ impl Simulation {
     }
 
     /// Ends the run early if it has settled (see [`Event::SettleCheck`]): both apps running,
-    /// every message in either history on the other person's screen and *delivered* on its
-    /// sender's. From there a fault-free world only polls empty addresses, so the rest of the
+    /// both conversations joined, every message in either history on the other person's
+    /// screen and *delivered* on its sender's. From there a fault-free world only polls empty addresses, so the rest of the
     /// heal phase could change nothing the final checks look at.
     fn settle_check(&mut self) {
         let settled = {
             let histories = self.settle.borrow();
             (0..2).all(|device| {
                 let peer_saw = self.device(1 - device).ever_shown.borrow();
-                histories.get(device).and_then(Option::as_ref).is_some_and(|h| {
-                    h.iter().filter(|e| e.outgoing).all(|e| {
-                        e.status == Status::Delivered && peer_saw.contains(&e.text)
+                histories
+                    .get(device)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|(h, summary)| {
+                        summary.joined
+                            && !summary.connecting
+                            && h.iter().filter(|e| e.outgoing).all(|e| {
+                                e.status == Status::Delivered && peer_saw.contains(&e.text)
+                            })
                     })
-                })
             })
         };
         if settled {
@@ -765,9 +772,10 @@ impl Simulation {
             let out = self.settle.clone();
             self.spawn(device, async move {
                 if let Ok(history) = client.history(&conversation).await
+                    && let Ok(summary) = client.conversation_summary(&conversation).await
                     && let Some(slot) = out.borrow_mut().get_mut(device)
                 {
-                    *slot = Some(history);
+                    *slot = Some((history, summary));
                 }
             });
         }
@@ -1194,6 +1202,10 @@ impl Simulation {
                 } else if summary.invite_taken {
                     // The joiner's conversation says that someone else took the invite.
                     figures.invite_taken_messages += 1;
+                } else if summary.ended == Some(EndReason::PeerRestored) {
+                    // The conversation says it ended because the other person's device went
+                    // back to an older copy (checked below: only if it did).
+                    figures.ended_messages += 1;
                 } else {
                     violations.push(Violation::Undelivered {
                         sender: name,
@@ -1292,8 +1304,24 @@ impl Simulation {
         }
         for (device, summary) in [(0, inviter), (1, joiner)] {
             let d = self.device(device);
-            if summary.ended.is_some() {
-                violations.push(Violation::Ended { device: d.name });
+            match summary.ended {
+                None => {}
+                // Ended because the peer's device went back to an older copy after our last
+                // reply: a reason the user is told, if the peer was restored or lost power.
+                Some(EndReason::PeerRestored) => {
+                    figures.ended_peer_restored += 1;
+                    let peer = self.device(1 - device);
+                    if !peer.restored && !peer.lost_power {
+                        violations.push(Violation::FalseNotice {
+                            device: d.name,
+                            notice: "the other person's device was restored from an older copy",
+                        });
+                    }
+                }
+                Some(reason) => violations.push(Violation::Ended {
+                    device: d.name,
+                    reason: reason.to_string(),
+                }),
             }
             if summary.rollback.is_some() {
                 figures.rollback_notices += 1;
