@@ -549,7 +549,17 @@ impl Ratchet {
             });
         }
         let message_key = chain_key.step();
-        let fragment = open_body(&message_key, &self.ad, address, parts)?;
+        // The header authenticated under NHKr, a key only the two people hold, yet the body
+        // does not open under the chain our DH gives: the peer stepped from a ratchet key this
+        // state never had, i.e. this device was restored from an older copy after the peer
+        // answered it (or the body was tampered with).
+        // (A pending invite has no chain yet: a bad hello body is just that.)
+        let answered = self.receiving.is_some();
+        let fragment =
+            open_body(&message_key, &self.ad, address, parts).map_err(|err| match err {
+                DecryptError::BodyAuthentication if answered => DecryptError::UnreadableAnswer,
+                other => other,
+            })?;
         // Commit.
         let peer = self.role.peer();
         let window: VecDeque<Address> = self

@@ -52,6 +52,15 @@ pub enum DecryptError {
         "the other device was restored from an older copy after our last reply; this conversation cannot continue"
     )]
     PeerRestored,
+    /// Peer or network: a blob that starts the peer's next chain authenticated its header (a
+    /// key only the two people hold) but not its body: the peer answered a ratchet key this
+    /// state does not have, so this device was most likely restored from an older copy after
+    /// the other person replied (`docs/PROTOCOL.md` §6.6), or the body was tampered with.
+    /// Nothing from the peer can be read until it is resolved; not final by itself.
+    #[error(
+        "the other person answered a state this device no longer has (restored from an older copy?)"
+    )]
+    UnreadableAnswer,
 }
 
 /// Why [`Session::encrypt`](crate::Session::encrypt) refused a plaintext.

@@ -379,6 +379,16 @@ fn a_fork_after_we_answered_is_refused_as_peer_restored() {
     );
     assert_eq!(b.pickle(&KEY), before);
     let _ = refused;
+    // The restored side learns it too: once it has sent (its next window is polled), the
+    // peer's answer to the lost key authenticates its header but not its body.
+    let answer = &_answer[0];
+    assert!(a.poll_addresses().contains(&answer.address));
+    let state = a.pickle(&KEY);
+    assert_eq!(
+        a.decrypt(&answer.address, &answer.blob).unwrap_err(),
+        protocol::DecryptError::UnreadableAnswer
+    );
+    assert_eq!(a.pickle(&KEY), state, "state unchanged");
 }
 
 /// Following forks costs forward secrecy for what was read on the current chain, so it is
