@@ -38,6 +38,8 @@ const DB_NAME = "hush";
 const MIN_PASSPHRASE = 8;
 /** Retry delays for the outbox while something is pending (ms), then the last one repeats. */
 const FLUSH_BACKOFF = [1_500, 3_000, 5_000, 8_000];
+/** Longest a flush timer sleeps before comparing its due time with the clock again. */
+const FLUSH_RECHECK_MS = 5_000;
 
 const app = {
   /** @type {HushClient | null} */
@@ -66,6 +68,8 @@ const app = {
   flushing: null,
   flushAgain: false,
   flushTimer: 0,
+  /** When (ms since the epoch, this device's clock) the scheduled flush is due; Infinity: none. */
+  flushDue: Infinity,
   flushFailures: 0,
   /** Sends run one after another, in the order they were typed. */
   sendQueue: Promise.resolve(),
@@ -374,6 +378,7 @@ async function afterUnlock() {
   await refreshList();
   for (const c of app.conversations) schedulePoll(c.id, 0);
   flushSoon(0);
+  flushAtFromClient();
   if (app.incomingInvite) {
     const link = app.incomingInvite;
     app.incomingInvite = null;
@@ -388,6 +393,7 @@ function lock() {
   for (const timer of app.pollTimers.values()) clearTimeout(timer);
   app.pollTimers.clear();
   clearTimeout(app.flushTimer);
+  app.flushDue = Infinity;
   app.client.lock();
   if (els.dialog.open) els.dialog.close();
   document.title = "Hush";
@@ -442,6 +448,7 @@ async function refreshList() {
   renderList();
   if (gone) updateNetStatus();
   showConnectedWhenDelivered();
+  if (app.chat) renderNotices(app.chat);
 }
 
 function describe(c) {
@@ -450,8 +457,12 @@ function describe(c) {
   if (!c.joined) {
     return c.expiresAt && c.expiresAt < Date.now() ? "Invite expired" : wrong || "Waiting for them to join";
   }
+  if (c.ended === "peerRestored") return "Ended: their device was restored from an older copy";
+  if (c.ended) return "Ended: made with an older version of Hush";
   if (wrong) return wrong;
   if (app.storageFull.has(c.id)) return "New messages can't be saved: storage full";
+  if (c.interference) return "Someone may be interfering with this conversation";
+  if (c.rollback) return "This device was restored from an older copy";
   if (c.connecting) return app.unreachable.has(c.mailbox) ? "Connecting… (mailbox unreachable, retrying)" : "Connecting…";
   if (app.unreachable.has(c.mailbox)) return "Mailbox unreachable, retrying";
   return c.lastActivity ? `Last activity ${formatTime(c.lastActivity)}` : "";
@@ -946,6 +957,7 @@ function showChat(id) {
     if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
   }, { passive: true });
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
+  const notices = h("div", { class: "notices" });
   const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, maxlength: 4000, autocomplete: "off" });
   const sendError = h("p", { class: "field-error", role: "alert" });
   const send = h("button", { type: "submit", class: "primary", text: "Send" });
@@ -996,6 +1008,7 @@ function showChat(id) {
         ),
       ),
       banner,
+      notices,
       scroller,
       sendError,
       form,
@@ -1008,6 +1021,9 @@ function showChat(id) {
     scroller,
     earlier,
     banner,
+    notices,
+    composer: form,
+    shownNotices: null,
     title,
     items: new Map(),
     oldest: Infinity,
@@ -1015,31 +1031,163 @@ function showChat(id) {
     complete: false,
     loadingOlder: false,
     unsentSeqs: new Set(),
+    awaitingSeqs: new Set(),
     token: 0,
     first: true,
     unsent: false,
   };
   updateChatBanner();
+  renderNotices(app.chat);
   refreshChat();
   schedulePoll(id, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notices: what happened to a conversation that the person must know, in plain words, with
+// what they can do. They stay until dismissed (interference, a restored device) or for good
+// (a conversation that ended); a new event raises them again.
+
+/** The notices of conversation `c`: [{ kind, title, text, actions: [{ text, onclick }] }]. */
+function noticesOf(c) {
+  const out = [];
+  if (c.ended === "peerRestored") {
+    out.push({
+      kind: "ended",
+      title: "This conversation has ended",
+      text:
+        `${c.name}'s device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss) after your last reply, so neither of you can read what the other sends now. ` +
+        `Your messages stay readable here. Meet ${c.name} and start a new conversation; then you can delete this one.`,
+      actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
+    });
+  } else if (c.ended) {
+    out.push({
+      kind: "ended",
+      title: "This conversation has ended",
+      text:
+        `It was made with an older version of Hush, which the current one can't continue. Your messages stay readable here, but nothing more can be sent or received. ` +
+        `To keep talking with ${c.name}, start a new conversation and invite them again; then you can delete this one.`,
+      actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
+    });
+  }
+  if (c.interference) {
+    const { undelivered = 0 } = c.interference;
+    const lost =
+      undelivered > 0
+        ? `${undelivered === 1 ? "One of your messages" : `${undelivered} of your messages`} could not be delivered: someone else's data was put where ${undelivered === 1 ? "it" : "they"} should go. `
+        : `Data that is not from ${c.name} was put where their messages should go. `;
+    out.push({
+      kind: "interference",
+      title: "Someone is interfering with this conversation",
+      text:
+        lost +
+        `Compare your safety code with ${c.name}'s in person or on a call you trust. If they differ, or this keeps happening, meet ${c.name} and start a new conversation.`,
+      actions: [
+        { text: "Show safety code", onclick: () => showSafety(c.id) },
+        { text: "Dismiss", dismiss: "interference" },
+      ],
+    });
+  }
+  if (c.rollback) {
+    // lostBlobs counts blobs (acknowledgements too) and is a lower bound: no number is said.
+    out.push({
+      kind: "rollback",
+      title: "This device was restored from an older copy",
+      text:
+        `Hush found that this device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss). ` +
+        `Messages you sent after that copy was made may be missing here; ${c.name} may have them. ` +
+        `The conversation goes on safely: Hush skipped every key the older copy may have used, and sends again what ${c.name} may not have.`,
+      actions: [{ text: "Dismiss", dismiss: "rollback" }],
+    });
+  }
+  return out;
+}
+
+/** Shows the open chat's notices; a notice that appears while it is open is announced once. */
+function renderNotices(chat) {
+  const c = byId(chat.id);
+  if (!c) return;
+  const list = noticesOf(c);
+  const key = JSON.stringify(list.map((n) => [n.kind, n.text]));
+  const ended = Boolean(c.ended);
+  for (const control of chat.composer.elements) control.disabled = ended;
+  chat.composer.hidden = ended;
+  if (chat.shownNotices === key) return;
+  const before = chat.shownNotices === null ? null : new Set(JSON.parse(chat.shownNotices).map(([kind]) => kind));
+  chat.shownNotices = key;
+  replace(
+    chat.notices,
+    list.map((n) => {
+      const titleId = `notice-${n.kind}`;
+      return h(
+        "section",
+        { class: `notice notice-${n.kind}`, "aria-labelledby": titleId },
+        h("h3", { id: titleId, text: n.title }),
+        h("p", { text: n.text }),
+        h(
+          "div",
+          { class: "actions" },
+          n.actions.map((a) =>
+            h("button", {
+              type: "button",
+              class: a.dismiss ? "ghost" : "",
+              text: a.text,
+              "aria-describedby": titleId,
+              onclick: a.dismiss ? () => dismissNotice(c.id, a.dismiss) : a.onclick,
+            }),
+          ),
+        ),
+      );
+    }),
+  );
+  // Announced when it appears while the chat is open (not on opening the chat).
+  const fresh = before ? list.filter((n) => !before.has(n.kind)) : [];
+  if (fresh.length) els.announcer.textContent = fresh.map((n) => `${n.title}. ${n.text}`).join("\n");
+}
+
+async function dismissNotice(id, kind) {
+  try {
+    await app.client.clearNotice(id, kind);
+  } catch (err) {
+    if (codeOf(err) !== ErrorCode.Locked) console.warn("Could not dismiss the notice", err.message);
+    return;
+  }
+  await refreshList();
+  app.chat?.composer.querySelector("textarea")?.focus();
 }
 
 function autosize(textarea) {
   textarea.rows = Math.min(6, Math.max(1, textarea.value.split("\n").length));
 }
 
-const STATUS_TEXT = {
-  sending: "Sending…",
-  sent: "Sent",
-  failed: "Not delivered yet, retrying",
-  conflict: "Not delivered",
-  received: "",
+/**
+ * Delivery states of one's own messages, in words (never colour or a tick alone): the text
+ * shown after the time, a mark beside it (hidden from screen readers, which read the words),
+ * and a longer explanation as the tooltip.
+ *   sending    on this device, not on the mailbox yet
+ *   sent       on the mailbox, not known to be on their device yet
+ *   delivered  their device acknowledged it
+ *   failed     the mailbox refused or could not be reached: retried
+ *   conflict   never delivered: the reason is said in the chat's notices
+ */
+const STATUS = {
+  sending: { mark: "○", text: "Sending…", title: "Still on this device: it goes to the mailbox as soon as it can." },
+  sent: { mark: "✓", text: "Sent", title: "On the mailbox. Not on their device yet: it arrives when they next open Hush." },
+  delivered: { mark: "✓✓", text: "Delivered", title: "On their device: their Hush received it." },
+  failed: { mark: "!", text: "Not delivered yet, retrying", title: "The mailbox could not take it yet. Hush keeps trying; it stays on this device until then." },
+  conflict: {
+    mark: "!",
+    text: "Not delivered: someone else's data was at its address",
+    title: "This message could not be delivered. See the notice at the top of the chat.",
+  },
+  received: null,
 };
 
 /** Entries read when a chat opens, and per older page as it scrolls up. */
 const PAGE = 60;
 /** Entries first read from the newest end to catch up after a poll, a send or a flush. */
 const TAIL = 20;
+/** How far back (entries) a refresh re-reads messages waiting for their delivery. */
+const AWAITING_REACH = 200;
 /** How near its top (px) the history must be scrolled for the page before it to load. */
 const LOAD_OLDER_PX = 400;
 
@@ -1055,12 +1203,27 @@ function messageItem(entry, name) {
 }
 
 function setStatus(chat, li, entry) {
-  if (li.dataset.status !== entry.status) {
+  const key = `${entry.status}\u0000${entry.reason ?? ""}`;
+  if (li.dataset.statusKey !== key) {
+    li.dataset.statusKey = key;
     li.dataset.status = entry.status;
-    li.querySelector(".delivery").textContent = STATUS_TEXT[entry.status] ? ` · ${STATUS_TEXT[entry.status]}` : "";
+    const slot = li.querySelector(".delivery");
+    const status = STATUS[entry.status];
+    if (!status) {
+      slot.replaceChildren();
+      slot.removeAttribute("title");
+    } else {
+      const text = entry.reason ? `Not delivered: ${entry.reason}` : status.text;
+      slot.replaceChildren(" · ", h("span", { class: "mark", "aria-hidden": "true", text: status.mark }), " ", text);
+      slot.title = status.title;
+    }
   }
+  // Entries a flush may still change (they also decide the chat's banner), and entries an
+  // acknowledgement may still change: both are re-read on the next refresh.
   if (entry.status === "sending" || entry.status === "failed") chat.unsentSeqs.add(entry.seq);
   else chat.unsentSeqs.delete(entry.seq);
+  if (entry.status === "sent") chat.awaitingSeqs.add(entry.seq);
+  else chat.awaitingSeqs.delete(entry.seq);
 }
 
 /**
@@ -1072,7 +1235,11 @@ function setStatus(chat, li, entry) {
 async function readNewest(chat) {
   // One more than a page: whether there is anything before it.
   if (chat.first) return app.client.historyPage(chat.id, null, PAGE + 1);
-  const reach = Math.min(chat.newest, ...chat.unsentSeqs);
+  // Messages on the mailbox that their device has not acknowledged yet are followed back
+  // AWAITING_REACH entries at most (acknowledgements arrive in order, so the newest ones are
+  // what changes; older ones show their new state when the chat is opened again).
+  const awaiting = [...chat.awaitingSeqs].filter((seq) => seq >= chat.newest - AWAITING_REACH);
+  const reach = Math.min(chat.newest, ...chat.unsentSeqs, ...awaiting);
   let entries = await app.client.historyPage(chat.id, null, TAIL);
   let more = entries.length === TAIL;
   while (more && entries[0].seq > reach) {
@@ -1397,7 +1564,7 @@ async function checkMailbox(base) {
 
 /** Which calls commit what other tabs show, and the notice each posts when it resolves. */
 const NOTICES = {
-  poll: (out, id) => (out.messages.length > 0 || out.joined ? { kind: "messages", id } : null),
+  poll: (out, id) => (out.messages.length > 0 || out.joined || out.delivered.length > 0 || out.notice ? { kind: "messages", id } : null),
   send: (_, id) => ({ kind: "messages", id }),
   flush: (out) => (out.delivered > 0 || out.conflicts > 0 || out.lastError ? { kind: "status", id: null } : null),
   createInvite: (out) => ({ kind: "list", id: out.id }),
@@ -1405,6 +1572,7 @@ const NOTICES = {
   rename: (_, id) => ({ kind: "list", id }),
   deleteConversation: (_, id) => ({ kind: "list", id }),
   markRead: (_, id) => ({ kind: "list", id }),
+  clearNotice: (_, id) => ({ kind: "list", id }),
 };
 
 const tabs = { channel: null, timer: 0, chat: false, ids: new Set() };
@@ -1492,7 +1660,12 @@ async function pollOnce(id) {
     // The mailbox answered, and what it had is stored.
     if (app.wrongMailbox.delete(c.mailbox)) changed = true;
     if (app.storageFull.delete(id)) changed = true;
-    changed = changed || out.joined || out.messages.length > 0;
+    // New messages, a join, messages of ours that their device acknowledged (now
+    // "Delivered"), or a notice raised (interference, a restored device): show it.
+    changed = changed || out.joined || out.messages.length > 0 || out.delivered.length > 0 || out.notice;
+    // An acknowledgement is owed (it goes out with a flush after a short random delay), or a
+    // message was re-encrypted for a later address (flush now).
+    flushAt(out.flushAt);
     if (out.joined && app.screen.name === "invite" && app.screen.id === id) {
       await refreshList();
       showSafety(id, { justJoined: true });
@@ -1531,12 +1704,46 @@ async function pollOnce(id) {
   schedulePoll(id);
 }
 
+/** Flushes in `delay` ms, unless a flush is already due earlier. */
 function flushSoon(delay) {
+  flushAt(Date.now() + Math.max(0, delay));
+}
+
+/**
+ * Flushes at `at` (ms since the epoch, the clock the client uses), unless a flush is already
+ * due earlier; `null` asks for nothing. The client's periodic work (acknowledgements owed,
+ * checks that stored blobs are still on the mailbox) runs inside flush, at the times it names.
+ * The timer wakes at least every FLUSH_RECHECK_MS to compare `at` with the clock: a device
+ * that slept, or a clock that was set forward, does not leave that work waiting.
+ */
+function flushAt(at) {
+  if (at === null || at === undefined || !Number.isFinite(at)) return;
+  if (at >= app.flushDue) return;
+  app.flushDue = at;
+  armFlushTimer();
+}
+
+function armFlushTimer() {
   clearTimeout(app.flushTimer);
   const generation = app.generation;
+  const wait = Math.min(FLUSH_RECHECK_MS, Math.max(0, app.flushDue - Date.now()));
   app.flushTimer = setTimeout(() => {
-    if (generation === app.generation) flush();
-  }, delay);
+    if (generation !== app.generation) return;
+    if (Date.now() < app.flushDue) return armFlushTimer();
+    app.flushDue = Infinity;
+    flush();
+  }, wait);
+}
+
+/** Schedules the client's next periodic work (after unlocking): when it says it is due. */
+async function flushAtFromClient() {
+  const generation = app.generation;
+  try {
+    const at = await app.client.nextFlushAt();
+    if (generation === app.generation) flushAt(at);
+  } catch (err) {
+    if (codeOf(err) !== ErrorCode.Locked) console.warn("Could not read when to flush next", err.message);
+  }
 }
 
 /** Delivers the outbox; one flush at a time (a request during a flush runs another after it). */
@@ -1550,12 +1757,14 @@ async function flush() {
   app.flushing = (async () => {
     let delivered = 0;
     let conflicts = 0;
+    let next = null;
     do {
       app.flushAgain = false;
       try {
         const out = await app.client.flush();
         delivered += out.delivered;
         conflicts += out.conflicts;
+        next = out.flushAt;
         app.pending = out.pending;
         app.flushError = out.pending > 0 && Boolean(out.lastError);
         app.flushErrorCode = app.flushError ? out.lastErrorCode : null;
@@ -1581,7 +1790,7 @@ async function flush() {
       if (shown?.inviteTaken) showInviteTaken(shown.id);
     }
     // Statuses change (sending → sent, or failed) on every flush with work: redraw.
-    if (app.chat && (delivered > 0 || app.pending > 0)) refreshChat();
+    if (app.chat && (delivered > 0 || conflicts > 0 || app.pending > 0)) refreshChat();
     if (app.pending > 0) {
       const wait = FLUSH_BACKOFF[Math.min(app.flushFailures, FLUSH_BACKOFF.length - 1)];
       app.flushFailures += 1;
@@ -1589,6 +1798,8 @@ async function flush() {
     } else {
       app.flushFailures = 0;
     }
+    // The client's next periodic work: an acknowledgement owed, a retransmission check.
+    flushAt(next);
   })();
   try {
     await app.flushing;
@@ -1690,6 +1901,8 @@ function errorText(err) {
       return "You already joined this invite.";
     case ErrorCode.UnknownConversation:
       return "This conversation no longer exists.";
+    case ErrorCode.ConversationEnded:
+      return "This conversation has ended (see the notice at its top). Start a new conversation to keep talking.";
     case ErrorCode.BadQr:
       return "That is not a readable QR code.";
     default:
@@ -1712,6 +1925,7 @@ function inviteRefusal(err) {
   else if (/where the invite ends/.test(detail)) advice = "Copy only the link, without the text after it, and if it was broken across lines, put it back together.";
   else if (/no Hush invite/.test(detail)) advice = "Paste the invite link they sent you (it has a # followed by a long code), or scan their QR code.";
   else if (/newer version/.test(detail)) advice = "Reload this page to update Hush, or ask them for a new invite.";
+  else if (/older version/.test(detail)) advice = "Ask them to reload Hush (which updates it) and make a new invite.";
   else if (/damaged/.test(detail)) advice = "Copy the link again, or ask them to send it again.";
   return detail ? `This invite link can't be used: ${detail}. ${advice}` : `This is not a valid Hush invite. ${advice}`;
 }

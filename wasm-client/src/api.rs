@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use client_core::records::Status;
 use client_core::schedule;
 use client_core::vault::{KdfParams, VaultError};
+use client_core::{EndReason, Notice};
 use client_core::{NetError, StorageError};
 use rand_core::Rng;
 
@@ -69,6 +70,10 @@ pub enum ErrorCode {
     /// This device already joined that invite; `err.conversationId` is the conversation it
     /// started (`null` if that was deleted).
     AlreadyJoined = 20,
+    /// The conversation has ended (made with protocol version 1, which this version cannot
+    /// continue; or the other device was restored from an older copy after our last reply):
+    /// its history stays readable, nothing more is sent.
+    ConversationEnded = 21,
 }
 
 impl From<&ClientError> for ErrorCode {
@@ -94,6 +99,7 @@ impl From<&ClientError> for ErrorCode {
             ClientError::NotJoined => ErrorCode::NotJoined,
             ClientError::OwnInvite => ErrorCode::OwnInvite,
             ClientError::AlreadyJoined { .. } => ErrorCode::AlreadyJoined,
+            ClientError::ConversationEnded { .. } => ErrorCode::ConversationEnded,
             ClientError::InvalidInvite(protocol::InviteError::Expired) => ErrorCode::InviteExpired,
             ClientError::InvalidInvite(_) => ErrorCode::InvalidInvite,
             ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. }) => {
@@ -157,13 +163,58 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
         ),
         ("inviteTaken", s.invite_taken.into()),
         ("connecting", s.connecting.into()),
+        (
+            "ended",
+            s.ended.map_or(JsValue::NULL, |r| end_reason_str(r).into()),
+        ),
+        (
+            "interference",
+            s.interference.as_ref().map_or(JsValue::NULL, |i| {
+                object(&[
+                    ("since", (i.since_ms as f64).into()),
+                    ("undelivered", i.undelivered.into()),
+                    ("rejected", i.rejected.into()),
+                ])
+            }),
+        ),
+        (
+            "rollback",
+            s.rollback.as_ref().map_or(JsValue::NULL, |r| {
+                object(&[
+                    ("detected", (r.detected_ms as f64).into()),
+                    ("lostBlobs", r.lost_blobs.into()),
+                ])
+            }),
+        ),
     ])
+}
+
+fn end_reason_str(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::ProtocolV1 => "protocolV1",
+        EndReason::PeerRestored => "peerRestored",
+    }
+}
+
+/// A notice's JS name (`"interference"`, `"rollback"`) as the core's [`Notice`].
+fn notice_from_str(name: &str) -> Option<Notice> {
+    match name {
+        "interference" => Some(Notice::Interference),
+        "rollback" => Some(Notice::Rollback),
+        _ => None,
+    }
+}
+
+/// A time in ms since the epoch, or `null`.
+fn opt_ms(at: Option<u64>) -> JsValue {
+    at.map_or(JsValue::NULL, |t| (t as f64).into())
 }
 
 fn status_str(status: Status) -> &'static str {
     match status {
         Status::Sending => "sending",
         Status::Sent => "sent",
+        Status::Delivered => "delivered",
         Status::Failed => "failed",
         Status::Received => "received",
         Status::Conflict => "conflict",
@@ -292,8 +343,15 @@ impl HushClient {
     }
 
     /// Every conversation, most recent first: `[{ id, name, mailbox, joined, safetyCode,
-    /// inviteLink, unread, lastActivity, expiresAt, inviteTaken, connecting }]`; `connecting`:
-    /// joined here, but the hello is not on the mailbox yet (the other person cannot see us).
+    /// inviteLink, unread, lastActivity, expiresAt, inviteTaken, connecting, ended,
+    /// interference, rollback }]`; `connecting`: joined here, but the hello is not on the
+    /// mailbox yet (the other person cannot see us); `ended`: `null`, `"protocolV1"` (made
+    /// with protocol version 1: readable, but it cannot continue) or `"peerRestored"` (the
+    /// other device was restored from an older copy after our last reply: neither side can
+    /// read the other any more); `interference`: `null`, or
+    /// `{ since, undelivered, rejected }` (someone wrote where this conversation's messages
+    /// go); `rollback`: `null`, or `{ detected, lostBlobs }` (this device was found restored
+    /// from an older copy). The last two stay until `clearNotice`.
     #[wasm_bindgen(js_name = listConversations)]
     pub fn list_conversations(&self) -> Promise {
         let inner = self.inner.clone();
@@ -326,10 +384,15 @@ impl HushClient {
         })
     }
 
-    /// Delivers every unacknowledged blob. Resolves to `{ delivered, pending, lastError,
-    /// lastErrorCode, conflicts }` (`lastErrorCode`: the `ErrorCode` of `lastError`, or
-    /// `null`); a conflict (someone else's blob already at the address) is final: the
-    /// message becomes `"conflict"`, or a joined conversation `inviteTaken`.
+    /// Delivers every blob not yet on the mailbox, deposits the acknowledgements that are due,
+    /// and re-deposits stored blobs the other device has not acknowledged whose address
+    /// reads empty again (expired or lost). Resolves to `{ delivered, pending, lastError,
+    /// lastErrorCode, conflicts, acksSent, retransmitted, flushAt }`: `delivered` counts blobs
+    /// the mailbox stored; `lastErrorCode` is the `ErrorCode` of `lastError`, or `null`;
+    /// `conflicts` counts 409s over someone else's bytes (a message is re-sent at a later
+    /// address, and becomes `"conflict"` once that fails too; a joined conversation becomes
+    /// `inviteTaken`); `acksSent`, the acknowledgement-only blobs deposited; `retransmitted`,
+    /// the blobs re-deposited; `flushAt`, when to flush next (ms since the epoch) or `null`.
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -348,12 +411,19 @@ impl HushClient {
                         .map_or(JsValue::NULL, |e| JsValue::from(flush_error_code(e) as u32)),
                 ),
                 ("conflicts", out.conflicts.into()),
+                ("acksSent", out.acks_sent.into()),
+                ("retransmitted", out.retransmitted.into()),
+                ("flushAt", opt_ms(out.flush_at_ms)),
             ]))
         })
     }
 
-    /// Polls one conversation. Resolves to `{ messages, joined, rejected }`; the messages are
-    /// already stored when this resolves.
+    /// Polls one conversation. Resolves to `{ messages, joined, rejected, delivered, notice,
+    /// flushAt }`; the messages are already stored when this resolves. `delivered`: the
+    /// `seq`s of our messages the other device acknowledged in this poll (now
+    /// `"delivered"`); `notice`: a notice was raised (read the conversation again);
+    /// `flushAt`: when to flush (ms since the epoch: an acknowledgement is owed, or now for a
+    /// message re-encrypted for a later address), or `null`.
     pub fn poll(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -362,13 +432,25 @@ impl HushClient {
                 ("messages", array(&out.messages, entry_js)),
                 ("joined", out.joined.into()),
                 ("rejected", out.rejected.into()),
+                (
+                    "delivered",
+                    out.delivered
+                        .iter()
+                        .map(|seq| JsValue::from(*seq as f64))
+                        .collect::<Array>()
+                        .into(),
+                ),
+                ("notice", out.notice.into()),
+                ("flushAt", opt_ms(out.flush_at_ms)),
             ]))
         })
     }
 
     /// The history, oldest first: `[{ seq, outgoing, text, time, status }]` with status one of
-    /// `"sending"`, `"sent"`, `"failed"` (refused, retried), `"conflict"` (never delivered,
-    /// not retried), `"received"`.
+    /// `"sending"` (on this device), `"sent"` (on the mailbox), `"delivered"` (the other
+    /// device acknowledged it), `"failed"` (refused, retried), `"conflict"` (never delivered:
+    /// its addresses were taken by someone else's bytes; the conversation's `interference`
+    /// says so), `"received"`.
     pub fn history(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -400,6 +482,37 @@ impl HushClient {
                     .map_err(client_error)?,
                 entry_js,
             ))
+        })
+    }
+
+    /// When the client's next periodic work is due (ms since the epoch), or `null`: an
+    /// acknowledgement owed, a check that stored blobs are still on the mailbox. Call
+    /// `flush()` then. Resolves to a number or `null`.
+    #[wasm_bindgen(js_name = nextFlushAt)]
+    pub fn next_flush_at(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(
+            async move { Ok(opt_ms(inner.next_flush_ms().await.map_err(client_error)?)) },
+        )
+    }
+
+    /// Dismisses a conversation's notice, `"interference"` or `"rollback"` (a new event
+    /// raises it again).
+    #[wasm_bindgen(js_name = clearNotice)]
+    pub fn clear_notice(&self, id: String, notice: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let notice = notice_from_str(&notice).ok_or_else(|| {
+                js_error(
+                    ErrorCode::Internal,
+                    &format!("unknown notice {notice:?} (\"interference\" or \"rollback\")"),
+                )
+            })?;
+            inner
+                .clear_notice(&id, notice)
+                .await
+                .map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
         })
     }
 
