@@ -24,7 +24,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { unlock, openChat, listItem, send, messages, eventually, onMailbox } from "./support/app.mjs";
+import { unlock, openChat, listItem, send, messages, eventually, onMailbox, unlabelledControls } from "./support/app.mjs";
 import { recordMailbox, byAddress, agreeing, conflicts, dumpDatabase, restoreDatabase } from "./support/record.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
@@ -319,8 +319,17 @@ async function restoredProfile({ race }) {
       settledError = err;
       return { got: await theirs(alice.page), mine: await statuses(bob.page, after) };
     });
-    // A little longer, for retransmissions and acknowledgements to happen too.
-    await sleep(5_000);
+    // A little longer, for retransmissions and acknowledgements to happen too; measured (not
+    // asserted): whether Bob's messages that reached Alice become "Delivered" at Bob.
+    const waitStart = Date.now();
+    const arrived = after.filter((t) => outcome.got.includes(t));
+    const deliveredAtBob = await eventually(
+      async () => arrived.length > 0 && (await statuses(bob.page, arrived)).every((m) => m.status === "delivered"),
+      { timeout: 20_000, what: "Delivered at Bob" },
+    ).then(
+      () => Date.now() - waitStart,
+      () => null,
+    );
 
     // The mailbox's view: every PUT body per address. Different bodies at one address never
     // share their hedge, and agree in no more positions than independent random bytes do.
@@ -349,6 +358,7 @@ async function restoredProfile({ race }) {
     // The person is told what happened: Bob that his device was restored, or either of them
     // that the conversation cannot go on.
     const bobNotice = await bob.page.locator(".notices").textContent();
+    assert.deepEqual(await unlabelledControls(bob.page), [], "with a notice: every control has a name");
     const aliceNotice = await alice.page.locator(".notices").textContent();
     await screenshot(bob.page, `delivery-${tag}-bob`);
     await screenshot(alice.page, `delivery-${tag}-alice`);
@@ -367,6 +377,7 @@ async function restoredProfile({ race }) {
       aliceNotice,
       undeliveredShown: outcome.mine.filter((m) => m.status === "undelivered").map((m) => m.meta),
       bobOwnStatusesAtEnd: bobView.filter((m) => m.own).map((m) => `${m.text}: ${m.status}`),
+      msUntilBobSeesDelivered: deliveredAtBob,
     });
 
     // Nothing lost in silence: every one of Bob's messages is at Alice, once, in order, or
@@ -505,6 +516,7 @@ test("(d) a conversation made with protocol version 1 says it has ended, stays r
     await eventually(async () => (await messages(bob.page)).length === fixture.history.length, { what: "the v1 history" });
     assert.deepEqual((await messages(bob.page)).map((m) => m.text), fixture.history, "the history stays readable");
     assert.equal(await bob.page.getByRole("textbox", { name: "Message" }).count(), 0, "no composer: nothing can be sent");
+    assert.deepEqual(await unlabelledControls(bob.page), [], "the ended chat: every control has a name");
     await notice.getByRole("button", { name: "New conversation" }).click();
     await bob.page.getByLabel("Their name").waitFor();
     await sleep(3_000);
