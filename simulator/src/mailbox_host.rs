@@ -84,13 +84,10 @@ impl Store for MemStore {
             return Ok(PutOutcome::AlreadyExists);
         }
         let expires = self.world.now() + self.ttl_ms;
-        let old = self
-            .blobs
-            .borrow_mut()
-            .insert(
-                address.0,
-                (body.to_vec(), expires, Cell::new(false), self.who.get()),
-            );
+        let old = self.blobs.borrow_mut().insert(
+            address.0,
+            (body.to_vec(), expires, Cell::new(false), self.who.get()),
+        );
         if old.is_some_and(|(_, _, read, _)| !read.get()) {
             self.expired_unread.set(self.expired_unread.get() + 1);
         }
@@ -393,7 +390,12 @@ mod tests {
         host.record(0, &put(&address, same_hedge));
         let wire = host.wire.get();
         assert_eq!(
-            (wire.puts, wire.repeat_puts, wire.blobs, wire.second_blobs_at_address),
+            (
+                wire.puts,
+                wire.repeat_puts,
+                wire.blobs,
+                wire.second_blobs_at_address
+            ),
             (4, 1, 3, 2)
         );
         assert_eq!(host.reuses.borrow().len(), 1);

@@ -45,7 +45,11 @@ const FAST_KDF: KdfParams = KdfParams {
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 /// A backup of a device: its durable records, its random generator then (if the app ran),
 /// and when it was taken.
-type Backup = (std::collections::BTreeMap<String, Vec<u8>>, Option<Stream>, u64);
+type Backup = (
+    std::collections::BTreeMap<String, Vec<u8>>,
+    Option<Stream>,
+    u64,
+);
 /// A device's history and conversation summary at the end.
 type Final = (Vec<HistoryEntry>, ConversationSummary);
 type SimClient = Client<SimPlatform>;
@@ -84,7 +88,9 @@ struct Tally {
 /// The app's timer contract (`/work/v2-client-api.md`, "UI loop contract"): after a poll or a
 /// flush that returned `flush_at_ms`, flush then (keeping an earlier timer if one is set).
 fn flush_at(world: &World, screen: &Screen, device: usize, epoch: u64, at_epoch_ms: u64) {
-    let at = at_epoch_ms.saturating_sub(crate::world::EPOCH_MS).max(world.now());
+    let at = at_epoch_ms
+        .saturating_sub(crate::world::EPOCH_MS)
+        .max(world.now());
     let pending = screen.flush_timer.get();
     if pending != 0 && pending >= world.now() && pending <= at {
         return;
@@ -605,7 +611,11 @@ impl Simulation {
                         format!(
                             "{} restored from an older backup{}",
                             self.device(device).name,
-                            if rewind { ", its random generator rewound" } else { "" }
+                            if rewind {
+                                ", its random generator rewound"
+                            } else {
+                                ""
+                            }
                         )
                     });
                     self.crash(device, false);
@@ -713,7 +723,9 @@ impl Simulation {
             self.faults.strike(|s| s.squats_won += 1);
         }
         self.log(|| {
-            format!("squatter writes junk at the {count} addresses the invite gives: {stored} stored")
+            format!(
+                "squatter writes junk at the {count} addresses the invite gives: {stored} stored"
+            )
         });
     }
 
@@ -964,9 +976,7 @@ impl Simulation {
                     }
                     // The app flushes at once when the mailbox answers again after failing,
                     // or while blobs are pending (and after a join, to show "connected").
-                    if outcome.joined
-                        || screen.poll_failed.get()
-                        || screen.flush_failures.get() > 0
+                    if outcome.joined || screen.poll_failed.get() || screen.flush_failures.get() > 0
                     {
                         world.schedule(world.now(), Event::FlushTick { device, epoch });
                     }
