@@ -70,7 +70,12 @@ fn main() -> ExitCode {
             outcome.delivered,
             outcome.simulated_ms as f64 / 60_000.0
         );
-        print_figures(outcome.messages, &outcome.struck, &outcome.wire, &outcome.figures);
+        print_figures(
+            outcome.messages,
+            &outcome.struck,
+            &outcome.wire,
+            &outcome.figures,
+        );
         for v in &outcome.violations {
             println!("VIOLATION: {v}");
         }
@@ -89,7 +94,9 @@ fn main() -> ExitCode {
     match (summary.failures.is_empty(), expect_failures) {
         (true, false) => ExitCode::SUCCESS,
         (false, true) => {
-            println!("simulator: violations found, as expected (a planted bug, or a documented known failure)");
+            println!(
+                "simulator: violations found, as expected (a planted bug, or a documented known failure)"
+            );
             ExitCode::SUCCESS
         }
         (true, true) => {
@@ -118,7 +125,10 @@ fn report(summary: &Summary, set: FaultSet, mutant: Mutant, secs: f64, threads: 
     );
     let at = |q: usize| {
         let v = &summary.recovery_ms;
-        v.get((v.len().saturating_sub(1)) * q / 100).copied().unwrap_or(0) as f64 / 1000.0
+        v.get((v.len().saturating_sub(1)) * q / 100)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
     };
     println!(
         "simulator: recovery after the faults stop (to the last message shown or marked delivered): median {:.0} s, 99th percentile {:.0} s, longest {:.0} s (heal phase {} s)",

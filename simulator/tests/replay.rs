@@ -27,7 +27,11 @@ fn a_restored_client_writes_a_second_blob_at_an_address_under_another_hedge() {
     // the rollback). Protocol v2's hedge gives that blob its own effective key and nonce: two
     // different blobs at one address, and no key reuse.
     let outcome = run_seed(0, FaultSet::Restore, Mutant::None, false);
-    assert!(outcome.wire.second_blobs_at_address > 0, "{:?}", outcome.wire);
+    assert!(
+        outcome.wire.second_blobs_at_address > 0,
+        "{:?}",
+        outcome.wire
+    );
     assert!(
         !outcome.violations.iter().any(|v| v.kind() == "key-reuse"),
         "{:?}",
