@@ -25,7 +25,7 @@ use crate::platform::{Durability, Locks, Platform, PlatformRng, RecordStore, Sto
 use crate::records::{
     self, ACK_PREFIX, AckDue, BlobKind, CONVERSATION_PREFIX, Conversation, ConversationState,
     EndReason, Interference, InviteRecord, Message, OUTGOING_PREFIX, Outgoing, Record,
-    RollbackNotice, Status, VAULT_KEY,
+    RollbackNotice, Status, UnreadableNotice, VAULT_KEY,
 };
 use crate::schedule;
 use crate::vault::{self, KdfParams, VaultKey};
@@ -73,6 +73,10 @@ pub struct ConversationSummary {
     pub interference: Option<Interference>,
     /// Notice: this device was restored from an older copy ([`Client::clear_notice`]).
     pub rollback: Option<RollbackNotice>,
+    /// Notice: the other person's messages cannot be read on this device (it was probably
+    /// restored from an older copy after they replied). Not cleared by the user: lifted when a
+    /// later blob of theirs decrypts. Its `Display` is the text to show.
+    pub unreadable: Option<UnreadableNotice>,
 }
 
 /// A notice the user can dismiss ([`Client::clear_notice`]).
@@ -422,6 +426,8 @@ impl<P: Platform> Client<P> {
             interference: None,
             rollback: None,
             recovery: Default::default(),
+            unreadable: None,
+            held: Vec::new(),
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -486,6 +492,8 @@ impl<P: Platform> Client<P> {
             interference: None,
             rollback: None,
             recovery: Default::default(),
+            unreadable: None,
+            held: Vec::new(),
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -569,7 +577,7 @@ impl<P: Platform> Client<P> {
             let Some((id, _)) = records::parse_outgoing_key(&name) else {
                 continue;
             };
-            if out.stored && out.kind != BlobKind::Ack {
+            if out.stored {
                 let at = out
                     .checked_ms
                     .saturating_add(crate::outbox::RETRANSMIT_AFTER_MS);
@@ -724,6 +732,7 @@ pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary
         ended: c.ended,
         interference: c.interference,
         rollback: c.rollback,
+        unreadable: c.unreadable,
         invite_taken: matches!(c.state, ConversationState::InviteTaken),
         connecting: connecting && matches!(c.state, ConversationState::Active { .. }),
         id: c.id.clone(),

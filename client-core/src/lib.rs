@@ -31,12 +31,12 @@ pub use decoys::{FETCH_BATCH, padded_batches};
 pub use error::ClientError;
 pub use outbox::{
     ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, FlushOutcome, MAX_ABANDONED_RUN, MAX_RESENDS,
-    MAX_RETRANSMIT_CHECK, RETRANSMIT_AFTER_MS,
+    MAX_RETRANSMIT_CHECK, RETRANSMIT_AFTER_MS, RETRANSMIT_RECHECK_MS,
 };
 pub use platform::{
     Deposit, Durability, LockError, Locks, NetError, Platform, PlatformRng, REQUEST_TIMEOUT_MS,
     RecordStore, StorageError, Transport, Write,
 };
-pub use receive::{INTERFERENCE_THRESHOLD, MAX_REFETCHES, PollOutcome};
-pub use records::{EndReason, Interference, RollbackNotice, Status};
+pub use receive::{INTERFERENCE_THRESHOLD, MAX_HOLD_MS, MAX_REFETCHES, PollOutcome};
+pub use records::{EndReason, Interference, RollbackNotice, Status, UnreadableNotice};
 pub use vault::{KdfParams, VaultError};

@@ -48,6 +48,9 @@ pub const ACK_DELAY_MAX_MS: u64 = 8_000;
 /// A blob the mailbox stored and the peer has not acknowledged is checked again (is it still
 /// on the mailbox?) this long after it was last seen there (ms): 5 minutes.
 pub const RETRANSMIT_AFTER_MS: u64 = 5 * 60 * 1_000;
+/// After a retransmission check that found blobs gone and deposited them again, the next
+/// check comes this much sooner than usual (ms): 1 minute.
+pub const RETRANSMIT_RECHECK_MS: u64 = 60 * 1_000;
 /// Most blobs one conversation checks per flush: one fetch request of the usual size
 /// ([`FETCH_BATCH`]), decoys included.
 pub const MAX_RETRANSMIT_CHECK: usize = FETCH_BATCH;
@@ -124,7 +127,15 @@ impl<P: Platform> Client<P> {
             .encrypt_queued(&key, id, &mut conversation, &mut live)
             .await?;
         let (_, mut blobs, message_id) = self
-            .encrypt_entry(&key, id, &mut live, seq, text.as_bytes(), None, pending_floor)
+            .encrypt_entry(
+                &key,
+                id,
+                &mut live,
+                seq,
+                text.as_bytes(),
+                None,
+                pending_floor,
+            )
             .await?;
         writes.append(&mut blobs);
         let now = self.now_ms();
@@ -290,8 +301,9 @@ impl<P: Platform> Client<P> {
     }
 
     /// Encrypts and commits (strictly, like a send) an acknowledgement-only blob for every
-    /// conversation whose owed acknowledgement is due. It is deposited by the flush, then
-    /// forgotten: never deposited again, never acknowledged for its own sake.
+    /// conversation whose owed acknowledgement is due. It is deposited by the flush and kept,
+    /// like any blob of ours, until the peer's next blob confirms it (deposited again if its
+    /// address reads empty meanwhile), but never acknowledged for its own sake.
     async fn encrypt_due_acks(&self, key: &VaultKey) -> Result<(), ClientError> {
         let now = self.now_ms();
         for (name, due) in self.read_prefix_lenient::<AckDue>(key, ACK_PREFIX).await? {
@@ -419,8 +431,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// Commits what a flush learnt about one conversation's blobs, under its lock (no
-    /// network inside): stored blobs are marked stored (acknowledgement-only ones are
-    /// forgotten), squatted ones are abandoned and their messages queued to be encrypted
+    /// network inside): stored blobs are marked stored, squatted ones are abandoned and their messages queued to be encrypted
     /// again, statuses follow. Returns the acknowledgement-only blobs stored.
     async fn record_delivery(&self, id: &str, delivery: Delivery) -> Result<u32, ClientError> {
         let key = self.key()?;
@@ -457,17 +468,17 @@ impl<P: Platform> Client<P> {
                     let Some((name, _, outgoing)) = outbox.get_mut(at) else {
                         continue;
                     };
+                    // Every blob, acknowledgement-only ones too, stays until the peer
+                    // confirms it: our floor must not pass a blob that may still be lost
+                    // (the peer holds later blobs until the floor or the blob arrives).
                     if outgoing.kind == BlobKind::Ack {
                         acks += 1;
-                        writes.push(Write::Delete(name.clone()));
-                        outbox.remove(at);
-                    } else {
-                        outgoing.stored = true;
-                        outgoing.checked_ms = now;
-                        writes.push(self.put(&key, name.clone(), &*outgoing));
-                        if let BlobKind::Data { message } = outgoing.kind {
-                            touched.insert(message);
-                        }
+                    }
+                    outgoing.stored = true;
+                    outgoing.checked_ms = now;
+                    writes.push(self.put(&key, name.clone(), &*outgoing));
+                    if let BlobKind::Data { message } = outgoing.kind {
+                        touched.insert(message);
                     }
                 }
                 Put::Foreign => {
@@ -534,7 +545,13 @@ impl<P: Platform> Client<P> {
                 // Acknowledged meanwhile: the receive path made it delivered.
                 continue;
             } else if blobs.iter().all(|o| o.stored) {
-                Status::Sent
+                if conversation.unreadable.is_some() {
+                    // On the mailbox, but the other person cannot read it (the unreadable
+                    // notice says why): not delivered.
+                    Status::Failed
+                } else {
+                    Status::Sent
+                }
             } else if refused_message == Some(message_seq) {
                 Status::Failed
             } else {
@@ -582,9 +599,10 @@ impl<P: Platform> Client<P> {
         Ok(acks)
     }
 
-    /// The retransmission check of one conversation: fetches the addresses of (at most
-    /// [`MAX_RETRANSMIT_CHECK`]) stored, unacknowledged blobs last seen on the mailbox at
-    /// least [`RETRANSMIT_AFTER_MS`] ago, in one padded request of the usual shape
+    /// The retransmission check of one conversation: once a stored, unacknowledged blob was
+    /// last seen on the mailbox at least [`RETRANSMIT_AFTER_MS`] ago, fetches the addresses of
+    /// (at most [`MAX_RETRANSMIT_CHECK`], oldest first) every stored, unacknowledged blob,
+    /// in one padded request of the usual shape
     /// ([`padded_batches`]), and deposits again, in send order and byte for byte, each whose
     /// address reads empty (its copy expired or was lost). Whatever the mailbox answers, a
     /// key and nonce only ever see the bytes they first encrypted.
@@ -597,18 +615,23 @@ impl<P: Platform> Client<P> {
     ) -> Result<(), ClientError> {
         let key = self.key()?;
         let now = self.now_ms();
-        let due: Vec<&OutRecord> = items
+        let before = *retransmitted;
+        let stored = |o: &Outgoing| o.stored;
+        if !items
             .iter()
-            .filter(|(_, _, o)| {
-                o.stored
-                    && o.kind != BlobKind::Ack
-                    && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS)
-            })
-            .take(MAX_RETRANSMIT_CHECK)
-            .collect();
-        if due.is_empty() {
+            .any(|(_, _, o)| stored(o) && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS))
+        {
             return Ok(());
         }
+        // Once one blob is due, every stored one is checked (the request is padded to the
+        // same size anyway): blobs that expired together come back together, so a reader
+        // holding a later blob for them (`crate::receive`, held blobs) gets them in one go
+        // instead of one per check interval.
+        let due: Vec<&OutRecord> = items
+            .iter()
+            .filter(|(_, _, o)| stored(o))
+            .take(MAX_RETRANSMIT_CHECK)
+            .collect();
         let addresses: Vec<Address> = due
             .iter()
             .map(|(_, _, o)| WriteKey(o.write_key).address())
@@ -641,11 +664,20 @@ impl<P: Platform> Client<P> {
             }
         }
         if !checked.is_empty() {
+            // Blobs expire by their deposit time: where some read empty, those still there
+            // may be about to go too. Check again soon ([`RETRANSMIT_RECHECK_MS`]) rather than
+            // a whole interval later, so that a reader holding a later blob is not kept
+            // waiting an interval per straggler.
+            let seen_ms = if *retransmitted > before {
+                now.saturating_sub(RETRANSMIT_AFTER_MS - RETRANSMIT_RECHECK_MS)
+            } else {
+                now
+            };
             let _guard = self.lock_conversation(id).await?;
             let mut writes = Vec::new();
             for (name, seq, mut outgoing) in self.outbox(&key, id).await? {
                 if checked.contains(&seq) && outgoing.stored {
-                    outgoing.checked_ms = now;
+                    outgoing.checked_ms = seen_ms;
                     writes.push(self.put(&key, name, &outgoing));
                 }
             }

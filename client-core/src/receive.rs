@@ -26,8 +26,8 @@ use crate::decoys::padded_batches;
 use crate::error::ClientError;
 use crate::platform::{Durability, Platform, RecordStore, Transport, Write};
 use crate::records::{
-    self, AckDue, BlobKind, Conversation, ConversationState, EndReason, Interference,
-    MAX_JUNK_REMEMBERED, Message, RollbackNotice, Status,
+    self, AckDue, BlobKind, Conversation, ConversationState, EndReason, Held, Interference,
+    MAX_JUNK_REMEMBERED, Message, RollbackNotice, Status, UnreadableNotice,
 };
 use crate::vault::VaultKey;
 
@@ -72,6 +72,8 @@ struct DrainProgress {
     read_since_fetch: bool,
     /// Refetches made so far.
     refetches: u32,
+    /// Addresses whose blob failed to decrypt in this poll (taken: nothing fills them).
+    failed: Vec<Address>,
 }
 
 /// What one drain step over a session produced.
@@ -100,6 +102,41 @@ struct Drained {
     peer_restored: Option<bool>,
     /// Addresses of the poll set whose blob did not authenticate.
     junk: Vec<Address>,
+    /// The last verdict on the peer's answers: `Some(true)` if the last blob that spoke for
+    /// them was `UnreadableAnswer`, `Some(false)` if one decrypted.
+    unreadable: Option<bool>,
+    /// A blob left on the mailbox for now (a gap below it that its sender still fills).
+    held: Option<Address>,
+    /// Addresses consumed in this step (a held record for them is done).
+    consumed: Vec<Address>,
+}
+
+/// How long a blob of the peer's is held at most (ms since it was first held): 24 hours.
+/// Past it the blob is read anyway, so that nothing waits for ever on a blob that never
+/// comes back (its sender's device was lost, say); anything that arrives later still shows,
+/// after it.
+pub const MAX_HOLD_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// The committed session a drain step started from, and the blobs it consumed since: enough
+/// to rebuild the session as it was before any one of them (a `Session` has no `Clone`).
+struct Replay<'a> {
+    pickle_key: &'a [u8; 32],
+    start: &'a [u8],
+    consumed: Vec<(Address, Vec<u8>)>,
+}
+
+impl Replay<'_> {
+    /// The session after the consumed blobs, plus `extra` if given. `None` if the start state
+    /// does not load (it just did: cannot happen).
+    fn rebuild(&self, extra: Option<(&Address, &[u8])>) -> Option<Session> {
+        let mut session = Session::from_pickle(self.pickle_key, self.start).ok()?;
+        let extra = extra.map(|(a, b)| (*a, b.to_vec()));
+        for (address, blob) in self.consumed.iter().chain(extra.as_ref()) {
+            // Deterministic: the same blobs on the same state give the same state.
+            let _ = session.decrypt(address, blob);
+        }
+        Some(session)
+    }
 }
 
 impl<P: Platform> Client<P> {
@@ -250,14 +287,35 @@ impl<P: Platform> Client<P> {
         let delivered_before = outcome.delivered.len();
         let mut live = Self::load_session(&key, &conversation)?;
         let may_refetch = progress.refetches < MAX_REFETCHES;
-        let drained = drain(&mut live, found, progress, may_refetch);
+        let now = self.now_ms();
+        let start = match &conversation.state {
+            ConversationState::Active { session, .. } => session.clone(),
+            _ => Vec::new(),
+        };
+        let mut replay = Replay {
+            pickle_key: &pickle_key,
+            start: &start,
+            consumed: Vec::new(),
+        };
+        let holds = Holds {
+            held: &conversation.held,
+            now,
+        };
+        let drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
+        drop(replay);
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
-        let now = self.now_ms();
+        changed |= update_held(&mut conversation, &live, &drained, now);
         if !drained.unverified.is_empty() {
             // Before the acknowledgement is applied (it would take these blobs for delivered).
-            self.resend_unverified(&key, id, &mut conversation, &drained.unverified, &mut writes)
-                .await?;
+            self.resend_unverified(
+                &key,
+                id,
+                &mut conversation,
+                &drained.unverified,
+                &mut writes,
+            )
+            .await?;
         }
         if drained.decrypted > 0 || joined_now {
             changed = true;
@@ -289,6 +347,27 @@ impl<P: Platform> Client<P> {
             (Some(false), Some(EndReason::PeerRestored)) => {
                 // A later blob of theirs decrypted after all: not the end.
                 conversation.ended = None;
+                outcome.notice = true;
+                changed = true;
+            }
+            _ => {}
+        }
+        match (drained.unreadable, conversation.unreadable) {
+            (Some(true), _) => {
+                // Our messages cannot be confirmed while their answers cannot be read: not
+                // delivered, and the notice says why.
+                let marked = self.mark_unreadable(&key, id, true, &mut writes).await?;
+                let raised = conversation.unreadable.is_none();
+                if raised {
+                    conversation.unreadable = Some(UnreadableNotice { since_ms: now });
+                    changed = true;
+                }
+                outcome.notice |= marked || raised;
+            }
+            (Some(false), Some(_)) => {
+                // A later blob of theirs decrypted after all.
+                conversation.unreadable = None;
+                self.mark_unreadable(&key, id, false, &mut writes).await?;
                 outcome.notice = true;
                 changed = true;
             }
@@ -341,6 +420,48 @@ impl<P: Platform> Client<P> {
             }
         }
         Ok(drained.refetch)
+    }
+
+    /// While the peer's answers cannot be read (`unreadable`), our messages still waiting for
+    /// confirmation (those with blobs in the outbox) are marked [`Status::Failed`]: not
+    /// delivered, the conversation's unreadable notice says why. When the notice lifts, they
+    /// go back to *sent* (or *sending* while a blob is not on the mailbox). Returns whether a
+    /// status changed.
+    async fn mark_unreadable(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        unreadable: bool,
+        writes: &mut Vec<Write>,
+    ) -> Result<bool, ClientError> {
+        let mut all_stored: Vec<(u64, bool)> = Vec::new();
+        for (_, _, outgoing) in self.outbox(key, id).await? {
+            if let BlobKind::Data { message } = outgoing.kind {
+                match all_stored.iter_mut().find(|(m, _)| *m == message) {
+                    Some((_, stored)) => *stored &= outgoing.stored,
+                    None => all_stored.push((message, outgoing.stored)),
+                }
+            }
+        }
+        let mut changed = false;
+        for (message_seq, stored) in all_stored {
+            let name = records::message_key(id, message_seq);
+            let Some(mut message) = self.read::<Message>(key, &name).await? else {
+                continue;
+            };
+            let status = match (unreadable, message.status) {
+                (true, Status::Sending | Status::Sent) => Status::Failed,
+                (false, Status::Failed) if stored => Status::Sent,
+                (false, Status::Failed) => Status::Sending,
+                _ => continue,
+            };
+            if message.outgoing {
+                message.status = status;
+                writes.push(self.put(key, name, &message));
+                changed = true;
+            }
+        }
+        Ok(changed)
     }
 
     /// A rollback made the peer's acknowledgement of our sequence numbers in `ranges`
@@ -495,11 +616,25 @@ impl DrainProgress {
 ///
 /// Consumed blobs leave `found`; a blob that fails to decrypt leaves the session unchanged
 /// and is counted as rejected.
+///
+/// **Held blobs** (protocol v2). A blob whose sequence number leaves a gap in the peer's
+/// stream (after decrypting it, `acknowledgement().next <= seq`: some earlier blob neither
+/// arrived nor was passed by the sender's `floor`) may be overtaking one that expired and that
+/// its sender will deposit again. Then it is *held*: the session stays as before it, the blob
+/// stays on the mailbox, and the drain stops there, to be read by a later poll once the gap
+/// is filled. It is read at once instead if nothing could fill the gap: no earlier address
+/// of the poll set reads empty (or there is none); an earlier one holds a blob that did not
+/// authenticate (a squatted address: its sender moved past it and abandoned what it had
+/// queued behind, whose empty addresses never fill, and which its floor cannot say while
+/// older blobs wait for confirmation); or a later blob found in the same poll carries a floor
+/// past it. And, whatever happens, once it was first held [`MAX_HOLD_MS`] ago.
 fn drain(
     live: &mut Session,
     found: &mut Vec<Found>,
     progress: &mut DrainProgress,
     may_refetch: bool,
+    replay: &mut Replay<'_>,
+    holds: &Holds<'_>,
 ) -> Drained {
     let mut out = Drained::default();
     loop {
@@ -554,8 +689,34 @@ fn drain(
         let (address, blob, _) = found.swap_remove(index);
         match live.decrypt(&address, &blob) {
             Ok(received) => {
+                // The addresses before this one in the peer's order: all were fetched and
+                // either read empty (an expired blob may come back there) or held a blob that
+                // did not decrypt (taken: the sender moved past it, abandoning what it had
+                // queued behind, which leaves empty addresses that never fill).
+                let earlier = order.iter().take(at);
+                let fillable = earlier.clone().any(|a| !progress.failed.contains(a))
+                    && !earlier.clone().any(|a| progress.failed.contains(a));
+                if fillable
+                    && live.acknowledgement().next <= received.seq
+                    && !holds.expired(&address)
+                    && let Some(before) = replay.rebuild(None)
+                {
+                    let covered = replay
+                        .rebuild(Some((&address, &blob)))
+                        .is_none_or(|mut copy| covered_later(&mut copy, found, received.seq));
+                    if !covered {
+                        *live = before;
+                        out.held = Some(address);
+                        // What is left is read (in order) by a later poll, not rejected.
+                        found.clear();
+                        return out;
+                    }
+                }
+                replay.consumed.push((address, blob));
+                out.consumed.push(address);
                 progress.read_since_fetch = true;
                 out.decrypted += 1;
+                out.unreadable = Some(false);
                 // A data blob is acknowledged for its own sake, also one of a message shown
                 // already (`duplicate`: a re-send; no history entry).
                 out.data |= received.kind == PayloadKind::Data;
@@ -577,6 +738,15 @@ fn drain(
             Err(DecryptError::PeerRestored) => {
                 out.rejected += 1;
                 out.peer_restored = Some(true);
+                progress.failed.push(address);
+            }
+            // Authenticated header on the peer's next chain, body unreadable: they answered a
+            // state this device no longer has (restored after they replied), or the body was
+            // tampered with. Not junk; the conversation says so until a later blob decrypts.
+            Err(DecryptError::UnreadableAnswer) => {
+                out.rejected += 1;
+                out.unreadable = Some(true);
+                progress.failed.push(address);
             }
             // Foreign or tampered: a failed decrypt leaves the session unchanged. At an
             // address of the poll set, only the peer (or the mailbox) could have written:
@@ -586,10 +756,83 @@ fn drain(
                 if !matches!(err, DecryptError::Duplicate | DecryptError::UnknownAddress) {
                     out.junk.push(address);
                 }
+                progress.failed.push(address);
             }
         }
     }
 }
+
+/// The held blobs of a conversation and the time now.
+struct Holds<'a> {
+    held: &'a [Held],
+    now: u64,
+}
+
+impl Holds<'_> {
+    /// Whether `address` was first held at least [`MAX_HOLD_MS`] ago.
+    fn expired(&self, address: &Address) -> bool {
+        self.held
+            .iter()
+            .find(|h| h.address == address.0)
+            .is_some_and(|h| self.now.saturating_sub(h.since_ms) >= MAX_HOLD_MS)
+    }
+}
+
+/// Whether the blobs in `found`, decrypted on `copy` (the session after the candidate blob),
+/// raise the peer's stream past `seq`: a floor of a later blob says the gap is abandoned or
+/// settled, so nothing will fill it.
+fn covered_later(copy: &mut Session, found: &[Found], seq: u32) -> bool {
+    let mut left: Vec<&Found> = found.iter().collect();
+    loop {
+        if copy.acknowledgement().next > seq {
+            return true;
+        }
+        // In the peer's order: each pass reads what the window reaches now.
+        let before = left.len();
+        left.retain(|(address, blob, _)| copy.decrypt(address, blob).is_err());
+        if left.len() == before {
+            return copy.acknowledgement().next > seq;
+        }
+    }
+}
+
+/// Keeps the conversation's record of held blobs: the one held now (with the time it was
+/// first held), and earlier ones still in the poll set and not consumed (a blob may be missing
+/// from one poll and back in the next). Returns whether it changed.
+fn update_held(
+    conversation: &mut Conversation,
+    live: &Session,
+    drained: &Drained,
+    now: u64,
+) -> bool {
+    let polled = live.poll_addresses();
+    let mut held: Vec<Held> = conversation
+        .held
+        .iter()
+        .filter(|h| {
+            polled.iter().any(|a| a.0 == h.address)
+                && !drained.consumed.iter().any(|a| a.0 == h.address)
+        })
+        .copied()
+        .collect();
+    if let Some(address) = drained.held
+        && !held.iter().any(|h| h.address == address.0)
+    {
+        if held.len() >= MAX_HELD_REMEMBERED {
+            held.remove(0);
+        }
+        held.push(Held {
+            address: address.0,
+            since_ms: now,
+        });
+    }
+    let changed = held != conversation.held;
+    conversation.held = held;
+    changed
+}
+
+/// Most held addresses remembered per conversation.
+const MAX_HELD_REMEMBERED: usize = 64;
 
 /// Remembers junk found at the peer's addresses; past [`INTERFERENCE_THRESHOLD`] distinct
 /// ones the conversation says someone interferes. Returns whether anything new was

@@ -15,7 +15,8 @@
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
 //!
 //! Record formats: every record starts with its format version ([`Record::VERSION`]).
-//! Conversations are at version 2 (protocol v2: notices and recovery state); a version-1
+//! Conversations are at version 3 (protocol v2: notices, recovery state, held blobs; a
+//! version-2 record loads with no unreadable notice and nothing held); a version-1
 //! conversation (written by a protocol-v1 client) still loads, as *ended*
 //! ([`EndReason::ProtocolV1`]): its history stays readable. Outbox records are at version 2
 //! (protocol sequence numbers); version-1 outbox records no longer decode and are dropped.
@@ -132,11 +133,39 @@ pub struct Conversation {
     /// Where recovery from squatted addresses and junk stands.
     #[zeroize(skip)]
     pub recovery: Recovery,
+    /// Notice: the other person's answers cannot be read on this device (most likely it was
+    /// restored from an older copy after they replied). Lifted when a later blob of theirs
+    /// decrypts. (Record format 3.)
+    #[zeroize(skip)]
+    pub unreadable: Option<UnreadableNotice>,
+    /// The peer's blobs left on the mailbox because an earlier blob of theirs, which they
+    /// still send again, has not arrived yet (`crate::receive`): by address, with when each
+    /// was first held. (Record format 3.)
+    #[zeroize(skip)]
+    pub held: Vec<Held>,
 }
 
 impl Record for Conversation {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
+        if version == 2 {
+            let mut old: ConversationV2 = postcard::from_bytes(body).ok()?;
+            return Some(Conversation {
+                id: core::mem::take(&mut old.id),
+                name: core::mem::take(&mut old.name),
+                mailbox: core::mem::take(&mut old.mailbox),
+                last_activity_ms: old.last_activity_ms,
+                unread: old.unread,
+                next_seq: old.next_seq,
+                state: core::mem::replace(&mut old.state, ConversationState::InviteTaken),
+                ended: old.ended,
+                interference: old.interference,
+                rollback: old.rollback,
+                recovery: core::mem::take(&mut old.recovery),
+                unreadable: None,
+                held: Vec::new(),
+            });
+        }
         if version != 1 {
             return None;
         }
@@ -159,8 +188,31 @@ impl Record for Conversation {
             interference: None,
             rollback: None,
             recovery: Recovery::default(),
+            unreadable: None,
+            held: Vec::new(),
         })
     }
+}
+
+/// A conversation as record format 2 stored it (protocol v2, before the unreadable notice
+/// and held blobs).
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct ConversationV2 {
+    id: String,
+    name: String,
+    mailbox: String,
+    last_activity_ms: u64,
+    unread: u32,
+    next_seq: u64,
+    state: ConversationState,
+    #[zeroize(skip)]
+    ended: Option<EndReason>,
+    #[zeroize(skip)]
+    interference: Option<Interference>,
+    #[zeroize(skip)]
+    rollback: Option<RollbackNotice>,
+    #[zeroize(skip)]
+    recovery: Recovery,
 }
 
 /// A conversation as protocol-v1 clients stored it (record format 1).
@@ -225,6 +277,37 @@ pub struct RollbackNotice {
     /// At least this many blobs were sent from the lost copy (messages, parts of messages or
     /// acknowledgements): what they said is not in this device's history.
     pub lost_blobs: u32,
+}
+
+/// The other person's answers cannot be read on this device: a blob that starts their next
+/// chain authenticated its header (a key only the two people hold) but not its body
+/// (`protocol::DecryptError::UnreadableAnswer`). Most likely this device was restored from an
+/// older copy after they replied to the lost copy; a tampered body looks the same, so it is
+/// not final: it is lifted when a later blob of theirs decrypts. Meanwhile our messages that
+/// are not delivered are marked [`Status::Failed`] (they cannot be confirmed).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnreadableNotice {
+    /// When it was first seen (ms since the epoch).
+    pub since_ms: u64,
+}
+
+impl core::fmt::Display for UnreadableNotice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(
+            "The other person's messages can't be read on this device: it was probably \
+             restored from an older copy after they replied. Meet again and start a new \
+             conversation.",
+        )
+    }
+}
+
+/// A blob of the peer's left on the mailbox for now (see `crate::receive`, "held blobs").
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// Its address.
+    pub address: [u8; 32],
+    /// When it was first held (ms since the epoch).
+    pub since_ms: u64,
 }
 
 /// Recovery bookkeeping of one conversation.
@@ -385,7 +468,8 @@ pub enum BlobKind {
         /// The history entry's sequence number.
         message: u64,
     },
-    /// An acknowledgement only: forgotten once stored, never deposited again.
+    /// An acknowledgement only: kept until the peer confirms it (its next blob does; it is
+    /// never acknowledged for its own sake), deposited again like the others meanwhile.
     Ack,
 }
 

@@ -108,8 +108,8 @@ fn a_message_is_delivered_after_the_peers_acknowledgement_and_acks_are_not_acked
     assert_eq!(mailbox.puts.get(), puts + 1);
     assert_eq!(
         kept(&alice),
-        0,
-        "an acknowledgement is forgotten once stored"
+        1,
+        "an acknowledgement is kept until the peer confirms it (it may expire unread)"
     );
 
     let polled = run(bob.poll(&b_id)).unwrap();
@@ -123,6 +123,11 @@ fn a_message_is_delivered_after_the_peers_acknowledgement_and_acks_are_not_acked
     assert_eq!(run(bob.flush()).unwrap().acks_sent, 0);
     assert_eq!(run(bob.next_flush_ms()).unwrap(), None);
     assert_eq!(mailbox.puts.get(), puts + 1);
+    // Bob's next blob confirms Alice's acknowledgement: it leaves her outbox.
+    run(bob.send(&b_id, "bye")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(kept(&alice), 0);
 }
 
 #[test]
@@ -613,7 +618,12 @@ fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once
     run(alice.flush()).unwrap();
     run(bob.poll(&b_id)).unwrap();
     assert_eq!(status_of(&bob, &b_id, seven), Status::Delivered);
-    assert!(run(bob.conversation_summary(&b_id)).unwrap().rollback.is_some());
+    assert!(
+        run(bob.conversation_summary(&b_id))
+            .unwrap()
+            .rollback
+            .is_some()
+    );
 }
 
 /// A squatted message goes out again under its first message id, and the abandoned
@@ -723,5 +733,138 @@ fn a_peer_restored_after_our_reply_ends_the_conversation_plainly() {
     assert_eq!(
         run(alice.conversation_summary(&a_id)).unwrap().ended,
         Some(EndReason::PeerRestored)
+    );
+}
+
+/// Simulator `--seed 4 --faults expiry`: the reader comes back while its peer's earlier blobs
+/// have expired and later ones are still there. It holds the later ones (they stay on the
+/// mailbox) until the sender deposits the expired ones again, then shows all in order.
+#[test]
+fn later_blobs_wait_for_expired_earlier_ones_to_come_back() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(250);
+    for i in 0..3 {
+        run(bob.send(&b_id, &format!("m{i}"))).unwrap();
+    }
+    run(bob.flush()).unwrap();
+    mailbox.expire_all();
+    for i in 3..5 {
+        run(bob.send(&b_id, &format!("m{i}"))).unwrap();
+    }
+    run(bob.flush()).unwrap();
+    let early = run(alice.poll(&a_id)).unwrap();
+    assert!(early.messages.is_empty(), "m3 and m4 wait for m0-m2");
+    assert_eq!(early.rejected, 0, "held, not rejected");
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    assert_eq!(run(bob.flush()).unwrap().retransmitted, 3);
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&got.messages), ["m0", "m1", "m2", "m3", "m4"]);
+    let conversation = run(alice.conversation_summary(&a_id)).unwrap();
+    assert!(conversation.rollback.is_none() && conversation.interference.is_none());
+}
+
+/// A hold is bounded: past `MAX_HOLD_MS` the blob is read although the gap is still open (and
+/// what fills it later still shows, after it).
+#[test]
+fn a_held_blob_is_read_after_the_hold_bound() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(260);
+    run(bob.send(&b_id, "lost")).unwrap();
+    run(bob.flush()).unwrap();
+    mailbox.expire_all();
+    run(bob.send(&b_id, "later")).unwrap();
+    run(bob.flush()).unwrap();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    advance(&alice, client_core::MAX_HOLD_MS - 1);
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    advance(&alice, 1);
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["later"]);
+}
+
+/// An acknowledgement-only blob that expires unread is deposited again like any other (the
+/// sender's floor does not pass it, so the reader may be holding later blobs for it).
+#[test]
+fn an_expired_acknowledgement_is_deposited_again_until_confirmed() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(270);
+    run(bob.send(&b_id, "hi")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    mailbox.expire_all();
+    advance(&alice, RETRANSMIT_AFTER_MS);
+    assert_eq!(run(alice.flush()).unwrap().retransmitted, 1);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert_eq!(
+        polled.delivered.len(),
+        1,
+        "the acknowledgement arrived after all"
+    );
+}
+
+/// Simulator `--seed 27 --faults all`: the hello expired before the inviter polled. It stays
+/// in the joiner's outbox until the inviter's first blob confirms it, and is deposited again.
+#[test]
+fn an_expired_hello_is_deposited_again_and_the_join_completes() {
+    let mailbox = Rc::new(MailboxState::default());
+    mailbox.online.set(true);
+    let alice = client_on(280, None, mailbox.clone());
+    let bob = client_on(281, None, mailbox.clone());
+    run(alice.create_vault("a", FAST)).unwrap();
+    run(bob.create_vault("b", FAST)).unwrap();
+    let (a_id, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
+    let b_id = run(bob.join(&link, MAILBOX, "Alice")).unwrap();
+    assert_eq!(run(bob.flush()).unwrap().delivered, 1);
+    mailbox.expire_all();
+    assert!(!run(alice.poll(&a_id)).unwrap().joined);
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    assert_eq!(run(bob.flush()).unwrap().retransmitted, 1);
+    assert!(run(alice.poll(&a_id)).unwrap().joined);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(kept(&bob), 0, "confirmed by the inviter's first blob");
+}
+
+/// Simulator `--seed 21 --faults restore`: Bob is restored to before his reply, which Alice
+/// answered. Her answer's header authenticates but its body cannot be read here
+/// (`UnreadableAnswer`): Bob's conversation says so, and his messages that can no longer be
+/// confirmed are marked not delivered (`Failed`) instead of staying *sent* for ever.
+#[test]
+fn a_device_restored_after_the_peer_answered_is_told_and_marks_its_messages() {
+    let (alice, a_id, bob, b_id, _mailbox) = joined(290);
+    run(alice.send(&a_id, "question")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["question"]);
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "answer")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["answer"]);
+    run(alice.send(&a_id, "thanks")).unwrap();
+    run(alice.flush()).unwrap();
+    // Bob's copy is restored while his "answer" still waited for confirmation: it is in his
+    // outbox again, and he writes once more.
+    restore(&bob, copy);
+    let seq = run(bob.send(&b_id, "again")).unwrap();
+    run(bob.flush()).unwrap();
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.notice);
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    let notice = summary.unreadable.unwrap();
+    assert!(notice.to_string().contains("can't be read on this device"));
+    assert_eq!(
+        summary.ended, None,
+        "not the end state: a tampered body looks the same"
+    );
+    run(bob.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        status_of(&bob, &b_id, seq),
+        Status::Failed,
+        "not delivered, and why"
+    );
+    assert_eq!(
+        run(bob.conversation_summary(&b_id)).unwrap().interference,
+        None,
+        "not junk"
     );
 }
