@@ -495,7 +495,7 @@ impl Invite {
             .first()
             .and_then(|b| b.blob.first_chunk::<HEDGE_LEN>())
         {
-            stream.sent(0, r, true);
+            stream.sent(0, r, true, 0);
         }
         if let Some(chain) = ratchet.sending.take() {
             ratchet.sending = Some(SendingChain::new(

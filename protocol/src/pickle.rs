@@ -107,8 +107,8 @@ struct StreamPickle {
     next_seq: u32,
     confirmed: u32,
     confirmed_digest: [u8; STREAM_DIGEST_LEN],
-    /// `(seq, r, counted)` of our unconfirmed blobs.
-    sent: Vec<(u32, [u8; HEDGE_LEN], bool)>,
+    /// `(seq, r, counted, floor)` of our unconfirmed blobs.
+    sent: Vec<(u32, [u8; HEDGE_LEN], bool, u32)>,
     received_next: u32,
     received_digest: [u8; STREAM_DIGEST_LEN],
     /// `(seq, r, counted)` of peer blobs past the prefix.
@@ -121,7 +121,11 @@ fn stream_to_pickle(s: &Stream) -> StreamPickle {
         next_seq: s.next_seq,
         confirmed: s.confirmed,
         confirmed_digest: s.confirmed_digest,
-        sent: s.sent.iter().map(|b| (b.seq, b.r, b.counted)).collect(),
+        sent: s
+            .sent
+            .iter()
+            .map(|b| (b.seq, b.r, b.counted, b.floor))
+            .collect(),
         received_next: s.received.next,
         received_digest: s.received_digest,
         ahead: s.ahead.iter().map(|b| (b.seq, b.r, b.counted)).collect(),
@@ -136,7 +140,11 @@ fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
     if p.sent.len() > MAX_UNCONFIRMED
         || p.ahead.len() > MAX_AHEAD
         || p.message_ids.len() > MESSAGE_ID_MEMORY
-        || !sorted(&p.sent)
+        || !p
+            .sent
+            .iter()
+            .zip(p.sent.iter().skip(1))
+            .all(|(a, b)| a.0 < b.0)
         || !sorted(&p.ahead)
         || p.ahead.first().is_some_and(|b| b.0 <= p.received_next)
         || p.confirmed > p.next_seq
@@ -150,7 +158,12 @@ fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
         sent: p
             .sent
             .iter()
-            .map(|&(seq, r, counted)| SentBlob { seq, r, counted })
+            .map(|&(seq, r, counted, floor)| SentBlob {
+                seq,
+                r,
+                counted,
+                floor,
+            })
             .collect(),
         received: Acknowledgement {
             next: p.received_next,

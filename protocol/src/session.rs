@@ -178,7 +178,7 @@ impl Session {
         for blob in &mut blobs {
             blob.message_id = message_id;
             if let Some(r) = blob.blob.first_chunk::<HEDGE_LEN>() {
-                self.stream.sent(blob.seq, r, counted);
+                self.stream.sent(blob.seq, r, counted, floor);
             }
         }
         self.stream.next_seq = end;

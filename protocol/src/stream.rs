@@ -52,6 +52,9 @@ pub(crate) struct SentBlob {
     pub(crate) r: [u8; HEDGE_LEN],
     /// Hello and data blobs count; acknowledgement-only and abandoned blobs do not.
     pub(crate) counted: bool,
+    /// The floor the blob carried: where the peer's digest restarts if that floor passes
+    /// numbers it never received.
+    pub(crate) floor: u32,
 }
 
 /// One blob of the peer's received past the contiguous prefix, waiting for the gap to close.
@@ -107,8 +110,8 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    /// Records a blob we sent (its seq is `next_seq`, which advances).
-    pub(crate) fn sent(&mut self, seq: u32, r: &[u8; HEDGE_LEN], counted: bool) {
+    /// Records a blob we sent (its seq is `next_seq`, which advances) with the floor it carried.
+    pub(crate) fn sent(&mut self, seq: u32, r: &[u8; HEDGE_LEN], counted: bool, floor: u32) {
         if self.sent.len() >= MAX_UNCONFIRMED {
             self.sent.pop_front();
         }
@@ -116,6 +119,7 @@ impl Stream {
             seq,
             r: *r,
             counted,
+            floor,
         });
         self.next_seq = self.next_seq.max(seq.saturating_add(1));
     }
@@ -149,7 +153,22 @@ impl Stream {
                 self.ahead.pop();
             }
         }
-        let mut next = next.max(floor);
+        let mut next = next;
+        if floor > next {
+            // The floor passes numbers never received here (abandoned by the sender, or
+            // received by a copy of this device that was lost to a restore): the digest
+            // restarts at the floor, so that it only ever covers what this state received.
+            let kept = self
+                .ahead
+                .iter()
+                .filter(|b| b.seq >= next && b.seq < floor)
+                .count();
+            if u32::try_from(kept).map_or(true, |k| k < floor - next) {
+                self.received_digest = [0u8; STREAM_DIGEST_LEN];
+                self.ahead.retain(|b| b.seq >= floor);
+            }
+            next = floor;
+        }
         // Fold, in order, every kept blob below the prefix and every blob that extends it;
         // numbers the floor passed without a blob (abandoned by the sender) do not count.
         let mut folded = 0;
@@ -206,7 +225,25 @@ impl Stream {
                 ours = extend_digest(&ours, blob.seq, &blob.r);
             }
         }
-        let diverged = ack.next > self.confirmed && verifiable && ours != *digest;
+        // The peer's digest may have restarted at one of the floors we sent (it never
+        // received some numbers below it): try those too.
+        let restarted = || {
+            self.sent
+                .iter()
+                .map(|b| b.floor)
+                .filter(|f| *f <= ack.next)
+                .filter(|f| self.sent.front().is_some_and(|first| first.seq <= *f))
+                .any(|f| {
+                    let mut from = [0u8; STREAM_DIGEST_LEN];
+                    for blob in self.sent.iter().filter(|b| b.seq >= f && b.seq < ack.next) {
+                        if blob.counted {
+                            from = extend_digest(&from, blob.seq, &blob.r);
+                        }
+                    }
+                    from == *digest
+                })
+        };
+        let diverged = ack.next > self.confirmed && verifiable && ours != *digest && !restarted();
         if ack.next > self.confirmed {
             self.confirmed = ack.next;
             self.confirmed_digest = *digest;
@@ -265,7 +302,7 @@ mod tests {
     fn digests_agree_across_orders_and_floors() {
         let mut sender = Stream::default();
         for seq in 0..6u32 {
-            sender.sent(seq, &r(seq as u8), seq != 3);
+            sender.sent(seq, &r(seq as u8), seq != 3, if seq == 5 { 5 } else { 0 });
         }
         sender.abandon(4);
         let mut receiver = Stream::default();
@@ -287,20 +324,20 @@ mod tests {
         let mut sender = Stream::default();
         let mut receiver = Stream::default();
         for seq in 0..2u32 {
-            sender.sent(seq, &r(seq as u8), true);
+            sender.sent(seq, &r(seq as u8), true, 0);
             receiver.received(0, seq, &r(seq as u8), true);
         }
         let out = sender.acknowledged(&receiver.received, &receiver.received_digest);
         assert!(out.rollback.is_none());
         let backup = sender.clone();
         for seq in 2..5u32 {
-            sender.sent(seq, &r(10 + seq as u8), true);
+            sender.sent(seq, &r(10 + seq as u8), true, 2);
             receiver.received(0, seq, &r(10 + seq as u8), true);
         }
         // Restored, the device sends four blobs: more than it lost, none of them received.
         let mut restored = backup;
         for seq in 2..6u32 {
-            restored.sent(seq, &r(20 + seq as u8), true);
+            restored.sent(seq, &r(20 + seq as u8), true, 2);
         }
         let out = restored.acknowledged(&receiver.received, &receiver.received_digest);
         assert_eq!(
@@ -314,50 +351,74 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Against a plain set: whatever the arrival order, duplicates and floors, the prefix
-        /// and bits say exactly what arrived (within the window), and the receiver's digest
-        /// equals the sender's over the same blobs.
+        /// Against a plain set: whatever the arrival order and duplicates, the prefix and bits
+        /// say exactly what arrived (within the window), and the receiver's digest is one the
+        /// sender accepts: no false rollback. Blobs from `t` on carry the sender's `floor`;
+        /// the sender abandoned some numbers below it (they never arrive); others below it
+        /// may arrive late, after the floor passed them.
         #[test]
         fn matches_a_set_and_the_senders_digest(
-            arrivals in proptest::collection::vec((0u32..120, proptest::bool::ANY), 0..150),
-            floor_at in 0usize..150,
+            order in proptest::collection::vec(0u32..120, 0..150),
             floor in 0u32..60,
+            t_extra in 0u32..60,
+            abandoned in proptest::collection::vec(proptest::bool::ANY, 60),
         ) {
+            let t = floor + t_extra;
+            let carried = |seq: u32| if seq >= t { floor } else { 0 };
+            let is_abandoned = |seq: u32| seq < floor && abandoned[seq as usize];
             let mut sender = Stream::default();
             for seq in 0..120u32 {
-                sender.sent(seq, &r(seq as u8), seq % 7 != 3);
+                sender.sent(seq, &r(seq as u8), seq % 7 != 3, carried(seq));
+                if is_abandoned(seq) {
+                    sender.abandon(seq);
+                }
             }
             let mut receiver = Stream::default();
             let mut got = std::collections::BTreeSet::new();
-            let mut floor_now = 0;
-            let mut floor_seen = 0; // the floor the receiver learnt (carried by a blob)
-            for (i, (seq, _dup)) in arrivals.iter().enumerate() {
-                if i == floor_at {
-                    // The sender abandons what its floor passes and the peer never got: such a
-                    // blob never reached the mailbox, so it cannot arrive later either.
-                    floor_now = floor;
-                    for s in 0..floor_now {
-                        if !got.contains(&s) { sender.abandon(s); }
-                    }
-                }
-                if *seq < floor_now && !got.contains(seq) {
-                    continue;
-                }
-                receiver.received(floor_now, *seq, &r(*seq as u8), seq % 7 != 3);
-                floor_seen = floor_now;
-                got.insert(*seq);
+            let mut floor_seen = 0;
+            for seq in order.iter().copied().filter(|s| !is_abandoned(*s)) {
+                receiver.received(carried(seq), seq, &r(seq as u8), seq % 7 != 3);
+                floor_seen = floor_seen.max(carried(seq));
+                got.insert(seq);
             }
-            let floor_set: std::collections::BTreeSet<u32> = (0..floor_seen).collect();
             let mut next = 0;
-            while got.contains(&next) || floor_set.contains(&next) { next += 1; }
+            while got.contains(&next) || next < floor_seen { next += 1; }
             proptest::prop_assert_eq!(receiver.received.next, next);
-            for s in 0..next + ACK_WINDOW + 1 {
-                proptest::prop_assert_eq!(receiver.received.contains(s), s < next || got.contains(&s));
+            for s in next..next + ACK_WINDOW + 1 {
+                proptest::prop_assert_eq!(receiver.received.contains(s), got.contains(&s));
             }
             let out = sender.acknowledged(&receiver.received, &receiver.received_digest);
             proptest::prop_assert!(out.rollback.is_none(), "{:?}", out.rollback);
             proptest::prop_assert_eq!(sender.confirmed, next);
         }
+    }
+
+    /// A peer restored to before it received some of our blobs (which its lost copy
+    /// confirmed) is no rollback of *ours*: its digest restarts at the floor that passes the
+    /// numbers it lacks, and we accept a digest restarted at a floor we sent.
+    #[test]
+    fn a_restored_peer_is_not_our_rollback() {
+        let mut alice = Stream::default();
+        let mut lost_bob = Stream::default();
+        for seq in 0..3u32 {
+            alice.sent(seq, &r(seq as u8), true, seq);
+            lost_bob.received(seq, seq, &r(seq as u8), true);
+        }
+        assert!(
+            alice
+                .acknowledged(&lost_bob.received, &lost_bob.received_digest)
+                .rollback
+                .is_none()
+        );
+        assert_eq!(alice.confirmed, 3);
+        let mut bob = Stream::default();
+        bob.received(0, 0, &r(0), true); // restored: only seq 0 was received then
+        alice.sent(3, &r(3), true, 3);
+        bob.received(3, 3, &r(3), true);
+        assert_eq!(bob.received.next, 4);
+        let out = alice.acknowledged(&bob.received, &bob.received_digest);
+        assert!(out.rollback.is_none(), "{:?}", out.rollback);
+        assert_eq!(alice.confirmed, 4);
     }
 
     #[test]

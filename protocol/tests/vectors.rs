@@ -383,8 +383,8 @@ struct Stream {
     /// Own blobs below this are confirmed; `confirmed_digest` is the peer's digest of them.
     confirmed: u32,
     confirmed_digest: [u8; 8],
-    /// Own blobs from `confirmed` on: seq → (r, counted).
-    sent: BTreeMap<u32, ([u8; 16], bool)>,
+    /// Own blobs from `confirmed` on: seq → (r, counted, floor carried).
+    sent: BTreeMap<u32, ([u8; 16], bool, u32)>,
     /// The peer's stream: everything below `prefix` received (or passed by its floor), folded
     /// into `received_digest`; `kept` = peer blobs received past the prefix.
     prefix: u32,
@@ -409,7 +409,15 @@ impl Stream {
                 self.kept.pop_last();
             }
         }
-        self.prefix = self.prefix.max(floor);
+        if floor > self.prefix {
+            // §6.4: a floor that passes numbers never received restarts the digest there.
+            let kept_below = self.kept.range(self.prefix..floor).count() as u32;
+            if kept_below < floor - self.prefix {
+                self.received_digest = [0; 8];
+                self.kept = self.kept.split_off(&floor);
+            }
+            self.prefix = floor;
+        }
         while let Some((&s, &(r, counted))) = self.kept.first_key_value() {
             if s > self.prefix {
                 break;
@@ -440,12 +448,24 @@ impl Stream {
         let from = self.confirmed;
         let verifiable = self.sent.is_empty() || self.sent.contains_key(&self.confirmed);
         let mut ours = self.confirmed_digest;
-        for (&s, (r, counted)) in self.sent.range(..ack) {
+        for (&s, (r, counted, _)) in self.sent.range(..ack) {
             if *counted {
                 ours = extend_digest(&ours, s, r);
             }
         }
-        let diverged = ack > self.confirmed && verifiable && ours != digest;
+        // §6.5: or a digest restarted at a floor we sent (covered by what we still hold).
+        let first = self.sent.keys().next().copied();
+        let restarted = self.sent.values().any(|&(_, _, f)| {
+            f <= ack
+                && first.is_some_and(|first| first <= f)
+                && self
+                    .sent
+                    .range(f..ack)
+                    .filter(|(_, (_, counted, _))| *counted)
+                    .fold([0u8; 8], |d, (&s, (r, _, _))| extend_digest(&d, s, r))
+                    == digest
+        });
+        let diverged = ack > self.confirmed && verifiable && ours != digest && !restarted;
         if ack > self.confirmed {
             self.confirmed = ack;
             self.confirmed_digest = digest;
@@ -478,7 +498,7 @@ impl Stream {
     fn outbox_floor(&self) -> u32 {
         self.sent
             .iter()
-            .find(|(_, (_, counted))| *counted)
+            .find(|(_, (_, counted, _))| *counted)
             .map_or(self.next_seq, |(&s, _)| s)
     }
 
@@ -729,7 +749,7 @@ impl State {
             });
             chain.ck = step(&chain.ck);
             chain.n += 1;
-            self.stream.sent.insert(seq, (sealed.r, counted));
+            self.stream.sent.insert(seq, (sealed.r, counted, f.floor));
             assert!(self.stream.sent.len() <= MAX_UNCONFIRMED);
         }
         self.stream.next_seq = first + u32::from(count);
