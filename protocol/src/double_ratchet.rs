@@ -42,9 +42,10 @@ pub struct PollSet {
     pub skipped: Vec<Address>,
     /// The next [`WINDOW`] addresses of the peer's current chain, from the first unread one.
     pub current: Vec<Address>,
-    /// The first [`WINDOW`] addresses of the peer's next chain (empty while our answering
-    /// ratchet step is still unsent). Reading one of these makes a DH ratchet step, after
-    /// which unread messages of the current chain can only arrive as skipped messages.
+    /// The first [`WINDOW`] addresses of the peer's next chain. Reading one of these makes a DH
+    /// ratchet step, after which unread messages of the current chain can only arrive as
+    /// skipped messages. While our answering step is unsent, a blob found here means the peer
+    /// answered a key this state lost to a restore (`DecryptError::UnreadableAnswer`).
     pub next: Vec<Address>,
 }
 
@@ -260,11 +261,10 @@ impl Ratchet {
                 .as_ref()
                 .map(|rc| rc.window.iter().copied().collect())
                 .unwrap_or_default(),
-            next: if self.send_step_pending {
-                Vec::new()
-            } else {
-                self.next_window.clone()
-            },
+            // Polled even while our answer is pending: the peer cannot have started this chain
+            // then, unless it answered a ratchet key of ours that this state lost to a restore
+            // (`docs/PROTOCOL.md` §6.6); finding a blob here is how we learn it.
+            next: self.next_window.clone(),
         }
     }
 
@@ -272,9 +272,7 @@ impl Ratchet {
         if let Some(n) = self.receiving.as_ref().and_then(|rc| rc.find(address)) {
             return Ok(Slot::Current(n));
         }
-        if !self.send_step_pending
-            && let Some(i) = self.next_window.iter().position(|a| a == address)
-        {
+        if let Some(i) = self.next_window.iter().position(|a| a == address) {
             return u32::try_from(i)
                 .map(Slot::Next)
                 .map_err(|_| DecryptError::UnknownAddress);
@@ -502,6 +500,11 @@ impl Ratchet {
             .next_receiving_header_key
             .decrypt_header(parts.header, parts.r, n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
+        // Our answer to `DHr` is not sent yet, so the peer cannot have started this chain from
+        // anything this state holds: it answered a key of ours lost to a restore (§6.6).
+        if self.send_step_pending && self.receiving.is_some() {
+            return Err(DecryptError::UnreadableAnswer);
+        }
         let remote = RemoteRatchetKey(h.ratchet_key);
         if self.remote_ratchet_key == Some(remote) {
             return Err(DecryptError::InconsistentHeader);
@@ -649,9 +652,8 @@ impl Ratchet {
         let fragment = open_body(&message_key, &self.ad, address, parts)?;
         // Commit.
         let peer = self.role.peer();
-        // The next window is not polled while our answer is pending, so replacing it retires
-        // nothing.
         let mut retired = vec![*address];
+        let old_next = core::mem::take(&mut self.next_window);
         let window: VecDeque<Address> = rc.window.iter().copied().collect();
         let mut receiving = ReceivingChain::new(
             chain_key,
@@ -663,6 +665,11 @@ impl Ratchet {
         );
         receiving.slide_to(n.saturating_add(1));
         self.next_window = next_header_key.addresses(peer, 0, WINDOW);
+        retired.extend(
+            old_next
+                .into_iter()
+                .filter(|a| !self.next_window.contains(a)),
+        );
         if let Some(old) = self.remote_ratchet_key {
             if self.abandoned_keys.len() >= MAX_ABANDONED_KEYS {
                 self.abandoned_keys.remove(0);

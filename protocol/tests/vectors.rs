@@ -641,9 +641,8 @@ impl State {
         if let Some(rc) = &self.receiving {
             list.extend((rc.nr..rc.nr + W).map(|n| address_of(&rc.hk, peer, n)));
         }
-        if !self.pending {
-            list.extend((0..W).map(|n| address_of(&self.nhkr, peer, n)));
-        }
+        // §6.2: the next window is polled even while our answer is pending (§6.6).
+        list.extend((0..W).map(|n| address_of(&self.nhkr, peer, n)));
         list
     }
 
@@ -776,9 +775,7 @@ impl State {
         {
             return Ok(Slot::Current(n));
         }
-        if !self.pending
-            && let Some(n) = (0..W).find(|&n| address_of(&self.nhkr, peer, n) == *address)
-        {
+        if let Some(n) = (0..W).find(|&n| address_of(&self.nhkr, peer, n) == *address) {
             return Ok(Slot::Next(n));
         }
         if let Some(i) = self.skipped.iter().position(|k| k.address == *address) {
@@ -868,6 +865,10 @@ impl State {
             Slot::Next(n) => {
                 let (ratchet, pn) =
                     open_header(&s.nhkr, &s.ad, address, blob, n).ok_or("HeaderAuthentication")?;
+                // §6.6: the peer answered a key of ours this state does not hold.
+                if s.pending && s.receiving.is_some() {
+                    return Err("UnreadableAnswer");
+                }
                 if s.dhr == Some(ratchet) {
                     return Err("InconsistentHeader");
                 }
@@ -898,7 +899,14 @@ impl State {
                     });
                     ck = step(&ck);
                 }
-                let fragment = open_body(&message_key(&ck), &s.ad, address, blob)?;
+                let answered = s.receiving.is_some();
+                let fragment = open_body(&message_key(&ck), &s.ad, address, blob).map_err(|e| {
+                    if e == "BodyAuthentication" && answered {
+                        "UnreadableAnswer"
+                    } else {
+                        e
+                    }
+                })?;
                 s.receiving = Some(RecvChain {
                     ratchet,
                     ck: step(&ck),
