@@ -340,22 +340,30 @@ impl<P: Platform> Client<P> {
                 Err(err) => return Err(err),
             };
             let floor = self.floor(id, &live, None).await?;
-            let blob = live.encrypt_acknowledgement(&mut self.rng(), floor)?;
+            // While the peer's answers cannot be read (it answered a key this device lost to a
+            // restore), the acknowledgement runs our pending ratchet step: the peer then sees a
+            // chain it cannot follow and is told the conversation cannot go on, instead of
+            // waiting for us for ever.
+            let blobs = if conversation.unreadable.is_some() {
+                live.encrypt_fork_signal(&mut self.rng(), floor)?
+            } else {
+                vec![live.encrypt_acknowledgement(&mut self.rng(), floor)?]
+            };
             if let ConversationState::Active { session, .. } = &mut conversation.state {
                 *session = live.pickle(&Self::pickle_key(key));
             }
-            let outgoing = Outgoing {
-                write_key: blob.write_key.0,
-                blob: blob.blob,
-                kind: BlobKind::Ack,
-                stored: false,
-                checked_ms: 0,
-            };
-            let writes = vec![
-                Write::Delete(name.clone()),
-                self.put(key, records::outgoing_key(id, blob.seq), &outgoing),
-                self.put(key, records::conversation_key(id), &conversation),
-            ];
+            let mut writes = vec![Write::Delete(name.clone())];
+            for blob in blobs {
+                let outgoing = Outgoing {
+                    write_key: blob.write_key.0,
+                    blob: blob.blob,
+                    kind: BlobKind::Ack,
+                    stored: false,
+                    checked_ms: 0,
+                };
+                writes.push(self.put(key, records::outgoing_key(id, blob.seq), &outgoing));
+            }
+            writes.push(self.put(key, records::conversation_key(id), &conversation));
             self.store().commit(writes, Durability::Strict).await?;
         }
         Ok(())

@@ -376,7 +376,10 @@ impl<P: Platform> Client<P> {
         let (added, raised) = note_junk(&mut conversation, &drained.junk, now);
         changed |= added;
         outcome.notice |= raised;
-        if drained.data || joined_now {
+        // A newly unreadable peer is owed a (stepping) acknowledgement too: it tells the peer.
+        let newly_unreadable =
+            drained.unreadable == Some(true) && conversation.unreadable.is_some() && changed;
+        if drained.data || joined_now || newly_unreadable {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
             let name = records::ack_key(id);
             let proposed = now + self.ack_delay_ms();

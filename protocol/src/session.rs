@@ -10,6 +10,7 @@ use crate::message::{
     Fragment, KIND_ACKNOWLEDGEMENT, KIND_DATA, MAX_MESSAGE_LEN, PAYLOAD_LEN, PayloadKind,
     Reassembly, StreamFields, Unsealed, split,
 };
+use crate::receiving_chain::WINDOW;
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
 use crate::stream::{MESSAGE_ID_LEN, Rollback, Stream};
@@ -23,6 +24,11 @@ pub struct Session {
     pub(crate) safety_code: SafetyCode,
     pub(crate) stream: Stream,
 }
+
+/// How far into the peer's window [`Session::encrypt_fork_signal`] reaches: its blobs sit at
+/// positions `0, 16, 32, 48` of the new chain, so a peer that read fewer than 64 messages of
+/// the lost chain finds one of them.
+pub const FORK_SIGNAL_REACH: u32 = 4 * WINDOW;
 
 /// Most sending-chain positions skipped at once after a rollback (`docs/PROTOCOL.md` §6.5):
 /// bounds the work an acknowledgement can cause (2¹⁶ chain-key steps, well under a second).
@@ -89,7 +95,7 @@ impl Session {
         while id == [0u8; MESSAGE_ID_LEN] {
             rng.fill_bytes(&mut id);
         }
-        self.seal(rng, &split(plaintext), floor, id)
+        self.seal(rng, &split(plaintext), floor, id, true)
     }
 
     /// Encrypts `plaintext` again as a new message with the given `message_id` (that of its
@@ -109,7 +115,7 @@ impl Session {
                 max: MAX_MESSAGE_LEN,
             });
         }
-        self.seal(rng, &split(plaintext), floor, message_id)
+        self.seal(rng, &split(plaintext), floor, message_id, true)
     }
 
     /// Our blob `seq` never reached the mailbox and never will (a different blob sat at its
@@ -129,6 +135,39 @@ impl Session {
         rng: &mut R,
         floor: u32,
     ) -> Result<OutgoingBlob, EncryptError> {
+        self.seal_acknowledgement(rng, floor, false)
+    }
+
+    /// Acknowledgement-only blobs that run a pending send step (a fresh ratchet key, like a
+    /// message), for a session whose peer answered a key it lost to a restore
+    /// ([`DecryptError::UnreadableAnswer`](crate::DecryptError::UnreadableAnswer)): with plain
+    /// acknowledgements it could not tell the peer. The new chain has the header key of the
+    /// lost one, whose first positions the peer has read already, and this state does not know
+    /// how many: one blob is sealed at each of positions `0, W, 2W, … ` below
+    /// [`FORK_SIGNAL_REACH`], so one of them lands in the peer's window if it read fewer than
+    /// that. The peer sees a fork it cannot follow and learns that the conversation cannot go on
+    /// ([`DecryptError::PeerRestored`](crate::DecryptError::PeerRestored)) instead of waiting.
+    pub fn encrypt_fork_signal<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        floor: u32,
+    ) -> Result<Vec<OutgoingBlob>, EncryptError> {
+        let mut blobs = Vec::new();
+        for i in 0..FORK_SIGNAL_REACH / WINDOW {
+            if i > 0 {
+                self.ratchet.skip_sending(WINDOW - 1);
+            }
+            blobs.push(self.seal_acknowledgement(rng, floor, true)?);
+        }
+        Ok(blobs)
+    }
+
+    fn seal_acknowledgement<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        floor: u32,
+        step: bool,
+    ) -> Result<OutgoingBlob, EncryptError> {
         let ack = Unsealed {
             kind: KIND_ACKNOWLEDGEMENT,
             index: 0,
@@ -140,6 +179,7 @@ impl Session {
             core::slice::from_ref(&ack),
             floor,
             [0u8; MESSAGE_ID_LEN],
+            step,
         )?
         .pop()
         .ok_or(EncryptError::ChainExhausted)
@@ -152,6 +192,7 @@ impl Session {
         fragments: &[Unsealed<'_>],
         floor: u32,
         message_id: [u8; MESSAGE_ID_LEN],
+        step: bool,
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
         let first = self.stream.next_seq;
         let count = u32::try_from(fragments.len()).map_err(|_| EncryptError::ChainExhausted)?;
@@ -174,7 +215,7 @@ impl Session {
             })
             .collect();
         let counted = fragments.iter().all(|f| f.kind != KIND_ACKNOWLEDGEMENT);
-        let mut blobs = self.ratchet.encrypt(rng, &payloads, counted)?;
+        let mut blobs = self.ratchet.encrypt(rng, &payloads, step)?;
         for blob in &mut blobs {
             blob.message_id = message_id;
             if let Some(r) = blob.blob.first_chunk::<HEDGE_LEN>() {

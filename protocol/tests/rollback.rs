@@ -425,3 +425,37 @@ fn forks_are_followed_only_within_the_fork_window() {
     }
     assert!(refused, "a fork reached the peer's window and was refused");
 }
+
+/// A reader restored to before its own answer, whose peer already answered the lost key:
+/// the peer's answer is found at once in the next window (polled while our answer is
+/// pending) and reported as `UnreadableAnswer`; a stepping acknowledgement then tells the
+/// peer (`PeerRestored`), so neither side waits for the other for ever.
+#[test]
+fn a_restored_reader_learns_and_tells_that_the_conversation_cannot_go_on() {
+    let (mut a, mut b, mut rng) = pair(97);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    let backup = a.pickle(&KEY);
+    deliver(&mut b, &send(&mut a, &mut rng, b"lost, on a new chain")[0]);
+    let answer = send(&mut b, &mut rng, b"answer to the lost chain").remove(0);
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    assert!(
+        a.poll_addresses().contains(&answer.address),
+        "polled although a's answer is pending"
+    );
+    assert_eq!(
+        a.decrypt(&answer.address, &answer.blob).unwrap_err(),
+        protocol::DecryptError::UnreadableAnswer
+    );
+    let signals = a.encrypt_fork_signal(&mut rng, a.next_seq()).unwrap();
+    let window = b.poll_addresses();
+    let seen: Vec<_> = signals
+        .iter()
+        .filter(|s| window.contains(&s.address))
+        .collect();
+    assert_eq!(seen.len(), 1, "exactly one lands in the peer's window");
+    assert_eq!(
+        b.decrypt(&seen[0].address, &seen[0].blob).unwrap_err(),
+        protocol::DecryptError::PeerRestored
+    );
+}
