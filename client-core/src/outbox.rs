@@ -58,6 +58,10 @@ pub const MAX_RETRANSMIT_CHECK: usize = FETCH_BATCH;
 /// address before it is given up ([`Status::Conflict`]) and the conversation says someone
 /// interferes.
 pub const MAX_RESENDS: u32 = 3;
+/// Upcoming sending positions probed for blobs a lost copy of this device left (one padded
+/// fetch).
+pub const PROBE_POSITIONS: u32 = 48;
+
 /// Most of our sequence numbers abandoned in a row (their addresses unreadable by the peer):
 /// below the receive window ([`WINDOW`] = 16), so the peer's window still reaches the next
 /// blob we deposit.
@@ -313,6 +317,17 @@ impl<P: Platform> Client<P> {
             let Some(id) = name.strip_prefix(ACK_PREFIX) else {
                 continue;
             };
+            // A fork signal (below) must land where the peer reads: past the positions our
+            // lost copy used, which the mailbox still holds.
+            let unreadable = self
+                .read::<Conversation>(key, &records::conversation_key(id))
+                .await?
+                .is_some_and(|c| c.unreadable.is_some());
+            let taken = if unreadable {
+                self.taken_positions(key, id).await
+            } else {
+                None
+            };
             let _guard = self.lock_conversation(id).await?;
             match self.read_lenient::<AckDue>(key, &name).await? {
                 Some(due) if due.due_ms <= now => {}
@@ -345,6 +360,7 @@ impl<P: Platform> Client<P> {
             // chain it cannot follow and is told the conversation cannot go on, instead of
             // waiting for us for ever.
             let blobs = if conversation.unreadable.is_some() {
+                Self::skip_taken(&mut live, taken);
                 live.encrypt_fork_signal(&mut self.rng(), floor)?
             } else {
                 vec![live.encrypt_acknowledgement(&mut self.rng(), floor)?]
@@ -714,18 +730,57 @@ impl<P: Platform> Client<P> {
             .collect())
     }
 
+    /// How many of our next sending positions already hold a blob on the mailbox (written by
+    /// a copy of this device lost to a restore, or by whoever took them), found with one
+    /// padded fetch of [`PROBE_POSITIONS`] upcoming addresses and no lock held. Returns the
+    /// first upcoming address (to check, under the lock, that the session has not moved
+    /// meanwhile) and the count of leading taken positions; `None` when nothing is taken or
+    /// the mailbox cannot be asked now.
+    async fn taken_positions(&self, key: &VaultKey, id: &str) -> Option<(Address, u32)> {
+        let conversation = self.conversation(key, id).await.ok()?;
+        let live = Self::load_session(key, &conversation).ok()?;
+        let upcoming = live.upcoming_addresses(PROBE_POSITIONS);
+        let first = *upcoming.first()?;
+        let mailbox = conversation.mailbox.clone();
+        drop(conversation);
+        let decoy_key = key.subkey(DECOY_KEY_LABEL);
+        let mut found: Vec<Address> = Vec::new();
+        for batch in padded_batches(&decoy_key, &upcoming) {
+            let got = self.platform().net().fetch(&mailbox, &batch).await.ok()?;
+            found.extend(got.into_iter().map(|(address, _)| address));
+        }
+        let taken = upcoming
+            .iter()
+            .take_while(|address| found.contains(address))
+            .count();
+        (taken > 0).then(|| (first, u32::try_from(taken).unwrap_or(PROBE_POSITIONS)))
+    }
+
+    /// Applies [`Client::taken_positions`] under the lock, if the session still starts there.
+    fn skip_taken(live: &mut Session, taken: Option<(Address, u32)>) {
+        if let Some((first, count)) = taken
+            && live.upcoming_addresses(1).first() == Some(&first)
+        {
+            live.skip_positions(count);
+        }
+    }
+
     /// Encrypts again, at later addresses, the messages whose addresses were squatted
     /// (queued by a flush), after a poll had the chance to learn the peer's
     /// acknowledgements (so a rollback is detected before new addresses are picked). Returns
     /// whether anything was encrypted (flush now).
     pub(crate) async fn resend_squatted(&self, id: &str) -> Result<bool, ClientError> {
         let key = self.key()?;
+        // Positions a lost copy of this device (or someone else) took: skip them all at once
+        // rather than meeting them one 409 at a time.
+        let taken = self.taken_positions(&key, id).await;
         let _guard = self.lock_conversation(id).await?;
         let mut conversation = self.conversation(&key, id).await?;
         if conversation.recovery.resend.is_empty() || conversation.ended.is_some() {
             return Ok(false);
         }
         let mut live = Self::load_session(&key, &conversation)?;
+        Self::skip_taken(&mut live, taken);
         let (mut writes, _) = self
             .encrypt_queued(&key, id, &mut conversation, &mut live)
             .await?;

@@ -367,6 +367,34 @@ impl Ratchet {
         Ok(out)
     }
 
+    /// Addresses of the next `count` blobs we would send: on the current sending chain from
+    /// `Ns`, or, when the next send starts a new chain, on that chain (header key `NHKs`) from
+    /// `next_chain_skip`.
+    pub(crate) fn upcoming_addresses(&self, count: u32) -> Vec<Address> {
+        match self.sending.as_ref() {
+            Some(chain) if !self.send_step_pending => chain.addresses.addresses(chain.next, count),
+            _ => self
+                .next_sending_header_key
+                .addresses(self.role, self.next_chain_skip, count),
+        }
+    }
+
+    /// Moves the position of our next blob `count` further: on the current sending chain, or
+    /// on the chain the next send starts.
+    pub(crate) fn skip_upcoming(&mut self, count: u32) {
+        let count = count.min(crate::MAX_ROLLBACK_SKIP);
+        match self.sending.as_mut() {
+            Some(chain) if !self.send_step_pending => {
+                let target = chain.next.saturating_add(count);
+                while chain.next < target {
+                    drop(chain.chain_key.step());
+                    chain.next += 1;
+                }
+            }
+            _ => self.next_chain_skip = self.next_chain_skip.saturating_add(count),
+        }
+    }
+
     /// Moves the sending chain `count` messages ahead without sending them: after a rollback
     /// those message numbers (their keys and addresses) may have been used by the lost state.
     /// When the next send starts a new chain anyway, this still moves the old chain's length,

@@ -226,6 +226,22 @@ impl Session {
         Ok(blobs)
     }
 
+    /// The addresses our next `count` blobs would be deposited at, in order (no state
+    /// change). For a client that suspects its slots were used already (a rollback, a 409 over
+    /// foreign bytes): it fetches them and skips those that hold a blob
+    /// ([`Session::skip_positions`]), so that its next blob lands where the peer reads.
+    pub fn upcoming_addresses(&self, count: u32) -> Vec<Address> {
+        self.ratchet.upcoming_addresses(count)
+    }
+
+    /// Moves the position of our next blob `count` further on its chain (at most
+    /// [`MAX_ROLLBACK_SKIP`]), so that the positions in between are never used: for positions
+    /// found taken by [`Session::upcoming_addresses`]. The peer stores skipped keys for them
+    /// (within its window) or ignores them.
+    pub fn skip_positions(&mut self, count: u32) {
+        self.ratchet.skip_upcoming(count);
+    }
+
     /// The sequence number our next blob gets.
     pub fn next_seq(&self) -> u32 {
         self.stream.next_seq
