@@ -462,6 +462,7 @@ function describe(c) {
   if (wrong) return wrong;
   if (app.storageFull.has(c.id)) return "New messages can't be saved: storage full";
   if (c.interference) return "Someone may be interfering with this conversation";
+  if (c.unreadable) return "Their messages can't be read on this device";
   if (c.rollback) return "This device was restored from an older copy";
   if (c.connecting) return app.unreachable.has(c.mailbox) ? "Connecting… (mailbox unreachable, retrying)" : "Connecting…";
   if (app.unreachable.has(c.mailbox)) return "Mailbox unreachable, retrying";
@@ -1085,6 +1086,16 @@ function noticesOf(c) {
         { text: "Show safety code", onclick: () => showSafety(c.id) },
         { text: "Dismiss", dismiss: "interference" },
       ],
+    });
+  }
+  if (c.unreadable) {
+    out.push({
+      kind: "unreadable",
+      title: `${c.name}'s messages can't be read on this device`,
+      text:
+        `This device was probably restored from an older copy of its data (a restored backup or profile, or a save undone by a power loss) after ${c.name} replied, so what ${c.name} sends now can't be read here, and what you send can't be read there. ` +
+        `Hush has told ${c.name}'s device. Meet ${c.name} and start a new conversation; your messages stay readable here.`,
+      actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
     });
   }
   if (c.rollback) {

@@ -157,7 +157,7 @@ impl HeaderKey {
     }
 
     /// The write key of message `n` sent by `sender` on the chain whose header key is `self`:
-    /// `HMAC-SHA256(HK, "hush/v1/write-key" ‖ role_byte ‖ u32be(n))`.
+    /// `HMAC-SHA256(HK, "hush/v2/write-key" ‖ role_byte ‖ u32be(n))`.
     #[cfg(test)]
     pub(crate) fn write_key(&self, sender: Role, n: u32) -> WriteKey {
         self.chain_addresses(sender).write_key(n)
@@ -179,7 +179,7 @@ pub(crate) struct ChainAddresses {
 }
 
 impl ChainAddresses {
-    /// `HMAC-SHA256(HK, "hush/v1/write-key" ‖ role_byte ‖ u32be(n))`.
+    /// `HMAC-SHA256(HK, "hush/v2/write-key" ‖ role_byte ‖ u32be(n))`.
     pub(crate) fn write_key(&self, n: u32) -> WriteKey {
         write_key_from(self.mac.clone(), self.sender, n)
     }

@@ -118,7 +118,7 @@ pub use message::{
 pub use pickle::PICKLE_VERSION;
 pub use receiving_chain::WINDOW;
 pub use safety_code::{SAFETY_CODE_DIGITS, SAFETY_CODE_LABEL, SafetyCode};
-pub use session::{FORK_SIGNAL_REACH, MAX_ROLLBACK_SKIP, Received, Session};
+pub use session::{FORK_SIGNAL_REACH, MAX_ROLLBACK_SKIP, MESSAGE_ID_LABEL, Received, Session};
 pub use skipped_keys::{MAX_SKIPPED_KEYS, SKIPPED_KEY_RETENTION};
 pub use stream::{
     MAX_AHEAD, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, Rollback, STREAM_DIGEST_LEN,

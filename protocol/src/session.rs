@@ -30,6 +30,9 @@ pub struct Session {
 /// the lost chain finds one of them.
 pub const FORK_SIGNAL_REACH: u32 = 4 * WINDOW;
 
+/// Label of the message id derivation (`docs/PROTOCOL.md` §6.1).
+pub const MESSAGE_ID_LABEL: &[u8] = b"hush/v2/message-id";
+
 /// Most sending-chain positions skipped at once after a rollback (`docs/PROTOCOL.md` §6.5):
 /// bounds the work an acknowledgement can cause (2¹⁶ chain-key steps, well under a second).
 pub const MAX_ROLLBACK_SKIP: u32 = 1 << 16;
@@ -91,10 +94,16 @@ impl Session {
                 max: MAX_MESSAGE_LEN,
             });
         }
-        let mut id = [0u8; MESSAGE_ID_LEN];
-        while id == [0u8; MESSAGE_ID_LEN] {
-            rng.fill_bytes(&mut id);
-        }
+        // Hedged like the blobs: a generator replayed with the state (a VM snapshot) must not
+        // give a different message the id of one the lost state sent, or the peer would drop
+        // it as already shown.
+        let mut z = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut z[..]);
+        let digest = crate::crypto::sha256(&[MESSAGE_ID_LABEL, &z[..], plaintext]);
+        let id = match digest.first_chunk::<MESSAGE_ID_LEN>() {
+            Some(id) if *id != [0u8; MESSAGE_ID_LEN] => *id,
+            _ => [1, 0, 0, 0, 0, 0, 0, 0],
+        };
         self.seal(rng, &split(plaintext), floor, id, true)
     }
 

@@ -93,18 +93,20 @@ proptest! {
     ) {
         let (mut joiner, mut inviter, mut rng) = pair(seed);
         let mut seen: BTreeMap<Address, Vec<Sent>> = BTreeMap::new();
-        let mut snapshot: Option<Vec<u8>> = None;
+        let mut snapshot: Option<(Vec<u8>, SeededRng)> = None;
+        let mut joiner_rng = SeededRng::new(seed ^ 0x5eed);
         for (step, (op, len)) in script.into_iter().enumerate() {
             let text: Vec<u8> = (0..len).map(|i| (i as u8) ^ (step as u8).wrapping_mul(31)).collect();
             match op {
                 // The joiner takes a snapshot of its state (a backup, a copied profile).
-                0 => snapshot = Some(joiner.pickle(&KEY)),
+                0 => snapshot = Some((joiner.pickle(&KEY), joiner_rng.clone())),
                 // The joiner is restored from its snapshot, then keeps going.
-                1 => if let Some(s) = &snapshot {
+                1 => if let Some((s, g)) = &snapshot {
                     joiner = Session::from_pickle(&KEY, s).unwrap();
+                    joiner_rng = g.clone(); // a VM snapshot: the generator comes back too
                 },
                 // The joiner sends (different text every step).
-                2 => send_recorded(&mut joiner, &mut rng, &text, &mut seen),
+                2 => send_recorded(&mut joiner, &mut joiner_rng, &text, &mut seen),
                 // The inviter replies and the joiner reads what it can (a DH step each way).
                 _ => {
                     let floor = inviter.next_seq();
@@ -487,4 +489,30 @@ fn upcoming_addresses_let_a_restored_device_skip_what_its_lost_state_used() {
     let after = send(&mut a, &mut rng, b"after the restore").remove(0);
     assert!(!mailbox.contains(&after.address));
     assert_eq!(deliver(&mut b, &after), Some(b"after the restore".to_vec()));
+}
+
+/// A state restored together with its random generator (a VM snapshot) gives a different
+/// message another id: the peer never drops it as a copy of the lost state's message.
+#[test]
+fn message_ids_differ_for_different_text_under_a_replayed_generator() {
+    let (mut joiner, mut inviter, _rng) = pair(99);
+    let state = joiner.pickle(&KEY);
+    let generator = SeededRng::new(4242);
+    let mut rng = generator.clone();
+    let lost = joiner
+        .encrypt(&mut rng, b"sent by the lost copy", 1)
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        deliver(&mut inviter, &lost),
+        Some(b"sent by the lost copy".to_vec())
+    );
+    let mut restored = Session::from_pickle(&KEY, &state).unwrap();
+    let mut restored_rng = generator;
+    let new = restored
+        .encrypt(&mut restored_rng, b"a new message", 1)
+        .unwrap()
+        .remove(0);
+    assert_ne!(new.message_id, lost.message_id);
+    assert_ne!(new.blob[..HEDGE_LEN], lost.blob[..HEDGE_LEN]);
 }

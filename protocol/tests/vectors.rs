@@ -80,7 +80,7 @@ fn hex(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------- reference primitives ----
 
 /// The test RNG as specified: a byte stream, block i = SHA-256("hush/test-rng" ‖ u64be(seed)
-/// ‖ u64be(i)), consumed in order (32 bytes per key or `z`, 8 per message id).
+/// ‖ u64be(i)), consumed in order (32 bytes per key, per `z`, and per message id's `z`).
 #[derive(Clone)]
 struct Rng {
     seed: u64,
@@ -108,13 +108,17 @@ impl Rng {
         let out: Vec<u8> = self.buf.drain(..N).collect();
         out.try_into().unwrap()
     }
-    /// A message id: 8 bytes, drawn again while all zero (§6.1).
-    fn message_id(&mut self) -> [u8; 8] {
-        loop {
-            let id = self.take::<8>();
-            if id != NO_ID {
-                return id;
-            }
+    /// A message id (§6.1): `SHA-256("hush/v2/message-id" ‖ z ‖ plaintext)[0..8]` for 32 drawn
+    /// bytes `z`; all zero is replaced by `01 00 … 00`.
+    fn message_id(&mut self, plaintext: &[u8]) -> [u8; 8] {
+        let z = self.take::<32>();
+        let id: [u8; 8] = sha(&[b"hush/v2/message-id", &z, plaintext])[..8]
+            .try_into()
+            .unwrap();
+        if id == NO_ID {
+            [1, 0, 0, 0, 0, 0, 0, 0]
+        } else {
+            id
         }
     }
 }
@@ -1382,7 +1386,7 @@ fn reference() -> (Value, Value) {
         let index = events.len();
         let event = match step {
             Step::Send(party, name, text) => {
-                let id = model.rngs.get_mut(party.name()).unwrap().message_id();
+                let id = model.rngs.get_mut(party.name()).unwrap().message_id(&text);
                 let floor = model.send(party, name, KIND_DATA, &text, id);
                 model.texts.insert(name.to_owned(), text.clone());
                 model.ids.insert(name.to_owned(), id);
@@ -1464,7 +1468,7 @@ fn reference() -> (Value, Value) {
     let conversation = json!({
         "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 893 = one full fragment, 894, 57152 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 2); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), re-sends of h1..h3 with their message ids (h3-again is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
         "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW, "stream_digest_len": 8, "message_id_len": 8, "message_id_memory": MESSAGE_ID_MEMORY, "max_ahead": MAX_AHEAD, "max_unconfirmed": MAX_UNCONFIRMED, "max_rollback_skip": MAX_ROLLBACK_SKIP, "max_abandoned_keys": MAX_ABANDONED_KEYS},
-        "rng": {"construction": "a byte stream: block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)), blocks concatenated, bytes consumed in order: inviter: invite secret (32), b0 (32), then per encrypt: the message id (8, data messages only, not re-sends), the new ratchet key (32) if a DH step runs, z (32) per blob; joiner: a1 (32), z of the hello (32), then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
+        "rng": {"construction": "a byte stream: block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)), blocks concatenated, bytes consumed in order: inviter: invite secret (32), b0 (32), then per encrypt: z of the message id (32, data messages only, not re-sends; id = SHA-256(\"hush/v2/message-id\" || z || plaintext)[0..8]), the new ratchet key (32) if a DH step runs, z (32) per blob; joiner: a1 (32), z of the hello (32), then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
         "invite": {
             "now": NOW, "expires_at": EXPIRES_AT, "mailbox_url": "", "secret": hex(&secret),
             "inviter_private": hex(&inviter_key), "inviter_public": hex(&b0),
@@ -1539,7 +1543,7 @@ fn expectation(state: &State, address: &[u8; 32], blob: &[u8]) -> Value {
         Ok(o) => {
             let next_seq = s.stream.next_seq;
             let mut rng = Rng::new(NEXT_SEED);
-            let id = rng.message_id();
+            let id = rng.message_id(b"next");
             let (next, _) = s.encrypt(&mut rng, KIND_DATA, b"next", next_seq, id, 0, None);
             json!({
                 "kind": kind_name(o.kind), "seq": o.seq, "rollback": rollback_json(o.rollback),
@@ -1831,7 +1835,7 @@ fn negative_vectors(run: &Run) -> Value {
         "second restore, 1",
         "second restore, 2",
     ] {
-        let id = rng.message_id();
+        let id = rng.message_id(text.as_bytes());
         let floor = again.stream.outbox_floor();
         let (blobs, _) = again.encrypt(&mut rng, KIND_DATA, text.as_bytes(), floor, id, 0, None);
         third = blobs.into_iter().next();

@@ -186,6 +186,12 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
                 ])
             }),
         ),
+        (
+            "unreadable",
+            s.unreadable.as_ref().map_or(JsValue::NULL, |u| {
+                object(&[("since", (u.since_ms as f64).into())])
+            }),
+        ),
     ])
 }
 
@@ -344,7 +350,7 @@ impl HushClient {
 
     /// Every conversation, most recent first: `[{ id, name, mailbox, joined, safetyCode,
     /// inviteLink, unread, lastActivity, expiresAt, inviteTaken, connecting, ended,
-    /// interference, rollback }]`; `connecting`: joined here, but the hello is not on the
+    /// interference, rollback, unreadable }]`; `connecting`: joined here, but the hello is not on the
     /// mailbox yet (the other person cannot see us); `ended`: `null`, `"protocolV1"` (made
     /// with protocol version 1: readable, but it cannot continue) or `"peerRestored"` (the
     /// other device was restored from an older copy after our last reply: neither side can
