@@ -1214,6 +1214,15 @@ function messageItem(entry, name) {
 }
 
 function setStatus(chat, li, entry) {
+  // While the other person's answers can't be read here (this device went back to an older
+  // copy), a message waiting for them is not delivered, and the notice above says why.
+  const c = byId(chat.id);
+  const reason =
+    entry.reason ??
+    (entry.outgoing && entry.status === "failed" && c?.unreadable
+      ? `${c.name}'s device can't read this device's messages any more (see above)`
+      : null);
+  entry = reason ? { ...entry, reason } : entry;
   const key = `${entry.status}\u0000${entry.reason ?? ""}`;
   if (li.dataset.statusKey !== key) {
     li.dataset.statusKey = key;
