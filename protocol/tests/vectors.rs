@@ -65,6 +65,7 @@ const INVITER_SEED: u64 = 1;
 const JOINER_SEED: u64 = 2;
 const NEXT_SEED: u64 = 99;
 const SECOND_RESTORE_SEED: u64 = 98;
+const REWOUND_SEED: u64 = 97;
 const VARIANT_URL: &str = "https://mailbox.example.org/hush";
 const PICKLE_KEY: [u8; 32] = [0x5a; 32];
 
@@ -1226,6 +1227,44 @@ const ZERO_FIELDS: Fields = Fields {
 
 /// The same invite (secret, key, expiry) with a mailbox URL, joined by the same joiner seed:
 /// every key and the hello's address differ.
+/// §3.8: the inviter's last snapshot (the state the script restores) sealing a message with
+/// its generator rewound too (a VM snapshot, seed `REWOUND_SEED` each time): a different
+/// text gives the same `z` but another hedge `r` (so other keys), the same text gives the
+/// byte-identical blob.
+fn rewound_generator(snapshot: &State) -> Value {
+    let seal = |text: &[u8]| {
+        let mut state = snapshot.clone();
+        let mut rng = Rng::new(REWOUND_SEED);
+        let id = rng.message_id(text);
+        let floor = state.stream.outbox_floor();
+        let (blobs, _) = state.encrypt(&mut rng, KIND_DATA, text, floor, id, 0, None);
+        blobs.into_iter().next().unwrap()
+    };
+    let (first, other, again) = (
+        seal(b"first text"),
+        seal(b"other text"),
+        seal(b"first text"),
+    );
+    assert_eq!(first.address, other.address, "one state, one slot");
+    assert_eq!(first.z, other.z, "the rewound generator repeats z");
+    assert_ne!(
+        first.sealed.r, other.sealed.r,
+        "the plaintext changes the hedge"
+    );
+    assert_ne!(first.sealed.mkr, other.sealed.mkr);
+    assert_ne!(first.sealed.hkr, other.sealed.hkr);
+    assert_eq!(
+        first.sealed.blob, again.sealed.blob,
+        "the same text: the same bytes"
+    );
+    let blob = |b: &Blob| json!({"z": hex(&b.z), "r": hex(&b.sealed.r), "hkr": hex(&b.sealed.hkr), "mkr": hex(&b.sealed.mkr), "address": hex(&b.address), "blob": hex(&b.sealed.blob)});
+    json!({
+        "description": "the inviter's last snapshot (restored by the script) seals with the generator rewound to seed rng_seed each time: 'first text', 'other text', then 'first text' again",
+        "rng_seed": REWOUND_SEED,
+        "first": blob(&first), "other": blob(&other), "first_again": blob(&again),
+    })
+}
+
 fn url_variant(secret: &[u8; 32], inviter_key: &[u8; 32]) -> Value {
     let b0 = public(inviter_key);
     let (info, okm) = invite_keys(secret, &b0, VARIANT_URL);
@@ -1480,6 +1519,7 @@ fn reference() -> (Value, Value) {
             "hello_address": hex(&model.blobs["hello"][0].address),
         },
         "invite_url_variant": url_variant(&secret, &inviter_key),
+        "rewound_generator": rewound_generator(&model.snapshots["inviter"]),
         "safety_code": code,
         "chains": model.chains,
         "messages": model.messages,
@@ -2136,6 +2176,32 @@ fn implementation_matches_the_vector_file() {
     let events = v["events"].as_array().unwrap().len();
     let w = replay(&v, events);
     assert_eq!(w.cursor, v["messages"].as_array().unwrap().len());
+}
+
+#[test]
+fn implementation_matches_the_rewound_generator_vectors() {
+    let v = load(PATH);
+    let events = v["events"].as_array().unwrap().len();
+    let w = replay(&v, events);
+    let g = &v["rewound_generator"];
+    let pickle = &w.snapshots["inviter"];
+    let seal = |text: &[u8]| {
+        let mut session = Session::from_pickle(&PICKLE_KEY, pickle).unwrap();
+        let mut rng = SeededRng::new(g["rng_seed"].as_u64().unwrap());
+        let floor = session.next_seq();
+        session.encrypt(&mut rng, text, floor).unwrap().remove(0)
+    };
+    for (key, text) in [
+        ("first", &b"first text"[..]),
+        ("other", b"other text"),
+        ("first_again", b"first text"),
+    ] {
+        let blob = seal(text);
+        assert_eq!(hex(&blob.address.0), s(&g[key]["address"]), "{key}");
+        assert_eq!(hex(&blob.blob), s(&g[key]["blob"]), "{key}");
+    }
+    assert_ne!(s(&g["first"]["r"]), s(&g["other"]["r"]));
+    assert_eq!(s(&g["first"]["z"]), s(&g["other"]["z"]));
 }
 
 #[test]
