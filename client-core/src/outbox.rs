@@ -771,6 +771,13 @@ impl<P: Platform> Client<P> {
     /// whether anything was encrypted (flush now).
     pub(crate) async fn resend_squatted(&self, id: &str) -> Result<bool, ClientError> {
         let key = self.key()?;
+        // Nothing queued (the usual case): no probe. The poll that calls this has committed
+        // what it received, and must report it without waiting on one more request.
+        let queued = self.conversation(&key, id).await?;
+        if queued.recovery.resend.is_empty() || queued.ended.is_some() {
+            return Ok(false);
+        }
+        drop(queued);
         // Positions a lost copy of this device (or someone else) took: skip them all at once
         // rather than meeting them one 409 at a time.
         let taken = self.taken_positions(&key, id).await;

@@ -868,3 +868,24 @@ fn a_device_restored_after_the_peer_answered_is_told_and_marks_its_messages() {
         "not junk"
     );
 }
+
+/// A poll reports what it committed without one more request when nothing waits to be sent
+/// again (simulator `--faults restore --seed 74`: the poll that committed alice's message
+/// then probed bob's sending positions; the probe's answer was lost, bob's acknowledgement of
+/// the message went out meanwhile, and bob's device was restored before the poll returned, so
+/// his screen never showed a message alice saw delivered).
+#[test]
+fn a_poll_with_nothing_to_send_again_makes_no_probe() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(170);
+    // Idle: one padded request for the poll set, nothing else.
+    let fetches = mailbox.fetches.get();
+    assert!(run(bob.poll(&b_id)).unwrap().messages.is_empty());
+    assert_eq!(mailbox.fetches.get(), fetches + 1, "the poll set only");
+    run(alice.send(&a_id, "hello")).unwrap();
+    run(alice.flush()).unwrap();
+    // The message is read; the refetch of the slid window is the drain's, no probe follows.
+    let fetches = mailbox.fetches.get();
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert_eq!(texts(&polled.messages), ["hello"]);
+    assert_eq!(mailbox.fetches.get(), fetches + 2, "poll set and one refetch");
+}
