@@ -127,6 +127,9 @@ pub struct Client<P: Platform> {
     /// an unchanged session is polled with the same requests without unpickling it again.
     /// Cleared on [`Client::lock`].
     polls: RefCell<Vec<PollMemo>>,
+    /// Conversations whose upcoming sending positions were probed since unlock
+    /// ([`Client::poll`]). Cleared on [`Client::lock`].
+    pub(crate) probed: RefCell<Vec<String>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -145,6 +148,7 @@ impl<P: Platform> Client<P> {
             platform,
             key: RefCell::new(None),
             polls: RefCell::new(Vec::new()),
+            probed: RefCell::new(Vec::new()),
         }
     }
 
@@ -236,6 +240,7 @@ impl<P: Platform> Client<P> {
     pub fn lock(&self) {
         self.key.borrow_mut().take();
         self.polls.borrow_mut().clear();
+        self.probed.borrow_mut().clear();
     }
 
     /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.

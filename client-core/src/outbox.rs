@@ -736,7 +736,7 @@ impl<P: Platform> Client<P> {
     /// first upcoming address (to check, under the lock, that the session has not moved
     /// meanwhile) and the count of leading taken positions; `None` when nothing is taken or
     /// the mailbox cannot be asked now.
-    async fn taken_positions(&self, key: &VaultKey, id: &str) -> Option<(Address, u32)> {
+    pub(crate) async fn taken_positions(&self, key: &VaultKey, id: &str) -> Option<(Address, u32)> {
         let conversation = self.conversation(key, id).await.ok()?;
         let live = Self::load_session(key, &conversation).ok()?;
         let upcoming = live.upcoming_addresses(PROBE_POSITIONS);
@@ -757,7 +757,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// Applies [`Client::taken_positions`] under the lock, if the session still starts there.
-    fn skip_taken(live: &mut Session, taken: Option<(Address, u32)>) {
+    pub(crate) fn skip_taken(live: &mut Session, taken: Option<(Address, u32)>) {
         if let Some((first, count)) = taken
             && live.upcoming_addresses(1).first() == Some(&first)
         {

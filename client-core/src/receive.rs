@@ -148,6 +148,7 @@ impl<P: Platform> Client<P> {
     /// them again at later addresses (with what this poll learnt, a rollback included) and
     /// asks for a flush now ([`PollOutcome::flush_at_ms`]).
     pub async fn poll(&self, id: &str) -> Result<PollOutcome, ClientError> {
+        self.probe_once(id).await?;
         let mut outcome = self.poll_mailbox(id).await?;
         match self.resend_squatted(id).await {
             Ok(true) => outcome.flush_at_ms = Some(self.now_ms()),
@@ -157,6 +158,41 @@ impl<P: Platform> Client<P> {
             Err(err) => return Err(err),
         }
         Ok(outcome)
+    }
+
+    /// Once per conversation after unlock: finds whether our next sending positions already
+    /// hold blobs (a copy of this device, lost to a restore, wrote there) and moves past them
+    /// before anything is sent, so that a restored device never presents a second blob for an
+    /// address it used (one padded fetch, no lock held; the skip is committed under the lock).
+    async fn probe_once(&self, id: &str) -> Result<(), ClientError> {
+        if self.probed.borrow().iter().any(|p| p == id) {
+            return Ok(());
+        }
+        let key = self.key()?;
+        let conversation = self.conversation(&key, id).await?;
+        if conversation.ended.is_some()
+            || !matches!(conversation.state, ConversationState::Active { .. })
+        {
+            return Ok(());
+        }
+        drop(conversation);
+        let taken = self.taken_positions(&key, id).await;
+        if taken.is_some() {
+            let _guard = self.lock_conversation(id).await?;
+            let mut conversation = self.conversation(&key, id).await?;
+            let mut live = Self::load_session(&key, &conversation)?;
+            let before = live.upcoming_addresses(1);
+            Self::skip_taken(&mut live, taken);
+            if live.upcoming_addresses(1) != before {
+                if let ConversationState::Active { session, .. } = &mut conversation.state {
+                    *session = live.pickle(&Self::pickle_key(&key));
+                }
+                let writes = vec![self.put(&key, records::conversation_key(id), &conversation)];
+                self.store().commit(writes, Durability::Strict).await?;
+            }
+        }
+        self.probed.borrow_mut().push(id.to_owned());
+        Ok(())
     }
 
     /// Fetches and drains (see [`Client::poll`]).

@@ -887,5 +887,9 @@ fn a_poll_with_nothing_to_send_again_makes_no_probe() {
     let fetches = mailbox.fetches.get();
     let polled = run(bob.poll(&b_id)).unwrap();
     assert_eq!(texts(&polled.messages), ["hello"]);
-    assert_eq!(mailbox.fetches.get(), fetches + 2, "poll set and one refetch");
+    assert_eq!(
+        mailbox.fetches.get(),
+        fetches + 2,
+        "poll set and one refetch"
+    );
 }
