@@ -50,6 +50,7 @@ test("cargo xtask serve serves the app, and it loads in Chromium", { skip: NO_BR
       process.kill(-child.pid, "SIGTERM");
     } catch {}
     await exited;
-    rmSync(data, { recursive: true, force: true });
+    // The mailbox-server in the stopped group may still be closing its files: retry.
+    rmSync(data, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 });
