@@ -50,7 +50,21 @@ test("cargo xtask serve serves the app, and it loads in Chromium", { skip: NO_BR
       process.kill(-child.pid, "SIGTERM");
     } catch {}
     await exited;
-    // The mailbox-server in the stopped group may still be closing its files: retry.
-    rmSync(data, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    // cargo is gone, but the mailbox-server it started (same process group) may still be
+    // closing its files: retry for up to 10 s, and stop the group for good half way.
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        rmSync(data, { recursive: true, force: true });
+        break;
+      } catch (err) {
+        if (attempt === 20) throw err;
+        if (attempt === 10) {
+          try {
+            process.kill(-child.pid, "SIGKILL");
+          } catch {}
+        }
+        await new Promise((done) => setTimeout(done, 500));
+      }
+    }
   }
 });
