@@ -30,6 +30,17 @@ pub struct Session {
 /// the lost chain finds one of them.
 pub const FORK_SIGNAL_REACH: u32 = 4 * WINDOW;
 
+/// Refuses a plaintext longer than [`MAX_MESSAGE_LEN`].
+fn check_length(plaintext: &[u8]) -> Result<(), EncryptError> {
+    if plaintext.len() > MAX_MESSAGE_LEN {
+        return Err(EncryptError::MessageTooLong {
+            len: plaintext.len(),
+            max: MAX_MESSAGE_LEN,
+        });
+    }
+    Ok(())
+}
+
 /// Label of the message id derivation (`docs/PROTOCOL.md` §6.1).
 pub const MESSAGE_ID_LABEL: &[u8] = b"hush/v2/message-id";
 
@@ -88,12 +99,7 @@ impl Session {
         plaintext: &[u8],
         floor: u32,
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
-        if plaintext.len() > MAX_MESSAGE_LEN {
-            return Err(EncryptError::MessageTooLong {
-                len: plaintext.len(),
-                max: MAX_MESSAGE_LEN,
-            });
-        }
+        check_length(plaintext)?;
         // Hedged like the blobs: a generator replayed with the state (a VM snapshot) must not
         // give a different message the id of one the lost state sent, or the peer would drop
         // it as already shown.
@@ -118,12 +124,7 @@ impl Session {
         floor: u32,
         message_id: [u8; MESSAGE_ID_LEN],
     ) -> Result<Vec<OutgoingBlob>, EncryptError> {
-        if plaintext.len() > MAX_MESSAGE_LEN {
-            return Err(EncryptError::MessageTooLong {
-                len: plaintext.len(),
-                max: MAX_MESSAGE_LEN,
-            });
-        }
+        check_length(plaintext)?;
         self.seal(rng, &split(plaintext), floor, message_id, true)
     }
 

@@ -227,21 +227,25 @@ impl Stream {
         }
         // The peer's digest may have restarted at one of the floors we sent (it never
         // received some numbers below it): try those too.
+        // Each distinct floor is tried once: blobs carry the same floor in long runs, and a
+        // ring of up to MAX_UNCONFIRMED blobs must not cost a digest per blob per blob.
         let restarted = || {
-            self.sent
+            let floors: std::collections::BTreeSet<u32> = self
+                .sent
                 .iter()
                 .map(|b| b.floor)
                 .filter(|f| *f <= ack.next)
                 .filter(|f| self.sent.front().is_some_and(|first| first.seq <= *f))
-                .any(|f| {
-                    let mut from = [0u8; STREAM_DIGEST_LEN];
-                    for blob in self.sent.iter().filter(|b| b.seq >= f && b.seq < ack.next) {
-                        if blob.counted {
-                            from = extend_digest(&from, blob.seq, &blob.r);
-                        }
+                .collect();
+            floors.into_iter().any(|f| {
+                let mut from = [0u8; STREAM_DIGEST_LEN];
+                for blob in self.sent.iter().filter(|b| b.seq >= f && b.seq < ack.next) {
+                    if blob.counted {
+                        from = extend_digest(&from, blob.seq, &blob.r);
                     }
-                    from == *digest
-                })
+                }
+                from == *digest
+            })
         };
         let diverged = ack.next > self.confirmed && verifiable && ours != *digest && !restarted();
         if ack.next > self.confirmed {
