@@ -1777,6 +1777,7 @@ async function flush() {
   app.flushing = (async () => {
     let delivered = 0;
     let conflicts = 0;
+    let ended = 0;
     let next = null;
     do {
       app.flushAgain = false;
@@ -1784,6 +1785,7 @@ async function flush() {
         const out = await app.client.flush();
         delivered += out.delivered;
         conflicts += out.conflicts;
+        ended += out.ended;
         next = out.flushAt;
         app.pending = out.pending;
         app.flushError = out.pending > 0 && Boolean(out.lastError);
@@ -1803,8 +1805,9 @@ async function flush() {
       if (generation !== app.generation) return;
     }
     updateNetStatus();
-    if (conflicts > 0) {
-      // An invite someone else joined first, or a message the mailbox could not take.
+    if (conflicts > 0 || ended > 0) {
+      // An invite someone else joined first, a message the mailbox could not take, or a
+      // conversation the other person's restored device can no longer follow.
       await refreshList();
       const shown = app.screen.id && byId(app.screen.id);
       if (shown?.inviteTaken) showInviteTaken(shown.id);

@@ -30,8 +30,8 @@ use crate::error::ClientError;
 use crate::join::join_all;
 use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Transport, Write};
 use crate::records::{
-    self, ACK_PREFIX, AckDue, BlobKind, Conversation, ConversationState, Interference, Message,
-    OUTGOING_PREFIX, Outgoing, Status,
+    self, ACK_PREFIX, AckDue, BlobKind, Conversation, ConversationState, EndReason, Interference,
+    Message, OUTGOING_PREFIX, Outgoing, Status,
 };
 use crate::vault::VaultKey;
 
@@ -89,6 +89,9 @@ pub struct FlushOutcome {
     /// When to flush next (ms since the epoch): an owed acknowledgement falls due or a
     /// retransmission check is due ([`Client::next_flush_ms`]).
     pub flush_at_ms: Option<u64>,
+    /// Conversations that ended in this flush: the retransmission check found the other
+    /// person's restore signal (`docs/PROTOCOL.md` §6.9; `EndReason::PeerRestored`).
+    pub ended: u32,
 }
 
 /// One outbox record: its name, sequence number and content.
@@ -442,10 +445,7 @@ impl<P: Platform> Client<P> {
         if !delivery.results.is_empty() || delivery.refused.is_some() {
             outcome.acks_sent += self.record_delivery(&id, delivery).await?;
         }
-        if let Err(err) = self
-            .retransmit(&id, &mailbox, &items, &mut outcome.retransmitted)
-            .await
-        {
+        if let Err(err) = self.retransmit(&id, &mailbox, &items, &mut outcome).await {
             match err {
                 ClientError::Network(err) => outcome.last_error = Some(err),
                 other => return Err(other),
@@ -635,10 +635,11 @@ impl<P: Platform> Client<P> {
         id: &str,
         mailbox: &str,
         items: &[OutRecord],
-        retransmitted: &mut u32,
+        outcome: &mut FlushOutcome,
     ) -> Result<(), ClientError> {
         let key = self.key()?;
         let now = self.now_ms();
+        let retransmitted = &mut outcome.retransmitted;
         let before = *retransmitted;
         let stored = |o: &Outgoing| o.stored;
         if !items
@@ -660,11 +661,33 @@ impl<P: Platform> Client<P> {
             .iter()
             .map(|(_, _, o)| WriteKey(o.write_key).address())
             .collect();
+        // The peer's restore signals ride along (`docs/PROTOCOL.md` §6.9): a peer restored to
+        // a copy too old to read us leaves our blobs unconfirmed for ever, and says so there.
+        let live = Self::load_session(&key, &self.conversation(&key, id).await?).ok();
+        let watched = live
+            .as_ref()
+            .map(Session::restore_signal_addresses)
+            .unwrap_or_default();
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
         let net = self.platform().net();
         let mut found = Vec::new();
-        for batch in padded_batches(&decoy_key, &addresses) {
+        for batch in padded_batches(&decoy_key, &[addresses.clone(), watched.clone()].concat()) {
             found.extend(net.fetch(mailbox, &batch).await?);
+        }
+        if let Some(live) = &live
+            && found
+                .iter()
+                .any(|(a, blob)| watched.contains(a) && live.is_restore_signal(a, blob))
+        {
+            let _guard = self.lock_conversation(id).await?;
+            let mut conversation = self.conversation(&key, id).await?;
+            if conversation.ended.is_none() {
+                conversation.ended = Some(EndReason::PeerRestored);
+                let writes = vec![self.put(&key, records::conversation_key(id), &conversation)];
+                self.store().commit(writes, Durability::Strict).await?;
+                outcome.ended += 1;
+            }
+            return Ok(());
         }
         let mut checked = Vec::new();
         let mut failure = None;
@@ -754,6 +777,43 @@ impl<P: Platform> Client<P> {
             .take_while(|address| found.contains(address))
             .count();
         (taken > 0).then(|| (first, u32::try_from(taken).unwrap_or(PROBE_POSITIONS)))
+    }
+
+    /// While the other person's answers cannot be read here (this device was restored from a
+    /// copy older than what they answered), deposits this session's restore signals
+    /// (`docs/PROTOCOL.md` §6.9): the only blobs the other person is sure to look for when
+    /// no chain this state derives is one they still read, so that they are told the
+    /// conversation cannot go on instead of waiting for ever. At once, then again every
+    /// [`RETRANSMIT_AFTER_MS`] while the notice stands (a signal expires like any blob).
+    /// The signal is deterministic: depositing it again stores nothing new.
+    pub(crate) async fn deposit_restore_signals(&self, id: &str) -> Result<(), ClientError> {
+        let key = self.key()?;
+        let conversation = self.conversation(&key, id).await?;
+        let now = self.now_ms();
+        let due = conversation.unreadable.is_some_and(|n| {
+            n.signal_ms == 0 || now >= n.signal_ms.saturating_add(RETRANSMIT_AFTER_MS)
+        });
+        if !due || conversation.ended.is_some() {
+            return Ok(());
+        }
+        let signals = Self::load_session(&key, &conversation)?.restore_signals();
+        let mailbox = conversation.mailbox.clone();
+        drop(conversation);
+        let net = self.platform().net();
+        for signal in &signals {
+            // A 409 is our own earlier deposit (the bytes are deterministic) or junk someone
+            // put there first; either way nothing more can be done at that address.
+            net.put(&mailbox, &signal.write_key, &signal.blob).await?;
+        }
+        let _guard = self.lock_conversation(id).await?;
+        let mut conversation = self.conversation(&key, id).await?;
+        let Some(notice) = conversation.unreadable.as_mut() else {
+            return Ok(());
+        };
+        notice.signal_ms = now;
+        let writes = vec![self.put(&key, records::conversation_key(id), &conversation)];
+        self.store().commit(writes, Durability::Relaxed).await?;
+        Ok(())
     }
 
     /// Applies [`Client::taken_positions`] under the lock, if the session still starts there.

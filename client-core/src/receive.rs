@@ -117,6 +117,17 @@ struct Drained {
 /// after it.
 pub const MAX_HOLD_MS: u64 = 24 * 60 * 60 * 1_000;
 
+/// The poll set, then as many of the peer's restore-signal addresses (newest first) as fit
+/// in the padding of its last fetch (`docs/PROTOCOL.md` §6.9): free, since the request has
+/// [`crate::FETCH_BATCH`] addresses anyway. The rest are fetched by the retransmission
+/// check, which runs while our blobs go unconfirmed.
+fn with_restore_signals(live: &Session) -> Vec<Address> {
+    let mut addresses = live.poll_addresses();
+    let room = (crate::FETCH_BATCH - addresses.len() % crate::FETCH_BATCH) % crate::FETCH_BATCH;
+    addresses.extend(live.restore_signal_addresses().into_iter().take(room));
+    addresses
+}
+
 /// The committed session a drain step started from, and the blobs it consumed since: enough
 /// to rebuild the session as it was before any one of them (a `Session` has no `Clone`).
 struct Replay<'a> {
@@ -150,6 +161,8 @@ impl<P: Platform> Client<P> {
     pub async fn poll(&self, id: &str) -> Result<PollOutcome, ClientError> {
         self.probe_once(id).await?;
         let mut outcome = self.poll_mailbox(id).await?;
+        // Not fatal to the poll: the signal is deposited again at the next one.
+        let _ = self.deposit_restore_signals(id).await;
         match self.resend_squatted(id).await {
             Ok(true) => outcome.flush_at_ms = Some(self.now_ms()),
             Ok(false) | Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {}
@@ -217,7 +230,7 @@ impl<P: Platform> Client<P> {
                 let addresses = match &conversation.state {
                     ConversationState::Active { .. } => {
                         match Self::load_session(&key, &conversation) {
-                            Ok(live) => live.poll_addresses(),
+                            Ok(live) => with_restore_signals(&live),
                             Err(ClientError::ConversationEnded { .. }) => {
                                 return Ok(PollOutcome::default());
                             }
@@ -337,6 +350,16 @@ impl<P: Platform> Client<P> {
             held: &conversation.held,
             now,
         };
+        // The peer's restore signal is checked apart: it is no blob of a chain.
+        let signal_addresses = live.restore_signal_addresses();
+        let mut restore_signal = false;
+        found.retain(|(address, blob, _)| {
+            if !signal_addresses.contains(address) {
+                return true;
+            }
+            restore_signal |= live.is_restore_signal(address, blob);
+            false
+        });
         let drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
         drop(replay);
         outcome.rejected += drained.rejected;
@@ -374,7 +397,12 @@ impl<P: Platform> Client<P> {
             outcome.notice = true;
             changed = true;
         }
-        match (drained.peer_restored, conversation.ended) {
+        let peer_restored = if restore_signal {
+            Some(true)
+        } else {
+            drained.peer_restored
+        };
+        match (peer_restored, conversation.ended) {
             (Some(true), None) => {
                 conversation.ended = Some(EndReason::PeerRestored);
                 outcome.notice = true;
@@ -395,7 +423,10 @@ impl<P: Platform> Client<P> {
                 let marked = self.mark_unreadable(&key, id, true, &mut writes).await?;
                 let raised = conversation.unreadable.is_none();
                 if raised {
-                    conversation.unreadable = Some(UnreadableNotice { since_ms: now });
+                    conversation.unreadable = Some(UnreadableNotice {
+                        since_ms: now,
+                        signal_ms: 0,
+                    });
                     changed = true;
                 }
                 outcome.notice |= marked || raised;

@@ -289,6 +289,10 @@ pub struct RollbackNotice {
 pub struct UnreadableNotice {
     /// When it was first seen (ms since the epoch).
     pub since_ms: u64,
+    /// When this device last deposited its restore signal (`docs/PROTOCOL.md` §6.9) so that
+    /// the other person learns it too (ms since the epoch; 0: not yet).
+    #[serde(default)]
+    pub signal_ms: u64,
 }
 
 impl core::fmt::Display for UnreadableNotice {

@@ -11,6 +11,7 @@ use crate::hedge::{self, HEDGE_LEN, HEDGE_RANDOM_LEN};
 use crate::message::{BLOB_LEN, Fragment, PAYLOAD_LEN};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
 use crate::receiving_chain::{ReceivingChain, WINDOW};
+use crate::restore_signal::{RESTORE_MEMORY, RestoreKey, RestoreSignal};
 use crate::root_key::RootKey;
 use crate::secret::secret_key;
 use crate::sending_chain::SendingChain;
@@ -138,6 +139,9 @@ pub(crate) struct Ratchet {
     /// Positions the next sending chain skips when it starts: set when a rollback is found
     /// while a send step is pending (the lost state may have started that chain already).
     pub(crate) next_chain_skip: u32,
+    /// `RS` of the last [`RESTORE_MEMORY`] root keys before `RK`, oldest first: the peer
+    /// restored to a state holding one of them can still tell us (`docs/PROTOCOL.md` §6.9).
+    pub(crate) restore_keys: VecDeque<RestoreKey>,
 }
 
 /// Most messages of the current receiving chain read while `previous_root` is kept: past it
@@ -252,6 +256,57 @@ fn seal_blob<R: CryptoRng + ?Sized>(
 }
 
 impl Ratchet {
+    /// Replaces `RK`, keeping the old one's restore-signal key (at most [`RESTORE_MEMORY`]).
+    /// Returns the old root key.
+    fn advance_root(&mut self, root_key: RootKey) -> RootKey {
+        let old = core::mem::replace(&mut self.root_key, root_key);
+        if self.restore_keys.len() >= RESTORE_MEMORY {
+            self.restore_keys.pop_front();
+        }
+        self.restore_keys.push_back(old.restore_key());
+        old
+    }
+
+    /// Restore-signal keys the peer may hold: our current root key's, then earlier ones,
+    /// newest first.
+    fn known_restore_keys(&self) -> impl Iterator<Item = RestoreKey> + '_ {
+        core::iter::once(self.root_key.restore_key()).chain(self.restore_keys.iter().rev().cloned())
+    }
+
+    /// Addresses of the peer's restore signal under our current and last
+    /// [`RESTORE_MEMORY`] root keys (at most 17, newest first).
+    pub(crate) fn restore_signal_addresses(&self) -> Vec<Address> {
+        let peer = self.role.peer();
+        self.known_restore_keys().map(|k| k.address(peer)).collect()
+    }
+
+    /// Whether `blob` at `address` is the peer's restore signal under one of our root keys.
+    pub(crate) fn is_restore_signal(&self, address: &Address, blob: &[u8]) -> bool {
+        let peer = self.role.peer();
+        self.known_restore_keys()
+            .find(|k| k.address(peer) == *address)
+            .is_some_and(|k| k.is_signal(peer, blob))
+    }
+
+    /// Our restore signals: under `RK`, under `previous_root` if held, and under the two
+    /// root keys before `RK`. After a restore the last root key we share with the peer is one
+    /// of these: the restored state makes at most one send step of its own (its answer)
+    /// before it finds it cannot read the peer, since every later step needs a chain of the
+    /// peer's that it could read.
+    pub(crate) fn restore_signals(&self) -> Vec<RestoreSignal> {
+        let mut keys: Vec<RestoreKey> = vec![self.root_key.restore_key()];
+        keys.extend(self.previous_root.as_ref().map(RootKey::restore_key));
+        keys.extend(self.restore_keys.iter().rev().take(2).cloned());
+        let mut signals: Vec<RestoreSignal> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let signal = key.signal(self.role);
+            if !signals.iter().any(|s| s.address == signal.address) {
+                signals.push(signal);
+            }
+        }
+        signals
+    }
+
     /// The addresses to poll now, by segment (see [`PollSet`]).
     pub(crate) fn poll_set(&self) -> PollSet {
         PollSet {
@@ -305,7 +360,7 @@ impl Ratchet {
             chain.next += 1;
         }
         self.sending = Some(chain);
-        self.root_key = root_key;
+        self.advance_root(root_key);
         self.ratchet_key = new_key;
         self.send_step_pending = false;
         self.previous_root = None;
@@ -610,7 +665,7 @@ impl Ratchet {
         self.next_window = next_header_key.addresses(peer, 0, WINDOW);
         self.receiving = Some(rc);
         self.next_receiving_header_key = next_header_key;
-        self.previous_root = Some(core::mem::replace(&mut self.root_key, root_key));
+        self.previous_root = Some(self.advance_root(root_key));
         self.remote_ratchet_key = Some(remote);
         self.send_step_pending = true;
         self.skipped.extend(new_skipped, &mut retired);
@@ -706,7 +761,7 @@ impl Ratchet {
         }
         self.receiving = Some(receiving);
         self.next_receiving_header_key = next_header_key;
-        self.root_key = root_key;
+        self.advance_root(root_key);
         self.remote_ratchet_key = Some(remote);
         self.skipped.extend(new_skipped, &mut retired);
         self.finish_receive(address, &mut retired);

@@ -214,6 +214,7 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         previous_root: None,
         abandoned_keys: Vec::new(),
         next_chain_skip: 0,
+        restore_keys: VecDeque::new(),
     }
 }
 
@@ -479,6 +480,7 @@ impl Invite {
             previous_root: None,
             abandoned_keys: Vec::new(),
             next_chain_skip: 0,
+            restore_keys: VecDeque::new(),
         };
         let hello = Unsealed {
             kind: KIND_HELLO,

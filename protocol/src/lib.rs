@@ -88,6 +88,7 @@ mod message;
 mod pickle;
 mod ratchet_key;
 mod receiving_chain;
+mod restore_signal;
 mod root_key;
 mod safety_code;
 mod secret;
@@ -117,6 +118,10 @@ pub use message::{
 };
 pub use pickle::PICKLE_VERSION;
 pub use receiving_chain::WINDOW;
+pub use restore_signal::{
+    RESTORE_MEMORY, RESTORE_SIGNAL_BLOB_LABEL, RESTORE_SIGNAL_KEY_LABEL,
+    RESTORE_SIGNAL_WRITE_KEY_LABEL, RestoreSignal,
+};
 pub use safety_code::{SAFETY_CODE_DIGITS, SAFETY_CODE_LABEL, SafetyCode};
 pub use session::{FORK_SIGNAL_REACH, MAX_ROLLBACK_SKIP, MESSAGE_ID_LABEL, Received, Session};
 pub use skipped_keys::{MAX_SKIPPED_KEYS, SKIPPED_KEY_RETENTION};

@@ -26,6 +26,7 @@ use crate::invite::{InviteSecret, PendingInvite};
 use crate::message::{MAX_FRAGMENTS, MAX_PENDING_MESSAGES, PartialMessage, Reassembly};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
 use crate::receiving_chain::{ReceivingChain, WINDOW};
+use crate::restore_signal::{RESTORE_MEMORY, RestoreKey};
 use crate::root_key::RootKey;
 use crate::safety_code::SafetyCode;
 use crate::sending_chain::SendingChain;
@@ -210,6 +211,9 @@ enum PickleV2 {
     Session(SessionPickleV2),
     PendingInvite(PendingInvitePickleV2),
     PendingMutualInvite(PendingMutualInvitePickleV2),
+    /// A session with its restore-signal keys (`Ratchet::restore_keys`, oldest first). A
+    /// session pickled before they existed loads as [`PickleV2::Session`], with none.
+    SessionWithRestoreKeys(SessionPickleV2, Vec<[u8; 32]>),
 }
 
 fn role_byte(role: Role) -> u8 {
@@ -338,6 +342,7 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         previous_root: p.previous_root.as_ref().map(RootKey::from_bytes),
         abandoned_keys: p.abandoned_keys.clone(),
         next_chain_skip: p.next_chain_skip.min(crate::MAX_ROLLBACK_SKIP),
+        restore_keys: VecDeque::new(),
     })
 }
 
@@ -421,8 +426,12 @@ fn decode_v2(plaintext: &[u8]) -> Result<PickleV2, PickleError> {
     Ok(value)
 }
 
-fn session_from_v2(p: &SessionPickleV2) -> Result<Session, PickleError> {
-    let ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
+fn session_from_v2(p: &SessionPickleV2, restore_keys: &[[u8; 32]]) -> Result<Session, PickleError> {
+    let mut ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
+    if restore_keys.len() > RESTORE_MEMORY {
+        return Err(PickleError::Malformed);
+    }
+    ratchet.restore_keys = restore_keys.iter().map(RestoreKey::from_bytes).collect();
     if ratchet.remote_ratchet_key.is_none() || p.partial_messages.len() > MAX_PENDING_MESSAGES {
         return Err(PickleError::Malformed);
     }
@@ -456,33 +465,43 @@ impl Session {
     /// Serialises the whole session and encrypts it under `pickle_key` (32 bytes from the
     /// caller, e.g. derived from a passphrase or held in the platform keystore).
     pub fn pickle(&self, pickle_key: &[u8; 32]) -> Vec<u8> {
-        let value = PickleV2::Session(SessionPickleV2 {
-            ratchet: ratchet_to_pickle(&self.ratchet),
-            partial_messages: self
-                .reassembly
-                .pending
-                .iter()
-                .map(|m| PartialPickle {
-                    chain: m.chain,
-                    start: m.start,
-                    started_at: m.started_at,
-                    parts: m
-                        .parts
-                        .iter()
-                        .map(|p| p.as_ref().map(|b| b.to_vec()))
-                        .collect(),
-                })
-                .collect(),
-            safety_code: self.safety_code.digits().to_owned(),
-            stream: stream_to_pickle(&self.stream),
-        });
+        let restore_keys = self
+            .ratchet
+            .restore_keys
+            .iter()
+            .map(|k| *k.as_bytes())
+            .collect();
+        let value = PickleV2::SessionWithRestoreKeys(
+            SessionPickleV2 {
+                ratchet: ratchet_to_pickle(&self.ratchet),
+                partial_messages: self
+                    .reassembly
+                    .pending
+                    .iter()
+                    .map(|m| PartialPickle {
+                        chain: m.chain,
+                        start: m.start,
+                        started_at: m.started_at,
+                        parts: m
+                            .parts
+                            .iter()
+                            .map(|p| p.as_ref().map(|b| b.to_vec()))
+                            .collect(),
+                    })
+                    .collect(),
+                safety_code: self.safety_code.digits().to_owned(),
+                stream: stream_to_pickle(&self.stream),
+            },
+            restore_keys,
+        );
         seal_pickle(pickle_key, &value)
     }
 
     /// Loads a pickle written by [`Session::pickle`] of this or any earlier format version.
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<Session, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV2::Session(p) => session_from_v2(p),
+            PickleV2::Session(p) => session_from_v2(p, &[]),
+            PickleV2::SessionWithRestoreKeys(p, keys) => session_from_v2(p, keys),
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
             }
@@ -517,7 +536,9 @@ impl PendingInvite {
             PickleV2::PendingMutualInvite(m) => {
                 pending_from_v2(&m.pending, Some(m.expected_joiner))
             }
-            PickleV2::Session(_) => Err(PickleError::WrongKind),
+            PickleV2::Session(_) | PickleV2::SessionWithRestoreKeys(..) => {
+                Err(PickleError::WrongKind)
+            }
         }
     }
 }

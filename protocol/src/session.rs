@@ -276,6 +276,32 @@ impl Session {
         self.ratchet.poll_set().all()
     }
 
+    /// Addresses of the peer's restore signal (`docs/PROTOCOL.md` §6.9), to fetch alongside
+    /// [`Session::poll_addresses`]: one per root key we hold or held in the last
+    /// [`RESTORE_MEMORY`](crate::RESTORE_MEMORY) DH ratchet steps, at most 17, newest first.
+    /// A blob found at one is passed to [`Session::is_restore_signal`], not to `decrypt`.
+    pub fn restore_signal_addresses(&self) -> Vec<Address> {
+        self.ratchet.restore_signal_addresses()
+    }
+
+    /// Whether `blob`, found at one of [`Session::restore_signal_addresses`], is the peer's
+    /// restore signal (constant-time comparison with the expected 1,024 bytes): the peer went
+    /// back to a copy of its device older than our last ratchet steps and cannot read us any
+    /// more, so the conversation cannot continue. Anything else at that address is junk.
+    pub fn is_restore_signal(&self, address: &Address, blob: &[u8]) -> bool {
+        self.ratchet.is_restore_signal(address, blob)
+    }
+
+    /// Our restore signals (`docs/PROTOCOL.md` §6.9), to deposit after `decrypt` reported
+    /// [`DecryptError::UnreadableAnswer`]: this device was restored from a copy older than
+    /// what the peer answered, and no chain it derives is one the peer still reads. One blob
+    /// per root key we hold (`RK`, and the one before our last receiving step while kept),
+    /// deterministic: depositing one again, or from another restored copy of the same state,
+    /// stores the same bytes.
+    pub fn restore_signals(&self) -> Vec<crate::RestoreSignal> {
+        self.ratchet.restore_signals()
+    }
+
     /// The same addresses by segment, for a caller that wants to read everything of the
     /// current chain before stepping to the next (so messages keep their send order).
     pub fn poll_set(&self) -> PollSet {

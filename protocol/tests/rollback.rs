@@ -516,3 +516,97 @@ fn message_ids_differ_for_different_text_under_a_replayed_generator() {
     assert_ne!(new.message_id, lost.message_id);
     assert_ne!(new.blob[..HEDGE_LEN], lost.blob[..HEDGE_LEN]);
 }
+
+/// A device restored to a copy several ratchet steps behind the peer: none of its chains is
+/// one the peer still reads, so no fork signal can reach it. It finds the peer's answer
+/// unreadable, deposits its restore signal, and the peer, which polls the signal addresses of
+/// its last root keys, recognises it; anything else there is refused. Both pickles keep what
+/// the check needs.
+#[test]
+fn a_device_restored_several_steps_back_is_heard_through_its_restore_signal() {
+    let (mut a, mut b, mut rng) = pair(99);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    let backup = a.pickle(&KEY);
+    // The lost copy goes on for three round trips (six DH steps).
+    for i in 0..3 {
+        deliver(
+            &mut b,
+            &send(&mut a, &mut rng, format!("lost {i}").as_bytes())[0],
+        );
+        deliver(
+            &mut a,
+            &send(&mut b, &mut rng, format!("answer {i}").as_bytes())[0],
+        );
+    }
+    // Through a pickle: the restore-signal keys are kept.
+    let b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+    let mut restored = Session::from_pickle(&KEY, &backup).unwrap();
+    // What the restored copy can derive no longer reaches b's poll set.
+    let polled = b.poll_addresses();
+    let forks = restored
+        .encrypt_fork_signal(&mut rng, restored.next_seq())
+        .unwrap();
+    assert!(forks.iter().all(|f| !polled.contains(&f.address)));
+    let restored = Session::from_pickle(&KEY, &backup).unwrap();
+    let signals = restored.restore_signals();
+    assert!(!signals.is_empty());
+    let watched = b.restore_signal_addresses();
+    assert!(watched.len() <= protocol::RESTORE_MEMORY + 1);
+    let heard: Vec<_> = signals
+        .iter()
+        .filter(|s| watched.contains(&s.address))
+        .collect();
+    // Both root keys the restored state holds (`RK` and the one before its last receiving
+    // step) are among the peer's last ones.
+    assert_eq!(
+        heard.len(),
+        signals.len(),
+        "the signals land where the peer looks"
+    );
+    assert!(heard[0].write_key.authorizes(&heard[0].address));
+    assert_eq!(heard[0].blob.len(), protocol::BLOB_LEN);
+    assert!(b.is_restore_signal(&heard[0].address, &heard[0].blob));
+    // Deterministic: another restored copy of the same state gives the same bytes.
+    assert_eq!(
+        Session::from_pickle(&KEY, &backup)
+            .unwrap()
+            .restore_signals(),
+        signals
+    );
+    // Anything else at the address is not the signal.
+    let mut junk = heard[0].blob.clone();
+    junk[7] ^= 0x80;
+    assert!(!b.is_restore_signal(&heard[0].address, &junk));
+    assert!(!b.is_restore_signal(&heard[0].address, &junk[..100]));
+    // Our own signal is not mistaken for the peer's.
+    for own in b.restore_signals() {
+        assert!(!b.is_restore_signal(&own.address, &own.blob));
+    }
+}
+
+/// The peer forgets a root key's signal after `RESTORE_MEMORY` further DH steps: the bound
+/// PROTOCOL.md §6.9 states.
+#[test]
+fn restore_signals_are_heard_for_restore_memory_steps() {
+    let (mut a, mut b, mut rng) = pair(100);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let backup = a.pickle(&KEY);
+    let signals = Session::from_pickle(&KEY, &backup)
+        .unwrap()
+        .restore_signals();
+    let heard = |b: &Session| {
+        let watched = b.restore_signal_addresses();
+        signals
+            .iter()
+            .any(|s| watched.contains(&s.address) && b.is_restore_signal(&s.address, &s.blob))
+    };
+    let mut steps = 0;
+    while heard(&b) {
+        deliver(&mut a, &send(&mut b, &mut rng, b"ping")[0]);
+        deliver(&mut b, &send(&mut a, &mut rng, b"pong")[0]);
+        steps += 2;
+        assert!(steps <= protocol::RESTORE_MEMORY + 4, "forgotten in time");
+    }
+    assert!(steps >= protocol::RESTORE_MEMORY, "heard for {steps} steps");
+}

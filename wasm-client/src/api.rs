@@ -393,12 +393,14 @@ impl HushClient {
     /// Delivers every blob not yet on the mailbox, deposits the acknowledgements that are due,
     /// and re-deposits stored blobs the other device has not acknowledged whose address
     /// reads empty again (expired or lost). Resolves to `{ delivered, pending, lastError,
-    /// lastErrorCode, conflicts, acksSent, retransmitted, flushAt }`: `delivered` counts blobs
+    /// lastErrorCode, conflicts, acksSent, retransmitted, ended, flushAt }`: `delivered` counts blobs
     /// the mailbox stored; `lastErrorCode` is the `ErrorCode` of `lastError`, or `null`;
     /// `conflicts` counts 409s over someone else's bytes (a message is re-sent at a later
     /// address, and becomes `"conflict"` once that fails too; a joined conversation becomes
     /// `inviteTaken`); `acksSent`, the acknowledgement-only blobs deposited; `retransmitted`,
-    /// the blobs re-deposited; `flushAt`, when to flush next (ms since the epoch) or `null`.
+    /// the blobs re-deposited; `ended`, conversations that ended because the other person's
+    /// device went back to an older copy (read them again); `flushAt`, when to flush next (ms
+    /// since the epoch) or `null`.
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -419,6 +421,7 @@ impl HushClient {
                 ("conflicts", out.conflicts.into()),
                 ("acksSent", out.acks_sent.into()),
                 ("retransmitted", out.retransmitted.into()),
+                ("ended", out.ended.into()),
                 ("flushAt", opt_ms(out.flush_at_ms)),
             ]))
         })
