@@ -458,6 +458,7 @@ function describe(c) {
     return c.expiresAt && c.expiresAt < Date.now() ? "Invite expired" : wrong || "Waiting for them to join";
   }
   if (c.ended === "peerRestored") return "Ended: their device was restored from an older copy";
+  if (c.ended === "diverged") return "Ended: a device went back to an older copy";
   if (c.ended) return "Ended: made with an older version of Hush";
   if (wrong) return wrong;
   if (app.storageFull.has(c.id)) return "New messages can't be saved: storage full";
@@ -1057,6 +1058,15 @@ function noticesOf(c) {
       title: "This conversation has ended",
       text:
         `${c.name}'s device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss) after your last reply, so neither of you can read what the other sends now. ` +
+        `Your messages stay readable here. Meet ${c.name} and start a new conversation; then you can delete this one.`,
+      actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
+    });
+  } else if (c.ended === "diverged") {
+    out.push({
+      kind: "ended",
+      title: "This conversation has ended",
+      text:
+        `One of your two devices went back to an older copy of this conversation (a restored backup or profile, or a save undone by a power loss), so neither of you can read what the other sends now. ` +
         `Your messages stay readable here. Meet ${c.name} and start a new conversation; then you can delete this one.`,
       actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
     });

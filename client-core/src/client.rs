@@ -130,6 +130,10 @@ pub struct Client<P: Platform> {
     /// Conversations whose upcoming sending positions were probed since unlock
     /// ([`Client::poll`]). Cleared on [`Client::lock`].
     pub(crate) probed: RefCell<Vec<String>>,
+    /// When this device last deposited each conversation's restore signals (ms since the
+    /// epoch; `crate::outbox`). Not persisted: after a restart they are deposited once more,
+    /// which stores nothing new.
+    pub(crate) signalled: RefCell<Vec<(String, u64)>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -149,6 +153,7 @@ impl<P: Platform> Client<P> {
             key: RefCell::new(None),
             polls: RefCell::new(Vec::new()),
             probed: RefCell::new(Vec::new()),
+            signalled: RefCell::new(Vec::new()),
         }
     }
 

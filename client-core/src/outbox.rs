@@ -90,7 +90,7 @@ pub struct FlushOutcome {
     /// retransmission check is due ([`Client::next_flush_ms`]).
     pub flush_at_ms: Option<u64>,
     /// Conversations that ended in this flush: the retransmission check found the other
-    /// person's restore signal (`docs/PROTOCOL.md` §6.9; `EndReason::PeerRestored`).
+    /// person's restore signal (`docs/PROTOCOL.md` §6.9; `EndReason::Diverged`).
     pub ended: u32,
 }
 
@@ -682,7 +682,7 @@ impl<P: Platform> Client<P> {
             let _guard = self.lock_conversation(id).await?;
             let mut conversation = self.conversation(&key, id).await?;
             if conversation.ended.is_none() {
-                conversation.ended = Some(EndReason::PeerRestored);
+                conversation.ended = Some(EndReason::Diverged);
                 let writes = vec![self.put(&key, records::conversation_key(id), &conversation)];
                 self.store().commit(writes, Durability::Strict).await?;
                 outcome.ended += 1;
@@ -779,21 +779,32 @@ impl<P: Platform> Client<P> {
         (taken > 0).then(|| (first, u32::try_from(taken).unwrap_or(PROBE_POSITIONS)))
     }
 
-    /// While the other person's answers cannot be read here (this device was restored from a
-    /// copy older than what they answered), deposits this session's restore signals
-    /// (`docs/PROTOCOL.md` §6.9): the only blobs the other person is sure to look for when
-    /// no chain this state derives is one they still read, so that they are told the
-    /// conversation cannot go on instead of waiting for ever. At once, then again every
-    /// [`RETRANSMIT_AFTER_MS`] while the notice stands (a signal expires like any blob).
-    /// The signal is deterministic: depositing it again stores nothing new.
+    /// When the two devices can no longer read each other, deposits this session's restore
+    /// signals (`docs/PROTOCOL.md` §6.9): the only blobs the other person is sure to look for
+    /// when no chain of ours is one they still read, so that they are told the conversation
+    /// cannot go on instead of waiting for ever. That is when the other person's answers
+    /// cannot be read here (this device was restored from a copy older than what they
+    /// answered) and when this side ended the conversation because their device went back
+    /// (`EndReason::PeerRestored`: what they send next cannot be read here, and they may not
+    /// know). At once, then again every [`RETRANSMIT_AFTER_MS`] while it stands (a signal
+    /// expires like any blob). The signal is deterministic: depositing it again stores
+    /// nothing new.
     pub(crate) async fn deposit_restore_signals(&self, id: &str) -> Result<(), ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         let now = self.now_ms();
-        let due = conversation.unreadable.is_some_and(|n| {
-            n.signal_ms == 0 || now >= n.signal_ms.saturating_add(RETRANSMIT_AFTER_MS)
-        });
-        if !due || conversation.ended.is_some() {
+        let stands = match conversation.ended {
+            None => conversation.unreadable.is_some(),
+            Some(EndReason::PeerRestored) => true,
+            Some(_) => false,
+        };
+        let last = self
+            .signalled
+            .borrow()
+            .iter()
+            .find(|(c, _)| c == id)
+            .map(|(_, at)| *at);
+        if !stands || last.is_some_and(|at| now < at.saturating_add(RETRANSMIT_AFTER_MS)) {
             return Ok(());
         }
         let signals = Self::load_session(&key, &conversation)?.restore_signals();
@@ -805,14 +816,9 @@ impl<P: Platform> Client<P> {
             // put there first; either way nothing more can be done at that address.
             net.put(&mailbox, &signal.write_key, &signal.blob).await?;
         }
-        let _guard = self.lock_conversation(id).await?;
-        let mut conversation = self.conversation(&key, id).await?;
-        let Some(notice) = conversation.unreadable.as_mut() else {
-            return Ok(());
-        };
-        notice.signal_ms = now;
-        let writes = vec![self.put(&key, records::conversation_key(id), &conversation)];
-        self.store().commit(writes, Durability::Relaxed).await?;
+        let mut signalled = self.signalled.borrow_mut();
+        signalled.retain(|(c, _)| c != id);
+        signalled.push((id.to_owned(), now));
         Ok(())
     }
 

@@ -397,24 +397,27 @@ impl<P: Platform> Client<P> {
             outcome.notice = true;
             changed = true;
         }
-        let peer_restored = if restore_signal {
-            Some(true)
-        } else {
-            drained.peer_restored
-        };
-        match (peer_restored, conversation.ended) {
+        match (drained.peer_restored, conversation.ended) {
             (Some(true), None) => {
                 conversation.ended = Some(EndReason::PeerRestored);
                 outcome.notice = true;
                 changed = true;
             }
-            (Some(false), Some(EndReason::PeerRestored)) => {
-                // A later blob of theirs decrypted after all: not the end.
+            // A later blob of theirs decrypted after all: not the end (unless they also
+            // said they cannot read us).
+            (Some(false), Some(EndReason::PeerRestored)) if !restore_signal => {
                 conversation.ended = None;
                 outcome.notice = true;
                 changed = true;
             }
             _ => {}
+        }
+        // Their restore signal: the two devices can no longer read each other (the more
+        // precise reason above stands if it was found too).
+        if restore_signal && conversation.ended.is_none() {
+            conversation.ended = Some(EndReason::Diverged);
+            outcome.notice = true;
+            changed = true;
         }
         match (drained.unreadable, conversation.unreadable) {
             (Some(true), _) => {
@@ -423,10 +426,7 @@ impl<P: Platform> Client<P> {
                 let marked = self.mark_unreadable(&key, id, true, &mut writes).await?;
                 let raised = conversation.unreadable.is_none();
                 if raised {
-                    conversation.unreadable = Some(UnreadableNotice {
-                        since_ms: now,
-                        signal_ms: 0,
-                    });
+                    conversation.unreadable = Some(UnreadableNotice { since_ms: now });
                     changed = true;
                 }
                 outcome.notice |= marked || raised;

@@ -239,6 +239,11 @@ pub enum EndReason {
     /// records written before keep their meaning.) Lifted again if a later blob of theirs
     /// decrypts after all.
     PeerRestored,
+    /// The other person's device deposited its restore signal (`docs/PROTOCOL.md` §6.9): one
+    /// of the two devices went back to an older copy of the conversation (a restored backup,
+    /// a profile copy, a save undone by a power loss) and the two can no longer read each
+    /// other. Final. (Appended.)
+    Diverged,
 }
 
 impl core::fmt::Display for EndReason {
@@ -251,6 +256,10 @@ impl core::fmt::Display for EndReason {
             EndReason::PeerRestored => f.write_str(
                 "the other person's device was restored from an older copy after your last \
                  reply; this conversation cannot continue: meet again and start a new one",
+            ),
+            EndReason::Diverged => f.write_str(
+                "one of your two devices went back to an older copy of this conversation and \
+                 the two can no longer read each other; meet again and start a new one",
             ),
         }
     }
@@ -289,10 +298,6 @@ pub struct RollbackNotice {
 pub struct UnreadableNotice {
     /// When it was first seen (ms since the epoch).
     pub since_ms: u64,
-    /// When this device last deposited its restore signal (`docs/PROTOCOL.md` §6.9) so that
-    /// the other person learns it too (ms since the epoch; 0: not yet).
-    #[serde(default)]
-    pub signal_ms: u64,
 }
 
 impl core::fmt::Display for UnreadableNotice {

@@ -142,6 +142,10 @@ pub(crate) struct Ratchet {
     /// `RS` of the last [`RESTORE_MEMORY`] root keys before `RK`, oldest first: the peer
     /// restored to a state holding one of them can still tell us (`docs/PROTOCOL.md` §6.9).
     pub(crate) restore_keys: VecDeque<RestoreKey>,
+    /// Positions of the current sending chain skipped because they were found taken
+    /// (`skip_upcoming`) and not yet matched by a rollback's skip (`skip_sending`): both see
+    /// the same blobs of a lost state, which must be skipped once, not twice.
+    pub(crate) skipped_ahead: u32,
 }
 
 /// Most messages of the current receiving chain read while `previous_root` is kept: past it
@@ -364,6 +368,7 @@ impl Ratchet {
         self.ratchet_key = new_key;
         self.send_step_pending = false;
         self.previous_root = None;
+        self.skipped_ahead = 0;
         Ok(())
     }
 
@@ -435,31 +440,20 @@ impl Ratchet {
     }
 
     /// Moves the position of our next blob `count` further: on the current sending chain, or
-    /// on the chain the next send starts.
+    /// on the chain the next send starts. On the current chain the positions count as
+    /// `skipped_ahead`: found taken, they are what a rollback found later would skip again.
     pub(crate) fn skip_upcoming(&mut self, count: u32) {
         let count = count.min(crate::MAX_ROLLBACK_SKIP);
-        match self.sending.as_mut() {
-            Some(chain) if !self.send_step_pending => {
-                let target = chain.next.saturating_add(count);
-                while chain.next < target {
-                    drop(chain.chain_key.step());
-                    chain.next += 1;
-                }
-            }
-            _ => self.next_chain_skip = self.next_chain_skip.saturating_add(count),
+        if self.sending.is_some() && !self.send_step_pending {
+            self.advance_sending(count);
+            self.skipped_ahead = self.skipped_ahead.saturating_add(count);
+        } else {
+            self.next_chain_skip = self.next_chain_skip.saturating_add(count);
         }
     }
 
-    /// Moves the sending chain `count` messages ahead without sending them: after a rollback
-    /// those message numbers (their keys and addresses) may have been used by the lost state.
-    /// When the next send starts a new chain anyway, this still moves the old chain's length,
-    /// which the new chain's headers report as `PN` (the peer checks `PN ≥ Nr`).
-    /// While a send step is pending, the chain it starts skips as many positions too: the
-    /// lost state may have started it already, under the same header key.
-    pub(crate) fn skip_sending(&mut self, count: u32) {
-        if self.send_step_pending {
-            self.next_chain_skip = self.next_chain_skip.max(count);
-        }
+    /// Steps the current sending chain `count` positions without sending.
+    pub(crate) fn advance_sending(&mut self, count: u32) {
         if let Some(chain) = self.sending.as_mut() {
             let target = chain.next.saturating_add(count);
             while chain.next < target {
@@ -467,6 +461,25 @@ impl Ratchet {
                 chain.next += 1;
             }
         }
+    }
+
+    /// Moves the sending chain `count` messages ahead without sending them: after a rollback
+    /// those message numbers (their keys and addresses) may have been used by the lost state.
+    /// Positions already skipped because they were found taken (`skipped_ahead`, the same
+    /// lost blobs seen on the mailbox) count against `count`.
+    /// When the next send starts a new chain anyway, this still moves the old chain's length,
+    /// which the new chain's headers report as `PN` (the peer checks `PN ≥ Nr`).
+    /// While a send step is pending, the chain it starts skips as many positions too: the
+    /// lost state may have started it already, under the same header key.
+    pub(crate) fn skip_sending(&mut self, count: u32) {
+        if self.send_step_pending {
+            self.next_chain_skip = self.next_chain_skip.max(count);
+            self.advance_sending(count);
+            return;
+        }
+        let covered = count.min(self.skipped_ahead);
+        self.skipped_ahead -= covered;
+        self.advance_sending(count - covered);
     }
 
     /// `RatchetDecryptHE` for a blob found at `address`. On error `self` is unchanged.

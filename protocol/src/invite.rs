@@ -215,6 +215,7 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         abandoned_keys: Vec::new(),
         next_chain_skip: 0,
         restore_keys: VecDeque::new(),
+        skipped_ahead: 0,
     }
 }
 
@@ -481,6 +482,7 @@ impl Invite {
             abandoned_keys: Vec::new(),
             next_chain_skip: 0,
             restore_keys: VecDeque::new(),
+            skipped_ahead: 0,
         };
         let hello = Unsealed {
             kind: KIND_HELLO,

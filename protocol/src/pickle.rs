@@ -211,9 +211,18 @@ enum PickleV2 {
     Session(SessionPickleV2),
     PendingInvite(PendingInvitePickleV2),
     PendingMutualInvite(PendingMutualInvitePickleV2),
-    /// A session with its restore-signal keys (`Ratchet::restore_keys`, oldest first). A
-    /// session pickled before they existed loads as [`PickleV2::Session`], with none.
-    SessionWithRestoreKeys(SessionPickleV2, Vec<[u8; 32]>),
+    /// A session with the fields added since the first v2 pickles. A session pickled before
+    /// them loads as [`PickleV2::Session`], with their defaults.
+    SessionWithExtras(SessionPickleV2, SessionExtrasPickle),
+}
+
+/// Session fields added after the first version-2 pickles.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct SessionExtrasPickle {
+    /// `Ratchet::restore_keys`, oldest first.
+    restore_keys: Vec<[u8; 32]>,
+    /// `Ratchet::skipped_ahead`.
+    skipped_ahead: u32,
 }
 
 fn role_byte(role: Role) -> u8 {
@@ -343,6 +352,7 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         abandoned_keys: p.abandoned_keys.clone(),
         next_chain_skip: p.next_chain_skip.min(crate::MAX_ROLLBACK_SKIP),
         restore_keys: VecDeque::new(),
+        skipped_ahead: 0,
     })
 }
 
@@ -426,12 +436,20 @@ fn decode_v2(plaintext: &[u8]) -> Result<PickleV2, PickleError> {
     Ok(value)
 }
 
-fn session_from_v2(p: &SessionPickleV2, restore_keys: &[[u8; 32]]) -> Result<Session, PickleError> {
+fn session_from_v2(
+    p: &SessionPickleV2,
+    extras: &SessionExtrasPickle,
+) -> Result<Session, PickleError> {
     let mut ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
-    if restore_keys.len() > RESTORE_MEMORY {
+    if extras.restore_keys.len() > RESTORE_MEMORY {
         return Err(PickleError::Malformed);
     }
-    ratchet.restore_keys = restore_keys.iter().map(RestoreKey::from_bytes).collect();
+    ratchet.restore_keys = extras
+        .restore_keys
+        .iter()
+        .map(RestoreKey::from_bytes)
+        .collect();
+    ratchet.skipped_ahead = extras.skipped_ahead.min(crate::MAX_ROLLBACK_SKIP);
     if ratchet.remote_ratchet_key.is_none() || p.partial_messages.len() > MAX_PENDING_MESSAGES {
         return Err(PickleError::Malformed);
     }
@@ -465,13 +483,16 @@ impl Session {
     /// Serialises the whole session and encrypts it under `pickle_key` (32 bytes from the
     /// caller, e.g. derived from a passphrase or held in the platform keystore).
     pub fn pickle(&self, pickle_key: &[u8; 32]) -> Vec<u8> {
-        let restore_keys = self
-            .ratchet
-            .restore_keys
-            .iter()
-            .map(|k| *k.as_bytes())
-            .collect();
-        let value = PickleV2::SessionWithRestoreKeys(
+        let extras = SessionExtrasPickle {
+            restore_keys: self
+                .ratchet
+                .restore_keys
+                .iter()
+                .map(|k| *k.as_bytes())
+                .collect(),
+            skipped_ahead: self.ratchet.skipped_ahead,
+        };
+        let value = PickleV2::SessionWithExtras(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -492,7 +513,7 @@ impl Session {
                 safety_code: self.safety_code.digits().to_owned(),
                 stream: stream_to_pickle(&self.stream),
             },
-            restore_keys,
+            extras,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -500,8 +521,8 @@ impl Session {
     /// Loads a pickle written by [`Session::pickle`] of this or any earlier format version.
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<Session, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV2::Session(p) => session_from_v2(p, &[]),
-            PickleV2::SessionWithRestoreKeys(p, keys) => session_from_v2(p, keys),
+            PickleV2::Session(p) => session_from_v2(p, &SessionExtrasPickle::default()),
+            PickleV2::SessionWithExtras(p, extras) => session_from_v2(p, extras),
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
             }
@@ -536,9 +557,7 @@ impl PendingInvite {
             PickleV2::PendingMutualInvite(m) => {
                 pending_from_v2(&m.pending, Some(m.expected_joiner))
             }
-            PickleV2::Session(_) | PickleV2::SessionWithRestoreKeys(..) => {
-                Err(PickleError::WrongKind)
-            }
+            PickleV2::Session(_) | PickleV2::SessionWithExtras(..) => Err(PickleError::WrongKind),
         }
     }
 }

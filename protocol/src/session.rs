@@ -165,7 +165,7 @@ impl Session {
         let mut blobs = Vec::new();
         for i in 0..FORK_SIGNAL_REACH / WINDOW {
             if i > 0 {
-                self.ratchet.skip_sending(WINDOW - 1);
+                self.ratchet.advance_sending(WINDOW - 1);
             }
             blobs.push(self.seal_acknowledgement(rng, floor, true)?);
         }

@@ -489,6 +489,16 @@ fn upcoming_addresses_let_a_restored_device_skip_what_its_lost_state_used() {
     let after = send(&mut a, &mut rng, b"after the restore").remove(0);
     assert!(!mailbox.contains(&after.address));
     assert_eq!(deliver(&mut b, &after), Some(b"after the restore".to_vec()));
+    // The peer's acknowledgement then reveals the rollback (19 seqs the restored state never
+    // used): the positions the probe skipped were those very blobs, so the chain is not moved
+    // again, and the next blob still lands in the peer's window (its 22nd position read).
+    let next = a.upcoming_addresses(1);
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert!(received.rollback.is_some(), "rollback detected");
+    assert_eq!(a.upcoming_addresses(1), next, "no second skip for the same blobs");
+    let later = send(&mut a, &mut rng, b"later").remove(0);
+    assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
 }
 
 /// A state restored together with its random generator (a VM snapshot) gives a different

@@ -1212,7 +1212,10 @@ impl Simulation {
                 } else if summary.invite_taken {
                     // The joiner's conversation says that someone else took the invite.
                     figures.invite_taken_messages += 1;
-                } else if summary.ended == Some(EndReason::PeerRestored) {
+                } else if matches!(
+                    summary.ended,
+                    Some(EndReason::PeerRestored | EndReason::Diverged)
+                ) {
                     // The conversation says it ended because the other person's device went
                     // back to an older copy (checked below: only if it did).
                     figures.ended_messages += 1;
@@ -1325,6 +1328,17 @@ impl Simulation {
                         violations.push(Violation::FalseNotice {
                             device: d.name,
                             notice: "the other person's device was restored from an older copy",
+                        });
+                    }
+                }
+                // Ended by the peer's restore signal: one of the two devices went back.
+                Some(EndReason::Diverged) => {
+                    figures.ended_peer_restored += 1;
+                    let peer = self.device(1 - device);
+                    if !peer.restored && !peer.lost_power && !d.restored && !d.lost_power {
+                        violations.push(Violation::FalseNotice {
+                            device: d.name,
+                            notice: "one of the two devices went back to an older copy",
                         });
                     }
                 }

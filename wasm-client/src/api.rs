@@ -199,6 +199,7 @@ fn end_reason_str(reason: EndReason) -> &'static str {
     match reason {
         EndReason::ProtocolV1 => "protocolV1",
         EndReason::PeerRestored => "peerRestored",
+        EndReason::Diverged => "diverged",
     }
 }
 
