@@ -496,7 +496,11 @@ fn upcoming_addresses_let_a_restored_device_skip_what_its_lost_state_used() {
     let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
     let received = a.decrypt(&ack.address, &ack.blob).unwrap();
     assert!(received.rollback.is_some(), "rollback detected");
-    assert_eq!(a.upcoming_addresses(1), next, "no second skip for the same blobs");
+    assert_eq!(
+        a.upcoming_addresses(1),
+        next,
+        "no second skip for the same blobs"
+    );
     let later = send(&mut a, &mut rng, b"later").remove(0);
     assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
 }
