@@ -1321,6 +1321,33 @@ struct Run {
     at: BTreeMap<String, usize>,
 }
 
+/// The restore signal (§6.9) of each party's root keys at the end of the script: `RS`, its
+/// write key, address and 1,024-byte blob, for `RK` and, while held, `previous_root`.
+fn restore_signal_vectors(model: &Model) -> Value {
+    let signal = |rk: &[u8; 32], role: u8| {
+        let rs = hmac(rk, &[b"hush/v2/restore-signal-key"]);
+        let wk = hmac(&rs, &[b"hush/v2/restore-signal-write-key", &[role]]);
+        let address = sha(&[b"hush/v1/address", &wk]);
+        let blob = hkdf(&rs, &[role], b"hush/v2/restore-signal-blob", 1024);
+        json!({"rk": hex(rk), "rs": hex(&rs), "role": role, "write_key": hex(&wk),
+               "address": hex(&address), "blob": hex(&blob)})
+    };
+    let parties: Vec<Value> = ["joiner", "inviter"]
+        .iter()
+        .map(|name| {
+            let state = &model.states[name];
+            let role = if *name == "joiner" { 0u8 } else { 1u8 };
+            let mut signals = vec![signal(&state.rk, role)];
+            signals.extend(state.previous_root.as_ref().map(|rk| signal(rk, role)));
+            json!({"party": name, "signals": signals})
+        })
+        .collect();
+    json!({
+        "description": "each party's restore signals at the end of the script: under RK, then under previous_root while held (the implementation lists up to two earlier root keys after these). RS = HMAC(RK, \"hush/v2/restore-signal-key\"); write_key = HMAC(RS, \"hush/v2/restore-signal-write-key\" || role); address = SHA-256(\"hush/v1/address\" || write_key); blob = HKDF-SHA256(salt = RS, ikm = role, info = \"hush/v2/restore-signal-blob\", L = 1024). The peer recognises each blob at its address (its first watched address is that of RK).",
+        "parties": parties,
+    })
+}
+
 fn reference() -> (Value, Value) {
     let mut inviter_rng = Rng::new(INVITER_SEED);
     let secret = inviter_rng.take::<32>();
@@ -1520,6 +1547,7 @@ fn reference() -> (Value, Value) {
         },
         "invite_url_variant": url_variant(&secret, &inviter_key),
         "rewound_generator": rewound_generator(&model.snapshots["inviter"]),
+        "restore_signal": restore_signal_vectors(&model),
         "safety_code": code,
         "chains": model.chains,
         "messages": model.messages,
@@ -2176,6 +2204,46 @@ fn implementation_matches_the_vector_file() {
     let events = v["events"].as_array().unwrap().len();
     let w = replay(&v, events);
     assert_eq!(w.cursor, v["messages"].as_array().unwrap().len());
+}
+
+#[test]
+fn implementation_matches_the_restore_signal_vectors() {
+    let v = load(PATH);
+    let events = v["events"].as_array().unwrap().len();
+    let mut w = replay(&v, events);
+    for party in v["restore_signal"]["parties"].as_array().unwrap() {
+        let name = s(&party["party"]);
+        let expected = party["signals"].as_array().unwrap();
+        let got = w.session(&name).restore_signals();
+        assert!(got.len() >= expected.len(), "{name}: every expected signal");
+        for (signal, want) in got.iter().zip(expected) {
+            assert_eq!(
+                hex(&signal.write_key.0),
+                s(&want["write_key"]),
+                "{name} write key"
+            );
+            assert_eq!(
+                hex(&signal.address.0),
+                s(&want["address"]),
+                "{name} address"
+            );
+            assert_eq!(hex(&signal.blob), s(&want["blob"]), "{name} blob");
+        }
+        // The peer, on the same root key, watches the address and recognises the blob.
+        let peer = if name == "joiner" {
+            "inviter"
+        } else {
+            "joiner"
+        };
+        let first = &got[0];
+        let peer_session = w.session(peer);
+        assert_eq!(
+            peer_session.restore_signal_addresses()[0],
+            first.address,
+            "{peer} watches"
+        );
+        assert!(peer_session.is_restore_signal(&first.address, &first.blob));
+    }
 }
 
 #[test]
