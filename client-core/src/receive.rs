@@ -371,6 +371,7 @@ impl<P: Platform> Client<P> {
                 &key,
                 id,
                 &mut conversation,
+                &mut live,
                 &drained.unverified,
                 &mut writes,
             )
@@ -538,21 +539,36 @@ impl<P: Platform> Client<P> {
     /// unverifiable (those blobs may be the lost copy's): every message of ours with a blob
     /// there is queued to be encrypted again ([`Client::resend_squatted`], same message id, so
     /// the peer shows it once) and is *sending* again. The blobs themselves leave the outbox
-    /// with the acknowledgement; later blobs of those messages stay (they are checked by the
-    /// peer's next acknowledgements).
+    /// with the acknowledgement; later blobs of those messages stay when already on the
+    /// mailbox (they are checked by the peer's next acknowledgements).
+    ///
+    /// **Order kept:** every later data blob not yet on the mailbox leaves the outbox too (its
+    /// sequence number abandoned on `live`: the peer cannot have it) and its message is queued
+    /// behind them, so that a re-sent message never reaches the peer after a later one.
     async fn resend_unverified(
         &self,
         key: &VaultKey,
         id: &str,
         conversation: &mut Conversation,
+        live: &mut Session,
         ranges: &[(u32, u32)],
         writes: &mut Vec<Write>,
     ) -> Result<(), ClientError> {
         let mut messages = BTreeSet::new();
-        for (_, seq, outgoing) in self.outbox(key, id).await? {
-            if let BlobKind::Data { message } = outgoing.kind
-                && ranges.iter().any(|(from, to)| (*from..*to).contains(&seq))
-            {
+        let from = ranges
+            .iter()
+            .map(|(from, _)| *from)
+            .min()
+            .unwrap_or(u32::MAX);
+        for (name, seq, outgoing) in self.outbox(key, id).await? {
+            let BlobKind::Data { message } = outgoing.kind else {
+                continue;
+            };
+            if ranges.iter().any(|(from, to)| (*from..*to).contains(&seq)) {
+                messages.insert(message);
+            } else if seq >= from && !outgoing.stored {
+                writes.push(Write::Delete(name));
+                live.abandon(seq);
                 messages.insert(message);
             }
         }
