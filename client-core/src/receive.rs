@@ -782,7 +782,13 @@ fn drain(
                 let earlier = order.iter().take(at);
                 let fillable = earlier.clone().any(|a| !progress.failed.contains(a))
                     && !earlier.clone().any(|a| progress.failed.contains(a));
+                // An acknowledgement-only blob or a copy of a message shown already is never
+                // held: it shows nothing, so it cannot overtake anything, and holding it would
+                // keep the window from reaching the blobs behind it (a restored sender's
+                // re-sends sit above numbers it abandoned, under a floor its older blobs pin).
                 if fillable
+                    && received.kind == PayloadKind::Data
+                    && !received.duplicate
                     && live.acknowledgement().next <= received.seq
                     && !holds.expired(&address)
                     && let Some(before) = replay.rebuild(None)
