@@ -1066,7 +1066,7 @@ function noticesOf(c) {
       kind: "ended",
       title: "This conversation has ended",
       text:
-        `One of your two devices went back to an older copy of this conversation (a restored backup or profile, or a save undone by a power loss), so neither of you can read what the other sends now. ` +
+        `One of your two devices went back to an older copy of this conversation (a restored backup or profile, or a save undone by a power loss), or the mailbox kept altering messages, so neither of you can read what the other sends now. ` +
         `Your messages stay readable here. Meet ${c.name} and start a new conversation; then you can delete this one.`,
       actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
     });

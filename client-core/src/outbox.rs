@@ -627,7 +627,8 @@ impl<P: Platform> Client<P> {
     /// last seen on the mailbox at least [`RETRANSMIT_AFTER_MS`] ago, fetches the addresses of
     /// (at most [`MAX_RETRANSMIT_CHECK`], oldest first) every stored, unacknowledged blob,
     /// in one padded request of the usual shape
-    /// ([`padded_batches`]), and deposits again, in send order and byte for byte, each whose
+    /// ([`padded_batches`]), plus one more for the peer's restore-signal addresses
+    /// (`docs/PROTOCOL.md` §6.9), and deposits again, in send order and byte for byte, each whose
     /// address reads empty (its copy expired or was lost). Whatever the mailbox answers, a
     /// key and nonce only ever see the bytes they first encrypted.
     async fn retransmit(
@@ -671,7 +672,12 @@ impl<P: Platform> Client<P> {
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
         let net = self.platform().net();
         let mut found = Vec::new();
-        for batch in padded_batches(&decoy_key, &[addresses.clone(), watched.clone()].concat()) {
+        // Two requests: one request holding both our own addresses and the watched ones (which
+        // our polls fetch too) would link our deposits to our polls.
+        for batch in padded_batches(&decoy_key, &addresses)
+            .into_iter()
+            .chain(padded_batches(&decoy_key, &watched))
+        {
             found.extend(net.fetch(mailbox, &batch).await?);
         }
         if let Some(live) = &live
@@ -793,10 +799,15 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         let now = self.now_ms();
+        // Unreadable answers are corroborated first: the notice must have stood for
+        // [`RETRANSMIT_AFTER_MS`] (a later blob that decrypts lifts it), so that one altered
+        // blob does not end the conversation.
         let stands = match conversation.ended {
-            None => conversation.unreadable.is_some(),
-            Some(EndReason::PeerRestored) => true,
-            Some(_) => false,
+            None => conversation
+                .unreadable
+                .is_some_and(|n| now >= n.since_ms.saturating_add(RETRANSMIT_AFTER_MS)),
+            Some(EndReason::PeerRestored | EndReason::Diverged) => true,
+            Some(EndReason::ProtocolV1) => false,
         };
         let last = self
             .signalled
@@ -811,7 +822,19 @@ impl<P: Platform> Client<P> {
         let mailbox = conversation.mailbox.clone();
         drop(conversation);
         let net = self.platform().net();
-        for signal in &signals {
+        // Only where the address reads empty (first time, or expired): a signal deposited
+        // again and again would stand out. One padded request of the usual shape.
+        let addresses: Vec<Address> = signals.iter().map(|s| s.address).collect();
+        let mut present = Vec::new();
+        for batch in padded_batches(&key.subkey(DECOY_KEY_LABEL), &addresses) {
+            present.extend(
+                net.fetch(&mailbox, &batch)
+                    .await?
+                    .into_iter()
+                    .map(|(a, _)| a),
+            );
+        }
+        for signal in signals.iter().filter(|s| !present.contains(&s.address)) {
             // A 409 is our own earlier deposit (the bytes are deterministic) or junk someone
             // put there first; either way nothing more can be done at that address.
             net.put(&mailbox, &signal.write_key, &signal.blob).await?;

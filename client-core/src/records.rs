@@ -241,8 +241,8 @@ pub enum EndReason {
     PeerRestored,
     /// The other person's device deposited its restore signal (`docs/PROTOCOL.md` §6.9): one
     /// of the two devices went back to an older copy of the conversation (a restored backup,
-    /// a profile copy, a save undone by a power loss) and the two can no longer read each
-    /// other. Final. (Appended.)
+    /// a profile copy, a save undone by a power loss), or the mailbox kept altering their
+    /// blobs, and the two can no longer read each other. Final. (Appended.)
     Diverged,
 }
 
@@ -258,8 +258,9 @@ impl core::fmt::Display for EndReason {
                  reply; this conversation cannot continue: meet again and start a new one",
             ),
             EndReason::Diverged => f.write_str(
-                "one of your two devices went back to an older copy of this conversation and \
-                 the two can no longer read each other; meet again and start a new one",
+                "one of your two devices went back to an older copy of this conversation (or \
+                 the mailbox altered messages) and the two can no longer read each other; meet \
+                 again and start a new one",
             ),
         }
     }

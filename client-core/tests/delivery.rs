@@ -220,8 +220,8 @@ fn twenty_messages_expired_while_the_reader_was_away_heal_in_order() {
     assert_eq!(flushed.retransmitted, 20);
     assert_eq!(
         mailbox.fetches.get(),
-        fetches + 1,
-        "one padded check request"
+        fetches + 2,
+        "one padded request of our addresses, one of the watched restore-signal addresses"
     );
     assert_eq!(mailbox.foreign_409s.get(), 0);
     let got = run(alice.poll(&a_id)).unwrap();

@@ -29,7 +29,8 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
 /// HKDF-SHA256 (RFC 5869) producing `N` consecutive 32-byte blocks:
 /// `PRK = HMAC(salt, ikm)`, `T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i)`, output `T(1) ‖ … ‖ T(N)`.
 ///
-/// `N` is at most 4 in this crate, far below RFC 5869's limit of 255.
+/// `N` is at most 32 in this crate (the 1,024-byte restore signal), far below RFC 5869's
+/// limit of 255.
 pub(crate) fn hkdf_sha256<const N: usize>(
     salt: &[u8],
     ikm: &[u8],

@@ -395,6 +395,10 @@ impl Ratchet {
         if chain.next.checked_add(count).is_none() {
             return Err(EncryptError::ChainExhausted);
         }
+        // Each blob we send now takes one of the positions `skipped_ahead` stands for (its seq
+        // is one a lost copy may have used): that credit is spent, so that a later rollback
+        // never skips fewer positions than a lost state used.
+        self.skipped_ahead = self.skipped_ahead.saturating_sub(count);
         let mut out = Vec::with_capacity(payloads.len());
         for (seq, payload) in payloads {
             let n = chain.next;

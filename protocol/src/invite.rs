@@ -577,8 +577,11 @@ impl PendingInvite {
             Role::Joiner,
         ));
         ratchet.next_sending_header_key = hk2;
-        // No fork can precede the hello: keep no root key from before it.
+        // No fork can precede the hello: keep no root key from before it. Nor its restore-
+        // signal key: `SK` comes from the invite alone, so whoever photographed the invite
+        // could write that signal and end the conversation (`docs/PROTOCOL.md` §6.9).
         ratchet.previous_root = None;
+        ratchet.restore_keys.clear();
         let inviter_public = ratchet.ratchet_key.public_bytes();
         let safety_code =
             SafetyCode::derive(self.secret.as_bytes(), &inviter_public, &decrypted.chain);

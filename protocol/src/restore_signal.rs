@@ -131,4 +131,37 @@ mod tests {
         let other = RootKey::from_bytes(&[4u8; 32]).restore_key();
         assert!(!other.is_signal(Role::Joiner, &joiner.blob));
     }
+
+    /// Whoever photographed the invite knows `SK` (it comes from the invite alone): the
+    /// inviter must not watch the signal of `SK`, or they could end the conversation.
+    #[test]
+    fn the_invite_photographer_cannot_write_a_watched_signal() {
+        use crate::invite::{Invite, invite_keys};
+        use crate::testing::SeededRng;
+        let mut rng = SeededRng::new(5);
+        let (pending, invite) = Invite::create(&mut rng, 1_000, 2_000, None).unwrap();
+        let (mut joiner, hello) = invite.join(&mut rng, 1_001).unwrap();
+        let mut inviter = pending
+            .accept(1_002, &hello[0].address, &hello[0].blob)
+            .unwrap();
+        let keys = invite_keys(
+            &invite.secret,
+            &invite.inviter_public,
+            invite.expires_at,
+            None,
+        );
+        let forged = keys.sk.restore_key().signal(Role::Joiner);
+        for i in 0..4 {
+            assert!(!inviter.restore_signal_addresses().contains(&forged.address));
+            assert!(!inviter.is_restore_signal(&forged.address, &forged.blob));
+            let b = inviter
+                .encrypt(&mut rng, format!("i{i}").as_bytes(), inviter.next_seq())
+                .unwrap();
+            joiner.decrypt(&b[0].address, &b[0].blob).unwrap();
+            let b = joiner
+                .encrypt(&mut rng, format!("j{i}").as_bytes(), joiner.next_seq())
+                .unwrap();
+            inviter.decrypt(&b[0].address, &b[0].blob).unwrap();
+        }
+    }
 }

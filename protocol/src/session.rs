@@ -295,9 +295,9 @@ impl Session {
     /// Our restore signals (`docs/PROTOCOL.md` §6.9), to deposit after `decrypt` reported
     /// [`DecryptError::UnreadableAnswer`]: this device was restored from a copy older than
     /// what the peer answered, and no chain it derives is one the peer still reads. One blob
-    /// per root key we hold (`RK`, and the one before our last receiving step while kept),
-    /// deterministic: depositing one again, or from another restored copy of the same state,
-    /// stores the same bytes.
+    /// per root key we hold or just held (`RK`, `previous_root` while kept, and the two root
+    /// keys before `RK`; at most 4, distinct addresses), deterministic: depositing one again,
+    /// or from another restored copy of the same state, stores the same bytes.
     pub fn restore_signals(&self) -> Vec<crate::RestoreSignal> {
         self.ratchet.restore_signals()
     }

@@ -624,3 +624,62 @@ fn restore_signals_are_heard_for_restore_memory_steps() {
     }
     assert!(steps >= protocol::RESTORE_MEMORY, "heard for {steps} steps");
 }
+
+/// A probe's skip is spent by the blobs the restored device sends afterwards: a second
+/// rollback on the same chain, whose lost blobs no probe saw, still skips every position the
+/// second lost state used (no credit left over from the first).
+#[test]
+fn skipped_positions_are_credited_once_across_two_rollbacks() {
+    let (mut a, mut b, mut rng) = pair(7);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    deliver(&mut b, &send(&mut a, &mut rng, b"three")[0]);
+    let backup1 = a.pickle(&KEY);
+    let mut mailbox = std::collections::BTreeSet::new();
+    for i in 0..5 {
+        let blob = send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0);
+        mailbox.insert(blob.address);
+        deliver(&mut b, &blob);
+    }
+    let mut a = Session::from_pickle(&KEY, &backup1).unwrap();
+    let taken = a
+        .upcoming_addresses(48)
+        .iter()
+        .take_while(|x| mailbox.contains(x))
+        .count();
+    assert_eq!(taken, 5);
+    a.skip_positions(taken as u32);
+    for i in 0..2 {
+        let blob = send(&mut a, &mut rng, format!("restored {i}").as_bytes()).remove(0);
+        deliver(&mut b, &blob);
+    }
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    assert!(
+        a.decrypt(&ack.address, &ack.blob)
+            .unwrap()
+            .rollback
+            .is_some()
+    );
+    let backup2 = a.pickle(&KEY);
+    let mut lost2 = Vec::new();
+    for i in 0..4 {
+        let blob = send(&mut a, &mut rng, format!("lost2 {i}").as_bytes()).remove(0);
+        deliver(&mut b, &blob);
+        lost2.push(blob.address);
+    }
+    let mut a = Session::from_pickle(&KEY, &backup2).unwrap();
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    assert!(
+        a.decrypt(&ack.address, &ack.blob)
+            .unwrap()
+            .rollback
+            .is_some()
+    );
+    let next = a.upcoming_addresses(1)[0];
+    assert!(
+        !lost2.contains(&next),
+        "a position the lost state used is used again"
+    );
+    let later = send(&mut a, &mut rng, b"later").remove(0);
+    assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
+}
