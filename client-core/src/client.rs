@@ -134,6 +134,9 @@ pub struct Client<P: Platform> {
     /// epoch; `crate::outbox`). Not persisted: after a restart they are deposited once more,
     /// which stores nothing new.
     pub(crate) signalled: RefCell<Vec<(String, u64)>>,
+    /// Blobs held by this app session, with when and how much lay behind them
+    /// (`crate::receive`). At most 64; cleared on [`Client::lock`].
+    pub(crate) hold_watch: RefCell<Vec<crate::receive::HoldWatch>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -154,6 +157,7 @@ impl<P: Platform> Client<P> {
             polls: RefCell::new(Vec::new()),
             probed: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
+            hold_watch: RefCell::new(Vec::new()),
         }
     }
 
@@ -246,6 +250,7 @@ impl<P: Platform> Client<P> {
         self.key.borrow_mut().take();
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
+        self.hold_watch.borrow_mut().clear();
     }
 
     /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.

@@ -107,6 +107,10 @@ struct Drained {
     unreadable: Option<bool>,
     /// A blob left on the mailbox for now (a gap below it that its sender still fills).
     held: Option<Address>,
+    /// How many found blobs were left behind the held one when it was held.
+    held_behind: usize,
+    /// A held blob was read although its gap is still open ([`Holds::released`]).
+    released: bool,
     /// Addresses consumed in this step (a held record for them is done).
     consumed: Vec<Address>,
 }
@@ -116,6 +120,10 @@ struct Drained {
 /// comes back (its sender's device was lost, say); anything that arrives later still shows,
 /// after it.
 pub const MAX_HOLD_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// How long a blob is held at most while its sender keeps depositing blobs behind it (ms):
+/// two retransmission intervals, 10 minutes.
+pub const ACTIVE_HOLD_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
 
 /// The poll set, then as many of the peer's restore-signal addresses (newest first) as fit
 /// in the padding of its last fetch (`docs/PROTOCOL.md` §6.9): free, since the request has
@@ -346,8 +354,10 @@ impl<P: Platform> Client<P> {
             start: &start,
             consumed: Vec::new(),
         };
+        let watched = self.hold_watch.borrow().clone();
         let holds = Holds {
             held: &conversation.held,
+            watched: &watched,
             now,
         };
         // The peer's restore signal is checked apart: it is no blob of a chain.
@@ -365,6 +375,26 @@ impl<P: Platform> Client<P> {
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
         changed |= update_held(&mut conversation, &live, &drained, now);
+        if let Some(address) = drained.held {
+            let mut watch = self.hold_watch.borrow_mut();
+            if !watch.iter().any(|w| w.address == address) {
+                if watch.len() >= 64 {
+                    watch.remove(0);
+                }
+                // Held behind a gap just found abandoned (a blob before it was released): the
+                // wait is over already, as soon as the sender writes on.
+                let (since_ms, behind) = if drained.released {
+                    (now.saturating_sub(ACTIVE_HOLD_MS), 0)
+                } else {
+                    (now, drained.held_behind)
+                };
+                watch.push(HoldWatch {
+                    address,
+                    since_ms,
+                    behind,
+                });
+            }
+        }
         if !drained.unverified.is_empty() {
             // Before the acknowledgement is applied (it would take these blobs for delivered).
             self.resend_unverified(
@@ -786,11 +816,14 @@ fn drain(
                 // held: it shows nothing, so it cannot overtake anything, and holding it would
                 // keep the window from reaching the blobs behind it (a restored sender's
                 // re-sends sit above numbers it abandoned, under a floor its older blobs pin).
-                if fillable
+                let gap_below = fillable
                     && received.kind == PayloadKind::Data
                     && !received.duplicate
-                    && live.acknowledgement().next <= received.seq
-                    && !holds.expired(&address)
+                    && live.acknowledgement().next <= received.seq;
+                let released = gap_below && holds.released(&address, found.len());
+                out.released |= released;
+                if gap_below
+                    && !released
                     && let Some(before) = replay.rebuild(None)
                 {
                     let covered = replay
@@ -799,6 +832,7 @@ fn drain(
                     if !covered {
                         *live = before;
                         out.held = Some(address);
+                        out.held_behind = found.len();
                         // What is left is read (in order) by a later poll, not rejected.
                         found.clear();
                         return out;
@@ -854,19 +888,48 @@ fn drain(
     }
 }
 
-/// The held blobs of a conversation and the time now.
+/// The held blobs of a conversation, what this app session saw of them, and the time now.
 struct Holds<'a> {
     held: &'a [Held],
+    watched: &'a [HoldWatch],
     now: u64,
 }
 
+/// A hold seen by this app session (not persisted: a restart starts the wait again).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HoldWatch {
+    pub(crate) address: Address,
+    /// When this session first held it (ms since the epoch).
+    pub(crate) since_ms: u64,
+    /// How many found blobs lay behind it then.
+    pub(crate) behind: usize,
+}
+
 impl Holds<'_> {
-    /// Whether `address` was first held at least [`MAX_HOLD_MS`] ago.
-    fn expired(&self, address: &Address) -> bool {
+    /// How long `address` has been held (ms), if it is.
+    fn held_for(&self, address: &Address) -> Option<u64> {
         self.held
             .iter()
             .find(|h| h.address == address.0)
-            .is_some_and(|h| self.now.saturating_sub(h.since_ms) >= MAX_HOLD_MS)
+            .map(|h| self.now.saturating_sub(h.since_ms))
+    }
+
+    /// Whether `address` should be read now although a gap lies below it: held at least
+    /// [`MAX_HOLD_MS`]; or held by this app session for at least [`ACTIVE_HOLD_MS`] while the
+    /// sender deposited new blobs behind it (`behind` found now, more than when the hold
+    /// began). A sender's flush that deposits a new blob also runs its retransmission check,
+    /// which re-deposits whatever expired: a gap that outlives that by minutes is one the
+    /// sender abandoned (a restored sender's re-sends sit above numbers it gave up, under a
+    /// floor its older unconfirmed blobs pin), and nothing will fill it.
+    fn released(&self, address: &Address, behind: usize) -> bool {
+        if self.held_for(address).is_some_and(|ms| ms >= MAX_HOLD_MS) {
+            return true;
+        }
+        self.watched.iter().any(|w| {
+            w.address == *address
+                && behind > w.behind
+                && self.now.saturating_sub(w.since_ms) >= ACTIVE_HOLD_MS
+        })
     }
 }
 
