@@ -574,7 +574,9 @@ impl<P: Platform> Client<P> {
     ///
     /// **Order kept:** every later data blob not yet on the mailbox leaves the outbox too (its
     /// sequence number abandoned on `live`: the peer cannot have it) and its message is queued
-    /// behind them, so that a re-sent message never reaches the peer after a later one.
+    /// behind them, so that a re-sent message never reaches the peer after a later one; but
+    /// only while the addresses left empty, with those abandoned before, stay fewer than the
+    /// peer's window ([`crate::MAX_ABANDONED_RUN`]).
     async fn resend_unverified(
         &self,
         key: &VaultKey,
@@ -590,15 +592,38 @@ impl<P: Platform> Client<P> {
             .map(|(from, _)| *from)
             .min()
             .unwrap_or(u32::MAX);
-        for (name, seq, outgoing) in self.outbox(key, id).await? {
-            let BlobKind::Data { message } = outgoing.kind else {
-                continue;
-            };
-            if ranges.iter().any(|(from, to)| (*from..*to).contains(&seq)) {
-                messages.insert(message);
-            } else if seq >= from && !outgoing.stored {
-                writes.push(Write::Delete(name));
-                live.abandon(seq);
+        let outbox = self.outbox(key, id).await?;
+        let unverified = |seq: u32| ranges.iter().any(|(f, t)| (*f..*t).contains(&seq));
+        // Later blobs are pulled only while the addresses they leave empty stay within the
+        // peer's window ([`crate::MAX_ABANDONED_RUN`] in a row): past that, the re-sent blobs
+        // would land where the peer never looks, and order gives way to delivery.
+        let pull: Vec<&(String, u32, crate::records::Outgoing)> = outbox
+            .iter()
+            .filter(|(_, seq, o)| {
+                matches!(o.kind, BlobKind::Data { .. })
+                    && *seq >= from
+                    && !o.stored
+                    && !unverified(*seq)
+            })
+            .collect();
+        let run = conversation
+            .recovery
+            .abandoned_run
+            .saturating_add(u32::try_from(pull.len()).unwrap_or(u32::MAX));
+        if run <= crate::MAX_ABANDONED_RUN {
+            conversation.recovery.abandoned_run = run;
+            for (name, seq, outgoing) in pull {
+                if let BlobKind::Data { message } = outgoing.kind {
+                    writes.push(Write::Delete(name.clone()));
+                    live.abandon(*seq);
+                    messages.insert(message);
+                }
+            }
+        }
+        for (_, seq, outgoing) in &outbox {
+            if let BlobKind::Data { message } = outgoing.kind
+                && unverified(*seq)
+            {
                 messages.insert(message);
             }
         }
