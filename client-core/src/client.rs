@@ -519,14 +519,7 @@ impl<P: Platform> Client<P> {
             self.put(&key, tag_name, &remembered),
         ];
         for blob in hello {
-            let outgoing = Outgoing {
-                write_key: blob.write_key.0,
-                blob: blob.blob,
-                kind: BlobKind::Hello,
-                stored: false,
-                checked_ms: 0,
-            };
-            writes.push(self.put(&key, records::outgoing_key(&id, blob.seq), &outgoing));
+            writes.push(self.put_outgoing(&key, &id, blob, BlobKind::Hello));
         }
         self.store().commit(writes, Durability::Strict).await?;
         Ok(id)

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 
 use hmac::{Hmac, KeyInit, Mac};
-use protocol::{Address, Session, WINDOW, WriteKey};
+use protocol::{Address, OutgoingBlob, Session, WINDOW, WriteKey};
 use rand_core::Rng;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -167,6 +167,25 @@ impl<P: Platform> Client<P> {
         Ok(seq)
     }
 
+    /// The outbox record of a blob just sealed (not yet on the mailbox), as a write.
+    pub(crate) fn put_outgoing(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        blob: OutgoingBlob,
+        kind: BlobKind,
+    ) -> Write {
+        let name = records::outgoing_key(id, blob.seq);
+        let outgoing = Outgoing {
+            write_key: blob.write_key.0,
+            blob: blob.blob,
+            kind,
+            stored: false,
+            checked_ms: 0,
+        };
+        self.put(key, name, &outgoing)
+    }
+
     /// Encrypts history entry `entry`'s text on `live` into outbox writes: as a new message,
     /// or, given the `message_id` of its first sending, as that message again (the peer shows
     /// it once). `pending_floor`: the lowest sequence number of blobs encrypted earlier in the
@@ -192,16 +211,7 @@ impl<P: Platform> Client<P> {
         let blobs = live.encrypt_resend(&mut self.rng(), text, floor, message_id)?;
         let writes = blobs
             .into_iter()
-            .map(|blob| {
-                let outgoing = Outgoing {
-                    write_key: blob.write_key.0,
-                    blob: blob.blob,
-                    kind: BlobKind::Data { message: entry },
-                    stored: false,
-                    checked_ms: 0,
-                };
-                self.put(key, records::outgoing_key(id, blob.seq), &outgoing)
-            })
+            .map(|blob| self.put_outgoing(key, id, blob, BlobKind::Data { message: entry }))
             .collect();
         Ok((first, writes, message_id))
     }
@@ -373,14 +383,7 @@ impl<P: Platform> Client<P> {
             }
             let mut writes = vec![Write::Delete(name.clone())];
             for blob in blobs {
-                let outgoing = Outgoing {
-                    write_key: blob.write_key.0,
-                    blob: blob.blob,
-                    kind: BlobKind::Ack,
-                    stored: false,
-                    checked_ms: 0,
-                };
-                writes.push(self.put(key, records::outgoing_key(id, blob.seq), &outgoing));
+                writes.push(self.put_outgoing(key, id, blob, BlobKind::Ack));
             }
             writes.push(self.put(key, records::conversation_key(id), &conversation));
             self.store().commit(writes, Durability::Strict).await?;
@@ -799,16 +802,7 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         let now = self.now_ms();
-        // Unreadable answers are corroborated first: the notice must have stood for
-        // [`RETRANSMIT_AFTER_MS`] (a later blob that decrypts lifts it), so that one altered
-        // blob does not end the conversation.
-        let stands = match conversation.ended {
-            None => conversation
-                .unreadable
-                .is_some_and(|n| now >= n.since_ms.saturating_add(RETRANSMIT_AFTER_MS)),
-            Some(EndReason::PeerRestored | EndReason::Diverged) => true,
-            Some(EndReason::ProtocolV1) => false,
-        };
+        let stands = restore_signal_stands(&conversation, now);
         let last = self
             .signalled
             .borrow()
@@ -941,6 +935,21 @@ impl<P: Platform> Client<P> {
     pub(crate) fn ack_delay_ms(&self) -> u64 {
         let span = ACK_DELAY_MAX_MS - ACK_DELAY_MIN_MS;
         ACK_DELAY_MIN_MS + u64::from(self.rng().next_u32()) % span
+    }
+}
+
+/// Whether `conversation` calls for our restore signals (`Client::deposit_restore_signals`):
+/// ended because the two devices can no longer read each other, or unable to read the
+/// peer's answers for [`RETRANSMIT_AFTER_MS`] already. (Unreadable answers are corroborated
+/// first: a later blob that decrypts lifts the notice, so one altered blob does not end the
+/// conversation.)
+pub(crate) fn restore_signal_stands(conversation: &Conversation, now: u64) -> bool {
+    match conversation.ended {
+        None => conversation
+            .unreadable
+            .is_some_and(|n| now >= n.since_ms.saturating_add(RETRANSMIT_AFTER_MS)),
+        Some(EndReason::PeerRestored | EndReason::Diverged) => true,
+        Some(EndReason::ProtocolV1) => false,
     }
 }
 

@@ -168,9 +168,13 @@ impl<P: Platform> Client<P> {
     /// asks for a flush now ([`PollOutcome::flush_at_ms`]).
     pub async fn poll(&self, id: &str) -> Result<PollOutcome, ClientError> {
         self.probe_once(id).await?;
-        let mut outcome = self.poll_mailbox(id).await?;
-        // Not fatal to the poll: the signal is deposited again at the next one.
-        let _ = self.deposit_restore_signals(id).await;
+        let mut signal = false;
+        let mut outcome = self.poll_mailbox(id, &mut signal).await?;
+        // Only when the record read by this poll (or what it raised) calls for it: no extra
+        // read per poll. Not fatal to the poll: the signal is deposited again at the next one.
+        if signal || outcome.notice {
+            let _ = self.deposit_restore_signals(id).await;
+        }
         match self.resend_squatted(id).await {
             Ok(true) => outcome.flush_at_ms = Some(self.now_ms()),
             Ok(false) | Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {}
@@ -217,9 +221,11 @@ impl<P: Platform> Client<P> {
     }
 
     /// Fetches and drains (see [`Client::poll`]).
-    async fn poll_mailbox(&self, id: &str) -> Result<PollOutcome, ClientError> {
+    /// Sets `signal` when the conversation record it reads calls for our restore signals.
+    async fn poll_mailbox(&self, id: &str, signal: &mut bool) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
+        *signal = crate::outbox::restore_signal_stands(&conversation, self.now_ms());
         // (A conversation ended because the peer was restored is still polled: a later blob
         // of theirs that decrypts lifts it.)
         if conversation.ended == Some(EndReason::ProtocolV1) {

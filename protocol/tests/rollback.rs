@@ -22,7 +22,7 @@ use hmac::{KeyInit, Mac};
 use proptest::prelude::*;
 use protocol::testing::{SeededRng, sending_keys};
 use protocol::{Address, HEDGE_LEN, Session};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -462,28 +462,43 @@ fn a_restored_reader_learns_and_tells_that_the_conversation_cannot_go_on() {
     );
 }
 
+/// A conversation in which `a` is snapshotted after three messages, its copy then sends
+/// `lost` messages that `b` reads, and `a` is restored from the snapshot: returns the restored
+/// `a`, `b`, the generator, and the addresses the lost copy wrote.
+fn restored_after_lost_sends(
+    seed: u64,
+    lost: usize,
+) -> (Session, Session, SeededRng, BTreeSet<Address>) {
+    let (mut a, mut b, mut rng) = pair(seed);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    deliver(&mut b, &send(&mut a, &mut rng, b"three")[0]);
+    let backup = a.pickle(&KEY);
+    let mut mailbox = BTreeSet::new();
+    for i in 0..lost {
+        let blob = send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0);
+        mailbox.insert(blob.address);
+        deliver(&mut b, &blob);
+    }
+    let a = Session::from_pickle(&KEY, &backup).unwrap();
+    (a, b, rng, mailbox)
+}
+
+/// How many of `a`'s next sending positions hold a blob (what a client's probe finds).
+fn taken_positions(a: &Session, mailbox: &BTreeSet<Address>) -> usize {
+    a.upcoming_addresses(48)
+        .iter()
+        .take_while(|address| mailbox.contains(address))
+        .count()
+}
+
 /// A restored device can find its used positions on the mailbox before it sends: the upcoming
 /// addresses that hold blobs are skipped, and its next message lands in the peer's window
 /// without ever writing where the lost state wrote.
 #[test]
 fn upcoming_addresses_let_a_restored_device_skip_what_its_lost_state_used() {
-    let (mut a, mut b, mut rng) = pair(98);
-    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
-    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
-    deliver(&mut b, &send(&mut a, &mut rng, b"three")[0]);
-    let backup = a.pickle(&KEY);
-    let mut mailbox = std::collections::BTreeSet::new();
-    for i in 0..20 {
-        let blob = send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0);
-        mailbox.insert(blob.address);
-        deliver(&mut b, &blob);
-    }
-    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
-    let upcoming = a.upcoming_addresses(48);
-    let taken = upcoming
-        .iter()
-        .take_while(|address| mailbox.contains(address))
-        .count();
+    let (mut a, mut b, mut rng, mailbox) = restored_after_lost_sends(98, 20);
+    let taken = taken_positions(&a, &mailbox);
     assert_eq!(taken, 20);
     a.skip_positions(taken as u32);
     let after = send(&mut a, &mut rng, b"after the restore").remove(0);
@@ -630,23 +645,8 @@ fn restore_signals_are_heard_for_restore_memory_steps() {
 /// second lost state used (no credit left over from the first).
 #[test]
 fn skipped_positions_are_credited_once_across_two_rollbacks() {
-    let (mut a, mut b, mut rng) = pair(7);
-    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
-    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
-    deliver(&mut b, &send(&mut a, &mut rng, b"three")[0]);
-    let backup1 = a.pickle(&KEY);
-    let mut mailbox = std::collections::BTreeSet::new();
-    for i in 0..5 {
-        let blob = send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0);
-        mailbox.insert(blob.address);
-        deliver(&mut b, &blob);
-    }
-    let mut a = Session::from_pickle(&KEY, &backup1).unwrap();
-    let taken = a
-        .upcoming_addresses(48)
-        .iter()
-        .take_while(|x| mailbox.contains(x))
-        .count();
+    let (mut a, mut b, mut rng, mailbox) = restored_after_lost_sends(7, 5);
+    let taken = taken_positions(&a, &mailbox);
     assert_eq!(taken, 5);
     a.skip_positions(taken as u32);
     for i in 0..2 {
