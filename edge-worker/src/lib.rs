@@ -192,6 +192,12 @@ mod worker_entry {
             Ok(PutOutcome::Stored)
         }
 
+        async fn delete(&self, address: &Address) -> Result<(), StoreError> {
+            let key = kv_key(address);
+            self.kv.delete(&key).await.map_err(kv_failed)?;
+            Ok(())
+        }
+
         async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
             let key = kv_key(address);
             if self.cached_miss(&key).await {

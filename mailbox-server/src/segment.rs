@@ -6,15 +6,25 @@
 //! index (address → expiry and record location), committed without its own fsync; after a
 //! crash the records written since redb's last durable commit are re-applied from the
 //! segments (see `store`). A segment is never appended to after a restart (a new one is
-//! started), so a torn tail can only be the last, unacknowledged batch of a segment, and a
-//! scan stops at the first record that does not verify.
+//! started), so a torn tail can only be the last, unacknowledged batch of a segment.
+//!
+//! **Deleting** (`DELETE /v1/m/{address}`) appends a *tombstone* (a record with an empty body:
+//! message bodies are never empty) naming the address, and *wipes* the deleted record: its
+//! body and checksum are overwritten with zeros and flushed, so the ciphertext is gone from the
+//! file; its head (segment id, length, address, expiry) stays, so scans still find the next
+//! record. A record that does not verify is never a message: a scan steps over it by the
+//! length in its head (a wiped record, or a torn one) and stops only where no record head
+//! follows (zeros, the end of the file, or bytes of another segment). The tombstone lets a
+//! recovery redo a delete whose index commit was not durable yet (see `store`).
 //!
 //! Segments are named `{id:016x}.seg` in `DIR/segments/`. A segment is closed when it
 //! reaches [`SEGMENT_BYTES`] (or when it holds expired messages at purge time) and deleted
 //! once every message in it has expired and been purged from the index.
 //!
 //! Record layout (little-endian): `segment id (u64) ‖ body_len (u32) ‖ address (32) ‖
-//! expires_ms (u64) ‖ body ‖ checksum (u64)` of everything before the checksum.
+//! expires_ms (u64) ‖ body ‖ checksum (u64)` of everything before the checksum. A tombstone
+//! has `body_len` 0 and the expiry of the message it deleted; a wiped record has zeros from
+//! its body to the end of its checksum.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -61,15 +71,22 @@ pub struct Location {
     pub len: u32,
 }
 
-/// One message as recorded in a segment.
+/// One message, or one tombstone, as recorded in a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Message address.
     pub address: [u8; 32],
     /// Expiry, milliseconds since the Unix epoch.
     pub expires_ms: u64,
-    /// Message body.
+    /// Message body (empty for a tombstone).
     pub body: Vec<u8>,
+}
+
+impl Record {
+    /// Whether this record is a tombstone: the message at its address was deleted here.
+    pub fn is_tombstone(&self) -> bool {
+        self.body.is_empty()
+    }
 }
 
 /// Open segment files by id, shared by the writer (which adds and removes them) and readers.
@@ -253,8 +270,10 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Every record of segment `id` from `from`, fully verified, in order, with its offset.
-/// Stops at the end of the file or at the first record that does not verify (a torn tail).
+/// Every record of segment `id` from `from` that verifies (messages and tombstones), in
+/// order, with its offset. A record whose head is whole but which does not verify (wiped by
+/// a delete, or torn) is stepped over; the scan ends at the end of the file or where no
+/// record head follows (zeros, a torn head, bytes of another segment).
 pub fn scan(file: &File, id: u64, from: u64) -> io::Result<Vec<(u64, Record)>> {
     let len = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -274,22 +293,27 @@ pub fn scan(file: &File, id: u64, from: u64) -> io::Result<Vec<(u64, Record)>> {
         let mut rest = vec![0u8; body_len as usize + 8];
         reader.read_exact(&mut rest)?;
         let (body, sum) = rest.split_at(body_len as usize);
-        let mut summed = head.to_vec();
-        summed.extend_from_slice(body);
-        if u64_at(sum, 0) != Some(checksum(&summed)) {
-            break;
+        if verifies(&head, body, sum) {
+            records.push((
+                at,
+                Record {
+                    address,
+                    expires_ms,
+                    body: body.to_vec(),
+                },
+            ));
         }
-        records.push((
-            at,
-            Record {
-                address,
-                expires_ms,
-                body: body.to_vec(),
-            },
-        ));
         at += total;
     }
     Ok(records)
+}
+
+/// Whether `sum` is the checksum of the record `head ‖ body`.
+fn verifies(head: &[u8], body: &[u8], sum: &[u8]) -> bool {
+    let mut summed = Vec::with_capacity(head.len() + body.len());
+    summed.extend_from_slice(head);
+    summed.extend_from_slice(body);
+    u64_at(sum, 0) == Some(checksum(&summed))
 }
 
 /// Record heads found by [`scan_heads`] (location, address), and where the next one starts.
@@ -325,32 +349,49 @@ pub fn scan_heads(file: &File, id: u64, from: u64, limit: usize) -> io::Result<H
 }
 
 /// Reads the body at `location`, checking that the record there is `address`'s.
-/// `Ok(None)` if the segment is gone (it was purged: the message expired).
+/// `Ok(None)` if the segment is gone (it was purged: the message expired) or the record no
+/// longer verifies (a delete wiped it, possibly while this read was under way).
 pub fn read_body(
     files: &Files,
     location: Location,
     address: &[u8; 32],
 ) -> io::Result<Option<Vec<u8>>> {
-    let file = files
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&location.segment)
-        .cloned();
-    let Some(file) = file else {
+    let Some(file) = file_of(files, location.segment) else {
         return Ok(None);
     };
-    let mut record = vec![0u8; RECORD_HEAD + location.len as usize];
+    let mut record = vec![0u8; RECORD_FIXED + location.len as usize];
     file.read_exact_at(&mut record, location.offset)?;
-    let (head, body) = record.split_at(RECORD_HEAD);
+    let (head, rest) = record.split_at(RECORD_HEAD);
+    let (body, sum) = rest.split_at(location.len as usize);
     match parse_head(head, location.segment) {
         Some((len, found, _)) if len == location.len && found == *address => {
-            Ok(Some(body.to_vec()))
+            Ok(verifies(head, body, sum).then(|| body.to_vec()))
         }
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "index and segment disagree",
         )),
     }
+}
+
+fn file_of(files: &Files, segment: u64) -> Option<Arc<File>> {
+    files
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&segment)
+        .cloned()
+}
+
+/// Wipes the flushed record at `location`: overwrites its body and checksum with zeros (not
+/// yet flushed: the caller `fdatasync`s the returned file before it acknowledges the delete).
+/// The head stays, so scans step over the record. `Ok(None)` if the segment is gone.
+pub fn wipe(files: &Files, location: Location) -> io::Result<Option<Arc<File>>> {
+    let Some(file) = file_of(files, location.segment) else {
+        return Ok(None);
+    };
+    let zeros = vec![0u8; location.len as usize + 8];
+    file.write_all_at(&zeros, location.offset.saturating_add(RECORD_HEAD as u64))?;
+    Ok(Some(file))
 }
 
 /// The active segment: records are staged in memory, then appended and flushed together.
@@ -468,6 +509,36 @@ impl ActiveSegment {
             None => (expires_ms, expires_ms),
         });
         Ok(location)
+    }
+
+    /// Stages a tombstone for `address`, whose message (expiring at `expires_ms`) is deleted.
+    pub fn stage_tombstone(&mut self, address: &[u8; 32], expires_ms: u64) -> io::Result<()> {
+        self.stage(address, expires_ms, &[]).map(|_| ())
+    }
+
+    /// Wipes the record at `at` if it is staged here and not flushed yet (a message stored
+    /// and deleted in the same batch): its body and checksum become zeros before they ever
+    /// reach the file. Returns whether it was staged here.
+    pub fn wipe_staged(&mut self, at: Location) -> bool {
+        if at.segment != self.id {
+            return false;
+        }
+        let Some(start) = at
+            .offset
+            .checked_sub(self.offset)
+            .and_then(|s| usize::try_from(s).ok())
+        else {
+            return false;
+        };
+        let from = start.saturating_add(RECORD_HEAD);
+        let to = from.saturating_add(at.len as usize + 8);
+        match self.buffer.get_mut(from..to) {
+            Some(bytes) => {
+                bytes.fill(0);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Appends the staged records and `fdatasync`s the segment. Returns only once they are
@@ -607,7 +678,7 @@ mod tests {
                 body: b"beta".to_vec()
             })
         );
-        // A flipped byte inside a complete record also stops the scan there.
+        // A flipped byte inside a complete record: it is no message, and is stepped over.
         file.set_len(c.offset + RECORD_FIXED as u64 + 100)?;
         file.write_all_at(&[0xff], c.offset + RECORD_HEAD as u64 + 3)?;
         assert_eq!(scan(&file, 7, 0)?.len(), 2);
@@ -644,6 +715,52 @@ mod tests {
             read_body(&files, a, &[1; 32])?,
             None,
             "a removed segment reads as gone"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn wiped_records_read_as_gone_and_scans_step_over_them() -> io::Result<()> {
+        let dir = temp_dir("wipe")?;
+        let files = Files::default();
+        let mut seg = ActiveSegment::create(&dir, 5, Arc::clone(&files), roomy(&dir))?;
+        let a = seg.stage(&[1; 32], 10, &[0xa1; 300])?;
+        let b = seg.stage(&[2; 32], 20, b"beta")?;
+        seg.flush()?;
+        // Stored and deleted in one batch: wiped in memory, never written.
+        let c = seg.stage(&[3; 32], 30, &[0xc3; 200])?;
+        assert!(seg.wipe_staged(c));
+        assert!(!seg.wipe_staged(a), "a flushed record is wiped in the file");
+        seg.stage_tombstone(&[3; 32], 30)?;
+        let d = seg.stage(&[4; 32], 40, b"delta")?;
+        seg.flush()?;
+        let file = wipe(&files, a)?.ok_or_else(|| io::Error::other("segment missing"))?;
+        file.sync_data()?;
+
+        let mut bytes = vec![0u8; RECORD_FIXED + 300];
+        file.read_exact_at(&mut bytes, a.offset)?;
+        let (head, rest) = bytes.split_at(RECORD_HEAD);
+        assert!(rest.iter().all(|&b| b == 0), "body and checksum are zeros");
+        assert_eq!(
+            parse_head(head, 5),
+            Some((300, [1; 32], 10)),
+            "the head stays"
+        );
+        assert_eq!(read_body(&files, a, &[1; 32])?, None);
+        assert_eq!(read_body(&files, c, &[3; 32])?, None);
+        assert_eq!(read_body(&files, d, &[4; 32])?, Some(b"delta".to_vec()));
+        let found: Vec<_> = scan(&file, 5, 0)?
+            .into_iter()
+            .map(|(at, r)| (at, r.address, r.is_tombstone()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (b.offset, [2; 32], false),
+                (c.offset + RECORD_FIXED as u64 + 200, [3; 32], true),
+                (d.offset, [4; 32], false),
+            ]
         );
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

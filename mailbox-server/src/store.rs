@@ -18,6 +18,19 @@
 //! ignored). redb's per-PUT work is a ~28-byte index entry instead of a 1 KiB body, which is
 //! what makes durable PUTs cheap.
 //!
+//! **Deletes** go through the same writer, so they serialize with PUTs (first write wins stays
+//! atomic, and the address is writable again at once). In the batch's transaction the index
+//! entry is removed (its bytes leave the quota) and a *tombstone* record naming the address is
+//! staged in the active segment; after the batch's segment flush, the deleted record's body and
+//! checksum are overwritten with zeros in its segment file (a record stored and deleted in the
+//! same batch is wiped before it is ever written) and that file is `fdatasync`ed; only then is
+//! the index committed and the delete answered. A crash before the next durable commit cannot
+//! bring the message back: the wiped record no longer verifies, so a recovery never re-applies
+//! it (scans step over it by the length in its head), and the tombstone, written before the
+//! wipe, is re-applied like a stored record, removing an entry that the last durable commit
+//! still held and wiping its record again. A delete of a message that has expired already
+//! wipes it without a tombstone (its entry is dead either way).
+//!
 //! Tables:
 //! - `index`: address (32 bytes) → expiry (u64 ms since the Unix epoch, big-endian) ‖
 //!   segment (u64 LE) ‖ record offset (u64 LE) ‖ body length (u32 LE).
@@ -138,6 +151,10 @@ enum Job {
         body: Vec<u8>,
         reply: Reply<PutOutcome>,
     },
+    Delete {
+        address: [u8; 32],
+        reply: Reply<()>,
+    },
     Purge {
         reply: Reply<PurgeStep>,
     },
@@ -219,6 +236,10 @@ impl MemIndex {
                 }
             };
             for (offset, record) in segment::scan(&file, id, 0)? {
+                if record.is_tombstone() {
+                    map.remove(&record.address);
+                    continue;
+                }
                 if record.expires_ms <= now {
                     continue;
                 }
@@ -505,11 +526,30 @@ impl Store for DiskStore {
         address: &Address,
         body: &[u8],
     ) -> Result<PutOutcome, StoreError> {
+        if body.is_empty() {
+            // An empty record is a tombstone; the API never stores an empty body.
+            return Err(StoreError::Unavailable("empty body"));
+        }
         let (reply, answer) = oneshot::channel();
         self.send(Job::Put {
             address: address.0,
             expires: now_ms().saturating_add(self.ttl_ms),
             body: body.to_vec(),
+            reply,
+        })
+        .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped"))?
+    }
+
+    /// Answers `Ok` only once the index entry is removed, a tombstone is durable in the
+    /// active segment and the message's body is overwritten with zeros and flushed in its own
+    /// segment (decided in the single writer's transaction, so it serializes with PUTs).
+    async fn delete(&self, address: &Address) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Delete {
+            address: address.0,
             reply,
         })
         .await?;
@@ -613,6 +653,7 @@ fn recover(
     let now = now_ms();
     let mut replayed = 0;
     let mut segments = BTreeMap::new();
+    let mut wiped = BTreeMap::new();
     let on_disk = segment::list(dir)?;
     let next = {
         let mut tables = Tables::open(&txn)?;
@@ -627,7 +668,11 @@ fn recover(
                 segment::remove(dir, files, id)?;
                 continue;
             }
-            let file = segment::open(dir, id)?;
+            let file = Arc::new(segment::open(dir, id)?);
+            files
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, Arc::clone(&file));
             if id >= applied_segment {
                 let from = if id == applied_segment {
                     applied_offset
@@ -650,6 +695,15 @@ fn recover(
                             (lo.min(record.expires_ms), hi.max(record.expires_ms))
                         }),
                     );
+                    if record.is_tombstone() {
+                        // Redo the delete: its index removal may not have been durable.
+                        if let Some(entry) = tables.remove(&record.address)?
+                            && let Some(file) = segment::wipe(files, entry.at)?
+                        {
+                            wiped.insert(entry.at.segment, file);
+                        }
+                        continue;
+                    }
                     if record.expires_ms <= now {
                         continue;
                     }
@@ -676,10 +730,9 @@ fn recover(
                     segments.insert(id, range);
                 }
             }
-            files
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(id, Arc::new(file));
+        }
+        for file in wiped.values() {
+            file.sync_data()?;
         }
         let next = on_disk
             .last()
@@ -765,7 +818,10 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
         let stop = batch.iter().any(|j| matches!(j, Job::Shutdown));
         let asked = batch.iter().any(|j| matches!(j, Job::Checkpoint));
         let idle = writer.last_write.elapsed() >= CHECKPOINT_IDLE;
-        if batch.iter().any(|j| matches!(j, Job::Put { .. })) {
+        if batch
+            .iter()
+            .any(|j| matches!(j, Job::Put { .. } | Job::Delete { .. }))
+        {
             writer.last_write = Instant::now();
         }
         writer.commit_batch(&mut batch);
@@ -786,6 +842,7 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Job>) {
 /// The outcome of each job in a batch, before the flush and commit decide whether they stand.
 enum Pending {
     Put(Reply<PutOutcome>, Result<PutOutcome, StoreError>),
+    Delete(Reply<()>),
     Purge(Reply<PurgeStep>, PurgeStep),
 }
 
@@ -1014,6 +1071,9 @@ impl Writer {
                     Job::Put { reply, .. } => {
                         let _ = reply.send(Err(err.clone()));
                     }
+                    Job::Delete { reply, .. } => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
                     Job::Purge { reply } => {
                         let _ = reply.send(Err(err.clone()));
                     }
@@ -1025,7 +1085,7 @@ impl Writer {
         self.check_room(batch);
         if !batch
             .iter()
-            .any(|j| matches!(j, Job::Put { .. } | Job::Purge { .. }))
+            .any(|j| matches!(j, Job::Put { .. } | Job::Delete { .. } | Job::Purge { .. }))
         {
             // Nothing to write (an idle tick, or PUTs all refused): no index transaction, so an
             // idle server, or one on a full disk, does not write at all.
@@ -1063,7 +1123,13 @@ impl Writer {
                 (Pending::Purge(reply, step), None) => {
                     let _ = reply.send(Ok(step));
                 }
+                (Pending::Delete(reply), None) => {
+                    let _ = reply.send(Ok(()));
+                }
                 (Pending::Put(reply, _), Some(e)) => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                (Pending::Delete(reply), Some(e)) => {
                     let _ = reply.send(Err(e.clone()));
                 }
                 (Pending::Purge(reply, _), Some(e)) => {
@@ -1074,8 +1140,9 @@ impl Writer {
     }
 
     /// Applies the jobs in one index transaction, flushes the staged records to their
-    /// segment (durable), then commits the index. Nothing is answered before this returns
-    /// `Ok`, so no 201 precedes the flush.
+    /// segment (durable), wipes the records of deleted messages (durable), then commits the
+    /// index. Nothing is answered before this returns `Ok`, so no 201 precedes the flush and
+    /// no 204 of a delete precedes the wipe.
     fn apply(
         &mut self,
         jobs: impl Iterator<Item = Job>,
@@ -1088,7 +1155,8 @@ impl Writer {
         txn.set_durability(Durability::None)?;
         let now = now_ms();
         let mut staged = false;
-        let mut stored = 0;
+        let mut changed = 0;
+        let mut wipes = Vec::new();
         {
             let mut tables = Tables::open(&txn)?;
             for job in jobs {
@@ -1110,9 +1178,24 @@ impl Writer {
                         )?;
                         if outcome == Ok(PutOutcome::Stored) {
                             staged = true;
-                            stored += 1;
+                            changed += 1;
                         }
                         pending.push(Pending::Put(reply, outcome));
+                    }
+                    Job::Delete { address, reply } => {
+                        if let Some(entry) = tables.remove(&address)? {
+                            if entry.expires > now {
+                                self.active
+                                    .stage_tombstone(&address, entry.expires)
+                                    .map_err(|e| self.segment_error(e))?;
+                                staged = true;
+                            }
+                            if !self.active.wipe_staged(entry.at) {
+                                wipes.push(entry.at);
+                            }
+                            changed += 1;
+                        }
+                        pending.push(Pending::Delete(reply));
                     }
                     Job::Purge { reply } => {
                         let step = self.purge_step(&mut tables, now)?;
@@ -1133,9 +1216,26 @@ impl Writer {
         }
         // Durable in the segment first; only then visible to readers and acknowledged.
         self.active.flush().map_err(|e| self.segment_error(e))?;
+        // Tombstones are durable: wipe the deleted bodies, durably, before the index commits.
+        self.wipe(&wipes).map_err(|e| self.segment_error(e))?;
         txn.commit()?;
         self.dirty_since.get_or_insert_with(Instant::now);
-        self.unsaved_writes += stored;
+        self.unsaved_writes += changed;
+        Ok(())
+    }
+
+    /// Overwrites the flushed records at `wipes` with zeros and `fdatasync`s each segment
+    /// file touched, once.
+    fn wipe(&self, wipes: &[Location]) -> io::Result<()> {
+        let mut touched = BTreeMap::new();
+        for &at in wipes {
+            if let Some(file) = segment::wipe(&self.files, at)? {
+                touched.insert(at.segment, file);
+            }
+        }
+        for file in touched.values() {
+            file.sync_data()?;
+        }
         Ok(())
     }
 
@@ -1274,6 +1374,18 @@ impl<'t> Tables<'t> {
         }
         self.stored = after;
         Ok(Ok(PutOutcome::Stored))
+    }
+
+    /// Removes the entry at `address`, if any, and its bytes from the quota count.
+    fn remove(&mut self, address: &[u8; 32]) -> Result<Option<Entry>, redb::Error> {
+        let removed = self
+            .index
+            .remove(address)?
+            .map(|g| Entry::decode(&g.value()));
+        if let Some(entry) = removed {
+            self.stored = self.stored.saturating_sub(u64::from(entry.at.len));
+        }
+        Ok(removed)
     }
 
     fn finish(mut self) -> Result<(), redb::Error> {
@@ -1494,6 +1606,267 @@ mod tests {
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+
+    /// The index entry of `address`, if any.
+    fn entry_of(store: &DiskStore, address: &Address) -> Result<Option<Entry>, redb::Error> {
+        let txn = store.db.get()?.begin_read()?;
+        let table = txn.open_table(INDEX)?;
+        Ok(table.get(&address.0)?.map(|g| Entry::decode(&g.value())))
+    }
+
+    /// The bytes of the record at `at`, from the segment files in `seg_dir`.
+    fn record_bytes(seg_dir: &Path, at: Location) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; segment::RECORD_FIXED + at.len as usize];
+        segment::open(seg_dir, at.segment)?.read_exact_at(&mut bytes, at.offset)?;
+        Ok(bytes)
+    }
+
+    /// Whether any segment file in `seg_dir` holds `needle`.
+    fn segments_hold(seg_dir: &Path, needle: &[u8]) -> io::Result<bool> {
+        for id in segment::list(seg_dir)? {
+            let bytes = std::fs::read(segment::path_of(seg_dir, id))?;
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A body no other test body contains by chance.
+    fn secret(i: u8) -> Vec<u8> {
+        (0..700u32)
+            .map(|j| (j.wrapping_mul(131) as u8) ^ i ^ 0x5a)
+            .collect()
+    }
+
+    /// Stores `body` at `address` in the store in `dir` and closes it: the message is then
+    /// held by the last durable index commit.
+    async fn store_durably(dir: &Path, address: &Address, body: &[u8]) -> Result<(), redb::Error> {
+        let (store, writer) = DiskStore::open(dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(
+            store.put_if_absent(address, body).await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_delete_zeroes_the_body_frees_the_quota_and_the_address_can_be_written_again()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("delete");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 2_000))?;
+        let a = Address([0x11; 32]);
+        assert_eq!(store.delete(&a).await, Ok(()), "a delete of nothing is Ok");
+        assert_eq!(
+            store.put_if_absent(&a, &secret(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put_if_absent(&Address([0x22; 32]), &[7; 1_000]).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put_if_absent(&Address([0x33; 32]), &[8; 500]).await,
+            Err(StoreError::QuotaReached)
+        );
+        let at = entry_of(&store, &a)?.map(|e| e.at);
+        assert!(segments_hold(&seg_dir, &secret(1))?);
+
+        assert_eq!(store.delete(&a).await, Ok(()));
+        assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![None]));
+        assert_eq!(entry_of(&store, &a)?, None);
+        assert_eq!(
+            assert_index_consistent(&store)?,
+            1_000,
+            "its bytes left the quota"
+        );
+        // Body and checksum are zeros in the segment file; the head stays.
+        let at = at.ok_or_else(|| io::Error::other("no entry"))?;
+        let record = record_bytes(&seg_dir, at)?;
+        assert!(
+            record
+                .get(segment::RECORD_HEAD..)
+                .is_some_and(|r| r.iter().all(|&b| b == 0))
+        );
+        assert!(!segments_hold(&seg_dir, &secret(1))?);
+        assert_eq!(store.delete(&a).await, Ok(()), "deleting again is Ok");
+
+        // The freed quota takes a new write, and the address is writable again.
+        assert_eq!(
+            store.put_if_absent(&Address([0x33; 32]), &[8; 500]).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put_if_absent(&a, b"again").await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put_if_absent(&a, b"third").await,
+            Ok(PutOutcome::AlreadyExists)
+        );
+        close(store, writer).await;
+
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 2_000))?;
+        assert_eq!(store.get(&a).await, Ok(Some(b"again".to_vec())));
+        assert_eq!(assert_index_consistent(&store)?, 1_505);
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_after_a_delete_does_not_bring_the_message_back() -> Result<(), redb::Error> {
+        let dir = temp_dir("delete-crash");
+        let crashed = temp_dir("delete-crashed");
+        let checkpointed = Address([0x44; 32]);
+        store_durably(&dir, &checkpointed, &secret(4)).await?;
+
+        // Messages only in the write-ahead log, some deleted between others: recovery steps
+        // over the wiped records and re-applies the ones after them.
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..60u32 {
+            assert_eq!(
+                store.put_if_absent(&address(i), &body(i)).await,
+                Ok(PutOutcome::Stored)
+            );
+            if (10..20).contains(&i) {
+                assert_eq!(store.delete(&address(i)).await, Ok(()));
+            }
+        }
+        assert_eq!(store.delete(&checkpointed).await, Ok(()));
+        // kill -9 now: the deletes' index commits were not durable.
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&checkpointed).await, Ok(None));
+        for i in 0..60u32 {
+            let expected = (!(10..20).contains(&i)).then(|| body(i));
+            assert_eq!(store.get(&address(i)).await, Ok(expected), "message {i}");
+        }
+        assert!(!segments_hold(&crashed.join("segments"), &secret(4))?);
+        let kept = (0..60).filter(|i| !(10..20).contains(i));
+        assert_eq!(
+            assert_index_consistent(&store)?,
+            kept.map(|i| body(i).len() as u64).sum::<u64>()
+        );
+        // Writable again, and that survives a restart too.
+        assert_eq!(
+            store.put_if_absent(&checkpointed, b"new").await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put_if_absent(&address(12), b"new").await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&checkpointed).await, Ok(Some(b"new".to_vec())));
+        assert_eq!(store.get(&address(12)).await, Ok(Some(b"new".to_vec())));
+        assert_eq!(store.get(&address(13)).await, Ok(None));
+        close(store, writer).await;
+
+        // Reads from the segments alone (the index unusable) do not bring them back either.
+        let aside = break_index_file(&crashed)?;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert!(store.write_health().is_err());
+        assert_eq!(
+            store
+                .get_many(&[address(13), address(12), address(30)])
+                .await,
+            Ok(vec![None, Some(b"new".to_vec()), Some(body(30))])
+        );
+        close(store, writer).await;
+        mend_index_file(&crashed, &aside)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn recovery_redoes_a_delete_whose_wipe_did_not_reach_the_disk() -> Result<(), redb::Error>
+    {
+        use std::os::unix::fs::FileExt;
+        let dir = temp_dir("delete-redo");
+        let crashed = temp_dir("delete-redone");
+        let a = Address([0x55; 32]);
+        store_durably(&dir, &a, &secret(5)).await?;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let at = entry_of(&store, &a)?.map(|e| e.at);
+        let at = at.ok_or_else(|| io::Error::other("no entry"))?;
+        let before = record_bytes(&dir.join("segments"), at)?;
+        assert_eq!(store.delete(&a).await, Ok(()));
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+        // The crash came after the tombstone was flushed, before the wipe was: the record is
+        // whole again in the copy (and the durable index still points at it).
+        segment::open(&crashed.join("segments"), at.segment)?.write_all_at(&before, at.offset)?;
+        assert!(segments_hold(&crashed.join("segments"), &secret(5))?);
+
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&a).await, Ok(None));
+        assert!(!segments_hold(&crashed.join("segments"), &secret(5))?);
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        assert_eq!(
+            store.put_if_absent(&a, b"again").await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn puts_and_deletes_queued_together_serialize_in_order() -> Result<(), redb::Error> {
+        let dir = temp_dir("delete-batch");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for round in 0..20u8 {
+            // Queued back to back, so that they mostly share a batch: stored and deleted
+            // before anything reaches the file, then stored again.
+            let a = Address([round; 32]);
+            let mut answers = Vec::new();
+            for (i, delete) in [false, true, false, true, false].into_iter().enumerate() {
+                let (reply, answer) = oneshot::channel();
+                let (done, outcome) = oneshot::channel();
+                let job = if delete {
+                    Job::Delete {
+                        address: a.0,
+                        reply: done,
+                    }
+                } else {
+                    Job::Put {
+                        address: a.0,
+                        expires: now_ms() + 60_000,
+                        body: vec![round; 10 + i],
+                        reply,
+                    }
+                };
+                assert_eq!(store.send(job).await, Ok(()));
+                answers.push((answer, outcome));
+            }
+            for (i, (answer, outcome)) in answers.into_iter().enumerate() {
+                if i % 2 == 1 {
+                    assert_eq!(outcome.await.ok(), Some(Ok(())));
+                } else {
+                    assert_eq!(answer.await.ok(), Some(Ok(PutOutcome::Stored)));
+                }
+            }
+            assert_eq!(store.get(&a).await, Ok(Some(vec![round; 14])));
+        }
+        assert_eq!(assert_index_consistent(&store)?, 20 * 14);
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&Address([3; 32])).await, Ok(Some(vec![3; 14])));
+        assert_eq!(assert_index_consistent(&store)?, 20 * 14);
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
 

@@ -35,9 +35,11 @@ pub enum Outcome {
     BodyTimeout,
     /// 507 because the disk is (nearly) full.
     DiskFull,
+    /// 204 for `DELETE /v1/m/..`.
+    Deleted,
 }
 
-const OUTCOMES: [(Outcome, &str); 14] = [
+const OUTCOMES: [(Outcome, &str); 15] = [
     (Outcome::Created, "created"),
     (Outcome::Hit, "hit"),
     (Outcome::Miss, "miss"),
@@ -52,6 +54,7 @@ const OUTCOMES: [(Outcome, &str); 14] = [
     (Outcome::BadBody, "bad_body"),
     (Outcome::BodyTimeout, "body_timeout"),
     (Outcome::DiskFull, "disk_full"),
+    (Outcome::Deleted, "deleted"),
 ];
 
 /// Lock-free counters of outcomes, plus fetched address and message totals.

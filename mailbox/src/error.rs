@@ -41,6 +41,10 @@ pub enum ApiError {
     /// No route has this path.
     #[error("not found")]
     NoRoute,
+    /// `GET /v1/subscribe` without the WebSocket upgrade headers (426, with
+    /// `Upgrade: websocket`).
+    #[error("upgrade required")]
+    UpgradeRequired,
     /// The route exists but not for this method; `allow` lists the methods it has.
     #[error("method not allowed")]
     MethodNotAllowed {
@@ -99,6 +103,7 @@ impl ApiError {
             Self::NoMessage => (404, "no message"),
             Self::MethodNotAllowed { .. } => (405, "method not allowed"),
             Self::AlreadyExists => (409, "address already written"),
+            Self::UpgradeRequired => (426, "upgrade required"),
             Self::BodyTooLarge => (413, "body too large"),
             Self::StoreUnavailable(_) => (503, "store unavailable"),
             Self::WritesFailing(StoreError::DiskFull | StoreError::QuotaReached) => {
@@ -137,6 +142,10 @@ mod tests {
             (507, "disk full")
         );
         assert_eq!(ApiError::MalformedBody.status_and_reason().0, 400);
+        assert_eq!(
+            ApiError::UpgradeRequired.status_and_reason(),
+            (426, "upgrade required")
+        );
         assert_eq!(ApiError::BodyTimeout.status_and_reason().0, 408);
         assert_eq!(
             ApiError::WritesFailing(StoreError::DiskFull).status_and_reason(),

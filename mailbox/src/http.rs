@@ -15,7 +15,7 @@ pub const COMMON_HEADERS: [(&str, &str); 3] = [
 pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
     (
         "access-control-allow-methods",
-        "GET, HEAD, PUT, POST, OPTIONS",
+        "GET, HEAD, PUT, POST, DELETE, OPTIONS",
     ),
     (
         "access-control-allow-headers",
@@ -86,6 +86,15 @@ impl Response {
             "text/plain; charset=utf-8",
             reason.as_bytes().to_vec(),
         )
+    }
+
+    /// No content (`204`): the common headers only, no body and no content type.
+    pub(crate) fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: COMMON_HEADERS.to_vec(),
+            body: Vec::new(),
+        }
     }
 
     /// Binary payload.

@@ -27,6 +27,7 @@ pub mod hex;
 mod http;
 pub mod limits;
 mod store;
+pub mod subscribe;
 
 pub use counters::{Counters, Outcome};
 pub use error::ApiError;
@@ -51,6 +52,8 @@ pub const DEFAULT_TTL_SECONDS: u64 = 7 * 24 * 60 * 60;
 const HEALTH_PATH: &str = "/v1/health";
 const FETCH_PATH: &str = "/v1/fetch";
 const MESSAGE_PREFIX: &str = "/v1/m/";
+/// Path of the subscription WebSocket (`docs/MAILBOX-API.md`, `GET /v1/subscribe`).
+pub const SUBSCRIBE_PATH: &str = "/v1/subscribe";
 
 /// Limits of one mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,7 @@ impl Config {
 enum Route<'a> {
     Health,
     Fetch,
+    Subscribe,
     /// `/v1/m/{address}`, address text not yet validated.
     Message(&'a str),
 }
@@ -89,6 +93,7 @@ impl<'a> Route<'a> {
         match path {
             HEALTH_PATH => Some(Self::Health),
             FETCH_PATH => Some(Self::Fetch),
+            SUBSCRIBE_PATH => Some(Self::Subscribe),
             _ => path.strip_prefix(MESSAGE_PREFIX).map(Self::Message),
         }
     }
@@ -170,8 +175,15 @@ impl<S: Store> Mailbox<S> {
                 }
             }
             (Route::Message(text), "PUT") => self.put(text, request).await,
+            (Route::Message(text), "DELETE") => self.delete(text, request).await,
             (Route::Message(_), _) => Err(ApiError::MethodNotAllowed {
-                allow: "GET, HEAD, PUT, OPTIONS",
+                allow: "GET, HEAD, PUT, DELETE, OPTIONS",
+            }),
+            // Hosts answer a WebSocket upgrade themselves (see [`subscribe`]); what reaches
+            // here is a plain request.
+            (Route::Subscribe, "GET") => Err(ApiError::UpgradeRequired),
+            (Route::Subscribe, _) => Err(ApiError::MethodNotAllowed {
+                allow: "GET, OPTIONS",
             }),
             (Route::Fetch, "POST") => self.fetch(request.body).await,
             (Route::Fetch, _) => Err(ApiError::MethodNotAllowed {
@@ -202,6 +214,24 @@ impl<S: Store> Mailbox<S> {
             PutOutcome::Stored => Ok((Response::text(201, "stored"), Outcome::Created)),
             PutOutcome::AlreadyExists => Err(ApiError::AlreadyExists),
         }
+    }
+
+    /// `DELETE /v1/m/{address}`: `204` whether or not a message was there, so the answer
+    /// says nothing about occupancy that the key holder could not learn by `GET`; a wrong
+    /// key is `403` before the store is touched.
+    async fn delete(
+        &self,
+        address_text: &str,
+        request: &Request<'_>,
+    ) -> Result<(Response, Outcome), ApiError> {
+        let address = parse_address(address_text)?;
+        let key_text = request.write_key.ok_or(ApiError::MissingWriteKey)?;
+        let key = parse_write_key(key_text)?;
+        if !key.authorizes(&address) {
+            return Err(ApiError::WrongWriteKey);
+        }
+        self.store.delete(&address).await?;
+        Ok((Response::empty(204), Outcome::Deleted))
     }
 
     async fn fetch(&self, body: Body<'_>) -> Result<(Response, Outcome), ApiError> {
@@ -268,8 +298,10 @@ fn error_outcome(err: &ApiError) -> Outcome {
 pub fn error_response(err: &ApiError) -> Response {
     let (status, reason) = err.status_and_reason();
     let mut response = Response::text(status, reason);
-    if let ApiError::MethodNotAllowed { allow } = err {
-        response.headers.push(("allow", allow));
+    match err {
+        ApiError::MethodNotAllowed { allow } => response.headers.push(("allow", allow)),
+        ApiError::UpgradeRequired => response.headers.push(("upgrade", "websocket")),
+        _ => {}
     }
     response
 }

@@ -60,6 +60,46 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Default for [`SubscriptionLimits::max_subscriptions`]: 16,384 open subscription WebSockets.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 16_384;
+/// Default for [`SubscriptionLimits::send_budget`]: 512 KiB queued per connection (about two
+/// full snapshots of 256 one-blob records).
+pub const DEFAULT_SEND_BUDGET: usize = 512 << 10;
+/// Default for [`SubscriptionLimits::watch_set_timeout`]: 10 s.
+pub const DEFAULT_WATCH_SET_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`SubscriptionLimits::ping_interval`]: 30 s.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How much of a host the subscriptions (`GET /v1/subscribe`) may hold. The WebSocket
+/// connections they ride on are counted here, not in [`ConnectionLimits::max_connections`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionLimits {
+    /// Most subscriptions open at once; one more is accepted and closed at once with
+    /// [`crate::subscribe::Close::TooManySubscriptions`].
+    pub max_subscriptions: usize,
+    /// Most bytes queued to one connection and not yet sent; past it the connection is closed
+    /// with [`crate::subscribe::Close::ReaderTooSlow`]
+    /// ([`crate::subscribe::SendBudget`]).
+    pub send_budget: usize,
+    /// Longest wait for the first watch set after opening, then
+    /// [`crate::subscribe::Close::NoWatchSet`].
+    pub watch_set_timeout: Duration,
+    /// A ping is sent on a connection quiet this long; a connection that does not answer
+    /// (no pong, no message) within another interval is dropped.
+    pub ping_interval: Duration,
+}
+
+impl Default for SubscriptionLimits {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            send_budget: DEFAULT_SEND_BUDGET,
+            watch_set_timeout: DEFAULT_WATCH_SET_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+        }
+    }
+}
+
 /// The body grew past the limit: the host stops reading and answers with
 /// [`crate::Body::TooLarge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -151,5 +191,9 @@ mod tests {
         assert_eq!(l.body_read_timeout, Duration::from_secs(10));
         assert_eq!(l.idle_timeout, Duration::from_secs(5));
         assert_eq!((l.max_connections, l.max_header_bytes), (4096, 8192));
+        let s = SubscriptionLimits::default();
+        assert_eq!((s.max_subscriptions, s.send_budget), (16_384, 512 << 10));
+        assert_eq!(s.watch_set_timeout, Duration::from_secs(10));
+        assert_eq!(s.ping_interval, Duration::from_secs(30));
     }
 }

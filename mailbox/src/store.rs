@@ -41,6 +41,12 @@ pub trait Store {
         body: &[u8],
     ) -> impl Future<Output = Result<PutOutcome, StoreError>>;
 
+    /// Removes the message at `address`, if any (`DELETE /v1/m/{address}`, after the caller
+    /// checked the write key). Afterwards reads treat the address as empty and it can be
+    /// written again. Hosts make the removal as durable as a stored write: once this returns
+    /// `Ok`, no restart brings the message back.
+    fn delete(&self, address: &Address) -> impl Future<Output = Result<(), StoreError>>;
+
     /// The live message at `address`, if any.
     fn get(&self, address: &Address) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
 

@@ -40,6 +40,14 @@ impl Store for MemStore {
         Ok(PutOutcome::Stored)
     }
 
+    async fn delete(&self, address: &Address) -> Result<(), StoreError> {
+        if self.broken {
+            return Err(StoreError::Unavailable("test"));
+        }
+        self.map.borrow_mut().remove(&address.0);
+        Ok(())
+    }
+
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.map.borrow().get(&address.0).cloned())
     }
@@ -248,7 +256,8 @@ fn bad_input_table() {
             413,
         ),
         ("POST", path.clone(), None, vec![], 405),
-        ("DELETE", path.clone(), None, vec![], 405),
+        ("DELETE", path.clone(), None, vec![], 400),
+        ("PATCH", path.clone(), None, vec![], 405),
         ("POST", "/v1/fetch".into(), None, vec![], 400),
         ("POST", "/v1/fetch".into(), None, vec![0; 33], 400),
         ("POST", "/v1/fetch".into(), None, vec![0; 31], 400),
@@ -436,4 +445,111 @@ fn parse_write_key_rejects_everything_but_64_lowercase_hex() {
         Some(ApiError::BadWriteKey)
     );
     assert_eq!(parse_write_key(b"").err(), Some(ApiError::BadWriteKey));
+}
+
+#[test]
+fn delete_needs_the_write_key_and_never_tells_occupancy_without_it() {
+    let m = mailbox();
+    let k = key(7);
+    let path = format!("/v1/m/{}", addr_hex(&k));
+    assert_eq!(put(&m, &k, b"read me"), 201);
+
+    // No key, a malformed key, or another address's key: refused before the store is touched,
+    // the same whether or not a message is there.
+    let empty = key(8);
+    let empty_path = format!("/v1/m/{}", addr_hex(&empty));
+    for target in [&path, &empty_path] {
+        let r = call(&m, "DELETE", target, None, b"");
+        assert_eq!((r.status, r.body.as_slice()), (400, &b"missing write key"[..]));
+        let r = call(&m, "DELETE", target, Some("ABC"), b"");
+        assert_eq!((r.status, r.body.as_slice()), (400, &b"bad write key"[..]));
+        let r = call(&m, "DELETE", target, Some(&key_hex(&key(9))), b"");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (403, &b"write key does not match address"[..])
+        );
+    }
+    let r = call(&m, "DELETE", "/v1/m/xyz", Some(&key_hex(&k)), b"");
+    assert_eq!(r.status, 400);
+    assert_eq!(call(&m, "GET", &path, None, b"").status, 200, "still there");
+
+    // The right key: 204 with no body, gone, and writable again; 204 again when already gone.
+    let r = call(&m, "DELETE", &path, Some(&key_hex(&k)), b"");
+    assert_eq!((r.status, r.body.len()), (204, 0));
+    assert_eq!(r.header("content-type"), None);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(call(&m, "GET", &path, None, b"").status, 404);
+    let r = call(&m, "DELETE", &path, Some(&key_hex(&k)), b"");
+    assert_eq!(r.status, 204);
+    let r = call(&m, "DELETE", &empty_path, Some(&key_hex(&empty)), b"");
+    assert_eq!(r.status, 204, "never written: the same answer");
+    assert_eq!(put(&m, &k, b"again"), 201);
+    assert_eq!(m.counters().get(Outcome::Deleted), 3);
+}
+
+#[test]
+fn delete_reports_a_failing_store() {
+    let m = Mailbox::new(
+        MemStore {
+            broken: true,
+            ..MemStore::default()
+        },
+        Config { max_body: 16 },
+    );
+    let k = key(3);
+    let r = call(
+        &m,
+        "DELETE",
+        &format!("/v1/m/{}", addr_hex(&k)),
+        Some(&key_hex(&k)),
+        b"",
+    );
+    assert_eq!((r.status, r.body.as_slice()), (503, &b"store unavailable"[..]));
+}
+
+#[test]
+fn subscribe_without_an_upgrade_is_426_and_other_methods_405() {
+    let m = mailbox();
+    let r = call(&m, "GET", "/v1/subscribe", None, b"");
+    assert_eq!((r.status, r.body.as_slice()), (426, &b"upgrade required"[..]));
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    let r = call(&m, "POST", "/v1/subscribe", None, b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, OPTIONS")));
+    let r = call(&m, "OPTIONS", "/v1/subscribe", None, b"");
+    assert_eq!(r.status, 204);
+    assert!(
+        r.header("access-control-allow-methods")
+            .is_some_and(|v| v.contains("DELETE"))
+    );
+    let r = call(&m, "PATCH", &format!("/v1/m/{}", "0".repeat(64)), None, b"");
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, PUT, DELETE, OPTIONS"))
+    );
+}
+
+#[test]
+fn a_snapshot_holds_what_is_stored_at_the_watched_addresses_in_order() {
+    let m = mailbox();
+    let (a, b, c) = (key(1), key(2), key(3));
+    assert_eq!(put(&m, &a, b"A"), 201);
+    assert_eq!(put(&m, &c, b"C"), 201);
+    let watch = [c.address(), b.address(), a.address()];
+    let frames = block_on(subscribe::snapshot(m.store(), &watch));
+    let frames = frames.unwrap_or_default();
+    assert_eq!(
+        fetch::decode_response(&frames),
+        Ok(vec![(c.address(), &b"C"[..]), (a.address(), &b"A"[..])])
+    );
+    let none = block_on(subscribe::snapshot(m.store(), &[b.address()]));
+    assert_eq!(none, Ok(Vec::new()), "nothing stored: an empty message");
+    let broken = MemStore {
+        broken: true,
+        ..MemStore::default()
+    };
+    assert_eq!(
+        block_on(subscribe::snapshot(&broken, &watch)),
+        Ok(Vec::new()),
+        "get_many of the test store does not fail"
+    );
 }

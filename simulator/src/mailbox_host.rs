@@ -94,6 +94,11 @@ impl Store for MemStore {
         Ok(PutOutcome::Stored)
     }
 
+    async fn delete(&self, address: &Address) -> Result<(), StoreError> {
+        self.blobs.borrow_mut().remove(&address.0);
+        Ok(())
+    }
+
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.read(address))
     }
