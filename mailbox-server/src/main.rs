@@ -1,7 +1,7 @@
 //! `mailbox-server`: the Hush mailbox on one machine.
 //!
 //! The API semantics come from the `mailbox` crate; this binary adapts axum requests to it,
-//! stores message bodies in append-only segment files (see [`segment`]) indexed by an
+//! stores message bodies in append-only segment files (see [`store::segment`]) indexed by an
 //! embedded redb database (see [`store`]), purges expired messages in
 //! the background, optionally serves the static site, and shuts down gracefully on SIGTERM.
 //! It logs counts and error classes only: never addresses, bodies, keys, IPs or user agents.
@@ -11,7 +11,6 @@
 
 mod disk;
 mod http;
-mod segment;
 mod serve;
 mod store;
 

@@ -1,0 +1,358 @@
+//! Recovery: bringing the index up to date with the segments (the write-ahead log) after a
+//! crash or a failed index, before anything is served from it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable};
+
+use super::index::{APPLIED_OFFSET, APPLIED_SEGMENT, Tables};
+use super::now_ms;
+use super::segment::{self, ActiveSegment, Files, Location};
+use crate::disk::Disk;
+
+/// What recovery hands the writer.
+pub(super) struct Recovered {
+    /// Records re-applied from the segments.
+    pub(super) replayed: usize,
+    /// The new active segment (a fresh file: nothing is appended after a possibly torn tail).
+    pub(super) active: ActiveSegment,
+    /// Segments holding records, with their (earliest, latest) expiry.
+    pub(super) segments: BTreeMap<u64, (u64, u64)>,
+}
+
+/// Brings the index up to date with the segments and commits it durably.
+///
+/// Segments at or after the index's applied position are scanned (verified record by
+/// record, stopping at a torn tail) and their live records indexed first-write-wins, in the
+/// order they were written, which reproduces the writer's decisions. Segment files before
+/// the applied position that the index no longer lists are leftovers of a purge whose file
+/// deletion did not happen, and are deleted.
+pub(super) fn recover(
+    db: &Database,
+    dir: &Path,
+    files: &Files,
+    disk: &Disk,
+) -> Result<Recovered, redb::Error> {
+    let txn = db.begin_write()?;
+    let now = now_ms();
+    let mut replayed = 0;
+    let mut segments = BTreeMap::new();
+    let mut wiped = BTreeMap::new();
+    let on_disk = segment::list(dir)?;
+    let next = {
+        let mut tables = Tables::open(&txn)?;
+        let applied_segment = tables.meta.get(APPLIED_SEGMENT)?.map_or(0, |g| g.value());
+        let applied_offset = tables.meta.get(APPLIED_OFFSET)?.map_or(0, |g| g.value());
+        for row in tables.segments.iter()? {
+            let (id, expiry) = row?;
+            segments.insert(id.value(), expiry.value());
+        }
+        for &id in &on_disk {
+            if id < applied_segment && !segments.contains_key(&id) {
+                segment::remove(dir, files, id)?;
+                continue;
+            }
+            let file = Arc::new(segment::open(dir, id)?);
+            files
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, Arc::clone(&file));
+            if id >= applied_segment {
+                let from = if id == applied_segment {
+                    applied_offset
+                } else {
+                    0
+                };
+                let mut range = segments.get(&id).copied();
+                let records = segment::scan(&file, id, from)?;
+                if records.is_empty() && range.is_none() && from == 0 {
+                    // Not one record and not listed: the active segment and spare of a
+                    // start that wrote nothing (or a torn first batch). Nothing points into
+                    // it; ids are not reused (the next one is past every listed file).
+                    drop(file);
+                    segment::remove(dir, files, id)?;
+                    continue;
+                }
+                for (offset, record) in records {
+                    range = Some(
+                        range.map_or((record.expires_ms, record.expires_ms), |(lo, hi)| {
+                            (lo.min(record.expires_ms), hi.max(record.expires_ms))
+                        }),
+                    );
+                    if record.is_tombstone() {
+                        // Redo the delete: its index removal may not have been durable.
+                        if let Some(entry) = tables.remove(&record.address)?
+                            && let Some(file) = segment::wipe(files, entry.at)?
+                        {
+                            wiped.insert(entry.at.segment, file);
+                        }
+                        continue;
+                    }
+                    if record.expires_ms <= now {
+                        continue;
+                    }
+                    let len = u32::try_from(record.body.len()).unwrap_or(u32::MAX);
+                    let at = Location {
+                        segment: id,
+                        offset,
+                        len,
+                    };
+                    // Already indexed (a non-durable commit that survived) or not: either
+                    // way the index now points at the first live record for the address.
+                    let _ = tables.put(
+                        &record.address,
+                        record.expires_ms,
+                        now,
+                        None,
+                        || Ok(at),
+                        |_| {},
+                    )?;
+                    replayed += 1;
+                }
+                if let Some(range) = range {
+                    tables.segments.insert(id, range)?;
+                    segments.insert(id, range);
+                }
+            }
+        }
+        for file in wiped.values() {
+            file.sync_data()?;
+        }
+        let next = on_disk
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(applied_segment)
+            .saturating_add(1);
+        tables.meta.insert(APPLIED_SEGMENT, next)?;
+        tables.meta.insert(APPLIED_OFFSET, 0)?;
+        tables.finish()?;
+        next
+    };
+    txn.commit()?;
+    // Created only once the index is committed, and removed again if creating it fails: a
+    // failed start leaves no file behind.
+    let active = ActiveSegment::create(dir, next, Arc::clone(files), disk.clone())?;
+    Ok(Recovered {
+        replayed,
+        active,
+        segments,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use mailbox::{PutOutcome, Store};
+    use protocol::Address;
+
+    use super::super::DiskStore;
+    use super::super::testing::*;
+    use super::segment;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_loses_no_acknowledged_write_and_ignores_a_torn_tail() -> Result<(), redb::Error>
+    {
+        let dir = temp_dir("crash");
+        let crashed = temp_dir("crashed");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for i in 0..500u32 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                store.put_if_absent(&address(i), &body(i)).await
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.ok(), Some(Ok(PutOutcome::Stored)));
+        }
+        // kill -9 now: nothing was checkpointed since the open.
+        copy_as_crashed(&dir, &crashed)?;
+        let store = Arc::try_unwrap(store).map_err(|_| io::Error::other("store still shared"))?;
+        close(store, writer).await;
+
+        // A torn, never acknowledged last batch: half a record after the last one.
+        use std::os::unix::fs::FileExt;
+        let seg_dir = crashed.join("segments");
+        let mut last = 0;
+        let mut end = 0;
+        for id in segment::list(&seg_dir)? {
+            let records = segment::scan(&segment::open(&seg_dir, id)?, id, 0)?;
+            if let Some((offset, record)) = records.last() {
+                last = id;
+                end = offset + (segment::RECORD_FIXED + record.body.len()) as u64;
+            }
+        }
+        let file = segment::open(&seg_dir, last)?;
+        let mut torn = last.to_le_bytes().to_vec();
+        torn.extend_from_slice(&100u32.to_le_bytes());
+        torn.extend_from_slice(&[0xbb; 40]);
+        file.write_all_at(&torn, end)?;
+        drop(file);
+
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..500u32 {
+            assert_eq!(
+                store.get(&address(i)).await,
+                Ok(Some(body(i))),
+                "message {i}"
+            );
+        }
+        assert_eq!(
+            store.put_if_absent(&address(7), b"other").await,
+            Ok(PutOutcome::AlreadyExists),
+            "first write still wins after recovery"
+        );
+        let bytes = assert_index_consistent(&store)?;
+        assert_eq!(bytes, (0..500).map(|i| body(i).len() as u64).sum::<u64>());
+        // Recovery started a new segment rather than appending after the torn tail.
+        assert!(segment::list(&seg_dir)?.last().copied().unwrap_or(0) > last);
+        assert_eq!(
+            store.put_if_absent(&address(1000), &body(1000)).await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+
+        // A second crash-free reopen has nothing left to re-apply and still reads everything.
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&address(1000)).await, Ok(Some(body(1000))));
+        assert_eq!(store.get(&address(499)).await, Ok(Some(body(499))));
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_after_a_delete_does_not_bring_the_message_back() -> Result<(), redb::Error> {
+        let dir = temp_dir("delete-crash");
+        let crashed = temp_dir("delete-crashed");
+        let checkpointed = Address([0x44; 32]);
+        store_durably(&dir, &checkpointed, &secret(4)).await?;
+
+        // Messages only in the write-ahead log, some deleted between others: recovery steps
+        // over the wiped records and re-applies the ones after them.
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for i in 0..60u32 {
+            assert_eq!(
+                store.put_if_absent(&address(i), &body(i)).await,
+                Ok(PutOutcome::Stored)
+            );
+            if (10..20).contains(&i) {
+                assert_eq!(store.delete(&address(i)).await, Ok(()));
+            }
+        }
+        assert_eq!(store.delete(&checkpointed).await, Ok(()));
+        // kill -9 now: the deletes' index commits were not durable.
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&checkpointed).await, Ok(None));
+        for i in 0..60u32 {
+            let expected = (!(10..20).contains(&i)).then(|| body(i));
+            assert_eq!(store.get(&address(i)).await, Ok(expected), "message {i}");
+        }
+        assert!(!segments_hold(&crashed.join("segments"), &secret(4))?);
+        let kept = (0..60).filter(|i| !(10..20).contains(i));
+        assert_eq!(
+            assert_index_consistent(&store)?,
+            kept.map(|i| body(i).len() as u64).sum::<u64>()
+        );
+        // Writable again, and that survives a restart too.
+        assert_eq!(
+            store.put_if_absent(&checkpointed, b"new").await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(
+            store.put_if_absent(&address(12), b"new").await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&checkpointed).await, Ok(Some(b"new".to_vec())));
+        assert_eq!(store.get(&address(12)).await, Ok(Some(b"new".to_vec())));
+        assert_eq!(store.get(&address(13)).await, Ok(None));
+        close(store, writer).await;
+
+        // Reads from the segments alone (the index unusable) do not bring them back either.
+        let aside = break_index_file(&crashed)?;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert!(store.write_health().is_err());
+        assert_eq!(
+            store
+                .get_many(&[address(13), address(12), address(30)])
+                .await,
+            Ok(vec![None, Some(b"new".to_vec()), Some(body(30))])
+        );
+        close(store, writer).await;
+        mend_index_file(&crashed, &aside)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn recovery_redoes_a_delete_whose_wipe_did_not_reach_the_disk() -> Result<(), redb::Error>
+    {
+        use std::os::unix::fs::FileExt;
+        let dir = temp_dir("delete-redo");
+        let crashed = temp_dir("delete-redone");
+        let a = Address([0x55; 32]);
+        store_durably(&dir, &a, &secret(5)).await?;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let at = entry_of(&store, &a)?.map(|e| e.at);
+        let at = at.ok_or_else(|| io::Error::other("no entry"))?;
+        let before = record_bytes(&dir.join("segments"), at)?;
+        assert_eq!(store.delete(&a).await, Ok(()));
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+        // The crash came after the tombstone was flushed, before the wipe was: the record is
+        // whole again in the copy (and the durable index still points at it).
+        segment::open(&crashed.join("segments"), at.segment)?.write_all_at(&before, at.offset)?;
+        assert!(segments_hold(&crashed.join("segments"), &secret(5))?);
+
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&a).await, Ok(None));
+        assert!(!segments_hold(&crashed.join("segments"), &secret(5))?);
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        assert_eq!(
+            store.put_if_absent(&a, b"again").await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn starts_that_write_nothing_leave_no_segment_files_behind() -> Result<(), redb::Error> {
+        let dir = temp_dir("empty-segments");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+        assert_eq!(
+            store.put_if_absent(&address(1), &body(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        close(store, writer).await;
+        for _ in 0..4 {
+            let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+            assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
+            close(store, writer).await;
+        }
+        // The segment with the message, the last start's active segment and its spare.
+        let left = segment::list(&seg_dir)?;
+        assert!(left.len() <= 3, "segment files left: {left:?}");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 20))?;
+        assert_eq!(store.get(&address(1)).await, Ok(Some(body(1))));
+        assert_index_consistent(&store)?;
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}
