@@ -1,0 +1,219 @@
+//! The subscriptions held by the hub object (shard [`crate::sharding::HUB`]): which
+//! WebSocket watches what, in memory, rebuilt from the sockets' attachments whenever the
+//! object wakes from hibernation.
+//!
+//! Each accepted WebSocket carries an attachment (kept by the runtime across hibernation, in
+//! memory only, never on disk) that is a JS object
+//! `{ id: number, opened: number /* ms since the epoch */, watch?: Uint8Array, inSql?: true }`:
+//! `watch` is the current watch set's bytes (the body of the client's last valid message,
+//! 32..=8192 bytes), or, when that is larger than the runtime allows an attachment,
+//! `inSql: true` and the bytes are in the `watch_sets` table ([`crate::sql`]).
+
+use std::collections::{HashMap, VecDeque};
+
+use mailbox::subscribe::WatchIndex;
+use protocol::Address;
+use wasm_bindgen::JsValue;
+use worker::WebSocket;
+use worker::worker_sys::ext::WebSocketExt;
+
+use crate::sql::Messages;
+
+/// Most watch sets of one connection waiting while an earlier one's snapshot is read from
+/// other shards (only with `MAILBOX_SHARDS` > 1; a single shard answers each at once). One
+/// more closes the connection with `1013 reader too slow`: the client sends faster than it
+/// is answered.
+pub const MAX_QUEUED_WATCH_SETS: usize = 4;
+
+/// One subscription WebSocket.
+pub struct Conn {
+    /// The server end.
+    pub ws: WebSocket,
+    /// When it was accepted, ms since the Unix epoch.
+    pub opened: f64,
+    /// Whether a watch set arrived.
+    pub watching: bool,
+    /// Whether its watch set is in the `watch_sets` table.
+    pub in_sql: bool,
+}
+
+/// What a socket's attachment holds (see the module docs).
+pub struct Attachment {
+    /// The hub's id of the socket.
+    pub id: u32,
+    /// When it was accepted, ms since the Unix epoch.
+    pub opened: f64,
+    /// The watch set's bytes, when kept in the attachment.
+    pub watch: Option<Vec<u8>>,
+    /// Whether the watch set is kept in SQL instead.
+    pub in_sql: bool,
+}
+
+fn set(object: &js_sys::Object, key: &str, value: &JsValue) -> Result<(), JsValue> {
+    js_sys::Reflect::set(object, &key.into(), value).map(drop)
+}
+
+fn get(object: &JsValue, key: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(object, &key.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+impl Attachment {
+    /// Stores this attachment on `ws`. Fails if the runtime refuses it (too large).
+    pub fn write(&self, ws: &WebSocket) -> Result<(), JsValue> {
+        let object = js_sys::Object::new();
+        set(&object, "id", &JsValue::from(self.id))?;
+        set(&object, "opened", &JsValue::from(self.opened))?;
+        if let Some(watch) = &self.watch {
+            set(
+                &object,
+                "watch",
+                &js_sys::Uint8Array::from(watch.as_slice()).into(),
+            )?;
+        }
+        if self.in_sql {
+            set(&object, "inSql", &JsValue::TRUE)?;
+        }
+        ws.as_ref().serialize_attachment(object.into())
+    }
+
+    /// The attachment of `ws`, if it has a well-formed one.
+    pub fn read(ws: &WebSocket) -> Option<Attachment> {
+        let value = ws.as_ref().deserialize_attachment().ok()?;
+        let id = get(&value, "id")?.as_f64()?;
+        if !(0.0..=f64::from(u32::MAX)).contains(&id) || id.fract() != 0.0 {
+            return None;
+        }
+        Some(Attachment {
+            id: id as u32,
+            opened: get(&value, "opened")?.as_f64()?,
+            watch: get(&value, "watch").map(|w| js_sys::Uint8Array::new(&w).to_vec()),
+            in_sql: get(&value, "inSql").and_then(|v| v.as_bool()) == Some(true),
+        })
+    }
+}
+
+/// How a new watch set is taken in.
+pub enum Enqueued {
+    /// Nothing is being answered for this connection: answer this one now.
+    Start(Vec<Address>),
+    /// Another is being answered; this one waits its turn.
+    Queued,
+    /// Too many wait already ([`MAX_QUEUED_WATCH_SETS`]).
+    Overflow,
+}
+
+/// The hub's subscriptions. Memory: per connection one [`Conn`] and at most 256 index entries.
+#[derive(Default)]
+pub struct Hub {
+    /// Which connection watches which address.
+    pub index: WatchIndex<u32>,
+    /// The connections by id.
+    pub conns: HashMap<u32, Conn>,
+    /// Watch sets waiting behind the one being answered, by connection; a connection is a
+    /// key while one of its watch sets is being answered.
+    busy: HashMap<u32, VecDeque<Vec<Address>>>,
+    next_id: u32,
+}
+
+impl Hub {
+    /// The hub as the runtime's accepted `sockets` describe it (after a wake from
+    /// hibernation): watch sets from the attachments, or from `messages` where kept in SQL.
+    /// Sockets without a readable attachment are left out (and closed by their next event).
+    pub fn rebuild(sockets: Vec<WebSocket>, messages: &Messages<'_>) -> Hub {
+        let mut hub = Hub::default();
+        for ws in sockets {
+            let Some(attachment) = Attachment::read(&ws) else {
+                continue;
+            };
+            let bytes = match (&attachment.watch, attachment.in_sql) {
+                (Some(bytes), _) => Some(bytes.clone()),
+                (None, true) => messages.load_watch(attachment.id).ok().flatten(),
+                (None, false) => None,
+            };
+            let watch = bytes.as_deref().and_then(mailbox::fetch::parse_batch);
+            if let Some(watch) = &watch {
+                hub.index.replace(attachment.id, watch);
+            }
+            hub.next_id = hub.next_id.max(attachment.id.wrapping_add(1));
+            hub.conns.insert(
+                attachment.id,
+                Conn {
+                    ws,
+                    opened: attachment.opened,
+                    watching: watch.is_some(),
+                    in_sql: attachment.in_sql,
+                },
+            );
+        }
+        hub
+    }
+
+    /// Registers a newly accepted socket and writes its attachment; returns its id.
+    pub fn add(&mut self, ws: WebSocket, opened: f64) -> Result<u32, JsValue> {
+        let mut id = self.next_id;
+        while self.conns.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.next_id = id.wrapping_add(1);
+        Attachment {
+            id,
+            opened,
+            watch: None,
+            in_sql: false,
+        }
+        .write(&ws)?;
+        self.conns.insert(
+            id,
+            Conn {
+                ws,
+                opened,
+                watching: false,
+                in_sql: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Takes in a watch set of connection `id` (see [`Enqueued`]).
+    pub fn enqueue(&mut self, id: u32, watch: Vec<Address>) -> Enqueued {
+        match self.busy.get_mut(&id) {
+            None => {
+                self.busy.insert(id, VecDeque::new());
+                Enqueued::Start(watch)
+            }
+            Some(queue) if queue.len() >= MAX_QUEUED_WATCH_SETS => Enqueued::Overflow,
+            Some(queue) => {
+                queue.push_back(watch);
+                Enqueued::Queued
+            }
+        }
+    }
+
+    /// The next waiting watch set of connection `id`, or `None` (and the connection is no
+    /// longer busy).
+    pub fn next_queued(&mut self, id: u32) -> Option<Vec<Address>> {
+        let next = self.busy.get_mut(&id).and_then(VecDeque::pop_front);
+        if next.is_none() {
+            self.busy.remove(&id);
+        }
+        next
+    }
+
+    /// Makes `watch` connection `id`'s watch set.
+    pub fn watch(&mut self, id: u32, watch: &[Address], in_sql: bool) {
+        self.index.replace(id, watch);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.watching = true;
+            conn.in_sql = in_sql;
+        }
+    }
+
+    /// Forgets connection `id`; returns it if it was known.
+    pub fn remove(&mut self, id: u32) -> Option<Conn> {
+        self.index.remove(id);
+        self.busy.remove(&id);
+        self.conns.remove(&id)
+    }
+}

@@ -1,0 +1,478 @@
+//! `MailboxShard`: the SQLite-backed Durable Object class that stores one range of addresses
+//! ([`crate::sharding`]) and, as shard [`HUB`], holds every subscription WebSocket with the
+//! hibernation API.
+//!
+//! It serves the internal operations of [`crate::store`] (`put`, `get`, `delete`, `notify`,
+//! `subscribe`), its alarm (expiry purge, and the 10 s watch-set timeout), and the WebSocket
+//! events of its subscriptions. The semantics are the `mailbox` crate's: watch sets are read
+//! with [`read_client_message`], answered with [`snapshot`], pushed with [`push_frame`], ended
+//! with a [`Close`].
+
+use std::cell::{Cell, RefCell};
+
+use mailbox::limits::SubscriptionLimits;
+use mailbox::subscribe::{ClientMessage, Close, push_frame, read_client_message, snapshot};
+use protocol::Address;
+use wasm_bindgen::JsValue;
+use worker::{
+    Date, DurableObject, Env, Request, Response, Result, ScheduledTime, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, console_log, durable_object,
+};
+
+use crate::hub::{Attachment, Enqueued, Hub};
+use crate::ops::{OPS_HEADER, Ops};
+use crate::settings::{SHARD_BINDING, Settings};
+use crate::sharding::HUB;
+use crate::sql::Messages;
+use crate::store::{LocalShard, ShardedStore, op};
+
+/// Most hibernatable WebSockets one Durable Object may hold (Cloudflare's limit); the hub
+/// accepts at most this many subscriptions, or `SubscriptionLimits::max_subscriptions` if
+/// lower.
+pub const MAX_SOCKETS_PER_OBJECT: usize = 32_768;
+
+/// Shortest and longest wait between a message's expiry and its purge (the alarm runs at the
+/// earliest expiry plus half the TTL within these bounds, so one alarm purges many messages).
+const PURGE_SLACK_MS: (i64, i64) = (1_000, 3_600_000);
+
+/// Now, in ms since the Unix epoch.
+fn now_ms() -> i64 {
+    i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The store's Durable Object class. One instance per shard name
+/// ([`crate::sharding::shard_name`]).
+#[durable_object]
+pub struct MailboxShard {
+    state: State,
+    env: Env,
+    settings: Settings,
+    schema_ready: Cell<bool>,
+    /// The alarm as this instance knows it: `None` until read, then the scheduled time (ms).
+    alarm_at: Cell<Option<Option<i64>>>,
+    /// The subscriptions, rebuilt from the sockets after each wake.
+    hub: RefCell<Option<Hub>>,
+}
+
+/// Ends a subscription with `close`'s code and reason (a socket already closed is left so).
+fn close_with(ws: &WebSocket, close: Close) {
+    let _ = ws.close(Some(close.code()), Some(close.reason()));
+}
+
+impl MailboxShard {
+    fn messages<'a>(&self, ops: &'a Cell<Ops>) -> Result<Messages<'a>> {
+        let messages = Messages::new(self.state.storage().sql(), ops);
+        if !self.schema_ready.get() {
+            messages
+                .create_schema()
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            self.schema_ready.set(true);
+        }
+        Ok(messages)
+    }
+
+    /// Runs `f` on the subscriptions, rebuilding them first if this instance just woke.
+    fn with_hub<R>(&self, ops: &Cell<Ops>, f: impl FnOnce(&mut Hub) -> R) -> Result<R> {
+        let mut slot = self.hub.borrow_mut();
+        if slot.is_none() {
+            let messages = self.messages(ops)?;
+            let hub = Hub::rebuild(self.state.get_websockets(), &messages);
+            if self.settings.log_ops && !hub.conns.is_empty() {
+                // A new instance found sockets: it woke from hibernation (counts only).
+                console_log!("mailbox: hub woke sockets={}", hub.conns.len());
+            }
+            *slot = Some(hub);
+        }
+        match slot.as_mut() {
+            Some(hub) => Ok(f(hub)),
+            None => Err(worker::Error::RustError("hub missing".into())),
+        }
+    }
+
+    /// Makes sure the alarm runs no later than `at` (ms since the epoch).
+    async fn schedule(&self, at: i64, ops: &Cell<Ops>) -> Result<()> {
+        let storage = self.state.storage();
+        let known = match self.alarm_at.get() {
+            Some(known) => known,
+            None => {
+                let known = storage.get_alarm().await?;
+                self.alarm_at.set(Some(known));
+                known
+            }
+        };
+        if known.is_some_and(|k| k <= at) {
+            return Ok(());
+        }
+        let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
+        storage.set_alarm(ScheduledTime::new(date)).await?;
+        self.alarm_at.set(Some(Some(at)));
+        let mut spent = ops.get();
+        spent.alarms_set += 1;
+        ops.set(spent);
+        Ok(())
+    }
+
+    fn purge_slack_ms(&self) -> i64 {
+        (self.settings.ttl_ms() / 2).clamp(PURGE_SLACK_MS.0, PURGE_SLACK_MS.1)
+    }
+
+    fn watch_set_timeout_ms() -> i64 {
+        let timeout = SubscriptionLimits::default().watch_set_timeout;
+        i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Pushes a blob just stored at `address` to every connection watching it.
+    fn push(&self, address: &Address, body: &[u8], ops: &Cell<Ops>) -> Result<()> {
+        let frame = push_frame(address, body);
+        let sent = self.with_hub(ops, |hub| {
+            let mut sent = 0;
+            for id in hub.index.watchers(address) {
+                if let Some(conn) = hub.conns.get(id)
+                    && conn.ws.send_with_bytes(&frame).is_ok()
+                {
+                    sent += 1;
+                }
+            }
+            sent
+        })?;
+        let mut spent = ops.get();
+        spent.ws_out += sent;
+        ops.set(spent);
+        Ok(())
+    }
+
+    /// Serves one internal operation; `Ok(status, body)`.
+    async fn serve(&self, op: &str, body: &[u8], ops: &Cell<Ops>) -> Result<(u16, Vec<u8>)> {
+        let messages = self.messages(ops)?;
+        let now = now_ms();
+        let sql_failed = |e: crate::sql::SqlError| worker::Error::RustError(e.to_string());
+        match op {
+            op::PUT | op::NOTIFY => {
+                let Some((address, message)) = body.split_first_chunk::<32>() else {
+                    return Ok((400, Vec::new()));
+                };
+                let address = Address(*address);
+                if op == op::NOTIFY {
+                    self.push(&address, message, ops)?;
+                    return Ok((204, Vec::new()));
+                }
+                let expires_at = now.saturating_add(self.settings.ttl_ms());
+                if !messages
+                    .put_if_absent(&address.0, message, now, expires_at)
+                    .map_err(sql_failed)?
+                {
+                    return Ok((409, Vec::new()));
+                }
+                self.push(&address, message, ops)?;
+                self.schedule(expires_at + self.purge_slack_ms(), ops)
+                    .await?;
+                Ok((201, Vec::new()))
+            }
+            op::GET => {
+                let Some(addresses) = mailbox::fetch::parse_batch(body) else {
+                    return Ok((400, Vec::new()));
+                };
+                let raw: Vec<[u8; 32]> = addresses.iter().map(|a| a.0).collect();
+                let found = messages.get_many(&raw, now).map_err(sql_failed)?;
+                let records = addresses
+                    .iter()
+                    .filter_map(|a| found.get(&a.0).map(|m| (a, m.as_slice())));
+                Ok((200, mailbox::fetch::encode_response(records)))
+            }
+            op::DELETE => {
+                let Ok(address) = <[u8; 32]>::try_from(body) else {
+                    return Ok((400, Vec::new()));
+                };
+                messages.delete(&address).map_err(sql_failed)?;
+                Ok((204, Vec::new()))
+            }
+            _ => Ok((404, Vec::new())),
+        }
+    }
+
+    /// Accepts a subscription WebSocket (hibernatable) and answers the upgrade.
+    async fn open_subscription(&self, ops: &Cell<Ops>) -> Result<Response> {
+        // Rebuild from the sockets accepted so far before this one joins them.
+        let open = self.with_hub(ops, |hub| hub.conns.len())?;
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let limit = SubscriptionLimits::default()
+            .max_subscriptions
+            .min(MAX_SOCKETS_PER_OBJECT);
+        if open >= limit {
+            close_with(&pair.server, Close::TooManySubscriptions);
+            return Response::from_websocket(pair.client);
+        }
+        let now = now_ms();
+        let added = self.with_hub(ops, |hub| hub.add(pair.server.clone(), now as f64))?;
+        if added.is_err() {
+            close_with(&pair.server, Close::StoreUnavailable);
+            return Response::from_websocket(pair.client);
+        }
+        self.schedule(now + Self::watch_set_timeout_ms(), ops)
+            .await?;
+        Response::from_websocket(pair.client)
+    }
+
+    /// Ends connection `id` with `close` and forgets it.
+    fn end(&self, ws: &WebSocket, id: u32, close: Close, ops: &Cell<Ops>) -> Result<()> {
+        close_with(ws, close);
+        self.forget(id, ops)
+    }
+
+    /// Forgets connection `id` and its watch set.
+    fn forget(&self, id: u32, ops: &Cell<Ops>) -> Result<()> {
+        let conn = self.with_hub(ops, |hub| hub.remove(id))?;
+        if conn.is_some_and(|c| c.in_sql) {
+            let _ = self.messages(ops)?.forget_watch(id);
+        }
+        Ok(())
+    }
+
+    /// Makes `watch` connection `id`'s watch set and sends its snapshot.
+    async fn apply_watch(
+        &self,
+        ws: &WebSocket,
+        id: u32,
+        watch: &[Address],
+        ops: &Cell<Ops>,
+    ) -> Result<()> {
+        let messages = self.messages(ops)?;
+        let bytes: Vec<u8> = watch.iter().flat_map(|a| a.0).collect();
+        let opened = self
+            .with_hub(ops, |hub| hub.conns.get(&id).map(|c| c.opened))?
+            .unwrap_or(0.0);
+        // Kept for hibernation: in the attachment if the runtime takes it, else in SQL.
+        let mut attachment = Attachment {
+            id,
+            opened,
+            watch: Some(bytes),
+            in_sql: false,
+        };
+        let in_sql = match attachment.write(ws) {
+            Ok(()) => false,
+            Err(_) => {
+                let bytes = attachment.watch.take().unwrap_or_default();
+                attachment.in_sql = true;
+                if messages.save_watch(id, &bytes).is_err() || attachment.write(ws).is_err() {
+                    return self.end(ws, id, Close::StoreUnavailable, ops);
+                }
+                true
+            }
+        };
+        let was_in_sql = self.with_hub(ops, |hub| {
+            let before = hub.conns.get(&id).is_some_and(|c| c.in_sql);
+            // Registered before the snapshot is read: a blob stored meanwhile is pushed,
+            // in the snapshot, or both.
+            hub.watch(id, watch, in_sql);
+            before
+        })?;
+        if was_in_sql && !in_sql {
+            let _ = messages.forget_watch(id);
+        }
+        let namespace = self.env.durable_object(SHARD_BINDING)?;
+        let local = LocalShard {
+            index: HUB,
+            messages,
+            now: now_ms(),
+        };
+        let store = ShardedStore::new(namespace, self.settings.shards, Some(local));
+        let answer = snapshot(&store, watch).await;
+        let mut spent = ops.get();
+        spent.add(store.ops());
+        ops.set(spent);
+        match answer {
+            Ok(frame) => {
+                if ws.send_with_bytes(&frame).is_ok() {
+                    let mut spent = ops.get();
+                    spent.ws_out += 1;
+                    ops.set(spent);
+                }
+                Ok(())
+            }
+            Err(close) => self.end(ws, id, close, ops),
+        }
+    }
+
+    async fn on_message(
+        &self,
+        ws: &WebSocket,
+        message: &WebSocketIncomingMessage,
+        ops: &Cell<Ops>,
+    ) -> Result<()> {
+        let Some(id) = Attachment::read(ws).map(|a| a.id) else {
+            close_with(ws, Close::StoreUnavailable);
+            return Ok(());
+        };
+        let read = match message {
+            WebSocketIncomingMessage::Binary(bytes) => {
+                read_client_message(ClientMessage::Binary(bytes))
+            }
+            WebSocketIncomingMessage::String(text) => {
+                read_client_message(ClientMessage::Text(text.len()))
+            }
+        };
+        let watch = match read {
+            Ok(watch) => watch,
+            Err(close) => return self.end(ws, id, close, ops),
+        };
+        let mut next = match self.with_hub(ops, |hub| hub.enqueue(id, watch))? {
+            Enqueued::Start(watch) => Some(watch),
+            Enqueued::Queued => None,
+            Enqueued::Overflow => return self.end(ws, id, Close::ReaderTooSlow, ops),
+        };
+        // Watch sets of one connection are answered one at a time, in the order sent.
+        while let Some(watch) = next {
+            self.apply_watch(ws, id, &watch, ops).await?;
+            next = self.with_hub(ops, |hub| hub.next_queued(id))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the connections that sent no watch set within the timeout; returns the time
+    /// (ms) the next waiting one is due.
+    fn close_idle_connections(&self, now: i64, ops: &Cell<Ops>) -> Result<Option<i64>> {
+        let timeout = Self::watch_set_timeout_ms();
+        let (due, next) = self.with_hub(ops, |hub| {
+            let mut due = Vec::new();
+            let mut next: Option<i64> = None;
+            for (id, conn) in &hub.conns {
+                if conn.watching {
+                    continue;
+                }
+                let deadline = (conn.opened as i64).saturating_add(timeout);
+                if deadline <= now {
+                    due.push((*id, conn.ws.clone()));
+                } else {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                }
+            }
+            (due, next)
+        })?;
+        for (id, ws) in due {
+            self.end(&ws, id, Close::NoWatchSet, ops)?;
+        }
+        Ok(next)
+    }
+
+    fn log(&self, ops: &Cell<Ops>, event: &str) {
+        if self.settings.log_ops {
+            console_log!("{}", ops.get().log_line(event));
+        }
+    }
+}
+
+impl DurableObject for MailboxShard {
+    fn new(state: State, env: Env) -> Self {
+        let settings = Settings::from_env(&env);
+        Self {
+            state,
+            env,
+            settings,
+            schema_ready: Cell::new(false),
+            alarm_at: Cell::new(None),
+            hub: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let ops = Cell::new(Ops::default());
+        let path = req.path();
+        let op = path.trim_start_matches('/');
+        let answer = if op == op::SUBSCRIBE {
+            self.open_subscription(&ops).await
+        } else {
+            match req.bytes().await {
+                Ok(body) => self
+                    .serve(op, &body, &ops)
+                    .await
+                    .and_then(|(status, body)| {
+                        let response = if body.is_empty() {
+                            Response::empty()?
+                        } else {
+                            Response::from_bytes(body)?
+                        };
+                        Ok(response.with_status(status))
+                    }),
+                Err(e) => Err(e),
+            }
+        };
+        let mut response = match answer {
+            Ok(response) => response,
+            Err(_) => {
+                console_log!("mailbox: store error: shard");
+                Response::empty()?.with_status(503)
+            }
+        };
+        if response.status_code() == 101 {
+            // A 101's headers cannot be changed: the hub logs what the opening spent itself.
+            self.log(&ops, "ws_open");
+        } else {
+            response
+                .headers_mut()
+                .set(OPS_HEADER, &ops.get().header())?;
+        }
+        Ok(response)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let ops = Cell::new(Ops::default());
+        self.alarm_at.set(Some(None));
+        let now = now_ms();
+        let earliest = self
+            .messages(&ops)?
+            .purge(now)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let next_purge = earliest.map(|at| at.max(now) + self.purge_slack_ms());
+        let next_timeout = self.close_idle_connections(now, &ops)?;
+        let next = match (next_purge, next_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = next {
+            self.schedule(at, &ops).await?;
+        }
+        self.log(&ops, "alarm");
+        Response::empty()
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let ops = Cell::new(Ops {
+            ws_in: 1,
+            ..Ops::default()
+        });
+        let result = self.on_message(&ws, &message, &ops).await;
+        self.log(&ops, "ws_message");
+        result
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        let ops = Cell::new(Ops::default());
+        if let Some(attachment) = Attachment::read(&ws) {
+            self.forget(attachment.id, &ops)?;
+        }
+        // Completes the closing handshake where the runtime has not already.
+        let _ = ws.close(Some(1000), Some(""));
+        self.log(&ops, "ws_close");
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        let ops = Cell::new(Ops::default());
+        if let Some(attachment) = Attachment::read(&ws) {
+            self.forget(attachment.id, &ops)?;
+        }
+        self.log(&ops, "ws_close");
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! One shard's messages in its Durable Object's SQLite database.
+//!
+//! # Schema
+//! ```sql
+//! CREATE TABLE messages (
+//!   address    BLOB PRIMARY KEY,   -- 32 bytes
+//!   body       BLOB NOT NULL,      -- 1..=MAILBOX_MAX_BODY bytes
+//!   expires_at INTEGER NOT NULL    -- ms since the Unix epoch (Date.now() + TTL)
+//! ) WITHOUT ROWID;
+//! CREATE INDEX messages_by_expiry ON messages (expires_at);
+//! CREATE TABLE watch_sets (
+//!   socket    INTEGER PRIMARY KEY, -- the hub's id of a subscription WebSocket
+//!   addresses BLOB NOT NULL        -- its watch set, 32..=8192 bytes
+//! );
+//! ```
+//! `watch_sets` holds only the watch sets too large for the socket's hibernation attachment
+//! (`crate::hub`); a row lives as long as its WebSocket.
+//!
+//! Reads treat a row with `expires_at <= now` as absent; the shard's alarm deletes such rows
+//! through the expiry index. A write is one `INSERT … ON CONFLICT DO UPDATE … WHERE expired`
+//! statement: SQLite runs it atomically, and a Durable Object runs one statement at a time, so
+//! of any number of concurrent `PUT`s exactly one stores (first write wins).
+//!
+//! Every statement's `rowsRead` and `rowsWritten` are added to the caller's [`Ops`].
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
+
+use crate::ops::Ops;
+
+/// Statements creating the schema (idempotent; run once per object instance).
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (\
+        address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL\
+    ) WITHOUT ROWID; \
+    CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at); \
+    CREATE TABLE IF NOT EXISTS watch_sets (socket INTEGER PRIMARY KEY, addresses BLOB NOT NULL)";
+
+/// Why a statement failed. Only the class is kept: never a statement's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// `exec` threw (bad statement, storage failure, over a platform limit).
+    #[error("sql exec failed")]
+    Exec,
+    /// A row did not have the expected columns or types.
+    #[error("sql row malformed")]
+    Row,
+}
+
+/// One shard's message table.
+pub struct Messages<'a> {
+    sql: SqlStorage,
+    ops: &'a Cell<Ops>,
+}
+
+impl<'a> Messages<'a> {
+    /// The table in `sql`, counting into `ops`. Does not touch the schema: call
+    /// [`Messages::create_schema`] once per object instance first.
+    pub fn new(sql: SqlStorage, ops: &'a Cell<Ops>) -> Self {
+        Self { sql, ops }
+    }
+
+    /// Creates the table and its index if missing.
+    pub fn create_schema(&self) -> Result<(), SqlError> {
+        self.run(SCHEMA, Vec::new()).map(drop)
+    }
+
+    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<SqlCursor, SqlError> {
+        self.sql.exec(query, bindings).map_err(|_| SqlError::Exec)
+    }
+
+    /// Runs a statement to its end, returning its rows, and counts what it read and wrote.
+    fn run(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<Vec<SqlStorageValue>>, SqlError> {
+        let cursor = self.exec(query, bindings)?;
+        let rows: Result<Vec<_>, _> = cursor.raw().collect();
+        let mut ops = self.ops.get();
+        ops.rows_read += cursor.rows_read() as u64;
+        ops.rows_written += cursor.rows_written() as u64;
+        self.ops.set(ops);
+        rows.map_err(|_| SqlError::Row)
+    }
+
+    /// Stores `body` at `address` until `expires_at` unless a live message is there. Returns
+    /// whether it was stored.
+    pub fn put_if_absent(
+        &self,
+        address: &[u8; 32],
+        body: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, SqlError> {
+        let rows = self.run(
+            "INSERT INTO messages (address, body, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (address) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at \
+             WHERE messages.expires_at <= ? \
+             RETURNING 1",
+            vec![
+                address.to_vec().into(),
+                body.to_vec().into(),
+                expires_at.into(),
+                now.into(),
+            ],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Deletes the message at `address`, live or expired, if any.
+    pub fn delete(&self, address: &[u8; 32]) -> Result<(), SqlError> {
+        self.run(
+            "DELETE FROM messages WHERE address = ?",
+            vec![address.to_vec().into()],
+        )
+        .map(drop)
+    }
+
+    /// The live messages at `addresses` (each distinct address once). One primary-key
+    /// look-up per address: SQLite counts a row read only for an address that holds one, so a
+    /// poll of empty addresses reads no rows (an `IN (…)` list of 48 read 49).
+    pub fn get_many(
+        &self,
+        addresses: &[[u8; 32]],
+        now: i64,
+    ) -> Result<HashMap<[u8; 32], Vec<u8>>, SqlError> {
+        let mut distinct: Vec<[u8; 32]> = addresses.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut found = HashMap::new();
+        for address in distinct {
+            let rows = self.run(
+                "SELECT body FROM messages WHERE address = ? AND expires_at > ?",
+                vec![address.to_vec().into(), now.into()],
+            )?;
+            match rows.into_iter().next().map(|r| r.into_iter().next()) {
+                None => {}
+                Some(Some(SqlStorageValue::Blob(body))) => {
+                    found.insert(address, body);
+                }
+                Some(_) => return Err(SqlError::Row),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes every expired message and returns the earliest expiry left, if any.
+    pub fn purge(&self, now: i64) -> Result<Option<i64>, SqlError> {
+        self.run(
+            "DELETE FROM messages WHERE expires_at <= ?",
+            vec![now.into()],
+        )?;
+        self.earliest_expiry()
+    }
+
+    /// The earliest expiry of a stored message (through the expiry index: one row read).
+    pub fn earliest_expiry(&self) -> Result<Option<i64>, SqlError> {
+        let rows = self.run(
+            "SELECT expires_at FROM messages ORDER BY expires_at LIMIT 1",
+            Vec::new(),
+        )?;
+        match rows.first().map(|r| r.as_slice()) {
+            None => Ok(None),
+            Some([SqlStorageValue::Integer(at)]) => Ok(Some(*at)),
+            Some([SqlStorageValue::Float(at)]) => Ok(Some(*at as i64)),
+            Some(_) => Err(SqlError::Row),
+        }
+    }
+}
+
+/// Watch sets kept in SQL because they do not fit a WebSocket attachment.
+impl Messages<'_> {
+    /// Keeps `addresses` (a watch set's bytes) as socket `socket`'s watch set.
+    pub fn save_watch(&self, socket: u32, addresses: &[u8]) -> Result<(), SqlError> {
+        self.run(
+            "INSERT OR REPLACE INTO watch_sets (socket, addresses) VALUES (?, ?)",
+            vec![i64::from(socket).into(), addresses.to_vec().into()],
+        )
+        .map(drop)
+    }
+
+    /// Socket `socket`'s watch set bytes, if kept here.
+    pub fn load_watch(&self, socket: u32) -> Result<Option<Vec<u8>>, SqlError> {
+        let rows = self.run(
+            "SELECT addresses FROM watch_sets WHERE socket = ?",
+            vec![i64::from(socket).into()],
+        )?;
+        match rows.into_iter().next().map(|r| r.into_iter().next()) {
+            None => Ok(None),
+            Some(Some(SqlStorageValue::Blob(bytes))) => Ok(Some(bytes)),
+            Some(_) => Err(SqlError::Row),
+        }
+    }
+
+    /// Forgets socket `socket`'s watch set.
+    pub fn forget_watch(&self, socket: u32) -> Result<(), SqlError> {
+        self.run(
+            "DELETE FROM watch_sets WHERE socket = ?",
+            vec![i64::from(socket).into()],
+        )
+        .map(drop)
+    }
+}
