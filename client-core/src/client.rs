@@ -137,6 +137,10 @@ pub struct Client<P: Platform> {
     /// Blobs held by this app session, with when and how much lay behind them
     /// (`crate::receive`). At most 64; cleared on [`Client::lock`].
     pub(crate) hold_watch: RefCell<Vec<crate::receive::HoldWatch>>,
+    /// Per conversation, the sequence number of the peer's last blob read past a hold
+    /// ([`crate::receive`]): every sequence number below it still missing then was found
+    /// abandoned, so later blobs are not held for those again. Cleared on [`Client::lock`].
+    pub(crate) abandoned_below: RefCell<Vec<(String, u32)>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -158,6 +162,7 @@ impl<P: Platform> Client<P> {
             probed: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
+            abandoned_below: RefCell::new(Vec::new()),
         }
     }
 
@@ -251,6 +256,7 @@ impl<P: Platform> Client<P> {
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
         self.hold_watch.borrow_mut().clear();
+        self.abandoned_below.borrow_mut().clear();
     }
 
     /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.

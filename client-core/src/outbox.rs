@@ -812,7 +812,13 @@ impl<P: Platform> Client<P> {
         if !stands || last.is_some_and(|at| now < at.saturating_add(RETRANSMIT_AFTER_MS)) {
             return Ok(());
         }
-        let signals = Self::load_session(&key, &conversation)?.restore_signals();
+        let session = Self::load_session(&key, &conversation)?;
+        let signals = if conversation.ended.is_some() {
+            session.restore_signals_after_end()
+        } else {
+            session.restore_signals()
+        };
+        drop(session);
         let mailbox = conversation.mailbox.clone();
         drop(conversation);
         let net = self.platform().net();

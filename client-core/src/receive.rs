@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use std::collections::BTreeSet;
 
-use protocol::{Address, DecryptError, PayloadKind, PendingInvite, Session};
+use protocol::{Acknowledgement, Address, DecryptError, PayloadKind, PendingInvite, Session};
 use zeroize::Zeroizing;
 
 use crate::client::{Client, DECOY_KEY_LABEL, HistoryEntry, PollPlan};
@@ -111,6 +111,9 @@ struct Drained {
     held_behind: usize,
     /// A held blob was read although its gap is still open ([`Holds::released`]).
     released: bool,
+    /// The highest sequence number read past a hold in this step: the numbers below it still
+    /// missing are abandoned ([`Holds::abandoned_below`]).
+    released_seq: u32,
     /// Addresses consumed in this step (a held record for them is done).
     consumed: Vec<Address>,
 }
@@ -361,10 +364,17 @@ impl<P: Platform> Client<P> {
             consumed: Vec::new(),
         };
         let watched = self.hold_watch.borrow().clone();
+        let abandoned_below = self
+            .abandoned_below
+            .borrow()
+            .iter()
+            .find(|(c, _)| c == id)
+            .map_or(0, |(_, seq)| *seq);
         let holds = Holds {
             held: &conversation.held,
             watched: &watched,
             now,
+            abandoned_below,
         };
         // The peer's restore signal is checked apart: it is no blob of a chain.
         let signal_addresses = live.restore_signal_addresses();
@@ -381,6 +391,14 @@ impl<P: Platform> Client<P> {
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
         changed |= update_held(&mut conversation, &live, &drained, now);
+        if drained.released_seq > abandoned_below {
+            let mut abandoned = self.abandoned_below.borrow_mut();
+            abandoned.retain(|(c, _)| c != id);
+            if abandoned.len() >= 64 {
+                abandoned.remove(0);
+            }
+            abandoned.push((id.to_owned(), drained.released_seq));
+        }
         if let Some(address) = drained.held {
             let mut watch = self.hold_watch.borrow_mut();
             if !watch.iter().any(|w| w.address == address) {
@@ -850,9 +868,17 @@ fn drain(
                 let gap_below = fillable
                     && received.kind == PayloadKind::Data
                     && !received.duplicate
-                    && live.acknowledgement().next <= received.seq;
+                    && live.acknowledgement().next <= received.seq
+                    && !abandoned_gap(
+                        &live.acknowledgement(),
+                        received.seq,
+                        holds.abandoned_below.max(out.released_seq),
+                    );
                 let released = gap_below && holds.released(&address, found.len());
                 out.released |= released;
+                if released {
+                    out.released_seq = out.released_seq.max(received.seq);
+                }
                 if gap_below
                     && !released
                     && let Some(before) = replay.rebuild(None)
@@ -924,6 +950,20 @@ struct Holds<'a> {
     held: &'a [Held],
     watched: &'a [HoldWatch],
     now: u64,
+    /// The sequence number of the last blob this app session read past a hold; the numbers
+    /// below it missing then were abandoned by the sender (0: none).
+    abandoned_below: u32,
+}
+
+/// Whether every sequence number missing below `seq` is one found abandoned already (below
+/// `abandoned_below`, the last blob read past a hold): then the gap is no reason to hold
+/// `seq` again. Without this, each later blob of a restored sender is held anew behind the
+/// same gap, and the last one, with no blob behind it to show the sender wrote on, for
+/// [`MAX_HOLD_MS`] (seed 347 of the simulator's `restore` set).
+fn abandoned_gap(received: &Acknowledgement, seq: u32, abandoned_below: u32) -> bool {
+    // Numbers missing at or above `abandoned_below` (other than `seq` itself) are a new gap.
+    let from = received.next.max(abandoned_below);
+    (from..seq).all(|q| received.contains(q))
 }
 
 /// A hold seen by this app session (not persisted: a restart starts the wait again).
@@ -1046,4 +1086,28 @@ fn note_junk(conversation: &mut Conversation, junk: &[Address], now: u64) -> (bo
     });
     notice.rejected = notice.rejected.max(count);
     (true, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(next: u32, also: &[u32]) -> Acknowledgement {
+        let bits = also
+            .iter()
+            .fold(0u64, |bits, seq| bits | 1 << (seq - next - 1));
+        Acknowledgement { next, bits }
+    }
+
+    #[test]
+    fn a_gap_found_abandoned_is_not_held_for_again() {
+        // 15 missing, 16 read past a hold: 17 waits for nothing.
+        assert!(abandoned_gap(&received(15, &[16, 17]), 17, 16));
+        // No hold was released: the same gap holds 17.
+        assert!(!abandoned_gap(&received(15, &[16, 17]), 17, 0));
+        // 18 missing above the abandoned 15: a new gap, 19 is held.
+        assert!(!abandoned_gap(&received(15, &[16, 17, 19]), 19, 16));
+        // Everything missing lies below the released blob's number.
+        assert!(abandoned_gap(&received(12, &[14, 16, 17]), 17, 16));
+    }
 }

@@ -298,9 +298,23 @@ impl Ratchet {
     /// before it finds it cannot read the peer, since every later step needs a chain of the
     /// peer's that it could read.
     pub(crate) fn restore_signals(&self) -> Vec<RestoreSignal> {
+        self.restore_signals_back(2)
+    }
+
+    /// Our restore signals after we ended the conversation (`PeerRestored`, `Diverged`): under
+    /// `RK`, `previous_root` if held, and every root key in `restore_keys`. The peer's
+    /// restored copy may share only a root key several of our steps back: we went on
+    /// stepping with the copy it lost (seed 232 of the simulator: three steps).
+    pub(crate) fn restore_signals_after_end(&self) -> Vec<RestoreSignal> {
+        self.restore_signals_back(RESTORE_MEMORY)
+    }
+
+    /// Signals under `RK`, `previous_root` and the `back` newest root keys of
+    /// `restore_keys`, distinct addresses only, newest first.
+    fn restore_signals_back(&self, back: usize) -> Vec<RestoreSignal> {
         let mut keys: Vec<RestoreKey> = vec![self.root_key.restore_key()];
         keys.extend(self.previous_root.as_ref().map(RootKey::restore_key));
-        keys.extend(self.restore_keys.iter().rev().take(2).cloned());
+        keys.extend(self.restore_keys.iter().rev().take(back).cloned());
         let mut signals: Vec<RestoreSignal> = Vec::with_capacity(keys.len());
         for key in keys {
             let signal = key.signal(self.role);

@@ -302,6 +302,16 @@ impl Session {
         self.ratchet.restore_signals()
     }
 
+    /// Our restore signals once we ended the conversation because the peer's device went back
+    /// to an older copy (`PeerRestored`) or said it cannot read us (`Diverged`)
+    /// (`docs/PROTOCOL.md` §6.9): one blob under `RK`, `previous_root` while kept, and every
+    /// root key of `restore_keys` (at most 18, distinct addresses), because the restored copy
+    /// may share only a root key several of our steps back. Deterministic, like
+    /// [`Session::restore_signals`].
+    pub fn restore_signals_after_end(&self) -> Vec<crate::RestoreSignal> {
+        self.ratchet.restore_signals_after_end()
+    }
+
     /// The same addresses by segment, for a caller that wants to read everything of the
     /// current chain before stepping to the next (so messages keep their send order).
     pub fn poll_set(&self) -> PollSet {

@@ -546,19 +546,14 @@ fn message_ids_differ_for_different_text_under_a_replayed_generator() {
     assert_ne!(new.blob[..HEDGE_LEN], lost.blob[..HEDGE_LEN]);
 }
 
-/// A device restored to a copy several ratchet steps behind the peer: none of its chains is
-/// one the peer still reads, so no fork signal can reach it. It finds the peer's answer
-/// unreadable, deposits its restore signal, and the peer, which polls the signal addresses of
-/// its last root keys, recognises it; anything else there is refused. Both pickles keep what
-/// the check needs.
-#[test]
-fn a_device_restored_several_steps_back_is_heard_through_its_restore_signal() {
-    let (mut a, mut b, mut rng) = pair(99);
+/// A conversation where `a` is backed up after one round trip, and the copy of `a` that
+/// will be lost goes on for `round_trips` more with `b`. Returns `b`, the backup, the rng.
+fn lost_copy_goes_on(seed: u64, round_trips: usize) -> (Session, Vec<u8>, SeededRng) {
+    let (mut a, mut b, mut rng) = pair(seed);
     deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
     deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
     let backup = a.pickle(&KEY);
-    // The lost copy goes on for three round trips (six DH steps).
-    for i in 0..3 {
+    for i in 0..round_trips {
         deliver(
             &mut b,
             &send(&mut a, &mut rng, format!("lost {i}").as_bytes())[0],
@@ -568,6 +563,18 @@ fn a_device_restored_several_steps_back_is_heard_through_its_restore_signal() {
             &send(&mut b, &mut rng, format!("answer {i}").as_bytes())[0],
         );
     }
+    (b, backup, rng)
+}
+
+/// A device restored to a copy several ratchet steps behind the peer: none of its chains is
+/// one the peer still reads, so no fork signal can reach it. It finds the peer's answer
+/// unreadable, deposits its restore signal, and the peer, which polls the signal addresses of
+/// its last root keys, recognises it; anything else there is refused. Both pickles keep what
+/// the check needs.
+#[test]
+fn a_device_restored_several_steps_back_is_heard_through_its_restore_signal() {
+    // The lost copy goes on for three round trips (six DH steps).
+    let (b, backup, mut rng) = lost_copy_goes_on(99, 3);
     // Through a pickle: the restore-signal keys are kept.
     let b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
     let mut restored = Session::from_pickle(&KEY, &backup).unwrap();
@@ -612,6 +619,35 @@ fn a_device_restored_several_steps_back_is_heard_through_its_restore_signal() {
     for own in b.restore_signals() {
         assert!(!b.is_restore_signal(&own.address, &own.blob));
     }
+}
+
+/// The other direction: the side that ended the conversation (it refused the restored
+/// peer's fork, or heard its signal) tells the restored copy. That copy shares with it only a
+/// root key several of its steps back, which the four signals of `restore_signals` miss; the
+/// signals after the end cover every root key remembered, and the restored copy hears one.
+#[test]
+fn the_side_that_ended_reaches_a_peer_restored_several_steps_back() {
+    let (b, backup, _) = lost_copy_goes_on(101, 2);
+    let restored = Session::from_pickle(&KEY, &backup).unwrap();
+    let watched = restored.restore_signal_addresses();
+    let reaches = |signals: &[protocol::RestoreSignal]| {
+        signals.iter().any(|s| {
+            watched.contains(&s.address) && restored.is_restore_signal(&s.address, &s.blob)
+        })
+    };
+    assert!(
+        !reaches(&b.restore_signals()),
+        "four steps on: the narrow set misses"
+    );
+    let after_end = b.restore_signals_after_end();
+    assert!(reaches(&after_end), "every remembered root key: heard");
+    assert!(after_end.len() <= protocol::RESTORE_MEMORY + 2);
+    let narrow = b.restore_signals();
+    assert!(narrow.iter().all(|s| after_end.contains(s)), "a superset");
+    let mut addresses: Vec<_> = after_end.iter().map(|s| s.address).collect();
+    addresses.sort_unstable_by_key(|a| a.0);
+    addresses.dedup();
+    assert_eq!(addresses.len(), after_end.len(), "distinct addresses");
 }
 
 /// The peer forgets a root key's signal after `RESTORE_MEMORY` further DH steps: the bound
