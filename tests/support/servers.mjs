@@ -81,18 +81,18 @@ export async function startNative(opts = {}) {
 
 /**
  * Runs the built edge worker (edge-worker/build) in workerd through miniflare, serving HTTP
- * on a free loopback port, with an in-memory KV namespace bound as MAILBOX.
- * Options: ttl (seconds, ≥ 60 on KV), maxBody, vars (extra bindings), kvPersist (folder),
- * fakeTime (true: `advanceKvTime(ms)` moves KV's clock forward, so expiry tests need not
- * wait 60 s of real time).
+ * on a free loopback port, with the SQLite-backed Durable Object class MailboxShard bound as
+ * MAILBOX_SHARD (as in edge-worker/wrangler.toml).
+ * Options: ttl (seconds, ≥ 1), maxBody, shards (MAILBOX_SHARDS), logOps (MAILBOX_LOG_OPS),
+ * vars (extra bindings), persist (folder for the objects' SQLite files; default: in memory,
+ * gone with stop()), port (default: free).
  *
  * output() holds what the worker printed plus miniflare's warnings and errors; miniflare's own
  * per-request access log (a local dev-server feature that prints URLs, hence addresses; the
  * deployed Worker has no such log with observability off) is left out.
  */
 export async function startWorker(opts = {}) {
-  const { Miniflare, Log, LogLevel, _enableControlEndpoints } = await import("miniflare");
-  if (opts.fakeTime) _enableControlEndpoints();
+  const { Miniflare, Log, LogLevel } = await import("miniflare");
   const dir = process.env.HUSH_EDGE_WORKER_DIR ?? join(ROOT, "edge-worker/build");
   const port = opts.port ?? (await freePort());
   let out = "";
@@ -113,11 +113,14 @@ export async function startWorker(opts = {}) {
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
     compatibilityDate: "2026-04-26",
-    kvNamespaces: ["MAILBOX"],
-    kvPersist: opts.kvPersist ?? false,
+    durableObjects: { MAILBOX_SHARD: { className: "MailboxShard", useSQLite: true } },
+    // `kvPersist` is the name earlier callers (tests/app.test.mjs) use for the same folder.
+    durableObjectsPersist: opts.persist ?? opts.kvPersist ?? false,
     bindings: {
       ...(opts.ttl !== undefined ? { MAILBOX_TTL_SECONDS: String(opts.ttl) } : {}),
       ...(opts.maxBody !== undefined ? { MAILBOX_MAX_BODY: String(opts.maxBody) } : {}),
+      ...(opts.shards !== undefined ? { MAILBOX_SHARDS: String(opts.shards) } : {}),
+      ...(opts.logOps ? { MAILBOX_LOG_OPS: "true" } : {}),
       ...(opts.vars ?? {}),
     },
     host: "127.0.0.1",
@@ -130,35 +133,11 @@ export async function startWorker(opts = {}) {
     },
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  // The KV simulator's durable object, which owns KV's clock (miniflare's control endpoints).
-  let kvControl;
-  const kvOp = async (name, args) => {
-    if (!opts.fakeTime) throw new Error("startWorker: pass { fakeTime: true } to move KV's clock");
-    if (!kvControl) {
-      const ns = await mf._getInternalDurableObjectNamespace("kv", "kv:ns", "KVNamespaceObject");
-      kvControl = ns.get(ns.idFromName("MAILBOX"));
-    }
-    const res = await kvControl.fetch("http://kv-control/", {
-      cf: { miniflare: { name: "MAILBOX", controlOp: { name, args } } },
-    });
-    await res.text();
-    if (!res.ok) throw new Error(`KV control ${name}: ${res.status}`);
-  };
-  // KV runs on real time until the first advance, which freezes its clock at now + ms.
-  // (Once controlled, miniflare's KV also caps values at 1 KiB, its test-mode limit.)
-  let faking = false;
-  const advanceKvTime = async (ms) => {
-    if (faking) return kvOp("advanceFakeTime", [ms]);
-    faking = true;
-    return kvOp("enableFakeTimers", [Date.now() + ms]);
-  };
   return {
     url,
     port,
     miniflare: mf,
     output: () => out,
-    /** Moves KV's (fake) clock forward by `ms`. */
-    advanceKvTime,
     async stop() {
       await mf.dispose();
     },
