@@ -14,15 +14,18 @@ use http_body_util::BodyExt;
 use mailbox::limits::BoundedBody;
 use tower_http::services::ServeDir;
 
-use crate::store::DiskStore;
+use crate::subscribe::{HostMailbox, Subscriptions};
 
-/// What every API request handler shares: the mailbox and how long a body may take.
+/// What every API request handler shares: the mailbox, how long a body may take, and the
+/// subscriptions.
 #[derive(Clone)]
 pub struct Api {
     /// The mailbox.
-    pub mailbox: Arc<mailbox::Mailbox<DiskStore>>,
+    pub mailbox: Arc<HostMailbox>,
     /// [`mailbox::limits::ConnectionLimits::body_read_timeout`].
     pub body_read_timeout: Duration,
+    /// `GET /v1/subscribe` WebSockets.
+    pub subscriptions: Subscriptions,
 }
 
 /// Content-Security-Policy of the static site.
@@ -132,7 +135,13 @@ async fn read_body(body: Body, limit: usize, declared: Option<u64>, timeout: Dur
 
 /// Reads the body (bounded in size and time), hands the request to the mailbox, writes its
 /// answer.
-async fn serve_api(State(api): State<Api>, request: Request) -> Response {
+async fn serve_api(State(api): State<Api>, mut request: Request) -> Response {
+    if request.method() == axum::http::Method::GET
+        && request.uri().path() == mailbox::SUBSCRIBE_PATH
+        && let Some(upgraded) = api.subscriptions.accept(&mut request, &api.mailbox)
+    {
+        return upgraded;
+    }
     let (parts, body) = request.into_parts();
     let mailbox = &api.mailbox;
     let limit = mailbox.config().body_read_limit();

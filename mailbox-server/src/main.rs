@@ -3,7 +3,8 @@
 //! The API semantics come from the `mailbox` crate; this binary adapts axum requests to it,
 //! stores message bodies in append-only segment files (see [`store::segment`]) indexed by an
 //! embedded redb database (see [`store`]), purges expired messages in
-//! the background, optionally serves the static site, and shuts down gracefully on SIGTERM.
+//! the background, pushes stored blobs to subscription WebSockets (see [`subscribe`]),
+//! optionally serves the static site, and shuts down gracefully on SIGTERM.
 //! It logs counts and error classes only: never addresses, bodies, keys, IPs or user agents.
 
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ mod disk;
 mod http;
 mod serve;
 mod store;
+mod subscribe;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,8 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use mailbox::limits::{DEFAULT_PING_INTERVAL, DEFAULT_WATCH_SET_TIMEOUT, SubscriptionLimits};
 
 use crate::store::{DiskStore, StoreConfig};
+use crate::subscribe::{HostMailbox, Publishing, Subscriptions};
 
 /// Command-line flags.
 #[derive(Parser, Debug)]
@@ -89,6 +93,20 @@ struct Args {
     #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_HEADER_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=65_536))]
     max_header_bytes: usize,
+    /// Most subscription WebSockets (`GET /v1/subscribe`) open at once (lowered to what the
+    /// open-file limit leaves after the HTTP connections and the store). One more is accepted
+    /// and closed at once with 1013 (too many subscriptions).
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_MAX_SUBSCRIPTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    max_subscriptions: usize,
+    /// Seconds a new subscription may take to send its first watch set; then it is closed
+    /// with 1008 (no watch set).
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_WATCH_SET_TIMEOUT.as_secs_f64())]
+    watch_set_timeout_secs: f64,
+    /// Seconds without a message or pong from a subscriber before it is pinged; one that
+    /// stays silent as long again is dropped.
+    #[arg(long, default_value_t = mailbox::limits::DEFAULT_PING_INTERVAL.as_secs_f64())]
+    ping_interval_secs: f64,
 }
 
 /// A flag's seconds as a duration (the default if negative, NaN or too large).
@@ -101,6 +119,10 @@ fn seconds(value: f64, default: Duration) -> Duration {
 
 /// How often counts are logged (only when they changed).
 const STATS_EVERY: Duration = Duration::from_secs(60);
+
+/// Longest wait at shutdown for subscriptions to finish their close (going away takes at most
+/// two [`subscribe::connection::CLOSE_GRACE`]).
+const SUBSCRIPTIONS_GRACE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -123,13 +145,24 @@ async fn main() -> anyhow::Result<()> {
             max_body: args.max_body,
         },
     )?;
+    let (max_connections, open_files) = serve::fit_connection_cap(args.max_connections);
+    let subscription_limits = SubscriptionLimits {
+        max_subscriptions: serve::fit_subscription_cap(
+            args.max_subscriptions,
+            max_connections,
+            open_files,
+        ),
+        watch_set_timeout: seconds(args.watch_set_timeout_secs, DEFAULT_WATCH_SET_TIMEOUT),
+        ping_interval: seconds(args.ping_interval_secs, DEFAULT_PING_INTERVAL),
+        ..SubscriptionLimits::default()
+    };
+    let subscriptions = Subscriptions::new(subscription_limits);
     let mailbox = Arc::new(mailbox::Mailbox::new(
-        store,
+        Publishing::new(store, Arc::clone(&subscriptions.hub)),
         mailbox::Config {
             max_body: usize::try_from(args.max_body).unwrap_or(mailbox::DEFAULT_MAX_BODY),
         },
     ));
-    let (max_connections, open_files) = serve::fit_connection_cap(args.max_connections);
     let limits = mailbox::limits::ConnectionLimits {
         header_read_timeout: seconds(
             args.header_timeout_secs,
@@ -150,36 +183,53 @@ async fn main() -> anyhow::Result<()> {
         http::Api {
             mailbox: Arc::clone(&mailbox),
             body_read_timeout: limits.body_read_timeout,
+            subscriptions: subscriptions.clone(),
         },
         args.www.as_deref(),
     );
 
     let purge = tokio::spawn(purge_loop(Arc::clone(&mailbox), ttl));
     let checkpoint = tokio::spawn(checkpoint_loop(Arc::clone(&mailbox)));
-    let stats = tokio::spawn(stats_loop(Arc::clone(&mailbox)));
+    let stats = tokio::spawn(stats_loop(
+        Arc::clone(&mailbox),
+        Arc::clone(&subscriptions.hub),
+    ));
 
     eprintln!(
         "mailbox-server: limits: connections {} (open files {}), header {:?}, body {:?}, \
-         idle {:?}, header bytes {}",
+         idle {:?}, header bytes {}, subscriptions {} (watch set {:?}, ping {:?}, send \
+         budget {} bytes)",
         limits.max_connections,
         open_files.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         limits.header_read_timeout,
         limits.body_read_timeout,
         limits.idle_timeout,
         limits.max_header_bytes,
+        subscription_limits.max_subscriptions,
+        subscription_limits.watch_set_timeout,
+        subscription_limits.ping_interval,
+        subscription_limits.send_budget,
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "mailbox-server listening on http://{}",
         listener.local_addr()?
     );
-    serve::serve(listener, app, limits, shutdown_signal()).await;
+    let hub = Arc::clone(&subscriptions.hub);
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Subscriptions close with 1001 (going away) while HTTP requests finish.
+        hub.shut_down();
+    };
+    serve::serve(listener, app, limits, shutdown).await;
+    subscriptions.hub.closed(SUBSCRIPTIONS_GRACE).await;
 
     for task in [purge, checkpoint, stats] {
         task.abort();
         let _ = task.await;
     }
     eprintln!("mailbox-server: stopping; {}", mailbox.counters());
+    eprintln!("mailbox-server: {}", subscriptions.hub.summary());
     drop(mailbox);
     tokio::task::spawn_blocking(move || writer.shutdown()).await?;
     Ok(())
@@ -187,13 +237,13 @@ async fn main() -> anyhow::Result<()> {
 
 /// Deletes expired messages every `ttl / 2` (between 1 s and 60 s). Reads already hide
 /// expired messages; this reclaims their space.
-async fn purge_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>, ttl: Duration) {
+async fn purge_loop(mailbox: Arc<HostMailbox>, ttl: Duration) {
     let every = (ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(err) = mailbox.store().purge_expired().await {
+        if let Err(err) = mailbox.store().inner().purge_expired().await {
             eprintln!("mailbox-server: purge failed: {err}");
         }
     }
@@ -201,28 +251,33 @@ async fn purge_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>, ttl: Duration) {
 
 /// Asks the writer every second to make pending index commits durable once writes paused
 /// (see `store`); under load the writer checkpoints on its own.
-async fn checkpoint_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>) {
+async fn checkpoint_loop(mailbox: Arc<HostMailbox>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if mailbox.store().checkpoint().await.is_err() {
+        if mailbox.store().inner().checkpoint().await.is_err() {
             return;
         }
     }
 }
 
-/// Logs the outcome counters when they changed.
-async fn stats_loop(mailbox: Arc<mailbox::Mailbox<DiskStore>>) {
+/// Logs the outcome counters, and the subscription counts, when they changed.
+async fn stats_loop(mailbox: Arc<HostMailbox>, hub: Arc<subscribe::hub::Hub>) {
     let mut tick = tokio::time::interval(STATS_EVERY);
     tick.tick().await;
-    let mut last = 0;
+    let (mut last, mut last_subscriptions) = (0, 0);
     loop {
         tick.tick().await;
         let total = mailbox.counters().total();
         if total != last {
             last = total;
             eprintln!("mailbox-server: {}", mailbox.counters());
+        }
+        let activity = hub.activity();
+        if activity != last_subscriptions {
+            last_subscriptions = activity;
+            eprintln!("mailbox-server: {}", hub.summary());
         }
     }
 }

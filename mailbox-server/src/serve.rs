@@ -3,8 +3,10 @@
 //! open connections, all from [`mailbox::limits::ConnectionLimits`].
 //!
 //! The HTTP itself is hyper's (`http1::Builder` with tokio's timer: `header_read_timeout`,
-//! `max_header_size`, `max_buf_size`); graceful shutdown is hyper-util's. What this module
-//! adds is connection management hyper leaves to its user:
+//! `max_header_size`, `max_buf_size`); connections may upgrade (`GET /v1/subscribe`, see
+//! `subscribe`), and an upgraded connection leaves this module's table, cap and idle timeout
+//! as soon as hyper hands its socket over. What this module adds is connection management
+//! hyper leaves to its user:
 //!
 //! - **The cap.** At most `max_connections` are open. When a new connection arrives at the
 //!   cap, the oldest connection with no request being handled (an idle keep-alive, or one
@@ -17,6 +19,9 @@
 //!   stop reading their response (hyper has no write timeout).
 //! - **Accept failures** (`EMFILE` and the like) pause accepting for 100 ms instead of
 //!   spinning.
+//! - **Graceful shutdown**: accepting stops, each connection is told to finish its request
+//!   in progress and close (hyper's `graceful_shutdown`), and the server waits for them, at
+//!   most the header and body timeouts.
 //! - **A log line**, at most once a second and only when something was shed: counts only,
 //!   never an address or a client IP.
 
@@ -33,12 +38,11 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use mailbox::limits::ConnectionLimits;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// Pause after a failed `accept` (out of file descriptors, memory, ...).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -75,6 +79,22 @@ pub fn fit_connection_cap(wanted: usize) -> (usize, Option<u64>) {
         None => wanted,
     };
     (cap, files)
+}
+
+/// The subscription cap that fits under the open-file limit `files` next to
+/// `connections` HTTP connections and the store's [`FD_RESERVE`]: `wanted`, or what is left
+/// (at least 1).
+pub fn fit_subscription_cap(wanted: usize, connections: usize, files: Option<u64>) -> usize {
+    match files {
+        Some(n) => {
+            let left = n
+                .saturating_sub(FD_RESERVE)
+                .saturating_sub(connections as u64)
+                .max(1);
+            wanted.min(usize::try_from(left).unwrap_or(usize::MAX))
+        }
+        None => wanted,
+    }
 }
 
 /// Counts of what the connection layer did since start (counts only).
@@ -438,7 +458,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(MIN_READ_BUFFER));
-    let graceful = GracefulShutdown::new();
+    let (stopping, stop_signal) = watch::channel(false);
     let logger = tokio::spawn(log_loop(
         Arc::clone(&stats),
         Arc::clone(&table),
@@ -452,7 +472,7 @@ pub async fn serve(
             bump(&stats.paused_at_cap);
             tokio::select! {
                 () = table.freed.notified() => {}
-                () = &mut shutdown => return finish(graceful, limits, logger).await,
+                () = &mut shutdown => return finish(stopping, &table, limits, logger).await,
             }
         }
         let stream = tokio::select! {
@@ -498,33 +518,61 @@ pub async fn serve(
             line: LineWatch::InLine(0),
             max_line: limits.max_header_bytes,
         });
-        let connection = graceful.watch(http.serve_connection(io, service));
+        // With upgrades: after a `101` the connection future ends and hands the socket to
+        // the upgrade (a subscription), which then lives outside this table.
+        let connection = http.serve_connection(io, service).with_upgrades();
         let table = Arc::clone(&table);
         let stats = Arc::clone(&stats);
         let idle_timeout = limits.idle_timeout;
+        let mut stop_signal = stop_signal.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(err) = result && err.is_timeout() {
-                        bump(&stats.header_timeouts);
+            let mut connection = std::pin::pin!(connection);
+            let mut draining = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(err) = result && err.is_timeout() {
+                            bump(&stats.header_timeouts);
+                        }
+                        break;
+                    }
+                    () = conn.kill.notified() => break,
+                    () = idle(&conn, idle_timeout) => {
+                        bump(&stats.idle_closed);
+                        break;
+                    }
+                    _ = stop_signal.wait_for(|stop| *stop), if !draining => {
+                        draining = true;
+                        connection.as_mut().graceful_shutdown();
                     }
                 }
-                () = conn.kill.notified() => {}
-                () = idle(&conn, idle_timeout) => bump(&stats.idle_closed),
             }
             table.remove(id);
         });
     }
-    finish(graceful, limits, logger).await;
+    finish(stopping, &table, limits, logger).await;
 }
 
+/// Tells every connection to finish what it is doing and close, and waits for them (at most
+/// the header and body timeouts).
 async fn finish(
-    graceful: GracefulShutdown,
+    stopping: watch::Sender<bool>,
+    table: &ConnTable,
     limits: ConnectionLimits,
     logger: tokio::task::JoinHandle<()>,
 ) {
+    stopping.send_replace(true);
     let grace = limits.header_read_timeout + limits.body_read_timeout;
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    let drained = async {
+        loop {
+            let freed = table.freed.notified();
+            if table.lock().is_empty() {
+                return;
+            }
+            freed.await;
+        }
+    };
+    let _ = tokio::time::timeout(grace, drained).await;
     logger.abort();
 }
 
@@ -647,6 +695,18 @@ mod tests {
         let waited = tokio::time::timeout(Duration::from_secs(5), idle(&c, quiet)).await;
         assert!(waited.is_ok());
         assert!(c.quiet_for() >= quiet);
+    }
+
+    #[test]
+    fn subscriptions_get_what_the_open_file_limit_leaves_after_connections_and_the_store() {
+        assert_eq!(fit_subscription_cap(16_384, 4_096, Some(1 << 20)), 16_384);
+        assert_eq!(fit_subscription_cap(16_384, 128, Some(256)), 64);
+        assert_eq!(
+            fit_subscription_cap(16_384, 4_096, Some(1_024)),
+            1,
+            "at least one"
+        );
+        assert_eq!(fit_subscription_cap(7, 4_096, None), 7);
     }
 
     #[test]

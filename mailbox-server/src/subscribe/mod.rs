@@ -1,0 +1,143 @@
+//! `GET /v1/subscribe`: the subscription WebSocket on the same hyper server as the API
+//! (`docs/MAILBOX-API.md`).
+//!
+//! hyper answers the upgrade (`hyper-tungstenite` builds the `101`), tungstenite does the
+//! WebSocket framing, and every semantic decision is the `mailbox` crate's
+//! (`mailbox::subscribe`: parsing a watch set, the snapshot, the push frame, the close codes,
+//! the watch index and the send budget; `mailbox::limits::SubscriptionLimits`: every cap).
+//! What this module adds is the plumbing: [`hub`] (who watches what, each connection's
+//! outbox, the cap, shutdown, counts), [`connection`] (one WebSocket's life) and
+//! [`Publishing`] (the store wrapper that pushes each stored blob once its `PUT` is durable,
+//! before the `201` leaves).
+//!
+//! An upgraded connection leaves the HTTP connection table (its cap and idle timeout): hyper
+//! hands the socket over and the HTTP connection's task ends. It counts against
+//! `--max-subscriptions` instead, and its own timeouts apply (watch set, ping, send budget).
+//!
+//! Privacy: watch sets live in memory only, in the hub, and go with the connection; nothing
+//! here logs an address, a body or a client IP: the log line holds counts only.
+
+pub mod connection;
+pub mod hub;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
+use mailbox::limits::SubscriptionLimits;
+use mailbox::subscribe::{MAX_CLIENT_MESSAGE, push_frame};
+use mailbox::{Mailbox, PutOutcome, Store, StoreError};
+use protocol::Address;
+
+use self::hub::Hub;
+use crate::store::DiskStore;
+
+/// The mailbox this server runs: the disk store, publishing what it stores.
+pub type HostMailbox = Mailbox<Publishing<DiskStore>>;
+
+/// Bytes tungstenite allocates up front to read one connection's messages (it grows to one
+/// client message, [`MAX_CLIENT_MESSAGE`], when a watch set is that large). Small, since many
+/// subscriptions are open at once and mostly idle.
+const READ_BUFFER: usize = 4 << 10;
+
+/// The WebSocket settings of a subscription: client messages and frames capped at
+/// [`MAX_CLIENT_MESSAGE`] (a longer one is refused from its frame header, never buffered),
+/// small buffers, each message written out at once.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+}
+
+/// The subscriptions of this server: the hub and the limits they live by.
+#[derive(Clone)]
+pub struct Subscriptions {
+    /// Who watches what.
+    pub hub: Arc<Hub>,
+    /// The caps and timeouts.
+    pub limits: SubscriptionLimits,
+}
+
+impl Subscriptions {
+    /// Subscriptions within `limits`.
+    pub fn new(limits: SubscriptionLimits) -> Self {
+        Self {
+            hub: Hub::new(limits.max_subscriptions, limits.send_budget),
+            limits,
+        }
+    }
+
+    /// Accepts `request` as a subscription if it asks for a WebSocket upgrade: answers `101`
+    /// and serves the connection once hyper hands it over. `None` for a request without the
+    /// upgrade headers (the mailbox answers it `426`).
+    pub fn accept(&self, request: &mut Request, mailbox: &Arc<HostMailbox>) -> Option<Response> {
+        if !hyper_tungstenite::is_upgrade_request(request) {
+            return None;
+        }
+        let (response, websocket) =
+            hyper_tungstenite::upgrade(request, Some(websocket_config())).ok()?;
+        let hub = Arc::clone(&self.hub);
+        let mailbox = Arc::clone(mailbox);
+        let limits = self.limits;
+        tokio::spawn(async move {
+            if let Ok(ws) = websocket.await {
+                connection::run(ws, hub, mailbox, limits).await;
+            }
+        });
+        Some(response.map(Body::new))
+    }
+}
+
+/// A store that pushes every blob it stores to the subscriptions watching its address, once
+/// the store has answered `Stored` (on the disk store: durable) and before the caller answers
+/// `201`.
+pub struct Publishing<S> {
+    inner: S,
+    hub: Arc<Hub>,
+}
+
+impl<S> Publishing<S> {
+    /// `inner`, publishing to `hub`.
+    pub fn new(inner: S, hub: Arc<Hub>) -> Self {
+        Self { inner, hub }
+    }
+
+    /// The store underneath.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Store> Store for Publishing<S> {
+    async fn put_if_absent(
+        &self,
+        address: &Address,
+        body: &[u8],
+    ) -> Result<PutOutcome, StoreError> {
+        let outcome = self.inner.put_if_absent(address, body).await?;
+        if outcome == PutOutcome::Stored {
+            self.hub.publish(address, || push_frame(address, body));
+        }
+        Ok(outcome)
+    }
+
+    async fn delete(&self, address: &Address) -> Result<(), StoreError> {
+        self.inner.delete(address).await
+    }
+
+    async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(address).await
+    }
+
+    async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.get_many(addresses).await
+    }
+
+    fn write_health(&self) -> Result<(), StoreError> {
+        self.inner.write_health()
+    }
+}
