@@ -315,7 +315,11 @@ mod tests {
         index.replace(1u32, &[addr(1), addr(2), addr(2)]);
         index.replace(2u32, &[addr(2), addr(3)]);
         assert_eq!(index.watchers(&addr(1)), &[1]);
-        assert_eq!(index.watchers(&addr(2)), &[1, 2], "a duplicate is watched once");
+        assert_eq!(
+            index.watchers(&addr(2)),
+            &[1, 2],
+            "a duplicate is watched once"
+        );
         index.replace(1, &[addr(3)]);
         assert_eq!(index.watchers(&addr(1)), &[] as &[u32]);
         assert_eq!(index.watchers(&addr(2)), &[2]);
@@ -331,7 +335,11 @@ mod tests {
     #[test]
     fn the_send_budget_closes_a_reader_that_stops_reading() {
         let mut budget = SendBudget::new(100);
-        assert_eq!(budget.queue(300), Ok(()), "one big snapshot on an empty queue");
+        assert_eq!(
+            budget.queue(300),
+            Ok(()),
+            "one big snapshot on an empty queue"
+        );
         assert_eq!(budget.queue(1), Err(Close::ReaderTooSlow));
         budget.sent(300);
         assert_eq!(budget.queue(60), Ok(()));

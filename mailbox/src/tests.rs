@@ -460,7 +460,10 @@ fn delete_needs_the_write_key_and_never_tells_occupancy_without_it() {
     let empty_path = format!("/v1/m/{}", addr_hex(&empty));
     for target in [&path, &empty_path] {
         let r = call(&m, "DELETE", target, None, b"");
-        assert_eq!((r.status, r.body.as_slice()), (400, &b"missing write key"[..]));
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (400, &b"missing write key"[..])
+        );
         let r = call(&m, "DELETE", target, Some("ABC"), b"");
         assert_eq!((r.status, r.body.as_slice()), (400, &b"bad write key"[..]));
         let r = call(&m, "DELETE", target, Some(&key_hex(&key(9))), b"");
@@ -504,14 +507,20 @@ fn delete_reports_a_failing_store() {
         Some(&key_hex(&k)),
         b"",
     );
-    assert_eq!((r.status, r.body.as_slice()), (503, &b"store unavailable"[..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (503, &b"store unavailable"[..])
+    );
 }
 
 #[test]
 fn subscribe_without_an_upgrade_is_426_and_other_methods_405() {
     let m = mailbox();
     let r = call(&m, "GET", "/v1/subscribe", None, b"");
-    assert_eq!((r.status, r.body.as_slice()), (426, &b"upgrade required"[..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (426, &b"upgrade required"[..])
+    );
     assert_eq!(r.header("upgrade"), Some("websocket"));
     let r = call(&m, "POST", "/v1/subscribe", None, b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, OPTIONS")));

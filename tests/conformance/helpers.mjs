@@ -55,3 +55,77 @@ export async function bytes(res) {
 }
 
 export const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+/** `DELETE /v1/m/{address}` with the slot's write key (or `key`, or none when key is null). */
+export async function del(base, slot, { key = slot.keyHex, path } = {}) {
+  const headers = key === null ? {} : { "Mailbox-Write-Key": key };
+  return fetch(`${base}${path ?? `/v1/m/${slot.addressHex}`}`, { method: "DELETE", headers });
+}
+
+/**
+ * Opens `GET /v1/subscribe` (a WebSocket, through the `ws` package: Node 20 has no stable
+ * global WebSocket). Resolves to:
+ * - watch(slots): sends the slots' addresses as one watch set;
+ * - send(data): sends raw data (a Buffer is binary, a string is text);
+ * - next(): the next message from the mailbox as { frames, raw, binary }, rejecting if none
+ *   comes within `deadlineMs` (a hang guard, not a speed check) or the socket closes first;
+ * - closed: resolves to { code, reason } once the socket closes.
+ */
+export async function subscribe(base, { deadlineMs = 15_000 } = {}) {
+  const { default: WebSocket } = await import("ws");
+  const ws = new WebSocket(`${base.replace(/^http/, "ws")}/v1/subscribe`);
+  const queue = [];
+  const waiters = [];
+  let closedWith = null;
+  const closed = new Promise((ok) => {
+    ws.on("close", (code, reason) => {
+      closedWith = { code, reason: reason.toString() };
+      for (const w of waiters.splice(0)) w.fail(new Error(`subscription closed: ${code} ${closedWith.reason}`));
+      ok(closedWith);
+    });
+  });
+  ws.on("message", (data, binary) => {
+    const raw = Buffer.from(data);
+    const message = { raw, binary, frames: binary ? parseFrames(raw) : null };
+    const waiter = waiters.shift();
+    if (waiter) waiter.ok(message);
+    else queue.push(message);
+  });
+  await new Promise((ok, fail) => {
+    ws.once("open", ok);
+    ws.once("error", fail);
+  });
+  ws.on("error", () => {}); // a failed socket also closes; `closed` reports it
+  return {
+    ws,
+    closed,
+    watch: (slots) => ws.send(Buffer.concat(slots.map((s) => s.address))),
+    send: (data) => ws.send(data),
+    next() {
+      if (queue.length > 0) return Promise.resolve(queue.shift());
+      if (closedWith) return Promise.reject(new Error(`subscription closed: ${closedWith.code}`));
+      return new Promise((ok, fail) => {
+        const waiter = { ok, fail };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          fail(new Error(`no message from the subscription within ${deadlineMs} ms`));
+        }, deadlineMs);
+        waiter.ok = (m) => {
+          clearTimeout(timer);
+          ok(m);
+        };
+        waiter.fail = (e) => {
+          clearTimeout(timer);
+          fail(e);
+        };
+        waiters.push(waiter);
+      });
+    },
+    /** Messages received and not yet taken by next(). */
+    pending: () => queue.length,
+    close() {
+      if (!closedWith) ws.close(1000);
+      return closed;
+    },
+  };
+}

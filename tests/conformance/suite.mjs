@@ -1,4 +1,5 @@
-// The one mailbox conformance suite (API v1, docs/MAILBOX-API.md), parameterized by host.
+// The one mailbox conformance suite (API v1 revision 1.1, docs/MAILBOX-API.md), parameterized
+// by host; the tests of revision 1.1 (DELETE, subscriptions) live in suite-v1-1.mjs.
 //
 // conformanceSuite(name, { start, maxBody, passTtl }) registers a `describe` block:
 // - start(): resolves to { url, output(), stop() } of a host configured with `maxBody`;
@@ -9,6 +10,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 
 import { bytes, fetchBatch, get, newSlot, parseFrames, put, used } from "./helpers.mjs";
+import { revision11Tests } from "./suite-v1-1.mjs";
 
 /** Headers every mailbox response carries, and headers none may carry. */
 function assertCommonHeaders(res, what) {
@@ -85,8 +87,8 @@ export function conformanceSuite(name, { start, maxBody, passTtl }) {
       assert.equal(res.status, 405);
       assert.match(res.headers.get("allow") ?? "", /POST/);
       await res.arrayBuffer();
-      res = await fetch(`${base}/v1/m/${slot.addressHex}`, { method: "DELETE" });
-      assert.equal(res.headers.get("allow"), "GET, HEAD, PUT, OPTIONS");
+      res = await fetch(`${base}/v1/m/${slot.addressHex}`, { method: "PATCH" });
+      assert.equal(res.headers.get("allow"), "GET, HEAD, PUT, DELETE, OPTIONS");
       await res.arrayBuffer();
     });
 
@@ -182,7 +184,11 @@ export function conformanceSuite(name, { start, maxBody, passTtl }) {
         ["DELETE /v1/fetch", () => fetch(`${base}/v1/fetch`, { method: "DELETE" }), 405],
         ["PATCH /v1/fetch", () => fetch(`${base}/v1/fetch`, { method: "PATCH", body: slot.address }), 405],
         ["POST /v1/m/{address}", () => fetch(`${base}${okAddress(slot)}`, { method: "POST", body: "x" }), 405],
-        ["DELETE /v1/m/{address}", () => fetch(`${base}${okAddress(slot)}`, { method: "DELETE" }), 405],
+        ["PATCH /v1/m/{address}", () => fetch(`${base}${okAddress(slot)}`, { method: "PATCH", body: "x" }), 405],
+        ["DELETE without a write key", () => fetch(`${base}${okAddress(slot)}`, { method: "DELETE" }), 400],
+        ["DELETE with a wrong write key", () => fetch(`${base}${okAddress(slot)}`, { method: "DELETE", headers: { "Mailbox-Write-Key": newSlot().keyHex } }), 403],
+        ["DELETE bad address", () => fetch(`${base}/v1/m/zz`, { method: "DELETE", headers: { "Mailbox-Write-Key": slot.keyHex } }), 400],
+        ["PUT /v1/subscribe", () => fetch(`${base}/v1/subscribe`, { method: "PUT", body: "x" }), 405],
         ["POST /v1/health", () => fetch(`${base}/v1/health`, { method: "POST" }), 405],
         ["unknown route", () => fetch(`${base}/v1/list`), 404],
       ];
@@ -204,7 +210,7 @@ export function conformanceSuite(name, { start, maxBody, passTtl }) {
     });
 
     test("CORS preflight is answered for every route", async () => {
-      for (const path of [`/v1/m/${newSlot().addressHex}`, "/v1/fetch", "/v1/health"]) {
+      for (const path of [`/v1/m/${newSlot().addressHex}`, "/v1/fetch", "/v1/health", "/v1/subscribe"]) {
         const res = await fetch(`${base}${path}`, {
           method: "OPTIONS",
           headers: {
@@ -216,7 +222,7 @@ export function conformanceSuite(name, { start, maxBody, passTtl }) {
         assert.ok(res.status === 204 || res.status === 200, `preflight ${path}: ${res.status}`);
         assertCommonHeaders(res, `preflight ${path}`);
         const methods = res.headers.get("access-control-allow-methods") ?? "";
-        for (const m of ["GET", "PUT", "POST"]) assert.ok(methods.includes(m), `${path} allows ${m}`);
+        for (const m of ["GET", "PUT", "POST", "DELETE"]) assert.ok(methods.includes(m), `${path} allows ${m}`);
         const allowed = (res.headers.get("access-control-allow-headers") ?? "").toLowerCase();
         assert.ok(allowed.includes("mailbox-write-key"), `${path} allows the write-key header`);
         await res.arrayBuffer();
@@ -262,6 +268,8 @@ export function conformanceSuite(name, { start, maxBody, passTtl }) {
       assert.equal(res.status, 200);
       assert.equal((await bytes(res)).length, 0);
     });
+
+    revision11Tests({ base: () => base, maxBody });
 
     test("messages expire after the TTL and the address is free again", async () => {
       const slot = newSlot();
