@@ -4,10 +4,9 @@
 //!
 //! Each accepted WebSocket carries an attachment (kept by the runtime across hibernation, in
 //! memory only, never on disk) that is a JS object
-//! `{ id: number, opened: number /* ms since the epoch */, watch?: Uint8Array, inSql?: true }`:
-//! `watch` is the current watch set's bytes (the body of the client's last valid message,
-//! 32..=8192 bytes), or, when that is larger than the runtime allows an attachment,
-//! `inSql: true` and the bytes are in the `watch_sets` table ([`crate::sql`]).
+//! `{ id: number, opened: number /* ms since the epoch */, watch?: Uint8Array }`: `watch` is
+//! the current watch set's bytes (the body of the client's last valid message, 32..=8192
+//! bytes; workerd takes attachments that large). Watch sets are never written to storage.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,8 +15,6 @@ use protocol::Address;
 use wasm_bindgen::JsValue;
 use worker::WebSocket;
 use worker::worker_sys::ext::WebSocketExt;
-
-use crate::sql::Messages;
 
 /// Most watch sets of one connection waiting while an earlier one's snapshot is read from
 /// other shards (only with `MAILBOX_SHARDS` > 1; a single shard answers each at once). One
@@ -33,8 +30,6 @@ pub struct Conn {
     pub opened: f64,
     /// Whether a watch set arrived.
     pub watching: bool,
-    /// Whether its watch set is in the `watch_sets` table.
-    pub in_sql: bool,
 }
 
 /// What a socket's attachment holds (see the module docs).
@@ -43,10 +38,8 @@ pub struct Attachment {
     pub id: u32,
     /// When it was accepted, ms since the Unix epoch.
     pub opened: f64,
-    /// The watch set's bytes, when kept in the attachment.
+    /// The watch set's bytes, once one arrived.
     pub watch: Option<Vec<u8>>,
-    /// Whether the watch set is kept in SQL instead.
-    pub in_sql: bool,
 }
 
 fn set(object: &js_sys::Object, key: &str, value: &JsValue) -> Result<(), JsValue> {
@@ -72,9 +65,6 @@ impl Attachment {
                 &js_sys::Uint8Array::from(watch.as_slice()).into(),
             )?;
         }
-        if self.in_sql {
-            set(&object, "inSql", &JsValue::TRUE)?;
-        }
         ws.as_ref().serialize_attachment(object.into())
     }
 
@@ -89,7 +79,6 @@ impl Attachment {
             id: id as u32,
             opened: get(&value, "opened")?.as_f64()?,
             watch: get(&value, "watch").map(|w| js_sys::Uint8Array::new(&w).to_vec()),
-            in_sql: get(&value, "inSql").and_then(|v| v.as_bool()) == Some(true),
         })
     }
 }
@@ -119,20 +108,18 @@ pub struct Hub {
 
 impl Hub {
     /// The hub as the runtime's accepted `sockets` describe it (after a wake from
-    /// hibernation): watch sets from the attachments, or from `messages` where kept in SQL.
-    /// Sockets without a readable attachment are left out (and closed by their next event).
-    pub fn rebuild(sockets: Vec<WebSocket>, messages: &Messages<'_>) -> Hub {
+    /// hibernation): watch sets from the attachments. Sockets without a readable attachment
+    /// are left out (and closed by their next event).
+    pub fn rebuild(sockets: Vec<WebSocket>) -> Hub {
         let mut hub = Hub::default();
         for ws in sockets {
             let Some(attachment) = Attachment::read(&ws) else {
                 continue;
             };
-            let bytes = match (&attachment.watch, attachment.in_sql) {
-                (Some(bytes), _) => Some(bytes.clone()),
-                (None, true) => messages.load_watch(attachment.id).ok().flatten(),
-                (None, false) => None,
-            };
-            let watch = bytes.as_deref().and_then(mailbox::fetch::parse_batch);
+            let watch = attachment
+                .watch
+                .as_deref()
+                .and_then(mailbox::fetch::parse_batch);
             if let Some(watch) = &watch {
                 hub.index.replace(attachment.id, watch);
             }
@@ -143,7 +130,6 @@ impl Hub {
                     ws,
                     opened: attachment.opened,
                     watching: watch.is_some(),
-                    in_sql: attachment.in_sql,
                 },
             );
         }
@@ -161,7 +147,6 @@ impl Hub {
             id,
             opened,
             watch: None,
-            in_sql: false,
         }
         .write(&ws)?;
         self.conns.insert(
@@ -170,7 +155,6 @@ impl Hub {
                 ws,
                 opened,
                 watching: false,
-                in_sql: false,
             },
         );
         Ok(id)
@@ -202,11 +186,10 @@ impl Hub {
     }
 
     /// Makes `watch` connection `id`'s watch set.
-    pub fn watch(&mut self, id: u32, watch: &[Address], in_sql: bool) {
+    pub fn watch(&mut self, id: u32, watch: &[Address]) {
         self.index.replace(id, watch);
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.watching = true;
-            conn.in_sql = in_sql;
         }
     }
 

@@ -63,15 +63,14 @@ impl Ops {
             .split(',')
             .map(|n| n.trim().parse::<u64>().ok())
             .collect::<Option<_>>()?;
-        let [do_requests, rows_read, rows_written, alarms_set, ws_in, ws_out] =
-            <[u64; 6]>::try_from(numbers).ok()?;
+        let [a, b, c, d, e, f] = <[u64; 6]>::try_from(numbers).ok()?;
         Some(Ops {
-            do_requests,
-            rows_read,
-            rows_written,
-            alarms_set,
-            ws_in,
-            ws_out,
+            do_requests: a,
+            rows_read: b,
+            rows_written: c,
+            alarms_set: d,
+            ws_in: e,
+            ws_out: f,
         })
     }
 

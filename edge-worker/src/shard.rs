@@ -72,11 +72,10 @@ impl MailboxShard {
     }
 
     /// Runs `f` on the subscriptions, rebuilding them first if this instance just woke.
-    fn with_hub<R>(&self, ops: &Cell<Ops>, f: impl FnOnce(&mut Hub) -> R) -> Result<R> {
+    fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> Result<R> {
         let mut slot = self.hub.borrow_mut();
         if slot.is_none() {
-            let messages = self.messages(ops)?;
-            let hub = Hub::rebuild(self.state.get_websockets(), &messages);
+            let hub = Hub::rebuild(self.state.get_websockets());
             if self.settings.log_ops && !hub.conns.is_empty() {
                 // A new instance found sockets: it woke from hibernation (counts only).
                 console_log!("mailbox: hub woke sockets={}", hub.conns.len());
@@ -124,7 +123,7 @@ impl MailboxShard {
     /// Pushes a blob just stored at `address` to every connection watching it.
     fn push(&self, address: &Address, body: &[u8], ops: &Cell<Ops>) -> Result<()> {
         let frame = push_frame(address, body);
-        let sent = self.with_hub(ops, |hub| {
+        let sent = self.with_hub(|hub| {
             let mut sent = 0;
             for id in hub.index.watchers(address) {
                 if let Some(conn) = hub.conns.get(id)
@@ -193,7 +192,7 @@ impl MailboxShard {
     /// Accepts a subscription WebSocket (hibernatable) and answers the upgrade.
     async fn open_subscription(&self, ops: &Cell<Ops>) -> Result<Response> {
         // Rebuild from the sockets accepted so far before this one joins them.
-        let open = self.with_hub(ops, |hub| hub.conns.len())?;
+        let open = self.with_hub(|hub| hub.conns.len())?;
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         let limit = SubscriptionLimits::default()
@@ -204,7 +203,7 @@ impl MailboxShard {
             return Response::from_websocket(pair.client);
         }
         let now = now_ms();
-        let added = self.with_hub(ops, |hub| hub.add(pair.server.clone(), now as f64))?;
+        let added = self.with_hub(|hub| hub.add(pair.server.clone(), now as f64))?;
         if added.is_err() {
             close_with(&pair.server, Close::StoreUnavailable);
             return Response::from_websocket(pair.client);
@@ -215,18 +214,14 @@ impl MailboxShard {
     }
 
     /// Ends connection `id` with `close` and forgets it.
-    fn end(&self, ws: &WebSocket, id: u32, close: Close, ops: &Cell<Ops>) -> Result<()> {
+    fn end(&self, ws: &WebSocket, id: u32, close: Close) -> Result<()> {
         close_with(ws, close);
-        self.forget(id, ops)
+        self.forget(id)
     }
 
     /// Forgets connection `id` and its watch set.
-    fn forget(&self, id: u32, ops: &Cell<Ops>) -> Result<()> {
-        let conn = self.with_hub(ops, |hub| hub.remove(id))?;
-        if conn.is_some_and(|c| c.in_sql) {
-            let _ = self.messages(ops)?.forget_watch(id);
-        }
-        Ok(())
+    fn forget(&self, id: u32) -> Result<()> {
+        self.with_hub(|hub| hub.remove(id)).map(drop)
     }
 
     /// Makes `watch` connection `id`'s watch set and sends its snapshot.
@@ -240,36 +235,23 @@ impl MailboxShard {
         let messages = self.messages(ops)?;
         let bytes: Vec<u8> = watch.iter().flat_map(|a| a.0).collect();
         let opened = self
-            .with_hub(ops, |hub| hub.conns.get(&id).map(|c| c.opened))?
+            .with_hub(|hub| hub.conns.get(&id).map(|c| c.opened))?
             .unwrap_or(0.0);
-        // Kept for hibernation: in the attachment if the runtime takes it, else in SQL.
-        let mut attachment = Attachment {
+        // Kept for hibernation in the attachment (memory only, never storage); a runtime
+        // that refuses one this large ends the subscription rather than forget it unseen.
+        let attachment = Attachment {
             id,
             opened,
             watch: Some(bytes),
-            in_sql: false,
         };
-        let in_sql = match attachment.write(ws) {
-            Ok(()) => false,
-            Err(_) => {
-                let bytes = attachment.watch.take().unwrap_or_default();
-                attachment.in_sql = true;
-                if messages.save_watch(id, &bytes).is_err() || attachment.write(ws).is_err() {
-                    return self.end(ws, id, Close::StoreUnavailable, ops);
-                }
-                true
-            }
-        };
-        let was_in_sql = self.with_hub(ops, |hub| {
-            let before = hub.conns.get(&id).is_some_and(|c| c.in_sql);
+        if attachment.write(ws).is_err() {
+            return self.end(ws, id, Close::StoreUnavailable);
+        }
+        self.with_hub(|hub| {
             // Registered before the snapshot is read: a blob stored meanwhile is pushed,
             // in the snapshot, or both.
-            hub.watch(id, watch, in_sql);
-            before
+            hub.watch(id, watch);
         })?;
-        if was_in_sql && !in_sql {
-            let _ = messages.forget_watch(id);
-        }
         let namespace = self.env.durable_object(SHARD_BINDING)?;
         let local = LocalShard {
             index: HUB,
@@ -290,7 +272,7 @@ impl MailboxShard {
                 }
                 Ok(())
             }
-            Err(close) => self.end(ws, id, close, ops),
+            Err(close) => self.end(ws, id, close),
         }
     }
 
@@ -314,26 +296,26 @@ impl MailboxShard {
         };
         let watch = match read {
             Ok(watch) => watch,
-            Err(close) => return self.end(ws, id, close, ops),
+            Err(close) => return self.end(ws, id, close),
         };
-        let mut next = match self.with_hub(ops, |hub| hub.enqueue(id, watch))? {
+        let mut next = match self.with_hub(|hub| hub.enqueue(id, watch))? {
             Enqueued::Start(watch) => Some(watch),
             Enqueued::Queued => None,
-            Enqueued::Overflow => return self.end(ws, id, Close::ReaderTooSlow, ops),
+            Enqueued::Overflow => return self.end(ws, id, Close::ReaderTooSlow),
         };
         // Watch sets of one connection are answered one at a time, in the order sent.
         while let Some(watch) = next {
             self.apply_watch(ws, id, &watch, ops).await?;
-            next = self.with_hub(ops, |hub| hub.next_queued(id))?;
+            next = self.with_hub(|hub| hub.next_queued(id))?;
         }
         Ok(())
     }
 
     /// Closes the connections that sent no watch set within the timeout; returns the time
     /// (ms) the next waiting one is due.
-    fn close_idle_connections(&self, now: i64, ops: &Cell<Ops>) -> Result<Option<i64>> {
+    fn close_idle_connections(&self, now: i64) -> Result<Option<i64>> {
         let timeout = Self::watch_set_timeout_ms();
-        let (due, next) = self.with_hub(ops, |hub| {
+        let (due, next) = self.with_hub(|hub| {
             let mut due = Vec::new();
             let mut next: Option<i64> = None;
             for (id, conn) in &hub.conns {
@@ -350,7 +332,7 @@ impl MailboxShard {
             (due, next)
         })?;
         for (id, ws) in due {
-            self.end(&ws, id, Close::NoWatchSet, ops)?;
+            self.end(&ws, id, Close::NoWatchSet)?;
         }
         Ok(next)
     }
@@ -424,7 +406,7 @@ impl DurableObject for MailboxShard {
             .purge(now)
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
         let next_purge = earliest.map(|at| at.max(now) + self.purge_slack_ms());
-        let next_timeout = self.close_idle_connections(now, &ops)?;
+        let next_timeout = self.close_idle_connections(now)?;
         let next = match (next_purge, next_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -459,7 +441,7 @@ impl DurableObject for MailboxShard {
     ) -> Result<()> {
         let ops = Cell::new(Ops::default());
         if let Some(attachment) = Attachment::read(&ws) {
-            self.forget(attachment.id, &ops)?;
+            self.forget(attachment.id)?;
         }
         // Completes the closing handshake where the runtime has not already.
         let _ = ws.close(Some(1000), Some(""));
@@ -470,7 +452,7 @@ impl DurableObject for MailboxShard {
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         let ops = Cell::new(Ops::default());
         if let Some(attachment) = Attachment::read(&ws) {
-            self.forget(attachment.id, &ops)?;
+            self.forget(attachment.id)?;
         }
         self.log(&ops, "ws_close");
         Ok(())

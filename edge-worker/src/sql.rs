@@ -7,13 +7,7 @@
 //!   body       BLOB NOT NULL,      -- 1..=MAILBOX_MAX_BODY bytes
 //!   expires_at INTEGER NOT NULL    -- ms since the Unix epoch (Date.now() + TTL)
 //! ) WITHOUT ROWID;
-//! CREATE TABLE watch_sets (
-//!   socket    INTEGER PRIMARY KEY, -- the hub's id of a subscription WebSocket
-//!   addresses BLOB NOT NULL        -- its watch set, 32..=8192 bytes
-//! );
 //! ```
-//! `watch_sets` holds only the watch sets too large for the socket's hibernation attachment
-//! (`crate::hub`); a row lives as long as its WebSocket.
 //!
 //! Reads treat a row with `expires_at <= now` as absent; the shard's alarm deletes such rows
 //! with a scan of the table. There is deliberately no index on `expires_at`: it would make
@@ -35,8 +29,7 @@ use crate::ops::Ops;
 /// Statements creating the schema (idempotent; run once per object instance).
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (\
         address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL\
-    ) WITHOUT ROWID; \
-    CREATE TABLE IF NOT EXISTS watch_sets (socket INTEGER PRIMARY KEY, addresses BLOB NOT NULL)";
+    ) WITHOUT ROWID;";
 
 /// Why a statement failed. Only the class is kept: never a statement's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -166,39 +159,5 @@ impl<'a> Messages<'a> {
             Some([SqlStorageValue::Float(at)]) => Ok(Some(*at as i64)),
             Some(_) => Err(SqlError::Row),
         }
-    }
-}
-
-/// Watch sets kept in SQL because they do not fit a WebSocket attachment.
-impl Messages<'_> {
-    /// Keeps `addresses` (a watch set's bytes) as socket `socket`'s watch set.
-    pub fn save_watch(&self, socket: u32, addresses: &[u8]) -> Result<(), SqlError> {
-        self.run(
-            "INSERT OR REPLACE INTO watch_sets (socket, addresses) VALUES (?, ?)",
-            vec![i64::from(socket).into(), addresses.to_vec().into()],
-        )
-        .map(drop)
-    }
-
-    /// Socket `socket`'s watch set bytes, if kept here.
-    pub fn load_watch(&self, socket: u32) -> Result<Option<Vec<u8>>, SqlError> {
-        let rows = self.run(
-            "SELECT addresses FROM watch_sets WHERE socket = ?",
-            vec![i64::from(socket).into()],
-        )?;
-        match rows.into_iter().next().map(|r| r.into_iter().next()) {
-            None => Ok(None),
-            Some(Some(SqlStorageValue::Blob(bytes))) => Ok(Some(bytes)),
-            Some(_) => Err(SqlError::Row),
-        }
-    }
-
-    /// Forgets socket `socket`'s watch set.
-    pub fn forget_watch(&self, socket: u32) -> Result<(), SqlError> {
-        self.run(
-            "DELETE FROM watch_sets WHERE socket = ?",
-            vec![i64::from(socket).into()],
-        )
-        .map(drop)
     }
 }
