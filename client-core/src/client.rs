@@ -141,6 +141,8 @@ pub struct Client<P: Platform> {
     /// ([`crate::receive`]): every sequence number below it still missing then was found
     /// abandoned, so later blobs are not held for those again. Cleared on [`Client::lock`].
     pub(crate) abandoned_below: RefCell<Vec<(String, u32)>>,
+    /// Whether polls delete what they read from the mailbox ([`Client::set_delete_after_read`]).
+    pub(crate) delete_after_read: core::cell::Cell<bool>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -163,7 +165,18 @@ impl<P: Platform> Client<P> {
             signalled: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
             abandoned_below: RefCell::new(Vec::new()),
+            delete_after_read: core::cell::Cell::new(false),
         }
+    }
+
+    /// Whether each poll deletes the blobs it read and committed from the mailbox
+    /// (`DELETE /v1/m/{address}`, Mailbox API revision 1.1), so that the mailbox keeps a
+    /// message only until it is read instead of for its whole lifetime (7 days by default).
+    /// Off by default, because of what it costs: a device restored from a backup can no
+    /// longer fetch again what its lost copy read (`docs/CLIENT.md`, "Delete after read").
+    /// The app keeps the choice in its settings and sets it after every unlock.
+    pub fn set_delete_after_read(&self, on: bool) {
+        self.delete_after_read.set(on);
     }
 
     /// The platform this client runs on.

@@ -37,6 +37,8 @@ pub use platform::{
     Deposit, Durability, LockError, Locks, NetError, Platform, PlatformRng, REQUEST_TIMEOUT_MS,
     RecordStore, StorageError, Transport, Write,
 };
-pub use receive::{INTERFERENCE_THRESHOLD, MAX_HOLD_MS, MAX_REFETCHES, PollOutcome};
+pub use receive::{
+    INTERFERENCE_THRESHOLD, MAX_HOLD_MS, MAX_REFETCHES, MAX_WATCH_BATCHES, PollOutcome,
+};
 pub use records::{EndReason, Interference, RollbackNotice, Status, UnreadableNotice};
 pub use vault::{KdfParams, VaultError};

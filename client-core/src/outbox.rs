@@ -103,6 +103,9 @@ enum Put {
     Stored,
     /// Different bytes were there (409 read back).
     Foreign,
+    /// The address is spent (410): a blob stood there and its reader deleted it; nothing to
+    /// deposit.
+    Read,
 }
 
 /// What one conversation's delivery learnt, to commit under its lock.
@@ -422,9 +425,9 @@ impl<P: Platform> Client<P> {
         let unstored: Vec<&OutRecord> = items.iter().filter(|(_, _, o)| !o.stored).collect();
         for (at, (_, seq, outgoing)) in unstored.iter().enumerate() {
             match deposit(net, &mailbox, outgoing).await {
-                Ok(Put::Stored) => {
+                Ok(put @ (Put::Stored | Put::Read)) => {
                     outcome.delivered += 1;
-                    delivery.results.push((*seq, Put::Stored));
+                    delivery.results.push((*seq, put));
                 }
                 Ok(Put::Foreign) => {
                     // Later blobs are encrypted again behind this one (or wait): stop here.
@@ -484,7 +487,7 @@ impl<P: Platform> Client<P> {
                 continue;
             };
             match put {
-                Put::Stored => {
+                Put::Stored | Put::Read => {
                     if conversation.recovery.abandoned_run != 0
                         || conversation.recovery.resends != 0
                     {
@@ -708,6 +711,8 @@ impl<P: Platform> Client<P> {
                 continue;
             }
             match deposit(net, mailbox, outgoing).await {
+                // Read and deleted by the peer: its acknowledgement is on the way.
+                Ok(Put::Read) => checked.push(*seq),
                 Ok(_) => {
                     *retransmitted += 1;
                     checked.push(*seq);
@@ -959,7 +964,8 @@ pub(crate) fn restore_signal_stands(conversation: &Conversation, now: u64) -> bo
     }
 }
 
-/// PUTs one blob; a 409 counts as ours only if the stored bytes are.
+/// PUTs one blob; a 409 counts as ours only if the stored bytes are; a 410 (the address is
+/// spent: written, read and deleted) means there is nothing more to deposit there.
 async fn deposit<T: Transport>(
     net: &T,
     mailbox: &str,
@@ -979,6 +985,16 @@ async fn deposit<T: Transport>(
                 Put::Foreign
             })
         }
+        // 410: a blob stood here and its reader deleted it; nothing is stored now (no second
+        // ciphertext at the address). Almost always ours: a PUT whose 201 was lost (or not
+        // yet committed when the app stopped), read since. A copy of this device lost to a
+        // restore could have written here too, but the probe at unlock skips the positions a
+        // fetch shows taken or spent; if it did, the peer's acknowledgement digests tell
+        // (the rollback recovery of `docs/PROTOCOL.md` §6.5), or, when this device cannot
+        // read the peer any more, the restore signals of §6.9 end the conversation plainly.
+        // Counting it as taken instead would abandon a blob the peer has, and its
+        // acknowledgement would then read as a rollback of this device that never happened.
+        Deposit::Spent => Ok(Put::Read),
     }
 }
 

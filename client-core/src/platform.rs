@@ -159,6 +159,9 @@ pub enum Deposit {
     Stored,
     /// 409: a message already sits there (ours from an earlier attempt, or someone else's).
     AlreadyStored,
+    /// 410: a message was stored there and deleted since (read by its recipient); the
+    /// address stays spent until that message would have expired (Mailbox API revision 1.1).
+    Spent,
 }
 
 /// The Mailbox API v1 (`docs/MAILBOX-API.md`) at a base URL given per call.
@@ -181,6 +184,15 @@ pub trait Transport {
         mailbox: &str,
         address: &Address,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, NetError>>;
+
+    /// `DELETE /v1/m/{address}` of the address `write_key` authorises (Mailbox API revision
+    /// 1.1): `Ok` on `204`, whether or not a blob was there. A mailbox without revision 1.1
+    /// answers `405` ([`NetError::Status`]).
+    fn delete(
+        &self,
+        mailbox: &str,
+        write_key: &WriteKey,
+    ) -> impl Future<Output = Result<(), NetError>>;
 
     /// `POST /v1/fetch`: the blobs held at any of `addresses` (at most 256), in request order.
     fn fetch(

@@ -18,7 +18,9 @@ use std::rc::Rc;
 
 use std::collections::BTreeSet;
 
-use protocol::{Acknowledgement, Address, DecryptError, PayloadKind, PendingInvite, Session};
+use protocol::{
+    Acknowledgement, Address, DecryptError, PayloadKind, PendingInvite, Session, WriteKey,
+};
 use zeroize::Zeroizing;
 
 use crate::client::{Client, DECOY_KEY_LABEL, HistoryEntry, PollPlan};
@@ -57,6 +59,11 @@ pub struct PollOutcome {
     pub flush_at_ms: Option<u64>,
 }
 
+/// Most poll batches in one watch set ([`Client::watch_set`]): 5 × 48 = 240 addresses, under
+/// the 256 a watch set may hold. A poll set that needs more (16 or more skipped keys) is
+/// watched in part; the safety poll reads the rest.
+pub const MAX_WATCH_BATCHES: usize = 5;
+
 /// A blob found on the mailbox: its address, its bytes, and the round (the poll's request
 /// counter) of the fetch that returned it.
 type Found = (Address, Vec<u8>, u32);
@@ -72,6 +79,9 @@ struct DrainProgress {
     read_since_fetch: bool,
     /// Refetches made so far.
     refetches: u32,
+    /// Write keys of the blobs read and committed by this poll's steps: deleted from the
+    /// mailbox once the poll is done (`DELETE /v1/m/{address}`, outside the lock).
+    read: Vec<WriteKey>,
     /// Addresses whose blob failed to decrypt in this poll (taken: nothing fills them).
     failed: Vec<Address>,
 }
@@ -116,6 +126,8 @@ struct Drained {
     released_seq: u32,
     /// Addresses consumed in this step (a held record for them is done).
     consumed: Vec<Address>,
+    /// Write keys of the consumed blobs, for deleting them once committed.
+    read: Vec<WriteKey>,
 }
 
 /// How long a blob of the peer's is held at most (ms since it was first held): 24 hours.
@@ -223,6 +235,64 @@ impl<P: Platform> Client<P> {
         Ok(())
     }
 
+    /// The padded requests a poll of conversation `id` makes now (remembered while its
+    /// sealed state is unchanged); `None` when there is nothing to poll (the invite was
+    /// taken, the conversation ended for good).
+    fn poll_plan(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        conversation: &Conversation,
+    ) -> Result<Option<Rc<PollPlan>>, ClientError> {
+        if conversation.ended == Some(EndReason::ProtocolV1) {
+            return Ok(None);
+        }
+        let state = match &conversation.state {
+            ConversationState::Waiting { pending, .. } => pending,
+            ConversationState::Active { session, .. } => session,
+            ConversationState::InviteTaken => return Ok(None),
+        };
+        if let Some(plan) = self.poll_memo(id, state) {
+            return Ok(Some(plan));
+        }
+        let pickle_key = Self::pickle_key(key);
+        let addresses = match &conversation.state {
+            ConversationState::Active { .. } => match Self::load_session(key, conversation) {
+                Ok(live) => with_restore_signals(&live),
+                Err(ClientError::ConversationEnded { .. }) => return Ok(None),
+                Err(err) => return Err(err),
+            },
+            _ => PendingInvite::from_pickle(&pickle_key, state)?.poll_addresses(),
+        };
+        let batches = padded_batches(&key.subkey(DECOY_KEY_LABEL), &addresses);
+        let plan = Rc::new(PollPlan { batches });
+        self.remember_poll(id, state, plan.clone());
+        Ok(Some(plan))
+    }
+
+    /// The watch set of conversation `id` for a subscription (`GET /v1/subscribe`, Mailbox
+    /// API revision 1.1): exactly the addresses its next poll fetches, in the same padded
+    /// batches of [`crate::FETCH_BATCH`] (decoys included), concatenated, at most
+    /// [`MAX_WATCH_BATCHES`] batches (240 addresses; the API allows 256). `None` when there is
+    /// nothing to watch. A subscription tells the app *when* to poll; the poll still reads,
+    /// decrypts and commits, so the watch set links no more than the poll requests do, as
+    /// long as each conversation has its own subscription (`docs/THREAT-MODEL.md`).
+    /// Send it again whenever it changes (after a poll that read something).
+    pub async fn watch_set(&self, id: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        let key = self.key()?;
+        let conversation = self.conversation(&key, id).await?;
+        let Some(plan) = self.poll_plan(&key, id, &conversation)? else {
+            return Ok(None);
+        };
+        let mut watch = Vec::new();
+        for batch in plan.batches.iter().take(MAX_WATCH_BATCHES) {
+            for address in batch {
+                watch.extend_from_slice(&address.0);
+            }
+        }
+        Ok(Some(watch))
+    }
+
     /// Fetches and drains (see [`Client::poll`]).
     /// Sets `signal` when the conversation record it reads calls for our restore signals.
     async fn poll_mailbox(&self, id: &str, signal: &mut bool) -> Result<PollOutcome, ClientError> {
@@ -231,36 +301,9 @@ impl<P: Platform> Client<P> {
         *signal = crate::outbox::restore_signal_stands(&conversation, self.now_ms());
         // (A conversation ended because the peer was restored is still polled: a later blob
         // of theirs that decrypts lifts it.)
-        if conversation.ended == Some(EndReason::ProtocolV1) {
-            return Ok(PollOutcome::default());
-        }
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
-        let state = match &conversation.state {
-            ConversationState::Waiting { pending, .. } => pending,
-            ConversationState::Active { session, .. } => session,
-            ConversationState::InviteTaken => return Ok(PollOutcome::default()),
-        };
-        let plan = match self.poll_memo(id, state) {
-            Some(plan) => plan,
-            None => {
-                let pickle_key = Self::pickle_key(&key);
-                let addresses = match &conversation.state {
-                    ConversationState::Active { .. } => {
-                        match Self::load_session(&key, &conversation) {
-                            Ok(live) => with_restore_signals(&live),
-                            Err(ClientError::ConversationEnded { .. }) => {
-                                return Ok(PollOutcome::default());
-                            }
-                            Err(err) => return Err(err),
-                        }
-                    }
-                    _ => PendingInvite::from_pickle(&pickle_key, state)?.poll_addresses(),
-                };
-                let batches = padded_batches(&decoy_key, &addresses);
-                let plan = Rc::new(PollPlan { batches });
-                self.remember_poll(id, state, plan.clone());
-                plan
-            }
+        let Some(plan) = self.poll_plan(&key, id, &conversation)? else {
+            return Ok(PollOutcome::default());
         };
         let mailbox = conversation.mailbox.clone();
         drop(conversation);
@@ -269,7 +312,9 @@ impl<P: Platform> Client<P> {
         for batch in &plan.batches {
             let round = progress.next_round();
             let got = self.platform().net().fetch(&mailbox, batch).await?;
-            found.extend(got.into_iter().map(|(a, b)| (a, b, round)));
+            for (address, blob) in got {
+                progress.found(&mut found, address, blob, round);
+            }
             progress.mark_queried(batch, round);
         }
         let mut outcome = PollOutcome::default();
@@ -304,7 +349,26 @@ impl<P: Platform> Client<P> {
         // Whatever is left is no longer in the poll set: read already (by another tab or an
         // earlier poll) or never ours.
         outcome.rejected += u32::try_from(found.len()).unwrap_or(u32::MAX);
+        if self.delete_after_read.get() {
+            self.delete_read(&mailbox, &progress.read).await;
+        }
         Ok(outcome)
+    }
+
+    /// Deletes the blobs this poll read and committed (`DELETE /v1/m/{address}`, Mailbox API
+    /// revision 1.1), so the mailbox keeps a message only until it is read; the TTL remains
+    /// the bound for what is never read. Best effort, after the commit and outside the lock:
+    /// a delete that fails (offline, a mailbox without revision 1.1) leaves the blob to
+    /// expire, and nothing is retried. One request per blob; the mailbox learns nothing it did
+    /// not see in the fetch that found it (`docs/THREAT-MODEL.md`).
+    async fn delete_read(&self, mailbox: &str, read: &[WriteKey]) {
+        let net = self.platform().net();
+        for write_key in read {
+            if net.delete(mailbox, write_key).await.is_err() {
+                // Unreachable now: the rest would fail too.
+                break;
+            }
+        }
     }
 
     /// One drain step under the conversation's lock: accept a hello if the invite waits,
@@ -544,6 +608,9 @@ impl<P: Platform> Client<P> {
                 return Err(err.into());
             }
         }
+        // Committed (or nothing to commit: blobs read before, by another tab): gone from the
+        // mailbox once the poll is done.
+        progress.read.extend(drained.read);
         Ok(drained.refetch)
     }
 
@@ -734,7 +801,7 @@ impl<P: Platform> Client<P> {
             // A blob fetched again replaces its older copy (same bytes, newer round).
             for (address, blob) in got {
                 found.retain(|(a, _, _)| *a != address);
-                found.push((address, blob, round));
+                progress.found(found, address, blob, round);
             }
             progress.mark_queried(&batch, round);
         }
@@ -743,6 +810,20 @@ impl<P: Platform> Client<P> {
 }
 
 impl DrainProgress {
+    /// Takes one record of a fetch answer. A record of length 0 is a spent address (Mailbox
+    /// API revision 1.1): its blob was read and deleted, by another tab or by a copy of this
+    /// device lost to a restore, so nothing will ever fill it; it counts as taken, like a blob
+    /// that does not decrypt, and is never passed to `decrypt` (nor taken for junk).
+    fn found(&mut self, found: &mut Vec<Found>, address: Address, blob: Vec<u8>, round: u32) {
+        if blob.is_empty() {
+            if !self.failed.contains(&address) {
+                self.failed.push(address);
+            }
+        } else {
+            found.push((address, blob, round));
+        }
+    }
+
     /// Starts a fetch request; returns its round.
     fn next_round(&mut self) -> u32 {
         self.rounds += 1;
@@ -897,6 +978,7 @@ fn drain(
                 }
                 replay.consumed.push((address, blob));
                 out.consumed.push(address);
+                out.read.push(received.write_key.clone());
                 progress.read_since_fetch = true;
                 out.decrypted += 1;
                 out.unreadable = Some(false);

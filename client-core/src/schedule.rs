@@ -18,6 +18,14 @@ pub fn poll_delay_ms(foreground: bool, open: bool, draw: u32) -> u32 {
     low + (draw % (high - low))
 }
 
+/// A randomised delay before the next poll of a conversation whose subscription WebSocket is
+/// live (the mailbox pushes what arrives, and each push starts a poll), in milliseconds:
+/// 45–75 s, a safety net for what a push cannot bring (a watch set longer than a
+/// subscription holds, a push lost with its connection). `draw` is a uniformly random `u32`.
+pub fn safety_poll_delay_ms(draw: u32) -> u32 {
+    45_000 + draw % 30_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,6 +36,7 @@ mod tests {
             assert!((1_500..3_500).contains(&poll_delay_ms(true, true, draw)));
             assert!((5_000..10_000).contains(&poll_delay_ms(true, false, draw)));
             assert!((20_000..40_000).contains(&poll_delay_ms(false, true, draw)));
+            assert!((45_000..75_000).contains(&safety_poll_delay_ms(draw)));
         }
     }
 }

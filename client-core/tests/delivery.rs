@@ -11,6 +11,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use client_core::{
@@ -252,6 +253,53 @@ fn a_blob_still_on_the_mailbox_is_not_deposited_again() {
     );
 }
 
+/// Delete after read (Mailbox API revision 1.1): the reader deletes every blob it committed,
+/// so the mailbox keeps a message only until it is read; the sender's retransmission check,
+/// run before the acknowledgement arrives, finds the address spent and stores nothing again;
+/// the acknowledgement blob is deleted by its reader too.
+#[test]
+fn the_reader_deletes_what_it_read_and_the_sender_stores_nothing_again() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(165);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    let seq = run(bob.send(&b_id, "read me")).unwrap();
+    run(bob.flush()).unwrap();
+    let before: BTreeSet<[u8; 32]> = mailbox.blobs.borrow().keys().copied().collect();
+    let deletes = mailbox.deletes.get();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["read me"]
+    );
+    let after: BTreeSet<[u8; 32]> = mailbox.blobs.borrow().keys().copied().collect();
+    let gone = before.difference(&after).count();
+    assert!(gone >= 1, "what was read is gone");
+    assert_eq!(
+        mailbox.deletes.get() - deletes,
+        u32::try_from(gone).unwrap()
+    );
+    // Bob checks before Alice's acknowledgement is out: the fetch shows the address spent
+    // (a record of length 0), so nothing is deposited again, not even tried.
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    let puts = mailbox.puts.get();
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!(flushed.retransmitted, 0);
+    assert_eq!(mailbox.puts.get(), puts, "no PUT");
+    let checked: BTreeSet<[u8; 32]> = mailbox.blobs.borrow().keys().copied().collect();
+    assert_eq!(checked, after, "nothing stored again");
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Sent);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    let deletes = mailbox.deletes.get();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
+    assert!(
+        mailbox.deletes.get() > deletes,
+        "the acknowledgement blob is deleted too"
+    );
+    let last: BTreeSet<[u8; 32]> = mailbox.blobs.borrow().keys().copied().collect();
+    assert_eq!(last, after);
+}
+
 #[test]
 fn a_squatted_address_is_recovered_and_past_the_bound_the_conversation_is_told() {
     let (alice, a_id, bob, b_id, mailbox) = joined(170);
@@ -340,7 +388,7 @@ fn restored(
     );
     advance(&alice, ACK_DELAY_MAX_MS);
     assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
-    restore(&bob, copy);
+    restore(&bob, copy, "b");
     assert_eq!(texts(&run(bob.history(&b_id)).unwrap()), ["zero"]);
     (alice, a_id, bob, b_id, mailbox)
 }
@@ -392,6 +440,42 @@ fn a_restored_device_that_sends_first_collides_once_then_recovers() {
     run(alice.flush()).unwrap();
     run(bob.poll(&b_id)).unwrap();
     assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
+}
+
+/// The same restore with delete after read on: Alice deleted the lost copy's blob, so Bob's
+/// first blob meets a spent address (410) and nothing is stored there; the flush takes it for
+/// its own blob read already, and the poll learns otherwise from Alice's acknowledgement
+/// digest and sends it again past every used address.
+#[test]
+fn a_restored_device_that_sends_first_meets_a_spent_address_then_recovers() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(205);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    run(bob.send(&b_id, "zero")).unwrap();
+    run(bob.flush()).unwrap();
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["zero", "one"]
+    );
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    restore(&bob, copy, "b");
+    bob.set_delete_after_read(true);
+    let seq = run(bob.send(&b_id, "two")).unwrap();
+    assert_eq!(run(bob.flush()).unwrap().conflicts, 0);
+    assert_eq!(mailbox.spent_410s.get(), 1);
+    assert_eq!(mailbox.foreign_409s.get(), 0, "no address got two blobs");
+    assert!(run(bob.poll(&b_id)).unwrap().notice, "rollback detected");
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["two"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
+    assert_eq!(mailbox.foreign_409s.get(), 0);
 }
 
 #[test]
@@ -496,7 +580,7 @@ fn a_restored_device_from_before_its_ratchet_step_recovers() {
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["one"]);
     advance(&alice, ACK_DELAY_MAX_MS);
     run(alice.flush()).unwrap();
-    restore(&bob, copy);
+    restore(&bob, copy, "b");
     assert!(run(bob.poll(&b_id)).unwrap().notice, "rollback detected");
     run(bob.send(&b_id, "two")).unwrap();
     run(bob.flush()).unwrap();
@@ -557,7 +641,7 @@ fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once
     );
     // The TTL passes before Alice acknowledges; then Bob's device is restored.
     mailbox.expire_all();
-    restore(&bob, copy);
+    restore(&bob, copy, "b");
     let sent: Vec<u64> = ["three", "four", "five"]
         .iter()
         .map(|t| run(bob.send(&b_id, t)).unwrap())
@@ -695,7 +779,7 @@ fn a_peer_restored_after_our_reply_ends_the_conversation_plainly() {
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["lost"]);
     run(alice.send(&a_id, "answer")).unwrap();
     run(alice.flush()).unwrap();
-    restore(&bob, copy);
+    restore(&bob, copy, "b");
     run(bob.send(&b_id, "after")).unwrap();
     // Its first address holds the lost copy's blob; it goes out again after a poll.
     assert_eq!(run(bob.flush()).unwrap().conflicts, 1);
@@ -842,7 +926,7 @@ fn a_device_restored_after_the_peer_answered_is_told_and_marks_its_messages() {
     run(alice.flush()).unwrap();
     // Bob's copy is restored while his "answer" still waited for confirmation: it is in his
     // outbox again, and he writes once more.
-    restore(&bob, copy);
+    restore(&bob, copy, "b");
     let seq = run(bob.send(&b_id, "again")).unwrap();
     run(bob.flush()).unwrap();
     let polled = run(bob.poll(&b_id)).unwrap();

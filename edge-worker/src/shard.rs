@@ -23,7 +23,7 @@ use crate::hub::{Attachment, Enqueued, Hub};
 use crate::ops::{OPS_HEADER, Ops};
 use crate::settings::{SHARD_BINDING, Settings};
 use crate::sharding::HUB;
-use crate::sql::Messages;
+use crate::sql::{Messages, Put};
 use crate::store::{LocalShard, ShardedStore, op};
 
 /// Most hibernatable WebSockets one Durable Object may hold (Cloudflare's limit); the hub
@@ -156,11 +156,13 @@ impl MailboxShard {
                     return Ok((204, Vec::new()));
                 }
                 let expires_at = now.saturating_add(self.settings.ttl_ms());
-                if !messages
+                match messages
                     .put_if_absent(&address.0, message, now, expires_at)
                     .map_err(sql_failed)?
                 {
-                    return Ok((409, Vec::new()));
+                    Put::Stored => {}
+                    Put::Exists => return Ok((409, Vec::new())),
+                    Put::Spent => return Ok((410, Vec::new())),
                 }
                 self.push(&address, message, ops)?;
                 self.schedule(expires_at + self.purge_slack_ms(), ops)
@@ -182,7 +184,7 @@ impl MailboxShard {
                 let Ok(address) = <[u8; 32]>::try_from(body) else {
                     return Ok((400, Vec::new()));
                 };
-                messages.delete(&address).map_err(sql_failed)?;
+                messages.delete(&address, now).map_err(sql_failed)?;
                 Ok((204, Vec::new()))
             }
             _ => Ok((404, Vec::new())),

@@ -4,10 +4,14 @@
 //! ```sql
 //! CREATE TABLE messages (
 //!   address    BLOB PRIMARY KEY,   -- 32 bytes
-//!   body       BLOB NOT NULL,      -- 1..=MAILBOX_MAX_BODY bytes
+//!   body       BLOB NOT NULL,      -- 1..=MAILBOX_MAX_BODY bytes; empty: deleted (spent)
 //!   expires_at INTEGER NOT NULL    -- ms since the Unix epoch (Date.now() + TTL)
 //! ) WITHOUT ROWID;
 //! ```
+//!
+//! A `DELETE` empties the row's body (messages are never empty) and keeps its expiry: until
+//! then the address is *spent* (a `PUT` there answers `410`, reads see nothing), as the API
+//! requires, at the cost of one row written, as deleting the row would.
 //!
 //! Reads treat a row with `expires_at <= now` as absent; the shard's alarm deletes such rows
 //! with a scan of the table. There is deliberately no index on `expires_at`: it would make
@@ -41,6 +45,17 @@ pub enum SqlError {
     /// A row did not have the expected columns or types.
     #[error("sql row malformed")]
     Row,
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Stored.
+    Stored,
+    /// A live message is there.
+    Exists,
+    /// The address was deleted and is spent until its message's expiry.
+    Spent,
 }
 
 /// One shard's message table.
@@ -80,15 +95,15 @@ impl<'a> Messages<'a> {
         rows.map_err(|_| SqlError::Row)
     }
 
-    /// Stores `body` at `address` until `expires_at` unless a live message is there. Returns
-    /// whether it was stored.
+    /// Stores `body` at `address` until `expires_at` unless a live message is there, or the
+    /// address is spent (its live row was deleted).
     pub fn put_if_absent(
         &self,
         address: &[u8; 32],
         body: &[u8],
         now: i64,
         expires_at: i64,
-    ) -> Result<bool, SqlError> {
+    ) -> Result<Put, SqlError> {
         let rows = self.run(
             "INSERT INTO messages (address, body, expires_at) VALUES (?, ?, ?) \
              ON CONFLICT (address) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at \
@@ -101,19 +116,35 @@ impl<'a> Messages<'a> {
                 now.into(),
             ],
         )?;
-        Ok(!rows.is_empty())
+        if !rows.is_empty() {
+            return Ok(Put::Stored);
+        }
+        // Refused (rare): a live message, or a spent address? One more row read.
+        let rows = self.run(
+            "SELECT length(body) FROM messages WHERE address = ?",
+            vec![address.to_vec().into()],
+        )?;
+        match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+            Some(SqlStorageValue::Integer(0)) => Ok(Put::Spent),
+            Some(SqlStorageValue::Integer(_)) => Ok(Put::Exists),
+            _ => Err(SqlError::Row),
+        }
     }
 
-    /// Deletes the message at `address`, live or expired, if any.
-    pub fn delete(&self, address: &[u8; 32]) -> Result<(), SqlError> {
+    /// Deletes the live message at `address`, if any: its body is emptied and its expiry
+    /// kept, so the address stays spent until then.
+    pub fn delete(&self, address: &[u8; 32], now: i64) -> Result<(), SqlError> {
         self.run(
-            "DELETE FROM messages WHERE address = ?",
-            vec![address.to_vec().into()],
+            "UPDATE messages SET body = X'' WHERE address = ? AND expires_at > ? \
+             AND length(body) > 0",
+            vec![address.to_vec().into(), now.into()],
         )
         .map(drop)
     }
 
-    /// The live messages at `addresses` (each distinct address once). One primary-key
+    /// The live messages at `addresses` (each distinct address once); a spent address (its
+    /// message deleted) has an empty body, which fetches report as a record of length 0 and
+    /// `GET` as `404` (`mailbox::Store::get_many`). One primary-key
     /// look-up per address: SQLite counts a row read only for an address that holds one, so a
     /// poll of empty addresses reads no rows (an `IN (…)` list of 48 read 49).
     pub fn get_many(

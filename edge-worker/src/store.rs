@@ -7,7 +7,7 @@
 //!
 //! | op | body | answer |
 //! |---|---|---|
-//! | `put` | address (32) ‖ message | `201` stored, `409` a live message is there |
+//! | `put` | address (32) ‖ message | `201` stored, `409` a live message is there, `410` the address is spent (deleted) |
 //! | `get` | 1..=256 addresses (32 each) | `200`, fetch-response framing of the live ones |
 //! | `delete` | address (32) | `204` |
 //! | `notify` (hub only) | address (32) ‖ message | `204`, after pushing it to watchers |
@@ -172,6 +172,7 @@ impl Store for ShardedStore<'_> {
                 Ok(PutOutcome::Stored)
             }
             409 => Ok(PutOutcome::AlreadyExists),
+            410 => Ok(PutOutcome::Spent),
             _ => Err(unavailable("shard status")),
         }
     }

@@ -37,9 +37,11 @@ pub enum Outcome {
     DiskFull,
     /// 204 for `DELETE /v1/m/..`.
     Deleted,
+    /// 410: a PUT at an address whose message was deleted.
+    Spent,
 }
 
-const OUTCOMES: [(Outcome, &str); 15] = [
+const OUTCOMES: [(Outcome, &str); 16] = [
     (Outcome::Created, "created"),
     (Outcome::Hit, "hit"),
     (Outcome::Miss, "miss"),
@@ -55,6 +57,7 @@ const OUTCOMES: [(Outcome, &str); 15] = [
     (Outcome::BodyTimeout, "body_timeout"),
     (Outcome::DiskFull, "disk_full"),
     (Outcome::Deleted, "deleted"),
+    (Outcome::Spent, "spent"),
 ];
 
 /// Lock-free counters of outcomes, plus fetched address and message totals.

@@ -59,6 +59,10 @@ pub enum ApiError {
     /// A message already sits at the address (first write wins).
     #[error("address already written")]
     AlreadyExists,
+    /// The address was written and its message deleted (read) since; it stays spent until
+    /// that message would have expired (410).
+    #[error("address spent")]
+    Spent,
     /// The store refused the write because its quota is reached.
     #[error("quota reached")]
     QuotaReached,
@@ -103,6 +107,7 @@ impl ApiError {
             Self::NoMessage => (404, "no message"),
             Self::MethodNotAllowed { .. } => (405, "method not allowed"),
             Self::AlreadyExists => (409, "address already written"),
+            Self::Spent => (410, "address spent"),
             Self::UpgradeRequired => (426, "upgrade required"),
             Self::BodyTooLarge => (413, "body too large"),
             Self::StoreUnavailable(_) => (503, "store unavailable"),
@@ -125,6 +130,7 @@ mod tests {
         assert_eq!(ApiError::BadAddress.status_and_reason().0, 400);
         assert_eq!(ApiError::WrongWriteKey.status_and_reason().0, 403);
         assert_eq!(ApiError::AlreadyExists.status_and_reason().0, 409);
+        assert_eq!(ApiError::Spent.status_and_reason(), (410, "address spent"));
         assert_eq!(ApiError::BodyTooLarge.status_and_reason().0, 413);
         assert_eq!(ApiError::QuotaReached.status_and_reason().0, 507);
         assert_eq!(

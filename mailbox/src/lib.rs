@@ -170,8 +170,11 @@ impl<S: Store> Mailbox<S> {
             (Route::Message(text), "GET" | "HEAD") => {
                 let address = parse_address(text)?;
                 match self.store.get(&address).await? {
-                    Some(body) => Ok((Response::octets(200, body), Outcome::Hit)),
-                    None => Err(ApiError::NoMessage),
+                    // An empty body is a spent address: no message.
+                    Some(body) if !body.is_empty() => {
+                        Ok((Response::octets(200, body), Outcome::Hit))
+                    }
+                    _ => Err(ApiError::NoMessage),
                 }
             }
             (Route::Message(text), "PUT") => self.put(text, request).await,
@@ -213,6 +216,7 @@ impl<S: Store> Mailbox<S> {
         match self.store.put_if_absent(&address, body).await? {
             PutOutcome::Stored => Ok((Response::text(201, "stored"), Outcome::Created)),
             PutOutcome::AlreadyExists => Err(ApiError::AlreadyExists),
+            PutOutcome::Spent => Err(ApiError::Spent),
         }
     }
 
@@ -287,6 +291,7 @@ fn error_outcome(err: &ApiError) -> Outcome {
         403 => Outcome::Forbidden,
         404 if *err == ApiError::NoMessage => Outcome::Miss,
         409 => Outcome::Conflict,
+        410 => Outcome::Spent,
         413 => Outcome::TooLarge,
         503 => Outcome::StoreError,
         507 => Outcome::Quota,

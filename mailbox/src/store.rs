@@ -11,6 +11,10 @@ pub enum PutOutcome {
     Stored,
     /// A message already sits at this address; it was left unchanged.
     AlreadyExists,
+    /// The address was written and its message deleted since (`DELETE`): it stays *spent*
+    /// until that message would have expired, and nothing is stored (`410`). So a sender
+    /// that finds its blob gone learns that it was read, instead of storing it again.
+    Spent,
 }
 
 /// Why a store could not serve an operation. Storage faults, never the client's.
@@ -42,15 +46,21 @@ pub trait Store {
     ) -> impl Future<Output = Result<PutOutcome, StoreError>>;
 
     /// Removes the message at `address`, if any (`DELETE /v1/m/{address}`, after the caller
-    /// checked the write key). Afterwards reads treat the address as empty and it can be
-    /// written again. Hosts make the removal as durable as a stored write: once this returns
-    /// `Ok`, no restart brings the message back.
+    /// checked the write key). Afterwards reads treat the address as empty, and until the
+    /// deleted message's own expiry the address is *spent*: [`Store::put_if_absent`] answers
+    /// [`PutOutcome::Spent`] and stores nothing. Deleting an address without a live message
+    /// changes nothing. Hosts make the removal as durable as a stored write: once this
+    /// returns `Ok`, no restart brings the message back (nor frees the address early).
     fn delete(&self, address: &Address) -> impl Future<Output = Result<(), StoreError>>;
 
-    /// The live message at `address`, if any.
+    /// The live message at `address`, if any. A spent address (its message deleted) may be
+    /// reported as `Some` of an empty body: the API answers `404` for it, as for nothing.
     fn get(&self, address: &Address) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
 
-    /// The live messages at `addresses`, one entry per address in the same order.
+    /// The live messages at `addresses`, one entry per address in the same order. A spent
+    /// address (its message deleted, until that message's expiry) is `Some` of an empty body
+    /// (messages are never empty): fetches and snapshots report it as a record of length 0,
+    /// so a sender's retransmission check sees the address taken and read.
     fn get_many(
         &self,
         addresses: &[Address],

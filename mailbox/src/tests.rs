@@ -12,6 +12,8 @@ use super::*;
 #[derive(Default)]
 struct MemStore {
     map: RefCell<HashMap<[u8; 32], Vec<u8>>>,
+    /// Deleted addresses (this store has no clock: spent for good).
+    spent: RefCell<std::collections::HashSet<[u8; 32]>>,
     quota: Option<usize>,
     broken: bool,
     disk_full: bool,
@@ -33,6 +35,9 @@ impl Store for MemStore {
         if map.contains_key(&address.0) {
             return Ok(PutOutcome::AlreadyExists);
         }
+        if self.spent.borrow().contains(&address.0) {
+            return Ok(PutOutcome::Spent);
+        }
         if self.quota.is_some_and(|q| map.len() >= q) {
             return Err(StoreError::QuotaReached);
         }
@@ -44,7 +49,9 @@ impl Store for MemStore {
         if self.broken {
             return Err(StoreError::Unavailable("test"));
         }
-        self.map.borrow_mut().remove(&address.0);
+        if self.map.borrow_mut().remove(&address.0).is_some() {
+            self.spent.borrow_mut().insert(address.0);
+        }
         Ok(())
     }
 
@@ -54,7 +61,14 @@ impl Store for MemStore {
 
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let map = self.map.borrow();
-        Ok(addresses.iter().map(|a| map.get(&a.0).cloned()).collect())
+        let spent = self.spent.borrow();
+        Ok(addresses
+            .iter()
+            .map(|a| match map.get(&a.0) {
+                Some(body) => Some(body.clone()),
+                None => spent.contains(&a.0).then(Vec::new),
+            })
+            .collect())
     }
 
     fn write_health(&self) -> Result<(), StoreError> {
@@ -486,8 +500,32 @@ fn delete_needs_the_write_key_and_never_tells_occupancy_without_it() {
     assert_eq!(r.status, 204);
     let r = call(&m, "DELETE", &empty_path, Some(&key_hex(&empty)), b"");
     assert_eq!(r.status, 204, "never written: the same answer");
-    assert_eq!(put(&m, &k, b"again"), 201);
+    // Spent: a PUT with the key is 410 and stores nothing; a wrong key is still 403.
+    let again = call(&m, "PUT", &path, Some(&key_hex(&k)), b"again");
+    assert_eq!(
+        (again.status, again.body.as_slice()),
+        (410, &b"address spent"[..])
+    );
+    let r = call(&m, "PUT", &path, Some(&key_hex(&key(9))), b"again");
+    assert_eq!(r.status, 403);
+    assert_eq!(call(&m, "GET", &path, None, b"").status, 404);
+    // A fetch reports the spent address with a record of length 0, a stored one in full, and
+    // nothing for an empty one.
+    let other = key(10);
+    assert_eq!(put(&m, &other, b"kept"), 201);
+    let batch = [k.address().0, empty.address().0, other.address().0].concat();
+    let r = call(&m, "POST", "/v1/fetch", None, &batch);
+    assert_eq!(
+        fetch::decode_response(&r.body),
+        Ok(vec![
+            (k.address(), &b""[..]),
+            (other.address(), &b"kept"[..])
+        ])
+    );
+    // Deleting where nothing was stored spends nothing.
+    assert_eq!(put(&m, &empty, b"first"), 201);
     assert_eq!(m.counters().get(Outcome::Deleted), 3);
+    assert_eq!(m.counters().get(Outcome::Spent), 1);
 }
 
 #[test]

@@ -87,6 +87,9 @@ pub(crate) struct Decrypted {
     pub(crate) chain: [u8; 32],
     pub(crate) n: u32,
     pub(crate) retired: Vec<Address>,
+    /// The write key of the address the blob was read from (the receiver derives the
+    /// sender's write keys to compute its poll set): what `DELETE /v1/m/{address}` needs.
+    pub(crate) write_key: WriteKey,
 }
 
 /// Where an address sits in the poll set.
@@ -536,6 +539,7 @@ impl Ratchet {
         let fragment = open_body(&entry.message_key, &self.ad, address, parts)?;
         // Commit.
         let entry = self.skipped.entries.remove(index);
+        let write_key = entry.header_key.write_key(self.role.peer(), entry.n);
         let mut retired = vec![*address];
         self.finish_receive(address, &mut retired);
         Ok(Decrypted {
@@ -544,6 +548,7 @@ impl Ratchet {
             chain: entry.ratchet_key.0,
             n: entry.n,
             retired,
+            write_key,
         })
     }
 
@@ -580,6 +585,7 @@ impl Ratchet {
         }
         let message_key = chain_key.step();
         let fragment = open_body(&message_key, &self.ad, address, parts)?;
+        let write_key = rc.addresses.write_key(n);
         // Commit.
         let mut retired = vec![*address];
         if let Some(rc) = self.receiving.as_mut() {
@@ -597,6 +603,7 @@ impl Ratchet {
             chain: h.ratchet_key,
             n,
             retired,
+            write_key,
         })
     }
 
@@ -679,6 +686,7 @@ impl Ratchet {
             })?;
         // Commit.
         let peer = self.role.peer();
+        let write_key = header_key.write_key(peer, n);
         let window: VecDeque<Address> = self
             .next_window
             .iter()
@@ -707,6 +715,7 @@ impl Ratchet {
             chain: h.ratchet_key,
             n,
             retired,
+            write_key,
         })
     }
 
@@ -766,6 +775,7 @@ impl Ratchet {
         let fragment = open_body(&message_key, &self.ad, address, parts)?;
         // Commit.
         let peer = self.role.peer();
+        let write_key = rc.header_key.write_key(peer, n);
         let mut retired = vec![*address];
         let old_next = core::mem::take(&mut self.next_window);
         let window: VecDeque<Address> = rc.window.iter().copied().collect();
@@ -802,6 +812,7 @@ impl Ratchet {
             chain: ratchet_key,
             n,
             retired,
+            write_key,
         })
     }
 

@@ -158,7 +158,6 @@ impl HeaderKey {
 
     /// The write key of message `n` sent by `sender` on the chain whose header key is `self`:
     /// `HMAC-SHA256(HK, "hush/v2/write-key" ‖ role_byte ‖ u32be(n))`.
-    #[cfg(test)]
     pub(crate) fn write_key(&self, sender: Role, n: u32) -> WriteKey {
         self.chain_addresses(sender).write_key(n)
     }

@@ -1,7 +1,7 @@
 //! A live conversation: the ratchet plus multi-blob reassembly and the safety code.
 
 use crate::acknowledgement::Acknowledgement;
-use crate::address::Address;
+use crate::address::{Address, WriteKey};
 use crate::double_ratchet::{OutgoingBlob, PollSet, Ratchet};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::Role;
@@ -71,6 +71,11 @@ pub struct Received {
     /// This blob completed a message already received (same message id): a re-send after a
     /// rollback or a squatted slot. `plaintext` is `None`; nothing new to show.
     pub duplicate: bool,
+    /// The write key of the address the blob was read from: the reader derives the sender's
+    /// write keys to compute the addresses it polls (`docs/PROTOCOL.md` §7), and deletes the
+    /// blob with it (`DELETE /v1/m/{address}`) once what it carries is committed, so the
+    /// mailbox keeps it only until it is read. Zeroized on drop; never logged.
+    pub write_key: WriteKey,
 }
 
 impl core::fmt::Debug for Received {
@@ -83,7 +88,7 @@ impl core::fmt::Debug for Received {
             .field("acknowledged", &self.acknowledged)
             .field("rollback", &self.rollback)
             .field("duplicate", &self.duplicate)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -357,6 +362,7 @@ impl Session {
             acknowledged: self.stream.confirmed(),
             rollback: outcome.rollback,
             duplicate,
+            write_key: decrypted.write_key,
         })
     }
 

@@ -325,3 +325,27 @@ fn poll_set_segments_follow_send_order() {
         "the same chain, now answerable"
     );
 }
+
+/// Every received blob names the write key of the address it was read from, whichever part
+/// of the poll set held it (the current chain, the next chain after a DH step, a skipped key):
+/// the reader can delete what it read, and only where it read it.
+#[test]
+fn a_received_blob_carries_the_write_key_of_its_address() {
+    let (mut a, mut b, mut rng) = pair(7);
+    let check = |session: &mut Session, blob: &protocol::OutgoingBlob| {
+        let received = session.decrypt(&blob.address, &blob.blob).unwrap();
+        assert_eq!(received.write_key.address(), blob.address);
+        assert_eq!(received.write_key.0, blob.write_key.0, "the sender's key");
+    };
+    // Next chain (the first blob after a DH step), then the current chain.
+    let first = send(&mut a, &mut rng, b"one").remove(0);
+    let second = send(&mut a, &mut rng, b"two").remove(0);
+    let third = send(&mut a, &mut rng, b"three").remove(0);
+    check(&mut b, &first);
+    // The third before the second: the second's key is skipped, then read from there.
+    check(&mut b, &third);
+    check(&mut b, &second);
+    // The other direction, across a step.
+    let reply = send(&mut b, &mut rng, b"reply").remove(0);
+    check(&mut a, &reply);
+}

@@ -196,6 +196,10 @@ pub struct Faults {
     pub squatter: bool,
     /// The planted bug, if any.
     pub mutant: Mutant,
+    /// Whether the clients delete what they read (`Client::set_delete_after_read`): in every
+    /// seed without restored snapshots (a restored reader cannot fetch again what its lost
+    /// copy read and deleted: the documented cost of the option).
+    pub delete_after_read: bool,
 }
 
 const MINUTE: u64 = 60_000;
@@ -227,6 +231,7 @@ impl Faults {
             restores: 0,
             squatter: false,
             mutant,
+            delete_after_read: false,
         };
         faults.latency_ms = rng.range(2, 400);
         if survivable {
@@ -261,6 +266,7 @@ impl Faults {
                 faults.absence_max_ms = 40 * MINUTE;
             }
         }
+        faults.delete_after_read = faults.restores == 0;
         faults
     }
 

@@ -38,6 +38,8 @@ pub struct MemStore {
     blobs: RefCell<BTreeMap<[u8; 32], Stored>>,
     /// Blobs that expired unread and were replaced since.
     expired_unread: Cell<u64>,
+    /// Addresses whose blob was deleted, until the blob would have expired (spent).
+    spent: RefCell<BTreeMap<[u8; 32], u64>>,
     /// Who makes the request being served (`None`: a third party).
     who: Cell<Option<usize>>,
 }
@@ -83,6 +85,14 @@ impl Store for MemStore {
         if self.live(address).is_some() {
             return Ok(PutOutcome::AlreadyExists);
         }
+        if self
+            .spent
+            .borrow()
+            .get(&address.0)
+            .is_some_and(|expires| *expires > self.world.now())
+        {
+            return Ok(PutOutcome::Spent);
+        }
         let expires = self.world.now() + self.ttl_ms;
         let old = self.blobs.borrow_mut().insert(
             address.0,
@@ -95,7 +105,13 @@ impl Store for MemStore {
     }
 
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
-        self.blobs.borrow_mut().remove(&address.0);
+        let now = self.world.now();
+        let removed = self.blobs.borrow_mut().remove(&address.0);
+        if let Some((_, expires, _, _)) = removed.filter(|(_, expires, _, _)| *expires > now) {
+            let mut spent = self.spent.borrow_mut();
+            spent.retain(|_, e| *e > now);
+            spent.insert(address.0, expires);
+        }
         Ok(())
     }
 
@@ -104,7 +120,19 @@ impl Store for MemStore {
     }
 
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        Ok(addresses.iter().map(|a| self.read(a)).collect())
+        let now = self.world.now();
+        let spent = self.spent.borrow();
+        Ok(addresses
+            .iter()
+            .map(|a| {
+                self.read(a).or_else(|| {
+                    spent
+                        .get(&a.0)
+                        .is_some_and(|expires| *expires > now)
+                        .then(Vec::new)
+                })
+            })
+            .collect())
     }
 }
 
@@ -211,6 +239,7 @@ impl MailboxHost {
             ttl_ms,
             blobs: RefCell::new(BTreeMap::new()),
             expired_unread: Cell::new(0),
+            spent: RefCell::new(BTreeMap::new()),
             who: Cell::new(None),
         };
         MailboxHost {

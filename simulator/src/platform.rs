@@ -372,6 +372,7 @@ impl Transport for SimNet {
             Answer::Unreachable => Err(unreachable()),
             Answer::Http { status: 201, .. } => Ok(Deposit::Stored),
             Answer::Http { status: 409, .. } => Ok(Deposit::AlreadyStored),
+            Answer::Http { status: 410, .. } => Ok(Deposit::Spent),
             Answer::Http { status, body } => Err(status_error(status, &body)),
         }
     }
@@ -387,6 +388,20 @@ impl Transport for SimNet {
             Answer::Unreachable => Err(unreachable()),
             Answer::Http { status: 200, body } => Ok(Some(body)),
             Answer::Http { status: 404, .. } => Ok(None),
+            Answer::Http { status, body } => Err(status_error(status, &body)),
+        }
+    }
+
+    async fn delete(&self, _mailbox: &str, write_key: &WriteKey) -> Result<(), NetError> {
+        let request = HttpRequest {
+            method: "DELETE",
+            path: format!("/v1/m/{}", encode_32(&write_key.address().0)),
+            write_key: Some(encode_32(&write_key.0)),
+            body: Vec::new(),
+        };
+        match self.send(request).await? {
+            Answer::Unreachable => Err(unreachable()),
+            Answer::Http { status: 204, .. } => Ok(()),
             Answer::Http { status, body } => Err(status_error(status, &body)),
         }
     }

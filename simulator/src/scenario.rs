@@ -292,6 +292,7 @@ impl Simulation {
             skew_ms: Cell::new(0),
         };
         let client = Rc::new(Client::new(platform));
+        client.set_delete_after_read(self.faults.delete_after_read);
         d.client = Some(client.clone());
         d.epoch += 1;
         d.running = true;

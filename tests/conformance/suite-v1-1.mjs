@@ -33,9 +33,9 @@ const record = (slot, body) => ({ address: slot.addressHex, body: Buffer.from(bo
 
 /**
  * Registers the revision 1.1 tests. `base()` is the host's URL once started; `maxBody` its
- * largest message.
+ * largest message; `upgradeHeader` whether its 426 can carry `Upgrade: websocket`.
  */
-export function revision11Tests({ base, maxBody }) {
+export function revision11Tests({ base, maxBody, upgradeHeader }) {
   test("DELETE with the write key is 204 with no body; the message is gone and the address writable again", async () => {
     const slot = newSlot();
     await stored(base(), slot, randomBytes(maxBody));
@@ -44,13 +44,27 @@ export function revision11Tests({ base, maxBody }) {
     assert.equal(res.status, 404, "GET after DELETE");
     await res.arrayBuffer();
     res = await fetchBatch(base(), [slot.address]);
-    assert.equal((await bytes(res)).length, 0, "fetch leaves it out");
+    assert.deepEqual(
+      parseFrames(await bytes(res)),
+      [{ address: slot.addressHex, body: Buffer.alloc(0) }],
+      "fetch shows the address spent: a record of length 0",
+    );
     await assertNoContent(await del(base(), slot), "DELETE again: the same answer");
-    await assertNoContent(await del(base(), newSlot()), "DELETE of an address never written: the same answer");
-    const again = randomBytes(16);
-    await stored(base(), slot, again);
+    const never = newSlot();
+    await assertNoContent(await del(base(), never), "DELETE of an address never written: the same answer");
+    // Spent until the deleted message would have expired: a PUT with the key is 410 and
+    // stores nothing; without the key it is still 403.
+    res = await put(base(), slot, randomBytes(16));
+    assert.equal(res.status, 410);
+    assert.equal(await res.text(), "address spent");
+    res = await put(base(), slot, "x", { key: newSlot().keyHex });
+    assert.equal(res.status, 403);
+    await res.arrayBuffer();
     res = await get(base(), slot);
-    assert.deepEqual(await bytes(res), again, "written again after DELETE");
+    assert.equal(res.status, 404, "nothing stored by the refused PUT");
+    await res.arrayBuffer();
+    // Deleting where nothing was stored spends nothing.
+    await stored(base(), never, "first");
   });
 
   test("DELETE without the right key is refused, and the same way whether or not a message is there", async () => {
@@ -116,7 +130,7 @@ export function revision11Tests({ base, maxBody }) {
   test("GET /v1/subscribe without a WebSocket upgrade is 426; other methods 405", async () => {
     let res = await fetch(`${base()}/v1/subscribe`);
     assert.equal(res.status, 426);
-    assert.equal(res.headers.get("upgrade"), "websocket");
+    assert.equal(res.headers.get("upgrade"), upgradeHeader ? "websocket" : null);
     assert.equal(res.headers.get("access-control-allow-origin"), "*");
     assert.equal(await res.text(), "upgrade required");
     res = await fetch(`${base()}/v1/subscribe`, { method: "POST", body: randomBytes(32) });
@@ -183,7 +197,7 @@ export function revision11Tests({ base, maxBody }) {
     }
   });
 
-  test("two subscriptions watching one address both get its push; a deleted message is in no later snapshot", async () => {
+  test("two subscriptions watching one address both get its push; a deleted message is only a spent record in a later snapshot", async () => {
     const slot = newSlot();
     const [one, two] = [await subscribe(base()), await subscribe(base())];
     try {
@@ -195,7 +209,7 @@ export function revision11Tests({ base, maxBody }) {
       for (const sub of [one, two]) assert.deepEqual(view(await sub.next()), [record(slot, "for both")]);
       await assertNoContent(await del(base(), slot), "DELETE");
       one.watch([slot]);
-      assert.deepEqual(view(await one.next()), [], "deleted: not in the snapshot");
+      assert.deepEqual(view(await one.next()), [record(slot, [])], "deleted: spent, a record of length 0");
     } finally {
       await one.close();
       await two.close();

@@ -23,12 +23,14 @@ conformanceSuite("edge worker in workerd", {
   maxBody: MAX_BODY,
   start: () => startWorker({ ttl: TTL_SECONDS, maxBody: MAX_BODY }),
   passTtl: () => sleep(TTL_SECONDS * 1000 + 300),
+  upgradeHeader: false,
 });
 
 conformanceSuite("edge worker in workerd, 4 shards (watch sets and fetches span shards)", {
   maxBody: MAX_BODY,
   start: () => startWorker({ ttl: TTL_SECONDS, maxBody: MAX_BODY, shards: 4 }),
   passTtl: () => sleep(TTL_SECONDS * 1000 + 300),
+  upgradeHeader: false,
 });
 
 /** The shard of an address (hex) among `shards`, as edge-worker/src/sharding.rs computes it. */

@@ -570,6 +570,37 @@ impl HushClient {
         })
     }
 
+    /// The watch set of conversation `id` for a subscription WebSocket (`GET /v1/subscribe`,
+    /// Mailbox API revision 1.1): the concatenated 32-byte addresses, decoys included, that
+    /// its next poll fetches (at most 240). Resolves to a `Uint8Array`, or `null` when there
+    /// is nothing to watch. Send it on the conversation's own socket after opening it and
+    /// whenever it changes (after a poll); any message from the mailbox means "poll now".
+    #[wasm_bindgen(js_name = watchSet)]
+    pub fn watch_set(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            Ok(match inner.watch_set(&id).await.map_err(client_error)? {
+                Some(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
+                None => JsValue::NULL,
+            })
+        })
+    }
+
+    /// Whether polls delete what they read from the mailbox (`DELETE /v1/m/{address}`), so
+    /// that it keeps a message only until it is read. Off until set; the cost: a device
+    /// restored from a backup cannot fetch again what its lost copy read. Set after unlock.
+    #[wasm_bindgen(js_name = setDeleteAfterRead)]
+    pub fn set_delete_after_read(&self, on: bool) {
+        self.inner.set_delete_after_read(on);
+    }
+
+    /// Milliseconds to wait before the next poll of a conversation whose subscription is
+    /// live: a slow, randomised safety poll (45–75 s), since the mailbox pushes what arrives.
+    #[wasm_bindgen(js_name = safetyPollDelayMs)]
+    pub fn safety_poll_delay_ms() -> u32 {
+        schedule::safety_poll_delay_ms(crate::platform::system_rng().next_u32())
+    }
+
     /// Milliseconds to wait before the next poll: randomised, quicker when the page is in front
     /// (`foreground`) and the conversation `open`.
     #[wasm_bindgen(js_name = pollDelayMs)]

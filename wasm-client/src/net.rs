@@ -114,15 +114,7 @@ impl FetchTransport {
         write_key: &WriteKey,
         blob: &[u8],
     ) -> Result<Deposit, NetError> {
-        let url = format!(
-            "{}/v1/m/{}",
-            base(mailbox),
-            encode_32(&write_key.address().0)
-        );
-        let headers = Headers::new().map_err(js_unreachable)?;
-        headers
-            .set(WRITE_KEY_HEADER, &encode_32(&write_key.0))
-            .map_err(js_unreachable)?;
+        let (url, headers) = keyed(mailbox, write_key)?;
         headers
             .set("content-type", "application/octet-stream")
             .map_err(js_unreachable)?;
@@ -131,6 +123,19 @@ impl FetchTransport {
         match response.status() {
             201 => Ok(Deposit::Stored),
             409 => Ok(Deposit::AlreadyStored),
+            410 => Ok(Deposit::Spent),
+            _ => Err(status_error(&deadline, &response).await),
+        }
+    }
+
+    /// `DELETE /v1/m/{address}` (Mailbox API revision 1.1), authorised by `write_key`:
+    /// `Ok` on `204`.
+    pub async fn delete(&self, mailbox: &str, write_key: &WriteKey) -> Result<(), NetError> {
+        let (url, headers) = keyed(mailbox, write_key)?;
+        let deadline = Deadline::start(self.timeout_ms)?;
+        let response = send(&deadline, "DELETE", &url, Some(headers), &[]).await?;
+        match response.status() {
+            204 => Ok(()),
             _ => Err(status_error(&deadline, &response).await),
         }
     }
@@ -193,6 +198,10 @@ impl client_core::Transport for FetchTransport {
         FetchTransport::get(self, mailbox, address).await
     }
 
+    async fn delete(&self, mailbox: &str, write_key: &WriteKey) -> Result<(), NetError> {
+        FetchTransport::delete(self, mailbox, write_key).await
+    }
+
     async fn fetch(
         &self,
         mailbox: &str,
@@ -200,6 +209,20 @@ impl client_core::Transport for FetchTransport {
     ) -> Result<Vec<(Address, Vec<u8>)>, NetError> {
         FetchTransport::fetch(self, mailbox, addresses).await
     }
+}
+
+/// The URL of the address `write_key` authorises, and headers carrying the key.
+fn keyed(mailbox: &str, write_key: &WriteKey) -> Result<(String, Headers), NetError> {
+    let url = format!(
+        "{}/v1/m/{}",
+        base(mailbox),
+        encode_32(&write_key.address().0)
+    );
+    let headers = Headers::new().map_err(js_unreachable)?;
+    headers
+        .set(WRITE_KEY_HEADER, &encode_32(&write_key.0))
+        .map_err(js_unreachable)?;
+    Ok((url, headers))
 }
 
 /// The mailbox's base URL without a trailing slash.

@@ -90,12 +90,19 @@ pub struct MailboxState {
     pub foreign_409s: Cell<u32>,
     /// Fetch requests answered.
     pub fetches: Cell<u32>,
+    /// DELETE requests answered.
+    pub deletes: Cell<u32>,
+    /// Addresses deleted (spent: a PUT there answers 410; this mailbox has no TTL).
+    pub spent: RefCell<BTreeSet<[u8; 32]>>,
+    /// PUTs answered 410 (the address was written, read and deleted).
+    pub spent_410s: Cell<u32>,
 }
 
 impl MailboxState {
     /// Every blob expires (the TTL passed while nobody read them).
     pub fn expire_all(&self) {
         self.blobs.borrow_mut().clear();
+        self.spent.borrow_mut().clear();
     }
 }
 
@@ -137,6 +144,10 @@ impl Transport for TestMailbox {
             }
             return Ok(Deposit::AlreadyStored);
         }
+        if state.spent.borrow().contains(&address) {
+            state.spent_410s.set(state.spent_410s.get() + 1);
+            return Ok(Deposit::Spent);
+        }
         blobs.insert(address, blob.to_vec());
         if state.lose_next_answer.replace(false) {
             return Err(NetError::Timeout);
@@ -149,6 +160,17 @@ impl Transport for TestMailbox {
         }
         Ok(self.0.blobs.borrow().get(&address.0).cloned())
     }
+    async fn delete(&self, _: &str, key: &WriteKey) -> Result<(), NetError> {
+        if !self.0.online.get() {
+            return Err(offline());
+        }
+        self.0.deletes.set(self.0.deletes.get() + 1);
+        let address = key.address().0;
+        if self.0.blobs.borrow_mut().remove(&address).is_some() {
+            self.0.spent.borrow_mut().insert(address);
+        }
+        Ok(())
+    }
     async fn fetch(
         &self,
         _: &str,
@@ -159,9 +181,14 @@ impl Transport for TestMailbox {
         }
         self.0.fetches.set(self.0.fetches.get() + 1);
         let blobs = self.0.blobs.borrow();
+        let spent = self.0.spent.borrow();
+        // A spent address is a record of length 0 (Mailbox API revision 1.1).
         Ok(addresses
             .iter()
-            .filter_map(|a| blobs.get(&a.0).map(|b| (*a, b.clone())))
+            .filter_map(|a| match blobs.get(&a.0) {
+                Some(b) => Some((*a, b.clone())),
+                None => spent.contains(&a.0).then(|| (*a, Vec::new())),
+            })
             .collect())
     }
 }
@@ -248,7 +275,11 @@ pub fn snapshot(client: &Client<Memory>) -> BTreeMap<String, Vec<u8>> {
     client.platform().store.0.borrow().clone()
 }
 
-/// Puts a copy taken by [`snapshot`] back (the device restored from an older copy).
-pub fn restore(client: &Client<Memory>, copy: BTreeMap<String, Vec<u8>>) {
+/// Puts a copy taken by [`snapshot`] back (the device restored from an older copy), and
+/// restarts the app on it: what the client kept in memory is gone, the vault is unlocked
+/// again with `passphrase`.
+pub fn restore(client: &Client<Memory>, copy: BTreeMap<String, Vec<u8>>, passphrase: &str) {
     *client.platform().store.0.borrow_mut() = copy;
+    client.lock();
+    run(client.unlock(passphrase)).expect("the restored vault unlocks");
 }
