@@ -3,7 +3,9 @@
 //!
 //! Tables:
 //! - `index`: address (32 bytes) → expiry (u64 ms since the Unix epoch, big-endian) ‖
-//!   segment (u64 LE) ‖ record offset (u64 LE) ‖ body length (u32 LE).
+//!   segment (u64 LE) ‖ record offset (u64 LE) ‖ body length (u32 LE). An entry of length 0
+//!   is a *spent* address: it points at the tombstone of the deleted message (whose expiry it
+//!   keeps) and holds no body (message bodies are never empty).
 //! - `segments`: segment id → (earliest expiry, latest expiry) of its records: what purge
 //!   walks, oldest first. A segment whose latest expiry has passed is purged (its index
 //!   entries removed) and its file deleted after the next durable commit.
@@ -25,7 +27,8 @@ pub(super) const APPLIED_SEGMENT: &str = "applied_segment";
 pub(super) const APPLIED_OFFSET: &str = "applied_offset";
 pub(super) const ENTRY_LEN: usize = 8 + 8 + 8 + 4;
 
-/// One index entry: when the message expires and where its body is.
+/// One index entry: when the message expires and where its body is; or, with length 0, a
+/// spent address: until when, and where its tombstone is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Entry {
     pub(super) expires: u64,
@@ -40,6 +43,11 @@ pub(super) fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 }
 
 impl Entry {
+    /// Whether this entry marks a spent address (its message deleted) rather than a message.
+    pub(super) fn is_spent(&self) -> bool {
+        self.at.len == 0
+    }
+
     pub(super) fn encode(&self) -> [u8; ENTRY_LEN] {
         let mut out = [0u8; ENTRY_LEN];
         let (expires, rest) = out.split_at_mut(8);
@@ -87,7 +95,8 @@ impl<'t> Tables<'t> {
     }
 
     /// First-write-wins insert of a `len`-byte body at `address`: unless a live message
-    /// holds the address, and only within `quota` (None skips it), the index points at the
+    /// holds the address (409) or it is spent (410), and only within `quota` (None skips it),
+    /// the index points at the
     /// body that `place` put somewhere (staged in the active segment, or where recovery found
     /// it). The common case, a fresh address, costs one B-tree insert: the entry is written
     /// first and, if the old one turns out to be live (409) or the quota is exceeded (507),
@@ -109,6 +118,7 @@ impl<'t> Tables<'t> {
             .insert(address, Entry { expires, at }.encode())?
             .map(|g| Entry::decode(&g.value()));
         let refusal = match previous {
+            Some(entry) if entry.expires > now && entry.is_spent() => Some(PutOutcome::Spent),
             Some(entry) if entry.expires > now => Some(PutOutcome::AlreadyExists),
             _ => None,
         };
@@ -143,6 +153,29 @@ impl<'t> Tables<'t> {
             self.stored = self.stored.saturating_sub(u64::from(entry.at.len));
         }
         Ok(removed)
+    }
+
+    /// Marks `address` spent until `expires`: its entry (the deleted message's, whose bytes
+    /// leave the quota) is replaced by a zero-length one pointing at the delete's tombstone
+    /// `at`, so that purge removes it with the tombstone's segment. Returns the replaced entry.
+    pub(super) fn spend(
+        &mut self,
+        address: &[u8; 32],
+        expires: u64,
+        at: Location,
+    ) -> Result<Option<Entry>, redb::Error> {
+        let spent = Entry {
+            expires,
+            at: Location { len: 0, ..at },
+        };
+        let replaced = self
+            .index
+            .insert(address, spent.encode())?
+            .map(|g| Entry::decode(&g.value()));
+        if let Some(entry) = replaced {
+            self.stored = self.stored.saturating_sub(u64::from(entry.at.len));
+        }
+        Ok(replaced)
     }
 
     pub(super) fn finish(mut self) -> Result<(), redb::Error> {

@@ -19,18 +19,25 @@
 //! what makes durable PUTs cheap.
 //!
 //! **Deletes** go through the same writer, so they serialize with PUTs (first write wins stays
-//! atomic, and the address is writable again at once). In the batch's transaction the index
-//! entry is removed (its bytes leave the quota) and a *tombstone* record naming the address is
-//! staged in the active segment; after the batch's segment flush, the deleted record's body and
+//! atomic). In the batch's transaction a *tombstone* record naming the address, with the
+//! deleted message's expiry, is staged in the active segment, and the index entry is replaced
+//! by a *spent* one: length 0, pointing at the tombstone, expiring with the message (the
+//! message's bytes leave the quota; the spent entry holds none). Until then the address is
+//! spent: a PUT there answers `Spent` and writes nothing, `get_many` reports an empty body
+//! (read from the entry alone, never from a segment) and `get` nothing; afterwards the entry
+//! is dead like an expired message's, and purge removes it with the tombstone's segment (whose
+//! expiry range covers it). After the batch's segment flush, the deleted record's body and
 //! checksum are overwritten with zeros in its segment file (a record stored and deleted in the
 //! same batch is wiped before it is ever written) and that file is `fdatasync`ed; only then is
 //! the index committed and the delete answered. A crash before the next durable commit cannot
-//! bring the message back: the wiped record no longer verifies, so a recovery never re-applies
-//! it (scans step over it by the length in its head), and the tombstone, written before the
-//! wipe, is re-applied like a stored record, removing an entry that the last durable commit
-//! still held and wiping its record again. A delete of a message that has expired already
-//! wipes it without a tombstone (its entry is dead either way).
-//!
+//! bring the message back nor free the address early: the wiped record no longer verifies, so
+//! a recovery never re-applies it (scans step over it by the length in its head), and the
+//! tombstone, written before the wipe, is re-applied like a stored record, spending the
+//! address again (until its expiry) in place of an entry that the last durable commit still
+//! held, and wiping that record again; reads from the segments alone (the in-memory fallback
+//! index) do the same. A delete of a message that has expired already wipes it without a
+//! tombstone (its entry is dead either way); a delete of a spent address, or of nothing,
+//! changes nothing.
 //!
 //! Modules, one job each: [`index`] (the redb schema and its transactions), [`segment`]
 //! (segment files: the bodies and the write-ahead log), [`writer`] (the single writer
@@ -232,8 +239,9 @@ impl DiskStore {
         self.send(Job::Checkpoint).await
     }
 
-    /// Removes every expired message from the index, closing the segments that hold them;
-    /// returns how many. Their files are deleted after the next durable commit.
+    /// Removes every expired message (and spent address whose message would have expired)
+    /// from the index, closing the segments that hold them; returns how many entries. Their
+    /// files are deleted after the next durable commit.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
@@ -258,6 +266,8 @@ impl DiskStore {
 
     /// Live messages at `addresses`: index entries from one read transaction, then the
     /// bodies from their segments (which only hold records flushed before they were indexed).
+    /// A spent address is an empty body, read from the entry alone: nothing in a segment is
+    /// ever taken for it (a wiped record does not verify, so it is never read as a message).
     fn read(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, redb::Error> {
         let now = now_ms();
         let from_db = || -> Result<Vec<Option<Entry>>, redb::Error> {
@@ -282,6 +292,7 @@ impl DiskStore {
         let mut out = Vec::with_capacity(addresses.len());
         for (address, entry) in addresses.iter().zip(entries) {
             out.push(match entry {
+                Some(entry) if entry.is_spent() => Some(Vec::new()),
                 Some(entry) => segment::read_body(&self.files, entry.at, &address.0)?,
                 None => None,
             });
@@ -292,8 +303,10 @@ impl DiskStore {
 
 impl Store for DiskStore {
     /// Answers `Stored` only once the message is flushed to its segment (durable) and
-    /// indexed; `AlreadyExists` if a live message holds the address (decided in the single
-    /// writer's transaction, so exactly one of concurrent writers wins).
+    /// indexed; `AlreadyExists` if a live message holds the address, `Spent` if its message
+    /// was deleted and would not have expired yet (decided in the single writer's
+    /// transaction, so exactly one of concurrent writers wins). A refused body is never
+    /// written.
     async fn put_if_absent(
         &self,
         address: &Address,
@@ -316,9 +329,11 @@ impl Store for DiskStore {
             .map_err(|_| StoreError::Unavailable("writer stopped"))?
     }
 
-    /// Answers `Ok` only once the index entry is removed, a tombstone is durable in the
-    /// active segment and the message's body is overwritten with zeros and flushed in its own
-    /// segment (decided in the single writer's transaction, so it serializes with PUTs).
+    /// Answers `Ok` only once a tombstone is durable in the active segment, the index entry
+    /// points at it (spent, until the message's expiry) and the message's body is overwritten
+    /// with zeros and flushed in its own segment (decided in the single writer's transaction,
+    /// so it serializes with PUTs). A spent address, or one without a message, is left as it
+    /// is.
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Delete {
@@ -331,12 +346,14 @@ impl Store for DiskStore {
             .map_err(|_| StoreError::Unavailable("writer stopped"))?
     }
 
+    /// The message at `address`; None for a spent address too.
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(std::slice::from_ref(address))
-            .map(|mut v| v.pop().flatten())
+            .map(|mut v| v.pop().flatten().filter(|body| !body.is_empty()))
             .map_err(|e| log_error(&e))
     }
 
+    /// The messages at `addresses`; a spent address is an empty body.
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.read(addresses).map_err(|e| log_error(&e))
     }

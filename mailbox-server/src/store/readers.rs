@@ -54,7 +54,8 @@ impl SharedDb {
 }
 
 /// The index rebuilt in memory from the segments alone (every verified record, in write
-/// order; the first live record of an address wins, as in the writer), for reads while the
+/// order; the first live record of an address wins, as in the writer, and a live tombstone
+/// leaves a spent entry), for reads while the
 /// on-disk index cannot be used. Costs about 100 bytes of memory per stored message and one
 /// read of every segment to build; it is dropped once the index is back.
 pub(super) struct MemIndex(pub(super) HashMap<[u8; 32], Entry>);
@@ -82,22 +83,27 @@ impl MemIndex {
                 }
             };
             for (offset, record) in segment::scan(&file, id, 0)? {
-                if record.is_tombstone() {
-                    map.remove(&record.address);
-                    continue;
-                }
-                if record.expires_ms <= now {
-                    continue;
-                }
                 let at = Location {
                     segment: id,
                     offset,
                     len: u32::try_from(record.body.len()).unwrap_or(u32::MAX),
                 };
-                map.entry(record.address).or_insert(Entry {
+                let entry = Entry {
                     expires: record.expires_ms,
                     at,
-                });
+                };
+                if record.is_tombstone() {
+                    // Spent until the deleted message's expiry, as in the index.
+                    if record.expires_ms > now {
+                        map.insert(record.address, entry);
+                    } else {
+                        map.remove(&record.address);
+                    }
+                    continue;
+                }
+                if record.expires_ms > now {
+                    map.entry(record.address).or_insert(entry);
+                }
             }
         }
         Ok(Self(map))
@@ -124,6 +130,8 @@ mod tests {
                 Ok(PutOutcome::Stored)
             );
         }
+        // A deleted message: its address is spent.
+        assert_eq!(store.delete(&address(5)).await, Ok(()));
         // The index fails while running and cannot be reopened (as on a full disk).
         let aside = break_index_file(&dir)?;
         assert_eq!(store.send(Job::BreakIndex).await, Ok(()));
@@ -134,7 +142,7 @@ mod tests {
                 .is_err()
         );
         assert!(store.write_health().is_err());
-        for i in 0..300u32 {
+        for i in (0..300u32).filter(|&i| i != 5) {
             assert_eq!(
                 store.get(&address(i)).await,
                 Ok(Some(body(i))),
@@ -142,6 +150,12 @@ mod tests {
             );
         }
         assert_eq!(store.get(&address(900)).await, Ok(None));
+        assert_eq!(store.get(&address(5)).await, Ok(None));
+        assert_eq!(
+            store.get_many(&[address(5)]).await,
+            Ok(vec![Some(Vec::new())]),
+            "the segments' view keeps it spent"
+        );
         close(store, writer).await;
 
         // A start while the index cannot be opened serves reads from the segments.
@@ -149,9 +163,9 @@ mod tests {
         assert!(store.write_health().is_err(), "health says writes fail");
         assert_eq!(
             store
-                .get_many(&[address(0), address(299), address(900)])
+                .get_many(&[address(0), address(299), address(900), address(5)])
                 .await,
-            Ok(vec![Some(body(0)), Some(body(299)), None])
+            Ok(vec![Some(body(0)), Some(body(299)), None, Some(Vec::new())])
         );
         assert!(
             store
@@ -174,6 +188,11 @@ mod tests {
         assert_eq!(store.write_health(), Ok(()));
         assert_eq!(store.get(&address(901)).await, Ok(Some(body(901))));
         assert_eq!(store.get(&address(7)).await, Ok(Some(body(7))));
+        assert_eq!(
+            store.put_if_absent(&address(5), &body(5)).await,
+            Ok(PutOutcome::Spent),
+            "still spent once the index is back"
+        );
         assert_index_consistent(&store)?;
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);

@@ -26,7 +26,9 @@ pub(super) struct Recovered {
 ///
 /// Segments at or after the index's applied position are scanned (verified record by
 /// record, stopping at a torn tail) and their live records indexed first-write-wins, in the
-/// order they were written, which reproduces the writer's decisions. Segment files before
+/// order they were written, which reproduces the writer's decisions; a tombstone marks its
+/// address spent until the deleted message's expiry (a PUT refused as spent was never
+/// written, so no record after it claims the address before then). Segment files before
 /// the applied position that the index no longer lists are leftovers of a purge whose file
 /// deletion did not happen, and are deleted.
 pub(super) fn recover(
@@ -82,8 +84,20 @@ pub(super) fn recover(
                         }),
                     );
                     if record.is_tombstone() {
-                        // Redo the delete: its index removal may not have been durable.
-                        if let Some(entry) = tables.remove(&record.address)?
+                        // Redo the delete: its index change may not have been durable. The
+                        // address is spent until the deleted message's expiry, if that is
+                        // still ahead; the message's record is wiped again.
+                        let at = Location {
+                            segment: id,
+                            offset,
+                            len: 0,
+                        };
+                        let replaced = if record.expires_ms > now {
+                            tables.spend(&record.address, record.expires_ms, at)?
+                        } else {
+                            tables.remove(&record.address)?
+                        };
+                        if let Some(entry) = replaced.filter(|e| !e.is_spent())
                             && let Some(file) = segment::wipe(files, entry.at)?
                         {
                             wiped.insert(entry.at.segment, file);
@@ -261,36 +275,52 @@ mod tests {
         }
         assert!(!segments_hold(&crashed.join("segments"), &secret(4))?);
         let kept = (0..60).filter(|i| !(10..20).contains(i));
+        let kept_bytes = kept.map(|i| body(i).len() as u64).sum::<u64>();
+        assert_eq!(assert_index_consistent(&store)?, kept_bytes);
+        // Still spent (the tombstones were re-applied), and that survives a restart too.
+        let spent = Some(Vec::new());
+        assert_eq!(
+            store.get_many(&[checkpointed, address(12)]).await,
+            Ok(vec![spent.clone(), spent.clone()])
+        );
+        for a in [checkpointed, address(12)] {
+            assert_eq!(
+                store.put_if_absent(&a, &secret(6)).await,
+                Ok(PutOutcome::Spent)
+            );
+        }
+        assert!(!segments_hold(&crashed.join("segments"), &secret(6))?);
         assert_eq!(
             assert_index_consistent(&store)?,
-            kept.map(|i| body(i).len() as u64).sum::<u64>()
-        );
-        // Writable again, and that survives a restart too.
-        assert_eq!(
-            store.put_if_absent(&checkpointed, b"new").await,
-            Ok(PutOutcome::Stored)
-        );
-        assert_eq!(
-            store.put_if_absent(&address(12), b"new").await,
-            Ok(PutOutcome::Stored)
+            kept_bytes,
+            "no bytes charged"
         );
         close(store, writer).await;
         let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
-        assert_eq!(store.get(&checkpointed).await, Ok(Some(b"new".to_vec())));
-        assert_eq!(store.get(&address(12)).await, Ok(Some(b"new".to_vec())));
-        assert_eq!(store.get(&address(13)).await, Ok(None));
+        assert_eq!(store.get(&checkpointed).await, Ok(None));
+        assert_eq!(
+            store.get_many(&[checkpointed, address(13)]).await,
+            Ok(vec![spent.clone(), spent.clone()])
+        );
+        assert_eq!(
+            store.put_if_absent(&address(12), b"new").await,
+            Ok(PutOutcome::Spent)
+        );
+        assert_eq!(assert_index_consistent(&store)?, kept_bytes);
         close(store, writer).await;
 
-        // Reads from the segments alone (the index unusable) do not bring them back either.
+        // Reads from the segments alone (the index unusable) do not bring them back either,
+        // and see the addresses spent.
         let aside = break_index_file(&crashed)?;
         let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
         assert!(store.write_health().is_err());
         assert_eq!(
             store
-                .get_many(&[address(13), address(12), address(30)])
+                .get_many(&[address(13), checkpointed, address(30), address(900)])
                 .await,
-            Ok(vec![None, Some(b"new".to_vec()), Some(body(30))])
+            Ok(vec![spent.clone(), spent, Some(body(30)), None])
         );
+        assert_eq!(store.get(&address(13)).await, Ok(None));
         close(store, writer).await;
         mend_index_file(&crashed, &aside)?;
         let _ = std::fs::remove_dir_all(&dir);
@@ -319,11 +349,12 @@ mod tests {
 
         let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
         assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
         assert!(!segments_hold(&crashed.join("segments"), &secret(5))?);
         assert_eq!(assert_index_consistent(&store)?, 0);
         assert_eq!(
             store.put_if_absent(&a, b"again").await,
-            Ok(PutOutcome::Stored)
+            Ok(PutOutcome::Spent)
         );
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);

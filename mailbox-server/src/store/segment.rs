@@ -14,7 +14,9 @@
 //! file; its head (segment id, length, address, expiry) stays, so scans still find the next
 //! record. A record that does not verify is never a message: a scan steps over it by the
 //! length in its head (a wiped record, or a torn one) and stops only where no record head
-//! follows (zeros, the end of the file, or bytes of another segment). The tombstone lets a
+//! follows (zeros, the end of the file, or bytes of another segment). The tombstone keeps the
+//! deleted message's expiry: the address's index entry then points at it, with length 0, and
+//! marks the address *spent* until that expiry (a tombstone is never wiped). It also lets a
 //! recovery redo a delete whose index commit was not durable yet (see `store`).
 //!
 //! Segments are named `{id:016x}.seg` in `DIR/segments/`. A segment is closed when it
@@ -511,9 +513,10 @@ impl ActiveSegment {
         Ok(location)
     }
 
-    /// Stages a tombstone for `address`, whose message (expiring at `expires_ms`) is deleted.
-    pub fn stage_tombstone(&mut self, address: &[u8; 32], expires_ms: u64) -> io::Result<()> {
-        self.stage(address, expires_ms, &[]).map(|_| ())
+    /// Stages a tombstone for `address`, whose message (expiring at `expires_ms`) is deleted;
+    /// returns where it goes (length 0: what the address's spent index entry points at).
+    pub fn stage_tombstone(&mut self, address: &[u8; 32], expires_ms: u64) -> io::Result<Location> {
+        self.stage(address, expires_ms, &[])
     }
 
     /// Wipes the record at `at` if it is staged here and not flushed yet (a message stored

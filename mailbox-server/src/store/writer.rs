@@ -542,16 +542,8 @@ impl Writer {
                         pending.push(Pending::Put(reply, outcome));
                     }
                     Job::Delete { address, reply } => {
-                        if let Some(entry) = tables.remove(&address)? {
-                            if entry.expires > now {
-                                self.active
-                                    .stage_tombstone(&address, entry.expires)
-                                    .map_err(|e| self.segment_error(e))?;
-                                staged = true;
-                            }
-                            if !self.active.wipe_staged(entry.at) {
-                                wipes.push(entry.at);
-                            }
+                        if let Some(spent) = self.delete(&mut tables, &address, now, &mut wipes)? {
+                            staged |= spent;
                             changed += 1;
                         }
                         pending.push(Pending::Delete(reply));
@@ -581,6 +573,42 @@ impl Writer {
         self.dirty_since.get_or_insert_with(Instant::now);
         self.unsaved_writes += changed;
         Ok(())
+    }
+
+    /// Deletes the message at `address` inside the batch's transaction: a live one leaves a
+    /// tombstone (staged here) and a spent entry pointing at it until the message's expiry;
+    /// an expired one is just unindexed. Either way its record is wiped (here if it is still
+    /// staged, else pushed to `wipes`). A spent address, or no entry, is left as it is: a
+    /// delete spends nothing more. Returns None if nothing changed, else whether a tombstone
+    /// was staged.
+    fn delete(
+        &mut self,
+        tables: &mut Tables<'_>,
+        address: &[u8; 32],
+        now: u64,
+        wipes: &mut Vec<Location>,
+    ) -> Result<Option<bool>, redb::Error> {
+        let current = tables
+            .index
+            .get(address)?
+            .map(|g| Entry::decode(&g.value()));
+        let Some(entry) = current.filter(|e| !e.is_spent()) else {
+            return Ok(None);
+        };
+        let live = entry.expires > now;
+        if live {
+            let tombstone = self
+                .active
+                .stage_tombstone(address, entry.expires)
+                .map_err(|e| self.segment_error(e))?;
+            tables.spend(address, entry.expires, tombstone)?;
+        } else {
+            tables.remove(address)?;
+        }
+        if !self.active.wipe_staged(entry.at) {
+            wipes.push(entry.at);
+        }
+        Ok(Some(live))
     }
 
     /// Overwrites the flushed records at `wipes` with zeros and `fdatasync`s each segment
@@ -715,13 +743,14 @@ mod tests {
         Ok(())
     }
     #[tokio::test]
-    async fn a_delete_zeroes_the_body_frees_the_quota_and_the_address_can_be_written_again()
+    async fn a_delete_zeroes_the_body_frees_the_quota_and_spends_the_address()
     -> Result<(), redb::Error> {
         let dir = temp_dir("delete");
         let seg_dir = dir.join("segments");
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 2_000))?;
         let a = Address([0x11; 32]);
         assert_eq!(store.delete(&a).await, Ok(()), "a delete of nothing is Ok");
+        assert_eq!(entry_of(&store, &a)?, None, "and spends nothing");
         assert_eq!(
             store.put_if_absent(&a, &secret(1)).await,
             Ok(PutOutcome::Stored)
@@ -734,21 +763,23 @@ mod tests {
             store.put_if_absent(&Address([0x33; 32]), &[8; 500]).await,
             Err(StoreError::QuotaReached)
         );
-        let at = entry_of(&store, &a)?.map(|e| e.at);
+        let stored = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
         assert!(segments_hold(&seg_dir, &secret(1))?);
 
         assert_eq!(store.delete(&a).await, Ok(()));
         assert_eq!(store.get(&a).await, Ok(None));
-        assert_eq!(store.get_many(&[a]).await, Ok(vec![None]));
-        assert_eq!(entry_of(&store, &a)?, None);
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
+        // Spent until the message's own expiry: a zero-length entry at the tombstone.
+        let spent = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+        assert!(spent.is_spent() && spent.expires == stored.expires);
+        assert_ne!(spent.at.offset, stored.at.offset);
         assert_eq!(
             assert_index_consistent(&store)?,
             1_000,
             "its bytes left the quota"
         );
         // Body and checksum are zeros in the segment file; the head stays.
-        let at = at.ok_or_else(|| io::Error::other("no entry"))?;
-        let record = record_bytes(&seg_dir, at)?;
+        let record = record_bytes(&seg_dir, stored.at)?;
         assert!(
             record
                 .get(segment::RECORD_HEAD..)
@@ -756,27 +787,100 @@ mod tests {
         );
         assert!(!segments_hold(&seg_dir, &secret(1))?);
         assert_eq!(store.delete(&a).await, Ok(()), "deleting again is Ok");
+        assert_eq!(entry_of(&store, &a)?, Some(spent), "and changes nothing");
 
-        // The freed quota takes a new write, and the address is writable again.
+        // A PUT at the spent address is refused and writes nothing, not even to a segment.
+        assert_eq!(
+            store.put_if_absent(&a, &secret(2)).await,
+            Ok(PutOutcome::Spent)
+        );
+        assert!(!segments_hold(&seg_dir, &secret(2))?);
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
+        // The freed quota takes a new write; the spent entry charges nothing.
         assert_eq!(
             store.put_if_absent(&Address([0x33; 32]), &[8; 500]).await,
             Ok(PutOutcome::Stored)
         );
+        assert_eq!(assert_index_consistent(&store)?, 1_500);
         assert_eq!(
             store.put_if_absent(&a, b"again").await,
-            Ok(PutOutcome::Stored)
-        );
-        assert_eq!(
-            store.put_if_absent(&a, b"third").await,
-            Ok(PutOutcome::AlreadyExists)
+            Ok(PutOutcome::Spent)
         );
         close(store, writer).await;
 
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 2_000))?;
-        assert_eq!(store.get(&a).await, Ok(Some(b"again".to_vec())));
-        assert_eq!(assert_index_consistent(&store)?, 1_505);
+        assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
+        assert_eq!(
+            store.put_if_absent(&a, b"again").await,
+            Ok(PutOutcome::Spent)
+        );
+        assert_eq!(assert_index_consistent(&store)?, 1_500);
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn a_spent_address_is_free_again_once_its_message_would_have_expired()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("spent-expiry");
+        let crashed = temp_dir("spent-expiry-crashed");
+        let seg_dir = dir.join("segments");
+        let ttl = Duration::from_millis(1_000);
+        let (store, writer) = DiskStore::open(&dir, config(ttl, 2_000))?;
+        let (a, b, c) = (Address([1; 32]), Address([2; 32]), Address([3; 32]));
+        for address in [a, c] {
+            assert_eq!(
+                store.put_if_absent(&address, &[9; 100]).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        let first = segment::list(&seg_dir)?;
+        assert_eq!(store.delete(&a).await, Ok(()));
+        assert_eq!(
+            store.put_if_absent(&a, &[1; 10]).await,
+            Ok(PutOutcome::Spent)
+        );
+        assert_eq!(
+            store.get_many(&[a, b, c]).await,
+            Ok(vec![Some(Vec::new()), None, Some(vec![9; 100])])
+        );
+        copy_as_crashed(&dir, &crashed)?;
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+
+        // Past the deleted message's expiry: free, as after any expiry.
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![None]));
+        // A delete of an expired message spends nothing.
+        assert_eq!(store.delete(&c).await, Ok(()));
+        assert_eq!(entry_of(&store, &c)?, None);
+        // Purge removes the dead spent entry with the tombstone's segment (the only entry
+        // left there: the delete of `c` removed its entry already).
+        assert_eq!(store.purge_expired().await, Ok(1));
+        assert_eq!(entry_of(&store, &a)?, None);
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        for address in [a, b, c] {
+            assert_eq!(
+                store.put_if_absent(&address, &[2; 10]).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        assert_eq!(store.get(&a).await, Ok(Some(vec![2; 10])));
+        assert_eq!(assert_index_consistent(&store)?, 30);
+        close(store, writer).await;
+        // The purged segment went at the durable commit.
+        assert!(!segment::list(&seg_dir)?.contains(first.first().unwrap_or(&0)));
+
+        // A crash while it was spent, recovered after the expiry: free too.
+        let (store, writer) = DiskStore::open(&crashed, config(ttl, 2_000))?;
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![None]));
+        assert_eq!(
+            store.put_if_absent(&a, &[3; 10]).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(assert_index_consistent(&store)?, 10);
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
         Ok(())
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -785,7 +889,8 @@ mod tests {
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
         for round in 0..20u8 {
             // Queued back to back, so that they mostly share a batch: stored and deleted
-            // before anything reaches the file, then stored again.
+            // before anything reaches the file, then refused as spent (the second delete
+            // changes nothing).
             let a = Address([round; 32]);
             let mut answers = Vec::new();
             for (i, delete) in [false, true, false, true, false].into_iter().enumerate() {
@@ -811,16 +916,24 @@ mod tests {
                 if i % 2 == 1 {
                     assert_eq!(outcome.await.ok(), Some(Ok(())));
                 } else {
-                    assert_eq!(answer.await.ok(), Some(Ok(PutOutcome::Stored)));
+                    let expected = if i == 0 {
+                        PutOutcome::Stored
+                    } else {
+                        PutOutcome::Spent
+                    };
+                    assert_eq!(answer.await.ok(), Some(Ok(expected)));
                 }
             }
-            assert_eq!(store.get(&a).await, Ok(Some(vec![round; 14])));
+            assert_eq!(store.get(&a).await, Ok(None));
+            assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
         }
-        assert_eq!(assert_index_consistent(&store)?, 20 * 14);
+        assert_eq!(assert_index_consistent(&store)?, 0);
         close(store, writer).await;
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
-        assert_eq!(store.get(&Address([3; 32])).await, Ok(Some(vec![3; 14])));
-        assert_eq!(assert_index_consistent(&store)?, 20 * 14);
+        let a = Address([3; 32]);
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
+        assert_eq!(store.put_if_absent(&a, b"x").await, Ok(PutOutcome::Spent));
+        assert_eq!(assert_index_consistent(&store)?, 0);
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())

@@ -94,7 +94,7 @@ impl Subscriptions {
 
 /// A store that pushes every blob it stores to the subscriptions watching its address, once
 /// the store has answered `Stored` (on the disk store: durable) and before the caller answers
-/// `201`.
+/// `201`; never for a refused PUT (`AlreadyExists`, `Spent`: nothing was stored).
 pub struct Publishing<S> {
     inner: S,
     hub: Arc<Hub>,
@@ -139,5 +139,59 @@ impl<S: Store> Store for Publishing<S> {
 
     fn write_health(&self) -> Result<(), StoreError> {
         self.inner.write_health()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use hyper::body::Bytes;
+
+    use super::hub::Out;
+    use super::*;
+
+    /// A store that answers every PUT with the outcome it is given.
+    struct Answers(Cell<PutOutcome>);
+
+    impl Store for Answers {
+        async fn put_if_absent(&self, _: &Address, _: &[u8]) -> Result<PutOutcome, StoreError> {
+            Ok(self.0.get())
+        }
+        async fn delete(&self, _: &Address) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn get(&self, _: &Address) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        async fn get_many(&self, a: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+            Ok(vec![None; a.len()])
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_stored_blob_is_pushed_never_a_refused_or_spent_one() -> Result<(), String> {
+        let hub = Hub::new(1, 1 << 10);
+        let sub = hub.open().ok_or("room for one")?;
+        let address = Address([9; 32]);
+        sub.watch(&[address]);
+        sub.outbox.snapshot(Bytes::new());
+        let store = Publishing::new(Answers(Cell::new(PutOutcome::Spent)), Arc::clone(&hub));
+        for outcome in [
+            PutOutcome::Spent,
+            PutOutcome::AlreadyExists,
+            PutOutcome::Stored,
+        ] {
+            store.inner().0.set(outcome);
+            assert_eq!(store.put_if_absent(&address, b"blob").await, Ok(outcome));
+        }
+        let frames: Vec<_> = std::iter::from_fn(|| sub.outbox.next())
+            .filter_map(|out| match out {
+                Out::Frame(f) => Some(f.to_vec()),
+                Out::Ping => None,
+            })
+            .collect();
+        assert_eq!(frames, vec![Vec::new(), push_frame(&address, b"blob")]);
+        Ok(())
     }
 }
