@@ -197,6 +197,8 @@ pub struct Wire {
     pub fetches: u64,
     /// Single reads (`GET /v1/m/…`).
     pub gets: u64,
+    /// Deletes after read (`DELETE /v1/m/…`).
+    pub deletes: u64,
     /// Bytes of request bodies sent.
     pub request_bytes: u64,
     /// Bytes of answer bodies received.
@@ -213,6 +215,7 @@ impl Wire {
         self.second_blobs_at_address += other.second_blobs_at_address;
         self.fetches += other.fetches;
         self.gets += other.gets;
+        self.deletes += other.deletes;
         self.request_bytes += other.request_bytes;
         self.answer_bytes += other.answer_bytes;
     }
@@ -341,6 +344,7 @@ impl MailboxHost {
                 w.fetches += 1;
                 w.request_bytes += n;
             }),
+            "DELETE" => self.count(|w| w.deletes += 1),
             _ => self.count(|w| {
                 w.gets += 1;
                 w.request_bytes += n;

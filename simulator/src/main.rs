@@ -188,7 +188,7 @@ fn print_figures(messages: u64, struck: &Struck, wire: &Wire, figures: &Figures)
     );
     let per = |n: u64| n as f64 / (messages.max(1) as f64);
     println!(
-        "simulator: wire: {} PUTs ({} repeats of sent bytes; {} retransmissions reported by flushes, {} blobs stored again after they expired), {} distinct blobs ({} acknowledgement-only), {} fetches, {} GETs; per message: {:.2} PUTs, {:.1} requests, {:.1} KiB on the wire ({:.2} KiB in PUTs)",
+        "simulator: wire: {} PUTs ({} repeats of sent bytes; {} retransmissions reported by flushes, {} blobs stored again after they expired), {} distinct blobs ({} acknowledgement-only), {} fetches, {} GETs, {} DELETEs; per message: {:.2} PUTs, {:.1} requests, {:.1} KiB on the wire ({:.2} KiB in PUTs)",
         wire.puts,
         wire.repeat_puts,
         figures.retransmitted,
@@ -197,8 +197,9 @@ fn print_figures(messages: u64, struck: &Struck, wire: &Wire, figures: &Figures)
         figures.ack_blobs,
         wire.fetches,
         wire.gets,
+        wire.deletes,
         per(wire.puts),
-        per(wire.puts + wire.fetches + wire.gets),
+        per(wire.puts + wire.fetches + wire.gets + wire.deletes),
         per(wire.request_bytes + wire.answer_bytes) / 1024.0,
         per(wire.puts * protocol::BLOB_LEN as u64) / 1024.0
     );
