@@ -9,11 +9,17 @@
 //
 // Several tabs of one profile share its database: each tab posts a notice to the others after
 // it commits something (see "Other tabs"), and they re-read what changed.
+//
+// Each conversation also has a subscription (./subscriptions.js): a WebSocket to its mailbox
+// that says "poll now" when something is stored at the addresses its next poll fetches. While
+// it is live, polls slow to a safety pace; without it, polling alone delivers (see "Polling
+// and the outbox").
 
 import init, { HushClient, ErrorCode, qrSvg, clientVersion } from "./pkg/hush.js";
-import { h, replace, field, setFieldError, formatTime } from "./dom.js";
+import { h, replace, field, checkbox, setFieldError, formatTime } from "./dom.js";
 import { startScanner, canScan } from "./scanner.js";
-import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf } from "./settings.js";
+import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
+import { Subscriptions } from "./subscriptions.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -21,6 +27,7 @@ const els = {
   sidebar: $("sidebar"),
   list: $("conversations"),
   listEmpty: $("conversations-empty"),
+  notifyOffer: $("notify-offer"),
   netstatus: $("netstatus"),
   actions: $("topbar-actions"),
   lock: $("lock-button"),
@@ -54,6 +61,12 @@ const app = {
   generation: 0,
   pollTimers: new Map(),
   polling: new Set(),
+  /** Conversations pushed to while their poll ran: polled again right after it. */
+  pollAgain: new Set(),
+  /** Conversations subscribed since unlocking (their watch set asked for at least once). */
+  subscribed: new Set(),
+  /** Per conversation, the latest watch-set request: an older answer arriving later is dropped. */
+  watchTurns: new Map(),
   /** Mailboxes (base URLs) whose last request failed. */
   unreachable: new Set(),
   /** Mailboxes (base URLs) that answered 404: no Hush mailbox at that address. */
@@ -374,8 +387,10 @@ function showUnlock() {
 
 async function afterUnlock() {
   app.generation += 1;
+  // A setting of this browser, not of the vault: the client forgets it when locked.
+  app.client.setDeleteAfterRead(choice("deleteAfterRead"));
   setUnlockedChrome(true);
-  await refreshList();
+  await refreshList(); // Subscribes each conversation.
   for (const c of app.conversations) schedulePoll(c.id, 0);
   flushSoon(0);
   flushAtFromClient();
@@ -392,9 +407,13 @@ function lock() {
   app.generation += 1;
   for (const timer of app.pollTimers.values()) clearTimeout(timer);
   app.pollTimers.clear();
+  app.pollAgain.clear();
   clearTimeout(app.flushTimer);
   app.flushDue = Infinity;
   app.client.lock();
+  subs.closeAll();
+  app.subscribed.clear();
+  app.watchTurns.clear();
   if (els.dialog.open) els.dialog.close();
   document.title = "Hush";
   app.conversations = [];
@@ -445,6 +464,13 @@ async function refreshList() {
   let gone = false;
   for (const set of [app.wrongMailbox, app.unreachable]) for (const m of set) if (!mailboxes.has(m)) gone = set.delete(m);
   for (const id of app.storageFull) if (!ids.has(id)) gone = app.storageFull.delete(id);
+  // Deleted conversations (here or in another tab) lose their socket; new ones get one.
+  for (const id of app.subscribed) {
+    if (ids.has(id)) continue;
+    app.subscribed.delete(id);
+    subs.close(id);
+  }
+  for (const c of list) if (!app.subscribed.has(c.id)) subscribe(c.id);
   renderList();
   if (gone) updateNetStatus();
   showConnectedWhenDelivered();
@@ -490,6 +516,7 @@ function renderList() {
   markCurrentInList();
   const unread = app.conversations.reduce((n, c) => n + c.unread, 0);
   document.title = unread > 0 ? `(${unread}) Hush` : "Hush";
+  renderNotifyOffer();
 }
 
 const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
@@ -1498,6 +1525,8 @@ function confirmDelete(id) {
       els.dialog.close();
       clearTimeout(app.pollTimers.get(id));
       app.pollTimers.delete(id);
+      app.subscribed.delete(id);
+      subs.close(id);
       await refreshList();
       showHome();
     },
@@ -1560,6 +1589,7 @@ function showSettings() {
       backButton(),
       h("h2", { text: "Settings" }),
       h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, url.wrap, h("div", { class: "actions" }, save, reset), result),
+      messageChoices(),
       h("h3", { text: "This device" }),
       h("p", {
         class: "fine",
@@ -1568,6 +1598,50 @@ function showSettings() {
     ),
     { focus: url.input },
   );
+}
+
+/** Settings' switches for notifications and for deleting what was read; each applies at once. */
+function messageChoices() {
+  const said = h("p", { class: "state", role: "status", "aria-live": "polite" });
+  const notify = checkbox({
+    label: "Notify me of new messages",
+    hint: "A system notification when a message arrives while Hush is in the background or another conversation is open.",
+    checked: mayNotify(),
+    onchange: async () => {
+      if (!notify.input.checked) {
+        setChoice("notify", false);
+        said.textContent = "Notifications are off.";
+        return;
+      }
+      const answer = notificationsExist() ? await askToNotify() : "unsupported";
+      notify.input.checked = answer === "granted";
+      said.textContent =
+        answer === "granted" ? "Notifications are on." : answer === "unsupported" ? "This browser can't show notifications." : NOTIFY_BLOCKED;
+    },
+  });
+  const detail = checkbox({
+    label: "Show names and message text in notifications",
+    hint: "Off: a notification says only \"New message\". On: it shows who wrote and what, to anyone who can see this screen or its list of notifications.",
+    checked: choice("notifyText"),
+    onchange: () => {
+      setChoice("notifyText", detail.input.checked);
+      said.textContent = detail.input.checked ? "Notifications show names and message text." : "Notifications say only \"New message\".";
+    },
+  });
+  const erase = checkbox({
+    label: "Delete messages from the mailbox once read",
+    hint: "The mailbox then keeps a message only until this device has it. The cost: if this device is ever restored from a backup, messages read after that backup can't be fetched again.",
+    checked: choice("deleteAfterRead"),
+    onchange: () => {
+      const on = erase.input.checked;
+      setChoice("deleteAfterRead", on);
+      if (app.client?.isUnlocked) app.client.setDeleteAfterRead(on);
+      said.textContent = on
+        ? "Messages this device reads from now on are deleted from the mailbox."
+        : "Messages stay on the mailbox until they expire.";
+    },
+  });
+  return h("div", { class: "stack choices" }, h("h3", { text: "Notifications and reading" }), notify.wrap, detail.wrap, erase.wrap, said);
 }
 
 /** Asks the mailbox at `base` for its health: "ok", "not found" (a wrong address) or "failed". */
@@ -1659,6 +1733,107 @@ async function applyOtherTabs() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Notifications
+//
+// A system notification for messages a poll stored while the page is hidden or their
+// conversation is not the one open: "Hush" / "New message" unless the person chose, in Settings,
+// to show names and text. The browser's permission is asked only when the person asks for
+// notifications (the offer under the conversation list, or Settings), never on load.
+
+const notificationsExist = () => typeof Notification === "function";
+const mayNotify = () => notificationsExist() && Notification.permission === "granted" && choice("notify");
+
+/** Notifies of `messages` (just stored in conversation `id`) unless they are in plain view. */
+function notifyArrivals(id, messages) {
+  if (!messages.length || !mayNotify()) return;
+  if (visible() && app.screen.name === "chat" && app.screen.id === id) return;
+  const c = byId(id);
+  const detailed = choice("notifyText") && c;
+  const count = messages.length;
+  const title = detailed ? c.name : "Hush";
+  const body = detailed
+    ? messages.map((m) => m.text).join("\n").slice(0, 500)
+    : count === 1
+      ? "New message"
+      : `${count} new messages`;
+  try {
+    // The tag replaces this conversation's earlier notification instead of piling up.
+    const notification = new Notification(title, { body, tag: id });
+    notification.onclick = () => {
+      notification.close();
+      window.focus();
+      if (app.client?.isUnlocked && byId(id)) openConversation(id);
+    };
+  } catch (err) {
+    // Some browsers (Chrome on Android) show notifications only from a service worker: the
+    // title's count still tells.
+    console.warn("Could not show a notification", err.message);
+  }
+}
+
+/** Asks the browser for permission to notify; returns "granted", "denied" or "default". */
+async function askToNotify() {
+  if (!notificationsExist()) return "denied";
+  let answer = Notification.permission;
+  if (answer === "default") {
+    try {
+      answer = await Notification.requestPermission();
+    } catch {
+      answer = Notification.permission;
+    }
+  }
+  setChoice("notifyOffered", true);
+  if (answer === "granted") setChoice("notify", true);
+  return answer;
+}
+
+const NOTIFY_BLOCKED = "Notifications are blocked for this site. You can allow them in the browser's site settings, then turn them on in Hush's Settings.";
+
+/**
+ * Under the conversation list, once a conversation is joined and while the browser has not
+ * been asked: a quiet offer to notify of new messages, which the person can take or dismiss.
+ */
+function renderNotifyOffer() {
+  const offer = els.notifyOffer;
+  const show =
+    notificationsExist() && Notification.permission === "default" && !choice("notifyOffered") && app.conversations.some((c) => c.joined);
+  if (!show) {
+    if (!offer.hidden && offer.contains(document.activeElement)) els.list.querySelector("button.conv")?.focus();
+    offer.hidden = true;
+    return;
+  }
+  if (!offer.hidden) return;
+  replace(
+    offer,
+    h("p", { class: "fine", text: "Hush can tell you when a message arrives while it is in the background." }),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", {
+        type: "button",
+        text: "Get notified of new messages",
+        onclick: async () => {
+          const answer = await askToNotify();
+          renderNotifyOffer();
+          els.announcer.textContent = answer === "granted" ? "Notifications are on. Settings can turn them off." : NOTIFY_BLOCKED;
+        },
+      }),
+      h("button", {
+        type: "button",
+        class: "ghost",
+        text: "Not now",
+        onclick: () => {
+          setChoice("notifyOffered", true);
+          renderNotifyOffer();
+          els.announcer.textContent = "Notifications can be turned on in Settings.";
+        },
+      }),
+    ),
+  );
+  offer.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Polling and the outbox
 
 function schedulePoll(id, delay) {
@@ -1666,7 +1841,8 @@ function schedulePoll(id, delay) {
   clearTimeout(app.pollTimers.get(id));
   if (app.polling.has(id)) return; // The running poll schedules the next one.
   const open = app.screen.id === id;
-  const wait = delay ?? HushClient.pollDelayMs(visible(), open);
+  // With the subscription live, the mailbox says when to poll: only a slow safety poll.
+  const wait = delay ?? (subs.live(id) ? HushClient.safetyPollDelayMs() : HushClient.pollDelayMs(visible(), open));
   const generation = app.generation;
   app.pollTimers.set(
     id,
@@ -1675,6 +1851,49 @@ function schedulePoll(id, delay) {
     }, wait),
   );
 }
+
+/** Polls `id` at once (the mailbox pushed to it); during its poll, again right after it. */
+function pollNow(id) {
+  if (!app.client?.isUnlocked || !byId(id)) return;
+  if (app.polling.has(id)) {
+    app.pollAgain.add(id);
+    return;
+  }
+  clearTimeout(app.pollTimers.get(id));
+  pollOnce(id);
+}
+
+/**
+ * Watches the addresses of conversation `id`'s next poll on its own socket (opened if needed;
+ * the watch set is sent only when it changed). No WebSocket here: nothing, polling delivers.
+ */
+async function subscribe(id) {
+  const c = byId(id);
+  if (!c || !Subscriptions.supported) return;
+  app.subscribed.add(id);
+  const generation = app.generation;
+  const turn = (app.watchTurns.get(id) ?? 0) + 1;
+  app.watchTurns.set(id, turn);
+  let bytes;
+  try {
+    bytes = await app.client.watchSet(id);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === ErrorCode.UnknownConversation) subs.close(id);
+    else if (code !== ErrorCode.Locked) console.warn("Could not read the addresses to watch", err.message);
+    return;
+  }
+  if (generation !== app.generation || app.watchTurns.get(id) !== turn || !byId(id)) return;
+  subs.watch(id, c.mailbox, bytes);
+}
+
+/** The conversations' sockets: a push polls at once; a socket lost brings back the usual pace. */
+const subs = new Subscriptions({
+  onPush: pollNow,
+  onLive: (id, live) => {
+    if (!live && byId(id)) schedulePoll(id);
+  },
+});
 
 async function pollOnce(id) {
   app.pollTimers.delete(id);
@@ -1696,6 +1915,7 @@ async function pollOnce(id) {
     // An acknowledgement is owed (it goes out with a flush after a short random delay), or a
     // message was re-encrypted for a later address (flush now).
     flushAt(out.flushAt);
+    notifyArrivals(id, out.messages);
     if (out.joined && app.screen.name === "invite" && app.screen.id === id) {
       await refreshList();
       showSafety(id, { justJoined: true });
@@ -1725,13 +1945,16 @@ async function pollOnce(id) {
   }
   app.polling.delete(id);
   if (generation !== app.generation) return;
+  // The poll moved the addresses to watch on (messages read, a join): watch the new ones.
+  subscribe(id);
   if (changed || recovered) {
     updateNetStatus();
     await refreshList();
     if (app.chat?.id === id) refreshChat();
   }
   if (recovered || app.pending > 0) flushSoon(0);
-  schedulePoll(id);
+  if (app.pollAgain.delete(id) && !app.polling.has(id)) pollNow(id);
+  else schedulePoll(id);
 }
 
 /** Flushes in `delay` ms, unless a flush is already due earlier. */
@@ -1846,6 +2069,7 @@ function onNetworkChange() {
   if (navigator.onLine && app.client?.isUnlocked) {
     for (const c of app.conversations) schedulePoll(c.id, 0);
     flushSoon(0);
+    subs.retryNow();
   }
 }
 

@@ -69,6 +69,24 @@ export function field({ label, type = "text", value = "", hint, autocomplete, mu
   return { wrap, input, error };
 }
 
+/** A labelled checkbox with an optional hint: returns { wrap, input }. */
+export function checkbox({ label, hint, checked = false, onchange }) {
+  const id = uid("check");
+  const hintId = hint ? `${id}-hint` : null;
+  const input = h("input", { id, type: "checkbox", "aria-describedby": hintId, onchange });
+  input.checked = checked;
+  return {
+    wrap: h(
+      "div",
+      { class: "check" },
+      input,
+      h("label", { for: id, text: label }),
+      hint ? h("p", { class: "hint", id: hintId, text: hint }) : null,
+    ),
+    input,
+  };
+}
+
 /** Shows `message` under a field (or clears it) and marks the field invalid. */
 export function setFieldError(f, message) {
   f.error.textContent = message ?? "";

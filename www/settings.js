@@ -65,3 +65,44 @@ export function hostOf(url) {
     return url;
   }
 }
+
+// Choices about notifications and the mailbox, kept like the mailbox URL in this browser's
+// localStorage (not secret: no key, no name, no text). Each is "on" or "off"; absent means
+// its default.
+const CHOICES = {
+  /** System notifications of new messages (also needs the browser's permission). Default on. */
+  notify: { key: "hush.notify", default: true },
+  /** The conversation's name and the message text in notifications. Default off. */
+  notifyText: { key: "hush.notifyText", default: false },
+  /** Polls delete what they read from the mailbox. Default off. */
+  deleteAfterRead: { key: "hush.deleteAfterRead", default: false },
+  /** The "Get notified of new messages" offer was answered or dismissed. */
+  notifyOffered: { key: "hush.notifyOffered", default: false },
+};
+
+/** Choices made in this page, for when storage is blocked. */
+const chosen = new Map();
+
+/** Whether choice `name` (a key of CHOICES) is on. */
+export function choice(name) {
+  const { key, default: fallback } = CHOICES[name];
+  let stored = null;
+  try {
+    stored = localStorage.getItem(key);
+  } catch {
+    return chosen.get(name) ?? fallback; // Storage blocked.
+  }
+  return stored === "on" ? true : stored === "off" ? false : fallback;
+}
+
+/** Stores choice `name` (the default is stored as absent). */
+export function setChoice(name, on) {
+  const { key, default: fallback } = CHOICES[name];
+  chosen.set(name, on);
+  try {
+    if (on === fallback) localStorage.removeItem(key);
+    else localStorage.setItem(key, on ? "on" : "off");
+  } catch {
+    // Storage blocked: the choice lasts for this page only.
+  }
+}

@@ -1,0 +1,184 @@
+// Subscriptions: one WebSocket per conversation to its mailbox's `GET /v1/subscribe`
+// (docs/MAILBOX-API.md, revision 1.1), over which the mailbox pushes what is stored at the
+// addresses the conversation watches. This module only owns the sockets: it sends the watch
+// sets the client computes (HushClient.watchSet, exactly the addresses of the next poll, decoys
+// included) and says "poll this conversation now" when the mailbox sends anything. It reads
+// nothing of what arrives: the poll fetches, decrypts and commits, as without a socket.
+//
+// One socket per conversation, and never two conversations' addresses in one watch set: a
+// connection links its watch sets as a series of fetches from one client would, so sharing one
+// would link the conversations (docs/THREAT-MODEL.md).
+//
+// Polling stays the fallback: while a conversation's socket is not live (no WebSocket in this
+// browser, a mailbox without subscriptions, a socket closed and waiting to reconnect) the app
+// polls at its usual pace; while it is live, only a slow safety poll runs.
+
+/** First reconnect delay after a socket closed (ms); doubles per failure up to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+/**
+ * Reconnect delay when the mailbox closed us for a bug of ours (1008 bad or missing watch set,
+ * 1003, 1009), or when no socket to this mailbox ever opened (a mailbox without
+ * subscriptions, or one not reachable now): polling carries on meanwhile.
+ */
+const RETRY_LONG_MS = 5 * 60_000;
+/** Close codes that mean the client did something wrong: retrying at once would repeat it. */
+const BUG_CODES = new Set([1003, 1008, 1009]);
+
+/** The subscription URL of a mailbox base URL: http→ws, https→wss, plus /v1/subscribe. */
+export function subscribeUrl(mailbox) {
+  return `${mailbox.replace(/^http/i, "ws")}/v1/subscribe`;
+}
+
+const sameBytes = (a, b) => a !== null && b !== null && a.length === b.length && a.every((byte, i) => byte === b[i]);
+
+/** 50–100 % of `ms`, so that sockets closed together do not come back together. */
+const jitter = (ms) => Math.round(ms * (0.5 + Math.random() / 2));
+
+/** A reconnect delay after `failures` failures in a row: exponential, with jitter. */
+const backoff = (failures) => jitter(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures, 16)));
+
+export class Subscriptions {
+  /**
+   * onPush(id): the mailbox sent something for conversation `id` (a non-empty snapshot or a
+   * push): poll it now. onLive(id, live): its subscription came into force (the first
+   * snapshot) or ended.
+   */
+  constructor({ onPush, onLive = () => {} }) {
+    this.onPush = onPush;
+    this.onLive = onLive;
+    /** id → { mailbox, want, sent, socket, live, failures, timer } */
+    this.entries = new Map();
+    /** Mailboxes on which a socket opened in this page: they have subscriptions. */
+    this.opened = new Set();
+  }
+
+  /** Whether WebSockets exist here at all. */
+  static get supported() {
+    return typeof WebSocket === "function";
+  }
+
+  /**
+   * Watches `bytes` (concatenated 32-byte addresses) for conversation `id` on `mailbox`:
+   * opens its socket if none is open or waiting, and sends the watch set if it differs from
+   * the one in force. `bytes` null: nothing to watch, the socket is closed.
+   */
+  watch(id, mailbox, bytes) {
+    if (!Subscriptions.supported) return;
+    if (!bytes || bytes.length === 0) return this.close(id);
+    let entry = this.entries.get(id);
+    if (entry && entry.mailbox !== mailbox) {
+      this.close(id);
+      entry = null;
+    }
+    if (!entry) {
+      entry = { mailbox, want: null, sent: null, socket: null, live: false, failures: 0, timer: 0 };
+      this.entries.set(id, entry);
+    }
+    entry.want = bytes;
+    if (entry.socket?.readyState === WebSocket.OPEN) this.#sendWanted(entry);
+    else if (!entry.socket && !entry.timer) this.#connect(id, entry);
+  }
+
+  /** Whether conversation `id`'s watch set is in force (a snapshot arrived on an open socket). */
+  live(id) {
+    const entry = this.entries.get(id);
+    return Boolean(entry?.live && entry.socket?.readyState === WebSocket.OPEN);
+  }
+
+  /** The ids with a socket open or waiting to reconnect. */
+  ids() {
+    return [...this.entries.keys()];
+  }
+
+  /** Closes conversation `id`'s socket and forgets it (deleted, ended, or nothing to watch). */
+  close(id) {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    clearTimeout(entry.timer);
+    const socket = entry.socket;
+    entry.socket = null;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) socket.close(1000);
+    }
+    if (entry.live) {
+      entry.live = false;
+      this.onLive(id, false);
+    }
+  }
+
+  /** Closes every socket (on lock). */
+  closeAll() {
+    for (const id of this.ids()) this.close(id);
+  }
+
+  /** Reconnects at once whatever waits to reconnect (the network came back). */
+  retryNow() {
+    for (const [id, entry] of this.entries) {
+      if (entry.socket || !entry.timer) continue;
+      clearTimeout(entry.timer);
+      entry.timer = 0;
+      this.#connect(id, entry);
+    }
+  }
+
+  #sendWanted(entry) {
+    if (sameBytes(entry.want, entry.sent)) return;
+    entry.socket.send(entry.want);
+    entry.sent = entry.want;
+  }
+
+  #connect(id, entry) {
+    entry.timer = 0;
+    entry.sent = null;
+    let socket;
+    try {
+      socket = new WebSocket(subscribeUrl(entry.mailbox));
+    } catch {
+      // A URL the browser refuses (a page's CSP, a malformed address): polling only.
+      return this.#retry(id, entry, jitter(RETRY_LONG_MS));
+    }
+    socket.binaryType = "arraybuffer";
+    entry.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.opened.add(entry.mailbox);
+      this.#sendWanted(entry);
+    };
+    socket.onmessage = (event) => {
+      // Text is not part of the API; binary messages are fetch response bodies.
+      if (!(event.data instanceof ArrayBuffer)) return;
+      if (!entry.live) {
+        // The first snapshot: the watch set is in force, the connection works.
+        entry.live = true;
+        entry.failures = 0;
+        this.onLive(id, true);
+      }
+      // An empty snapshot: nothing stored at the watched addresses. Anything else: poll.
+      if (event.data.byteLength > 0) this.onPush(id);
+    };
+    socket.onclose = (event) => {
+      if (entry.socket !== socket) return;
+      entry.socket = null;
+      entry.sent = null;
+      const wasLive = entry.live;
+      entry.live = false;
+      if (wasLive) this.onLive(id, false);
+      entry.failures += 1;
+      const long = BUG_CODES.has(event.code) || (!opened && !this.opened.has(entry.mailbox));
+      this.#retry(id, entry, long ? jitter(RETRY_LONG_MS) : backoff(entry.failures - 1));
+    };
+    socket.onerror = () => {}; // A close event follows, with the code.
+  }
+
+  #retry(id, entry, delay) {
+    if (this.entries.get(id) !== entry) return;
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      if (this.entries.get(id) === entry) this.#connect(id, entry);
+    }, delay);
+  }
+}
