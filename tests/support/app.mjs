@@ -40,6 +40,25 @@ export async function safetyCode(page) {
   return text;
 }
 
+/**
+ * `inviter` invites, `joiner` (unlocked, on the same site) joins with the link pasted on its Join
+ * screen; both check the safety code and go to the chat. Returns the link.
+ */
+export async function connect(inviter, joiner, nameAtInviter, nameAtJoiner) {
+  const link = await newConversation(inviter, nameAtInviter);
+  await joiner.getByRole("button", { name: "Join", exact: true }).click();
+  await joiner.getByLabel("Their name").fill(nameAtJoiner);
+  await joiner.getByLabel("Invite link").fill(link);
+  await joiner.getByRole("button", { name: "Accept invite" }).click();
+  const code = await safetyCode(joiner);
+  assert.equal(await safetyCode(inviter), code, "both show the same safety code");
+  await inviter.getByRole("button", { name: "Start chatting" }).click();
+  await joiner.getByRole("button", { name: "Start chatting" }).click();
+  await joiner.getByRole("textbox", { name: "Message" }).waitFor();
+  await inviter.getByRole("textbox", { name: "Message" }).waitFor();
+  return link;
+}
+
 /** The conversation list item for `name`. */
 export function listItem(page, name) {
   return page

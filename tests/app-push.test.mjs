@@ -1,0 +1,262 @@
+// Subscriptions, notifications and delete-after-read in the web app (issue 11), in real headless
+// Chromium against a real `mailbox-server --www`. Mechanisms are asserted, never durations:
+//   - a message arrives by push: Bob's regular poll delays are ten minutes (his copy of the
+//     client module is served with pollDelayMs and safetyPollDelayMs patched), so only a frame
+//     on the conversation's WebSocket can make him fetch it; the fetch follows the frame;
+//   - one socket per conversation, and no address in two conversations' watch sets;
+//   - a message to a conversation that is not open raises a notification without its text
+//     (the Notification constructor spied on, the permission granted), which opens that
+//     conversation when clicked; with names and text chosen in Settings, it shows them;
+//   - the offer to notify appears only once a conversation is joined, never on load;
+//   - with window.WebSocket removed, polling alone delivers;
+//   - "Delete messages from the mailbox once read" on: the mailbox's `deleted=` count (printed
+//     on SIGTERM) goes up, also after locking and unlocking; off: it stays 0.
+
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { startNative } from "./support/servers.mjs";
+import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
+import { createPassphrase, unlock, connect, listItem, openChat, send, messages, eventually, unlabelledControls } from "./support/app.mjs";
+
+const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
+const PASS = { alice: "alice correct horse", bob: "bob battery staple", carol: "carol purple lantern", dave: "dave quiet harbour" };
+/** The regular poll delay Bob's client is given: longer than any test waits. */
+const NEVER_MS = 600_000;
+
+/** Serves this context's client module with both poll delays fixed at NEVER_MS. */
+async function slowPolls(context) {
+  await context.route("**/pkg/hush.js", async (route) => {
+    const response = await route.fetch();
+    const body = `${await response.text()}\nHushClient.pollDelayMs = () => ${NEVER_MS};\nHushClient.safetyPollDelayMs = () => ${NEVER_MS};\n`;
+    await route.fulfill({ response, body });
+  });
+}
+
+/** Records every Notification the page constructs in window.__notes (the real one never shows). */
+function spyOnNotifications(context) {
+  return context.addInitScript(() => {
+    const Real = window.Notification;
+    window.__notes = [];
+    window.Notification = class {
+      static get permission() {
+        return Real.permission;
+      }
+      static requestPermission() {
+        return Real.requestPermission();
+      }
+      constructor(title, options = {}) {
+        this.title = title;
+        this.onclick = null;
+        window.__notes.push({ title, body: options.body, tag: options.tag, instance: this });
+      }
+      close() {}
+    };
+  });
+}
+
+/** Notifications constructed so far: [{ title, body, tag }]. */
+const notes = (page) => page.evaluate(() => window.__notes.map(({ title, body, tag }) => ({ title, body, tag })));
+
+/**
+ * Every WebSocket the page opens and every request to /v1/fetch, in the order they happened:
+ * { sockets: [{ url, sent: [Buffer], received: [Buffer] }], events: [{ kind, socket?, bytes? }] }.
+ */
+function watchTraffic(page) {
+  const log = { sockets: [], events: [] };
+  page.on("websocket", (ws) => {
+    const socket = { url: ws.url(), sent: [], received: [] };
+    log.sockets.push(socket);
+    ws.on("framesent", (f) => socket.sent.push(Buffer.from(f.payload)));
+    ws.on("framereceived", (f) => {
+      socket.received.push(Buffer.from(f.payload));
+      log.events.push({ kind: "frame", socket, bytes: Buffer.byteLength(f.payload) });
+    });
+  });
+  page.on("request", (req) => {
+    if (req.url().endsWith("/v1/fetch")) log.events.push({ kind: "fetch" });
+  });
+  return log;
+}
+
+/** The 32-byte addresses (hex) of a watch set. */
+function addresses(watchSet) {
+  const out = [];
+  for (let at = 0; at < watchSet.length; at += 32) out.push(watchSet.subarray(at, at + 32).toString("hex"));
+  return out;
+}
+
+/** Stops the server (SIGTERM) and returns the counts it printed on stopping. */
+async function stopAndCount(server) {
+  await server.stop();
+  const line = server.output().match(/stopping; (.*)/)?.[1] ?? "";
+  const count = (name) => Number(new RegExp(`\\b${name}=(\\d+)`).exec(line)?.[1] ?? NaN);
+  const pushed = Number(/\bpushed=(\d+)/.exec(server.output())?.[1] ?? 0);
+  return { line, deleted: count("deleted"), pushed };
+}
+
+describe("subscriptions and notifications", { skip: NO_BROWSER }, () => {
+  let server;
+  let alice;
+  let bob;
+  let traffic;
+
+  before(async () => {
+    server = await startNative({ www: WWW });
+    alice = await launch();
+    bob = await launch();
+    await slowPolls(bob.context);
+    await spyOnNotifications(bob.context);
+    await bob.context.grantPermissions(["notifications"], { origin: server.url });
+    traffic = watchTraffic(bob.page);
+    await alice.page.goto(`${server.url}/`);
+    await createPassphrase(alice.page, PASS.alice);
+    await bob.page.goto(`${server.url}/`);
+    await createPassphrase(bob.page, PASS.bob);
+  });
+
+  after(async () => {
+    for (const p of [alice, bob]) await p?.context.close().catch(() => {});
+    if (server?.child.exitCode === null) await server.stop().catch(() => {});
+  });
+
+  test("the offer to notify appears once a conversation is joined, not before", async () => {
+    const offer = (page) => page.getByRole("button", { name: "Get notified of new messages" });
+    assert.equal(await offer(alice.page).count(), 0, "no offer on an empty list");
+    await connect(alice.page, bob.page, "Bob", "Alice");
+    await offer(alice.page).waitFor();
+    assert.deepEqual(await unlabelledControls(alice.page), [], "every control has a name");
+    await screenshot(alice.page, "push-notify-offer");
+    assert.equal(await offer(bob.page).count(), 0, "not offered where the permission is already granted");
+    await alice.page.getByRole("button", { name: "Not now" }).click();
+    assert.equal(await offer(alice.page).count(), 0, "dismissed");
+    await connect(alice.page, bob.page, "Bob too", "Alice too");
+    assert.equal(await offer(alice.page).count(), 0, "stays dismissed");
+  });
+
+  test("a message arrives by push on the conversation's own socket, the fetch after the frame", async () => {
+    await openChat(bob.page, "Alice");
+    // One socket per conversation, each with its watch set in force (a snapshot came back).
+    const subscribed = () => traffic.sockets.filter((s) => s.url.endsWith("/v1/subscribe") && s.received.length > 0);
+    await eventually(() => subscribed().length >= 2, { what: "a live subscription for each of Bob's two conversations" });
+    const sockets = traffic.sockets.filter((s) => s.sent.length > 0);
+    assert.equal(sockets.length, 2, "two conversations, two sockets");
+    for (const s of sockets) {
+      assert.equal(s.url, `${server.url.replace("http", "ws")}/v1/subscribe`);
+      for (const set of s.sent) {
+        assert.ok(set.length > 0 && set.length % 32 === 0 && set.length <= 240 * 32, `a watch set of whole addresses (${set.length} bytes)`);
+      }
+    }
+    const [one, two] = sockets.map((s) => new Set(s.sent.flatMap(addresses)));
+    assert.ok([...one].every((a) => !two.has(a)), "no address is watched by both conversations' sockets");
+
+    await openChat(alice.page, "Bob");
+    const from = traffic.events.length;
+    await send(alice.page, "pushed to you");
+    await eventually(async () => (await messages(bob.page)).some((m) => m.text === "pushed to you"), { what: "the message at Bob" });
+    const after = traffic.events.slice(from);
+    const frame = after.findIndex((e) => e.kind === "frame" && e.bytes > 0);
+    assert.ok(frame >= 0, "the mailbox pushed a frame");
+    assert.ok(after.slice(frame + 1).some((e) => e.kind === "fetch"), "Bob's client fetched after the push");
+    assert.ok(!after.slice(0, frame).some((e) => e.kind === "fetch"), "and not before it: its regular polls are ten minutes apart");
+    assert.deepEqual(await notes(bob.page), [], "no notification for a message in the chat open in front");
+  });
+
+  test("a message to another conversation raises a notification without its text, which opens it", async () => {
+    await openChat(bob.page, "Alice too");
+    await send(alice.page, "words the lock screen must not show");
+    const [note] = await eventually(async () => {
+      const n = await notes(bob.page);
+      return n.length ? n : null;
+    }, { what: "a notification at Bob" });
+    assert.deepEqual({ title: note.title, body: note.body }, { title: "Hush", body: "New message" });
+    assert.ok(typeof note.tag === "string" && note.tag.length > 0, "tagged with the conversation");
+    assert.doesNotMatch(JSON.stringify(note), /lock screen|Alice/, "no text, no name");
+    await eventually(async () => (await bob.page.title()) === "(1) Hush", { what: "the unread count in the title" });
+
+    await bob.page.evaluate(() => window.__notes.at(-1).instance.onclick());
+    await bob.page.getByRole("heading", { name: "Alice", exact: true }).waitFor();
+    await eventually(async () => (await messages(bob.page)).some((m) => m.text === "words the lock screen must not show"), {
+      what: "the conversation opened by the notification",
+    });
+
+    // Names and text, once chosen in Settings.
+    await bob.page.getByRole("button", { name: "Settings" }).click();
+    const notify = bob.page.getByRole("checkbox", { name: "Notify me of new messages" });
+    assert.equal(await notify.isChecked(), true, "on: permission granted, not turned off");
+    const detail = bob.page.getByRole("checkbox", { name: "Show names and message text in notifications" });
+    assert.equal(await detail.isChecked(), false, "names and text are off by default");
+    assert.equal(await bob.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).isChecked(), false);
+    assert.deepEqual(await unlabelledControls(bob.page), [], "every control has a name");
+    await detail.check();
+    await screenshot(bob.page, "push-settings");
+    await send(alice.page, "now you may show this");
+    const shown = await eventually(async () => (await notes(bob.page)).find((n) => n.body === "now you may show this"), {
+      what: "a notification with the text",
+    });
+    assert.equal(shown.title, "Alice", "with the conversation's name");
+    await detail.uncheck();
+  });
+
+  test("nothing is deleted from the mailbox with delete-after-read off; the mailbox pushed", async () => {
+    for (const p of [alice, bob]) {
+      assert.deepEqual(p.errors, [], "no console errors");
+      await p.context.close();
+    }
+    const { line, deleted, pushed } = await stopAndCount(server);
+    assert.equal(deleted, 0, line);
+    assert.ok(pushed > 0, "the mailbox pushed to subscribers");
+  });
+});
+
+describe("without WebSocket: polling, and delete-after-read", { skip: NO_BROWSER }, () => {
+  let server;
+  let carol;
+  let dave;
+  const sockets = [];
+
+  before(async () => {
+    server = await startNative({ www: WWW });
+    carol = await launch();
+    dave = await launch();
+    for (const p of [carol, dave]) {
+      await p.context.addInitScript(() => delete window.WebSocket);
+      p.page.on("websocket", (ws) => sockets.push(ws.url()));
+      await p.page.goto(`${server.url}/`);
+    }
+    await createPassphrase(carol.page, PASS.carol);
+    await createPassphrase(dave.page, PASS.dave);
+    assert.equal(await dave.page.evaluate(() => typeof window.WebSocket), "undefined");
+  });
+
+  after(async () => {
+    for (const p of [carol, dave]) await p?.context.close().catch(() => {});
+    if (server?.child.exitCode === null) await server.stop().catch(() => {});
+  });
+
+  test("polling delivers, and a reader set to delete after reading deletes, also after unlocking again", async () => {
+    await connect(carol.page, dave.page, "Dave", "Carol");
+    await dave.page.getByRole("button", { name: "Settings" }).click();
+    await dave.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).check();
+    await dave.page.getByRole("status").filter({ hasText: "deleted from the mailbox" }).waitFor();
+    await openChat(dave.page, "Carol");
+    for (const text of ["one", "two", "three"]) await send(carol.page, text);
+    await eventually(async () => (await messages(dave.page)).filter((m) => !m.own).length === 3, { what: "three messages at Dave, by polling" });
+
+    // The setting lives in this browser, not the vault: it is applied again after unlocking.
+    await dave.page.getByRole("button", { name: "Lock", exact: true }).click();
+    await unlock(dave.page, PASS.dave);
+    await openChat(dave.page, "Carol");
+    await send(carol.page, "four");
+    await eventually(async () => (await messages(dave.page)).some((m) => m.text === "four"), { what: "the fourth message" });
+    assert.equal(await listItem(dave.page, "Carol").count(), 1);
+
+    assert.deepEqual(sockets, [], "no WebSocket was opened");
+    for (const p of [carol, dave]) {
+      assert.deepEqual(p.errors, [], "no console errors");
+      await p.context.close();
+    }
+    const { line, deleted } = await stopAndCount(server);
+    assert.ok(deleted >= 4, `each message Dave read was deleted: ${line}`);
+  });
+});
