@@ -40,9 +40,14 @@ const PER_SIDE = 20;
 const PHONE = { width: 390, height: 844 };
 const PASS = { alice: "alice correct horse", bob: "bob battery staple", carol: "carol purple lantern" };
 
-/** Browser log lines that are Chromium reporting a refused connection during the outage. */
+/**
+ * Browser log lines that are Chromium reporting a refused connection during the outage: a
+ * request, or a subscription's WebSocket reconnecting.
+ */
 const refused = (line) =>
-  /Failed to load resource: net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|INTERNET_DISCONNECTED)/.test(line);
+  /(Failed to load resource|WebSocket connection to '[^']*' failed: Error in connection establishment): net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|INTERNET_DISCONNECTED)/.test(
+    line,
+  );
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
