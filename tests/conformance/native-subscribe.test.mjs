@@ -143,6 +143,49 @@ test("native subscribe: a reader that stops reading is closed 1013 and costs bou
   }
 });
 
+test("native subscribe: a client that floods pings and reads nothing costs bounded memory", async (t) => {
+  const server = await startNative();
+  try {
+    const sub = await subscribe(server.url);
+    sub.watch([newSlot()]);
+    assert.equal((await sub.next()).raw.length, 0);
+    sub.ws._socket.pause(); // reads nothing more: every pong the server owes stays unsent
+    const before = rssKiB(server.child.pid);
+    const payload = randomBytes(125);
+    let sent = 0;
+    let peak = before;
+    while (sent < 40 << 20) {
+      if (sub.ws.bufferedAmount < 1 << 20) {
+        for (let i = 0; i < 1000; i++) sub.ws.ping(payload);
+        sent += 1000 * 131;
+      }
+      await sleep(2);
+      peak = Math.max(peak, rssKiB(server.child.pid));
+    }
+    const grown = (peak - before) / 1024;
+    t.diagnostic(`${sent >> 20} MiB of pings to a server whose pongs are not read; RSS ${before >> 10} -> peak ${peak >> 10} MiB`);
+    // Before the write buffer was capped it grew about a byte per byte of pings.
+    assert.ok(grown < 8, `resident memory grew ${grown.toFixed(1)} MiB`);
+    sub.ws.terminate();
+  } finally {
+    await server.stop();
+  }
+});
+
+test("native subscribe: a text message that is not UTF-8 is closed 1003 binary only", async () => {
+  const server = await startNative();
+  try {
+    const sub = await subscribe(server.url);
+    // A text frame (FIN, opcode 1, masked) carrying 0xff 0xfe, written raw.
+    const mask = randomBytes(4);
+    const payload = Buffer.from([0xff, 0xfe]).map((b, i) => b ^ mask[i % 4]);
+    sub.ws._socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | 2]), mask, payload]));
+    assert.deepEqual(await sub.closed, { code: 1003, reason: "binary only" });
+  } finally {
+    await server.stop();
+  }
+});
+
 test("native subscribe: SIGTERM closes subscriptions with 1001 going away, and the server exits 0", async () => {
   const server = await startNative();
   const sub = await subscribe(server.url);

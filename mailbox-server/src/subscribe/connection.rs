@@ -132,6 +132,8 @@ async fn serve<S: Store>(
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
                         return End::Close(Close::MessageTooBig);
                     }
+                    // A text message that is not UTF-8 is still a text message.
+                    Some(Err(WsError::Utf8(_))) => return End::Close(Close::BinaryOnly),
                     None | Some(Err(_)) => return End::Client,
                 };
                 let client = match &message {
