@@ -226,8 +226,18 @@ function leaveScreen() {
     app.qrUrl = null;
   }
   app.chat = null;
+  updateReading();
   els.announcer.textContent = "";
   document.body.dataset.banner = "no";
+}
+
+/**
+ * Tells the client which conversation is open in front (none when the page is hidden): its
+ * acknowledgements wait for a reply to carry them (20–40 s instead of 2–8 s).
+ */
+function updateReading() {
+  if (!app.client?.isUnlocked) return;
+  app.client.setReading(visible() && app.chat ? app.chat.id : null);
 }
 
 function setUnlockedChrome(unlocked) {
@@ -1065,6 +1075,7 @@ function showChat(id) {
     first: true,
     unsent: false,
   };
+  updateReading();
   updateChatBanner();
   renderNotices(app.chat);
   refreshChat();
@@ -1890,6 +1901,7 @@ async function subscribe(id) {
 /** The conversations' sockets: a push polls at once; a socket lost brings back the usual pace. */
 const subs = new Subscriptions({
   onPush: pollNow,
+  refreshDelayMs: () => HushClient.watchRefreshDelayMs(),
   onLive: (id, live) => {
     if (!live && byId(id)) schedulePoll(id);
   },
@@ -2075,6 +2087,7 @@ function onNetworkChange() {
 
 function onVisibilityChange() {
   if (!app.client?.isUnlocked) return;
+  updateReading();
   // Polls slow down in the background and speed up again in front.
   for (const c of app.conversations) schedulePoll(c.id, visible() ? 300 : undefined);
   if (visible() && app.chat) refreshChat();

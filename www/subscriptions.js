@@ -22,6 +22,12 @@ const RETRY_MAX_MS = 60_000;
  * subscriptions, or one not reachable now): polling carries on meanwhile.
  */
 const RETRY_LONG_MS = 5 * 60_000;
+/**
+ * How long a refreshed watch set may wait for its snapshot before the socket is taken for dead
+ * (a connection that died without a close: a network change, a NAT that forgot it) and opened
+ * again.
+ */
+const SNAPSHOT_WAIT_MS = 15_000;
 /** Close codes that mean the client did something wrong: retrying at once would repeat it. */
 const BUG_CODES = new Set([1003, 1008, 1009]);
 
@@ -42,11 +48,16 @@ export class Subscriptions {
   /**
    * onPush(id): the mailbox sent something for conversation `id` (a non-empty snapshot or a
    * push): poll it now. onLive(id, live): its subscription came into force (the first
-   * snapshot) or ended.
+   * snapshot) or ended. refreshDelayMs(): how long a live subscription waits before sending
+   * its watch set again; the snapshot that answers it shows the connection still works
+   * (cheaper than a poll: one WebSocket message instead of a request) and brings anything a
+   * push missed.
    */
-  constructor({ onPush, onLive = () => {} }) {
+  constructor({ onPush, onLive = () => {}, refreshDelayMs = () => 180_000 }) {
     this.onPush = onPush;
     this.onLive = onLive;
+    /** ms until a live subscription sends its watch set again (HushClient.watchRefreshDelayMs). */
+    this.refreshDelayMs = refreshDelayMs;
     /** id → { mailbox, want, sent, socket, live, failures, timer } */
     this.entries = new Map();
     /** Mailboxes on which a socket opened in this page: they have subscriptions. */
@@ -72,7 +83,7 @@ export class Subscriptions {
       entry = null;
     }
     if (!entry) {
-      entry = { mailbox, want: null, sent: null, socket: null, live: false, failures: 0, timer: 0 };
+      entry = { mailbox, want: null, sent: null, socket: null, live: false, failures: 0, timer: 0, refresh: 0, waiting: 0 };
       this.entries.set(id, entry);
     }
     entry.want = bytes;
@@ -97,6 +108,7 @@ export class Subscriptions {
     if (!entry) return;
     this.entries.delete(id);
     clearTimeout(entry.timer);
+    this.#stopRefresh(entry);
     const socket = entry.socket;
     entry.socket = null;
     if (socket) {
@@ -151,6 +163,8 @@ export class Subscriptions {
     socket.onmessage = (event) => {
       // Text is not part of the API; binary messages are fetch response bodies.
       if (!(event.data instanceof ArrayBuffer)) return;
+      // Any message shows the connection works: the next refresh is a full interval away.
+      this.#scheduleRefresh(id, entry, socket);
       if (!entry.live) {
         // The first snapshot: the watch set is in force, the connection works.
         entry.live = true;
@@ -162,6 +176,7 @@ export class Subscriptions {
     };
     socket.onclose = (event) => {
       if (entry.socket !== socket) return;
+      this.#stopRefresh(entry);
       entry.socket = null;
       entry.sent = null;
       const wasLive = entry.live;
@@ -172,6 +187,33 @@ export class Subscriptions {
       this.#retry(id, entry, long ? jitter(RETRY_LONG_MS) : backoff(entry.failures - 1));
     };
     socket.onerror = () => {}; // A close event follows, with the code.
+  }
+
+  /** (Re)arms the refresh of a live subscription; any wait for a snapshot is over. */
+  #scheduleRefresh(id, entry, socket) {
+    this.#stopRefresh(entry);
+    entry.refresh = setTimeout(() => {
+      if (this.entries.get(id) !== entry || entry.socket !== socket) return;
+      if (socket.readyState !== WebSocket.OPEN || !entry.want) return;
+      socket.send(entry.want);
+      entry.sent = entry.want;
+      // No snapshot in time: the connection is dead without having said so. Its close
+      // handshake could take minutes on a dead connection: end it here, as a close would.
+      entry.waiting = setTimeout(() => {
+        if (entry.socket !== socket) return;
+        const onclose = socket.onclose;
+        socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+        socket.close();
+        onclose?.({ code: 1006 });
+      }, SNAPSHOT_WAIT_MS);
+    }, this.refreshDelayMs());
+  }
+
+  #stopRefresh(entry) {
+    clearTimeout(entry.refresh);
+    clearTimeout(entry.waiting);
+    entry.refresh = 0;
+    entry.waiting = 0;
   }
 
   #retry(id, entry, delay) {

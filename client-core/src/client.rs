@@ -143,6 +143,8 @@ pub struct Client<P: Platform> {
     pub(crate) abandoned_below: RefCell<Vec<(String, u32)>>,
     /// Whether polls delete what they read from the mailbox ([`Client::set_delete_after_read`]).
     pub(crate) delete_after_read: core::cell::Cell<bool>,
+    /// The conversation open in front, if any ([`Client::set_reading`]).
+    pub(crate) reading: RefCell<Option<String>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -166,6 +168,7 @@ impl<P: Platform> Client<P> {
             hold_watch: RefCell::new(Vec::new()),
             abandoned_below: RefCell::new(Vec::new()),
             delete_after_read: core::cell::Cell::new(false),
+            reading: RefCell::new(None),
         }
     }
 
@@ -177,6 +180,15 @@ impl<P: Platform> Client<P> {
     /// The app keeps the choice in its settings and sets it after every unlock.
     pub fn set_delete_after_read(&self, on: bool) {
         self.delete_after_read.set(on);
+    }
+
+    /// Which conversation is open in front (`None`: none, or the page is hidden). Its
+    /// acknowledgements wait longer ([`crate::outbox::ACK_DELAY_READING_MIN_MS`] to
+    /// [`crate::outbox::ACK_DELAY_READING_MAX_MS`] instead of 2 to 8 s), because the person
+    /// reading it is likely to reply, and a reply carries the acknowledgement at no extra
+    /// blob. The app sets it whenever the open conversation or the page's visibility changes.
+    pub fn set_reading(&self, id: Option<&str>) {
+        *self.reading.borrow_mut() = id.map(str::to_owned);
     }
 
     /// The platform this client runs on.

@@ -45,6 +45,15 @@ pub const ACK_DELAY_MIN_MS: u64 = 2_000;
 /// instant, and a reply written within it carries the acknowledgement instead (no extra
 /// blob).
 pub const ACK_DELAY_MAX_MS: u64 = 8_000;
+/// Shortest delay of an owed acknowledgement in the conversation open in front
+/// ([`Client::set_reading`]), where the person is likely to reply (ms).
+pub const ACK_DELAY_READING_MIN_MS: u64 = 20_000;
+/// Longest such delay (ms). A reply typed within it carries the acknowledgement, so a chat
+/// going back and forth costs no acknowledgement-only blobs; the other side sees *delivered*
+/// with the reply, or at most 40 s after reading. (Measured in workerd: an acknowledgement
+/// blob for every message read was about a third of a subscribed user's operations,
+/// `tests/bench/edge-cost.mjs`.)
+pub const ACK_DELAY_READING_MAX_MS: u64 = 40_000;
 /// A blob the mailbox stored and the peer has not acknowledged is checked again (is it still
 /// on the mailbox?) this long after it was last seen there (ms): 5 minutes.
 pub const RETRANSMIT_AFTER_MS: u64 = 5 * 60 * 1_000;
@@ -941,11 +950,16 @@ impl<P: Platform> Client<P> {
         Ok((writes, pending_floor))
     }
 
-    /// The randomised delay of an owed acknowledgement ([`ACK_DELAY_MIN_MS`] to
-    /// [`ACK_DELAY_MAX_MS`], uniform).
-    pub(crate) fn ack_delay_ms(&self) -> u64 {
-        let span = ACK_DELAY_MAX_MS - ACK_DELAY_MIN_MS;
-        ACK_DELAY_MIN_MS + u64::from(self.rng().next_u32()) % span
+    /// The randomised delay of an owed acknowledgement in conversation `id` (uniform in
+    /// [`ACK_DELAY_MIN_MS`, `ACK_DELAY_MAX_MS`), or in [`ACK_DELAY_READING_MIN_MS`,
+    /// `ACK_DELAY_READING_MAX_MS`) while it is the conversation open in front).
+    pub(crate) fn ack_delay_ms(&self, id: &str) -> u64 {
+        let (min, max) = if self.reading.borrow().as_deref() == Some(id) {
+            (ACK_DELAY_READING_MIN_MS, ACK_DELAY_READING_MAX_MS)
+        } else {
+            (ACK_DELAY_MIN_MS, ACK_DELAY_MAX_MS)
+        };
+        min + u64::from(self.rng().next_u32()) % (max - min)
     }
 }
 

@@ -568,7 +568,7 @@ impl<P: Platform> Client<P> {
         if drained.data || joined_now || newly_unreadable {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
             let name = records::ack_key(id);
-            let proposed = now + self.ack_delay_ms();
+            let proposed = now + self.ack_delay_ms(id);
             let due_ms = match self.read_lenient::<AckDue>(&key, &name).await? {
                 Some(owed) => owed.due_ms.min(proposed),
                 None => proposed,

@@ -20,10 +20,20 @@ pub fn poll_delay_ms(foreground: bool, open: bool, draw: u32) -> u32 {
 
 /// A randomised delay before the next poll of a conversation whose subscription WebSocket is
 /// live (the mailbox pushes what arrives, and each push starts a poll), in milliseconds:
-/// 45–75 s, a safety net for what a push cannot bring (a watch set longer than a
-/// subscription holds, a push lost with its connection). `draw` is a uniformly random `u32`.
+/// 10–15 min, a safety net for what neither a push nor a refreshed watch set brings (a poll
+/// set longer than a watch set holds). `draw` is a uniformly random `u32`.
 pub fn safety_poll_delay_ms(draw: u32) -> u32 {
-    45_000 + draw % 30_000
+    600_000 + draw % 300_000
+}
+
+/// A randomised delay before a live subscription sends its watch set again, in milliseconds:
+/// 2–4 min. The snapshot that answers shows the connection still works (a socket can die
+/// without a close event) and brings anything a lost push missed; one WebSocket message
+/// costs the edge a twentieth of a request where a safety poll cost a whole one (measured:
+/// 45–75 s safety polls were about 60 % of a subscribed user's requests,
+/// `tests/bench/edge-cost.mjs`). `draw` is a uniformly random `u32`.
+pub fn watch_refresh_delay_ms(draw: u32) -> u32 {
+    120_000 + draw % 120_000
 }
 
 #[cfg(test)]
@@ -36,7 +46,8 @@ mod tests {
             assert!((1_500..3_500).contains(&poll_delay_ms(true, true, draw)));
             assert!((5_000..10_000).contains(&poll_delay_ms(true, false, draw)));
             assert!((20_000..40_000).contains(&poll_delay_ms(false, true, draw)));
-            assert!((45_000..75_000).contains(&safety_poll_delay_ms(draw)));
+            assert!((600_000..900_000).contains(&safety_poll_delay_ms(draw)));
+            assert!((120_000..240_000).contains(&watch_refresh_delay_ms(draw)));
         }
     }
 }

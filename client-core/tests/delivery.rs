@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use client_core::{
-    ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, Client, ClientError, EndReason, MAX_RESENDS, Notice,
-    RETRANSMIT_AFTER_MS, Status,
+    ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, ACK_DELAY_READING_MAX_MS, ACK_DELAY_READING_MIN_MS, Client,
+    ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_AFTER_MS, Status,
 };
 use support::{FAST, MailboxState, Memory, advance, client_on, restore, run, snapshot};
 
@@ -146,6 +146,33 @@ fn a_reply_carries_the_acknowledgement_instead_of_an_extra_blob() {
     let polled = run(bob.poll(&b_id)).unwrap();
     assert_eq!(texts(&polled.messages), ["answer"]);
     assert_eq!(polled.delivered, [seq]);
+}
+
+/// In the conversation open in front the acknowledgement waits 20 to 40 s for a reply to
+/// carry it; in any other, 2 to 8 s.
+#[test]
+fn the_open_conversation_waits_longer_for_a_reply_to_carry_the_acknowledgement() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(125);
+    alice.set_reading(Some(&a_id));
+    run(bob.send(&b_id, "question")).unwrap();
+    run(bob.flush()).unwrap();
+    let now = alice.platform().now_ms.get();
+    let due = run(alice.poll(&a_id)).unwrap().flush_at_ms.unwrap();
+    assert!((now + ACK_DELAY_READING_MIN_MS..now + ACK_DELAY_READING_MAX_MS).contains(&due));
+    // A reply typed 15 s later carries it: no acknowledgement-only blob.
+    advance(&alice, 15_000);
+    run(alice.send(&a_id, "answer")).unwrap();
+    let puts = mailbox.puts.get();
+    let flushed = run(alice.flush()).unwrap();
+    assert_eq!((flushed.delivered, flushed.acks_sent), (1, 0));
+    assert_eq!(mailbox.puts.get(), puts + 1);
+    // Another conversation, or none in front: the short delay.
+    alice.set_reading(None);
+    run(bob.send(&b_id, "again")).unwrap();
+    run(bob.flush()).unwrap();
+    let now = alice.platform().now_ms.get();
+    let due = run(alice.poll(&a_id)).unwrap().flush_at_ms.unwrap();
+    assert!((now + ACK_DELAY_MIN_MS..now + ACK_DELAY_MAX_MS).contains(&due));
 }
 
 /// Requests and bytes the acknowledgements cost per 100 messages, in the two extreme

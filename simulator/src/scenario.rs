@@ -260,6 +260,16 @@ impl Simulation {
     }
 
     /// A fresh client for `device` over its records (a new run of the app).
+    /// The page of `device` comes to the front or goes to the background, as the app tells
+    /// its client: the one conversation is open, so it is the one being read while in front.
+    fn set_foreground(&self, device: usize, foreground: bool) {
+        let d = self.device(device);
+        d.screen.foreground.set(foreground);
+        if let Some(client) = &d.client {
+            client.set_reading(foreground.then_some(d.conversation.as_str()));
+        }
+    }
+
     fn open_client(&mut self, device: usize) -> Rc<SimClient> {
         let world = self.world.clone();
         let faults = self.faults.clone();
@@ -439,7 +449,7 @@ impl Simulation {
         self.device_mut(1).conversation = bob_conv;
         for device in 0..2 {
             self.device(device).screen.ready.set(true);
-            self.device(device).screen.foreground.set(true);
+            self.set_foreground(device, true);
             let epoch = self.device(device).epoch;
             self.world
                 .schedule(self.world.now(), Event::PollTick { device, epoch });
@@ -568,9 +578,7 @@ impl Simulation {
                 }
             }
             Event::Start { device } => self.start(device),
-            Event::Visibility { device, foreground } => {
-                self.device(device).screen.foreground.set(foreground);
-            }
+            Event::Visibility { device, foreground } => self.set_foreground(device, foreground),
             Event::OutageStart => {
                 self.faults.strike(|s| s.outages += 1);
                 self.log(|| "mailbox down".to_owned());
@@ -738,7 +746,7 @@ impl Simulation {
         self.faults.active.set(false);
         self.host.down.set(false);
         for device in 0..2 {
-            self.device(device).screen.foreground.set(true);
+            self.set_foreground(device, true);
             if !self.device(device).running {
                 self.world
                     .schedule(self.world.now(), Event::Start { device });
@@ -834,7 +842,7 @@ impl Simulation {
             (d.name, d.passphrase, d.conversation.clone(), d.epoch);
         let screen = d.screen.clone();
         let ever_shown = d.ever_shown.clone();
-        screen.foreground.set(true);
+        self.set_foreground(device, true);
         let world = self.world.clone();
         let violations = self.violations.clone();
         self.log(|| format!("{name} opens the app"));

@@ -594,11 +594,28 @@ impl HushClient {
         self.inner.set_delete_after_read(on);
     }
 
+    /// Which conversation is open in front: its id, or `null` when none is (the list, another
+    /// screen, or the page hidden). Its acknowledgements wait 20–40 s instead of 2–8 s, so a
+    /// reply carries them at no extra blob. Call it whenever the open chat or the page's
+    /// visibility changes.
+    #[wasm_bindgen(js_name = setReading)]
+    pub fn set_reading(&self, id: Option<String>) {
+        self.inner.set_reading(id.as_deref());
+    }
+
     /// Milliseconds to wait before the next poll of a conversation whose subscription is
-    /// live: a slow, randomised safety poll (45–75 s), since the mailbox pushes what arrives.
+    /// live: a slow, randomised safety poll (10–15 min), since the mailbox pushes what
+    /// arrives and the watch set is refreshed meanwhile.
     #[wasm_bindgen(js_name = safetyPollDelayMs)]
     pub fn safety_poll_delay_ms() -> u32 {
         schedule::safety_poll_delay_ms(crate::platform::system_rng().next_u32())
+    }
+
+    /// Milliseconds before a live subscription sends its watch set again (2–4 min): its
+    /// snapshot shows the socket still works and brings what a lost push missed.
+    #[wasm_bindgen(js_name = watchRefreshDelayMs)]
+    pub fn watch_refresh_delay_ms() -> u32 {
+        schedule::watch_refresh_delay_ms(crate::platform::system_rng().next_u32())
     }
 
     /// Milliseconds to wait before the next poll: randomised, quicker when the page is in front
