@@ -10,7 +10,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use mailbox::subscribe::WatchIndex;
+use mailbox::limits::SubscriptionLimits;
+use mailbox::subscribe::{Close, SendBudget, WatchIndex};
 use protocol::Address;
 use wasm_bindgen::JsValue;
 use worker::WebSocket;
@@ -30,6 +31,40 @@ pub struct Conn {
     pub opened: f64,
     /// Whether a watch set arrived.
     pub watching: bool,
+    /// Bytes of snapshots and pushes sent since this instance woke, against
+    /// [`SubscriptionLimits::unmeasured_send_budget`]. Workers cannot tell how much of it
+    /// still waits to be sent; after a wake from hibernation nothing does, so the count
+    /// starts again with the hub.
+    sent: SendBudget,
+    /// While a snapshot of this connection is being read: the pushes that arrived meanwhile,
+    /// sent right after the snapshot (the API orders pushes after their watch set's
+    /// snapshot). `None` when no snapshot is in flight.
+    held: Option<Vec<Vec<u8>>>,
+}
+
+impl Conn {
+    fn new(ws: WebSocket, opened: f64, watching: bool) -> Conn {
+        Conn {
+            ws,
+            opened,
+            watching,
+            sent: SendBudget::new(SubscriptionLimits::default().unmeasured_send_budget),
+            held: None,
+        }
+    }
+}
+
+/// What became of a push to one connection.
+pub enum Delivery {
+    /// Handed to the socket.
+    Sent,
+    /// Held until the connection's snapshot in flight is sent.
+    Held,
+    /// Not sent: the connection is gone, or the socket refused it.
+    Dropped,
+    /// Not sent: it would pass the connection's send budget; the caller closes the socket
+    /// with [`Close::ReaderTooSlow`].
+    OverBudget(WebSocket),
 }
 
 /// What a socket's attachment holds (see the module docs).
@@ -93,7 +128,9 @@ pub enum Enqueued {
     Overflow,
 }
 
-/// The hub's subscriptions. Memory: per connection one [`Conn`] and at most 256 index entries.
+/// The hub's subscriptions. Memory: per connection one [`Conn`] and at most 256 index entries,
+/// plus what it was sent and the runtime may still hold: at most
+/// [`SubscriptionLimits::unmeasured_send_budget`] (or one larger snapshot) since the wake.
 #[derive(Default)]
 pub struct Hub {
     /// Which connection watches which address.
@@ -126,11 +163,7 @@ impl Hub {
             hub.next_id = hub.next_id.max(attachment.id.wrapping_add(1));
             hub.conns.insert(
                 attachment.id,
-                Conn {
-                    ws,
-                    opened: attachment.opened,
-                    watching: watch.is_some(),
-                },
+                Conn::new(ws, attachment.opened, watch.is_some()),
             );
         }
         hub
@@ -149,14 +182,7 @@ impl Hub {
             watch: None,
         }
         .write(&ws)?;
-        self.conns.insert(
-            id,
-            Conn {
-                ws,
-                opened,
-                watching: false,
-            },
-        );
+        self.conns.insert(id, Conn::new(ws, opened, false));
         Ok(id)
     }
 
@@ -185,11 +211,54 @@ impl Hub {
         next
     }
 
-    /// Makes `watch` connection `id`'s watch set.
-    pub fn watch(&mut self, id: u32, watch: &[Address]) {
+    /// Makes `watch` connection `id`'s watch set; its pushes are held from now until
+    /// [`Hub::finish_snapshot`].
+    pub fn begin_snapshot(&mut self, id: u32, watch: &[Address]) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.watching = true;
+        conn.held.get_or_insert_with(Vec::new);
         self.index.replace(id, watch);
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.watching = true;
+    }
+
+    /// Sends connection `id` the snapshot `frame`, then the pushes held while it was read;
+    /// returns how many messages were handed to the socket.
+    ///
+    /// # Errors
+    /// [`Close::ReaderTooSlow`] if the snapshot passes the send budget (the held pushes are
+    /// dropped; the caller closes the socket).
+    pub fn finish_snapshot(&mut self, id: u32, frame: &[u8]) -> Result<u64, Close> {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return Ok(0);
+        };
+        let held = conn.held.take().unwrap_or_default();
+        conn.sent.queue(frame.len())?;
+        let mut sent = 0;
+        for message in std::iter::once(frame).chain(held.iter().map(Vec::as_slice)) {
+            if conn.ws.send_with_bytes(message).is_ok() {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Pushes `frame` to connection `id`: now, or after its snapshot in flight.
+    pub fn deliver(&mut self, id: u32, frame: &[u8]) -> Delivery {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return Delivery::Dropped;
+        };
+        if conn.sent.queue(frame.len()).is_err() {
+            return Delivery::OverBudget(conn.ws.clone());
+        }
+        if let Some(held) = &mut conn.held {
+            held.push(frame.to_vec());
+            return Delivery::Held;
+        }
+        if conn.ws.send_with_bytes(frame).is_ok() {
+            Delivery::Sent
+        } else {
+            Delivery::Dropped
         }
     }
 

@@ -19,7 +19,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, console_log, durable_object,
 };
 
-use crate::hub::{Attachment, Enqueued, Hub};
+use crate::hub::{Attachment, Delivery, Enqueued, Hub};
 use crate::ops::{OPS_HEADER, Ops};
 use crate::settings::{SHARD_BINDING, Settings};
 use crate::sharding::HUB;
@@ -124,20 +124,27 @@ impl MailboxShard {
         i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Pushes a blob just stored at `address` to every connection watching it.
+    /// Pushes a blob just stored at `address` to every connection watching it (after the
+    /// snapshot of a connection whose snapshot is in flight); closes `1013 reader too slow`
+    /// a connection it would push past its send budget.
     fn push(&self, address: &Address, body: &[u8], ops: &Cell<Ops>) -> Result<()> {
         let frame = push_frame(address, body);
-        let sent = self.with_hub(|hub| {
+        let (sent, over) = self.with_hub(|hub| {
             let mut sent = 0;
-            for id in hub.index.watchers(address) {
-                if let Some(conn) = hub.conns.get(id)
-                    && conn.ws.send_with_bytes(&frame).is_ok()
-                {
-                    sent += 1;
+            let mut over = Vec::new();
+            let watchers = hub.index.watchers(address).to_vec();
+            for id in watchers {
+                match hub.deliver(id, &frame) {
+                    Delivery::Sent => sent += 1,
+                    Delivery::OverBudget(ws) => over.push((id, ws)),
+                    Delivery::Held | Delivery::Dropped => {}
                 }
             }
-            sent
+            (sent, over)
         })?;
+        for (id, ws) in over {
+            self.end(&ws, id, Close::ReaderTooSlow)?;
+        }
         let mut spent = ops.get();
         spent.ws_out += sent;
         ops.set(spent);
@@ -254,9 +261,9 @@ impl MailboxShard {
             return self.end(ws, id, Close::StoreUnavailable);
         }
         self.with_hub(|hub| {
-            // Registered before the snapshot is read: a blob stored meanwhile is pushed,
-            // in the snapshot, or both.
-            hub.watch(id, watch);
+            // Registered before the snapshot is read: a blob stored meanwhile is pushed
+            // (held until the snapshot is sent), in the snapshot, or both.
+            hub.begin_snapshot(id, watch);
         })?;
         let namespace = self.env.durable_object(SHARD_BINDING)?;
         let local = LocalShard {
@@ -269,13 +276,15 @@ impl MailboxShard {
         let mut spent = ops.get();
         spent.add(store.ops());
         ops.set(spent);
-        match answer {
-            Ok(frame) => {
-                if ws.send_with_bytes(&frame).is_ok() {
-                    let mut spent = ops.get();
-                    spent.ws_out += 1;
-                    ops.set(spent);
-                }
+        let frame = match answer {
+            Ok(frame) => frame,
+            Err(close) => return self.end(ws, id, close),
+        };
+        match self.with_hub(|hub| hub.finish_snapshot(id, &frame))? {
+            Ok(sent) => {
+                let mut spent = ops.get();
+                spent.ws_out += sent;
+                ops.set(spent);
                 Ok(())
             }
             Err(close) => self.end(ws, id, close),
@@ -292,6 +301,10 @@ impl MailboxShard {
             close_with(ws, Close::StoreUnavailable);
             return Ok(());
         };
+        if !self.with_hub(|hub| hub.conns.contains_key(&id))? {
+            // Ended by the hub (closed, not yet acknowledged by the client): nothing to read.
+            return Ok(());
+        }
         let read = match message {
             WebSocketIncomingMessage::Binary(bytes) => {
                 read_client_message(ClientMessage::Binary(bytes))
@@ -311,7 +324,12 @@ impl MailboxShard {
         };
         // Watch sets of one connection are answered one at a time, in the order sent.
         while let Some(watch) = next {
-            self.apply_watch(ws, id, &watch, ops).await?;
+            if self.apply_watch(ws, id, &watch, ops).await.is_err() {
+                // Never leave the connection busy (its later watch sets would queue for
+                // ever): end it, which also forgets its queue.
+                console_log!("mailbox: store error: watch set");
+                return self.end(ws, id, Close::StoreUnavailable);
+            }
             next = self.with_hub(|hub| hub.next_queued(id))?;
         }
         Ok(())

@@ -65,6 +65,10 @@ pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 16_384;
 /// Default for [`SubscriptionLimits::send_budget`]: 512 KiB queued per connection (about two
 /// full snapshots of 256 one-blob records).
 pub const DEFAULT_SEND_BUDGET: usize = 512 << 10;
+/// Default for [`SubscriptionLimits::unmeasured_send_budget`]: 4 MiB sent per connection
+/// between two moments nothing can be waiting (about 3,900 pushes of 1 KiB blobs: an hour or
+/// more of the busiest conversation; a snapshot is usually a few records).
+pub const DEFAULT_UNMEASURED_SEND_BUDGET: usize = 4 << 20;
 /// Default for [`SubscriptionLimits::watch_set_timeout`]: 10 s.
 pub const DEFAULT_WATCH_SET_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`SubscriptionLimits::ping_interval`]: 30 s.
@@ -81,6 +85,14 @@ pub struct SubscriptionLimits {
     /// with [`crate::subscribe::Close::ReaderTooSlow`]
     /// ([`crate::subscribe::SendBudget`]).
     pub send_budget: usize,
+    /// For a host that cannot see how much waits to be sent (the edge worker: Workers expose
+    /// no `bufferedAmount`): the most bytes of snapshots and pushes it sends one connection
+    /// between two moments it knows nothing waits (on the edge, a wake from hibernation);
+    /// past it the connection is closed with [`crate::subscribe::Close::ReaderTooSlow`] (the
+    /// client reconnects and its snapshot brings back what it missed). A single snapshot
+    /// larger than this is still sent on an empty count ([`crate::subscribe::SendBudget`]
+    /// without `sent`).
+    pub unmeasured_send_budget: usize,
     /// Longest wait for the first watch set after opening, then
     /// [`crate::subscribe::Close::NoWatchSet`].
     pub watch_set_timeout: Duration,
@@ -94,6 +106,7 @@ impl Default for SubscriptionLimits {
         Self {
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             send_budget: DEFAULT_SEND_BUDGET,
+            unmeasured_send_budget: DEFAULT_UNMEASURED_SEND_BUDGET,
             watch_set_timeout: DEFAULT_WATCH_SET_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
         }
@@ -193,6 +206,7 @@ mod tests {
         assert_eq!((l.max_connections, l.max_header_bytes), (4096, 8192));
         let s = SubscriptionLimits::default();
         assert_eq!((s.max_subscriptions, s.send_budget), (16_384, 512 << 10));
+        assert_eq!(s.unmeasured_send_budget, 4 << 20);
         assert_eq!(s.watch_set_timeout, Duration::from_secs(10));
         assert_eq!(s.ping_interval, Duration::from_secs(30));
     }
