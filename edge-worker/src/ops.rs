@@ -25,6 +25,9 @@ pub struct Ops {
     pub ws_in: u64,
     /// WebSocket messages sent to clients.
     pub ws_out: u64,
+    /// Pushes lost: a `201` outside the hub's shard whose `notify` to the hub failed (not
+    /// billed; counted so that losses show in the log).
+    pub pushes_lost: u64,
 }
 
 impl Ops {
@@ -36,10 +39,11 @@ impl Ops {
         self.alarms_set += other.alarms_set;
         self.ws_in += other.ws_in;
         self.ws_out += other.ws_out;
+        self.pushes_lost += other.pushes_lost;
     }
 
     /// The counts with their names, in field order.
-    fn fields(&self) -> [(&'static str, u64); 6] {
+    fn fields(&self) -> [(&'static str, u64); 7] {
         [
             ("do_requests", self.do_requests),
             ("rows_read", self.rows_read),
@@ -47,10 +51,11 @@ impl Ops {
             ("alarms_set", self.alarms_set),
             ("ws_in", self.ws_in),
             ("ws_out", self.ws_out),
+            ("pushes_lost", self.pushes_lost),
         ]
     }
 
-    /// The counts as six decimal numbers separated by `,`, in field order (the value of
+    /// The counts as seven decimal numbers separated by `,`, in field order (the value of
     /// [`OPS_HEADER`]).
     pub fn header(&self) -> String {
         let numbers: Vec<String> = self.fields().iter().map(|(_, n)| n.to_string()).collect();
@@ -63,7 +68,7 @@ impl Ops {
             .split(',')
             .map(|n| n.trim().parse::<u64>().ok())
             .collect::<Option<_>>()?;
-        let [a, b, c, d, e, f] = <[u64; 6]>::try_from(numbers).ok()?;
+        let [a, b, c, d, e, f, g] = <[u64; 7]>::try_from(numbers).ok()?;
         Some(Ops {
             do_requests: a,
             rows_read: b,
@@ -71,11 +76,12 @@ impl Ops {
             alarms_set: d,
             ws_in: e,
             ws_out: f,
+            pushes_lost: g,
         })
     }
 
     /// The log line (`mailbox: ops event=… do_requests=… rows_read=… rows_written=…
-    /// alarms_set=… ws_in=… ws_out=…`); `event` names what was served (`request`,
+    /// alarms_set=… ws_in=… ws_out=… pushes_lost=…`); `event` names what was served (`request`,
     /// `ws_open`, `ws_message`, `ws_close`, `alarm`).
     pub fn log_line(&self, event: &str) -> String {
         let mut line = format!("mailbox: ops event={event}");
@@ -99,11 +105,12 @@ mod tests {
             alarms_set: 1,
             ws_in: 3,
             ws_out: 4,
+            pushes_lost: 1,
         };
         assert_eq!(Ops::parse_header(&ops.header()), Some(ops));
         assert_eq!(Ops::parse_header("1,2,3"), None);
-        assert_eq!(Ops::parse_header("1,2,3,4,5,6,7"), None);
-        assert_eq!(Ops::parse_header("1,2,x,4,5,6"), None);
+        assert_eq!(Ops::parse_header("1,2,3,4,5,6,7,8"), None);
+        assert_eq!(Ops::parse_header("1,2,x,4,5,6,7"), None);
         assert_eq!(Ops::parse_header(""), None);
     }
 
@@ -122,7 +129,7 @@ mod tests {
         });
         assert_eq!(
             total.log_line("request"),
-            "mailbox: ops event=request do_requests=2 rows_read=5 rows_written=2 alarms_set=0 ws_in=0 ws_out=0"
+            "mailbox: ops event=request do_requests=2 rows_read=5 rows_written=2 alarms_set=0 ws_in=0 ws_out=0 pushes_lost=0"
         );
     }
 }

@@ -166,8 +166,15 @@ impl Store for ShardedStore<'_> {
             201 => {
                 // The hub pushes what its own shard stores; other shards' 201s reach it here,
                 // before the client's 201 leaves.
-                if shard != HUB && self.call(HUB, op::NOTIFY, &request).await.is_err() {
+                // If the notify fails the push is lost (the blob is stored: the watchers'
+                // next snapshot or poll finds it); counted in `pushes_lost`.
+                if shard != HUB
+                    && !matches!(self.call(HUB, op::NOTIFY, &request).await, Ok((204, _)))
+                {
                     console_log!("mailbox: push error: notify");
+                    let mut ops = self.ops.get();
+                    ops.pushes_lost += 1;
+                    self.ops.set(ops);
                 }
                 Ok(PutOutcome::Stored)
             }
