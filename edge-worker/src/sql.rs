@@ -30,7 +30,9 @@ use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use crate::ops::Ops;
 
-/// Statements creating the schema (idempotent; run once per object instance).
+/// Statements creating the schema (idempotent; run once per object instance). Deleted bodies
+/// are not overwritten on disk: the Durable Object SQL API refuses `PRAGMA secure_delete`
+/// (`docs/EDGE-DEPLOY.md`, "What a delete leaves").
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (\
         address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL\
     ) WITHOUT ROWID;";
