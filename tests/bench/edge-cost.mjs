@@ -9,7 +9,7 @@
 // virtual clock orders them; TTL and real waiting play no part). Every count of Worker
 // requests, Durable Object requests, SQL rows read and written and WebSocket messages is
 // summed from the worker's own `mailbox: ops` lines; what compressed time cannot show (alarms,
-// wake-ups and duration, the hourly purge) is modelled and printed apart, marked as such.
+// wake-ups and duration, the daily purge) is modelled and printed apart, marked as such.
 //
 // The pattern (read from client-core/src/{receive,outbox,schedule,decoys}.rs, www/app.js,
 // www/subscriptions.js and docs/CLIENT.md; every assumption here is one of the profile's or
@@ -29,11 +29,18 @@
 //   (48, padded); the first poll of a conversation after unlock is preceded by the probe of
 //   our next 48 sending addresses (one fetch).
 // - Delete after read is on: each blob read (message or acknowledgement) is DELETEd once.
-// - Acknowledgements: a poll that read a message owes one, due 2-8 s later; a typed reply
-//   comes 18 s later, so it never carries it: every message read is answered by one 1 KiB
-//   acknowledgement blob (PUT), which the other side is pushed, polls, reads and deletes
-//   (an acknowledgement owes nothing back). A blob is confirmed when the other side's next
-//   blob carries what it read.
+// - Acknowledgements (receive.rs, outbox.rs): a poll that read a message owes one, due
+//   20-40 s later if the conversation was the one open in front of a visible page when it
+//   was read (the app's `setReading`; ACK_DELAY_READING_*), 2-8 s later otherwise; an
+//   acknowledgement already owed keeps the earlier due time. Any message sent meanwhile
+//   carries it (no acknowledgement blob). With the chat pattern above every message but
+//   the last of a slot is read in the open conversation and answered 18 s later, so the
+//   reply carries its acknowledgement; the slot's last message (read in front too: 9 s
+//   before the slot ends) gets a 1 KiB acknowledgement blob (PUT) 20-40 s later, which the
+//   other side is pushed, polls, reads and deletes (an acknowledgement owes nothing back).
+//   Nothing is read while hidden or in another conversation in this profile (nobody
+//   writes then), so the 2-8 s delay never applies here. A blob is confirmed when the
+//   other side's next blob carries what it read.
 // - Retransmission check (outbox.rs): while a stored blob of ours is unconfirmed and was last
 //   seen 5 min ago, a flush fetches our unconfirmed addresses (one padded request) and the
 //   peer's restore-signal addresses (a second one), every 5 min while the app is open and at
@@ -41,9 +48,19 @@
 // - Subscribed mode (www/subscriptions.js, app.js): at unlock one WebSocket per conversation
 //   with its 48-address watch set; after each poll the watch set is sent again if it changed
 //   (a poll that read something); a push or a non-empty snapshot starts a poll; while live,
-//   only a safety poll every 45-75 s (schedule.rs), visible or hidden. Sockets close at lock.
+//   only a safety poll every 10-15 min (schedule.rs `safety_poll_delay_ms`), visible or
+//   hidden. A live socket also sends its watch set again 2-4 min after the last message it
+//   received from the mailbox (`watch_refresh_delay_ms`; subscriptions.js `#scheduleRefresh`
+//   restarts the timer on every push or snapshot), unchanged or not: one WebSocket message
+//   in, answered by a snapshot (one out; a non-empty one starts a poll). Sockets close at
+//   lock.
 // - Polling mode (no WebSockets): the client's poll delays: 1.5-3.5 s for the open
 //   conversation in a visible page, 5-10 s for the others, 20-40 s hidden.
+// - Purge (modelled, edge-worker/src/shard.rs PURGE_SLACK_MS): a shard's alarm runs at its
+//   earliest expiry plus half the TTL capped at 24 h, so with the 7-day TTL once a day per
+//   shard; each run scans every row stored then (measured below: rows read per stored row),
+//   about TTL + 1 days of insertions, and deletes the expired day (one row written each).
+//   Rows stay stored TTL + 0.5 days on average (storage).
 // - A day is simulated twice (DAYS, default 2) and only the last is counted, so the counted
 //   day starts as a real one does (acknowledgements left unconfirmed the evening before,
 //   objects awake).
@@ -74,11 +91,15 @@ const MESSAGES_PER_SLOT = 20; // alternating, 10 each way
 const MESSAGE_GAP = 18 * S;
 const WINDOW = 16; // the reader's window on the peer's chain
 const FETCH_BATCH = 48;
-const ACK_DELAY = [2 * S, 8 * S];
+const ACK_DELAY = [2 * S, 8 * S]; // ACK_DELAY_MIN_MS, ACK_DELAY_MAX_MS
+const ACK_DELAY_READING = [20 * S, 40 * S]; // ACK_DELAY_READING_MIN_MS, _MAX_MS: the chat in front
+const SAFETY_POLL = [10 * MIN, 15 * MIN]; // safety_poll_delay_ms, while a subscription is live
+const WATCH_REFRESH = [2 * MIN, 4 * MIN]; // watch_refresh_delay_ms
 const RETRANSMIT_AFTER = 5 * MIN;
 const PUSH_LATENCY = 250; // push to poll start (virtual ms)
 const BLOB_LEN = 1024;
 const TTL_DAYS = 7; // MAILBOX_TTL_SECONDS default
+const PURGE_SLACK_DAYS = Math.min(TTL_DAYS / 2, 1); // shard.rs PURGE_SLACK_MS: TTL / 2, at most 24 h
 const HIBERNATE_AFTER = 10 * S; // documented idle time before a hibernatable object hibernates
 const GB_PER_OBJECT = 0.128; // 128 MB, as Cloudflare's pricing examples count it
 
@@ -189,6 +210,7 @@ async function run(mode, shards) {
       waiters: [],
       sentWatch: null,
       live: false,
+      refreshGen: 0,
     }));
     pair[0].peer = pair[1];
     pair[1].peer = pair[0];
@@ -233,6 +255,27 @@ async function run(mode, shards) {
     const snapshot = await nextMessage(side, 5000);
     if (snapshot === null) throw new Error("no snapshot");
     side.live = true;
+    scheduleRefresh(side);
+    if (snapshot.length > 0) pollNow(side);
+  }
+
+  // subscriptions.js #scheduleRefresh: every message from the mailbox (re)arms the refresh.
+  function scheduleRefresh(side) {
+    side.refreshGen += 1;
+    const gen = side.refreshGen;
+    const socket = side.socket;
+    at(now + uniform(WATCH_REFRESH), () => (side.refreshGen === gen && side.socket === socket && socket && app.open ? refreshWatch(side) : null));
+  }
+  async function refreshWatch(side) {
+    const set = pollSet(side);
+    tally("ws: watch set refreshed (2-4 min)");
+    touch([0, ...set.map((a) => shardOf(a, shards))]);
+    side.socket.send(Buffer.concat(set));
+    side.sentWatch = Buffer.concat(set);
+    const snapshot = await nextMessage(side, 5000);
+    if (snapshot === null) throw new Error("no snapshot");
+    tally(snapshot.length > 0 ? "ws: refresh snapshot, non-empty" : "ws: refresh snapshot, empty");
+    scheduleRefresh(side);
     if (snapshot.length > 0) pollNow(side);
   }
 
@@ -263,7 +306,7 @@ async function run(mode, shards) {
     const wait =
       delay ??
       (side.live
-        ? uniform([45 * S, 75 * S])
+        ? uniform(SAFETY_POLL)
         : app.visible
           ? uniform(open ? [1.5 * S, 3.5 * S] : [5 * S, 10 * S])
           : uniform([20 * S, 40 * S]));
@@ -295,12 +338,16 @@ async function run(mode, shards) {
       for (let j = 0; j < WINDOW; j += 1) fresh.push(other("next-chain", side.conv, side.who, side.read, j));
       frames = await fetchBatch(pad(fresh.slice(0, FETCH_BATCH), "refetch", side.conv, side.who, side.read), "refetch after reading");
     }
+    const reading = app.visible && app.openConv === side.conv; // the app's setReading
     for (const blob of readNow) {
       for (const own of side.blobs) if (own.pos < blob.ackUpTo) own.confirmed = true;
-      if (blob.kind === "data" && side.ackDue === null) {
-        side.ackDue = now + uniform(ACK_DELAY);
-        const due = side.ackDue;
-        at(due, () => (side.ackDue === due && app.open ? flushAck(side) : null));
+      if (blob.kind !== "data") continue;
+      // receive.rs: owe an acknowledgement, kept at the earlier time if one is owed.
+      const proposed = now + uniform(reading ? ACK_DELAY_READING : ACK_DELAY);
+      if (side.ackDue === null || proposed < side.ackDue) {
+        side.ackDue = proposed;
+        tally(reading ? "acknowledgement owed, chat in front (20-40 s)" : "acknowledgement owed, elsewhere (2-8 s)");
+        at(proposed, () => (side.ackDue === proposed && app.open ? flushAck(side) : null));
       }
     }
     for (const blob of readNow) {
@@ -328,11 +375,13 @@ async function run(mode, shards) {
       const push = await nextMessage(reader);
       if (push === null) throw new Error("no push");
       tally("ws: push received");
+      scheduleRefresh(reader);
       pollNow(reader);
     }
   }
 
   async function sendMessage(side) {
+    if (side.ackDue !== null) tally("acknowledgement carried by a message");
     side.ackDue = null; // the message carries the acknowledgement
     await deposit(side, "data");
   }
@@ -408,6 +457,7 @@ async function run(mode, shards) {
             const ws = side.socket;
             side.socket = null;
             side.live = false;
+            side.refreshGen += 1;
             const closed = new Promise((ok) => ws.once("close", ok));
             ws.close(1000);
             await closed;
@@ -486,7 +536,7 @@ async function run(mode, shards) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The purge alarm's cost per stored row (measured: compressed time cannot wait an hour)
+// The purge alarm's cost per stored row (measured: compressed time cannot wait a day)
 
 async function measurePurge() {
   const host = await startWorker({ ttl: 2, logOps: true });
@@ -519,14 +569,18 @@ function perUser(result, purge) {
   const { sum, did } = result;
   const half = (n) => n / 2;
   const inserted = half(did["rows inserted (PUT 201)"] ?? 0);
-  // Steady state: a row stays TTL_DAYS (spent rows too); each shard's alarm runs about once an
-  // hour (earliest expiry + 1 h slack) and scans every stored row; each row is purged once.
-  const stored = inserted * TTL_DAYS;
+  // Steady state: a row stays TTL_DAYS (spent rows too) and then until its shard's next purge.
+  // The alarm runs at the earliest expiry + PURGE_SLACK (TTL / 2, at most 24 h): with rows
+  // expiring all the time, once every PURGE_SLACK_DAYS per shard, each run scanning every row
+  // stored then (TTL + slack days of insertions); each row is purged once. Stored on average
+  // TTL + slack / 2 days of insertions.
+  const stored = inserted * (TTL_DAYS + PURGE_SLACK_DAYS / 2);
+  const scanned = inserted * (TTL_DAYS + PURGE_SLACK_DAYS);
   const purgeReadPerRow = purge.read / (purge.expired + purge.live);
-  const purgeRead = 24 * purgeReadPerRow * stored;
+  const purgeRead = (1 / PURGE_SLACK_DAYS) * purgeReadPerRow * scanned;
   const purgeWritten = inserted;
   // Watch-set timeout alarm: one per unlock (sockets opened together share it); purge alarms
-  // 24 a day per shard for the whole deployment (nothing per user).
+  // about one a day per shard for the whole deployment (nothing per user).
   const alarms = result.mode === "subscribed" ? SESSIONS.length : 0;
   const u = {
     workerReq: half(sum.workerReq),
@@ -543,6 +597,7 @@ function perUser(result, purge) {
     wakeups: half(result.wakeups),
     gbs: (half(result.activeMs) / 1000) * GB_PER_OBJECT,
     stored,
+    scanned,
   };
   u.doReq = u.doReqHttp + u.doReqWs + u.alarms;
   u.rowsRead = u.rowsReadReq + u.rowsReadPurge;
@@ -591,7 +646,7 @@ for (const mode of MODES) {
       ["Worker requests", fmt(u.workerReq)],
       ["DO requests", `${fmt(u.doReq)} (requests ${fmt(u.doReqHttp)} + WebSocket messages in ${fmt(u.wsIn)}/20 = ${fmt(u.doReqWs, 1)} + alarms ${u.alarms} modelled)`],
       ["WebSocket messages", `${fmt(u.wsIn)} in, ${fmt(u.wsOut)} out (out: free)`],
-      ["rows read", `${fmt(u.rowsRead)} (requests ${fmt(u.rowsReadReq)} + hourly purge ${fmt(u.rowsReadPurge)} modelled on ${fmt(u.stored)} stored rows)`],
+      ["rows read", `${fmt(u.rowsRead)} (requests ${fmt(u.rowsReadReq)} + daily purge ${fmt(u.rowsReadPurge)} modelled: ${fmt(u.scanned)} rows scanned once a day, ${fmt(u.stored)} stored on average)`],
       ["rows written", `${fmt(u.rowsWritten)} (requests ${fmt(u.rowsWrittenReq)} + purge ${fmt(u.rowsWrittenPurge)} modelled)`],
       ["alarms set", fmt(u.alarmsSet, 1)],
       ["DO wake-ups (estimate)", `${fmt(u.wakeups, 1)}; ≤ ${fmt(u.gbs, 1)} GB-s for this user alone at ≤ 10 s per wake-up, 128 MB; the deployment bills ≤ ${fmt(u.gbsCapDay)} GB-s a day (${r.shards} object${r.shards > 1 ? "s" : ""} awake all day) whatever the number of users`],
