@@ -268,6 +268,12 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
   });
 
   test("no console errors", () => {
-    assert.deepEqual([...alice.errors, ...bob.errors], [], "no console errors");
+    // While Bob is on the page the "%23" test fulfils through a route, Chromium counts it as a
+    // public page and its Local Network Access checks refuse the subscription's WebSocket to
+    // the loopback mailbox (polling, which those checks let through on this origin, carries
+    // the conversation meanwhile). Those refusals are Chromium's, not the app's.
+    const blockedSocket = (line) =>
+      /WebSocket connection to '[^']*' failed: Error in connection establishment: net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS/.test(line);
+    assert.deepEqual([...alice.errors, ...bob.errors].filter((l) => !blockedSocket(l)), [], "no console errors");
   });
 });
