@@ -1918,6 +1918,9 @@ async function pollOnce(id) {
   try {
     const out = await app.client.poll(id);
     recovered = app.unreachable.delete(c.mailbox);
+    // The mailbox answers: sockets to it waiting out their back-off reconnect now, so push
+    // is back at once rather than up to a minute after polling found it again.
+    if (!subs.live(id)) subs.retryNow(c.mailbox);
     // The mailbox answered, and what it had is stored.
     if (app.wrongMailbox.delete(c.mailbox)) changed = true;
     if (app.storageFull.delete(id)) changed = true;

@@ -126,10 +126,16 @@ export class Subscriptions {
     for (const id of this.ids()) this.close(id);
   }
 
-  /** Reconnects at once whatever waits to reconnect (the network came back). */
-  retryNow() {
+  /**
+   * Reconnects at once whatever waits to reconnect (the network came back), or only what
+   * waits for `mailbox` (a request to it just succeeded).
+   */
+  retryNow(mailbox = null) {
     for (const [id, entry] of this.entries) {
       if (entry.socket || !entry.timer) continue;
+      // Only a mailbox where a socket has opened before (one with subscriptions), and not
+      // after a close for a bug of ours, which retrying at once would repeat.
+      if (mailbox !== null && (entry.mailbox !== mailbox || entry.longWait || !this.opened.has(mailbox))) continue;
       clearTimeout(entry.timer);
       entry.timer = 0;
       this.#connect(id, entry);
@@ -184,6 +190,7 @@ export class Subscriptions {
       if (wasLive) this.onLive(id, false);
       entry.failures += 1;
       const long = BUG_CODES.has(event.code) || (!opened && !this.opened.has(entry.mailbox));
+      entry.longWait = long;
       this.#retry(id, entry, long ? jitter(RETRY_LONG_MS) : backoff(entry.failures - 1));
     };
     socket.onerror = () => {}; // A close event follows, with the code.
