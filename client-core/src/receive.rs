@@ -610,7 +610,9 @@ impl<P: Platform> Client<P> {
         }
         // Committed (or nothing to commit: blobs read before, by another tab): gone from the
         // mailbox once the poll is done.
-        progress.read.extend(drained.read);
+        if self.delete_after_read.get() {
+            progress.read.extend(drained.read);
+        }
         Ok(drained.refetch)
     }
 
@@ -978,7 +980,7 @@ fn drain(
                 }
                 replay.consumed.push((address, blob));
                 out.consumed.push(address);
-                out.read.push(received.write_key.clone());
+                out.read.push(received.write_key);
                 progress.read_since_fetch = true;
                 out.decrypted += 1;
                 out.unreadable = Some(false);

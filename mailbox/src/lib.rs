@@ -200,9 +200,7 @@ impl<S: Store> Mailbox<S> {
         address_text: &str,
         request: &Request<'_>,
     ) -> Result<(Response, Outcome), ApiError> {
-        let address = parse_address(address_text)?;
-        let key_text = request.write_key.ok_or(ApiError::MissingWriteKey)?;
-        let key = parse_write_key(key_text)?;
+        let (address, key) = keyed_address(address_text, request)?;
         let body = match request.body {
             Body::Complete([]) => return Err(ApiError::EmptyBody),
             Body::Complete(body) if body.len() <= self.config.max_body => body,
@@ -228,9 +226,7 @@ impl<S: Store> Mailbox<S> {
         address_text: &str,
         request: &Request<'_>,
     ) -> Result<(Response, Outcome), ApiError> {
-        let address = parse_address(address_text)?;
-        let key_text = request.write_key.ok_or(ApiError::MissingWriteKey)?;
-        let key = parse_write_key(key_text)?;
+        let (address, key) = keyed_address(address_text, request)?;
         if !key.authorizes(&address) {
             return Err(ApiError::WrongWriteKey);
         }
@@ -256,6 +252,18 @@ impl<S: Store> Mailbox<S> {
             .record_fetch(addresses.len(), found.iter().flatten().count());
         Ok((Response::octets(200, framed), Outcome::Fetched))
     }
+}
+
+/// The address in a path and the request's `Mailbox-Write-Key`, parsed (checks 1 to 3 of a
+/// `PUT` or `DELETE`); whether the key authorizes the address is left to the caller, which
+/// for a `PUT` reads the body first.
+fn keyed_address(
+    address_text: &str,
+    request: &Request<'_>,
+) -> Result<(Address, WriteKey), ApiError> {
+    let address = parse_address(address_text)?;
+    let key_text = request.write_key.ok_or(ApiError::MissingWriteKey)?;
+    Ok((address, parse_write_key(key_text)?))
 }
 
 /// Parses the address in a path: exactly 64 lowercase hex characters.
