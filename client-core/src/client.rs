@@ -145,6 +145,12 @@ pub struct Client<P: Platform> {
     pub(crate) delete_after_read: core::cell::Cell<bool>,
     /// The conversation open in front, if any ([`Client::set_reading`]).
     pub(crate) reading: RefCell<Option<String>>,
+    /// Per conversation whose unconfirmed blobs are all acknowledgement-only: the newest
+    /// such blob's sequence number and how many retransmission checks in a row found them
+    /// all still on the mailbox (`crate::outbox`, [`crate::RETRANSMIT_ACK_MAX_MS`]). Not
+    /// persisted: after a restart the checks start at the usual pace again. Cleared on
+    /// [`Client::lock`].
+    pub(crate) quiet_checks: RefCell<Vec<(String, u32, u32)>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -169,6 +175,7 @@ impl<P: Platform> Client<P> {
             abandoned_below: RefCell::new(Vec::new()),
             delete_after_read: core::cell::Cell::new(false),
             reading: RefCell::new(None),
+            quiet_checks: RefCell::default(),
         }
     }
 
@@ -282,6 +289,7 @@ impl<P: Platform> Client<P> {
         self.probed.borrow_mut().clear();
         self.hold_watch.borrow_mut().clear();
         self.abandoned_below.borrow_mut().clear();
+        self.quiet_checks.borrow_mut().clear();
     }
 
     /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.
@@ -607,23 +615,30 @@ impl<P: Platform> Client<P> {
             next = Some(next.map_or(due.due_ms, |n| n.min(due.due_ms)));
         }
         // Retransmission checks, per conversation (an ended one is not flushed: it waits for
-        // nothing).
-        let mut checks: Vec<(String, u64)> = Vec::new();
+        // nothing), at the pace `crate::outbox` checks them.
+        let mut outboxes: Vec<(String, Vec<(u32, Outgoing)>)> = Vec::new();
         for (name, out) in self
             .read_prefix_lenient::<Outgoing>(&key, OUTGOING_PREFIX)
             .await?
         {
-            let Some((id, _)) = records::parse_outgoing_key(&name) else {
+            let Some((id, seq)) = records::parse_outgoing_key(&name) else {
                 continue;
             };
-            if out.stored {
-                let at = out
-                    .checked_ms
-                    .saturating_add(crate::outbox::RETRANSMIT_AFTER_MS);
-                match checks.iter_mut().find(|(c, _)| *c == id) {
-                    Some((_, t)) => *t = (*t).min(at),
-                    None => checks.push((id, at)),
-                }
+            match outboxes.iter_mut().find(|(c, _)| *c == id) {
+                Some((_, items)) => items.push((seq, out)),
+                None => outboxes.push((id, vec![(seq, out)])),
+            }
+        }
+        let mut checks: Vec<(String, u64)> = Vec::new();
+        for (id, items) in outboxes {
+            let interval = self.check_interval(&id, items.iter().map(|(seq, o)| (*seq, o)));
+            let at = items
+                .iter()
+                .filter(|(_, o)| o.stored)
+                .map(|(_, o)| o.checked_ms.saturating_add(interval))
+                .min();
+            if let Some(at) = at {
+                checks.push((id, at));
             }
         }
         for (id, at) in checks {

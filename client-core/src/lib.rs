@@ -31,8 +31,8 @@ pub use decoys::{FETCH_BATCH, padded_batches};
 pub use error::ClientError;
 pub use outbox::{
     ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, ACK_DELAY_READING_MAX_MS, ACK_DELAY_READING_MIN_MS,
-    FlushOutcome, MAX_ABANDONED_RUN, MAX_RESENDS, MAX_RETRANSMIT_CHECK, RETRANSMIT_AFTER_MS,
-    RETRANSMIT_RECHECK_MS,
+    FlushOutcome, MAX_ABANDONED_RUN, MAX_RESENDS, MAX_RETRANSMIT_CHECK, RETRANSMIT_ACK_MAX_MS,
+    RETRANSMIT_AFTER_MS, RETRANSMIT_RECHECK_MS,
 };
 pub use platform::{
     Deposit, Durability, LockError, Locks, NetError, Platform, PlatformRng, REQUEST_TIMEOUT_MS,

@@ -60,6 +60,15 @@ pub const RETRANSMIT_AFTER_MS: u64 = 5 * 60 * 1_000;
 /// After a retransmission check that found blobs gone and deposited them again, the next
 /// check comes this much sooner than usual (ms): 1 minute.
 pub const RETRANSMIT_RECHECK_MS: u64 = 60 * 1_000;
+/// Longest interval between retransmission checks of a conversation whose unconfirmed blobs
+/// are all acknowledgement-only (ms): 1 hour. Such blobs are confirmed only by the peer's
+/// next blob, so the one that ends a chat stays unconfirmed until the peer writes again; the
+/// interval doubles from [`RETRANSMIT_AFTER_MS`] with each check that finds them all still on
+/// the mailbox, up to this. Losing one delays nothing the peer reads (every later blob
+/// carries the same acknowledgements, and an acknowledgement-only blob starts no sending
+/// chain): it matters only to the peer's *delivered* marks, and to the peer's order once a
+/// later blob of ours stands behind it, which is checked at the usual pace again.
+pub const RETRANSMIT_ACK_MAX_MS: u64 = 60 * 60 * 1_000;
 /// Most blobs one conversation checks per flush: one fetch request of the usual size
 /// ([`FETCH_BATCH`]), decoys included.
 pub const MAX_RETRANSMIT_CHECK: usize = FETCH_BATCH;
@@ -658,9 +667,10 @@ impl<P: Platform> Client<P> {
         let retransmitted = &mut outcome.retransmitted;
         let before = *retransmitted;
         let stored = |o: &Outgoing| o.stored;
+        let interval = self.check_interval(id, items.iter().map(|(_, seq, o)| (*seq, o)));
         if !items
             .iter()
-            .any(|(_, _, o)| stored(o) && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS))
+            .any(|(_, _, o)| stored(o) && now >= o.checked_ms.saturating_add(interval))
         {
             return Ok(());
         }
@@ -733,6 +743,11 @@ impl<P: Platform> Client<P> {
                 }
             }
         }
+        self.count_quiet_check(
+            id,
+            &due,
+            failure.is_none() && *retransmitted == before && checked.len() == due.len(),
+        );
         if !checked.is_empty() {
             // Blobs expire by their deposit time: where some read empty, those still there
             // may be about to go too. Check again soon ([`RETRANSMIT_RECHECK_MS`]) rather than
@@ -756,6 +771,60 @@ impl<P: Platform> Client<P> {
         match failure {
             Some(err) => Err(err.into()),
             None => Ok(()),
+        }
+    }
+
+    /// The interval between retransmission checks of conversation `id`, whose outbox is
+    /// `items` (sequence number, record): [`RETRANSMIT_AFTER_MS`] while any stored blob
+    /// carries more than acknowledgements; when all are acknowledgement-only, that doubled
+    /// for each check in a row that found them all still on the mailbox, up to
+    /// [`RETRANSMIT_ACK_MAX_MS`] (ms). Data blobs are never checked less often, so the
+    /// healing bound of `docs/PROTOCOL.md` §6.8 holds for every message.
+    pub(crate) fn check_interval<'a>(
+        &self,
+        id: &str,
+        items: impl Iterator<Item = (u32, &'a Outgoing)>,
+    ) -> u64 {
+        let Some(newest) = Self::acks_only(items) else {
+            return RETRANSMIT_AFTER_MS;
+        };
+        let quiet = self
+            .quiet_checks
+            .borrow()
+            .iter()
+            .find(|(c, seq, _)| c == id && *seq == newest)
+            .map_or(0, |(_, _, n)| *n);
+        RETRANSMIT_AFTER_MS
+            .saturating_mul(1 << quiet.min(16))
+            .min(RETRANSMIT_ACK_MAX_MS)
+    }
+
+    /// The newest sequence number of the stored blobs in `items` if there are some and all
+    /// are acknowledgement-only; `None` otherwise.
+    fn acks_only<'a>(items: impl Iterator<Item = (u32, &'a Outgoing)>) -> Option<u32> {
+        let mut newest = None;
+        for (seq, outgoing) in items.filter(|(_, o)| o.stored) {
+            if outgoing.kind != BlobKind::Ack {
+                return None;
+            }
+            newest = newest.max(Some(seq));
+        }
+        newest
+    }
+
+    /// Records a retransmission check of conversation `id` over `due`: one more quiet check
+    /// if it found every blob still there (`quiet`) and all are acknowledgement-only; the
+    /// count starts again otherwise ([`Client::check_interval`]).
+    fn count_quiet_check(&self, id: &str, due: &[&OutRecord], quiet: bool) {
+        let mut counts = self.quiet_checks.borrow_mut();
+        let previous = counts.iter().position(|(c, _, _)| c == id);
+        let newest = Self::acks_only(due.iter().map(|(_, seq, o)| (*seq, o)));
+        let entry = previous.map(|at| counts.swap_remove(at));
+        if let (true, Some(newest)) = (quiet, newest) {
+            let n = entry
+                .filter(|(_, seq, _)| *seq == newest)
+                .map_or(0, |(_, _, n)| n);
+            counts.push((id.to_owned(), newest, n.saturating_add(1)));
         }
     }
 

@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use client_core::{
     ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, ACK_DELAY_READING_MAX_MS, ACK_DELAY_READING_MIN_MS, Client,
-    ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_AFTER_MS, Status,
+    ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_ACK_MAX_MS, RETRANSMIT_AFTER_MS, Status,
 };
 use support::{FAST, MailboxState, Memory, advance, client_on, restore, run, snapshot};
 
@@ -278,6 +278,47 @@ fn a_blob_still_on_the_mailbox_is_not_deposited_again() {
         run(bob.next_flush_ms()).unwrap(),
         Some(bob.platform().now_ms.get() + RETRANSMIT_AFTER_MS)
     );
+}
+
+/// The acknowledgement that ends a chat stays unconfirmed until the peer writes again: its
+/// checks back off (5, 10, 20, 40 min, then hourly) while it is still on the mailbox; a lost
+/// one is still deposited again; a data blob behind it brings the usual pace back.
+#[test]
+fn checks_of_a_chats_closing_acknowledgement_back_off_and_still_heal() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(162);
+    run(bob.send(&b_id, "last word")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    let now = || alice.platform().now_ms.get();
+    let mut intervals = Vec::new();
+    let fetches = mailbox.fetches.get();
+    for _ in 0..6 {
+        let next = run(alice.next_flush_ms()).unwrap().unwrap();
+        intervals.push((next - now()) / 60_000);
+        advance(&alice, next - now());
+        assert_eq!(run(alice.flush()).unwrap().retransmitted, 0);
+    }
+    assert_eq!(intervals, [5, 10, 20, 40, 60, 60]);
+    assert_eq!(RETRANSMIT_ACK_MAX_MS, 60 * 60_000);
+    assert_eq!(mailbox.fetches.get() - fetches, 12, "two requests a check");
+    // The mailbox loses it: the next check deposits it again.
+    mailbox.expire_all();
+    let next = run(alice.next_flush_ms()).unwrap().unwrap();
+    advance(&alice, next - now());
+    assert_eq!(run(alice.flush()).unwrap().retransmitted, 1);
+    // A message behind it: checked at the usual pace, both of them.
+    run(alice.send(&a_id, "one more")).unwrap();
+    run(alice.flush()).unwrap();
+    let next = run(alice.next_flush_ms()).unwrap().unwrap();
+    assert!(next - now() <= RETRANSMIT_AFTER_MS);
+    // Once the peer confirms them, nothing is left to check.
+    run(bob.poll(&b_id)).unwrap();
+    run(bob.send(&b_id, "reply")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(kept(&alice), 0);
 }
 
 /// Delete after read (Mailbox API revision 1.1): the reader deletes every blob it committed,
