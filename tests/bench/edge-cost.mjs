@@ -44,7 +44,10 @@
 // - Retransmission check (outbox.rs): while a stored blob of ours is unconfirmed and was last
 //   seen 5 min ago, a flush fetches our unconfirmed addresses (one padded request) and the
 //   peer's restore-signal addresses (a second one), every 5 min while the app is open and at
-//   unlock. The last acknowledgement of each chat waits so until the next session's chat.
+//   unlock. The last acknowledgement of each chat waits so until the next session's chat; while
+//   every unconfirmed blob is acknowledgement-only the interval doubles with each check that
+//   finds them still there, up to 1 h (RETRANSMIT_ACK_MAX_MS; the count is in memory, lost
+//   at lock).
 // - Subscribed mode (www/subscriptions.js, app.js): at unlock one WebSocket per conversation
 //   with its 48-address watch set; after each poll the watch set is sent again if it changed
 //   (a poll that read something); a push or a non-empty snapshot starts a poll; while live,
@@ -96,6 +99,7 @@ const ACK_DELAY_READING = [20 * S, 40 * S]; // ACK_DELAY_READING_MIN_MS, _MAX_MS
 const SAFETY_POLL = [10 * MIN, 15 * MIN]; // safety_poll_delay_ms, while a subscription is live
 const WATCH_REFRESH = [2 * MIN, 4 * MIN]; // watch_refresh_delay_ms
 const RETRANSMIT_AFTER = 5 * MIN;
+const RETRANSMIT_ACK_MAX = 60 * MIN;
 const PUSH_LATENCY = 250; // push to poll start (virtual ms)
 const BLOB_LEN = 1024;
 const TTL_DAYS = 7; // MAILBOX_TTL_SECONDS default
@@ -205,6 +209,7 @@ async function run(mode, shards) {
       probed: false,
       pollGen: 0,
       checkGen: 0,
+      quiet: null, // { pos, count }: quiet checks of acknowledgement-only blobs (outbox.rs)
       socket: null,
       inbox: [],
       waiters: [],
@@ -391,18 +396,27 @@ async function run(mode, shards) {
   }
 
   const unconfirmed = (side) => side.blobs.filter((b) => !b.confirmed);
+  // outbox.rs check_interval: 5 min, or doubled per quiet check while all are acks only.
+  const newestAck = (pending) => (pending.every((b) => b.kind === "ack") ? Math.max(...pending.map((b) => b.pos)) : null);
+  function checkInterval(side, pending) {
+    const newest = newestAck(pending);
+    if (newest === null) return RETRANSMIT_AFTER;
+    const quiet = side.quiet && side.quiet.pos === newest ? side.quiet.count : 0;
+    return Math.min(RETRANSMIT_AFTER * 2 ** quiet, RETRANSMIT_ACK_MAX);
+  }
   function scheduleCheck(side) {
     side.blobs = side.blobs.filter((b) => !b.confirmed);
     const pending = unconfirmed(side);
     if (!pending.length) return;
     side.checkGen += 1;
     const gen = side.checkGen;
-    const due = Math.max(now, Math.min(...pending.map((b) => b.checkedMs)) + RETRANSMIT_AFTER);
+    const due = Math.max(now, Math.min(...pending.map((b) => b.checkedMs)) + checkInterval(side, pending));
     at(due, () => (side.checkGen === gen && app.open ? check(side) : null));
   }
   async function check(side) {
     const pending = unconfirmed(side);
-    if (!pending.length || !pending.some((b) => now >= b.checkedMs + RETRANSMIT_AFTER)) return scheduleCheck(side);
+    const interval = checkInterval(side, pending);
+    if (!pending.length || !pending.some((b) => now >= b.checkedMs + interval)) return scheduleCheck(side);
     const due = pending.slice(0, FETCH_BATCH);
     const addresses = due.map((b) => slot(side.conv, side.who, b.pos).address);
     const found = new Set((await fetchBatch(pad(addresses, "check", side.conv, side.who, now), "retransmission check: our unconfirmed blobs")).map((f) => f.hex));
@@ -411,6 +425,8 @@ async function run(mode, shards) {
       if (!found.has(slot(side.conv, side.who, b.pos).hex)) throw new Error("a blob went missing");
       b.checkedMs = now;
     }
+    const newest = newestAck(due);
+    side.quiet = newest === null ? null : { pos: newest, count: (side.quiet?.pos === newest ? side.quiet.count : 0) + 1 };
     scheduleCheck(side);
   }
 
@@ -451,6 +467,7 @@ async function run(mode, shards) {
         for (const side of allSides()) {
           side.pollGen += 1;
           side.checkGen += 1;
+          side.quiet = null; // Client::lock clears the count
           if (side.socket) {
             tally("ws: subscription closed");
             touch([0]);
