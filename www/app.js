@@ -20,6 +20,7 @@ import { h, replace, field, checkbox, setFieldError, formatTime } from "./dom.js
 import { startScanner, canScan } from "./scanner.js";
 import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
 import { Subscriptions } from "./subscriptions.js";
+import { unlockInWorker, createVaultInWorker, NOT_ENOUGH_MEMORY } from "./unlock.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -293,7 +294,7 @@ function showSetup() {
     submit.disabled = true;
     busy.textContent = "Creating your encrypted storage…";
     try {
-      await app.client.createVault(value);
+      await createVaultInWorker(app.client, value);
       pass.input.value = "";
       await afterUnlock();
     } catch (err) {
@@ -303,7 +304,8 @@ function showSetup() {
         showUnlock();
         return;
       }
-      setFieldError(pass, isStorageError(err) ? storageMessage(err) : `Could not create it: ${err.message}`);
+      if (codeOf(err) === ErrorCode.OutOfMemory) setFieldError(pass, NOT_ENOUGH_MEMORY);
+      else setFieldError(pass, isStorageError(err) ? storageMessage(err) : `Could not create it: ${err.message}`);
     }
   }
   setScreen(
@@ -363,7 +365,7 @@ function showUnlock() {
     submit.disabled = true;
     busy.textContent = "Unlocking…";
     try {
-      await app.client.unlock(pass.input.value);
+      await unlockInWorker(app.client, pass.input.value);
       pass.input.value = "";
       await afterUnlock();
     } catch (err) {
@@ -374,6 +376,8 @@ function showUnlock() {
         setFieldError(pass, "That passphrase does not unlock Hush on this device. Check it and try again.");
       } else if (code === ErrorCode.Tampered) {
         setFieldError(pass, "Hush's stored data on this device was altered and cannot be opened.");
+      } else if (code === ErrorCode.OutOfMemory) {
+        setFieldError(pass, NOT_ENOUGH_MEMORY);
       } else {
         setFieldError(pass, isStorageError(err) ? storageMessage(err) : `Could not unlock: ${err.message}`);
       }

@@ -234,6 +234,10 @@ impl<P: Platform> Client<P> {
     /// Creates the vault and leaves it unlocked. The passphrase is normalised to Unicode NFC
     /// first, so the same-looking passphrase typed on another keyboard unlocks it.
     ///
+    /// Derives the key on the caller's thread (~1 s and 128 MiB with [`KdfParams::DEFAULT`]);
+    /// a browser derives in a worker instead: [`Client::new_vault_kdf_input`],
+    /// [`derive_vault_key`] there, then [`Client::create_vault_with_key`].
+    ///
     /// Atomic across tabs: the header is inserted only if no vault exists, in one
     /// transaction, so of two tabs creating a vault at once exactly one succeeds and the
     /// other gets [`ClientError::VaultExists`].
@@ -245,8 +249,30 @@ impl<P: Platform> Client<P> {
         if self.has_vault().await? {
             return Err(ClientError::VaultExists);
         }
-        let passphrase = self.normalize_passphrase(passphrase);
-        let (header, key) = vault::create(&mut self.rng(), passphrase.as_bytes(), params)?;
+        let input = self.new_vault_kdf_input(params);
+        let key = derive_vault_key(&input, passphrase, |text| self.platform.nfc(text))?;
+        self.create_vault_with_key(&input, key).await
+    }
+
+    /// Fresh key-derivation input (a random salt and `params`) for a vault about to be
+    /// created with [`Client::create_vault_with_key`].
+    pub fn new_vault_kdf_input(&self, params: KdfParams) -> vault::KdfInput {
+        vault::KdfInput::generate(&mut self.rng(), params)
+    }
+
+    /// Creates the vault with a `key` derived from `input` ([`derive_vault_key`]) and leaves
+    /// it unlocked. The caller must pass the `input` the key was derived from, or no
+    /// passphrase will open the vault. Atomic across tabs like [`Client::create_vault`]
+    /// ([`ClientError::VaultExists`]); on any error the key is dropped and zeroized.
+    pub async fn create_vault_with_key(
+        &self,
+        input: &vault::KdfInput,
+        key: VaultKey,
+    ) -> Result<(), ClientError> {
+        if self.has_vault().await? {
+            return Err(ClientError::VaultExists);
+        }
+        let header = vault::create_with_key(&mut self.rng(), input, &key);
         match self
             .store()
             .commit(
@@ -264,22 +290,41 @@ impl<P: Platform> Client<P> {
     }
 
     /// Unlocks the vault (passphrase normalised to NFC). A wrong passphrase changes nothing.
+    ///
+    /// Derives the key on the caller's thread; a browser derives in a worker instead:
+    /// [`Client::vault_kdf_input`], [`derive_vault_key`] there, then
+    /// [`Client::unlock_with_key`]. Both ways check the key the same way.
     pub async fn unlock(&self, passphrase: &str) -> Result<(), ClientError> {
+        let input = self.vault_kdf_input().await?;
+        let key = derive_vault_key(&input, passphrase, |text| self.platform.nfc(text))?;
+        self.unlock_with_key(key).await
+    }
+
+    /// The stored vault's key-derivation input (its salt and parameters; nothing secret),
+    /// for [`derive_vault_key`]. Errors: [`ClientError::NoVault`], storage errors, and
+    /// [`vault::VaultError::BadHeader`] for a malformed header.
+    pub async fn vault_kdf_input(&self) -> Result<vault::KdfInput, ClientError> {
         let header = self
             .store()
             .get(VAULT_KEY)
             .await?
             .ok_or(ClientError::NoVault)?;
-        let passphrase = self.normalize_passphrase(passphrase);
-        let key = vault::unlock(&header, passphrase.as_bytes())?;
-        *self.key.borrow_mut() = Some(Rc::new(key));
-        Ok(())
+        Ok(vault::KdfInput::parse(&header)?)
     }
 
-    /// The passphrase in Unicode Normalization Form C (UAX #15, by [`Platform::nfc`]), so that
-    /// "é" typed as one code point or as "e" + combining accent derives the same key.
-    fn normalize_passphrase(&self, passphrase: &str) -> Zeroizing<String> {
-        Zeroizing::new(self.platform.nfc(passphrase))
+    /// Unlocks the vault with a `key` derived by [`derive_vault_key`]: the key must open the
+    /// header's check record ([`vault::open_with_key`], constant-time), else
+    /// [`vault::VaultError::WrongPassphrase`] and nothing changes (the key is dropped and
+    /// zeroized).
+    pub async fn unlock_with_key(&self, key: VaultKey) -> Result<(), ClientError> {
+        let header = self
+            .store()
+            .get(VAULT_KEY)
+            .await?
+            .ok_or(ClientError::NoVault)?;
+        let key = vault::open_with_key(&header, key)?;
+        *self.key.borrow_mut() = Some(Rc::new(key));
+        Ok(())
     }
 
     /// Forgets the vault key (it is zeroized once no operation in flight holds it).
@@ -748,6 +793,25 @@ impl<P: Platform> Client<P> {
     pub(crate) fn pickle_key(key: &VaultKey) -> Zeroizing<[u8; 32]> {
         pickle_key(key)
     }
+}
+
+/// Derives the vault key from `passphrase` and a vault's `input` (salt and parameters): the
+/// passphrase in Unicode Normalization Form C (UAX #15; `nfc`: the platform's normaliser,
+/// [`Platform::nfc`]), so that "é" typed as one code point or as "e" + combining accent
+/// derives the same key, then
+/// Argon2id ([`vault::KdfInput::derive_key`]). The slow step of [`Client::unlock`] and
+/// [`Client::create_vault`], as a function of its inputs alone, to run off the UI thread;
+/// the normalised passphrase is zeroized once used.
+///
+/// Errors: [`vault::VaultError::EmptyPassphrase`], [`vault::VaultError::OutOfMemory`] (the
+/// `m_kib` KiB could not be allocated), [`vault::VaultError::BadParams`].
+pub fn derive_vault_key(
+    input: &vault::KdfInput,
+    passphrase: &str,
+    nfc: impl FnOnce(&str) -> String,
+) -> Result<VaultKey, ClientError> {
+    let passphrase = Zeroizing::new(nfc(passphrase));
+    Ok(input.derive_key(passphrase.as_bytes())?)
 }
 
 /// The key that encrypts protocol pickles: HMAC-SHA256(vault key, label), so pickles and

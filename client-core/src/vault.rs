@@ -3,6 +3,11 @@
 //! * **Key derivation.** Argon2id (RFC 9106) over the passphrase with a random 16-byte salt and
 //!   the parameters in [`KdfParams`], giving the 32-byte [`VaultKey`]. The key lives only in
 //!   memory (zeroized on drop, wiped on lock); it is never written anywhere.
+//! * **Split derivation.** The slow step (~1 s, 128 MiB) is [`KdfInput::derive_key`] alone,
+//!   from the header's clear [`KdfInput`] (salt and parameters), so it can run off the UI
+//!   thread (the browser client derives in a Web Worker); [`create_with_key`] and
+//!   [`open_with_key`] then create or open the vault with the derived key. [`create`] and
+//!   [`unlock`] are the same steps in one call; the stored format is the same either way.
 //! * **Records.** Each record is sealed with XChaCha20-Poly1305 under the vault key, with a
 //!   hedged 24-byte nonce, `HMAC(subkey "record-nonce", z ‖ name ‖ plaintext)[0..24]` for 32
 //!   fresh random bytes `z` (random nonces alone are safe at this size, but a restored VM
@@ -17,12 +22,13 @@
 //! Layout of the vault header (stored in clear; nothing in it is secret):
 //! `version (1) = 1 ‖ m_kib (u32 BE) ‖ t (u32 BE) ‖ p (u32 BE) ‖ salt (16) ‖ sealed check`.
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use rand_core::CryptoRng;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -96,6 +102,13 @@ pub enum VaultError {
     /// Argon2 rejected the parameters.
     #[error("invalid key-derivation parameters")]
     BadParams,
+    /// The memory Argon2id needs (`m_kib` KiB, 128 MiB by default) could not be allocated:
+    /// the device (or the browser tab) has too little free memory. Nothing was derived.
+    #[error("not enough free memory to derive the vault key")]
+    OutOfMemory,
+    /// A vault key handed in from outside ([`VaultKey::take_from`]) is not 32 bytes long.
+    #[error("a vault key must be 32 bytes")]
+    BadKeyLength,
 }
 
 /// The 32-byte key that seals every record. Zeroized on drop; never printed.
@@ -108,34 +121,155 @@ impl core::fmt::Debug for VaultKey {
     }
 }
 
-/// A new vault: its header (to store) and its key (to keep in memory).
+/// The clear part of a vault header that key derivation needs: the header layout's version,
+/// the Argon2id parameters and the salt. Nothing in it is secret.
+///
+/// It is split from the rest of the header so that the slow, memory-hard derivation
+/// ([`KdfInput::derive_key`], ~1 s and 128 MiB with [`KdfParams::DEFAULT`]) can run where the
+/// vault is not (a browser's Web Worker), and the vault is then created
+/// ([`create_with_key`]) or opened ([`open_with_key`]) with the derived key. Encoded as the
+/// first [`KDF_INPUT_LEN`] bytes of the header: `version (1) ‖ m_kib (u32 BE) ‖ t (u32 BE) ‖
+/// p (u32 BE) ‖ salt (16)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfInput {
+    params: KdfParams,
+    salt: [u8; SALT_LEN],
+}
+
+/// Length of an encoded [`KdfInput`], in bytes: the vault header's fixed prefix.
+pub const KDF_INPUT_LEN: usize = HEADER_FIXED_LEN;
+
+impl KdfInput {
+    /// Fresh input for a new vault: a random 16-byte salt from `rng` and `params`.
+    pub fn generate(rng: &mut impl CryptoRng, params: KdfParams) -> KdfInput {
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
+        KdfInput { params, salt }
+    }
+
+    /// Reads the input from a vault header, or from its first [`KDF_INPUT_LEN`] bytes alone
+    /// (what [`KdfInput::to_bytes`] gives); anything after them is ignored here.
+    ///
+    /// Errors: [`VaultError::BadHeader`] if `bytes` is shorter than [`KDF_INPUT_LEN`], has
+    /// an unknown version, or asks for more than the bounds on memory (1 GiB), passes (64)
+    /// or lanes (16), so a tampered header cannot make derivation allocate gigabytes or spin
+    /// for hours.
+    pub fn parse(bytes: &[u8]) -> Result<KdfInput, VaultError> {
+        parse_header(bytes).map(|(params, salt, _)| KdfInput { params, salt })
+    }
+
+    /// The [`KDF_INPUT_LEN`]-byte encoding, as it starts the vault header.
+    pub fn to_bytes(&self) -> [u8; KDF_INPUT_LEN] {
+        let mut out = [0u8; KDF_INPUT_LEN];
+        let fields = [
+            &[VAULT_VERSION][..],
+            &self.params.m_kib.to_be_bytes(),
+            &self.params.t.to_be_bytes(),
+            &self.params.p.to_be_bytes(),
+            &self.salt,
+        ];
+        let mut at = 0;
+        for field in fields {
+            if let Some(dst) = out.get_mut(at..at + field.len()) {
+                dst.copy_from_slice(field);
+            }
+            at += field.len();
+        }
+        out
+    }
+
+    /// The Argon2id parameters.
+    pub fn params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// Derives the 32-byte vault key: Argon2id v1.3 (RFC 9106) over `passphrase` (the bytes
+    /// as given: callers normalise text first) with this salt and these parameters. Takes
+    /// `m_kib` KiB of memory and `t` passes over it; the memory is allocated fallibly and
+    /// zeroized before it is freed, and the key is zeroized on drop ([`VaultKey`]).
+    ///
+    /// Errors: [`VaultError::EmptyPassphrase`]; [`VaultError::OutOfMemory`] if the
+    /// `m_kib` KiB cannot be allocated (nothing else is then allocated and no key exists);
+    /// [`VaultError::BadParams`] if Argon2 refuses the parameters.
+    pub fn derive_key(&self, passphrase: &[u8]) -> Result<VaultKey, VaultError> {
+        if passphrase.is_empty() {
+            return Err(VaultError::EmptyPassphrase);
+        }
+        let params = self.params;
+        let argon_params = Params::new(params.m_kib, params.t, params.p, Some(32))
+            .map_err(|_| VaultError::BadParams)?;
+        let blocks = argon_params.block_count();
+        // Argon2's own allocation frees its blocks without wiping them; ours wipes them, and
+        // reports a failed allocation (a browser tab's WebAssembly memory that cannot grow)
+        // as an error rather than an abort.
+        let mut memory: Zeroizing<Vec<Block>> = Zeroizing::new(Vec::new());
+        memory
+            .try_reserve_exact(blocks)
+            .map_err(|_| VaultError::OutOfMemory)?;
+        memory.resize(blocks, Block::default());
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
+        let mut key = VaultKey([0u8; 32]);
+        argon
+            .hash_password_into_with_memory(passphrase, &self.salt, &mut key.0, &mut memory[..])
+            .map_err(|err| match err {
+                argon2::Error::OutOfMemory => VaultError::OutOfMemory,
+                _ => VaultError::BadParams,
+            })?;
+        Ok(key)
+    }
+}
+
+/// A new vault: its header (to store) and its key (to keep in memory). The same as
+/// [`KdfInput::generate`], [`KdfInput::derive_key`] and [`create_with_key`] in one step, on
+/// the caller's thread.
+///
+/// Errors: those of [`KdfInput::derive_key`].
 pub fn create(
     rng: &mut impl CryptoRng,
     passphrase: &[u8],
     params: KdfParams,
 ) -> Result<(Vec<u8>, VaultKey), VaultError> {
-    let mut salt = [0u8; SALT_LEN];
-    rng.fill_bytes(&mut salt);
-    let key = derive(passphrase, &salt, params)?;
-    let mut header =
-        Vec::with_capacity(HEADER_FIXED_LEN + NONCE_LEN + CHECK_PLAINTEXT.len() + TAG_LEN);
-    header.push(VAULT_VERSION);
-    header.extend_from_slice(&params.m_kib.to_be_bytes());
-    header.extend_from_slice(&params.t.to_be_bytes());
-    header.extend_from_slice(&params.p.to_be_bytes());
-    header.extend_from_slice(&salt);
-    header.extend_from_slice(&key.seal(rng, CHECK_NAME, CHECK_PLAINTEXT));
+    let input = KdfInput::generate(rng, params);
+    let key = input.derive_key(passphrase)?;
+    let header = create_with_key(rng, &input, &key);
     Ok((header, key))
 }
 
-/// Derives the key from `passphrase` and checks it against `header`.
+/// The header of a new vault whose key `key` was derived from `input`
+/// ([`KdfInput::derive_key`]): `input`'s bytes, then the check record sealed under `key`.
+///
+/// The caller must pass the `input` the key was derived from: a key derived from other
+/// input seals a header that no passphrase opens (nothing here can tell without the
+/// passphrase).
+pub fn create_with_key(rng: &mut impl CryptoRng, input: &KdfInput, key: &VaultKey) -> Vec<u8> {
+    let mut header =
+        Vec::with_capacity(HEADER_FIXED_LEN + NONCE_LEN + CHECK_PLAINTEXT.len() + TAG_LEN);
+    header.extend_from_slice(&input.to_bytes());
+    header.extend_from_slice(&key.seal(rng, CHECK_NAME, CHECK_PLAINTEXT));
+    header
+}
+
+/// Derives the key from `passphrase` and checks it against `header`: [`KdfInput::parse`],
+/// [`KdfInput::derive_key`] and [`open_with_key`] in one step, on the caller's thread.
 ///
 /// A wrong passphrase is reported as [`VaultError::WrongPassphrase`]; nothing else is touched.
+/// Errors: also those of the three steps.
 pub fn unlock(header: &[u8], passphrase: &[u8]) -> Result<VaultKey, VaultError> {
-    let (params, salt, check) = parse_header(header)?;
-    let key = derive(passphrase, &salt, params)?;
+    let key = KdfInput::parse(header)?.derive_key(passphrase)?;
+    open_with_key(header, key)
+}
+
+/// Checks a derived `key` against `header`: the header's check record must open under it
+/// (XChaCha20-Poly1305, whose tag is checked in constant time) to the expected plaintext
+/// (compared in constant time). Returns the key when it opens this vault; otherwise the
+/// key is dropped, and so zeroized.
+///
+/// Errors: [`VaultError::BadHeader`] for a malformed header; [`VaultError::WrongPassphrase`]
+/// when the key does not open it (derived from another passphrase or another header's input).
+pub fn open_with_key(header: &[u8], key: VaultKey) -> Result<VaultKey, VaultError> {
+    let (_, _, check) = parse_header(header)?;
     match key.open(CHECK_NAME, check) {
-        Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(key),
+        Ok(plain) if bool::from(plain.as_slice().ct_eq(CHECK_PLAINTEXT)) => Ok(key),
         _ => Err(VaultError::WrongPassphrase),
     }
 }
@@ -177,25 +311,29 @@ fn parse_header(header: &[u8]) -> Result<(KdfParams, [u8; SALT_LEN], &[u8]), Vau
     Ok((params, salt, check))
 }
 
-fn derive(
-    passphrase: &[u8],
-    salt: &[u8; SALT_LEN],
-    params: KdfParams,
-) -> Result<VaultKey, VaultError> {
-    if passphrase.is_empty() {
-        return Err(VaultError::EmptyPassphrase);
-    }
-    let argon_params = Params::new(params.m_kib, params.t, params.p, Some(32))
-        .map_err(|_| VaultError::BadParams)?;
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
-    let mut key = VaultKey([0u8; 32]);
-    argon
-        .hash_password_into(passphrase, salt, &mut key.0)
-        .map_err(|_| VaultError::BadParams)?;
-    Ok(key)
-}
-
 impl VaultKey {
+    /// Length of a vault key, in bytes.
+    pub const LEN: usize = 32;
+
+    /// The key's 32 bytes, for handing a key derived in one place (a browser's Web Worker)
+    /// to the vault in another. Whoever copies them out must wipe the copy once it is handed
+    /// over ([`VaultKey::take_from`] does, on the receiving side).
+    pub fn expose_bytes(&self) -> &[u8; Self::LEN] {
+        &self.0
+    }
+
+    /// Takes a key out of `bytes`, which must be exactly [`VaultKey::LEN`] long, and wipes
+    /// `bytes` (set to zero) in every case, so the caller's buffer never keeps the key.
+    ///
+    /// Errors: [`VaultError::BadKeyLength`] if `bytes` is not 32 bytes long.
+    pub fn take_from(bytes: &mut [u8]) -> Result<VaultKey, VaultError> {
+        let key = <[u8; Self::LEN]>::try_from(&*bytes)
+            .map(VaultKey)
+            .map_err(|_| VaultError::BadKeyLength);
+        bytes.zeroize();
+        key
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
     }
@@ -373,6 +511,150 @@ mod tests {
         let b = key.seal(&mut rng, "x", b"same");
         assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN]);
         assert_ne!(a, b);
+    }
+
+    /// What key derivation computed before it was split out (Argon2's own allocation).
+    fn argon2_reference(passphrase: &[u8], salt: &[u8; SALT_LEN], p: KdfParams) -> [u8; 32] {
+        let params = Params::new(p.m_kib, p.t, p.p, Some(32)).unwrap();
+        let mut out = [0u8; 32];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase, salt, &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn derive_then_open_is_unlock() {
+        let mut rng = TestRng(6);
+        let (header, created) = create(&mut rng, b"correct horse", KdfParams::TEST).unwrap();
+        let input = KdfInput::parse(&header).unwrap();
+        // The worker receives only the header's clear prefix.
+        assert_eq!(KdfInput::parse(&input.to_bytes()).unwrap(), input);
+        assert_eq!(header[..KDF_INPUT_LEN], input.to_bytes());
+        let derived = input.derive_key(b"correct horse").unwrap();
+        let opened = open_with_key(&header, derived).unwrap();
+        let unlocked = unlock(&header, b"correct horse").unwrap();
+        assert_eq!(opened.expose_bytes(), unlocked.expose_bytes());
+        assert_eq!(opened.expose_bytes(), created.expose_bytes());
+        let sealed = created.seal(&mut rng, "conv/1", b"pickle");
+        assert_eq!(
+            opened.open("conv/1", &sealed).unwrap().as_slice(),
+            b"pickle"
+        );
+    }
+
+    #[test]
+    fn derived_keys_are_argon2id_as_before_including_lanes() {
+        let salt = [0x5a; SALT_LEN];
+        for params in [
+            KdfParams::TEST,
+            KdfParams {
+                m_kib: 256,
+                t: 3,
+                p: 2,
+            },
+        ] {
+            let input = KdfInput { params, salt };
+            assert_eq!(
+                input.derive_key(b"passphrase").unwrap().expose_bytes(),
+                &argon2_reference(b"passphrase", &salt, params)
+            );
+        }
+    }
+
+    #[test]
+    fn create_with_key_writes_the_version_1_header_layout() {
+        let mut rng = TestRng(7);
+        let params = KdfParams {
+            m_kib: 16,
+            t: 2,
+            p: 1,
+        };
+        let input = KdfInput::generate(&mut rng, params);
+        let key = input.derive_key(b"pw").unwrap();
+        let header = create_with_key(&mut rng, &input, &key);
+        assert_eq!(header[0], VAULT_VERSION);
+        assert_eq!(header[1..5], 16u32.to_be_bytes());
+        assert_eq!(header[5..9], 2u32.to_be_bytes());
+        assert_eq!(header[9..13], 1u32.to_be_bytes());
+        assert_eq!(header[13..29], input.salt);
+        assert_eq!(
+            header.len(),
+            29 + NONCE_LEN + CHECK_PLAINTEXT.len() + TAG_LEN
+        );
+        assert_eq!(
+            key.expose_bytes(),
+            &argon2_reference(b"pw", &input.salt, params)
+        );
+        assert!(unlock(&header, b"pw").is_ok());
+    }
+
+    #[test]
+    fn a_key_from_another_passphrase_or_salt_is_refused() {
+        let mut rng = TestRng(8);
+        let (header, _) = create(&mut rng, b"right", KdfParams::TEST).unwrap();
+        let input = KdfInput::parse(&header).unwrap();
+        let wrong = input.derive_key(b"wrong").unwrap();
+        assert_eq!(
+            open_with_key(&header, wrong).unwrap_err(),
+            VaultError::WrongPassphrase
+        );
+        let other_salt = KdfInput::generate(&mut rng, KdfParams::TEST)
+            .derive_key(b"right")
+            .unwrap();
+        assert_eq!(
+            open_with_key(&header, other_salt).unwrap_err(),
+            VaultError::WrongPassphrase
+        );
+        assert_eq!(
+            open_with_key(&header[..KDF_INPUT_LEN - 1], VaultKey([0; 32])).unwrap_err(),
+            VaultError::BadHeader
+        );
+        assert_eq!(
+            input.derive_key(b"").unwrap_err(),
+            VaultError::EmptyPassphrase
+        );
+    }
+
+    #[test]
+    fn kdf_input_refuses_short_or_unbounded_bytes() {
+        let input = KdfInput::generate(&mut TestRng(9), KdfParams::DEFAULT);
+        let bytes = input.to_bytes();
+        assert_eq!(
+            KdfInput::parse(&bytes).unwrap().params(),
+            KdfParams::DEFAULT
+        );
+        for len in 0..KDF_INPUT_LEN {
+            assert_eq!(
+                KdfInput::parse(&bytes[..len]).unwrap_err(),
+                VaultError::BadHeader
+            );
+        }
+        for (at, bound) in [
+            (1, KdfParams::MAX_M_KIB),
+            (5, KdfParams::MAX_T),
+            (9, KdfParams::MAX_P),
+        ] {
+            let mut big = bytes;
+            big[at..at + 4].copy_from_slice(&(bound + 1).to_be_bytes());
+            assert_eq!(KdfInput::parse(&big).unwrap_err(), VaultError::BadHeader);
+        }
+    }
+
+    #[test]
+    fn take_from_wipes_the_buffer_on_every_path() {
+        let mut bytes = [9u8; 32];
+        let key = VaultKey::take_from(&mut bytes).unwrap();
+        assert_eq!(key.expose_bytes(), &[9u8; 32]);
+        assert_eq!(bytes, [0u8; 32]);
+        for len in [0, 31, 33] {
+            let mut short = vec![9u8; len];
+            assert_eq!(
+                VaultKey::take_from(&mut short).unwrap_err(),
+                VaultError::BadKeyLength
+            );
+            assert!(short.iter().all(|&b| b == 0));
+        }
     }
 
     #[test]

@@ -8,14 +8,14 @@
 
 use std::rc::Rc;
 
-use js_sys::{Array, Object, Promise, Reflect};
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use zeroize::Zeroizing;
 
 use client_core::records::Status;
 use client_core::schedule;
-use client_core::vault::{KdfParams, VaultError};
+use client_core::vault::{KdfInput, KdfParams, VaultError, VaultKey};
 use client_core::{EndReason, Notice};
 use client_core::{NetError, StorageError};
 use rand_core::Rng;
@@ -74,6 +74,9 @@ pub enum ErrorCode {
     /// continue; or the other device was restored from an older copy after our last reply):
     /// its history stays readable, nothing more is sent.
     ConversationEnded = 21,
+    /// Deriving the vault key needs more memory (about 130 MB with the default Argon2id
+    /// parameters) than this device or tab could allocate. Nothing was derived or changed.
+    OutOfMemory = 22,
 }
 
 impl From<&ClientError> for ErrorCode {
@@ -84,6 +87,8 @@ impl From<&ClientError> for ErrorCode {
             ClientError::VaultExists => ErrorCode::VaultExists,
             ClientError::Vault(VaultError::WrongPassphrase) => ErrorCode::WrongPassphrase,
             ClientError::Vault(VaultError::EmptyPassphrase) => ErrorCode::EmptyPassphrase,
+            ClientError::Vault(VaultError::OutOfMemory) => ErrorCode::OutOfMemory,
+            ClientError::Vault(VaultError::BadKeyLength) => ErrorCode::Internal,
             ClientError::Vault(_) | ClientError::CorruptRecord | ClientError::Pickle(_) => {
                 ErrorCode::Tampered
             }
@@ -248,6 +253,37 @@ fn wiped(passphrase: String) -> Zeroizing<String> {
     Zeroizing::new(passphrase)
 }
 
+/// The Argon2id parameters of a new vault: the default, or (`fastKdf`, tests only) the
+/// cheapest RFC 9106 allows.
+fn kdf_params(fast_kdf: Option<bool>) -> KdfParams {
+    if fast_kdf.unwrap_or(false) {
+        KdfParams {
+            m_kib: 8,
+            t: 1,
+            p: 1,
+        }
+    } else {
+        KdfParams::DEFAULT
+    }
+}
+
+/// Derives the vault key from `passphrase` and a vault's `kdfInput` (the 29 bytes from
+/// `vaultKdfInput` or `newVaultKdfInput`): Unicode NFC, then Argon2id, exactly as `unlock`
+/// and `createVault` do. Synchronous and slow (~1 s, ~130 MB of WebAssembly memory with the
+/// default parameters): meant for a Web Worker (`www/unlock-worker.js`), which then ends,
+/// releasing that memory. Returns the key as a new 32-byte `Uint8Array`, the only copy
+/// outside zeroized memory: hand it to `unlockWithKey` or `createVaultWithKey`, which wipe
+/// it. Throws a `HushError` with `code` `ErrorCode.OutOfMemory` when the memory cannot be
+/// allocated, `EmptyPassphrase`, or `Tampered` for malformed input.
+#[wasm_bindgen(js_name = deriveVaultKey)]
+pub fn derive_vault_key(kdf_input: &[u8], passphrase: String) -> Result<Uint8Array, JsValue> {
+    let passphrase = wiped(passphrase);
+    let input = KdfInput::parse(kdf_input).map_err(|e| client_error(e.into()))?;
+    let key = client_core::client::derive_vault_key(&input, &passphrase, crate::platform::nfc)
+        .map_err(client_error)?;
+    Ok(Uint8Array::from(&key.expose_bytes()[..]))
+}
+
 /// The Hush client for one browser profile: a vault, its conversations, and the mailbox.
 #[wasm_bindgen]
 pub struct HushClient {
@@ -277,21 +313,15 @@ impl HushClient {
         future_to_promise(async move { Ok(inner.has_vault().await.map_err(client_error)?.into()) })
     }
 
-    /// Creates the vault with `passphrase` and unlocks it. `fastKdf` (tests only) uses the
-    /// cheapest Argon2id parameters instead of the ~1 s default.
+    /// Creates the vault with `passphrase` and unlocks it, deriving the key on this thread
+    /// (~1 s of blocked page with the default parameters: the app derives in a worker with
+    /// `newVaultKdfInput`, `deriveVaultKey` and `createVaultWithKey` instead). `fastKdf`
+    /// (tests only) uses the cheapest Argon2id parameters instead of the ~1 s default.
     #[wasm_bindgen(js_name = createVault)]
     pub fn create_vault(&self, passphrase: String, fast_kdf: Option<bool>) -> Promise {
         let inner = self.inner.clone();
         let passphrase = wiped(passphrase);
-        let params = if fast_kdf.unwrap_or(false) {
-            KdfParams {
-                m_kib: 8,
-                t: 1,
-                p: 1,
-            }
-        } else {
-            KdfParams::DEFAULT
-        };
+        let params = kdf_params(fast_kdf);
         future_to_promise(async move {
             inner
                 .create_vault(&passphrase, params)
@@ -301,13 +331,71 @@ impl HushClient {
         })
     }
 
-    /// Unlocks the vault. Rejects with `ErrorCode.WrongPassphrase` and changes nothing if the
-    /// passphrase is wrong.
+    /// Unlocks the vault, deriving the key on this thread (the app derives in a worker with
+    /// `vaultKdfInput`, `deriveVaultKey` and `unlockWithKey` instead). Rejects with
+    /// `ErrorCode.WrongPassphrase` and changes nothing if the passphrase is wrong.
     pub fn unlock(&self, passphrase: String) -> Promise {
         let inner = self.inner.clone();
         let passphrase = wiped(passphrase);
         future_to_promise(async move {
             inner.unlock(&passphrase).await.map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Fresh key-derivation input for a new vault: a `Uint8Array` of 29 bytes (version,
+    /// Argon2id parameters, random 16-byte salt; nothing secret) to pass to `deriveVaultKey`
+    /// and then, with the key, to `createVaultWithKey`. `fastKdf` as for `createVault`.
+    #[wasm_bindgen(js_name = newVaultKdfInput)]
+    pub fn new_vault_kdf_input(&self, fast_kdf: Option<bool>) -> js_sys::Uint8Array {
+        let input = self.inner.new_vault_kdf_input(kdf_params(fast_kdf));
+        js_sys::Uint8Array::from(&input.to_bytes()[..])
+    }
+
+    /// The stored vault's key-derivation input: resolves to a `Uint8Array` of 29 bytes
+    /// (nothing secret) to pass to `deriveVaultKey`. Rejects with `ErrorCode.NoVault` when
+    /// there is no vault.
+    #[wasm_bindgen(js_name = vaultKdfInput)]
+    pub fn vault_kdf_input(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let input = inner.vault_kdf_input().await.map_err(client_error)?;
+            Ok(js_sys::Uint8Array::from(&input.to_bytes()[..]).into())
+        })
+    }
+
+    /// Creates the vault with `key` (a 32-byte `Uint8Array` from `deriveVaultKey`) derived
+    /// from `kdfInput` (the 29 bytes from `newVaultKdfInput`), and unlocks it. `key` is
+    /// copied once into zeroized memory and wiped (all zero) before this returns, whatever
+    /// the outcome. Rejects with `ErrorCode.VaultExists` if a vault exists (another tab may
+    /// have made one first).
+    #[wasm_bindgen(js_name = createVaultWithKey)]
+    pub fn create_vault_with_key(&self, kdf_input: &[u8], key: &mut [u8]) -> Promise {
+        let inner = self.inner.clone();
+        let taken = VaultKey::take_from(key);
+        let input = KdfInput::parse(kdf_input);
+        future_to_promise(async move {
+            let key = taken.map_err(|e| client_error(e.into()))?;
+            let input = input.map_err(|e| client_error(e.into()))?;
+            inner
+                .create_vault_with_key(&input, key)
+                .await
+                .map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Unlocks the vault with `key` (a 32-byte `Uint8Array` from `deriveVaultKey`). `key` is
+    /// copied once into zeroized memory and wiped (all zero) before this returns, whatever
+    /// the outcome. Rejects with `ErrorCode.WrongPassphrase` and changes nothing if the key
+    /// does not open the vault (the same constant-time check as `unlock`).
+    #[wasm_bindgen(js_name = unlockWithKey)]
+    pub fn unlock_with_key(&self, key: &mut [u8]) -> Promise {
+        let inner = self.inner.clone();
+        let taken = VaultKey::take_from(key);
+        future_to_promise(async move {
+            let key = taken.map_err(|e| client_error(e.into()))?;
+            inner.unlock_with_key(key).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }

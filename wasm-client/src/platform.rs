@@ -34,6 +34,12 @@ pub(crate) fn system_rng() -> UnwrapErr<SysRng> {
     UnwrapErr(SysRng)
 }
 
+/// `text` in Unicode NFC by the browser's own normaliser (`String.prototype.normalize("NFC")`),
+/// in a window or a worker.
+pub(crate) fn nfc(text: &str) -> String {
+    js_sys::JsString::from(text).normalize("NFC").into()
+}
+
 impl Platform for BrowserPlatform {
     type Store = RecordStore;
     type Net = FetchTransport;
@@ -59,8 +65,8 @@ impl Platform for BrowserPlatform {
         system_rng().fill_bytes(dest);
     }
 
-    /// The browser's own normaliser (`String.prototype.normalize("NFC")`).
+    /// The browser's own normaliser ([`nfc`]).
     fn nfc(&self, text: &str) -> String {
-        js_sys::JsString::from(text).normalize("NFC").into()
+        nfc(text)
     }
 }
