@@ -16,7 +16,8 @@ use std::rc::Rc;
 
 use client_core::{
     ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, ACK_DELAY_READING_MAX_MS, ACK_DELAY_READING_MIN_MS, Client,
-    ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_ACK_MAX_MS, RETRANSMIT_AFTER_MS, Status,
+    ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_ACK_MAX_MS, RETRANSMIT_AFTER_MS,
+    Status,
 };
 use support::{FAST, MailboxState, Memory, advance, client_on, restore, run, snapshot};
 
