@@ -25,6 +25,7 @@ const $ = (id) => document.getElementById(id);
 const els = {
   view: $("view"),
   sidebar: $("sidebar"),
+  sidebarTitle: $("sidebar-title"),
   list: $("conversations"),
   listEmpty: $("conversations-empty"),
   notifyOffer: $("notify-offer"),
@@ -227,6 +228,7 @@ function leaveScreen() {
   }
   app.chat = null;
   updateReading();
+  els.sidebarTitle.removeAttribute("aria-level");
   els.announcer.textContent = "";
   document.body.dataset.banner = "no";
 }
@@ -452,6 +454,8 @@ function showHome() {
     ),
     { pane: "list" },
   );
+  // Home is the conversation list (all a phone shows of it): its title is the screen's h1.
+  els.sidebarTitle.setAttribute("aria-level", "1");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -573,7 +577,7 @@ function showInviteTaken(id) {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: `This invite was already used` }),
+      h("h1", { text: `This invite was already used` }),
       h("p", {
         role: "alert",
         class: "state warn",
@@ -618,7 +622,7 @@ function showNewConversation() {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: "New conversation" }),
+      h("h1", { text: "New conversation" }),
       h("p", {
         text: "Hush makes a one-time invite: a QR code and a link. The other person scans the code or opens the link; it works once and expires in 24 hours.",
       }),
@@ -631,6 +635,11 @@ function showNewConversation() {
 
 function settingsLink() {
   return h("button", { type: "button", class: "link", text: "Change mailbox", onclick: () => showSettings() });
+}
+
+/** A conversation's name inside a sentence, isolated so a right-to-left name keeps its order. */
+function named(name) {
+  return h("bdi", { text: name });
 }
 
 function backButton() {
@@ -680,7 +689,7 @@ function showInvite(id) {
       "section",
       { class: "card invite" },
       backButton(),
-      h("h2", { text: `Invite ${c.name}` }),
+      h("h1", {}, "Invite ", named(c.name)),
       h("p", { text: `Let ${c.name} scan this code with Hush (Join, then Scan QR code), or send them the link through a channel you trust.` }),
       h("div", { class: "qr-frame" }, img),
       h("label", { class: "label", for: linkId, text: "Invite link" }),
@@ -736,7 +745,7 @@ function showSafety(id, { justJoined = false } = {}) {
       "section",
       { class: "card safety" },
       justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
-      h("h2", { text: justJoined ? `Connected with ${c.name}` : `Safety code with ${c.name}` }),
+      h("h1", {}, justJoined ? "Connected with " : "Safety code with ", named(c.name)),
       h("p", { text: `Compare this code with the one ${c.name} sees, face to face or on a call you trust.` }),
       h("output", { class: "code", "aria-label": "Safety code", text: c.safetyCode }),
       h("p", {
@@ -765,7 +774,7 @@ function showConnecting(id, { justJoined = false } = {}) {
       "section",
       { class: "card safety" },
       justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
-      h("h2", { text: `Connecting to ${c.name}…` }),
+      h("h1", {}, "Connecting to ", named(c.name), "…"),
       state,
       h("p", { class: "fine", text: `Once it is there, you both see a safety code to compare. Messages you write now are sent after it.` }),
       h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: justJoined ? "Start chatting" : "Back to chat", onclick: () => showChat(id) })),
@@ -930,7 +939,7 @@ function showJoin(prefill = "") {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: prefill ? "You've been invited" : "Join a conversation" }),
+      h("h1", { text: prefill ? "You've been invited" : "Join a conversation" }),
       h("p", {
         text: prefill
           ? "Give this conversation a name, then accept the invite. You will both see a safety code to compare."
@@ -1026,7 +1035,7 @@ function showChat(id) {
     }
   });
   message.addEventListener("input", () => autosize(message));
-  const title = h("h2", { class: "chat-title", text: c.name });
+  const title = h("h1", { class: "chat-title", text: c.name });
   setScreen(
     "chat",
     h(
@@ -1180,7 +1189,7 @@ function renderNotices(chat) {
       return h(
         "section",
         { class: `notice notice-${n.kind}`, "aria-labelledby": titleId },
-        h("h3", { id: titleId, text: n.title }),
+        h("h2", { id: titleId, text: n.title }),
         h("p", { text: n.text }),
         h(
           "div",
@@ -1598,10 +1607,10 @@ function showSettings() {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: "Settings" }),
+      h("h1", { text: "Settings" }),
       h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, url.wrap, h("div", { class: "actions" }, save, reset), result),
       messageChoices(),
-      h("h3", { text: "This device" }),
+      h("h2", { class: "section-title", text: "This device" }),
       h("p", {
         class: "fine",
         text: "Everything Hush keeps (keys, history, unsent messages) is encrypted with your passphrase in this browser's storage. Lock when you step away; clearing this site's data erases it all.",
@@ -1652,7 +1661,7 @@ function messageChoices() {
         : "Messages stay on the mailbox until they expire.";
     },
   });
-  return h("div", { class: "stack choices" }, h("h3", { text: "Notifications and reading" }), notify.wrap, detail.wrap, erase.wrap, said);
+  return h("div", { class: "stack choices" }, h("h2", { class: "section-title", text: "Notifications and reading" }), notify.wrap, detail.wrap, erase.wrap, said);
 }
 
 /** Asks the mailbox at `base` for its health: "ok", "not found" (a wrong address) or "failed". */
