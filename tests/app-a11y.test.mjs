@@ -263,6 +263,16 @@ describe("accessibility of every screen (axe-core, light and dark, desktop and p
     await eventually(async () => (await messages(alice.page)).at(-1).status === "sending", { what: "a message waiting" });
     await audit(alice.page, "chat offline, a message sending");
     await alice.context.setOffline(false);
+    // Past the length limit: the counter says by how much, the box is invalid, Send is off.
+    const box = alice.page.getByRole("textbox", { name: "Message" });
+    const limit = await alice.page.evaluate(async () => (await import("/composer.js")).MAX_MESSAGE_BYTES);
+    await box.fill("x".repeat(limit + 1));
+    await alice.page.getByText(/^Too long by 1 byte/).waitFor();
+    await audit(alice.page, "chat with a message too long");
+    await box.fill("x".repeat(limit - 100));
+    await alice.page.getByText("100 bytes left").waitFor();
+    await audit(alice.page, "chat with a message near the limit");
+    await box.fill("");
     clean();
   });
 

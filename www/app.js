@@ -20,6 +20,7 @@ import { h, replace, field, checkbox, setFieldError, formatTime } from "./dom.js
 import { startScanner, canScan } from "./scanner.js";
 import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
 import { Subscriptions } from "./subscriptions.js";
+import { limitComposer } from "./composer.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -517,7 +518,7 @@ function renderList() {
       "button",
       { type: "button", class: "conv", "data-id": c.id, onclick: () => openConversation(c.id) },
       h("span", { class: "avatar", "aria-hidden": "true", text: initial(c.name) }),
-      h("span", { class: "conv-main" }, h("span", { class: "conv-name", text: c.name }), h("span", { class: "conv-sub", text: describe(c) })),
+      h("span", { class: "conv-main" }, h("span", { class: "conv-name", dir: "auto", text: c.name }), h("span", { class: "conv-sub", text: describe(c) })),
       badge,
     );
     return h("li", { class: c.joined ? "" : "waiting" }, button);
@@ -594,7 +595,7 @@ function showInviteTaken(id) {
 // New conversation and invite
 
 function showNewConversation() {
-  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60 });
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60, dir: "auto" });
   const submit = h("button", { type: "submit", class: "primary", text: "Create invite" });
   const mailbox = mailboxUrl();
   async function onSubmit(event) {
@@ -829,7 +830,7 @@ function wrongMailboxText(url) {
 // Join
 
 function showJoin(prefill = "") {
-  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60 });
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60, dir: "auto" });
   const link = field({
     label: "Invite link",
     hint: "Paste the link they sent you, or scan their QR code.",
@@ -1006,9 +1007,11 @@ function showChat(id) {
   }, { passive: true });
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const notices = h("div", { class: "notices" });
-  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, maxlength: 4000, autocomplete: "off" });
+  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, dir: "auto", autocomplete: "off" });
   const sendError = h("p", { class: "field-error", role: "alert" });
   const send = h("button", { type: "submit", class: "primary", text: "Send" });
+  const count = h("p", { class: "composer-count", hidden: true });
+  const limit = limitComposer(message, { counter: count, send, announce: (text) => (els.announcer.textContent = text) });
   const form = h(
     "form",
     {
@@ -1017,9 +1020,10 @@ function showChat(id) {
       onsubmit: (event) => {
         event.preventDefault();
         const text = message.value;
-        if (!text.trim()) return;
+        if (!text.trim() || !limit.fits()) return;
         message.value = "";
         autosize(message);
+        limit.update();
         sendError.textContent = "";
         sendMessage(id, text, message, sendError);
         message.focus();
@@ -1035,7 +1039,7 @@ function showChat(id) {
     }
   });
   message.addEventListener("input", () => autosize(message));
-  const title = h("h1", { class: "chat-title", text: c.name });
+  const title = h("h1", { class: "chat-title", dir: "auto", text: c.name });
   setScreen(
     "chat",
     h(
@@ -1059,6 +1063,7 @@ function showChat(id) {
       notices,
       scroller,
       sendError,
+      count,
       form,
     ),
     { id, focus: message },
@@ -1071,6 +1076,7 @@ function showChat(id) {
     banner,
     notices,
     composer: form,
+    limit,
     shownNotices: null,
     title,
     items: new Map(),
@@ -1179,6 +1185,7 @@ function renderNotices(chat) {
   const ended = Boolean(c.ended);
   for (const control of chat.composer.elements) control.disabled = ended;
   chat.composer.hidden = ended;
+  if (!ended) chat.limit.update();
   if (chat.shownNotices === key) return;
   const before = chat.shownNotices === null ? null : new Set(JSON.parse(chat.shownNotices).map(([kind]) => kind));
   chat.shownNotices = key;
@@ -1265,7 +1272,7 @@ function messageItem(entry, name) {
     "li",
     { class: entry.outgoing ? "msg out" : "msg in" },
     h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
-    h("p", { class: "text", text: entry.text }),
+    h("p", { class: "text", dir: "auto", text: entry.text }),
     h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
   );
 }
@@ -1454,6 +1461,7 @@ function sendMessage(id, text, textarea, errorSlot) {
       if (textarea.isConnected && !textarea.value) {
         textarea.value = text;
         autosize(textarea);
+        app.chat?.limit.update();
       }
       return;
     }
@@ -1475,7 +1483,7 @@ function dialog(title, body, actions) {
 function renameDialog(id) {
   const c = byId(id);
   if (!c) return;
-  const name = field({ label: "Name", value: c.name, autocomplete: "off", maxlength: 60 });
+  const name = field({ label: "Name", value: c.name, autocomplete: "off", maxlength: 60, dir: "auto" });
   const form = h(
     "form",
     {
