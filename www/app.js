@@ -1185,7 +1185,7 @@ function renderNotices(chat) {
   const ended = Boolean(c.ended);
   for (const control of chat.composer.elements) control.disabled = ended;
   chat.composer.hidden = ended;
-  if (!ended) chat.limit.update();
+  chat.limit.update();
   if (chat.shownNotices === key) return;
   const before = chat.shownNotices === null ? null : new Set(JSON.parse(chat.shownNotices).map(([kind]) => kind));
   chat.shownNotices = key;

@@ -43,11 +43,16 @@ export function limitComposer(textarea, { counter, send, announce }) {
   let over = false;
 
   function update() {
+    // A composer switched off for another reason (an ended conversation): nothing to count.
+    if (textarea.disabled) {
+      counter.hidden = true;
+      return;
+    }
     const length = utf8Length(textarea.value);
     const left = MAX_MESSAGE_BYTES - length;
     const nowOver = left < 0;
     if (nowOver) {
-      counter.textContent = `Too long by ${bytes(-left)} (a letter takes 1 to 4): shorten it, or send it as two messages.`;
+      counter.textContent = `Too long by ${bytes(-left)} (a letter takes 1 to 4 bytes): shorten it, or send it as two messages.`;
     } else if (length >= MAX_MESSAGE_BYTES * SHOW_FROM) {
       counter.textContent = `${bytes(left)} left`;
     } else {
@@ -57,8 +62,7 @@ export function limitComposer(textarea, { counter, send, announce }) {
     counter.classList.toggle("over", nowOver);
     if (nowOver) textarea.setAttribute("aria-invalid", "true");
     else textarea.removeAttribute("aria-invalid");
-    // A composer switched off for another reason (an ended conversation) stays off.
-    if (!textarea.disabled) send.disabled = nowOver;
+    send.disabled = nowOver;
     if (nowOver !== over) {
       over = nowOver;
       announce(nowOver ? `This message is too long to send, by ${bytes(-left)}.` : "The message fits again.");
