@@ -21,11 +21,13 @@ import { startScanner, canScan } from "./scanner.js";
 import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
 import { Subscriptions } from "./subscriptions.js";
 import { unlockInWorker, createVaultInWorker, NOT_ENOUGH_MEMORY } from "./unlock.js";
+import { limitComposer } from "./composer.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
   view: $("view"),
   sidebar: $("sidebar"),
+  sidebarTitle: $("sidebar-title"),
   list: $("conversations"),
   listEmpty: $("conversations-empty"),
   notifyOffer: $("notify-offer"),
@@ -228,6 +230,7 @@ function leaveScreen() {
   }
   app.chat = null;
   updateReading();
+  els.sidebarTitle.removeAttribute("aria-level");
   els.announcer.textContent = "";
   document.body.dataset.banner = "no";
 }
@@ -456,6 +459,8 @@ function showHome() {
     ),
     { pane: "list" },
   );
+  // Home is the conversation list (all a phone shows of it): its title is the screen's h1.
+  els.sidebarTitle.setAttribute("aria-level", "1");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,7 +522,7 @@ function renderList() {
       "button",
       { type: "button", class: "conv", "data-id": c.id, onclick: () => openConversation(c.id) },
       h("span", { class: "avatar", "aria-hidden": "true", text: initial(c.name) }),
-      h("span", { class: "conv-main" }, h("span", { class: "conv-name", text: c.name }), h("span", { class: "conv-sub", text: describe(c) })),
+      h("span", { class: "conv-main" }, h("span", { class: "conv-name", dir: "auto", text: c.name }), h("span", { class: "conv-sub", text: describe(c) })),
       badge,
     );
     return h("li", { class: c.joined ? "" : "waiting" }, button);
@@ -577,7 +582,7 @@ function showInviteTaken(id) {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: `This invite was already used` }),
+      h("h1", { text: `This invite was already used` }),
       h("p", {
         role: "alert",
         class: "state warn",
@@ -594,7 +599,7 @@ function showInviteTaken(id) {
 // New conversation and invite
 
 function showNewConversation() {
-  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60 });
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60, dir: "auto" });
   const submit = h("button", { type: "submit", class: "primary", text: "Create invite" });
   const mailbox = mailboxUrl();
   async function onSubmit(event) {
@@ -622,7 +627,7 @@ function showNewConversation() {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: "New conversation" }),
+      h("h1", { text: "New conversation" }),
       h("p", {
         text: "Hush makes a one-time invite: a QR code and a link. The other person scans the code or opens the link; it works once and expires in 24 hours.",
       }),
@@ -635,6 +640,11 @@ function showNewConversation() {
 
 function settingsLink() {
   return h("button", { type: "button", class: "link", text: "Change mailbox", onclick: () => showSettings() });
+}
+
+/** A conversation's name inside a sentence, isolated so a right-to-left name keeps its order. */
+function named(name) {
+  return h("bdi", { text: name });
 }
 
 function backButton() {
@@ -684,7 +694,7 @@ function showInvite(id) {
       "section",
       { class: "card invite" },
       backButton(),
-      h("h2", { text: `Invite ${c.name}` }),
+      h("h1", {}, "Invite ", named(c.name)),
       h("p", { text: `Let ${c.name} scan this code with Hush (Join, then Scan QR code), or send them the link through a channel you trust.` }),
       h("div", { class: "qr-frame" }, img),
       h("label", { class: "label", for: linkId, text: "Invite link" }),
@@ -740,7 +750,7 @@ function showSafety(id, { justJoined = false } = {}) {
       "section",
       { class: "card safety" },
       justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
-      h("h2", { text: justJoined ? `Connected with ${c.name}` : `Safety code with ${c.name}` }),
+      h("h1", {}, justJoined ? "Connected with " : "Safety code with ", named(c.name)),
       h("p", { text: `Compare this code with the one ${c.name} sees, face to face or on a call you trust.` }),
       h("output", { class: "code", "aria-label": "Safety code", text: c.safetyCode }),
       h("p", {
@@ -769,7 +779,7 @@ function showConnecting(id, { justJoined = false } = {}) {
       "section",
       { class: "card safety" },
       justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
-      h("h2", { text: `Connecting to ${c.name}…` }),
+      h("h1", {}, "Connecting to ", named(c.name), "…"),
       state,
       h("p", { class: "fine", text: `Once it is there, you both see a safety code to compare. Messages you write now are sent after it.` }),
       h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: justJoined ? "Start chatting" : "Back to chat", onclick: () => showChat(id) })),
@@ -824,7 +834,7 @@ function wrongMailboxText(url) {
 // Join
 
 function showJoin(prefill = "") {
-  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60 });
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60, dir: "auto" });
   const link = field({
     label: "Invite link",
     hint: "Paste the link they sent you, or scan their QR code.",
@@ -934,7 +944,7 @@ function showJoin(prefill = "") {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: prefill ? "You've been invited" : "Join a conversation" }),
+      h("h1", { text: prefill ? "You've been invited" : "Join a conversation" }),
       h("p", {
         text: prefill
           ? "Give this conversation a name, then accept the invite. You will both see a safety code to compare."
@@ -1001,9 +1011,11 @@ function showChat(id) {
   }, { passive: true });
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const notices = h("div", { class: "notices" });
-  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, maxlength: 4000, autocomplete: "off" });
+  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, dir: "auto", autocomplete: "off" });
   const sendError = h("p", { class: "field-error", role: "alert" });
   const send = h("button", { type: "submit", class: "primary", text: "Send" });
+  const count = h("p", { class: "composer-count", hidden: true });
+  const limit = limitComposer(message, { counter: count, send, announce: (text) => (els.announcer.textContent = text) });
   const form = h(
     "form",
     {
@@ -1012,9 +1024,10 @@ function showChat(id) {
       onsubmit: (event) => {
         event.preventDefault();
         const text = message.value;
-        if (!text.trim()) return;
+        if (!text.trim() || !limit.fits()) return;
         message.value = "";
         autosize(message);
+        limit.update();
         sendError.textContent = "";
         sendMessage(id, text, message, sendError);
         message.focus();
@@ -1030,7 +1043,7 @@ function showChat(id) {
     }
   });
   message.addEventListener("input", () => autosize(message));
-  const title = h("h2", { class: "chat-title", text: c.name });
+  const title = h("h1", { class: "chat-title", dir: "auto", text: c.name });
   setScreen(
     "chat",
     h(
@@ -1054,6 +1067,7 @@ function showChat(id) {
       notices,
       scroller,
       sendError,
+      count,
       form,
     ),
     { id, focus: message },
@@ -1066,6 +1080,7 @@ function showChat(id) {
     banner,
     notices,
     composer: form,
+    limit,
     shownNotices: null,
     title,
     items: new Map(),
@@ -1174,6 +1189,7 @@ function renderNotices(chat) {
   const ended = Boolean(c.ended);
   for (const control of chat.composer.elements) control.disabled = ended;
   chat.composer.hidden = ended;
+  chat.limit.update();
   if (chat.shownNotices === key) return;
   const before = chat.shownNotices === null ? null : new Set(JSON.parse(chat.shownNotices).map(([kind]) => kind));
   chat.shownNotices = key;
@@ -1184,7 +1200,7 @@ function renderNotices(chat) {
       return h(
         "section",
         { class: `notice notice-${n.kind}`, "aria-labelledby": titleId },
-        h("h3", { id: titleId, text: n.title }),
+        h("h2", { id: titleId, text: n.title }),
         h("p", { text: n.text }),
         h(
           "div",
@@ -1260,7 +1276,7 @@ function messageItem(entry, name) {
     "li",
     { class: entry.outgoing ? "msg out" : "msg in" },
     h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
-    h("p", { class: "text", text: entry.text }),
+    h("p", { class: "text", dir: "auto", text: entry.text }),
     h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
   );
 }
@@ -1449,6 +1465,7 @@ function sendMessage(id, text, textarea, errorSlot) {
       if (textarea.isConnected && !textarea.value) {
         textarea.value = text;
         autosize(textarea);
+        app.chat?.limit.update();
       }
       return;
     }
@@ -1470,7 +1487,7 @@ function dialog(title, body, actions) {
 function renameDialog(id) {
   const c = byId(id);
   if (!c) return;
-  const name = field({ label: "Name", value: c.name, autocomplete: "off", maxlength: 60 });
+  const name = field({ label: "Name", value: c.name, autocomplete: "off", maxlength: 60, dir: "auto" });
   const form = h(
     "form",
     {
@@ -1602,10 +1619,10 @@ function showSettings() {
       "section",
       { class: "card" },
       backButton(),
-      h("h2", { text: "Settings" }),
+      h("h1", { text: "Settings" }),
       h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, url.wrap, h("div", { class: "actions" }, save, reset), result),
       messageChoices(),
-      h("h3", { text: "This device" }),
+      h("h2", { class: "section-title", text: "This device" }),
       h("p", {
         class: "fine",
         text: "Everything Hush keeps (keys, history, unsent messages) is encrypted with your passphrase in this browser's storage. Lock when you step away; clearing this site's data erases it all.",
@@ -1656,7 +1673,7 @@ function messageChoices() {
         : "Messages stay on the mailbox until they expire.";
     },
   });
-  return h("div", { class: "stack choices" }, h("h3", { text: "Notifications and reading" }), notify.wrap, detail.wrap, erase.wrap, said);
+  return h("div", { class: "stack choices" }, h("h2", { class: "section-title", text: "Notifications and reading" }), notify.wrap, detail.wrap, erase.wrap, said);
 }
 
 /** Asks the mailbox at `base` for its health: "ok", "not found" (a wrong address) or "failed". */
