@@ -77,6 +77,9 @@ pub struct ConversationSummary {
     /// restored from an older copy after they replied). Not cleared by the user: lifted when a
     /// later blob of theirs decrypts. Its `Display` is the text to show.
     pub unreadable: Option<UnreadableNotice>,
+    /// When the user marked the safety code as compared and matching (ms since the epoch;
+    /// [`Client::set_verified`]), or `None`.
+    pub verified_ms: Option<u64>,
 }
 
 /// A notice the user can dismiss ([`Client::clear_notice`]).
@@ -527,6 +530,7 @@ impl<P: Platform> Client<P> {
             recovery: Default::default(),
             unreadable: None,
             held: Vec::new(),
+            verified_ms: None,
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -593,6 +597,7 @@ impl<P: Platform> Client<P> {
             recovery: Default::default(),
             unreadable: None,
             held: Vec::new(),
+            verified_ms: None,
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -862,6 +867,7 @@ pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary
         unread: c.unread,
         last_activity_ms: c.last_activity_ms,
         expires_at,
+        verified_ms: c.verified_ms,
     }
 }
 

@@ -65,6 +65,13 @@ pub enum ClientError {
     /// A stored record is malformed.
     #[error("a stored record is malformed")]
     CorruptRecord,
+    /// No history entry with that sequence number in this conversation.
+    #[error("no such message")]
+    NoSuchMessage,
+    /// The message is still being sent (not on the mailbox yet): it can be deleted from this
+    /// device once it is sent.
+    #[error("this message is still being sent; delete it once it is sent")]
+    StillSending,
     /// The conversation lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),

@@ -19,6 +19,7 @@ pub mod client;
 pub mod decoys;
 pub mod error;
 mod join;
+mod local;
 pub mod outbox;
 pub mod platform;
 pub mod receive;

@@ -15,8 +15,9 @@
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
 //!
 //! Record formats: every record starts with its format version ([`Record::VERSION`]).
-//! Conversations are at version 3 (protocol v2: notices, recovery state, held blobs; a
-//! version-2 record loads with no unreadable notice and nothing held); a version-1
+//! Conversations are at version 4 (protocol v2: notices, recovery state, held blobs, the
+//! safety code's verified mark; a version-3 record loads unverified, a version-2 one also
+//! with no unreadable notice and nothing held); a version-1
 //! conversation (written by a protocol-v1 client) still loads, as *ended*
 //! ([`EndReason::ProtocolV1`]): its history stays readable. Outbox records are at version 2
 //! (protocol sequence numbers); version-1 outbox records no longer decode and are dropped.
@@ -143,11 +144,35 @@ pub struct Conversation {
     /// was first held. (Record format 3.)
     #[zeroize(skip)]
     pub held: Vec<Held>,
+    /// When the user marked the safety code as compared and matching (ms since the epoch),
+    /// or `None`. A conversation's safety code never changes once joined, so the mark stays
+    /// true until the user removes it. Local only. (Record format 4.)
+    #[zeroize(skip)]
+    pub verified_ms: Option<u64>,
 }
 
 impl Record for Conversation {
-    const VERSION: u8 = 3;
+    const VERSION: u8 = 4;
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
+        if version == 3 {
+            let mut old: ConversationV3 = postcard::from_bytes(body).ok()?;
+            return Some(Conversation {
+                id: core::mem::take(&mut old.id),
+                name: core::mem::take(&mut old.name),
+                mailbox: core::mem::take(&mut old.mailbox),
+                last_activity_ms: old.last_activity_ms,
+                unread: old.unread,
+                next_seq: old.next_seq,
+                state: core::mem::replace(&mut old.state, ConversationState::InviteTaken),
+                ended: old.ended,
+                interference: old.interference,
+                rollback: old.rollback,
+                recovery: core::mem::take(&mut old.recovery),
+                unreadable: old.unreadable.take(),
+                held: core::mem::take(&mut old.held),
+                verified_ms: None,
+            });
+        }
         if version == 2 {
             let mut old: ConversationV2 = postcard::from_bytes(body).ok()?;
             return Some(Conversation {
@@ -164,6 +189,7 @@ impl Record for Conversation {
                 recovery: core::mem::take(&mut old.recovery),
                 unreadable: None,
                 held: Vec::new(),
+                verified_ms: None,
             });
         }
         if version != 1 {
@@ -190,8 +216,33 @@ impl Record for Conversation {
             recovery: Recovery::default(),
             unreadable: None,
             held: Vec::new(),
+            verified_ms: None,
         })
     }
+}
+
+/// A conversation as record format 3 stored it (before the safety code's verified mark).
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct ConversationV3 {
+    id: String,
+    name: String,
+    mailbox: String,
+    last_activity_ms: u64,
+    unread: u32,
+    next_seq: u64,
+    state: ConversationState,
+    #[zeroize(skip)]
+    ended: Option<EndReason>,
+    #[zeroize(skip)]
+    interference: Option<Interference>,
+    #[zeroize(skip)]
+    rollback: Option<RollbackNotice>,
+    #[zeroize(skip)]
+    recovery: Recovery,
+    #[zeroize(skip)]
+    unreadable: Option<UnreadableNotice>,
+    #[zeroize(skip)]
+    held: Vec<Held>,
 }
 
 /// A conversation as record format 2 stored it (protocol v2, before the unreadable notice
@@ -591,6 +642,55 @@ mod tests {
         assert_eq!((now.name.as_str(), now.next_seq, now.unread), ("Bob", 7, 2));
         let back: Conversation = decode(&encode(&now)).unwrap();
         assert_eq!(back.ended, Some(EndReason::ProtocolV1));
+    }
+
+    #[test]
+    fn a_conversation_of_record_format_3_loads_unverified_with_everything_else_kept() {
+        #[derive(Serialize, Deserialize)]
+        struct V3 {
+            id: String,
+            name: String,
+            mailbox: String,
+            last_activity_ms: u64,
+            unread: u32,
+            next_seq: u64,
+            state: ConversationState,
+            ended: Option<EndReason>,
+            interference: Option<Interference>,
+            rollback: Option<RollbackNotice>,
+            recovery: Recovery,
+            unreadable: Option<UnreadableNotice>,
+            held: Vec<Held>,
+        }
+        impl Record for V3 {
+            const VERSION: u8 = 3;
+        }
+        let old = encode(&V3 {
+            id: "cd".into(),
+            name: "Ann".into(),
+            mailbox: "https://m".into(),
+            last_activity_ms: 9,
+            unread: 1,
+            next_seq: 4,
+            state: ConversationState::Active {
+                session: vec![7; 5],
+                safety_code: "5678".into(),
+            },
+            ended: None,
+            interference: None,
+            rollback: None,
+            recovery: Recovery::default(),
+            unreadable: None,
+            held: Vec::new(),
+        });
+        let now: Conversation = decode(&old).unwrap();
+        assert_eq!((now.name.as_str(), now.next_seq, now.unread), ("Ann", 4, 1));
+        assert_eq!(now.verified_ms, None);
+        let mut marked = now;
+        marked.verified_ms = Some(11);
+        let back: Conversation = decode(&encode(&marked)).unwrap();
+        assert_eq!(back.verified_ms, Some(11));
+        assert!(matches!(back.state, ConversationState::Active { .. }));
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub enum ErrorCode {
     /// Deriving the vault key needs more memory (about 130 MB with the default Argon2id
     /// parameters) than this device or tab could allocate. Nothing was derived or changed.
     OutOfMemory = 22,
+    /// No message with that number in this conversation (deleted already, perhaps in
+    /// another tab).
+    NoSuchMessage = 23,
+    /// The message is still being sent (not on the mailbox yet): it can be deleted once sent.
+    StillSending = 24,
 }
 
 impl From<&ClientError> for ErrorCode {
@@ -105,6 +110,8 @@ impl From<&ClientError> for ErrorCode {
             ClientError::OwnInvite => ErrorCode::OwnInvite,
             ClientError::AlreadyJoined { .. } => ErrorCode::AlreadyJoined,
             ClientError::ConversationEnded { .. } => ErrorCode::ConversationEnded,
+            ClientError::NoSuchMessage => ErrorCode::NoSuchMessage,
+            ClientError::StillSending => ErrorCode::StillSending,
             ClientError::InvalidInvite(protocol::InviteError::Expired) => ErrorCode::InviteExpired,
             ClientError::InvalidInvite(_) => ErrorCode::InvalidInvite,
             ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. }) => {
@@ -112,6 +119,17 @@ impl From<&ClientError> for ErrorCode {
             }
             _ => ErrorCode::Internal,
         }
+    }
+}
+
+/// A history entry's `seq` from JS: a whole number in [0, 2^53); anything else names no
+/// message (`NoSuchMessage`).
+fn seq_from_js(seq: f64) -> Result<u64, JsValue> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_992.0;
+    if seq.is_finite() && (0.0..MAX_SAFE).contains(&seq) && seq.fract() == 0.0 {
+        Ok(seq as u64)
+    } else {
+        Err(client_error(ClientError::NoSuchMessage))
     }
 }
 
@@ -167,6 +185,10 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
                 .map_or(JsValue::NULL, |t| (t as f64 * 1000.0).into()),
         ),
         ("inviteTaken", s.invite_taken.into()),
+        (
+            "verifiedAt",
+            s.verified_ms.map_or(JsValue::NULL, |t| (t as f64).into()),
+        ),
         ("connecting", s.connecting.into()),
         (
             "ended",
@@ -629,6 +651,36 @@ impl HushClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             inner.rename(&id, &name).await.map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Marks conversation `id`'s safety code as compared with the other person's and matching
+    /// (`verified`), or removes the mark; the summary's `verifiedAt` (ms since the epoch, or
+    /// `null`) shows it. Local only: nothing is sent. Rejects with `NotJoined` while there is
+    /// no safety code yet.
+    #[wasm_bindgen(js_name = setVerified)]
+    pub fn set_verified(&self, id: String, verified: bool) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner
+                .set_verified(&id, verified)
+                .await
+                .map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes history entry `seq` (a history entry's `seq`) of conversation `id` from this
+    /// device only: the other person keeps theirs and nothing is sent. Rejects with
+    /// `StillSending` for a message of ours not on the mailbox yet, `NoSuchMessage` if there
+    /// is no such entry.
+    #[wasm_bindgen(js_name = deleteMessage)]
+    pub fn delete_message(&self, id: String, seq: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let seq = seq_from_js(seq)?;
+            inner.delete_message(&id, seq).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
