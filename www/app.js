@@ -757,10 +757,40 @@ function showSafety(id, { justJoined = false } = {}) {
         class: "fine",
         text: "If the codes match, nobody sits between you. If they differ, someone else used the invite: delete this conversation and make a new invite in person.",
       }),
+      verification(c, justJoined),
       h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: justJoined ? "Start chatting" : "Back to chat", onclick: () => showChat(id) })),
     ),
     { id },
   );
+}
+
+/**
+ * The safety screen's verified mark: "Mark as verified" once the codes were compared and
+ * match, or when it was marked and a way to remove the mark. Kept in the vault only.
+ */
+function verification(c, justJoined) {
+  const status = h("p", { class: "verified-state", role: "status" });
+  const button = h("button", { type: "button", class: c.verifiedAt ? "ghost" : "" });
+  if (c.verifiedAt) {
+    status.append(h("span", { class: "verified-mark", "aria-hidden": "true", text: "✓ " }), `You marked this code as verified on ${new Intl.DateTimeFormat(undefined, { dateStyle: "medium" }).format(c.verifiedAt)}.`);
+    button.textContent = "Remove the mark";
+  } else {
+    status.textContent = "Not marked as verified yet.";
+    button.textContent = "The codes match: mark as verified";
+  }
+  button.onclick = async () => {
+    button.disabled = true;
+    try {
+      await app.client.setVerified(c.id, !c.verifiedAt);
+      await refreshList();
+      showSafety(c.id, { justJoined });
+      document.querySelector(".verification button")?.focus();
+    } catch (err) {
+      button.disabled = false;
+      status.textContent = `Could not save the mark: ${err.message}`;
+    }
+  };
+  return h("div", { class: "verification" }, status, button);
 }
 
 /**
@@ -1044,6 +1074,7 @@ function showChat(id) {
   });
   message.addEventListener("input", () => autosize(message));
   const title = h("h1", { class: "chat-title", dir: "auto", text: c.name });
+  if (c.verifiedAt) title.append(h("span", { class: "verified-mark", title: "Safety code verified", "aria-label": ", safety code verified", text: " ✓" }));
   setScreen(
     "chat",
     h(
