@@ -1859,7 +1859,11 @@ const NOTIFY_BLOCKED = "Notifications are blocked for this site. You can allow t
 function renderNotifyOffer() {
   const offer = els.notifyOffer;
   const show =
-    notificationsExist() && Notification.permission === "default" && !choice("notifyOffered") && app.conversations.some((c) => c.joined);
+    notificationsExist() &&
+    Notification.permission !== "denied" &&
+    !choice("notify") &&
+    !choice("notifyOffered") &&
+    app.conversations.some((c) => c.joined);
   if (!show) {
     if (!offer.hidden && offer.contains(document.activeElement)) els.list.querySelector("button.conv")?.focus();
     offer.hidden = true;

@@ -70,8 +70,12 @@ export function hostOf(url) {
 // localStorage (not secret: no key, no name, no text). Each is "on" or "off"; absent means
 // its default.
 const CHOICES = {
-  /** System notifications of new messages (also needs the browser's permission). Default on. */
-  notify: { key: "hush.notify", default: true },
+  /**
+   * System notifications of new messages (also needs the browser's permission). Default off:
+   * on once the user says so (the offer after a join, or Settings), even where the browser
+   * had granted the permission before.
+   */
+  notify: { key: "hush.notify", default: false },
   /** The conversation's name and the message text in notifications. Default off. */
   notifyText: { key: "hush.notifyText", default: false },
   /** Polls delete what they read from the mailbox. Default off. */
