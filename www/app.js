@@ -20,6 +20,7 @@ import { h, replace, field, checkbox, setFieldError, formatTime } from "./dom.js
 import { startScanner, canScan } from "./scanner.js";
 import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
 import { Subscriptions } from "./subscriptions.js";
+import { startServiceWorker, askPersistentStorage, persistentStorageSection } from "./pwa.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -109,6 +110,7 @@ async function boot() {
   // An invite link opened directly: keep it in memory and take it out of the address bar and
   // the history right away, so the invite secret does not linger there.
   takeInviteFromUrl();
+  startServiceWorker();
   try {
     await init();
     app.client = withNotices(await HushClient.open(DB_NAME));
@@ -295,6 +297,7 @@ function showSetup() {
     try {
       await app.client.createVault(value);
       pass.input.value = "";
+      askPersistentStorage(); // Keys and history should survive the browser's clean-ups.
       await afterUnlock();
     } catch (err) {
       submit.disabled = false;
@@ -1606,6 +1609,7 @@ function showSettings() {
         class: "fine",
         text: "Everything Hush keeps (keys, history, unsent messages) is encrypted with your passphrase in this browser's storage. Lock when you step away; clearing this site's data erases it all.",
       }),
+      persistentStorageSection(),
     ),
     { focus: url.input },
   );
