@@ -21,6 +21,7 @@ import { startScanner, canScan } from "./scanner.js";
 import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
 import { Subscriptions } from "./subscriptions.js";
 import { startServiceWorker, askPersistentStorage, persistentStorageSection } from "./pwa.js";
+import { startNavigation, screenShown, goBack } from "./navigation.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -111,6 +112,7 @@ async function boot() {
   // the history right away, so the invite secret does not linger there.
   takeInviteFromUrl();
   startServiceWorker();
+  startNavigation(showFromHistory);
   try {
     await init();
     app.client = withNotices(await HushClient.open(DB_NAME));
@@ -206,7 +208,9 @@ const STORAGE_FULL =
 /** Puts `content` in the main view and records the screen. `pane` is what phones show. */
 function setScreen(name, content, { id = null, pane = "detail", focus = null } = {}) {
   leaveScreen();
+  const previous = app.screen;
   app.screen = { name, id };
+  screenShown(app.screen, previous, Boolean(app.client?.isUnlocked));
   document.body.dataset.screen = name;
   document.body.dataset.pane = pane;
   replace(els.view, content);
@@ -216,6 +220,22 @@ function setScreen(name, content, { id = null, pane = "detail", focus = null } =
     if (!target.hasAttribute("tabindex") && /^H[12]$/.test(target.tagName)) target.setAttribute("tabindex", "-1");
     target.focus({ preventScroll: true });
   }
+}
+
+/** Shows the screen of a history entry (Back, Forward): the list if its conversation is gone. */
+function showFromHistory({ name, id }) {
+  if (els.dialog.open) els.dialog.close();
+  const shows = {
+    chat: openConversation,
+    invite: openConversation,
+    "invite-taken": openConversation,
+    safety: showSafety,
+    new: showNewConversation,
+    join: () => showJoin(),
+    settings: showSettings,
+  };
+  if (shows[name] && (!id || byId(id))) shows[name](id);
+  else showHome();
 }
 
 function leaveScreen() {
@@ -637,7 +657,7 @@ function settingsLink() {
 }
 
 function backButton() {
-  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showHome() });
+  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => goBack(showHome) });
 }
 
 function showInvite(id) {
