@@ -9,6 +9,11 @@ import { h } from "./dom.js";
 
 /** The message sw.js answers by taking over from the worker in use. */
 const APPLY_UPDATE = "hush-apply-update";
+/**
+ * How often a page left open looks for a new version when it comes back into view (browsers
+ * look by themselves only when a page loads, and about once a day).
+ */
+const UPDATE_CHECK_MS = 60 * 60 * 1000;
 
 /**
  * Registers ./sw.js for the site's folder once the page has loaded, and watches for new
@@ -48,13 +53,19 @@ export async function startServiceWorker() {
     // With no worker in control yet, the first one activates by itself: nothing to announce.
     if (registration.waiting && navigator.serviceWorker.controller) showUpdateBanner("A new version of Hush is ready.", apply);
   };
-  registration.addEventListener("updatefound", () => {
-    const installing = registration.installing;
+  const watch = (installing) =>
     installing?.addEventListener("statechange", () => {
       if (installing.state === "installed") offerIfWaiting();
     });
-  });
+  registration.addEventListener("updatefound", () => watch(registration.installing));
+  watch(registration.installing); // An update found before this listener was added.
   offerIfWaiting();
+  let checked = Date.now();
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible" || Date.now() - checked < UPDATE_CHECK_MS) return;
+    checked = Date.now();
+    registration.update().catch(() => {}); // Offline or the host down: the next check will do.
+  });
 }
 
 /** Shows (once) a calm banner under the top bar: `text` and a "Reload" button. */

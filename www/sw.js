@@ -21,7 +21,9 @@ const CACHE = CACHE_PREFIX + SHELL.version;
 const SCOPE = self.registration.scope;
 /** Absolute URLs of the shell files, page included. */
 const SHELL_URLS = new Set(Object.keys(SHELL.files).map((path) => new URL(path, SCOPE).href));
+/** The page: the site's address, under which index.html is cached. */
 const PAGE_URL = new URL("./", SCOPE).href;
+const INDEX_URL = new URL("index.html", SCOPE).href;
 
 self.addEventListener("install", (event) => {
   // Each file is fetched past the HTTP cache and checked against its SHA-256 (fetch's
@@ -66,7 +68,7 @@ function shellKey(request) {
   if (request.mode === "navigate") {
     // The site's own address, or its index.html; any other path (an invite whose `#` became
     // `%23`, a mailbox's URL) is the host's to answer.
-    return url.href === PAGE_URL || url.href === new URL("index.html", SCOPE).href ? PAGE_URL : null;
+    return url.href === PAGE_URL || url.href === INDEX_URL ? PAGE_URL : null;
   }
   // A request that asks to bypass caches (the app's check of the server's clock) gets the
   // network; the page itself is only served as a page.
