@@ -57,6 +57,13 @@ function stateFor(screen, depth) {
 export function startNavigation(restore) {
   restoreScreen = restore;
   window.addEventListener("popstate", onPopState);
+  // The "Hush, home" link in the top bar loads the page again, which locks Hush: while
+  // unlocked, a plain click shows the list instead (a click with a modifier still opens a tab).
+  document.querySelector("a.brand")?.addEventListener("click", (event) => {
+    if (session === null || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    restoreScreen({ name: "home", id: null });
+  });
 }
 
 /**
@@ -73,6 +80,11 @@ export function screenShown(screen, previous, unlocked) {
   if (session === null) {
     sessions += 1;
     session = `${crypto.randomUUID()}.${sessions}`;
+    // The lock's way back to the root is still under way: its landing writes this screen.
+    if (travelling !== null) {
+      shown = screen;
+      return;
+    }
     // The entry in use (where the unlock screen was) becomes this session's root.
     const stale = history.state?.[MARK] === true ? history.state.depth : 0;
     shown = { name: "home", id: null };
