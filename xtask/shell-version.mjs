@@ -8,7 +8,7 @@
 // by tests that change a shell file. The file is generated: www/pkg/ is git-ignored.
 
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -83,7 +83,16 @@ export function writeShellVersion(www) {
   return shell;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+/** Whether this file is the script node was asked to run (its URL is of the real path). */
+function isMain() {
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   const www = process.argv[2];
   if (!www) {
     console.error("usage: node xtask/shell-version.mjs WWW_DIR");
