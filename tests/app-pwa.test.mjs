@@ -7,7 +7,8 @@
 //     a message written offline shows as not yet sent and reaches the other person once back;
 //     the worker never answers a mailbox request (`/v1/…`) and caches nothing but the shell;
 //   - a new version (a shell file changed, the shell list regenerated) is announced and not
-//     applied, across reloads, until the person clicks Reload; then the old cache is gone;
+//     applied, across reloads, until the person clicks Reload; then the old cache is gone, and
+//     another open tab is told, not reloaded;
 //   - Back moves within Hush: chat → list, safety code → chat, another conversation's screen
 //     is never on the way back, on a desktop and on a phone-sized window, and Back never shows
 //     the unlock screen of an unlocked session;
@@ -375,6 +376,12 @@ test("a new version is announced and applied only when the person clicks Reload"
     await banner.waitFor({ timeout: 30_000 });
     assert.ok(!(await styleText()).includes("new version marker"), "a reload does not apply it");
     assert.ok(await page.evaluate(async () => Boolean((await navigator.serviceWorker.getRegistration()).waiting)), "the new worker waits");
+    // A second tab, unlocked, with the same announcement.
+    const other = await person.context.newPage();
+    await other.goto(server.url);
+    await unlock(other, PASS.alice);
+    await other.getByRole("status").filter({ hasText: "A new version of Hush is ready." }).waitFor({ timeout: 30_000 });
+    await other.evaluate(() => (window.stillThisPage = true));
 
     // (The page shows the unlock screen before the click too: wait for the new page's load.)
     let loads = 0;
@@ -386,6 +393,10 @@ test("a new version is announced and applied only when the person clicks Reload"
     await eventually(async () => (await styleText()).includes("new version marker"), { what: "the new version in use" });
     assert.deepEqual(await page.evaluate(() => caches.keys()), [`hush-shell-${shell.version}`], "the old cache is deleted");
     assert.equal(await page.locator("#update-banner").count(), 0, "no banner after the update");
+    // The other tab is not reloaded under the person: it says the update happened elsewhere.
+    await other.getByRole("status").filter({ hasText: "Hush was updated in another tab." }).waitFor({ timeout: 30_000 });
+    assert.equal(await other.evaluate(() => window.stillThisPage), true, "the other tab was not reloaded");
+    assert.ok(await isUnlocked(other), "and is still unlocked");
     await unlock(page, PASS.alice);
     assert.deepEqual(person.errors, [], "no console errors");
   } finally {
