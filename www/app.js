@@ -22,6 +22,8 @@ import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice
 import { Subscriptions } from "./subscriptions.js";
 import { unlockInWorker, createVaultInWorker, NOT_ENOUGH_MEMORY } from "./unlock.js";
 import { limitComposer } from "./composer.js";
+import { startServiceWorker, askPersistentStorage, persistentStorageSection } from "./pwa.js";
+import { startNavigation, screenShown, goBack } from "./navigation.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -112,6 +114,8 @@ async function boot() {
   // An invite link opened directly: keep it in memory and take it out of the address bar and
   // the history right away, so the invite secret does not linger there.
   takeInviteFromUrl();
+  startServiceWorker();
+  startNavigation(showFromHistory);
   try {
     await init();
     app.client = withNotices(await HushClient.open(DB_NAME));
@@ -207,7 +211,9 @@ const STORAGE_FULL =
 /** Puts `content` in the main view and records the screen. `pane` is what phones show. */
 function setScreen(name, content, { id = null, pane = "detail", focus = null } = {}) {
   leaveScreen();
+  const previous = app.screen;
   app.screen = { name, id };
+  screenShown(app.screen, previous, Boolean(app.client?.isUnlocked));
   document.body.dataset.screen = name;
   document.body.dataset.pane = pane;
   replace(els.view, content);
@@ -217,6 +223,22 @@ function setScreen(name, content, { id = null, pane = "detail", focus = null } =
     if (!target.hasAttribute("tabindex") && /^H[12]$/.test(target.tagName)) target.setAttribute("tabindex", "-1");
     target.focus({ preventScroll: true });
   }
+}
+
+/** Shows the screen of a history entry (Back, Forward): the list if its conversation is gone. */
+function showFromHistory({ name, id }) {
+  if (els.dialog.open) els.dialog.close();
+  const shows = {
+    chat: openConversation,
+    invite: openConversation,
+    "invite-taken": openConversation,
+    safety: showSafety,
+    new: showNewConversation,
+    join: () => showJoin(),
+    settings: showSettings,
+  };
+  if (shows[name] && (!id || byId(id))) shows[name](id);
+  else showHome();
 }
 
 function leaveScreen() {
@@ -299,6 +321,7 @@ function showSetup() {
     try {
       await createVaultInWorker(app.client, value);
       pass.input.value = "";
+      askPersistentStorage(); // Keys and history should survive the browser's clean-ups.
       await afterUnlock();
     } catch (err) {
       submit.disabled = false;
@@ -648,7 +671,7 @@ function named(name) {
 }
 
 function backButton() {
-  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showHome() });
+  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => goBack(showHome) });
 }
 
 function showInvite(id) {
@@ -1658,6 +1681,7 @@ function showSettings() {
         class: "fine",
         text: "Everything Hush keeps (keys, history, unsent messages) is encrypted with your passphrase in this browser's storage. Lock when you step away; clearing this site's data erases it all.",
       }),
+      persistentStorageSection(),
     ),
     { focus: url.input },
   );

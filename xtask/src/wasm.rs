@@ -40,7 +40,8 @@ fn compile(packages: &[&str]) -> Result<()> {
 }
 
 /// Builds the browser modules into `www/pkg`: `hush.js` + `hush_bg.wasm` (the client, loaded
-/// by every page) and `scan.js` + `scan_bg.wasm` (QR decoding, loaded only for a camera join).
+/// by every page) and `scan.js` + `scan_bg.wasm` (QR decoding, loaded only for a camera join),
+/// then the service worker's shell list (`pkg/shell-version.js`) and the gzip copies.
 /// Returns the client module's size.
 pub fn build_web(root: &Path) -> Result<WasmSize> {
     compile(&["wasm-client", "qr-scan"])?;
@@ -62,9 +63,22 @@ pub fn build_web(root: &Path) -> Result<WasmSize> {
         wasm_opt(root, &wasm)?;
         sizes.push(report_size(name, &wasm)?);
     }
+    shell_version(root)?;
     gzip_site(&root.join("www"))?;
     let mut sizes = sizes.into_iter();
     sizes.next().context("no client module built")
+}
+
+/// Writes `www/pkg/shell-version.js` (`xtask/shell-version.mjs`): the list of the site's files
+/// with their SHA-256, which the service worker (`www/sw.js`) imports. Any change to a shell
+/// file changes it, so browsers see a new version without a hand-bumped constant.
+fn shell_version(root: &Path) -> Result<()> {
+    run_cmd(
+        Command::new("node")
+            .arg(root.join("xtask/shell-version.mjs"))
+            .arg(root.join("www")),
+    )
+    .context("xtask/shell-version.mjs (is Node.js installed?)")
 }
 
 /// Writes `NAME.gz` (gzip -9) beside every file of the site, for hosts that serve

@@ -1,0 +1,159 @@
+// The browser's history drives Hush's screens, so the phone's or browser's Back button moves
+// within Hush: from a chat back to the list, from a chat's safety code back to the chat.
+//
+// Entries hold only { hush, session, screen name, conversation's local id, depth }: nothing
+// secret, and the address stays as it is (no fragment: a fragment is where invites arrive).
+//
+// The entries of one unlocked session form a short stack above a root entry, the
+// conversation list (depth 0):
+//   - the list is depth 0; screens reached from the list or the top bar (a chat, an invite,
+//     New conversation, Join, Settings) are depth 1, and one replaces another there (so Back
+//     never walks through screens of other conversations, or through the steps of a form
+//     already sent); a chat's safety code is depth 2;
+//   - going to a shallower screen goes back in history to that depth (the app's own Back
+//     buttons and going to the list do that), so the browser's Back and the app's agree;
+//   - the locked screens (setup, unlock) get no entry of their own: unlocking makes the entry
+//     in use the list, and locking goes back to the root entry. An entry of an earlier session
+//     (before a lock or a reload) shows the list, never a stale screen, and never the unlock
+//     screen while unlocked. Back from the list leaves Hush, as on Android.
+
+/** Marks history states written by this module. */
+const MARK = "hush-screen";
+
+/** How deep `screen` sits, coming from `previous` (both { name, id }). */
+function levelOf(screen, previous) {
+  if (screen.name === "home") return 0;
+  if (screen.name === "safety" && previous.name === "chat" && previous.id === screen.id) return 2;
+  return 1;
+}
+
+/** This unlocked session's mark (random per page load and unlock, not a secret); null: locked. */
+let session = null;
+let sessions = 0;
+/** The screen shown last, while unlocked: { name, id }. */
+let shown = null;
+/** Depth the history moves to by a `history.go` not yet finished; null when none. */
+let travelling = null;
+/** Called with { name, id } when Back or Forward lands on an entry of this session. */
+let restoreScreen = () => {};
+
+function isOurs(state) {
+  return state?.[MARK] === true && state.session === session;
+}
+
+function currentDepth() {
+  if (travelling !== null) return travelling;
+  return isOurs(history.state) ? history.state.depth : 0;
+}
+
+function stateFor(screen, depth) {
+  return { [MARK]: true, session, name: screen.name, id: screen.id ?? null, depth };
+}
+
+/**
+ * Starts listening to Back and Forward. `restore({ name, id })` must show that screen (or the
+ * list if it is gone) through the app's usual screen functions.
+ */
+export function startNavigation(restore) {
+  restoreScreen = restore;
+  window.addEventListener("popstate", onPopState);
+  // The "Hush, home" link in the top bar loads the page again, which locks Hush: while
+  // unlocked, a plain click shows the list instead (a click with a modifier still opens a tab).
+  document.querySelector("a.brand")?.addEventListener("click", (event) => {
+    if (session === null || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    restoreScreen({ name: "home", id: null });
+  });
+}
+
+/**
+ * Records a screen change (called by the app for every screen it shows). `screen` and
+ * `previous` are { name, id }; `unlocked` whether a vault is open. Guarantees: while unlocked,
+ * the entry in use holds `screen` at its depth (pushed, replaced, or after going back to it);
+ * locked screens get no entry.
+ */
+export function screenShown(screen, previous, unlocked) {
+  if (!unlocked) {
+    if (session !== null) endSession();
+    return;
+  }
+  if (session === null) {
+    sessions += 1;
+    session = `${crypto.randomUUID()}.${sessions}`;
+    // The lock's way back to the root is still under way: its landing writes this screen.
+    if (travelling !== null) {
+      shown = screen;
+      return;
+    }
+    // The entry in use (where the unlock screen was) becomes this session's root.
+    const stale = history.state?.[MARK] === true ? history.state.depth : 0;
+    shown = { name: "home", id: null };
+    if (stale > 0) return travel(-stale, 0, screen);
+    history.replaceState(stateFor({ name: "home" }, 0), "");
+  }
+  if (shown && screen.name === shown.name && screen.id === shown.id && travelling === null && isOurs(history.state)) return;
+  const target = levelOf(screen, previous ?? {});
+  const depth = currentDepth();
+  shown = screen;
+  if (travelling !== null) return; // Written when the travel lands (see onPopState).
+  if (target > depth) history.pushState(stateFor(screen, depth + 1), "");
+  else if (target === depth) history.replaceState(stateFor(screen, depth), "");
+  else travel(target - depth, target, screen);
+}
+
+/**
+ * The app's own Back button: the browser's Back when an entry of this session is below,
+ * otherwise `fallback()` (the list).
+ */
+export function goBack(fallback) {
+  if (session !== null && travelling === null && isOurs(history.state) && history.state.depth > 0) history.back();
+  else fallback();
+}
+
+/** Moves `delta` entries (negative: back) to depth `depth`, then writes `screen` there. */
+function travel(delta, depth, screen) {
+  travelling = depth;
+  shown = screen;
+  history.go(delta);
+}
+
+/** After a lock: back to the root entry, so the next unlock starts from a clean stack. */
+function endSession() {
+  const depth = isOurs(history.state) ? history.state.depth : 0;
+  session = null;
+  shown = null;
+  travelling = null;
+  if (depth > 0) {
+    travelling = 0;
+    history.go(-depth);
+  }
+}
+
+function onPopState(event) {
+  if (travelling !== null) {
+    // The landing of our own history.go: write what is shown now.
+    const depth = travelling;
+    travelling = null;
+    if (session === null) return; // Locked meanwhile: the entry is left as it was.
+    if (depth === 0 && shown.name !== "home") {
+      // A screen was opened while going back to the list: the list below it, as usual.
+      history.replaceState(stateFor({ name: "home" }, 0), "");
+      history.pushState(stateFor(shown, 1), "");
+    } else {
+      history.replaceState(stateFor(shown, depth), "");
+    }
+    return;
+  }
+  if (session === null) return; // Locked: Back and Forward do not change the unlock screen.
+  const state = event.state;
+  if (isOurs(state)) {
+    shown = { name: state.name, id: state.id };
+    restoreScreen(shown);
+    return;
+  }
+  // An entry of an earlier session, or one that is not Hush's screen (an invite pasted into
+  // the address bar, before the app took it out): the list, as this session's root.
+  shown = { name: "home", id: null };
+  history.replaceState(stateFor(shown, 0), "");
+  restoreScreen(shown);
+}
