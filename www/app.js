@@ -20,6 +20,7 @@ import { h, replace, field, checkbox, setFieldError, formatTime } from "./dom.js
 import { startScanner, canScan } from "./scanner.js";
 import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, siteUrl, hostOf, choice, setChoice } from "./settings.js";
 import { Subscriptions } from "./subscriptions.js";
+import { showing, shownInSomeTab } from "./presence.js";
 import { unlockInWorker, createVaultInWorker, NOT_ENOUGH_MEMORY } from "./unlock.js";
 import { limitComposer } from "./composer.js";
 import { startServiceWorker, askPersistentStorage, persistentStorageSection } from "./pwa.js";
@@ -262,8 +263,10 @@ function leaveScreen() {
  * acknowledgements wait for a reply to carry them (20–40 s instead of 2–8 s).
  */
 function updateReading() {
+  const front = app.client?.isUnlocked && visible() && app.chat ? app.chat.id : null;
+  showing(front);
   if (!app.client?.isUnlocked) return;
-  app.client.setReading(visible() && app.chat ? app.chat.id : null);
+  app.client.setReading(front);
 }
 
 function setUnlockedChrome(unlocked) {
@@ -1831,9 +1834,12 @@ const notificationsExist = () => typeof Notification === "function";
 const mayNotify = () => notificationsExist() && Notification.permission === "granted" && choice("notify");
 
 /** Notifies of `messages` (just stored in conversation `id`) unless they are in plain view. */
-function notifyArrivals(id, messages) {
+async function notifyArrivals(id, messages) {
   if (!messages.length || !mayNotify()) return;
   if (visible() && app.screen.name === "chat" && app.screen.id === id) return;
+  // Shown in front in another tab of this profile (presence.js).
+  if (await shownInSomeTab(id)) return;
+  if (!mayNotify()) return;
   const c = byId(id);
   const detailed = choice("notifyText") && c;
   const count = messages.length;
