@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { createPassphrase, unlock, connect, listItem, openChat, send, messages, eventually } from "./support/app.mjs";
+import { createPassphrase, unlock, connect, listItem, openChat, send, messages, eventually, unlabelledControls } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = { alice: "alice correct horse", bob: "bob battery staple" };
@@ -146,6 +146,9 @@ describe("everyday messenger features", { skip: NO_BROWSER }, () => {
       const page = alice.page;
       const bubble = page.locator("li.msg").filter({ hasText: "second line" });
       await bubble.click({ button: "right" }); // The context menu: the same items.
+      await page.getByRole("menu", { name: "Message actions" }).waitFor();
+      assert.deepEqual(await unlabelledControls(page), [], "every control of the chat and the menu has a name");
+      await screenshot(page, "features-menu");
       await page.getByRole("menuitem", { name: "Reply with quote" }).click();
       const box = page.getByRole("textbox", { name: "Message" });
       assert.equal(await box.inputValue(), "> first line\n> second line\n");
@@ -244,6 +247,7 @@ describe("everyday messenger features", { skip: NO_BROWSER }, () => {
       const input = page.getByRole("searchbox", { name: "Search this conversation" });
       assert.equal(await input.evaluate((el) => el === document.activeElement), true, "Ctrl+F opens and focuses the search");
       await input.fill("a1");
+      assert.deepEqual(await unlabelledControls(page), [], "every control of the search has a name");
       const count = page.locator(".search-count");
       await eventually(async () => (await count.textContent()) === "11 of 11 matches", { what: "the count" });
       const current = page.locator("li.msg.search-current");

@@ -110,6 +110,7 @@ function openMenu(li, button, actions) {
     }
   });
   li.append(el);
+  el.scrollIntoView({ block: "nearest" }); // The last message's menu: scrolled into view.
   button.setAttribute("aria-expanded", "true");
   menu.el = el;
   menu.owner = li;
