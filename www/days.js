@@ -6,7 +6,7 @@
 export function daysAgo(ms, now = Date.now()) {
   const day = (t) => {
     const d = new Date(t);
-    // Noon UTC of the local calendar date: differences are whole days across DST changes.
+    // The local calendar date as a UTC date: differences are whole days across DST changes.
     return Date.UTC(d.getFullYear(), d.getMonth(), d.getDate());
   };
   return Math.round((day(now) - day(ms)) / 86_400_000);
