@@ -328,7 +328,9 @@ describe("everyday messenger features", { skip: NO_BROWSER }, () => {
   });
 
   test("no console errors", () => {
-    assert.deepEqual(alice.errors, []);
+    // Alice's clock went back days and jumped forward minutes: her client may re-deposit a blob
+    // it believes lost, and the mailbox answers 409 over its own bytes (Chromium logs that).
+    assert.deepEqual(alice.errors.filter((e) => !/status of 409/.test(e)), []);
     assert.deepEqual(bob.errors, []);
   });
 });
