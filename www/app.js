@@ -25,6 +25,11 @@ import { unlockInWorker, createVaultInWorker, NOT_ENOUGH_MEMORY } from "./unlock
 import { limitComposer } from "./composer.js";
 import { startServiceWorker, askPersistentStorage, persistentStorageSection } from "./pwa.js";
 import { startNavigation, screenShown, goBack } from "./navigation.js";
+import { Previews } from "./previews.js";
+import { placeDaySeparators, atEachMidnight } from "./days.js";
+import { messageText, addMessageMenu, closeMenu, copyText, replyWithQuote } from "./message-menu.js";
+import { ChatSearch } from "./chat-search.js";
+import { AutoLock, autoLockSetting } from "./autolock.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -133,10 +138,17 @@ async function boot() {
     console.error(err);
     return;
   }
-  els.lock.addEventListener("click", lock);
+  els.lock.addEventListener("click", () => lock());
   els.settings.addEventListener("click", () => showSettings());
   els.newConv.addEventListener("click", () => showNewConversation());
   els.join.addEventListener("click", () => showJoin());
+  document.addEventListener("keydown", (event) => {
+    // Ctrl+F (Cmd+F) in a chat searches the conversation, not the page.
+    if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "f" && app.chat?.search) {
+      event.preventDefault();
+      app.chat.search.open();
+    }
+  });
   window.addEventListener("online", onNetworkChange);
   window.addEventListener("offline", onNetworkChange);
   document.addEventListener("visibilitychange", onVisibilityChange);
@@ -251,6 +263,7 @@ function leaveScreen() {
     URL.revokeObjectURL(app.qrUrl);
     app.qrUrl = null;
   }
+  app.chat?.stopDays();
   app.chat = null;
   updateReading();
   els.sidebarTitle.removeAttribute("aria-level");
@@ -296,9 +309,14 @@ function showSetup() {
     label: "Passphrase",
     type: "password",
     autocomplete: "new-password",
-    hint: `At least ${MIN_PASSPHRASE} characters. It encrypts everything Hush keeps on this device. There is no reset: if you forget it, your conversations cannot be opened.`,
+    hint: `At least ${MIN_PASSPHRASE} characters. It encrypts everything Hush keeps on this device.`,
     required: true,
     minlength: MIN_PASSPHRASE,
+  });
+  const again = field({ label: "Confirm passphrase", type: "password", autocomplete: "new-password", required: true });
+  const noReset = h("p", {
+    class: "note",
+    text: "There is no reset. If you forget this passphrase, the conversations on this device cannot be recovered: nobody can open them, not even the people who run Hush.",
   });
   const submit = h("button", { type: "submit", class: "primary wide", text: "Create" });
   const busy = h("p", { class: "busy", role: "status", "aria-live": "polite" });
@@ -307,6 +325,8 @@ function showSetup() {
     { class: "stack", novalidate: true, onsubmit: onSubmit },
     usernameForManagers(),
     passwordWithToggle(pass),
+    passwordWithToggle(again),
+    noReset,
     submit,
     busy,
   );
@@ -319,6 +339,12 @@ function showSetup() {
       return;
     }
     setFieldError(pass, null);
+    if (again.input.value !== value) {
+      setFieldError(again, "The two passphrases are different. Type the same passphrase in both fields.");
+      again.input.focus();
+      return;
+    }
+    setFieldError(again, null);
     submit.disabled = true;
     busy.textContent = "Creating your encrypted storage…";
     try {
@@ -437,16 +463,28 @@ async function afterUnlock() {
   for (const c of app.conversations) schedulePoll(c.id, 0);
   flushSoon(0);
   flushAtFromClient();
+  autoLock.start();
+  const reopen = app.reopen;
+  app.reopen = null;
   if (app.incomingInvite) {
     const link = app.incomingInvite;
     app.incomingInvite = null;
     showJoin(link);
+  } else if (reopen && byId(reopen)?.joined) {
+    // Locked with a chat open (by hand or after the idle time): back to it.
+    showChat(reopen);
   } else {
     showHome();
   }
 }
 
-function lock() {
+/** Locks; `idleMinutes`: locked by the auto-lock after that long without activity. */
+function lock(idleMinutes = null) {
+  // The open chat is reopened after unlocking in this tab (kept in memory only).
+  app.reopen = app.screen.name === "chat" ? app.screen.id : null;
+  autoLock.stop();
+  closeMenu(false);
+  previews.clear();
   app.generation += 1;
   for (const timer of app.pollTimers.values()) clearTimeout(timer);
   app.pollTimers.clear();
@@ -458,6 +496,7 @@ function lock() {
   app.subscribed.clear();
   app.watchTurns.clear();
   if (els.dialog.open) els.dialog.close();
+  els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
   document.title = "Hush";
   app.conversations = [];
   els.list.replaceChildren();
@@ -468,7 +507,15 @@ function lock() {
   app.flushErrorCode = null;
   updateNetStatus();
   showUnlock();
+  if (typeof idleMinutes === "number") {
+    els.announcer.textContent = `Hush locked itself after ${idleMinutes === 60 ? "1 hour" : `${idleMinutes} minutes`} without activity.`;
+  }
 }
+
+/** Locks after the idle time chosen in Settings. */
+const autoLock = new AutoLock((minutes) => {
+  if (app.client?.isUnlocked) lock(minutes);
+});
 
 function showHome() {
   setScreen(
@@ -492,11 +539,16 @@ function showHome() {
 // ---------------------------------------------------------------------------------------------
 // Conversation list
 
-async function refreshList() {
+/** The last message of each conversation, shown in the list. */
+const previews = new Previews();
+
+/** Reads the list again (`sentIn`: a conversation just written to, whose preview is read again). */
+async function refreshList(sentIn = null) {
   const generation = app.generation;
   let list;
   try {
     list = await app.client.listConversations();
+    await previews.refresh(app.client, list, sentIn);
   } catch (err) {
     if (codeOf(err) !== ErrorCode.Locked) console.warn("Could not list conversations", err.message);
     return;
@@ -538,6 +590,7 @@ function describe(c) {
   if (c.rollback) return "This device was restored from an older copy";
   if (c.connecting) return app.unreachable.has(c.mailbox) ? "Connecting… (mailbox unreachable, retrying)" : "Connecting…";
   if (app.unreachable.has(c.mailbox)) return "Mailbox unreachable, retrying";
+  if (previews.has(c.id)) return ""; // The last message says it.
   return c.lastActivity ? `Last activity ${formatTime(c.lastActivity)}` : "";
 }
 
@@ -548,7 +601,7 @@ function renderList() {
       "button",
       { type: "button", class: "conv", "data-id": c.id, onclick: () => openConversation(c.id) },
       h("span", { class: "avatar", "aria-hidden": "true", text: initial(c.name) }),
-      h("span", { class: "conv-main" }, h("span", { class: "conv-name", dir: "auto", text: c.name }), h("span", { class: "conv-sub", text: describe(c) })),
+      h("span", { class: "conv-main" }, h("span", { class: "conv-name", dir: "auto", text: c.name }), h("span", { class: "conv-sub", text: describe(c) }), previews.render(c.id)),
       badge,
     );
     return h("li", { class: c.joined ? "" : "waiting" }, button);
@@ -1101,6 +1154,9 @@ function showChat(id) {
   message.addEventListener("input", () => autosize(message));
   const title = h("h1", { class: "chat-title", dir: "auto", text: c.name });
   if (c.verifiedAt) title.append(h("span", { class: "verified-mark", title: "Safety code verified", "aria-label": ", safety code verified", text: " ✓" }));
+  const searchToggle = h("button", { type: "button", class: "ghost", text: "Search", "aria-expanded": "false", onclick: () => (search.isOpen ? search.close() : search.open()) });
+  const search = new ChatSearch({ client: app.client, id, showEntry, toggle: searchToggle });
+  const copied = h("p", { class: "copied-status", role: "status", "aria-live": "polite" });
   setScreen(
     "chat",
     h(
@@ -1115,14 +1171,17 @@ function showChat(id) {
         h(
           "div",
           { class: "chat-actions" },
+          searchToggle,
           h("button", { type: "button", class: "ghost", text: "Safety code", onclick: () => showSafety(id) }),
           h("button", { type: "button", class: "ghost", text: "Rename", onclick: () => renameDialog(id) }),
           h("button", { type: "button", class: "ghost danger", text: "Delete", onclick: () => confirmDelete(id) }),
         ),
       ),
+      search.el,
       banner,
       notices,
       scroller,
+      copied,
       sendError,
       count,
       form,
@@ -1150,6 +1209,9 @@ function showChat(id) {
     token: 0,
     first: true,
     unsent: false,
+    search,
+    copied,
+    stopDays: atEachMidnight(() => placeDaySeparators(list)),
   };
   updateReading();
   updateChatBanner();
@@ -1329,13 +1391,34 @@ const LOAD_OLDER_PX = 400;
 
 /** One message of the chat, with its status set by setStatus. */
 function messageItem(entry, name) {
-  return h(
+  const li = h(
     "li",
     { class: entry.outgoing ? "msg out" : "msg in" },
     h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
-    h("p", { class: "text", dir: "auto", text: entry.text }),
+    messageText(entry.text),
     h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
   );
+  addMessageMenu(li, entry.text, messageActions);
+  return li;
+}
+
+/** What a message's menu does (message-menu.js). */
+const messageActions = {
+  copy: (text) => app.chat && copyText(text, app.chat.copied),
+  reply: (text) => {
+    const composer = app.chat?.composer.querySelector("textarea");
+    if (composer && !app.chat.composer.hidden) replyWithQuote(text, composer);
+  },
+};
+
+/** Loads older pages until entry `seq` is shown (search); its item, or null. */
+async function showEntry(seq) {
+  const chat = app.chat;
+  while (chat && app.chat === chat && !chat.items.has(seq) && !chat.complete && seq < chat.oldest) {
+    if (chat.loadingOlder || chat.first) await new Promise((r) => setTimeout(r, 50));
+    else await loadOlder();
+  }
+  return app.chat === chat ? (chat.items.get(seq) ?? null) : null;
 }
 
 function setStatus(chat, li, entry) {
@@ -1439,6 +1522,7 @@ async function refreshChat() {
   if (added.childNodes.length) {
     chat.list.querySelector(".empty")?.remove();
     chat.list.append(added);
+    placeDaySeparators(chat.list);
   } else if (!chat.items.size && !chat.list.querySelector(".empty")) {
     chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
   }
@@ -1506,6 +1590,7 @@ async function loadOlder() {
   const scroller = chat.scroller;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   chat.list.prepend(older);
+  placeDaySeparators(chat.list);
   scroller.scrollTop = scroller.scrollHeight - fromBottom;
   showEarlier(chat);
   if (!chat.complete && scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
@@ -1527,6 +1612,7 @@ function sendMessage(id, text, textarea, errorSlot) {
       return;
     }
     if (app.chat?.id === id) refreshChat();
+    refreshList(id);
     await flush();
   });
 }
@@ -1679,6 +1765,7 @@ function showSettings() {
       h("h1", { text: "Settings" }),
       h("form", { class: "stack", novalidate: true, onsubmit: onSubmit }, url.wrap, h("div", { class: "actions" }, save, reset), result),
       messageChoices(),
+      autoLockSetting(() => autoLock.rearm()),
       h("h2", { class: "section-title", text: "This device" }),
       h("p", {
         class: "fine",

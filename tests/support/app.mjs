@@ -8,6 +8,7 @@ const LONG = 30_000;
 /** First run: create the passphrase. Waits until the conversation list is there. */
 export async function createPassphrase(page, passphrase) {
   await page.getByLabel("Passphrase", { exact: true }).fill(passphrase);
+  await page.getByLabel("Confirm passphrase", { exact: true }).fill(passphrase);
   await page.getByRole("button", { name: "Create", exact: true }).click();
   await page.getByRole("button", { name: "Lock", exact: true }).waitFor({ timeout: LONG });
 }

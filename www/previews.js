@@ -1,0 +1,63 @@
+// The last message of each conversation, for the conversation list: "You: " before one's own,
+// the text (a reply without the quote it starts with) on one line (cut by CSS with an ellipsis, never in the stored text) and when it was
+// written. Each conversation's newest entry is read (historyPage(id, null, 1): one entry from
+// storage) only when its lastActivity changed since the last read, so redrawing the list after
+// a poll reads again only the conversation that poll touched. Kept in memory only; forgotten
+// on lock.
+
+import { h } from "./dom.js";
+import { shortWhen } from "./days.js";
+import { splitQuote } from "./message-menu.js";
+
+export class Previews {
+  constructor() {
+    /** id → { activity, entry | null } */
+    this.byId = new Map();
+  }
+
+  /**
+   * Reads the newest entry of each joined conversation in `conversations` whose activity
+   * changed (`force`: of conversation `force` whatever its activity, after a send).
+   */
+  async refresh(client, conversations, force = null) {
+    const ids = new Set(conversations.map((c) => c.id));
+    for (const id of this.byId.keys()) if (!ids.has(id)) this.byId.delete(id);
+    const stale = conversations.filter((c) => {
+      if (!c.joined) return false;
+      const known = this.byId.get(c.id);
+      return c.id === force || !known || known.activity !== c.lastActivity;
+    });
+    await Promise.all(
+      stale.map(async (c) => {
+        try {
+          const [entry = null] = await client.historyPage(c.id, null, 1);
+          this.byId.set(c.id, { activity: c.lastActivity, entry });
+        } catch {
+          // Locked or deleted meanwhile: no preview.
+        }
+      }),
+    );
+  }
+
+  /** Whether conversation `id` has a message to preview. */
+  has(id) {
+    return Boolean(this.byId.get(id)?.entry);
+  }
+
+  /** The preview line of conversation `id`, or null. */
+  render(id) {
+    const entry = this.byId.get(id)?.entry;
+    if (!entry) return null;
+    return h(
+      "span",
+      { class: "conv-preview" },
+      h("span", { class: "conv-preview-text" }, entry.outgoing ? h("span", { class: "conv-preview-who", text: "You: " }) : null, splitQuote(entry.text).rest),
+      h("time", { class: "conv-preview-when", datetime: new Date(entry.time).toISOString(), text: shortWhen(entry.time) }),
+    );
+  }
+
+  /** Forgets every preview (on lock). */
+  clear() {
+    this.byId.clear();
+  }
+}
