@@ -1398,6 +1398,7 @@ function messageItem(entry, name) {
     messageText(entry.text),
     h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
   );
+  li.dataset.seq = String(entry.seq);
   addMessageMenu(li, entry.text, messageActions);
   return li;
 }
@@ -1409,7 +1410,66 @@ const messageActions = {
     const composer = app.chat?.composer.querySelector("textarea");
     if (composer && !app.chat.composer.hidden) replyWithQuote(text, composer);
   },
+  remove: (li, button) => confirmDeleteMessage(li, button),
 };
+
+/**
+ * Asks, then deletes message item `li` of the open chat from this device only
+ * (`deleteMessage`): the other person keeps theirs and is not told. Focus goes back to the
+ * menu's `button` on Cancel, to the message list after deleting.
+ */
+function confirmDeleteMessage(li, button) {
+  const chat = app.chat;
+  const seq = Number(li.dataset.seq);
+  const c = chat && byId(chat.id);
+  if (!c || !Number.isSafeInteger(seq)) return;
+  const own = li.classList.contains("out");
+  const body = h(
+    "div",
+    {},
+    h("p", { text: `The message disappears from this device only. ${c.name} keeps their copy and is not told.` }),
+    own && !li.querySelector(".delivery")?.textContent.includes("Delivered")
+      ? h("p", { class: "fine", text: "It is already on its way: it will still reach them." })
+      : null,
+  );
+  const cancel = h("button", {
+    type: "button",
+    class: "ghost",
+    text: "Cancel",
+    onclick: () => {
+      els.dialog.close();
+      button.focus();
+    },
+  });
+  const remove = h("button", {
+    type: "button",
+    class: "danger",
+    text: "Delete message",
+    onclick: async () => {
+      remove.disabled = true;
+      try {
+        await app.client.deleteMessage(chat.id, seq);
+      } catch (err) {
+        if (codeOf(err) !== ErrorCode.NoSuchMessage) {
+          remove.disabled = false;
+          const text = codeOf(err) === ErrorCode.StillSending ? "This message is still being sent. You can delete it once it is sent." : errorText(err);
+          body.append(h("p", { class: "field-error", role: "alert", text }));
+          return;
+        }
+      }
+      els.dialog.close();
+      if (app.chat === chat) {
+        chat.items.delete(seq);
+        li.remove();
+        placeDaySeparators(chat.list);
+        chat.list.focus?.();
+      }
+      els.announcer.textContent = "Message deleted on this device.";
+      await refreshList(chat.id);
+    },
+  });
+  dialog("Delete this message on this device?", body, [cancel, remove]);
+}
 
 /** Loads older pages until entry `seq` is shown (search); its item, or null. */
 async function showEntry(seq) {
@@ -1852,6 +1912,8 @@ const NOTICES = {
   join: (id) => ({ kind: "list", id }),
   rename: (_, id) => ({ kind: "list", id }),
   deleteConversation: (_, id) => ({ kind: "list", id }),
+  // Other tabs update their list; a chat open there shows the message until it is opened again.
+  deleteMessage: (_, id) => ({ kind: "list", id }),
   markRead: (_, id) => ({ kind: "list", id }),
   clearNotice: (_, id) => ({ kind: "list", id }),
 };

@@ -1,5 +1,5 @@
-// Each message's text (a quote it starts with shown as a quote block) and its menu: Copy, and
-// Reply with quote. The menu opens from a button on the bubble (shown on hover and focus,
+// Each message's text (a quote it starts with shown as a quote block) and its menu: Copy,
+// Reply with quote, and Delete on this device. The menu opens from a button on the bubble (shown on hover and focus,
 // always in the keyboard order), or by right-click or long-press on the bubble. Everything is
 // built with textContent: a message's text is never parsed as markup.
 
@@ -93,7 +93,8 @@ function openMenu(li, button, actions) {
       actions.copy(text);
     }),
     item("Reply with quote", () => actions.reply(text)),
-  ];
+    actions.remove ? item("Delete on this device", () => actions.remove(li, button)) : null,
+  ].filter(Boolean);
   const el = h("div", { class: "msg-menu", role: "menu", "aria-label": "Message actions" }, items);
   el.addEventListener("keydown", (event) => {
     const at = items.indexOf(document.activeElement);
