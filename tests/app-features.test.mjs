@@ -127,7 +127,7 @@ describe("everyday messenger features", { skip: NO_BROWSER }, () => {
       await page.keyboard.press("Enter");
       const menu = page.getByRole("menu", { name: "Message actions" });
       await menu.waitFor();
-      assert.deepEqual(await menu.getByRole("menuitem").allTextContents(), ["Copy", "Reply with quote"]);
+      assert.deepEqual(await menu.getByRole("menuitem").allTextContents(), ["Copy", "Reply with quote", "Delete on this device"]);
       assert.equal(await page.evaluate(() => document.activeElement.textContent), "Copy", "focus on the first item");
       await page.keyboard.press("Enter");
       await page.getByRole("status").filter({ hasText: /^Copied$/ }).waitFor();

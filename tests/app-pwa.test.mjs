@@ -296,8 +296,12 @@ describe("offline, outages and Back", { skip: NO_BROWSER, timeout: 600_000 }, ()
     await page.getByRole("button", { name: "Lock", exact: true }).click();
     await page.getByLabel("Passphrase", { exact: true }).waitFor();
     await unlock(page, PASS.alice);
-    // (The Lock button shows before the list is read and the list screen drawn.)
-    await eventually(async () => (await screenOf(page)) === "home", { what: "the list after unlocking" });
+    // The chat open when Hush locked comes back (app-features.test.mjs), above the list.
+    // (The Lock button shows before the screen is drawn.)
+    await eventually(async () => (await screenOf(page)) === "chat", { what: "the chat again after unlocking" });
+    await page.goBack();
+    assert.equal(await screenOf(page), "home", "Back from the chat reopened at unlock: the list");
+    assert.ok(await isUnlocked(page), "still unlocked");
     await openChat(page, "Bob");
     await page.goBack();
     assert.equal(await screenOf(page), "home", "Back from the chat: the list");

@@ -177,7 +177,7 @@ test("a long conversation opens with its newest page, loads older pages on scrol
     const scrollUp = () =>
       list.evaluate((ol) => {
         const scroller = ol.parentElement;
-        const first = ol.querySelector("li");
+        const first = ol.querySelector("li.msg");
         const top = first.getBoundingClientRect().top;
         scroller.scrollTop = 0;
         return { text: first.querySelector("p").textContent, top };

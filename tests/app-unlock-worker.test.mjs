@@ -106,6 +106,9 @@ async function submitShortOfMemory(server, dir, button, shot) {
   try {
     await page.goto(`${server.url}/`);
     await page.getByLabel("Passphrase", { exact: true }).fill(PASS);
+    // Set-up asks for the passphrase twice.
+    const confirm = page.getByLabel("Confirm passphrase", { exact: true });
+    if (await confirm.count()) await confirm.fill(PASS);
     await page.getByRole("button", { name: button, exact: true }).click();
     await page.getByText(NOT_ENOUGH_MEMORY).waitFor({ timeout: 30_000 });
     const workers = await workersOf(page);
