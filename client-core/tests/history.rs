@@ -68,7 +68,10 @@ fn a_message_deleted_on_this_device_leaves_its_history_only() {
         entries.into_iter().map(|e| e.text).collect()
     };
     assert_eq!(texts(run(bob.history(&b_id)).unwrap()), ["keep"]);
-    assert_eq!(texts(run(bob.history_page(&b_id, None, 10)).unwrap()), ["keep"]);
+    assert_eq!(
+        texts(run(bob.history_page(&b_id, None, 10)).unwrap()),
+        ["keep"]
+    );
     assert!(matches!(
         run(bob.delete_message(&b_id, gone)),
         Err(ClientError::NoSuchMessage)
@@ -97,7 +100,10 @@ fn the_safety_code_is_marked_verified_and_unmarked() {
     let bob = client(25, None);
     run(bob.create_vault("pw", FAST)).unwrap();
     let id = run(bob.join(&link, "https://m.example", "A")).unwrap();
-    assert_eq!(run(bob.conversation_summary(&id)).unwrap().verified_ms, None);
+    assert_eq!(
+        run(bob.conversation_summary(&id)).unwrap().verified_ms,
+        None
+    );
     run(bob.set_verified(&id, true)).unwrap();
     let first = run(bob.conversation_summary(&id)).unwrap().verified_ms;
     assert!(first.is_some());
@@ -105,5 +111,8 @@ fn the_safety_code_is_marked_verified_and_unmarked() {
     run(bob.set_verified(&id, true)).unwrap();
     assert_eq!(run(bob.conversations()).unwrap()[0].verified_ms, first);
     run(bob.set_verified(&id, false)).unwrap();
-    assert_eq!(run(bob.conversation_summary(&id)).unwrap().verified_ms, None);
+    assert_eq!(
+        run(bob.conversation_summary(&id)).unwrap().verified_ms,
+        None
+    );
 }
