@@ -333,6 +333,7 @@ function showSetup() {
   async function onSubmit(event) {
     event.preventDefault();
     const value = pass.input.value;
+    setFieldError(again, null); // Whatever an earlier attempt said of it is checked anew below.
     if (value.length < MIN_PASSPHRASE) {
       setFieldError(pass, `Use at least ${MIN_PASSPHRASE} characters.`);
       pass.input.focus();
