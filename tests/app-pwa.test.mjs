@@ -465,3 +465,59 @@ test("creating the vault asks for persistent storage, and Settings shows whether
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+describe("notifications through the service worker", { skip: NO_BROWSER, timeout: 300_000 }, () => {
+  let server;
+  let alice;
+  let bob;
+  before(async () => {
+    server = await startNative({ www: WWW });
+    alice = await launch();
+    bob = await launch();
+    await bob.context.grantPermissions(["notifications"], { origin: server.url });
+    for (const [p, pass] of [[alice, PASS.alice], [bob, PASS.bob]]) {
+      await p.page.goto(`${server.url}/`);
+      await createPassphrase(p.page, pass);
+    }
+    await connect(alice.page, bob.page, "Bob", "Alice");
+  });
+  after(async () => {
+    for (const p of [alice, bob]) await p?.context.close().catch(() => {});
+    await server?.stop().catch(() => {});
+  });
+
+  test("where the Notification constructor is refused (Chrome on Android), the service worker shows it; a click opens the chat", async () => {
+    const page = bob.page;
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    // Bob said yes to notifications with text; then, as on Android, `new Notification`
+    // throws, and what the service worker is asked to show is recorded.
+    await page.evaluate(() => {
+      localStorage.setItem("hush.notify", "on");
+      localStorage.setItem("hush.notifyText", "on");
+      window.Notification = class extends window.Notification {
+        constructor() {
+          throw new TypeError("Failed to construct 'Notification': Illegal constructor. Use ServiceWorkerRegistration.showNotification() instead.");
+        }
+      };
+      window.__swNotes = [];
+      const show = ServiceWorkerRegistration.prototype.showNotification;
+      ServiceWorkerRegistration.prototype.showNotification = function (title, options) {
+        window.__swNotes.push({ title, body: options?.body, tag: options?.tag, data: options?.data });
+        return show.call(this, title, options).catch(() => {});
+      };
+    });
+    await page.getByRole("button", { name: "Settings" }).click();
+    await send(alice.page, "through the service worker");
+    const [note] = await eventually(async () => {
+      const n = await page.evaluate(() => window.__swNotes);
+      return n.length ? n : null;
+    }, { what: "a notification through the service worker" });
+    assert.deepEqual({ title: note.title, body: note.body }, { title: "Alice", body: "through the service worker" });
+    assert.equal(note.data.conversation, note.tag, "it names the conversation to open");
+    // What sw.js posts to the page on a click (notificationclick cannot be clicked headless).
+    await page.evaluate((id) => navigator.serviceWorker.dispatchEvent(new MessageEvent("message", { data: { kind: "open-conversation", id } })), note.tag);
+    await page.getByRole("textbox", { name: "Message" }).waitFor();
+    assert.equal(await page.locator(".chat-title").innerText(), "Alice");
+    assert.deepEqual(bob.errors, []);
+  });
+});

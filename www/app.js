@@ -2008,11 +2008,25 @@ async function notifyArrivals(id, messages) {
       if (app.client?.isUnlocked && byId(id)) openConversation(id);
     };
   } catch (err) {
-    // Some browsers (Chrome on Android) show notifications only from a service worker: the
+    // Chrome on Android shows notifications only from a service worker ("Illegal
+    // constructor"): through ours (sw.js opens the conversation on a click). Without one, the
     // title's count still tells.
-    console.warn("Could not show a notification", err.message);
+    showFromServiceWorker(title, body, id).catch(() => console.warn("Could not show a notification", err.message));
   }
 }
+
+/** Shows a notification through this page's service worker; rejects when there is none. */
+async function showFromServiceWorker(title, body, id) {
+  const registration = await navigator.serviceWorker?.getRegistration();
+  if (!registration) throw new Error("no service worker");
+  await registration.showNotification(title, { body, tag: id, data: { conversation: id } });
+}
+
+/** A click on a notification shown by the service worker opens its conversation (sw.js). */
+navigator.serviceWorker?.addEventListener("message", (event) => {
+  const { kind, id } = event.data ?? {};
+  if (kind === "open-conversation" && typeof id === "string" && app.client?.isUnlocked && byId(id)) openConversation(id);
+});
 
 /** Asks the browser for permission to notify; returns "granted", "denied" or "default". */
 async function askToNotify() {

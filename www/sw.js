@@ -51,6 +51,23 @@ self.addEventListener("message", (event) => {
   if (event.data?.type === "hush-apply-update") self.skipWaiting();
 });
 
+// A notification the page showed through this worker (Chrome on Android allows no other): a
+// click brings a Hush window to the front and asks it to open that conversation (its local id,
+// never sent anywhere), or opens Hush.
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const id = event.notification.data?.conversation;
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+      const mine = windows.find((client) => new URL(client.url).origin === self.location.origin);
+      if (!mine) return self.clients.openWindow("./");
+      await mine.focus();
+      if (typeof id === "string") mine.postMessage({ kind: "open-conversation", id });
+    })(),
+  );
+});
+
 self.addEventListener("fetch", (event) => {
   const key = shellKey(event.request);
   if (key) event.respondWith(fromShell(key, event.request));
