@@ -11,14 +11,17 @@ use crate::{cargo, run_cmd};
 /// Seeds of the survivable fault mix that every `cargo xtask test` runs with zero violations.
 pub const CI_SEEDS: &str = "10000";
 
-/// Fault sets that must pass in CI, with their seed counts (besides the survivable mix).
-const MUST_PASS: &[(&str, &str)] = &[("squatter", "500"), ("expiry", "500")];
+/// Fault sets that must pass in CI, with their seed counts, from seed 0 (besides the
+/// survivable mix). `restore` passes on its first 300 seeds since the retransmission checks of
+/// acknowledgement-only blobs back off; later seeds still fail ([`KNOWN_FAILURES`]).
+const MUST_PASS: &[(&str, &str)] = &[("squatter", "500"), ("expiry", "500"), ("restore", "300")];
 
 /// Fault sets that still fail on the current code, each for a documented reason
 /// (`docs/SIMULATION.md`, "What fails today"): CI checks that the simulator still finds the
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
-/// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`).
-const KNOWN_FAILURES: &[(&str, &str)] = &[("restore", "300"), ("all", "1000")];
+/// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
+/// (faults, seeds, first seed).
+const KNOWN_FAILURES: &[(&str, &str, &str)] = &[("restore", "300", "300"), ("all", "1000", "0")];
 
 fn build() -> Result<()> {
     cargo(&["build", "--release", "--package", "simulator"])
@@ -50,10 +53,18 @@ pub fn test(root: &Path) -> Result<()> {
             &["--seeds", "300", "--mutant", mutant, "--expect-failures"],
         )?;
     }
-    for (faults, seeds) in KNOWN_FAILURES {
+    for (faults, seeds, first) in KNOWN_FAILURES {
         simulator(
             root,
-            &["--seeds", seeds, "--faults", faults, "--expect-failures"],
+            &[
+                "--seeds",
+                seeds,
+                "--first",
+                first,
+                "--faults",
+                faults,
+                "--expect-failures",
+            ],
         )?;
     }
     Ok(())
