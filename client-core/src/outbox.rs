@@ -779,7 +779,7 @@ impl<P: Platform> Client<P> {
     /// carries more than acknowledgements; when all are acknowledgement-only, that doubled
     /// for each check in a row that found them all still on the mailbox, up to
     /// [`RETRANSMIT_ACK_MAX_MS`] (ms). Data blobs are never checked less often, so the
-    /// healing bound of `docs/PROTOCOL.md` §6.8 holds for every message.
+    /// healing bound of `docs/PROTOCOL.md` §8 holds for every message.
     pub(crate) fn check_interval<'a>(
         &self,
         id: &str,

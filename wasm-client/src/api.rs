@@ -122,15 +122,10 @@ impl From<&ClientError> for ErrorCode {
     }
 }
 
-/// A history entry's `seq` from JS: a whole number in [0, 2^53); anything else names no
-/// message (`NoSuchMessage`).
-fn seq_from_js(seq: f64) -> Result<u64, JsValue> {
-    const MAX_SAFE: f64 = 9_007_199_254_740_992.0;
-    if seq.is_finite() && (0.0..MAX_SAFE).contains(&seq) && seq.fract() == 0.0 {
-        Ok(seq as u64)
-    } else {
-        Err(client_error(ClientError::NoSuchMessage))
-    }
+/// A history entry's `seq` from JS: a finite whole number ≥ 0 (history entries number from 1,
+/// below 2^53); `None` for anything else.
+fn whole_seq(value: f64) -> Option<u64> {
+    (value.is_finite() && value >= 0.0 && value.fract() == 0.0).then_some(value as u64)
 }
 
 /// A JS `Error` with `name = "HushError"` and `code = ErrorCode`.
@@ -590,10 +585,8 @@ impl HushClient {
     pub fn history_page(&self, id: String, before: Option<f64>, limit: u32) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            // A seq is a whole number below 2^53; anything else reads from the newest end.
-            let before = before
-                .filter(|b| b.is_finite() && *b >= 0.0 && b.fract() == 0.0)
-                .map(|b| b as u64);
+            // Anything but a whole number reads from the newest end.
+            let before = before.and_then(whole_seq);
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             Ok(array(
                 &inner
@@ -679,7 +672,8 @@ impl HushClient {
     pub fn delete_message(&self, id: String, seq: f64) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let seq = seq_from_js(seq)?;
+            // Not a whole number: no entry has it.
+            let seq = whole_seq(seq).ok_or_else(|| client_error(ClientError::NoSuchMessage))?;
             inner.delete_message(&id, seq).await.map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
