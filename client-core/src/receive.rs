@@ -84,6 +84,12 @@ struct DrainProgress {
     read: Vec<WriteKey>,
     /// Addresses whose blob failed to decrypt in this poll (taken: nothing fills them).
     failed: Vec<Address>,
+    /// The drain started from pushed blobs ([`Client::poll_pushed`]), a partial view: what
+    /// reading moves the window to comes with the next watch set's snapshot, not a refetch,
+    /// and no blob is held on it.
+    partial: bool,
+    /// A partial drain stopped where holding a blob was in question: read the poll set.
+    full_poll: bool,
 }
 
 /// What one drain step over a session produced.
@@ -182,9 +188,42 @@ impl<P: Platform> Client<P> {
     /// them again at later addresses (with what this poll learnt, a rollback included) and
     /// asks for a flush now ([`PollOutcome::flush_at_ms`]).
     pub async fn poll(&self, id: &str) -> Result<PollOutcome, ClientError> {
+        self.poll_from(id, None).await
+    }
+
+    /// Reads what a subscription pushed for conversation `id` (`GET /v1/subscribe`, Mailbox
+    /// API revision 1.1: a snapshot or a push, each record `(address, blob)`, a spent
+    /// address's blob empty) as a poll reads what its fetch found, without fetching the poll
+    /// set first: a message pushed at the next address of the peer's chain is read, committed
+    /// and reported with no request at all. Same outcome and errors as [`Client::poll`].
+    ///
+    /// A push says what is at *its* addresses only, so the drain's order rules run on that
+    /// partial view (`docs/PROTOCOL.md` §6.2): before consuming a pushed blob it fetches the
+    /// earlier addresses of the peer's order that it has not seen ("no overtaking", as a
+    /// poll's refetch does), and when reading one would raise the question of holding a blob
+    /// behind a gap, or blobs are already held, it reads the whole poll set as [`Client::poll`]
+    /// does, since holds are decided on everything found. What the session moved to after
+    /// reading is *not* fetched: the app sends the new watch set ([`Client::watch_set`]) and
+    /// its snapshot brings it (only when the whole poll set fits in a watch set; otherwise it
+    /// is fetched). Records at addresses outside the poll set (read before, foreign) count as
+    /// rejected, as in a poll.
+    pub async fn poll_pushed(
+        &self,
+        id: &str,
+        blobs: Vec<(Address, Vec<u8>)>,
+    ) -> Result<PollOutcome, ClientError> {
+        self.poll_from(id, Some(blobs)).await
+    }
+
+    /// [`Client::poll`] from a fetch of the poll set (`pushed` `None`) or from pushed blobs.
+    async fn poll_from(
+        &self,
+        id: &str,
+        pushed: Option<Vec<(Address, Vec<u8>)>>,
+    ) -> Result<PollOutcome, ClientError> {
         self.probe_once(id).await?;
         let mut signal = false;
-        let mut outcome = self.poll_mailbox(id, &mut signal).await?;
+        let mut outcome = self.poll_mailbox(id, &mut signal, pushed).await?;
         // Only when the record read by this poll (or what it raised) calls for it: no extra
         // read per poll. Not fatal to the poll: the signal is deposited again at the next one.
         if signal || outcome.notice {
@@ -293,53 +332,109 @@ impl<P: Platform> Client<P> {
         Ok(Some(watch))
     }
 
-    /// Fetches and drains (see [`Client::poll`]).
-    /// Sets `signal` when the conversation record it reads calls for our restore signals.
-    async fn poll_mailbox(&self, id: &str, signal: &mut bool) -> Result<PollOutcome, ClientError> {
+    /// Fetches (or takes what was pushed) and drains (see [`Client::poll`],
+    /// [`Client::poll_pushed`]). Sets `signal` when the conversation record it reads calls for
+    /// our restore signals.
+    async fn poll_mailbox(
+        &self,
+        id: &str,
+        signal: &mut bool,
+        pushed: Option<Vec<(Address, Vec<u8>)>>,
+    ) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         *signal = crate::outbox::restore_signal_stands(&conversation, self.now_ms());
         // (A conversation ended because the peer was restored is still polled: a later blob
         // of theirs that decrypts lifts it.)
-        let decoy_key = key.subkey(DECOY_KEY_LABEL);
         let Some(plan) = self.poll_plan(&key, id, &conversation)? else {
             return Ok(PollOutcome::default());
         };
         let mailbox = conversation.mailbox.clone();
+        // Held blobs are decided on everything found: then a push is read as a poll.
+        let pushed = pushed.filter(|_| conversation.held.is_empty());
         drop(conversation);
+        let mut outcome = PollOutcome::default();
+        let partial = pushed.is_some();
+        if let Some(blobs) = pushed {
+            let mut found = Vec::new();
+            let mut progress = DrainProgress {
+                partial: true,
+                ..DrainProgress::default()
+            };
+            let round = progress.next_round();
+            let addresses: Vec<Address> = blobs.iter().map(|(a, _)| *a).collect();
+            for (address, blob) in blobs {
+                progress.found(&mut found, address, blob, round);
+            }
+            progress.mark_queried(&addresses, round);
+            self.drain_found(id, &mailbox, &key, found, &mut progress, &mut outcome)
+                .await?;
+            if !progress.full_poll {
+                return Ok(outcome);
+            }
+        }
         let mut found = Vec::new();
         let mut progress = DrainProgress::default();
+        // After a push that called for a full read: the poll set as it is now.
+        let plan = if partial {
+            let conversation = self.conversation(&key, id).await?;
+            match self.poll_plan(&key, id, &conversation)? {
+                Some(plan) => plan,
+                None => return Ok(outcome),
+            }
+        } else {
+            plan
+        };
         for batch in &plan.batches {
             let round = progress.next_round();
-            let got = self.platform().net().fetch(&mailbox, batch).await?;
+            let got = match self.platform().net().fetch(&mailbox, batch).await {
+                Ok(got) => got,
+                // What a push read is committed: report it.
+                Err(_) if outcome != PollOutcome::default() => return Ok(outcome),
+                Err(err) => return Err(err.into()),
+            };
             for (address, blob) in got {
                 progress.found(&mut found, address, blob, round);
             }
             progress.mark_queried(batch, round);
         }
-        let mut outcome = PollOutcome::default();
+        self.drain_found(id, &mailbox, &key, found, &mut progress, &mut outcome)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Drains `found` step by step, fetching what the steps ask for, into `outcome`; then
+    /// deletes what was read if [`Client::set_delete_after_read`] is on. An error after a step
+    /// committed messages is not returned: they are stored, so they must be reported.
+    async fn drain_found(
+        &self,
+        id: &str,
+        mailbox: &str,
+        key: &VaultKey,
+        mut found: Vec<Found>,
+        progress: &mut DrainProgress,
+        outcome: &mut PollOutcome,
+    ) -> Result<(), ClientError> {
         if found.is_empty() {
-            return Ok(outcome);
+            return Ok(());
         }
+        let decoy_key = key.subkey(DECOY_KEY_LABEL);
         loop {
-            let refetch = match self
-                .receive_step(id, &mut found, &mut progress, &mut outcome)
-                .await
-            {
+            let refetch = match self.receive_step(id, &mut found, progress, outcome).await {
                 Ok(refetch) => refetch,
                 // Earlier steps committed messages: report them (they are stored, so the
                 // screen must show them); what failed waits for the next poll.
                 Err(_) if !outcome.messages.is_empty() || outcome.joined => break,
                 Err(err) => return Err(err),
             };
-            if refetch.is_empty() {
+            if refetch.is_empty() || progress.full_poll {
                 break;
             }
             progress.refetches += 1;
             progress.read_since_fetch = false;
             // A network error here only delays those messages to the next poll.
             if self
-                .fetch_padded(&mailbox, &decoy_key, &refetch, &mut progress, &mut found)
+                .fetch_padded(mailbox, &decoy_key, &refetch, progress, &mut found)
                 .await
                 .is_err()
             {
@@ -347,12 +442,15 @@ impl<P: Platform> Client<P> {
             }
         }
         // Whatever is left is no longer in the poll set: read already (by another tab or an
-        // earlier poll) or never ours.
-        outcome.rejected += u32::try_from(found.len()).unwrap_or(u32::MAX);
-        if self.delete_after_read.get() {
-            self.delete_read(&mailbox, &progress.read).await;
+        // earlier poll) or never ours. (After a partial read that calls for a full one, the
+        // full read counts them.)
+        if !progress.full_poll {
+            outcome.rejected += u32::try_from(found.len()).unwrap_or(u32::MAX);
         }
-        Ok(outcome)
+        if self.delete_after_read.get() {
+            self.delete_read(mailbox, &progress.read).await;
+        }
+        Ok(())
     }
 
     /// Deletes the blobs this poll read and committed (`DELETE /v1/m/{address}`, Mailbox API
@@ -904,8 +1002,11 @@ fn drain(
             if !fresh.is_empty() {
                 // Never step to the peer's next chain past messages of this one that were
                 // not fetched yet: they would arrive later, out of order. Without refetches
-                // left, the next poll goes on from here.
-                if may_refetch {
+                // left, the next poll goes on from here. After pushed blobs, the next watch
+                // set's snapshot reads these addresses, when it holds them all.
+                let watched =
+                    progress.partial && order.len() <= MAX_WATCH_BATCHES * crate::FETCH_BATCH;
+                if may_refetch && !watched {
                     out.refetch = fresh;
                 }
                 return out;
@@ -957,6 +1058,14 @@ fn drain(
                         received.seq,
                         holds.abandoned_below.max(out.released_seq),
                     );
+                if gap_below && progress.partial {
+                    // Whether to hold it is decided on everything found: read the poll set.
+                    if let Some(before) = replay.rebuild(None) {
+                        *live = before;
+                        progress.full_poll = true;
+                        return out;
+                    }
+                }
                 let released = gap_below && holds.released(&address, found.len());
                 out.released |= released;
                 if released {

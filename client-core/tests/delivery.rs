@@ -19,40 +19,10 @@ use client_core::{
     ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_ACK_MAX_MS, RETRANSMIT_AFTER_MS,
     Status,
 };
-use support::{FAST, MailboxState, Memory, advance, client_on, restore, run, snapshot};
+use support::{FAST, MailboxState, Memory, advance, client_on, joined, restore, run, snapshot};
 
 const SITE: &str = "https://hush.example/";
 const MAILBOX: &str = "https://mailbox.example";
-
-/// A joined pair on one test mailbox, the hello acknowledged: (alice, her id, bob, his id,
-/// mailbox).
-fn joined(
-    seed: u64,
-) -> (
-    Client<Memory>,
-    String,
-    Client<Memory>,
-    String,
-    Rc<MailboxState>,
-) {
-    let mailbox = Rc::new(MailboxState::default());
-    mailbox.online.set(true);
-    let alice = client_on(seed, None, mailbox.clone());
-    let bob = client_on(seed + 1, None, mailbox.clone());
-    run(alice.create_vault("a", FAST)).unwrap();
-    run(bob.create_vault("b", FAST)).unwrap();
-    let (a_id, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
-    let b_id = run(bob.join(&link, MAILBOX, "Alice")).unwrap();
-    assert_eq!(run(bob.flush()).unwrap().delivered, 1);
-    let polled = run(alice.poll(&a_id)).unwrap();
-    assert!(polled.joined);
-    // Accepting the hello owes the joiner an acknowledgement.
-    let due = polled.flush_at_ms.unwrap();
-    advance(&alice, due - alice.platform().now_ms.get());
-    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
-    run(bob.poll(&b_id)).unwrap();
-    (alice, a_id, bob, b_id, mailbox)
-}
 
 fn texts(entries: &[client_core::HistoryEntry]) -> Vec<String> {
     entries.iter().map(|e| e.text.clone()).collect()

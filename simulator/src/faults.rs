@@ -200,6 +200,10 @@ pub struct Faults {
     /// seed without restored snapshots (a restored reader cannot fetch again what its lost
     /// copy read and deleted: the documented cost of the option).
     pub delete_after_read: bool,
+    /// Whether the clients read part of their polls from subscription snapshots
+    /// (`Client::poll_pushed`; `--pushes`): not drawn, so that a seed without it replays as
+    /// before.
+    pub pushes: bool,
 }
 
 const MINUTE: u64 = 60_000;
@@ -232,6 +236,7 @@ impl Faults {
             squatter: false,
             mutant,
             delete_after_read: false,
+            pushes: false,
         };
         faults.latency_ms = rng.range(2, 400);
         if survivable {

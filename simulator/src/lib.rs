@@ -86,8 +86,8 @@ impl Figures {
 
 /// Runs seed `seed` with the faults of `set` (and the planted bug `mutant`); `tracing`
 /// records the story.
-pub fn run_seed(seed: u64, set: FaultSet, mutant: Mutant, tracing: bool) -> Outcome {
-    scenario::Simulation::new(seed, set, mutant, tracing).run()
+pub fn run_seed(seed: u64, set: FaultSet, mutant: Mutant, pushes: bool, tracing: bool) -> Outcome {
+    scenario::Simulation::new(seed, set, mutant, pushes, tracing).run()
 }
 
 /// Totals over many seeds.
@@ -167,7 +167,14 @@ impl Summary {
 
 /// Runs seeds `first .. first + count` on `threads` threads (each seed in one thread, so
 /// results do not depend on the thread count).
-pub fn run_seeds(first: u64, count: u64, threads: usize, set: FaultSet, mutant: Mutant) -> Summary {
+pub fn run_seeds(
+    first: u64,
+    count: u64,
+    threads: usize,
+    set: FaultSet,
+    mutant: Mutant,
+    pushes: bool,
+) -> Summary {
     let threads = threads.max(1) as u64;
     let mut summary = Summary::default();
     std::thread::scope(|scope| {
@@ -177,7 +184,7 @@ pub fn run_seeds(first: u64, count: u64, threads: usize, set: FaultSet, mutant: 
                     let mut part = Summary::default();
                     let mut seed = first + t;
                     while seed < first + count {
-                        part.add(seed, &run_seed(seed, set, mutant, false));
+                        part.add(seed, &run_seed(seed, set, mutant, pushes, false));
                         seed += threads;
                     }
                     part

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! simulator [--seeds N] [--first S] [--seed S [--trace]] [--faults survivable|all|restore|squatter|expiry]
-//!           [--mutant relaxed-strict|torn-commit] [--threads T] [--expect-failures]
+//!           [--mutant relaxed-strict|torn-commit] [--pushes] [--threads T] [--expect-failures]
 //! ```
+//! `--pushes`: half the clients' polls read a subscription snapshot instead, a random part of
+//! it in a random order (`Client::poll_pushed`).
 //! Exit status 1 if any seed violates an invariant (0 with `--expect-failures` only if some
 //! seed does: a planted bug must be caught).
 
@@ -59,8 +61,15 @@ fn main() -> ExitCode {
         }
     };
     let expect_failures = args.iter().any(|a| a == "--expect-failures");
+    let pushes = args.iter().any(|a| a == "--pushes");
     if let Some(seed) = one {
-        let outcome = run_seed(seed, set, mutant, args.iter().any(|a| a == "--trace"));
+        let outcome = run_seed(
+            seed,
+            set,
+            mutant,
+            pushes,
+            args.iter().any(|a| a == "--trace"),
+        );
         for line in &outcome.trace {
             println!("{line}");
         }
@@ -88,9 +97,9 @@ fn main() -> ExitCode {
     // Real time, only to report seeds per second; nothing simulated reads it.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
-    let summary = run_seeds(first, seeds, threads, set, mutant);
+    let summary = run_seeds(first, seeds, threads, set, mutant, pushes);
     let secs = started.elapsed().as_secs_f64();
-    report(&summary, set, mutant, secs, threads);
+    report(&summary, set, mutant, pushes, secs, threads);
     match (summary.failures.is_empty(), expect_failures) {
         (true, false) => ExitCode::SUCCESS,
         (false, true) => {
@@ -107,9 +116,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(summary: &Summary, set: FaultSet, mutant: Mutant, secs: f64, threads: usize) {
+fn report(
+    summary: &Summary,
+    set: FaultSet,
+    mutant: Mutant,
+    pushes: bool,
+    secs: f64,
+    threads: usize,
+) {
+    let pushes = if pushes { " --pushes" } else { "" };
     println!(
-        "simulator: {} seeds ({}, mutant {mutant:?}) in {secs:.1} s on {threads} threads: {:.0} seeds/s; {} messages, {} delivered; {:.0} h simulated",
+        "simulator: {} seeds ({}{pushes}, mutant {mutant:?}) in {secs:.1} s on {threads} threads: {:.0} seeds/s; {} messages, {} delivered; {:.0} h simulated",
         summary.seeds,
         set.name(),
         summary.seeds as f64 / secs.max(1e-9),
@@ -150,7 +167,7 @@ fn report(summary: &Summary, set: FaultSet, mutant: Mutant, secs: f64, threads: 
     }
     for (seed, v) in summary.failures.iter().take(10) {
         println!(
-            "simulator: seed {seed} fails: {v}\n  replay: cargo xtask simulate --seed {seed} --faults {}{} --trace",
+            "simulator: seed {seed} fails: {v}\n  replay: cargo xtask simulate --seed {seed} --faults {}{pushes}{} --trace",
             set.name(),
             match mutant {
                 Mutant::None => "",

@@ -104,6 +104,9 @@ struct Device {
     passphrase: &'static str,
     store: Rc<SimStore>,
     net_rng: Rc<RefCell<Stream>>,
+    /// Which polls read a subscription snapshot instead, and which of its records arrive
+    /// (`--pushes` only).
+    push_rng: Stream,
     key_rng_seed: u64,
     client: Option<Rc<SimClient>>,
     epoch: u64,
@@ -192,10 +195,18 @@ const MAILBOX: &str = "https://mailbox.example";
 
 impl Simulation {
     /// Sets up the world for `seed`.
-    pub fn new(seed: u64, set: FaultSet, mutant: Mutant, tracing: bool) -> Simulation {
+    pub fn new(
+        seed: u64,
+        set: FaultSet,
+        mutant: Mutant,
+        pushes: bool,
+        tracing: bool,
+    ) -> Simulation {
         let world = World::new(tracing);
         let mut fault_rng = Stream::new(seed, "faults");
-        let faults = Rc::new(Faults::draw(&mut fault_rng, set, mutant));
+        let mut faults = Faults::draw(&mut fault_rng, set, mutant);
+        faults.pushes = pushes;
+        let faults = Rc::new(faults);
         let host = Rc::new(MailboxHost::new(&world, faults.ttl_ms));
         let devices = ["alice", "bob"]
             .iter()
@@ -214,6 +225,7 @@ impl Simulation {
                     Stream::new(seed, &format!("{name}/store")),
                 )),
                 net_rng: Rc::new(RefCell::new(Stream::new(seed, &format!("{name}/net")))),
+                push_rng: Stream::new(seed, &format!("{name}/push")),
                 key_rng_seed: seed,
                 client: None,
                 epoch: 0,
@@ -925,6 +937,8 @@ impl Simulation {
         });
     }
 
+    /// A poll tick: the app's timed poll (or, with `--pushes`, at times a subscription's
+    /// snapshot read with [`Client::poll_pushed`]).
     fn poll_tick(&mut self, device: usize, epoch: u64) {
         let d = self.device(device);
         if d.epoch != epoch || !d.running || d.screen.poll_running.get() {
@@ -939,9 +953,26 @@ impl Simulation {
         let world = self.world.clone();
         let violations = self.violations.clone();
         let tally = self.tally.clone();
+        // With `--pushes`, half the polls read what a subscription would push instead: the
+        // snapshot of the watch set, of which each record arrives with probability 3/4 (the
+        // rest were pushed to another tab, or lost with a socket), in a shuffled order.
+        let push = if self.faults.pushes {
+            let rng = &mut self.device_mut(device).push_rng;
+            rng.chance(0.5).then(|| rng.u64())
+        } else {
+            None
+        };
         screen.poll_running.set(true);
         self.spawn(device, async move {
-            let result = client.poll(&conversation).await;
+            let result = match push {
+                Some(seed) => {
+                    world.trace.log(world.now(), || {
+                        format!("{name} reads a subscription snapshot")
+                    });
+                    poll_snapshot(&client, &conversation, seed).await
+                }
+                None => client.poll(&conversation).await,
+            };
             match result {
                 Ok(outcome) => {
                     if let Some(at) = outcome.flush_at_ms {
@@ -1380,4 +1411,30 @@ impl Simulation {
             }
         }
     }
+}
+
+/// Reads conversation `id` as a subscription delivers it: the mailbox's answer for the watch
+/// set ([`Client::watch_set`]; fetched through the same faulty network), of which each record
+/// arrives with probability 3/4, shuffled, then [`Client::poll_pushed`]. Nothing to watch: a
+/// poll.
+async fn poll_snapshot(
+    client: &Client<SimPlatform>,
+    id: &str,
+    seed: u64,
+) -> Result<client_core::PollOutcome, client_core::ClientError> {
+    use client_core::platform::{Platform, Transport};
+    let Some(watch) = client.watch_set(id).await? else {
+        return client.poll(id).await;
+    };
+    let addresses: Vec<protocol::Address> = watch
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(protocol::Address))
+        .collect();
+    let found = client.platform().net().fetch(MAILBOX, &addresses).await?;
+    let mut rng = Stream::new(seed, "snapshot");
+    let mut arrived: Vec<_> = found.into_iter().filter(|_| rng.chance(0.75)).collect();
+    for i in (1..arrived.len()).rev() {
+        arrived.swap(i, rng.range(0, i as u64 + 1) as usize);
+    }
+    client.poll_pushed(id, arrived).await
 }

@@ -260,6 +260,40 @@ fn entry_js(e: &HistoryEntry) -> JsValue {
     ])
 }
 
+/// A poll's outcome as `{ messages, joined, rejected, delivered, notice, flushAt }`.
+fn poll_outcome_js(out: &client_core::PollOutcome) -> JsValue {
+    object(&[
+        ("messages", array(&out.messages, entry_js)),
+        ("joined", out.joined.into()),
+        ("rejected", out.rejected.into()),
+        (
+            "delivered",
+            out.delivered
+                .iter()
+                .map(|seq| JsValue::from(*seq as f64))
+                .collect::<Array>()
+                .into(),
+        ),
+        ("notice", out.notice.into()),
+        ("flushAt", opt_ms(out.flush_at_ms)),
+    ])
+}
+
+/// The records of one subscription message (fetch response framing), at most a full watch
+/// set's worth of bytes; `Malformed` otherwise (before anything is parsed).
+fn pushed_records(message: &[u8]) -> Result<Vec<(protocol::Address, Vec<u8>)>, ClientError> {
+    let limit = mailbox::fetch::MAX_FETCH_ADDRESSES
+        * (mailbox::fetch::FRAME_HEADER_LEN + protocol::BLOB_LEN);
+    if message.len() > limit {
+        return Err(ClientError::Network(NetError::Malformed));
+    }
+    Ok(mailbox::fetch::decode_response(message)
+        .map_err(|_| ClientError::Network(NetError::Malformed))?
+        .into_iter()
+        .map(|(address, blob)| (address, blob.to_vec()))
+        .collect())
+}
+
 fn array<T>(items: &[T], f: impl Fn(&T) -> JsValue) -> JsValue {
     items.iter().map(f).collect::<Array>().into()
 }
@@ -543,21 +577,25 @@ impl HushClient {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let out = inner.poll(&id).await.map_err(client_error)?;
-            Ok(object(&[
-                ("messages", array(&out.messages, entry_js)),
-                ("joined", out.joined.into()),
-                ("rejected", out.rejected.into()),
-                (
-                    "delivered",
-                    out.delivered
-                        .iter()
-                        .map(|seq| JsValue::from(*seq as f64))
-                        .collect::<Array>()
-                        .into(),
-                ),
-                ("notice", out.notice.into()),
-                ("flushAt", opt_ms(out.flush_at_ms)),
-            ]))
+            Ok(poll_outcome_js(&out))
+        })
+    }
+
+    /// Reads one binary message of conversation `id`'s subscription (`GET /v1/subscribe`,
+    /// Mailbox API revision 1.1: a snapshot or a push, in the fetch response framing
+    /// `address (32) ‖ length (u32 BE) ‖ blob`, repeated) as a poll reads a fetch's answer,
+    /// with no request when the pushed blobs are next in the peer's order (client-core
+    /// `Client::poll_pushed`). Resolves like `poll`; send the conversation's `watchSet` again
+    /// afterwards (its snapshot brings what follows). Rejects with `MailboxRejected` when the
+    /// message is not framed so or is longer than a watch set's records can be
+    /// (256 × (36 + 1,024) bytes); an empty message is an empty snapshot (nothing to read).
+    #[wasm_bindgen(js_name = pollPushed)]
+    pub fn poll_pushed(&self, id: String, message: Vec<u8>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let blobs = pushed_records(&message).map_err(client_error)?;
+            let out = inner.poll_pushed(&id, blobs).await.map_err(client_error)?;
+            Ok(poll_outcome_js(&out))
         })
     }
 

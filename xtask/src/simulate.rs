@@ -16,6 +16,14 @@ pub const CI_SEEDS: &str = "10000";
 /// acknowledgement-only blobs back off; later seeds still fail ([`KNOWN_FAILURES`]).
 const MUST_PASS: &[(&str, &str)] = &[("squatter", "500"), ("expiry", "500"), ("restore", "300")];
 
+/// Fault sets that must pass with `--pushes` (half the polls read a subscription snapshot,
+/// in part and shuffled, with `Client::poll_pushed`).
+const PUSHES_MUST_PASS: &[(&str, &str)] = &[
+    ("survivable", "1000"),
+    ("squatter", "300"),
+    ("expiry", "300"),
+];
+
 /// Fault sets that still fail on the current code, each for a documented reason
 /// (`docs/SIMULATION.md`, "What fails today"): CI checks that the simulator still finds the
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
@@ -46,6 +54,10 @@ pub fn test(root: &Path) -> Result<()> {
     simulator(root, &["--seeds", CI_SEEDS, "--faults", "survivable"])?;
     for (faults, seeds) in MUST_PASS {
         simulator(root, &["--seeds", seeds, "--faults", faults])?;
+    }
+    // Reading what subscriptions push (`Client::poll_pushed`) under the same faults.
+    for (faults, seeds) in PUSHES_MUST_PASS {
+        simulator(root, &["--seeds", seeds, "--faults", faults, "--pushes"])?;
     }
     for mutant in ["relaxed-strict", "torn-commit"] {
         simulator(

@@ -96,9 +96,23 @@ pub struct MailboxState {
     pub spent: RefCell<BTreeSet<[u8; 32]>>,
     /// PUTs answered 410 (the address was written, read and deleted).
     pub spent_410s: Cell<u32>,
+    /// Addresses stored (`201`), in order: what a subscription watching them is pushed.
+    pub stored: RefCell<Vec<[u8; 32]>>,
 }
 
 impl MailboxState {
+    /// What a subscription watching every address would have been pushed since the
+    /// `from`-th store (one record per `201`, the blob as stored now; gone ones left out).
+    pub fn pushed_since(&self, from: usize) -> Vec<(Address, Vec<u8>)> {
+        let blobs = self.blobs.borrow();
+        self.stored
+            .borrow()
+            .iter()
+            .skip(from)
+            .filter_map(|a| blobs.get(a).map(|b| (Address(*a), b.clone())))
+            .collect()
+    }
+
     /// Every blob expires (the TTL passed while nobody read them).
     pub fn expire_all(&self) {
         self.blobs.borrow_mut().clear();
@@ -149,6 +163,7 @@ impl Transport for TestMailbox {
             return Ok(Deposit::Spent);
         }
         blobs.insert(address, blob.to_vec());
+        state.stored.borrow_mut().push(address);
         if state.lose_next_answer.replace(false) {
             return Err(NetError::Timeout);
         }
@@ -282,4 +297,36 @@ pub fn restore(client: &Client<Memory>, copy: BTreeMap<String, Vec<u8>>, passphr
     *client.platform().store.0.borrow_mut() = copy;
     client.lock();
     run(client.unlock(passphrase)).expect("the restored vault unlocks");
+}
+
+/// A joined pair on one test mailbox, the hello acknowledged: (alice, her id, bob, his id,
+/// mailbox).
+pub fn joined(
+    seed: u64,
+) -> (
+    Client<Memory>,
+    String,
+    Client<Memory>,
+    String,
+    Rc<MailboxState>,
+) {
+    let mailbox = Rc::new(MailboxState::default());
+    mailbox.online.set(true);
+    let alice = client_on(seed, None, mailbox.clone());
+    let bob = client_on(seed + 1, None, mailbox.clone());
+    run(alice.create_vault("a", FAST)).unwrap();
+    run(bob.create_vault("b", FAST)).unwrap();
+    let (a_id, link) =
+        run(alice.create_invite("https://hush.example/", "https://mailbox.example", "Bob"))
+            .unwrap();
+    let b_id = run(bob.join(&link, "https://mailbox.example", "Alice")).unwrap();
+    assert_eq!(run(bob.flush()).unwrap().delivered, 1);
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert!(polled.joined);
+    // Accepting the hello owes the joiner an acknowledgement.
+    let due = polled.flush_at_ms.unwrap();
+    advance(&alice, due - alice.platform().now_ms.get());
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    run(bob.poll(&b_id)).unwrap();
+    (alice, a_id, bob, b_id, mailbox)
 }
