@@ -1,7 +1,7 @@
 //! The Hush mailbox as a Cloudflare Worker over SQLite-backed Durable Objects.
 //!
 //! Only the Worker parts are compiled for `wasm32-unknown-unknown` (built by `cargo xtask
-//! build-worker`); natively the crate holds its pure helpers ([`sharding`], [`ops`]) and their
+//! build-worker`); natively the crate holds its pure helpers ([`sharding`], [`ops`], [`sql::buckets`]) and their
 //! tests. The API semantics come from the `mailbox` crate; this crate adapts the Workers types
 //! and implements [`mailbox::Store`] over the shard objects. `docs/EDGE-DEPLOY.md` explains
 //! the design and its costs.
@@ -14,8 +14,10 @@
 //!   store, and forwards a `GET /v1/subscribe` WebSocket upgrade to the hub.
 //! - The **shards**: `MAILBOX_SHARDS` objects of the Durable Object class `MailboxShard`
 //!   (binding `MAILBOX_SHARD`), each holding one range of address prefixes in its SQLite
-//!   database. A `PUT` is one `INSERT … ON CONFLICT … RETURNING` statement in the owning
-//!   shard: exactly one of any number of concurrent writers gets `201`. A fetch batch is one
+//!   database, in one table per expiry bucket ([`sql`]), so that expiry drops whole tables
+//!   instead of deleting rows. A `PUT` is a look-up in every live bucket and an insert, run
+//!   synchronously in the owning shard: exactly one of any number of concurrent writers
+//!   gets `201`. A fetch batch is one
 //!   request per shard it touches, all in flight at once, answered in request order.
 //! - The **hub** (shard 0) holds every subscription WebSocket with the hibernation API; a
 //!   socket's watch set travels in its attachment, so a woken hub knows who watches what.
@@ -34,6 +36,7 @@
 
 pub mod ops;
 pub mod sharding;
+pub mod sql;
 
 #[cfg(target_arch = "wasm32")]
 mod body;
@@ -43,8 +46,6 @@ mod hub;
 mod settings;
 #[cfg(target_arch = "wasm32")]
 mod shard;
-#[cfg(target_arch = "wasm32")]
-mod sql;
 #[cfg(target_arch = "wasm32")]
 mod store;
 

@@ -3,7 +3,8 @@
 //! hibernation API.
 //!
 //! It serves the internal operations of [`crate::store`] (`put`, `get`, `delete`, `notify`,
-//! `subscribe`), its alarm (expiry purge, and the 10 s watch-set timeout), and the WebSocket
+//! `subscribe`), its alarm (dropping expired buckets, purging a legacy table, and the 10 s
+//! watch-set timeout), and the WebSocket
 //! events of its subscriptions. The semantics are the `mailbox` crate's: watch sets are read
 //! with [`read_client_message`], answered with [`snapshot`], pushed with [`push_frame`], ended
 //! with a [`Close`].
@@ -23,6 +24,7 @@ use crate::hub::{Attachment, Delivery, Enqueued, Hub};
 use crate::ops::{OPS_HEADER, Ops};
 use crate::settings::{SHARD_BINDING, Settings};
 use crate::sharding::HUB;
+use crate::sql::buckets::{Tables, bucket_end, bucket_width_ms, drop_at};
 use crate::sql::{Messages, Put};
 use crate::store::{LocalShard, ShardedStore, op};
 
@@ -31,13 +33,11 @@ use crate::store::{LocalShard, ShardedStore, op};
 /// lower.
 pub const MAX_SOCKETS_PER_OBJECT: usize = 32_768;
 
-/// Shortest and longest wait between a message's expiry and its purge (the alarm runs at the
-/// earliest expiry plus half the TTL within these bounds, so one alarm purges many messages).
-/// The purge scans the table (there is no index on `expires_at`: it would cost a row written
-/// per `PUT`), so it runs at most about once a day with the default TTL; reads never see an
-/// expired row meanwhile, so waiting costs only storage. (Hourly, the scans alone limited the
-/// free plan to 77 users by rows read: `tests/bench/edge-cost.mjs`.)
-const PURGE_SLACK_MS: (i64, i64) = (1_000, 86_400_000);
+/// Shortest and longest wait between a row's expiry in the *legacy* table (`messages`, from
+/// the releases before buckets) and its purge: the alarm purges it at its earliest expiry
+/// plus half the TTL within these bounds, as those releases did, until the table is empty
+/// and dropped. Bucket tables are dropped whole instead ([`crate::sql::buckets`]).
+const LEGACY_PURGE_SLACK_MS: (i64, i64) = (1_000, 86_400_000);
 
 /// Now, in ms since the Unix epoch.
 fn now_ms() -> i64 {
@@ -51,7 +51,11 @@ pub struct MailboxShard {
     state: State,
     env: Env,
     settings: Settings,
-    schema_ready: Cell<bool>,
+    /// The message tables, loaded once per instance ([`Messages::load_tables`]).
+    tables: RefCell<Option<Tables>>,
+    /// Set when loading found a legacy table: the next operation makes sure an alarm will
+    /// purge it (the release that wrote it scheduled one; this does not rely on it).
+    legacy_found: Cell<bool>,
     /// The alarm as this instance knows it: `None` until read, then the scheduled time (ms).
     alarm_at: Cell<Option<Option<i64>>>,
     /// The subscriptions, rebuilt from the sockets after each wake.
@@ -64,15 +68,24 @@ fn close_with(ws: &WebSocket, close: Close) {
 }
 
 impl MailboxShard {
-    fn messages<'a>(&self, ops: &'a Cell<Ops>) -> Result<Messages<'a>> {
-        let messages = Messages::new(self.state.storage().sql(), ops);
-        if !self.schema_ready.get() {
-            messages
-                .create_schema()
+    fn messages<'a>(&'a self, ops: &'a Cell<Ops>) -> Result<Messages<'a>> {
+        let messages = Messages::new(
+            self.state.storage().sql(),
+            ops,
+            &self.tables,
+            self.bucket_width_ms(),
+        );
+        if self.tables.borrow().is_none() {
+            let legacy = messages
+                .load_tables()
                 .map_err(|e| worker::Error::RustError(e.to_string()))?;
-            self.schema_ready.set(true);
+            self.legacy_found.set(legacy);
         }
         Ok(messages)
+    }
+
+    fn bucket_width_ms(&self) -> i64 {
+        bucket_width_ms(self.settings.ttl_ms())
     }
 
     /// Runs `f` on the subscriptions, rebuilding them first if this instance just woke.
@@ -115,8 +128,8 @@ impl MailboxShard {
         Ok(())
     }
 
-    fn purge_slack_ms(&self) -> i64 {
-        (self.settings.ttl_ms() / 2).clamp(PURGE_SLACK_MS.0, PURGE_SLACK_MS.1)
+    fn legacy_purge_slack_ms(&self) -> i64 {
+        (self.settings.ttl_ms() / 2).clamp(LEGACY_PURGE_SLACK_MS.0, LEGACY_PURGE_SLACK_MS.1)
     }
 
     fn watch_set_timeout_ms() -> i64 {
@@ -155,6 +168,10 @@ impl MailboxShard {
     async fn serve(&self, op: &str, body: &[u8], ops: &Cell<Ops>) -> Result<(u16, Vec<u8>)> {
         let messages = self.messages(ops)?;
         let now = now_ms();
+        if self.legacy_found.replace(false) {
+            self.schedule(now.saturating_add(self.legacy_purge_slack_ms()), ops)
+                .await?;
+        }
         let sql_failed = |e: crate::sql::SqlError| worker::Error::RustError(e.to_string());
         match op {
             op::PUT | op::NOTIFY => {
@@ -176,7 +193,9 @@ impl MailboxShard {
                     Put::Spent => return Ok((410, Vec::new())),
                 }
                 self.push(&address, message, ops)?;
-                self.schedule(expires_at + self.purge_slack_ms(), ops)
+                // Invariant: while a bucket table exists, an alarm is due no later than its
+                // drop time (a no-op when the alarm is known to be earlier).
+                self.schedule(drop_at(bucket_end(expires_at, self.bucket_width_ms())), ops)
                     .await?;
                 Ok((201, Vec::new()))
             }
@@ -375,7 +394,8 @@ impl DurableObject for MailboxShard {
             state,
             env,
             settings,
-            schema_ready: Cell::new(false),
+            tables: RefCell::new(None),
+            legacy_found: Cell::new(false),
             alarm_at: Cell::new(None),
             hub: RefCell::new(None),
         }
@@ -425,16 +445,28 @@ impl DurableObject for MailboxShard {
         let ops = Cell::new(Ops::default());
         self.alarm_at.set(Some(None));
         let now = now_ms();
-        let earliest = self
+        let expired = self
             .messages(&ops)?
-            .purge(now)
+            .expire(now)
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let next_purge = earliest.map(|at| at.max(now) + self.purge_slack_ms());
+        // This alarm purged the legacy table, if any, and schedules the next purge below.
+        self.legacy_found.set(false);
+        let next_legacy = expired
+            .legacy_earliest
+            .map(|at| at.max(now).saturating_add(self.legacy_purge_slack_ms()));
         let next_timeout = self.close_idle_connections(now)?;
-        let next = match (next_purge, next_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [expired.next_drop, next_legacy, next_timeout]
+            .into_iter()
+            .flatten()
+            .min();
+        if self.settings.log_ops {
+            // Counts only.
+            console_log!(
+                "mailbox: expiry buckets_dropped={} legacy_dropped={}",
+                expired.buckets_dropped,
+                expired.legacy_dropped
+            );
+        }
         if let Some(at) = next {
             self.schedule(at, &ops).await?;
         }

@@ -1,0 +1,364 @@
+//! The statements: look-ups, the first-write-wins insert, the delete that leaves an address
+//! spent, and the alarm's drops, over the tables of [`super::buckets::Tables`].
+//!
+//! Every method runs its statements synchronously (no `await`): see the parent module's
+//! "Atomicity".
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
+
+use super::buckets::{Table, Tables, bucket_end};
+use crate::ops::Ops;
+
+/// Columns of every message table. Deleted bodies are not overwritten on disk: the Durable
+/// Object SQL API refuses `PRAGMA secure_delete` (`docs/EDGE-DEPLOY.md`, "What a delete
+/// leaves").
+const COLUMNS: &str =
+    "(address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID";
+
+/// Lists the message tables (one row read per table of the database).
+const LIST_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
+     AND (name = 'messages' OR name GLOB 'messages_until_*')";
+
+/// Why a statement failed. Only the class is kept: never a statement's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// `exec` threw (bad statement, storage failure, over a platform limit).
+    #[error("sql exec failed")]
+    Exec,
+    /// A row did not have the expected columns or types.
+    #[error("sql row malformed")]
+    Row,
+    /// The tables were used before [`Messages::load_tables`] (a bug of the caller).
+    #[error("sql tables not loaded")]
+    NotLoaded,
+}
+
+/// What a put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Stored.
+    Stored,
+    /// A live message is there.
+    Exists,
+    /// The address was deleted and is spent until its message's expiry.
+    Spent,
+}
+
+/// What the alarm's [`Messages::expire`] did and what it leaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Bucket tables dropped.
+    pub buckets_dropped: u64,
+    /// Whether the legacy table was dropped (found empty).
+    pub legacy_dropped: bool,
+    /// When the next bucket is due to be dropped ([`super::buckets::drop_at`]), if any.
+    pub next_drop: Option<i64>,
+    /// The earliest expiry left in the legacy table, if it is still there and not empty.
+    pub legacy_earliest: Option<i64>,
+}
+
+/// One shard's message tables.
+pub struct Messages<'a> {
+    sql: SqlStorage,
+    ops: &'a Cell<Ops>,
+    /// The tables as this instance knows them; `None` until [`Messages::load_tables`].
+    tables: &'a RefCell<Option<Tables>>,
+    /// Width of the buckets new messages go to ([`super::buckets::bucket_width_ms`]).
+    width_ms: i64,
+}
+
+/// The first column of the first row, if any.
+fn first_value(rows: Vec<Vec<SqlStorageValue>>) -> Option<SqlStorageValue> {
+    rows.into_iter().next().and_then(|r| r.into_iter().next())
+}
+
+/// An integer column (SQLite may hand back a whole number as a float).
+fn integer(value: &SqlStorageValue) -> Option<i64> {
+    match value {
+        SqlStorageValue::Integer(n) => Some(*n),
+        SqlStorageValue::Float(f) => Some(*f as i64),
+        _ => None,
+    }
+}
+
+/// `SELECT {i}, {column} FROM t_i WHERE address = ?1 AND expires_at > ?2 UNION ALL …` over
+/// `tables`, tagging each row with its table's index in `tables`.
+fn live_lookup(tables: &[Table], column: &str) -> String {
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "SELECT {i}, {column} FROM {} WHERE address = ?1 AND expires_at > ?2",
+                t.sql_name()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+impl<'a> Messages<'a> {
+    /// The tables in `sql`, known to this instance through `tables`, counting into `ops`;
+    /// new messages go to buckets `width_ms` wide. Call [`Messages::load_tables`] once per
+    /// object instance (while `tables` is `None`) before anything else.
+    pub fn new(
+        sql: SqlStorage,
+        ops: &'a Cell<Ops>,
+        tables: &'a RefCell<Option<Tables>>,
+        width_ms: i64,
+    ) -> Self {
+        Self {
+            sql,
+            ops,
+            tables,
+            width_ms,
+        }
+    }
+
+    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<SqlCursor, SqlError> {
+        self.sql.exec(query, bindings).map_err(|_| SqlError::Exec)
+    }
+
+    /// Runs a statement to its end, returning its rows, and counts what it read and wrote.
+    fn run(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<Vec<Vec<SqlStorageValue>>, SqlError> {
+        let cursor = self.exec(query, bindings)?;
+        let rows: Result<Vec<_>, _> = cursor.raw().collect();
+        let mut ops = self.ops.get();
+        ops.rows_read += cursor.rows_read() as u64;
+        ops.rows_written += cursor.rows_written() as u64;
+        self.ops.set(ops);
+        rows.map_err(|_| SqlError::Row)
+    }
+
+    /// Reads which message tables exist (once per object instance; one row read per table)
+    /// and returns whether the legacy table is among them.
+    pub fn load_tables(&self) -> Result<bool, SqlError> {
+        let rows = self.run(LIST_TABLES, Vec::new())?;
+        let mut names = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row.into_iter().next() {
+                Some(SqlStorageValue::String(name)) => names.push(name),
+                _ => return Err(SqlError::Row),
+            }
+        }
+        let tables = Tables::from_names(names.iter().map(String::as_str));
+        let legacy = tables.has_legacy();
+        *self.tables.borrow_mut() = Some(tables);
+        Ok(legacy)
+    }
+
+    /// `f` of the tables as this instance knows them.
+    fn with_tables<R>(&self, f: impl FnOnce(&Tables) -> R) -> Result<R, SqlError> {
+        self.tables
+            .borrow()
+            .as_ref()
+            .map(f)
+            .ok_or(SqlError::NotLoaded)
+    }
+
+    /// Records, after the statement that did it succeeded, that `table` was created
+    /// (`created`) or dropped.
+    fn record(&self, table: Table, created: bool) {
+        if let Some(tables) = self.tables.borrow_mut().as_mut() {
+            if created {
+                tables.insert(table);
+            } else {
+                tables.remove(table);
+            }
+        }
+    }
+
+    /// The tables that may hold a live message at `now` (newest bucket first, legacy last).
+    fn live(&self, now: i64) -> Result<Vec<Table>, SqlError> {
+        self.with_tables(|t| t.live(now))
+    }
+
+    /// Why a `PUT` is refused, from the `length(body)` of the live row it found.
+    fn refusal(length: &SqlStorageValue) -> Result<Put, SqlError> {
+        match integer(length) {
+            Some(0) => Ok(Put::Spent),
+            Some(_) => Ok(Put::Exists),
+            None => Err(SqlError::Row),
+        }
+    }
+
+    /// The live row at `address` in `tables`, if any: its table and `column`'s value. One
+    /// statement, one primary-key probe per table; at most one row can match (invariant).
+    fn find_live(
+        &self,
+        tables: &[Table],
+        address: &[u8; 32],
+        now: i64,
+        column: &str,
+    ) -> Result<Option<(Table, SqlStorageValue)>, SqlError> {
+        if tables.is_empty() {
+            return Ok(None);
+        }
+        let rows = self.run(
+            &live_lookup(tables, column),
+            vec![address.to_vec().into(), now.into()],
+        )?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut row = row.into_iter();
+        let table = row
+            .next()
+            .as_ref()
+            .and_then(integer)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| tables.get(i).copied());
+        match (table, row.next()) {
+            (Some(table), Some(value)) => Ok(Some((table, value))),
+            _ => Err(SqlError::Row),
+        }
+    }
+
+    /// Stores `body` at `address` until `expires_at`, in the bucket of `expires_at` (created
+    /// if missing), unless a live message is there or the address is spent, in any table.
+    /// Upholds "at most one live row per address": the look-up covers every table that can
+    /// hold a live row, and the insert runs in the same synchronous event.
+    pub fn put_if_absent(
+        &self,
+        address: &[u8; 32],
+        body: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Put, SqlError> {
+        let live = self.live(now)?;
+        if let Some((_, length)) = self.find_live(&live, address, now, "length(body)")? {
+            return Self::refusal(&length);
+        }
+        let target = Table::Bucket {
+            end: bucket_end(expires_at, self.width_ms),
+        };
+        if !self.with_tables(|t| t.contains(target))? {
+            self.run(
+                &format!("CREATE TABLE IF NOT EXISTS {} {COLUMNS}", target.sql_name()),
+                Vec::new(),
+            )?;
+            self.record(target, true);
+        }
+        // An expired row of the same address in the target bucket is replaced (it can only
+        // be there if the clock went back; the look-up above found nothing live).
+        let name = target.sql_name();
+        let rows = self.run(
+            &format!(
+                "INSERT INTO {name} (address, body, expires_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (address) DO UPDATE SET body = excluded.body, \
+                 expires_at = excluded.expires_at WHERE {name}.expires_at <= ? RETURNING 1"
+            ),
+            vec![
+                address.to_vec().into(),
+                body.to_vec().into(),
+                expires_at.into(),
+                now.into(),
+            ],
+        )?;
+        if !rows.is_empty() {
+            return Ok(Put::Stored);
+        }
+        // Refused: a live row in the target after all (unreachable while `now` is the same
+        // for both statements); tell 409 from 410 as for any other table.
+        match self.find_live(&[target], address, now, "length(body)")? {
+            Some((_, length)) => Self::refusal(&length),
+            None => Err(SqlError::Row),
+        }
+    }
+
+    /// Deletes the live message at `address`, if any, in whichever table holds it: its body
+    /// is emptied and its expiry kept, so the address stays spent until then. A spent or
+    /// absent address is left as it is (nothing written).
+    pub fn delete(&self, address: &[u8; 32], now: i64) -> Result<(), SqlError> {
+        let live = self.live(now)?;
+        let Some((table, length)) = self.find_live(&live, address, now, "length(body)")? else {
+            return Ok(());
+        };
+        if integer(&length).is_some_and(|n| n > 0) {
+            self.run(
+                &format!(
+                    "UPDATE {} SET body = X'' WHERE address = ? AND expires_at > ? \
+                     AND length(body) > 0",
+                    table.sql_name()
+                ),
+                vec![address.to_vec().into(), now.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The live messages at `addresses` (each distinct address once); a spent address (its
+    /// message deleted) has an empty body, which fetches report as a record of length 0 and
+    /// `GET` as `404` (`mailbox::Store::get_many`). One statement per address probing every
+    /// live table by primary key: SQLite counts a row read only where a probe finds a row, so
+    /// a poll of empty addresses reads no rows, whatever the number of buckets (an `IN (…)`
+    /// list of 48 read 49 per table).
+    pub fn get_many(
+        &self,
+        addresses: &[[u8; 32]],
+        now: i64,
+    ) -> Result<HashMap<[u8; 32], Vec<u8>>, SqlError> {
+        let live = self.live(now)?;
+        let mut distinct: Vec<[u8; 32]> = addresses.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut found = HashMap::new();
+        for address in distinct {
+            match self.find_live(&live, &address, now, "body")? {
+                None => {}
+                Some((_, SqlStorageValue::Blob(body))) => {
+                    found.insert(address, body);
+                }
+                Some(_) => return Err(SqlError::Row),
+            }
+        }
+        Ok(found)
+    }
+
+    /// The alarm's work: drops every bucket whose range has ended (no row written per
+    /// message), purges the legacy table's expired rows as the releases before buckets did
+    /// and drops it once empty; returns what it did and when it is next needed. Each drop
+    /// is one statement and the in-memory table list follows only a drop that succeeded, so
+    /// a failure leaves both consistent (the alarm is retried).
+    pub fn expire(&self, now: i64) -> Result<Expired, SqlError> {
+        let expired = self.with_tables(|t| t.expired(now))?;
+        let mut done = Expired::default();
+        for table in expired {
+            self.run(
+                &format!("DROP TABLE IF EXISTS {}", table.sql_name()),
+                Vec::new(),
+            )?;
+            self.record(table, false);
+            done.buckets_dropped += 1;
+        }
+        if self.with_tables(Tables::has_legacy)? {
+            let legacy = Table::Legacy.sql_name();
+            self.run(
+                &format!("DELETE FROM {legacy} WHERE expires_at <= ?"),
+                vec![now.into()],
+            )?;
+            // A scan (one row read per row left), as before buckets; only until it is empty.
+            let earliest = first_value(
+                self.run(&format!("SELECT MIN(expires_at) FROM {legacy}"), Vec::new())?,
+            );
+            match earliest {
+                None | Some(SqlStorageValue::Null) => {
+                    self.run(&format!("DROP TABLE IF EXISTS {legacy}"), Vec::new())?;
+                    self.record(Table::Legacy, false);
+                    done.legacy_dropped = true;
+                }
+                Some(value) => done.legacy_earliest = Some(integer(&value).ok_or(SqlError::Row)?),
+            }
+        }
+        done.next_drop = self.with_tables(Tables::next_drop)?;
+        Ok(done)
+    }
+}

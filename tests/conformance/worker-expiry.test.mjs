@@ -1,0 +1,183 @@
+// Expiry in the edge worker (workerd through miniflare, SQLite-backed Durable Objects): each
+// shard keeps its messages in one table per expiry bucket (edge-worker/src/sql/buckets.rs)
+// and its alarm drops a bucket's table whole once its range has ended, writing no row per
+// message; an object written by a release before buckets keeps serving its single
+// `messages` table (the legacy table) until the alarm has purged and dropped it.
+//
+// Both tests persist the objects' SQLite files in a temporary folder and read them with the
+// sqlite3 command-line tool after stopping the worker (to see which tables and rows are
+// left; the legacy test also creates the legacy table that way, as the previous release
+// left it). Without sqlite3 on PATH they are skipped.
+//
+// Env: HUSH_EDGE_WORKER_DIR (edge-worker/build, from `cargo xtask build-worker`).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { startWorker } from "../support/servers.mjs";
+import { bytes, del, fetchBatch, get, newSlot, parseFrames, put, sleep } from "./helpers.mjs";
+
+const HAVE_SQLITE3 = (() => {
+  try {
+    execFileSync("sqlite3", ["-version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = HAVE_SQLITE3 ? false : "needs the sqlite3 command-line tool";
+
+/** The SQLite file of the only shard object persisted under `dir`. */
+function shardFile(dir) {
+  const objects = join(dir, "-MailboxShard");
+  const files = readdirSync(objects).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
+  assert.equal(files.length, 1, "one shard object");
+  return join(objects, files[0]);
+}
+
+/** Runs `sql` on `file` with sqlite3; the output's lines. */
+function sqlite(file, sql) {
+  const out = execFileSync("sqlite3", [file, sql], { encoding: "utf8" });
+  return out.split("\n").filter((l) => l !== "");
+}
+
+/** The names of the message tables in `file`. */
+function messageTables(file) {
+  return sqlite(file, "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'messages*' ORDER BY name");
+}
+
+const ALARM = /mailbox: ops event=alarm do_requests=\d+ rows_read=(\d+) rows_written=(\d+)/g;
+const EXPIRY = /mailbox: expiry buckets_dropped=(\d+) legacy_dropped=(true|false)/g;
+
+/** What the alarms logged after output offset `from`: their rows and what they dropped. */
+function alarms(host, from) {
+  const text = host.output().slice(from);
+  const ops = [...text.matchAll(ALARM)].map((m) => ({ read: Number(m[1]), written: Number(m[2]) }));
+  const expiry = [...text.matchAll(EXPIRY)].map((m) => ({ buckets: Number(m[1]), legacy: m[2] === "true" }));
+  return {
+    runs: ops.length,
+    read: ops.reduce((n, a) => n + a.read, 0),
+    written: ops.reduce((n, a) => n + a.written, 0),
+    bucketsDropped: expiry.reduce((n, e) => n + e.buckets, 0),
+    legacyDropped: expiry.some((e) => e.legacy),
+  };
+}
+
+/** Waits (up to `ms`) until `done(alarms(host, from))` holds; returns the last reading. */
+async function awaitAlarms(host, from, done, ms) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const seen = alarms(host, from);
+    if (done(seen) || Date.now() > until) return seen;
+    await sleep(50);
+  }
+}
+
+async function status(res) {
+  await bytes(res);
+  return res.status;
+}
+
+test("edge worker: the alarm drops an expired bucket's table whole (no row written per message); its addresses can be written again", { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "hush-edge-expiry-"));
+  try {
+    // TTL 1 s: buckets 1 s wide; the alarm runs 1 s after a bucket's end.
+    let host = await startWorker({ ttl: 1, logOps: true, persist: dir });
+    const slots = Array.from({ length: 5 }, newSlot);
+    let from = host.output().length;
+    for (const s of slots) assert.equal(await status(await put(host.url, s, "brief")), 201);
+    // Expired at once for reads, whether or not the table is dropped yet.
+    await sleep(1100);
+    for (const s of slots) assert.equal(await status(await get(host.url, s)), 404);
+    // The 5 PUTs fall in one or two buckets (1 s each): wait for a drop, then long enough
+    // for a second.
+    let seen = await awaitAlarms(host, from, (a) => a.bucketsDropped >= 1, 5_000);
+    assert.ok(seen.bucketsDropped >= 1, "the alarm dropped a bucket");
+    await sleep(1500);
+    seen = alarms(host, from);
+    // workerd counts no row written for DROP TABLE (Cloudflare's patch counts row inserts and
+    // deletes, not OP_Destroy; at most the schema row, if that ever counts).
+    assert.ok(seen.written <= seen.bucketsDropped, `rows written by the alarm: ${seen.written} for ${seen.bucketsDropped} tables dropped`);
+    t.diagnostic(`alarms: ${seen.runs} runs, ${seen.bucketsDropped} bucket tables dropped holding ${slots.length} rows; rows read ${seen.read}, rows written ${seen.written}`);
+    // Writable again after expiry (first write wins only among live messages).
+    for (const s of slots) assert.equal(await status(await put(host.url, s, "again")), 201);
+    const res = await fetchBatch(host.url, slots.map((s) => s.address));
+    assert.deepEqual(parseFrames(await bytes(res)).map((f) => f.body.toString()), slots.map(() => "again"));
+    await host.stop();
+    // Only the new rows are left: the expired ones went with their tables.
+    const file = shardFile(dir);
+    const tables = messageTables(file);
+    assert.ok(tables.length >= 1 && tables.every((n) => /^messages_until_\d+$/.test(n)), tables.join());
+    const rows = tables.map((n) => Number(sqlite(file, `SELECT count(*) FROM "${n}"`)[0]));
+    assert.equal(rows.reduce((a, b) => a + b, 0), slots.length, "only the rows written again");
+    // Restarted on the same files, the object finds its tables (in sqlite_master) and its
+    // alarm (persisted) drops them.
+    host = await startWorker({ ttl: 1, logOps: true, persist: dir });
+    from = host.output().length;
+    seen = await awaitAlarms(host, from, (a) => a.bucketsDropped >= tables.length, 6_000);
+    assert.equal(seen.bucketsDropped, tables.length, "the restarted object drops the tables it found");
+    await host.stop();
+    assert.deepEqual(messageTables(file), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("edge worker: an object with the pre-bucket `messages` table keeps serving it (first write wins across it and the buckets), and the alarm purges and drops it", { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "hush-edge-legacy-"));
+  try {
+    // Create the shard object, then give it the legacy table as the previous release left it.
+    let host = await startWorker({ ttl: 2, persist: dir });
+    assert.equal(await status(await put(host.url, newSlot(), "create the object")), 201);
+    await host.stop();
+    const file = shardFile(dir);
+    const [live, spent, expired] = [newSlot(), newSlot(), newSlot()];
+    const now = Date.now();
+    const until = now + 4000;
+    sqlite(
+      file,
+      `CREATE TABLE messages (address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+       INSERT INTO messages VALUES (X'${live.addressHex}', CAST('legacy' AS BLOB), ${until});
+       INSERT INTO messages VALUES (X'${spent.addressHex}', X'', ${until});
+       INSERT INTO messages VALUES (X'${expired.addressHex}', CAST('old' AS BLOB), ${now - 1000});`,
+    );
+
+    host = await startWorker({ ttl: 2, logOps: true, persist: dir });
+    const from = host.output().length;
+    let res = await get(host.url, live);
+    assert.equal(res.status, 200);
+    assert.equal((await bytes(res)).toString(), "legacy");
+    assert.equal(await status(await get(host.url, spent)), 404, "spent: nothing to read");
+    assert.equal(await status(await get(host.url, expired)), 404, "expired: absent");
+    assert.equal(await status(await put(host.url, live, "second")), 409, "a live legacy message wins");
+    assert.equal(await status(await put(host.url, spent, "second")), 410, "a spent legacy address stays spent");
+    assert.equal(await status(await put(host.url, expired, "new")), 201, "an expired legacy row is absent");
+    res = await fetchBatch(host.url, [live.address, spent.address, expired.address]);
+    assert.deepEqual(
+      parseFrames(await bytes(res)).map((f) => [f.address, f.body.toString()]),
+      [
+        [live.addressHex, "legacy"],
+        [spent.addressHex, ""],
+        [expired.addressHex, "new"],
+      ],
+    );
+    assert.equal(await status(await del(host.url, live)), 204);
+    assert.equal(await status(await get(host.url, live)), 404, "deleted in the legacy table");
+    assert.equal(await status(await put(host.url, live, "third")), 410, "spent in the legacy table");
+
+    // The legacy rows expire 4 s after they were written; the alarm purges them row by row
+    // (legacy slack: TTL / 2, at least 1 s) and drops the table once empty.
+    const seen = await awaitAlarms(host, from, (a) => a.legacyDropped, 15_000);
+    assert.ok(seen.legacyDropped, "the legacy table was dropped");
+    t.diagnostic(`alarms until the legacy table was dropped: ${seen.runs} runs, rows read ${seen.read}, rows written ${seen.written} (3 legacy rows purged), ${seen.bucketsDropped} bucket tables dropped`);
+    assert.equal(await status(await put(host.url, live, "after")), 201, "writable again after expiry");
+    await host.stop();
+    assert.ok(!messageTables(file).includes("messages"), "no legacy table left");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
