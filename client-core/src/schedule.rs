@@ -19,11 +19,15 @@ pub fn poll_delay_ms(foreground: bool, open: bool, draw: u32) -> u32 {
 }
 
 /// A randomised delay before the next poll of a conversation whose subscription WebSocket is
-/// live (the mailbox pushes what arrives, and each push starts a poll), in milliseconds:
-/// 10–15 min, a safety net for what neither a push nor a refreshed watch set brings (a poll
-/// set longer than a watch set holds). `draw` is a uniformly random `u32`.
+/// live, in milliseconds: 60–90 min. The mailbox pushes what arrives and answers each
+/// refreshed watch set ([`watch_refresh_delay_ms`]) with a snapshot, and the app reads both
+/// (`Client::poll_pushed`), so this poll is only a safety net for what no watch set holds (a
+/// poll set longer than [`crate::receive::MAX_WATCH_BATCHES`] batches, after 16 or more
+/// skipped keys). It was 10–15 min while pushes only started polls: about 80 of a subscribed
+/// user's 595 requests a day (`tests/bench/edge-cost.mjs`). `draw` is a uniformly random
+/// `u32`.
 pub fn safety_poll_delay_ms(draw: u32) -> u32 {
-    600_000 + draw % 300_000
+    3_600_000 + draw % 1_800_000
 }
 
 /// A randomised delay before a live subscription sends its watch set again, in milliseconds:
@@ -46,7 +50,7 @@ mod tests {
             assert!((1_500..3_500).contains(&poll_delay_ms(true, true, draw)));
             assert!((5_000..10_000).contains(&poll_delay_ms(true, false, draw)));
             assert!((20_000..40_000).contains(&poll_delay_ms(false, true, draw)));
-            assert!((600_000..900_000).contains(&safety_poll_delay_ms(draw)));
+            assert!((3_600_000..5_400_000).contains(&safety_poll_delay_ms(draw)));
             assert!((120_000..240_000).contains(&watch_refresh_delay_ms(draw)));
         }
     }

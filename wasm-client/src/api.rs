@@ -776,8 +776,8 @@ impl HushClient {
     }
 
     /// Milliseconds to wait before the next poll of a conversation whose subscription is
-    /// live: a slow, randomised safety poll (10–15 min), since the mailbox pushes what
-    /// arrives and the watch set is refreshed meanwhile.
+    /// live: a slow, randomised safety poll (60–90 min), since the mailbox pushes what
+    /// arrives, the watch set is refreshed meanwhile, and both are read with `pollPushed`.
     #[wasm_bindgen(js_name = safetyPollDelayMs)]
     pub fn safety_poll_delay_ms() -> u32 {
         schedule::safety_poll_delay_ms(crate::platform::system_rng().next_u32())
