@@ -20,8 +20,9 @@
 //!   in whichever bucket holds it, until its own expiry.
 //! - **Reads see only live rows**, exactly as with one table: every look-up is
 //!   `address = ? AND expires_at > now` in each table that can hold a live row (one
-//!   `UNION ALL` statement, one primary-key probe per table; a probe that finds nothing
-//!   reads no row). A bucket whose range has ended is skipped: it holds expired rows only.
+//!   statement of scalar subqueries, one primary-key probe per table; a probe that finds
+//!   nothing reads no row). A bucket whose range has ended is skipped: it holds expired rows
+//!   only.
 //! - **Expiry writes no rows**: the alarm drops a bucket table whole once its range has
 //!   ended ([`buckets::bucket_expired`]); an expired row is invisible meanwhile. Only the
 //!   legacy table is still purged row by row, and dropped once empty.

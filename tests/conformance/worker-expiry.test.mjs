@@ -4,7 +4,7 @@
 // message; an object written by a release before buckets keeps serving its single
 // `messages` table (the legacy table) until the alarm has purged and dropped it.
 //
-// Both tests persist the objects' SQLite files in a temporary folder and read them with the
+// The first two persist the objects' SQLite files in a temporary folder and read them with the
 // sqlite3 command-line tool after stopping the worker (to see which tables and rows are
 // left; the legacy test also creates the legacy table that way, as the previous release
 // left it). Without sqlite3 on PATH they are skipped.
@@ -179,5 +179,33 @@ test("edge worker: an object with the pre-bucket `messages` table keeps serving 
     assert.ok(!messageTables(file).includes("messages"), "no legacy table left");
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("edge worker: look-ups, first write wins and DELETE span 8 live bucket tables (a 7-day TTL's steady state, here TTL 7 s)", { timeout: 60_000 }, async () => {
+  // TTL 7 s: buckets 1 s wide. One PUT every 0.9 s for 7 s leaves 8 live tables.
+  const host = await startWorker({ ttl: 7 });
+  try {
+    const slots = Array.from({ length: 8 }, newSlot);
+    for (const [i, s] of slots.entries()) {
+      assert.equal(await status(await put(host.url, s, `m${i}`)), 201);
+      if (i < slots.length - 1) await sleep(900);
+    }
+    for (const [i, s] of slots.entries()) {
+      const res = await get(host.url, s);
+      assert.equal(res.status, 200, `message ${i}`);
+      assert.equal((await bytes(res)).toString(), `m${i}`);
+      assert.equal(await status(await put(host.url, s, "again")), 409, `message ${i}: first write wins`);
+    }
+    const res = await fetchBatch(host.url, slots.map((s) => s.address));
+    assert.deepEqual(parseFrames(await bytes(res)).map((f) => f.body.toString()), slots.map((_, i) => `m${i}`));
+    // Delete in the oldest and the newest bucket: spent in place.
+    for (const s of [slots[0], slots[7]]) {
+      assert.equal(await status(await del(host.url, s)), 204);
+      assert.equal(await status(await get(host.url, s)), 404);
+      assert.equal(await status(await put(host.url, s, "again")), 410);
+    }
+  } finally {
+    await host.stop();
   }
 });
