@@ -9,7 +9,9 @@
 // virtual clock orders them; TTL and real waiting play no part). Every count of Worker
 // requests, Durable Object requests, SQL rows read and written and WebSocket messages is
 // summed from the worker's own `mailbox: ops` lines; what compressed time cannot show (alarms,
-// wake-ups and duration, the daily purge) is modelled and printed apart, marked as such.
+// wake-ups and duration) is modelled and printed apart, marked as such. Expiry (the alarm
+// dropping a bucket table) is measured apart with a short TTL, and so are the rows read and
+// the time of each request when a shard holds 8 bucket tables (a 7-day TTL's steady state).
 //
 // The pattern (read from client-core/src/{receive,outbox,schedule,decoys}.rs, www/app.js,
 // www/subscriptions.js and docs/CLIENT.md; every assumption here is one of the profile's or
@@ -59,11 +61,12 @@
 //   lock.
 // - Polling mode (no WebSockets): the client's poll delays: 1.5-3.5 s for the open
 //   conversation in a visible page, 5-10 s for the others, 20-40 s hidden.
-// - Purge (modelled, edge-worker/src/shard.rs PURGE_SLACK_MS): a shard's alarm runs at its
-//   earliest expiry plus half the TTL capped at 24 h, so with the 7-day TTL once a day per
-//   shard; each run scans every row stored then (measured below: rows read per stored row),
-//   about TTL + 1 days of insertions, and deletes the expired day (one row written each).
-//   Rows stay stored TTL + 0.5 days on average (storage).
+// - Expiry (edge-worker/src/sql/buckets.rs): a shard keeps its messages in one table per
+//   expiry bucket, 1 day wide with the 7-day TTL; its alarm drops a bucket's table 1 s after
+//   the bucket's end, once a day per shard, whatever it holds. Measured below (TTL 7 s,
+//   buckets 1 s): what one alarm reads and writes per bucket dropped; it does not grow with
+//   the rows, so per user it is nothing (one drop and one CREATE TABLE a day per shard, for
+//   the whole deployment). Rows stay stored TTL + half a bucket on average (storage).
 // - A day is simulated twice (DAYS, default 2) and only the last is counted, so the counted
 //   day starts as a real one does (acknowledgements left unconfirmed the evening before,
 //   objects awake).
@@ -103,7 +106,7 @@ const RETRANSMIT_ACK_MAX = 60 * MIN;
 const PUSH_LATENCY = 250; // push to poll start (virtual ms)
 const BLOB_LEN = 1024;
 const TTL_DAYS = 7; // MAILBOX_TTL_SECONDS default
-const PURGE_SLACK_DAYS = Math.min(TTL_DAYS / 2, 1); // shard.rs PURGE_SLACK_MS: TTL / 2, at most 24 h
+const BUCKET_DAYS = Math.min(TTL_DAYS / 7, 1); // buckets.rs bucket_width_ms: TTL / 7, at most 1 day
 const HIBERNATE_AFTER = 10 * S; // documented idle time before a hibernatable object hibernates
 const GB_PER_OBJECT = 0.128; // 128 MB, as Cloudflare's pricing examples count it
 
@@ -553,28 +556,87 @@ async function run(mode, shards) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The purge alarm's cost per stored row (measured: compressed time cannot wait a day)
+// Expiry, measured (compressed time cannot wait a day): TTL 7 s, so buckets are 1 s wide and a
+// shard holds up to 8 live bucket tables, as with the 7-day TTL's 1-day buckets.
 
-async function measurePurge() {
-  const host = await startWorker({ ttl: 2, logOps: true });
-  const put = async (i) => {
-    const s = slot("purge", 0, i);
-    const res = await fetch(`${host.url}/v1/m/${s.hex}`, { method: "PUT", headers: { "Mailbox-Write-Key": s.key.toString("hex") }, body: Buffer.alloc(BLOB_LEN) });
+const opsOf = (text, event) =>
+  [...text.matchAll(/mailbox: ops event=(\w+) do_requests=(\d+) rows_read=(\d+) rows_written=(\d+)/g)]
+    .filter((m) => m[1] === event)
+    .map((m) => ({ read: Number(m[3]), written: Number(m[4]) }));
+
+async function measureExpiry() {
+  const host = await startWorker({ ttl: 7, logOps: true });
+  // Requests are sent one at a time; the n-th ops line of event "request" is the n-th
+  // request's (a line may be printed after its response arrives).
+  let sent = 0;
+  const request = async (send, status) => {
+    sent += 1;
+    const res = await send();
     await res.arrayBuffer();
+    if (status !== undefined && res.status !== status) throw new Error(`status ${res.status}, expected ${status}`);
+    for (let i = 0; i < 300; i += 1) {
+      const lines = opsOf(host.output(), "request");
+      if (lines.length >= sent) return lines[sent - 1];
+      await new Promise((ok) => setTimeout(ok, 5));
+    }
+    throw new Error("no ops line");
   };
-  const EXPIRED = 20;
-  const LIVE = 200;
-  for (let i = 0; i < EXPIRED; i += 1) await put(i);
-  await new Promise((ok) => setTimeout(ok, 1200));
-  for (let i = EXPIRED; i < EXPIRED + LIVE; i += 1) await put(i);
-  let alarm;
-  for (let i = 0; i < 600 && !alarm; i += 1) {
-    alarm = /mailbox: ops event=alarm do_requests=\d+ rows_read=(\d+) rows_written=(\d+)/.exec(host.output());
-    await new Promise((ok) => setTimeout(ok, 10));
+  const putAt = (s) => fetch(`${host.url}/v1/m/${s.hex}`, { method: "PUT", headers: { "Mailbox-Write-Key": s.key.toString("hex") }, body: Buffer.alloc(BLOB_LEN) });
+  const put = (s) => request(() => putAt(s), 201);
+  // Rows read and wall time of each request kind, with the bucket tables the shard has now.
+  const probe = async (tag) => {
+    const hit = slot("probe", tag, 0);
+    const spentSlot = slot("probe", tag, 1);
+    const row = {};
+    row["PUT 201"] = await request(() => putAt(hit), 201);
+    row["PUT 409"] = await request(() => putAt(hit), 409);
+    row["GET hit"] = await request(() => fetch(`${host.url}/v1/m/${hit.hex}`), 200);
+    row["GET miss"] = await request(() => fetch(`${host.url}/v1/m/${other("miss", tag).toString("hex")}`), 404);
+    const batch = pad([hit.address], "probe", tag);
+    const fetch48 = () => fetch(`${host.url}/v1/fetch`, { method: "POST", body: Buffer.concat(batch) });
+    row["fetch 48, 1 found"] = await request(fetch48, 200);
+    await put(spentSlot);
+    const delAt = (s) => fetch(`${host.url}/v1/m/${s.hex}`, { method: "DELETE", headers: { "Mailbox-Write-Key": s.key.toString("hex") } });
+    row["DELETE"] = await request(() => delAt(spentSlot), 204);
+    row["DELETE again (spent)"] = await request(() => delAt(spentSlot), 204);
+    row["PUT 410"] = await request(() => putAt(spentSlot), 410);
+    // Wall time of 200 fetches of 48 (1 found): a look-up is one statement per address
+    // probing every live table.
+    const started = performance.now();
+    for (let i = 0; i < 200; i += 1) await (await fetch48()).arrayBuffer();
+    sent += 200;
+    row.fetchMs = (performance.now() - started) / 200;
+    return row;
+  };
+  try {
+    // One bucket table.
+    await put(slot("expiry", 0, 0));
+    const one = await probe("one bucket");
+    // 8 live bucket tables: one PUT every 0.9 s for 7 s (expiries 7 to 14 s ahead).
+    for (let i = 1; i <= 8; i += 1) {
+      await put(slot("expiry", 0, i));
+      await new Promise((ok) => setTimeout(ok, 900));
+    }
+    const eight = await probe("eight buckets");
+    // Then 40 rows more in one bucket, and every alarm until all rows stored here are gone:
+    // the last expires 7 s after its PUT, its bucket ends at most 1 s later, its drop 1 s after.
+    for (let i = 100; i < 140; i += 1) await put(slot("expiry", 0, i));
+    await new Promise((ok) => setTimeout(ok, 10_000));
+    const out = host.output();
+    const dropped = [...out.matchAll(/mailbox: expiry buckets_dropped=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    const alarmOps = opsOf(out, "alarm");
+    return {
+      one,
+      eight,
+      rowsExpired: 1 + 2 + 8 + 2 + 40,
+      alarms: alarmOps.length,
+      dropped,
+      read: alarmOps.reduce((n, a) => n + a.read, 0),
+      written: alarmOps.reduce((n, a) => n + a.written, 0),
+    };
+  } finally {
+    await host.stop();
   }
-  await host.stop();
-  if (!alarm) throw new Error("no purge alarm");
-  return { expired: EXPIRED, live: LIVE, read: Number(alarm[1]), written: Number(alarm[2]) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,21 +644,15 @@ async function measurePurge() {
 
 const fmt = (n, d = 0) => n.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
 
-function perUser(result, purge) {
+function perUser(result) {
   const { sum, did } = result;
   const half = (n) => n / 2;
   const inserted = half(did["rows inserted (PUT 201)"] ?? 0);
-  // Steady state: a row stays TTL_DAYS (spent rows too) and then until its shard's next purge.
-  // The alarm runs at the earliest expiry + PURGE_SLACK (TTL / 2, at most 24 h): with rows
-  // expiring all the time, once every PURGE_SLACK_DAYS per shard, each run scanning every row
-  // stored then (TTL + slack days of insertions); each row is purged once. Stored on average
-  // TTL + slack / 2 days of insertions.
-  const stored = inserted * (TTL_DAYS + PURGE_SLACK_DAYS / 2);
-  const scanned = inserted * (TTL_DAYS + PURGE_SLACK_DAYS);
-  const purgeReadPerRow = purge.read / (purge.expired + purge.live);
-  const purgeRead = (1 / PURGE_SLACK_DAYS) * purgeReadPerRow * scanned;
-  const purgeWritten = inserted;
-  // Watch-set timeout alarm: one per unlock (sockets opened together share it); purge alarms
+  // Steady state: a row stays TTL_DAYS (spent rows too) and then until its bucket is dropped,
+  // at the bucket's end: half a bucket more on average. The drop itself costs a few rows read
+  // and none written per shard and day, whatever the number of rows or users (measured).
+  const stored = inserted * (TTL_DAYS + BUCKET_DAYS / 2);
+  // Watch-set timeout alarm: one per unlock (sockets opened together share it); expiry alarms
   // about one a day per shard for the whole deployment (nothing per user).
   const alarms = result.mode === "subscribed" ? SESSIONS.length : 0;
   const u = {
@@ -607,18 +663,15 @@ function perUser(result, purge) {
     wsIn: half(sum.wsIn),
     wsOut: half(sum.wsOut),
     rowsReadReq: half(sum.read),
-    rowsReadPurge: purgeRead,
     rowsWrittenReq: half(sum.written),
-    rowsWrittenPurge: purgeWritten,
     alarmsSet: half(sum.alarmsSet),
     wakeups: half(result.wakeups),
     gbs: (half(result.activeMs) / 1000) * GB_PER_OBJECT,
     stored,
-    scanned,
   };
   u.doReq = u.doReqHttp + u.doReqWs + u.alarms;
-  u.rowsRead = u.rowsReadReq + u.rowsReadPurge;
-  u.rowsWritten = u.rowsWrittenReq + u.rowsWrittenPurge;
+  u.rowsRead = u.rowsReadReq;
+  u.rowsWritten = u.rowsWrittenReq;
   const month = 30;
   // Duration is the deployment's, not a user's: however many users, an object bills at most
   // 24 h × 128 MB a day. Per user alone it is at most the wake-up bound above.
@@ -644,15 +697,22 @@ function perUser(result, purge) {
   return u;
 }
 
-const purge = await measurePurge();
+const expiry = await measureExpiry();
 console.log(
-  `purge alarm (measured, TTL 2 s): ${purge.expired} expired + ${purge.live} live rows stored -> rows read ${purge.read}, rows written ${purge.written} (${(purge.read / (purge.expired + purge.live)).toFixed(2)} rows read per stored row)`,
+  `expiry (measured, TTL 7 s, buckets 1 s): ${expiry.alarms} alarms dropped ${expiry.dropped} bucket tables holding ${expiry.rowsExpired} rows -> rows read ${expiry.read}, rows written ${expiry.written}`,
 );
+console.log("rows read and written per request, 1 bucket table vs 8 (the 7-day TTL's steady state), and wall time of a fetch of 48 in workerd:");
+console.log("| request | 1 bucket: read / written | 8 buckets: read / written |");
+console.log("|---|---|---|");
+for (const k of Object.keys(expiry.one).filter((k) => k !== "fetchMs")) {
+  console.log(`| ${k} | ${expiry.one[k].read} / ${expiry.one[k].written} | ${expiry.eight[k].read} / ${expiry.eight[k].written} |`);
+}
+console.log(`| fetch of 48, wall time (mean of 200) | ${expiry.one.fetchMs.toFixed(2)} ms | ${expiry.eight.fetchMs.toFixed(2)} ms |`);
 const results = [];
 for (const mode of MODES) {
   for (const shards of SHARD_COUNTS) {
     const r = await run(mode, shards);
-    const u = perUser(r, purge);
+    const u = perUser(r);
     results.push({ r, u });
     console.log(`\n== ${mode}, ${shards} shard${shards > 1 ? "s" : ""} (${r.requests} requests and socket events over ${DAYS} simulated days in ${r.seconds.toFixed(0)} s; last day counted) ==`);
     console.log("what the clients did in the counted day (both sides of the 5 conversations):");
@@ -663,8 +723,8 @@ for (const mode of MODES) {
       ["Worker requests", fmt(u.workerReq)],
       ["DO requests", `${fmt(u.doReq)} (requests ${fmt(u.doReqHttp)} + WebSocket messages in ${fmt(u.wsIn)}/20 = ${fmt(u.doReqWs, 1)} + alarms ${u.alarms} modelled)`],
       ["WebSocket messages", `${fmt(u.wsIn)} in, ${fmt(u.wsOut)} out (out: free)`],
-      ["rows read", `${fmt(u.rowsRead)} (requests ${fmt(u.rowsReadReq)} + daily purge ${fmt(u.rowsReadPurge)} modelled: ${fmt(u.scanned)} rows scanned once a day, ${fmt(u.stored)} stored on average)`],
-      ["rows written", `${fmt(u.rowsWritten)} (requests ${fmt(u.rowsWrittenReq)} + purge ${fmt(u.rowsWrittenPurge)} modelled)`],
+      ["rows read", `${fmt(u.rowsRead)} (requests; expiry: none per user, ${fmt(u.stored)} rows stored on average)`],
+      ["rows written", `${fmt(u.rowsWritten)} (requests; expiry: none per user)`],
       ["alarms set", fmt(u.alarmsSet, 1)],
       ["DO wake-ups (estimate)", `${fmt(u.wakeups, 1)}; ≤ ${fmt(u.gbs, 1)} GB-s for this user alone at ≤ 10 s per wake-up, 128 MB; the deployment bills ≤ ${fmt(u.gbsCapDay)} GB-s a day (${r.shards} object${r.shards > 1 ? "s" : ""} awake all day) whatever the number of users`],
     ];
