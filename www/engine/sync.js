@@ -170,7 +170,8 @@ export class SyncEngine extends EventTarget {
   }
 
   /**
-   * Records the screen shown (`id`: its conversation) and the chat open in front, if any.
+   * Records the screen shown (`id`: its conversation, polled at the open pace; an invite shown
+   * reports its join with a `joined` event).
    * @param {string} name
    * @param {string | null} id
    */
