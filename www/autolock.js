@@ -1,3 +1,4 @@
+// @ts-check
 // Auto-lock: Hush locks itself after a chosen time without activity (no pointer, keyboard,
 // touch or wheel input, and the page not brought back into view). The choice is kept in this
 // browser's localStorage: it is not secret. Default 15 minutes: long enough not to interrupt a

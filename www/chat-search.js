@@ -1,3 +1,4 @@
+// @ts-check
 // Search within the open conversation: the whole history (client.history, not only the pages
 // shown), case-insensitive, with the number of matches, older/newer, and the match scrolled
 // to and highlighted with <mark> elements made from the message's own text nodes (never
@@ -122,8 +123,9 @@ function markIn(root, query) {
   if (!root) return;
   const needle = query.toLocaleLowerCase();
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  /** @type {Text[]} */
   const nodes = [];
-  while (walker.nextNode()) nodes.push(walker.currentNode);
+  while (walker.nextNode()) nodes.push(/** @type {Text} */ (walker.currentNode));
   for (let node of nodes) {
     // Only where lower-casing keeps the length can an index in it be one in the text.
     if (node.data.toLocaleLowerCase().length !== node.data.length) continue;

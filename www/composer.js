@@ -1,3 +1,4 @@
+// @ts-check
 // The message box's length limit. A message's text may be as long as the protocol carries,
 // counted in UTF-8 bytes (what is encrypted), never cut: near the limit a counter says how
 // much room is left; past it, sending is refused and the box says by how much it is too long.

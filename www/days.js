@@ -1,3 +1,4 @@
+// @ts-check
 // Calendar days in the chat: a separator above the first message of each day ("Today",
 // "Yesterday", a weekday within the last week, else the date), and the short day or time
 // the conversation list shows beside a preview. Days are this device's local calendar days.

@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers: build elements without innerHTML (no markup injection from message text,
 // names or links) and without inline styles (the CSP forbids them).
 
@@ -5,17 +6,22 @@
  * h("button", { type: "button", class: "primary", onclick }, "Send") → <button>.
  * Attributes: `class`, `text`, `on<event>` handlers, booleans (true → present, false/null →
  * absent), anything else as an attribute.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [attrs]
+ * @param {...unknown} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === false || value === null || value === undefined) continue;
     if (name.startsWith("on") && typeof value === "function") {
-      el.addEventListener(name.slice(2), value);
+      el.addEventListener(name.slice(2), /** @type {EventListener} */ (value));
     } else if (name === "text") {
-      el.textContent = value;
+      el.textContent = /** @type {string} */ (value);
     } else if (name === "value") {
-      el.value = value;
+      /** @type {HTMLInputElement} */ (el).value = /** @type {string} */ (value);
     } else {
       el.setAttribute(name, value === true ? "" : String(value));
     }
@@ -45,18 +51,21 @@ export function uid(prefix) {
 }
 
 /** A labelled form field: returns { wrap, input, error } (error is an aria-live message slot). */
+/**
+ * @param {{ label: string, type?: string, value?: string, hint?: string, autocomplete?: string, multiline?: boolean, [attr: string]: unknown }} options
+ */
 export function field({ label, type = "text", value = "", hint, autocomplete, multiline = false, ...attrs }) {
   const id = uid("field");
   const hintId = hint ? `${id}-hint` : null;
   const errorId = `${id}-error`;
-  const input = h(multiline ? "textarea" : "input", {
+  const input = /** @type {HTMLInputElement} */ (h(multiline ? "textarea" : "input", {
     id,
     type: multiline ? null : type,
     value,
     autocomplete,
     "aria-describedby": [hintId, errorId].filter(Boolean).join(" "),
     ...attrs,
-  });
+  }));
   const error = h("p", { class: "field-error", id: errorId, role: "alert" });
   const wrap = h(
     "div",
@@ -99,6 +108,7 @@ export function formatTime(ms) {
   const date = new Date(ms);
   const now = new Date();
   const sameDay = date.toDateString() === now.toDateString();
+  /** @type {Intl.DateTimeFormatOptions} */
   const opts = sameDay
     ? { hour: "2-digit", minute: "2-digit" }
     : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };

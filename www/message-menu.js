@@ -1,3 +1,4 @@
+// @ts-check
 // Each message's text (a quote it starts with shown as a quote block) and its menu: Copy,
 // Reply with quote, and Delete on this device. The menu opens from a button on the bubble (shown on hover and focus,
 // always in the keyboard order), or by right-click or long-press on the bubble. Everything is
@@ -97,7 +98,7 @@ function openMenu(li, button, actions) {
   ].filter(Boolean);
   const el = h("div", { class: "msg-menu", role: "menu", "aria-label": "Message actions" }, items);
   el.addEventListener("keydown", (event) => {
-    const at = items.indexOf(document.activeElement);
+    const at = items.indexOf(/** @type {HTMLButtonElement} */ (document.activeElement));
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
       const step = event.key === "ArrowDown" ? 1 : -1;
@@ -133,6 +134,9 @@ export function closeMenu(refocus) {
   Object.assign(menu, { el: null, owner: null, button: null, onOutside: null });
 }
 
+/** The timer that clears copyText's status line. @type {ReturnType<typeof setTimeout> | undefined} */
+let copyTimer;
+
 /** Copies `text`; says "Copied" (or why not) in `status`, a live region, for a few seconds. */
 export async function copyText(text, status) {
   let said = "Copied";
@@ -142,8 +146,8 @@ export async function copyText(text, status) {
     said = "Could not copy: this browser did not allow it.";
   }
   status.textContent = said;
-  clearTimeout(copyText.timer);
-  copyText.timer = setTimeout(() => {
+  clearTimeout(copyTimer);
+  copyTimer = setTimeout(() => {
     if (status.textContent === said) status.textContent = "";
   }, 2500);
 }

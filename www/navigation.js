@@ -1,3 +1,4 @@
+// @ts-check
 // The browser's history drives Hush's screens, so the phone's or browser's Back button moves
 // within Hush: from a chat back to the list, from a chat's safety code back to the chat.
 //
@@ -35,6 +36,7 @@ let shown = null;
 /** Depth the history moves to by a `history.go` not yet finished; null when none. */
 let travelling = null;
 /** Called with { name, id } when Back or Forward lands on an entry of this session. */
+/** @type {(screen: { name: string, id: string | null }) => void} */
 let restoreScreen = () => {};
 
 function isOurs(state) {
@@ -59,7 +61,7 @@ export function startNavigation(restore) {
   window.addEventListener("popstate", onPopState);
   // The "Hush, home" link in the top bar loads the page again, which locks Hush: while
   // unlocked, a plain click shows the list instead (a click with a modifier still opens a tab).
-  document.querySelector("a.brand")?.addEventListener("click", (event) => {
+  document.querySelector("a.brand")?.addEventListener("click", (/** @type {MouseEvent} */ event) => {
     if (session === null || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     event.preventDefault();
     restoreScreen({ name: "home", id: null });

@@ -1,3 +1,4 @@
+// @ts-check
 // The last message of each conversation, for the conversation list: "You: " before one's own,
 // the text (a reply without the quote it starts with) on one line (cut by CSS with an ellipsis, never in the stored text) and when it was
 // written. Each conversation's newest entry is read (historyPage(id, null, 1): one entry from

@@ -1,3 +1,4 @@
+// @ts-check
 // Hush as an installed web app: the service worker (./sw.js) that keeps the app shell for
 // offline use, the banner that announces a new version, and persistent storage for the vault.
 //

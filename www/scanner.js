@@ -1,3 +1,4 @@
+// @ts-check
 // Joining by camera: frames from getUserMedia are drawn on a canvas and handed to the QR
 // decoder, a separate wasm module (./pkg/scan.js) loaded only when someone scans, so the
 // first load stays small.

@@ -1,3 +1,4 @@
+// @ts-check
 // Where the site and the mailbox are. The mailbox for new conversations is, in order: the one
 // chosen in Settings (kept in this browser's localStorage: it is not secret, every request
 // goes there anyway), the one the host put in <meta name="hush-mailbox">, or this site's own

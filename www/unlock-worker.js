@@ -1,3 +1,4 @@
+// @ts-check
 // A module Web Worker that derives the vault key (Unicode NFC, then Argon2id: ~1 s and about
 // 130 MB of WebAssembly memory with the default parameters) off the page's thread, so the
 // page stays responsive and a failed allocation cannot freeze or break it. Started by

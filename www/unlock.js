@@ -1,3 +1,4 @@
+// @ts-check
 // Unlock and set-up with the vault key derived in a Web Worker (./unlock-worker.js): the
 // page asks the client for the vault's key-derivation input (salt and parameters, nothing
 // secret), the worker derives the key from it and the passphrase, and the client here opens
@@ -56,7 +57,7 @@ function deriveInWorker(kdfInput, passphrase) {
   return new Promise((resolve, reject) => {
     const fail = (error) => {
       worker.terminate();
-      const err = new Error(error.message);
+      const err = /** @type {Error & { code?: number }} */ (new Error(error.message));
       err.name = "HushError";
       err.code =
         error.code ?? (error.name === "RangeError" || error.name === "RuntimeError" ? ErrorCode.OutOfMemory : ErrorCode.Internal);

@@ -14,7 +14,7 @@
 // the time of each request when a shard holds 8 bucket tables (a 7-day TTL's steady state).
 //
 // The pattern (read from client-core/src/{receive,outbox,schedule,decoys}.rs, www/app.js,
-// www/subscriptions.js and docs/CLIENT.md; every assumption here is one of the profile's or
+// www/engine/subscriptions.js and docs/CLIENT.md; every assumption here is one of the profile's or
 // one of ours, and docs/EDGE-DEPLOY.md repeats them):
 // - Profile (EDGE-DEPLOY.md): 5 conversations; the app open (unlocked) 4 h a day, in two
 //   sessions of 2 h (08:00 and 19:00), each 30 min visible then 90 min hidden; 100 messages
@@ -50,7 +50,7 @@
 //   every unconfirmed blob is acknowledgement-only the interval doubles with each check that
 //   finds them still there, up to 1 h (RETRANSMIT_ACK_MAX_MS; the count is in memory, lost
 //   at lock).
-// - Subscribed mode (www/subscriptions.js, app.js): at unlock one WebSocket per conversation
+// - Subscribed mode (www/engine/subscriptions.js, www/engine/sync.js): at unlock one WebSocket per conversation
 //   with its 48-address watch set; after each poll the watch set is sent again if it changed
 //   (a poll that read something); a push or a non-empty snapshot starts a poll; while live,
 //   only a safety poll every 10-15 min (schedule.rs `safety_poll_delay_ms`), visible or

@@ -171,6 +171,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step("build wasm client and site", || {
         wasm::build_web(root).map(|_| ())
     })?;
+    // A lint of the site, run once the build wrote the client's types (www/pkg/hush.d.ts).
+    step("lints: type check of the site (tsc)", || type_check(root))?;
     step("build edge worker", || wasm::build_worker(root).map(|_| ()))?;
 
     step("mailbox conformance, workerd and end-to-end suites", || {
@@ -219,6 +221,27 @@ fn lints() -> Result<()> {
         "--lib",
     ];
     cargo(&[&wasm32[..], &pure[..], &deny[..]].concat())
+}
+
+/// The site's type check: `tsc` (npm `typescript`) over `www/` with `tsconfig.json`, the sync
+/// engine strictly with `tsconfig.engine.json`, the unlock worker with `tsconfig.worker.json`.
+/// Any type error fails it.
+fn type_check(root: &Path) -> Result<()> {
+    let tsc = root.join("node_modules/typescript/bin/tsc");
+    for config in [
+        "tsconfig.json",
+        "tsconfig.engine.json",
+        "tsconfig.worker.json",
+    ] {
+        run_cmd(
+            Command::new("node")
+                .arg(&tsc)
+                .args(["--project", config, "--pretty", "false"])
+                .current_dir(root),
+        )
+        .with_context(|| format!("type check with {config}"))?;
+    }
+    Ok(())
 }
 
 /// Runs the `*.test.mjs` files under `tests/` with Node's test runner.

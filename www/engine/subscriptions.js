@@ -1,3 +1,4 @@
+// @ts-check
 // Subscriptions: one WebSocket per conversation to its mailbox's `GET /v1/subscribe`
 // (docs/MAILBOX-API.md, revision 1.1), over which the mailbox pushes what is stored at the
 // addresses the conversation watches. This module only owns the sockets: it sends the watch
@@ -31,17 +32,29 @@ const SNAPSHOT_WAIT_MS = 15_000;
 /** Close codes that mean the client did something wrong: retrying at once would repeat it. */
 const BUG_CODES = new Set([1003, 1008, 1009]);
 
-/** The subscription URL of a mailbox base URL: http→ws, https→wss, plus /v1/subscribe. */
+/**
+ * One conversation's socket: the mailbox, the watch set wanted and the one sent, whether it is
+ * live, failures in a row, and its timers (reconnect, refresh, wait for a snapshot; 0: none).
+ * @typedef {{ mailbox: string, want: Uint8Array<ArrayBuffer> | null, sent: Uint8Array<ArrayBuffer> | null, socket: WebSocket | null, live: boolean, failures: number, timer: number, refresh: number, waiting: number, longWait?: boolean }} Entry
+ */
+
+/**
+ * The subscription URL of a mailbox base URL: http→ws, https→wss, plus /v1/subscribe.
+ * @param {string} mailbox
+ */
 export function subscribeUrl(mailbox) {
   return `${mailbox.replace(/^http/i, "ws")}/v1/subscribe`;
 }
 
+/** @type {(a: Uint8Array<ArrayBuffer> | null, b: Uint8Array<ArrayBuffer> | null) => boolean} */
 const sameBytes = (a, b) => a !== null && b !== null && a.length === b.length && a.every((byte, i) => byte === b[i]);
 
 /** 50–100 % of `ms`, so that sockets closed together do not come back together. */
+/** @param {number} ms */
 const jitter = (ms) => Math.round(ms * (0.5 + Math.random() / 2));
 
 /** A reconnect delay after `failures` failures in a row: exponential, with jitter. */
+/** @param {number} failures */
 const backoff = (failures) => jitter(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures, 16)));
 
 export class Subscriptions {
@@ -53,14 +66,17 @@ export class Subscriptions {
    * (cheaper than a poll: one WebSocket message instead of a request) and brings anything a
    * push missed.
    */
+  /**
+   * @param {{ onPush: (id: string) => void, onLive?: (id: string, live: boolean) => void, refreshDelayMs?: () => number }} hooks
+   */
   constructor({ onPush, onLive = () => {}, refreshDelayMs = () => 180_000 }) {
     this.onPush = onPush;
     this.onLive = onLive;
     /** ms until a live subscription sends its watch set again (HushClient.watchRefreshDelayMs). */
     this.refreshDelayMs = refreshDelayMs;
-    /** id → { mailbox, want, sent, socket, live, failures, timer } */
+    /** id → its socket's state. @type {Map<string, Entry>} */
     this.entries = new Map();
-    /** Mailboxes on which a socket opened in this page: they have subscriptions. */
+    /** Mailboxes on which a socket opened in this page: they have subscriptions. @type {Set<string>} */
     this.opened = new Set();
   }
 
@@ -73,6 +89,9 @@ export class Subscriptions {
    * Watches `bytes` (concatenated 32-byte addresses) for conversation `id` on `mailbox`:
    * opens its socket if none is open or waiting, and sends the watch set if it differs from
    * the one in force. `bytes` null: nothing to watch, the socket is closed.
+   * @param {string} id
+   * @param {string} mailbox
+   * @param {Uint8Array<ArrayBuffer> | null} bytes
    */
   watch(id, mailbox, bytes) {
     if (!Subscriptions.supported) return;
@@ -80,7 +99,7 @@ export class Subscriptions {
     let entry = this.entries.get(id);
     if (entry && entry.mailbox !== mailbox) {
       this.close(id);
-      entry = null;
+      entry = undefined;
     }
     if (!entry) {
       entry = { mailbox, want: null, sent: null, socket: null, live: false, failures: 0, timer: 0, refresh: 0, waiting: 0 };
@@ -91,7 +110,10 @@ export class Subscriptions {
     else if (!entry.socket && !entry.timer) this.#connect(id, entry);
   }
 
-  /** Whether conversation `id`'s watch set is in force (a snapshot arrived on an open socket). */
+  /**
+   * Whether conversation `id`'s watch set is in force (a snapshot arrived on an open socket).
+   * @param {string} id
+   */
   live(id) {
     const entry = this.entries.get(id);
     return Boolean(entry?.live && entry.socket?.readyState === WebSocket.OPEN);
@@ -102,7 +124,10 @@ export class Subscriptions {
     return [...this.entries.keys()];
   }
 
-  /** Closes conversation `id`'s socket and forgets it (deleted, ended, or nothing to watch). */
+  /**
+   * Closes conversation `id`'s socket and forgets it (deleted, ended, or nothing to watch).
+   * @param {string} id
+   */
   close(id) {
     const entry = this.entries.get(id);
     if (!entry) return;
@@ -129,6 +154,7 @@ export class Subscriptions {
   /**
    * Reconnects at once whatever waits to reconnect (the network came back), or only what
    * waits for `mailbox` (a request to it just succeeded).
+   * @param {string | null} [mailbox]
    */
   retryNow(mailbox = null) {
     for (const [id, entry] of this.entries) {
@@ -142,12 +168,17 @@ export class Subscriptions {
     }
   }
 
+  /** @param {Entry} entry */
   #sendWanted(entry) {
     if (sameBytes(entry.want, entry.sent)) return;
-    entry.socket.send(entry.want);
+    /** @type {WebSocket} */ (entry.socket).send(/** @type {Uint8Array<ArrayBuffer>} */ (entry.want));
     entry.sent = entry.want;
   }
 
+  /**
+   * @param {string} id
+   * @param {Entry} entry
+   */
   #connect(id, entry) {
     entry.timer = 0;
     entry.sent = null;
@@ -197,6 +228,11 @@ export class Subscriptions {
   }
 
   /** (Re)arms the refresh of a live subscription; any wait for a snapshot is over. */
+  /**
+   * @param {string} id
+   * @param {Entry} entry
+   * @param {WebSocket} socket
+   */
   #scheduleRefresh(id, entry, socket) {
     this.#stopRefresh(entry);
     entry.refresh = setTimeout(() => {
@@ -211,11 +247,12 @@ export class Subscriptions {
         const onclose = socket.onclose;
         socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
         socket.close();
-        onclose?.({ code: 1006 });
+        /** @type {((event: { code: number }) => void) | null} */ (onclose)?.({ code: 1006 });
       }, SNAPSHOT_WAIT_MS);
     }, this.refreshDelayMs());
   }
 
+  /** @param {Entry} entry */
   #stopRefresh(entry) {
     clearTimeout(entry.refresh);
     clearTimeout(entry.waiting);
@@ -223,6 +260,11 @@ export class Subscriptions {
     entry.waiting = 0;
   }
 
+  /**
+   * @param {string} id
+   * @param {Entry} entry
+   * @param {number} delay
+   */
   #retry(id, entry, delay) {
     if (this.entries.get(id) !== entry) return;
     clearTimeout(entry.timer);

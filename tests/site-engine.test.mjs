@@ -1,0 +1,86 @@
+// The web app's sync engine (www/engine/, issue #12) touches no DOM: its modules name no DOM
+// global, and it runs in Node (which has none) over a stand-in client, reporting what happens
+// through its events. No browser; needs www/pkg/ (built by `cargo xtask build-web`) for the
+// client's module, whose wasm is never started here.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const ENGINE = resolve(import.meta.dirname, "../www/engine");
+
+test("the engine's modules name no DOM global", () => {
+  for (const file of readdirSync(ENGINE).filter((f) => f.endsWith(".js"))) {
+    // Code only: comments may speak of the DOM.
+    const code = readFileSync(join(ENGINE, file), "utf8")
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/\/\/.*$/gm, "");
+    const found = code.match(/\b(document|window|HTML\w*Element|localStorage|sessionStorage|requestAnimationFrame)\b/g);
+    assert.equal(found, null, `${file} names ${found}`);
+  }
+});
+
+test("in Node, without a DOM, a poll's outcome and a mailbox outage come out as events", async () => {
+  assert.equal(typeof document, "undefined");
+  const { HushClient, ErrorCode } = await import("../www/pkg/hush.js");
+  const { SyncEngine } = await import("../www/engine/sync.js");
+  // The client's pacing is wasm: no second poll or flush during the test.
+  HushClient.pollDelayMs = () => 3_600_000;
+  HushClient.safetyPollDelayMs = () => 3_600_000;
+  const conversation = { id: "c1", name: "Bob", mailbox: "https://mailbox.example", joined: true, unread: 0, connecting: false };
+  const message = { seq: 1, outgoing: false, text: "hi", time: 0, status: "received" };
+  let outage = false;
+  const client = {
+    isUnlocked: true,
+    setDeleteAfterRead() {},
+    setReading() {},
+    lock() {
+      this.isUnlocked = false;
+    },
+    listConversations: async () => [conversation],
+    watchSet: async () => null,
+    nextFlushAt: async () => null,
+    flush: async () => ({ delivered: 0, pending: 0, lastError: null, lastErrorCode: null, conflicts: 0, acksSent: 0, retransmitted: 0, ended: 0, flushAt: null }),
+    poll: async () => {
+      if (outage) throw Object.assign(new Error("unreachable"), { code: ErrorCode.MailboxUnreachable });
+      return { messages: [message], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null };
+    },
+  };
+  const previews = { refreshed: 0, refresh: async () => void previews.refreshed++, clear() {} };
+  const engine = new SyncEngine({ visible: () => true, online: () => true, previews });
+  engine.client = client;
+  const events = [];
+  for (const type of ["conversations", "net-status", "messages", "arrivals", "joined", "conflicts"]) {
+    engine.on(type, (detail) => events.push({ type, detail }));
+  }
+  const settle = () => new Promise((ok) => setTimeout(ok, 50));
+  try {
+    await engine.start(false);
+    await settle(); // The first poll (at once) and flush.
+    assert.deepEqual(engine.conversations.map((c) => c.id), ["c1"]);
+    assert.ok(previews.refreshed > 0, "the previews are read with the list");
+    assert.deepEqual(events.filter((e) => e.type === "arrivals").map((e) => e.detail), [{ id: "c1", messages: [message] }]);
+    assert.ok(events.some((e) => e.type === "messages" && e.detail.id === "c1"), "the chat of c1 is told to read its history");
+
+    events.length = 0;
+    outage = true;
+    engine.pollNow("c1"); // As a push would.
+    await settle();
+    assert.ok(engine.unreachable.has(conversation.mailbox), "the mailbox is marked unreachable");
+    assert.ok(events.some((e) => e.type === "net-status"), "a net-status event");
+    assert.equal(engine.mailboxProblem(engine.byId("c1")), "unreachable");
+
+    events.length = 0;
+    outage = false;
+    engine.pollNow("c1"); // As a push would.
+    await settle();
+    assert.equal(engine.unreachable.size, 0, "back once it answers");
+    assert.ok(events.some((e) => e.type === "net-status"));
+  } finally {
+    engine.lock();
+  }
+  assert.equal(client.isUnlocked, false);
+  assert.deepEqual(engine.conversations, [], "nothing kept after the lock");
+  assert.equal(engine.pollTimers.size, 0, "no poll left scheduled");
+});

@@ -1,0 +1,452 @@
+// @ts-check
+// The chat: the history, the composer, search, and each message's delivery state.
+//
+// History is the source of truth: the chat shows what client.historyPage() read back from
+// storage, never what a poll or a send returned. It reads a page at a time: the newest page on
+// opening, the page before as the person scrolls up, and after a poll, a send or a flush only
+// the newest end (new entries are appended, shown ones get their status), so a long history
+// costs what one screen of it costs.
+
+import { ErrorCode } from "../pkg/hush.js";
+import { h, formatTime } from "../dom.js";
+import { hostOf } from "../settings.js";
+import { limitComposer } from "../composer.js";
+import { placeDaySeparators, atEachMidnight } from "../days.js";
+import { messageText, addMessageMenu, copyText, replyWithQuote } from "../message-menu.js";
+import { ChatSearch } from "../chat-search.js";
+import { codeOf } from "../engine/errors.js";
+import { announce, backButton, client, engine, setScreen, ui, visible } from "./shell.js";
+import { showHome } from "./home.js";
+import { showInvite } from "./invite.js";
+import { showSafety } from "./safety.js";
+import { initial, renderList } from "./list.js";
+import { renderNotices } from "./notices.js";
+import { confirmDelete, confirmDeleteMessage, renameDialog } from "./dialogs.js";
+import { errorText, STORAGE_FULL_NEW, wrongMailboxText } from "./texts.js";
+
+/** @typedef {import("../engine/types.js").HistoryEntry} HistoryEntry */
+/** @typedef {import("./shell.js").OpenChat} OpenChat */
+
+/** Entries read when a chat opens, and per older page as it scrolls up. */
+const PAGE = 60;
+/** Entries first read from the newest end to catch up after a poll, a send or a flush. */
+const TAIL = 20;
+/** How far back (entries) a refresh re-reads messages waiting for their delivery. */
+const AWAITING_REACH = 200;
+/** How near its top (px) the history must be scrolled for the page before it to load. */
+const LOAD_OLDER_PX = 400;
+
+/** @param {string} id */
+export function showChat(id) {
+  const c = engine.byId(id);
+  if (!c) return showHome();
+  if (!c.joined) return showInvite(id);
+  const list = h("ol", { class: "messages", "aria-label": "Conversation history" });
+  // Older pages load as the history scrolls near its top, or with this button (keyboards,
+  // screen readers).
+  const earlier = h("button", { type: "button", class: "ghost earlier", text: "Show earlier messages", hidden: true, onclick: () => loadOlder() });
+  const scroller = h("div", { class: "scroller" }, earlier, list);
+  scroller.addEventListener("scroll", () => {
+    if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+  }, { passive: true });
+  const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
+  const notices = h("div", { class: "notices" });
+  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, dir: "auto", autocomplete: "off" });
+  const sendError = h("p", { class: "field-error", role: "alert" });
+  const send = h("button", { type: "submit", class: "primary", text: "Send" });
+  const count = h("p", { class: "composer-count", hidden: true });
+  const limit = limitComposer(message, { counter: count, send, announce: (/** @type {string} */ text) => announce(text) });
+  const form = h(
+    "form",
+    {
+      class: "composer",
+      novalidate: true,
+      onsubmit: (/** @type {SubmitEvent} */ event) => {
+        event.preventDefault();
+        const text = message.value;
+        if (!text.trim() || !limit.fits()) return;
+        message.value = "";
+        autosize(message);
+        limit.update();
+        sendError.textContent = "";
+        sendMessage(id, text, message, sendError);
+        message.focus();
+      },
+    },
+    message,
+    send,
+  );
+  message.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  message.addEventListener("input", () => autosize(message));
+  const title = h("h1", { class: "chat-title", dir: "auto", text: c.name });
+  if (c.verifiedAt) title.append(h("span", { class: "verified-mark", title: "Safety code verified", "aria-label": ", safety code verified", text: " ✓" }));
+  const searchToggle = h("button", { type: "button", class: "ghost", text: "Search", "aria-expanded": "false", onclick: () => (search.isOpen ? search.close() : search.open()) });
+  const search = new ChatSearch({ client: client(), id, showEntry, toggle: searchToggle });
+  const copied = h("p", { class: "copied-status", role: "status", "aria-live": "polite" });
+  setScreen(
+    "chat",
+    h(
+      "section",
+      { class: "chat" },
+      h(
+        "header",
+        { class: "chat-head" },
+        backButton(),
+        h("span", { class: "avatar", "aria-hidden": "true", text: initial(c.name) }),
+        title,
+        h(
+          "div",
+          { class: "chat-actions" },
+          searchToggle,
+          h("button", { type: "button", class: "ghost", text: "Safety code", onclick: () => showSafety(id) }),
+          h("button", { type: "button", class: "ghost", text: "Rename", onclick: () => renameDialog(id) }),
+          h("button", { type: "button", class: "ghost danger", text: "Delete", onclick: () => confirmDelete(id) }),
+        ),
+      ),
+      search.el,
+      banner,
+      notices,
+      scroller,
+      copied,
+      sendError,
+      count,
+      form,
+    ),
+    { id, focus: message },
+  );
+  ui.chat = {
+    id,
+    list,
+    scroller,
+    earlier,
+    banner,
+    notices,
+    composer: form,
+    limit,
+    shownNotices: null,
+    title,
+    items: new Map(),
+    oldest: Infinity,
+    newest: -1,
+    complete: false,
+    loadingOlder: false,
+    unsentSeqs: new Set(),
+    awaitingSeqs: new Set(),
+    token: 0,
+    first: true,
+    unsent: false,
+    search,
+    copied,
+    stopDays: atEachMidnight(() => placeDaySeparators(list)),
+  };
+  engine.updateReading(id);
+  updateChatBanner();
+  renderNotices(ui.chat);
+  refreshChat();
+  engine.schedulePoll(id, 0);
+}
+
+/** @param {HTMLTextAreaElement} textarea */
+function autosize(textarea) {
+  textarea.rows = Math.min(6, Math.max(1, textarea.value.split("\n").length));
+}
+
+/**
+ * Delivery states of one's own messages, in words (never colour or a tick alone): the text
+ * shown after the time, a mark beside it (hidden from screen readers, which read the words),
+ * and a longer explanation as the tooltip.
+ *   sending    on this device, not on the mailbox yet
+ *   sent       on the mailbox, not known to be on their device yet
+ *   delivered  their device acknowledged it
+ *   failed     the mailbox refused or could not be reached: retried
+ *   conflict   never delivered: the reason is said in the chat's notices
+ * @type {Record<import("../engine/types.js").DeliveryStatus, { mark: string, text: string, title: string } | null>}
+ */
+const STATUS = {
+  sending: { mark: "○", text: "Sending…", title: "Still on this device: it goes to the mailbox as soon as it can." },
+  sent: { mark: "✓", text: "Sent", title: "On the mailbox. Not on their device yet: it arrives when they next open Hush." },
+  delivered: { mark: "✓✓", text: "Delivered", title: "On their device: their Hush received it." },
+  failed: { mark: "!", text: "Not delivered yet, retrying", title: "The mailbox could not take it yet. Hush keeps trying; it stays on this device until then." },
+  conflict: {
+    mark: "!",
+    text: "Not delivered: someone else's data was at its address",
+    title: "This message could not be delivered. See the notice at the top of the chat.",
+  },
+  received: null,
+};
+
+/**
+ * One message of the chat, with its status set by setStatus.
+ * @param {HistoryEntry} entry
+ * @param {string} name
+ */
+function messageItem(entry, name) {
+  const li = h(
+    "li",
+    { class: entry.outgoing ? "msg out" : "msg in" },
+    h("span", { class: "sr-only", text: entry.outgoing ? "You: " : `${name}: ` }),
+    messageText(entry.text),
+    h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
+  );
+  li.dataset.seq = String(entry.seq);
+  addMessageMenu(li, entry.text, messageActions);
+  return li;
+}
+
+/** What a message's menu does (message-menu.js). */
+const messageActions = {
+  /** @param {string} text */
+  copy: (text) => ui.chat && copyText(text, ui.chat.copied),
+  /** @param {string} text */
+  reply: (text) => {
+    const composer = ui.chat?.composer.querySelector("textarea");
+    if (composer && ui.chat && !ui.chat.composer.hidden) replyWithQuote(text, composer);
+  },
+  /**
+   * @param {HTMLLIElement} li
+   * @param {HTMLButtonElement} button
+   */
+  remove: (li, button) => confirmDeleteMessage(li, button),
+};
+
+/**
+ * Loads older pages until entry `seq` is shown (search); its item, or null.
+ * @param {number} seq
+ * @returns {Promise<HTMLLIElement | null>}
+ */
+async function showEntry(seq) {
+  const chat = ui.chat;
+  while (chat && ui.chat === chat && !chat.items.has(seq) && !chat.complete && seq < chat.oldest) {
+    if (chat.loadingOlder || chat.first) await new Promise((r) => setTimeout(r, 50));
+    else await loadOlder();
+  }
+  return chat && ui.chat === chat ? (chat.items.get(seq) ?? null) : null;
+}
+
+/**
+ * @param {OpenChat} chat
+ * @param {HTMLLIElement} li
+ * @param {HistoryEntry} entry
+ */
+function setStatus(chat, li, entry) {
+  // While the other person's answers can't be read here (this device went back to an older
+  // copy), a message waiting for them is not delivered, and the notice above says why.
+  const c = engine.byId(chat.id);
+  const reason =
+    entry.reason ??
+    (entry.outgoing && entry.status === "failed" && c?.unreadable
+      ? `${c.name}'s device can't read this device's messages any more (see above)`
+      : null);
+  entry = reason ? { ...entry, reason } : entry;
+  const key = `${entry.status}\u0000${entry.reason ?? ""}`;
+  if (li.dataset.statusKey !== key) {
+    li.dataset.statusKey = key;
+    li.dataset.status = entry.status;
+    const slot = /** @type {HTMLElement} */ (li.querySelector(".delivery"));
+    const status = STATUS[entry.status];
+    if (!status) {
+      slot.replaceChildren();
+      slot.removeAttribute("title");
+    } else {
+      const text = entry.reason ? `Not delivered: ${entry.reason}` : status.text;
+      slot.replaceChildren(" · ", h("span", { class: "mark", "aria-hidden": "true", text: status.mark }), " ", text);
+      slot.title = status.title;
+    }
+  }
+  // Entries a flush may still change (they also decide the chat's banner), and entries an
+  // acknowledgement may still change: both are re-read on the next refresh.
+  if (entry.status === "sending" || entry.status === "failed") chat.unsentSeqs.add(entry.seq);
+  else chat.unsentSeqs.delete(entry.seq);
+  if (entry.status === "sent") chat.awaitingSeqs.add(entry.seq);
+  else chat.awaitingSeqs.delete(entry.seq);
+}
+
+/**
+ * What changed at the newest end of the history: on opening, the newest page; later, every
+ * entry after the newest one shown, and back to the oldest shown entry still unsent (a flush
+ * changes those statuses). Reads TAIL entries, and pages further back only when they do not
+ * reach that far.
+ * @param {OpenChat} chat
+ */
+async function readNewest(chat) {
+  // One more than a page: whether there is anything before it.
+  if (chat.first) return client().historyPage(chat.id, null, PAGE + 1);
+  // Messages on the mailbox that their device has not acknowledged yet are followed back
+  // AWAITING_REACH entries at most (acknowledgements arrive in order, so the newest ones are
+  // what changes; older ones show their new state when the chat is opened again).
+  const awaiting = [...chat.awaitingSeqs].filter((seq) => seq >= chat.newest - AWAITING_REACH);
+  const reach = Math.min(chat.newest, ...chat.unsentSeqs, ...awaiting);
+  let entries = await client().historyPage(chat.id, null, TAIL);
+  let more = entries.length === TAIL;
+  while (more && entries[0].seq > reach) {
+    const page = await client().historyPage(chat.id, entries[0].seq, PAGE);
+    entries = page.concat(entries);
+    more = page.length === PAGE;
+  }
+  return entries;
+}
+
+/**
+ * Brings the open chat up to date with storage: appends new entries, updates the status of
+ * shown ones, and leaves every other node alone.
+ */
+export async function refreshChat() {
+  const chat = ui.chat;
+  if (!chat) return;
+  const token = ++chat.token;
+  let entries;
+  try {
+    entries = await readNewest(chat);
+  } catch (err) {
+    if (codeOf(err) === ErrorCode.UnknownConversation) showHome();
+    return;
+  }
+  if (ui.chat !== chat || token !== chat.token) return;
+  if (chat.first) {
+    chat.complete = entries.length <= PAGE;
+    if (!chat.complete) entries = entries.slice(1);
+  }
+  const scroller = chat.scroller;
+  const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  let addedOwn = false;
+  /** @type {string[]} */
+  const incoming = [];
+  const name = engine.byId(chat.id)?.name ?? "Them";
+  const added = document.createDocumentFragment();
+  for (const entry of entries) {
+    let li = chat.items.get(entry.seq);
+    if (!li) {
+      // Older than the newest shown but not shown: on a page not loaded yet.
+      if (entry.seq <= chat.newest) continue;
+      li = messageItem(entry, name);
+      chat.items.set(entry.seq, li);
+      added.append(li);
+      chat.newest = entry.seq;
+      chat.oldest = Math.min(chat.oldest, entry.seq);
+      if (entry.outgoing) addedOwn = true;
+      else if (!chat.first) incoming.push(entry.text);
+    }
+    setStatus(chat, li, entry);
+  }
+  if (added.childNodes.length) {
+    chat.list.querySelector(".empty")?.remove();
+    chat.list.append(added);
+    placeDaySeparators(chat.list);
+  } else if (!chat.items.size && !chat.list.querySelector(".empty")) {
+    chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
+  }
+  if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
+  // New messages are announced once each (the list itself is not a live region, so opening a
+  // chat does not read out its history).
+  if (incoming.length) announce(incoming.map((t) => `${name}: ${t}`).join("\n"));
+  const unsent = chat.unsentSeqs.size > 0;
+  if (unsent !== chat.unsent) {
+    chat.unsent = unsent;
+    updateChatBanner();
+  }
+  if (chat.first) {
+    chat.first = false;
+    showEarlier(chat);
+    // A page that does not fill the screen: the one before it, too.
+    if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+  }
+  const c = engine.byId(chat.id);
+  if (c && c.unread > 0 && visible()) {
+    try {
+      await client().markRead(chat.id);
+      c.unread = 0;
+      renderList();
+    } catch {
+      // Locked or deleted meanwhile: nothing to mark.
+    }
+  }
+}
+
+/** @param {OpenChat} chat */
+function showEarlier(chat) {
+  chat.earlier.hidden = chat.complete;
+  chat.earlier.disabled = chat.loadingOlder;
+}
+
+/** Reads the page before the oldest entry shown and puts it above, keeping the view still. */
+async function loadOlder() {
+  const chat = ui.chat;
+  if (!chat || chat.first || chat.complete || chat.loadingOlder) return;
+  chat.loadingOlder = true;
+  showEarlier(chat);
+  let page;
+  try {
+    page = await client().historyPage(chat.id, chat.oldest, PAGE + 1);
+  } catch (err) {
+    chat.loadingOlder = false;
+    showEarlier(chat);
+    if (codeOf(err) === ErrorCode.UnknownConversation && ui.chat === chat) showHome();
+    return;
+  }
+  chat.loadingOlder = false;
+  if (ui.chat !== chat) return;
+  chat.complete = page.length <= PAGE;
+  if (!chat.complete) page = page.slice(1);
+  const name = engine.byId(chat.id)?.name ?? "Them";
+  const older = document.createDocumentFragment();
+  for (const entry of page) {
+    if (entry.seq >= chat.oldest || chat.items.has(entry.seq)) continue;
+    const li = messageItem(entry, name);
+    chat.items.set(entry.seq, li);
+    setStatus(chat, li, entry);
+    older.append(li);
+  }
+  if (page.length) chat.oldest = Math.min(chat.oldest, page[0].seq);
+  const scroller = chat.scroller;
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  chat.list.prepend(older);
+  placeDaySeparators(chat.list);
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  showEarlier(chat);
+  if (!chat.complete && scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+}
+
+/**
+ * Sends `text` (after the sends before it); if the client refuses it, says why in
+ * `errorSlot` and puts it back in the composer if that is still empty.
+ * @param {string} id
+ * @param {string} text
+ * @param {HTMLTextAreaElement} textarea
+ * @param {HTMLElement} errorSlot
+ */
+function sendMessage(id, text, textarea, errorSlot) {
+  engine.send(id, text, (err) => {
+    const code = codeOf(err);
+    errorSlot.textContent =
+      code === ErrorCode.MessageTooLong ? "This message is too long. Split it into shorter ones." : `Not sent: ${errorText(err)}`;
+    if (textarea.isConnected && !textarea.value) {
+      textarea.value = text;
+      autosize(textarea);
+      ui.chat?.limit.update();
+    }
+  });
+}
+
+/** The chat's banner: why its messages are not going out (it replaces the top bar's notice). */
+export function updateChatBanner() {
+  const chat = ui.chat;
+  if (!chat) return;
+  const c = engine.byId(chat.id);
+  let text = "";
+  const problem = c ? engine.mailboxProblem(c, c.connecting || chat.unsent) : null;
+  if (engine.storageFull.size > 0) text = `New messages can't be saved: ${STORAGE_FULL_NEW}`;
+  else if (!navigator.onLine) text = "Offline. Your messages wait on this device and go out when you're back online.";
+  else if (c && problem === "wrong") text = `${wrongMailboxText(c.mailbox)} Messages can't be delivered: ask ${c.name} for a new invite.`;
+  else if (c && problem === "unreachable")
+    text = `Can't reach the mailbox at ${hostOf(c.mailbox)}. Hush keeps trying; your messages are kept and sent when it answers.`;
+  else if (c?.connecting) text = `Connecting to ${c.name}… Your answer to the invite is on its way to the mailbox; messages you write are sent after it.`;
+  if (chat.banner.textContent !== text) chat.banner.textContent = text;
+  chat.banner.hidden = !text;
+  // The chat's own notice replaces the one in the top bar.
+  document.body.dataset.banner = text ? "yes" : "no";
+}

@@ -1,0 +1,179 @@
+// @ts-check
+// Join: an invite link pasted, opened (it arrives in the URL's fragment) or read from the
+// other person's QR code with the camera.
+
+import { ErrorCode } from "../pkg/hush.js";
+import { h, field, setFieldError } from "../dom.js";
+import { startScanner, canScan } from "../scanner.js";
+import { mailboxUrl } from "../settings.js";
+import { clockOffsetFromSite } from "../clock.js";
+import { codeOf } from "../engine/errors.js";
+import { backButton, client, engine, setScreen, ui } from "./shell.js";
+import { errorText, expiredInvite, OWN_INVITE } from "./texts.js";
+import { showSafety } from "./safety.js";
+import { openConversation } from "./list.js";
+
+/** @param {string} [prefill] An invite link that was opened. */
+export function showJoin(prefill = "") {
+  const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60, dir: "auto" });
+  const link = field({
+    label: "Invite link",
+    hint: "Paste the link they sent you, or scan their QR code.",
+    autocomplete: "off",
+    spellcheck: "false",
+    class: "mono",
+    value: prefill,
+  });
+  const submit = h("button", { type: "submit", class: "primary", text: "Accept invite" });
+  const camState = h("p", { class: "state", role: "status", "aria-live": "polite" });
+  const video = h("video", { class: "camera", muted: true, playsinline: true, "aria-label": "Camera preview", hidden: true });
+  video.muted = true;
+  const scan = h("button", { type: "button", text: "Scan QR code", onclick: startCamera });
+  const stopCam = h("button", { type: "button", class: "ghost", text: "Stop camera", hidden: true, onclick: stopCamera });
+  if (!canScan()) scan.hidden = true;
+
+  async function startCamera() {
+    scan.disabled = true;
+    camState.textContent = "Opening the camera…";
+    video.hidden = false;
+    let read = false;
+    /** @param {string} text */
+    const onRead = (text) => {
+      read = true;
+      ui.stopCamera = null;
+      video.hidden = true;
+      stopCam.hidden = true;
+      scan.disabled = false;
+      link.input.value = text;
+      setFieldError(link, null);
+      camState.textContent = "Invite read from the QR code.";
+      if (name.input.value.trim()) submit.focus();
+      else name.input.focus();
+    };
+    try {
+      const stop = await startScanner(video, onRead);
+      if (read) return;
+      if (!video.isConnected) return stop(); // The screen changed while the camera opened.
+      ui.stopCamera = stop;
+      stopCam.hidden = false;
+      camState.textContent = "Point the camera at the QR code on their screen.";
+    } catch (err) {
+      scan.disabled = false;
+      video.hidden = true;
+      camState.textContent =
+        err && /** @type {Error} */ (err).name === "NotAllowedError"
+          ? "Hush may not use the camera. Allow it in the browser's site settings, or paste the link instead."
+          : "The camera could not be opened. Paste the link instead.";
+    }
+  }
+  function stopCamera() {
+    if (ui.stopCamera) ui.stopCamera();
+    ui.stopCamera = null;
+    video.hidden = true;
+    stopCam.hidden = true;
+    scan.disabled = false;
+    camState.textContent = "Camera stopped.";
+  }
+
+  /** The way to the conversation an invite already started (see alreadyJoined). @type {HTMLElement | null} */
+  let openExisting = null;
+
+  /** @param {SubmitEvent} event */
+  async function onSubmit(event) {
+    event.preventDefault();
+    const who = name.input.value.trim();
+    const invite = link.input.value.trim();
+    setFieldError(name, who ? null : "Give this conversation a name.");
+    setFieldError(link, invite ? null : "Paste the invite link or scan the QR code.");
+    openExisting?.remove();
+    openExisting = null;
+    if (!who) return name.input.focus();
+    if (!invite) return link.input.focus();
+    submit.disabled = true;
+    try {
+      const id = await client().join(invite, joinDefaultMailbox(invite), who);
+      await engine.refreshList();
+      engine.flushSoon(0);
+      engine.schedulePoll(id, 0);
+      showSafety(id, { justJoined: true });
+    } catch (err) {
+      submit.disabled = false;
+      const code = codeOf(err);
+      if (code === ErrorCode.AlreadyJoined) return alreadyJoined(/** @type {import("../engine/types.js").HushError} */ (err).conversationId ?? null);
+      const expired = code === ErrorCode.InviteExpired;
+      setFieldError(link, expired ? expiredInvite(await clockOffsetFromSite()) : code === ErrorCode.OwnInvite ? OWN_INVITE : errorText(err));
+      link.input.focus();
+    }
+  }
+
+  /**
+   * This vault joined the invite before: say so, and lead to that conversation.
+   * @param {string | null} id
+   */
+  async function alreadyJoined(id) {
+    await engine.refreshList();
+    const c = id && engine.byId(id);
+    if (!c) {
+      setFieldError(link, "You already joined this invite, and the conversation it started was deleted. An invite works only once: ask them for a new one.");
+      link.input.focus();
+      return;
+    }
+    setFieldError(link, `You already joined this invite: it started your conversation with ${c.name}.`);
+    const button = h("button", { type: "button", class: "primary", text: `Open the conversation with ${c.name}`, onclick: () => openConversation(c.id) });
+    openExisting = button;
+    link.error.after(button);
+    button.focus();
+  }
+
+  setScreen(
+    "join",
+    h(
+      "section",
+      { class: "card" },
+      backButton(),
+      h("h1", { text: prefill ? "You've been invited" : "Join a conversation" }),
+      h("p", {
+        text: prefill
+          ? "Give this conversation a name, then accept the invite. You will both see a safety code to compare."
+          : "Scan the QR code on the other person's screen, or paste the link they sent you.",
+      }),
+      h(
+        "form",
+        { class: "stack", novalidate: true, onsubmit: onSubmit },
+        name.wrap,
+        link.wrap,
+        h("div", { class: "scan" }, h("div", { class: "actions" }, scan, stopCam), video, camState),
+        submit,
+      ),
+    ),
+    { focus: name.input },
+  );
+}
+
+/**
+ * The mailbox for an invite that names none: the mailbox of the site the link points to. The
+ * pasted text may be damaged the ways the client's parser undoes (protocol/src/invite.rs,
+ * `Invite::from_link_fragment`): percent-encoded, wrapped in brackets or quotes, inside a
+ * sentence. The site is the last http(s) URL before the invite's `#`.
+ * @param {string} invite
+ */
+function joinDefaultMailbox(invite) {
+  let text = invite;
+  for (let round = 0; round < 3 && /%[0-9a-f]{2}/i.test(text); round++) {
+    text = text.replace(/%([0-9a-f]{2})/gi, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+  }
+  const hash = text.lastIndexOf("#");
+  const before = hash >= 0 ? text.slice(0, hash) : text;
+  // The last "http(s)://" starts the site's URL (a redirect's own URL comes before it).
+  const start = [...before.matchAll(/https?:\/\//gi)].at(-1);
+  // A URL holds no white space: a line break or space inside it (a mail client wrapping a
+  // long line, even inside the host name) is dropped, never taken as its end.
+  const joined = start && before.slice(start.index).replace(/[\s\u200b-\u200d\u2060\ufeff]+/g, "");
+  const site = joined && /^[^"'<>()[\]{}“”‘’«»]+/.exec(joined);
+  try {
+    if (site) return new URL(site[0]).origin;
+  } catch {
+    // Not a URL after all.
+  }
+  return mailboxUrl(); // Only the fragment was pasted.
+}

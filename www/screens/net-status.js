@@ -1,0 +1,36 @@
+// @ts-check
+// The top bar's line about the network and the mailboxes, and everything else that says it:
+// the open chat's banner, the connecting screen, the list's lines under each name.
+
+import { ErrorCode } from "../pkg/hush.js";
+import { els, engine } from "./shell.js";
+import { STORAGE_FULL_NEW, wrongMailboxText } from "./texts.js";
+import { updateChatBanner } from "./chat.js";
+import { updateConnectingState } from "./connecting.js";
+import { renderListSubtitles } from "./list.js";
+
+export function updateNetStatus() {
+  let text = "";
+  let kind = "";
+  if (engine.storageFull.size > 0) {
+    text = `New messages can't be saved: ${STORAGE_FULL_NEW}`;
+    kind = "storage";
+  } else if (!navigator.onLine) {
+    text = "Offline. Messages wait on this device and go out when you're back online.";
+    kind = "offline";
+  } else if (engine.wrongMailbox.size > 0) {
+    text = `${wrongMailboxText([...engine.wrongMailbox][0])} Check the address in Settings, or ask for a new invite.`;
+    kind = "wrong";
+  } else if (engine.flushError && engine.flushErrorCode === ErrorCode.MailboxNotFound) {
+    text = "Wrong mailbox address: a mailbox answered \"not found\", so messages can't be delivered. Check the address in Settings, or ask for a new invite.";
+    kind = "wrong";
+  } else if (engine.unreachable.size > 0 || engine.flushError) {
+    text = "Can't reach the mailbox. Retrying; nothing is lost.";
+    kind = "unreachable";
+  }
+  if (els.netstatus.textContent !== text) els.netstatus.textContent = text;
+  els.netstatus.dataset.kind = kind;
+  updateChatBanner();
+  updateConnectingState();
+  renderListSubtitles();
+}

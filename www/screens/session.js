@@ -1,0 +1,56 @@
+// @ts-check
+// Unlocked and locked: what follows an unlock (the engine starts, the screen to show) and a
+// lock (by hand or by the auto-lock), which leaves no name or message in the page.
+
+import { choice } from "../settings.js";
+import { closeMenu } from "../message-menu.js";
+import { AutoLock } from "../autolock.js";
+import { announce, els, engine, setUnlockedChrome, ui } from "./shell.js";
+import { showHome } from "./home.js";
+import { showJoin } from "./join.js";
+import { showChat } from "./chat.js";
+import { showUnlock } from "./unlock.js";
+
+export async function afterUnlock() {
+  setUnlockedChrome(true);
+  // A setting of this browser, not of the vault: the client forgets it when locked.
+  await engine.start(choice("deleteAfterRead"));
+  autoLock.start();
+  const reopen = ui.reopen;
+  ui.reopen = null;
+  if (ui.incomingInvite) {
+    const link = ui.incomingInvite;
+    ui.incomingInvite = null;
+    showJoin(link);
+  } else if (reopen && engine.byId(reopen)?.joined) {
+    // Locked with a chat open (by hand or after the idle time): back to it.
+    showChat(reopen);
+  } else {
+    showHome();
+  }
+}
+
+/**
+ * Locks; `idleMinutes`: locked by the auto-lock after that long without activity.
+ * @param {number | null} [idleMinutes]
+ */
+export function lock(idleMinutes = null) {
+  // The open chat is reopened after unlocking in this tab (kept in memory only).
+  ui.reopen = ui.screen.name === "chat" ? ui.screen.id : null;
+  autoLock.stop();
+  closeMenu(false);
+  engine.lock();
+  if (els.dialog.open) els.dialog.close();
+  els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
+  document.title = "Hush";
+  els.list.replaceChildren();
+  showUnlock();
+  if (typeof idleMinutes === "number") {
+    announce(`Hush locked itself after ${idleMinutes === 60 ? "1 hour" : `${idleMinutes} minutes`} without activity.`);
+  }
+}
+
+/** Locks after the idle time chosen in Settings. */
+export const autoLock = new AutoLock((/** @type {number} */ minutes) => {
+  if (engine.isUnlocked) lock(minutes);
+});

@@ -1,0 +1,200 @@
+// @ts-check
+// What every screen shares: the page's fixed elements, the UI's state (the screen shown, the
+// open chat, an invite waiting to be used), the sync engine the screens read, and the helpers
+// that put a screen in the main view.
+
+import { h, replace } from "../dom.js";
+import { screenShown, goBack } from "../navigation.js";
+import { Previews } from "../previews.js";
+import { showHome } from "./home.js";
+
+/** @typedef {import("../engine/sync.js").SyncEngine} SyncEngine */
+/** @typedef {import("../engine/types.js").ConversationSummary} ConversationSummary */
+/** @typedef {import("../engine/types.js").Client} Client */
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+export const els = {
+  view: $("view"),
+  sidebar: $("sidebar"),
+  sidebarTitle: $("sidebar-title"),
+  list: $("conversations"),
+  listEmpty: $("conversations-empty"),
+  notifyOffer: $("notify-offer"),
+  netstatus: $("netstatus"),
+  actions: $("topbar-actions"),
+  lock: $("lock-button"),
+  settings: $("settings-button"),
+  newConv: $("new-button"),
+  join: $("join-button"),
+  dialog: /** @type {HTMLDialogElement} */ ($("dialog")),
+  status: $("status"),
+  announcer: $("announcer"),
+};
+
+/**
+ * The open chat (screens/chat.js).
+ * @typedef {Object} OpenChat
+ * @property {string} id
+ * @property {HTMLOListElement} list
+ * @property {HTMLElement} scroller
+ * @property {HTMLButtonElement} earlier
+ * @property {HTMLElement} banner
+ * @property {HTMLElement} notices
+ * @property {HTMLFormElement} composer
+ * @property {{ fits: () => boolean, update: () => void }} limit
+ * @property {string | null} shownNotices
+ * @property {HTMLElement} title
+ * @property {Map<number, HTMLLIElement>} items
+ * @property {number} oldest Oldest seq shown.
+ * @property {number} newest Newest seq shown.
+ * @property {boolean} complete The oldest entry is shown.
+ * @property {boolean} loadingOlder
+ * @property {Set<number>} unsentSeqs
+ * @property {Set<number>} awaitingSeqs
+ * @property {number} token
+ * @property {boolean} first
+ * @property {boolean} unsent
+ * @property {import("../chat-search.js").ChatSearch} search
+ * @property {HTMLElement} copied
+ * @property {() => void} stopDays
+ */
+
+/**
+ * The screen shown: its name and conversation; the connecting screen also says whether it
+ * followed a join.
+ * @typedef {{ name: string, id: string | null, connecting?: boolean, justJoined?: boolean }} Screen
+ */
+
+export const ui = {
+  /** @type {Screen} */
+  screen: { name: "loading", id: null },
+  /** An invite link that arrived in the URL fragment, until it is used. @type {string | null} */
+  incomingInvite: null,
+  /** The chat reopened after unlocking in this tab (kept in memory only). @type {string | null} */
+  reopen: null,
+  /** @type {OpenChat | null} */
+  chat: null,
+  /** Stops the camera when the join screen goes away. @type {(() => void) | null} */
+  stopCamera: null,
+  /** Object URL of the QR image shown, revoked when the screen changes. @type {string | null} */
+  qrUrl: null,
+};
+
+/** The last message of each conversation, shown in the list (read by the engine with it). */
+export const previews = new Previews();
+
+/** @type {SyncEngine} */
+export let engine;
+/** @param {SyncEngine} e */
+export function useEngine(e) {
+  engine = e;
+}
+
+/** The client (open once the page started). */
+export const client = () => engine.api;
+/** @param {string | null | undefined} id */
+export const byId = (id) => engine.byId(id);
+export const visible = () => document.visibilityState === "visible";
+
+/**
+ * Puts `content` in the main view and records the screen. `pane` is what phones show.
+ * @param {string} name
+ * @param {Node} content
+ * @param {{ id?: string | null, pane?: string, focus?: HTMLElement | null }} [options]
+ */
+export function setScreen(name, content, { id = null, pane = "detail", focus = null } = {}) {
+  leaveScreen();
+  const previous = ui.screen;
+  ui.screen = { name, id };
+  engine.setShown(name, id);
+  screenShown(ui.screen, previous, engine.isUnlocked);
+  document.body.dataset.screen = name;
+  document.body.dataset.pane = pane;
+  replace(els.view, content);
+  markCurrentInList();
+  const target = focus ?? els.view.querySelector("h1, h2");
+  if (target instanceof HTMLElement) {
+    if (!target.hasAttribute("tabindex") && /^H[12]$/.test(target.tagName)) target.setAttribute("tabindex", "-1");
+    target.focus({ preventScroll: true });
+  }
+}
+
+function leaveScreen() {
+  if (ui.stopCamera) {
+    ui.stopCamera();
+    ui.stopCamera = null;
+  }
+  if (ui.qrUrl) {
+    URL.revokeObjectURL(ui.qrUrl);
+    ui.qrUrl = null;
+  }
+  ui.chat?.stopDays();
+  ui.chat = null;
+  engine.updateReading(null);
+  els.sidebarTitle.removeAttribute("aria-level");
+  els.announcer.textContent = "";
+  document.body.dataset.banner = "no";
+}
+
+/** Marks the shown conversation in the list. */
+export function markCurrentInList() {
+  for (const button of els.list.querySelectorAll("button.conv")) {
+    if (button instanceof HTMLElement && button.dataset.id === ui.screen.id) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+}
+
+/** @param {boolean} unlocked */
+export function setUnlockedChrome(unlocked) {
+  els.actions.hidden = !unlocked;
+  els.sidebar.hidden = !unlocked;
+  document.body.dataset.unlocked = unlocked ? "yes" : "no";
+}
+
+/**
+ * A screen that only says something (Hush cannot start, storage is unavailable).
+ * @param {string} title
+ * @param {string} text
+ */
+export function showMessageScreen(title, text) {
+  setUnlockedChrome(false);
+  setScreen("message", h("section", { class: "card center" }, h("h1", { text: title }), h("p", { text })));
+}
+
+/**
+ * A conversation's name inside a sentence, isolated so a right-to-left name keeps its order.
+ * @param {string} name
+ */
+export function named(name) {
+  return h("bdi", { text: name });
+}
+
+export function backButton() {
+  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => goBack(showHome) });
+}
+
+/**
+ * Shows the modal dialog with `title`, `body` and the `actions` buttons.
+ * @param {string} title
+ * @param {Node} body
+ * @param {Node[]} actions
+ */
+export function dialog(title, body, actions) {
+  const d = els.dialog;
+  replace(d, h("h2", { id: "dialog-title", text: title }), body, h("div", { class: "actions end" }, actions));
+  d.showModal();
+  return d;
+}
+
+/**
+ * Says `text` to screen readers (the page's polite live region).
+ * @param {string} text
+ */
+export function announce(text) {
+  els.announcer.textContent = text;
+}
