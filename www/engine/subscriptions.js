@@ -59,15 +59,16 @@ const backoff = (failures) => jitter(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** 
 
 export class Subscriptions {
   /**
-   * onPush(id): the mailbox sent something for conversation `id` (a non-empty snapshot or a
-   * push): poll it now. onLive(id, live): its subscription came into force (the first
+   * onPush(id, message): the mailbox sent something for conversation `id` (a non-empty
+   * snapshot or a push, `message` its bytes in the fetch response framing): read it
+   * (HushClient.pollPushed). onLive(id, live): its subscription came into force (the first
    * snapshot) or ended. refreshDelayMs(): how long a live subscription waits before sending
    * its watch set again; the snapshot that answers it shows the connection still works
    * (cheaper than a poll: one WebSocket message instead of a request) and brings anything a
    * push missed.
    */
   /**
-   * @param {{ onPush: (id: string) => void, onLive?: (id: string, live: boolean) => void, refreshDelayMs?: () => number }} hooks
+   * @param {{ onPush: (id: string, message: Uint8Array) => void, onLive?: (id: string, live: boolean) => void, refreshDelayMs?: () => number }} hooks
    */
   constructor({ onPush, onLive = () => {}, refreshDelayMs = () => 180_000 }) {
     this.onPush = onPush;
@@ -208,8 +209,8 @@ export class Subscriptions {
         entry.failures = 0;
         this.onLive(id, true);
       }
-      // An empty snapshot: nothing stored at the watched addresses. Anything else: poll.
-      if (event.data.byteLength > 0) this.onPush(id);
+      // An empty snapshot: nothing stored at the watched addresses. Anything else is read.
+      if (event.data.byteLength > 0) this.onPush(id, new Uint8Array(event.data));
     };
     socket.onclose = (event) => {
       if (entry.socket !== socket) return;

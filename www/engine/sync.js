@@ -116,7 +116,7 @@ export class SyncEngine extends EventTarget {
     this.sendQueue = Promise.resolve();
     /** The conversations' sockets: a push polls at once; a socket lost brings back the usual pace. */
     this.subs = new Subscriptions({
-      onPush: (/** @type {string} */ id) => this.pollNow(id),
+      onPush: (/** @type {string} */ id, /** @type {Uint8Array} */ message) => this.pollNow(id, message),
       refreshDelayMs: () => HushClient.watchRefreshDelayMs(),
       onLive: (/** @type {string} */ id, /** @type {boolean} */ live) => {
         if (!live && this.byId(id)) this.schedulePoll(id);
@@ -332,17 +332,20 @@ export class SyncEngine extends EventTarget {
   }
 
   /**
-   * Polls `id` at once (the mailbox pushed to it); during its poll, again right after it.
+   * Polls `id` at once (the mailbox pushed to it), reading `pushed` (a subscription message)
+   * in place of a fetch when given (`pollPushed`: no request when the pushed blobs are next in
+   * the peer's order); during its poll, a full poll right after it (which reads them too).
    * @param {string} id
+   * @param {Uint8Array | null} [pushed]
    */
-  pollNow(id) {
+  pollNow(id, pushed = null) {
     if (!this.client?.isUnlocked || !this.byId(id)) return;
     if (this.polling.has(id)) {
       this.pollAgain.add(id);
       return;
     }
     clearTimeout(this.pollTimers.get(id));
-    this.pollOnce(id);
+    this.pollOnce(id, pushed);
   }
 
   /**
@@ -370,8 +373,11 @@ export class SyncEngine extends EventTarget {
     this.subs.watch(id, c.mailbox, bytes);
   }
 
-  /** @param {string} id */
-  async pollOnce(id) {
+  /**
+   * @param {string} id
+   * @param {Uint8Array | null} [pushed] a subscription message to read instead of fetching
+   */
+  async pollOnce(id, pushed = null) {
     this.pollTimers.delete(id);
     const c = this.byId(id);
     if (!c || !this.client?.isUnlocked) return;
@@ -381,7 +387,7 @@ export class SyncEngine extends EventTarget {
     let changed = false;
     let recovered = false;
     try {
-      const out = await client.poll(id);
+      const out = pushed ? await client.pollPushed(id, pushed) : await client.poll(id);
       recovered = this.unreachable.delete(c.mailbox);
       // The mailbox answers: sockets to it waiting out their back-off reconnect now, so push
       // is back at once rather than up to a minute after polling found it again.
@@ -406,7 +412,11 @@ export class SyncEngine extends EventTarget {
         this.polling.delete(id);
         return;
       }
-      if (code === ErrorCode.MailboxNotFound) {
+      if (pushed && code === ErrorCode.MailboxRejected) {
+        // A subscription message that does not parse: read the poll set instead, at once.
+        console.warn("A pushed message did not parse; polling");
+        this.pollAgain.add(id);
+      } else if (code === ErrorCode.MailboxNotFound) {
         if (!this.wrongMailbox.has(c.mailbox)) changed = true;
         this.wrongMailbox.add(c.mailbox);
         this.unreachable.delete(c.mailbox);

@@ -98,6 +98,7 @@
  * @property {(id: string, text: string) => Promise<number>} send
  * @property {() => Promise<FlushOutcome>} flush
  * @property {(id: string) => Promise<PollOutcome>} poll
+ * @property {(id: string, message: Uint8Array) => Promise<PollOutcome>} pollPushed
  * @property {(id: string) => Promise<HistoryEntry[]>} history
  * @property {(id: string, before: number | null, limit: number) => Promise<HistoryEntry[]>} historyPage
  * @property {() => Promise<number | null>} nextFlushAt
