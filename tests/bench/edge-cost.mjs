@@ -99,7 +99,7 @@ const WINDOW = 16; // the reader's window on the peer's chain
 const FETCH_BATCH = 48;
 const ACK_DELAY = [2 * S, 8 * S]; // ACK_DELAY_MIN_MS, ACK_DELAY_MAX_MS
 const ACK_DELAY_READING = [20 * S, 40 * S]; // ACK_DELAY_READING_MIN_MS, _MAX_MS: the chat in front
-const SAFETY_POLL = [10 * MIN, 15 * MIN]; // safety_poll_delay_ms, while a subscription is live
+const SAFETY_POLL = [60 * MIN, 90 * MIN]; // safety_poll_delay_ms, while a subscription is live
 const WATCH_REFRESH = [2 * MIN, 4 * MIN]; // watch_refresh_delay_ms
 const RETRANSMIT_AFTER = 5 * MIN;
 const RETRANSMIT_ACK_MAX = 60 * MIN;
@@ -264,7 +264,7 @@ async function run(mode, shards) {
     if (snapshot === null) throw new Error("no snapshot");
     side.live = true;
     scheduleRefresh(side);
-    if (snapshot.length > 0) pollNow(side);
+    if (snapshot.length > 0) readPushed(side, snapshot);
   }
 
   // subscriptions.js #scheduleRefresh: every message from the mailbox (re)arms the refresh.
@@ -284,7 +284,7 @@ async function run(mode, shards) {
     if (snapshot === null) throw new Error("no snapshot");
     tally(snapshot.length > 0 ? "ws: refresh snapshot, non-empty" : "ws: refresh snapshot, empty");
     scheduleRefresh(side);
-    if (snapshot.length > 0) pollNow(side);
+    if (snapshot.length > 0) readPushed(side, snapshot);
   }
 
   async function openSocket(side) {
@@ -321,6 +321,44 @@ async function run(mode, shards) {
     at(now + wait, () => (side.pollGen === gen && app.open ? poll(side) : null));
   }
   const pollNow = (side) => schedulePoll(side, PUSH_LATENCY);
+  /** Parses a subscription message (fetch response framing). */
+  function framesOf(message) {
+    const frames = [];
+    for (let i = 0; i < message.length; ) {
+      const len = message.readUInt32BE(i + 32);
+      frames.push({ hex: message.subarray(i, i + 32).toString("hex"), len });
+      i += 36 + len;
+    }
+    return frames;
+  }
+  /**
+   * A subscription message read as it is (HushClient.pollPushed, receive.rs poll_pushed):
+   * blobs next in the peer's order are read with no request; before a blob that starts the
+   * peer's next chain (it read something of ours since its last blob: a Double Ratchet step)
+   * the addresses of its current chain, never pushed, are fetched once (no overtaking);
+   * anything else is read by a full poll. What reading moves the window to comes with the
+   * next watch set's snapshot: no refetch.
+   */
+  function readPushed(side, message) {
+    at(now + PUSH_LATENCY, () => (app.open ? pollPushed(side, framesOf(message)) : null));
+  }
+  async function pollPushed(side, frames) {
+    const found = new Set(frames.filter((f) => f.len > 0).map((f) => f.hex));
+    const next = side.peer.chain[side.read];
+    if (!side.probed || !next || !found.has(slot(side.conv, 1 - side.who, side.read).hex)) return poll(side);
+    tally("poll from a push (pollPushed)");
+    if (next.newChain) {
+      const stale = [];
+      for (let p = side.read; p < side.read + WINDOW; p += 1) stale.push(slot(side.conv, 1 - side.who, p).address);
+      await fetchBatch(pad(stale, "stale", side.conv, side.who, side.read), "earlier addresses before a pushed blob of the peer's next chain");
+    }
+    const readNow = [];
+    while (found.has(slot(side.conv, 1 - side.who, side.read).hex)) {
+      readNow.push(side.peer.chain[side.read]);
+      side.read += 1;
+    }
+    await afterReading(side, readNow);
+  }
 
   async function poll(side) {
     tally("poll");
@@ -346,6 +384,12 @@ async function run(mode, shards) {
       for (let j = 0; j < WINDOW; j += 1) fresh.push(other("next-chain", side.conv, side.who, side.read, j));
       frames = await fetchBatch(pad(fresh.slice(0, FETCH_BATCH), "refetch", side.conv, side.who, side.read), "refetch after reading");
     }
+    await afterReading(side, readNow);
+  }
+
+  /** What a poll or a read push does with the blobs it read: acknowledge, delete, watch. */
+  async function afterReading(side, readNow) {
+    if (readNow.length) side.readSinceDeposit = true;
     const reading = app.visible && app.openConv === side.conv; // the app's setReading
     for (const blob of readNow) {
       for (const own of side.blobs) if (own.pos < blob.ackUpTo) own.confirmed = true;
@@ -369,7 +413,9 @@ async function run(mode, shards) {
 
   async function deposit(side, kind) {
     const s = slot(side.conv, side.who, side.sent);
-    const blob = { pos: side.sent, kind, ackUpTo: side.read, confirmed: false, checkedMs: now };
+    // A blob sent after reading the peer starts our next chain (the Double Ratchet's step).
+    const blob = { pos: side.sent, kind, ackUpTo: side.read, confirmed: false, checkedMs: now, newChain: Boolean(side.readSinceDeposit) };
+    side.readSinceDeposit = false;
     side.sent += 1;
     side.blobs.push(blob);
     side.chain[blob.pos] = blob;
@@ -384,7 +430,7 @@ async function run(mode, shards) {
       if (push === null) throw new Error("no push");
       tally("ws: push received");
       scheduleRefresh(reader);
-      pollNow(reader);
+      readPushed(reader, push);
     }
   }
 
