@@ -19,7 +19,9 @@ use client_core::{
     ClientError, EndReason, MAX_RESENDS, Notice, RETRANSMIT_ACK_MAX_MS, RETRANSMIT_AFTER_MS,
     Status,
 };
-use support::{FAST, MailboxState, Memory, advance, client_on, joined, restore, run, snapshot};
+use support::{
+    FAST, MailboxState, Memory, Pair, advance, client_on, joined, restore, run, snapshot,
+};
 
 const SITE: &str = "https://hush.example/";
 const MAILBOX: &str = "https://mailbox.example";
@@ -405,15 +407,7 @@ fn junk_at_the_peers_addresses_raises_the_interference_notice() {
 /// and acknowledged. The copy was taken after Bob's own ratchet step ("zero"): the lost
 /// blobs are on the sending chain the copy has. (A copy from before a ratchet step Bob had
 /// yet to make does not recover: see the note in docs/CLIENT.md, "Rollback".)
-fn restored(
-    seed: u64,
-) -> (
-    Client<Memory>,
-    String,
-    Client<Memory>,
-    String,
-    Rc<MailboxState>,
-) {
+fn restored(seed: u64) -> Pair {
     let (alice, a_id, bob, b_id, mailbox) = joined(seed);
     run(bob.send(&b_id, "zero")).unwrap();
     run(bob.flush()).unwrap();

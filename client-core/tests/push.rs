@@ -13,24 +13,16 @@ mod support;
 
 use std::rc::Rc;
 
-use client_core::{Client, RETRANSMIT_AFTER_MS};
+use client_core::RETRANSMIT_AFTER_MS;
 use protocol::Address;
-use support::{FAST, MailboxState, Memory, advance, client_on, run};
+use support::{FAST, MailboxState, Pair, advance, client_on, run};
 
 const SITE: &str = "https://hush.example/";
 const MAILBOX: &str = "https://mailbox.example";
 
 /// A joined pair ([`support::joined`]) with Alice polled once more (her probe after the
 /// join is behind her): (alice, her id, bob, his id, mailbox).
-fn joined(
-    seed: u64,
-) -> (
-    Client<Memory>,
-    String,
-    Client<Memory>,
-    String,
-    Rc<MailboxState>,
-) {
+fn joined(seed: u64) -> Pair {
     let (alice, a_id, bob, b_id, mailbox) = support::joined(seed);
     run(alice.poll(&a_id)).unwrap();
     (alice, a_id, bob, b_id, mailbox)

@@ -299,17 +299,17 @@ pub fn restore(client: &Client<Memory>, copy: BTreeMap<String, Vec<u8>>, passphr
     run(client.unlock(passphrase)).expect("the restored vault unlocks");
 }
 
-/// A joined pair on one test mailbox, the hello acknowledged: (alice, her id, bob, his id,
-/// mailbox).
-pub fn joined(
-    seed: u64,
-) -> (
+/// Two clients in one conversation on one test mailbox: (alice, her id, bob, his id, mailbox).
+pub type Pair = (
     Client<Memory>,
     String,
     Client<Memory>,
     String,
     Rc<MailboxState>,
-) {
+);
+
+/// A joined pair on one test mailbox, the hello acknowledged.
+pub fn joined(seed: u64) -> Pair {
     let mailbox = Rc::new(MailboxState::default());
     mailbox.online.set(true);
     let alice = client_on(seed, None, mailbox.clone());
