@@ -994,11 +994,25 @@ fn drain(
             .enumerate()
             .find_map(|(at, a)| position(a).map(|f| (at, f)));
         if pick.is_none() && progress.read_since_fetch {
-            let fresh: Vec<Address> = order
+            let mut fresh: Vec<Address> = order
                 .iter()
                 .filter(|a| progress.round_of(a) == 0)
                 .copied()
                 .collect();
+            // After pushed blobs, only addresses before the first found blob of the peer's
+            // next chain can hold a message that it would overtake, and its `PN` says which.
+            let next_found = order
+                .iter()
+                .enumerate()
+                .skip(in_order)
+                .find_map(|(at, a)| position(a).map(|f| (at, f)));
+            if progress.partial
+                && let Some((at, f)) = next_found
+                && let Some((address, blob, _)) = found.get(f)
+            {
+                fresh.retain(|a| order.iter().take(at).any(|b| b == a));
+                fresh = still_awaited(replay, address, blob, fresh);
+            }
             if !fresh.is_empty() {
                 // Never step to the peer's next chain past messages of this one that were
                 // not fetched yet: they would arrive later, out of order. Without refetches
@@ -1029,6 +1043,12 @@ fn drain(
             .filter(|a| progress.round_of(a) < round)
             .copied()
             .collect();
+        let stale = match found.get(index) {
+            Some((address, blob, _)) if progress.partial && !stale.is_empty() => {
+                still_awaited(replay, address, blob, stale)
+            }
+            _ => stale,
+        };
         if !stale.is_empty() {
             if may_refetch {
                 out.refetch = stale;
@@ -1136,6 +1156,31 @@ fn drain(
             }
         }
     }
+}
+
+/// Of the `stale` addresses before a pushed blob in the peer's order (not fetched since the
+/// push), those a message may still be at once the blob is read: the ones still in the poll
+/// set of the session after it. A blob of the peer's next chain carries in its header how
+/// many messages its sender sent on the chain before (`PN`, `docs/PROTOCOL.md` §3.5, §6.3): the
+/// addresses of the current chain at or past that count are never written by that chain, and
+/// they leave the poll set with the DH ratchet step, while those below it become skipped
+/// keys and stay. So after a chain that was read to its end, a pushed blob starting the next
+/// one needs no fetch first, and "no overtaking" still holds: every address an earlier
+/// message can be at is fetched. A blob that does not decrypt keeps every stale address.
+fn still_awaited(
+    replay: &Replay<'_>,
+    address: &Address,
+    blob: &[u8],
+    stale: Vec<Address>,
+) -> Vec<Address> {
+    let Some(mut after) = replay.rebuild(None) else {
+        return stale;
+    };
+    if after.decrypt(address, blob).is_err() {
+        return stale;
+    }
+    let awaited = after.poll_set().all();
+    stale.into_iter().filter(|a| awaited.contains(a)).collect()
 }
 
 /// The held blobs of a conversation, what this app session saw of them, and the time now.

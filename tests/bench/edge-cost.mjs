@@ -53,7 +53,7 @@
 // - Subscribed mode (www/engine/subscriptions.js, www/engine/sync.js): at unlock one WebSocket per conversation
 //   with its 48-address watch set; after each poll the watch set is sent again if it changed
 //   (a poll that read something); a push or a non-empty snapshot starts a poll; while live,
-//   only a safety poll every 10-15 min (schedule.rs `safety_poll_delay_ms`), visible or
+//   only a safety poll every 60-90 min (schedule.rs `safety_poll_delay_ms`), visible or
 //   hidden. A live socket also sends its watch set again 2-4 min after the last message it
 //   received from the mailbox (`watch_refresh_delay_ms`; subscriptions.js `#scheduleRefresh`
 //   restarts the timer on every push or snapshot), unchanged or not: one WebSocket message
@@ -333,9 +333,9 @@ async function run(mode, shards) {
   }
   /**
    * A subscription message read as it is (HushClient.pollPushed, receive.rs poll_pushed):
-   * blobs next in the peer's order are read with no request; before a blob that starts the
-   * peer's next chain (it read something of ours since its last blob: a Double Ratchet step)
-   * the addresses of its current chain, never pushed, are fetched once (no overtaking);
+   * blobs next in the peer's order are read with no request, also one that starts the peer's
+   * next chain (it read something of ours since its last blob: a Double Ratchet step), since
+   * its header's PN says the chain it ends was read to its end (receive.rs `still_awaited`);
    * anything else is read by a full poll. What reading moves the window to comes with the
    * next watch set's snapshot: no refetch.
    */
@@ -347,11 +347,6 @@ async function run(mode, shards) {
     const next = side.peer.chain[side.read];
     if (!side.probed || !next || !found.has(slot(side.conv, 1 - side.who, side.read).hex)) return poll(side);
     tally("poll from a push (pollPushed)");
-    if (next.newChain) {
-      const stale = [];
-      for (let p = side.read; p < side.read + WINDOW; p += 1) stale.push(slot(side.conv, 1 - side.who, p).address);
-      await fetchBatch(pad(stale, "stale", side.conv, side.who, side.read), "earlier addresses before a pushed blob of the peer's next chain");
-    }
     const readNow = [];
     while (found.has(slot(side.conv, 1 - side.who, side.read).hex)) {
       readNow.push(side.peer.chain[side.read]);
@@ -389,7 +384,6 @@ async function run(mode, shards) {
 
   /** What a poll or a read push does with the blobs it read: acknowledge, delete, watch. */
   async function afterReading(side, readNow) {
-    if (readNow.length) side.readSinceDeposit = true;
     const reading = app.visible && app.openConv === side.conv; // the app's setReading
     for (const blob of readNow) {
       for (const own of side.blobs) if (own.pos < blob.ackUpTo) own.confirmed = true;
@@ -414,8 +408,7 @@ async function run(mode, shards) {
   async function deposit(side, kind) {
     const s = slot(side.conv, side.who, side.sent);
     // A blob sent after reading the peer starts our next chain (the Double Ratchet's step).
-    const blob = { pos: side.sent, kind, ackUpTo: side.read, confirmed: false, checkedMs: now, newChain: Boolean(side.readSinceDeposit) };
-    side.readSinceDeposit = false;
+    const blob = { pos: side.sent, kind, ackUpTo: side.read, confirmed: false, checkedMs: now };
     side.sent += 1;
     side.blobs.push(blob);
     side.chain[blob.pos] = blob;

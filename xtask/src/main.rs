@@ -89,9 +89,12 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
-/// The workspace root: the parent of this crate's manifest directory.
+/// The workspace root: the parent of this crate's manifest directory, as `cargo run` gives it
+/// at run time (so that two checkouts sharing one `CARGO_TARGET_DIR`, whose `xtask` binary is
+/// whichever was built last, each work on their own tree), else as it was at build time.
 fn workspace_root() -> Result<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
         .parent()
         .map(Path::to_path_buf)
