@@ -20,6 +20,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, console_log, durable_object,
 };
 
+use crate::alarm::alarm_time;
 use crate::hub::{Attachment, Delivery, Enqueued, Hub};
 use crate::ops::{OPS_HEADER, Ops};
 use crate::settings::{SHARD_BINDING, Settings};
@@ -105,8 +106,10 @@ impl MailboxShard {
         }
     }
 
-    /// Makes sure the alarm runs no later than `at` (ms since the epoch).
+    /// Makes sure the alarm runs no later than `at` (ms since the epoch), or than
+    /// [`MAX_ALARM_DELAY_MS`](crate::alarm::MAX_ALARM_DELAY_MS) from now if that is sooner.
     async fn schedule(&self, at: i64, ops: &Cell<Ops>) -> Result<()> {
+        let at = alarm_time(at, now_ms());
         let storage = self.state.storage();
         let known = match self.alarm_at.get() {
             Some(known) => known,

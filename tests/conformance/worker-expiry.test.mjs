@@ -253,3 +253,19 @@ test("edge worker: a shard with more live tables than one look-up statement may 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("edge worker: a TTL far beyond what an alarm can be set to (1,000 years) still stores: 201, then 200 and 409", { timeout: 60_000 }, async () => {
+  // A PUT sets the alarm to its bucket's drop time; workerd refuses one 1,000 years ahead,
+  // which made every PUT store its blob and answer 503. Alarms are set at most a year ahead.
+  const host = await startWorker({ ttl: 1_000 * 365 * 86_400 });
+  try {
+    const slot = newSlot();
+    assert.equal(await status(await put(host.url, slot, "lasting")), 201);
+    const res = await get(host.url, slot);
+    assert.equal(res.status, 200);
+    assert.equal((await bytes(res)).toString(), "lasting");
+    assert.equal(await status(await put(host.url, slot, "second")), 409);
+  } finally {
+    await host.stop();
+  }
+});
