@@ -1,10 +1,10 @@
 //! The Hush mailbox as a Cloudflare Worker over SQLite-backed Durable Objects.
 //!
 //! Only the Worker parts are compiled for `wasm32-unknown-unknown` (built by `cargo xtask
-//! build-worker`); natively the crate holds its pure helpers ([`sharding`], [`ops`], [`sql::buckets`]) and their
-//! tests. The API semantics come from the `mailbox` crate; this crate adapts the Workers types
-//! and implements [`mailbox::Store`] over the shard objects. `docs/EDGE-DEPLOY.md` explains
-//! the design and its costs.
+//! build-worker`); natively the crate holds its pure helpers ([`sharding`], [`ops`],
+//! [`alarm`], [`sql::buckets`], [`sql::lookup`]) and their tests. The API semantics come from
+//! the `mailbox` crate; this crate adapts the Workers types and implements [`mailbox::Store`]
+//! over the shard objects. `docs/EDGE-DEPLOY.md` explains the design and its costs.
 //!
 //! # Layout
 //! - The **front Worker** (`#[event(fetch)]` here) reads each request body into a
@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod alarm;
 pub mod ops;
 pub mod sharding;
 pub mod sql;

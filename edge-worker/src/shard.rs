@@ -20,6 +20,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, console_log, durable_object,
 };
 
+use crate::alarm::alarm_time;
 use crate::hub::{Attachment, Delivery, Enqueued, Hub};
 use crate::ops::{OPS_HEADER, Ops};
 use crate::settings::{SHARD_BINDING, Settings};
@@ -60,6 +61,13 @@ pub struct MailboxShard {
     alarm_at: Cell<Option<Option<i64>>>,
     /// The subscriptions, rebuilt from the sockets after each wake.
     hub: RefCell<Option<Hub>>,
+}
+
+/// The address and the message of a `put` or `notify` body (address (32) ‖ message); `None`
+/// unless the message has at least 1 byte.
+fn split_put(body: &[u8]) -> Option<(Address, &[u8])> {
+    let (address, message) = body.split_first_chunk::<32>()?;
+    (!message.is_empty()).then_some((Address(*address), message))
 }
 
 /// Ends a subscription with `close`'s code and reason (a socket already closed is left so).
@@ -105,8 +113,10 @@ impl MailboxShard {
         }
     }
 
-    /// Makes sure the alarm runs no later than `at` (ms since the epoch).
+    /// Makes sure the alarm runs no later than `at` (ms since the epoch), or than
+    /// [`MAX_ALARM_DELAY_MS`](crate::alarm::MAX_ALARM_DELAY_MS) from now if that is sooner.
     async fn schedule(&self, at: i64, ops: &Cell<Ops>) -> Result<()> {
+        let at = alarm_time(at, now_ms());
         let storage = self.state.storage();
         let known = match self.alarm_at.get() {
             Some(known) => known,
@@ -164,25 +174,31 @@ impl MailboxShard {
         Ok(())
     }
 
-    /// Serves one internal operation; `Ok(status, body)`.
+    /// Serves one internal operation ([`crate::store`]'s table); `Ok(status, body)`. A body
+    /// of the wrong shape is `400`: for `put` and `notify` an address and a message of at
+    /// least 1 byte (an empty body in storage means a spent address).
     async fn serve(&self, op: &str, body: &[u8], ops: &Cell<Ops>) -> Result<(u16, Vec<u8>)> {
+        if op == op::NOTIFY {
+            let Some((address, message)) = split_put(body) else {
+                return Ok((400, Vec::new()));
+            };
+            self.push(&address, message, ops)?;
+            return Ok((204, Vec::new()));
+        }
         let messages = self.messages(ops)?;
-        let now = now_ms();
         if self.legacy_found.replace(false) {
-            self.schedule(now.saturating_add(self.legacy_purge_slack_ms()), ops)
+            self.schedule(now_ms().saturating_add(self.legacy_purge_slack_ms()), ops)
                 .await?;
         }
+        // Read after the await above: time moves on across I/O, and a `now` from before it
+        // could serve a message that has expired since.
+        let now = now_ms();
         let sql_failed = |e: crate::sql::SqlError| worker::Error::RustError(e.to_string());
         match op {
-            op::PUT | op::NOTIFY => {
-                let Some((address, message)) = body.split_first_chunk::<32>() else {
+            op::PUT => {
+                let Some((address, message)) = split_put(body) else {
                     return Ok((400, Vec::new()));
                 };
-                let address = Address(*address);
-                if op == op::NOTIFY {
-                    self.push(&address, message, ops)?;
-                    return Ok((204, Vec::new()));
-                }
                 let expires_at = now.saturating_add(self.settings.ttl_ms());
                 match messages
                     .put_if_absent(&address.0, message, now, expires_at)

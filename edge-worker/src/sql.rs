@@ -2,7 +2,8 @@
 //!
 //! # Schema
 //! One table per expiry bucket ([`buckets`]: `[end - width, end)`, width `ceil(TTL / 7)`
-//! within 1 s..=1 day), created by the first `PUT` whose expiry falls in it:
+//! within 1 s..=1 day, and at least `ceil(TTL / 31)`), created by the first `PUT` whose
+//! expiry falls in it:
 //! ```sql
 //! CREATE TABLE "messages_until_<end>" (
 //!   address    BLOB PRIMARY KEY,   -- 32 bytes
@@ -19,10 +20,10 @@
 //!   wins across buckets, and a spent address (its body emptied by a `DELETE`) stays spent
 //!   in whichever bucket holds it, until its own expiry.
 //! - **Reads see only live rows**, exactly as with one table: every look-up is
-//!   `address = ? AND expires_at > now` in each table that can hold a live row (one
-//!   statement of scalar subqueries, one primary-key probe per table; a probe that finds
-//!   nothing reads no row). A bucket whose range has ended is skipped: it holds expired rows
-//!   only.
+//!   `address = ? AND expires_at > now` in each table that can hold a live row (scalar
+//!   subqueries, one primary-key probe per table, in one statement unless the shard has more
+//!   tables than [`lookup::MAX_PROBES_PER_STATEMENT`]; a probe that finds nothing reads no
+//!   row). A bucket whose range has ended is skipped: it holds expired rows only.
 //! - **Expiry writes no rows**: the alarm drops a bucket table whole once its range has
 //!   ended ([`buckets::bucket_expired`]); an expired row is invisible meanwhile. Only the
 //!   legacy table is still purged row by row, and dropped once empty.
@@ -39,6 +40,7 @@
 //! Every statement's `rowsRead` and `rowsWritten` are added to the caller's `Ops`.
 
 pub mod buckets;
+pub mod lookup;
 
 #[cfg(target_arch = "wasm32")]
 mod messages;

@@ -7,13 +7,13 @@
 //!
 //! | op | body | answer |
 //! |---|---|---|
-//! | `put` | address (32) ‖ message | `201` stored, `409` a live message is there, `410` the address is spent (deleted) |
+//! | `put` | address (32) ‖ message (≥ 1 byte) | `201` stored, `409` a live message is there, `410` the address is spent (deleted) |
 //! | `get` | 1..=256 addresses (32 each) | `200`, fetch-response framing of the live ones |
 //! | `delete` | address (32) | `204` |
-//! | `notify` (hub only) | address (32) ‖ message | `204`, after pushing it to watchers |
+//! | `notify` (hub only) | address (32) ‖ message (≥ 1 byte) | `204`, after pushing it to watchers |
 //!
-//! and `GET https://shard/subscribe` with the client's WebSocket upgrade (hub only). A
-//! storage failure is `503`. Every answer carries [`OPS_HEADER`] with the SQL rows and alarms
+//! and `GET https://shard/subscribe` with the client's WebSocket upgrade (hub only). A body
+//! of another shape is `400`; a storage failure is `503`. Every answer carries [`OPS_HEADER`] with the SQL rows and alarms
 //! the object spent, added to this store's [`Ops`] with one Durable Object request per call.
 
 use std::cell::Cell;

@@ -271,3 +271,23 @@ test("edge worker: a subscription outlives the hub's hibernation (workerd evicts
     await host.stop();
   }
 });
+
+test("edge worker: a shard refuses an internal put or notify with no message (400), since an empty body in storage reads as a spent address", async () => {
+  // The front Worker never sends one (the API refuses an empty body first); the shard does
+  // not rely on it. Sent here straight to the shard object through miniflare.
+  const host = await startWorker({ ttl: 60 });
+  try {
+    const namespace = await host.miniflare.getDurableObjectNamespace("MAILBOX_SHARD");
+    const shard = namespace.get(namespace.idFromName("shard-0-of-1"));
+    const slot = newSlot();
+    for (const op of ["put", "notify"]) {
+      const res = await shard.fetch(`https://shard/${op}`, { method: "POST", body: slot.address });
+      await res.arrayBuffer();
+      assert.equal(res.status, 400, op);
+    }
+    // Nothing was stored: the address is free, not spent.
+    assert.equal((await put(host.url, slot, "first")).status, 201);
+  } finally {
+    await host.stop();
+  }
+});

@@ -16,16 +16,23 @@
 
 use std::collections::BTreeSet;
 
-/// Buckets per TTL: the width is `ceil(TTL / 7)`, so the messages of one TTL span at most
-/// 8 buckets (plus one whose range has ended and waits for the alarm).
+/// Buckets per TTL: the width is `ceil(TTL / 7)`, so the messages of one TTL up to 7 days
+/// span at most 8 buckets (plus one whose range has ended and waits for the alarm).
 pub const BUCKETS_PER_TTL: i64 = 7;
+
+/// Most buckets a TTL is cut into however long it is: the width is never under
+/// `ceil(TTL / 31)`, so a shard has at most 32 live bucket tables (plus one awaiting its drop)
+/// for any TTL. Without it a TTL above 7 days had one bucket per day: 366 for a year, and
+/// every look-up probes every live table (workerd refused it past 100 tables).
+pub const MAX_BUCKETS_PER_TTL: i64 = 31;
 
 /// Narrowest bucket: 1 s (tests run with a 1–5 s TTL and still see buckets dropped).
 pub const MIN_BUCKET_MS: i64 = 1_000;
 
-/// Widest bucket: 1 day (a TTL above 7 days therefore spans more than 8 buckets: one per day
-/// of TTL, plus one). It bounds how long an expired message stays on disk: at most one
-/// width plus [`DROP_SLACK_MS`] past its expiry.
+/// Widest bucket `ceil(TTL / 7)` may give: 1 day (a TTL from 7 to 31 days therefore spans
+/// more than 8 buckets: one per day of TTL, plus one; above 31 days the width is
+/// `ceil(TTL / 31)`, [`MAX_BUCKETS_PER_TTL`]). The width bounds how long an expired message
+/// stays on disk: at most one width plus [`DROP_SLACK_MS`] past its expiry.
 pub const MAX_BUCKET_MS: i64 = 86_400_000;
 
 /// How long after a bucket's end the alarm runs to drop it (tolerance for the clocks of the
@@ -39,13 +46,20 @@ pub const LEGACY_TABLE: &str = "messages";
 /// Prefix of a bucket table's name, followed by its end in decimal.
 pub const BUCKET_PREFIX: &str = "messages_until_";
 
-/// The width of the buckets for a message lifetime of `ttl_ms`: `ceil(ttl_ms / 7)` clamped
-/// to [`MIN_BUCKET_MS`]`..=`[`MAX_BUCKET_MS`]. Always at least 1 ms and at most
-/// `max(ttl_ms, MIN_BUCKET_MS)`.
+/// `ceil(n / d)` for `n >= 0`, `d > 0`.
+fn div_ceil(n: i64, d: i64) -> i64 {
+    n / d + i64::from(n % d != 0)
+}
+
+/// The width of the buckets (ms) for a message lifetime of `ttl_ms`: `ceil(ttl_ms / 7)`
+/// clamped to [`MIN_BUCKET_MS`]`..=`[`MAX_BUCKET_MS`], and at least `ceil(ttl_ms / 31)`
+/// ([`MAX_BUCKETS_PER_TTL`]). Always at least 1 s and at most `max(ttl_ms, MIN_BUCKET_MS)`;
+/// a negative `ttl_ms` counts as 0.
 pub fn bucket_width_ms(ttl_ms: i64) -> i64 {
     let ttl = ttl_ms.max(0);
-    (ttl / BUCKETS_PER_TTL + i64::from(ttl % BUCKETS_PER_TTL != 0))
+    div_ceil(ttl, BUCKETS_PER_TTL)
         .clamp(MIN_BUCKET_MS, MAX_BUCKET_MS)
+        .max(div_ceil(ttl, MAX_BUCKETS_PER_TTL))
 }
 
 /// The end of the bucket holding a message that expires at `expires_at`, with buckets
@@ -213,7 +227,14 @@ mod tests {
         assert_eq!(bucket_width_ms(70 * S), 10 * S);
         assert_eq!(bucket_width_ms(0), S);
         assert_eq!(bucket_width_ms(-5), S);
-        assert_eq!(bucket_width_ms(i64::MAX), DAY);
+        assert_eq!(bucket_width_ms(31 * DAY), DAY, "a day up to 31 days");
+        assert_eq!(bucket_width_ms(62 * DAY), 2 * DAY, "then a 31st of the TTL");
+        assert_eq!(
+            bucket_width_ms(365 * DAY),
+            1_017_290_323,
+            "ceil(365 days / 31)"
+        );
+        assert_eq!(bucket_width_ms(i64::MAX), i64::MAX / 31 + 1);
     }
 
     #[test]
@@ -362,8 +383,23 @@ mod tests {
             assert!(live <= 8, "ttl {ttl}: {live} live");
             assert!(present <= 9, "ttl {ttl}: {present} present");
         }
-        // A TTL above 7 days: one bucket per day of TTL, plus one.
+        // A TTL from 7 to 31 days: one bucket per day of TTL, plus one.
         let (live, _) = simulate(30 * DAY, 3_600 * S);
         assert!(live <= 31, "{live}");
+    }
+
+    #[test]
+    fn at_most_thirty_two_live_buckets_for_any_ttl() {
+        // One look-up probes every live table: their number must not grow with the TTL.
+        for (ttl, step) in [
+            (31 * DAY, 3_600 * S),
+            (32 * DAY, 3_600 * S),
+            (365 * DAY, 6 * 3_600 * S),
+            (3_650 * DAY, 60 * 3_600 * S),
+        ] {
+            let (live, present) = simulate(ttl, step);
+            assert!(live <= 32, "ttl {ttl}: {live} live");
+            assert!(present <= 33, "ttl {ttl}: {present} present");
+        }
     }
 }

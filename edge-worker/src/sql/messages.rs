@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use super::buckets::{Table, Tables, bucket_end};
+use super::lookup::{Column, live_lookups};
 use crate::ops::Ops;
 
 /// Columns of every message table. Deleted bodies are not overwritten on disk: the Durable
@@ -83,23 +84,6 @@ fn integer(value: &SqlStorageValue) -> Option<i64> {
         SqlStorageValue::Float(f) => Some(*f as i64),
         _ => None,
     }
-}
-
-/// `SELECT (SELECT {column} FROM t_1 WHERE address = ?1 AND expires_at > ?2), (…t_2…), …`:
-/// one row whose `i`-th column is the live row's `column` in `tables[i]`, or `NULL`. Scalar
-/// subqueries rather than `UNION ALL`: workerd limits a compound `SELECT` to 5 terms
-/// ("too many terms in compound SELECT" with 6; measured), and a shard has up to 9 tables.
-fn live_lookup(tables: &[Table], column: &str) -> String {
-    let probes: Vec<String> = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "(SELECT {column} FROM {} WHERE address = ?1 AND expires_at > ?2)",
-                t.sql_name()
-            )
-        })
-        .collect();
-    format!("SELECT {}", probes.join(", "))
 }
 
 impl<'a> Messages<'a> {
@@ -192,31 +176,33 @@ impl<'a> Messages<'a> {
     }
 
     /// The live row at `address` in `tables`, if any: its table and `column`'s value (never
-    /// `NULL`: the columns are `NOT NULL`). One statement, one primary-key probe per table,
-    /// a probe that finds nothing reads no row; at most one row can match (invariant).
+    /// `NULL`: the columns are `NOT NULL`). One primary-key probe per table, in one statement
+    /// per [`super::lookup::MAX_PROBES_PER_STATEMENT`] tables (one for the tables of one TTL),
+    /// stopping at the statement that finds it; a probe that finds nothing reads no row; at
+    /// most one row can match (invariant).
     fn find_live(
         &self,
         tables: &[Table],
         address: &[u8; 32],
         now: i64,
-        column: &str,
+        column: Column,
     ) -> Result<Option<(Table, SqlStorageValue)>, SqlError> {
-        if tables.is_empty() {
-            return Ok(None);
+        for (query, covered) in live_lookups(tables, column) {
+            let rows = self.run(&query, vec![address.to_vec().into(), now.into()])?;
+            let row = rows.into_iter().next().ok_or(SqlError::Row)?;
+            if row.len() != covered.len() {
+                return Err(SqlError::Row);
+            }
+            let found = covered
+                .iter()
+                .zip(row)
+                .find(|(_, value)| !matches!(value, SqlStorageValue::Null))
+                .map(|(table, value)| (*table, value));
+            if found.is_some() {
+                return Ok(found);
+            }
         }
-        let rows = self.run(
-            &live_lookup(tables, column),
-            vec![address.to_vec().into(), now.into()],
-        )?;
-        let row = rows.into_iter().next().ok_or(SqlError::Row)?;
-        if row.len() != tables.len() {
-            return Err(SqlError::Row);
-        }
-        Ok(tables
-            .iter()
-            .zip(row)
-            .find(|(_, value)| !matches!(value, SqlStorageValue::Null))
-            .map(|(table, value)| (*table, value)))
+        Ok(None)
     }
 
     /// Stores `body` at `address` until `expires_at`, in the bucket of `expires_at` (created
@@ -231,7 +217,7 @@ impl<'a> Messages<'a> {
         expires_at: i64,
     ) -> Result<Put, SqlError> {
         let live = self.live(now)?;
-        if let Some((_, length)) = self.find_live(&live, address, now, "length(body)")? {
+        if let Some((_, length)) = self.find_live(&live, address, now, Column::BodyLength)? {
             return Self::refusal(&length);
         }
         let target = Table::Bucket {
@@ -265,7 +251,7 @@ impl<'a> Messages<'a> {
         }
         // Refused: a live row in the target after all (unreachable while `now` is the same
         // for both statements); tell 409 from 410 as for any other table.
-        match self.find_live(&[target], address, now, "length(body)")? {
+        match self.find_live(&[target], address, now, Column::BodyLength)? {
             Some((_, length)) => Self::refusal(&length),
             None => Err(SqlError::Row),
         }
@@ -276,7 +262,7 @@ impl<'a> Messages<'a> {
     /// absent address is left as it is (nothing written).
     pub fn delete(&self, address: &[u8; 32], now: i64) -> Result<(), SqlError> {
         let live = self.live(now)?;
-        let Some((table, length)) = self.find_live(&live, address, now, "length(body)")? else {
+        let Some((table, length)) = self.find_live(&live, address, now, Column::BodyLength)? else {
             return Ok(());
         };
         if integer(&length).is_some_and(|n| n > 0) {
@@ -294,10 +280,10 @@ impl<'a> Messages<'a> {
 
     /// The live messages at `addresses` (each distinct address once); a spent address (its
     /// message deleted) has an empty body, which fetches report as a record of length 0 and
-    /// `GET` as `404` (`mailbox::Store::get_many`). One statement per address probing every
-    /// live table by primary key: SQLite counts a row read only where a probe finds a row, so
-    /// a poll of empty addresses reads no rows, whatever the number of buckets (an `IN (…)`
-    /// list of 48 read 49 per table).
+    /// `GET` as `404` (`mailbox::Store::get_many`). One look-up per address probing every
+    /// live table by primary key ([`super::lookup`]): SQLite counts a row read only where a
+    /// probe finds a row, so a poll of empty addresses reads no rows, whatever the number of
+    /// buckets (an `IN (…)` list of 48 read 49 per table).
     pub fn get_many(
         &self,
         addresses: &[[u8; 32]],
@@ -309,7 +295,7 @@ impl<'a> Messages<'a> {
         distinct.dedup();
         let mut found = HashMap::new();
         for address in distinct {
-            match self.find_live(&live, &address, now, "body")? {
+            match self.find_live(&live, &address, now, Column::Body)? {
                 None => {}
                 Some((_, SqlStorageValue::Blob(body))) => {
                     found.insert(address, body);
