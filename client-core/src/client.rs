@@ -154,6 +154,11 @@ pub struct Client<P: Platform> {
     /// persisted: after a restart the checks start at the usual pace again. Cleared on
     /// [`Client::lock`].
     pub(crate) quiet_checks: RefCell<Vec<(String, u32, u32)>>,
+    /// Our unacknowledged blobs whose address a retransmission check found spent (read and
+    /// deleted): conversation id, sequence number, when first seen so (ms since the epoch)
+    /// (`crate::lost_reads`). Not persisted: after a restart the wait starts again. Cleared on
+    /// [`Client::lock`].
+    pub(crate) spent_seen: RefCell<Vec<(String, u32, u64)>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -179,6 +184,7 @@ impl<P: Platform> Client<P> {
             delete_after_read: core::cell::Cell::new(false),
             reading: RefCell::new(None),
             quiet_checks: RefCell::default(),
+            spent_seen: RefCell::default(),
         }
     }
 
@@ -338,6 +344,7 @@ impl<P: Platform> Client<P> {
         self.hold_watch.borrow_mut().clear();
         self.abandoned_below.borrow_mut().clear();
         self.quiet_checks.borrow_mut().clear();
+        self.spent_seen.borrow_mut().clear();
     }
 
     /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.

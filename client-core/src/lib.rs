@@ -20,6 +20,7 @@ pub mod decoys;
 pub mod error;
 mod join;
 mod local;
+mod lost_reads;
 pub mod outbox;
 pub mod platform;
 pub mod receive;

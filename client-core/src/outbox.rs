@@ -110,6 +110,9 @@ pub struct FlushOutcome {
     /// Conversations that ended in this flush: the retransmission check found the other
     /// person's restore signal (`docs/PROTOCOL.md` §6.9; `EndReason::Diverged`).
     pub ended: u32,
+    /// Messages encrypted again because their blobs were read (spent) but never acknowledged:
+    /// a copy of the peer's device that read them was lost (`docs/PROTOCOL.md` §8).
+    pub resent: u32,
 }
 
 /// One outbox record: its name, sequence number and content.
@@ -330,11 +333,16 @@ impl<P: Platform> Client<P> {
             outcome.conflicts += part.conflicts;
             outcome.acks_sent += part.acks_sent;
             outcome.retransmitted += part.retransmitted;
+            outcome.resent += part.resent;
             if part.last_error.is_some() {
                 outcome.last_error = part.last_error;
             }
         }
         outcome.flush_at_ms = self.next_flush_ms().await?;
+        if outcome.resent > 0 {
+            // Their new blobs wait in the outbox: deliver them now.
+            outcome.flush_at_ms = Some(self.now_ms());
+        }
         Ok(outcome)
     }
 
@@ -720,6 +728,16 @@ impl<P: Platform> Client<P> {
             }
             return Ok(());
         }
+        // Read and deleted, yet unacknowledged: perhaps by a copy of the peer's device that
+        // was lost (`crate::lost_reads`).
+        let spent: Vec<u32> = due
+            .iter()
+            .zip(&addresses)
+            .filter(|(_, address)| found.iter().any(|(a, b)| a == *address && b.is_empty()))
+            .map(|((_, seq, _), _)| *seq)
+            .collect();
+        let all: Vec<u32> = due.iter().map(|(_, seq, _)| *seq).collect();
+        outcome.resent += self.resend_lost_reads(&key, id, &all, &spent, now).await?;
         let mut checked = Vec::new();
         let mut failure = None;
         for ((_, seq, outgoing), address) in due.iter().zip(&addresses) {

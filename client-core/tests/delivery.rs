@@ -21,23 +21,11 @@ use client_core::{
 };
 use support::{
     FAST, MailboxState, Memory, Pair, advance, client_on, joined, restore, run, snapshot,
+    status_of, texts,
 };
 
 const SITE: &str = "https://hush.example/";
 const MAILBOX: &str = "https://mailbox.example";
-
-fn texts(entries: &[client_core::HistoryEntry]) -> Vec<String> {
-    entries.iter().map(|e| e.text.clone()).collect()
-}
-
-fn status_of(client: &Client<Memory>, id: &str, seq: u64) -> Status {
-    run(client.history(id))
-        .unwrap()
-        .into_iter()
-        .find(|e| e.seq == seq)
-        .unwrap()
-        .status
-}
 
 /// The number of blobs of ours still kept (not acknowledged by the peer).
 fn kept(client: &Client<Memory>) -> usize {

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use client_core::RETRANSMIT_AFTER_MS;
 use protocol::Address;
-use support::{FAST, MailboxState, Pair, advance, client_on, run};
+use support::{FAST, MailboxState, Pair, advance, client_on, run, texts};
 
 const SITE: &str = "https://hush.example/";
 const MAILBOX: &str = "https://mailbox.example";
@@ -26,10 +26,6 @@ fn joined(seed: u64) -> Pair {
     let (alice, a_id, bob, b_id, mailbox) = support::joined(seed);
     run(alice.poll(&a_id)).unwrap();
     (alice, a_id, bob, b_id, mailbox)
-}
-
-fn texts(entries: &[client_core::HistoryEntry]) -> Vec<String> {
-    entries.iter().map(|e| e.text.clone()).collect()
 }
 
 /// The number of stores so far: pushes from here on are `pushed_since` it.

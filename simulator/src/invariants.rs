@@ -1,5 +1,7 @@
 //! What must hold on every seed.
 
+use std::collections::BTreeSet;
+
 use client_core::Status;
 
 /// One broken invariant.
@@ -197,8 +199,15 @@ pub fn parse_text(text: &str) -> Option<(&str, u64)> {
 }
 
 /// The first message in `shown` that repeats or comes before an earlier one of its sender.
-pub fn check_order(device: &'static str, shown: &[String]) -> Option<Violation> {
+/// A message in `lost_shown` (this device showed it, then lost it with its own state, and its
+/// sender sent it again) may come back after later ones, but only once, like any other.
+pub fn check_order(
+    device: &'static str,
+    shown: &[String],
+    lost_shown: &BTreeSet<String>,
+) -> Option<Violation> {
     let mut last: Vec<(&str, u64)> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
     for text in shown {
         let Some((sender, index)) = parse_text(text) else {
             return Some(Violation::Order {
@@ -206,6 +215,15 @@ pub fn check_order(device: &'static str, shown: &[String]) -> Option<Violation> 
                 text: text.clone(),
             });
         };
+        if !seen.insert(text.as_str()) {
+            return Some(Violation::Order {
+                device,
+                text: text.clone(),
+            });
+        }
+        if lost_shown.contains(text) {
+            continue;
+        }
         match last.iter_mut().find(|(s, _)| *s == sender) {
             Some((_, previous)) if *previous >= index => {
                 return Some(Violation::Order {
@@ -228,9 +246,22 @@ mod tests {
     #[test]
     fn order_checks_repeats_and_reversals_per_sender() {
         let texts = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(check_order("x", &texts(&["bob00001|a", "bob00002|"])), None);
-        assert!(check_order("x", &texts(&["bob00002|", "bob00001|"])).is_some());
-        assert!(check_order("x", &texts(&["bob00002|", "bob00002|"])).is_some());
+        let none = BTreeSet::new();
+        assert_eq!(
+            check_order("x", &texts(&["bob00001|a", "bob00002|"]), &none),
+            None
+        );
+        assert!(check_order("x", &texts(&["bob00002|", "bob00001|"]), &none).is_some());
+        assert!(check_order("x", &texts(&["bob00002|", "bob00002|"]), &none).is_some());
+        // Lost with the device's own restore, sent again: back after later ones, once.
+        let lost: BTreeSet<String> = texts(&["bob00001|"]).into_iter().collect();
+        assert_eq!(
+            check_order("x", &texts(&["bob00002|", "bob00001|"]), &lost),
+            None
+        );
+        assert!(
+            check_order("x", &texts(&["bob00001|", "bob00002|", "bob00001|"]), &lost).is_some()
+        );
         assert_eq!(parse_text("alice00017|zz"), Some(("alice", 17)));
     }
 }

@@ -56,6 +56,9 @@ pub struct Figures {
     pub ack_blobs: u64,
     /// Blobs re-deposited because their address read empty (as flushes report them).
     pub retransmitted: u64,
+    /// Messages sent again because their blobs were read but never acknowledged (as
+    /// flushes report them: client-core `lost_reads`).
+    pub resent_lost_reads: u64,
     /// Conversations showing that someone interferes with them.
     pub interference_notices: u64,
     /// Messages the other person received that their sender's device no longer has (sent
@@ -78,6 +81,7 @@ impl Figures {
         self.rollback_notices += other.rollback_notices;
         self.ack_blobs += other.ack_blobs;
         self.retransmitted += other.retransmitted;
+        self.resent_lost_reads += other.resent_lost_reads;
         self.interference_notices += other.interference_notices;
         self.lost_copy_messages += other.lost_copy_messages;
         self.lost_by_receiver_restore += other.lost_by_receiver_restore;

@@ -205,11 +205,12 @@ fn print_figures(messages: u64, struck: &Struck, wire: &Wire, figures: &Figures)
     );
     let per = |n: u64| n as f64 / (messages.max(1) as f64);
     println!(
-        "simulator: wire: {} PUTs ({} repeats of sent bytes; {} retransmissions reported by flushes, {} blobs stored again after they expired), {} distinct blobs ({} acknowledgement-only), {} fetches, {} GETs, {} DELETEs; per message: {:.2} PUTs, {:.1} requests, {:.1} KiB on the wire ({:.2} KiB in PUTs)",
+        "simulator: wire: {} PUTs ({} repeats of sent bytes; {} retransmissions reported by flushes, {} blobs stored again after they expired, {} messages sent again after a read that was lost), {} distinct blobs ({} acknowledgement-only), {} fetches, {} GETs, {} DELETEs; per message: {:.2} PUTs, {:.1} requests, {:.1} KiB on the wire ({:.2} KiB in PUTs)",
         wire.puts,
         wire.repeat_puts,
         figures.retransmitted,
         wire.restored_blobs,
+        figures.resent_lost_reads,
         wire.blobs,
         figures.ack_blobs,
         wire.fetches,

@@ -79,6 +79,8 @@ struct Tally {
     acks_sent: Cell<u64>,
     /// Blobs re-deposited because their address read empty (flush outcomes).
     retransmitted: Cell<u64>,
+    /// Messages sent again after a lost read (flush outcomes).
+    resent: Cell<u64>,
     /// Virtual time of the last message shown to its recipient.
     last_shown_ms: Cell<u64>,
     /// Virtual time at which the last message became *delivered* for its sender.
@@ -131,6 +133,11 @@ struct Device {
     /// Every message this device ever showed, in any run of the app (a restore may later
     /// lose some from its history: they were delivered all the same).
     ever_shown: Rc<RefCell<BTreeSet<String>>>,
+    /// Messages this device showed and then lost from its history (a restore to an older
+    /// backup, a power loss): their sender sends them again once it finds them read and never
+    /// acknowledged (client-core `lost_reads`), after later ones, so they come back out of
+    /// order. Filled at each start of the app.
+    lost_shown: Rc<RefCell<BTreeSet<String>>>,
     /// Whether this device was restored from a backup.
     restored: bool,
     /// Whether this device lost power (relaxed commits lost).
@@ -239,6 +246,7 @@ impl Simulation {
                 running: false,
                 starts: 0,
                 ever_shown: Rc::default(),
+                lost_shown: Rc::default(),
                 restored: false,
                 lost_power: false,
             })
@@ -854,6 +862,7 @@ impl Simulation {
             (d.name, d.passphrase, d.conversation.clone(), d.epoch);
         let screen = d.screen.clone();
         let ever_shown = d.ever_shown.clone();
+        let lost_shown = d.lost_shown.clone();
         self.set_foreground(device, true);
         let world = self.world.clone();
         let violations = self.violations.clone();
@@ -870,7 +879,16 @@ impl Simulation {
                     for entry in history.iter().filter(|e| !e.outgoing) {
                         shown.push(entry.text.clone());
                     }
-                    if let Some(v) = crate::invariants::check_order(name, &shown) {
+                    lost_shown.borrow_mut().extend(
+                        ever_shown
+                            .borrow()
+                            .iter()
+                            .filter(|t| !shown.contains(t))
+                            .cloned(),
+                    );
+                    if let Some(v) =
+                        crate::invariants::check_order(name, &shown, &lost_shown.borrow())
+                    {
                         violations.borrow_mut().push(v);
                     }
                     ever_shown.borrow_mut().extend(shown.iter().cloned());
@@ -949,6 +967,7 @@ impl Simulation {
         };
         let screen = d.screen.clone();
         let ever_shown = d.ever_shown.clone();
+        let lost_shown = d.lost_shown.clone();
         let (name, conversation) = (d.name, d.conversation.clone());
         let world = self.world.clone();
         let violations = self.violations.clone();
@@ -1010,7 +1029,9 @@ impl Simulation {
                             .extend(outcome.messages.iter().map(|m| m.text.clone()));
                         let mut shown = screen.shown.borrow_mut();
                         shown.extend(outcome.messages.iter().map(|m| m.text.clone()));
-                        if let Some(v) = crate::invariants::check_order(name, &shown) {
+                        if let Some(v) =
+                            crate::invariants::check_order(name, &shown, &lost_shown.borrow())
+                        {
                             violations.borrow_mut().push(v);
                         }
                     }
@@ -1068,12 +1089,13 @@ impl Simulation {
                     Ok(outcome) => {
                         world.trace.log(world.now(), || {
                             format!(
-                                "{name} flush: {} stored, {} pending, {} conflicts, {} acknowledgements, {} retransmitted",
+                                "{name} flush: {} stored, {} pending, {} conflicts, {} acknowledgements, {} retransmitted, {} sent again after a lost read",
                                 outcome.delivered,
                                 outcome.pending,
                                 outcome.conflicts,
                                 outcome.acks_sent,
-                                outcome.retransmitted
+                                outcome.retransmitted,
+                                outcome.resent
                             )
                         });
                         tally
@@ -1082,6 +1104,7 @@ impl Simulation {
                         tally
                             .retransmitted
                             .set(tally.retransmitted.get() + u64::from(outcome.retransmitted));
+                        tally.resent.set(tally.resent.get() + u64::from(outcome.resent));
                         if let Some(at) = outcome.flush_at_ms {
                             flush_at(&world, &screen, device, epoch, at);
                         }
@@ -1186,6 +1209,7 @@ impl Simulation {
         let mut figures = crate::Figures {
             ack_blobs: self.tally.acks_sent.get(),
             retransmitted: self.tally.retransmitted.get(),
+            resent_lost_reads: self.tally.resent.get(),
             ..crate::Figures::default()
         };
         let mut messages = 0;
@@ -1288,7 +1312,10 @@ impl Simulation {
                     stored: stored.len(),
                 });
             }
-            if let Some(v) = crate::invariants::check_order(self.device(receiver).name, &stored) {
+            let lost_shown = self.device(receiver).lost_shown.borrow();
+            if let Some(v) =
+                crate::invariants::check_order(self.device(receiver).name, &stored, &lost_shown)
+            {
                 violations.push(v);
             }
         }

@@ -330,3 +330,18 @@ pub fn joined(seed: u64) -> Pair {
     run(bob.poll(&b_id)).unwrap();
     (alice, a_id, bob, b_id, mailbox)
 }
+
+/// The texts of history entries, in order.
+pub fn texts(entries: &[client_core::HistoryEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.text.clone()).collect()
+}
+
+/// The status of history entry `seq` of conversation `id`.
+pub fn status_of(client: &Client<Memory>, id: &str, seq: u64) -> client_core::Status {
+    run(client.history(id))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.seq == seq)
+        .unwrap()
+        .status
+}

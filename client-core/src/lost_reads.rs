@@ -1,0 +1,113 @@
+//! Messages read by a copy of the peer's device that was lost (`docs/PROTOCOL.md` §8, "Read
+//! and lost"): the reader deletes what it read ([`Client::set_delete_after_read`]), then goes
+//! back to an older copy of its device (a restored profile, a power loss under relaxed
+//! commits). The copy it returned to never read those blobs, and their addresses are spent:
+//! nothing there to read again. The sender's blobs stay unacknowledged for ever, and a
+//! retransmission check finds their addresses spent, which otherwise means "read, its
+//! acknowledgement is on the way".
+//!
+//! So a blob found spent, and still unacknowledged [`LOST_READ_AFTER_MS`] after that was first
+//! seen, is taken as read and lost: it leaves the outbox (our floor passes it, so the reader
+//! holds nothing behind it) and its message is encrypted *again*, as new blobs with new
+//! sequence numbers at later addresses, under the same message id
+//! (`protocol::Session::encrypt_resend`): a reader that did keep it (its acknowledgement was
+//! only late, say the app closed right after reading) shows it once. No key, nonce or address
+//! is used twice. The sequence number is not abandoned: the reader may have counted it, and
+//! its acknowledgement digests are checked against what we sent.
+
+use std::collections::BTreeSet;
+
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::platform::{Durability, Platform, RecordStore, Write};
+use crate::records::{self, BlobKind, Message, Status};
+use crate::vault::VaultKey;
+
+/// How long a blob of ours is found spent and still unacknowledged before its message is sent
+/// again (ms): one retransmission interval, 5 minutes. A reader acknowledges within
+/// [`crate::ACK_DELAY_READING_MAX_MS`] of reading while its app is open; past this, a lost
+/// copy of its device is the likely reader, and a needless re-send costs one blob that the
+/// reader recognises by its message id.
+pub const LOST_READ_AFTER_MS: u64 = crate::RETRANSMIT_AFTER_MS;
+
+impl<P: Platform> Client<P> {
+    /// Notes which of conversation `id`'s checked blobs (sequence numbers `checked`) read as
+    /// `spent` at `now`, and sends again the messages of those spent and unacknowledged for
+    /// [`LOST_READ_AFTER_MS`]: their blobs leave the outbox, the messages are queued (and
+    /// encrypted at once, [`Client::resend_squatted`]) and are *sending* again. Returns how
+    /// many messages were queued.
+    pub(crate) async fn resend_lost_reads(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        checked: &[u32],
+        spent: &[u32],
+        now: u64,
+    ) -> Result<u32, ClientError> {
+        let due: Vec<u32> = {
+            let mut seen = self.spent_seen.borrow_mut();
+            // A blob no longer spent (or no longer checked: acknowledged) starts again.
+            seen.retain(|(c, seq, _)| c != id || spent.contains(seq) || !checked.contains(seq));
+            for seq in spent {
+                if !seen.iter().any(|(c, s, _)| c == id && s == seq) {
+                    seen.push((id.to_owned(), *seq, now));
+                }
+            }
+            seen.iter()
+                .filter(|(c, _, since)| c == id && now >= since.saturating_add(LOST_READ_AFTER_MS))
+                .map(|(_, seq, _)| *seq)
+                .collect()
+        };
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let queued = {
+            let _guard = self.lock_conversation(id).await?;
+            let mut conversation = self.conversation(key, id).await?;
+            if conversation.ended.is_some() {
+                return Ok(0);
+            }
+            let mut writes = Vec::new();
+            let mut messages = BTreeSet::new();
+            for (name, seq, outgoing) in self.outbox(key, id).await? {
+                if !due.contains(&seq) {
+                    continue;
+                }
+                writes.push(Write::Delete(name));
+                if let BlobKind::Data { message } = outgoing.kind {
+                    messages.insert(message);
+                }
+            }
+            let mut queued = 0u32;
+            for message_seq in messages {
+                let name = records::message_key(id, message_seq);
+                let Some(mut message) = self.read::<Message>(key, &name).await? else {
+                    continue;
+                };
+                if !message.outgoing || matches!(message.status, Status::Conflict) {
+                    continue;
+                }
+                let queue = &mut conversation.recovery.resend;
+                if !queue.contains(&message_seq) {
+                    queue.push(message_seq);
+                    queued += 1;
+                }
+                if message.status != Status::Sending {
+                    message.status = Status::Sending;
+                    writes.push(self.put(key, name, &message));
+                }
+            }
+            conversation.recovery.resend.sort_unstable();
+            writes.push(self.put(key, records::conversation_key(id), &conversation));
+            self.store().commit(writes, Durability::Strict).await?;
+            queued
+        };
+        self.spent_seen
+            .borrow_mut()
+            .retain(|(c, seq, _)| c != id || !due.contains(seq));
+        if queued > 0 {
+            self.resend_squatted(id).await?;
+        }
+        Ok(queued)
+    }
+}
