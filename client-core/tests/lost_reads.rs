@@ -37,9 +37,10 @@ fn two_checks(alice: &Client<Memory>) -> u32 {
 
 /// Bob reads and deletes Alice's message, then his device goes back to a copy from before:
 /// nothing is left on the mailbox for it. Alice sends the message again (new blobs, same
-/// message id) and Bob shows it. (That his acknowledgement then reaches Alice is not asserted
-/// yet: in this two-client setting Alice's poll set misses it and her message stays *sent*,
-/// an open point of issue #10.)
+/// message id) and Bob shows it. It reaches *delivered* once Alice's floor passes the spent
+/// blob (until then Bob acknowledges the re-sent blob in his bits only, and *delivered*
+/// needs the confirmed prefix): her acknowledgement of Bob's hello, unconfirmed until Bob
+/// writes again, pins the floor below it for one more blob.
 #[test]
 fn a_message_read_by_a_lost_copy_is_sent_again() {
     let (alice, a_id, bob, b_id, _mailbox) = joined(400);
@@ -59,6 +60,19 @@ fn a_message_read_by_a_lost_copy_is_sent_again() {
     assert_eq!(status_of(&alice, &a_id, seq), Status::Sent);
     assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["hello"]);
     assert_eq!(texts(&run(bob.history(&b_id)).unwrap()), ["hello"]);
+    // Two more messages: the first carries a floor still pinned by Alice's acknowledgement of
+    // Bob's hello (confirmed by Bob's answer to it), the second one past the spent blob.
+    let mut later = 0;
+    for text in ["later", "and later"] {
+        later = run(alice.send(&a_id, text)).unwrap();
+        run(alice.flush()).unwrap();
+        assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), [text]);
+        advance(&bob, ACK_DELAY_MAX_MS);
+        run(bob.flush()).unwrap();
+        run(alice.poll(&a_id)).unwrap();
+    }
+    assert_eq!(status_of(&alice, &a_id, seq), Status::Delivered);
+    assert_eq!(status_of(&alice, &a_id, later), Status::Delivered);
 }
 
 /// A reader that kept the message but acknowledges late (its app closed right after
