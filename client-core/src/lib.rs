@@ -26,6 +26,7 @@ pub mod platform;
 pub mod receive;
 pub mod records;
 pub mod schedule;
+pub mod subscription;
 pub mod vault;
 
 pub use client::{Client, ConversationSummary, HistoryEntry, INVITE_LIFETIME_SECONDS, Notice};

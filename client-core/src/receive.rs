@@ -57,6 +57,12 @@ pub struct PollOutcome {
     /// When to flush (ms since the epoch): an acknowledgement is owed then, or a squatted
     /// message was encrypted again (now).
     pub flush_at_ms: Option<u64>,
+    /// With delete after read on, after [`Client::poll_pushed`]: the delete messages for what
+    /// it read ([`crate::subscription::delete_messages`]), for the app to send on the
+    /// conversation's subscription socket, in place of one `DELETE` request per blob. Best
+    /// effort, as those are: a message that never reaches the mailbox leaves the blobs to
+    /// expire. Empty after [`Client::poll`] (it deletes over HTTP itself).
+    pub delete_messages: Vec<Zeroizing<Vec<u8>>>,
 }
 
 /// Most poll batches in one watch set ([`Client::watch_set`]): 5 × 48 = 240 addresses, under
@@ -448,7 +454,14 @@ impl<P: Platform> Client<P> {
             outcome.rejected += u32::try_from(found.len()).unwrap_or(u32::MAX);
         }
         if self.delete_after_read.get() {
-            self.delete_read(mailbox, &progress.read).await;
+            if progress.partial {
+                // Read from the subscription: deleted over it too.
+                outcome
+                    .delete_messages
+                    .extend(crate::subscription::delete_messages(&progress.read));
+            } else {
+                self.delete_read(mailbox, &progress.read).await;
+            }
         }
         Ok(())
     }

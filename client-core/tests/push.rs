@@ -186,3 +186,31 @@ fn a_pushed_hello_completes_the_invite() {
     assert!(got.joined);
     assert_eq!(mailbox.fetches.get(), fetches);
 }
+
+/// With delete after read on, what a push read is deleted over the subscription: the poll
+/// returns one delete message for its blobs and makes no `DELETE` request; a poll of the
+/// poll set deletes over HTTP and returns none.
+#[test]
+fn a_pushed_read_is_deleted_over_the_subscription() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(350);
+    alice.set_delete_after_read(true);
+    let from = mark(&mailbox);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.send(&b_id, "two")).unwrap();
+    run(bob.flush()).unwrap();
+    let deletes = mailbox.deletes.get();
+    let got = run(alice.poll_pushed(&a_id, mailbox.pushed_since(from))).unwrap();
+    assert_eq!(texts(&got.messages), ["one", "two"]);
+    assert_eq!(mailbox.deletes.get(), deletes, "no DELETE request");
+    assert_eq!(got.delete_messages.len(), 1);
+    assert_eq!(got.delete_messages[0].len(), 1 + 32 * 2);
+    let spent = mailbox.spent.borrow().len();
+    mailbox.receive_delete_messages(&got.delete_messages);
+    assert_eq!(mailbox.spent.borrow().len(), spent + 2);
+    run(bob.send(&b_id, "three")).unwrap();
+    run(bob.flush()).unwrap();
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&polled.messages), ["three"]);
+    assert!(polled.delete_messages.is_empty());
+    assert_eq!(mailbox.deletes.get(), deletes + 1);
+}

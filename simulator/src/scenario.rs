@@ -1463,5 +1463,20 @@ async fn poll_snapshot(
     for i in (1..arrived.len()).rev() {
         arrived.swap(i, rng.range(0, i as u64 + 1) as usize);
     }
-    client.poll_pushed(id, arrived).await
+    let outcome = client.poll_pushed(id, arrived).await?;
+    // The app sends the delete messages on the conversation's socket; each stands for the
+    // `DELETE`s of its keys, which go through the same faulty network (a lost socket loses
+    // them: best effort, as in the app).
+    'messages: for message in &outcome.delete_messages {
+        for key in message.get(1..).unwrap_or_default().chunks_exact(32) {
+            let Ok(key) = <[u8; 32]>::try_from(key) else {
+                continue;
+            };
+            let net = client.platform().net();
+            if net.delete(MAILBOX, &protocol::WriteKey(key)).await.is_err() {
+                break 'messages;
+            }
+        }
+    }
+    Ok(outcome)
 }

@@ -276,6 +276,12 @@ fn poll_outcome_js(out: &client_core::PollOutcome) -> JsValue {
         ),
         ("notice", out.notice.into()),
         ("flushAt", opt_ms(out.flush_at_ms)),
+        (
+            "deleteMessages",
+            array(&out.delete_messages, |m| {
+                js_sys::Uint8Array::from(m.as_slice()).into()
+            }),
+        ),
     ])
 }
 

@@ -120,6 +120,21 @@ export class Subscriptions {
     return Boolean(entry?.live && entry.socket?.readyState === WebSocket.OPEN);
   }
 
+  /**
+   * Sends delete messages (HushClient.pollPushed's `deleteMessages`: what it read, for the
+   * mailbox to delete, Mailbox API revision 1.2) on conversation `id`'s socket, which was
+   * pushed those blobs, so they link nothing more. Best effort, as deletes are: with the
+   * socket closed they are dropped and the blobs expire. Returns whether they were sent.
+   * @param {string} id
+   * @param {Uint8Array[]} messages
+   */
+  sendDeletes(id, messages) {
+    const socket = this.entries.get(id)?.socket;
+    if (socket?.readyState !== WebSocket.OPEN) return false;
+    for (const message of messages) socket.send(/** @type {Uint8Array<ArrayBuffer>} */ (message));
+    return true;
+  }
+
   /** The ids with a socket open or waiting to reconnect. */
   ids() {
     return [...this.entries.keys()];

@@ -58,6 +58,9 @@
  * @property {number[]} delivered `seq`s of ours the other device acknowledged.
  * @property {boolean} notice A notice was raised (read the conversation again).
  * @property {number | null} flushAt When to flush (ms since the epoch), or null.
+ * @property {Uint8Array[]} deleteMessages After `pollPushed` with delete after read on: the
+ *   delete messages for what it read, to send on the conversation's subscription socket
+ *   (empty otherwise).
  */
 
 /**

@@ -113,6 +113,25 @@ impl MailboxState {
             .collect()
     }
 
+    /// Takes delete messages sent on a subscription socket (`0x44 ‖ write keys`,
+    /// `client_core::subscription`) as the mailbox does: each key's address is deleted and
+    /// spent, as `DELETE` does; nothing is answered.
+    pub fn receive_delete_messages(&self, messages: &[zeroize::Zeroizing<Vec<u8>>]) {
+        for message in messages {
+            assert_eq!(
+                message.first(),
+                Some(&client_core::subscription::DELETE_TAG)
+            );
+            assert_eq!(message.len() % 32, 1);
+            for key in message[1..].chunks(32) {
+                let address = WriteKey(key.try_into().unwrap()).address().0;
+                if self.blobs.borrow_mut().remove(&address).is_some() {
+                    self.spent.borrow_mut().insert(address);
+                }
+            }
+        }
+    }
+
     /// Every blob expires (the TTL passed while nobody read them).
     pub fn expire_all(&self) {
         self.blobs.borrow_mut().clear();
