@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http_body_util::BodyExt;
 use mailbox::limits::BoundedBody;
@@ -42,6 +42,7 @@ pub fn router(api: Api, www: Option<&Path>) -> Router {
                 // `cargo xtask build-web` writes a `.gz` beside every file: served to clients
                 // that accept gzip (the wasm shrinks to less than half).
                 .fallback_service(ServeDir::new(dir).precompressed_gzip())
+                .layer(axum::middleware::from_fn(no_such_file_name))
                 .layer(axum::middleware::map_response(site_headers))
                 .layer(axum::middleware::from_fn(invite_in_path));
             routes.fallback_service(site)
@@ -79,6 +80,26 @@ async fn invite_in_path(mut request: Request, next: axum::middleware::Next) -> R
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Longest name of one path segment (bytes) and of a whole path that a file of the site can
+/// have: `NAME_MAX` and `PATH_MAX` on Linux.
+const MAX_FILE_NAME: usize = 255;
+const MAX_FILE_PATH: usize = 4096;
+
+/// Whether `path` is too long to name any file (so the file system would answer
+/// `ENAMETOOLONG`).
+fn too_long_for_a_file(path: &str) -> bool {
+    path.len() > MAX_FILE_PATH || path.split('/').any(|segment| segment.len() > MAX_FILE_NAME)
+}
+
+/// `404` for a path no file can have: `ServeDir` answers the file system's `ENAMETOOLONG`
+/// with a `500`, which says the server failed when the request named nothing.
+async fn no_such_file_name(request: Request, next: axum::middleware::Next) -> Response {
+    if too_long_for_a_file(request.uri().path()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(request).await
 }
 
 async fn site_headers(mut response: Response) -> Response {
@@ -186,7 +207,16 @@ fn to_axum(answer: mailbox::Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::invite_page;
+    use super::{invite_page, too_long_for_a_file};
+
+    #[test]
+    fn paths_longer_than_a_file_name_are_no_file() {
+        assert!(!too_long_for_a_file(&format!("/{}", "a".repeat(255))));
+        assert!(too_long_for_a_file(&format!("/{}", "a".repeat(256))));
+        assert!(too_long_for_a_file(&format!("/x/{}/y", "a".repeat(300))));
+        assert!(too_long_for_a_file(&"/aaaaaaaa".repeat(600)));
+        assert!(!too_long_for_a_file("/index.html"));
+    }
 
     #[test]
     fn invite_links_whose_hash_became_percent_23_get_the_app() {

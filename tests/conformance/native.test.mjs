@@ -174,6 +174,12 @@ test("native: --www serves the site with a strict CSP; the API keeps its own hea
     const missing = await fetch(`${server.url}/v1/m/${"0".repeat(64)}`);
     assert.equal(missing.status, 404);
     await missing.text();
+    // A path no file can have (a segment over NAME_MAX, 255 bytes): not found, not a 500.
+    for (const path of [`/${"a".repeat(256)}`, `/x/${"a".repeat(300)}/y`]) {
+      const long = await fetch(`${server.url}${path}`);
+      assert.equal(long.status, 404, path.length);
+      await long.text();
+    }
   } finally {
     await server.stop();
     rmSync(www, { recursive: true, force: true });
