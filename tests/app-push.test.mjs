@@ -220,10 +220,20 @@ describe("subscriptions and notifications", { skip: NO_BROWSER }, () => {
     await bob.page.getByRole("button", { name: "Settings" }).click();
     await bob.page.getByRole("checkbox", { name: "Show names and message text in notifications" }).check();
     await openChat(bob.page, "Alice too");
+    // The first tab's PUTs: its acknowledgement of the message goes out 2-8 s after it read
+    // it; the second tab must show the message from the first tab's notice of the read, not
+    // only from the later one of that flush.
+    const firstTabPuts = [];
+    const onRequest = (request) => {
+      if (request.method() === "PUT") firstTabPuts.push(request.url());
+    };
+    bob.page.on("request", onRequest);
     await send(alice.page, "seen in the other tab");
     await eventually(async () => (await messages(second)).some((m) => m.text === "seen in the other tab"), {
       what: "the message shown in the second tab",
     });
+    bob.page.off("request", onRequest);
+    assert.deepEqual(firstTabPuts, [], "shown in the second tab before the first tab's acknowledgement went out");
     // Then one that no tab shows in front: the first tab notifies of it, after deciding on
     // the first (polls of one conversation run in order), so only it may be new.
     await openChat(second, "Alice too");
