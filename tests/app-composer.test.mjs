@@ -110,6 +110,13 @@ describe("the message box: right-to-left text, and long messages never cut", { s
     assert.equal(await nameDirection(listItem(bob.page, ALICE_AT_BOB).locator(".conv-name")), "rtl", "the name in the list");
     assert.equal(await nameDirection(bob.page.getByRole("heading", { name: ALICE_AT_BOB, exact: true })), "rtl", "the name as the chat's title");
     assert.equal(await nameDirection(listItem(alice.page, "Bob").locator(".conv-name")), "ltr", "an English name stays left to right");
+    // The last message (Bob's Hebrew) previewed in the list in its own direction, so that the
+    // ellipsis takes its last words, not its first: theirs, and ours after "You: ".
+    const preview = (page, name, inner) => listItem(page, name).locator(`.conv-preview-text${inner}`);
+    await eventually(async () => (await preview(alice.page, "Bob", "").textContent()) === HEBREW, { what: "the preview at Alice" });
+    assert.equal(await nameDirection(preview(alice.page, "Bob", "")), "rtl", "their Hebrew preview");
+    await eventually(async () => (await preview(bob.page, ALICE_AT_BOB, " bdi").count()) === 1, { what: "the preview at Bob" });
+    assert.equal(await nameDirection(preview(bob.page, ALICE_AT_BOB, " bdi")), "rtl", "our Hebrew preview after You:");
     // The Hebrew title stays beside the avatar, on the left, as an English one would.
     const titleGap = await bob.page.getByRole("heading", { name: ALICE_AT_BOB, exact: true }).evaluate((el) => {
       const range = document.createRange();

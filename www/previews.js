@@ -52,7 +52,12 @@ export class Previews {
     return h(
       "span",
       { class: "conv-preview" },
-      h("span", { class: "conv-preview-text" }, entry.outgoing ? h("span", { class: "conv-preview-who", text: "You: " }) : null, splitQuote(entry.text).rest),
+      // Laid out in the text's own direction (dir="auto"), so that a right-to-left message
+      // shows its first words and loses its last to the ellipsis, as a left-to-right one
+      // does; after "You: " the text is isolated (<bdi>) instead.
+      entry.outgoing
+        ? h("span", { class: "conv-preview-text" }, h("span", { class: "conv-preview-who", text: "You: " }), h("bdi", { text: splitQuote(entry.text).rest }))
+        : h("span", { class: "conv-preview-text", dir: "auto", text: splitQuote(entry.text).rest }),
       h("time", { class: "conv-preview-when", datetime: new Date(entry.time).toISOString(), text: shortWhen(entry.time) }),
     );
   }
