@@ -321,6 +321,25 @@ async function scenario(kind, report) {
     await eventually(async () => (await alice.page.getByRole("status").filter({ hasText: "Can't reach the mailbox" }).count()) === 0, {
       what: "the unreachable notice to clear",
     });
+
+    // --- The mailbox answers but refuses to store (a full disk: 507): said as such, not as
+    // "can't reach"; the message waits and goes out once it stores again.
+    const full = (route) =>
+      route.request().method() === "PUT" ? route.fulfill({ status: 507, contentType: "text/plain", body: "storage full" }) : route.continue();
+    await alice.page.route("**/v1/m/*", full);
+    const refusedText = "alice while the mailbox is full";
+    await send(alice.page, refusedText);
+    const refusal = alice.page.getByRole("status").filter({ hasText: "refuses to store" }).first();
+    await refusal.waitFor({ timeout: 30_000 });
+    assert.equal(await alice.page.getByRole("status").filter({ hasText: "Can't reach the mailbox" }).count(), 0, "not called unreachable");
+    await alice.page.unroute("**/v1/m/*", full);
+    await eventually(async () => (await messages(bob.page)).some((m) => m.text === refusedText), { timeout: 60_000, what: "the refused message to arrive" });
+    await eventually(async () => (await alice.page.getByRole("status").filter({ hasText: "refuses to store" }).count()) === 0, {
+      what: "the refusal notice to clear",
+    });
+    allAlice.push(refusedText);
+    const storageFullLines = (line) => /status of 507/.test(line);
+    alice.errors.splice(0, alice.errors.length, ...alice.errors.filter((e) => !storageFullLines(e)));
     // The only browser errors while offline and in the outage are Chromium's own network lines.
     for (const [name, p] of [["alice", alice], ["bob", bob]]) {
       const during = p.errors.slice(errorsBefore[name]);

@@ -272,17 +272,19 @@ export class SyncEngine extends EventTarget {
   }
 
   /**
-   * Why a conversation's mailbox is failing it, if it is: "wrong" (it answered 404) or
-   * "unreachable". `outgoing`: the conversation has blobs waiting (the hello, unsent messages),
+   * Why a conversation's mailbox is failing it, if it is: "wrong" (it answered 404),
+   * "refused" (it answered, but would not store: a full disk's 507, say) or "unreachable".
+   * `outgoing`: the conversation has blobs waiting (the hello, unsent messages),
    * so the last flush's failure may be its own (a flush's error names no mailbox).
    * @param {ConversationSummary} c
    * @param {boolean} [outgoing]
-   * @returns {"wrong" | "unreachable" | null}
+   * @returns {"wrong" | "refused" | "unreachable" | null}
    */
   mailboxProblem(c, outgoing = c.connecting) {
     if (this.wrongMailbox.has(c.mailbox)) return "wrong";
     if (outgoing && this.flushError && this.flushErrorCode === ErrorCode.MailboxNotFound) return "wrong";
-    if (this.unreachable.has(c.mailbox) || (outgoing && this.flushError)) return "unreachable";
+    if (this.unreachable.has(c.mailbox)) return "unreachable";
+    if (outgoing && this.flushError) return this.flushErrorCode === ErrorCode.MailboxRejected ? "refused" : "unreachable";
     return null;
   }
 

@@ -442,6 +442,8 @@ export function updateChatBanner() {
   if (engine.storageFull.size > 0) text = `New messages can't be saved: ${STORAGE_FULL_NEW}`;
   else if (!navigator.onLine) text = "Offline. Your messages wait on this device and go out when you're back online.";
   else if (c && problem === "wrong") text = `${wrongMailboxText(c.mailbox)} Messages can't be delivered: ask ${c.name} for a new invite.`;
+  else if (c && problem === "refused")
+    text = `The mailbox at ${hostOf(c.mailbox)} answers but refuses to store messages right now. Hush keeps trying; your messages are kept and sent when it takes them.`;
   else if (c && problem === "unreachable")
     text = `Can't reach the mailbox at ${hostOf(c.mailbox)}. Hush keeps trying; your messages are kept and sent when it answers.`;
   else if (c?.connecting) text = `Connecting to ${c.name}… Your answer to the invite is on its way to the mailbox; messages you write are sent after it.`;

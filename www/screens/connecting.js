@@ -46,6 +46,7 @@ export function updateConnectingState() {
   const problem = engine.mailboxProblem(c);
   let text = `Your answer to ${c.name}'s invite is on its way to the mailbox at ${hostOf(c.mailbox)}. ${c.name} can't see you until it is there.`;
   if (problem === "wrong") text = `${wrongMailboxText(c.mailbox)} Your answer to ${c.name}'s invite can't be delivered: ask ${c.name} for a new invite.`;
+  else if (problem === "refused") text = `The mailbox at ${hostOf(c.mailbox)} answers but refuses to store your answer to ${c.name}'s invite right now. Hush keeps trying.`;
   else if (problem === "unreachable") text = `Can't reach the mailbox at ${hostOf(c.mailbox)} to deliver your answer to ${c.name}'s invite. Hush keeps trying.`;
   if (state.textContent !== text) state.textContent = text;
   state.className = problem ? "state warn" : "state waiting";

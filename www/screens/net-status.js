@@ -24,6 +24,11 @@ export function updateNetStatus() {
   } else if (engine.flushError && engine.flushErrorCode === ErrorCode.MailboxNotFound) {
     text = "Wrong mailbox address: a mailbox answered \"not found\", so messages can't be delivered. Check the address in Settings, or ask for a new invite.";
     kind = "wrong";
+  } else if (engine.flushError && engine.flushErrorCode === ErrorCode.MailboxRejected) {
+    // It answered (a full disk's 507, a 403, …): saying "can't reach" would send people to
+    // check their connection.
+    text = "The mailbox answers but refuses to store messages right now. Retrying; nothing is lost.";
+    kind = "refused";
   } else if (engine.unreachable.size > 0 || engine.flushError) {
     text = "Can't reach the mailbox. Retrying; nothing is lost.";
     kind = "unreachable";
