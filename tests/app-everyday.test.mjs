@@ -243,6 +243,32 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     });
   });
 
+  test("a mailbox address too long for an invite is refused in Settings, and one saved before is named at New conversation", async () => {
+    const long = `${site.url}/${"a".repeat(300)}`;
+    await alice.page.getByRole("button", { name: "Settings" }).click();
+    const url = alice.page.getByLabel("Mailbox URL");
+    await url.fill(long);
+    await alice.page.getByRole("button", { name: "Save", exact: true }).click();
+    const error = await eventually(async () => {
+      const id = (await url.getAttribute("aria-describedby")) ?? "";
+      const texts = await Promise.all(id.split(" ").filter(Boolean).map((i) => alice.page.locator(`[id="${i}"]`).textContent()));
+      return texts.find((t) => /bytes long/.test(t ?? "")) ?? null;
+    }, { what: "the length refusal under the field" });
+    assert.match(error, /at most 200\. Use a shorter address\. Nothing was saved\./, error);
+    assert.notEqual(await alice.page.evaluate(() => localStorage.getItem("hush.mailbox")), long, "not saved");
+    // One saved by an older version: New conversation names the setting, not a bad link.
+    await alice.page.evaluate((v) => localStorage.setItem("hush.mailbox", v), long);
+    await alice.page.getByRole("button", { name: "Back" }).click();
+    await alice.page.getByRole("button", { name: "New conversation" }).click();
+    await alice.page.getByLabel("Their name").fill("Too long");
+    await alice.page.getByRole("button", { name: "Create invite" }).click();
+    await alice.page.getByText(/mailbox address in Settings is \d+ bytes long, too long for an invite/).waitFor({ timeout: 10_000 });
+    assert.doesNotMatch(await pageText(alice.page), /whole link was copied/);
+    await alice.page.evaluate(() => localStorage.removeItem("hush.mailbox"));
+    assert.match(await setMailbox(alice.page, mailbox), /answered/);
+    await alice.page.getByRole("button", { name: "Back" }).click();
+  });
+
   test("opening one's own invite says so and joins nothing; the other person joins it afterwards", async () => {
     const link = await newConversation(alice.page, "Carol");
     const alterations = [(l) => l, (l) => `${l}.`, (l) => `<${l.replace("#", "%23")}>`];

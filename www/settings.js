@@ -58,6 +58,18 @@ export function normaliseMailboxUrl(text) {
   return (url.origin + url.pathname).replace(/\/+$/, "");
 }
 
+/**
+ * Longest mailbox URL an invite carries, in UTF-8 bytes (protocol/src/invite.rs
+ * `MAX_MAILBOX_URL_LEN`): a longer one could be saved but no invite could be made with it.
+ */
+export const MAX_MAILBOX_URL_BYTES = 200;
+
+/** Whether mailbox URL `url` is too long for an invite; its length in UTF-8 bytes. */
+export function mailboxUrlTooLong(url) {
+  const bytes = new TextEncoder().encode(url).length;
+  return { tooLong: bytes > MAX_MAILBOX_URL_BYTES, bytes };
+}
+
 /** The host part of a URL, for display. */
 export function hostOf(url) {
   try {

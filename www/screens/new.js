@@ -2,7 +2,7 @@
 // New conversation: a name for the other person, then an invite (screens/invite.js).
 
 import { h, field, setFieldError } from "../dom.js";
-import { mailboxUrl, siteUrl, hostOf } from "../settings.js";
+import { mailboxUrl, siteUrl, hostOf, mailboxUrlTooLong, MAX_MAILBOX_URL_BYTES } from "../settings.js";
 import { backButton, client, engine, setScreen } from "./shell.js";
 import { errorText } from "./texts.js";
 import { showInvite } from "./invite.js";
@@ -19,6 +19,12 @@ export function showNewConversation() {
     if (!value) {
       setFieldError(name, "Give this conversation a name.");
       name.input.focus();
+      return;
+    }
+    // Saved before Settings checked the length: said about the setting, not as a bad link.
+    const { tooLong, bytes } = mailboxUrlTooLong(mailbox);
+    if (tooLong) {
+      setFieldError(name, `The mailbox address in Settings is ${bytes} bytes long, too long for an invite (at most ${MAX_MAILBOX_URL_BYTES}). Choose a shorter one in Settings.`);
       return;
     }
     submit.disabled = true;

@@ -3,7 +3,7 @@
 // this device's storage.
 
 import { h, field, checkbox, setFieldError } from "../dom.js";
-import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, hostOf, choice, setChoice } from "../settings.js";
+import { mailboxUrl, setMailboxUrl, normaliseMailboxUrl, hostOf, choice, setChoice, mailboxUrlTooLong, MAX_MAILBOX_URL_BYTES } from "../settings.js";
 import { persistentStorageSection } from "../pwa.js";
 import { autoLockSetting } from "../autolock.js";
 import { askToNotify, mayNotify, notificationsExist, NOTIFY_BLOCKED } from "../notify.js";
@@ -27,6 +27,11 @@ export function showSettings() {
     const normalised = normaliseMailboxUrl(url.input.value);
     if (!normalised) {
       setFieldError(url, "Enter a full address starting with https:// (or http:// for a local test).");
+      return;
+    }
+    const { tooLong, bytes } = mailboxUrlTooLong(normalised);
+    if (tooLong) {
+      setFieldError(url, `This address is ${bytes} bytes long; an invite can carry at most ${MAX_MAILBOX_URL_BYTES}. Use a shorter address. Nothing was saved.`);
       return;
     }
     setFieldError(url, null);
