@@ -453,11 +453,17 @@ test("creating the vault asks for persistent storage, and Settings shows whether
     await refused.page.getByText("Persistent storage: not granted.").waitFor();
     await refused.page.getByText("may delete Hush's keys and history when the device runs short of space").waitFor();
     await screenshot(refused.page, "app-pwa-settings-storage");
+    // Asking from Settings: the first no is not called "again"; the second is.
+    const askButton = refused.page.getByRole("button", { name: "Ask to keep storage" });
+    await askButton.click();
+    await refused.page.getByText("The browser said no. Browsers often grant it").waitFor();
+    await askButton.click();
+    await refused.page.getByText("The browser said no again.").waitFor();
     // Asking again once the browser would grant it.
     await allowPersistence(refused);
-    await refused.page.getByRole("button", { name: "Ask to keep storage" }).click();
+    await askButton.click();
     await refused.page.getByText("Persistent storage: granted.").waitFor();
-    assert.equal(await refused.page.evaluate(() => window.persistCalls), 2);
+    assert.equal(await refused.page.evaluate(() => window.persistCalls), 4);
     for (const p of people) assert.deepEqual(p.errors, [], "no console errors");
   } finally {
     for (const p of people) await p.context.close();

@@ -114,6 +114,8 @@ export function persistentStorageSection() {
   const state = h("p", { class: "state", id: "storage-state", role: "status", "aria-live": "polite" });
   const explain = h("p", { class: "fine", hidden: true });
   const ask = h("button", { type: "button", text: "Ask to keep storage", hidden: true });
+  /** How many times the button asked in this page: "again" only from the second no on. */
+  let asks = 0;
   const render = (granted, asked = false) => {
     state.textContent = granted
       ? "Persistent storage: granted. This browser keeps Hush's data until you delete it."
@@ -121,12 +123,13 @@ export function persistentStorageSection() {
     state.className = granted ? "state" : "state warn";
     explain.hidden = granted;
     explain.textContent = asked
-      ? "The browser said no again. Browsers often grant it to sites you use often, bookmark or install, or that may show notifications; try again later. Until then the browser may delete Hush's keys and history when the device runs short of space, or (Safari) after 7 days without a visit."
+      ? `The browser said no${asks > 1 ? " again" : ""}. Browsers often grant it to sites you use often, bookmark or install, or that may show notifications; try again later. Until then the browser may delete Hush's keys and history when the device runs short of space, or (Safari) after 7 days without a visit.`
       : "The browser may delete Hush's keys and history when the device runs short of space, or (Safari) after 7 days without a visit. Then your conversations are gone for good.";
     ask.hidden = granted;
   };
   ask.addEventListener("click", async () => {
     ask.disabled = true;
+    asks += 1;
     const granted = await askPersistentStorage();
     ask.disabled = false;
     render(granted, true);
