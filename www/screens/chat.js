@@ -51,7 +51,8 @@ export function showChat(id) {
   }, { passive: true });
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const notices = h("div", { class: "notices" });
-  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, dir: "auto", autocomplete: "off" });
+  // Its direction follows its text (set by limitComposer: `dir="auto"` is slow on a long paste).
+  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, autocomplete: "off" });
   const sendError = h("p", { class: "field-error", role: "alert" });
   const send = h("button", { type: "submit", class: "primary", text: "Send" });
   const count = h("p", { class: "composer-count", hidden: true });
@@ -151,9 +152,15 @@ export function showChat(id) {
   engine.schedulePoll(id, 0);
 }
 
-/** @param {HTMLTextAreaElement} textarea */
+/**
+ * One row per line of the text, up to 6 (it stops counting lines there, however long the text).
+ * @param {HTMLTextAreaElement} textarea
+ */
 function autosize(textarea) {
-  textarea.rows = Math.min(6, Math.max(1, textarea.value.split("\n").length));
+  const text = textarea.value;
+  let rows = 1;
+  for (let at = text.indexOf("\n"); at >= 0 && rows < 6; at = text.indexOf("\n", at + 1)) rows += 1;
+  if (textarea.rows !== rows) textarea.rows = rows;
 }
 
 /**
