@@ -9,14 +9,15 @@
 //     refuses one more;
 //   - 1 MB pasted is refused with the reason and kept whole, and the check is cheap: the length
 //     is counted without encoding, the box's direction set from its first letter (dir="auto"
-//     froze the page); the long tasks of the paste are printed, not asserted.
+//     froze the page); the long tasks of the paste are printed, not asserted;
+//   - a long name keeps the placeholder ("Message <name>") on the box's one line, with "…".
 
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, NO_BROWSER } from "./support/browser.mjs";
-import { createPassphrase, connect, listItem, send, messages, eventually } from "./support/app.mjs";
+import { createPassphrase, connect, listItem, send, messages, eventually, openChat } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = { alice: "alice correct horse", bob: "bob battery staple" };
@@ -290,6 +291,38 @@ describe("the message box: right-to-left text, and long messages never cut", { s
       assert.equal(outcome.refused, "MessageTooLong", "one byte more is refused as too long");
     } finally {
       await page.close();
+    }
+  });
+
+  test("with a long name, the composer's placeholder stays on one line, cut with an ellipsis", async () => {
+    const page = alice.page;
+    const long = "Bartholomew Maximilian Montgomery-Featherstonehaugh III";
+    await page.getByRole("button", { name: "Rename" }).click();
+    await page.getByRole("dialog").getByLabel("Name").fill(long);
+    await page.getByRole("button", { name: "Save name" }).click();
+    await page.getByRole("heading", { name: long }).waitFor();
+    await openChat(page, long); // Opened again: drawn with the long name from the start.
+    const box = page.getByRole("textbox", { name: "Message" });
+    await box.fill("");
+    const placeholder = () =>
+      box.evaluate((el) => new Promise((ok) => requestAnimationFrame(() => ok({ text: el.placeholder, overflow: el.scrollHeight - el.clientHeight }))));
+    try {
+      for (const width of [390, 320]) {
+        await page.setViewportSize({ width, height: 844 });
+        const shown = await placeholder();
+        assert.equal(shown.overflow, 0, `${width} px: the empty box holds its placeholder on one line (${JSON.stringify(shown)})`);
+        assert.match(shown.text, /^Message Barth.*…$/, `${width} px: cut with an ellipsis`);
+      }
+      await page.setViewportSize({ width: 1280, height: 800 });
+      assert.deepEqual(await placeholder(), { text: `Message ${long}`, overflow: 0 }, "wide: the whole name");
+      // Renamed with the chat open: the placeholder follows (and the title keeps its mark).
+      await page.getByRole("button", { name: "Rename" }).click();
+      await page.getByRole("dialog").getByLabel("Name").fill("Bob");
+      await page.getByRole("button", { name: "Save name" }).click();
+      await page.getByRole("heading", { name: "Bob", exact: true }).waitFor();
+      assert.deepEqual(await placeholder(), { text: "Message Bob", overflow: 0 }, "the new name in the placeholder");
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
     }
   });
 

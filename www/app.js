@@ -54,7 +54,7 @@ engine.on("other-tabs", ({ ids, chat }) => {
     const c = engine.byId(shown);
     if (!c) return showHome(); // Deleted in another tab.
     if (ui.screen.name === "invite" && c.joined) return showSafety(shown, { justJoined: true });
-    if (ui.chat?.title && ui.chat.title.textContent !== c.name) ui.chat.title.textContent = c.name;
+    if (ui.chat?.id === shown) ui.chat.rename(c.name);
   }
   if (chat && ui.chat) refreshChat();
 });

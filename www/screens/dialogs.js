@@ -34,7 +34,7 @@ export function renameDialog(id) {
         }
         els.dialog.close();
         await engine.refreshList();
-        if (ui.chat?.id === id) ui.chat.title.textContent = value;
+        if (ui.chat?.id === id) ui.chat.rename(value);
       },
     },
     name.wrap,

@@ -49,6 +49,7 @@ export const els = {
  * @property {{ fits: () => boolean, update: () => void }} limit
  * @property {string | null} shownNotices
  * @property {HTMLElement} title
+ * @property {(name: string) => void} rename Shows the conversation's new name (title, placeholder).
  * @property {Map<number, HTMLLIElement>} items
  * @property {number} oldest Oldest seq shown.
  * @property {number} newest Newest seq shown.
