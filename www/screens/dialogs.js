@@ -2,7 +2,7 @@
 // The dialogs over a conversation: rename it, delete it, delete one of its messages.
 
 import { ErrorCode } from "../pkg/hush.js";
-import { h, replace, field, setFieldError } from "../dom.js";
+import { h, replace, field, refuseTooLong, setFieldError } from "../dom.js";
 import { placeDaySeparators } from "../days.js";
 import { codeOf } from "../engine/errors.js";
 import { announce, client, dialog, els, engine, ui } from "./shell.js";
@@ -26,6 +26,7 @@ export function renameDialog(id) {
           setFieldError(name, "A name cannot be empty.");
           return;
         }
+        if (refuseTooLong(name)) return;
         try {
           await client().rename(id, value);
         } catch (err) {
