@@ -19,6 +19,9 @@
  */
 const NOTICES = {
   poll: (out, id) => (out.messages.length > 0 || out.joined || out.delivered.length > 0 || out.notice ? { kind: "messages", id } : null),
+  // A poll from a subscription's frame stores as a poll does: the tab that read it says so (the
+  // others' own frames then find the messages taken, and change nothing to show).
+  pollPushed: (out, id) => NOTICES.poll(out, id),
   send: (_, id) => ({ kind: "messages", id }),
   flush: (out) => (out.delivered > 0 || out.conflicts > 0 || out.lastError ? { kind: "status", id: null } : null),
   createInvite: (out) => ({ kind: "list", id: out.id }),
