@@ -4,7 +4,8 @@
 //     person, messages sent from the first tab, their delivery status) within a second;
 //   * a long conversation opens with its newest page only, scrolling up loads older pages
 //     (the view stays where it was), and a new message is appended: no whole-history read,
-//     no redraw of what is shown.
+//     no redraw of what is shown;
+//   * a message deleted on this device in one tab goes from another tab's open chat and list.
 // The conversation is set up through the client's JS API (Alice on a bare page of her own
 // profile; Bob's vault in the profile whose app is then driven through roles and names).
 
@@ -13,7 +14,7 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { unlock, openChat, send, messages, eventually, recordArrivals, arrivals, onMailbox } from "./support/app.mjs";
+import { unlock, openChat, send, messages, eventually, recordArrivals, arrivals, onMailbox, listItem } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const BOB_PASS = "bob tabs and history";
@@ -127,6 +128,55 @@ test("a second tab on the same chat shows the other person's messages and the fi
     assert.deepEqual(got, fromTab1);
     await screenshot(tab2, "app-tabs-second-tab");
     assert.deepEqual(bob.errors, []);
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+    await server.stop();
+  }
+});
+
+/** Bob's two tabs of the app, each unlocked; the first on the chat with Alice if `chat`. */
+async function twoTabs(server, bob, { chat = true } = {}) {
+  const tabs = [bob.page, await bob.context.newPage()];
+  for (const tab of tabs) {
+    await tab.goto(`${server.url}/`);
+    await unlock(tab, BOB_PASS);
+    if (chat) await openChat(tab, "Alice");
+  }
+  return tabs;
+}
+
+/**
+ * Console errors, but for the browser's line about a 409: two tabs polling the same
+ * conversation may both deposit its acknowledgement, and the mailbox keeps the first.
+ */
+const errorsBut409 = (errors) => errors.filter((line) => !/status of 409 \(Conflict\)/.test(line));
+
+/** The page's text and form values: what a look at the tab (or its DOM) could show. */
+const pageText = (tab) => tab.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll("input, textarea")].map((el) => el.value).join("\n"));
+
+test("a message deleted on this device in one tab goes from another tab's open chat and list at once", { skip: NO_BROWSER, timeout: 180_000 }, async () => {
+  const server = await startNative({ www: WWW });
+  const alice = await launch();
+  const bob = await launch();
+  try {
+    const ids = await pair(server, alice, bob);
+    const [tab1, tab2] = await twoTabs(server, bob);
+    await aliceSends(alice, ids.alice, ["keep this", "delete this"]);
+    for (const tab of [tab1, tab2]) {
+      await eventually(async () => (await messages(tab)).map((m) => m.text).join() === "keep this,delete this", { what: "both messages in each tab" });
+    }
+    const item = tab1.getByRole("list", { name: "Conversation history" }).getByRole("listitem").filter({ hasText: "delete this" });
+    await item.hover();
+    await item.getByRole("button", { name: "Message actions" }).click();
+    await tab1.getByRole("menuitem", { name: "Delete on this device" }).click();
+    await tab1.getByRole("button", { name: "Delete message" }).click();
+    await eventually(async () => (await messages(tab1)).map((m) => m.text).join() === "keep this", { what: "gone in the tab that deleted it" });
+    // The other tab, not reloaded: gone from its chat and from the list's last message.
+    await eventually(async () => (await messages(tab2)).map((m) => m.text).join() === "keep this", { timeout: 5_000, what: "gone from the other tab's open chat" });
+    await eventually(async () => /keep this/.test(await listItem(tab2, "Alice").innerText()), { timeout: 5_000, what: "the other tab's list shows the message before it" });
+    assert.ok(!(await pageText(tab2)).includes("delete this"), "nowhere in the other tab");
+    assert.deepEqual(errorsBut409(bob.errors), []);
   } finally {
     await alice.context.close();
     await bob.context.close();

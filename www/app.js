@@ -10,7 +10,7 @@ import init, { clientVersion } from "./pkg/hush.js";
 import { startServiceWorker } from "./pwa.js";
 import { startNavigation } from "./navigation.js";
 import { SyncEngine } from "./engine/sync.js";
-import { els, engine, previews, showMessageScreen, ui, useEngine, visible } from "./screens/shell.js";
+import { announce, els, engine, previews, showMessageScreen, ui, useEngine, visible } from "./screens/shell.js";
 import { showHome } from "./screens/home.js";
 import { openConversation, renderList } from "./screens/list.js";
 import { showSetup } from "./screens/setup.js";
@@ -21,7 +21,7 @@ import { showInviteTaken } from "./screens/invite.js";
 import { showJoin } from "./screens/join.js";
 import { showSafety } from "./screens/safety.js";
 import { showConnectedWhenDelivered } from "./screens/connecting.js";
-import { refreshChat } from "./screens/chat.js";
+import { refreshChat, removeFromChat } from "./screens/chat.js";
 import { renderNotices } from "./screens/notices.js";
 import { showSettings } from "./screens/settings.js";
 import { updateNetStatus } from "./screens/net-status.js";
@@ -48,7 +48,9 @@ engine.on("conflicts", () => {
   const shown = ui.screen.id && engine.byId(ui.screen.id);
   if (shown && shown.inviteTaken) showInviteTaken(shown.id);
 });
-engine.on("other-tabs", ({ ids, chat }) => {
+engine.on("other-tabs", ({ ids, chat, deleted }) => {
+  // Said, which also takes the text of a deleted message out of the announcer (the arrivals).
+  if (removeFromChat(deleted.filter((d) => d.id === ui.chat?.id).map((d) => d.seq))) announce("A message was deleted on this device in another tab.");
   const shown = ui.screen.id;
   if (shown && ids.has(shown)) {
     const c = engine.byId(shown);

@@ -57,6 +57,11 @@ export class Previews {
     );
   }
 
+  /** Reads conversation `id`'s preview again at the next refresh (a message of it was deleted). */
+  forget(id) {
+    this.byId.delete(id);
+  }
+
   /** Forgets every preview (on lock). */
   clear() {
     this.byId.clear();

@@ -19,7 +19,8 @@
 //   joined         { id }        the invite shown in front was joined (list already read)
 //   conflicts      {}            a flush met someone else's bytes or ended a conversation
 //                                (list already read)
-//   other-tabs     { ids, chat } another tab changed conversations `ids` (list already read)
+//   other-tabs     { ids, chat, deleted }  another tab changed conversations `ids` (list
+//                                already read); `deleted`: messages it deleted ({ id, seq })
 
 import { HushClient, ErrorCode } from "../pkg/hush.js";
 import { Subscriptions } from "./subscriptions.js";
@@ -40,7 +41,7 @@ import { OtherTabs } from "./tabs.js";
  *   arrivals: { id: string, messages: HistoryEntry[] },
  *   joined: { id: string },
  *   conflicts: {},
- *   "other-tabs": { ids: Set<string>, chat: boolean },
+ *   "other-tabs": { ids: Set<string>, chat: boolean, deleted: { id: string, seq: number }[] },
  * }} EngineEvents
  */
 
@@ -48,6 +49,7 @@ import { OtherTabs } from "./tabs.js";
  * The last message of each conversation (../previews.js), read with the list.
  * @typedef {Object} PreviewCache
  * @property {(client: Client, list: ConversationSummary[], force: string | null) => Promise<void>} refresh
+ * @property {(id: string) => void} forget
  * @property {() => void} clear
  */
 
@@ -123,7 +125,7 @@ export class SyncEngine extends EventTarget {
       },
     });
     this.tabs = new OtherTabs(DB_NAME, {
-      onChange: (ids, chat) => this.#applyOtherTabs(ids, chat),
+      onChange: (ids, chat, deleted) => this.#applyOtherTabs(ids, chat, deleted),
       openChat: () => this.openChat,
     });
   }
@@ -588,16 +590,18 @@ export class SyncEngine extends EventTarget {
   }
 
   /**
-   * Another tab changed conversations `ids` (and the open chat's history, `chat`): the list is
-   * read again, and a conversation made there is polled here too.
+   * Another tab changed conversations `ids` (and the open chat's history, `chat`; deleted
+   * messages `deleted`): the list is read again, and a conversation made there is polled here too.
    * @param {Set<string>} ids
    * @param {boolean} chat
+   * @param {{ id: string, seq: number }[]} deleted
    */
-  async #applyOtherTabs(ids, chat) {
+  async #applyOtherTabs(ids, chat, deleted) {
     const generation = this.generation;
+    for (const { id } of deleted) this.previews.forget(id); // It may have been the last message.
     await this.refreshList();
     if (generation !== this.generation || !this.client?.isUnlocked) return;
     for (const c of this.conversations) if (!this.pollTimers.has(c.id) && !this.polling.has(c.id)) this.schedulePoll(c.id);
-    this.emit("other-tabs", { ids, chat });
+    this.emit("other-tabs", { ids, chat, deleted });
   }
 }

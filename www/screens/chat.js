@@ -439,6 +439,28 @@ export async function refreshChat() {
   }
 }
 
+/**
+ * Takes messages `seqs` out of the open chat (deleted on this device, here or in another tab);
+ * returns whether any was shown.
+ * @param {number[]} seqs
+ */
+export function removeFromChat(seqs) {
+  const chat = ui.chat;
+  if (!chat) return false;
+  let removed = false;
+  for (const seq of seqs) {
+    const li = chat.items.get(seq);
+    if (!li) continue;
+    chat.items.delete(seq);
+    chat.unsentSeqs.delete(seq);
+    chat.awaitingSeqs.delete(seq);
+    li.remove();
+    removed = true;
+  }
+  if (removed) placeDaySeparators(chat.list);
+  return removed;
+}
+
 /** @param {OpenChat} chat */
 function showEarlier(chat) {
   chat.earlier.hidden = chat.complete;

@@ -3,10 +3,10 @@
 
 import { ErrorCode } from "../pkg/hush.js";
 import { h, replace, field, refuseTooLong, setFieldError } from "../dom.js";
-import { placeDaySeparators } from "../days.js";
 import { codeOf } from "../engine/errors.js";
 import { announce, client, dialog, els, engine, ui } from "./shell.js";
 import { showHome } from "./home.js";
+import { removeFromChat } from "./chat.js";
 import { errorText } from "./texts.js";
 
 /** @param {string} id */
@@ -142,9 +142,7 @@ export function confirmDeleteMessage(li, button) {
       }
       els.dialog.close();
       if (ui.chat === chat) {
-        chat.items.delete(seq);
-        li.remove();
-        placeDaySeparators(chat.list);
+        removeFromChat([seq]);
         chat.list.focus?.();
       }
       announce("Message deleted on this device.");
