@@ -5,7 +5,8 @@
 //   * a long conversation opens with its newest page only, scrolling up loads older pages
 //     (the view stays where it was), and a new message is appended: no whole-history read,
 //     no redraw of what is shown;
-//   * a message deleted on this device in one tab goes from another tab's open chat and list.
+//   * a message deleted on this device in one tab goes from another tab's open chat and list;
+//   * Lock and the auto-lock lock every tab of the profile (activity in any tab counts).
 // The conversation is set up through the client's JS API (Alice on a bare page of her own
 // profile; Bob's vault in the profile whose app is then driven through roles and names).
 
@@ -155,12 +156,22 @@ const errorsBut409 = (errors) => errors.filter((line) => !/status of 409 \(Confl
 /** The page's text and form values: what a look at the tab (or its DOM) could show. */
 const pageText = (tab) => tab.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll("input, textarea")].map((el) => el.value).join("\n"));
 
-test("a message deleted on this device in one tab goes from another tab's open chat and list at once", { skip: NO_BROWSER, timeout: 180_000 }, async () => {
+/** Runs `body({ server, alice, bob, ids })` with a mailbox, Alice and Bob paired; then closes all. */
+async function withPair(body) {
   const server = await startNative({ www: WWW });
   const alice = await launch();
   const bob = await launch();
   try {
-    const ids = await pair(server, alice, bob);
+    await body({ server, alice, bob, ids: await pair(server, alice, bob) });
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+    await server.stop();
+  }
+}
+
+test("a message deleted on this device in one tab goes from another tab's open chat and list at once", { skip: NO_BROWSER, timeout: 180_000 }, () =>
+  withPair(async ({ server, alice, bob, ids }) => {
     const [tab1, tab2] = await twoTabs(server, bob);
     await aliceSends(alice, ids.alice, ["keep this", "delete this"]);
     for (const tab of [tab1, tab2]) {
@@ -177,12 +188,44 @@ test("a message deleted on this device in one tab goes from another tab's open c
     await eventually(async () => /keep this/.test(await listItem(tab2, "Alice").innerText()), { timeout: 5_000, what: "the other tab's list shows the message before it" });
     assert.ok(!(await pageText(tab2)).includes("delete this"), "nowhere in the other tab");
     assert.deepEqual(errorsBut409(bob.errors), []);
-  } finally {
-    await alice.context.close();
-    await bob.context.close();
-    await server.stop();
-  }
-});
+  }),
+);
+
+test("Lock, and the auto-lock, lock every tab of the profile; activity in any tab postpones the auto-lock", { skip: NO_BROWSER, timeout: 180_000 }, () =>
+  withPair(async ({ server, alice, bob, ids }) => {
+    await aliceSends(alice, ids.alice, ["a secret in the chat"]);
+    await bob.context.clock.install(); // Both tabs: time flows as usual until fast-forwarded.
+    const [tab1, tab2] = await twoTabs(server, bob);
+    for (const tab of [tab1, tab2]) await eventually(async () => (await messages(tab)).length === 1, { what: "the message in each tab" });
+    const lockedTab = async (tab, what) => {
+      await tab.getByLabel("Passphrase", { exact: true }).waitFor({ timeout: 10_000 });
+      const text = await pageText(tab);
+      for (const secret of ["a secret in the chat", "Alice"]) assert.ok(!text.includes(secret), `${what}: "${secret}" is not in the page`);
+    };
+
+    // Lock in the first tab: the second locks too, and says why.
+    await tab1.getByRole("button", { name: "Lock", exact: true }).click();
+    await lockedTab(tab1, "the tab locked by hand");
+    await lockedTab(tab2, "the other tab");
+    assert.equal(await tab2.locator("#announcer").textContent(), "Hush was locked in another tab.");
+
+    // Auto-lock after 15 minutes without activity in any tab: the second tab is in use, so the
+    // first (idle) does not lock them; then nobody is, and both lock.
+    for (const tab of [tab1, tab2]) await unlock(tab, BOB_PASS);
+    await tab1.clock.fastForward("08:00");
+    await tab2.keyboard.press("Shift"); // Activity in the second tab only.
+    await tab1.clock.fastForward("08:00"); // 16 minutes since the first tab's last activity.
+    for (const tab of [tab1, tab2]) assert.equal(await tab.getByRole("button", { name: "Lock", exact: true }).isVisible(), true, "activity in another tab postponed it");
+    await tab1.clock.fastForward("08:00");
+    await lockedTab(tab1, "auto-locked: the first tab");
+    await lockedTab(tab2, "auto-locked: the second tab");
+    // Each says why: its own idle time, or the other tab's lock (whichever timer ran first).
+    for (const tab of [tab1, tab2]) {
+      assert.match(await tab.locator("#announcer").textContent(), /^(Hush locked itself after 15 minutes without activity\.|Hush was locked in another tab\.)$/);
+    }
+    assert.deepEqual(errorsBut409(bob.errors), []);
+  }),
+);
 
 test("a long conversation opens with its newest page, loads older pages on scroll, and appends new messages", { skip: NO_BROWSER, timeout: 300_000 }, async () => {
   const HISTORY = 600;

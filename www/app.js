@@ -15,7 +15,7 @@ import { showHome } from "./screens/home.js";
 import { openConversation, renderList } from "./screens/list.js";
 import { showSetup } from "./screens/setup.js";
 import { showUnlock } from "./screens/unlock.js";
-import { lock } from "./screens/session.js";
+import { autoLock, lock } from "./screens/session.js";
 import { showNewConversation } from "./screens/new.js";
 import { showInviteTaken } from "./screens/invite.js";
 import { showJoin } from "./screens/join.js";
@@ -60,6 +60,11 @@ engine.on("other-tabs", ({ ids, chat, deleted }) => {
   }
   if (chat && ui.chat) refreshChat();
 });
+// Locking is for the whole profile: another tab locked, so this one locks too.
+engine.on("locked-elsewhere", () => {
+  if (engine.isUnlocked) lock(null, { elsewhere: true });
+});
+engine.on("active-elsewhere", () => autoLock.touch());
 openFromServiceWorker();
 
 async function boot() {

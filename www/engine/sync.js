@@ -21,6 +21,8 @@
 //                                (list already read)
 //   other-tabs     { ids, chat, deleted }  another tab changed conversations `ids` (list
 //                                already read); `deleted`: messages it deleted ({ id, seq })
+//   locked-elsewhere {}          another tab of this profile locked: lock here too
+//   active-elsewhere {}          another tab of this profile is in use (for the auto-lock)
 
 import { HushClient, ErrorCode } from "../pkg/hush.js";
 import { Subscriptions } from "./subscriptions.js";
@@ -42,6 +44,8 @@ import { OtherTabs } from "./tabs.js";
  *   joined: { id: string },
  *   conflicts: {},
  *   "other-tabs": { ids: Set<string>, chat: boolean, deleted: { id: string, seq: number }[] },
+ *   "locked-elsewhere": {},
+ *   "active-elsewhere": {},
  * }} EngineEvents
  */
 
@@ -127,6 +131,8 @@ export class SyncEngine extends EventTarget {
     this.tabs = new OtherTabs(DB_NAME, {
       onChange: (ids, chat, deleted) => this.#applyOtherTabs(ids, chat, deleted),
       openChat: () => this.openChat,
+      onLock: () => this.emit("locked-elsewhere", {}),
+      onActive: () => this.emit("active-elsewhere", {}),
     });
   }
 
@@ -208,8 +214,13 @@ export class SyncEngine extends EventTarget {
     this.#flushAtFromClient();
   }
 
-  /** Locks the client and forgets everything read since unlocking; stops every timer and socket. */
-  lock() {
+  /**
+   * Locks the client and forgets everything read since unlocking; stops every timer and socket.
+   * The other tabs of this profile lock too (told unless `elsewhere`: the lock came from one).
+   * @param {{ elsewhere?: boolean }} [options]
+   */
+  lock({ elsewhere = false } = {}) {
+    if (!elsewhere) this.tabs.locked();
     this.previews.clear();
     this.generation += 1;
     for (const timer of this.pollTimers.values()) clearTimeout(timer);
@@ -587,6 +598,11 @@ export class SyncEngine extends EventTarget {
     // Polls slow down in the background and speed up again in front.
     for (const c of this.conversations) this.schedulePoll(c.id, this.visible() ? 300 : undefined);
     if (this.visible()) this.emit("messages", { id: null });
+  }
+
+  /** This tab is in use (for the other tabs' auto-lock). */
+  active() {
+    if (this.isUnlocked) this.tabs.active();
   }
 
   /**

@@ -11,12 +11,21 @@
 // Every tab keeps polling on its own (docs/CLIENT.md, "Several tabs"): the per-conversation
 // locks keep the ratchet safe, and a tab's poll that finds the messages already taken by
 // another tab changes nothing.
+//
+// Locking is for the whole profile: a tab that locks (by hand or after the idle time) posts
+// { kind: "lock" }, and every other tab locks too. So that the idle time is the profile's and
+// not one tab's, a tab in use posts { kind: "active" } now and then (at most every
+// ACTIVE_EVERY_MS); the others count it as activity of their own.
 
 /** @typedef {import("./types.js").Client} Client */
 /**
  * @typedef {{ kind: "messages" | "status" | "list", id: string | null }
- *   | { kind: "deleted", id: string, seq: number }} TabNotice
+ *   | { kind: "deleted", id: string, seq: number }
+ *   | { kind: "lock" | "active", id: null }} TabNotice
  */
+
+/** How often at most a tab in use tells the others so (ms). */
+export const ACTIVE_EVERY_MS = 15_000;
 
 /**
  * Which calls commit what other tabs show, and the notice each posts when it resolves (from
@@ -46,6 +55,8 @@ const NOTICES = {
  *   Conversations `ids` changed (a burst of notices is applied once); `chat`: the open chat's
  *   history (or every chat's statuses) changed too; `deleted`: messages deleted there.
  * @property {() => string | null} openChat The conversation open in front here, or null.
+ * @property {() => void} onLock Another tab locked.
+ * @property {() => void} onActive Another tab is in use.
  */
 
 export class OtherTabs {
@@ -65,6 +76,21 @@ export class OtherTabs {
     this.ids = new Set();
     /** @type {{ id: string, seq: number }[]} */
     this.deleted = [];
+    /** When this tab last said it is in use (ms since the epoch). */
+    this.activeSaid = 0;
+  }
+
+  /** Tells the other tabs that this one locked: they lock too. */
+  locked() {
+    this.#post({ kind: "lock", id: null });
+  }
+
+  /** This tab is in use: tells the other tabs, at most every ACTIVE_EVERY_MS. */
+  active() {
+    const now = Date.now();
+    if (now - this.activeSaid < ACTIVE_EVERY_MS && now >= this.activeSaid) return;
+    this.activeSaid = now;
+    this.#post({ kind: "active", id: null });
   }
 
   /** @param {TabNotice} notice */
@@ -106,6 +132,8 @@ export class OtherTabs {
     this.channel.onmessage = (event) => {
       const { kind, id, seq } = event.data ?? {};
       if (typeof kind !== "string" || !unlocked()) return;
+      if (kind === "lock") return this.hooks.onLock();
+      if (kind === "active") return this.hooks.onActive();
       if (typeof id === "string") this.ids.add(id);
       if (kind === "deleted") {
         if (typeof id === "string" && Number.isSafeInteger(seq)) this.deleted.push({ id, seq });

@@ -31,15 +31,18 @@ export async function afterUnlock() {
 }
 
 /**
- * Locks; `idleMinutes`: locked by the auto-lock after that long without activity.
+ * Locks this tab and every other tab of this profile. `idleMinutes`: locked by the auto-lock
+ * after that long without activity in any tab; `elsewhere`: another tab locked (by hand or by
+ * its auto-lock).
  * @param {number | null} [idleMinutes]
+ * @param {{ elsewhere?: boolean }} [options]
  */
-export function lock(idleMinutes = null) {
+export function lock(idleMinutes = null, { elsewhere = false } = {}) {
   // The open chat is reopened after unlocking in this tab (kept in memory only).
   ui.reopen = ui.screen.name === "chat" ? ui.screen.id : null;
   autoLock.stop();
   closeMenu(false);
-  engine.lock();
+  engine.lock({ elsewhere });
   if (els.dialog.open) els.dialog.close();
   els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
   document.title = "Hush";
@@ -47,10 +50,18 @@ export function lock(idleMinutes = null) {
   showUnlock();
   if (typeof idleMinutes === "number") {
     announce(`Hush locked itself after ${idleMinutes === 60 ? "1 hour" : `${idleMinutes} minutes`} without activity.`);
+  } else if (elsewhere) {
+    announce("Hush was locked in another tab.");
   }
 }
 
-/** Locks after the idle time chosen in Settings. */
-export const autoLock = new AutoLock((/** @type {number} */ minutes) => {
-  if (engine.isUnlocked) lock(minutes);
-});
+/**
+ * Locks after the idle time chosen in Settings without activity in any tab of this profile:
+ * activity here is told to the other tabs, theirs counts here (the engine's other-tab channel).
+ */
+export const autoLock = new AutoLock(
+  (/** @type {number} */ minutes) => {
+    if (engine.isUnlocked) lock(minutes);
+  },
+  () => engine.active(),
+);
