@@ -10,7 +10,7 @@ import init, { clientVersion } from "./pkg/hush.js";
 import { startServiceWorker } from "./pwa.js";
 import { startNavigation } from "./navigation.js";
 import { SyncEngine } from "./engine/sync.js";
-import { announce, els, engine, previews, showMessageScreen, ui, useEngine, visible } from "./screens/shell.js";
+import { announce, els, engine, previews, showCue, showMessageScreen, ui, useEngine, visible } from "./screens/shell.js";
 import { showHome } from "./screens/home.js";
 import { openConversation, renderList } from "./screens/list.js";
 import { showSetup } from "./screens/setup.js";
@@ -42,8 +42,16 @@ engine.on("messages", ({ id }) => {
   if (ui.chat && (id === null || ui.chat.id === id)) refreshChat();
 });
 engine.on("arrivals", ({ id, messages }) => notifyArrivals(id, messages));
-// The invite shown was joined: the person sees the safety code to compare.
-engine.on("joined", ({ id }) => showSafety(id, { justJoined: true }));
+// An invite was joined: in front of it, the person sees the safety code to compare; elsewhere,
+// a cue says who joined and leads there (the list shows them joined already).
+engine.on("joined", ({ id, shown }) => {
+  if (shown) return showSafety(id, { justJoined: true });
+  const c = engine.byId(id);
+  if (!c) return;
+  showCue(`${c.name} joined your invite. Compare your safety code with them.`, [
+    { label: "Compare safety code", run: () => engine.byId(id) && showSafety(id, { justJoined: true }) },
+  ], id);
+});
 engine.on("conflicts", () => {
   const shown = ui.screen.id && engine.byId(ui.screen.id);
   if (shown && shown.inviteTaken) showInviteTaken(shown.id);

@@ -16,7 +16,8 @@
 //   messages       { id }        conversation `id`'s history changed (null: any chat's
 //                                statuses): the open chat reads its newest end again
 //   arrivals       { id, messages }  a poll stored new messages (for notifications)
-//   joined         { id }        the invite shown in front was joined (list already read)
+//   joined         { id, shown } an invite made here was joined (list already read; `shown`:
+//                                its invite screen is in front), seen here or in another tab
 //   conflicts      {}            a flush met someone else's bytes or ended a conversation
 //                                (list already read)
 //   other-tabs     { ids, chat, deleted }  another tab changed conversations `ids` (list
@@ -41,7 +42,7 @@ import { OtherTabs } from "./tabs.js";
  *   "net-status": {},
  *   messages: { id: string | null },
  *   arrivals: { id: string, messages: HistoryEntry[] },
- *   joined: { id: string },
+ *   joined: { id: string, shown: boolean },
  *   conflicts: {},
  *   "other-tabs": { ids: Set<string>, chat: boolean, deleted: { id: string, seq: number }[] },
  *   "locked-elsewhere": {},
@@ -415,9 +416,9 @@ export class SyncEngine extends EventTarget {
       // message was re-encrypted for a later address (flush now).
       this.flushAt(out.flushAt);
       this.emit("arrivals", { id, messages: out.messages });
-      if (out.joined && this.shown.name === "invite" && this.shown.id === id) {
+      if (out.joined) {
         await this.refreshList();
-        this.emit("joined", { id });
+        this.emit("joined", { id, shown: this.shown.name === "invite" && this.shown.id === id });
       }
     } catch (err) {
       const code = codeOf(err);
@@ -615,8 +616,11 @@ export class SyncEngine extends EventTarget {
   async #applyOtherTabs(ids, chat, deleted) {
     const generation = this.generation;
     for (const { id } of deleted) this.previews.forget(id); // It may have been the last message.
+    const waiting = new Set(this.conversations.filter((c) => !c.joined && ids.has(c.id)).map((c) => c.id));
     await this.refreshList();
     if (generation !== this.generation || !this.client?.isUnlocked) return;
+    // An invite of this profile joined, as another tab's poll found.
+    for (const c of this.conversations) if (waiting.has(c.id) && c.joined) this.emit("joined", { id: c.id, shown: this.shown.name === "invite" && this.shown.id === c.id });
     for (const c of this.conversations) if (!this.pollTimers.has(c.id) && !this.polling.has(c.id)) this.schedulePoll(c.id);
     this.emit("other-tabs", { ids, chat, deleted });
   }

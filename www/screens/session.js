@@ -5,7 +5,7 @@
 import { choice } from "../settings.js";
 import { closeMenu } from "../message-menu.js";
 import { AutoLock } from "../autolock.js";
-import { announce, els, engine, setUnlockedChrome, ui } from "./shell.js";
+import { announce, clearCue, els, engine, setUnlockedChrome, ui } from "./shell.js";
 import { showHome } from "./home.js";
 import { showJoin } from "./join.js";
 import { showChat } from "./chat.js";
@@ -45,6 +45,7 @@ export function lock(idleMinutes = null, { elsewhere = false } = {}) {
   engine.lock({ elsewhere });
   if (els.dialog.open) els.dialog.close();
   els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
+  clearCue();
   document.title = "Hush";
   els.list.replaceChildren();
   showUnlock();

@@ -34,6 +34,8 @@ export const els = {
   dialog: /** @type {HTMLDialogElement} */ ($("dialog")),
   status: $("status"),
   announcer: $("announcer"),
+  cueText: $("cue-text"),
+  cueActions: $("cue-actions"),
 };
 
 /**
@@ -86,6 +88,9 @@ export const ui = {
   qrUrl: null,
 };
 
+/** The conversation the cue (showCue) is about, if any. @type {string | null} */
+let cueAbout = null;
+
 /** The last message of each conversation, shown in the list (read by the engine with it). */
 export const previews = new Previews();
 
@@ -110,6 +115,7 @@ export const visible = () => document.visibilityState === "visible";
  */
 export function setScreen(name, content, { id = null, pane = "detail", focus = null } = {}) {
   leaveScreen();
+  if (cueAbout && cueAbout === id) clearCue(); // Followed another way.
   const previous = ui.screen;
   ui.screen = { name, id };
   engine.setShown(name, id);
@@ -190,6 +196,39 @@ export function dialog(title, body, actions) {
   replace(d, h("h2", { id: "dialog-title", text: title }), body, h("div", { class: "actions end" }, actions));
   d.showModal();
   return d;
+}
+
+/**
+ * Shows a cue over the content (a status message, said to screen readers as it appears) about
+ * something that happened away from the screen shown, with `actions` (buttons; each also
+ * dismisses it) and "Dismiss". It stays until followed, dismissed, replaced, the lock, or a
+ * screen of conversation `about` shown.
+ * @param {string} text
+ * @param {{ label: string, run: () => void }[]} [actions]
+ * @param {string | null} [about]
+ */
+export function showCue(text, actions = [], about = null) {
+  cueAbout = about;
+  const buttons = actions.map(({ label, run }) =>
+    h("button", {
+      type: "button",
+      class: "primary",
+      text: label,
+      onclick: () => {
+        clearCue();
+        run();
+      },
+    }),
+  );
+  replace(els.cueActions, buttons, h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => clearCue() }));
+  els.cueText.textContent = text;
+}
+
+/** Takes the cue away (it may name someone: also on lock). */
+export function clearCue() {
+  cueAbout = null;
+  els.cueText.textContent = "";
+  els.cueActions.replaceChildren();
 }
 
 /**
