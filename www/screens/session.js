@@ -18,6 +18,8 @@ export async function afterUnlock() {
   autoLock.start();
   const reopen = ui.reopen;
   ui.reopen = null;
+  // A screen opened while the list was read (an invite link pasted meanwhile) stays.
+  if (ui.screen.name !== "unlock" && ui.screen.name !== "setup") return;
   if (ui.incomingInvite) {
     const link = ui.incomingInvite;
     ui.incomingInvite = null;
