@@ -67,3 +67,6 @@ export class Previews {
     this.byId.clear();
   }
 }
+
+/** The list's previews (read by the engine with the list). */
+export const previews = new Previews();

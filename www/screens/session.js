@@ -3,15 +3,22 @@
 // lock (by hand or by the auto-lock), which leaves no name or message in the page.
 
 import { choice } from "../settings.js";
-import { closeMenu } from "../message-menu.js";
 import { AutoLock } from "../autolock.js";
-import { announce, clearCue, els, engine, setUnlockedChrome, ui } from "./shell.js";
+import { announce, clearCue, els, engine, loadScreens, screens, setUnlockedChrome, ui } from "./shell.js";
 import { showHome } from "./home.js";
-import { showJoin } from "./join.js";
-import { showChat } from "./chat.js";
 import { showUnlock } from "./unlock.js";
 
+/** After the vault opened (unlock or set-up): the unlocked app's screens, the engine, a screen. */
 export async function afterUnlock() {
+  let loaded;
+  try {
+    loaded = await loadScreens(); // Started with the key's derivation: usually here already.
+  } catch (err) {
+    console.warn("Could not load the screens", err);
+    engine.api.lock(); // This tab only: the engine did not start.
+    throw new Error("Hush could not load its screens (is the connection down?). Try again.");
+  }
+  const { showChat, showJoin } = loaded;
   setUnlockedChrome(true);
   // A setting of this browser, not of the vault: the client forgets it when locked.
   await engine.start(choice("deleteAfterRead"));
@@ -43,7 +50,7 @@ export function lock(idleMinutes = null, { elsewhere = false } = {}) {
   // The open chat is reopened after unlocking in this tab (kept in memory only).
   ui.reopen = ui.screen.name === "chat" ? ui.screen.id : null;
   autoLock.stop();
-  closeMenu(false);
+  screens?.closeMenu(false);
   engine.lock({ elsewhere });
   if (els.dialog.open) els.dialog.close();
   els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.

@@ -1,11 +1,11 @@
 // @ts-check
 // What every screen shares: the page's fixed elements, the UI's state (the screen shown, the
-// open chat, an invite waiting to be used), the sync engine the screens read, and the helpers
-// that put a screen in the main view.
+// open chat, an invite waiting to be used), the sync engine the screens read, the helpers
+// that put a screen in the main view, and the loading of the unlocked app's screens
+// (./unlocked.js), which the locked page does not fetch.
 
 import { h, replace } from "../dom.js";
 import { screenShown, goBack } from "../navigation.js";
-import { Previews } from "../previews.js";
 import { showHome } from "./home.js";
 
 /** @typedef {import("../engine/sync.js").SyncEngine} SyncEngine */
@@ -91,8 +91,41 @@ export const ui = {
 /** The conversation the cue (showCue) is about, if any. @type {string | null} */
 let cueAbout = null;
 
-/** The last message of each conversation, shown in the list (read by the engine with it). */
-export const previews = new Previews();
+/**
+ * The screens of the unlocked app (./unlocked.js) once loaded, null before: what runs only
+ * while unlocked calls them through this (the first unlock awaits loadScreens).
+ * @type {typeof import("./unlocked.js") | null}
+ */
+export let screens = null;
+/** @type {Promise<typeof import("./unlocked.js")> | null} */
+let loadingScreens = null;
+
+/**
+ * Loads the unlocked app's screens (once; again after a failure). Set-up and unlock start it
+ * with the key's derivation, which takes longer, so the list is not kept waiting.
+ */
+export function loadScreens() {
+  loadingScreens ??= import("./unlocked.js").then(
+    (loaded) => (screens = loaded),
+    (err) => {
+      loadingScreens = null;
+      throw err;
+    },
+  );
+  return loadingScreens;
+}
+
+/**
+ * The last message of each conversation, for the engine: the list's previews (../previews.js),
+ * which come with the unlocked app's screens (the engine reads them only while unlocked).
+ */
+export const previews = {
+  /** @type {(client: Client, list: ConversationSummary[], force: string | null) => Promise<void>} */
+  refresh: async (client, list, force) => (await loadScreens()).previews.refresh(client, list, force),
+  /** @param {string} id */
+  forget: (id) => screens?.previews.forget(id),
+  clear: () => screens?.previews.clear(),
+};
 
 /** @type {SyncEngine} */
 export let engine;
