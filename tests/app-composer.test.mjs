@@ -6,14 +6,18 @@
 //     protocol's limit (MAX_MESSAGE_BYTES UTF-8 bytes, multi-byte characters included)
 //     arrives intact; one byte more cannot be sent, says why, and stays in the box;
 //   - the limit the page uses is the wasm client's own: it takes exactly that many bytes and
-//     refuses one more.
+//     refuses one more;
+//   - 1 MB pasted is refused with the reason and kept whole, and the check is cheap: the length
+//     is counted without encoding, the box's direction set from its first letter (dir="auto"
+//     froze the page); the long tasks of the paste are printed, not asserted;
+//   - a long name keeps the placeholder ("Message <name>") on the box's one line, with "…".
 
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, NO_BROWSER } from "./support/browser.mjs";
-import { createPassphrase, connect, listItem, send, messages, eventually } from "./support/app.mjs";
+import { createPassphrase, connect, listItem, send, messages, eventually, openChat } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = { alice: "alice correct horse", bob: "bob battery staple" };
@@ -207,6 +211,53 @@ describe("the message box: right-to-left text, and long messages never cut", { s
     await box.fill("");
   });
 
+  test("1 MB pasted is refused with the reason and kept whole; the box finds its direction without dir=auto", async () => {
+    const page = alice.page;
+    const box = page.getByRole("textbox", { name: "Message" });
+    const counter = page.locator(".composer-count");
+    // The length is counted as the client encodes it, lone surrogates and all, without encoding.
+    const mismatches = await page.evaluate(async () => {
+      const { utf8Length } = await import("/composer.js");
+      const samples = ["", "a", "é", "€", "👋🏽", "\ud800", "\udc00x", "x\ud83d", "\ud83d\ud83d\ude00", "שלום עולם 👋🏽 hello"];
+      return samples.filter((t) => utf8Length(t) !== new TextEncoder().encode(t).length);
+    });
+    assert.deepEqual(mismatches, [], "utf8Length agrees with TextEncoder");
+    await alice.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    // One line of 1 MB (what froze the page for 2.4 s), then 1 MB of Hebrew lines.
+    const pastes = [
+      { what: "1 MB, one line of English", text: "The quick brown fox jumps over the lazy dog. ".repeat(25_000).slice(0, 1_000_000), dir: "ltr" },
+      { what: "1 MB of Hebrew lines", text: `${HEBREW}\n`.repeat(60_000).slice(0, 1_000_000), dir: "rtl" },
+    ];
+    for (const { what, text, dir } of pastes) {
+      await box.fill("");
+      await page.evaluate(async (t) => {
+        await navigator.clipboard.writeText(t);
+        window.__longTasks = [];
+        window.__longTaskObserver ??= new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration)));
+        window.__longTaskObserver.observe({ type: "longtask" });
+      }, text);
+      await box.focus();
+      const started = Date.now();
+      await page.keyboard.press("Control+V");
+      const over = new Intl.NumberFormat("en").format(utf8(text) - limit);
+      await page.getByText(`This message is too long to send, by ${over} bytes.`).waitFor({ state: "attached", timeout: 120_000 });
+      const shown = Date.now() - started;
+      await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => setTimeout(ok, 200))));
+      assert.match((await counter.textContent()).trim(), new RegExp(`^Too long by ${over} bytes`), `${what}: the counter says by how much`);
+      assert.ok((await box.inputValue()) === text, `${what}: kept whole, not cut`);
+      assert.equal(await box.getAttribute("aria-invalid"), "true");
+      assert.equal(await page.getByRole("button", { name: "Send", exact: true }).isDisabled(), true, `${what}: Send is off`);
+      // Its direction is set from its first letter: dir="auto" made Chromium resolve it over
+      // the whole text on each change (the freeze).
+      assert.equal(await box.getAttribute("dir"), dir, `${what}: the box's direction is set from its text`);
+      assert.equal(await box.evaluate((el) => getComputedStyle(el).direction), dir);
+      const tasks = await page.evaluate(() => window.__longTasks);
+      console.log(`# paste of ${what}: refusal shown after ${shown} ms; long tasks on the page's thread: ${tasks.map((d) => `${Math.round(d)} ms`).join(", ") || "none"}`);
+    }
+    await box.fill("");
+    assert.equal(await box.getAttribute("aria-invalid"), null);
+  });
+
   test("the page's limit is the wasm client's: it takes exactly that many bytes and refuses one more", async () => {
     const page = await alice.context.newPage();
     try {
@@ -247,6 +298,38 @@ describe("the message box: right-to-left text, and long messages never cut", { s
       assert.equal(outcome.refused, "MessageTooLong", "one byte more is refused as too long");
     } finally {
       await page.close();
+    }
+  });
+
+  test("with a long name, the composer's placeholder stays on one line, cut with an ellipsis", async () => {
+    const page = alice.page;
+    const long = "Bartholomew Maximilian Montgomery-Featherstonehaugh III";
+    await page.getByRole("button", { name: "Rename" }).click();
+    await page.getByRole("dialog").getByLabel("Name").fill(long);
+    await page.getByRole("button", { name: "Save name" }).click();
+    await page.getByRole("heading", { name: long }).waitFor();
+    await openChat(page, long); // Opened again: drawn with the long name from the start.
+    const box = page.getByRole("textbox", { name: "Message" });
+    await box.fill("");
+    const placeholder = () =>
+      box.evaluate((el) => new Promise((ok) => requestAnimationFrame(() => ok({ text: el.placeholder, overflow: el.scrollHeight - el.clientHeight }))));
+    try {
+      for (const width of [390, 320]) {
+        await page.setViewportSize({ width, height: 844 });
+        const shown = await placeholder();
+        assert.equal(shown.overflow, 0, `${width} px: the empty box holds its placeholder on one line (${JSON.stringify(shown)})`);
+        assert.match(shown.text, /^Message Barth.*…$/, `${width} px: cut with an ellipsis`);
+      }
+      await page.setViewportSize({ width: 1280, height: 800 });
+      assert.deepEqual(await placeholder(), { text: `Message ${long}`, overflow: 0 }, "wide: the whole name");
+      // Renamed with the chat open: the placeholder follows (and the title keeps its mark).
+      await page.getByRole("button", { name: "Rename" }).click();
+      await page.getByRole("dialog").getByLabel("Name").fill("Bob");
+      await page.getByRole("button", { name: "Save name" }).click();
+      await page.getByRole("heading", { name: "Bob", exact: true }).waitFor();
+      assert.deepEqual(await placeholder(), { text: "Message Bob", overflow: 0 }, "the new name in the placeholder");
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
     }
   });
 

@@ -9,6 +9,8 @@
 //   - a joiner whose clock is a day ahead still joins; past the tolerance the refusal says
 //     which clock is likely wrong (this device's, checked against the site's Date header, or
 //     the inviter's);
+//   - an invite joined while its maker is on another screen: a status says who joined (the
+//     list shows them joined) and leads to the safety code;
 //   - names that start with an emoji, a flag or a combining accent show that character as the
 //     avatar letter.
 
@@ -265,6 +267,22 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     assert.match(said, /unclear where the invite ends.*put it back together/i, said);
     await screenshot(bob.page, "invites-refused-unclear");
     await bob.page.getByRole("button", { name: "Back" }).click();
+  });
+
+  test("an invite joined while its maker is on another screen: a status says who joined, the list shows them, and it leads to the safety code", async () => {
+    const name = fresh("Bob cue");
+    const link = await newConversation(alice.page, name);
+    await alice.page.getByRole("button", { name: "Settings" }).click();
+    await alice.page.getByLabel("Mailbox URL").waitFor();
+    await pasteAndAccept(bob.page, fresh("Alice cue"), link);
+    const cue = alice.page.getByRole("status").filter({ hasText: `${name} joined your invite. Compare your safety code with them.` });
+    await cue.waitFor({ timeout: 60_000 });
+    assert.equal(await alice.page.getByLabel("Mailbox URL").count(), 1, "still on Settings: nothing taken from under the person");
+    assert.ok(!/Waiting for them to join/.test(await listItem(alice.page, name).innerText()), "the list shows them joined");
+    await alice.page.getByRole("button", { name: "Compare safety code" }).click();
+    await alice.page.getByRole("heading", { name: `Connected with ${name}` }).waitFor();
+    assert.equal(await cue.count(), 0, "the cue goes once followed");
+    await bothConnected(alice, bob, "joined away from the invite");
   });
 
   test("no console errors", () => {

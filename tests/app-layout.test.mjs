@@ -2,7 +2,9 @@
 // headless Chromium against a real mailbox-server:
 //   - set-up: an error about the confirmation does not stay once the two passphrases match;
 //   - a name of 60 letters without a space wraps inside the invite card at 320 px instead of
-//     running off the screen.
+//     running off the screen;
+//   - a name field's 60-character limit is said, never cut: a counter near it, "the limit is
+//     reached" at it, and what is typed or pasted past it kept, marked and refused.
 
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +21,7 @@ describe("layout and set-up messages", { skip: NO_BROWSER && "browser tests swit
   before(async () => {
     server = await startNative({ www: WWW });
     browser = await launch({ viewport: { width: 320, height: 700 } });
+    await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
     await browser.page.goto(`${server.url}/`);
   });
   after(async () => {
@@ -58,6 +61,43 @@ describe("layout and set-up messages", { skip: NO_BROWSER && "browser tests swit
       return { page: document.documentElement.scrollWidth - window.innerWidth, wide: wide.map((el) => `${el.tagName}.${el.className}`) };
     });
     assert.deepEqual(overflow, { page: 0, wide: [] }, "nothing runs past the screen's right edge");
+    assert.deepEqual(browser.errors, []);
+  });
+
+  test("a name field's limit is said, never cut: a counter near it, 'the limit is reached', and what goes past it kept and refused", async () => {
+    const { page } = browser;
+    await page.getByRole("button", { name: "Back" }).click();
+    await page.getByRole("button", { name: "New conversation" }).click();
+    const name = page.getByLabel("Their name");
+    const counter = page.locator(".field-count");
+    await name.fill("N".repeat(40));
+    assert.equal(await counter.isVisible(), false, "no counter far from the limit");
+    await name.fill("N".repeat(50));
+    assert.equal((await counter.textContent()).trim(), "10 characters left");
+    await name.fill("N".repeat(60));
+    await page.getByText("60 of 60 characters: the limit is reached.").waitFor();
+    await page.getByText("The limit of 60 characters is reached.").waitFor({ state: "attached" }); // said once to screen readers
+    // Typed past it: kept, and said.
+    await name.press("End");
+    await name.press("x");
+    assert.equal(await name.inputValue(), `${"N".repeat(60)}x`, "the 61st character typed is kept");
+    assert.equal((await counter.textContent()).trim(), "Too long by 1 character: 60 characters at most. Shorten it; nothing was cut.");
+    assert.equal(await name.getAttribute("aria-invalid"), "true");
+    // Pasted past it: kept whole, and refused with a word.
+    await page.evaluate(() => navigator.clipboard.writeText("A pasted name that is a good deal longer than sixty characters allow"));
+    await name.fill("");
+    await name.press("Control+V");
+    assert.equal(await name.inputValue(), "A pasted name that is a good deal longer than sixty characters allow", "the paste is kept whole");
+    assert.match((await counter.textContent()).trim(), /^Too long by 8 characters/);
+    await page.getByRole("button", { name: "Create invite" }).click();
+    await page.getByText("This is too long: shorten it to fit").waitFor();
+    assert.equal(await page.getByRole("heading", { name: "New conversation" }).count(), 1, "no invite made");
+    // Shortened: it fits again, and the invite is made under the name as typed.
+    await name.fill("A pasted name that is a good deal longer than sixty charact");
+    await page.getByText("It fits again.").waitFor({ state: "attached" });
+    assert.equal(await name.getAttribute("aria-invalid"), null);
+    await page.getByRole("button", { name: "Create invite" }).click();
+    await page.getByRole("textbox", { name: "Invite link" }).waitFor();
     assert.deepEqual(browser.errors, []);
   });
 });

@@ -11,7 +11,8 @@
 //     another open tab is told, not reloaded;
 //   - Back moves within Hush: chat → list, safety code → chat, another conversation's screen
 //     is never on the way back, on a desktop and on a phone-sized window, and Back never shows
-//     the unlock screen of an unlocked session;
+//     the unlock screen of an unlocked session; after joining from an invite link (opened in a
+//     fresh tab, or pasted into an open tab: on the list, in a chat, locked) every Back moves;
 //   - the vault's creation asks for persistent storage, and Settings shows whether the
 //     browser granted it, with what "not granted" means and a way to ask again.
 
@@ -348,6 +349,74 @@ describe("offline, outages and Back", { skip: NO_BROWSER, timeout: 600_000 }, ()
     assert.deepEqual(alice.errors, [], "alice: no console errors");
     assert.deepEqual(bob.errors.filter((e) => !networkFailure(e)), [], "bob: no console errors");
   });
+});
+
+test("after joining from an invite link, every Back moves: opened in a fresh tab, pasted into an open tab on the list, in a chat, or locked", { skip: NO_BROWSER, timeout: 240_000 }, async () => {
+  const server = await startNative({ www: WWW });
+  const alice = await launch();
+  const bob = await launch();
+  try {
+    // Alice's invites, made through the client's API on a bare page of her profile.
+    await alice.page.goto(`${server.url}/v1/health`);
+    const links = await alice.page.evaluate(async (site) => {
+      const hush = await import("/pkg/hush.js");
+      await hush.default();
+      const client = await hush.HushClient.open("hush");
+      await client.createVault("alice invites", true);
+      const out = [];
+      for (let i = 0; i < 4; i++) out.push((await client.createInvite(`${site}/`, site, `Bob ${i}`)).link);
+      return out;
+    }, server.url);
+    const page = bob.page;
+    await page.goto(`${server.url}/`);
+    await createPassphrase(page, PASS.bob);
+    /** Where the page is: Hush's screen, the unlock screen, or another page (Hush left). */
+    const where = async () => (page.url().startsWith(server.url) ? `${await screenOf(page)}${(await isUnlocked(page)) ? "" : " (locked)"}` : page.url());
+    /** Joins the invite offered, goes to the chat, then presses Back until Hush is left. */
+    const joinThenBack = async (how, name) => {
+      await page.getByLabel("Their name").fill(name);
+      await page.getByRole("button", { name: "Accept invite" }).click();
+      await page.getByRole("button", { name: "Start chatting" }).click({ timeout: 60_000 });
+      await page.getByRole("textbox", { name: "Message" }).waitFor();
+      const seen = [await where()];
+      while (page.url().startsWith(server.url) && seen.length < 6) {
+        await page.goBack().catch(() => {});
+        await page.evaluate(() => new Promise((ok) => setTimeout(ok, 300))).catch(() => {});
+        seen.push(await where());
+      }
+      for (let i = 1; i < seen.length; i++) assert.notEqual(seen[i], seen[i - 1], `${how}: Back ${i} moved (${seen.join(" → ")})`);
+      assert.deepEqual(seen.slice(0, 2), ["chat", "home"], `${how}: Back from the chat shows the list (${seen.join(" → ")})`);
+      assert.ok(!seen.some((w) => w.includes("locked")), `${how}: never the unlock screen (${seen.join(" → ")})`);
+      // Back into Hush for the next case (a new page load: unlock).
+      await page.goto(`${server.url}/`);
+      await unlock(page, PASS.bob);
+      await eventually(async () => (await screenOf(page)) === "home", { what: "the list after unlocking" });
+    };
+
+    await page.goto("about:blank");
+    await page.goto(links[0]);
+    await unlock(page, PASS.bob);
+    await joinThenBack("opened in a fresh tab", "Alice 0");
+
+    await page.goto(links[1]); // The list in front: the address bar's fragment changes.
+    await joinThenBack("pasted into a tab on the list", "Alice 1");
+
+    await openChat(page, "Alice 0");
+    await page.goto(links[2]);
+    await joinThenBack("pasted into a tab with a chat open", "Alice 2");
+
+    await page.getByRole("button", { name: "Lock", exact: true }).click();
+    await page.getByLabel("Passphrase", { exact: true }).waitFor();
+    await page.goto(links[3]);
+    await page.getByText("You opened an invite link.", { exact: false }).waitFor();
+    await unlock(page, PASS.bob);
+    await joinThenBack("pasted into a locked tab", "Alice 3");
+    assert.deepEqual(bob.errors.filter((e) => !networkFailure(e)), []);
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+    await server.stop();
+  }
 });
 
 test("a new version is announced and applied only when the person clicks Reload", { skip: NO_BROWSER, timeout: 180_000 }, async () => {

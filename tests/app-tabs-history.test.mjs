@@ -4,7 +4,9 @@
 //     person, messages sent from the first tab, their delivery status) within a second;
 //   * a long conversation opens with its newest page only, scrolling up loads older pages
 //     (the view stays where it was), and a new message is appended: no whole-history read,
-//     no redraw of what is shown.
+//     no redraw of what is shown;
+//   * a message deleted on this device in one tab goes from another tab's open chat and list;
+//   * Lock and the auto-lock lock every tab of the profile (activity in any tab counts).
 // The conversation is set up through the client's JS API (Alice on a bare page of her own
 // profile; Bob's vault in the profile whose app is then driven through roles and names).
 
@@ -13,7 +15,7 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { unlock, openChat, send, messages, eventually, recordArrivals, arrivals, onMailbox } from "./support/app.mjs";
+import { unlock, openChat, send, messages, eventually, recordArrivals, arrivals, onMailbox, listItem } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const BOB_PASS = "bob tabs and history";
@@ -133,6 +135,97 @@ test("a second tab on the same chat shows the other person's messages and the fi
     await server.stop();
   }
 });
+
+/** Bob's two tabs of the app, each unlocked; the first on the chat with Alice if `chat`. */
+async function twoTabs(server, bob, { chat = true } = {}) {
+  const tabs = [bob.page, await bob.context.newPage()];
+  for (const tab of tabs) {
+    await tab.goto(`${server.url}/`);
+    await unlock(tab, BOB_PASS);
+    if (chat) await openChat(tab, "Alice");
+  }
+  return tabs;
+}
+
+/**
+ * Console errors, but for the browser's line about a 409: two tabs polling the same
+ * conversation may both deposit its acknowledgement, and the mailbox keeps the first.
+ */
+const errorsBut409 = (errors) => errors.filter((line) => !/status of 409 \(Conflict\)/.test(line));
+
+/** The page's text and form values: what a look at the tab (or its DOM) could show. */
+const pageText = (tab) => tab.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll("input, textarea")].map((el) => el.value).join("\n"));
+
+/** Runs `body({ server, alice, bob, ids })` with a mailbox, Alice and Bob paired; then closes all. */
+async function withPair(body) {
+  const server = await startNative({ www: WWW });
+  const alice = await launch();
+  const bob = await launch();
+  try {
+    await body({ server, alice, bob, ids: await pair(server, alice, bob) });
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+    await server.stop();
+  }
+}
+
+test("a message deleted on this device in one tab goes from another tab's open chat and list at once", { skip: NO_BROWSER, timeout: 180_000 }, () =>
+  withPair(async ({ server, alice, bob, ids }) => {
+    const [tab1, tab2] = await twoTabs(server, bob);
+    await aliceSends(alice, ids.alice, ["keep this", "delete this"]);
+    for (const tab of [tab1, tab2]) {
+      await eventually(async () => (await messages(tab)).map((m) => m.text).join() === "keep this,delete this", { what: "both messages in each tab" });
+    }
+    const item = tab1.getByRole("list", { name: "Conversation history" }).getByRole("listitem").filter({ hasText: "delete this" });
+    await item.hover();
+    await item.getByRole("button", { name: "Message actions" }).click();
+    await tab1.getByRole("menuitem", { name: "Delete on this device" }).click();
+    await tab1.getByRole("button", { name: "Delete message" }).click();
+    await eventually(async () => (await messages(tab1)).map((m) => m.text).join() === "keep this", { what: "gone in the tab that deleted it" });
+    // The other tab, not reloaded: gone from its chat and from the list's last message.
+    await eventually(async () => (await messages(tab2)).map((m) => m.text).join() === "keep this", { timeout: 5_000, what: "gone from the other tab's open chat" });
+    await eventually(async () => /keep this/.test(await listItem(tab2, "Alice").innerText()), { timeout: 5_000, what: "the other tab's list shows the message before it" });
+    assert.ok(!(await pageText(tab2)).includes("delete this"), "nowhere in the other tab");
+    assert.deepEqual(errorsBut409(bob.errors), []);
+  }),
+);
+
+test("Lock, and the auto-lock, lock every tab of the profile; activity in any tab postpones the auto-lock", { skip: NO_BROWSER, timeout: 180_000 }, () =>
+  withPair(async ({ server, alice, bob, ids }) => {
+    await aliceSends(alice, ids.alice, ["a secret in the chat"]);
+    await bob.context.clock.install(); // Both tabs: time flows as usual until fast-forwarded.
+    const [tab1, tab2] = await twoTabs(server, bob);
+    for (const tab of [tab1, tab2]) await eventually(async () => (await messages(tab)).length === 1, { what: "the message in each tab" });
+    const lockedTab = async (tab, what) => {
+      await tab.getByLabel("Passphrase", { exact: true }).waitFor({ timeout: 10_000 });
+      const text = await pageText(tab);
+      for (const secret of ["a secret in the chat", "Alice"]) assert.ok(!text.includes(secret), `${what}: "${secret}" is not in the page`);
+    };
+
+    // Lock in the first tab: the second locks too, and says why.
+    await tab1.getByRole("button", { name: "Lock", exact: true }).click();
+    await lockedTab(tab1, "the tab locked by hand");
+    await lockedTab(tab2, "the other tab");
+    assert.equal(await tab2.locator("#announcer").textContent(), "Hush was locked in another tab.");
+
+    // Auto-lock after 15 minutes without activity in any tab: the second tab is in use, so the
+    // first (idle) does not lock them; then nobody is, and both lock.
+    for (const tab of [tab1, tab2]) await unlock(tab, BOB_PASS);
+    await tab1.clock.fastForward("08:00");
+    await tab2.keyboard.press("Shift"); // Activity in the second tab only.
+    await tab1.clock.fastForward("08:00"); // 16 minutes since the first tab's last activity.
+    for (const tab of [tab1, tab2]) assert.equal(await tab.getByRole("button", { name: "Lock", exact: true }).isVisible(), true, "activity in another tab postponed it");
+    await tab1.clock.fastForward("08:00");
+    await lockedTab(tab1, "auto-locked: the first tab");
+    await lockedTab(tab2, "auto-locked: the second tab");
+    // Each says why: its own idle time, or the other tab's lock (whichever timer ran first).
+    for (const tab of [tab1, tab2]) {
+      assert.match(await tab.locator("#announcer").textContent(), /^(Hush locked itself after 15 minutes without activity\.|Hush was locked in another tab\.)$/);
+    }
+    assert.deepEqual(errorsBut409(bob.errors), []);
+  }),
+);
 
 test("a long conversation opens with its newest page, loads older pages on scroll, and appends new messages", { skip: NO_BROWSER, timeout: 300_000 }, async () => {
   const HISTORY = 600;

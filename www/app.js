@@ -1,7 +1,9 @@
 // @ts-check
 // Hush web app: the entry. It starts the sync engine (./engine/sync.js: the client, polls,
 // flushes, subscriptions, other tabs; no DOM) and wires its events to the screens
-// (./screens/*.js, one module per screen), then shows the first screen.
+// (./screens/*.js, one module per screen), then shows the first screen. The page loads only
+// what the locked screens need; the unlocked app's screens (./screens/unlocked.js) come with
+// the first unlock.
 //
 // The client (./pkg/hush.js) owns every secret and every stored byte; the engine decides when
 // to call it, the screens what to show.
@@ -10,55 +12,65 @@ import init, { clientVersion } from "./pkg/hush.js";
 import { startServiceWorker } from "./pwa.js";
 import { startNavigation } from "./navigation.js";
 import { SyncEngine } from "./engine/sync.js";
-import { els, engine, previews, showMessageScreen, ui, useEngine, visible } from "./screens/shell.js";
+import { announce, els, engine, previews, screens, showCue, showMessageScreen, ui, useEngine, visible } from "./screens/shell.js";
 import { showHome } from "./screens/home.js";
-import { openConversation, renderList } from "./screens/list.js";
 import { showSetup } from "./screens/setup.js";
 import { showUnlock } from "./screens/unlock.js";
-import { lock } from "./screens/session.js";
-import { showNewConversation } from "./screens/new.js";
-import { showInviteTaken } from "./screens/invite.js";
-import { showJoin } from "./screens/join.js";
-import { showSafety } from "./screens/safety.js";
-import { showConnectedWhenDelivered } from "./screens/connecting.js";
-import { refreshChat } from "./screens/chat.js";
-import { renderNotices } from "./screens/notices.js";
-import { showSettings } from "./screens/settings.js";
+import { autoLock, lock } from "./screens/session.js";
 import { updateNetStatus } from "./screens/net-status.js";
 import { storageMessage } from "./screens/texts.js";
-import { notifyArrivals, openFromServiceWorker } from "./notify.js";
 
 useEngine(new SyncEngine({ visible, online: () => navigator.onLine, previews }));
 
-// What the engine reports, shown.
+// What the engine reports, shown. Events about conversations come only while unlocked, when
+// the unlocked app's screens are loaded (`screens`, set by the unlock before the engine starts).
 engine.on("conversations", ({ gone }) => {
-  renderList();
+  if (!screens) return;
+  screens.renderList();
   if (gone) updateNetStatus();
-  showConnectedWhenDelivered();
-  if (ui.chat) renderNotices(ui.chat);
+  screens.showConnectedWhenDelivered();
+  if (ui.chat) screens.renderNotices(ui.chat);
 });
 engine.on("net-status", () => updateNetStatus());
 engine.on("messages", ({ id }) => {
-  if (ui.chat && (id === null || ui.chat.id === id)) refreshChat();
+  if (ui.chat && (id === null || ui.chat.id === id)) screens?.refreshChat();
 });
-engine.on("arrivals", ({ id, messages }) => notifyArrivals(id, messages));
-// The invite shown was joined: the person sees the safety code to compare.
-engine.on("joined", ({ id }) => showSafety(id, { justJoined: true }));
+engine.on("arrivals", ({ id, messages }) => screens?.notifyArrivals(id, messages));
+// An invite was joined: in front of it, the person sees the safety code to compare; elsewhere,
+// a cue says who joined and leads there (the list shows them joined already).
+engine.on("joined", ({ id, shown }) => {
+  const s = screens;
+  if (!s) return;
+  if (shown) return s.showSafety(id, { justJoined: true });
+  const c = engine.byId(id);
+  if (!c) return;
+  showCue(`${c.name} joined your invite. Compare your safety code with them.`, [
+    { label: "Compare safety code", run: () => engine.byId(id) && s.showSafety(id, { justJoined: true }) },
+  ], id);
+});
 engine.on("conflicts", () => {
   const shown = ui.screen.id && engine.byId(ui.screen.id);
-  if (shown && shown.inviteTaken) showInviteTaken(shown.id);
+  if (shown && shown.inviteTaken) screens?.showInviteTaken(shown.id);
 });
-engine.on("other-tabs", ({ ids, chat }) => {
+engine.on("other-tabs", ({ ids, chat, deleted }) => {
+  const s = screens;
+  if (!s) return;
+  // Said, which also takes the text of a deleted message out of the announcer (the arrivals).
+  if (s.removeFromChat(deleted.filter((d) => d.id === ui.chat?.id).map((d) => d.seq))) announce("A message was deleted on this device in another tab.");
   const shown = ui.screen.id;
   if (shown && ids.has(shown)) {
     const c = engine.byId(shown);
     if (!c) return showHome(); // Deleted in another tab.
-    if (ui.screen.name === "invite" && c.joined) return showSafety(shown, { justJoined: true });
-    if (ui.chat?.title && ui.chat.title.textContent !== c.name) ui.chat.title.textContent = c.name;
+    if (ui.screen.name === "invite" && c.joined) return s.showSafety(shown, { justJoined: true });
+    if (ui.chat?.id === shown) ui.chat.rename(c.name);
   }
-  if (chat && ui.chat) refreshChat();
+  if (chat && ui.chat) s.refreshChat();
 });
-openFromServiceWorker();
+// Locking is for the whole profile: another tab locked, so this one locks too.
+engine.on("locked-elsewhere", () => {
+  if (engine.isUnlocked) lock(null, { elsewhere: true });
+});
+engine.on("active-elsewhere", () => autoLock.touch());
 
 async function boot() {
   // An invite link opened directly: keep it in memory and take it out of the address bar and
@@ -81,10 +93,11 @@ async function boot() {
     console.error(err);
     return;
   }
+  // The top bar's and the list's buttons show only while unlocked.
   els.lock.addEventListener("click", () => lock());
-  els.settings.addEventListener("click", () => showSettings());
-  els.newConv.addEventListener("click", () => showNewConversation());
-  els.join.addEventListener("click", () => showJoin());
+  els.settings.addEventListener("click", () => screens?.showSettings());
+  els.newConv.addEventListener("click", () => screens?.showNewConversation());
+  els.join.addEventListener("click", () => screens?.showJoin());
   document.addEventListener("keydown", (event) => {
     // Ctrl+F (Cmd+F) in a chat searches the conversation, not the page.
     if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "f" && ui.chat?.search) {
@@ -98,10 +111,10 @@ async function boot() {
   // An invite link pasted into the address bar of an open Hush tab only changes the fragment.
   window.addEventListener("hashchange", () => {
     if (!takeInviteFromUrl()) return;
-    if (engine.isUnlocked) {
+    if (engine.isUnlocked && screens) {
       const link = ui.incomingInvite ?? "";
       ui.incomingInvite = null;
-      showJoin(link);
+      screens.showJoin(link);
     } else if (ui.screen.name === "unlock") {
       showUnlock();
     } else if (ui.screen.name === "setup") {
@@ -150,15 +163,17 @@ function takeInviteFromUrl() {
  */
 function showFromHistory({ name, id }) {
   if (els.dialog.open) els.dialog.close();
+  const s = screens; // Loaded: Back and Forward move within an unlocked session only.
+  if (!s) return showHome();
   /** @type {Record<string, (id: string) => void>} */
   const shows = {
-    chat: openConversation,
-    invite: openConversation,
-    "invite-taken": openConversation,
-    safety: (id) => showSafety(id),
-    new: () => showNewConversation(),
-    join: () => showJoin(),
-    settings: () => showSettings(),
+    chat: s.openConversation,
+    invite: s.openConversation,
+    "invite-taken": s.openConversation,
+    safety: (id) => s.showSafety(id),
+    new: () => s.showNewConversation(),
+    join: () => s.showJoin(),
+    settings: () => s.showSettings(),
   };
   if (shows[name] && (!id || engine.byId(id))) shows[name](/** @type {string} */ (id));
   else showHome();

@@ -41,16 +41,19 @@ const ACTIVITY = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"
 
 /**
  * Watches for activity while Hush is unlocked and calls `onIdle` once the chosen time passes
- * without any. `start()` on unlock, `stop()` on lock, `rearm()` when the choice changes.
+ * without any. `start()` on unlock, `stop()` on lock, `rearm()` when the choice changes,
+ * `touch()` for activity seen elsewhere (another tab); `onActive()` is called on activity here.
  */
 export class AutoLock {
-  constructor(onIdle) {
+  constructor(onIdle, onActive = () => {}) {
     this.onIdle = onIdle;
+    this.onActive = onActive;
     this.running = false;
     this.last = 0;
     this.timer = 0;
     this.onActivity = () => {
       this.last = Date.now();
+      this.onActive();
     };
     this.onVisibility = () => {
       // Back in view after the idle time: lock before anything is seen; else it is activity.
@@ -73,6 +76,11 @@ export class AutoLock {
     clearTimeout(this.timer);
     for (const type of ACTIVITY) document.removeEventListener(type, this.onActivity, { capture: true });
     document.removeEventListener("visibilitychange", this.onVisibility);
+  }
+
+  /** Activity elsewhere (another tab of this profile): the idle time counts from now. */
+  touch() {
+    if (this.running) this.last = Date.now();
   }
 
   /** The choice changed: counts from now with the new time. */

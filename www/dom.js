@@ -50,32 +50,106 @@ export function uid(prefix) {
   return `${prefix}-${idCounter}`;
 }
 
-/** A labelled form field: returns { wrap, input, error } (error is an aria-live message slot). */
 /**
- * @param {{ label: string, type?: string, value?: string, hint?: string, autocomplete?: string, multiline?: boolean, [attr: string]: unknown }} options
+ * A labelled form field: returns { wrap, input, error, fits } (error is an aria-live message
+ * slot). `maxlength` (characters) is a limit said, never a cut: the browser's attribute drops
+ * what is typed or pasted past it without a word, so it is not set. From LIMIT_SHOW_FROM of it
+ * a counter under the field says how many characters are left, that the limit is reached, or
+ * by how much the text is over it (the field is then invalid); the change of state is said to
+ * screen readers once. `fits()` whether the text is within the limit: a form refuses it
+ * otherwise (refuseTooLong).
+ * @param {{ label: string, type?: string, value?: string, hint?: string, autocomplete?: string, multiline?: boolean, maxlength?: number, [attr: string]: unknown }} options
  */
-export function field({ label, type = "text", value = "", hint, autocomplete, multiline = false, ...attrs }) {
+export function field({ label, type = "text", value = "", hint, autocomplete, multiline = false, maxlength, ...attrs }) {
   const id = uid("field");
   const hintId = hint ? `${id}-hint` : null;
   const errorId = `${id}-error`;
+  const countId = maxlength ? `${id}-count` : null;
   const input = /** @type {HTMLInputElement} */ (h(multiline ? "textarea" : "input", {
     id,
     type: multiline ? null : type,
     value,
     autocomplete,
-    "aria-describedby": [hintId, errorId].filter(Boolean).join(" "),
+    "aria-describedby": [hintId, countId, errorId].filter(Boolean).join(" "),
     ...attrs,
   }));
   const error = h("p", { class: "field-error", id: errorId, role: "alert" });
+  const limit = maxlength ? lengthLimit(input, maxlength, /** @type {string} */ (countId)) : null;
   const wrap = h(
     "div",
     { class: "field" },
     h("label", { for: id, text: label }),
     hint ? h("p", { class: "hint", id: hintId, text: hint }) : null,
     input,
+    limit?.counter,
+    limit?.said,
     error,
   );
-  return { wrap, input, error };
+  return { wrap, input, error, fits: () => !limit || limit.fits() };
+}
+
+/** From this share of a field's limit on, its counter shows. */
+const LIMIT_SHOW_FROM = 0.8;
+
+/** @param {number} n */
+const characters = (n) => `${n} ${n === 1 ? "character" : "characters"}`;
+
+/**
+ * The counter of a field limited to `max` characters (code points, as a person counts them
+ * more nearly than UTF-16 units): { counter, said, fits }.
+ * @param {HTMLInputElement} input
+ * @param {number} max
+ * @param {string} counterId
+ */
+function lengthLimit(input, max, counterId) {
+  const counter = h("p", { class: "field-count", id: counterId, hidden: true });
+  // Says a change of state (reached, over, fits again) once, not the count on every key.
+  const said = h("p", { class: "sr-only", role: "status", "aria-live": "polite" });
+  const length = () => [...input.value].length;
+  /** @type {"under" | "reached" | "over"} */
+  let state = "under";
+  const update = () => {
+    const n = length();
+    const now = n > max ? "over" : n === max ? "reached" : "under";
+    counter.textContent =
+      now === "over"
+        ? `Too long by ${characters(n - max)}: ${max} characters at most. Shorten it; nothing was cut.`
+        : now === "reached"
+          ? `${max} of ${max} characters: the limit is reached.`
+          : n >= max * LIMIT_SHOW_FROM
+            ? `${characters(max - n)} left`
+            : "";
+    counter.hidden = !counter.textContent;
+    counter.classList.toggle("over", now === "over");
+    if (now === "over") input.setAttribute("aria-invalid", "true");
+    else if (state === "over") input.removeAttribute("aria-invalid");
+    if (now !== state) {
+      said.textContent =
+        now === "over"
+          ? `Too long by ${characters(n - max)}: ${max} characters at most.`
+          : now === "reached"
+            ? `The limit of ${max} characters is reached.`
+            : state === "over"
+              ? "It fits again."
+              : "";
+      state = now;
+    }
+  };
+  input.addEventListener("input", update);
+  update();
+  return { counter, said, fits: () => length() <= max };
+}
+
+/**
+ * Refuses a form whose field `f` is over its limit: says so under it and focuses it. Returns
+ * whether it refused.
+ * @param {{ input: HTMLInputElement, error: HTMLElement, fits: () => boolean }} f
+ */
+export function refuseTooLong(f) {
+  if (f.fits()) return false;
+  setFieldError(f, "This is too long: shorten it to fit (the count is above).");
+  f.input.focus();
+  return true;
 }
 
 /** A labelled checkbox with an optional hint: returns { wrap, input }. */

@@ -16,7 +16,11 @@
 //   - the locked screens (setup, unlock) get no entry of their own: unlocking makes the entry
 //     in use the list, and locking goes back to the root entry. An entry of an earlier session
 //     (before a lock or a reload) shows the list, never a stale screen, and never the unlock
-//     screen while unlocked. Back from the list leaves Hush, as on Android.
+//     screen while unlocked. Back from the list leaves Hush, as on Android;
+//   - an invite link pasted into the address bar of an open Hush tab is a fragment navigation,
+//     which adds an entry: the app takes the invite from it, and the history goes back over it
+//     (to the list when unlocked), so the Join screen sits above the list as usual and no entry
+//     is left that Back would only show the same screen again from.
 
 /** Marks history states written by this module. */
 const MARK = "hush-screen";
@@ -35,6 +39,8 @@ let sessions = 0;
 let shown = null;
 /** Depth the history moves to by a `history.go` not yet finished; null when none. */
 let travelling = null;
+/** Depth of the entry in use, as this module last wrote or reached it (0: not ours). */
+let inUse = 0;
 /** Called with { name, id } when Back or Forward lands on an entry of this session. */
 /** @type {(screen: { name: string, id: string | null }) => void} */
 let restoreScreen = () => {};
@@ -50,6 +56,13 @@ function currentDepth() {
 
 function stateFor(screen, depth) {
   return { [MARK]: true, session, name: screen.name, id: screen.id ?? null, depth };
+}
+
+/** Writes `screen` at `depth` in a new entry (`push`) or in the entry in use. */
+function write(screen, depth, push = false) {
+  if (push) history.pushState(stateFor(screen, depth), "");
+  else history.replaceState(stateFor(screen, depth), "");
+  inUse = depth;
 }
 
 /**
@@ -91,15 +104,15 @@ export function screenShown(screen, previous, unlocked) {
     const stale = history.state?.[MARK] === true ? history.state.depth : 0;
     shown = { name: "home", id: null };
     if (stale > 0) return travel(-stale, 0, screen);
-    history.replaceState(stateFor({ name: "home" }, 0), "");
+    write({ name: "home" }, 0);
   }
   if (shown && screen.name === shown.name && screen.id === shown.id && travelling === null && isOurs(history.state)) return;
   const target = levelOf(screen, previous ?? {});
   const depth = currentDepth();
   shown = screen;
   if (travelling !== null) return; // Written when the travel lands (see onPopState).
-  if (target > depth) history.pushState(stateFor(screen, depth + 1), "");
-  else if (target === depth) history.replaceState(stateFor(screen, depth), "");
+  if (target > depth) write(screen, depth + 1, true);
+  else if (target === depth) write(screen, depth);
   else travel(target - depth, target, screen);
 }
 
@@ -125,6 +138,7 @@ function endSession() {
   session = null;
   shown = null;
   travelling = null;
+  inUse = 0;
   if (depth > 0) {
     travelling = 0;
     history.go(-depth);
@@ -136,26 +150,36 @@ function onPopState(event) {
     // The landing of our own history.go: write what is shown now.
     const depth = travelling;
     travelling = null;
+    inUse = depth;
     if (session === null) return; // Locked meanwhile: the entry is left as it was.
     if (depth === 0 && shown.name !== "home") {
       // A screen was opened while going back to the list: the list below it, as usual.
-      history.replaceState(stateFor({ name: "home" }, 0), "");
-      history.pushState(stateFor(shown, 1), "");
+      write({ name: "home" }, 0);
+      write(shown, 1, true);
     } else {
-      history.replaceState(stateFor(shown, depth), "");
+      write(shown, depth);
     }
+    return;
+  }
+  if (location.hash.length > 1 && !event.state) {
+    // An invite pasted into the address bar: a new entry above the one in use. The app takes
+    // the invite from it (its hashchange); the history goes back over it, and below the screen
+    // in use to the list when unlocked, where the Join screen is then written above the list.
+    travelling = 0;
+    history.go(-1 - (session === null ? 0 : inUse));
     return;
   }
   if (session === null) return; // Locked: Back and Forward do not change the unlock screen.
   const state = event.state;
   if (isOurs(state)) {
     shown = { name: state.name, id: state.id };
+    inUse = state.depth;
     restoreScreen(shown);
     return;
   }
-  // An entry of an earlier session, or one that is not Hush's screen (an invite pasted into
-  // the address bar, before the app took it out): the list, as this session's root.
+  // An entry of an earlier session, or one that is not Hush's screen: the list, as this
+  // session's root.
   shown = { name: "home", id: null };
-  history.replaceState(stateFor(shown, 0), "");
+  write(shown, 0);
   restoreScreen(shown);
 }

@@ -62,8 +62,16 @@ export class Previews {
     );
   }
 
+  /** Reads conversation `id`'s preview again at the next refresh (a message of it was deleted). */
+  forget(id) {
+    this.byId.delete(id);
+  }
+
   /** Forgets every preview (on lock). */
   clear() {
     this.byId.clear();
   }
 }
+
+/** The list's previews (read by the engine with the list). */
+export const previews = new Previews();

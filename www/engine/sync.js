@@ -16,10 +16,14 @@
 //   messages       { id }        conversation `id`'s history changed (null: any chat's
 //                                statuses): the open chat reads its newest end again
 //   arrivals       { id, messages }  a poll stored new messages (for notifications)
-//   joined         { id }        the invite shown in front was joined (list already read)
+//   joined         { id, shown } an invite made here was joined (list already read; `shown`:
+//                                its invite screen is in front), seen here or in another tab
 //   conflicts      {}            a flush met someone else's bytes or ended a conversation
 //                                (list already read)
-//   other-tabs     { ids, chat } another tab changed conversations `ids` (list already read)
+//   other-tabs     { ids, chat, deleted }  another tab changed conversations `ids` (list
+//                                already read); `deleted`: messages it deleted ({ id, seq })
+//   locked-elsewhere {}          another tab of this profile locked: lock here too
+//   active-elsewhere {}          another tab of this profile is in use (for the auto-lock)
 
 import { HushClient, ErrorCode } from "../pkg/hush.js";
 import { Subscriptions } from "./subscriptions.js";
@@ -38,9 +42,11 @@ import { OtherTabs } from "./tabs.js";
  *   "net-status": {},
  *   messages: { id: string | null },
  *   arrivals: { id: string, messages: HistoryEntry[] },
- *   joined: { id: string },
+ *   joined: { id: string, shown: boolean },
  *   conflicts: {},
- *   "other-tabs": { ids: Set<string>, chat: boolean },
+ *   "other-tabs": { ids: Set<string>, chat: boolean, deleted: { id: string, seq: number }[] },
+ *   "locked-elsewhere": {},
+ *   "active-elsewhere": {},
  * }} EngineEvents
  */
 
@@ -48,6 +54,7 @@ import { OtherTabs } from "./tabs.js";
  * The last message of each conversation (../previews.js), read with the list.
  * @typedef {Object} PreviewCache
  * @property {(client: Client, list: ConversationSummary[], force: string | null) => Promise<void>} refresh
+ * @property {(id: string) => void} forget
  * @property {() => void} clear
  */
 
@@ -123,8 +130,10 @@ export class SyncEngine extends EventTarget {
       },
     });
     this.tabs = new OtherTabs(DB_NAME, {
-      onChange: (ids, chat) => this.#applyOtherTabs(ids, chat),
+      onChange: (ids, chat, deleted) => this.#applyOtherTabs(ids, chat, deleted),
       openChat: () => this.openChat,
+      onLock: () => this.emit("locked-elsewhere", {}),
+      onActive: () => this.emit("active-elsewhere", {}),
     });
   }
 
@@ -206,8 +215,13 @@ export class SyncEngine extends EventTarget {
     this.#flushAtFromClient();
   }
 
-  /** Locks the client and forgets everything read since unlocking; stops every timer and socket. */
-  lock() {
+  /**
+   * Locks the client and forgets everything read since unlocking; stops every timer and socket.
+   * The other tabs of this profile lock too (told unless `elsewhere`: the lock came from one).
+   * @param {{ elsewhere?: boolean }} [options]
+   */
+  lock({ elsewhere = false } = {}) {
+    if (!elsewhere) this.tabs.locked();
     this.previews.clear();
     this.generation += 1;
     for (const timer of this.pollTimers.values()) clearTimeout(timer);
@@ -404,9 +418,9 @@ export class SyncEngine extends EventTarget {
       // message was re-encrypted for a later address (flush now).
       this.flushAt(out.flushAt);
       this.emit("arrivals", { id, messages: out.messages });
-      if (out.joined && this.shown.name === "invite" && this.shown.id === id) {
+      if (out.joined) {
         await this.refreshList();
-        this.emit("joined", { id });
+        this.emit("joined", { id, shown: this.shown.name === "invite" && this.shown.id === id });
       }
     } catch (err) {
       const code = codeOf(err);
@@ -589,17 +603,27 @@ export class SyncEngine extends EventTarget {
     if (this.visible()) this.emit("messages", { id: null });
   }
 
+  /** This tab is in use (for the other tabs' auto-lock). */
+  active() {
+    if (this.isUnlocked) this.tabs.active();
+  }
+
   /**
-   * Another tab changed conversations `ids` (and the open chat's history, `chat`): the list is
-   * read again, and a conversation made there is polled here too.
+   * Another tab changed conversations `ids` (and the open chat's history, `chat`; deleted
+   * messages `deleted`): the list is read again, and a conversation made there is polled here too.
    * @param {Set<string>} ids
    * @param {boolean} chat
+   * @param {{ id: string, seq: number }[]} deleted
    */
-  async #applyOtherTabs(ids, chat) {
+  async #applyOtherTabs(ids, chat, deleted) {
     const generation = this.generation;
+    for (const { id } of deleted) this.previews.forget(id); // It may have been the last message.
+    const waiting = new Set(this.conversations.filter((c) => !c.joined && ids.has(c.id)).map((c) => c.id));
     await this.refreshList();
     if (generation !== this.generation || !this.client?.isUnlocked) return;
+    // An invite of this profile joined, as another tab's poll found.
+    for (const c of this.conversations) if (waiting.has(c.id) && c.joined) this.emit("joined", { id: c.id, shown: this.shown.name === "invite" && this.shown.id === c.id });
     for (const c of this.conversations) if (!this.pollTimers.has(c.id) && !this.polling.has(c.id)) this.schedulePoll(c.id);
-    this.emit("other-tabs", { ids, chat });
+    this.emit("other-tabs", { ids, chat, deleted });
   }
 }

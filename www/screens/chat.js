@@ -51,7 +51,10 @@ export function showChat(id) {
   }, { passive: true });
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const notices = h("div", { class: "notices" });
-  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", placeholder: `Message ${c.name}`, dir: "auto", autocomplete: "off" });
+  // Its direction follows its text (set by limitComposer: `dir="auto"` is slow on a long paste).
+  const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", autocomplete: "off" });
+  const placeholder = fitPlaceholder(message);
+  placeholder(`Message ${c.name}`);
   const sendError = h("p", { class: "field-error", role: "alert" });
   const send = h("button", { type: "submit", class: "primary", text: "Send" });
   const count = h("p", { class: "composer-count", hidden: true });
@@ -83,7 +86,8 @@ export function showChat(id) {
     }
   });
   message.addEventListener("input", () => autosize(message));
-  const title = h("h1", { class: "chat-title", dir: "auto", text: c.name });
+  const titleName = document.createTextNode(c.name);
+  const title = h("h1", { class: "chat-title", dir: "auto" }, titleName);
   if (c.verifiedAt) title.append(h("span", { class: "verified-mark", title: "Safety code verified", "aria-label": ", safety code verified", text: " ✓" }));
   const searchToggle = h("button", { type: "button", class: "ghost", text: "Search", "aria-expanded": "false", onclick: () => (search.isOpen ? search.close() : search.open()) });
   const search = new ChatSearch({ client: client(), id, showEntry, toggle: searchToggle });
@@ -130,6 +134,10 @@ export function showChat(id) {
     limit,
     shownNotices: null,
     title,
+    rename: (/** @type {string} */ name) => {
+      if (titleName.nodeValue !== name) titleName.nodeValue = name;
+      placeholder(`Message ${name}`);
+    },
     items: new Map(),
     oldest: Infinity,
     newest: -1,
@@ -151,9 +159,73 @@ export function showChat(id) {
   engine.schedulePoll(id, 0);
 }
 
-/** @param {HTMLTextAreaElement} textarea */
+const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+/** @type {CanvasRenderingContext2D | null} */
+let measurer = null;
+
+/**
+ * Where each user-perceived character of `text` ends (each code point's end without
+ * Intl.Segmenter).
+ * @param {string} text
+ */
+function characterEnds(text) {
+  if (graphemes) return [...graphemes.segment(text)].map((g) => g.index + g.segment.length);
+  /** @type {number[]} */
+  const ends = [];
+  let end = 0;
+  for (const ch of text) ends.push((end += ch.length));
+  return ends;
+}
+
+/**
+ * Keeps the placeholder of `textarea` cut with an ellipsis to the box's one line (a textarea
+ * wraps its placeholder, and CSS cannot cut it), again whenever the box's width changes. Cut
+ * between user-perceived characters, never inside an emoji. Returns the function that sets
+ * its text.
+ * @param {HTMLTextAreaElement} textarea
+ * @returns {(text: string) => void}
+ */
+function fitPlaceholder(textarea) {
+  let text = "";
+  const fit = () => {
+    const style = getComputedStyle(textarea);
+    const room = textarea.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    measurer ??= document.createElement("canvas").getContext("2d");
+    if (!measurer || room <= 0) return;
+    measurer.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const width = (/** @type {string} */ t) => /** @type {CanvasRenderingContext2D} */ (measurer).measureText(t).width;
+    let shown = text;
+    if (width(text) > room) {
+      const ends = characterEnds(text);
+      // The most characters that fit with "…" after them (binary search over their ends).
+      let lo = 0;
+      let hi = ends.length - 1;
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        if (width(`${text.slice(0, ends[mid - 1]).trimEnd()}…`) <= room) lo = mid;
+        else hi = mid - 1;
+      }
+      shown = `${text.slice(0, lo > 0 ? ends[lo - 1] : 0).trimEnd()}…`;
+    }
+    if (textarea.placeholder !== shown) textarea.placeholder = shown;
+  };
+  new ResizeObserver(fit).observe(textarea);
+  return (full) => {
+    text = full;
+    textarea.placeholder = full;
+    if (textarea.isConnected) fit();
+  };
+}
+
+/**
+ * One row per line of the text, up to 6 (it stops counting lines there, however long the text).
+ * @param {HTMLTextAreaElement} textarea
+ */
 function autosize(textarea) {
-  textarea.rows = Math.min(6, Math.max(1, textarea.value.split("\n").length));
+  const text = textarea.value;
+  let rows = 1;
+  for (let at = text.indexOf("\n"); at >= 0 && rows < 6; at = text.indexOf("\n", at + 1)) rows += 1;
+  if (textarea.rows !== rows) textarea.rows = rows;
 }
 
 /**
@@ -365,6 +437,28 @@ export async function refreshChat() {
       // Locked or deleted meanwhile: nothing to mark.
     }
   }
+}
+
+/**
+ * Takes messages `seqs` out of the open chat (deleted on this device, here or in another tab);
+ * returns whether any was shown.
+ * @param {number[]} seqs
+ */
+export function removeFromChat(seqs) {
+  const chat = ui.chat;
+  if (!chat) return false;
+  let removed = false;
+  for (const seq of seqs) {
+    const li = chat.items.get(seq);
+    if (!li) continue;
+    chat.items.delete(seq);
+    chat.unsentSeqs.delete(seq);
+    chat.awaitingSeqs.delete(seq);
+    li.remove();
+    removed = true;
+  }
+  if (removed) placeDaySeparators(chat.list);
+  return removed;
 }
 
 /** @param {OpenChat} chat */

@@ -2,11 +2,11 @@
 // The dialogs over a conversation: rename it, delete it, delete one of its messages.
 
 import { ErrorCode } from "../pkg/hush.js";
-import { h, replace, field, setFieldError } from "../dom.js";
-import { placeDaySeparators } from "../days.js";
+import { h, replace, field, refuseTooLong, setFieldError } from "../dom.js";
 import { codeOf } from "../engine/errors.js";
 import { announce, client, dialog, els, engine, ui } from "./shell.js";
 import { showHome } from "./home.js";
+import { removeFromChat } from "./chat.js";
 import { errorText } from "./texts.js";
 
 /** @param {string} id */
@@ -26,6 +26,7 @@ export function renameDialog(id) {
           setFieldError(name, "A name cannot be empty.");
           return;
         }
+        if (refuseTooLong(name)) return;
         try {
           await client().rename(id, value);
         } catch (err) {
@@ -34,7 +35,7 @@ export function renameDialog(id) {
         }
         els.dialog.close();
         await engine.refreshList();
-        if (ui.chat?.id === id) ui.chat.title.textContent = value;
+        if (ui.chat?.id === id) ui.chat.rename(value);
       },
     },
     name.wrap,
@@ -141,9 +142,7 @@ export function confirmDeleteMessage(li, button) {
       }
       els.dialog.close();
       if (ui.chat === chat) {
-        chat.items.delete(seq);
-        li.remove();
-        placeDaySeparators(chat.list);
+        removeFromChat([seq]);
         chat.list.focus?.();
       }
       announce("Message deleted on this device.");

@@ -3,7 +3,7 @@
 // other person's QR code with the camera.
 
 import { ErrorCode } from "../pkg/hush.js";
-import { h, field, setFieldError } from "../dom.js";
+import { h, field, refuseTooLong, setFieldError } from "../dom.js";
 import { startScanner, canScan } from "../scanner.js";
 import { mailboxUrl } from "../settings.js";
 import { clockOffsetFromSite } from "../clock.js";
@@ -88,6 +88,7 @@ export function showJoin(prefill = "") {
     openExisting?.remove();
     openExisting = null;
     if (!who) return name.input.focus();
+    if (refuseTooLong(name)) return;
     if (!invite) return link.input.focus();
     submit.disabled = true;
     try {

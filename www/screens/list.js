@@ -4,7 +4,8 @@
 
 import { h, replace, formatTime } from "../dom.js";
 import { choice, setChoice } from "../settings.js";
-import { announce, els, engine, markCurrentInList, previews } from "./shell.js";
+import { announce, els, engine, markCurrentInList } from "./shell.js";
+import { previews } from "../previews.js";
 import { showInviteTaken, showInvite } from "./invite.js";
 import { showChat } from "./chat.js";
 import { askToNotify, notificationsExist, NOTIFY_BLOCKED } from "../notify.js";

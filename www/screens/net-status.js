@@ -3,11 +3,8 @@
 // the open chat's banner, the connecting screen, the list's lines under each name.
 
 import { ErrorCode } from "../pkg/hush.js";
-import { els, engine } from "./shell.js";
+import { els, engine, screens } from "./shell.js";
 import { STORAGE_FULL_NEW, wrongMailboxText } from "./texts.js";
-import { updateChatBanner } from "./chat.js";
-import { updateConnectingState } from "./connecting.js";
-import { renderListSubtitles } from "./list.js";
 
 export function updateNetStatus() {
   let text = "";
@@ -35,7 +32,8 @@ export function updateNetStatus() {
   }
   if (els.netstatus.textContent !== text) els.netstatus.textContent = text;
   els.netstatus.dataset.kind = kind;
-  updateChatBanner();
-  updateConnectingState();
-  renderListSubtitles();
+  // The unlocked app's parts that say it too (not loaded before the first unlock).
+  screens?.updateChatBanner();
+  screens?.updateConnectingState();
+  screens?.renderListSubtitles();
 }

@@ -1,7 +1,7 @@
 // @ts-check
 // New conversation: a name for the other person, then an invite (screens/invite.js).
 
-import { h, field, setFieldError } from "../dom.js";
+import { h, field, refuseTooLong, setFieldError } from "../dom.js";
 import { mailboxUrl, siteUrl, hostOf, mailboxUrlTooLong, MAX_MAILBOX_URL_BYTES } from "../settings.js";
 import { backButton, client, engine, setScreen } from "./shell.js";
 import { errorText } from "./texts.js";
@@ -21,6 +21,7 @@ export function showNewConversation() {
       name.input.focus();
       return;
     }
+    if (refuseTooLong(name)) return;
     // Saved before Settings checked the length: said about the setting, not as a bad link.
     const { tooLong, bytes } = mailboxUrlTooLong(mailbox);
     if (tooLong) {

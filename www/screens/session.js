@@ -3,21 +3,30 @@
 // lock (by hand or by the auto-lock), which leaves no name or message in the page.
 
 import { choice } from "../settings.js";
-import { closeMenu } from "../message-menu.js";
 import { AutoLock } from "../autolock.js";
-import { announce, els, engine, setUnlockedChrome, ui } from "./shell.js";
+import { announce, clearCue, els, engine, loadScreens, screens, setUnlockedChrome, ui } from "./shell.js";
 import { showHome } from "./home.js";
-import { showJoin } from "./join.js";
-import { showChat } from "./chat.js";
 import { showUnlock } from "./unlock.js";
 
+/** After the vault opened (unlock or set-up): the unlocked app's screens, the engine, a screen. */
 export async function afterUnlock() {
+  let loaded;
+  try {
+    loaded = await loadScreens(); // Started with the key's derivation: usually here already.
+  } catch (err) {
+    console.warn("Could not load the screens", err);
+    engine.api.lock(); // This tab only: the engine did not start.
+    throw new Error("Hush could not load its screens (is the connection down?). Try again.");
+  }
+  const { showChat, showJoin } = loaded;
   setUnlockedChrome(true);
   // A setting of this browser, not of the vault: the client forgets it when locked.
   await engine.start(choice("deleteAfterRead"));
   autoLock.start();
   const reopen = ui.reopen;
   ui.reopen = null;
+  // A screen opened while the list was read (an invite link pasted meanwhile) stays.
+  if (ui.screen.name !== "unlock" && ui.screen.name !== "setup") return;
   if (ui.incomingInvite) {
     const link = ui.incomingInvite;
     ui.incomingInvite = null;
@@ -31,26 +40,38 @@ export async function afterUnlock() {
 }
 
 /**
- * Locks; `idleMinutes`: locked by the auto-lock after that long without activity.
+ * Locks this tab and every other tab of this profile. `idleMinutes`: locked by the auto-lock
+ * after that long without activity in any tab; `elsewhere`: another tab locked (by hand or by
+ * its auto-lock).
  * @param {number | null} [idleMinutes]
+ * @param {{ elsewhere?: boolean }} [options]
  */
-export function lock(idleMinutes = null) {
+export function lock(idleMinutes = null, { elsewhere = false } = {}) {
   // The open chat is reopened after unlocking in this tab (kept in memory only).
   ui.reopen = ui.screen.name === "chat" ? ui.screen.id : null;
   autoLock.stop();
-  closeMenu(false);
-  engine.lock();
+  screens?.closeMenu(false);
+  engine.lock({ elsewhere });
   if (els.dialog.open) els.dialog.close();
   els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
+  clearCue();
   document.title = "Hush";
   els.list.replaceChildren();
   showUnlock();
   if (typeof idleMinutes === "number") {
     announce(`Hush locked itself after ${idleMinutes === 60 ? "1 hour" : `${idleMinutes} minutes`} without activity.`);
+  } else if (elsewhere) {
+    announce("Hush was locked in another tab.");
   }
 }
 
-/** Locks after the idle time chosen in Settings. */
-export const autoLock = new AutoLock((/** @type {number} */ minutes) => {
-  if (engine.isUnlocked) lock(minutes);
-});
+/**
+ * Locks after the idle time chosen in Settings without activity in any tab of this profile:
+ * activity here is told to the other tabs, theirs counts here (the engine's other-tab channel).
+ */
+export const autoLock = new AutoLock(
+  (/** @type {number} */ minutes) => {
+    if (engine.isUnlocked) lock(minutes);
+  },
+  () => engine.active(),
+);

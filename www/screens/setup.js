@@ -6,7 +6,7 @@ import { h, field, setFieldError } from "../dom.js";
 import { createVaultInWorker, NOT_ENOUGH_MEMORY } from "../unlock.js";
 import { askPersistentStorage } from "../pwa.js";
 import { codeOf, isStorageError } from "../engine/errors.js";
-import { client, setScreen, setUnlockedChrome, ui } from "./shell.js";
+import { client, loadScreens, setScreen, setUnlockedChrome, ui } from "./shell.js";
 import { usernameForManagers, passwordWithToggle } from "./passphrase.js";
 import { storageMessage } from "./texts.js";
 import { showUnlock } from "./unlock.js";
@@ -71,6 +71,7 @@ export function showSetup() {
     setFieldError(again, null);
     submit.disabled = true;
     busy.textContent = "Creating your encrypted storage…";
+    loadScreens().catch(() => {}); // Fetched while the key is derived (afterUnlock says if it failed).
     try {
       await createVaultInWorker(client(), value);
       pass.input.value = "";

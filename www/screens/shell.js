@@ -1,11 +1,11 @@
 // @ts-check
 // What every screen shares: the page's fixed elements, the UI's state (the screen shown, the
-// open chat, an invite waiting to be used), the sync engine the screens read, and the helpers
-// that put a screen in the main view.
+// open chat, an invite waiting to be used), the sync engine the screens read, the helpers
+// that put a screen in the main view, and the loading of the unlocked app's screens
+// (./unlocked.js), which the locked page does not fetch.
 
 import { h, replace } from "../dom.js";
 import { screenShown, goBack } from "../navigation.js";
-import { Previews } from "../previews.js";
 import { showHome } from "./home.js";
 
 /** @typedef {import("../engine/sync.js").SyncEngine} SyncEngine */
@@ -34,6 +34,8 @@ export const els = {
   dialog: /** @type {HTMLDialogElement} */ ($("dialog")),
   status: $("status"),
   announcer: $("announcer"),
+  cueText: $("cue-text"),
+  cueActions: $("cue-actions"),
 };
 
 /**
@@ -49,6 +51,7 @@ export const els = {
  * @property {{ fits: () => boolean, update: () => void }} limit
  * @property {string | null} shownNotices
  * @property {HTMLElement} title
+ * @property {(name: string) => void} rename Shows the conversation's new name (title, placeholder).
  * @property {Map<number, HTMLLIElement>} items
  * @property {number} oldest Oldest seq shown.
  * @property {number} newest Newest seq shown.
@@ -85,8 +88,44 @@ export const ui = {
   qrUrl: null,
 };
 
-/** The last message of each conversation, shown in the list (read by the engine with it). */
-export const previews = new Previews();
+/** The conversation the cue (showCue) is about, if any. @type {string | null} */
+let cueAbout = null;
+
+/**
+ * The screens of the unlocked app (./unlocked.js) once loaded, null before: what runs only
+ * while unlocked calls them through this (the first unlock awaits loadScreens).
+ * @type {typeof import("./unlocked.js") | null}
+ */
+export let screens = null;
+/** @type {Promise<typeof import("./unlocked.js")> | null} */
+let loadingScreens = null;
+
+/**
+ * Loads the unlocked app's screens (once; again after a failure). Set-up and unlock start it
+ * with the key's derivation, which takes longer, so the list is not kept waiting.
+ */
+export function loadScreens() {
+  loadingScreens ??= import("./unlocked.js").then(
+    (loaded) => (screens = loaded),
+    (err) => {
+      loadingScreens = null;
+      throw err;
+    },
+  );
+  return loadingScreens;
+}
+
+/**
+ * The last message of each conversation, for the engine: the list's previews (../previews.js),
+ * which come with the unlocked app's screens (the engine reads them only while unlocked).
+ */
+export const previews = {
+  /** @type {(client: Client, list: ConversationSummary[], force: string | null) => Promise<void>} */
+  refresh: async (client, list, force) => (await loadScreens()).previews.refresh(client, list, force),
+  /** @param {string} id */
+  forget: (id) => screens?.previews.forget(id),
+  clear: () => screens?.previews.clear(),
+};
 
 /** @type {SyncEngine} */
 export let engine;
@@ -109,6 +148,7 @@ export const visible = () => document.visibilityState === "visible";
  */
 export function setScreen(name, content, { id = null, pane = "detail", focus = null } = {}) {
   leaveScreen();
+  if (cueAbout && cueAbout === id) clearCue(); // Followed another way.
   const previous = ui.screen;
   ui.screen = { name, id };
   engine.setShown(name, id);
@@ -189,6 +229,39 @@ export function dialog(title, body, actions) {
   replace(d, h("h2", { id: "dialog-title", text: title }), body, h("div", { class: "actions end" }, actions));
   d.showModal();
   return d;
+}
+
+/**
+ * Shows a cue over the content (a status message, said to screen readers as it appears) about
+ * something that happened away from the screen shown, with `actions` (buttons; each also
+ * dismisses it) and "Dismiss". It stays until followed, dismissed, replaced, the lock, or a
+ * screen of conversation `about` shown.
+ * @param {string} text
+ * @param {{ label: string, run: () => void }[]} [actions]
+ * @param {string | null} [about]
+ */
+export function showCue(text, actions = [], about = null) {
+  cueAbout = about;
+  const buttons = actions.map(({ label, run }) =>
+    h("button", {
+      type: "button",
+      class: "primary",
+      text: label,
+      onclick: () => {
+        clearCue();
+        run();
+      },
+    }),
+  );
+  replace(els.cueActions, buttons, h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => clearCue() }));
+  els.cueText.textContent = text;
+}
+
+/** Takes the cue away (it may name someone: also on lock). */
+export function clearCue() {
+  cueAbout = null;
+  els.cueText.textContent = "";
+  els.cueActions.replaceChildren();
 }
 
 /**

@@ -5,7 +5,7 @@ import { ErrorCode } from "../pkg/hush.js";
 import { h, field, setFieldError } from "../dom.js";
 import { unlockInWorker, NOT_ENOUGH_MEMORY } from "../unlock.js";
 import { codeOf, isStorageError } from "../engine/errors.js";
-import { client, setScreen, setUnlockedChrome, ui } from "./shell.js";
+import { client, loadScreens, setScreen, setUnlockedChrome, ui } from "./shell.js";
 import { usernameForManagers, passwordWithToggle } from "./passphrase.js";
 import { storageMessage } from "./texts.js";
 import { afterUnlock } from "./session.js";
@@ -26,6 +26,7 @@ export function showUnlock() {
     setFieldError(pass, null);
     submit.disabled = true;
     busy.textContent = "Unlocking…";
+    loadScreens().catch(() => {}); // Fetched while the key is derived (afterUnlock says if it failed).
     try {
       await unlockInWorker(client(), pass.input.value);
       pass.input.value = "";

@@ -227,14 +227,15 @@ fn lints() -> Result<()> {
 }
 
 /// The site's type check: `tsc` (npm `typescript`) over `www/` with `tsconfig.json`, the sync
-/// engine strictly with `tsconfig.engine.json`, the unlock worker with `tsconfig.worker.json`.
-/// Any type error fails it.
+/// engine strictly with `tsconfig.engine.json`, the unlock worker with `tsconfig.worker.json`,
+/// the service worker with `tsconfig.sw.json`. Any type error fails it.
 fn type_check(root: &Path) -> Result<()> {
     let tsc = root.join("node_modules/typescript/bin/tsc");
     for config in [
         "tsconfig.json",
         "tsconfig.engine.json",
         "tsconfig.worker.json",
+        "tsconfig.sw.json",
     ] {
         run_cmd(
             Command::new("node")
