@@ -11,17 +11,23 @@
 use std::collections::{HashMap, VecDeque};
 
 use mailbox::limits::SubscriptionLimits;
-use mailbox::subscribe::{Close, SendBudget, WatchIndex};
+use mailbox::subscribe::{Close, FromClient, SendBudget, WatchIndex};
 use protocol::Address;
 use wasm_bindgen::JsValue;
 use worker::WebSocket;
 use worker::worker_sys::ext::WebSocketExt;
 
-/// Most watch sets of one connection waiting while an earlier one's snapshot is read from
-/// other shards (only with `MAILBOX_SHARDS` > 1; a single shard answers each at once). One
-/// more closes the connection with `1013 reader too slow`: the client sends faster than it
-/// is answered.
+/// Most watch sets of one connection waiting while an earlier message of it is handled with
+/// requests to other shards (only with `MAILBOX_SHARDS` > 1; a single shard handles each at
+/// once). One more closes the connection with `1013 reader too slow`: the client sends
+/// faster than it is answered.
 pub const MAX_QUEUED_WATCH_SETS: usize = 4;
+
+/// Most delete messages of one connection waiting likewise (each holds at most
+/// [`mailbox::subscribe::MAX_DELETE_KEYS`] addresses, 2 KiB); one more closes the connection
+/// with `1013 reader too slow`. More than watch sets, since a client that read many blobs
+/// sends several delete messages at once.
+pub const MAX_QUEUED_DELETES: usize = 16;
 
 /// One subscription WebSocket.
 pub struct Conn {
@@ -118,13 +124,14 @@ impl Attachment {
     }
 }
 
-/// How a new watch set is taken in.
+/// How a new client message (a watch set or a delete message) is taken in.
 pub enum Enqueued {
-    /// Nothing is being answered for this connection: answer this one now.
-    Start(Vec<Address>),
-    /// Another is being answered; this one waits its turn.
+    /// Nothing is being handled for this connection: handle this one now.
+    Start(FromClient),
+    /// Another is being handled; this one waits its turn.
     Queued,
-    /// Too many wait already ([`MAX_QUEUED_WATCH_SETS`]).
+    /// Too many of its kind wait already ([`MAX_QUEUED_WATCH_SETS`],
+    /// [`MAX_QUEUED_DELETES`]).
     Overflow,
 }
 
@@ -137,9 +144,9 @@ pub struct Hub {
     pub index: WatchIndex<u32>,
     /// The connections by id.
     pub conns: HashMap<u32, Conn>,
-    /// Watch sets waiting behind the one being answered, by connection; a connection is a
-    /// key while one of its watch sets is being answered.
-    busy: HashMap<u32, VecDeque<Vec<Address>>>,
+    /// Client messages waiting behind the one being handled, by connection, in the order
+    /// sent; a connection is a key while one of its messages is being handled.
+    busy: HashMap<u32, VecDeque<FromClient>>,
     next_id: u32,
 }
 
@@ -186,24 +193,36 @@ impl Hub {
         Ok(id)
     }
 
-    /// Takes in a watch set of connection `id` (see [`Enqueued`]).
-    pub fn enqueue(&mut self, id: u32, watch: Vec<Address>) -> Enqueued {
+    /// Takes in a client message of connection `id` (see [`Enqueued`]): messages of one
+    /// connection are handled one at a time, in the order sent.
+    pub fn enqueue(&mut self, id: u32, message: FromClient) -> Enqueued {
         match self.busy.get_mut(&id) {
             None => {
                 self.busy.insert(id, VecDeque::new());
-                Enqueued::Start(watch)
+                Enqueued::Start(message)
             }
-            Some(queue) if queue.len() >= MAX_QUEUED_WATCH_SETS => Enqueued::Overflow,
             Some(queue) => {
-                queue.push_back(watch);
+                let limit = match &message {
+                    FromClient::Watch(_) => MAX_QUEUED_WATCH_SETS,
+                    FromClient::Delete(_) => MAX_QUEUED_DELETES,
+                };
+                let kind = core::mem::discriminant(&message);
+                let waiting = queue
+                    .iter()
+                    .filter(|m| core::mem::discriminant(*m) == kind)
+                    .count();
+                if waiting >= limit {
+                    return Enqueued::Overflow;
+                }
+                queue.push_back(message);
                 Enqueued::Queued
             }
         }
     }
 
-    /// The next waiting watch set of connection `id`, or `None` (and the connection is no
+    /// The next waiting message of connection `id`, or `None` (and the connection is no
     /// longer busy).
-    pub fn next_queued(&mut self, id: u32) -> Option<Vec<Address>> {
+    pub fn next_queued(&mut self, id: u32) -> Option<FromClient> {
         let next = self.busy.get_mut(&id).and_then(VecDeque::pop_front);
         if next.is_none() {
             self.busy.remove(&id);

@@ -5,14 +5,17 @@
 //! It serves the internal operations of [`crate::store`] (`put`, `get`, `delete`, `notify`,
 //! `subscribe`), its alarm (dropping expired buckets, purging a legacy table, and the 10 s
 //! watch-set timeout), and the WebSocket
-//! events of its subscriptions. The semantics are the `mailbox` crate's: watch sets are read
-//! with [`read_client_message`], answered with [`snapshot`], pushed with [`push_frame`], ended
-//! with a [`Close`].
+//! events of its subscriptions. The semantics are the `mailbox` crate's: client messages are
+//! read with [`read_client_message`], watch sets answered with [`snapshot`], delete messages
+//! carried out with [`delete`] (each address in its shard, the hub's own locally), blobs
+//! pushed with [`push_frame`], subscriptions ended with a [`Close`].
 
 use std::cell::{Cell, RefCell};
 
 use mailbox::limits::SubscriptionLimits;
-use mailbox::subscribe::{ClientMessage, Close, push_frame, read_client_message, snapshot};
+use mailbox::subscribe::{
+    ClientMessage, Close, Deletes, FromClient, delete, push_frame, read_client_message, snapshot,
+};
 use protocol::Address;
 use wasm_bindgen::JsValue;
 use worker::{
@@ -68,6 +71,13 @@ pub struct MailboxShard {
 fn split_put(body: &[u8]) -> Option<(Address, &[u8])> {
     let (address, message) = body.split_first_chunk::<32>()?;
     (!message.is_empty()).then_some((Address(*address), message))
+}
+
+/// Adds `more` to the operations counted in `ops`.
+fn add_ops(ops: &Cell<Ops>, more: Ops) {
+    let mut spent = ops.get();
+    spent.add(more);
+    ops.set(spent);
 }
 
 /// Ends a subscription with `close`'s code and reason (a socket already closed is left so).
@@ -272,6 +282,23 @@ impl MailboxShard {
         self.with_hub(|hub| hub.remove(id)).map(drop)
     }
 
+    /// The store as the hub reaches it for its subscriptions: shard [`HUB`]'s rows in this
+    /// object's own SQLite (their rows counted in `ops`), every other shard by a request
+    /// (counted in the store's own [`ShardedStore::ops`], which the caller adds to `ops`).
+    fn hub_store<'a>(&'a self, ops: &'a Cell<Ops>) -> Result<ShardedStore<'a>> {
+        let local = LocalShard {
+            index: HUB,
+            messages: self.messages(ops)?,
+            now: now_ms(),
+        };
+        let namespace = self.env.durable_object(SHARD_BINDING)?;
+        Ok(ShardedStore::new(
+            namespace,
+            self.settings.shards,
+            Some(local),
+        ))
+    }
+
     /// Makes `watch` connection `id`'s watch set and sends its snapshot.
     async fn apply_watch(
         &self,
@@ -280,7 +307,6 @@ impl MailboxShard {
         watch: &[Address],
         ops: &Cell<Ops>,
     ) -> Result<()> {
-        let messages = self.messages(ops)?;
         let bytes: Vec<u8> = watch.iter().flat_map(|a| a.0).collect();
         let opened = self
             .with_hub(|hub| hub.conns.get(&id).map(|c| c.opened))?
@@ -300,17 +326,9 @@ impl MailboxShard {
             // (held until the snapshot is sent), in the snapshot, or both.
             hub.begin_snapshot(id, watch);
         })?;
-        let namespace = self.env.durable_object(SHARD_BINDING)?;
-        let local = LocalShard {
-            index: HUB,
-            messages,
-            now: now_ms(),
-        };
-        let store = ShardedStore::new(namespace, self.settings.shards, Some(local));
+        let store = self.hub_store(ops)?;
         let answer = snapshot(&store, watch).await;
-        let mut spent = ops.get();
-        spent.add(store.ops());
-        ops.set(spent);
+        add_ops(ops, store.ops());
         let frame = match answer {
             Ok(frame) => frame,
             Err(close) => return self.end(ws, id, close),
@@ -322,6 +340,24 @@ impl MailboxShard {
                 ops.set(spent);
                 Ok(())
             }
+            Err(close) => self.end(ws, id, close),
+        }
+    }
+
+    /// Carries out a delete message of connection `id`: each address in order, in its shard
+    /// (the hub's own rows locally, without a request); nothing is sent back.
+    async fn apply_delete(
+        &self,
+        ws: &WebSocket,
+        id: u32,
+        deletes: &Deletes,
+        ops: &Cell<Ops>,
+    ) -> Result<()> {
+        let store = self.hub_store(ops)?;
+        let done = delete(&store, deletes).await;
+        add_ops(ops, store.ops());
+        match done {
+            Ok(_) => Ok(()),
             Err(close) => self.end(ws, id, close),
         }
     }
@@ -348,21 +384,26 @@ impl MailboxShard {
                 read_client_message(ClientMessage::Text(text.len()))
             }
         };
-        let watch = match read {
-            Ok(watch) => watch,
+        let message = match read {
+            Ok(message) => message,
             Err(close) => return self.end(ws, id, close),
         };
-        let mut next = match self.with_hub(|hub| hub.enqueue(id, watch))? {
-            Enqueued::Start(watch) => Some(watch),
+        let mut next = match self.with_hub(|hub| hub.enqueue(id, message))? {
+            Enqueued::Start(message) => Some(message),
             Enqueued::Queued => None,
             Enqueued::Overflow => return self.end(ws, id, Close::ReaderTooSlow),
         };
-        // Watch sets of one connection are answered one at a time, in the order sent.
-        while let Some(watch) = next {
-            if self.apply_watch(ws, id, &watch, ops).await.is_err() {
-                // Never leave the connection busy (its later watch sets would queue for
-                // ever): end it, which also forgets its queue.
-                console_log!("mailbox: store error: watch set");
+        // Messages of one connection (watch sets and delete messages) are handled one at a
+        // time, in the order sent.
+        while let Some(message) = next {
+            let handled = match &message {
+                FromClient::Watch(watch) => self.apply_watch(ws, id, watch, ops).await,
+                FromClient::Delete(deletes) => self.apply_delete(ws, id, deletes, ops).await,
+            };
+            if handled.is_err() {
+                // Never leave the connection busy (its later messages would queue for ever):
+                // end it, which also forgets its queue.
+                console_log!("mailbox: store error: client message");
                 return self.end(ws, id, Close::StoreUnavailable);
             }
             next = self.with_hub(|hub| hub.next_queued(id))?;

@@ -1,5 +1,5 @@
 //! [`mailbox::Store`] over the shard objects: what the front Worker (and the hub, for the
-//! snapshots of cross-shard watch sets) uses.
+//! snapshots of cross-shard watch sets and the delete messages of its subscriptions) uses.
 //!
 //! # Internal requests (front Worker or hub → shard object)
 //! `POST https://shard/{op}` to the shard's stub; these never leave Cloudflare and only this
@@ -186,6 +186,12 @@ impl Store for ShardedStore<'_> {
 
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
         let shard = shard_of(&address.0, self.shards);
+        if let Some(local) = self.local_for(shard) {
+            return local
+                .messages
+                .delete(&address.0, local.now)
+                .map_err(|_| unavailable("sql"));
+        }
         match self.call(shard, op::DELETE, &address.0).await?.0 {
             204 => Ok(()),
             _ => Err(unavailable("shard status")),

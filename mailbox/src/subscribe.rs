@@ -3,19 +3,24 @@
 //!
 //! A host accepts the WebSocket upgrade with its own machinery (hyper and tungstenite natively,
 //! the Durable Object hibernation API on the edge) and then only moves bytes: each client
-//! message goes through [`read_client_message`]; each watch set is answered with
-//! [`snapshot`]; each stored blob reaches the connections that [`WatchIndex::watchers`] names
-//! as [`push_frame`]; a connection that would queue more than its [`SendBudget`] is closed.
-//! Every way a subscription ends is a [`Close`] with the code and reason the API documents.
+//! message goes through [`read_client_message`], which tells a watch set from a delete
+//! message ([`FromClient`]); each watch set is answered with [`snapshot`]; each delete
+//! message is carried out by [`delete`] and answered with nothing; each stored blob reaches
+//! the connections that [`WatchIndex::watchers`] names as [`push_frame`]; a connection that
+//! would queue more than its [`SendBudget`] is closed. Every way a subscription ends is a
+//! [`Close`] with the code and reason the API documents.
 //!
 //! Privacy: a watch set links its addresses exactly as one `POST /v1/fetch` of them does. Hosts
 //! keep watch sets in memory only (the edge in the socket's attachment and the shard's
-//! memory), never log them, and drop them with the connection.
+//! memory), never log them, and drop them with the connection. A delete message's write keys
+//! are hashed into their addresses as it is parsed and never kept; hosts count deletions,
+//! never log a key or an address.
 
 use core::hash::Hash;
 use std::collections::HashMap;
 
-use protocol::Address;
+use protocol::address::ADDRESS_LEN;
+use protocol::{Address, WriteKey};
 
 use crate::Store;
 use crate::fetch;
@@ -27,6 +32,15 @@ pub const MAX_WATCH_ADDRESSES: usize = fetch::MAX_FETCH_ADDRESSES;
 /// Hosts configure their WebSocket reader with it, so a longer message is never buffered.
 pub const MAX_CLIENT_MESSAGE: usize = fetch::MAX_FETCH_BODY;
 
+/// First byte of a delete message: ASCII `D`.
+pub const DELETE_TAG: u8 = 0x44;
+
+/// Most write keys in one delete message.
+pub const MAX_DELETE_KEYS: usize = 64;
+
+/// Largest delete message in bytes: the tag and [`MAX_DELETE_KEYS`] keys (2,049).
+pub const MAX_DELETE_MESSAGE: usize = 1 + MAX_DELETE_KEYS * ADDRESS_LEN;
+
 /// Why a subscription ends: each maps to one WebSocket close code (RFC 6455 §7.4) and the
 /// short reason the API documents. Clients branch on the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +49,10 @@ pub enum Close {
     /// A watch set that is empty, not a multiple of 32 bytes, or over 256 addresses (1008).
     #[error("bad watch set")]
     BadWatchSet,
+    /// A message of `1 + 32·k` bytes that is not a delete message: its first byte is not
+    /// [`DELETE_TAG`], or `k` is 0 or over [`MAX_DELETE_KEYS`] (1008).
+    #[error("bad delete")]
+    BadDelete,
     /// No watch set arrived within [`crate::limits::SubscriptionLimits::watch_set_timeout`]
     /// of opening (1008).
     #[error("no watch set")]
@@ -54,7 +72,7 @@ pub enum Close {
     /// The host shuts down (1001).
     #[error("going away")]
     GoingAway,
-    /// The store failed while reading a snapshot (1011).
+    /// The store failed while reading a snapshot or carrying out a delete message (1011).
     #[error("store unavailable")]
     StoreUnavailable,
 }
@@ -63,7 +81,7 @@ impl Close {
     /// The WebSocket close code (RFC 6455 §7.4.1; 1013 is IANA's "Try Again Later").
     pub fn code(self) -> u16 {
         match self {
-            Self::BadWatchSet | Self::NoWatchSet => 1008,
+            Self::BadWatchSet | Self::BadDelete | Self::NoWatchSet => 1008,
             Self::BinaryOnly => 1003,
             Self::MessageTooBig => 1009,
             Self::TooManySubscriptions | Self::ReaderTooSlow => 1013,
@@ -76,6 +94,7 @@ impl Close {
     pub fn reason(self) -> &'static str {
         match self {
             Self::BadWatchSet => "bad watch set",
+            Self::BadDelete => "bad delete",
             Self::NoWatchSet => "no watch set",
             Self::BinaryOnly => "binary only",
             Self::MessageTooBig => "message too big",
@@ -91,27 +110,101 @@ impl Close {
 /// frames are the host's business).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientMessage<'a> {
-    /// A binary message: a watch set.
+    /// A binary message: a watch set or a delete message.
     Binary(&'a [u8]),
     /// A text message of this many bytes: not part of the API.
     Text(usize),
 }
 
-/// The watch set in a client message, which replaces the connection's previous one.
+/// What a valid client message asks for. Hosts handle them one at a time, in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromClient {
+    /// A watch set (a length that is a multiple of 32), which replaces the connection's
+    /// previous one and is answered with its [`snapshot`].
+    Watch(Vec<Address>),
+    /// A delete message (a length of `1 + 32·k`), carried out by [`delete`] and answered
+    /// with nothing.
+    Delete(Deletes),
+}
+
+/// The addresses of a delete message's write keys, in the order sent: each is
+/// `SHA-256("hush/v1/address" ‖ key)`, so the key authorizes it by construction and a
+/// delete here is what `DELETE /v1/m/{address}` with that key does. Only
+/// [`read_client_message`] makes one; the keys themselves are not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletes {
+    addresses: Vec<Address>,
+}
+
+impl Deletes {
+    /// The addresses to delete, in the order their keys were sent (1 to
+    /// [`MAX_DELETE_KEYS`]).
+    pub fn addresses(&self) -> &[Address] {
+        &self.addresses
+    }
+
+    /// Parses a message whose length is `1 + 32·k`: [`DELETE_TAG`], then `k` keys with
+    /// `1 <= k <= MAX_DELETE_KEYS`.
+    fn parse(bytes: &[u8]) -> Result<Self, Close> {
+        let Some((&DELETE_TAG, keys)) = bytes.split_first() else {
+            return Err(Close::BadDelete);
+        };
+        let count = keys.len() / ADDRESS_LEN;
+        if count == 0 || count > MAX_DELETE_KEYS || !keys.len().is_multiple_of(ADDRESS_LEN) {
+            return Err(Close::BadDelete);
+        }
+        let addresses = keys
+            .chunks_exact(ADDRESS_LEN)
+            .map(|chunk| {
+                let mut key = WriteKey([0u8; ADDRESS_LEN]);
+                key.0.copy_from_slice(chunk);
+                key.address()
+            })
+            .collect();
+        Ok(Self { addresses })
+    }
+}
+
+/// What a client message asks for. Binary messages are told apart by length: a multiple of
+/// 32 is a watch set (in the body format of `POST /v1/fetch`), `1 + 32·k` a delete message.
 ///
 /// # Errors
 /// [`Close::MessageTooBig`] past [`MAX_CLIENT_MESSAGE`] bytes (hosts should also cap their
-/// reader there), [`Close::BinaryOnly`] for text, [`Close::BadWatchSet`] for a body that
-/// `POST /v1/fetch` would answer `400 bad batch`.
-pub fn read_client_message(message: ClientMessage<'_>) -> Result<Vec<Address>, Close> {
+/// reader there), [`Close::BinaryOnly`] for text, [`Close::BadDelete`] for a length of
+/// `1 + 32·k` that is no delete message (see [`Close::BadDelete`]), [`Close::BadWatchSet`]
+/// for any other length that `POST /v1/fetch` would answer `400 bad batch`.
+pub fn read_client_message(message: ClientMessage<'_>) -> Result<FromClient, Close> {
     match message {
         ClientMessage::Text(len) if len > MAX_CLIENT_MESSAGE => Err(Close::MessageTooBig),
         ClientMessage::Text(_) => Err(Close::BinaryOnly),
         ClientMessage::Binary(bytes) if bytes.len() > MAX_CLIENT_MESSAGE => {
             Err(Close::MessageTooBig)
         }
-        ClientMessage::Binary(bytes) => fetch::parse_batch(bytes).ok_or(Close::BadWatchSet),
+        ClientMessage::Binary(bytes) if bytes.len() % ADDRESS_LEN == 1 => {
+            Deletes::parse(bytes).map(FromClient::Delete)
+        }
+        ClientMessage::Binary(bytes) => fetch::parse_batch(bytes)
+            .map(FromClient::Watch)
+            .ok_or(Close::BadWatchSet),
     }
+}
+
+/// Carries out a delete message: for each address in order, what `DELETE /v1/m/{address}`
+/// with its key does ([`Store::delete`]: a live message is deleted and its address stays
+/// spent until the message's own expiry; an address without one is left as it is). Nothing
+/// is sent back, whatever was stored. Returns how many addresses were handled (for counts).
+///
+/// # Errors
+/// [`Close::StoreUnavailable`] when the store fails; the addresses before the failing one
+/// are deleted, the ones after it are not tried.
+pub async fn delete<S: Store>(store: &S, deletes: &Deletes) -> Result<usize, Close> {
+    for address in deletes.addresses() {
+        store
+            .delete(address)
+            .await
+            .map_err(|_| Close::StoreUnavailable)?;
+    }
+    Ok(deletes.addresses().len())
 }
 
 /// The first message after a watch set: every blob stored at its addresses now, in the
@@ -260,6 +353,7 @@ mod tests {
     fn close_codes_are_the_documented_ones() {
         let all = [
             (Close::BadWatchSet, 1008, "bad watch set"),
+            (Close::BadDelete, 1008, "bad delete"),
             (Close::NoWatchSet, 1008, "no watch set"),
             (Close::BinaryOnly, 1003, "binary only"),
             (Close::MessageTooBig, 1009, "message too big"),
@@ -279,21 +373,21 @@ mod tests {
         let two: Vec<u8> = [[1u8; 32], [2u8; 32]].concat();
         assert_eq!(
             read_client_message(ClientMessage::Binary(&two)),
-            Ok(vec![addr(1), addr(2)])
+            Ok(FromClient::Watch(vec![addr(1), addr(2)]))
         );
         assert_eq!(
             read_client_message(ClientMessage::Binary(&[])),
             Err(Close::BadWatchSet)
         );
         assert_eq!(
-            read_client_message(ClientMessage::Binary(&[0; 33])),
+            read_client_message(ClientMessage::Binary(&[0; 34])),
             Err(Close::BadWatchSet)
         );
         let max = vec![7u8; MAX_CLIENT_MESSAGE];
-        assert_eq!(
-            read_client_message(ClientMessage::Binary(&max)).map(|w| w.len()),
-            Ok(MAX_WATCH_ADDRESSES)
-        );
+        assert!(matches!(
+            read_client_message(ClientMessage::Binary(&max)),
+            Ok(FromClient::Watch(w)) if w.len() == MAX_WATCH_ADDRESSES
+        ));
         let over = vec![7u8; MAX_CLIENT_MESSAGE + 32];
         assert_eq!(
             read_client_message(ClientMessage::Binary(&over)),
@@ -307,6 +401,92 @@ mod tests {
             read_client_message(ClientMessage::Text(MAX_CLIENT_MESSAGE + 1)),
             Err(Close::MessageTooBig)
         );
+    }
+
+    /// A delete message of these keys.
+    fn delete_message(keys: &[[u8; 32]]) -> Vec<u8> {
+        let mut message = vec![DELETE_TAG];
+        for key in keys {
+            message.extend_from_slice(key);
+        }
+        message
+    }
+
+    fn deletes_of(bytes: &[u8]) -> Result<Vec<Address>, Close> {
+        match read_client_message(ClientMessage::Binary(bytes))? {
+            FromClient::Delete(deletes) => Ok(deletes.addresses().to_vec()),
+            FromClient::Watch(_) => Err(Close::BadWatchSet),
+        }
+    }
+
+    #[test]
+    fn a_delete_message_is_the_tag_then_1_to_64_keys_each_read_as_its_address() {
+        assert_eq!(DELETE_TAG, b'D');
+        assert_eq!(MAX_DELETE_MESSAGE, 2_049);
+        let one = [5u8; 32];
+        assert_eq!(
+            deletes_of(&delete_message(&[one])),
+            Ok(vec![WriteKey(one).address()]),
+            "the address of the key, not the key"
+        );
+        let keys: Vec<[u8; 32]> = (0..MAX_DELETE_KEYS as u8).map(|i| [i; 32]).collect();
+        let most = delete_message(&keys);
+        assert_eq!(most.len(), MAX_DELETE_MESSAGE);
+        let want: Vec<Address> = keys.iter().map(|k| WriteKey(*k).address()).collect();
+        assert_eq!(deletes_of(&most), Ok(want), "64 keys, in the order sent");
+        let twice = delete_message(&[one, [6; 32], one]);
+        assert_eq!(
+            deletes_of(&twice).map(|a| a.len()),
+            Ok(3),
+            "a key sent twice is deleted twice (the second changes nothing)"
+        );
+    }
+
+    #[test]
+    fn a_bad_delete_message_closes_bad_delete() {
+        let bad_tag = [&b"d"[..], &[1; 32]].concat();
+        assert_eq!(deletes_of(&bad_tag), Err(Close::BadDelete), "bad tag");
+        assert_eq!(
+            deletes_of(&[0x01; 33]),
+            Err(Close::BadDelete),
+            "33 bytes is a delete message's length, not a watch set's"
+        );
+        assert_eq!(deletes_of(&[DELETE_TAG]), Err(Close::BadDelete), "k = 0");
+        assert_eq!(deletes_of(&[0]), Err(Close::BadDelete), "1 byte, bad tag");
+        let keys: Vec<[u8; 32]> = vec![[9; 32]; MAX_DELETE_KEYS + 1];
+        let too_many = delete_message(&keys);
+        assert_eq!(too_many.len(), 2_081);
+        assert_eq!(deletes_of(&too_many), Err(Close::BadDelete), "k = 65");
+        let longest_1_mod_32 = vec![DELETE_TAG; MAX_CLIENT_MESSAGE - 31];
+        assert_eq!(
+            deletes_of(&longest_1_mod_32),
+            Err(Close::BadDelete),
+            "k = 255"
+        );
+        assert_eq!(Close::BadDelete.code(), 1008);
+        assert_eq!(Close::BadDelete.reason(), "bad delete");
+    }
+
+    #[test]
+    fn only_lengths_of_1_mod_32_are_read_as_delete_messages() {
+        for len in 1..=MAX_CLIENT_MESSAGE {
+            let message = [&[DELETE_TAG][..], &vec![3; len - 1]].concat();
+            let read = read_client_message(ClientMessage::Binary(&message));
+            let want = match (len % 32, len / 32) {
+                (1, k) if (1..=MAX_DELETE_KEYS).contains(&k) => "delete",
+                (1, _) => "bad delete",
+                (0, _) => "watch",
+                _ => "bad watch set",
+            };
+            let got = match read {
+                Ok(FromClient::Delete(d)) if d.addresses().len() == len / 32 => "delete",
+                Ok(FromClient::Watch(w)) if w.len() == len / 32 => "watch",
+                Err(Close::BadDelete) => "bad delete",
+                Err(Close::BadWatchSet) => "bad watch set",
+                _ => "other",
+            };
+            assert_eq!(got, want, "{len} bytes");
+        }
     }
 
     #[test]

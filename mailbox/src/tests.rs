@@ -600,3 +600,61 @@ fn a_snapshot_holds_what_is_stored_at_the_watched_addresses_in_order() {
         "get_many of the test store does not fail"
     );
 }
+
+/// The delete message of `keys`, parsed as a host parses it.
+fn deletes(keys: &[&WriteKey]) -> Result<subscribe::Deletes, String> {
+    let mut message = vec![subscribe::DELETE_TAG];
+    for k in keys {
+        message.extend_from_slice(&k.0);
+    }
+    match subscribe::read_client_message(subscribe::ClientMessage::Binary(&message)) {
+        Ok(subscribe::FromClient::Delete(d)) => Ok(d),
+        other => Err(format!("not a delete message: {other:?}")),
+    }
+}
+
+#[test]
+fn a_delete_message_does_what_delete_with_each_key_does() -> Result<(), String> {
+    let m = mailbox();
+    let (read, never, other) = (key(1), key(2), key(3));
+    assert_eq!(put(&m, &read, b"read"), 201);
+    assert_eq!(put(&m, &other, b"kept"), 201);
+    assert_eq!(
+        block_on(subscribe::delete(m.store(), &deletes(&[&read, &never])?)),
+        Ok(2)
+    );
+    let r = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&read)), None, b"");
+    assert_eq!(r.status, 404, "the message is gone");
+    assert_eq!(put(&m, &read, b"again"), 410, "its address is spent");
+    let r = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&other)), None, b"");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"kept"[..]),
+        "a message whose key was not sent is untouched"
+    );
+    assert_eq!(
+        put(&m, &never, b"first"),
+        201,
+        "deleting an empty address spends nothing"
+    );
+    assert_eq!(
+        block_on(subscribe::delete(m.store(), &deletes(&[&read])?)),
+        Ok(1),
+        "deleting a spent address again changes nothing"
+    );
+    assert_eq!(put(&m, &read, b"again"), 410);
+    Ok(())
+}
+
+#[test]
+fn a_delete_message_on_a_failing_store_closes_store_unavailable() -> Result<(), String> {
+    let broken = MemStore {
+        broken: true,
+        ..MemStore::default()
+    };
+    let close = block_on(subscribe::delete(&broken, &deletes(&[&key(1)])?));
+    assert_eq!(close, Err(subscribe::Close::StoreUnavailable));
+    let close = subscribe::Close::StoreUnavailable;
+    assert_eq!((close.code(), close.reason()), (1011, "store unavailable"));
+    Ok(())
+}

@@ -218,7 +218,8 @@ export function revision11Tests({ base, maxBody, upgradeHeader }) {
 
   test("a malformed watch set, a text message or an oversized message closes with the documented code", async () => {
     const cases = [
-      ["33 bytes", Buffer.alloc(33, 1), 1008, "bad watch set"],
+      // 33 bytes (1 + 32) is a delete message's length since revision 1.2 (suite-v1-2.mjs).
+      ["34 bytes", Buffer.alloc(34, 1), 1008, "bad watch set"],
       ["empty", Buffer.alloc(0), 1008, "bad watch set"],
       ["text", "hello", 1003, "binary only"],
       ["257 addresses (8,224 bytes)", randomBytes(257 * 32), 1009, "message too big"],

@@ -1,5 +1,6 @@
-// The one mailbox conformance suite (API v1 revision 1.1, docs/MAILBOX-API.md), parameterized
-// by host; the tests of revision 1.1 (DELETE, subscriptions) live in suite-v1-1.mjs.
+// The one mailbox conformance suite (API v1 revision 1.2, docs/MAILBOX-API.md), parameterized
+// by host; the tests of revision 1.1 (DELETE, subscriptions) live in suite-v1-1.mjs, those of
+// revision 1.2 (delete messages over the subscription) in suite-v1-2.mjs.
 //
 // conformanceSuite(name, { start, maxBody, passTtl }) registers a `describe` block:
 // - start(): resolves to { url, output(), stop() } of a host configured with `maxBody`;
@@ -13,6 +14,7 @@ import { randomBytes } from "node:crypto";
 
 import { bytes, del, fetchBatch, get, newSlot, parseFrames, put, used } from "./helpers.mjs";
 import { revision11Tests } from "./suite-v1-1.mjs";
+import { revision12Tests } from "./suite-v1-2.mjs";
 
 /** Headers every mailbox response carries, and headers none may carry. */
 function assertCommonHeaders(res, what) {
@@ -272,6 +274,7 @@ export function conformanceSuite(name, { start, maxBody, passTtl, upgradeHeader 
     });
 
     revision11Tests({ base: () => base, maxBody, upgradeHeader });
+    revision12Tests({ base: () => base, maxBody });
 
     test("messages expire after the TTL and the address is free again", async () => {
       const slot = newSlot();

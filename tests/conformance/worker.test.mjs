@@ -2,7 +2,8 @@
 // Objects), with one shard and with four (the suite's own "100 concurrent PUTs, exactly one
 // 201, the stored blob is the winner's" thus runs in a hub shard and across shards), plus
 // what only the edge promises: fetches spanning every shard answered in request order,
-// the billable operations each request and WebSocket event spends (MAILBOX_LOG_OPS), the
+// the billable operations each request and WebSocket event spends (MAILBOX_LOG_OPS; delete
+// messages over the subscription included), the
 // watch-set timeout, and subscriptions that outlive the hub's hibernation. Expiry (bucket
 // tables dropped by the alarm, a legacy table kept serving) is in worker-expiry.test.mjs.
 //
@@ -95,6 +96,18 @@ async function awayFromBucketEdge(widthMs = 86_400_000, marginMs = 60_000) {
 }
 
 const spent = (counts) => ({ do: 0, read: 0, written: 0, alarms: 0, wsIn: 0, wsOut: 0, ...counts });
+
+/** The delete message of the slots' write keys (docs/MAILBOX-API.md, revision 1.2). */
+const deleteMessage = (slots) => Buffer.concat([Buffer.from([0x44]), ...slots.map((s) => s.key)]);
+
+/** Sends `data` on `sub` and returns the ops line of the hub's `ws_message` event for it. */
+async function measuredMessage(host, sub, data) {
+  const from = host.output().length;
+  sub.send(data);
+  const [line] = await awaitOps(host, from, "ws_message");
+  const { event: _e, ...counts } = line;
+  return counts;
+}
 
 test("edge worker (8 shards): a fetch spanning every shard is answered in request order, one request per shard", async () => {
   const SHARDS = 8;
@@ -189,6 +202,25 @@ describe("edge worker: billable operations per request (MAILBOX_LOG_OPS)", () =>
       await sub.close();
     }
   });
+  test("a delete message over the subscription: one incoming message with a DELETE's rows, no Durable Object request, nothing sent", async (t) => {
+    const [slot, never] = [newSlot(), newSlot()];
+    const res = await put(host.url, slot, "read");
+    await res.arrayBuffer();
+    const sub = await subscribe(host.url);
+    try {
+      // The same rows as `DELETE` in the test above ({ do: 1, read: 2, written: 1 }), without
+      // its Worker and Durable Object requests: the hub is the only shard.
+      const one = await measuredMessage(host, sub, deleteMessage([slot]));
+      assert.deepEqual(one, spent({ wsIn: 1, read: 2, written: 1 }), "delete message of one stored blob");
+      const again = await measuredMessage(host, sub, deleteMessage([slot, never]));
+      assert.deepEqual(again, spent({ wsIn: 1, read: 1 }), "a spent address and an empty one");
+      assert.equal(await get(host.url, slot).then((r) => r.status), 404);
+      assert.equal(sub.pending(), 0, "nothing sent back");
+      t.diagnostic(`delete message of 1: ${JSON.stringify(one)}; of a spent and an empty address: ${JSON.stringify(again)}`);
+    } finally {
+      await sub.close();
+    }
+  });
 });
 
 test("edge worker (4 shards): a PUT outside the hub's shard is one more request (the notify); cross-shard watch sets read each shard once", async (t) => {
@@ -217,7 +249,17 @@ test("edge worker (4 shards): a PUT outside the hub's shard is one more request 
     assert.equal(r.ops.wsOut, 1);
     const pushed = [await sub.next(), await sub.next()].map((m) => m.frames[0].body.toString());
     assert.deepEqual(pushed, ["hub shard", "other shard"]);
-    t.diagnostic(`4 shards: watch set over 4 shards ${JSON.stringify(watch)}; PUT outside the hub ${JSON.stringify(r.ops)}`);
+    // A delete message: the hub's own address locally, the other by one request to its shard,
+    // each with a DELETE's rows (2 read, 1 written).
+    const deleted = await measuredMessage(host, sub, deleteMessage([inHub, elsewhere[1]]));
+    assert.deepEqual(deleted, spent({ do: 1, wsIn: 1, read: 4, written: 2 }));
+    sub.watch([inHub, elsewhere[1]]);
+    assert.deepEqual(
+      (await sub.next()).frames.map((f) => [f.address, f.body.length]),
+      [[inHub.addressHex, 0], [elsewhere[1].addressHex, 0]],
+      "both deleted (spent)",
+    );
+    t.diagnostic(`4 shards: watch set over 4 shards ${JSON.stringify(watch)}; PUT outside the hub ${JSON.stringify(r.ops)}; delete message of 2, one outside the hub ${JSON.stringify(deleted)}`);
   } finally {
     await sub.close();
     await host.stop();

@@ -1,8 +1,10 @@
 //! One subscription WebSocket, from its upgrade to its close.
 //!
 //! The reader side takes client messages one at a time (`mailbox::subscribe::
-//! read_client_message`), registers each watch set and queues its snapshot; the writer side
-//! drains the connection's [`Outbox`] into the socket. Closing: the close frame with the
+//! read_client_message`), registers each watch set and queues its snapshot, and carries out
+//! each delete message (`mailbox::subscribe::delete`: each delete durable as an HTTP
+//! `DELETE`, nothing sent back) before it reads the next message; the writer side drains
+//! the connection's [`Outbox`] into the socket. Closing: the close frame with the
 //! code and reason of `mailbox::subscribe::Close`, then the socket's write side is shut and
 //! what the client still sends is read and dropped until it closes too (bounded by
 //! [`CLOSE_GRACE`]), so the close frame is not lost to a reset. A reader closed for being too
@@ -22,7 +24,7 @@ use hyper_tungstenite::tungstenite::protocol::CloseFrame;
 use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use hyper_tungstenite::tungstenite::{Message, Utf8Bytes};
 use mailbox::limits::SubscriptionLimits;
-use mailbox::subscribe::{ClientMessage, Close, read_client_message, snapshot};
+use mailbox::subscribe::{ClientMessage, Close, FromClient, delete, read_client_message, snapshot};
 use mailbox::{Mailbox, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -144,7 +146,21 @@ async fn serve<S: Store>(
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 };
                 let watch = match read_client_message(client) {
-                    Ok(watch) => watch,
+                    Ok(FromClient::Watch(watch)) => watch,
+                    Ok(FromClient::Delete(deletes)) => {
+                        // Nothing is sent back, and a delete is no watch set: the watch-set
+                        // deadline still runs.
+                        match delete(mailbox.store(), &deletes).await {
+                            Ok(handled) => {
+                                hub.stats.deleted.fetch_add(
+                                    handled as u64,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                                continue;
+                            }
+                            Err(close) => return End::Close(close),
+                        }
+                    }
                     Err(close) => return End::Close(close),
                 };
                 // Registered before the snapshot is read: nothing stored from now on is missed.

@@ -167,6 +167,9 @@ pub struct Stats {
     pub pushed: AtomicU64,
     /// Snapshots queued.
     pub snapshots: AtomicU64,
+    /// Addresses handled by delete messages (one per write key sent, whether or not a
+    /// message was there).
+    pub deleted: AtomicU64,
     /// Closed because the client closed or the connection failed.
     pub closed_by_client: AtomicU64,
     /// Dropped because the client answered no ping.
@@ -176,9 +179,10 @@ pub struct Stats {
 }
 
 /// The close reasons counted, with their log names.
-pub const CLOSE_REASONS: [(Close, &str); 8] = [
+pub const CLOSE_REASONS: [(Close, &str); 9] = [
     (Close::NoWatchSet, "no_watch_set"),
     (Close::BadWatchSet, "bad_watch_set"),
+    (Close::BadDelete, "bad_delete"),
     (Close::BinaryOnly, "binary_only"),
     (Close::MessageTooBig, "too_big"),
     (Close::TooManySubscriptions, "too_many"),
@@ -337,11 +341,12 @@ impl Hub {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut line = format!(
-            "subscriptions: open={} cap={} opened={} snapshots={} pushed={} closed: client={} unresponsive={}",
+            "subscriptions: open={} cap={} opened={} snapshots={} deleted={} pushed={} closed: client={} unresponsive={}",
             self.open_count(),
             self.max,
             get(&self.stats.opened),
             get(&self.stats.snapshots),
+            get(&self.stats.deleted),
             get(&self.stats.pushed),
             get(&self.stats.closed_by_client),
             get(&self.stats.unresponsive),
@@ -358,6 +363,7 @@ impl Hub {
         get(&self.stats.opened)
             .wrapping_add(get(&self.stats.pushed))
             .wrapping_add(get(&self.stats.snapshots))
+            .wrapping_add(get(&self.stats.deleted))
             .wrapping_add(get(&self.stats.closed_by_client))
             .wrapping_add(get(&self.stats.unresponsive))
             .wrapping_add(self.stats.closed.iter().map(get).sum::<u64>())
@@ -465,5 +471,17 @@ mod tests {
         assert_eq!(hub.open_count(), 0);
         hub.count_close(Close::GoingAway);
         assert!(hub.summary().contains("going_away=1"));
+    }
+
+    #[test]
+    fn delete_messages_and_bad_deletes_are_counted() {
+        let hub = Hub::new(4, 100);
+        let before = hub.activity();
+        hub.stats.deleted.fetch_add(3, Ordering::Relaxed);
+        hub.count_close(Close::BadDelete);
+        assert_ne!(hub.activity(), before, "the log line is written again");
+        let line = hub.summary();
+        assert!(line.contains(" deleted=3 "), "{line}");
+        assert!(line.contains(" bad_delete=1 "), "{line}");
     }
 }
