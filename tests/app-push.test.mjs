@@ -315,3 +315,75 @@ describe("without WebSocket: polling, and delete-after-read", { skip: NO_BROWSER
     assert.ok(deleted >= 4, `each message Dave read was deleted: ${line}`);
   });
 });
+
+describe("with WebSocket: delete-after-read deletes over the subscription", { skip: NO_BROWSER }, () => {
+  let server;
+  let erin;
+  let frank;
+
+  before(async () => {
+    server = await startNative({ www: WWW });
+    erin = await launch();
+    frank = await launch();
+    await slowPolls(frank.context);
+    for (const [p, pass] of [[erin, PASS.alice], [frank, PASS.bob]]) {
+      await p.page.goto(`${server.url}/`);
+      await createPassphrase(p.page, pass);
+    }
+  });
+
+  after(async () => {
+    for (const p of [erin, frank]) await p?.context.close().catch(() => {});
+    if (server?.child.exitCode === null) await server.stop().catch(() => {});
+  });
+
+  test("what a push brought is deleted by a delete message on its socket, not by DELETE requests", async () => {
+    await connect(erin.page, frank.page, "Frank", "Erin");
+    await frank.page.getByRole("button", { name: "Settings" }).click();
+    await frank.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).check();
+    await openChat(frank.page, "Erin");
+    const traffic = watchTraffic(frank.page);
+    // Opening the chat reopens nothing: wait for a live socket (a snapshot received).
+    await frank.page.reload();
+    await unlock(frank.page, PASS.bob);
+    await openChat(frank.page, "Erin");
+    await eventually(async () => traffic.sockets.some((s) => s.received.length > 0), { what: "a live subscription at Frank" });
+    const httpDeletes = [];
+    frank.page.on("request", (req) => {
+      if (req.method() === "DELETE") httpDeletes.push(req.url());
+    });
+    const texts = ["pushed and deleted one", "pushed and deleted two"];
+    for (const text of texts) {
+      await send(erin.page, text);
+      await eventually(async () => (await messages(frank.page)).some((m) => m.text === text), { what: `"${text}" at Frank` });
+    }
+    // The blobs pushed to Frank (records: address 32, length 4, blob).
+    const pushedAddresses = [];
+    for (const s of traffic.sockets) {
+      for (const frame of s.received) {
+        for (let at = 0; at + 36 <= frame.length; ) {
+          const len = frame.readUInt32BE(at + 32);
+          if (len > 0) pushedAddresses.push(frame.subarray(at, at + 32).toString("hex"));
+          at += 36 + len;
+        }
+      }
+    }
+    assert.ok(pushedAddresses.length >= texts.length, `the messages came by push (${pushedAddresses.length} blobs)`);
+    const deleteMessages = await eventually(async () => {
+      const sent = traffic.sockets.flatMap((s) => s.sent).filter((m) => m.length % 32 === 1);
+      return sent.length >= texts.length ? sent : null;
+    }, { what: "delete messages on Frank's socket" });
+    for (const m of deleteMessages) {
+      assert.equal(m[0], 0x44, "a delete message starts with 0x44");
+      assert.ok(m.length >= 33 && m.length <= 1 + 64 * 32, `1 + 32·k bytes (${m.length})`);
+    }
+    assert.deepEqual(httpDeletes, [], "no DELETE request for what a push brought");
+    // Gone from the mailbox: each address pushed reads 404 now.
+    for (const address of pushedAddresses) {
+      const res = await fetch(`${server.url}/v1/m/${address}`);
+      assert.equal(res.status, 404, `pushed ${address.slice(0, 8)}… deleted`);
+      await res.arrayBuffer();
+    }
+    for (const p of [erin, frank]) assert.deepEqual(p.errors, [], "no console errors");
+  });
+});

@@ -30,7 +30,9 @@
 //   that read something makes one refetch of the addresses the slid window newly covers
 //   (48, padded); the first poll of a conversation after unlock is preceded by the probe of
 //   our next 48 sending addresses (one fetch).
-// - Delete after read is on: each blob read (message or acknowledgement) is DELETEd once.
+// - Delete after read is on: each blob read (message or acknowledgement) is deleted once: by
+//   one delete message on the conversation's socket for what a push brought (pollPushed), by
+//   a DELETE request each for what a poll read.
 // - Acknowledgements (receive.rs, outbox.rs): a poll that read a message owes one, due
 //   20-40 s later if the conversation was the one open in front of a visible page when it
 //   was read (the app's `setReading`; ACK_DELAY_READING_*), 2-8 s later otherwise; an
@@ -352,7 +354,7 @@ async function run(mode, shards) {
       readNow.push(side.peer.chain[side.read]);
       side.read += 1;
     }
-    await afterReading(side, readNow);
+    await afterReading(side, readNow, true);
   }
 
   async function poll(side) {
@@ -383,7 +385,11 @@ async function run(mode, shards) {
   }
 
   /** What a poll or a read push does with the blobs it read: acknowledge, delete, watch. */
-  async function afterReading(side, readNow) {
+  /**
+   * @param {boolean} pushed read from the subscription (pollPushed): its deletes go over the
+   * socket as one delete message (client-core subscription.rs), else one DELETE each.
+   */
+  async function afterReading(side, readNow, pushed = false) {
     const reading = app.visible && app.openConv === side.conv; // the app's setReading
     for (const blob of readNow) {
       for (const own of side.blobs) if (own.pos < blob.ackUpTo) own.confirmed = true;
@@ -396,10 +402,16 @@ async function run(mode, shards) {
         at(proposed, () => (side.ackDue === proposed && app.open ? flushAck(side) : null));
       }
     }
-    for (const blob of readNow) {
-      const s = slot(side.conv, 1 - side.who, blob.pos);
-      tally("DELETE (after read)");
-      await http(`/v1/m/${s.hex}`, { method: "DELETE", headers: { "Mailbox-Write-Key": s.key.toString("hex") } }, [shardOf(s.address, shards)]);
+    const slots = readNow.map((blob) => slot(side.conv, 1 - side.who, blob.pos));
+    if (pushed && side.socket && slots.length > 0) {
+      tally("ws: delete message (after reading a push)");
+      touch([0, ...slots.map((s) => shardOf(s.address, shards))]);
+      side.socket.send(Buffer.concat([Buffer.from([0x44]), ...slots.map((s) => s.key)]));
+    } else {
+      for (const s of slots) {
+        tally("DELETE (after read)");
+        await http(`/v1/m/${s.hex}`, { method: "DELETE", headers: { "Mailbox-Write-Key": s.key.toString("hex") } }, [shardOf(s.address, shards)]);
+      }
     }
     if (subscribed) await sendWatch(side);
     schedulePoll(side);

@@ -35,7 +35,7 @@ const BUG_CODES = new Set([1003, 1008, 1009]);
 /**
  * One conversation's socket: the mailbox, the watch set wanted and the one sent, whether it is
  * live, failures in a row, and its timers (reconnect, refresh, wait for a snapshot; 0: none).
- * @typedef {{ mailbox: string, want: Uint8Array<ArrayBuffer> | null, sent: Uint8Array<ArrayBuffer> | null, socket: WebSocket | null, live: boolean, failures: number, timer: number, refresh: number, waiting: number, longWait?: boolean }} Entry
+ * @typedef {{ mailbox: string, want: Uint8Array<ArrayBuffer> | null, sent: Uint8Array<ArrayBuffer> | null, socket: WebSocket | null, live: boolean, failures: number, timer: number, refresh: number, waiting: number, longWait?: boolean, deletesSent?: boolean }} Entry
  */
 
 /**
@@ -79,6 +79,12 @@ export class Subscriptions {
     this.entries = new Map();
     /** Mailboxes on which a socket opened in this page: they have subscriptions. @type {Set<string>} */
     this.opened = new Set();
+    /**
+     * Mailboxes that closed a socket for a delete message ("bad watch set": older than
+     * Mailbox API revision 1.2): no more delete messages to them in this page.
+     * @type {Set<string>}
+     */
+    this.noDeletes = new Set();
   }
 
   /** Whether WebSockets exist here at all. */
@@ -129,9 +135,11 @@ export class Subscriptions {
    * @param {Uint8Array[]} messages
    */
   sendDeletes(id, messages) {
-    const socket = this.entries.get(id)?.socket;
-    if (socket?.readyState !== WebSocket.OPEN) return false;
+    const entry = this.entries.get(id);
+    const socket = entry?.socket;
+    if (!entry || socket?.readyState !== WebSocket.OPEN || this.noDeletes.has(entry.mailbox)) return false;
     for (const message of messages) socket.send(/** @type {Uint8Array<ArrayBuffer>} */ (message));
+    entry.deletesSent = true;
     return true;
   }
 
@@ -229,6 +237,9 @@ export class Subscriptions {
     };
     socket.onclose = (event) => {
       if (entry.socket !== socket) return;
+      // A mailbox older than revision 1.2 takes a delete message for a bad watch set.
+      if (entry.deletesSent && event.code === 1008 && event.reason === "bad watch set") this.noDeletes.add(entry.mailbox);
+      entry.deletesSent = false;
       this.#stopRefresh(entry);
       entry.socket = null;
       entry.sent = null;

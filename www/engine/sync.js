@@ -404,6 +404,8 @@ export class SyncEngine extends EventTarget {
     let recovered = false;
     try {
       const out = pushed ? await client.pollPushed(id, pushed) : await client.poll(id);
+      // What it read from the subscription is deleted over it (delete after read on).
+      if (out.deleteMessages.length > 0) this.subs.sendDeletes(id, out.deleteMessages);
       recovered = this.unreachable.delete(c.mailbox);
       // The mailbox answers: sockets to it waiting out their back-off reconnect now, so push
       // is back at once rather than up to a minute after polling found it again.
