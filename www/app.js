@@ -108,6 +108,10 @@ async function boot() {
   window.addEventListener("online", () => engine.networkChanged());
   window.addEventListener("offline", () => engine.networkChanged());
   document.addEventListener("visibilitychange", () => engine.visibilityChanged());
+  // Leaving the page (a reload, a closed tab): the open chat's draft is sealed.
+  window.addEventListener("pagehide", () => {
+    if (engine.isUnlocked) screens?.saveDraft();
+  });
   // An invite link pasted into the address bar of an open Hush tab only changes the fragment.
   window.addEventListener("hashchange", () => {
     if (!takeInviteFromUrl()) return;

@@ -73,6 +73,7 @@ export function showChat(id) {
         limit.update();
         sendError.textContent = "";
         sendMessage(id, text, message, sendError);
+        saveDraft(); // Sent: the draft goes.
         message.focus();
       },
     },
@@ -85,7 +86,10 @@ export function showChat(id) {
       form.requestSubmit();
     }
   });
-  message.addEventListener("input", () => autosize(message));
+  message.addEventListener("input", () => {
+    autosize(message);
+    saveDraftSoon();
+  });
   const titleName = document.createTextNode(c.name);
   const title = h("h1", { class: "chat-title", dir: "auto" }, titleName);
   if (c.verifiedAt) title.append(h("span", { class: "verified-mark", title: "Safety code verified", "aria-label": ", safety code verified", text: " ✓" }));
@@ -148,15 +152,92 @@ export function showChat(id) {
     token: 0,
     first: true,
     unsent: false,
+    draft: null,
     search,
     copied,
     stopDays: atEachMidnight(() => placeDaySeparators(list)),
   };
+  restoreDraft(ui.chat, message);
   engine.updateReading(id);
   updateChatBanner();
   renderNotices(ui.chat);
   refreshChat();
   engine.schedulePoll(id, 0);
+}
+
+// Drafts: the composer's unsent text is kept sealed in the vault (client.saveDraft), never in
+// localStorage or anywhere in the clear: saved DRAFT_DELAY_MS after typing stops, at once on
+// leaving the chat, before any lock (which waits for it) and on `pagehide`; put back when the
+// chat opens. Saves and reads go one after another, so an older text never lands last.
+
+/** Quiet time after typing before the draft is saved. */
+const DRAFT_DELAY_MS = 500;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let draftTimer;
+/** The saves and reads of drafts, in order. @type {Promise<unknown>} */
+let drafts = Promise.resolve();
+
+/**
+ * Runs `step` after the draft work before it; its result (failures are its caller's to see).
+ * @template T
+ * @param {() => Promise<T>} step
+ * @returns {Promise<T>}
+ */
+function inOrder(step) {
+  const next = drafts.then(step);
+  drafts = next.catch(() => {});
+  return next;
+}
+
+/** Saves the open chat's draft DRAFT_DELAY_MS from now (again from now at each key). */
+function saveDraftSoon() {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, DRAFT_DELAY_MS);
+}
+
+/**
+ * Saves the open chat's composer text as its draft now (an empty one deletes it), unless it
+ * is what was saved last or the draft was not read back yet. Resolves once it is stored
+ * (never rejects: a locked or deleted conversation keeps nothing). Called before a lock
+ * (session.js), on leaving the chat (shell.js) and on `pagehide` (app.js).
+ * @returns {Promise<void>}
+ */
+export function saveDraft() {
+  clearTimeout(draftTimer);
+  const chat = ui.chat;
+  const textarea = chat?.composer.querySelector("textarea");
+  if (!chat || !textarea || chat.draft === null || textarea.disabled) return drafts.then(() => {});
+  const text = textarea.value;
+  if (text === chat.draft) return drafts.then(() => {});
+  chat.draft = text;
+  const api = client();
+  return inOrder(() => api.saveDraft(chat.id, text)).catch((err) => {
+    if (codeOf(err) !== ErrorCode.Locked && codeOf(err) !== ErrorCode.UnknownConversation) console.warn("Could not save the draft", err);
+  });
+}
+
+/**
+ * Puts conversation `chat`'s saved draft in its composer (unless something was typed first).
+ * @param {OpenChat} chat
+ * @param {HTMLTextAreaElement} textarea
+ */
+async function restoreDraft(chat, textarea) {
+  let text = null;
+  try {
+    text = await inOrder(() => client().draft(chat.id));
+  } catch {
+    // Locked or deleted meanwhile: nothing to show.
+  }
+  if (ui.chat !== chat) return;
+  chat.draft = text ?? "";
+  if (text && !textarea.value) {
+    textarea.value = text;
+    textarea.setSelectionRange(text.length, text.length);
+    autosize(textarea);
+    chat.limit.update();
+  } else if (textarea.value !== chat.draft) {
+    saveDraftSoon(); // Typed while it was read.
+  }
 }
 
 const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;

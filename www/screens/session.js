@@ -51,7 +51,10 @@ export function lock(idleMinutes = null, { elsewhere = false } = {}) {
   ui.reopen = ui.screen.name === "chat" ? ui.screen.id : null;
   autoLock.stop();
   screens?.closeMenu(false);
-  engine.lock({ elsewhere });
+  // The open chat's draft is sealed before the key goes: the engine locks the client once it
+  // is saved, while the page forgets the text and everything else right now.
+  const draft = engine.isUnlocked ? screens?.saveDraft() : undefined;
+  engine.lock({ elsewhere, after: draft });
   if (els.dialog.open) els.dialog.close();
   els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
   clearCue();

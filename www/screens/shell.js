@@ -62,6 +62,7 @@ export const els = {
  * @property {number} token
  * @property {boolean} first
  * @property {boolean} unsent
+ * @property {string | null} draft The draft as last saved or read back (null until read).
  * @property {import("../chat-search.js").ChatSearch} search
  * @property {HTMLElement} copied
  * @property {() => void} stopDays
@@ -174,6 +175,7 @@ function leaveScreen() {
     ui.qrUrl = null;
   }
   ui.chat?.stopDays();
+  if (ui.chat && engine.isUnlocked) screens?.saveDraft(); // Leaving the chat keeps its draft.
   ui.chat = null;
   engine.updateReading(null);
   els.sidebarTitle.removeAttribute("aria-level");
