@@ -77,7 +77,7 @@ async function boot() {
   // the history right away, so the invite secret does not linger there.
   takeInviteFromUrl();
   startServiceWorker();
-  startNavigation(showFromHistory);
+  startNavigation(showFromHistory, closeLayer);
   try {
     await init();
     await engine.open();
@@ -159,6 +159,15 @@ function takeInviteFromUrl() {
   // Back to the site's own address: what came before the `%23`.
   history.replaceState(null, "", where.slice(0, encoded.index).replace(/\?$/, "") || "/");
   return true;
+}
+
+/** Closes the dialog or the message menu open, if any (Back closes only that); whether one was. */
+function closeLayer() {
+  if (els.dialog.open) {
+    els.dialog.close();
+    return true;
+  }
+  return screens?.closeMenu(true) ?? false;
 }
 
 /**

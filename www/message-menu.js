@@ -124,14 +124,15 @@ function openMenu(li, button, actions) {
   items[0].focus();
 }
 
-/** Closes the open menu; `refocus`: back to its button (Escape). */
+/** Closes the open menu; `refocus`: back to its button (Escape). Whether one was open. */
 export function closeMenu(refocus) {
-  if (!menu.el) return;
+  if (!menu.el) return false;
   document.removeEventListener("pointerdown", menu.onOutside, true);
   menu.el.remove();
   menu.button.setAttribute("aria-expanded", "false");
   if (refocus && menu.button.isConnected) menu.button.focus();
   Object.assign(menu, { el: null, owner: null, button: null, onOutside: null });
+  return true;
 }
 
 /** The timer that clears copyText's status line. @type {ReturnType<typeof setTimeout> | undefined} */
