@@ -125,6 +125,17 @@ export function screenShown(screen, previous, unlocked) {
 }
 
 /**
+ * The conversation whose chat the entry in use showed, from any session (the page was
+ * reloaded or its tab restored with a chat open: locked screens write no entry, so until the
+ * first screen after unlocking it is still there), or null.
+ * @returns {string | null}
+ */
+export function chatInUse() {
+  const state = history.state;
+  return state?.[MARK] === true && state.name === "chat" && typeof state.id === "string" ? state.id : null;
+}
+
+/**
  * The app's own Back button: the browser's Back when an entry of this session is below,
  * otherwise `fallback()` (the list).
  */
