@@ -46,9 +46,36 @@ export function showChat(id) {
   // screen readers).
   const earlier = h("button", { type: "button", class: "ghost earlier", text: "Show earlier messages", hidden: true, onclick: () => loadOlder() });
   const scroller = h("div", { class: "scroller" }, earlier, list);
+  // Shown when a message arrives while the history is scrolled up: jumps to the newest.
+  const latest = h("button", {
+    type: "button",
+    class: "jump-latest",
+    text: "New messages ↓",
+    "aria-label": "New messages: jump to the latest",
+    hidden: true,
+    onclick: () => {
+      scroller.scrollTop = scroller.scrollHeight;
+      latest.hidden = true;
+      const shown = list.querySelectorAll("li.msg");
+      const last = shown[shown.length - 1];
+      if (last instanceof HTMLElement) {
+        last.tabIndex = -1; // Focused from here only.
+        last.focus({ preventScroll: true });
+      }
+    },
+  });
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+    if (ui.chat) ui.chat.atNewest = atNewest(scroller);
+    if (!latest.hidden && atNewest(scroller)) latest.hidden = true;
   }, { passive: true });
+  // A window made narrower (desktop to phone size) or a taller composer: the newest message
+  // stays in view if it was.
+  const keepNewest = new ResizeObserver(() => {
+    if (ui.chat?.scroller === scroller && ui.chat.atNewest) scroller.scrollTop = scroller.scrollHeight;
+  });
+  keepNewest.observe(scroller);
+  keepNewest.observe(list);
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const notices = h("div", { class: "notices" });
   // Its direction follows its text (set by limitComposer: `dir="auto"` is slow on a long paste).
@@ -120,6 +147,7 @@ export function showChat(id) {
       banner,
       notices,
       scroller,
+      latest,
       copied,
       sendError,
       count,
@@ -153,6 +181,8 @@ export function showChat(id) {
     first: true,
     unsent: false,
     draft: null,
+    atNewest: true,
+    latest,
     search,
     copied,
     stopDays: atEachMidnight(() => placeDaySeparators(list)),
@@ -368,6 +398,14 @@ const messageActions = {
 };
 
 /**
+ * Whether `scroller` shows the newest end of the history.
+ * @param {HTMLElement} scroller
+ */
+function atNewest(scroller) {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+}
+
+/**
  * Loads older pages until entry `seq` is shown (search); its item, or null.
  * @param {number} seq
  * @returns {Promise<HTMLLIElement | null>}
@@ -465,7 +503,7 @@ export async function refreshChat() {
     if (!chat.complete) entries = entries.slice(1);
   }
   const scroller = chat.scroller;
-  const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  const nearBottom = atNewest(scroller);
   let addedOwn = false;
   /** @type {string[]} */
   const incoming = [];
@@ -493,7 +531,13 @@ export async function refreshChat() {
   } else if (!chat.items.size && !chat.list.querySelector(".empty")) {
     chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
   }
-  if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
+  if (chat.first || nearBottom || addedOwn) {
+    scroller.scrollTop = scroller.scrollHeight;
+    chat.atNewest = true;
+    chat.latest.hidden = true;
+  } else if (incoming.length) {
+    chat.latest.hidden = false; // Below, out of view: say so.
+  }
   // New messages are announced once each (the list itself is not a live region, so opening a
   // chat does not read out its history).
   if (incoming.length) announce(incoming.map((t) => `${name}: ${t}`).join("\n"));

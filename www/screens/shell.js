@@ -63,6 +63,8 @@ export const els = {
  * @property {boolean} first
  * @property {boolean} unsent
  * @property {string | null} draft The draft as last saved or read back (null until read).
+ * @property {boolean} atNewest The history was last seen scrolled to its newest end.
+ * @property {HTMLButtonElement} latest "New messages ↓": shown while new ones are out of view.
  * @property {import("../chat-search.js").ChatSearch} search
  * @property {HTMLElement} copied
  * @property {() => void} stopDays
