@@ -42,6 +42,11 @@ export function showChat(id) {
   if (!c) return showHome();
   if (!c.joined) return showInvite(id);
   const list = h("ol", { class: "messages", "aria-label": "Conversation history" });
+  list.addEventListener("keydown", (event) => moveInHistory(event, list));
+  list.addEventListener("focusin", (event) => {
+    const li = event.target instanceof Element ? event.target.closest("li.msg") : null;
+    if (li instanceof HTMLLIElement) makeTabStop(list, li);
+  });
   // Older pages load as the history scrolls near its top, or with this button (keyboards,
   // screen readers).
   const earlier = h("button", { type: "button", class: "ghost earlier", text: "Show earlier messages", hidden: true, onclick: () => loadOlder() });
@@ -59,7 +64,7 @@ export function showChat(id) {
       const shown = list.querySelectorAll("li.msg");
       const last = shown[shown.length - 1];
       if (last instanceof HTMLElement) {
-        last.tabIndex = -1; // Focused from here only.
+        makeTabStop(list, last);
         last.focus({ preventScroll: true });
       }
     },
@@ -377,6 +382,7 @@ function messageItem(entry, name) {
     h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
   );
   li.dataset.seq = String(entry.seq);
+  li.tabIndex = -1; // One message is the history's tab stop (makeTabStop).
   addMessageMenu(li, entry.text, messageActions);
   return li;
 }
@@ -396,6 +402,87 @@ const messageActions = {
    */
   remove: (li, button) => confirmDeleteMessage(li, button),
 };
+
+// The history is one tab stop (a roving tabindex): the message last focused, else the newest.
+// Up and Down move between messages (Up past the oldest shown loads the page before), Home
+// and End to the first and last shown, Enter (or the context-menu key, Shift+F10) opens the
+// message's menu.
+
+/**
+ * Makes message `li` the history's one tab stop.
+ * @param {HTMLElement} list
+ * @param {HTMLElement} li
+ */
+function makeTabStop(list, li) {
+  for (const other of list.querySelectorAll('li.msg[tabindex="0"]')) if (other !== li) /** @type {HTMLElement} */ (other).tabIndex = -1;
+  li.tabIndex = 0;
+}
+
+/**
+ * Keeps a tab stop in the history: the newest message when none is (or it was removed), or
+ * when `newest` (messages arrived) and the stop is not where the focus is.
+ * @param {HTMLElement} list
+ * @param {boolean} [newest]
+ */
+function keepTabStop(list, newest = false) {
+  const stop = list.querySelector('li.msg[tabindex="0"]');
+  if (stop && !(newest && stop !== document.activeElement)) return;
+  const messages = list.querySelectorAll("li.msg");
+  const last = messages[messages.length - 1];
+  if (last instanceof HTMLElement) makeTabStop(list, last);
+}
+
+/**
+ * The message `step` messages from `li` (skipping day separators), or null.
+ * @param {Element} li
+ * @param {1 | -1} step
+ */
+function neighbour(li, step) {
+  let at = step > 0 ? li.nextElementSibling : li.previousElementSibling;
+  while (at && !at.classList.contains("msg")) at = step > 0 ? at.nextElementSibling : at.previousElementSibling;
+  return at instanceof HTMLElement ? at : null;
+}
+
+/**
+ * Arrow keys, Home, End and Enter on a message of the history.
+ * @param {KeyboardEvent} event
+ * @param {HTMLElement} list
+ */
+function moveInHistory(event, list) {
+  const li = event.target;
+  if (!(li instanceof HTMLLIElement) || !li.classList.contains("msg") || event.altKey || event.ctrlKey || event.metaKey) return;
+  /** @type {HTMLElement | null} */
+  let to = null;
+  if (event.key === "ArrowUp" || event.key === "ArrowDown") {
+    to = neighbour(li, event.key === "ArrowUp" ? -1 : 1);
+    if (!to && event.key === "ArrowUp") loadOlder();
+  } else if (event.key === "Home" || event.key === "End") {
+    const messages = list.querySelectorAll("li.msg");
+    const end = messages[event.key === "Home" ? 0 : messages.length - 1];
+    to = end instanceof HTMLElement ? end : null;
+  } else if (event.key === "Enter" || event.key === "ContextMenu" || (event.key === "F10" && event.shiftKey)) {
+    event.preventDefault();
+    /** @type {HTMLButtonElement | null} */ (li.querySelector(".msg-menu-button"))?.click();
+    return;
+  } else {
+    return;
+  }
+  event.preventDefault();
+  if (!to) return;
+  makeTabStop(list, to);
+  to.focus();
+  to.scrollIntoView({ block: "nearest" });
+}
+
+/**
+ * Where the focus goes when message `li` is deleted: the message after it, else the one
+ * before, else the composer.
+ * @param {HTMLElement} li
+ * @returns {HTMLElement | null}
+ */
+export function focusAfterDeleting(li) {
+  return neighbour(li, 1) ?? neighbour(li, -1) ?? ui.chat?.composer.querySelector("textarea") ?? null;
+}
 
 /**
  * Whether `scroller` shows the newest end of the history.
@@ -528,6 +615,7 @@ export async function refreshChat() {
     chat.list.querySelector(".empty")?.remove();
     chat.list.append(added);
     placeDaySeparators(chat.list);
+    keepTabStop(chat.list, true);
   } else if (!chat.items.size && !chat.list.querySelector(".empty")) {
     chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
   }
@@ -582,7 +670,10 @@ export function removeFromChat(seqs) {
     li.remove();
     removed = true;
   }
-  if (removed) placeDaySeparators(chat.list);
+  if (removed) {
+    placeDaySeparators(chat.list);
+    keepTabStop(chat.list);
+  }
   return removed;
 }
 
@@ -625,6 +716,7 @@ async function loadOlder() {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   chat.list.prepend(older);
   placeDaySeparators(chat.list);
+  keepTabStop(chat.list);
   scroller.scrollTop = scroller.scrollHeight - fromBottom;
   showEarlier(chat);
   if (!chat.complete && scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
