@@ -252,6 +252,15 @@ export function saveDraft() {
 }
 
 /**
+ * Cancels the draft save waiting for a pause in typing and resolves once the saves under way
+ * are stored: before a conversation is deleted, so that no save of its draft lands after.
+ */
+export function settleDrafts() {
+  clearTimeout(draftTimer);
+  return drafts.then(() => {});
+}
+
+/**
  * Puts conversation `chat`'s saved draft in its composer (unless something was typed first).
  * @param {OpenChat} chat
  * @param {HTMLTextAreaElement} textarea

@@ -6,7 +6,7 @@ import { h, replace, field, refuseTooLong, setFieldError } from "../dom.js";
 import { codeOf } from "../engine/errors.js";
 import { announce, client, dialog, els, engine, ui } from "./shell.js";
 import { showHome } from "./home.js";
-import { focusAfterDeleting, removeFromChat } from "./chat.js";
+import { focusAfterDeleting, removeFromChat, settleDrafts } from "./chat.js";
 import { errorText } from "./texts.js";
 
 /** @param {string} id */
@@ -76,6 +76,7 @@ export function confirmDelete(id) {
     onclick: async () => {
       erase.disabled = true;
       try {
+        await settleDrafts(); // No save of its draft lands after the deletion.
         await client().deleteConversation(id);
       } catch (err) {
         erase.disabled = false;
