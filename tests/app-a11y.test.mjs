@@ -296,9 +296,12 @@ describe("accessibility of every screen (axe-core, light and dark, desktop and p
   });
 
   test("conversation list with conversations", async () => {
-    // On a wide screen the chat has no Back button (the list is beside it): via Settings.
+    // On a wide screen the chat has no Back button (the list is beside it), and Settings'
+    // Back returns to the chat: the browser's Back from there.
     await alice.page.getByRole("button", { name: "Settings" }).click();
     await alice.page.getByRole("button", { name: "Back" }).click();
+    await alice.page.getByRole("textbox", { name: "Message" }).waitFor();
+    await alice.page.goBack();
     await alice.page.getByRole("heading", { name: "Pick a conversation" }).waitFor();
     await audit(alice.page, "home with conversations");
     clean();

@@ -278,8 +278,11 @@ async function scenario(kind, report) {
     assert.deepEqual(await unlabelledControls(alice.page), [], "unlock: every control has a name");
     await unlock(alice.page, PASS.alice);
     await unlock(bob.page, PASS.bob);
-    await openChat(alice.page, "Bob");
-    await openChat(bob.page, "Alice");
+    // Each had the chat open before the reload: it is open again.
+    for (const [page, name] of [[alice.page, "Bob"], [bob.page, "Alice"]]) {
+      await page.getByRole("textbox", { name: "Message" }).waitFor();
+      assert.equal(await page.locator(".chat-title").innerText(), name);
+    }
     await eventually(async () => (await messages(alice.page)).length === 2 * PER_SIDE, { what: "alice's history after reload" });
     await eventually(async () => (await messages(bob.page)).length === 2 * PER_SIDE, { what: "bob's history after reload" });
     await assertConversation(alice.page, expected, 2 * PER_SIDE);

@@ -77,7 +77,7 @@ async function boot() {
   // the history right away, so the invite secret does not linger there.
   takeInviteFromUrl();
   startServiceWorker();
-  startNavigation(showFromHistory);
+  startNavigation(showFromHistory, closeLayer);
   try {
     await init();
     await engine.open();
@@ -108,6 +108,10 @@ async function boot() {
   window.addEventListener("online", () => engine.networkChanged());
   window.addEventListener("offline", () => engine.networkChanged());
   document.addEventListener("visibilitychange", () => engine.visibilityChanged());
+  // Leaving the page (a reload, a closed tab): the open chat's draft is sealed.
+  window.addEventListener("pagehide", () => {
+    if (engine.isUnlocked) screens?.saveDraft();
+  });
   // An invite link pasted into the address bar of an open Hush tab only changes the fragment.
   window.addEventListener("hashchange", () => {
     if (!takeInviteFromUrl()) return;
@@ -155,6 +159,15 @@ function takeInviteFromUrl() {
   // Back to the site's own address: what came before the `%23`.
   history.replaceState(null, "", where.slice(0, encoded.index).replace(/\?$/, "") || "/");
   return true;
+}
+
+/** Closes the dialog or the message menu open, if any (Back closes only that); whether one was. */
+function closeLayer() {
+  if (els.dialog.open) {
+    els.dialog.close();
+    return true;
+  }
+  return screens?.closeMenu(true) ?? false;
 }
 
 /**

@@ -60,6 +60,9 @@ export function addMessageMenu(li, text, actions) {
     "aria-label": "Message actions",
     "aria-haspopup": "menu",
     "aria-expanded": "false",
+    // Not a tab stop of its own: the message is (the chat's history list has one tab stop,
+    // arrow keys move between messages, Enter opens this menu; screens/chat.js).
+    tabindex: "-1",
     text: "⋯",
     onclick: () => (menu.owner === li ? closeMenu(true) : openMenu(li, button, actions)),
   });
@@ -124,14 +127,17 @@ function openMenu(li, button, actions) {
   items[0].focus();
 }
 
-/** Closes the open menu; `refocus`: back to its button (Escape). */
+/** Closes the open menu; `refocus`: back to its button (Escape). Whether one was open. */
 export function closeMenu(refocus) {
-  if (!menu.el) return;
+  if (!menu.el) return false;
   document.removeEventListener("pointerdown", menu.onOutside, true);
   menu.el.remove();
   menu.button.setAttribute("aria-expanded", "false");
-  if (refocus && menu.button.isConnected) menu.button.focus();
+  // Back to the message (the tab stop), else its button.
+  const back = menu.owner.isConnected && menu.owner.hasAttribute("tabindex") ? menu.owner : menu.button;
+  if (refocus && back.isConnected) back.focus();
   Object.assign(menu, { el: null, owner: null, button: null, onOutside: null });
+  return true;
 }
 
 /** The timer that clears copyText's status line. @type {ReturnType<typeof setTimeout> | undefined} */

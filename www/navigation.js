@@ -10,7 +10,10 @@
 //   - the list is depth 0; screens reached from the list or the top bar (a chat, an invite,
 //     New conversation, Join, Settings) are depth 1, and one replaces another there (so Back
 //     never walks through screens of other conversations, or through the steps of a form
-//     already sent); a chat's safety code is depth 2;
+//     already sent); a chat's safety code, and Settings opened from a chat, are depth 2 (Back
+//     returns to the chat);
+//   - Back while a dialog or a menu is open only closes it: the entry Back left is written
+//     again, and the screen stays;
 //   - going to a shallower screen goes back in history to that depth (the app's own Back
 //     buttons and going to the list do that), so the browser's Back and the app's agree;
 //   - the locked screens (setup, unlock) get no entry of their own: unlocking makes the entry
@@ -29,6 +32,7 @@ const MARK = "hush-screen";
 function levelOf(screen, previous) {
   if (screen.name === "home") return 0;
   if (screen.name === "safety" && previous.name === "chat" && previous.id === screen.id) return 2;
+  if (screen.name === "settings" && previous.name === "chat") return 2;
   return 1;
 }
 
@@ -44,6 +48,8 @@ let inUse = 0;
 /** Called with { name, id } when Back or Forward lands on an entry of this session. */
 /** @type {(screen: { name: string, id: string | null }) => void} */
 let restoreScreen = () => {};
+/** Closes an open dialog or menu; whether there was one. */
+let closeLayer = () => false;
 
 function isOurs(state) {
   return state?.[MARK] === true && state.session === session;
@@ -67,10 +73,12 @@ function write(screen, depth, push = false) {
 
 /**
  * Starts listening to Back and Forward. `restore({ name, id })` must show that screen (or the
- * list if it is gone) through the app's usual screen functions.
+ * list if it is gone) through the app's usual screen functions; `close()` closes an open
+ * dialog or menu and says whether there was one (Back then only closes it).
  */
-export function startNavigation(restore) {
+export function startNavigation(restore, close) {
   restoreScreen = restore;
+  closeLayer = close;
   window.addEventListener("popstate", onPopState);
   // The "Hush, home" link in the top bar loads the page again, which locks Hush: while
   // unlocked, a plain click shows the list instead (a click with a modifier still opens a tab).
@@ -114,6 +122,17 @@ export function screenShown(screen, previous, unlocked) {
   if (target > depth) write(screen, depth + 1, true);
   else if (target === depth) write(screen, depth);
   else travel(target - depth, target, screen);
+}
+
+/**
+ * The conversation whose chat the entry in use showed, from any session (the page was
+ * reloaded or its tab restored with a chat open: locked screens write no entry, so until the
+ * first screen after unlocking it is still there), or null.
+ * @returns {string | null}
+ */
+export function chatInUse() {
+  const state = history.state;
+  return state?.[MARK] === true && state.name === "chat" && typeof state.id === "string" ? state.id : null;
 }
 
 /**
@@ -171,6 +190,13 @@ function onPopState(event) {
   }
   if (session === null) return; // Locked: Back and Forward do not change the unlock screen.
   const state = event.state;
+  if (closeLayer()) {
+    // Back (or Forward) over a dialog or a menu closes it and stays: the entry left is
+    // written again (Back), or the history goes back to it (Forward).
+    if (!isOurs(state) || state.depth < inUse) write(shown, inUse, true);
+    else travel(inUse - state.depth, inUse, shown);
+    return;
+  }
   if (isOurs(state)) {
     shown = { name: state.name, id: state.id };
     inUse = state.depth;

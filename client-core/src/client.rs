@@ -775,7 +775,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// Deletes a conversation: its session (and with it every key that could read or address
-    /// its messages), its history and its unsent blobs, in one transaction. The sealed record
+    /// its messages), its history, its draft and its unsent blobs, in one transaction. The sealed record
     /// that its invite was used stays (it holds no key), so that opening the invite again
     /// says "already joined" rather than raising a false "someone else joined first".
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
@@ -784,6 +784,7 @@ impl<P: Platform> Client<P> {
         let mut writes = vec![
             Write::Delete(records::conversation_key(id)),
             Write::Delete(records::ack_key(id)),
+            Write::Delete(records::draft_key(id)),
         ];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {

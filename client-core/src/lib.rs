@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod decoys;
+pub mod drafts;
 pub mod error;
 mod join;
 mod local;

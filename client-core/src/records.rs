@@ -13,6 +13,7 @@
 //! | `out/{id}/{seq:08x}` | [`Outgoing`]: one encrypted blob of ours (protocol sequence number `seq`) not yet acknowledged by the peer |
 //! | `ack/{id}` | [`AckDue`]: the conversation owes the peer an acknowledgement |
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
+//! | `draft/{id}` | [`crate::drafts::Draft`]: the unsent text of a conversation's composer |
 //!
 //! Record formats: every record starts with its format version ([`Record::VERSION`]).
 //! Conversations are at version 4 (protocol v2: notices, recovery state, held blobs, the
@@ -91,6 +92,11 @@ pub fn ack_key(id: &str) -> String {
 
 /// Prefix of every owed acknowledgement.
 pub const ACK_PREFIX: &str = "ack/";
+
+/// Key of conversation `id`'s draft (the unsent text of its composer).
+pub fn draft_key(id: &str) -> String {
+    format!("draft/{id}")
+}
 
 /// Prefix of the records that remember the invites this vault created or joined.
 pub const INVITE_PREFIX: &str = "inv/";

@@ -163,3 +163,20 @@ export async function recordArrivals(page) {
 export function arrivals(page) {
   return page.evaluate(() => window.__arrivals);
 }
+
+/**
+ * `count` fresh profiles (`launch()`), each on `url` with `passphrase` created; each is
+ * also pushed to `into`, for the caller to close.
+ */
+export async function freshProfiles(url, passphrase, count, into) {
+  const { launch } = await import("./browser.mjs");
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const b = await launch();
+    into.push(b);
+    out.push(b);
+    await b.page.goto(url);
+    await createPassphrase(b.page, passphrase);
+  }
+  return out;
+}

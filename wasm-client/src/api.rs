@@ -692,6 +692,30 @@ impl HushClient {
         })
     }
 
+    /// Keeps `text` as conversation `id`'s draft, sealed in the vault; an empty `text`
+    /// deletes it. Rejects with `MessageTooLong` past a message's limit (the draft kept before
+    /// stays).
+    #[wasm_bindgen(js_name = saveDraft)]
+    pub fn save_draft(&self, id: String, text: String) -> Promise {
+        let inner = self.inner.clone();
+        let text = Zeroizing::new(text);
+        future_to_promise(async move {
+            inner.save_draft(&id, &text).await.map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Conversation `id`'s draft (its composer's unsent text), or `null`.
+    pub fn draft(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            Ok(match inner.draft(&id).await.map_err(client_error)? {
+                Some(text) => JsValue::from_str(&text),
+                None => JsValue::NULL,
+            })
+        })
+    }
+
     /// Marks conversation `id`'s safety code as compared with the other person's and matching
     /// (`verified`), or removes the mark; the summary's `verifiedAt` (ms since the epoch, or
     /// `null`) shows it. Local only: nothing is sent. Rejects with `NotJoined` while there is

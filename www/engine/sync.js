@@ -72,6 +72,8 @@ export const DB_NAME = "hush";
 const FLUSH_BACKOFF = [1_500, 3_000, 5_000, 8_000];
 /** Longest a flush timer sleeps before comparing its due time with the clock again. */
 const FLUSH_RECHECK_MS = 5_000;
+/** Longest a lock waits for work that still needs the key (a draft being sealed). */
+const LOCK_WAIT_MS = 3_000;
 
 export class SyncEngine extends EventTarget {
   /** @param {EngineOptions} options */
@@ -90,6 +92,8 @@ export class SyncEngine extends EventTarget {
     this.openChat = null;
     /** Bumped on every lock: timers and callbacks of an older generation do nothing. */
     this.generation = 0;
+    /** A lock waits for work that still needs the key (lock's `after`). */
+    this.locking = false;
     /** @type {Map<string, ReturnType<typeof setTimeout>>} */
     this.pollTimers = new Map();
     /** @type {Set<string>} */
@@ -170,7 +174,7 @@ export class SyncEngine extends EventTarget {
   }
 
   get isUnlocked() {
-    return Boolean(this.client?.isUnlocked);
+    return !this.locking && Boolean(this.client?.isUnlocked);
   }
 
   /** @param {string | null | undefined} id */
@@ -218,9 +222,12 @@ export class SyncEngine extends EventTarget {
   /**
    * Locks the client and forgets everything read since unlocking; stops every timer and socket.
    * The other tabs of this profile lock too (told unless `elsewhere`: the lock came from one).
-   * @param {{ elsewhere?: boolean }} [options]
+   * `after`: work that still needs the key (the open chat's draft being sealed): the client
+   * locks once it settles (LOCK_WAIT_MS at most), the rest at once; meanwhile `isUnlocked` is
+   * already false.
+   * @param {{ elsewhere?: boolean, after?: Promise<unknown> }} [options]
    */
-  lock({ elsewhere = false } = {}) {
+  lock({ elsewhere = false, after } = {}) {
     if (!elsewhere) this.tabs.locked();
     this.previews.clear();
     this.generation += 1;
@@ -229,7 +236,18 @@ export class SyncEngine extends EventTarget {
     this.pollAgain.clear();
     clearTimeout(this.flushTimer);
     this.flushDue = Infinity;
-    this.api.lock();
+    if (after) {
+      this.locking = true;
+      const generation = this.generation;
+      const api = this.api;
+      Promise.race([after, new Promise((r) => setTimeout(r, LOCK_WAIT_MS))]).finally(() => {
+        // Unlocked again meanwhile (not possible that fast, but then the key stays).
+        if (generation === this.generation) api.lock();
+        this.locking = false;
+      });
+    } else {
+      this.api.lock();
+    }
     this.subs.closeAll();
     this.subscribed.clear();
     this.watchTurns.clear();

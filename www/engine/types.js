@@ -110,6 +110,8 @@
  * @property {(id: string, name: string) => Promise<void>} rename
  * @property {(id: string, verified: boolean) => Promise<void>} setVerified
  * @property {(id: string, seq: number) => Promise<void>} deleteMessage
+ * @property {(id: string, text: string) => Promise<void>} saveDraft The composer's unsent text, sealed (empty: deleted).
+ * @property {(id: string) => Promise<string | null>} draft
  * @property {(id: string) => Promise<void>} deleteConversation
  * @property {(id: string) => Promise<string | null>} safetyCode
  * @property {(id: string) => Promise<Uint8Array<ArrayBuffer> | null>} watchSet

@@ -42,13 +42,45 @@ export function showChat(id) {
   if (!c) return showHome();
   if (!c.joined) return showInvite(id);
   const list = h("ol", { class: "messages", "aria-label": "Conversation history" });
+  list.addEventListener("keydown", (event) => moveInHistory(event, list));
+  list.addEventListener("focusin", (event) => {
+    const li = event.target instanceof Element ? event.target.closest("li.msg") : null;
+    if (li instanceof HTMLLIElement) makeTabStop(list, li);
+  });
   // Older pages load as the history scrolls near its top, or with this button (keyboards,
   // screen readers).
   const earlier = h("button", { type: "button", class: "ghost earlier", text: "Show earlier messages", hidden: true, onclick: () => loadOlder() });
   const scroller = h("div", { class: "scroller" }, earlier, list);
+  // Shown when a message arrives while the history is scrolled up: jumps to the newest.
+  const latest = h("button", {
+    type: "button",
+    class: "jump-latest",
+    text: "New messages ↓",
+    "aria-label": "New messages: jump to the latest",
+    hidden: true,
+    onclick: () => {
+      scroller.scrollTop = scroller.scrollHeight;
+      latest.hidden = true;
+      const shown = list.querySelectorAll("li.msg");
+      const last = shown[shown.length - 1];
+      if (last instanceof HTMLElement) {
+        makeTabStop(list, last);
+        last.focus({ preventScroll: true });
+      }
+    },
+  });
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < LOAD_OLDER_PX) loadOlder();
+    if (ui.chat) ui.chat.atNewest = atNewest(scroller);
+    if (!latest.hidden && atNewest(scroller)) latest.hidden = true;
   }, { passive: true });
+  // A window made narrower (desktop to phone size) or a taller composer: the newest message
+  // stays in view if it was.
+  const keepNewest = new ResizeObserver(() => {
+    if (ui.chat?.scroller === scroller && ui.chat.atNewest) scroller.scrollTop = scroller.scrollHeight;
+  });
+  keepNewest.observe(scroller);
+  keepNewest.observe(list);
   const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
   const notices = h("div", { class: "notices" });
   // Its direction follows its text (set by limitComposer: `dir="auto"` is slow on a long paste).
@@ -73,6 +105,7 @@ export function showChat(id) {
         limit.update();
         sendError.textContent = "";
         sendMessage(id, text, message, sendError);
+        saveDraft(); // Sent: the draft goes.
         message.focus();
       },
     },
@@ -85,7 +118,10 @@ export function showChat(id) {
       form.requestSubmit();
     }
   });
-  message.addEventListener("input", () => autosize(message));
+  message.addEventListener("input", () => {
+    autosize(message);
+    saveDraftSoon();
+  });
   const titleName = document.createTextNode(c.name);
   const title = h("h1", { class: "chat-title", dir: "auto" }, titleName);
   if (c.verifiedAt) title.append(h("span", { class: "verified-mark", title: "Safety code verified", "aria-label": ", safety code verified", text: " ✓" }));
@@ -116,6 +152,7 @@ export function showChat(id) {
       banner,
       notices,
       scroller,
+      latest,
       copied,
       sendError,
       count,
@@ -148,15 +185,103 @@ export function showChat(id) {
     token: 0,
     first: true,
     unsent: false,
+    draft: null,
+    atNewest: true,
+    latest,
     search,
     copied,
     stopDays: atEachMidnight(() => placeDaySeparators(list)),
   };
+  restoreDraft(ui.chat, message);
   engine.updateReading(id);
   updateChatBanner();
   renderNotices(ui.chat);
   refreshChat();
   engine.schedulePoll(id, 0);
+}
+
+// Drafts: the composer's unsent text is kept sealed in the vault (client.saveDraft), never in
+// localStorage or anywhere in the clear: saved DRAFT_DELAY_MS after typing stops, at once on
+// leaving the chat, before any lock (which waits for it) and on `pagehide`; put back when the
+// chat opens. Saves and reads go one after another, so an older text never lands last.
+
+/** Quiet time after typing before the draft is saved. */
+const DRAFT_DELAY_MS = 500;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let draftTimer;
+/** The saves and reads of drafts, in order. @type {Promise<unknown>} */
+let drafts = Promise.resolve();
+
+/**
+ * Runs `step` after the draft work before it; its result (failures are its caller's to see).
+ * @template T
+ * @param {() => Promise<T>} step
+ * @returns {Promise<T>}
+ */
+function inOrder(step) {
+  const next = drafts.then(step);
+  drafts = next.catch(() => {});
+  return next;
+}
+
+/** Saves the open chat's draft DRAFT_DELAY_MS from now (again from now at each key). */
+function saveDraftSoon() {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, DRAFT_DELAY_MS);
+}
+
+/**
+ * Saves the open chat's composer text as its draft now (an empty one deletes it), unless it
+ * is what was saved last or the draft was not read back yet. Resolves once it is stored
+ * (never rejects: a locked or deleted conversation keeps nothing). Called before a lock
+ * (session.js), on leaving the chat (shell.js) and on `pagehide` (app.js).
+ * @returns {Promise<void>}
+ */
+export function saveDraft() {
+  clearTimeout(draftTimer);
+  const chat = ui.chat;
+  const textarea = chat?.composer.querySelector("textarea");
+  if (!chat || !textarea || chat.draft === null || textarea.disabled) return drafts.then(() => {});
+  const text = textarea.value;
+  if (text === chat.draft) return drafts.then(() => {});
+  chat.draft = text;
+  const api = client();
+  return inOrder(() => api.saveDraft(chat.id, text)).catch((err) => {
+    if (codeOf(err) !== ErrorCode.Locked && codeOf(err) !== ErrorCode.UnknownConversation) console.warn("Could not save the draft", err);
+  });
+}
+
+/**
+ * Cancels the draft save waiting for a pause in typing and resolves once the saves under way
+ * are stored: before a conversation is deleted, so that no save of its draft lands after.
+ */
+export function settleDrafts() {
+  clearTimeout(draftTimer);
+  return drafts.then(() => {});
+}
+
+/**
+ * Puts conversation `chat`'s saved draft in its composer (unless something was typed first).
+ * @param {OpenChat} chat
+ * @param {HTMLTextAreaElement} textarea
+ */
+async function restoreDraft(chat, textarea) {
+  let text = null;
+  try {
+    text = await inOrder(() => client().draft(chat.id));
+  } catch {
+    // Locked or deleted meanwhile: nothing to show.
+  }
+  if (ui.chat !== chat) return;
+  chat.draft = text ?? "";
+  if (text && !textarea.value) {
+    textarea.value = text;
+    textarea.setSelectionRange(text.length, text.length);
+    autosize(textarea);
+    chat.limit.update();
+  } else if (textarea.value !== chat.draft) {
+    saveDraftSoon(); // Typed while it was read.
+  }
 }
 
 const graphemes = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
@@ -266,6 +391,7 @@ function messageItem(entry, name) {
     h("p", { class: "meta" }, h("time", { datetime: new Date(entry.time).toISOString(), text: formatTime(entry.time) }), h("span", { class: "delivery" })),
   );
   li.dataset.seq = String(entry.seq);
+  li.tabIndex = -1; // One message is the history's tab stop (makeTabStop).
   addMessageMenu(li, entry.text, messageActions);
   return li;
 }
@@ -285,6 +411,95 @@ const messageActions = {
    */
   remove: (li, button) => confirmDeleteMessage(li, button),
 };
+
+// The history is one tab stop (a roving tabindex): the message last focused, else the newest.
+// Up and Down move between messages (Up past the oldest shown loads the page before), Home
+// and End to the first and last shown, Enter (or the context-menu key, Shift+F10) opens the
+// message's menu.
+
+/**
+ * Makes message `li` the history's one tab stop.
+ * @param {HTMLElement} list
+ * @param {HTMLElement} li
+ */
+function makeTabStop(list, li) {
+  for (const other of list.querySelectorAll('li.msg[tabindex="0"]')) if (other !== li) /** @type {HTMLElement} */ (other).tabIndex = -1;
+  li.tabIndex = 0;
+}
+
+/**
+ * Keeps a tab stop in the history: the newest message when none is (or it was removed), or
+ * when `newest` (messages arrived) and the stop is not where the focus is.
+ * @param {HTMLElement} list
+ * @param {boolean} [newest]
+ */
+function keepTabStop(list, newest = false) {
+  const stop = list.querySelector('li.msg[tabindex="0"]');
+  if (stop && !(newest && stop !== document.activeElement)) return;
+  const messages = list.querySelectorAll("li.msg");
+  const last = messages[messages.length - 1];
+  if (last instanceof HTMLElement) makeTabStop(list, last);
+}
+
+/**
+ * The message `step` messages from `li` (skipping day separators), or null.
+ * @param {Element} li
+ * @param {1 | -1} step
+ */
+function neighbour(li, step) {
+  let at = step > 0 ? li.nextElementSibling : li.previousElementSibling;
+  while (at && !at.classList.contains("msg")) at = step > 0 ? at.nextElementSibling : at.previousElementSibling;
+  return at instanceof HTMLElement ? at : null;
+}
+
+/**
+ * Arrow keys, Home, End and Enter on a message of the history.
+ * @param {KeyboardEvent} event
+ * @param {HTMLElement} list
+ */
+function moveInHistory(event, list) {
+  const li = event.target;
+  if (!(li instanceof HTMLLIElement) || !li.classList.contains("msg") || event.altKey || event.ctrlKey || event.metaKey) return;
+  /** @type {HTMLElement | null} */
+  let to = null;
+  if (event.key === "ArrowUp" || event.key === "ArrowDown") {
+    to = neighbour(li, event.key === "ArrowUp" ? -1 : 1);
+    if (!to && event.key === "ArrowUp") loadOlder();
+  } else if (event.key === "Home" || event.key === "End") {
+    const messages = list.querySelectorAll("li.msg");
+    const end = messages[event.key === "Home" ? 0 : messages.length - 1];
+    to = end instanceof HTMLElement ? end : null;
+  } else if (event.key === "Enter" || event.key === "ContextMenu" || (event.key === "F10" && event.shiftKey)) {
+    event.preventDefault();
+    /** @type {HTMLButtonElement | null} */ (li.querySelector(".msg-menu-button"))?.click();
+    return;
+  } else {
+    return;
+  }
+  event.preventDefault();
+  if (!to) return;
+  makeTabStop(list, to);
+  to.focus();
+  to.scrollIntoView({ block: "nearest" });
+}
+
+/**
+ * Where the focus goes when message `li` is deleted: the message after it, else the one
+ * before, else the composer.
+ * @param {HTMLElement} li
+ * @returns {HTMLElement | null}
+ */
+export function focusAfterDeleting(li) {
+  return neighbour(li, 1) ?? neighbour(li, -1) ?? ui.chat?.composer.querySelector("textarea") ?? null;
+}
+
+/**
+ * Whether `scroller` shows the newest end of the history.
+ * @param {HTMLElement} scroller
+ */
+function atNewest(scroller) {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+}
 
 /**
  * Loads older pages until entry `seq` is shown (search); its item, or null.
@@ -384,7 +599,7 @@ export async function refreshChat() {
     if (!chat.complete) entries = entries.slice(1);
   }
   const scroller = chat.scroller;
-  const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+  const nearBottom = atNewest(scroller);
   let addedOwn = false;
   /** @type {string[]} */
   const incoming = [];
@@ -409,10 +624,17 @@ export async function refreshChat() {
     chat.list.querySelector(".empty")?.remove();
     chat.list.append(added);
     placeDaySeparators(chat.list);
+    keepTabStop(chat.list, true);
   } else if (!chat.items.size && !chat.list.querySelector(".empty")) {
     chat.list.append(h("li", { class: "empty", text: `No messages yet. Say hello to ${name}.` }));
   }
-  if (chat.first || nearBottom || addedOwn) scroller.scrollTop = scroller.scrollHeight;
+  if (chat.first || nearBottom || addedOwn) {
+    scroller.scrollTop = scroller.scrollHeight;
+    chat.atNewest = true;
+    chat.latest.hidden = true;
+  } else if (incoming.length) {
+    chat.latest.hidden = false; // Below, out of view: say so.
+  }
   // New messages are announced once each (the list itself is not a live region, so opening a
   // chat does not read out its history).
   if (incoming.length) announce(incoming.map((t) => `${name}: ${t}`).join("\n"));
@@ -457,7 +679,10 @@ export function removeFromChat(seqs) {
     li.remove();
     removed = true;
   }
-  if (removed) placeDaySeparators(chat.list);
+  if (removed) {
+    placeDaySeparators(chat.list);
+    keepTabStop(chat.list);
+  }
   return removed;
 }
 
@@ -500,6 +725,7 @@ async function loadOlder() {
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   chat.list.prepend(older);
   placeDaySeparators(chat.list);
+  keepTabStop(chat.list);
   scroller.scrollTop = scroller.scrollHeight - fromBottom;
   showEarlier(chat);
   if (!chat.complete && scroller.scrollTop < LOAD_OLDER_PX) loadOlder();

@@ -6,7 +6,7 @@ import { h, replace, field, refuseTooLong, setFieldError } from "../dom.js";
 import { codeOf } from "../engine/errors.js";
 import { announce, client, dialog, els, engine, ui } from "./shell.js";
 import { showHome } from "./home.js";
-import { removeFromChat } from "./chat.js";
+import { focusAfterDeleting, removeFromChat, settleDrafts } from "./chat.js";
 import { errorText } from "./texts.js";
 
 /** @param {string} id */
@@ -76,6 +76,7 @@ export function confirmDelete(id) {
     onclick: async () => {
       erase.disabled = true;
       try {
+        await settleDrafts(); // No save of its draft lands after the deletion.
         await client().deleteConversation(id);
       } catch (err) {
         erase.disabled = false;
@@ -97,7 +98,8 @@ export function confirmDelete(id) {
 /**
  * Asks, then deletes message item `li` of the open chat from this device only
  * (`deleteMessage`): the other person keeps theirs and is not told. Focus goes back to the
- * menu's `button` on Cancel, to the message list after deleting.
+ * message on Cancel, to the next message (else the one before, else the composer)
+ * after deleting.
  * @param {HTMLLIElement} li
  * @param {HTMLButtonElement} button
  */
@@ -121,7 +123,7 @@ export function confirmDeleteMessage(li, button) {
     text: "Cancel",
     onclick: () => {
       els.dialog.close();
-      button.focus();
+      (li.isConnected ? li : button).focus();
     },
   });
   const remove = h("button", {
@@ -142,8 +144,11 @@ export function confirmDeleteMessage(li, button) {
       }
       els.dialog.close();
       if (ui.chat === chat) {
+        // The focus goes to the next message (else the one before, else the composer), not
+        // to the page.
+        const next = focusAfterDeleting(li);
         removeFromChat([seq]);
-        chat.list.focus?.();
+        next?.focus();
       }
       announce("Message deleted on this device.");
       await engine.refreshList(chat.id);

@@ -3,6 +3,7 @@
 // lock (by hand or by the auto-lock), which leaves no name or message in the page.
 
 import { choice } from "../settings.js";
+import { chatInUse } from "../navigation.js";
 import { AutoLock } from "../autolock.js";
 import { announce, clearCue, els, engine, loadScreens, screens, setUnlockedChrome, ui } from "./shell.js";
 import { showHome } from "./home.js";
@@ -10,6 +11,8 @@ import { showUnlock } from "./unlock.js";
 
 /** After the vault opened (unlock or set-up): the unlocked app's screens, the engine, a screen. */
 export async function afterUnlock() {
+  // The chat open before a reload or a browser restart (its history entry says which).
+  const inUse = chatInUse();
   let loaded;
   try {
     loaded = await loadScreens(); // Started with the key's derivation: usually here already.
@@ -23,7 +26,7 @@ export async function afterUnlock() {
   // A setting of this browser, not of the vault: the client forgets it when locked.
   await engine.start(choice("deleteAfterRead"));
   autoLock.start();
-  const reopen = ui.reopen;
+  const reopen = ui.reopen ?? inUse;
   ui.reopen = null;
   // A screen opened while the list was read (an invite link pasted meanwhile) stays.
   if (ui.screen.name !== "unlock" && ui.screen.name !== "setup") return;
@@ -32,7 +35,7 @@ export async function afterUnlock() {
     ui.incomingInvite = null;
     showJoin(link);
   } else if (reopen && engine.byId(reopen)?.joined) {
-    // Locked with a chat open (by hand or after the idle time): back to it.
+    // Locked with a chat open (by hand, after the idle time, or by a reload): back to it.
     showChat(reopen);
   } else {
     showHome();
@@ -51,7 +54,10 @@ export function lock(idleMinutes = null, { elsewhere = false } = {}) {
   ui.reopen = ui.screen.name === "chat" ? ui.screen.id : null;
   autoLock.stop();
   screens?.closeMenu(false);
-  engine.lock({ elsewhere });
+  // The open chat's draft is sealed before the key goes: the engine locks the client once it
+  // is saved, while the page forgets the text and everything else right now.
+  const draft = engine.isUnlocked ? screens?.saveDraft() : undefined;
+  engine.lock({ elsewhere, after: draft });
   if (els.dialog.open) els.dialog.close();
   els.dialog.replaceChildren(); // A closed dialog keeps its content: a name, a message.
   clearCue();

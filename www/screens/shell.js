@@ -62,6 +62,9 @@ export const els = {
  * @property {number} token
  * @property {boolean} first
  * @property {boolean} unsent
+ * @property {string | null} draft The draft as last saved or read back (null until read).
+ * @property {boolean} atNewest The history was last seen scrolled to its newest end.
+ * @property {HTMLButtonElement} latest "New messages ↓": shown while new ones are out of view.
  * @property {import("../chat-search.js").ChatSearch} search
  * @property {HTMLElement} copied
  * @property {() => void} stopDays
@@ -174,6 +177,7 @@ function leaveScreen() {
     ui.qrUrl = null;
   }
   ui.chat?.stopDays();
+  if (ui.chat && engine.isUnlocked) screens?.saveDraft(); // Leaving the chat keeps its draft.
   ui.chat = null;
   engine.updateReading(null);
   els.sidebarTitle.removeAttribute("aria-level");

@@ -6,7 +6,7 @@
 import { openFromServiceWorker } from "../notify.js";
 
 export { openConversation, renderList, renderListSubtitles } from "./list.js";
-export { showChat, refreshChat, removeFromChat, updateChatBanner } from "./chat.js";
+export { showChat, refreshChat, removeFromChat, saveDraft, updateChatBanner } from "./chat.js";
 export { showInviteTaken } from "./invite.js";
 export { showJoin } from "./join.js";
 export { showSafety } from "./safety.js";
