@@ -7,8 +7,8 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
-import { launch, NO_BROWSER } from "./support/browser.mjs";
-import { connect, createPassphrase, send } from "./support/app.mjs";
+import { NO_BROWSER } from "./support/browser.mjs";
+import { connect, freshProfiles, send } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = "back correct horse";
@@ -25,13 +25,7 @@ describe("Back over dialogs, menus and Settings", { skip: NO_BROWSER && "browser
   });
 
   test("Back closes only the dialog or menu; from Settings it returns to the chat", async () => {
-    for (let i = 0; i < 2; i++) {
-      const b = await launch();
-      browsers.push(b);
-      await b.page.goto(`${server.url}/`);
-      await createPassphrase(b.page, PASS);
-    }
-    const [alice, bob] = browsers;
+    const [alice, bob] = await freshProfiles(`${server.url}/`, PASS, 2, browsers);
     await connect(alice.page, bob.page, "Bob", "Alice");
     const page = alice.page;
     await send(page, "hello Bob");

@@ -8,8 +8,8 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
-import { launch, NO_BROWSER } from "./support/browser.mjs";
-import { connect, createPassphrase, listItem, newConversation, openChat, send, unlock } from "./support/app.mjs";
+import { NO_BROWSER } from "./support/browser.mjs";
+import { connect, freshProfiles, listItem, newConversation, openChat, send, unlock } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = "drafts correct horse";
@@ -26,15 +26,7 @@ describe("drafts", { skip: NO_BROWSER && "browser tests switched off" }, () => {
   });
 
   test("kept sealed across a lock, a reload and another conversation; a send clears it", async () => {
-    const open = async () => {
-      const b = await launch();
-      browsers.push(b);
-      await b.page.goto(`${server.url}/`);
-      await createPassphrase(b.page, PASS);
-      return b;
-    };
-    const alice = await open();
-    const bob = await open();
+    const [alice, bob] = await freshProfiles(`${server.url}/`, PASS, 2, browsers);
     await connect(alice.page, bob.page, "Bob", "Alice");
     const page = alice.page;
     const box = page.getByRole("textbox", { name: "Message" });

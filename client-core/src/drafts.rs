@@ -61,6 +61,6 @@ impl<P: Platform> Client<P> {
         Ok(self
             .read_lenient::<Draft>(&key, &records::draft_key(id))
             .await?
-            .map(|draft| Zeroizing::new(draft.text.clone())))
+            .map(|mut draft| Zeroizing::new(core::mem::take(&mut draft.text))))
     }
 }
