@@ -12,9 +12,10 @@
 //! foreign bytes is encrypted *again*, as new blobs with new sequence numbers at later
 //! addresses (the abandoned ones are never written by us again).
 //!
-//! **Floor.** Every blob carries `floor` = our lowest sequence number still in the outbox (or
-//! the session's next one): the peer counts every lower one as settled, so an abandoned
-//! sequence number never holds its acknowledgements back.
+//! **Floor.** Every blob carries `floor` = our lowest sequence number of a hello or data blob
+//! still in the outbox (or the session's next one): the peer counts every lower one as
+//! settled, so neither an abandoned sequence number nor an acknowledgement-only blob it never
+//! reads holds its acknowledgements or our later messages back.
 
 use std::collections::BTreeSet;
 
@@ -226,7 +227,7 @@ impl<P: Platform> Client<P> {
         message_id: Option<[u8; 8]>,
         pending_floor: Option<u32>,
     ) -> Result<(u32, Vec<Write>, [u8; 8]), ClientError> {
-        let floor = self.floor(id, live, pending_floor).await?;
+        let floor = self.floor(key, id, live, pending_floor).await?;
         let first = live.next_seq();
         let message_id = match message_id.filter(|m| *m != [0; 8]) {
             Some(message_id) => message_id,
@@ -265,19 +266,25 @@ impl<P: Platform> Client<P> {
         }
     }
 
-    /// Our floor: the lowest sequence number still in the outbox (by record name, nothing
-    /// opened), or the session's next one.
+    /// Our floor: the lowest sequence number of a blob still in the outbox that the peer must
+    /// read (the hello, a message fragment), or the session's next one. Acknowledgement-only
+    /// blobs stay in the outbox until confirmed (and are checked like the others) but never
+    /// hold the floor: they show nothing, so the peer has no reason to wait for one, and one
+    /// the peer never reads (sealed on a chain it no longer watches, after a restore) would
+    /// otherwise keep every later message of ours held behind its gap (`docs/PROTOCOL.md` §8).
     async fn floor(
         &self,
+        key: &VaultKey,
         id: &str,
         live: &Session,
         pending_floor: Option<u32>,
     ) -> Result<u32, ClientError> {
-        let lowest = self
-            .store()
-            .list(&records::outgoing_prefix(id))
-            .await?
+        let (outbox, _) = self
+            .read_prefix_split::<Outgoing>(key, &records::outgoing_prefix(id))
+            .await?;
+        let lowest = outbox
             .iter()
+            .filter(|(_, outgoing)| outgoing.kind != BlobKind::Ack)
             .filter_map(|(name, _)| records::parse_outgoing_key(name))
             .map(|(_, seq)| seq)
             .chain(pending_floor)
@@ -396,7 +403,7 @@ impl<P: Platform> Client<P> {
                 }
                 Err(err) => return Err(err),
             };
-            let floor = self.floor(id, &live, None).await?;
+            let floor = self.floor(key, id, &live, None).await?;
             // While the peer's answers cannot be read (it answered a key this device lost to a
             // restore), the acknowledgement runs our pending ratchet step: the peer then sees a
             // chain it cannot follow and is told the conversation cannot go on, instead of
@@ -525,8 +532,8 @@ impl<P: Platform> Client<P> {
                         continue;
                     };
                     // Every blob, acknowledgement-only ones too, stays until the peer
-                    // confirms it: our floor must not pass a blob that may still be lost
-                    // (the peer holds later blobs until the floor or the blob arrives).
+                    // confirms it (an acknowledgement may be the only news of what we read);
+                    // our floor passes acknowledgement-only ones, so none holds later blobs.
                     if outgoing.kind == BlobKind::Ack {
                         acks += 1;
                     }

@@ -884,8 +884,8 @@ fn a_held_blob_is_read_after_the_hold_bound() {
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["later"]);
 }
 
-/// An acknowledgement-only blob that expires unread is deposited again like any other (the
-/// sender's floor does not pass it, so the reader may be holding later blobs for it).
+/// An acknowledgement-only blob that expires unread is deposited again like any other until
+/// confirmed: it may be the only news of what the reader got.
 #[test]
 fn an_expired_acknowledgement_is_deposited_again_until_confirmed() {
     let (alice, a_id, bob, b_id, mailbox) = joined(270);
@@ -903,6 +903,30 @@ fn an_expired_acknowledgement_is_deposited_again_until_confirmed() {
         1,
         "the acknowledgement arrived after all"
     );
+}
+
+/// An acknowledgement-only blob that the peer never reads (expired here; after a restore, one
+/// sealed on a chain the peer no longer watches) holds none of our later messages: our floor
+/// passes it, so the peer has no gap to wait for (simulator `--seed 369 --faults restore`,
+/// where every later message of the restored sender stayed *sent*).
+#[test]
+fn an_acknowledgement_the_peer_never_reads_holds_no_later_message() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(275);
+    run(bob.send(&b_id, "hi")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    mailbox.expire_all();
+    let seq = run(alice.send(&a_id, "after")).unwrap();
+    run(alice.flush()).unwrap();
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert_eq!(texts(&polled.messages), ["after"], "not held for the acknowledgement");
+    advance(&bob, ACK_DELAY_MAX_MS);
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(status_of(&alice, &a_id, seq), Status::Delivered);
+    assert_eq!(kept(&alice), 0, "the acknowledgement is confirmed with the message");
 }
 
 /// Simulator `--seed 27 --faults all`: the hello expired before the inviter polled. It stays
