@@ -772,9 +772,9 @@ impl<P: Platform> Client<P> {
     /// A rollback made the peer's acknowledgement of our sequence numbers in `ranges`
     /// unverifiable (those blobs may be the lost copy's): every message of ours with a blob
     /// there is queued to be encrypted again ([`Client::resend_squatted`], same message id, so
-    /// the peer shows it once) and is *sending* again. The blobs themselves leave the outbox
-    /// with the acknowledgement; later blobs of those messages stay when already on the
-    /// mailbox (they are checked by the peer's next acknowledgements).
+    /// the peer shows it once) and is *sending* again. Every blob of those messages already
+    /// on the mailbox leaves the outbox (not abandoned: the peer may have read it), so that
+    /// none pins our floor below the numbers abandoned here.
     ///
     /// **Order kept:** every later data blob not yet on the mailbox leaves the outbox too (its
     /// sequence number abandoned on `live`: the peer cannot have it) and its message is queued
@@ -838,6 +838,20 @@ impl<P: Platform> Client<P> {
             };
             if !message.outgoing || message.status == Status::Conflict {
                 continue;
+            }
+            // Its blobs already on the mailbox leave the outbox (not abandoned: the peer may
+            // have read them, and its digest counts them): the message goes again under its
+            // id, so they are never needed, and kept they would pin our floor below the
+            // numbers abandoned here, which the peer would then hold later blobs for.
+            for (blob, _, outgoing) in &outbox {
+                if outgoing.stored
+                    && outgoing.kind
+                        == (BlobKind::Data {
+                            message: message_seq,
+                        })
+                {
+                    writes.push(Write::Delete(blob.clone()));
+                }
             }
             let queue = &mut conversation.recovery.resend;
             if !queue.contains(&message_seq) {

@@ -731,6 +731,53 @@ fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once
     );
 }
 
+/// The same restore, with "five" in two parts of which Alice acknowledged only the first
+/// (the second was lost by the mailbox): "five" goes again, and its second part, stored but
+/// past what Alice acknowledged, leaves the outbox with it. Kept, it pinned Bob's floor
+/// below the re-sent blobs, and Alice held them behind the missing number (simulator
+/// `--seed 119 --faults restore`: every later message stayed *sent*).
+#[test]
+fn a_message_sent_again_after_a_rollback_keeps_no_part_that_holds_the_rest() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(255);
+    run(bob.send(&b_id, "zero")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.send(&b_id, "two")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    mailbox.expire_all();
+    restore(&bob, copy, "b");
+    let five = "5".repeat(protocol::FRAGMENT_CAPACITY + 10);
+    for text in ["three", "four", five.as_str()] {
+        run(bob.send(&b_id, text)).unwrap();
+    }
+    assert_eq!(run(bob.flush()).unwrap().delivered, 4, "four blobs");
+    // The mailbox loses the second part of "five".
+    let last = *mailbox.stored.borrow().last().unwrap();
+    mailbox.blobs.borrow_mut().remove(&last).unwrap();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    // Bob learns the rollback and sends all three again.
+    assert!(run(bob.poll(&b_id)).unwrap().notice);
+    run(bob.flush()).unwrap();
+    // Alice shows them at once, each once: nothing of Bob's holds them back.
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&got.messages), ["three", "four", five.as_str()]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(kept(&bob), 0, "everything confirmed");
+}
+
 /// A squatted message goes out again under its first message id, and the abandoned
 /// sequence numbers are reported to the session: the peer's digests then match, nothing is
 /// taken for a rollback, and everything ends delivered. Also with a two-part message whose
@@ -921,12 +968,20 @@ fn an_acknowledgement_the_peer_never_reads_holds_no_later_message() {
     let seq = run(alice.send(&a_id, "after")).unwrap();
     run(alice.flush()).unwrap();
     let polled = run(bob.poll(&b_id)).unwrap();
-    assert_eq!(texts(&polled.messages), ["after"], "not held for the acknowledgement");
+    assert_eq!(
+        texts(&polled.messages),
+        ["after"],
+        "not held for the acknowledgement"
+    );
     advance(&bob, ACK_DELAY_MAX_MS);
     run(bob.flush()).unwrap();
     run(alice.poll(&a_id)).unwrap();
     assert_eq!(status_of(&alice, &a_id, seq), Status::Delivered);
-    assert_eq!(kept(&alice), 0, "the acknowledgement is confirmed with the message");
+    assert_eq!(
+        kept(&alice),
+        0,
+        "the acknowledgement is confirmed with the message"
+    );
 }
 
 /// Simulator `--seed 27 --faults all`: the hello expired before the inviter polled. It stays

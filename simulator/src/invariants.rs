@@ -1,6 +1,6 @@
 //! What must hold on every seed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use client_core::Status;
 
@@ -198,42 +198,61 @@ pub fn parse_text(text: &str) -> Option<(&str, u64)> {
     Some((name, digits.parse().ok()?))
 }
 
-/// The first message in `shown` that repeats or comes before an earlier one of its sender.
+/// For each message written, by (sender, index): the sender's earlier messages that its
+/// writer's device no longer had when it wrote it (lost with a restore to an older backup,
+/// and not in that backup). Such a pair was written on two copies of one device, neither of
+/// which knew the other's message: they are concurrent, and no order between them can be
+/// kept (the reader may have shown the later one before the copy holding the earlier one
+/// came back).
+pub type Concurrent = BTreeMap<(String, u64), BTreeSet<u64>>;
+
+/// The first message in `shown` that repeats or comes before an earlier one of its sender
+/// that was written knowing it: each sender's messages must be shown in *causal* order (a
+/// message never before one its writer's device had already written). Without restores that
+/// is the order they were written in; a restore forks the sender's device, and messages of
+/// the two copies that never knew each other ([`Concurrent`]) may show in either order.
 /// A message in `lost_shown` (this device showed it, then lost it with its own state, and its
 /// sender sent it again) may come back after later ones, but only once, like any other.
 pub fn check_order(
     device: &'static str,
     shown: &[String],
     lost_shown: &BTreeSet<String>,
+    concurrent: &Concurrent,
 ) -> Option<Violation> {
-    let mut last: Vec<(&str, u64)> = Vec::new();
+    let mut earlier: Vec<(&str, Vec<u64>)> = Vec::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for text in shown {
-        let Some((sender, index)) = parse_text(text) else {
-            return Some(Violation::Order {
+        let violation = || {
+            Some(Violation::Order {
                 device,
                 text: text.clone(),
-            });
+            })
+        };
+        let Some((sender, index)) = parse_text(text) else {
+            return violation();
         };
         if !seen.insert(text.as_str()) {
-            return Some(Violation::Order {
-                device,
-                text: text.clone(),
-            });
+            return violation();
         }
         if lost_shown.contains(text) {
             continue;
         }
-        match last.iter_mut().find(|(s, _)| *s == sender) {
-            Some((_, previous)) if *previous >= index => {
-                return Some(Violation::Order {
-                    device,
-                    text: text.clone(),
-                });
-            }
-            Some((_, previous)) => *previous = index,
-            None => last.push((sender, index)),
+        let Some(at) = earlier.iter().position(|(s, _)| *s == sender) else {
+            earlier.push((sender, vec![index]));
+            continue;
+        };
+        let Some((_, indices)) = earlier.get_mut(at) else {
+            continue;
+        };
+        let knew = |later: u64| {
+            concurrent
+                .get(&(sender.to_owned(), later))
+                .is_none_or(|unknown| !unknown.contains(&index))
+        };
+        if indices.iter().any(|&j| j >= index && knew(j)) {
+            return violation();
         }
+        indices.push(index);
     }
     None
 }
@@ -247,21 +266,41 @@ mod tests {
     fn order_checks_repeats_and_reversals_per_sender() {
         let texts = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let none = BTreeSet::new();
+        let causal = Concurrent::new();
         assert_eq!(
-            check_order("x", &texts(&["bob00001|a", "bob00002|"]), &none),
+            check_order("x", &texts(&["bob00001|a", "bob00002|"]), &none, &causal),
             None
         );
-        assert!(check_order("x", &texts(&["bob00002|", "bob00001|"]), &none).is_some());
-        assert!(check_order("x", &texts(&["bob00002|", "bob00002|"]), &none).is_some());
+        assert!(check_order("x", &texts(&["bob00002|", "bob00001|"]), &none, &causal).is_some());
+        assert!(check_order("x", &texts(&["bob00002|", "bob00002|"]), &none, &causal).is_some());
         // Lost with the device's own restore, sent again: back after later ones, once.
         let lost: BTreeSet<String> = texts(&["bob00001|"]).into_iter().collect();
         assert_eq!(
-            check_order("x", &texts(&["bob00002|", "bob00001|"]), &lost),
+            check_order("x", &texts(&["bob00002|", "bob00001|"]), &lost, &causal),
             None
         );
         assert!(
-            check_order("x", &texts(&["bob00001|", "bob00002|", "bob00001|"]), &lost).is_some()
+            check_order(
+                "x",
+                &texts(&["bob00001|", "bob00002|", "bob00001|"]),
+                &lost,
+                &causal
+            )
+            .is_some()
         );
+        // Bob's device wrote 1, was restored to a backup from before it, and wrote 2: the two
+        // are concurrent and may show in either order, but 3 (written after 2, knowing 2) may
+        // not show before 2, and 2 only once.
+        let mut fork = Concurrent::new();
+        fork.insert(("bob".to_owned(), 2), BTreeSet::from([1]));
+        fork.insert(("bob".to_owned(), 3), BTreeSet::from([1]));
+        let order = |v: &[&str]| check_order("x", &texts(v), &none, &fork);
+        assert_eq!(order(&["bob00002|", "bob00001|", "bob00003|"]), None);
+        assert_eq!(order(&["bob00002|", "bob00003|", "bob00001|"]), None);
+        assert!(order(&["bob00003|", "bob00002|"]).is_some());
+        assert!(order(&["bob00002|", "bob00001|", "bob00002|"]).is_some());
+        // Without the fork, 1 after 2 is out of order.
+        assert!(check_order("x", &texts(&["bob00002|", "bob00001|"]), &none, &causal).is_some());
         assert_eq!(parse_text("alice00017|zz"), Some(("alice", 17)));
     }
 }

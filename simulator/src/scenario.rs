@@ -44,11 +44,12 @@ const FAST_KDF: KdfParams = KdfParams {
 
 type Task = Pin<Box<dyn Future<Output = ()>>>;
 /// A backup of a device: its durable records, its random generator then (if the app ran),
-/// and when it was taken.
+/// when it was taken, and the messages stored on the device then (`Device::stored`).
 type Backup = (
     std::collections::BTreeMap<String, Vec<u8>>,
     Option<Stream>,
     u64,
+    Vec<(u64, String)>,
 );
 /// A device's history and conversation summary at the end.
 type Final = (Vec<HistoryEntry>, ConversationSummary);
@@ -140,6 +141,10 @@ struct Device {
     lost_shown: Rc<RefCell<BTreeSet<String>>>,
     /// Whether this device was restored from a backup.
     restored: bool,
+    /// This user's messages that this device stored and then lost with a restore to an
+    /// older backup (and that no later restore brought back): what its next messages are
+    /// written without knowing ([`crate::invariants::Concurrent`]).
+    forgotten: BTreeSet<u64>,
     /// Whether this device lost power (relaxed commits lost).
     lost_power: bool,
 }
@@ -181,6 +186,8 @@ pub struct Simulation {
     invite: Option<Invite>,
     /// Violations seen so far by any task.
     violations: Rc<RefCell<Vec<Violation>>>,
+    /// Which messages of each sender were written without knowing which earlier ones.
+    concurrent: Rc<RefCell<crate::invariants::Concurrent>>,
     /// Where crashes at await points struck.
     crash_sites: Vec<&'static str>,
     /// Draws of the restores (whether one rewinds the random generator).
@@ -247,6 +254,7 @@ impl Simulation {
                 starts: 0,
                 ever_shown: Rc::default(),
                 lost_shown: Rc::default(),
+                forgotten: BTreeSet::new(),
                 restored: false,
                 lost_power: false,
             })
@@ -265,6 +273,7 @@ impl Simulation {
             ],
             invite: None,
             violations: Rc::default(),
+            concurrent: Rc::default(),
             crash_sites: Vec::new(),
             restore_rng: Stream::new(seed, "restores"),
             tally: Rc::default(),
@@ -617,18 +626,34 @@ impl Simulation {
                     .as_ref()
                     .filter(|_| d.running)
                     .map(|c| c.platform().rng.borrow().clone());
+                let stored = d.stored.borrow().clone();
                 self.log(|| format!("backup of {} taken", self.device(device).name));
                 let now = self.world.now();
-                self.device_mut(device).snapshots.push((snapshot, rng, now));
+                self.device_mut(device)
+                    .snapshots
+                    .push((snapshot, rng, now, stored));
             }
             Event::Restore { device } => {
                 if self.faults.on() && !self.device(device).snapshots.is_empty() {
-                    let (snapshot, rng, taken) = self.device_mut(device).snapshots.remove(0);
-                    // What was stored after the backup is gone with the restore.
-                    self.device(device)
+                    let (snapshot, rng, _, stored) = self.device_mut(device).snapshots.remove(0);
+                    // What was stored after the backup is gone with the restore; what the
+                    // backup holds is back (also what an earlier restore had lost).
+                    let index = |text: &String| crate::invariants::parse_text(text).map(|(_, i)| i);
+                    let d = self.device_mut(device);
+                    let lost: Vec<u64> = d
                         .stored
-                        .borrow_mut()
-                        .retain(|(at, _)| *at <= taken);
+                        .borrow()
+                        .iter()
+                        .filter(|(_, t)| !stored.iter().any(|(_, b)| b == t))
+                        .filter_map(|(_, t)| index(t))
+                        .collect();
+                    d.forgotten.extend(lost);
+                    for (_, text) in &stored {
+                        if let Some(i) = index(text) {
+                            d.forgotten.remove(&i);
+                        }
+                    }
+                    *d.stored.borrow_mut() = stored;
                     // Half the restores are of a whole machine (a VM snapshot): the random
                     // generator gives again the bytes it gave after the backup.
                     let rewind = rng.is_some() && self.restore_rng.chance(0.5);
@@ -863,6 +888,7 @@ impl Simulation {
         let screen = d.screen.clone();
         let ever_shown = d.ever_shown.clone();
         let lost_shown = d.lost_shown.clone();
+        let concurrent = self.concurrent.clone();
         self.set_foreground(device, true);
         let world = self.world.clone();
         let violations = self.violations.clone();
@@ -886,9 +912,12 @@ impl Simulation {
                             .filter(|t| !shown.contains(t))
                             .cloned(),
                     );
-                    if let Some(v) =
-                        crate::invariants::check_order(name, &shown, &lost_shown.borrow())
-                    {
+                    if let Some(v) = crate::invariants::check_order(
+                        name,
+                        &shown,
+                        &lost_shown.borrow(),
+                        &concurrent.borrow(),
+                    ) {
                         violations.borrow_mut().push(v);
                     }
                     ever_shown.borrow_mut().extend(shown.iter().cloned());
@@ -935,6 +964,11 @@ impl Simulation {
         }
         self.device_mut(device).written += 1;
         let d = self.device(device);
+        if !d.forgotten.is_empty() {
+            self.concurrent
+                .borrow_mut()
+                .insert((name.to_owned(), index), d.forgotten.clone());
+        }
         let (name, conversation, epoch) = (d.name, d.conversation.clone(), d.epoch);
         let world = self.world.clone();
         let stored = d.stored.clone();
@@ -968,6 +1002,7 @@ impl Simulation {
         let screen = d.screen.clone();
         let ever_shown = d.ever_shown.clone();
         let lost_shown = d.lost_shown.clone();
+        let concurrent = self.concurrent.clone();
         let (name, conversation) = (d.name, d.conversation.clone());
         let world = self.world.clone();
         let violations = self.violations.clone();
@@ -1029,9 +1064,12 @@ impl Simulation {
                             .extend(outcome.messages.iter().map(|m| m.text.clone()));
                         let mut shown = screen.shown.borrow_mut();
                         shown.extend(outcome.messages.iter().map(|m| m.text.clone()));
-                        if let Some(v) =
-                            crate::invariants::check_order(name, &shown, &lost_shown.borrow())
-                        {
+                        if let Some(v) = crate::invariants::check_order(
+                            name,
+                            &shown,
+                            &lost_shown.borrow(),
+                            &concurrent.borrow(),
+                        ) {
                             violations.borrow_mut().push(v);
                         }
                     }
@@ -1313,9 +1351,12 @@ impl Simulation {
                 });
             }
             let lost_shown = self.device(receiver).lost_shown.borrow();
-            if let Some(v) =
-                crate::invariants::check_order(self.device(receiver).name, &stored, &lost_shown)
-            {
+            if let Some(v) = crate::invariants::check_order(
+                self.device(receiver).name,
+                &stored,
+                &lost_shown,
+                &self.concurrent.borrow(),
+            ) {
                 violations.push(v);
             }
         }
