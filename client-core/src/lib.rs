@@ -43,7 +43,8 @@ pub use platform::{
     RecordStore, StorageError, Transport, Write,
 };
 pub use receive::{
-    INTERFERENCE_THRESHOLD, MAX_HOLD_MS, MAX_REFETCHES, MAX_WATCH_BATCHES, PollOutcome,
+    ACTIVE_HOLD_MS, INTERFERENCE_THRESHOLD, MAX_HOLD_MS, MAX_REFETCHES, MAX_WATCH_BATCHES,
+    PollOutcome,
 };
 pub use records::{EndReason, Interference, RollbackNotice, Status, UnreadableNotice};
 pub use vault::{KdfParams, VaultError};

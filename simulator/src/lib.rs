@@ -66,6 +66,9 @@ pub struct Figures {
     pub lost_copy_messages: u64,
     /// Messages shown to their recipient and then lost from its history by its own restore.
     pub lost_by_receiver_restore: u64,
+    /// Messages acknowledged by a copy of the recipient's device that a restore then
+    /// discarded before they were shown, in a conversation that ended for that reason.
+    pub delivered_to_lost_copy: u64,
 }
 
 impl Figures {
@@ -85,6 +88,7 @@ impl Figures {
         self.interference_notices += other.interference_notices;
         self.lost_copy_messages += other.lost_copy_messages;
         self.lost_by_receiver_restore += other.lost_by_receiver_restore;
+        self.delivered_to_lost_copy += other.delivered_to_lost_copy;
     }
 }
 

@@ -190,7 +190,7 @@ fn print_figures(messages: u64, struck: &Struck, wire: &Wire, figures: &Figures)
         println!("simulator: faults struck: {}", struck.join(", "));
     }
     println!(
-        "simulator: messages: {} reached delivered at the sender, {} shown to the peer but not delivered at the sender, {} marked not delivered with a reason, {} not delivered because the invite was taken ({} joiners told), {} because the conversation ended when the other device went back to an older copy ({} conversations); {} received from a copy their sender lost to a restore, {} shown and then lost by the recipient's own restore; notices: {} rollback, {} interference",
+        "simulator: messages: {} reached delivered at the sender, {} shown to the peer but not delivered at the sender, {} marked not delivered with a reason, {} not delivered because the invite was taken ({} joiners told), {} because the conversation ended when the other device went back to an older copy ({} conversations); {} received from a copy their sender lost to a restore, {} shown and then lost by the recipient's own restore, {} delivered to a copy of the recipient's device that a restore discarded before showing them (the conversation then ended, saying why); notices: {} rollback, {} interference",
         figures.delivered_status,
         figures.shown_not_acknowledged,
         figures.marked_undelivered,
@@ -200,6 +200,7 @@ fn print_figures(messages: u64, struck: &Struck, wire: &Wire, figures: &Figures)
         figures.ended_peer_restored,
         figures.lost_copy_messages,
         figures.lost_by_receiver_restore,
+        figures.delivered_to_lost_copy,
         figures.rollback_notices,
         figures.interference_notices
     );

@@ -26,11 +26,17 @@ use crate::platform::{InFlight, SimLocks, SimNet, SimPlatform, SimStore, describ
 use crate::rng::Stream;
 use crate::world::World;
 
-/// How long the world runs on after the faults stop, ms of virtual time: a sender checks an
-/// unacknowledged blob's address at most every [`client_core::RETRANSMIT_AFTER_MS`], so a
-/// blob that expired while its recipient was away is deposited again within that time;
-/// then reading it, the owed acknowledgement (2–8 s) and a poll of its sender.
-pub const HEAL_MS: u64 = client_core::RETRANSMIT_AFTER_MS + 5 * 60_000;
+/// How long the world runs on after the faults stop, ms of virtual time: the recovery bound
+/// of `docs/PROTOCOL.md` §8 ("Bounds"), 25 minutes. A sender checks an unacknowledged blob's
+/// address at most every [`client_core::RETRANSMIT_AFTER_MS`], so a blob that expired while its
+/// recipient was away is deposited again within that time. After a restore, a reader may
+/// hold a blob behind numbers its restored sender abandoned for up to
+/// [`client_core::ACTIVE_HOLD_MS`] while that sender deposits behind it, and a device that
+/// cannot read the other's answers deposits its restore signal once that has stood
+/// [`client_core::RETRANSMIT_AFTER_MS`]; then reading, the owed acknowledgement (2–40 s) and a
+/// poll of the sender, within 5 more minutes. Runs that settle earlier end early.
+pub const HEAL_MS: u64 =
+    2 * client_core::RETRANSMIT_AFTER_MS + client_core::ACTIVE_HOLD_MS + 5 * 60_000;
 
 /// How often the heal phase checks whether the run has settled, ms.
 const SETTLE_EVERY_MS: u64 = 30_000;
@@ -141,6 +147,8 @@ struct Device {
     lost_shown: Rc<RefCell<BTreeSet<String>>>,
     /// Whether this device was restored from a backup.
     restored: bool,
+    /// When it was last restored (ms of virtual time; 0 if never).
+    restored_ms: u64,
     /// This user's messages that this device stored and then lost with a restore to an
     /// older backup (and that no later restore brought back): what its next messages are
     /// written without knowing ([`crate::invariants::Concurrent`]).
@@ -255,6 +263,7 @@ impl Simulation {
                 ever_shown: Rc::default(),
                 lost_shown: Rc::default(),
                 forgotten: BTreeSet::new(),
+                restored_ms: 0,
                 restored: false,
                 lost_power: false,
             })
@@ -675,6 +684,7 @@ impl Simulation {
                     self.crash(device, false);
                     self.device_mut(device).rewound_rng = if rewind { rng } else { None };
                     self.device_mut(device).restored = true;
+                    self.device_mut(device).restored_ms = self.world.now();
                     self.device(device).store.restore(&snapshot);
                     self.world
                         .schedule(self.world.now() + 1_000, Event::Start { device });
@@ -1279,6 +1289,16 @@ impl Simulation {
                     });
                 }
             }
+            let restored_ms = self.device(receiver).restored_ms;
+            let written_before_restore = |text: &str| {
+                restored_ms > 0
+                    && self
+                        .device(sender)
+                        .stored
+                        .borrow()
+                        .iter()
+                        .any(|(at, t)| t == text && *at < restored_ms)
+            };
             // Messages the other person has that their sender's device lost (a restore).
             figures.lost_copy_messages += received.difference(&own).count() as u64;
             let ever_shown = self.device(receiver).ever_shown.borrow();
@@ -1302,6 +1322,19 @@ impl Simulation {
                     } else {
                         figures.shown_not_acknowledged += 1;
                     }
+                } else if entry.status == Status::Delivered
+                    && matches!(
+                        summary.ended,
+                        Some(EndReason::PeerRestored | EndReason::Diverged)
+                    )
+                    && written_before_restore(entry.text.as_str())
+                {
+                    // Delivered to a copy of the receiver's device that a later restore
+                    // discarded (it acknowledged the message, then went back to a backup from
+                    // before it), and the conversation says it ended because that device went
+                    // back to an older copy: *delivered* was true, and the sender is told why
+                    // the other device may no longer have it.
+                    figures.delivered_to_lost_copy += 1;
                 } else if entry.status == Status::Delivered {
                     // Safety: *delivered* must never be said of a message the other person
                     // does not have.
