@@ -1171,6 +1171,16 @@ fn drain(
                 out.unreadable = Some(true);
                 progress.failed.push(address);
             }
+            // Authenticated under the peer's header key, but on a chain this state gave up (a
+            // fork replaced it) or otherwise inconsistent with it: a copy of the peer's device
+            // that went back again writes where this state cannot follow. Not junk (only the
+            // two people hold header keys); like an unreadable answer, the conversation says
+            // so until a later blob decrypts, and the restore signal goes out if it stands.
+            Err(DecryptError::InconsistentHeader) => {
+                out.rejected += 1;
+                out.unreadable = Some(true);
+                progress.failed.push(address);
+            }
             // Foreign or tampered: a failed decrypt leaves the session unchanged. At an
             // address of the poll set, only the peer (or the mailbox) could have written:
             // a blob there that does not authenticate is junk someone put in the way.

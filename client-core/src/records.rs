@@ -361,8 +361,8 @@ pub struct UnreadableNotice {
 impl core::fmt::Display for UnreadableNotice {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(
-            "The other person's messages can't be read on this device: it was probably \
-             restored from an older copy after they replied. Meet again and start a new \
+            "The other person's messages can't be read on this device: one of the two \
+             devices was probably restored from an older copy. Meet again and start a new \
              conversation.",
         )
     }

@@ -778,6 +778,44 @@ fn a_message_sent_again_after_a_rollback_keeps_no_part_that_holds_the_rest() {
     assert_eq!(kept(&bob), 0, "everything confirmed");
 }
 
+/// A blob authenticated under the peer's header key but inconsistent with this state (here a
+/// restored peer's new chain written at the address of a lost chain's position whose skipped
+/// key we keep: same header key, another ratchet key) is the peer's own device going back,
+/// not someone interfering: the conversation says it cannot read the peer (which is lifted
+/// again by a later blob that decrypts), never *interference* (simulator seeds 687 and 989,
+/// `--faults all`: taken for junk, the restored sender's messages stayed *sent* for ever).
+#[test]
+fn an_authenticated_blob_this_state_cannot_follow_is_not_taken_for_interference() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(290);
+    run(alice.send(&a_id, "a")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["a"]);
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "m1")).unwrap();
+    run(bob.flush()).unwrap();
+    let m1 = *mailbox.stored.borrow().last().unwrap();
+    run(bob.send(&b_id, "m2")).unwrap();
+    run(bob.flush()).unwrap();
+    // m1 is lost (the mailbox lost it); Alice reads m2 once the hold on it ends, keeping a
+    // skipped key for m1's position.
+    mailbox.blobs.borrow_mut().remove(&m1).unwrap();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    advance(&alice, client_core::MAX_HOLD_MS);
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["m2"]);
+    // Bob's device goes back to before m1 and writes a new chain: its first blob lands at
+    // m1's address, under the same header key and another ratchet key.
+    restore(&bob, copy, "b");
+    run(bob.send(&b_id, "after")).unwrap();
+    run(bob.flush()).unwrap();
+    assert!(mailbox.blobs.borrow().contains_key(&m1), "at m1's address");
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert!(polled.messages.is_empty());
+    let summary = run(alice.conversation_summary(&a_id)).unwrap();
+    assert!(summary.unreadable.is_some(), "the conversation says it");
+    assert_eq!(summary.interference, None, "not taken for interference");
+    assert_eq!(summary.ended, None);
+}
+
 /// A squatted message goes out again under its first message id, and the abandoned
 /// sequence numbers are reported to the session: the peer's digests then match, nothing is
 /// taken for a rollback, and everything ends delivered. Also with a two-part message whose

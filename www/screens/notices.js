@@ -75,7 +75,7 @@ function noticesOf(c) {
       kind: "unreadable",
       title: `${c.name}'s messages can't be read on this device`,
       text:
-        `This device was probably restored from an older copy of its data (a restored backup or profile, or a save undone by a power loss) after ${c.name} replied, so what ${c.name} sends now can't be read here, and what you send can't be read there. ` +
+        `This device or ${c.name}'s was probably restored from an older copy of its data (a restored backup or profile, or a save undone by a power loss), so what ${c.name} sends now can't be read here, and what you send can't be read there. ` +
         `Hush has told ${c.name}'s device. Meet ${c.name} and start a new conversation; your messages stay readable here.`,
       actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
     });
