@@ -551,6 +551,31 @@ impl<P: Platform> Client<P> {
         Ok((id, link))
     }
 
+    /// Checks an invite link (or its fragment) before joining it, without sending or storing
+    /// anything: `Ok` if [`Client::join`] may go ahead; [`ClientError::OwnInvite`] if this
+    /// vault created it; [`ClientError::AlreadyJoined`] if this vault joined it;
+    /// [`ClientError::InvalidInvite`] if it does not parse (an expired one is told at join).
+    pub async fn check_invite(&self, link: &str) -> Result<(), ClientError> {
+        let key = self.key()?;
+        let invite = Invite::from_link_fragment(link)?;
+        let Some(seen) = self
+            .read::<InviteRecord>(&key, &invite_record_name(&key, &invite))
+            .await?
+        else {
+            return Ok(());
+        };
+        if seen.created {
+            return Err(ClientError::OwnInvite);
+        }
+        let exists = self
+            .read::<Conversation>(&key, &records::conversation_key(&seen.conversation))
+            .await?
+            .is_some();
+        Err(ClientError::AlreadyJoined {
+            conversation: exists.then_some(seen.conversation),
+        })
+    }
+
     /// Joins from an invite link (or its fragment). The session and the hello blob are
     /// committed (strictly) before anything is sent; call [`Client::flush`] to deliver the
     /// hello. `default_mailbox` is used when the invite names none (the site's own origin).

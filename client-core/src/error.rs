@@ -59,6 +59,14 @@ pub enum ClientError {
     /// The message is too long, or the protocol refused to encrypt it now.
     #[error("cannot send: {0}")]
     Encrypt(#[from] protocol::EncryptError),
+    /// A draft longer than [`crate::drafts::MAX_DRAFT_LEN`]: not kept (the one before stays).
+    #[error("the draft is too long to keep: {len} bytes, at most {max}")]
+    DraftTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The longest draft kept, in bytes.
+        max: usize,
+    },
     /// A protocol pickle did not load (corrupted or from an unknown version).
     #[error("stored session is unreadable: {0}")]
     Pickle(#[from] protocol::PickleError),

@@ -6,7 +6,8 @@
 mod support;
 
 use client_core::ClientError;
-use support::{FAST, client, run, snapshot};
+use client_core::drafts::MAX_DRAFT_LEN;
+use support::{FAST, client, joined, run, snapshot, texts};
 
 #[test]
 fn a_draft_is_sealed_survives_a_lock_and_goes_with_its_conversation() {
@@ -32,17 +33,25 @@ fn a_draft_is_sealed_survives_a_lock_and_goes_with_its_conversation() {
     run(alice.unlock("pw")).unwrap();
     assert_eq!(draft().as_deref(), Some("half a secret thought"));
 
-    // Bounded like a message: a longer text is refused and the draft before stays.
-    let long = "x".repeat(protocol::MAX_MESSAGE_LEN + 1);
-    assert!(matches!(
-        run(alice.save_draft(&id, &long)),
-        Err(ClientError::Encrypt(_))
-    ));
-    run(alice.save_draft(&id, &long[1..])).unwrap();
+    // Longer than a message may be: kept (the person cuts it into messages), up to four
+    // messages' worth; a longer text is refused and the draft before stays.
+    let over_a_message = "x".repeat(protocol::MAX_MESSAGE_LEN + 1);
+    run(alice.save_draft(&id, &over_a_message)).unwrap();
     assert_eq!(
         draft().map(|text| text.len()),
-        Some(protocol::MAX_MESSAGE_LEN)
+        Some(protocol::MAX_MESSAGE_LEN + 1)
     );
+    let long = "y".repeat(MAX_DRAFT_LEN + 1);
+    assert!(matches!(
+        run(alice.save_draft(&id, &long)),
+        Err(ClientError::DraftTooLong { len, max }) if len == MAX_DRAFT_LEN + 1 && max == MAX_DRAFT_LEN
+    ));
+    assert_eq!(
+        draft().map(|text| text.len()),
+        Some(protocol::MAX_MESSAGE_LEN + 1)
+    );
+    run(alice.save_draft(&id, &long[1..])).unwrap();
+    assert_eq!(draft().map(|text| text.len()), Some(MAX_DRAFT_LEN));
 
     // Empty text deletes it.
     run(alice.save_draft(&id, "")).unwrap();
@@ -57,4 +66,34 @@ fn a_draft_is_sealed_survives_a_lock_and_goes_with_its_conversation() {
         run(alice.save_draft(&id, "x")),
         Err(ClientError::UnknownConversation)
     ));
+}
+
+/// A message being sent stays the draft until its send committed: torn down before the
+/// commit, the text comes back; after it (before the draft was cleared), nothing comes back,
+/// so it is neither lost nor sent twice.
+#[test]
+fn a_message_being_sent_stays_the_draft_until_it_committed() {
+    let (alice, id, _bob, _, _) = joined(40);
+    let draft = || run(alice.draft(&id)).unwrap().map(|text| text.to_string());
+
+    // Marked, then the page was gone before `send` committed: the text is handed back.
+    run(alice.keep_draft_for_send(&id, "not sent yet")).unwrap();
+    assert_eq!(draft().as_deref(), Some("not sent yet"));
+
+    // Marked, sent (committed), then gone before the draft was cleared: nothing comes back.
+    run(alice.keep_draft_for_send(&id, "sent once")).unwrap();
+    run(alice.send(&id, "sent once")).unwrap();
+    assert_eq!(draft(), None);
+    assert!(!snapshot(&alice).keys().any(|k| k.starts_with("draft/")));
+    let history = texts(&run(alice.history(&id)).unwrap());
+    assert_eq!(history.iter().filter(|t| *t == "sent once").count(), 1);
+
+    // The same text sent before the mark does not count as this send's commit.
+    run(alice.keep_draft_for_send(&id, "sent once")).unwrap();
+    assert_eq!(draft().as_deref(), Some("sent once"));
+
+    // A plain save clears the mark: the same text sent afterwards leaves the draft alone.
+    run(alice.save_draft(&id, "plain")).unwrap();
+    run(alice.send(&id, "plain")).unwrap();
+    assert_eq!(draft().as_deref(), Some("plain"));
 }

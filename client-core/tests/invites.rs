@@ -31,6 +31,9 @@ fn ones_own_invite_is_refused_without_joining() {
             link.rsplit('#').next().unwrap()
         ),
     ] {
+        // Told before joining (the join screen says it at once), and by the join itself.
+        let err = run(alice.check_invite(&text)).unwrap_err();
+        assert!(matches!(err, ClientError::OwnInvite), "{err:?}");
         let err = run(alice.join(&text, MAILBOX, "Me")).unwrap_err();
         assert!(matches!(err, ClientError::OwnInvite), "{err:?}");
     }
@@ -48,7 +51,12 @@ fn joining_the_same_invite_twice_leads_to_the_first_conversation() {
     let (_, link) = run(alice.create_invite(SITE, MAILBOX, "Bob")).unwrap();
     let bob = client(3, None);
     run(bob.create_vault("pw", FAST)).unwrap();
+    run(bob.check_invite(&link)).unwrap();
     let first = run(bob.join(&link, MAILBOX, "Alice")).unwrap();
+    assert!(matches!(
+        run(bob.check_invite(&link)),
+        Err(ClientError::AlreadyJoined { conversation: Some(ref c) }) if *c == first
+    ));
     match run(bob.join(&link, MAILBOX, "Alice again")).unwrap_err() {
         ClientError::AlreadyJoined { conversation } => {
             assert_eq!(conversation, Some(first.clone()))

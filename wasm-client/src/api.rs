@@ -114,9 +114,8 @@ impl From<&ClientError> for ErrorCode {
             ClientError::StillSending => ErrorCode::StillSending,
             ClientError::InvalidInvite(protocol::InviteError::Expired) => ErrorCode::InviteExpired,
             ClientError::InvalidInvite(_) => ErrorCode::InvalidInvite,
-            ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. }) => {
-                ErrorCode::MessageTooLong
-            }
+            ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. })
+            | ClientError::DraftTooLong { .. } => ErrorCode::MessageTooLong,
             _ => ErrorCode::Internal,
         }
     }
@@ -481,6 +480,18 @@ impl HushClient {
         })
     }
 
+    /// Checks an invite link before joining it, sending and storing nothing: resolves if
+    /// `join` may go ahead; rejects with `OwnInvite` (this vault created it), `AlreadyJoined`
+    /// (with `conversationId`, as `join`) or `InvalidInvite`.
+    #[wasm_bindgen(js_name = checkInvite)]
+    pub fn check_invite(&self, link: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.check_invite(&link).await.map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Joins from an invite link or its fragment. Resolves to the new conversation's id.
     /// Call `flush()` to deliver the hello.
     pub fn join(&self, link: String, default_mailbox_url: String, name: String) -> Promise {
@@ -693,14 +704,32 @@ impl HushClient {
     }
 
     /// Keeps `text` as conversation `id`'s draft, sealed in the vault; an empty `text`
-    /// deletes it. Rejects with `MessageTooLong` past a message's limit (the draft kept before
-    /// stays).
+    /// deletes it. A draft may be longer than a message: rejects with `MessageTooLong` only
+    /// past four messages' worth (`MAX_DRAFT_LEN`; the draft kept before stays).
     #[wasm_bindgen(js_name = saveDraft)]
     pub fn save_draft(&self, id: String, text: String) -> Promise {
         let inner = self.inner.clone();
         let text = Zeroizing::new(text);
         future_to_promise(async move {
             inner.save_draft(&id, &text).await.map_err(client_error)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Keeps `text`, about to be sent with `send`, as conversation `id`'s draft, marked as
+    /// being sent: call it before `send` and `saveDraft` (the composer's text, empty to
+    /// delete) once `send` settled. Torn down in between, `draft` hands the text back if the
+    /// send never committed and nothing if it did: a sent message is neither lost nor
+    /// offered twice.
+    #[wasm_bindgen(js_name = keepDraftForSend)]
+    pub fn keep_draft_for_send(&self, id: String, text: String) -> Promise {
+        let inner = self.inner.clone();
+        let text = Zeroizing::new(text);
+        future_to_promise(async move {
+            inner
+                .keep_draft_for_send(&id, &text)
+                .await
+                .map_err(client_error)?;
             Ok(JsValue::UNDEFINED)
         })
     }
