@@ -77,4 +77,32 @@ describe("drafts", { skip: NO_BROWSER && "browser tests switched off" }, () => {
     await page.waitForTimeout(300);
     assert.equal(await box.inputValue(), "", "a sent message leaves no draft");
   });
+
+  test("a draft longer than a message is kept across a lock and a reload", async () => {
+    const [alice, bob] = await freshProfiles(`${server.url}/`, PASS, 2, browsers);
+    await connect(alice.page, bob.page, "Bob", "Alice");
+    const page = alice.page;
+    const box = page.getByRole("textbox", { name: "Message" });
+    const composerValue = async (expected) => {
+      await page
+        .waitForFunction((want) => document.querySelector("#composer")?.value === want, expected, { timeout: 3_000 })
+        .catch(() => {});
+      return box.inputValue();
+    };
+    // 60,000 bytes: past a message's limit (57,152), within a draft's (four messages).
+    const long = "a long thought ".repeat(4_000);
+    assert.equal(long.length, 60_000);
+    await box.fill(long);
+    await page.getByRole("button", { name: "Lock", exact: true }).click();
+    await unlock(page, PASS);
+    await box.waitFor();
+    assert.equal((await composerValue(long)).length, long.length, "the whole text back after Lock + unlock");
+    await page.reload();
+    await unlock(page, PASS);
+    await openChat(page, "Bob");
+    assert.equal((await composerValue(long)).length, long.length, "and after a reload");
+    assert.deepEqual(alice.errors.filter((e) => /draft/i.test(e)), [], "no failed draft save");
+    // Too long to send as one message: Send says so, and the text stays.
+    assert.equal(await page.getByRole("button", { name: "Send", exact: true }).isDisabled(), true, "Send is off past a message's limit");
+  });
 });

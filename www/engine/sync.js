@@ -322,23 +322,31 @@ export class SyncEngine extends EventTarget {
 
   /**
    * Sends `text` in conversation `id` after the sends before it; `onFailed(err)` if the client
-   * refused it. Then the chat and the list are read again and the outbox flushed.
+   * refused it. Then the chat and the list are read again and the outbox flushed. Resolves
+   * once the client stored the message (or refused it), before the flush.
    * @param {string} id
    * @param {string} text
    * @param {(err: unknown) => void} onFailed
+   * @returns {Promise<void>}
    */
   send(id, text, onFailed) {
+    /** @type {(value?: void) => void} */
+    let settled = () => {};
+    const stored = new Promise((resolve) => (settled = resolve));
     this.sendQueue = this.sendQueue.then(async () => {
       try {
         await this.api.send(id, text);
       } catch (err) {
         onFailed(err);
         return;
+      } finally {
+        settled();
       }
       this.emit("messages", { id });
       this.refreshList(id);
       await this.flush();
     });
+    return stored;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -111,7 +111,9 @@
  * @property {(id: string, verified: boolean) => Promise<void>} setVerified
  * @property {(id: string, seq: number) => Promise<void>} deleteMessage
  * @property {(id: string, text: string) => Promise<void>} saveDraft The composer's unsent text, sealed (empty: deleted).
+ * @property {(id: string, text: string) => Promise<void>} keepDraftForSend The text about to be sent, sealed as the draft until the send settled.
  * @property {(id: string) => Promise<string | null>} draft
+ * @property {(link: string) => Promise<void>} checkInvite Rejects with OwnInvite or AlreadyJoined for an invite this vault made or joined.
  * @property {(id: string) => Promise<void>} deleteConversation
  * @property {(id: string) => Promise<string | null>} safetyCode
  * @property {(id: string) => Promise<Uint8Array<ArrayBuffer> | null>} watchSet

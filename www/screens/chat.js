@@ -99,13 +99,12 @@ export function showChat(id) {
       onsubmit: (/** @type {SubmitEvent} */ event) => {
         event.preventDefault();
         const text = message.value;
-        if (!text.trim() || !limit.fits()) return;
+        if (!/\S/.test(text) || !limit.fits()) return;
         message.value = "";
         autosize(message);
         limit.update();
         sendError.textContent = "";
-        sendMessage(id, text, message, sendError);
-        saveDraft(); // Sent: the draft goes.
+        sendMessage(id, text, message, sendError); // Its draft goes once it is stored.
         message.focus();
       },
     },
@@ -168,6 +167,7 @@ export function showChat(id) {
     banner,
     notices,
     composer: form,
+    sendError,
     limit,
     shownNotices: null,
     title,
@@ -205,8 +205,27 @@ export function showChat(id) {
 // leaving the chat, before any lock (which waits for it) and on `pagehide`; put back when the
 // chat opens. Saves and reads go one after another, so an older text never lands last.
 
+// A message being sent stays its conversation's draft until the send has committed: the
+// text is sealed as the draft marked as being sent (client.keepDraftForSend) before `send`,
+// and the composer's text is saved in its place (empty: deleted) only once `send` settled.
+// Torn down in between (a reload, a closed tab), the chat opening again gets the text back
+// if the send never committed, and nothing if it did (client.draft checks the history): a
+// sent message is neither lost nor offered twice. Meanwhile no other save of that draft runs.
+
 /** Quiet time after typing before the draft is saved. */
 const DRAFT_DELAY_MS = 500;
+/**
+ * Conversations with sends under way: how many, the end of the last one, and the composer's
+ * text to keep once they are done (asked for while they ran).
+ * @type {Map<string, { count: number, done: Promise<void>, text: string }>}
+ */
+const sending = new Map();
+/** Sends whose text is not sealed as the draft yet: leaving the page now would lose them. */
+let unsealed = 0;
+// Leaving while a sent text is sealed nowhere yet (a few milliseconds): the browser asks first.
+window.addEventListener("beforeunload", (event) => {
+  if (unsealed > 0) event.preventDefault();
+});
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let draftTimer;
 /** The saves and reads of drafts, in order. @type {Promise<unknown>} */
@@ -243,13 +262,34 @@ export function saveDraft() {
   const textarea = chat?.composer.querySelector("textarea");
   if (!chat || !textarea || chat.draft === null || textarea.disabled) return drafts.then(() => {});
   const text = textarea.value;
+  const under = sending.get(chat.id);
+  if (under) {
+    // The draft holds the text being sent until it is stored: this text is kept after it.
+    under.text = text;
+    return under.done;
+  }
   if (text === chat.draft) return drafts.then(() => {});
   chat.draft = text;
+  return storeDraft(chat.id, text);
+}
+
+/**
+ * Seals `text` as conversation `id`'s draft (empty: deletes it), after the draft work before
+ * it; never rejects. A text too long even for a draft is not kept: the chat says so.
+ * @param {string} id
+ * @param {string} text
+ */
+function storeDraft(id, text) {
   const api = client();
-  return inOrder(() => api.saveDraft(chat.id, text)).catch((err) => {
-    if (codeOf(err) !== ErrorCode.Locked && codeOf(err) !== ErrorCode.UnknownConversation) console.warn("Could not save the draft", err);
+  return inOrder(() => api.saveDraft(id, text)).catch((err) => {
+    const code = codeOf(err);
+    if (code === ErrorCode.MessageTooLong) {
+      if (ui.chat?.id === id) ui.chat.sendError.textContent = DRAFT_TOO_LONG;
+    } else if (code !== ErrorCode.Locked && code !== ErrorCode.UnknownConversation) console.warn("Could not save the draft", err);
   });
 }
+
+const DRAFT_TOO_LONG = "This text is too long to keep as a draft: shorten it, or it is lost if Hush reloads or locks.";
 
 /**
  * Cancels the draft save waiting for a pause in typing and resolves once the saves under way
@@ -267,6 +307,8 @@ export function settleDrafts() {
  */
 async function restoreDraft(chat, textarea) {
   let text = null;
+  // A send of this conversation under way: its end saves the draft first.
+  await sending.get(chat.id)?.done;
   try {
     text = await inOrder(() => client().draft(chat.id));
   } catch {
@@ -740,15 +782,42 @@ async function loadOlder() {
  * @param {HTMLElement} errorSlot
  */
 function sendMessage(id, text, textarea, errorSlot) {
-  engine.send(id, text, (err) => {
-    const code = codeOf(err);
-    errorSlot.textContent =
-      code === ErrorCode.MessageTooLong ? "This message is too long. Split it into shorter ones." : `Not sent: ${errorText(err)}`;
-    if (textarea.isConnected && !textarea.value) {
-      textarea.value = text;
-      autosize(textarea);
-      ui.chat?.limit.update();
-    }
+  clearTimeout(draftTimer);
+  const api = client();
+  const under = sending.get(id) ?? { count: 0, done: Promise.resolve(), text: "" };
+  under.count += 1;
+  under.text = "";
+  sending.set(id, under);
+  if (ui.chat?.id === id) ui.chat.draft = text; // What the draft holds now.
+  unsealed += 1;
+  const sealed = inOrder(() => api.keepDraftForSend(id, text))
+    .catch((err) => {
+      if (codeOf(err) !== ErrorCode.Locked && codeOf(err) !== ErrorCode.UnknownConversation) console.warn("Could not keep the message as a draft while it is sent", err);
+    })
+    .finally(() => (unsealed -= 1));
+  // Sent once its text is sealed, so that the draft's mark comes before the message.
+  const stored = sealed.then(() =>
+    engine.send(id, text, (err) => {
+      const code = codeOf(err);
+      errorSlot.textContent =
+        code === ErrorCode.MessageTooLong ? "This message is too long. Split it into shorter ones." : `Not sent: ${errorText(err)}`;
+      if (textarea.isConnected && !textarea.value) {
+        textarea.value = text;
+        autosize(textarea);
+        ui.chat?.limit.update();
+      }
+    }),
+  );
+  under.done = stored.then(() => {
+    under.count -= 1;
+    if (under.count > 0) return;
+    sending.delete(id);
+    // Stored (or refused): the draft becomes the composer's text (empty: it goes).
+    const chat = ui.chat;
+    const textareaNow = chat?.id === id ? chat.composer.querySelector("textarea") : null;
+    const keep = textareaNow && !textareaNow.disabled ? textareaNow.value : under.text;
+    if (chat?.id === id) chat.draft = keep;
+    return storeDraft(id, keep);
   });
 }
 
