@@ -1,14 +1,15 @@
 // @ts-check
 // Notifications
 //
-// A system notification for messages a poll stored while the page is hidden or their
-// conversation is not the one open: "Hush" / "New message" unless the person chose, in Settings,
+// A system notification for messages a poll stored while the page is hidden, or while
+// another conversation's chat is open (a page in view showing the conversation list, or that
+// conversation's chat, already shows them: its preview, badge and the title's count): "Hush" / "New message" unless the person chose, in Settings,
 // to show names and text. The browser's permission is asked only when the person asks for
 // notifications (the offer under the conversation list, or Settings), never on load.
 
 import { choice, setChoice } from "./settings.js";
 import { shownInSomeTab } from "./engine/presence.js";
-import { engine, ui, visible } from "./screens/shell.js";
+import { els, engine, ui, visible } from "./screens/shell.js";
 import { openConversation } from "./screens/list.js";
 
 /** @typedef {import("./engine/types.js").HistoryEntry} HistoryEntry */
@@ -25,7 +26,7 @@ export const NOTIFY_BLOCKED = "Notifications are blocked for this site. You can 
  */
 export async function notifyArrivals(id, messages) {
   if (!messages.length || !mayNotify()) return;
-  if (visible() && ui.screen.name === "chat" && ui.screen.id === id) return;
+  if (inPlainView(id)) return;
   // Shown in front in another tab of this profile (presence.js).
   if (await shownInSomeTab(id)) return;
   if (!mayNotify()) return;
@@ -52,6 +53,17 @@ export async function notifyArrivals(id, messages) {
     // title's count still tells.
     showFromServiceWorker(title, body, id).catch(() => console.warn("Could not show a notification", /** @type {Error} */ (err).message));
   }
+}
+
+/**
+ * Whether conversation `id`'s new messages are in view: the page is visible and shows their
+ * chat, or (no chat open) the conversation list (on a phone, only its own screen shows it).
+ * @param {string} id
+ */
+function inPlainView(id) {
+  if (!visible()) return false;
+  if (ui.screen.name === "chat") return ui.screen.id === id;
+  return !els.sidebar.hidden && els.sidebar.getClientRects().length > 0;
 }
 
 /**

@@ -83,7 +83,7 @@ function messageChoices() {
   const said = h("p", { class: "state", role: "status", "aria-live": "polite" });
   const notify = checkbox({
     label: "Notify me of new messages",
-    hint: "A system notification when a message arrives while Hush is in the background or another conversation is open.",
+    hint: "A system notification when a message arrives while Hush is in the background or another conversation's chat is open.",
     checked: mayNotify(),
     onchange: async () => {
       if (!notify.input.checked) {
