@@ -65,8 +65,9 @@ const bytes = (n) => `${number.format(n)} ${n === 1 ? "byte" : "bytes"}`;
  * Watches `textarea` against MAX_MESSAGE_BYTES, and sets its direction from its text.
  * `counter`: an element for the count, shown near the limit (the textarea is described by
  * it); `send`: the button refused past the limit; `announce(text)`: says a change of state to
- * screen readers (once, not on every key). Returns { update(), fits() }: update() after the
- * text or the button's state changed from elsewhere; fits() whether the text may be sent.
+ * screen readers (once, not on every key); the button is also off for a blank text. Returns
+ * { update(), fits() }: update() after the text or the button's state changed from
+ * elsewhere; fits() whether the text may be sent (not blank, within the limit).
  * @param {HTMLTextAreaElement} textarea
  * @param {{ counter: HTMLElement, send: HTMLButtonElement, announce: (text: string) => void }} parts
  */
@@ -100,7 +101,8 @@ export function limitComposer(textarea, { counter, send, announce }) {
     counter.classList.toggle("over", nowOver);
     if (nowOver) textarea.setAttribute("aria-invalid", "true");
     else textarea.removeAttribute("aria-invalid");
-    send.disabled = nowOver;
+    // Nothing to send in a blank text either (Enter does nothing then, too).
+    send.disabled = nowOver || !/\S/.test(text);
     if (nowOver !== over) {
       over = nowOver;
       announce(nowOver ? `This message is too long to send, by ${bytes(-left)}.` : "The message fits again.");
@@ -117,5 +119,5 @@ export function limitComposer(textarea, { counter, send, announce }) {
     if (textarea.dir !== dir) textarea.dir = dir;
   });
   update();
-  return { update, fits: () => utf8Length(textarea.value) <= MAX_MESSAGE_BYTES };
+  return { update, fits: () => /\S/.test(textarea.value) && utf8Length(textarea.value) <= MAX_MESSAGE_BYTES };
 }

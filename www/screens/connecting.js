@@ -6,7 +6,7 @@
 
 import { h } from "../dom.js";
 import { hostOf } from "../settings.js";
-import { engine, named, setScreen, ui } from "./shell.js";
+import { backButton, engine, named, setScreen, ui } from "./shell.js";
 import { showHome } from "./home.js";
 import { showSafety } from "./safety.js";
 import { showChat } from "./chat.js";
@@ -25,7 +25,7 @@ export function showConnecting(id, { justJoined = false } = {}) {
     h(
       "section",
       { class: "card safety" },
-      justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
+      justJoined ? null : backButton(() => showChat(id)),
       h("h1", {}, "Connecting to ", named(c.name), "…"),
       state,
       h("p", { class: "fine", text: `Once it is there, you both see a safety code to compare. Messages you write now are sent after it.` }),

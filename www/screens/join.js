@@ -25,6 +25,12 @@ export function showJoin(prefill = "") {
     value: prefill,
   });
   const submit = h("button", { type: "submit", class: "primary", text: "Accept invite" });
+  const heading = h("h1", { text: prefill ? "You've been invited" : "Join a conversation" });
+  const intro = h("p", {
+    text: prefill
+      ? "Give this conversation a name, then accept the invite. You will both see a safety code to compare."
+      : "Scan the QR code on the other person's screen, or paste the link they sent you.",
+  });
   const camState = h("p", { class: "state", role: "status", "aria-live": "polite" });
   const video = h("video", { class: "camera", muted: true, playsinline: true, "aria-label": "Camera preview", hidden: true });
   video.muted = true;
@@ -132,12 +138,8 @@ export function showJoin(prefill = "") {
       "section",
       { class: "card" },
       backButton(),
-      h("h1", { text: prefill ? "You've been invited" : "Join a conversation" }),
-      h("p", {
-        text: prefill
-          ? "Give this conversation a name, then accept the invite. You will both see a safety code to compare."
-          : "Scan the QR code on the other person's screen, or paste the link they sent you.",
-      }),
+      heading,
+      intro,
       h(
         "form",
         { class: "stack", novalidate: true, onsubmit: onSubmit },
@@ -149,6 +151,32 @@ export function showJoin(prefill = "") {
     ),
     { focus: name.input },
   );
+  if (prefill) checkOpened(prefill);
+
+  /**
+   * An opened invite this vault made (or joined) is said at once, before a name is typed.
+   * @param {string} invite
+   */
+  async function checkOpened(invite) {
+    const screen = ui.screen;
+    try {
+      await client().checkInvite(invite);
+      return;
+    } catch (err) {
+      if (ui.screen !== screen || link.input.value.trim() !== invite.trim()) return; // Moved on.
+      const code = codeOf(err);
+      if (code === ErrorCode.OwnInvite) {
+        heading.textContent = "This is your own invite";
+        intro.textContent = "You made this invite on this device. The other person opens it on theirs.";
+        setFieldError(link, OWN_INVITE);
+        submit.disabled = true;
+        link.input.addEventListener("input", () => (submit.disabled = false), { once: true });
+      } else if (code === ErrorCode.AlreadyJoined) {
+        await alreadyJoined(/** @type {import("../engine/types.js").HushError} */ (err).conversationId ?? null);
+      }
+      // Anything else (not an invite, locked) is said when it is accepted.
+    }
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // The safety code to compare with the other person's, and the mark that it was compared.
 
 import { h } from "../dom.js";
-import { client, engine, named, setScreen } from "./shell.js";
+import { backButton, client, engine, named, setScreen } from "./shell.js";
 import { showHome } from "./home.js";
 import { showInviteTaken } from "./invite.js";
 import { showConnecting } from "./connecting.js";
@@ -24,7 +24,7 @@ export function showSafety(id, { justJoined = false } = {}) {
     h(
       "section",
       { class: "card safety" },
-      justJoined ? null : h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => showChat(id) }),
+      justJoined ? null : backButton(() => showChat(id)),
       h("h1", {}, justJoined ? "Connected with " : "Safety code with ", named(c.name)),
       h("p", { text: `Compare this code with the one ${c.name} sees, face to face or on a call you trust.` }),
       h("output", { class: "code", "aria-label": "Safety code", text: c.safetyCode }),

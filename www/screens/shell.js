@@ -48,6 +48,7 @@ export const els = {
  * @property {HTMLElement} banner
  * @property {HTMLElement} notices
  * @property {HTMLFormElement} composer
+ * @property {HTMLElement} sendError Where the chat says why a message (or its draft) was not kept
  * @property {{ fits: () => boolean, update: () => void }} limit
  * @property {string | null} shownNotices
  * @property {HTMLElement} title
@@ -218,8 +219,13 @@ export function named(name) {
   return h("bdi", { text: name });
 }
 
-export function backButton() {
-  return h("button", { type: "button", class: "ghost back", text: "Back", onclick: () => goBack(showHome) });
+/**
+ * A Back button: to where the person came from (`onclick` for somewhere else).
+ * @param {() => void} [onclick]
+ */
+export function backButton(onclick = () => goBack(showHome)) {
+  // The arrow is decoration: the button's accessible name is "Back".
+  return h("button", { type: "button", class: "ghost back", onclick }, h("span", { class: "back-arrow", "aria-hidden": "true", text: "‹" }), "Back");
 }
 
 /**
