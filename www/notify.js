@@ -9,7 +9,7 @@
 
 import { choice, setChoice } from "./settings.js";
 import { shownInSomeTab } from "./engine/presence.js";
-import { els, engine, ui, visible } from "./screens/shell.js";
+import { engine, ui, visible } from "./screens/shell.js";
 import { openConversation } from "./screens/list.js";
 
 /** @typedef {import("./engine/types.js").HistoryEntry} HistoryEntry */
@@ -57,13 +57,13 @@ export async function notifyArrivals(id, messages) {
 
 /**
  * Whether conversation `id`'s new messages are in view: the page is visible and shows their
- * chat, or (no chat open) the conversation list (on a phone, only its own screen shows it).
+ * chat, or the conversation list's own screen (other screens, such as Settings, notify: the
+ * person is busy with something else there).
  * @param {string} id
  */
 function inPlainView(id) {
   if (!visible()) return false;
-  if (ui.screen.name === "chat") return ui.screen.id === id;
-  return !els.sidebar.hidden && els.sidebar.getClientRects().length > 0;
+  return ui.screen.name === "home" || (ui.screen.name === "chat" && ui.screen.id === id);
 }
 
 /**
