@@ -772,9 +772,11 @@ impl<P: Platform> Client<P> {
     /// A rollback made the peer's acknowledgement of our sequence numbers in `ranges`
     /// unverifiable (those blobs may be the lost copy's): every message of ours with a blob
     /// there is queued to be encrypted again ([`Client::resend_squatted`], same message id, so
-    /// the peer shows it once) and is *sending* again. Every blob of those messages already
-    /// on the mailbox leaves the outbox (not abandoned: the peer may have read it), so that
-    /// none pins our floor below the numbers abandoned here.
+    /// the peer shows it once) and is *sending* again, and so is every message with a blob on
+    /// the mailbox from the first unverified number on. Every blob of those messages already
+    /// on the mailbox leaves the outbox (not abandoned: the peer may have read it, and shows
+    /// the message once either way), so that none pins our floor below the numbers abandoned
+    /// here: the peer would hold every later blob behind them.
     ///
     /// **Order kept:** every later data blob not yet on the mailbox leaves the outbox too (its
     /// sequence number abandoned on `live`: the peer cannot have it) and its message is queued
@@ -824,9 +826,12 @@ impl<P: Platform> Client<P> {
                 }
             }
         }
+        // Stored blobs from the first unverified number on go again too (stored, they are
+        // not abandoned and leave no empty address): kept, they would pin our floor below
+        // the numbers abandoned here, and the peer would hold every later blob for them.
         for (_, seq, outgoing) in &outbox {
             if let BlobKind::Data { message } = outgoing.kind
-                && unverified(*seq)
+                && (unverified(*seq) || (outgoing.stored && *seq >= from))
             {
                 messages.insert(message);
             }

@@ -778,6 +778,54 @@ fn a_message_sent_again_after_a_rollback_keeps_no_part_that_holds_the_rest() {
     assert_eq!(kept(&bob), 0, "everything confirmed");
 }
 
+/// The same restore, with a later message "six" already on the mailbox and "seven" not yet
+/// when Bob learns the rollback: "seven" is pulled (its number abandoned) and sent again
+/// after the others, and so is "six", stored or not. Kept, "six" pinned Bob's floor below
+/// the number abandoned with "seven", and Alice held every re-sent blob behind it (simulator
+/// `--seed 1942 --faults restore`).
+#[test]
+fn a_stored_later_message_goes_again_with_the_rest_after_a_rollback() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(256);
+    run(bob.send(&b_id, "zero")).unwrap();
+    run(bob.flush()).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "one")).unwrap();
+    run(bob.send(&b_id, "two")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    mailbox.expire_all();
+    restore(&bob, copy, "b");
+    for text in ["three", "four", "five"] {
+        run(bob.send(&b_id, text)).unwrap();
+    }
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["five"]);
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    run(bob.send(&b_id, "six")).unwrap();
+    run(bob.flush()).unwrap();
+    mailbox.online.set(false);
+    run(bob.send(&b_id, "seven")).unwrap();
+    assert!(run(bob.flush()).is_err() || kept(&bob) > 0);
+    mailbox.online.set(true);
+    assert!(run(bob.poll(&b_id)).unwrap().notice);
+    run(bob.flush()).unwrap();
+    let mut got = texts(&run(alice.poll(&a_id)).unwrap().messages);
+    got.sort();
+    assert_eq!(got, ["four", "seven", "six", "three"], "nothing held");
+    advance(&alice, ACK_DELAY_MAX_MS);
+    run(alice.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    assert_eq!(kept(&bob), 0, "everything confirmed");
+}
+
 /// A blob authenticated under the peer's header key but inconsistent with this state (here a
 /// restored peer's new chain written at the address of a lost chain's position whose skipped
 /// key we keep: same header key, another ratchet key) is the peer's own device going back,
