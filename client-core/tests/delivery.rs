@@ -637,15 +637,12 @@ fn message_id_of(client: &Client<Memory>, pass: &[u8], id: &str, seq: u64) -> [u
     message.message_id
 }
 
-/// A hidden rollback: Bob's device is restored from a copy taken before he sent "one" and
-/// "two", which Alice read; their blobs then expired. The restored device sends *more* than
-/// it lost ("three", "four", "five"), at the same sequence numbers, at addresses Alice already
-/// read past: nothing collides, and by sequence number Alice's acknowledgement would cover
-/// "three" and "four", which she never got. The digest shows the difference: Bob is told,
-/// sends the unverified messages again under their ids, and Alice shows each exactly once.
-#[test]
-fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once() {
-    let (alice, a_id, bob, b_id, mailbox) = joined(250);
+/// Bob sends "zero" (delivered), then his device is copied; he sends "one" and "two", which
+/// Alice reads; their blobs expire before Alice acknowledges them, and Bob's device is
+/// restored from the copy (a hidden rollback: nothing tells either side yet). Returns the
+/// pair and the history sequence number of "zero".
+fn restored_after_reads(seed: u64) -> (Pair, u64) {
+    let (alice, a_id, bob, b_id, mailbox) = joined(seed);
     let zero = run(bob.send(&b_id, "zero")).unwrap();
     run(bob.flush()).unwrap();
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["zero"]);
@@ -663,6 +660,18 @@ fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once
     // The TTL passes before Alice acknowledges; then Bob's device is restored.
     mailbox.expire_all();
     restore(&bob, copy, "b");
+    ((alice, a_id, bob, b_id, mailbox), zero)
+}
+
+/// A hidden rollback: Bob's device is restored from a copy taken before he sent "one" and
+/// "two", which Alice read; their blobs then expired. The restored device sends *more* than
+/// it lost ("three", "four", "five"), at the same sequence numbers, at addresses Alice already
+/// read past: nothing collides, and by sequence number Alice's acknowledgement would cover
+/// "three" and "four", which she never got. The digest shows the difference: Bob is told,
+/// sends the unverified messages again under their ids, and Alice shows each exactly once.
+#[test]
+fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once() {
+    let ((alice, a_id, bob, b_id, mailbox), zero) = restored_after_reads(250);
     let sent: Vec<u64> = ["three", "four", "five"]
         .iter()
         .map(|t| run(bob.send(&b_id, t)).unwrap())
@@ -738,23 +747,7 @@ fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once
 /// `--seed 119 --faults restore`: every later message stayed *sent*).
 #[test]
 fn a_message_sent_again_after_a_rollback_keeps_no_part_that_holds_the_rest() {
-    let (alice, a_id, bob, b_id, mailbox) = joined(255);
-    run(bob.send(&b_id, "zero")).unwrap();
-    run(bob.flush()).unwrap();
-    run(alice.poll(&a_id)).unwrap();
-    advance(&alice, ACK_DELAY_MAX_MS);
-    run(alice.flush()).unwrap();
-    run(bob.poll(&b_id)).unwrap();
-    let copy = snapshot(&bob);
-    run(bob.send(&b_id, "one")).unwrap();
-    run(bob.send(&b_id, "two")).unwrap();
-    run(bob.flush()).unwrap();
-    assert_eq!(
-        texts(&run(alice.poll(&a_id)).unwrap().messages),
-        ["one", "two"]
-    );
-    mailbox.expire_all();
-    restore(&bob, copy, "b");
+    let ((alice, a_id, bob, b_id, mailbox), _) = restored_after_reads(255);
     let five = "5".repeat(protocol::FRAGMENT_CAPACITY + 10);
     for text in ["three", "four", five.as_str()] {
         run(bob.send(&b_id, text)).unwrap();
@@ -785,23 +778,7 @@ fn a_message_sent_again_after_a_rollback_keeps_no_part_that_holds_the_rest() {
 /// `--seed 1942 --faults restore`).
 #[test]
 fn a_stored_later_message_goes_again_with_the_rest_after_a_rollback() {
-    let (alice, a_id, bob, b_id, mailbox) = joined(256);
-    run(bob.send(&b_id, "zero")).unwrap();
-    run(bob.flush()).unwrap();
-    run(alice.poll(&a_id)).unwrap();
-    advance(&alice, ACK_DELAY_MAX_MS);
-    run(alice.flush()).unwrap();
-    run(bob.poll(&b_id)).unwrap();
-    let copy = snapshot(&bob);
-    run(bob.send(&b_id, "one")).unwrap();
-    run(bob.send(&b_id, "two")).unwrap();
-    run(bob.flush()).unwrap();
-    assert_eq!(
-        texts(&run(alice.poll(&a_id)).unwrap().messages),
-        ["one", "two"]
-    );
-    mailbox.expire_all();
-    restore(&bob, copy, "b");
+    let ((alice, a_id, bob, b_id, mailbox), _) = restored_after_reads(256);
     for text in ["three", "four", "five"] {
         run(bob.send(&b_id, text)).unwrap();
     }
