@@ -2,9 +2,10 @@
 // composer was emptied and the draft deleted at once while the send committed later, so a
 // reload within ~50 ms lost the message for good in about half the tries). In real headless
 // Chromium against a real mailbox-server: type, press Enter, reload at once, eight times (a
-// reload in the few milliseconds before the text is sealed is asked about first: the person
-// stays and reloads again); after each unlock the message is in the sender's history or back
-// in the composer (then sent again), and in the end every one is at both ends exactly once.
+// reload in the few milliseconds before the text is sealed as the draft is asked about
+// first; the person leaves all the same); after each unlock the message is in the sender's
+// history or back in the composer (then sent again), and in the end every one is at both ends
+// exactly once.
 
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -32,22 +33,14 @@ describe("a send then a reload", { skip: NO_BROWSER && "browser tests switched o
     const [alice, bob] = await freshProfiles(`${server.url}/`, PASS, 2, browsers);
     await connect(alice.page, bob.page, "Bob", "Alice");
     const page = alice.page;
-    // Leaving in the few milliseconds before a sent text is sealed asks first (beforeunload):
-    // the person stays, and reloads again a moment later. Asked or not, nothing is lost.
+    // Leaving in the few milliseconds before a sent text is sealed as the draft asks first
+    // (beforeunload): the person leaves all the same. Nothing is lost either way.
     let asked = 0;
     page.on("dialog", (dialog) => {
       if (dialog.type() === "beforeunload") asked++;
-      dialog.dismiss().catch(() => {});
+      dialog.accept().catch(() => {});
     });
-    const reload = async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await page.reload({ timeout: 2_000 });
-        } catch (err) {
-          if (attempt >= 5) throw err;
-        }
-      }
-    };
+    const reload = () => page.reload();
     const box = page.getByRole("textbox", { name: "Message" });
     const ownTexts = async () => (await messages(page)).filter((m) => m.own).map((m) => m.text);
     // The draft is read back as the chat opens: the composer's value once it settled (or 3 s).
@@ -92,5 +85,49 @@ describe("a send then a reload", { skip: NO_BROWSER && "browser tests switched o
     }, { what: "every message at the other person, once" });
     const theirs = (await messages(bob.page)).filter((m) => !m.own).map((m) => m.text);
     for (const text of texts) assert.equal(theirs.filter((t) => t === text).length, 1, "once at the other person");
+  });
+
+  // The worst case, made certain: the page's storage is held busy (a transaction of the test's
+  // own on the vault's database, kept alive), then Send and a reload run in one task, so not
+  // even the draft can hold the text before the page goes (the person leaves although asked).
+  // Before the tab kept a sealed copy in session storage, the text was gone every time.
+  test("a send cut short before anything was stored comes back in the composer, and is sent once", async () => {
+    const [alice, bob] = await freshProfiles(`${server.url}/`, PASS, 2, browsers);
+    await connect(alice.page, bob.page, "Bob", "Alice");
+    const page = alice.page;
+    page.on("dialog", (dialog) => dialog.accept().catch(() => {}));
+    const box = page.getByRole("textbox", { name: "Message" });
+    const ownTexts = async () => (await messages(page)).filter((m) => m.own).map((m) => m.text);
+    const texts = ["cut short one", "cut short two"];
+    for (const text of texts) {
+      await box.fill(text);
+      await page
+        .evaluate(async () => {
+          const open = indexedDB.open("hush");
+          const db = await new Promise((ok, fail) => ((open.onsuccess = () => ok(open.result)), (open.onerror = () => fail(open.error))));
+          const store = db.transaction("records", "readwrite").objectStore("records");
+          const hold = () => (store.get("hold").onsuccess = hold);
+          hold();
+          document.querySelector("#composer")?.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true, cancelable: true }));
+          location.reload();
+        })
+        .catch(() => {}); // The page goes away under the evaluation.
+      await unlock(page, PASS);
+      await openChat(page, "Bob");
+      await eventually(async () => (await box.inputValue()) === text, { what: `"${text}" back in the composer` });
+      assert.ok(!(await ownTexts()).includes(text), "not stored before the reload");
+      await box.press("Enter");
+      await eventually(async () => (await ownTexts()).includes(text), { what: `"${text}" sent` });
+      assert.equal(await box.inputValue(), "");
+    }
+    await page.reload();
+    await unlock(page, PASS);
+    await openChat(page, "Bob");
+    assert.equal(await box.inputValue(), "", "nothing comes back once sent");
+    await openChat(bob.page, "Alice");
+    await eventually(async () => {
+      const theirs = (await messages(bob.page)).filter((m) => !m.own).map((m) => m.text);
+      return texts.every((text) => theirs.filter((t) => t === text).length === 1);
+    }, { what: "each at the other person, once" });
   });
 });

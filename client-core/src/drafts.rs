@@ -109,6 +109,47 @@ impl<P: Platform> Client<P> {
         Ok(())
     }
 
+    /// Seals `text`, which the page is about to send in conversation `id`, **synchronously**,
+    /// under the vault key and a name bound to the conversation
+    /// ([`records::pending_send_name`]), for the page to keep in its session storage until
+    /// the text is sealed as the draft ([`Client::keep_draft_for_send`]). That takes a storage
+    /// transaction, which a reload or a closed tab in the first milliseconds after Send
+    /// aborts; the page's synchronous copy survives a reload, and [`Client::open_pending_send`]
+    /// gives the text back after it. Nothing is kept in the clear. Returns the sealed bytes
+    /// (`nonce ‖ ciphertext ‖ tag`, as every vault record, `VaultKey::seal`).
+    ///
+    /// Errors: [`ClientError::Locked`]; [`ClientError::DraftTooLong`] past [`MAX_DRAFT_LEN`].
+    pub fn seal_pending_send(&self, id: &str, text: &str) -> Result<Vec<u8>, ClientError> {
+        let key = self.key()?;
+        if text.len() > MAX_DRAFT_LEN {
+            return Err(ClientError::DraftTooLong {
+                len: text.len(),
+                max: MAX_DRAFT_LEN,
+            });
+        }
+        Ok(key.seal(
+            &mut self.rng(),
+            &records::pending_send_name(id),
+            text.as_bytes(),
+        ))
+    }
+
+    /// Opens what [`Client::seal_pending_send`] sealed for conversation `id`.
+    ///
+    /// Errors: [`ClientError::Locked`]; [`ClientError::Vault`] if it was not sealed for this
+    /// conversation under this vault's key, or was altered; [`ClientError::CorruptRecord`]
+    /// for text that is not UTF-8.
+    pub fn open_pending_send(
+        &self,
+        id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<String>, ClientError> {
+        let key = self.key()?;
+        let plain = key.open(&records::pending_send_name(id), sealed)?;
+        let text = core::str::from_utf8(&plain).map_err(|_| ClientError::CorruptRecord)?;
+        Ok(Zeroizing::new(text.to_owned()))
+    }
+
     /// Conversation `id`'s draft, if it has one. A draft marked as being sent whose message
     /// is in the history (the send committed, and the page was gone before the draft was
     /// cleared) is deleted here and reads as none. The caller's copy is its own to wipe; the

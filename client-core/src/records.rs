@@ -98,6 +98,13 @@ pub fn draft_key(id: &str) -> String {
     format!("draft/{id}")
 }
 
+/// The name a pending send of conversation `id` is sealed under (never stored in the vault:
+/// it binds a copy kept by the page, [`crate::Client::seal_pending_send`], to its
+/// conversation).
+pub fn pending_send_name(id: &str) -> String {
+    format!("pending-send/{id}")
+}
+
 /// Prefix of the records that remember the invites this vault created or joined.
 pub const INVITE_PREFIX: &str = "inv/";
 

@@ -97,3 +97,53 @@ fn a_message_being_sent_stays_the_draft_until_it_committed() {
     run(alice.send(&id, "plain")).unwrap();
     assert_eq!(draft().as_deref(), Some("plain"));
 }
+
+/// The page's synchronous copy of a text being sent: sealed (the text is not in its bytes),
+/// bound to its conversation and vault, opened again after an unlock.
+#[test]
+fn a_pending_send_is_sealed_for_its_conversation_and_opens_after_an_unlock() {
+    let alice = client(33, None);
+    run(alice.create_vault("pw", FAST)).unwrap();
+    let (id, _) = run(alice.create_invite("https://s.example/", "https://m.example", "B")).unwrap();
+    let (other, _) =
+        run(alice.create_invite("https://s.example/", "https://m.example", "C")).unwrap();
+    let sealed = alice
+        .seal_pending_send(&id, "sent at the last moment")
+        .unwrap();
+    let needle = b"last moment";
+    assert!(!sealed.windows(needle.len()).any(|w| w == needle));
+    assert_eq!(
+        alice.open_pending_send(&id, &sealed).unwrap().as_str(),
+        "sent at the last moment"
+    );
+    // Not for another conversation, not altered, not while locked.
+    assert!(matches!(
+        alice.open_pending_send(&other, &sealed),
+        Err(ClientError::Vault(_))
+    ));
+    let mut altered = sealed.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    assert!(alice.open_pending_send(&id, &altered).is_err());
+    alice.lock();
+    assert!(matches!(
+        alice.open_pending_send(&id, &sealed),
+        Err(ClientError::Locked)
+    ));
+    assert!(matches!(
+        alice.seal_pending_send(&id, "x"),
+        Err(ClientError::Locked)
+    ));
+    run(alice.unlock("pw")).unwrap();
+    assert_eq!(
+        alice.open_pending_send(&id, &sealed).unwrap().as_str(),
+        "sent at the last moment"
+    );
+    // Another vault's key cannot open it.
+    let bob = client(34, None);
+    run(bob.create_vault("pw", FAST)).unwrap();
+    assert!(bob.open_pending_send(&id, &sealed).is_err());
+    assert!(matches!(
+        alice.seal_pending_send(&id, &"x".repeat(MAX_DRAFT_LEN + 1)),
+        Err(ClientError::DraftTooLong { .. })
+    ));
+}

@@ -734,6 +734,30 @@ impl HushClient {
         })
     }
 
+    /// Seals `text`, about to be sent in conversation `id`, synchronously (no storage
+    /// transaction): the page keeps the bytes in its session storage from the moment Send is
+    /// pressed until `keepDraftForSend` has stored the text, so that a reload in between
+    /// loses nothing. Returns the sealed bytes (nothing of the text in the clear). Throws
+    /// `Locked`, or `MessageTooLong` past four messages' worth.
+    #[wasm_bindgen(js_name = sealPendingSend)]
+    pub fn seal_pending_send(&self, id: String, text: String) -> Result<Vec<u8>, JsValue> {
+        let text = Zeroizing::new(text);
+        self.inner
+            .seal_pending_send(&id, &text)
+            .map_err(client_error)
+    }
+
+    /// Opens bytes from `sealPendingSend` for conversation `id`: the text. Throws `Locked`, or
+    /// a vault error if they were not sealed for this conversation by this vault.
+    #[wasm_bindgen(js_name = openPendingSend)]
+    pub fn open_pending_send(&self, id: String, sealed: Vec<u8>) -> Result<String, JsValue> {
+        let text = self
+            .inner
+            .open_pending_send(&id, &sealed)
+            .map_err(client_error)?;
+        Ok(text.as_str().to_owned())
+    }
+
     /// Conversation `id`'s draft (its composer's unsent text), or `null`.
     pub fn draft(&self, id: String) -> Promise {
         let inner = self.inner.clone();

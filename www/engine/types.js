@@ -112,6 +112,8 @@
  * @property {(id: string, seq: number) => Promise<void>} deleteMessage
  * @property {(id: string, text: string) => Promise<void>} saveDraft The composer's unsent text, sealed (empty: deleted).
  * @property {(id: string, text: string) => Promise<void>} keepDraftForSend The text about to be sent, sealed as the draft until the send settled.
+ * @property {(id: string, text: string) => Uint8Array} sealPendingSend The text being sent, sealed synchronously for the tab's session storage (throws when locked).
+ * @property {(id: string, sealed: Uint8Array) => string} openPendingSend What sealPendingSend sealed for this conversation (throws if not this vault's or altered).
  * @property {(id: string) => Promise<string | null>} draft
  * @property {(link: string) => Promise<void>} checkInvite Rejects with OwnInvite or AlreadyJoined for an invite this vault made or joined.
  * @property {(id: string) => Promise<void>} deleteConversation

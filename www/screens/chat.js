@@ -212,6 +212,104 @@ export function showChat(id) {
 // if the send never committed, and nothing if it did (client.draft checks the history): a
 // sent message is neither lost nor offered twice. Meanwhile no other save of that draft runs.
 
+// Sealing the text as the draft takes a storage transaction, which a reload in the first
+// milliseconds after Send aborts. So Send first seals the text synchronously in wasm
+// (client.sealPendingSend: vault key, bound to the conversation) and keeps those bytes in the
+// tab's session storage, which a reload keeps; they are dropped once the send has settled.
+// The chat opening again after a reload gives the text back unless the history shows it was
+// stored (an own message with that text written since). Nothing is kept in the clear.
+
+/** Session storage key of the sealed copies of texts being sent. */
+const PENDING_SENDS = "hush.pendingSends";
+
+/** @typedef {{ id: string, at: number, sealed: string, tag: string }} PendingSend */
+
+/** @returns {PendingSend[]} */
+function readPendingSends() {
+  try {
+    const list = JSON.parse(sessionStorage.getItem(PENDING_SENDS) ?? "[]");
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
+}
+
+/** @param {PendingSend[]} list */
+function writePendingSends(list) {
+  try {
+    if (list.length) sessionStorage.setItem(PENDING_SENDS, JSON.stringify(list));
+    else sessionStorage.removeItem(PENDING_SENDS);
+  } catch {
+    // Session storage off or full: the sealed draft still covers all but the first milliseconds.
+  }
+}
+
+/** @param {Uint8Array} bytes */
+function toBase64(bytes) {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
+/** @param {string} text */
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/**
+ * Keeps a sealed copy of `text`, sent now in conversation `id`, in session storage
+ * (synchronously). Returns its tag, or null if it could not be kept.
+ * @param {string} id
+ * @param {string} text
+ */
+function keepPendingSend(id, text) {
+  try {
+    const sealed = client().sealPendingSend(id, text);
+    const tag = crypto.randomUUID();
+    writePendingSends([...readPendingSends(), { id, at: Date.now(), sealed: toBase64(sealed), tag }]);
+    return tag;
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string[]} tags */
+function dropPendingSends(tags) {
+  if (tags.length) writePendingSends(readPendingSends().filter((p) => !tags.includes(p.tag)));
+}
+
+/**
+ * The texts of conversation `id` whose send a reload cut short before they were stored
+ * (oldest first), with the tags of every copy looked at.
+ * @param {string} id
+ * @returns {Promise<{ texts: string[], tags: string[] }>}
+ */
+async function unsentPendingSends(id) {
+  const pending = readPendingSends().filter((p) => p.id === id);
+  if (!pending.length) return { texts: [], tags: [] };
+  const api = client();
+  /** @type {import("../engine/types.js").HistoryEntry[]} */
+  let recent = [];
+  try {
+    recent = await api.historyPage(id, null, 60);
+  } catch {
+    return { texts: [], tags: [] }; // Locked meanwhile: looked at again next time.
+  }
+  /** @type {string[]} */
+  const texts = [];
+  for (const p of pending) {
+    let text;
+    try {
+      text = api.openPendingSend(id, fromBase64(p.sealed));
+    } catch {
+      continue; // Not this vault's: nothing to give back.
+    }
+    const stored = recent.some((e) => e.outgoing && e.text === text && e.time >= p.at);
+    if (!stored && !texts.includes(text)) texts.push(text);
+  }
+  return { texts, tags: pending.map((p) => p.tag) };
+}
+
 /** Quiet time after typing before the draft is saved. */
 const DRAFT_DELAY_MS = 500;
 /**
@@ -314,6 +412,17 @@ async function restoreDraft(chat, textarea) {
   } catch {
     // Locked or deleted meanwhile: nothing to show.
   }
+  if (ui.chat !== chat) return;
+  // Texts whose send a reload cut short before even the draft held them: back in the
+  // composer (after the draft, unless it is the same text), and kept as the draft.
+  const cut = await unsentPendingSends(chat.id);
+  if (ui.chat !== chat) return;
+  const back = cut.texts.filter((t) => t !== text);
+  if (back.length) {
+    text = [text, ...back].filter(Boolean).join("\n\n");
+    await storeDraft(chat.id, text);
+  }
+  dropPendingSends(cut.tags);
   if (ui.chat !== chat) return;
   chat.draft = text ?? "";
   if (text && !textarea.value) {
@@ -789,6 +898,7 @@ function sendMessage(id, text, textarea, errorSlot) {
   under.text = "";
   sending.set(id, under);
   if (ui.chat?.id === id) ui.chat.draft = text; // What the draft holds now.
+  const pendingTag = keepPendingSend(id, text);
   unsealed += 1;
   const sealed = inOrder(() => api.keepDraftForSend(id, text))
     .catch((err) => {
@@ -808,6 +918,7 @@ function sendMessage(id, text, textarea, errorSlot) {
       }
     }),
   );
+  stored.finally(() => dropPendingSends(pendingTag ? [pendingTag] : []));
   under.done = stored.then(() => {
     under.count -= 1;
     if (under.count > 0) return;
