@@ -7,7 +7,7 @@
 //   - a mailbox address that answers 404 is reported as a wrong address (in Settings, to the
 //     inviter and to the joiner), never as "can't reach";
 //   - opening one's own invite (pasted, or as a link in the same tab, altered or not) says so
-//     and joins nothing; the real person joins it afterwards;
+//     at once, with Accept off, and joins nothing; the real person joins it afterwards;
 //   - opening an invite already joined says "You already joined this invite" and leads to
 //     that conversation; with the conversation deleted, it says so;
 //   - with this browser's storage for the site full, incoming messages are not lost in
@@ -84,11 +84,16 @@ async function setMailbox(page, url) {
   return (await result.textContent()).trim();
 }
 
-/** Join screen, `text` pasted as the link, accepted. */
-async function pasteAndAccept(page, name, text) {
+/** Join screen, `text` pasted as the link (not accepted). */
+async function paste(page, name, text) {
   await page.getByRole("button", { name: "Join", exact: true }).click();
   await page.getByLabel("Their name").fill(name);
   await page.getByLabel("Invite link").fill(text);
+}
+
+/** Join screen, `text` pasted as the link, accepted. */
+async function pasteAndAccept(page, name, text) {
+  await paste(page, name, text);
   await page.getByRole("button", { name: "Accept invite" }).click();
 }
 
@@ -273,9 +278,11 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     const link = await newConversation(alice.page, "Carol");
     const alterations = [(l) => l, (l) => `${l}.`, (l) => `<${l.replace("#", "%23")}>`];
     for (const alter of alterations) {
-      await pasteAndAccept(alice.page, "Me", alter(link));
+      // Said once pasted, before any Accept, which is off.
+      await paste(alice.page, "Me", alter(link));
       const said = await linkError(alice.page);
       assert.match(said, /This is your own invite/, said);
+      assert.equal(await alice.page.getByRole("button", { name: "Accept invite" }).isDisabled(), true);
       await alice.page.getByRole("button", { name: "Back" }).click();
     }
     // The link opened in the same tab (only the fragment changes): said at once, before any
@@ -303,17 +310,17 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     await send(bob.page, "the first conversation");
     const before = await listNames(bob.page);
     for (const text of [joined.link, `${joined.link}.`, joined.link.replace("#", "%23")]) {
-      await pasteAndAccept(bob.page, "Alice again", text);
+      await paste(bob.page, "Alice again", text);
       const said = await linkError(bob.page);
       assert.match(said, /You already joined this invite/, said);
+      assert.equal(await bob.page.getByRole("button", { name: "Accept invite" }).isDisabled(), true);
       assert.doesNotMatch(said, /before you|someone/i);
       await bob.page.getByRole("button", { name: "Back" }).click();
     }
     // Opened as a link, then followed to the conversation.
     await bob.page.goto(joined.link);
-    await bob.page.getByLabel("Their name").fill("Alice again");
-    await bob.page.getByRole("button", { name: "Accept invite" }).click();
     assert.match(await linkError(bob.page), /You already joined this invite/);
+    assert.equal(await bob.page.getByRole("button", { name: "Accept invite" }).isDisabled(), true, "said at once, Accept off");
     await screenshot(bob.page, "everyday-already-joined");
     await bob.page.getByRole("button", { name: "Open the conversation with Alice 4" }).click();
     await bob.page.getByRole("heading", { name: "Alice 4", exact: true }).waitFor();

@@ -13,6 +13,9 @@ import { errorText, expiredInvite, OWN_INVITE } from "./texts.js";
 import { showSafety } from "./safety.js";
 import { openConversation } from "./list.js";
 
+/** How long typing in the link field pauses before the link is checked. */
+const CHECK_DELAY_MS = 300;
+
 /** @param {string} [prefill] An invite link that was opened. */
 export function showJoin(prefill = "") {
   const name = field({ label: "Their name", hint: "Only you see this name.", autocomplete: "off", required: true, maxlength: 60, dir: "auto" });
@@ -52,6 +55,7 @@ export function showJoin(prefill = "") {
       scan.disabled = false;
       link.input.value = text;
       setFieldError(link, null);
+      link.input.dispatchEvent(new Event("input")); // Checked as a pasted link is.
       camState.textContent = "Invite read from the QR code.";
       if (name.input.value.trim()) submit.focus();
       else name.input.focus();
@@ -114,22 +118,25 @@ export function showJoin(prefill = "") {
   }
 
   /**
-   * This vault joined the invite before: say so, and lead to that conversation.
+   * This vault joined the invite before: say so, and lead to that conversation (`focus`: move
+   * the focus there; not while the link is being typed).
    * @param {string | null} id
+   * @param {{ focus?: boolean }} [options]
    */
-  async function alreadyJoined(id) {
+  async function alreadyJoined(id, { focus = true } = {}) {
     await engine.refreshList();
     const c = id && engine.byId(id);
     if (!c) {
       setFieldError(link, "You already joined this invite, and the conversation it started was deleted. An invite works only once: ask them for a new one.");
-      link.input.focus();
+      if (focus) link.input.focus();
       return;
     }
     setFieldError(link, `You already joined this invite: it started your conversation with ${c.name}.`);
     const button = h("button", { type: "button", class: "primary", text: `Open the conversation with ${c.name}`, onclick: () => openConversation(c.id) });
+    openExisting?.remove();
     openExisting = button;
     link.error.after(button);
-    button.focus();
+    if (focus) button.focus();
   }
 
   setScreen(
@@ -151,13 +158,40 @@ export function showJoin(prefill = "") {
     ),
     { focus: name.input },
   );
-  if (prefill) checkOpened(prefill);
+  if (prefill) checkInvite(prefill, { opened: true });
+
+  // A pasted or typed link is checked too, once the typing pauses (and at once when the field
+  // is left): one's own invite, or one already joined, is said before Accept, which is off.
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let checkTimer;
+  /** The link the last check refused (its message is shown and Accept is off), or null. @type {string | null} */
+  let refused = null;
+  const checkTyped = () => {
+    clearTimeout(checkTimer);
+    const invite = link.input.value.trim();
+    if (invite && invite !== refused) checkInvite(invite);
+  };
+  link.input.addEventListener("input", () => {
+    clearTimeout(checkTimer);
+    if (refused !== null && link.input.value.trim() !== refused) {
+      // Another link: what was said about the refused one no longer holds.
+      refused = null;
+      submit.disabled = false;
+      setFieldError(link, null);
+      openExisting?.remove();
+      openExisting = null;
+    }
+    checkTimer = setTimeout(checkTyped, CHECK_DELAY_MS);
+  });
+  link.input.addEventListener("change", checkTyped);
 
   /**
-   * An opened invite this vault made (or joined) is said at once, before a name is typed.
+   * An invite this vault made (or joined) is said at once, before a name is typed (`opened`:
+   * it arrived as a link opened, which the heading then says too).
    * @param {string} invite
+   * @param {{ opened?: boolean }} [options]
    */
-  async function checkOpened(invite) {
+  async function checkInvite(invite, { opened = false } = {}) {
     const screen = ui.screen;
     try {
       await client().checkInvite(invite);
@@ -166,15 +200,19 @@ export function showJoin(prefill = "") {
       if (ui.screen !== screen || link.input.value.trim() !== invite.trim()) return; // Moved on.
       const code = codeOf(err);
       if (code === ErrorCode.OwnInvite) {
-        heading.textContent = "This is your own invite";
-        intro.textContent = "You made this invite on this device. The other person opens it on theirs.";
+        if (opened) {
+          heading.textContent = "This is your own invite";
+          intro.textContent = "You made this invite on this device. The other person opens it on theirs.";
+        }
+        refused = invite.trim();
         setFieldError(link, OWN_INVITE);
         submit.disabled = true;
-        link.input.addEventListener("input", () => (submit.disabled = false), { once: true });
       } else if (code === ErrorCode.AlreadyJoined) {
-        await alreadyJoined(/** @type {import("../engine/types.js").HushError} */ (err).conversationId ?? null);
+        refused = invite.trim();
+        submit.disabled = true;
+        await alreadyJoined(/** @type {import("../engine/types.js").HushError} */ (err).conversationId ?? null, { focus: opened });
       }
-      // Anything else (not an invite, locked) is said when it is accepted.
+      // Anything else (not an invite yet, locked) is said when it is accepted.
     }
   }
 }
