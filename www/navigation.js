@@ -25,6 +25,38 @@
 //     (to the list when unlocked), so the Join screen sits above the list as usual and no entry
 //     is left that Back would only show the same screen again from.
 
+/** Where the open chat is kept across tabs (see rememberChat). */
+const LAST_CHAT = "hush.lastChat";
+
+/**
+ * Keeps which chat is open in this browser's localStorage, so that it reopens after unlocking
+ * in a new tab or after the browser restarts (the history entry says it only for a reload or a
+ * restored tab). Only the conversation's local id: random, not secret (the names of the
+ * vault's IndexedDB records hold it too), never a name, a text or a key. Any other screen
+ * shown while unlocked takes it away, as a reload there would show the list.
+ * @param {string | null} id
+ */
+function rememberChat(id) {
+  try {
+    if (id) localStorage.setItem(LAST_CHAT, id);
+    else localStorage.removeItem(LAST_CHAT);
+  } catch {
+    // Storage refused (private mode, full): the list is shown after the next unlock.
+  }
+}
+
+/**
+ * The chat open when Hush was last used in this browser (see rememberChat), or null.
+ * @returns {string | null}
+ */
+export function lastChat() {
+  try {
+    return localStorage.getItem(LAST_CHAT);
+  } catch {
+    return null;
+  }
+}
+
 /** Marks history states written by this module. */
 const MARK = "hush-screen";
 
@@ -100,6 +132,7 @@ export function screenShown(screen, previous, unlocked) {
     if (session !== null) endSession();
     return;
   }
+  rememberChat(screen.name === "chat" ? screen.id : null);
   if (session === null) {
     sessions += 1;
     session = `${crypto.randomUUID()}.${sessions}`;

@@ -3,7 +3,7 @@
 // lock (by hand or by the auto-lock), which leaves no name or message in the page.
 
 import { choice } from "../settings.js";
-import { chatInUse } from "../navigation.js";
+import { chatInUse, lastChat } from "../navigation.js";
 import { AutoLock } from "../autolock.js";
 import { announce, clearCue, els, engine, loadScreens, screens, setUnlockedChrome, ui } from "./shell.js";
 import { showHome } from "./home.js";
@@ -11,8 +11,9 @@ import { showUnlock } from "./unlock.js";
 
 /** After the vault opened (unlock or set-up): the unlocked app's screens, the engine, a screen. */
 export async function afterUnlock() {
-  // The chat open before a reload or a browser restart (its history entry says which).
-  const inUse = chatInUse();
+  // The chat open before a reload or a browser restart (its history entry says which), or
+  // else the one open when Hush was last used in this browser (a tab closed and opened again).
+  const inUse = chatInUse() ?? lastChat();
   let loaded;
   try {
     loaded = await loadScreens(); // Started with the key's derivation: usually here already.
