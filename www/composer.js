@@ -62,6 +62,23 @@ const number = new Intl.NumberFormat();
 const bytes = (n) => `${number.format(n)} ${n === 1 ? "byte" : "bytes"}`;
 
 /**
+ * Characters that show nothing on their own: white space, the default-ignorable code points
+ * (zero-width space, joiners, word joiner, byte-order mark, direction marks, soft hyphen,
+ * variation selectors, Hangul fillers, tags, …), controls and the blank Braille pattern.
+ */
+const INVISIBLE = /^[\s\p{Default_Ignorable_Code_Point}\p{Cc}\u2800]*$/u;
+
+/**
+ * Whether `text` shows nothing: empty, or only invisible characters. Such a text is not sent
+ * (it would arrive as an empty-looking bubble); an emoji's joiners or a direction mark inside
+ * real text do not make it blank.
+ * @param {string} text
+ */
+export function isBlank(text) {
+  return INVISIBLE.test(text);
+}
+
+/**
  * Watches `textarea` against MAX_MESSAGE_BYTES, and sets its direction from its text.
  * `counter`: an element for the count, shown near the limit (the textarea is described by
  * it); `send`: the button refused past the limit; `announce(text)`: says a change of state to
@@ -102,7 +119,7 @@ export function limitComposer(textarea, { counter, send, announce }) {
     if (nowOver) textarea.setAttribute("aria-invalid", "true");
     else textarea.removeAttribute("aria-invalid");
     // Nothing to send in a blank text either (Enter does nothing then, too).
-    send.disabled = nowOver || !/\S/.test(text);
+    send.disabled = nowOver || isBlank(text);
     if (nowOver !== over) {
       over = nowOver;
       announce(nowOver ? `This message is too long to send, by ${bytes(-left)}.` : "The message fits again.");
@@ -119,5 +136,5 @@ export function limitComposer(textarea, { counter, send, announce }) {
     if (textarea.dir !== dir) textarea.dir = dir;
   });
   update();
-  return { update, fits: () => /\S/.test(textarea.value) && utf8Length(textarea.value) <= MAX_MESSAGE_BYTES };
+  return { update, fits: () => !isBlank(textarea.value) && utf8Length(textarea.value) <= MAX_MESSAGE_BYTES };
 }
