@@ -81,7 +81,9 @@ export function showChat(id) {
   });
   keepNewest.observe(scroller);
   keepNewest.observe(list);
-  const banner = h("p", { class: "banner", role: "status", "aria-live": "polite" });
+  // Not a live region: the top bar's line (#netstatus, then for screen readers only) says the
+  // same state, once.
+  const banner = h("p", { class: "banner" });
   const notices = h("div", { class: "notices" });
   // Its direction follows its text (set by limitComposer: `dir="auto"` is slow on a long paste).
   const message = h("textarea", { id: "composer", rows: 1, "aria-label": "Message", autocomplete: "off" });

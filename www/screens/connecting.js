@@ -19,7 +19,9 @@ import { wrongMailboxText } from "./texts.js";
 export function showConnecting(id, { justJoined = false } = {}) {
   const c = engine.byId(id);
   if (!c) return showHome();
-  const state = h("p", { class: "state waiting", role: "status", "aria-live": "polite", id: "connect-state" });
+  // Not a live region: what goes wrong on the way (offline, the mailbox unreachable or wrong) is
+  // said by the top bar's line (#netstatus), the one live region for it, once.
+  const state = h("p", { class: "state waiting", id: "connect-state" });
   setScreen(
     "safety",
     h(
