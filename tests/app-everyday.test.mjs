@@ -342,7 +342,8 @@ describe("everyday failures, with the site and the mailbox under paths of one or
           what: `"${text}" sent`,
         });
       }
-      const banner = bob.page.getByText(/New messages can't be saved: this browser's storage for Hush is full/).filter({ visible: true });
+      // The chat's banner (the top bar's line says it too, then for screen readers only).
+      const banner = bob.page.locator(".banner").filter({ hasText: /New messages can't be saved: this browser's storage for Hush is full/, visible: true });
       await banner.first().waitFor({ timeout: 30_000 });
       await screenshot(bob.page, "everyday-storage-full");
       // Polls go on failing while the storage is full: nothing is shown that was not stored.
