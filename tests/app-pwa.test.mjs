@@ -236,7 +236,10 @@ describe("offline, outages and Back", { skip: NO_BROWSER, timeout: 600_000 }, ()
       await page.reload();
       await unlock(page, PASS.alice);
       await openChat(page, "Bob");
-      assert.deepEqual((await messages(page)).map((m) => m.text), ["hello from alice", "hello from bob", "written offline"]);
+      const expected = ["hello from alice", "hello from bob", "written offline"];
+      // The history is read from the device as the chat opens: wait for it, then compare.
+      await eventually(async () => (await messages(page)).length >= expected.length, { what: "the history shown" }).catch(() => {});
+      assert.deepEqual((await messages(page)).map((m) => m.text), expected);
       await page.getByRole("status").filter({ hasText: "Can't reach the mailbox" }).first().waitFor({ timeout: 30_000 });
     } finally {
       server = await startNative({ www: dir, port: server.port, dataDir: server.dataDir });
