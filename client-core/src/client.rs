@@ -558,8 +558,18 @@ impl<P: Platform> Client<P> {
     pub async fn check_invite(&self, link: &str) -> Result<(), ClientError> {
         let key = self.key()?;
         let invite = Invite::from_link_fragment(link)?;
+        self.refuse_known_invite(&key, &invite).await
+    }
+
+    /// [`ClientError::OwnInvite`] if this vault created `invite`, [`ClientError::AlreadyJoined`]
+    /// if it joined it (with the conversation, if it still exists); `Ok` otherwise.
+    async fn refuse_known_invite(
+        &self,
+        key: &VaultKey,
+        invite: &Invite,
+    ) -> Result<(), ClientError> {
         let Some(seen) = self
-            .read::<InviteRecord>(&key, &invite_record_name(&key, &invite))
+            .read::<InviteRecord>(key, &invite_record_name(key, invite))
             .await?
         else {
             return Ok(());
@@ -568,7 +578,7 @@ impl<P: Platform> Client<P> {
             return Err(ClientError::OwnInvite);
         }
         let exists = self
-            .read::<Conversation>(&key, &records::conversation_key(&seen.conversation))
+            .read::<Conversation>(key, &records::conversation_key(&seen.conversation))
             .await?
             .is_some();
         Err(ClientError::AlreadyJoined {
@@ -591,20 +601,7 @@ impl<P: Platform> Client<P> {
         let invite = Invite::from_link_fragment(link)?;
         // An invite this vault created or joined is recognised before anything is sent: its
         // hello address is taken (by us), so joining again could only fail.
-        let tag_name = invite_record_name(&key, &invite);
-        if let Some(seen) = self.read::<InviteRecord>(&key, &tag_name).await? {
-            let exists = self
-                .read::<Conversation>(&key, &records::conversation_key(&seen.conversation))
-                .await?
-                .is_some();
-            return Err(if seen.created {
-                ClientError::OwnInvite
-            } else {
-                ClientError::AlreadyJoined {
-                    conversation: exists.then_some(seen.conversation),
-                }
-            });
-        }
+        self.refuse_known_invite(&key, &invite).await?;
         let mailbox = invite
             .mailbox_url()
             .unwrap_or(default_mailbox)
@@ -637,7 +634,7 @@ impl<P: Platform> Client<P> {
         };
         let mut writes = vec![
             self.put(&key, records::conversation_key(&id), &conversation),
-            self.put(&key, tag_name, &remembered),
+            self.put(&key, invite_record_name(&key, &invite), &remembered),
         ];
         for blob in hello {
             writes.push(self.put_outgoing(&key, &id, blob, BlobKind::Hello));

@@ -20,6 +20,7 @@ use crate::client::Client;
 use crate::error::ClientError;
 use crate::platform::{Durability, Platform, RecordStore, Write};
 use crate::records::{self, Message, Record};
+use crate::vault::VaultKey;
 
 /// The longest draft kept, in bytes of UTF-8: four messages' worth
 /// (4 × [`protocol::MAX_MESSAGE_LEN`]), so a text pasted or typed past a message's limit is
@@ -164,7 +165,7 @@ impl<P: Platform> Client<P> {
             return Ok(None);
         };
         if let Some(from) = draft.sending_from
-            && self.sent_since(id, from, &draft.text).await?
+            && self.sent_since(&key, id, from, &draft.text).await?
         {
             self.store()
                 .commit(vec![Write::Delete(name)], Durability::Relaxed)
@@ -176,17 +177,22 @@ impl<P: Platform> Client<P> {
 
     /// Whether one of our messages with `text` is in conversation `id`'s history at
     /// position `from` or after.
-    async fn sent_since(&self, id: &str, from: u64, text: &str) -> Result<bool, ClientError> {
-        let key = self.key()?;
+    async fn sent_since(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        from: u64,
+        text: &str,
+    ) -> Result<bool, ClientError> {
         let Some(conversation) = self
-            .read_lenient::<crate::records::Conversation>(&key, &records::conversation_key(id))
+            .read_lenient::<crate::records::Conversation>(key, &records::conversation_key(id))
             .await?
         else {
             return Ok(false);
         };
         for seq in from..conversation.next_seq {
             let message = self
-                .read_lenient::<Message>(&key, &records::message_key(id, seq))
+                .read_lenient::<Message>(key, &records::message_key(id, seq))
                 .await?;
             if message.is_some_and(|m| m.outgoing && m.text == text) {
                 return Ok(true);
