@@ -91,8 +91,12 @@ const CHOICES = {
   notify: { key: "hush.notify", default: false },
   /** The conversation's name and the message text in notifications. Default off. */
   notifyText: { key: "hush.notifyText", default: false },
-  /** Polls delete what they read from the mailbox. Default off. */
-  deleteAfterRead: { key: "hush.deleteAfterRead", default: false },
+  /**
+   * Polls delete what they read from the mailbox, so that it keeps a message only until it is
+   * read. Default on (issue 11); off keeps read messages until they expire, which lets a
+   * device restored from a backup fetch them again.
+   */
+  deleteAfterRead: { key: "hush.deleteAfterRead", default: true },
   /** The "Get notified of new messages" offer was answered or dismissed. */
   notifyOffered: { key: "hush.notifyOffered", default: false },
 };

@@ -90,6 +90,8 @@ struct DrainProgress {
     read: Vec<WriteKey>,
     /// Addresses whose blob failed to decrypt in this poll (taken: nothing fills them).
     failed: Vec<Address>,
+    /// Addresses found *spent* (read and deleted) in this poll.
+    spent: Vec<Address>,
     /// The drain started from pushed blobs ([`Client::poll_pushed`]), a partial view: what
     /// reading moves the window to comes with the next watch set's snapshot, not a refetch,
     /// and no blob is held on it.
@@ -421,7 +423,8 @@ impl<P: Platform> Client<P> {
         progress: &mut DrainProgress,
         outcome: &mut PollOutcome,
     ) -> Result<(), ClientError> {
-        if found.is_empty() {
+        // Spent addresses alone are looked at too: they may show that this copy lost state.
+        if found.is_empty() && progress.spent.is_empty() {
             return Ok(());
         }
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
@@ -561,7 +564,20 @@ impl<P: Platform> Client<P> {
             restore_signal |= live.is_restore_signal(address, blob);
             false
         });
-        let drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
+        let mut drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
+        // A spent address this state still polls after the drain was read and deleted by a
+        // copy of this device that is lost (a restore, a power loss): what stood there is
+        // gone for this copy, and the peer's later blobs may answer a state it no longer has.
+        // (Another tab's read is committed, so under the lock it has left the poll set.) Like
+        // an unreadable answer, whatever else decrypted: the notice says one of the two
+        // devices went back, and the restore signal follows if it stands (`docs/PROTOCOL.md`
+        // §8, "Read and lost").
+        if !progress.spent.is_empty() {
+            let polled = live.poll_addresses();
+            if progress.spent.iter().any(|a| polled.contains(a)) {
+                drained.unreadable = Some(true);
+            }
+        }
         drop(replay);
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
@@ -950,6 +966,9 @@ impl DrainProgress {
         if blob.is_empty() {
             if !self.failed.contains(&address) {
                 self.failed.push(address);
+            }
+            if !self.spent.contains(&address) {
+                self.spent.push(address);
             }
         } else {
             found.push((address, blob, round));

@@ -114,3 +114,50 @@ fn an_acknowledged_blob_is_not_sent_again() {
     advance(&alice, RETRANSMIT_AFTER_MS);
     assert_eq!(run(alice.flush()).unwrap().resent, 0);
 }
+
+/// Bob reads and deletes Alice's message, answers it (a new chain of his), and Alice reads
+/// the answer; then Bob's device goes back to a copy from before he read it. His next poll
+/// finds the address he still expects spent: a copy of his device read it and is lost. Alice's
+/// later messages answer that copy, so nothing of hers may be readable here again: the
+/// conversation says one of the two devices went back (the unreadable notice, whose restore
+/// signal tells Alice), and Bob's message sent meanwhile is not shown as on its way for ever.
+#[test]
+fn a_spent_address_the_restored_reader_still_expects_raises_the_notice() {
+    let (alice, a_id, bob, b_id, _mailbox) = joined(430);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    run(alice.send(&a_id, "hello")).unwrap();
+    run(alice.flush()).unwrap();
+    let copy = snapshot(&bob);
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["hello"]);
+    run(bob.send(&b_id, "hi")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["hi"]);
+    restore(&bob, copy, "b");
+    bob.set_delete_after_read(true);
+    let before = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(before.unreadable.is_none());
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.messages.is_empty(), "spent: nothing to read again");
+    assert_eq!(polled.rejected, 0, "a spent address is not junk");
+    assert!(polled.notice, "the restore is told");
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(summary.unreadable.is_some(), "the conversation says it");
+}
+
+/// The address this state read and deleted itself reads spent afterwards: it has left the poll
+/// set, nothing was lost, so no notice.
+#[test]
+fn a_spent_address_read_by_this_state_raises_nothing() {
+    let (alice, a_id, bob, b_id, _mailbox) = joined(440);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    run(alice.send(&a_id, "hello")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["hello"]);
+    // The next poll finds the address spent (deleted by the first) and no longer polled.
+    let again = run(bob.poll(&b_id)).unwrap();
+    assert!(!again.notice);
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(summary.unreadable.is_none());
+}

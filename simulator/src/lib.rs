@@ -92,10 +92,41 @@ impl Figures {
     }
 }
 
+/// How the clients run, beyond the drawn faults (command-line flags: not drawn, so that a
+/// seed without them replays as before).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `--pushes`: half the clients' polls read a subscription snapshot instead.
+    pub pushes: bool,
+    /// `--delete-after-read`: the clients delete what they read in every seed, also in seeds
+    /// with restored snapshots (by default only in seeds without them).
+    pub delete_after_read: bool,
+}
+
+impl Options {
+    /// The flags, as the replay line writes them.
+    pub fn flags(self) -> String {
+        let mut flags = String::new();
+        if self.pushes {
+            flags.push_str(" --pushes");
+        }
+        if self.delete_after_read {
+            flags.push_str(" --delete-after-read");
+        }
+        flags
+    }
+}
+
 /// Runs seed `seed` with the faults of `set` (and the planted bug `mutant`); `tracing`
 /// records the story.
-pub fn run_seed(seed: u64, set: FaultSet, mutant: Mutant, pushes: bool, tracing: bool) -> Outcome {
-    scenario::Simulation::new(seed, set, mutant, pushes, tracing).run()
+pub fn run_seed(
+    seed: u64,
+    set: FaultSet,
+    mutant: Mutant,
+    options: Options,
+    tracing: bool,
+) -> Outcome {
+    scenario::Simulation::new(seed, set, mutant, options, tracing).run()
 }
 
 /// Totals over many seeds.
@@ -181,7 +212,7 @@ pub fn run_seeds(
     threads: usize,
     set: FaultSet,
     mutant: Mutant,
-    pushes: bool,
+    options: Options,
 ) -> Summary {
     let threads = threads.max(1) as u64;
     let mut summary = Summary::default();
@@ -192,7 +223,7 @@ pub fn run_seeds(
                     let mut part = Summary::default();
                     let mut seed = first + t;
                     while seed < first + count {
-                        part.add(seed, &run_seed(seed, set, mutant, pushes, false));
+                        part.add(seed, &run_seed(seed, set, mutant, options, false));
                         seed += threads;
                     }
                     part

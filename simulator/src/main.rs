@@ -2,17 +2,19 @@
 //!
 //! ```text
 //! simulator [--seeds N] [--first S] [--seed S [--trace]] [--faults survivable|all|restore|squatter|expiry]
-//!           [--mutant relaxed-strict|torn-commit] [--pushes] [--threads T] [--expect-failures]
+//!           [--mutant relaxed-strict|torn-commit] [--pushes] [--delete-after-read]
+//!           [--threads T] [--expect-failures]
 //! ```
 //! `--pushes`: half the clients' polls read a subscription snapshot instead, a random part of
-//! it in a random order (`Client::poll_pushed`).
+//! it in a random order (`Client::poll_pushed`). `--delete-after-read`: the clients delete
+//! what they read in every seed, also with restored snapshots (by default, only without).
 //! Exit status 1 if any seed violates an invariant (0 with `--expect-failures` only if some
 //! seed does: a planted bug must be caught).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use simulator::{FaultSet, Figures, Mutant, Struck, Summary, Wire, run_seed, run_seeds};
+use simulator::{FaultSet, Figures, Mutant, Options, Struck, Summary, Wire, run_seed, run_seeds};
 
 fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter()
@@ -61,13 +63,16 @@ fn main() -> ExitCode {
         }
     };
     let expect_failures = args.iter().any(|a| a == "--expect-failures");
-    let pushes = args.iter().any(|a| a == "--pushes");
+    let options = Options {
+        pushes: args.iter().any(|a| a == "--pushes"),
+        delete_after_read: args.iter().any(|a| a == "--delete-after-read"),
+    };
     if let Some(seed) = one {
         let outcome = run_seed(
             seed,
             set,
             mutant,
-            pushes,
+            options,
             args.iter().any(|a| a == "--trace"),
         );
         for line in &outcome.trace {
@@ -97,9 +102,9 @@ fn main() -> ExitCode {
     // Real time, only to report seeds per second; nothing simulated reads it.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
-    let summary = run_seeds(first, seeds, threads, set, mutant, pushes);
+    let summary = run_seeds(first, seeds, threads, set, mutant, options);
     let secs = started.elapsed().as_secs_f64();
-    report(&summary, set, mutant, pushes, secs, threads);
+    report(&summary, set, mutant, options, secs, threads);
     match (summary.failures.is_empty(), expect_failures) {
         (true, false) => ExitCode::SUCCESS,
         (false, true) => {
@@ -120,11 +125,11 @@ fn report(
     summary: &Summary,
     set: FaultSet,
     mutant: Mutant,
-    pushes: bool,
+    options: Options,
     secs: f64,
     threads: usize,
 ) {
-    let pushes = if pushes { " --pushes" } else { "" };
+    let pushes = options.flags();
     println!(
         "simulator: {} seeds ({}{pushes}, mutant {mutant:?}) in {secs:.1} s on {threads} threads: {:.0} seeds/s; {} messages, {} delivered; {:.0} h simulated",
         summary.seeds,

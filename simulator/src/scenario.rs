@@ -221,13 +221,14 @@ impl Simulation {
         seed: u64,
         set: FaultSet,
         mutant: Mutant,
-        pushes: bool,
+        options: crate::Options,
         tracing: bool,
     ) -> Simulation {
         let world = World::new(tracing);
         let mut fault_rng = Stream::new(seed, "faults");
         let mut faults = Faults::draw(&mut fault_rng, set, mutant);
-        faults.pushes = pushes;
+        faults.pushes = options.pushes;
+        faults.delete_after_read |= options.delete_after_read;
         let faults = Rc::new(faults);
         let host = Rc::new(MailboxHost::new(&world, faults.ttl_ms));
         let devices = ["alice", "bob"]

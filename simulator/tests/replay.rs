@@ -2,12 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use simulator::{FaultSet, Mutant, run_seed};
+use simulator::{FaultSet, Mutant, Options, run_seed};
 
 #[test]
 fn a_seed_replays_byte_for_byte() {
-    let first = run_seed(3, FaultSet::Restore, Mutant::None, false, true);
-    let again = run_seed(3, FaultSet::Restore, Mutant::None, false, true);
+    let first = run_seed(3, FaultSet::Restore, Mutant::None, Options::default(), true);
+    let again = run_seed(3, FaultSet::Restore, Mutant::None, Options::default(), true);
     assert!(!first.trace.is_empty());
     assert_eq!(first.trace, again.trace, "the same story");
     assert_eq!(first.violations, again.violations, "the same verdict");
@@ -15,8 +15,20 @@ fn a_seed_replays_byte_for_byte() {
 
 #[test]
 fn different_seeds_tell_different_stories() {
-    let a = run_seed(1, FaultSet::Survivable, Mutant::None, false, true);
-    let b = run_seed(2, FaultSet::Survivable, Mutant::None, false, true);
+    let a = run_seed(
+        1,
+        FaultSet::Survivable,
+        Mutant::None,
+        Options::default(),
+        true,
+    );
+    let b = run_seed(
+        2,
+        FaultSet::Survivable,
+        Mutant::None,
+        Options::default(),
+        true,
+    );
     assert_ne!(a.trace, b.trace);
 }
 
@@ -28,7 +40,13 @@ fn a_restored_client_writes_a_second_blob_at_an_address_under_another_hedge() {
     // Protocol v2's hedge gives that blob its own effective key and nonce: two different
     // blobs at one address, and no key reuse. (Seed 0 showed this before the client probed
     // its used positions at unlock; it no longer writes a second blob at all.)
-    let outcome = run_seed(6, FaultSet::Restore, Mutant::None, false, false);
+    let outcome = run_seed(
+        6,
+        FaultSet::Restore,
+        Mutant::None,
+        Options::default(),
+        false,
+    );
     assert!(
         outcome.wire.second_blobs_at_address > 0,
         "{:?}",

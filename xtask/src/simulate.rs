@@ -30,8 +30,13 @@ const PUSHES_MUST_PASS: &[(&str, &str)] = &[
 /// (`docs/SIMULATION.md`, "What fails today"): CI checks that the simulator still finds the
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
 /// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
-/// (faults, seeds, first seed).
-const KNOWN_FAILURES: &[(&str, &str, &str)] = &[("all", "1000", "0")];
+/// (faults, seeds, first seed, further flags). Restores with delete-after-read (the web app's
+/// default) fail in about 1.7% of seeds: an order reversal, or a notice naming the wrong
+/// device, never a message lost without a word.
+const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[
+    ("all", "1000", "0", &[]),
+    ("restore", "200", "0", &["--delete-after-read"]),
+];
 
 fn build() -> Result<()> {
     cargo(&["build", "--release", "--package", "simulator"])
@@ -67,19 +72,18 @@ pub fn test(root: &Path) -> Result<()> {
             &["--seeds", "300", "--mutant", mutant, "--expect-failures"],
         )?;
     }
-    for (faults, seeds, first) in KNOWN_FAILURES {
-        simulator(
-            root,
-            &[
-                "--seeds",
-                seeds,
-                "--first",
-                first,
-                "--faults",
-                faults,
-                "--expect-failures",
-            ],
-        )?;
+    for (faults, seeds, first, flags) in KNOWN_FAILURES {
+        let mut args = vec![
+            "--seeds",
+            seeds,
+            "--first",
+            first,
+            "--faults",
+            faults,
+            "--expect-failures",
+        ];
+        args.extend_from_slice(flags);
+        simulator(root, &args)?;
     }
     Ok(())
 }
