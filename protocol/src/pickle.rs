@@ -33,8 +33,8 @@ use crate::sending_chain::SendingChain;
 use crate::session::Session;
 use crate::skipped_keys::{MAX_SKIPPED_KEYS, SkippedKey, SkippedKeys};
 use crate::stream::{
-    MAX_AHEAD, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, ReceivedBlob, STREAM_DIGEST_LEN,
-    SentBlob, Stream,
+    MAX_AHEAD, MAX_RECENT_CONFIRMED, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY,
+    ReceivedBlob, STREAM_DIGEST_LEN, SentBlob, Stream,
 };
 use chacha20poly1305::{AeadInOut, KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
@@ -166,6 +166,7 @@ fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
                 floor,
             })
             .collect(),
+        recent: VecDeque::new(),
         received: Acknowledgement {
             next: p.received_next,
             bits: 0,
@@ -214,6 +215,16 @@ enum PickleV2 {
     /// A session with the fields added since the first v2 pickles. A session pickled before
     /// them loads as [`PickleV2::Session`], with their defaults.
     SessionWithExtras(SessionPickleV2, SessionExtrasPickle),
+    /// A session with the recently confirmed blobs of its stream too (`Stream::recent`). A
+    /// session pickled before them loads with none remembered.
+    SessionWithRecent(SessionPickleV2, SessionExtrasPickle, RecentPickle),
+}
+
+/// `Stream::recent`: `(seq, r, counted, floor)` of our most recently confirmed blobs, in seq
+/// order, all below the stream's `confirmed`.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct RecentPickle {
+    recent: Vec<(u32, [u8; HEDGE_LEN], bool, u32)>,
 }
 
 /// Session fields added after the first version-2 pickles.
@@ -439,6 +450,7 @@ fn decode_v2(plaintext: &[u8]) -> Result<PickleV2, PickleError> {
 fn session_from_v2(
     p: &SessionPickleV2,
     extras: &SessionExtrasPickle,
+    recent: &RecentPickle,
 ) -> Result<Session, PickleError> {
     let mut ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
     if extras.restore_keys.len() > RESTORE_MEMORY {
@@ -470,7 +482,30 @@ fn session_from_v2(
         });
     }
     let safety_code = SafetyCode::from_digits(&p.safety_code).ok_or(PickleError::Malformed)?;
-    let stream = stream_from_pickle(&p.stream)?;
+    let mut stream = stream_from_pickle(&p.stream)?;
+    if recent.recent.len() > MAX_RECENT_CONFIRMED
+        || !recent
+            .recent
+            .iter()
+            .zip(recent.recent.iter().skip(1))
+            .all(|(a, b)| a.0 < b.0)
+        || recent
+            .recent
+            .last()
+            .is_some_and(|b| b.0 >= stream.confirmed)
+    {
+        return Err(PickleError::Malformed);
+    }
+    stream.recent = recent
+        .recent
+        .iter()
+        .map(|&(seq, r, counted, floor)| SentBlob {
+            seq,
+            r,
+            counted,
+            floor,
+        })
+        .collect();
     Ok(Session {
         ratchet,
         reassembly: Reassembly { pending },
@@ -492,7 +527,15 @@ impl Session {
                 .collect(),
             skipped_ahead: self.ratchet.skipped_ahead,
         };
-        let value = PickleV2::SessionWithExtras(
+        let recent = RecentPickle {
+            recent: self
+                .stream
+                .recent
+                .iter()
+                .map(|b| (b.seq, b.r, b.counted, b.floor))
+                .collect(),
+        };
+        let value = PickleV2::SessionWithRecent(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -514,6 +557,7 @@ impl Session {
                 stream: stream_to_pickle(&self.stream),
             },
             extras,
+            recent,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -521,8 +565,13 @@ impl Session {
     /// Loads a pickle written by [`Session::pickle`] of this or any earlier format version.
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<Session, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV2::Session(p) => session_from_v2(p, &SessionExtrasPickle::default()),
-            PickleV2::SessionWithExtras(p, extras) => session_from_v2(p, extras),
+            PickleV2::Session(p) => {
+                session_from_v2(p, &SessionExtrasPickle::default(), &RecentPickle::default())
+            }
+            PickleV2::SessionWithExtras(p, extras) => {
+                session_from_v2(p, extras, &RecentPickle::default())
+            }
+            PickleV2::SessionWithRecent(p, extras, recent) => session_from_v2(p, extras, recent),
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
             }
@@ -557,7 +606,9 @@ impl PendingInvite {
             PickleV2::PendingMutualInvite(m) => {
                 pending_from_v2(&m.pending, Some(m.expected_joiner))
             }
-            PickleV2::Session(_) | PickleV2::SessionWithExtras(..) => Err(PickleError::WrongKind),
+            PickleV2::Session(_)
+            | PickleV2::SessionWithExtras(..)
+            | PickleV2::SessionWithRecent(..) => Err(PickleError::WrongKind),
         }
     }
 }

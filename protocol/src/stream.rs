@@ -25,6 +25,13 @@ pub const MESSAGE_ID_LEN: usize = 8;
 /// unverified.
 pub const MAX_UNCONFIRMED: usize = 4096;
 
+/// How many of our blobs confirmed most recently are remembered (their hedges and floors),
+/// so that a digest the peer restarted at a floor below our unconfirmed blobs can still be
+/// checked (`docs/PROTOCOL.md` §6.5): a copy of the peer's device that lost blobs we had
+/// confirmed (restored, its read blobs deleted from the mailbox) restarts its digest at the
+/// floor of the first blob it receives, which may be older than what we still wait for.
+pub const MAX_RECENT_CONFIRMED: usize = 256;
+
 /// How many completed message ids are remembered to drop a re-sent message already shown.
 pub const MESSAGE_ID_MEMORY: usize = 256;
 
@@ -99,6 +106,9 @@ pub(crate) struct Stream {
     pub(crate) confirmed_digest: Digest,
     /// Our blobs from `confirmed` on (at most [`MAX_UNCONFIRMED`]), in seq order.
     pub(crate) sent: VecDeque<SentBlob>,
+    /// Our blobs below `confirmed` that were confirmed most recently (at most
+    /// [`MAX_RECENT_CONFIRMED`]), in seq order: only to check a restarted digest.
+    pub(crate) recent: VecDeque<SentBlob>,
     /// What we have received of the peer's stream (raised to the peer's floor).
     pub(crate) received: Acknowledgement,
     /// Digest of the peer's counted blobs below `received.next`.
@@ -226,20 +236,22 @@ impl Stream {
             }
         }
         // The peer's digest may have restarted at one of the floors we sent (it never
-        // received some numbers below it): try those too.
+        // received some numbers below it): try those too, over the blobs we remember (the
+        // recently confirmed ones too: a copy of the peer that lost blobs it had confirmed
+        // restarts at the floor of the first blob it gets, which may be below `confirmed`).
         // Each distinct floor is tried once: blobs carry the same floor in long runs, and a
         // ring of up to MAX_UNCONFIRMED blobs must not cost a digest per blob per blob.
         let restarted = || {
-            let floors: std::collections::BTreeSet<u32> = self
-                .sent
-                .iter()
+            let remembered = || self.recent.iter().chain(self.sent.iter());
+            let first = remembered().next().map(|b| b.seq);
+            let floors: std::collections::BTreeSet<u32> = remembered()
                 .map(|b| b.floor)
                 .filter(|f| *f <= ack.next)
-                .filter(|f| self.sent.front().is_some_and(|first| first.seq <= *f))
+                .filter(|f| first.is_some_and(|first| first <= *f))
                 .collect();
             floors.into_iter().any(|f| {
                 let mut from = [0u8; STREAM_DIGEST_LEN];
-                for blob in self.sent.iter().filter(|b| b.seq >= f && b.seq < ack.next) {
+                for blob in remembered().filter(|b| b.seq >= f && b.seq < ack.next) {
                     if blob.counted {
                         from = extend_digest(&from, blob.seq, &blob.r);
                     }
@@ -252,7 +264,9 @@ impl Stream {
             self.confirmed = ack.next;
             self.confirmed_digest = *digest;
             let done = self.sent.partition_point(|b| b.seq < ack.next);
-            self.sent.drain(..done);
+            self.recent.extend(self.sent.drain(..done));
+            let excess = self.recent.len().saturating_sub(MAX_RECENT_CONFIRMED);
+            self.recent.drain(..excess);
         }
         if let Some(lost) = beyond {
             self.next_seq = self.next_seq.saturating_add(lost);
@@ -423,6 +437,37 @@ mod tests {
         let out = alice.acknowledged(&bob.received, &bob.received_digest);
         assert!(out.rollback.is_none(), "{:?}", out.rollback);
         assert_eq!(alice.confirmed, 4);
+    }
+
+    /// The same, when the floor the restored peer's digest restarts at is older than every
+    /// blob we still wait for: our blob 5 carries floor 2 (blob 2 was still unconfirmed when
+    /// we sealed it), the lost copy confirmed up to 5, and the restored copy lacks 1 (read and
+    /// deleted by the lost copy) but reads 2–5 again. The blobs confirmed most recently are
+    /// remembered for this check ([`MAX_RECENT_CONFIRMED`]).
+    #[test]
+    fn a_restored_peer_restarting_below_our_unconfirmed_blobs_is_not_our_rollback() {
+        let floor = |seq: u32| if seq == 5 { 2 } else { 0 };
+        let mut alice = Stream::default();
+        let mut lost_bob = Stream::default();
+        for seq in 0..6u32 {
+            alice.sent(seq, &r(seq as u8), true, floor(seq));
+        }
+        for seq in 0..5u32 {
+            lost_bob.received(floor(seq), seq, &r(seq as u8), true);
+        }
+        let out = alice.acknowledged(&lost_bob.received, &lost_bob.received_digest);
+        assert!(out.rollback.is_none());
+        assert_eq!(alice.confirmed, 5);
+        assert_eq!(alice.sent.len(), 1, "only blob 5 is still unconfirmed");
+        let mut bob = Stream::default();
+        bob.received(0, 0, &r(0), true); // restored: only seq 0 was received then
+        for seq in 2..6u32 {
+            bob.received(floor(seq), seq, &r(seq as u8), true);
+        }
+        assert_eq!(bob.received.next, 6);
+        let out = alice.acknowledged(&bob.received, &bob.received_digest);
+        assert!(out.rollback.is_none(), "{:?}", out.rollback);
+        assert_eq!(alice.confirmed, 6);
     }
 
     #[test]

@@ -44,6 +44,20 @@ fn session_pickle_round_trip_mid_conversation() {
     assert_eq!(deliver(&mut a, &reply[0]), Some(b"after restore".to_vec()));
 }
 
+/// A session whose blobs were confirmed keeps the most recently confirmed ones (to check a
+/// digest a restored peer restarted below them) through a pickle, byte for byte.
+#[test]
+fn session_pickle_round_trip_after_confirmations() {
+    let (mut a, mut b, mut rng) = pair(32);
+    for text in [b"one".as_slice(), b"two", b"three"] {
+        deliver(&mut b, &send(&mut a, &mut rng, text)[0]);
+    }
+    deliver(&mut a, &send(&mut b, &mut rng, b"confirms them")[0]);
+    let pickle = a.pickle(&KEY);
+    let restored = Session::from_pickle(&KEY, &pickle).unwrap();
+    assert_eq!(restored.pickle(&KEY), pickle);
+}
+
 #[test]
 fn pending_invite_pickle_round_trip() {
     let mut rng = SeededRng::new(31);
