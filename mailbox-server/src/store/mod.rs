@@ -23,8 +23,8 @@
 //! deleted message's expiry, is staged in the active segment, and the index entry is replaced
 //! by a *spent* one: length 0, pointing at the tombstone, expiring with the message (the
 //! message's bytes leave the quota; the spent entry holds none). Until then the address is
-//! spent: a PUT there answers `Spent` and writes nothing, `get_many` reports an empty body
-//! (read from the entry alone, never from a segment) and `get` nothing; afterwards the entry
+//! spent: a PUT there answers `Spent` and writes nothing, `get` and `get_many` report an
+//! empty body (read from the entry alone, never from a segment); afterwards the entry
 //! is dead like an expired message's, and purge removes it with the tombstone's segment (whose
 //! expiry range covers it). After the batch's segment flush, the deleted record's body and
 //! checksum are overwritten with zeros in its segment file (a record stored and deleted in the
@@ -346,10 +346,10 @@ impl Store for DiskStore {
             .map_err(|_| StoreError::Unavailable("writer stopped"))?
     }
 
-    /// The message at `address`; None for a spent address too.
+    /// The message at `address`; a spent address is an empty body, as in `get_many`.
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(std::slice::from_ref(address))
-            .map(|mut v| v.pop().flatten().filter(|body| !body.is_empty()))
+            .map(|mut v| v.pop().flatten())
             .map_err(|e| log_error(&e))
     }
 

@@ -150,7 +150,7 @@ mod tests {
             );
         }
         assert_eq!(store.get(&address(900)).await, Ok(None));
-        assert_eq!(store.get(&address(5)).await, Ok(None));
+        assert_eq!(store.get(&address(5)).await, Ok(Some(Vec::new())));
         assert_eq!(
             store.get_many(&[address(5)]).await,
             Ok(vec![Some(Vec::new())]),

@@ -767,7 +767,7 @@ mod tests {
         assert!(segments_hold(&seg_dir, &secret(1))?);
 
         assert_eq!(store.delete(&a).await, Ok(()));
-        assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
         assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
         // Spent until the message's own expiry: a zero-length entry at the tombstone.
         let spent = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
@@ -809,7 +809,7 @@ mod tests {
         close(store, writer).await;
 
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 2_000))?;
-        assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
         assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
         assert_eq!(
             store.put_if_absent(&a, b"again").await,
@@ -924,7 +924,7 @@ mod tests {
                     assert_eq!(answer.await.ok(), Some(Ok(expected)));
                 }
             }
-            assert_eq!(store.get(&a).await, Ok(None));
+            assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
             assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
         }
         assert_eq!(assert_index_consistent(&store)?, 0);
