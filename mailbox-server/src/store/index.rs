@@ -5,7 +5,10 @@
 //! - `index`: address (32 bytes) → expiry (u64 ms since the Unix epoch, big-endian) ‖
 //!   segment (u64 LE) ‖ record offset (u64 LE) ‖ body length (u32 LE). An entry of length 0
 //!   is a *spent* address: it points at the tombstone of the deleted message (whose expiry it
-//!   keeps) and holds no body (message bodies are never empty).
+//!   keeps) and holds no body (message bodies are never empty). The deleted body's digest is
+//!   not in the index: a PUT at a spent address reads it from that tombstone. So recording
+//!   digests changed nothing here, and an index written before digests is read as it is (its
+//!   spent entries point at tombstones without a digest: spent for any body).
 //! - `segments`: segment id → (earliest expiry, latest expiry) of its records: what purge
 //!   walks, oldest first. A segment whose latest expiry has passed is purged (its index
 //!   entries removed) and its file deleted after the next durable commit.

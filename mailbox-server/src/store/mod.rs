@@ -20,13 +20,17 @@
 //!
 //! **Deletes** go through the same writer, so they serialize with PUTs (first write wins stays
 //! atomic). In the batch's transaction a *tombstone* record naming the address, with the
-//! deleted message's expiry, is staged in the active segment, and the index entry is replaced
-//! by a *spent* one: length 0, pointing at the tombstone, expiring with the message (the
-//! message's bytes leave the quota; the spent entry holds none). Until then the address is
-//! spent: a PUT there answers `Spent` and writes nothing, `get` and `get_many` report an
-//! empty body (read from the entry alone, never from a segment); afterwards the entry
-//! is dead like an expired message's, and purge removes it with the tombstone's segment (whose
-//! expiry range covers it). After the batch's segment flush, the deleted record's body and
+//! deleted message's expiry and the SHA-256 digest of its body (read back to be hashed, never
+//! kept), is staged in the active segment, and the index entry is replaced by a *spent* one:
+//! length 0, pointing at the tombstone, expiring with the message (the message's bytes leave
+//! the quota; the spent entry holds none). Until then the address is spent: a PUT there writes
+//! nothing and answers `Spent` if its body has the tombstone's digest (a retry of the blob
+//! that was read) or `AlreadyExists` if not (someone else's blob stood there; a tombstone
+//! written before digests answers `Spent` for any body), and `get` and `get_many` report an
+//! empty body (read from the entry alone, never from a segment; the digest stays in the
+//! tombstone, the index format is unchanged); afterwards the entry is dead like an expired
+//! message's, and purge removes it with the tombstone's segment (whose expiry range covers
+//! it). After the batch's segment flush, the deleted record's body and
 //! checksum are overwritten with zeros in its segment file (a record stored and deleted in the
 //! same batch is wiped before it is ever written) and that file is `fdatasync`ed; only then is
 //! the index committed and the delete answered. A crash before the next durable commit cannot
@@ -303,10 +307,11 @@ impl DiskStore {
 
 impl Store for DiskStore {
     /// Answers `Stored` only once the message is flushed to its segment (durable) and
-    /// indexed; `AlreadyExists` if a live message holds the address, `Spent` if its message
-    /// was deleted and would not have expired yet (decided in the single writer's
-    /// transaction, so exactly one of concurrent writers wins). A refused body is never
-    /// written.
+    /// indexed; `AlreadyExists` if a live message holds the address; if its message was
+    /// deleted and would not have expired yet, `Spent` when `body` is that message (same
+    /// SHA-256 as its tombstone records) and `AlreadyExists` when it is not (decided in the
+    /// single writer's transaction, so exactly one of concurrent writers wins). A refused
+    /// body is never written.
     async fn put_if_absent(
         &self,
         address: &Address,
@@ -329,11 +334,11 @@ impl Store for DiskStore {
             .map_err(|_| StoreError::Unavailable("writer stopped"))?
     }
 
-    /// Answers `Ok` only once a tombstone is durable in the active segment, the index entry
-    /// points at it (spent, until the message's expiry) and the message's body is overwritten
-    /// with zeros and flushed in its own segment (decided in the single writer's transaction,
-    /// so it serializes with PUTs). A spent address, or one without a message, is left as it
-    /// is.
+    /// Answers `Ok` only once a tombstone (with the deleted body's digest) is durable in the
+    /// active segment, the index entry points at it (spent, until the message's expiry) and
+    /// the message's body is overwritten with zeros and flushed in its own segment (decided
+    /// in the single writer's transaction, so it serializes with PUTs). A spent address, or
+    /// one without a message, is left as it is.
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Delete {

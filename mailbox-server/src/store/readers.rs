@@ -83,10 +83,17 @@ impl MemIndex {
                 }
             };
             for (offset, record) in segment::scan(&file, id, 0)? {
+                // A tombstone's entry has length 0, as in the index (its digest stays in
+                // the segment: reads only need to know the address is spent).
+                let len = if record.is_tombstone() {
+                    0
+                } else {
+                    u32::try_from(record.body.len()).unwrap_or(u32::MAX)
+                };
                 let at = Location {
                     segment: id,
                     offset,
-                    len: u32::try_from(record.body.len()).unwrap_or(u32::MAX),
+                    len,
                 };
                 let entry = Entry {
                     expires: record.expires_ms,
@@ -192,6 +199,11 @@ mod tests {
             store.put_if_absent(&address(5), &body(5)).await,
             Ok(PutOutcome::Spent),
             "still spent once the index is back"
+        );
+        assert_eq!(
+            store.put_if_absent(&address(5), &body(6)).await,
+            Ok(PutOutcome::AlreadyExists),
+            "and taken for another body"
         );
         assert_index_consistent(&store)?;
         close(store, writer).await;

@@ -290,7 +290,7 @@ mod tests {
         for a in [checkpointed, address(12)] {
             assert_eq!(
                 store.put_if_absent(&a, &secret(6)).await,
-                Ok(PutOutcome::Spent)
+                Ok(PutOutcome::AlreadyExists)
             );
         }
         assert!(!segments_hold(&crashed.join("segments"), &secret(6))?);
@@ -308,7 +308,7 @@ mod tests {
         );
         assert_eq!(
             store.put_if_absent(&address(12), b"new").await,
-            Ok(PutOutcome::Spent)
+            Ok(PutOutcome::AlreadyExists)
         );
         assert_eq!(assert_index_consistent(&store)?, kept_bytes);
         close(store, writer).await;
@@ -358,11 +358,128 @@ mod tests {
         assert_eq!(assert_index_consistent(&store)?, 0);
         assert_eq!(
             store.put_if_absent(&a, b"again").await,
+            Ok(PutOutcome::AlreadyExists)
+        );
+        assert_eq!(
+            store.put_if_absent(&a, &secret(5)).await,
             Ok(PutOutcome::Spent)
         );
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn a_spent_address_answers_by_its_digest_from_an_index_rebuilt_from_the_segments()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("digest-rebuild");
+        let (a, b) = (Address([0x71; 32]), Address([0x72; 32]));
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for (address, body) in [(a, secret(7)), (b, secret(8))] {
+            assert_eq!(
+                store.put_if_absent(&address, &body).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        assert_eq!(store.delete(&a).await, Ok(()));
+        close(store, writer).await;
+
+        // The index is lost: a start rebuilds it from every segment.
+        std::fs::remove_file(dir.join("index.redb"))?;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+        assert_eq!(store.get(&b).await, Ok(Some(secret(8))));
+        assert_eq!(
+            store.put_if_absent(&a, &secret(9)).await,
+            Ok(PutOutcome::AlreadyExists)
+        );
+        assert_eq!(
+            store.put_if_absent(&a, &secret(7)).await,
+            Ok(PutOutcome::Spent)
+        );
+        assert_eq!(assert_index_consistent(&store)?, secret(8).len() as u64);
+        assert!(!segments_hold(&dir.join("segments"), &secret(7))?);
+        close(store, writer).await;
+
+        // Reads from the segments alone see it spent too.
+        let aside = break_index_file(&dir)?;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert!(store.write_health().is_err());
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+        assert_eq!(store.get(&b).await, Ok(Some(secret(8))));
+        close(store, writer).await;
+        mend_index_file(&dir, &aside)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn a_tombstone_from_before_digests_spends_the_address_for_any_body()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("old-tombstone");
+        let seg_dir = dir.join("segments");
+        std::fs::create_dir_all(&seg_dir)?;
+        let (old, kept, new) = (
+            Address([0x81; 32]),
+            Address([0x82; 32]),
+            Address([0x83; 32]),
+        );
+        let expires_ms = super::now_ms() + 60_000;
+        let record = |address: Address, body: Vec<u8>, tombstone| segment::Record {
+            address: address.0,
+            expires_ms,
+            body,
+            tombstone,
+        };
+        // A data folder as the code before digests left it (a delete whose index commit was
+        // not durable: the message's record not wiped yet, its tombstone of length 0), then
+        // a delete by this code.
+        segment::write_for_test(
+            &seg_dir,
+            1,
+            &[
+                record(old, secret(11), false),
+                record(kept, secret(12), false),
+                record(old, Vec::new(), true),
+                record(new, secret(13), false),
+                record(new, segment::digest(&secret(13)).to_vec(), true),
+            ],
+        )?;
+        for _ in 0..2 {
+            let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+            assert_eq!(store.get(&old).await, Ok(Some(Vec::new())));
+            assert_eq!(store.get(&kept).await, Ok(Some(secret(12))));
+            for body in [secret(11), secret(14)] {
+                assert_eq!(
+                    store.put_if_absent(&old, &body).await,
+                    Ok(PutOutcome::Spent),
+                    "no digest: spent for any body"
+                );
+            }
+            assert_eq!(
+                store.put_if_absent(&new, &secret(14)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(
+                store.put_if_absent(&new, &secret(13)).await,
+                Ok(PutOutcome::Spent)
+            );
+            assert_eq!(assert_index_consistent(&store)?, secret(12).len() as u64);
+            assert!(
+                !segments_hold(&seg_dir, &secret(11))?,
+                "the delete was redone"
+            );
+            close(store, writer).await;
+        }
+        let aside = break_index_file(&dir)?;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(
+            store.get_many(&[old, kept, new]).await,
+            Ok(vec![Some(Vec::new()), Some(secret(12)), Some(Vec::new())])
+        );
+        assert_eq!(store.get(&old).await, Ok(Some(Vec::new())));
+        close(store, writer).await;
+        mend_index_file(&dir, &aside)?;
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
     #[tokio::test]

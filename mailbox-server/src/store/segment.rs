@@ -8,25 +8,38 @@
 //! segments (see `store`). A segment is never appended to after a restart (a new one is
 //! started), so a torn tail can only be the last, unacknowledged batch of a segment.
 //!
-//! **Deleting** (`DELETE /v1/m/{address}`) appends a *tombstone* (a record with an empty body:
-//! message bodies are never empty) naming the address, and *wipes* the deleted record: its
-//! body and checksum are overwritten with zeros and flushed, so the ciphertext is gone from the
-//! file; its head (segment id, length, address, expiry) stays, so scans still find the next
-//! record. A record that does not verify is never a message: a scan steps over it by the
-//! length in its head (a wiped record, or a torn one) and stops only where no record head
-//! follows (zeros, the end of the file, or bytes of another segment). The tombstone keeps the
-//! deleted message's expiry: the address's index entry then points at it, with length 0, and
-//! marks the address *spent* until that expiry (a tombstone is never wiped). It also lets a
-//! recovery redo a delete whose index commit was not durable yet (see `store`).
+//! **Deleting** (`DELETE /v1/m/{address}`) appends a *tombstone* naming the address and
+//! holding the SHA-256 digest of the deleted body (never the body), and *wipes* the deleted
+//! record: its body and checksum are overwritten with zeros and flushed, so the ciphertext is
+//! gone from the file; its head (segment id, length, address, expiry) stays, so scans still
+//! find the next record. A record that does not verify is never a message: a scan steps over
+//! it by the length in its head (a wiped record, or a torn one) and stops only where no record
+//! head follows (zeros, the end of the file, or bytes of another segment). The tombstone keeps
+//! the deleted message's expiry: the address's index entry then points at it, with length 0,
+//! and marks the address *spent* until that expiry (a tombstone is never wiped). A PUT there
+//! compares its body's digest with the tombstone's (see `writer`). It also lets a recovery
+//! redo a delete whose index commit was not durable yet (see `store`).
 //!
 //! Segments are named `{id:016x}.seg` in `DIR/segments/`. A segment is closed when it
 //! reaches [`SEGMENT_BYTES`] (or when it holds expired messages at purge time) and deleted
 //! once every message in it has expired and been purged from the index.
 //!
 //! Record layout (little-endian): `segment id (u64) ‖ body_len (u32) ‖ address (32) ‖
-//! expires_ms (u64) ‖ body ‖ checksum (u64)` of everything before the checksum. A tombstone
-//! has `body_len` 0 and the expiry of the message it deleted; a wiped record has zeros from
-//! its body to the end of its checksum.
+//! expires_ms (u64) ‖ body ‖ checksum (u64)` of everything before the checksum. A message has
+//! `body_len` between 1 and 64 MiB. A tombstone has the expiry of the message it deleted and
+//! one of two forms:
+//! - `body_len` = [`DIGEST_TOMBSTONE`] (bit 31) | 32, and the 32-byte SHA-256 of the deleted
+//!   body as its body. Bit 31 is never set in a message's `body_len` (that would be over
+//!   2 GiB), so no record written before digests existed can be mistaken for one, and the
+//!   low bits still give the bytes to step over.
+//! - `body_len` 0 and no body: the form written before digests were recorded (and still when
+//!   the deleted body could not be read back). Segments holding it keep loading; its address
+//!   is spent for any body, as it always was.
+//!
+//! A binary from before digests stops a scan at the first digest tombstone (its head does not
+//! parse there), so going back to one after deletes is not supported.
+//!
+//! A wiped record has zeros from its body to the end of its checksum.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -61,6 +74,17 @@ pub const RECORD_HEAD: usize = 8 + 4 + 32 + 8;
 pub const RECORD_FIXED: usize = RECORD_HEAD + 8;
 /// Largest body a record may claim (larger claims are treated as garbage by scans).
 const MAX_RECORD_BODY: u32 = 64 << 20;
+/// Flag in a record's `body_len`: a tombstone whose body is the deleted message's digest.
+pub const DIGEST_TOMBSTONE: u32 = 1 << 31;
+
+/// SHA-256 of a deleted message's body, as its tombstone records it.
+pub type Digest = [u8; 32];
+
+/// The SHA-256 digest of `body`.
+pub fn digest(body: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(body).into()
+}
 
 /// Where a stored body is: segment, record offset in it, body length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +104,17 @@ pub struct Record {
     pub address: [u8; 32],
     /// Expiry, milliseconds since the Unix epoch.
     pub expires_ms: u64,
-    /// Message body (empty for a tombstone).
+    /// The bytes between head and checksum: the message body; for a tombstone the deleted
+    /// body's [`Digest`], or nothing (a tombstone written before digests).
     pub body: Vec<u8>,
+    /// Whether this record is a tombstone.
+    pub tombstone: bool,
 }
 
 impl Record {
     /// Whether this record is a tombstone: the message at its address was deleted here.
     pub fn is_tombstone(&self) -> bool {
-        self.body.is_empty()
+        self.tombstone
     }
 }
 
@@ -131,17 +158,32 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
         .map(u32::from_le_bytes)
 }
 
-/// The parsed head of a record: (body length, address, expiry), if it belongs to `segment`.
+/// The parsed head of a record: (body length in bytes, address, expiry), if it belongs to
+/// `segment`. See [`is_tombstone`] for what kind of record it is.
 fn parse_head(head: &[u8], segment: u64) -> Option<(u32, [u8; 32], u64)> {
     if u64_at(head, 0)? != segment {
         return None;
     }
-    let len = u32_at(head, 8)?;
+    let field = u32_at(head, 8)?;
+    let len = if field & DIGEST_TOMBSTONE != 0 {
+        // The only flagged length is a digest's.
+        (field == DIGEST_TOMBSTONE | DIGEST_LEN).then_some(DIGEST_LEN)?
+    } else {
+        field
+    };
     if len > MAX_RECORD_BODY {
         return None;
     }
     let address = <[u8; 32]>::try_from(head.get(12..44)?).ok()?;
     Some((len, address, u64_at(head, 44)?))
+}
+
+/// Length of a [`Digest`], as a record's `body_len` holds it.
+const DIGEST_LEN: u32 = 32;
+
+/// Whether the record with this (parsed) head is a tombstone: flagged, or of length 0.
+fn is_tombstone(head: &[u8]) -> bool {
+    u32_at(head, 8).is_some_and(|field| field == 0 || field & DIGEST_TOMBSTONE != 0)
 }
 
 /// Path of segment `id` in `dir`.
@@ -302,6 +344,7 @@ pub fn scan(file: &File, id: u64, from: u64) -> io::Result<Vec<(u64, Record)>> {
                     address,
                     expires_ms,
                     body: body.to_vec(),
+                    tombstone: is_tombstone(&head),
                 },
             ));
         }
@@ -324,6 +367,7 @@ pub type Heads = (Vec<(Location, [u8; 32])>, Option<u64>);
 /// Heads of the records of segment `id` from `from`, at most `limit`, as
 /// (location, address); and the offset after the last one, or None at the segment's end.
 /// Used by purge, which only compares locations with the index, so it needs no checksum.
+/// A tombstone's location has length 0, as the spent index entry pointing at it has.
 pub fn scan_heads(file: &File, id: u64, from: u64, limit: usize) -> io::Result<Heads> {
     let len = file.metadata()?.len();
     let mut out = Vec::new();
@@ -341,7 +385,7 @@ pub fn scan_heads(file: &File, id: u64, from: u64, limit: usize) -> io::Result<H
             Location {
                 segment: id,
                 offset: at,
-                len: body_len,
+                len: if is_tombstone(&head) { 0 } else { body_len },
             },
             address,
         ));
@@ -358,22 +402,105 @@ pub fn read_body(
     location: Location,
     address: &[u8; 32],
 ) -> io::Result<Option<Vec<u8>>> {
-    let Some(file) = file_of(files, location.segment) else {
-        return Ok(None);
-    };
+    read_body_in(files, None, location, address)
+}
+
+fn read_body_in(
+    files: &Files,
+    staged: Option<&ActiveSegment>,
+    location: Location,
+    address: &[u8; 32],
+) -> io::Result<Option<Vec<u8>>> {
     let mut record = vec![0u8; RECORD_FIXED + location.len as usize];
-    file.read_exact_at(&mut record, location.offset)?;
+    if !read_at(
+        files,
+        staged,
+        location.segment,
+        location.offset,
+        &mut record,
+    )? {
+        return Ok(None);
+    }
     let (head, rest) = record.split_at(RECORD_HEAD);
     let (body, sum) = rest.split_at(location.len as usize);
     match parse_head(head, location.segment) {
-        Some((len, found, _)) if len == location.len && found == *address => {
+        Some((len, found, _))
+            if len == location.len && found == *address && !is_tombstone(head) =>
+        {
             Ok(verifies(head, body, sum).then(|| body.to_vec()))
         }
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "index and segment disagree",
-        )),
+        _ => Err(disagree()),
     }
+}
+
+/// The digest recorded by the tombstone at `location` (where a spent index entry points),
+/// checking that it is `address`'s. `Ok(None)` if it records none (written before digests
+/// were), or no longer verifies, or its segment is gone: the address then counts as spent
+/// for any body. (The writer reads through [`ActiveSegment::tombstone_digest`].)
+#[cfg(test)]
+pub fn tombstone_digest(
+    files: &Files,
+    location: Location,
+    address: &[u8; 32],
+) -> io::Result<Option<Digest>> {
+    tombstone_digest_in(files, None, location, address)
+}
+
+fn tombstone_digest_in(
+    files: &Files,
+    staged: Option<&ActiveSegment>,
+    location: Location,
+    address: &[u8; 32],
+) -> io::Result<Option<Digest>> {
+    let mut head = [0u8; RECORD_HEAD];
+    if !read_at(files, staged, location.segment, location.offset, &mut head)? {
+        return Ok(None);
+    }
+    match parse_head(&head, location.segment) {
+        Some((len, found, _)) if found == *address && is_tombstone(&head) => {
+            let mut rest = vec![0u8; len as usize + 8];
+            let at = location.offset.saturating_add(RECORD_HEAD as u64);
+            if !read_at(files, staged, location.segment, at, &mut rest)? {
+                return Ok(None);
+            }
+            let (body, sum) = rest.split_at(len as usize);
+            Ok(verifies(&head, body, sum)
+                .then(|| Digest::try_from(body).ok())
+                .flatten())
+        }
+        _ => Err(disagree()),
+    }
+}
+
+fn disagree() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "index and segment disagree")
+}
+
+/// Fills `buf` from `offset` in segment `segment`: from the records `staged` in the active
+/// segment and not flushed yet if it is there, else from the segment's file. `Ok(false)` if
+/// the segment is gone (purged).
+fn read_at(
+    files: &Files,
+    staged: Option<&ActiveSegment>,
+    segment: u64,
+    offset: u64,
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    if let Some(active) = staged.filter(|a| a.id == segment)
+        && let Some(start) = offset.checked_sub(active.offset)
+    {
+        let bytes = usize::try_from(start)
+            .ok()
+            .and_then(|start| active.buffer.get(start..start.checked_add(buf.len())?))
+            .ok_or_else(disagree)?;
+        buf.copy_from_slice(bytes);
+        return Ok(true);
+    }
+    let Some(file) = file_of(files, segment) else {
+        return Ok(false);
+    };
+    file.read_exact_at(buf, offset)?;
+    Ok(true)
 }
 
 fn file_of(files: &Files, segment: u64) -> Option<Arc<File>> {
@@ -482,7 +609,7 @@ impl ActiveSegment {
         self.offset.saturating_add(limit / 16) >= limit
     }
 
-    /// Stages one record; it becomes durable with the next [`ActiveSegment::flush`].
+    /// Stages one message record; it becomes durable with the next [`ActiveSegment::flush`].
     pub fn stage(
         &mut self,
         address: &[u8; 32],
@@ -493,14 +620,20 @@ impl ActiveSegment {
             .ok()
             .filter(|&n| n <= MAX_RECORD_BODY)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "record too large"))?;
+        Ok(self.append(address, expires_ms, len, body))
+    }
+
+    /// Stages a record whose `body_len` field is `field`; returns where it goes, with the
+    /// body's length.
+    fn append(&mut self, address: &[u8; 32], expires_ms: u64, field: u32, body: &[u8]) -> Location {
         let start = self.buffer.len();
         let location = Location {
             segment: self.id,
             offset: self.offset + start as u64,
-            len,
+            len: u32::try_from(body.len()).unwrap_or(u32::MAX),
         };
         self.buffer.extend_from_slice(&self.id.to_le_bytes());
-        self.buffer.extend_from_slice(&len.to_le_bytes());
+        self.buffer.extend_from_slice(&field.to_le_bytes());
         self.buffer.extend_from_slice(address);
         self.buffer.extend_from_slice(&expires_ms.to_le_bytes());
         self.buffer.extend_from_slice(body);
@@ -510,13 +643,40 @@ impl ActiveSegment {
             Some((lo, hi)) => (lo.min(expires_ms), hi.max(expires_ms)),
             None => (expires_ms, expires_ms),
         });
-        Ok(location)
+        location
     }
 
-    /// Stages a tombstone for `address`, whose message (expiring at `expires_ms`) is deleted;
-    /// returns where it goes (length 0: what the address's spent index entry points at).
-    pub fn stage_tombstone(&mut self, address: &[u8; 32], expires_ms: u64) -> io::Result<Location> {
-        self.stage(address, expires_ms, &[])
+    /// Stages a tombstone for `address`, whose message (expiring at `expires_ms`, its body's
+    /// digest `deleted`) is deleted; returns where it goes (length 0: what the address's
+    /// spent index entry points at). Without a digest it is a tombstone of the form written
+    /// before digests (the address is then spent for any body).
+    pub fn stage_tombstone(
+        &mut self,
+        address: &[u8; 32],
+        expires_ms: u64,
+        deleted: Option<&Digest>,
+    ) -> Location {
+        let at = match deleted {
+            Some(digest) => self.append(address, expires_ms, DIGEST_TOMBSTONE | DIGEST_LEN, digest),
+            None => self.append(address, expires_ms, 0, &[]),
+        };
+        Location { len: 0, ..at }
+    }
+
+    /// The body of the message record at `location` (staged here or flushed), as
+    /// [`read_body`] reads it.
+    pub fn read_body(&self, location: Location, address: &[u8; 32]) -> io::Result<Option<Vec<u8>>> {
+        read_body_in(&self.files, Some(self), location, address)
+    }
+
+    /// The digest of the tombstone at `location` (staged here or flushed), as
+    /// [`tombstone_digest`] reads it.
+    pub fn tombstone_digest(
+        &self,
+        location: Location,
+        address: &[u8; 32],
+    ) -> io::Result<Option<Digest>> {
+        tombstone_digest_in(&self.files, Some(self), location, address)
     }
 
     /// Wipes the record at `at` if it is staged here and not flushed yet (a message stored
@@ -617,6 +777,36 @@ impl ActiveSegment {
     }
 }
 
+/// Writes segment `id` in `dir` holding `records`, encoded as the writer encodes them (a
+/// tombstone whose body is not a digest is written in the form from before digests), without
+/// preparing a next segment: a data folder's segments as a test wants them.
+#[cfg(test)]
+pub fn write_for_test(dir: &Path, id: u64, records: &[Record]) -> io::Result<()> {
+    let (file, capacity) = prepare(dir, id, 0, None, None)?;
+    let mut segment = ActiveSegment {
+        dir: dir.to_path_buf(),
+        files: Files::default(),
+        id,
+        file: Arc::new(file),
+        offset: 0,
+        buffer: Vec::new(),
+        expiry: None,
+        capacity,
+        spare: None,
+        disk: Disk::new(dir, 0, Arc::new(|_: &Path| Ok(u64::MAX))),
+        broken: false,
+    };
+    for record in records {
+        if record.tombstone {
+            let digest = Digest::try_from(record.body.as_slice()).ok();
+            segment.stage_tombstone(&record.address, record.expires_ms, digest.as_ref());
+        } else {
+            segment.stage(&record.address, record.expires_ms, &record.body)?;
+        }
+    }
+    segment.flush()
+}
+
 /// Forgets segment `id` and deletes its file (every message in it has been purged from a
 /// durably committed index, so nothing points into it any more).
 pub fn remove(dir: &Path, files: &Files, id: u64) -> io::Result<()> {
@@ -678,7 +868,8 @@ mod tests {
             Some(Record {
                 address: [2; 32],
                 expires_ms: 20,
-                body: b"beta".to_vec()
+                body: b"beta".to_vec(),
+                tombstone: false,
             })
         );
         // A flipped byte inside a complete record: it is no message, and is stepped over.
@@ -735,7 +926,7 @@ mod tests {
         let c = seg.stage(&[3; 32], 30, &[0xc3; 200])?;
         assert!(seg.wipe_staged(c));
         assert!(!seg.wipe_staged(a), "a flushed record is wiped in the file");
-        seg.stage_tombstone(&[3; 32], 30)?;
+        seg.stage_tombstone(&[3; 32], 30, None);
         let d = seg.stage(&[4; 32], 40, b"delta")?;
         seg.flush()?;
         let file = wipe(&files, a)?.ok_or_else(|| io::Error::other("segment missing"))?;
@@ -765,6 +956,89 @@ mod tests {
                 (d.offset, [4; 32], false),
             ]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn tombstones_hold_a_flagged_digest_and_those_from_before_digests_still_scan() -> io::Result<()>
+    {
+        let dir = temp_dir("tombstone-forms")?;
+        let files = Files::default();
+        let mut seg = ActiveSegment::create(&dir, 6, Arc::clone(&files), roomy(&dir))?;
+        let m = seg.stage(&[1; 32], 10, b"message")?;
+        let deleted = digest(b"message");
+        let new = seg.stage_tombstone(&[1; 32], 10, Some(&deleted));
+        // Read back from the staged records before the flush, as the writer does.
+        assert_eq!(seg.tombstone_digest(new, &[1; 32])?, Some(deleted));
+        assert_eq!(seg.read_body(m, &[1; 32])?, Some(b"message".to_vec()));
+        let old = seg.stage_tombstone(&[2; 32], 20, None);
+        let after = seg.stage(&[3; 32], 30, &[0x33; 32])?;
+        seg.flush()?;
+        assert_eq!(
+            (new.len, old.len),
+            (0, 0),
+            "spent entries point at them with length 0"
+        );
+
+        // On disk: the digest tombstone's body_len is bit 31 | 32, then the digest; the old
+        // form is body_len 0 and no body, exactly as written before digests.
+        let file = open(&dir, 6)?;
+        let mut head = [0u8; RECORD_HEAD];
+        file.read_exact_at(&mut head, new.offset)?;
+        assert_eq!(u32_at(&head, 8), Some(0x8000_0020));
+        let mut body = [0u8; 32];
+        file.read_exact_at(&mut body, new.offset + RECORD_HEAD as u64)?;
+        assert_eq!(body, deleted);
+        let mut old_bytes = vec![0u8; RECORD_FIXED];
+        file.read_exact_at(&mut old_bytes, old.offset)?;
+        let mut expected = 6u64.to_le_bytes().to_vec();
+        expected.extend_from_slice(&0u32.to_le_bytes());
+        expected.extend_from_slice(&[2; 32]);
+        expected.extend_from_slice(&20u64.to_le_bytes());
+        let sum = checksum(&expected);
+        expected.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(old_bytes, expected);
+        assert_eq!(old.offset, new.offset + RECORD_FIXED as u64 + 32);
+
+        // Scans tell both from messages (a 32-byte message stays a message) and step on.
+        let found: Vec<_> = scan(&file, 6, 0)?
+            .into_iter()
+            .map(|(at, r)| (at, r.address, r.is_tombstone(), r.body.len()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (m.offset, [1; 32], false, 7),
+                (new.offset, [1; 32], true, 32),
+                (old.offset, [2; 32], true, 0),
+                (after.offset, [3; 32], false, 32),
+            ]
+        );
+        let (heads, _) = scan_heads(&file, 6, 0, 10)?;
+        assert_eq!(
+            heads,
+            vec![
+                (m, [1; 32]),
+                (new, [1; 32]),
+                (old, [2; 32]),
+                (after, [3; 32])
+            ]
+        );
+        assert_eq!(tombstone_digest(&files, new, &[1; 32])?, Some(deleted));
+        assert_eq!(tombstone_digest(&files, old, &[2; 32])?, None);
+        assert!(
+            tombstone_digest(&files, new, &[2; 32]).is_err(),
+            "another address's"
+        );
+        assert!(
+            tombstone_digest(&files, after, &[3; 32]).is_err(),
+            "a message"
+        );
+        assert!(read_body(&files, Location { len: 32, ..new }, &[1; 32]).is_err());
+        // A flagged length other than a digest's is no record head.
+        file.write_all_at(&(DIGEST_TOMBSTONE | 33).to_le_bytes(), old.offset + 8)?;
+        assert_eq!(scan(&file, 6, 0)?.len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

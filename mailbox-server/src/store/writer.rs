@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mailbox::{PutOutcome, StoreError};
 use redb::{Database, Durability, ReadableTable};
+use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreConfig;
@@ -535,6 +536,12 @@ impl Writer {
                             || active.borrow_mut().stage(&address, expires, &body),
                             |at| active.borrow_mut().unstage(at),
                         )?;
+                        let outcome = match outcome {
+                            Ok(PutOutcome::Spent) => {
+                                Ok(self.spent_answer(&tables, &address, &body)?)
+                            }
+                            other => other,
+                        };
                         if outcome == Ok(PutOutcome::Stored) {
                             staged = true;
                             changed += 1;
@@ -575,12 +582,47 @@ impl Writer {
         Ok(())
     }
 
+    /// What a PUT of `body` at the spent `address` answers: `Spent` if `body` is the deleted
+    /// message (its digest, compared in constant time, is the one its tombstone records: a
+    /// retry of a blob that was read), `AlreadyExists` if it differs (someone else's blob
+    /// stood there). A tombstone without a digest (written before digests were) answers
+    /// `Spent` for any body, and so does one that cannot be read (the error's class is
+    /// logged): the digest only refines the answer, so a read failure never fails the
+    /// batch. Nothing is written either way.
+    fn spent_answer(
+        &self,
+        tables: &Tables<'_>,
+        address: &[u8; 32],
+        body: &[u8],
+    ) -> Result<PutOutcome, redb::Error> {
+        let Some(entry) = tables
+            .index
+            .get(address)?
+            .map(|g| Entry::decode(&g.value()))
+        else {
+            return Ok(PutOutcome::Spent);
+        };
+        let recorded = self
+            .active
+            .tombstone_digest(entry.at, address)
+            .unwrap_or_else(|err| {
+                log_error(&err.into());
+                None
+            });
+        Ok(match recorded {
+            Some(deleted) if !bool::from(segment::digest(body).ct_eq(&deleted)) => {
+                PutOutcome::AlreadyExists
+            }
+            _ => PutOutcome::Spent,
+        })
+    }
+
     /// Deletes the message at `address` inside the batch's transaction: a live one leaves a
-    /// tombstone (staged here) and a spent entry pointing at it until the message's expiry;
-    /// an expired one is just unindexed. Either way its record is wiped (here if it is still
-    /// staged, else pushed to `wipes`). A spent address, or no entry, is left as it is: a
-    /// delete spends nothing more. Returns None if nothing changed, else whether a tombstone
-    /// was staged.
+    /// tombstone (staged here, with its body's digest) and a spent entry pointing at it until
+    /// the message's expiry; an expired one is just unindexed. Either way its record is wiped
+    /// (here if it is still staged, else pushed to `wipes`). A spent address, or no entry, is
+    /// left as it is: a delete spends nothing more. Returns None if nothing changed, else
+    /// whether a tombstone was staged.
     fn delete(
         &mut self,
         tables: &mut Tables<'_>,
@@ -597,10 +639,21 @@ impl Writer {
         };
         let live = entry.expires > now;
         if live {
+            // The body is read back (from this batch's staged records or its segment) only
+            // to be hashed. If it cannot be read (the error's class is logged) or no longer
+            // verifies, the tombstone records no digest: the address is then spent for any
+            // body, as before digests, and the delete goes on.
+            let deleted = self
+                .active
+                .read_body(entry.at, address)
+                .unwrap_or_else(|err| {
+                    log_error(&err.into());
+                    None
+                })
+                .map(|body| segment::digest(&body));
             let tombstone = self
                 .active
-                .stage_tombstone(address, entry.expires)
-                .map_err(|e| self.segment_error(e))?;
+                .stage_tombstone(address, entry.expires, deleted.as_ref());
             tables.spend(address, entry.expires, tombstone)?;
         } else {
             tables.remove(address)?;
@@ -789,10 +842,11 @@ mod tests {
         assert_eq!(store.delete(&a).await, Ok(()), "deleting again is Ok");
         assert_eq!(entry_of(&store, &a)?, Some(spent), "and changes nothing");
 
-        // A PUT at the spent address is refused and writes nothing, not even to a segment.
+        // A PUT at the spent address is refused and writes nothing, not even to a segment
+        // (another body than the deleted one: taken).
         assert_eq!(
             store.put_if_absent(&a, &secret(2)).await,
-            Ok(PutOutcome::Spent)
+            Ok(PutOutcome::AlreadyExists)
         );
         assert!(!segments_hold(&seg_dir, &secret(2))?);
         assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
@@ -803,7 +857,7 @@ mod tests {
         );
         assert_eq!(assert_index_consistent(&store)?, 1_500);
         assert_eq!(
-            store.put_if_absent(&a, b"again").await,
+            store.put_if_absent(&a, &secret(1)).await,
             Ok(PutOutcome::Spent)
         );
         close(store, writer).await;
@@ -812,12 +866,69 @@ mod tests {
         assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
         assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
         assert_eq!(
-            store.put_if_absent(&a, b"again").await,
+            store.put_if_absent(&a, &secret(1)).await,
             Ok(PutOutcome::Spent)
         );
         assert_eq!(assert_index_consistent(&store)?, 1_500);
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn a_put_at_a_spent_address_is_spent_for_the_deleted_body_and_taken_for_another()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("spent-digest");
+        let crashed = temp_dir("spent-digest-crashed");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let (a, b) = (Address([0x61; 32]), Address([0x62; 32]));
+        for (address, body) in [(a, secret(1)), (b, secret(3))] {
+            assert_eq!(
+                store.put_if_absent(&address, &body).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        assert_eq!(store.delete(&a).await, Ok(()));
+        let spent = entry_of(&store, &a)?;
+        // A retry of the blob that was read: spent (410). Another blob: taken (409).
+        assert_eq!(
+            store.put_if_absent(&a, &secret(1)).await,
+            Ok(PutOutcome::Spent)
+        );
+        assert_eq!(
+            store.put_if_absent(&a, &secret(2)).await,
+            Ok(PutOutcome::AlreadyExists)
+        );
+        // Neither wrote anything: the entry is the same spent one, no body is in a segment
+        // (the deleted one was wiped, the refused ones never written), no byte is charged.
+        assert_eq!(entry_of(&store, &a)?, spent);
+        assert!(!segments_hold(&seg_dir, &secret(1))?);
+        assert!(!segments_hold(&seg_dir, &secret(2))?);
+        assert_eq!(assert_index_consistent(&store)?, secret(3).len() as u64);
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+        assert_eq!(store.get(&b).await, Ok(Some(secret(3))));
+        // kill -9 now: the delete is in the write-ahead log only.
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+
+        for folder in [&dir, &crashed] {
+            let (store, writer) =
+                DiskStore::open(folder, config(Duration::from_secs(60), 1 << 30))?;
+            assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+            assert_eq!(
+                store.put_if_absent(&a, &secret(2)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(
+                store.put_if_absent(&a, &secret(1)).await,
+                Ok(PutOutcome::Spent)
+            );
+            assert_eq!(assert_index_consistent(&store)?, secret(3).len() as u64);
+            assert!(!segments_hold(&folder.join("segments"), &secret(1))?);
+            close(store, writer).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
         Ok(())
     }
     #[tokio::test]
@@ -838,7 +949,7 @@ mod tests {
         let first = segment::list(&seg_dir)?;
         assert_eq!(store.delete(&a).await, Ok(()));
         assert_eq!(
-            store.put_if_absent(&a, &[1; 10]).await,
+            store.put_if_absent(&a, &[9; 100]).await,
             Ok(PutOutcome::Spent)
         );
         assert_eq!(
@@ -889,8 +1000,9 @@ mod tests {
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
         for round in 0..20u8 {
             // Queued back to back, so that they mostly share a batch: stored and deleted
-            // before anything reaches the file, then refused as spent (the second delete
-            // changes nothing).
+            // before anything reaches the file, then refused, as spent for the same body
+            // again (its digest read from the staged tombstone) and as taken for another
+            // (the second delete changes nothing).
             let a = Address([round; 32]);
             let mut answers = Vec::new();
             for (i, delete) in [false, true, false, true, false].into_iter().enumerate() {
@@ -905,7 +1017,7 @@ mod tests {
                     Job::Put {
                         address: a.0,
                         expires: now_ms() + 60_000,
-                        body: vec![round; 10 + i],
+                        body: vec![round; if i == 4 { 14 } else { 10 }],
                         reply,
                     }
                 };
@@ -916,10 +1028,10 @@ mod tests {
                 if i % 2 == 1 {
                     assert_eq!(outcome.await.ok(), Some(Ok(())));
                 } else {
-                    let expected = if i == 0 {
-                        PutOutcome::Stored
-                    } else {
-                        PutOutcome::Spent
+                    let expected = match i {
+                        0 => PutOutcome::Stored,
+                        2 => PutOutcome::Spent,
+                        _ => PutOutcome::AlreadyExists,
                     };
                     assert_eq!(answer.await.ok(), Some(Ok(expected)));
                 }
@@ -932,7 +1044,14 @@ mod tests {
         let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
         let a = Address([3; 32]);
         assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(Vec::new())]));
-        assert_eq!(store.put_if_absent(&a, b"x").await, Ok(PutOutcome::Spent));
+        assert_eq!(
+            store.put_if_absent(&a, &[3; 10]).await,
+            Ok(PutOutcome::Spent)
+        );
+        assert_eq!(
+            store.put_if_absent(&a, b"x").await,
+            Ok(PutOutcome::AlreadyExists)
+        );
         assert_eq!(assert_index_consistent(&store)?, 0);
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
