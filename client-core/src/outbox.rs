@@ -1073,7 +1073,8 @@ pub(crate) fn restore_signal_stands(conversation: &Conversation, now: u64) -> bo
 }
 
 /// PUTs one blob; a 409 counts as ours only if the stored bytes are; a 410 (the address is
-/// spent: written, read and deleted) means there is nothing more to deposit there.
+/// spent: these very bytes were written, read and deleted) means there is nothing more to
+/// deposit there.
 async fn deposit<T: Transport>(
     net: &T,
     mailbox: &str,
@@ -1082,26 +1083,31 @@ async fn deposit<T: Transport>(
     let write_key = WriteKey(outgoing.write_key);
     match net.put(mailbox, &write_key, &outgoing.blob).await? {
         Deposit::Stored => Ok(Put::Stored),
-        // 409: our own earlier attempt, or someone else's blob. Only identical bytes are
-        // ours (an address that has expired since reads empty: the retransmission check
-        // deposits it again later).
-        Deposit::AlreadyStored => {
-            let stored = net.get(mailbox, &write_key.address()).await?;
-            Ok(if stored.is_none_or(|stored| stored == outgoing.blob) {
-                Put::Stored
-            } else {
-                Put::Foreign
-            })
-        }
-        // 410: a blob stood here and its reader deleted it; nothing is stored now (no second
-        // ciphertext at the address). Almost always ours: a PUT whose 201 was lost (or not
-        // yet committed when the app stopped), read since. A copy of this device lost to a
-        // restore could have written here too, but the probe at unlock skips the positions a
-        // fetch shows taken or spent; if it did, the peer's acknowledgement digests tell
-        // (the rollback recovery of `docs/PROTOCOL.md` §6.5), or, when this device cannot
-        // read the peer any more, the restore signals of §6.9 end the conversation plainly.
-        // Counting it as taken instead would abandon a blob the peer has, and its
-        // acknowledgement would then read as a rollback of this device that never happened.
+        // 409: our own earlier attempt, or someone else's blob (live, or read and deleted:
+        // a spent address answers 409 to bytes other than those that were read). Only
+        // identical bytes are ours (an address that has expired since reads empty: the
+        // retransmission check deposits it again later).
+        Deposit::AlreadyStored => match net.get(mailbox, &write_key.address()).await? {
+            None => Ok(Put::Stored),
+            Some(stored) if stored == outgoing.blob => Ok(Put::Stored),
+            // Spent: read and deleted since the 409, or before it (then the bytes were
+            // someone else's). The mailbox tells them apart by the deleted blob's digest:
+            // our bytes again answer 410, other bytes 409.
+            Some(stored) if stored.is_empty() => {
+                match net.put(mailbox, &write_key, &outgoing.blob).await? {
+                    Deposit::Spent => Ok(Put::Read),
+                    Deposit::Stored => Ok(Put::Stored),
+                    Deposit::AlreadyStored => Ok(Put::Foreign),
+                }
+            }
+            Some(_) => Ok(Put::Foreign),
+        },
+        // 410: these very bytes stood here and their reader deleted them (the mailbox keeps
+        // the deleted blob's digest: other bytes, such as a blob of a copy of this device
+        // lost to a restore, answer 409 and are foreign). Ours: a PUT whose 201 was lost (or
+        // not yet committed when the app stopped), read since. A mailbox from before digests
+        // answers 410 to any bytes; then the peer's acknowledgement digests tell (the
+        // rollback recovery of `docs/PROTOCOL.md` §6.5).
         Deposit::Spent => Ok(Put::Read),
     }
 }

@@ -178,7 +178,9 @@ pub trait Transport {
         blob: &[u8],
     ) -> impl Future<Output = Result<Deposit, NetError>>;
 
-    /// `GET /v1/m/{address}`: the blob stored there, if any.
+    /// `GET /v1/m/{address}`: the blob stored there, if any (`None`: `404`, never written or
+    /// expired). A spent address (`410`: its blob was read and deleted, Mailbox API revision
+    /// 1.1) is `Some` of an empty body (blobs are never empty).
     fn get(
         &self,
         mailbox: &str,

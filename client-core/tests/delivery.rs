@@ -464,9 +464,10 @@ fn a_restored_device_that_sends_first_collides_once_then_recovers() {
 }
 
 /// The same restore with delete after read on: Alice deleted the lost copy's blob, so Bob's
-/// first blob meets a spent address (410) and nothing is stored there; the flush takes it for
-/// its own blob read already, and the poll learns otherwise from Alice's acknowledgement
-/// digest and sends it again past every used address.
+/// first blob meets a spent address whose deleted blob was another (409: the mailbox keeps
+/// its digest) and nothing is stored there; the flush takes it for foreign bytes, and after
+/// the poll (which learns of the rollback from Alice's acknowledgement digest) sends it again
+/// past every used address.
 #[test]
 fn a_restored_device_that_sends_first_meets_a_spent_address_then_recovers() {
     let (alice, a_id, bob, b_id, mailbox) = joined(205);
@@ -486,9 +487,22 @@ fn a_restored_device_that_sends_first_meets_a_spent_address_then_recovers() {
     restore(&bob, copy, "b");
     bob.set_delete_after_read(true);
     let seq = run(bob.send(&b_id, "two")).unwrap();
-    assert_eq!(run(bob.flush()).unwrap().conflicts, 0);
-    assert_eq!(mailbox.spent_410s.get(), 1);
-    assert_eq!(mailbox.foreign_409s.get(), 0, "no address got two blobs");
+    assert_eq!(
+        run(bob.flush()).unwrap().conflicts,
+        1,
+        "as without delete after read"
+    );
+    assert_eq!(
+        mailbox.spent_410s.get(),
+        0,
+        "not taken for its own blob, read"
+    );
+    assert_eq!(
+        mailbox.foreign_409s.get(),
+        2,
+        "the lost copy's blob stood there: nothing stored (the PUT, and the PUT again after \
+         the GET found the address spent, which tells read-since from someone else's)"
+    );
     assert!(run(bob.poll(&b_id)).unwrap().notice, "rollback detected");
     run(bob.flush()).unwrap();
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["two"]);
@@ -496,7 +510,7 @@ fn a_restored_device_that_sends_first_meets_a_spent_address_then_recovers() {
     run(alice.flush()).unwrap();
     run(bob.poll(&b_id)).unwrap();
     assert_eq!(status_of(&bob, &b_id, seq), Status::Delivered);
-    assert_eq!(mailbox.foreign_409s.get(), 0);
+    assert_eq!(mailbox.foreign_409s.get(), 2, "no more");
 }
 
 #[test]

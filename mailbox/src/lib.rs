@@ -170,11 +170,14 @@ impl<S: Store> Mailbox<S> {
             (Route::Message(text), "GET" | "HEAD") => {
                 let address = parse_address(text)?;
                 match self.store.get(&address).await? {
-                    // An empty body is a spent address: no message.
-                    Some(body) if !body.is_empty() => {
-                        Ok((Response::octets(200, body), Outcome::Hit))
+                    // An empty body is a spent address: its message was read and deleted
+                    // (410, so that a sender whose PUT met a 409 can tell; counted as a miss,
+                    // the `spent` count being the PUTs refused there).
+                    Some(body) if body.is_empty() => {
+                        Ok((error_response(&ApiError::Spent), Outcome::Miss))
                     }
-                    _ => Err(ApiError::NoMessage),
+                    Some(body) => Ok((Response::octets(200, body), Outcome::Hit)),
+                    None => Err(ApiError::NoMessage),
                 }
             }
             (Route::Message(text), "PUT") => self.put(text, request).await,

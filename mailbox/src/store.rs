@@ -11,9 +11,11 @@ pub enum PutOutcome {
     Stored,
     /// A message already sits at this address; it was left unchanged.
     AlreadyExists,
-    /// The address was written and its message deleted since (`DELETE`): it stays *spent*
-    /// until that message would have expired, and nothing is stored (`410`). So a sender
-    /// that finds its blob gone learns that it was read, instead of storing it again.
+    /// The address was written and its message deleted since (`DELETE`), and `body` is that
+    /// very message: it stays *spent* until the message would have expired, and nothing is
+    /// stored (`410`). So a sender that finds its blob gone learns that it was read, instead
+    /// of storing it again. (Other bytes at a spent address are [`PutOutcome::AlreadyExists`]:
+    /// someone else's blob stood there.)
     Spent,
 }
 
@@ -38,7 +40,13 @@ pub enum StoreError {
 /// Implementations must make [`Store::put_if_absent`] first-write-wins as far as their
 /// backend allows, and must treat expired messages as absent.
 pub trait Store {
-    /// Stores `body` at `address` unless a (live) message is already there.
+    /// Stores `body` at `address` unless a (live) message is already there
+    /// ([`PutOutcome::AlreadyExists`]) or the address is spent. At a spent address: the
+    /// deleted message's bytes again (`SHA-256(body)` equals the digest [`Store::delete`]
+    /// recorded, compared in constant time) are [`PutOutcome::Spent`]; other bytes are
+    /// [`PutOutcome::AlreadyExists`], as if the message were still there (first write wins,
+    /// read or not). A spent address whose digest is unknown (recorded before digests were
+    /// kept) answers `Spent` for any bytes.
     fn put_if_absent(
         &self,
         address: &Address,
@@ -47,14 +55,16 @@ pub trait Store {
 
     /// Removes the message at `address`, if any (`DELETE /v1/m/{address}`, after the caller
     /// checked the write key). Afterwards reads treat the address as empty, and until the
-    /// deleted message's own expiry the address is *spent*: [`Store::put_if_absent`] answers
-    /// [`PutOutcome::Spent`] and stores nothing. Deleting an address without a live message
-    /// changes nothing. Hosts make the removal as durable as a stored write: once this
+    /// deleted message's own expiry the address is *spent*, with the SHA-256 digest of the
+    /// deleted message (32 bytes; never the message): [`Store::put_if_absent`] stores nothing
+    /// there and tells its bytes from others by that digest. Deleting an address without a
+    /// live message changes nothing. Hosts make the removal as durable as a stored write: once this
     /// returns `Ok`, no restart brings the message back (nor frees the address early).
     fn delete(&self, address: &Address) -> impl Future<Output = Result<(), StoreError>>;
 
-    /// The live message at `address`, if any. A spent address (its message deleted) may be
-    /// reported as `Some` of an empty body: the API answers `404` for it, as for nothing.
+    /// The live message at `address`, if any. A spent address (its message deleted, until
+    /// that message's expiry) is `Some` of an empty body: the API answers `410 address spent`
+    /// for it, so that a sender whose `PUT` met a `409` learns that the blob there was read.
     fn get(&self, address: &Address) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
 
     /// The live messages at `addresses`, one entry per address in the same order. A spent

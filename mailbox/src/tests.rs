@@ -12,8 +12,9 @@ use super::*;
 #[derive(Default)]
 struct MemStore {
     map: RefCell<HashMap<[u8; 32], Vec<u8>>>,
-    /// Deleted addresses (this store has no clock: spent for good).
-    spent: RefCell<std::collections::HashSet<[u8; 32]>>,
+    /// Deleted addresses, each with the deleted body (this store has no clock: spent for
+    /// good; the hosts keep a digest of the body instead).
+    spent: RefCell<HashMap<[u8; 32], Vec<u8>>>,
     quota: Option<usize>,
     broken: bool,
     disk_full: bool,
@@ -35,8 +36,12 @@ impl Store for MemStore {
         if map.contains_key(&address.0) {
             return Ok(PutOutcome::AlreadyExists);
         }
-        if self.spent.borrow().contains(&address.0) {
-            return Ok(PutOutcome::Spent);
+        if let Some(deleted) = self.spent.borrow().get(&address.0) {
+            return Ok(if deleted.as_slice() == body {
+                PutOutcome::Spent
+            } else {
+                PutOutcome::AlreadyExists
+            });
         }
         if self.quota.is_some_and(|q| map.len() >= q) {
             return Err(StoreError::QuotaReached);
@@ -49,14 +54,18 @@ impl Store for MemStore {
         if self.broken {
             return Err(StoreError::Unavailable("test"));
         }
-        if self.map.borrow_mut().remove(&address.0).is_some() {
-            self.spent.borrow_mut().insert(address.0);
+        if let Some(body) = self.map.borrow_mut().remove(&address.0) {
+            self.spent.borrow_mut().insert(address.0, body);
         }
         Ok(())
     }
 
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.map.borrow().get(&address.0).cloned())
+        Ok(self
+            .get_many(core::slice::from_ref(address))
+            .await?
+            .pop()
+            .flatten())
     }
 
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -66,7 +75,7 @@ impl Store for MemStore {
             .iter()
             .map(|a| match map.get(&a.0) {
                 Some(body) => Some(body.clone()),
-                None => spent.contains(&a.0).then(Vec::new),
+                None => spent.contains_key(&a.0).then(Vec::new),
             })
             .collect())
     }
@@ -495,20 +504,27 @@ fn delete_needs_the_write_key_and_never_tells_occupancy_without_it() {
     assert_eq!((r.status, r.body.len()), (204, 0));
     assert_eq!(r.header("content-type"), None);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(call(&m, "GET", &path, None, b"").status, 404);
+    let r = call(&m, "GET", &path, None, b"");
+    assert_eq!((r.status, r.body.as_slice()), (410, &b"address spent"[..]));
     let r = call(&m, "DELETE", &path, Some(&key_hex(&k)), b"");
     assert_eq!(r.status, 204);
     let r = call(&m, "DELETE", &empty_path, Some(&key_hex(&empty)), b"");
     assert_eq!(r.status, 204, "never written: the same answer");
-    // Spent: a PUT with the key is 410 and stores nothing; a wrong key is still 403.
-    let again = call(&m, "PUT", &path, Some(&key_hex(&k)), b"again");
+    // Spent: a PUT with the key of the very bytes that were read is 410, of other bytes 409
+    // (someone else's blob stood there); neither stores anything; a wrong key is still 403.
+    let again = call(&m, "PUT", &path, Some(&key_hex(&k)), b"read me");
     assert_eq!(
         (again.status, again.body.as_slice()),
         (410, &b"address spent"[..])
     );
+    let other_bytes = call(&m, "PUT", &path, Some(&key_hex(&k)), b"again");
+    assert_eq!(
+        (other_bytes.status, other_bytes.body.as_slice()),
+        (409, &b"address already written"[..])
+    );
     let r = call(&m, "PUT", &path, Some(&key_hex(&key(9))), b"again");
     assert_eq!(r.status, 403);
-    assert_eq!(call(&m, "GET", &path, None, b"").status, 404);
+    assert_eq!(call(&m, "GET", &path, None, b"").status, 410);
     // A fetch reports the spent address with a record of length 0, a stored one in full, and
     // nothing for an empty one.
     let other = key(10);
@@ -624,8 +640,9 @@ fn a_delete_message_does_what_delete_with_each_key_does() -> Result<(), String> 
         Ok(2)
     );
     let r = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&read)), None, b"");
-    assert_eq!(r.status, 404, "the message is gone");
-    assert_eq!(put(&m, &read, b"again"), 410, "its address is spent");
+    assert_eq!(r.status, 410, "the message is gone, its address spent");
+    assert_eq!(put(&m, &read, b"read"), 410, "its address is spent");
+    assert_eq!(put(&m, &read, b"again"), 409, "other bytes: not ours");
     let r = call(&m, "GET", &format!("/v1/m/{}", addr_hex(&other)), None, b"");
     assert_eq!(
         (r.status, r.body.as_slice()),
@@ -642,7 +659,7 @@ fn a_delete_message_does_what_delete_with_each_key_does() -> Result<(), String> 
         Ok(1),
         "deleting a spent address again changes nothing"
     );
-    assert_eq!(put(&m, &read, b"again"), 410);
+    assert_eq!(put(&m, &read, b"read"), 410);
     Ok(())
 }
 

@@ -38,8 +38,9 @@ pub struct MemStore {
     blobs: RefCell<BTreeMap<[u8; 32], Stored>>,
     /// Blobs that expired unread and were replaced since.
     expired_unread: Cell<u64>,
-    /// Addresses whose blob was deleted, until the blob would have expired (spent).
-    spent: RefCell<BTreeMap<[u8; 32], u64>>,
+    /// Addresses whose blob was deleted, until the blob would have expired (spent), each with
+    /// the deleted blob (the hosts keep its digest; here the bytes stand for it).
+    spent: RefCell<BTreeMap<[u8; 32], Spent>>,
     /// Who makes the request being served (`None`: a third party).
     who: Cell<Option<usize>>,
 }
@@ -76,6 +77,9 @@ impl MemStore {
     }
 }
 
+/// A spent address: until when (ms), and the blob that was deleted there.
+type Spent = (u64, Vec<u8>);
+
 impl Store for MemStore {
     async fn put_if_absent(
         &self,
@@ -85,13 +89,15 @@ impl Store for MemStore {
         if self.live(address).is_some() {
             return Ok(PutOutcome::AlreadyExists);
         }
-        if self
-            .spent
-            .borrow()
-            .get(&address.0)
-            .is_some_and(|expires| *expires > self.world.now())
+        if let Some((expires, deleted)) = self.spent.borrow().get(&address.0)
+            && *expires > self.world.now()
         {
-            return Ok(PutOutcome::Spent);
+            // The blob that was read, or another one at its address.
+            return Ok(if deleted.as_slice() == body {
+                PutOutcome::Spent
+            } else {
+                PutOutcome::AlreadyExists
+            });
         }
         let expires = self.world.now() + self.ttl_ms;
         let old = self.blobs.borrow_mut().insert(
@@ -107,16 +113,20 @@ impl Store for MemStore {
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
         let now = self.world.now();
         let removed = self.blobs.borrow_mut().remove(&address.0);
-        if let Some((_, expires, _, _)) = removed.filter(|(_, expires, _, _)| *expires > now) {
+        if let Some((body, expires, _, _)) = removed.filter(|(_, expires, _, _)| *expires > now) {
             let mut spent = self.spent.borrow_mut();
-            spent.retain(|_, e| *e > now);
-            spent.insert(address.0, expires);
+            spent.retain(|_, (e, _)| *e > now);
+            spent.insert(address.0, (expires, body));
         }
         Ok(())
     }
 
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.read(address))
+        Ok(self
+            .get_many(core::slice::from_ref(address))
+            .await?
+            .pop()
+            .flatten())
     }
 
     async fn get_many(&self, addresses: &[Address]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -128,7 +138,7 @@ impl Store for MemStore {
                 self.read(a).or_else(|| {
                     spent
                         .get(&a.0)
-                        .is_some_and(|expires| *expires > now)
+                        .is_some_and(|(expires, _)| *expires > now)
                         .then(Vec::new)
                 })
             })

@@ -388,6 +388,8 @@ impl Transport for SimNet {
             Answer::Unreachable => Err(unreachable()),
             Answer::Http { status: 200, body } => Ok(Some(body)),
             Answer::Http { status: 404, .. } => Ok(None),
+            // Spent: a blob stood here and was read (an empty body: never a message).
+            Answer::Http { status: 410, .. } => Ok(Some(Vec::new())),
             Answer::Http { status, body } => Err(status_error(status, &body)),
         }
     }

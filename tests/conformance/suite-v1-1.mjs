@@ -36,13 +36,14 @@ const record = (slot, body) => ({ address: slot.addressHex, body: Buffer.from(bo
  * largest message; `upgradeHeader` whether its 426 can carry `Upgrade: websocket`.
  */
 export function revision11Tests({ base, maxBody, upgradeHeader }) {
-  test("DELETE with the write key is 204 with no body; the message is gone and the address writable again", async () => {
+  test("DELETE with the write key is 204 with no body; the message is gone and its address spent", async () => {
     const slot = newSlot();
-    await stored(base(), slot, randomBytes(maxBody));
+    const body = randomBytes(maxBody);
+    await stored(base(), slot, body);
     await assertNoContent(await del(base(), slot), "DELETE");
     let res = await get(base(), slot);
-    assert.equal(res.status, 404, "GET after DELETE");
-    await res.arrayBuffer();
+    assert.equal(res.status, 410, "GET after DELETE: spent");
+    assert.equal(await res.text(), "address spent");
     res = await fetchBatch(base(), [slot.address]);
     assert.deepEqual(
       parseFrames(await bytes(res)),
@@ -52,16 +53,20 @@ export function revision11Tests({ base, maxBody, upgradeHeader }) {
     await assertNoContent(await del(base(), slot), "DELETE again: the same answer");
     const never = newSlot();
     await assertNoContent(await del(base(), never), "DELETE of an address never written: the same answer");
-    // Spent until the deleted message would have expired: a PUT with the key is 410 and
-    // stores nothing; without the key it is still 403.
-    res = await put(base(), slot, randomBytes(16));
-    assert.equal(res.status, 410);
+    // Spent until the deleted message would have expired: a PUT with the key of the very
+    // bytes that were read is 410, of other bytes 409 (someone else's blob stood there:
+    // first write wins, read or not); neither stores anything; without the key it is 403.
+    res = await put(base(), slot, body);
+    assert.equal(res.status, 410, "the bytes that were read: spent");
     assert.equal(await res.text(), "address spent");
+    res = await put(base(), slot, randomBytes(16));
+    assert.equal(res.status, 409, "other bytes: taken");
+    assert.equal(await res.text(), "address already written");
     res = await put(base(), slot, "x", { key: newSlot().keyHex });
     assert.equal(res.status, 403);
     await res.arrayBuffer();
     res = await get(base(), slot);
-    assert.equal(res.status, 404, "nothing stored by the refused PUT");
+    assert.equal(res.status, 410, "nothing stored by the refused PUTs");
     await res.arrayBuffer();
     // Deleting where nothing was stored spends nothing.
     await stored(base(), never, "first");

@@ -39,7 +39,7 @@ const record = (slot, body) => ({ address: slot.addressHex, body: Buffer.from(bo
 
 /** Registers the revision 1.2 tests. `base()` is the host's URL once started. */
 export function revision12Tests({ base, maxBody }) {
-  test("a delete message deletes as DELETE with its key does: nothing is sent back, GET is 404, the address is spent (410), the watch set still works", async () => {
+  test("a delete message deletes as DELETE with its key does: nothing is sent back, the address is spent (GET and PUT of the read bytes 410, other bytes 409), the watch set still works", async () => {
     const [read, marker] = [newSlot(), newSlot()];
     const body = randomBytes(maxBody);
     const sub = await subscribe(base());
@@ -53,11 +53,12 @@ export function revision12Tests({ base, maxBody }) {
       // the delete was done before the snapshot was read (a spent record of length 0).
       sub.watch([read, marker]);
       assert.deepEqual(view(await sub.next()), [record(read, [])], "the next message is the snapshot; the address is spent");
-      assert.equal(await status(get(base(), read)), 404, "GET after the delete");
-      const res = await put(base(), read, randomBytes(16));
-      assert.equal(res.status, 410, "PUT with the key: spent");
+      assert.equal(await status(get(base(), read)), 410, "GET after the delete: spent");
+      const res = await put(base(), read, body);
+      assert.equal(res.status, 410, "PUT of the read bytes with the key: spent");
       assert.equal(await res.text(), "address spent");
-      assert.equal(await status(get(base(), read)), 404, "nothing stored by the refused PUT");
+      assert.equal(await status(put(base(), read, randomBytes(16))), 409, "other bytes: taken");
+      assert.equal(await status(get(base(), read)), 410, "nothing stored by the refused PUTs");
       // The subscription goes on: a later PUT to a watched address is pushed, and it is the
       // next message (nothing was sent for the delete or the refused PUT).
       await stored(base(), marker, "after the delete");
@@ -106,7 +107,8 @@ export function revision12Tests({ base, maxBody }) {
       sub.send(deleteMessage([slot]));
       sub.watch([slot, other]);
       assert.deepEqual(view(await sub.next()), [record(slot, []), record(other, "not read")]);
-      assert.equal(await status(put(base(), slot, "again")), 410);
+      assert.equal(await status(put(base(), slot, "read")), 410);
+      assert.equal(await status(put(base(), slot, "again")), 409);
     } finally {
       await sub.close();
     }

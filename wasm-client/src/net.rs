@@ -140,7 +140,8 @@ impl FetchTransport {
         }
     }
 
-    /// `GET /v1/m/{address}`: the blob stored there, if any.
+    /// `GET /v1/m/{address}`: the blob stored there, if any; a spent address (`410`: its blob
+    /// was read and deleted) is an empty body.
     pub async fn get(&self, mailbox: &str, address: &Address) -> Result<Option<Vec<u8>>, NetError> {
         let url = format!("{}/v1/m/{}", base(mailbox), encode_32(&address.0));
         let deadline = Deadline::start(self.timeout_ms)?;
@@ -148,6 +149,7 @@ impl FetchTransport {
         match response.status() {
             200 => Ok(Some(body_bytes(&deadline, &response, BLOB_LEN).await?)),
             404 => Ok(None),
+            410 => Ok(Some(Vec::new())),
             _ => Err(status_error(&deadline, &response).await),
         }
     }

@@ -31,11 +31,11 @@ const PUSHES_MUST_PASS: &[(&str, &str)] = &[
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
 /// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
 /// (faults, seeds, first seed, further flags). Restores with delete-after-read (the web app's
-/// default) fail in about 1.3% of seeds: an order reversal after a restore, never a message
-/// lost without a word.
+/// default) fail in about 0.25% of seeds (seed 300 is the first): an order reversal after a
+/// restore, never a message lost without a word.
 const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[
     ("all", "1000", "0", &[]),
-    ("restore", "300", "0", &["--delete-after-read"]),
+    ("restore", "400", "0", &["--delete-after-read"]),
 ];
 
 fn build() -> Result<()> {

@@ -92,8 +92,9 @@ pub struct MailboxState {
     pub fetches: Cell<u32>,
     /// DELETE requests answered.
     pub deletes: Cell<u32>,
-    /// Addresses deleted (spent: a PUT there answers 410; this mailbox has no TTL).
-    pub spent: RefCell<BTreeSet<[u8; 32]>>,
+    /// Addresses deleted, each with the deleted blob (spent: a PUT of those bytes there
+    /// answers 410, of other bytes 409; this mailbox has no TTL).
+    pub spent: RefCell<BTreeMap<[u8; 32], Vec<u8>>>,
     /// PUTs answered 410 (the address was written, read and deleted).
     pub spent_410s: Cell<u32>,
     /// Addresses stored (`201`), in order: what a subscription watching them is pushed.
@@ -125,8 +126,8 @@ impl MailboxState {
             assert_eq!(message.len() % 32, 1);
             for key in message[1..].chunks(32) {
                 let address = WriteKey(key.try_into().unwrap()).address().0;
-                if self.blobs.borrow_mut().remove(&address).is_some() {
-                    self.spent.borrow_mut().insert(address);
+                if let Some(blob) = self.blobs.borrow_mut().remove(&address) {
+                    self.spent.borrow_mut().insert(address, blob);
                 }
             }
         }
@@ -177,7 +178,12 @@ impl Transport for TestMailbox {
             }
             return Ok(Deposit::AlreadyStored);
         }
-        if state.spent.borrow().contains(&address) {
+        if let Some(read) = state.spent.borrow().get(&address) {
+            if read.as_slice() != blob {
+                // Someone else's blob stood here and was read (Mailbox API: 409).
+                state.foreign_409s.set(state.foreign_409s.get() + 1);
+                return Ok(Deposit::AlreadyStored);
+            }
             state.spent_410s.set(state.spent_410s.get() + 1);
             return Ok(Deposit::Spent);
         }
@@ -192,7 +198,15 @@ impl Transport for TestMailbox {
         if !self.0.online.get() {
             return Err(offline());
         }
-        Ok(self.0.blobs.borrow().get(&address.0).cloned())
+        // A spent address answers 410: an empty body here.
+        let spent = self.0.spent.borrow().contains_key(&address.0);
+        Ok(self
+            .0
+            .blobs
+            .borrow()
+            .get(&address.0)
+            .cloned()
+            .or_else(|| spent.then(Vec::new)))
     }
     async fn delete(&self, _: &str, key: &WriteKey) -> Result<(), NetError> {
         if !self.0.online.get() {
@@ -200,8 +214,8 @@ impl Transport for TestMailbox {
         }
         self.0.deletes.set(self.0.deletes.get() + 1);
         let address = key.address().0;
-        if self.0.blobs.borrow_mut().remove(&address).is_some() {
-            self.0.spent.borrow_mut().insert(address);
+        if let Some(blob) = self.0.blobs.borrow_mut().remove(&address) {
+            self.0.spent.borrow_mut().insert(address, blob);
         }
         Ok(())
     }
@@ -221,7 +235,7 @@ impl Transport for TestMailbox {
             .iter()
             .filter_map(|a| match blobs.get(&a.0) {
                 Some(b) => Some((*a, b.clone())),
-                None => spent.contains(&a.0).then(|| (*a, Vec::new())),
+                None => spent.contains_key(&a.0).then(|| (*a, Vec::new())),
             })
             .collect())
     }
