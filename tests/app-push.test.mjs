@@ -388,10 +388,10 @@ describe("with WebSocket: delete-after-read deletes over the subscription", { sk
       assert.ok(m.length >= 33 && m.length <= 1 + 64 * 32, `1 + 32·k bytes (${m.length})`);
     }
     assert.deepEqual(httpDeletes, [], "no DELETE request for what a push brought");
-    // Gone from the mailbox: each address pushed reads 404 now.
+    // Gone from the mailbox: each address pushed reads 410 (spent: read and deleted) now.
     for (const address of pushedAddresses) {
       const res = await fetch(`${server.url}/v1/m/${address}`);
-      assert.equal(res.status, 404, `pushed ${address.slice(0, 8)}… deleted`);
+      assert.equal(res.status, 410, `pushed ${address.slice(0, 8)}… deleted`);
       await res.arrayBuffer();
     }
     for (const p of [erin, frank]) assert.deepEqual(p.errors, [], "no console errors");
