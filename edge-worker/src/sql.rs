@@ -8,17 +8,23 @@
 //! CREATE TABLE "messages_until_<end>" (
 //!   address    BLOB PRIMARY KEY,   -- 32 bytes
 //!   body       BLOB NOT NULL,      -- 1..=MAILBOX_MAX_BODY bytes; empty: deleted (spent)
-//!   expires_at INTEGER NOT NULL    -- ms since the Unix epoch (Date.now() + TTL), < end
+//!   expires_at INTEGER NOT NULL,   -- ms since the Unix epoch (Date.now() + TTL), < end
+//!   digest     BLOB                -- spent: SHA-256 of the deleted body; else NULL
 //! ) WITHOUT ROWID;
 //! ```
 //! and, in an object written by a release before buckets, the *legacy* table `messages` of
 //! the same columns, which no `PUT` writes any more ([`messages`]).
 //!
+//! A table created before digests were recorded lacks `digest`: the object adds it
+//! (`ALTER TABLE … ADD COLUMN digest BLOB`, once per table, in the statements that list the
+//! tables when an instance loads them). Its rows spent before that keep `digest` `NULL`: an
+//! empty body alone still means spent, and such a row answers `410` to any `PUT` ([`spent`]).
+//!
 //! # Invariants
 //! - **At most one live row per address** (`expires_at > now`) across all tables: a `PUT`
 //!   stores only after finding no live row in any table that can hold one. So first write
-//!   wins across buckets, and a spent address (its body emptied by a `DELETE`) stays spent
-//!   in whichever bucket holds it, until its own expiry.
+//!   wins across buckets, and a spent address (its body emptied and its digest recorded by a
+//!   `DELETE`) stays spent in whichever bucket holds it, until its own expiry.
 //! - **Reads see only live rows**, exactly as with one table: every look-up is
 //!   `address = ? AND expires_at > now` in each table that can hold a live row (scalar
 //!   subqueries, one primary-key probe per table, in one statement unless the shard has more
@@ -41,9 +47,11 @@
 
 pub mod buckets;
 pub mod lookup;
+pub mod spent;
 
 #[cfg(target_arch = "wasm32")]
 mod messages;
 
 #[cfg(target_arch = "wasm32")]
-pub use messages::{Expired, Messages, Put, SqlError};
+pub use messages::{Expired, Messages, SqlError};
+pub use spent::Put;

@@ -7,9 +7,9 @@
 //!
 //! | op | body | answer |
 //! |---|---|---|
-//! | `put` | address (32) ‖ message (≥ 1 byte) | `201` stored, `409` a live message is there, `410` the address is spent (deleted) |
-//! | `get` | 1..=256 addresses (32 each) | `200`, fetch-response framing of the live ones |
-//! | `delete` | address (32) | `204` |
+//! | `put` | address (32) ‖ message (≥ 1 byte) | `201` stored, `409` a live message is there or the address is spent by a message of other bytes, `410` the address is spent (deleted) by a message of these bytes (or of bytes not recorded: deleted before digests) |
+//! | `get` | 1..=256 addresses (32 each) | `200`, fetch-response framing of the live ones, a spent one as a record of length 0 |
+//! | `delete` | address (32) | `204`; the address is spent, with the SHA-256 of the deleted message (never the message) |
 //! | `notify` (hub only) | address (32) ‖ message (≥ 1 byte) | `204`, after pushing it to watchers |
 //!
 //! and `GET https://shard/subscribe` with the client's WebSocket upgrade (hub only). A body
@@ -198,6 +198,7 @@ impl Store for ShardedStore<'_> {
         }
     }
 
+    /// The live message at `address`, if any; a spent address is `Some` of an empty body.
     async fn get(&self, address: &Address) -> Result<Option<Vec<u8>>, StoreError> {
         let mut found = self.get_many(std::slice::from_ref(address)).await?;
         Ok(found.pop().flatten())

@@ -14,6 +14,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -172,7 +173,8 @@ test("edge worker: an object with the pre-bucket `messages` table keeps serving 
     );
     assert.equal(await status(await del(host.url, live)), 204);
     assert.equal(await status(await get(host.url, live)), 404, "deleted in the legacy table");
-    assert.equal(await status(await put(host.url, live, "third")), 410, "spent in the legacy table");
+    assert.equal(await status(await put(host.url, live, "legacy")), 410, "spent in the legacy table: the deleted bytes");
+    assert.equal(await status(await put(host.url, live, "third")), 409, "spent in the legacy table: other bytes");
 
     // The legacy rows expire 4 s after they were written; the alarm purges them row by row
     // (legacy slack: TTL / 2, at least 1 s) and drops the table once empty.
@@ -205,10 +207,12 @@ test("edge worker: look-ups, first write wins and DELETE span 8 live bucket tabl
     const res = await fetchBatch(host.url, slots.map((s) => s.address));
     assert.deepEqual(parseFrames(await bytes(res)).map((f) => f.body.toString()), slots.map((_, i) => `m${i}`));
     // Delete in the oldest and the newest bucket: spent in place.
-    for (const s of [slots[0], slots[7]]) {
+    for (const i of [0, 7]) {
+      const s = slots[i];
       assert.equal(await status(await del(host.url, s)), 204);
       assert.equal(await status(await get(host.url, s)), 404);
-      assert.equal(await status(await put(host.url, s, "again")), 410);
+      assert.equal(await status(await put(host.url, s, `m${i}`)), 410, "the deleted bytes");
+      assert.equal(await status(await put(host.url, s, "again")), 409, "other bytes");
     }
   } finally {
     await host.stop();
@@ -252,7 +256,8 @@ test("edge worker: a shard with more live tables than one look-up statement may 
     assert.deepEqual(parseFrames(await bytes(res)).map((f) => f.body.toString()), ["oldest", "middle", "", "fresh"]);
     assert.equal(await status(await del(host.url, oldest)), 204);
     assert.equal(await status(await get(host.url, oldest)), 404, "deleted in the oldest table");
-    assert.equal(await status(await put(host.url, oldest, "again")), 410, "and spent there");
+    assert.equal(await status(await put(host.url, oldest, "oldest")), 410, "and spent there (the deleted bytes)");
+    assert.equal(await status(await put(host.url, oldest, "again")), 409, "and spent there (other bytes)");
     await host.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -272,5 +277,93 @@ test("edge worker: a TTL far beyond what an alarm can be set to (1,000 years) st
     assert.equal(await status(await put(host.url, slot, "second")), 409);
   } finally {
     await host.stop();
+  }
+});
+
+test("edge worker: a PUT at a spent address is 410 `address spent` for the deleted message's own bytes (a retry whose 201 was lost), 409 `address already written` for other bytes", { timeout: 60_000 }, async () => {
+  const host = await startWorker({ ttl: 60 });
+  try {
+    const slot = newSlot();
+    const mine = randomBytes(300);
+    assert.equal(await status(await put(host.url, slot, mine)), 201);
+    assert.equal(await status(await del(host.url, slot)), 204);
+    let res = await put(host.url, slot, mine);
+    assert.equal(res.status, 410, "the same bytes: this blob was read");
+    assert.equal(await res.text(), "address spent");
+    const other = Buffer.from(mine);
+    other[299] ^= 1;
+    res = await put(host.url, slot, other);
+    assert.equal(res.status, 409, "other bytes: someone else wrote there first");
+    assert.equal(await res.text(), "address already written");
+    assert.equal(await status(await put(host.url, slot, "x")), 409, "other bytes, shorter");
+    assert.equal(await status(await put(host.url, slot, mine)), 410, "still spent for the same bytes; nothing was stored");
+    // A second DELETE of the spent address changes nothing (the digest stays).
+    assert.equal(await status(await del(host.url, slot)), 204);
+    assert.equal(await status(await put(host.url, slot, mine)), 410);
+    assert.equal(await status(await put(host.url, slot, other)), 409);
+    res = await fetchBatch(host.url, [slot.address]);
+    assert.deepEqual(parseFrames(await bytes(res)).map((f) => f.body.length), [0], "fetch: spent, a record of length 0");
+  } finally {
+    await host.stop();
+  }
+});
+
+test("edge worker: tables from before digests get the column when the object loads them; a row spent there before (body X'', no digest) answers 410 for any body, one deleted after records its digest", { skip, timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hush-edge-digest-"));
+  let host;
+  const stop = async () => {
+    const running = host;
+    host = undefined;
+    await running?.stop();
+  };
+  try {
+    host = await startWorker({ ttl: 60, persist: dir });
+    assert.equal(await status(await put(host.url, newSlot(), "create the object")), 201);
+    await stop();
+    const file = shardFile(dir);
+    // A bucket table and the legacy table as the releases before digests created them, each
+    // with a spent row (body emptied, no digest) and a live one.
+    const DAY = 86_400_000;
+    const end = (Math.ceil(Date.now() / DAY) + 2) * DAY;
+    const until = Date.now() + 60_000;
+    const [spentBucket, spentLegacy, liveBucket, liveLegacy] = [newSlot(), newSlot(), newSlot(), newSlot()];
+    const OLD = "(address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID";
+    sqlite(
+      file,
+      `CREATE TABLE "messages_until_${end}" ${OLD};
+       CREATE TABLE messages ${OLD};
+       INSERT INTO "messages_until_${end}" VALUES (X'${spentBucket.addressHex}', X'', ${end - 1});
+       INSERT INTO "messages_until_${end}" VALUES (X'${liveBucket.addressHex}', CAST('bucket' AS BLOB), ${end - 1});
+       INSERT INTO messages VALUES (X'${spentLegacy.addressHex}', X'', ${until});
+       INSERT INTO messages VALUES (X'${liveLegacy.addressHex}', CAST('legacy' AS BLOB), ${until});`,
+    );
+    host = await startWorker({ ttl: 60, persist: dir });
+    for (const [slot, where] of [[spentBucket, "bucket"], [spentLegacy, "legacy"]]) {
+      for (const body of ["one body", "another body", where]) {
+        const res = await put(host.url, slot, body);
+        assert.equal(res.status, 410, `spent before digests (${where} table): 410 for ${body}`);
+        assert.equal(await res.text(), "address spent");
+      }
+    }
+    // Deleted now, in the altered tables: the digest is recorded there.
+    for (const [slot, body] of [[liveBucket, "bucket"], [liveLegacy, "legacy"]]) {
+      assert.equal(await status(await del(host.url, slot)), 204);
+      assert.equal(await status(await put(host.url, slot, body)), 410, `${body}: the deleted bytes`);
+      assert.equal(await status(await put(host.url, slot, "other")), 409, `${body}: other bytes`);
+    }
+    await stop();
+    for (const table of [`messages_until_${end}`, "messages"]) {
+      const columns = sqlite(file, `SELECT name FROM pragma_table_info('${table}')`);
+      assert.deepEqual(columns, ["address", "body", "expires_at", "digest"], table);
+    }
+    const digests = (table, slot) => sqlite(file, `SELECT length(body), hex(digest) FROM "${table}" WHERE address = X'${slot.addressHex}'`);
+    const sha = (s) => createHash("sha256").update(s).digest("hex").toUpperCase();
+    assert.deepEqual(digests(`messages_until_${end}`, spentBucket), ["0|"], "an old spent row keeps no digest");
+    assert.deepEqual(digests(`messages_until_${end}`, liveBucket), [`0|${sha("bucket")}`]);
+    assert.deepEqual(digests("messages", spentLegacy), ["0|"]);
+    assert.deepEqual(digests("messages", liveLegacy), [`0|${sha("legacy")}`]);
+  } finally {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -160,7 +160,7 @@ describe("edge worker: billable operations per request (MAILBOX_LOG_OPS)", () =>
     await check("GET miss", () => get(host.url, slot), 404, { do: 1 });
     await check("PUT 201", () => put(host.url, slot, "here"), 201, { do: 1, read: 1, written: 1 });
     // A refused PUT reads the row it found in the look-up of every live bucket (which tells a
-    // live message, 409, from a spent address, 410).
+    // live message, 409, from a spent address: 410 for the deleted bytes, 409 for others).
     await check("PUT 409", () => put(host.url, slot, "again"), 409, { do: 1, read: 1 });
     await check("GET hit", () => get(host.url, slot), 200, { do: 1, read: 1 });
     const poll = [slot, ...Array.from({ length: 47 }, newSlot)].map((s) => s.address);
@@ -169,6 +169,10 @@ describe("edge worker: billable operations per request (MAILBOX_LOG_OPS)", () =>
     await check("fetch of 256, none found", () => fetchBatch(host.url, Array.from({ length: 256 }, () => newSlot().address)), 200, { do: 1 });
     // The look-up finds the row's bucket (1 read), the update empties it (1 read, 1 written).
     await check("DELETE", () => del(host.url, slot), 204, { do: 1, read: 2, written: 1 });
+    // A PUT at the spent address reads the digest the DELETE recorded with the row it finds
+    // anyway: the same bytes are 410, other bytes 409, for the cost of a refused PUT.
+    await check("PUT 410 (spent, the deleted bytes)", () => put(host.url, slot, "here"), 410, { do: 1, read: 1 });
+    await check("PUT 409 (spent, other bytes)", () => put(host.url, slot, "again"), 409, { do: 1, read: 1 });
     await check("DELETE again (spent: the emptied row is read)", () => del(host.url, slot), 204, { do: 1, read: 1 });
     await check("DELETE of nothing", () => del(host.url, newSlot()), 204, { do: 1 });
     await check("PUT 400 (bad key)", () => put(host.url, slot, "x", { key: "00" }), 400, {});

@@ -24,17 +24,19 @@ const _: () = assert!(MAX_PROBES_PER_STATEMENT > 0 && MAX_PROBES_PER_STATEMENT <
 /// What a look-up reads of the live row it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
-    /// `length(body)`: an integer, 0 for a spent address (its body emptied by a `DELETE`).
-    BodyLength,
+    /// What a `PUT` is refused for, in the row it reads anyway: the integer `1` for a live
+    /// message; for a spent address (its body emptied by a `DELETE`) a blob, the deleted
+    /// message's digest, or empty if none was recorded ([`super::spent`]).
+    Refusal,
     /// `body`: a blob, empty for a spent address.
     Body,
 }
 
 impl Column {
-    /// The column's SQL expression.
+    /// The column's SQL expression (never `NULL` for a row that exists).
     fn sql(self) -> &'static str {
         match self {
-            Column::BodyLength => "length(body)",
+            Column::Refusal => "CASE WHEN length(body) > 0 THEN 1 ELSE coalesce(digest, X'') END",
             Column::Body => "body",
         }
     }
@@ -76,18 +78,19 @@ mod tests {
     fn one_statement_probes_every_table_of_one_ttl() {
         let mut tables = buckets(33);
         tables.push(Table::Legacy);
-        let lookups = live_lookups(&tables, Column::BodyLength);
+        let lookups = live_lookups(&tables, Column::Refusal);
         assert_eq!(lookups.len(), 1, "one statement");
         let (sql, covered) = lookups.first().expect("one statement");
         assert_eq!(covered, &tables.as_slice());
-        assert_eq!(sql.matches("(SELECT length(body) FROM ").count(), 34);
-        assert!(sql.starts_with(
-            "SELECT (SELECT length(body) FROM \"messages_until_1000\" \
-             WHERE address = ?1 AND expires_at > ?2), "
-        ));
-        assert!(sql.ends_with(
-            "(SELECT length(body) FROM \"messages\" WHERE address = ?1 AND expires_at > ?2)"
-        ));
+        let refusal =
+            "(SELECT CASE WHEN length(body) > 0 THEN 1 ELSE coalesce(digest, X'') END FROM ";
+        assert_eq!(sql.matches(refusal).count(), 34);
+        assert!(sql.starts_with(&format!(
+            "SELECT {refusal}\"messages_until_1000\" WHERE address = ?1 AND expires_at > ?2), "
+        )));
+        assert!(sql.ends_with(&format!(
+            "{refusal}\"messages\" WHERE address = ?1 AND expires_at > ?2)"
+        )));
     }
 
     #[test]

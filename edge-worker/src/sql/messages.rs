@@ -1,5 +1,6 @@
 //! The statements: look-ups, the first-write-wins insert, the delete that leaves an address
-//! spent, and the alarm's drops, over the tables of [`super::buckets::Tables`].
+//! spent (recording the deleted message's digest, [`super::spent`]), and the alarm's drops,
+//! over the tables of [`super::buckets::Tables`].
 //!
 //! Every method runs its statements synchronously (no `await`): see the parent module's
 //! "Atomicity".
@@ -11,17 +12,23 @@ use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use super::buckets::{Table, Tables, bucket_end};
 use super::lookup::{Column, live_lookups};
+use super::spent::{Put, digest, put_at_spent};
 use crate::ops::Ops;
 
 /// Columns of every message table. Deleted bodies are not overwritten on disk: the Durable
 /// Object SQL API refuses `PRAGMA secure_delete` (`docs/EDGE-DEPLOY.md`, "What a delete
 /// leaves").
-const COLUMNS: &str =
-    "(address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID";
+const COLUMNS: &str = "(address BLOB PRIMARY KEY, body BLOB NOT NULL, \
+     expires_at INTEGER NOT NULL, digest BLOB) WITHOUT ROWID";
 
-/// Lists the message tables (one row read per table of the database).
-const LIST_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
-     AND (name = 'messages' OR name GLOB 'messages_until_*')";
+/// The column a table created before digests lacks, as `ALTER TABLE … ADD COLUMN` adds it.
+const DIGEST_COLUMN: &str = "digest BLOB";
+
+/// Lists the message tables and whether each has the `digest` column (one row read per table
+/// of the database). `ADD COLUMN` appends the column's definition to the table's `sql` in
+/// `sqlite_master`, as `CREATE TABLE` with [`COLUMNS`] has it.
+const LIST_TABLES: &str = "SELECT name, instr(sql, 'digest BLOB') > 0 FROM sqlite_master \
+     WHERE type = 'table' AND (name = 'messages' OR name GLOB 'messages_until_*')";
 
 /// Why a statement failed. Only the class is kept: never a statement's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,17 +43,6 @@ pub enum SqlError {
     /// The tables were used before [`Messages::load_tables`] (a bug of the caller).
     #[error("sql tables not loaded")]
     NotLoaded,
-}
-
-/// What a put did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Put {
-    /// Stored.
-    Stored,
-    /// A live message is there.
-    Exists,
-    /// The address was deleted and is spent until its message's expiry.
-    Spent,
 }
 
 /// What the alarm's [`Messages::expire`] did and what it leaves.
@@ -123,18 +119,35 @@ impl<'a> Messages<'a> {
         rows.map_err(|_| SqlError::Row)
     }
 
-    /// Reads which message tables exist (once per object instance; one row read per table)
-    /// and returns whether the legacy table is among them.
+    /// Reads which message tables exist (once per object instance; one row read per table),
+    /// adds the `digest` column to those created before it (once per table: one statement
+    /// each, in the same synchronous event), and returns whether the legacy table is among
+    /// them. A failure leaves the tables unloaded; the next operation loads them again (a
+    /// table altered already is not altered twice).
     pub fn load_tables(&self) -> Result<bool, SqlError> {
         let rows = self.run(LIST_TABLES, Vec::new())?;
         let mut names = Vec::with_capacity(rows.len());
         for row in rows {
-            match row.into_iter().next() {
-                Some(SqlStorageValue::String(name)) => names.push(name),
+            let mut columns = row.into_iter();
+            match (columns.next(), columns.next().as_ref().and_then(integer)) {
+                (Some(SqlStorageValue::String(name)), Some(has_digest)) => {
+                    names.push((name, has_digest != 0));
+                }
                 _ => return Err(SqlError::Row),
             }
         }
-        let tables = Tables::from_names(names.iter().map(String::as_str));
+        let tables = Tables::from_names(names.iter().map(|(name, _)| name.as_str()));
+        for (name, _) in names.iter().filter(|(_, has_digest)| !has_digest) {
+            if let Some(table) = Table::parse(name) {
+                self.run(
+                    &format!(
+                        "ALTER TABLE {} ADD COLUMN {DIGEST_COLUMN}",
+                        table.sql_name()
+                    ),
+                    Vec::new(),
+                )?;
+            }
+        }
         let legacy = tables.has_legacy();
         *self.tables.borrow_mut() = Some(tables);
         Ok(legacy)
@@ -166,12 +179,16 @@ impl<'a> Messages<'a> {
         self.with_tables(|t| t.live(now))
     }
 
-    /// Why a `PUT` is refused, from the `length(body)` of the live row it found.
-    fn refusal(length: &SqlStorageValue) -> Result<Put, SqlError> {
-        match integer(length) {
-            Some(0) => Ok(Put::Spent),
-            Some(_) => Ok(Put::Exists),
-            None => Err(SqlError::Row),
+    /// Why a `PUT` of `body` is refused, from the [`Column::Refusal`] of the live row it
+    /// found: a live message, or a spent address answered by [`put_at_spent`] (`body` is
+    /// hashed only then).
+    fn refusal(found: &SqlStorageValue, body: &[u8]) -> Result<Put, SqlError> {
+        match found {
+            SqlStorageValue::Blob(recorded) => {
+                put_at_spent(Some(recorded), body).ok_or(SqlError::Row)
+            }
+            other if integer(other).is_some() => Ok(Put::Exists),
+            _ => Err(SqlError::Row),
         }
     }
 
@@ -206,9 +223,12 @@ impl<'a> Messages<'a> {
     }
 
     /// Stores `body` at `address` until `expires_at`, in the bucket of `expires_at` (created
-    /// if missing), unless a live message is there or the address is spent, in any table.
-    /// Upholds "at most one live row per address": the look-up covers every table that can
-    /// hold a live row, and the insert runs in the same synchronous event.
+    /// if missing), unless a live message is there or the address is spent, in any table
+    /// ([`Put::Exists`], or for a spent address [`put_at_spent`]'s answer). Upholds "at most
+    /// one live row per address": the look-up covers every table that can hold a live row,
+    /// and the insert runs in the same synchronous event. The look-up reads the recorded
+    /// digest with the row it finds anyway: a refusal costs no further statement, and a
+    /// `PUT` to a free address none at all.
     pub fn put_if_absent(
         &self,
         address: &[u8; 32],
@@ -217,8 +237,8 @@ impl<'a> Messages<'a> {
         expires_at: i64,
     ) -> Result<Put, SqlError> {
         let live = self.live(now)?;
-        if let Some((_, length)) = self.find_live(&live, address, now, Column::BodyLength)? {
-            return Self::refusal(&length);
+        if let Some((_, found)) = self.find_live(&live, address, now, Column::Refusal)? {
+            return Self::refusal(&found, body);
         }
         let target = Table::Bucket {
             end: bucket_end(expires_at, self.width_ms),
@@ -230,14 +250,16 @@ impl<'a> Messages<'a> {
             )?;
             self.record(target, true);
         }
-        // An expired row of the same address in the target bucket is replaced (it can only
-        // be there if the clock went back; the look-up above found nothing live).
+        // An expired row of the same address in the target bucket is replaced, its digest
+        // cleared (it can only be there if the clock went back; the look-up above found
+        // nothing live).
         let name = target.sql_name();
         let rows = self.run(
             &format!(
                 "INSERT INTO {name} (address, body, expires_at) VALUES (?, ?, ?) \
                  ON CONFLICT (address) DO UPDATE SET body = excluded.body, \
-                 expires_at = excluded.expires_at WHERE {name}.expires_at <= ? RETURNING 1"
+                 expires_at = excluded.expires_at, digest = NULL \
+                 WHERE {name}.expires_at <= ? RETURNING 1"
             ),
             vec![
                 address.to_vec().into(),
@@ -251,36 +273,47 @@ impl<'a> Messages<'a> {
         }
         // Refused: a live row in the target after all (unreachable while `now` is the same
         // for both statements); tell 409 from 410 as for any other table.
-        match self.find_live(&[target], address, now, Column::BodyLength)? {
-            Some((_, length)) => Self::refusal(&length),
+        match self.find_live(&[target], address, now, Column::Refusal)? {
+            Some((_, found)) => Self::refusal(&found, body),
             None => Err(SqlError::Row),
         }
     }
 
     /// Deletes the live message at `address`, if any, in whichever table holds it: its body
-    /// is emptied and its expiry kept, so the address stays spent until then. A spent or
-    /// absent address is left as it is (nothing written).
+    /// is emptied, the SHA-256 of the body recorded in its place ([`super::spent`]) and its
+    /// expiry kept, so the address stays spent until then. A spent or absent address is left
+    /// as it is (nothing written). The same statements and rows as before digests: the
+    /// look-up reads the body (the row it read for its length), the update writes the row.
     pub fn delete(&self, address: &[u8; 32], now: i64) -> Result<(), SqlError> {
         let live = self.live(now)?;
-        let Some((table, length)) = self.find_live(&live, address, now, Column::BodyLength)? else {
+        let Some((table, found)) = self.find_live(&live, address, now, Column::Body)? else {
             return Ok(());
         };
-        if integer(&length).is_some_and(|n| n > 0) {
+        let SqlStorageValue::Blob(body) = found else {
+            return Err(SqlError::Row);
+        };
+        if !body.is_empty() {
+            let recorded = digest(&body);
+            drop(body);
             self.run(
                 &format!(
-                    "UPDATE {} SET body = X'' WHERE address = ? AND expires_at > ? \
+                    "UPDATE {} SET body = X'', digest = ? WHERE address = ? AND expires_at > ? \
                      AND length(body) > 0",
                     table.sql_name()
                 ),
-                vec![address.to_vec().into(), now.into()],
+                vec![
+                    recorded.to_vec().into(),
+                    address.to_vec().into(),
+                    now.into(),
+                ],
             )?;
         }
         Ok(())
     }
 
     /// The live messages at `addresses` (each distinct address once); a spent address (its
-    /// message deleted) has an empty body, which fetches report as a record of length 0 and
-    /// `GET` as `404` (`mailbox::Store::get_many`). One look-up per address probing every
+    /// message deleted) has an empty body, which fetches report as a record of length 0
+    /// (`mailbox::Store::get_many`), and `get` as `Some` of an empty body. One look-up per address probing every
     /// live table by primary key ([`super::lookup`]): SQLite counts a row read only where a
     /// probe finds a row, so a poll of empty addresses reads no rows, whatever the number of
     /// buckets (an `IN (…)` list of 48 read 49 per table).
