@@ -157,7 +157,7 @@ test("edge worker: an object with the pre-bucket `messages` table keeps serving 
     let res = await get(host.url, live);
     assert.equal(res.status, 200);
     assert.equal((await bytes(res)).toString(), "legacy");
-    assert.equal(await status(await get(host.url, spent)), 404, "spent: nothing to read");
+    assert.equal(await status(await get(host.url, spent)), 410, "spent: read and deleted");
     assert.equal(await status(await get(host.url, expired)), 404, "expired: absent");
     assert.equal(await status(await put(host.url, live, "second")), 409, "a live legacy message wins");
     assert.equal(await status(await put(host.url, spent, "second")), 410, "a spent legacy address stays spent");
@@ -172,7 +172,7 @@ test("edge worker: an object with the pre-bucket `messages` table keeps serving 
       ],
     );
     assert.equal(await status(await del(host.url, live)), 204);
-    assert.equal(await status(await get(host.url, live)), 404, "deleted in the legacy table");
+    assert.equal(await status(await get(host.url, live)), 410, "deleted in the legacy table: spent");
     assert.equal(await status(await put(host.url, live, "legacy")), 410, "spent in the legacy table: the deleted bytes");
     assert.equal(await status(await put(host.url, live, "third")), 409, "spent in the legacy table: other bytes");
 
@@ -210,7 +210,7 @@ test("edge worker: look-ups, first write wins and DELETE span 8 live bucket tabl
     for (const i of [0, 7]) {
       const s = slots[i];
       assert.equal(await status(await del(host.url, s)), 204);
-      assert.equal(await status(await get(host.url, s)), 404);
+      assert.equal(await status(await get(host.url, s)), 410, "spent");
       assert.equal(await status(await put(host.url, s, `m${i}`)), 410, "the deleted bytes");
       assert.equal(await status(await put(host.url, s, "again")), 409, "other bytes");
     }
@@ -249,13 +249,13 @@ test("edge worker: a shard with more live tables than one look-up statement may 
       assert.equal((await bytes(res)).toString(), body);
       assert.equal(await status(await put(host.url, slot, "second")), 409, `${body}: first write wins`);
     }
-    assert.equal(await status(await get(host.url, spent)), 404);
+    assert.equal(await status(await get(host.url, spent)), 410, "spent");
     assert.equal(await status(await put(host.url, spent, "second")), 410, "spent in an old table");
     assert.equal(await status(await put(host.url, fresh, "fresh")), 201, "a miss in all 121 tables");
     const res = await fetchBatch(host.url, [oldest.address, middle.address, spent.address, fresh.address]);
     assert.deepEqual(parseFrames(await bytes(res)).map((f) => f.body.toString()), ["oldest", "middle", "", "fresh"]);
     assert.equal(await status(await del(host.url, oldest)), 204);
-    assert.equal(await status(await get(host.url, oldest)), 404, "deleted in the oldest table");
+    assert.equal(await status(await get(host.url, oldest)), 410, "deleted in the oldest table: spent");
     assert.equal(await status(await put(host.url, oldest, "oldest")), 410, "and spent there (the deleted bytes)");
     assert.equal(await status(await put(host.url, oldest, "again")), 409, "and spent there (other bytes)");
     await host.stop();

@@ -218,7 +218,7 @@ describe("edge worker: billable operations per request (MAILBOX_LOG_OPS)", () =>
       assert.deepEqual(one, spent({ wsIn: 1, read: 2, written: 1 }), "delete message of one stored blob");
       const again = await measuredMessage(host, sub, deleteMessage([slot, never]));
       assert.deepEqual(again, spent({ wsIn: 1, read: 1 }), "a spent address and an empty one");
-      assert.equal(await get(host.url, slot).then((r) => r.status), 404);
+      assert.equal(await get(host.url, slot).then((r) => r.status), 410, "deleted: spent");
       assert.equal(sub.pending(), 0, "nothing sent back");
       t.diagnostic(`delete message of 1: ${JSON.stringify(one)}; of a spent and an empty address: ${JSON.stringify(again)}`);
     } finally {
