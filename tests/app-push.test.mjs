@@ -10,8 +10,8 @@
 //     conversation when clicked; with names and text chosen in Settings, it shows them;
 //   - the offer to notify appears only once a conversation is joined, never on load;
 //   - with window.WebSocket removed, polling alone delivers;
-//   - "Delete messages from the mailbox once read" on (the default): the mailbox's `deleted=`
-//     count (printed on SIGTERM) goes up, also after locking and unlocking; off: it stays 0.
+//   - "Delete messages from the mailbox once read" on: the mailbox's `deleted=` count (printed
+//     on SIGTERM) goes up, also after locking and unlocking; off (the default): it stays 0.
 
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -110,17 +110,6 @@ describe("subscriptions and notifications", { skip: NO_BROWSER }, () => {
     await spyOnNotifications(bob.context);
     await bob.context.grantPermissions(["notifications"], { origin: server.url });
     traffic = watchTraffic(bob.page);
-    // Delete-after-read off in this browser, as if chosen in Settings before anything was read
-    // (the last test counts no DELETE).
-    for (const p of [alice, bob]) {
-      await p.context.addInitScript(() => {
-        try {
-          localStorage.setItem("hush.deleteAfterRead", "off");
-        } catch {
-          // A document without storage (about:blank): nothing to set.
-        }
-      });
-    }
     await alice.page.goto(`${server.url}/`);
     await createPassphrase(alice.page, PASS.alice);
     await bob.page.goto(`${server.url}/`);
@@ -204,7 +193,7 @@ describe("subscriptions and notifications", { skip: NO_BROWSER }, () => {
     assert.equal(await notify.isChecked(), true, "on: accepted from the offer");
     const detail = bob.page.getByRole("checkbox", { name: "Show names and message text in notifications" });
     assert.equal(await detail.isChecked(), false, "names and text are off by default");
-    assert.equal(await bob.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).isChecked(), false, "off, as chosen");
+    assert.equal(await bob.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).isChecked(), false, "off by default");
     assert.deepEqual(await unlabelledControls(bob.page), [], "every control has a name");
     await detail.check();
     await screenshot(bob.page, "push-settings");
@@ -300,10 +289,11 @@ describe("without WebSocket: polling, and delete-after-read", { skip: NO_BROWSER
     if (server?.child.exitCode === null) await server.stop().catch(() => {});
   });
 
-  test("polling delivers, and a reader deletes after reading by default, also after unlocking again", async () => {
+  test("polling delivers, and a reader set to delete after reading deletes, also after unlocking again", async () => {
     await connect(carol.page, dave.page, "Dave", "Carol");
     await dave.page.getByRole("button", { name: "Settings" }).click();
-    assert.equal(await dave.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).isChecked(), true, "on by default");
+    await dave.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).check();
+    await dave.page.getByRole("status").filter({ hasText: "deleted from the mailbox" }).waitFor();
     await openChat(dave.page, "Carol");
     for (const text of ["one", "two", "three"]) await send(carol.page, text);
     await eventually(async () => (await messages(dave.page)).filter((m) => !m.own).length === 3, { what: "three messages at Dave, by polling" });
@@ -350,7 +340,7 @@ describe("with WebSocket: delete-after-read deletes over the subscription", { sk
   test("what a push brought is deleted by a delete message on its socket, not by DELETE requests", async () => {
     await connect(erin.page, frank.page, "Frank", "Erin");
     await frank.page.getByRole("button", { name: "Settings" }).click();
-    assert.equal(await frank.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).isChecked(), true, "on by default");
+    await frank.page.getByRole("checkbox", { name: "Delete messages from the mailbox once read" }).check();
     await openChat(frank.page, "Erin");
     const traffic = watchTraffic(frank.page);
     // Opening the chat reopens nothing: wait for a live socket (a snapshot received).

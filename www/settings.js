@@ -93,10 +93,12 @@ const CHOICES = {
   notifyText: { key: "hush.notifyText", default: false },
   /**
    * Polls delete what they read from the mailbox, so that it keeps a message only until it is
-   * read. Default on (issue 11); off keeps read messages until they expire, which lets a
-   * device restored from a backup fetch them again.
+   * read. Default off: a device restored from a backup with it on loses what its lost copy
+   * read, and the conversation ends on both sides (docs/SIMULATION.md, "Delete after read
+   * with restores"); off keeps read messages until they expire, so a restored device fetches
+   * them again and the conversation goes on.
    */
-  deleteAfterRead: { key: "hush.deleteAfterRead", default: true },
+  deleteAfterRead: { key: "hush.deleteAfterRead", default: false },
   /** The "Get notified of new messages" offer was answered or dismissed. */
   notifyOffered: { key: "hush.notifyOffered", default: false },
 };

@@ -30,8 +30,8 @@ const PUSHES_MUST_PASS: &[(&str, &str)] = &[
 /// (`docs/SIMULATION.md`, "What fails today"): CI checks that the simulator still finds the
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
 /// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
-/// (faults, seeds, first seed, further flags). Restores with delete-after-read (the web app's
-/// default) fail in about 0.25% of seeds (seed 300 is the first): an order reversal after a
+/// (faults, seeds, first seed, further flags). Restores with delete-after-read (an option of
+/// the web app, off by default) fail in about 0.25% of seeds (seed 300 is the first): an order reversal after a
 /// restore, never a message lost without a word.
 const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[
     ("all", "1000", "0", &[]),
