@@ -108,7 +108,7 @@ function messageChoices() {
   });
   const erase = checkbox({
     label: "Delete messages from the mailbox once read",
-    hint: "The mailbox then keeps a message only until this device has it. The cost: if this device is ever restored from a backup, messages read after that backup can't be fetched again.",
+    hint: "The mailbox then keeps a message only until this device has it. The cost: if this device is ever restored from a backup, messages read after that backup can't be fetched again, and its conversations may end (you would meet again to start new ones).",
     checked: choice("deleteAfterRead"),
     onchange: () => {
       const on = erase.input.checked;
