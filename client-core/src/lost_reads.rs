@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::client::Client;
+use crate::client::{Client, HistoryEntry};
 use crate::error::ClientError;
 use crate::platform::{Durability, Platform, RecordStore, Write};
 use crate::records::{self, BlobKind, Message, Status};
@@ -34,8 +34,8 @@ impl<P: Platform> Client<P> {
     /// Notes which of conversation `id`'s checked blobs (sequence numbers `checked`) read as
     /// `spent` at `now`, and sends again the messages of those spent and unacknowledged for
     /// [`LOST_READ_AFTER_MS`]: their blobs leave the outbox, the messages are queued (and
-    /// encrypted at once, [`Client::resend_squatted`]) and are *sending* again. Returns how
-    /// many messages were queued.
+    /// encrypted at once, [`Client::resend_squatted`]) and are *sending* again. Returns the
+    /// messages queued, as the history shows them.
     pub(crate) async fn resend_lost_reads(
         &self,
         key: &VaultKey,
@@ -43,7 +43,7 @@ impl<P: Platform> Client<P> {
         checked: &[u32],
         spent: &[u32],
         now: u64,
-    ) -> Result<u32, ClientError> {
+    ) -> Result<Vec<HistoryEntry>, ClientError> {
         let due: Vec<u32> = {
             let mut seen = self.spent_seen.borrow_mut();
             // A blob no longer spent (or no longer checked: acknowledged) starts again.
@@ -59,13 +59,13 @@ impl<P: Platform> Client<P> {
                 .collect()
         };
         if due.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let queued = {
             let _guard = self.lock_conversation(id).await?;
             let mut conversation = self.conversation(key, id).await?;
             if conversation.ended.is_some() {
-                return Ok(0);
+                return Ok(Vec::new());
             }
             let mut writes = Vec::new();
             let mut messages = BTreeSet::new();
@@ -78,7 +78,7 @@ impl<P: Platform> Client<P> {
                     messages.insert(message);
                 }
             }
-            let mut queued = 0u32;
+            let mut queued = Vec::new();
             for message_seq in messages {
                 let name = records::message_key(id, message_seq);
                 let Some(mut message) = self.read::<Message>(key, &name).await? else {
@@ -88,13 +88,16 @@ impl<P: Platform> Client<P> {
                     continue;
                 }
                 let queue = &mut conversation.recovery.resend;
-                if !queue.contains(&message_seq) {
+                let fresh = !queue.contains(&message_seq);
+                if fresh {
                     queue.push(message_seq);
-                    queued += 1;
                 }
                 if message.status != Status::Sending {
                     message.status = Status::Sending;
                     writes.push(self.put(key, name, &message));
+                }
+                if fresh {
+                    queued.push(HistoryEntry::from(&message));
                 }
             }
             conversation.recovery.resend.sort_unstable();
@@ -105,7 +108,7 @@ impl<P: Platform> Client<P> {
         self.spent_seen
             .borrow_mut()
             .retain(|(c, seq, _)| c != id || !due.contains(seq));
-        if queued > 0 {
+        if !queued.is_empty() {
             self.resend_squatted(id).await?;
         }
         Ok(queued)

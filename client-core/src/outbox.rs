@@ -25,7 +25,7 @@ use rand_core::Rng;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::client::{Client, DECOY_KEY_LABEL};
+use crate::client::{Client, DECOY_KEY_LABEL, HistoryEntry};
 use crate::decoys::{FETCH_BATCH, padded_batches};
 use crate::error::ClientError;
 use crate::join::join_all;
@@ -112,8 +112,10 @@ pub struct FlushOutcome {
     /// person's restore signal (`docs/PROTOCOL.md` §6.9; `EndReason::Diverged`).
     pub ended: u32,
     /// Messages encrypted again because their blobs were read (spent) but never acknowledged:
-    /// a copy of the peer's device that read them was lost (`docs/PROTOCOL.md` §8).
-    pub resent: u32,
+    /// a copy of the peer's device that read them was lost (`docs/PROTOCOL.md` §8), as the
+    /// history now shows them (*sending*). The peer gets them after the messages it read
+    /// since: the one place where its history gives way on order.
+    pub resent: Vec<HistoryEntry>,
 }
 
 /// One outbox record: its name, sequence number and content.
@@ -340,13 +342,13 @@ impl<P: Platform> Client<P> {
             outcome.conflicts += part.conflicts;
             outcome.acks_sent += part.acks_sent;
             outcome.retransmitted += part.retransmitted;
-            outcome.resent += part.resent;
+            outcome.resent.extend(part.resent);
             if part.last_error.is_some() {
                 outcome.last_error = part.last_error;
             }
         }
         outcome.flush_at_ms = self.next_flush_ms().await?;
-        if outcome.resent > 0 {
+        if !outcome.resent.is_empty() {
             // Their new blobs wait in the outbox: deliver them now.
             outcome.flush_at_ms = Some(self.now_ms());
         }
@@ -744,7 +746,9 @@ impl<P: Platform> Client<P> {
             .map(|((_, seq, _), _)| *seq)
             .collect();
         let all: Vec<u32> = due.iter().map(|(_, seq, _)| *seq).collect();
-        outcome.resent += self.resend_lost_reads(&key, id, &all, &spent, now).await?;
+        outcome
+            .resent
+            .extend(self.resend_lost_reads(&key, id, &all, &spent, now).await?);
         let mut checked = Vec::new();
         let mut failure = None;
         for ((_, seq, outgoing), address) in due.iter().zip(&addresses) {

@@ -143,7 +143,9 @@ struct Device {
     /// Messages this device showed and then lost from its history (a restore to an older
     /// backup, a power loss): their sender sends them again once it finds them read and never
     /// acknowledged (client-core `lost_reads`), after later ones, so they come back out of
-    /// order. Filled at each start of the app.
+    /// order. Filled at each start of the app, and with every message its sender sends
+    /// again after finding it read (spent) and never acknowledged: a lost copy of this device
+    /// read it, shown or (a part of it) not, so it too comes back after later ones.
     lost_shown: Rc<RefCell<BTreeSet<String>>>,
     /// Whether this device was restored from a backup.
     restored: bool,
@@ -1127,6 +1129,7 @@ impl Simulation {
         let name = d.name;
         let world = self.world.clone();
         let tally = self.tally.clone();
+        let peer_lost = self.device(1 - device).lost_shown.clone();
         if screen.flush_timer.get() <= world.now() {
             screen.flush_timer.set(0);
         }
@@ -1144,7 +1147,7 @@ impl Simulation {
                                 outcome.conflicts,
                                 outcome.acks_sent,
                                 outcome.retransmitted,
-                                outcome.resent
+                                outcome.resent.len()
                             )
                         });
                         tally
@@ -1153,7 +1156,12 @@ impl Simulation {
                         tally
                             .retransmitted
                             .set(tally.retransmitted.get() + u64::from(outcome.retransmitted));
-                        tally.resent.set(tally.resent.get() + u64::from(outcome.resent));
+                        tally
+                            .resent
+                            .set(tally.resent.get() + outcome.resent.len() as u64);
+                        peer_lost
+                            .borrow_mut()
+                            .extend(outcome.resent.iter().map(|e| e.text.clone()));
                         if let Some(at) = outcome.flush_at_ms {
                             flush_at(&world, &screen, device, epoch, at);
                         }
