@@ -633,10 +633,18 @@ impl Ratchet {
         let mut new_skipped = Vec::new();
         let mut retired = vec![*address];
         if let Some(rc) = &self.receiving {
-            // A `PN` below `Nr` comes from a sender that was rolled back and started a new chain
-            // before learning how far its lost state had gone (`docs/PROTOCOL.md` §6.5): the
-            // old chain is simply given up, nothing of it skipped.
-            let end = h.pn.clamp(rc.next, rc.next.saturating_add(MAX_SKIP));
+            // A `PN` below `Nr` comes from a copy of the sender older than the one whose blobs
+            // we read on this chain: it was restored and started a new chain before learning
+            // how far its lost state had gone (`docs/PROTOCOL.md` §6.5). `PN` then says
+            // nothing about the old chain: a newer copy (restored from a later backup, or the
+            // lost state's own blobs still in flight) may deposit further on it. Its window
+            // stays readable as skipped keys, the reach it had a moment ago (§6.3, "A `PN`
+            // below `Nr`"), rather than giving those blobs up unread.
+            let end = if h.pn < rc.next {
+                rc.next.saturating_add(WINDOW)
+            } else {
+                h.pn.min(rc.next.saturating_add(MAX_SKIP))
+            };
             let mut chain_key = rc.chain_key.clone();
             for i in rc.next..end {
                 let offset = (i - rc.next) as usize;

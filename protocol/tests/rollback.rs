@@ -719,3 +719,40 @@ fn skipped_positions_are_credited_once_across_two_rollbacks() {
     let later = send(&mut a, &mut rng, b"later").remove(0);
     assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
 }
+
+/// A copy of the sender restored from an older backup answers our new chain with a chain of
+/// its own whose `PN` is below what we read of its old chain (our acknowledgement that told
+/// it of the rollback was sealed before we read more). A newer copy of the same device (the
+/// lost state's blobs still in flight, or a restore from a later backup) can still deposit on
+/// that old chain, where we read up to `Nr` a moment ago: those blobs must stay readable, not
+/// be given up unread with the old chain (the simulator's `all` seed 2954, whose sender saw
+/// its messages stay *sent* for good).
+#[test]
+fn an_old_chain_stays_readable_after_a_restored_copy_starts_a_new_one_below_it() {
+    let (mut b, mut a, mut rng) = pair(2954);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let backup = a.pickle(&KEY);
+    deliver(&mut b, &send(&mut a, &mut rng, b"two")[0]);
+    // Our reply (a new chain of ours) acknowledges "one" and "two" only.
+    let reply = send(&mut b, &mut rng, b"reply").remove(0);
+    deliver(&mut b, &send(&mut a, &mut rng, b"three")[0]);
+    // The newer copy has "four" sealed on its old chain, not yet deposited.
+    let four = send(&mut a, &mut rng, b"four").remove(0);
+
+    let mut restored = Session::from_pickle(&KEY, &backup).unwrap();
+    let received = restored.decrypt(&reply.address, &reply.blob).unwrap();
+    assert!(received.rollback.is_some());
+    // Its answer starts its next chain with a `PN` below our `Nr` of the old one.
+    let answer = send(&mut restored, &mut rng, b"after the restore").remove(0);
+    assert_eq!(
+        deliver(&mut b, &answer),
+        Some(b"after the restore".to_vec())
+    );
+
+    // The newer copy's blob on the old chain is still read.
+    assert!(
+        poll_set(&b).contains(&four.address),
+        "the old chain's window was given up"
+    );
+    assert_eq!(deliver(&mut b, &four), Some(b"four".to_vec()));
+}

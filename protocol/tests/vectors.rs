@@ -879,7 +879,13 @@ impl State {
                 }
                 if let Some(rc) = &s.receiving {
                     let mut ck = rc.ck;
-                    for i in rc.nr..pn.clamp(rc.nr, rc.nr + MAX_SKIP) {
+                    // §6.3 step 5: a `PN` below `Nr` keeps the old window instead.
+                    let end = if pn < rc.nr {
+                        rc.nr + W
+                    } else {
+                        pn.min(rc.nr + MAX_SKIP)
+                    };
+                    for i in rc.nr..end {
                         new_skipped.push(SkippedKey {
                             address: address_of(&rc.hk, peer, i),
                             hk: rc.hk,
