@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use protocol::Invite;
+use protocol::{INVITE_CLOCK_TOLERANCE, Invite};
 use rand_core::Rng;
 use zeroize::Zeroizing;
 
@@ -24,7 +24,7 @@ use crate::error::ClientError;
 use crate::platform::{Durability, Locks, Platform, PlatformRng, RecordStore, StorageError, Write};
 use crate::records::{
     self, ACK_PREFIX, AckDue, BlobKind, CONVERSATION_PREFIX, Conversation, ConversationState,
-    EndReason, Interference, InviteRecord, Message, OUTGOING_PREFIX, Outgoing, Record,
+    EndReason, Interference, InviteRecord, KeptHello, Message, OUTGOING_PREFIX, Outgoing, Record,
     RollbackNotice, Status, UnreadableNotice, VAULT_KEY,
 };
 use crate::schedule;
@@ -636,7 +636,22 @@ impl<P: Platform> Client<P> {
             self.put(&key, records::conversation_key(&id), &conversation),
             self.put(&key, invite_record_name(&key, &invite), &remembered),
         ];
+        // The hello stays on the mailbox until no inviter accepts it any more, also once the
+        // inviter confirmed it: a copy of the inviter restored to before it accepted looks
+        // for it there and nowhere else (`crate::outbox`, kept hellos).
+        let until_ms = invite
+            .expires_at()
+            .saturating_add(INVITE_CLOCK_TOLERANCE)
+            .saturating_mul(1_000);
         for blob in hello {
+            let kept = KeptHello {
+                write_key: blob.write_key.0,
+                blob: blob.blob.clone(),
+                until_ms,
+                checked_ms: self.now_ms(),
+                quiet: 0,
+            };
+            writes.push(self.put(&key, records::kept_hello_key(&id), &kept));
             writes.push(self.put_outgoing(&key, &id, blob, BlobKind::Hello));
         }
         self.store().commit(writes, Durability::Strict).await?;
@@ -729,6 +744,14 @@ impl<P: Platform> Client<P> {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         }
+        // Kept hellos (`crate::outbox`), once they have left the outbox.
+        let (kept, _) = self.kept_hellos(&key).await?;
+        for (_, _, hello) in kept {
+            let at = hello
+                .checked_ms
+                .saturating_add(crate::outbox::kept_hello_interval(hello.quiet));
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
         Ok(next)
     }
 
@@ -807,6 +830,7 @@ impl<P: Platform> Client<P> {
             Write::Delete(records::conversation_key(id)),
             Write::Delete(records::ack_key(id)),
             Write::Delete(records::draft_key(id)),
+            Write::Delete(records::kept_hello_key(id)),
         ];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {

@@ -32,7 +32,7 @@ use crate::join::join_all;
 use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Transport, Write};
 use crate::records::{
     self, ACK_PREFIX, AckDue, BlobKind, Conversation, ConversationState, EndReason, Interference,
-    Message, OUTGOING_PREFIX, Outgoing, Status,
+    KEPT_HELLO_PREFIX, KeptHello, Message, OUTGOING_PREFIX, Outgoing, Status,
 };
 use crate::vault::VaultKey;
 
@@ -111,6 +111,9 @@ pub struct FlushOutcome {
     /// Conversations that ended in this flush: the retransmission check found the other
     /// person's restore signal (`docs/PROTOCOL.md` §6.9; `EndReason::Diverged`).
     pub ended: u32,
+    /// Our hellos as joiner deposited again, confirmed but expired, for a copy of the
+    /// inviter's device restored to before it accepted ([`KeptHello`]).
+    pub hellos_kept: u32,
     /// Messages encrypted again because their blobs were read (spent) but never acknowledged:
     /// a copy of the peer's device that read them was lost (`docs/PROTOCOL.md` §8), as the
     /// history now shows them (*sending*). The peer gets them after the messages it read
@@ -343,8 +346,15 @@ impl<P: Platform> Client<P> {
             outcome.acks_sent += part.acks_sent;
             outcome.retransmitted += part.retransmitted;
             outcome.resent.extend(part.resent);
+            outcome.hellos_kept += part.hellos_kept;
             if part.last_error.is_some() {
                 outcome.last_error = part.last_error;
+            }
+        }
+        if let Err(err) = self.keep_hellos(&key, &mut outcome).await {
+            match err {
+                ClientError::Network(err) => outcome.last_error = Some(err),
+                other => return Err(other),
             }
         }
         outcome.flush_at_ms = self.next_flush_ms().await?;
@@ -557,6 +567,7 @@ impl<P: Platform> Client<P> {
                             for (name, _, _) in outbox.drain(..) {
                                 writes.push(Write::Delete(name));
                             }
+                            writes.push(Write::Delete(records::kept_hello_key(id)));
                         }
                         Some(BlobKind::Ack) | None => {
                             // An acknowledgement is carried again by our next blob.
@@ -700,9 +711,24 @@ impl<P: Platform> Client<P> {
             .filter(|(_, _, o)| stored(o))
             .take(MAX_RETRANSMIT_CHECK)
             .collect();
+        // Our kept hello rides along while the request has room ([`KeptHello`]): checked at
+        // no extra cost, after the blobs of the outbox (whose addresses come first).
+        let kept_hello = if due.len() < MAX_RETRANSMIT_CHECK
+            && !items.iter().any(|(_, _, o)| o.kind == BlobKind::Hello)
+        {
+            self.read_lenient::<KeptHello>(&key, &records::kept_hello_key(id))
+                .await?
+                .filter(|hello| now < hello.until_ms)
+        } else {
+            None
+        };
+        let hello_address = kept_hello
+            .as_ref()
+            .map(|hello| WriteKey(hello.write_key).address());
         let addresses: Vec<Address> = due
             .iter()
             .map(|(_, _, o)| WriteKey(o.write_key).address())
+            .chain(hello_address)
             .collect();
         // The peer's restore signals ride along (`docs/PROTOCOL.md` §6.9): a peer restored to
         // a copy too old to read us leaves our blobs unconfirmed for ever, and says so there.
@@ -797,10 +823,161 @@ impl<P: Platform> Client<P> {
             }
             self.store().commit(writes, Durability::Relaxed).await?;
         }
+        if let (None, Some(hello), Some(address)) = (&failure, kept_hello, hello_address) {
+            let there = found.iter().any(|(a, _)| *a == address);
+            let name = records::kept_hello_key(id);
+            self.settle_kept_hello(&key, mailbox, name, hello, there, outcome)
+                .await?;
+        }
         match failure {
             Some(err) => Err(err.into()),
             None => Ok(()),
         }
+    }
+
+    /// The hellos we keep on the mailbox as joiner ([`KeptHello`]) that are ours to look
+    /// after now, by conversation id and record name: those whose conversation is live and
+    /// whose hello has left the outbox (the inviter confirmed it; until then the outbox's own
+    /// check deposits it again). Also the writes that drop the ones no longer needed: past
+    /// their time (no inviter accepts the hello any more), or of a conversation deleted or
+    /// whose invite someone else took.
+    pub(crate) async fn kept_hellos(
+        &self,
+        key: &VaultKey,
+    ) -> Result<(Vec<(String, String, KeptHello)>, Vec<Write>), ClientError> {
+        let now = self.now_ms();
+        let mut kept = Vec::new();
+        let mut drops = Vec::new();
+        for (name, hello) in self
+            .read_prefix_lenient::<KeptHello>(key, KEPT_HELLO_PREFIX)
+            .await?
+        {
+            let Some(id) = name.strip_prefix(KEPT_HELLO_PREFIX).map(str::to_owned) else {
+                continue;
+            };
+            let conversation = self
+                .read_lenient::<Conversation>(key, &records::conversation_key(&id))
+                .await?;
+            let live = conversation
+                .as_ref()
+                .is_some_and(|c| matches!(c.state, ConversationState::Active { .. }));
+            if !live || now >= hello.until_ms {
+                drops.push(Write::Delete(name));
+                continue;
+            }
+            if conversation.is_some_and(|c| c.ended.is_some()) {
+                continue;
+            }
+            let in_outbox = self
+                .store()
+                .get(&records::outgoing_key(&id, records::HELLO_SEQ as u32))
+                .await?
+                .is_some();
+            if !in_outbox {
+                kept.push((id, name, hello));
+            }
+        }
+        Ok((kept, drops))
+    }
+
+    /// Keeps our hellos as joiner on the mailbox ([`KeptHello`]): each whose check is due
+    /// ([`kept_hello_interval`]) is looked for with one padded fetch of the usual shape, and
+    /// deposited again, byte for byte, where its address reads empty (expired). The inviter
+    /// confirmed it, so its device read it; but a copy of that device restored to before it
+    /// accepted knows nothing of us and polls the hello address alone: without the hello, it
+    /// would wait for ever, and our messages would stay *sent* (`docs/PROTOCOL.md` §8). The
+    /// identical bytes tell an invite photographer, who can fetch that address, nothing new;
+    /// with the default mailbox lifetime (7 days) the hello never expires before the invite
+    /// can no longer be accepted, so nothing is ever deposited again. Foreign bytes at the
+    /// address (written after ours expired) end the keeping: nothing more can be done there.
+    async fn keep_hellos(
+        &self,
+        key: &VaultKey,
+        outcome: &mut FlushOutcome,
+    ) -> Result<(), ClientError> {
+        let (kept, drops) = self.kept_hellos(key).await?;
+        if !drops.is_empty() {
+            self.store().commit(drops, Durability::Relaxed).await?;
+        }
+        let now = self.now_ms();
+        let net = self.platform().net();
+        let decoy_key = key.subkey(DECOY_KEY_LABEL);
+        for (id, name, hello) in kept {
+            if now
+                < hello
+                    .checked_ms
+                    .saturating_add(kept_hello_interval(hello.quiet))
+            {
+                continue;
+            }
+            let Some(mailbox) = self
+                .read::<Conversation>(key, &records::conversation_key(&id))
+                .await?
+                .map(|c| c.mailbox.clone())
+            else {
+                continue;
+            };
+            let address = WriteKey(hello.write_key).address();
+            let mut found = false;
+            for batch in padded_batches(&decoy_key, &[address]) {
+                found |= net
+                    .fetch(&mailbox, &batch)
+                    .await?
+                    .iter()
+                    .any(|(a, _)| *a == address);
+            }
+            self.settle_kept_hello(key, &mailbox, name, hello, found, outcome)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// What a check of kept hello `hello` (record `name`) found: `found` if its address holds
+    /// a blob (ours, or spent: its reader deleted it, and nobody can store it again before it
+    /// would have expired); otherwise the very bytes are deposited again. Foreign bytes there,
+    /// written after ours expired (only an invite photographer can), end the keeping: a
+    /// restored inviter would read those, not ours, and nothing more can be done there.
+    async fn settle_kept_hello(
+        &self,
+        key: &VaultKey,
+        mailbox: &str,
+        name: String,
+        mut hello: KeptHello,
+        found: bool,
+        outcome: &mut FlushOutcome,
+    ) -> Result<(), ClientError> {
+        let now = self.now_ms();
+        let write = if found {
+            hello.quiet = hello.quiet.saturating_add(1);
+            hello.checked_ms = now;
+            self.put(key, name, &hello)
+        } else {
+            let outgoing = Outgoing {
+                write_key: hello.write_key,
+                blob: hello.blob.clone(),
+                kind: BlobKind::Hello,
+                stored: true,
+                checked_ms: now,
+            };
+            match deposit(self.platform().net(), mailbox, &outgoing).await? {
+                put @ (Put::Stored | Put::Read) => {
+                    // Spent (`Read`): these very bytes were deleted by someone holding the
+                    // hello's write key (the invite gives it); they go again once the spent
+                    // address expires.
+                    if matches!(put, Put::Stored) {
+                        outcome.hellos_kept += 1;
+                    }
+                    hello.quiet = 0;
+                    hello.checked_ms = now;
+                    self.put(key, name, &hello)
+                }
+                Put::Foreign => Write::Delete(name),
+            }
+        };
+        self.store()
+            .commit(vec![write], Durability::Relaxed)
+            .await?;
+        Ok(())
     }
 
     /// The interval between retransmission checks of conversation `id`, whose outbox is
@@ -1114,6 +1291,18 @@ async fn deposit<T: Transport>(
         // rollback recovery of `docs/PROTOCOL.md` §6.5).
         Deposit::Spent => Ok(Put::Read),
     }
+}
+
+/// The interval between checks of a kept hello ([`KeptHello`]) that `quiet` checks in a row
+/// found still on the mailbox (ms): [`RETRANSMIT_AFTER_MS`], doubled for each, up to
+/// [`RETRANSMIT_ACK_MAX_MS`], as for acknowledgement-only blobs. Only a copy of the inviter
+/// restored to before it accepted needs the hello, so it is not worth a check every 5 minutes
+/// for days; after it was deposited again (a short mailbox lifetime) the pace is back to
+/// 5 minutes, so it is back within about one interval of expiring.
+pub(crate) fn kept_hello_interval(quiet: u32) -> u64 {
+    RETRANSMIT_AFTER_MS
+        .saturating_mul(1 << quiet.min(16))
+        .min(RETRANSMIT_ACK_MAX_MS)
 }
 
 /// A data blob of history entry `message` found foreign bytes at its address. Its blobs

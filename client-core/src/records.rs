@@ -12,6 +12,7 @@
 //! | `msg/{id}/{seq:016x}` | [`Message`]: one message of the history |
 //! | `out/{id}/{seq:08x}` | [`Outgoing`]: one encrypted blob of ours (protocol sequence number `seq`) not yet acknowledged by the peer |
 //! | `ack/{id}` | [`AckDue`]: the conversation owes the peer an acknowledgement |
+//! | `hello/{id}` | [`KeptHello`]: our hello as joiner, kept on the mailbox until the invite can no longer be accepted |
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
 //! | `draft/{id}` | [`crate::drafts::Draft`]: the unsent text of a conversation's composer |
 //!
@@ -92,6 +93,14 @@ pub fn ack_key(id: &str) -> String {
 
 /// Prefix of every owed acknowledgement.
 pub const ACK_PREFIX: &str = "ack/";
+
+/// Key of the record that keeps conversation `id`'s hello (we joined) on the mailbox.
+pub fn kept_hello_key(id: &str) -> String {
+    format!("{KEPT_HELLO_PREFIX}{id}")
+}
+
+/// Prefix of every kept hello.
+pub const KEPT_HELLO_PREFIX: &str = "hello/";
 
 /// Key of conversation `id`'s draft (the unsent text of its composer).
 pub fn draft_key(id: &str) -> String {
@@ -531,6 +540,32 @@ impl Record for Outgoing {
     // Version 1 (no sequence number, kept until the mailbox stored it) is dropped.
     const VERSION: u8 = 2;
 }
+
+/// Our hello as joiner, kept on the mailbox (deposited again, byte for byte, where its address
+/// reads empty) until the invite can no longer be accepted, also after the inviter confirmed
+/// it: a copy of the inviter's device restored to before it accepted polls the hello address
+/// and nothing else, so without the hello it would wait for ever and the join never complete
+/// (`docs/PROTOCOL.md` §8, "The hello after acceptance"). Written at join with the outbox's
+/// hello; looked at only once that has left the outbox.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct KeptHello {
+    /// The hello's write key (the hello address is derived from it).
+    pub write_key: [u8; 32],
+    /// The hello, exactly as first encrypted.
+    #[serde(with = "serde_bytes")]
+    pub blob: Vec<u8>,
+    /// Until when it is kept (ms since the epoch, our clock): the invite's expiry plus
+    /// `protocol::INVITE_CLOCK_TOLERANCE`, past which no inviter accepts it.
+    pub until_ms: u64,
+    /// When the mailbox was last seen holding it, or it was deposited again (ms since the
+    /// epoch).
+    pub checked_ms: u64,
+    /// Checks in a row that found it still there (the interval doubles with each, as for
+    /// acknowledgement-only blobs).
+    pub quiet: u32,
+}
+
+impl Record for KeptHello {}
 
 /// What an outgoing blob carries.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
