@@ -490,11 +490,15 @@ impl Ratchet {
     /// lost blobs seen on the mailbox) count against `count`.
     /// When the next send starts a new chain anyway, this still moves the old chain's length,
     /// which the new chain's headers report as `PN` (the peer checks `PN ≥ Nr`).
-    /// While a send step is pending, the chain it starts skips as many positions too: the
-    /// lost state may have started it already, under the same header key.
+    /// While a send step is pending, the chain it starts skips as many positions too (at
+    /// most `W − 1`): the lost state may have started it already, under the same header key.
+    /// The peer looks for a new chain only at its first [`WINDOW`] positions, so a chain
+    /// starting past them would never be read, and `count` also counts the lost state's blobs
+    /// on the old chain. A lost state that did write `W` or more blobs there is met by `409`s
+    /// (the client moves on); the hedge (`docs/PROTOCOL.md` §3.7) keeps keys apart anyway.
     pub(crate) fn skip_sending(&mut self, count: u32) {
         if self.send_step_pending {
-            self.next_chain_skip = self.next_chain_skip.max(count);
+            self.next_chain_skip = self.next_chain_skip.max(count.min(WINDOW - 1));
             self.advance_sending(count);
             return;
         }

@@ -756,3 +756,37 @@ fn an_old_chain_stays_readable_after_a_restored_copy_starts_a_new_one_below_it()
     );
     assert_eq!(deliver(&mut b, &four), Some(b"four".to_vec()));
 }
+
+/// A device restored to a copy that had not yet read the peer's new chain, whose lost state
+/// then sent more than a window of blobs on its old chain (all `all` seed 2665: 18). The
+/// restored copy reads the peer's chain (its send step is pending), learns of the rollback
+/// and starts its next chain: the lost state may have started that chain too, under the same
+/// header key, so the chain skips positions, but never so many that it starts beyond the
+/// peer's window on it (`W` addresses from message 0): there the peer would never look, and
+/// each side would wait for the other for ever. A lost state that did write `W` or more
+/// blobs on the new chain is met by `409`s, which move the sender on; the hedge (§3.7) keeps
+/// keys apart whatever the positions.
+#[test]
+fn a_restored_chain_starts_within_the_peers_window_after_a_long_lost_run() {
+    let (mut a, mut b, mut rng) = pair(97);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    // Bob answers: his new chain, which Alice's backup has not read.
+    let two = send(&mut b, &mut rng, b"two").remove(0);
+    let backup = a.pickle(&KEY);
+    let lost = protocol::WINDOW + 4;
+    for i in 0..lost {
+        let blob = send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0);
+        assert!(deliver(&mut b, &blob).is_some());
+    }
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert_eq!(received.rollback.map(|r| r.lost_blobs), Some(lost));
+    let after = send(&mut a, &mut rng, b"after the restore").remove(0);
+    assert!(
+        poll_set(&b).contains(&after.address),
+        "the restored chain starts where the peer looks"
+    );
+    assert_eq!(deliver(&mut b, &after), Some(b"after the restore".to_vec()));
+}

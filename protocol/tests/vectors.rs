@@ -760,10 +760,11 @@ impl State {
         (out, record)
     }
 
-    /// §6.5: moves the sending chain (and, while a send step is pending, the next one).
+    /// §6.5: moves the sending chain (and, while a send step is pending, the next one, by at
+    /// most `W − 1`).
     fn skip_sending(&mut self, count: u32) {
         if self.pending {
-            self.next_chain_skip = self.next_chain_skip.max(count);
+            self.next_chain_skip = self.next_chain_skip.max(count.min(W - 1));
         }
         if let Some(chain) = self.sending.as_mut() {
             for _ in 0..count {
