@@ -38,11 +38,11 @@ const PUSHES_MUST_PASS: &[(&str, &str)] = &[
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
 /// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
 /// (faults, seeds, first seed, further flags). Restores with delete-after-read (an option of
-/// the web app, off by default) fail in about 0.15% of seeds (seed 1644 is the first): an
+/// the web app, off by default) fail in about 0.25% of seeds (seeds 1973 and 1999): an
 /// order reversal after a restore, never a message lost without a word.
 const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[
     ("all", "1000", "0", &[]),
-    ("restore", "100", "1600", &["--delete-after-read"]),
+    ("restore", "50", "1950", &["--delete-after-read"]),
 ];
 
 fn build() -> Result<()> {
