@@ -1024,7 +1024,9 @@ impl DrainProgress {
 /// authenticate (a squatted address: its sender moved past it and abandoned what it had
 /// queued behind, whose empty addresses never fill, and which its floor cannot say while
 /// older blobs wait for confirmation); or a later blob found in the same poll carries a floor
-/// past it. And, whatever happens, once it was first held [`MAX_HOLD_MS`] ago.
+/// past it. And, whatever happens, once it was first held [`MAX_HOLD_MS`] ago. Before holding,
+/// the drain asks (once per poll) for the addresses the window would cover had it read the
+/// blob: the later blobs that decide the hold may lie only there.
 fn drain(
     live: &mut Session,
     found: &mut Vec<Found>,
@@ -1106,7 +1108,7 @@ fn drain(
             }
             return out;
         }
-        let (address, blob, _) = found.swap_remove(index);
+        let (address, blob, blob_round) = found.swap_remove(index);
         match live.decrypt(&address, &blob) {
             Ok(received) => {
                 // The addresses before this one in the peer's order: all were fetched and
@@ -1150,6 +1152,31 @@ fn drain(
                         .rebuild(Some((&address, &blob)))
                         .is_none_or(|mut copy| covered_later(&mut copy, found, received.seq));
                     if !covered {
+                        // Look past the hold first: the addresses the window would cover had
+                        // it read this blob. The sender deposits within the window of a peer
+                        // that reads what it stored, so what decides the hold (a later floor,
+                        // more blobs behind) may lie there, and only there once the window
+                        // before it is full. Only what comes after it in the sender's order:
+                        // the copy's skipped keys are earlier positions (a blob of the next
+                        // chain leaves the rest of the current one there), whose blobs, seen
+                        // only this way, would be read after it (`restore` seed 941 with
+                        // `--delete-after-read`).
+                        let beyond: Vec<Address> = replay
+                            .rebuild(Some((&address, &blob)))
+                            .map(|copy| {
+                                let set = copy.poll_set();
+                                set.current.into_iter().chain(set.next).collect::<Vec<_>>()
+                            })
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|a| progress.round_of(a) == 0)
+                            .collect();
+                        if may_refetch && !beyond.is_empty() {
+                            *live = before;
+                            found.push((address, blob, blob_round));
+                            out.refetch = beyond;
+                            return out;
+                        }
                         *live = before;
                         out.held = Some(address);
                         out.held_behind = found.len();

@@ -1017,6 +1017,40 @@ fn a_held_blob_is_read_after_the_hold_bound() {
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["later"]);
 }
 
+/// A hold is decided on what lies past the reader's window too. Bob's first message is lost
+/// by the mailbox and his next fifteen fill Alice's window behind it; what he writes on lands
+/// past that window, where a reader that holds looks only because of the hold (had she read
+/// the held blob, her window would cover it). Seeing Bob write on for `ACTIVE_HOLD_MS`, she
+/// reads. Before, she never saw the later blobs, the hold waited for more blobs behind it
+/// that could never be found, and when the held blobs expired her window stayed where it was
+/// for good (simulator `--seed 1864 --faults all`: a restored sender's messages went again
+/// past the window of a reader that held its earlier ones, and stayed *sent*).
+#[test]
+fn a_hold_looks_past_a_full_window() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(262);
+    let texts_sent: Vec<String> = (0..16).map(|i| format!("m{i}")).collect();
+    for text in &texts_sent {
+        run(bob.send(&b_id, text)).unwrap();
+    }
+    assert_eq!(run(bob.flush()).unwrap().delivered, 16);
+    let first = mailbox.stored.borrow()[mailbox.stored.borrow().len() - 16];
+    mailbox.blobs.borrow_mut().remove(&first).unwrap();
+    let early = run(alice.poll(&a_id)).unwrap();
+    assert!(early.messages.is_empty(), "held behind m0");
+    assert_eq!(early.rejected, 0, "held, not rejected");
+    advance(&alice, client_core::ACTIVE_HOLD_MS);
+    assert!(
+        run(alice.poll(&a_id)).unwrap().messages.is_empty(),
+        "nothing new behind the hold: still held"
+    );
+    run(bob.send(&b_id, "later")).unwrap();
+    run(bob.flush()).unwrap();
+    let got = run(alice.poll(&a_id)).unwrap();
+    let mut expected: Vec<&str> = texts_sent.iter().skip(1).map(String::as_str).collect();
+    expected.push("later");
+    assert_eq!(texts(&got.messages), expected);
+}
+
 /// An acknowledgement-only blob that expires unread is deposited again like any other until
 /// confirmed: it may be the only news of what the reader got.
 #[test]
