@@ -1148,29 +1148,27 @@ fn drain(
                     && !released
                     && let Some(before) = replay.rebuild(None)
                 {
-                    let covered = replay
-                        .rebuild(Some((&address, &blob)))
-                        .is_none_or(|mut copy| covered_later(&mut copy, found, received.seq));
-                    if !covered {
-                        // Look past the hold first: the addresses the window would cover had
-                        // it read this blob. The sender deposits within the window of a peer
-                        // that reads what it stored, so what decides the hold (a later floor,
-                        // more blobs behind) may lie there, and only there once the window
-                        // before it is full. Only what comes after it in the sender's order:
-                        // the copy's skipped keys are earlier positions (a blob of the next
-                        // chain leaves the rest of the current one there), whose blobs, seen
-                        // only this way, would be read after it (`restore` seed 941 with
-                        // `--delete-after-read`).
-                        let beyond: Vec<Address> = replay
-                            .rebuild(Some((&address, &blob)))
-                            .map(|copy| {
-                                let set = copy.poll_set();
-                                set.current.into_iter().chain(set.next).collect::<Vec<_>>()
-                            })
-                            .unwrap_or_default()
+                    // The session as if this blob were read: rebuilt once, for both questions.
+                    let after = replay.rebuild(Some((&address, &blob)));
+                    // Look past the hold first: the addresses the window would cover had it
+                    // read this blob. The sender deposits within the window of a peer that
+                    // reads what it stored, so what decides the hold (a later floor, more
+                    // blobs behind) may lie there, and only there once the window before it
+                    // is full. Only what comes after it in the sender's order: the copy's
+                    // skipped keys are earlier positions (a blob of the next chain leaves the
+                    // rest of the current one there), whose blobs, seen only this way, would
+                    // be read after it (`restore` seed 941 with `--delete-after-read`).
+                    let beyond: Vec<Address> = after.as_ref().map_or_else(Vec::new, |copy| {
+                        let set = copy.poll_set();
+                        set.current
                             .into_iter()
+                            .chain(set.next)
                             .filter(|a| progress.round_of(a) == 0)
-                            .collect();
+                            .collect()
+                    });
+                    let covered =
+                        after.is_none_or(|mut copy| covered_later(&mut copy, found, received.seq));
+                    if !covered {
                         if may_refetch && !beyond.is_empty() {
                             *live = before;
                             found.push((address, blob, blob_round));
