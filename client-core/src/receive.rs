@@ -888,9 +888,15 @@ impl<P: Platform> Client<P> {
     }
 
     /// Applies what the peer has acknowledged of our stream (under the conversation's lock,
-    /// into the step's commit): covered blobs leave the outbox, and a message none of whose
-    /// blobs is left becomes [`Status::Delivered`] — unless it waits in `queued` to be sent
-    /// again.
+    /// into the step's commit): covered blobs leave the outbox — a fragment only once its whole
+    /// message is covered (`docs/PROTOCOL.md` §8, "Storing what was sent") — and a message none
+    /// of whose blobs is left becomes [`Status::Delivered`], unless it waits in `queued` to be
+    /// sent again.
+    ///
+    /// **No false delivery:** while any fragment of a message is unconfirmed, our floor stays at
+    /// or below its first fragment, so the confirmed prefix can only pass the whole message
+    /// once one copy of the reader's device received all of it (a copy lost to a restore that
+    /// took half of it cannot make the other copy skip that half).
     async fn apply_acknowledgement(
         &self,
         key: &VaultKey,
@@ -904,16 +910,23 @@ impl<P: Platform> Client<P> {
         let outbox = self.outbox(key, id).await?;
         let mut covered_messages = BTreeSet::new();
         let mut left_messages = BTreeSet::new();
+        for (_, seq, outgoing) in &outbox {
+            if let BlobKind::Data { message } = outgoing.kind {
+                if acknowledged.contains(*seq) {
+                    covered_messages.insert(message);
+                } else {
+                    left_messages.insert(message);
+                }
+            }
+        }
         for (name, seq, outgoing) in &outbox {
-            let message = match outgoing.kind {
-                BlobKind::Data { message } => Some(message),
-                BlobKind::Hello | BlobKind::Ack => None,
-            };
-            if acknowledged.contains(*seq) {
+            // A fragment of a message not covered whole stays: the copy of the peer's device
+            // that acknowledged it may be lost to a restore, and a restored copy that gets
+            // the later fragments can only complete the message with these (our floor stays
+            // at them, and they are deposited again if they expire).
+            let partial = matches!(outgoing.kind, BlobKind::Data { message } if left_messages.contains(&message));
+            if acknowledged.contains(*seq) && !partial {
                 writes.push(Write::Delete(name.clone()));
-                covered_messages.extend(message);
-            } else {
-                left_messages.extend(message);
             }
         }
         for message_seq in covered_messages.difference(&left_messages) {

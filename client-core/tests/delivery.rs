@@ -1197,3 +1197,61 @@ fn a_poll_with_nothing_to_send_again_makes_no_probe() {
         "poll set and one refetch"
     );
 }
+
+/// A message is *delivered* only once one copy of the reader's device can have all of it.
+/// Alice's device reads the first two of Bob's five fragments (the mailbox lost the others for
+/// a while) and acknowledges them; then it goes back to a copy from before, and the two
+/// expire. Bob keeps those two, although acknowledged, for as long as the rest of the message
+/// is not: they hold his floor, so the restored copy waits for them, and they are deposited
+/// again once they expire. Before, they left Bob's outbox at the first acknowledgement: his
+/// floor passed them, the restored copy got only the last three fragments, never showed the
+/// message, and still acknowledged all it was missing, so Bob saw it *delivered* (simulator
+/// `--faults all`, a false delivery after a restore).
+#[test]
+fn fragments_acknowledged_by_a_copy_lost_to_a_restore_are_kept_until_the_whole_message_is() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(280);
+    let copy = snapshot(&alice);
+    let long = "x".repeat(4 * protocol::FRAGMENT_CAPACITY + 10);
+    run(bob.send(&b_id, &long)).unwrap();
+    run(bob.flush()).unwrap();
+    let stored = mailbox.stored.borrow().clone();
+    let fragments = &stored[stored.len() - 5..];
+    let lost: Vec<Vec<u8>> = fragments[2..]
+        .iter()
+        .map(|a| mailbox.blobs.borrow_mut().remove(a).unwrap())
+        .collect();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+    assert!(run(bob.poll(&b_id)).unwrap().delivered.is_empty());
+    for (address, blob) in fragments[2..].iter().zip(lost) {
+        mailbox.blobs.borrow_mut().insert(*address, blob);
+    }
+    restore(&alice, copy, "a");
+    for address in &fragments[..2] {
+        mailbox.blobs.borrow_mut().remove(address).unwrap();
+    }
+    run(bob.send(&b_id, "later")).unwrap();
+    run(bob.flush()).unwrap();
+    let long_seq = run(bob.history(&b_id))
+        .unwrap()
+        .iter()
+        .find(|e| e.text == long)
+        .unwrap()
+        .seq;
+    let mut shown = Vec::new();
+    for _ in 0..6 {
+        advance(&bob, RETRANSMIT_AFTER_MS);
+        run(bob.flush()).unwrap();
+        shown.extend(texts(&run(alice.poll(&a_id)).unwrap().messages));
+        advance(&alice, ACK_DELAY_MAX_MS);
+        run(alice.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+        if status_of(&bob, &b_id, long_seq) == Status::Delivered {
+            assert!(shown.contains(&long), "delivered, never shown: {shown:?}");
+        }
+    }
+    assert_eq!(shown, [long.clone(), "later".to_owned()]);
+    assert_eq!(status_of(&bob, &b_id, long_seq), Status::Delivered);
+    assert_eq!(mailbox.foreign_409s.get(), 0, "{:?}", mailbox.foreign_409s);
+}
