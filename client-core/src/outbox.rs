@@ -836,7 +836,7 @@ impl<P: Platform> Client<P> {
     }
 
     /// The hellos we keep on the mailbox as joiner ([`KeptHello`]) that are ours to look
-    /// after now, by conversation id and record name: those whose conversation is live and
+    /// after now, with conversation id, record name and mailbox: those whose conversation is live and
     /// whose hello has left the outbox (the inviter confirmed it; until then the outbox's own
     /// check deposits it again). Also the writes that drop the ones no longer needed: past
     /// their time (no inviter accepts the hello any more), or of a conversation deleted or
@@ -844,7 +844,7 @@ impl<P: Platform> Client<P> {
     pub(crate) async fn kept_hellos(
         &self,
         key: &VaultKey,
-    ) -> Result<(Vec<(String, String, KeptHello)>, Vec<Write>), ClientError> {
+    ) -> Result<(Vec<(String, String, KeptHello, String)>, Vec<Write>), ClientError> {
         let now = self.now_ms();
         let mut kept = Vec::new();
         let mut drops = Vec::new();
@@ -865,7 +865,10 @@ impl<P: Platform> Client<P> {
                 drops.push(Write::Delete(name));
                 continue;
             }
-            if conversation.is_some_and(|c| c.ended.is_some()) {
+            let Some(conversation) = conversation else {
+                continue;
+            };
+            if conversation.ended.is_some() {
                 continue;
             }
             let in_outbox = self
@@ -874,7 +877,7 @@ impl<P: Platform> Client<P> {
                 .await?
                 .is_some();
             if !in_outbox {
-                kept.push((id, name, hello));
+                kept.push((id, name, hello, conversation.mailbox.clone()));
             }
         }
         Ok((kept, drops))
@@ -902,7 +905,7 @@ impl<P: Platform> Client<P> {
         let now = self.now_ms();
         let net = self.platform().net();
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
-        for (id, name, hello) in kept {
+        for (_, name, hello, mailbox) in kept {
             if now
                 < hello
                     .checked_ms
@@ -910,13 +913,6 @@ impl<P: Platform> Client<P> {
             {
                 continue;
             }
-            let Some(mailbox) = self
-                .read::<Conversation>(key, &records::conversation_key(&id))
-                .await?
-                .map(|c| c.mailbox.clone())
-            else {
-                continue;
-            };
             let address = WriteKey(hello.write_key).address();
             let mut found = false;
             for batch in padded_batches(&decoy_key, &[address]) {
