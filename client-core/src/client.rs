@@ -746,7 +746,7 @@ impl<P: Platform> Client<P> {
         }
         // Kept hellos (`crate::outbox`), once they have left the outbox.
         let (kept, _) = self.kept_hellos(&key).await?;
-        for (_, _, hello, _) in kept {
+        for (_, hello, _) in kept {
             let at = hello
                 .checked_ms
                 .saturating_add(crate::outbox::kept_hello_interval(hello.quiet));

@@ -836,15 +836,15 @@ impl<P: Platform> Client<P> {
     }
 
     /// The hellos we keep on the mailbox as joiner ([`KeptHello`]) that are ours to look
-    /// after now, with conversation id, record name and mailbox: those whose conversation is live and
-    /// whose hello has left the outbox (the inviter confirmed it; until then the outbox's own
-    /// check deposits it again). Also the writes that drop the ones no longer needed: past
+    /// after now, each with its record name and its conversation's mailbox: those whose
+    /// conversation is live and whose hello has left the outbox (the inviter confirmed it;
+    /// until then the outbox's own check deposits it again). Also the writes that drop the ones no longer needed: past
     /// their time (no inviter accepts the hello any more), or of a conversation deleted or
     /// whose invite someone else took.
     pub(crate) async fn kept_hellos(
         &self,
         key: &VaultKey,
-    ) -> Result<(Vec<(String, String, KeptHello, String)>, Vec<Write>), ClientError> {
+    ) -> Result<(Vec<(String, KeptHello, String)>, Vec<Write>), ClientError> {
         let now = self.now_ms();
         let mut kept = Vec::new();
         let mut drops = Vec::new();
@@ -858,15 +858,17 @@ impl<P: Platform> Client<P> {
             let conversation = self
                 .read_lenient::<Conversation>(key, &records::conversation_key(&id))
                 .await?;
-            let live = conversation
-                .as_ref()
-                .is_some_and(|c| matches!(c.state, ConversationState::Active { .. }));
-            if !live || now >= hello.until_ms {
-                drops.push(Write::Delete(name));
-                continue;
-            }
-            let Some(conversation) = conversation else {
-                continue;
+            let conversation = match conversation {
+                Some(c)
+                    if matches!(c.state, ConversationState::Active { .. })
+                        && now < hello.until_ms =>
+                {
+                    c
+                }
+                _ => {
+                    drops.push(Write::Delete(name));
+                    continue;
+                }
             };
             if conversation.ended.is_some() {
                 continue;
@@ -877,7 +879,7 @@ impl<P: Platform> Client<P> {
                 .await?
                 .is_some();
             if !in_outbox {
-                kept.push((id, name, hello, conversation.mailbox.clone()));
+                kept.push((name, hello, conversation.mailbox.clone()));
             }
         }
         Ok((kept, drops))
@@ -905,7 +907,7 @@ impl<P: Platform> Client<P> {
         let now = self.now_ms();
         let net = self.platform().net();
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
-        for (_, name, hello, mailbox) in kept {
+        for (name, hello, mailbox) in kept {
             if now
                 < hello
                     .checked_ms
