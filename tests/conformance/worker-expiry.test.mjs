@@ -143,7 +143,7 @@ test("edge worker: an object with the pre-bucket `messages` table keeps serving 
     const file = shardFile(dir);
     const [live, spent, expired] = [newSlot(), newSlot(), newSlot()];
     const now = Date.now();
-    const until = now + 4000;
+    const until = now + 10_000; // room for a slow workerd start and the checks below
     sqlite(
       file,
       `CREATE TABLE messages (address BLOB PRIMARY KEY, body BLOB NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -176,9 +176,9 @@ test("edge worker: an object with the pre-bucket `messages` table keeps serving 
     assert.equal(await status(await put(host.url, live, "legacy")), 410, "spent in the legacy table: the deleted bytes");
     assert.equal(await status(await put(host.url, live, "third")), 409, "spent in the legacy table: other bytes");
 
-    // The legacy rows expire 4 s after they were written; the alarm purges them row by row
+    // The legacy rows expire 10 s after they were written; the alarm purges them row by row
     // (legacy slack: TTL / 2, at least 1 s) and drops the table once empty.
-    const seen = await awaitAlarms(host, from, (a) => a.legacyDropped, 15_000);
+    const seen = await awaitAlarms(host, from, (a) => a.legacyDropped, 25_000);
     assert.ok(seen.legacyDropped, "the legacy table was dropped");
     t.diagnostic(`alarms until the legacy table was dropped: ${seen.runs} runs, rows read ${seen.read}, rows written ${seen.written} (3 legacy rows purged), ${seen.bucketsDropped} bucket tables dropped`);
     assert.equal(await status(await put(host.url, live, "after")), 201, "writable again after expiry");
