@@ -159,6 +159,10 @@ pub struct Client<P: Platform> {
     /// (`crate::lost_reads`). Not persisted: after a restart the wait starts again. Cleared on
     /// [`Client::lock`].
     pub(crate) spent_seen: RefCell<Vec<(String, u32, u64)>>,
+    /// Our hellos that found foreign bytes at their address, watched for the inviter's
+    /// answer (`crate::hello_contest`). Not persisted: after a restart the watch starts
+    /// again. Cleared on [`Client::lock`].
+    pub(crate) hello_contests: RefCell<Vec<crate::hello_contest::HelloContest>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -185,6 +189,7 @@ impl<P: Platform> Client<P> {
             reading: RefCell::new(None),
             quiet_checks: RefCell::default(),
             spent_seen: RefCell::default(),
+            hello_contests: RefCell::default(),
         }
     }
 
@@ -345,6 +350,7 @@ impl<P: Platform> Client<P> {
         self.abandoned_below.borrow_mut().clear();
         self.quiet_checks.borrow_mut().clear();
         self.spent_seen.borrow_mut().clear();
+        self.hello_contests.borrow_mut().clear();
     }
 
     /// The remembered poll plan of conversation `id`, if its sealed state is still `state`.

@@ -19,6 +19,7 @@ pub mod client;
 pub mod decoys;
 pub mod drafts;
 pub mod error;
+pub mod hello_contest;
 mod join;
 mod local;
 mod lost_reads;
@@ -33,6 +34,7 @@ pub mod vault;
 pub use client::{Client, ConversationSummary, HistoryEntry, INVITE_LIFETIME_SECONDS, Notice};
 pub use decoys::{FETCH_BATCH, padded_batches};
 pub use error::ClientError;
+pub use hello_contest::{CONTEST_POLL_GAP_MS, HELLO_CONTEST_MS};
 pub use outbox::{
     ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, ACK_DELAY_READING_MAX_MS, ACK_DELAY_READING_MIN_MS,
     FlushOutcome, MAX_ABANDONED_RUN, MAX_RESENDS, MAX_RETRANSMIT_CHECK, RETRANSMIT_ACK_MAX_MS,

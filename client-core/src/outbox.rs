@@ -331,6 +331,14 @@ impl<P: Platform> Client<P> {
         if !drops.is_empty() {
             self.store().commit(drops, Durability::Relaxed).await?;
         }
+        self.keep_hello_contests(|id| {
+            conversations.iter().any(|(c, items)| {
+                c == id
+                    && items
+                        .iter()
+                        .any(|(_, _, o)| o.kind == BlobKind::Hello && !o.stored)
+            })
+        });
         // Conversations are delivered side by side: one whose mailbox never answers costs
         // its own deadline, not every other conversation's.
         let runs = conversations
@@ -358,6 +366,9 @@ impl<P: Platform> Client<P> {
             }
         }
         outcome.flush_at_ms = self.next_flush_ms().await?;
+        if let Some(at) = self.hello_contest_recheck_ms(self.now_ms()) {
+            outcome.flush_at_ms = Some(outcome.flush_at_ms.map_or(at, |n| n.min(at)));
+        }
         if !outcome.resent.is_empty() {
             // Their new blobs wait in the outbox: deliver them now.
             outcome.flush_at_ms = Some(self.now_ms());
@@ -469,6 +480,11 @@ impl<P: Platform> Client<P> {
         let mut delivery = Delivery::default();
         let unstored: Vec<&OutRecord> = items.iter().filter(|(_, _, o)| !o.stored).collect();
         for (at, (_, seq, outgoing)) in unstored.iter().enumerate() {
+            if outgoing.kind == BlobKind::Hello && self.hello_contest_quiet(&id, self.now_ms()) {
+                // Contested and tried a moment ago: everything waits behind it.
+                outcome.pending += u32::try_from(unstored.len() - at - 1).unwrap_or(0);
+                break;
+            }
             match deposit(net, &mailbox, outgoing).await {
                 Ok(put @ (Put::Stored | Put::Read)) => {
                     outcome.delivered += 1;
@@ -557,12 +573,19 @@ impl<P: Platform> Client<P> {
                     }
                 }
                 Put::Foreign => {
-                    conversation_changed = true;
                     let kind = outbox.get(at).map(|(_, _, o)| o.kind);
                     match kind {
+                        Some(BlobKind::Hello) if !self.hello_contest_settled(id, now) => {
+                            // Not final yet: the inviter may have read our hello before it
+                            // expired (`crate::hello_contest`). It stays, and so does
+                            // everything behind it, while polls watch for the answer.
+                        }
                         Some(BlobKind::Hello) => {
-                            // Someone joined with this invite before us: the inviter is
-                            // talking to them.
+                            // Polls watched long enough without an answer: someone joined
+                            // with this invite before us (the inviter is talking to them), or
+                            // wrote junk there first.
+                            conversation_changed = true;
+                            self.end_hello_contest(id);
                             conversation.state = ConversationState::InviteTaken;
                             for (name, _, _) in outbox.drain(..) {
                                 writes.push(Write::Delete(name));
@@ -570,6 +593,7 @@ impl<P: Platform> Client<P> {
                             writes.push(Write::Delete(records::kept_hello_key(id)));
                         }
                         Some(BlobKind::Ack) | None => {
+                            conversation_changed = true;
                             // An acknowledgement is carried again by our next blob.
                             if let Some((name, seq, _)) =
                                 (at < outbox.len()).then(|| outbox.remove(at))
@@ -579,6 +603,7 @@ impl<P: Platform> Client<P> {
                             }
                         }
                         Some(BlobKind::Data { message }) => {
+                            conversation_changed = true;
                             touched.insert(message);
                             squatted(
                                 &mut conversation,

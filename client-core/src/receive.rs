@@ -232,6 +232,7 @@ impl<P: Platform> Client<P> {
         self.probe_once(id).await?;
         let mut signal = false;
         let mut outcome = self.poll_mailbox(id, &mut signal, pushed).await?;
+        self.note_contest_poll(id, self.now_ms());
         // Only when the record read by this poll (or what it raised) calls for it: no extra
         // read per poll. Not fatal to the poll: the signal is deposited again at the next one.
         if signal || outcome.notice {

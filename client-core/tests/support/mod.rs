@@ -341,8 +341,8 @@ pub type Pair = (
     Rc<MailboxState>,
 );
 
-/// A joined pair on one test mailbox, the hello acknowledged.
-pub fn joined(seed: u64) -> Pair {
+/// Alice invites and Bob joins on one test mailbox; his hello is in his outbox, not yet sent.
+pub fn invited_and_joining(seed: u64) -> Pair {
     let mailbox = Rc::new(MailboxState::default());
     mailbox.online.set(true);
     let alice = client_on(seed, None, mailbox.clone());
@@ -353,6 +353,12 @@ pub fn joined(seed: u64) -> Pair {
         run(alice.create_invite("https://hush.example/", "https://mailbox.example", "Bob"))
             .unwrap();
     let b_id = run(bob.join(&link, "https://mailbox.example", "Alice")).unwrap();
+    (alice, a_id, bob, b_id, mailbox)
+}
+
+/// A joined pair on one test mailbox, the hello acknowledged.
+pub fn joined(seed: u64) -> Pair {
+    let (alice, a_id, bob, b_id, mailbox) = invited_and_joining(seed);
     assert_eq!(run(bob.flush()).unwrap().delivered, 1);
     let polled = run(alice.poll(&a_id)).unwrap();
     assert!(polled.joined);
