@@ -9,10 +9,12 @@
 //!   address: the conversation is alive, and the inviter's answers (deposited again where
 //!   they expired) are on their way.
 //!
-//! Only the inviter's answer tells them apart. So a contested hello is not final at once: it
-//! stays in the outbox (our later blobs wait behind it, as behind any blob not yet stored)
-//! while this device's polls of the conversation watch for the inviter's answer, which
-//! acknowledges the hello and takes it out of the outbox. The invite is taken for us only
+//! The second needs an earlier try at the hello: foreign bytes met at the very first try
+//! (recorded durably before its PUT, `Outgoing::checked_ms`) take the invite at once. After
+//! an earlier try, only the inviter's answer tells them apart. So such a contested hello is
+//! not final at once: it stays in the outbox (our later blobs wait behind it, as behind any
+//! blob not yet stored) while this device's polls of the conversation watch for the
+//! inviter's answer, which acknowledges the hello and takes it out of the outbox. The invite is taken for us only
 //! once the polls have watched for [`HELLO_CONTEST_MS`] since the contest was found, without
 //! a gap longer than [`CONTEST_POLL_GAP_MS`]: an inviter that is online in that time deposits
 //! its expired answers again within one retransmission interval

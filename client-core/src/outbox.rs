@@ -142,6 +142,9 @@ struct Delivery {
     results: Vec<(u32, Put)>,
     /// The sequence number whose PUT the mailbox refused (not transient), if any.
     refused: Option<u32>,
+    /// Whether this delivery made the first attempt ever at our hello: foreign bytes found
+    /// then cannot be an expired hello of ours written over (`crate::hello_contest`).
+    hello_first_try: bool,
 }
 
 impl<P: Platform> Client<P> {
@@ -480,10 +483,15 @@ impl<P: Platform> Client<P> {
         let mut delivery = Delivery::default();
         let unstored: Vec<&OutRecord> = items.iter().filter(|(_, _, o)| !o.stored).collect();
         for (at, (_, seq, outgoing)) in unstored.iter().enumerate() {
-            if outgoing.kind == BlobKind::Hello && self.hello_contest_quiet(&id, self.now_ms()) {
-                // Contested and tried a moment ago: everything waits behind it.
-                outcome.pending += u32::try_from(unstored.len() - at - 1).unwrap_or(0);
-                break;
+            if outgoing.kind == BlobKind::Hello {
+                if self.hello_contest_quiet(&id, self.now_ms()) {
+                    // Contested and tried a moment ago: everything waits behind it.
+                    outcome.pending += u32::try_from(unstored.len() - at - 1).unwrap_or(0);
+                    break;
+                }
+                if outgoing.checked_ms == 0 {
+                    delivery.hello_first_try = self.mark_hello_tried(&key, &id, *seq).await?;
+                }
             }
             match deposit(net, &mailbox, outgoing).await {
                 Ok(put @ (Put::Stored | Put::Read)) => {
@@ -519,6 +527,31 @@ impl<P: Platform> Client<P> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Records, before our hello `seq` of conversation `id` is first PUT, that it was tried
+    /// (its `checked_ms`, unused while a blob is not stored, becomes the time of the first
+    /// try; strict, so that a power loss cannot undo it while the PUT may have landed).
+    /// Returns whether this is that first try: foreign bytes found now mean someone wrote
+    /// there before our hello ever could (`crate::hello_contest`).
+    async fn mark_hello_tried(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        seq: u32,
+    ) -> Result<bool, ClientError> {
+        let _guard = self.lock_conversation(id).await?;
+        let name = records::outgoing_key(id, seq);
+        let Some(mut outgoing) = self.read::<Outgoing>(key, &name).await? else {
+            return Ok(false);
+        };
+        if outgoing.stored || outgoing.checked_ms != 0 {
+            return Ok(false);
+        }
+        outgoing.checked_ms = self.now_ms().max(1);
+        let write = self.put(key, name, &outgoing);
+        self.store().commit(vec![write], Durability::Strict).await?;
+        Ok(true)
     }
 
     /// Commits what a flush learnt about one conversation's blobs, under its lock (no
@@ -575,15 +608,18 @@ impl<P: Platform> Client<P> {
                 Put::Foreign => {
                     let kind = outbox.get(at).map(|(_, _, o)| o.kind);
                     match kind {
-                        Some(BlobKind::Hello) if !self.hello_contest_settled(id, now) => {
+                        Some(BlobKind::Hello)
+                            if !delivery.hello_first_try
+                                && !self.hello_contest_settled(id, now) =>
+                        {
                             // Not final yet: the inviter may have read our hello before it
                             // expired (`crate::hello_contest`). It stays, and so does
                             // everything behind it, while polls watch for the answer.
                         }
                         Some(BlobKind::Hello) => {
-                            // Polls watched long enough without an answer: someone joined
-                            // with this invite before us (the inviter is talking to them), or
-                            // wrote junk there first.
+                            // Found at our first attempt, or polls watched long enough without
+                            // an answer: someone joined with this invite before us (the
+                            // inviter is talking to them), or wrote junk there first.
                             conversation_changed = true;
                             self.end_hello_contest(id);
                             conversation.state = ConversationState::InviteTaken;

@@ -111,3 +111,14 @@ fn a_hello_never_answered_is_taken_only_after_the_polls_watched_for_the_contest_
     watch(&bob, &b_id, 2);
     assert!(run(bob.conversation_summary(&b_id)).unwrap().invite_taken);
 }
+
+#[test]
+fn foreign_bytes_found_at_the_first_try_take_the_invite_at_once() {
+    // Someone wrote at the hello address before our hello was ever sent (another joiner with
+    // the same invite): nothing of ours can have been there, so there is nothing to watch for.
+    let (_, _, bob, b_id, mailbox) = invited_and_joining(52);
+    mailbox.squat_next_put.set(true);
+    let flushed = run(bob.flush()).unwrap();
+    assert_eq!(flushed.conflicts, 1, "{flushed:?}");
+    assert!(run(bob.conversation_summary(&b_id)).unwrap().invite_taken);
+}

@@ -16,13 +16,21 @@ pub const CI_SEEDS: &str = "10000";
 /// acknowledgement-only blobs and the stored parts of re-sent messages no longer pin the
 /// floor, a blob this state cannot follow is no longer taken for junk, and order is checked
 /// causally (`docs/SIMULATION.md`); CI runs its first 1,000 (about a minute). With
-/// `--delete-after-read` (forced on, also where a client is restored) its first 1,000 pass
-/// too since a message sent again after a lost read may come back after later ones.
+/// `--delete-after-read` (forced on, also where a client is restored; an option of the web
+/// app, off by default) its first 1,000 pass but for two named seeds (`--allow`: they must
+/// still fail, and no other seed may): an order reversal after a restored reader, the class
+/// documented in `docs/SIMULATION.md` ("What fails now"), which fails in about 0.25 % of
+/// seeds. The seeds moved into this range when the joiner's first hello try was made durable
+/// (one more storage await in every seed shifts the draws).
 const MUST_PASS: &[(&str, &str, &[&str])] = &[
     ("squatter", "500", &[]),
     ("expiry", "500", &[]),
     ("restore", "1000", &[]),
-    ("restore", "1000", &["--delete-after-read"]),
+    (
+        "restore",
+        "1000",
+        &["--delete-after-read", "--allow", "348,817"],
+    ),
 ];
 
 /// Fault sets that must pass with `--pushes` (half the polls read a subscription snapshot,
@@ -37,13 +45,9 @@ const PUSHES_MUST_PASS: &[(&str, &str)] = &[
 /// (`docs/SIMULATION.md`, "What fails today"): CI checks that the simulator still finds the
 /// failure, so that the day a fix lands this run fails ("expected violations, found none") and
 /// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
-/// (faults, seeds, first seed, further flags). Restores with delete-after-read (an option of
-/// the web app, off by default) fail in about 0.25% of seeds (seeds 1973 and 1999): an
-/// order reversal after a restore, never a message lost without a word.
-const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[
-    ("all", "1000", "0", &[]),
-    ("restore", "50", "1950", &["--delete-after-read"]),
-];
+/// (faults, seeds, first seed, further flags). (Known failures inside a must-pass range are
+/// named there instead, with `--allow`.)
+const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[("all", "1000", "0", &[])];
 
 fn build() -> Result<()> {
     cargo(&["build", "--release", "--package", "simulator"])
