@@ -1086,19 +1086,16 @@ impl Simulation {
                             violations.borrow_mut().push(v);
                         }
                     }
-                    // The app flushes at once when the mailbox answers again after failing,
-                    // or while blobs are pending (and after a join, to show "connected").
-                    if outcome.joined || screen.poll_failed.get() || screen.flush_failures.get() > 0
-                    {
+                    // The app flushes at once when the mailbox answers again after failing
+                    // (and after a join, to show "connected"); blobs still pending otherwise
+                    // wait for the flush back-off, also after a poll that failed.
+                    if outcome.joined || screen.poll_failed.get() {
                         world.schedule(world.now(), Event::FlushTick { device, epoch });
                     }
                     screen.poll_failed.set(false);
                 }
                 Err(err) => {
                     screen.poll_failed.set(true);
-                    if screen.flush_failures.get() > 0 {
-                        world.schedule(world.now(), Event::FlushTick { device, epoch });
-                    }
                     world
                         .trace
                         .log(world.now(), || format!("{name}: poll failed: {err}"));

@@ -486,7 +486,10 @@ export class SyncEngine extends EventTarget {
       await this.refreshList();
       this.emit("messages", { id });
     }
-    if (recovered || this.pending > 0) this.flushSoon(0);
+    // The mailbox answers again after failing: deliver what waits now. Otherwise blobs still
+    // pending wait for the flush back-off (FLUSH_BACKOFF), so that a mailbox that is down,
+    // overloaded or full is not sent a flush after every poll.
+    if (recovered) this.flushSoon(0);
     if (this.pollAgain.delete(id) && !this.polling.has(id)) this.pollNow(id);
     else this.schedulePoll(id);
   }
