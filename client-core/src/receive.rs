@@ -623,17 +623,19 @@ impl<P: Platform> Client<P> {
             )
             .await?;
         }
+        let mut floor_news = false;
         if drained.decrypted > 0 || joined_now {
             changed = true;
-            self.apply_acknowledgement(
-                &key,
-                id,
-                &live,
-                &conversation.recovery.resend,
-                &mut writes,
-                outcome,
-            )
-            .await?;
+            floor_news = self
+                .apply_acknowledgement(
+                    &key,
+                    id,
+                    &live,
+                    &conversation.recovery.resend,
+                    &mut writes,
+                    outcome,
+                )
+                .await?;
         }
         if drained.rollbacks > 0 {
             let notice = conversation.rollback.get_or_insert(RollbackNotice {
@@ -693,7 +695,9 @@ impl<P: Platform> Client<P> {
         // A newly unreadable peer is owed a (stepping) acknowledgement too: it tells the peer.
         let newly_unreadable =
             drained.unreadable == Some(true) && conversation.unreadable.is_some() && changed;
-        if drained.data || joined_now || newly_unreadable {
+        // Our floor passed numbers the peer never got, with our data waiting above them: the
+        // peer may hold that data behind the gap until a blob of ours carries the new floor.
+        if drained.data || joined_now || newly_unreadable || floor_news {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
             let name = records::ack_key(id);
             let proposed = now + self.ack_delay_ms(id);
@@ -892,7 +896,9 @@ impl<P: Platform> Client<P> {
     /// into the step's commit): covered blobs leave the outbox — a fragment only once its whole
     /// message is covered (`docs/PROTOCOL.md` §8, "Storing what was sent") — and a message none
     /// of whose blobs is left becomes [`Status::Delivered`], unless it waits in `queued` to be
-    /// sent again.
+    /// sent again. Returns whether our floor now passes sequence numbers the peer never
+    /// received while data of ours waits above them ([`floor_news`]): the peer is then owed
+    /// an acknowledgement-only blob, which carries the new floor.
     ///
     /// **No false delivery:** while any fragment of a message is unconfirmed, our floor stays at
     /// or below its first fragment, so the confirmed prefix can only pass the whole message
@@ -906,9 +912,10 @@ impl<P: Platform> Client<P> {
         queued: &[u64],
         writes: &mut Vec<Write>,
         outcome: &mut PollOutcome,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
         let acknowledged = live.peer_acknowledgement();
         let outbox = self.outbox(key, id).await?;
+        let mut confirmed = Vec::new();
         let mut covered_messages = BTreeSet::new();
         let mut left_messages = BTreeSet::new();
         for (_, seq, outgoing) in &outbox {
@@ -928,8 +935,14 @@ impl<P: Platform> Client<P> {
             let partial = matches!(outgoing.kind, BlobKind::Data { message } if left_messages.contains(&message));
             if acknowledged.contains(*seq) && !partial {
                 writes.push(Write::Delete(name.clone()));
+                confirmed.push(*seq);
             }
         }
+        let held: Vec<(u32, bool)> = outbox
+            .iter()
+            .map(|(_, seq, o)| (*seq, o.kind != BlobKind::Ack))
+            .collect();
+        let news = floor_news(&held, &confirmed, &acknowledged);
         for message_seq in covered_messages.difference(&left_messages) {
             if queued.contains(message_seq) {
                 continue;
@@ -944,7 +957,7 @@ impl<P: Platform> Client<P> {
                 outcome.delivered.push(*message_seq);
             }
         }
-        Ok(())
+        Ok(news)
     }
 
     /// Fetches `addresses` in padded batches of [`crate::FETCH_BATCH`], one round each;
@@ -1304,6 +1317,35 @@ fn abandoned_gap(received: &Acknowledgement, seq: u32, abandoned_below: u32) -> 
     (from..seq).all(|q| received.contains(q))
 }
 
+/// Whether confirming `confirmed` moves our floor past sequence numbers the peer never
+/// received while data of ours still waits above them. `outbox`: our blobs before, each
+/// `(seq, holds_floor)` (acknowledgement-only blobs do not hold it); `acknowledged`: what
+/// the peer says it received of ours.
+///
+/// The floor travels in every blob we seal, and the peer holds a blob of ours behind a gap
+/// of numbers it never got until a floor passes them (`docs/PROTOCOL.md` §6.1, §8). Numbers
+/// we abandoned (queued behind a squatted address, or a restored copy's, sent again higher)
+/// leave such a gap; it settles for our side when the blobs below it are confirmed, but the
+/// peer learns that only from our next blob. Without one (we have nothing else to say), the
+/// peer would hold our data for [`MAX_HOLD_MS`] (`all` seed 7870).
+fn floor_news(outbox: &[(u32, bool)], confirmed: &[u32], acknowledged: &Acknowledgement) -> bool {
+    let floor_of = |left: &mut dyn Iterator<Item = &(u32, bool)>| {
+        left.filter(|(_, holds)| *holds).map(|(seq, _)| *seq).min()
+    };
+    let before = floor_of(&mut outbox.iter());
+    let remaining: Vec<(u32, bool)> = outbox
+        .iter()
+        .filter(|(seq, _)| !confirmed.contains(seq))
+        .copied()
+        .collect();
+    let after = floor_of(&mut remaining.iter());
+    match (before, after) {
+        (Some(before), Some(after)) if after > before => (acknowledged.next..after)
+            .any(|q| !acknowledged.contains(q) && !remaining.iter().any(|(seq, _)| *seq == q)),
+        _ => false,
+    }
+}
+
 /// A hold seen by this app session (not persisted: a restart starts the wait again).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HoldWatch {
@@ -1447,5 +1489,30 @@ mod tests {
         assert!(!abandoned_gap(&received(15, &[16, 17, 19]), 19, 16));
         // Everything missing lies below the released blob's number.
         assert!(abandoned_gap(&received(12, &[14, 16, 17]), 17, 16));
+    }
+
+    #[test]
+    fn the_floor_passing_numbers_the_peer_never_got_is_news_while_data_waits_above() {
+        // `all` seed 7870: data 0 unconfirmed; 1 was a lost copy's (read by the peer), 2 and 3
+        // abandoned; the message went again as 4, 5, 6. The peer confirms 0 and 1: our floor
+        // moves from 0 to 4 over 2 and 3, which the peer holds 4 behind.
+        let outbox = [(0, true), (4, true), (5, true), (6, true)];
+        assert!(floor_news(&outbox, &[0], &received(2, &[])));
+        // Nothing abandoned between: the peer has everything below the new floor.
+        let outbox = [(0, true), (1, true), (2, true)];
+        assert!(!floor_news(&outbox, &[0, 1], &received(2, &[])));
+        // The floor did not move (only an acknowledgement-only blob left).
+        let outbox = [(0, true), (3, false), (4, true)];
+        assert!(!floor_news(&outbox, &[3], &received(2, &[3])));
+        // Nothing of ours waits any more: no one holds anything of ours.
+        let outbox = [(0, true), (3, false)];
+        assert!(!floor_news(&outbox, &[0], &received(1, &[])));
+        // What the peer lacks below the new floor is still in the outbox (an acknowledgement-
+        // only blob, deposited again until confirmed): it will come, not news.
+        let outbox = [(0, true), (1, true), (2, false), (3, true)];
+        assert!(!floor_news(&outbox, &[0, 1], &received(2, &[])));
+        // But a number missing beside it is.
+        let outbox = [(0, true), (2, false), (3, true)];
+        assert!(floor_news(&outbox, &[0], &received(1, &[])));
     }
 }
