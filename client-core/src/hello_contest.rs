@@ -39,9 +39,9 @@ pub const CONTEST_POLL_GAP_MS: u64 = crate::RETRANSMIT_AFTER_MS;
 pub(crate) struct HelloContest {
     /// The conversation.
     id: String,
-    /// When a flush first found foreign bytes at the hello's address (ms since the epoch).
-    since_ms: u64,
-    /// Since when polls have watched without a gap longer than [`CONTEST_POLL_GAP_MS`].
+    /// Since when polls have watched without a gap longer than [`CONTEST_POLL_GAP_MS`]: when
+    /// a flush first found foreign bytes at the hello's address, then each poll after a gap
+    /// (ms since the epoch; it only moves forward).
     watched_from_ms: u64,
     /// The last successful poll, or `None` before the first since the contest was found.
     polled_ms: Option<u64>,
@@ -54,7 +54,6 @@ impl HelloContest {
     fn new(id: &str, now: u64) -> Self {
         HelloContest {
             id: id.to_owned(),
-            since_ms: now,
             watched_from_ms: now,
             polled_ms: None,
             tried_ms: now,
@@ -78,7 +77,7 @@ impl HelloContest {
     fn settled(&self, now: u64) -> bool {
         self.polled_ms.is_some_and(|polled| {
             now.saturating_sub(polled) <= CONTEST_POLL_GAP_MS
-                && now.saturating_sub(self.since_ms.max(self.watched_from_ms)) >= HELLO_CONTEST_MS
+                && now.saturating_sub(self.watched_from_ms) >= HELLO_CONTEST_MS
         })
     }
 }

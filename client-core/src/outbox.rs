@@ -292,7 +292,7 @@ impl<P: Platform> Client<P> {
             .await?;
         let lowest = outbox
             .iter()
-            .filter(|(_, outgoing)| outgoing.kind != BlobKind::Ack)
+            .filter(|(_, outgoing)| outgoing.kind.holds_floor())
             .filter_map(|(name, _)| records::parse_outgoing_key(name))
             .map(|(_, seq)| seq)
             .chain(pending_floor)

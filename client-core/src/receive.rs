@@ -938,11 +938,11 @@ impl<P: Platform> Client<P> {
                 confirmed.push(*seq);
             }
         }
-        let held: Vec<(u32, bool)> = outbox
+        let floor_items: Vec<(u32, bool)> = outbox
             .iter()
-            .map(|(_, seq, o)| (*seq, o.kind != BlobKind::Ack))
+            .map(|(_, seq, o)| (*seq, o.kind.holds_floor()))
             .collect();
-        let news = floor_news(&held, &confirmed, &acknowledged);
+        let news = floor_news(&floor_items, &confirmed, &acknowledged);
         for message_seq in covered_messages.difference(&left_messages) {
             if queued.contains(message_seq) {
                 continue;
@@ -1329,19 +1329,20 @@ fn abandoned_gap(received: &Acknowledgement, seq: u32, abandoned_below: u32) -> 
 /// peer learns that only from our next blob. Without one (we have nothing else to say), the
 /// peer would hold our data for [`MAX_HOLD_MS`] (`all` seed 7870).
 fn floor_news(outbox: &[(u32, bool)], confirmed: &[u32], acknowledged: &Acknowledgement) -> bool {
-    let floor_of = |left: &mut dyn Iterator<Item = &(u32, bool)>| {
-        left.filter(|(_, holds)| *holds).map(|(seq, _)| *seq).min()
+    let left = |seq: &u32| !confirmed.contains(seq);
+    // Our floor before the confirmation (`after` false) or after it.
+    let floor = |after: bool| {
+        outbox
+            .iter()
+            .filter(|(seq, holds)| *holds && (!after || left(seq)))
+            .map(|(seq, _)| *seq)
+            .min()
     };
-    let before = floor_of(&mut outbox.iter());
-    let remaining: Vec<(u32, bool)> = outbox
-        .iter()
-        .filter(|(seq, _)| !confirmed.contains(seq))
-        .copied()
-        .collect();
-    let after = floor_of(&mut remaining.iter());
-    match (before, after) {
-        (Some(before), Some(after)) if after > before => (acknowledged.next..after)
-            .any(|q| !acknowledged.contains(q) && !remaining.iter().any(|(seq, _)| *seq == q)),
+    // A number the peer never got and that will not come: not in what is left of the outbox.
+    let missing =
+        |q: u32| !acknowledged.contains(q) && !outbox.iter().any(|(seq, _)| *seq == q && left(seq));
+    match (floor(false), floor(true)) {
+        (Some(before), Some(after)) if after > before => (acknowledged.next..after).any(missing),
         _ => false,
     }
 }

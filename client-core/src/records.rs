@@ -582,6 +582,15 @@ pub enum BlobKind {
     Ack,
 }
 
+impl BlobKind {
+    /// Whether a blob of this kind holds our floor while unconfirmed (`docs/PROTOCOL.md` §8,
+    /// "Floor"): the hello and data do; an acknowledgement-only blob shows nothing, so the
+    /// peer has no reason to wait for it.
+    pub fn holds_floor(self) -> bool {
+        self != BlobKind::Ack
+    }
+}
+
 /// The conversation owes the peer an acknowledgement, due at `due_ms`.
 #[derive(Serialize, Deserialize)]
 pub struct AckDue {
