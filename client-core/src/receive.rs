@@ -868,9 +868,13 @@ impl<P: Platform> Client<P> {
             // Its blobs already on the mailbox leave the outbox (not abandoned: the peer may
             // have read them, and its digest counts them): the message goes again under its
             // id, so they are never needed, and kept they would pin our floor below the
-            // numbers abandoned here, which the peer would then hold later blobs for.
-            for (blob, _, outgoing) in &outbox {
-                if outgoing.stored
+            // numbers abandoned here, which the peer would then hold later blobs for. So do
+            // its blobs not yet deposited under an unverified number: the peer received the
+            // lost state's blob under that number, never this one, and kept (a fragment below
+            // the confirmed prefix holds the floor while its message is unconfirmed) it would
+            // pin the floor below the numbers its later fragments left (`all` seed 906).
+            for (blob, seq, outgoing) in &outbox {
+                if (outgoing.stored || unverified(*seq))
                     && outgoing.kind
                         == (BlobKind::Data {
                             message: message_seq,

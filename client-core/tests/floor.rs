@@ -62,3 +62,33 @@ fn a_restored_senders_message_sent_again_past_an_abandoned_number_is_not_held_fo
     assert_eq!(texts(&polled.messages), ["again one", "again two"]);
     assert_eq!(mailbox.foreign_409s.get(), foreign);
 }
+
+/// A restored sender's message whose first fragment took a number the reader had from the
+/// lost copy (the rollback shows it) goes again whole: that fragment, never deposited, leaves
+/// the outbox with its message. Kept, it held the floor below the numbers its later fragments
+/// left, and the reader held the message sent again behind them for good (`all` seed 906).
+#[test]
+fn a_fragment_under_a_number_the_lost_copy_used_does_not_pin_the_floor() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(906);
+    let backup = snapshot(&bob);
+    // Bob's device writes; Alice reads it; the blob expires; she acknowledges it.
+    run(bob.send(&b_id, "lost one")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["lost one"]
+    );
+    mailbox.expire_all();
+    assert_eq!(flush_when_due(&alice), 1);
+    // Bob's device goes back to the copy taken before and writes a message of three blobs
+    // before it deposits anything; its poll then meets Alice's acknowledgement of the lost
+    // copy's blob under the number of the message's first fragment.
+    restore(&bob, backup, "b");
+    let long = "x".repeat(2 * 893 + 10);
+    run(bob.send(&b_id, &long)).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    run(bob.flush()).unwrap();
+    // Alice shows the message once it went again: nothing holds it.
+    let polled = run(alice.poll(&a_id)).unwrap();
+    assert_eq!(texts(&polled.messages), [long]);
+}
