@@ -41,7 +41,7 @@ test("in Node, without a DOM, a poll's outcome and a mailbox outage come out as 
     listConversations: async () => [conversation],
     watchSet: async () => null,
     nextFlushAt: async () => null,
-    flush: async () => ({ delivered: 0, pending: 0, lastError: null, lastErrorCode: null, conflicts: 0, acksSent: 0, retransmitted: 0, ended: 0, flushAt: null }),
+    flush: async () => ({ delivered: 0, pending: 0, lastError: null, lastErrorCode: null, conflicts: 0, acksSent: 0, retransmitted: 0, ended: 0, flushAt: null, pollNow: [] }),
     poll: async () => {
       if (outage) throw Object.assign(new Error("unreachable"), { code: ErrorCode.MailboxUnreachable });
       return { messages: [message], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [] };

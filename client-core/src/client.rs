@@ -133,6 +133,10 @@ pub struct Client<P: Platform> {
     /// Conversations whose upcoming sending positions were probed since unlock
     /// ([`Client::poll`]). Cleared on [`Client::lock`].
     pub(crate) probed: RefCell<Vec<String>>,
+    /// Blobs read and committed whose DELETE waits for their conversation's next poll
+    /// (conversation id, mailbox, write key; `crate::receive`). Cleared on [`Client::lock`]:
+    /// those blobs then expire.
+    pub(crate) pending_deletes: RefCell<Vec<(String, String, protocol::WriteKey)>>,
     /// When this device last deposited each conversation's restore signals (ms since the
     /// epoch; `crate::outbox`). Not persisted: after a restart they are deposited once more,
     /// which stores nothing new.
@@ -163,6 +167,11 @@ pub struct Client<P: Platform> {
     /// answer (`crate::hello_contest`). Not persisted: after a restart the watch starts
     /// again. Cleared on [`Client::lock`].
     pub(crate) hello_contests: RefCell<Vec<crate::hello_contest::HelloContest>>,
+    /// Our blobs a flush is depositing (conversation id, sequence number), from just before
+    /// their PUT until the flush has recorded the answer (`crate::outbox`): possibly on the
+    /// mailbox although their record does not say so yet, so a rollback must not take them
+    /// for blobs that never left (`crate::receive`, `resend_unverified`).
+    pub(crate) depositing: RefCell<Vec<(String, u32)>>,
 }
 
 /// A remembered poll plan: conversation id, the sealed state it was computed from, the plan.
@@ -182,6 +191,7 @@ impl<P: Platform> Client<P> {
             key: RefCell::new(None),
             polls: RefCell::new(Vec::new()),
             probed: RefCell::new(Vec::new()),
+            pending_deletes: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
             abandoned_below: RefCell::new(Vec::new()),
@@ -190,6 +200,7 @@ impl<P: Platform> Client<P> {
             quiet_checks: RefCell::default(),
             spent_seen: RefCell::default(),
             hello_contests: RefCell::default(),
+            depositing: RefCell::default(),
         }
     }
 
@@ -346,6 +357,7 @@ impl<P: Platform> Client<P> {
         self.key.borrow_mut().take();
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
+        self.pending_deletes.borrow_mut().clear();
         self.hold_watch.borrow_mut().clear();
         self.abandoned_below.borrow_mut().clear();
         self.quiet_checks.borrow_mut().clear();

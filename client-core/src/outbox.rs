@@ -86,6 +86,16 @@ pub const PROBE_POSITIONS: u32 = 48;
 /// blob we deposit.
 pub const MAX_ABANDONED_RUN: u32 = WINDOW - 1;
 
+/// Most of our data blobs sealed and not yet on the mailbox before another message is
+/// sealed: a message sent meanwhile waits, as plaintext in the history and queued in
+/// [`Recovery::resend`](records::Recovery::resend), until fewer wait (the mailbox stored
+/// them). When a rollback or a squatted address makes the blobs still waiting go again behind
+/// an earlier message, their positions are abandoned; kept this far below
+/// [`MAX_ABANDONED_RUN`], the peer's window still reaches the blobs sent again, so the earlier
+/// message keeps its place (simulator `all` seeds 1189, 2889: 22 and 26 blobs sealed while
+/// the mailbox was down, too many to pull behind the message a restore made go again).
+pub const MAX_SEALED_AHEAD: u32 = 8;
+
 /// What a flush of the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FlushOutcome {
@@ -114,6 +124,12 @@ pub struct FlushOutcome {
     /// Our hellos as joiner deposited again, confirmed but expired, for a copy of the
     /// inviter's device restored to before it accepted ([`KeptHello`]).
     pub hellos_kept: u32,
+    /// Conversations with messages held back by [`Client::send`] (while
+    /// [`MAX_SEALED_AHEAD`] data blobs waited) whose earlier blobs are now all on the mailbox:
+    /// poll them now. The poll reads the peer's acknowledgements first, so a rollback is found
+    /// before new positions are picked; then it seals the held messages and asks for a flush
+    /// (`PollOutcome::flush_at_ms`).
+    pub poll_now: Vec<String>,
     /// Messages encrypted again because their blobs were read (spent) but never acknowledged:
     /// a copy of the peer's device that read them was lost (`docs/PROTOCOL.md` §8), as the
     /// history now shows them (*sending*). The peer gets them after the messages it read
@@ -162,23 +178,39 @@ impl<P: Platform> Client<P> {
         }
         let mut live = Self::load_session(&key, &conversation)?;
         let seq = conversation.next_seq;
-        // Messages waiting to be sent again (squatted) go first: order is kept.
-        let (mut writes, pending_floor) = self
+        // Messages waiting to be sent again (squatted) or to be sealed (held back below) go
+        // first: order is kept.
+        let (mut writes, pending_floor, sealed_ahead) = self
             .encrypt_queued(&key, id, &mut conversation, &mut live)
             .await?;
-        let (_, mut blobs, message_id) = self
-            .encrypt_entry(
-                &key,
-                id,
-                &mut live,
-                seq,
-                text.as_bytes(),
-                None,
-                pending_floor,
-            )
-            .await?;
-        writes.append(&mut blobs);
         let now = self.now_ms();
+        // Sealed only while few of our data blobs wait for the mailbox: otherwise it waits in
+        // the queue as plaintext, and is sealed once those are on the mailbox. A rollback or
+        // a squatted address found meanwhile then abandons few positions, and the messages
+        // sent again keep their place before this one (`MAX_SEALED_AHEAD`).
+        let hold_back =
+            !conversation.recovery.resend.is_empty() || sealed_ahead >= MAX_SEALED_AHEAD;
+        let message_id = if hold_back {
+            conversation.recovery.resend.push(seq);
+            // Its id now, kept with it: a copy of this device restored to a backup holding
+            // it queued seals it under the same id as the lost copy did, and the peer shows
+            // it once.
+            self.new_message_id(&key, id, seq, text.as_bytes())
+        } else {
+            let (_, mut blobs, message_id) = self
+                .encrypt_entry(
+                    &key,
+                    id,
+                    &mut live,
+                    seq,
+                    text.as_bytes(),
+                    None,
+                    pending_floor,
+                )
+                .await?;
+            writes.append(&mut blobs);
+            message_id
+        };
         conversation.next_seq += 1;
         conversation.last_activity_ms = now;
         if let ConversationState::Active { session, .. } = &mut conversation.state {
@@ -192,9 +224,13 @@ impl<P: Platform> Client<P> {
             status: Status::Sending,
             message_id,
         };
+        let carries_ack = !writes.is_empty();
         writes.push(self.put(&key, records::conversation_key(id), &conversation));
         writes.push(self.put(&key, records::message_key(id, seq), &message));
-        writes.push(Write::Delete(records::ack_key(id)));
+        if carries_ack {
+            // What was sealed carries our acknowledgement.
+            writes.push(Write::Delete(records::ack_key(id)));
+        }
         // Strict: these keys are about to be used on the wire; a power loss must not undo it.
         self.store().commit(writes, Durability::Strict).await?;
         Ok(seq)
@@ -344,13 +380,18 @@ impl<P: Platform> Client<P> {
         });
         // Conversations are delivered side by side: one whose mailbox never answers costs
         // its own deadline, not every other conversation's.
+        let ids: Vec<String> = conversations.iter().map(|(id, _)| id.clone()).collect();
         let runs = conversations
             .into_iter()
             .map(|(id, items)| self.flush_conversation(id, items))
             .collect();
         let mut outcome = FlushOutcome::default();
-        for result in join_all(runs).await {
+        for (id, result) in ids.into_iter().zip(join_all(runs).await) {
             let part = result?;
+            if part.conflicts == 0 && part.last_error.is_none() && self.held_back(&key, &id).await?
+            {
+                outcome.poll_now.push(id);
+            }
             outcome.delivered += part.delivered;
             outcome.pending += part.pending;
             outcome.conflicts += part.conflicts;
@@ -377,6 +418,17 @@ impl<P: Platform> Client<P> {
             outcome.flush_at_ms = Some(self.now_ms());
         }
         Ok(outcome)
+    }
+
+    /// Whether conversation `id` has messages held back by [`Client::send`] (queued in
+    /// [`Recovery::resend`](records::Recovery::resend)) and none of its data blobs waits for
+    /// the mailbox any more: the next poll seals them ([`FlushOutcome::poll_now`]).
+    async fn held_back(&self, key: &VaultKey, id: &str) -> Result<bool, ClientError> {
+        let waiting = self
+            .read::<Conversation>(key, &records::conversation_key(id))
+            .await?
+            .is_some_and(|c| !c.recovery.resend.is_empty() && c.ended.is_none());
+        Ok(waiting && self.unstored_data_blobs(key, id).await? == 0)
     }
 
     /// Encrypts and commits (strictly, like a send) an acknowledgement-only blob for every
@@ -482,7 +534,12 @@ impl<P: Platform> Client<P> {
         let net = self.platform().net();
         let mut delivery = Delivery::default();
         let unstored: Vec<&OutRecord> = items.iter().filter(|(_, _, o)| !o.stored).collect();
-        for (at, (_, seq, outgoing)) in unstored.iter().enumerate() {
+        let mut marks = Depositing {
+            set: &self.depositing,
+            id: &id,
+            seqs: Vec::new(),
+        };
+        for (at, (name, seq, outgoing)) in unstored.iter().enumerate() {
             if outgoing.kind == BlobKind::Hello {
                 if self.hello_contest_quiet(&id, self.now_ms()) {
                     // Contested and tried a moment ago: everything waits behind it.
@@ -492,6 +549,14 @@ impl<P: Platform> Client<P> {
                 if outgoing.checked_ms == 0 {
                     delivery.hello_first_try = self.mark_hello_tried(&key, &id, *seq).await?;
                 }
+            }
+            // Marked before the record is read again: a poll that learns of a rollback
+            // meanwhile pulls unsent blobs back (their messages go again behind an earlier
+            // one) but leaves a marked one alone, and one it pulled before is not deposited.
+            marks.mark(*seq);
+            if self.read::<Outgoing>(&key, name).await?.is_none() {
+                // Confirmed meanwhile, or pulled back: nothing to deposit.
+                continue;
             }
             match deposit(net, &mailbox, outgoing).await {
                 Ok(put @ (Put::Stored | Put::Read)) => {
@@ -520,6 +585,7 @@ impl<P: Platform> Client<P> {
         if !delivery.results.is_empty() || delivery.refused.is_some() {
             outcome.acks_sent += self.record_delivery(&id, delivery).await?;
         }
+        drop(marks);
         if let Err(err) = self.retransmit(&id, &mailbox, &items, &mut outcome).await {
             match err {
                 ClientError::Network(err) => outcome.last_error = Some(err),
@@ -1225,9 +1291,14 @@ impl<P: Platform> Client<P> {
         }
         let mut live = Self::load_session(&key, &conversation)?;
         Self::skip_taken(&mut live, taken);
-        let (mut writes, _) = self
+        let queued = conversation.recovery.resend.clone();
+        let (mut writes, _, _) = self
             .encrypt_queued(&key, id, &mut conversation, &mut live)
             .await?;
+        if writes.is_empty() && conversation.recovery.resend == queued {
+            // Still held back behind blobs not yet on the mailbox.
+            return Ok(false);
+        }
         if let ConversationState::Active { session, .. } = &mut conversation.state {
             *session = live.pickle(&Self::pickle_key(&key));
         }
@@ -1238,18 +1309,27 @@ impl<P: Platform> Client<P> {
     }
 
     /// Encrypts the messages queued in [`Recovery::resend`](records::Recovery::resend), in
-    /// order (emptying the queue), into outbox writes; returns them with the lowest new
-    /// sequence number. The caller commits them with the session and the conversation.
+    /// order, into outbox writes, as long as fewer than [`MAX_SEALED_AHEAD`] of our data
+    /// blobs wait for the mailbox (the rest stays queued, for a later call); returns them with
+    /// the lowest new sequence number and how many data blobs then wait for the mailbox. The
+    /// caller commits them with the session and the conversation.
     async fn encrypt_queued(
         &self,
         key: &VaultKey,
         id: &str,
         conversation: &mut Conversation,
         live: &mut Session,
-    ) -> Result<(Vec<Write>, Option<u32>), ClientError> {
+    ) -> Result<(Vec<Write>, Option<u32>, u32), ClientError> {
         let mut writes = Vec::new();
         let mut pending_floor = None;
-        for message_seq in core::mem::take(&mut conversation.recovery.resend) {
+        let mut ahead = self.unstored_data_blobs(key, id).await?;
+        let queue = core::mem::take(&mut conversation.recovery.resend);
+        let mut rest = queue.into_iter();
+        for message_seq in rest.by_ref() {
+            if ahead >= MAX_SEALED_AHEAD {
+                conversation.recovery.resend.push(message_seq);
+                break;
+            }
             let name = records::message_key(id, message_seq);
             let Some(message) = self.read::<Message>(key, &name).await? else {
                 continue;
@@ -1271,17 +1351,29 @@ impl<P: Platform> Client<P> {
                 )
                 .await?;
             pending_floor = Some(pending_floor.map_or(first, |f: u32| f.min(first)));
+            ahead = ahead.saturating_add(u32::try_from(blobs.len()).unwrap_or(u32::MAX));
             writes.append(&mut blobs);
             if message.message_id != message_id || message.status != Status::Sending {
-                // A record from before message ids gets the new one; a message sent again
-                // is on its way again.
+                // A record from before message ids gets a new one; a message sent again is on
+                // its way again.
                 let mut message = message;
                 message.message_id = message_id;
                 message.status = Status::Sending;
                 writes.push(self.put(key, name, &message));
             }
         }
-        Ok((writes, pending_floor))
+        conversation.recovery.resend.extend(rest);
+        Ok((writes, pending_floor, ahead))
+    }
+
+    /// How many of conversation `id`'s data blobs are sealed and not yet on the mailbox.
+    async fn unstored_data_blobs(&self, key: &VaultKey, id: &str) -> Result<u32, ClientError> {
+        let outbox = self.outbox(key, id).await?;
+        let n = outbox
+            .iter()
+            .filter(|(_, _, o)| matches!(o.kind, BlobKind::Data { .. }) && !o.stored)
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// The randomised delay of an owed acknowledgement in conversation `id` (uniform in
@@ -1309,6 +1401,32 @@ pub(crate) fn restore_signal_stands(conversation: &Conversation, now: u64) -> bo
             .is_some_and(|n| now >= n.since_ms.saturating_add(RETRANSMIT_AFTER_MS)),
         Some(EndReason::PeerRestored | EndReason::Diverged) => true,
         Some(EndReason::ProtocolV1) => false,
+    }
+}
+
+/// The blobs of one conversation a flush is depositing, marked in
+/// [`Client::depositing`](crate::Client) until it has recorded what the mailbox answered.
+struct Depositing<'a> {
+    set: &'a core::cell::RefCell<Vec<(String, u32)>>,
+    id: &'a str,
+    seqs: Vec<u32>,
+}
+
+impl Depositing<'_> {
+    fn mark(&mut self, seq: u32) {
+        self.set.borrow_mut().push((self.id.to_owned(), seq));
+        self.seqs.push(seq);
+    }
+}
+
+impl Drop for Depositing<'_> {
+    fn drop(&mut self) {
+        let mut set = self.set.borrow_mut();
+        for seq in &self.seqs {
+            if let Some(at) = set.iter().position(|(c, s)| c == self.id && s == seq) {
+                set.swap_remove(at);
+            }
+        }
     }
 }
 

@@ -229,6 +229,12 @@ impl<P: Platform> Client<P> {
         id: &str,
         pushed: Option<Vec<(Address, Vec<u8>)>>,
     ) -> Result<PollOutcome, ClientError> {
+        // What the last poll of this conversation read and reported (delete after read).
+        let deletes = self.take_pending_deletes(id);
+        if let Some((mailbox, _)) = deletes.first() {
+            let keys: Vec<WriteKey> = deletes.iter().map(|(_, k)| k.clone()).collect();
+            self.delete_read(mailbox, &keys).await;
+        }
         self.probe_once(id).await?;
         let mut signal = false;
         let mut outcome = self.poll_mailbox(id, &mut signal, pushed).await?;
@@ -464,18 +470,39 @@ impl<P: Platform> Client<P> {
                     .delete_messages
                     .extend(crate::subscription::delete_messages(&progress.read));
             } else {
-                self.delete_read(mailbox, &progress.read).await;
+                // Deleted at the start of this conversation's next poll: this one first
+                // reports what it committed (`Client::delete_read`).
+                self.pending_deletes.borrow_mut().extend(
+                    progress
+                        .read
+                        .iter()
+                        .map(|k| (id.to_owned(), mailbox.to_owned(), k.clone())),
+                );
             }
         }
         Ok(())
     }
 
-    /// Deletes the blobs this poll read and committed (`DELETE /v1/m/{address}`, Mailbox API
+    /// Takes the deletes that conversation `id`'s last poll left for its next one, each with
+    /// its mailbox.
+    fn take_pending_deletes(&self, id: &str) -> Vec<(String, WriteKey)> {
+        let mut pending = self.pending_deletes.borrow_mut();
+        let (mine, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(c, _, _)| c == id);
+        *pending = rest;
+        mine.into_iter().map(|(_, m, k)| (m, k)).collect()
+    }
+
+    /// Deletes the blobs a poll read and committed (`DELETE /v1/m/{address}`, Mailbox API
     /// revision 1.1), so the mailbox keeps a message only until it is read; the TTL remains
-    /// the bound for what is never read. Best effort, after the commit and outside the lock:
-    /// a delete that fails (offline, a mailbox without revision 1.1) leaves the blob to
-    /// expire, and nothing is retried. One request per blob; the mailbox learns nothing it did
-    /// not see in the fetch that found it (`docs/THREAT-MODEL.md`).
+    /// the bound for what is never read. Best effort, after the commit and outside the lock,
+    /// at the start of the conversation's next poll: the poll that read them first reports
+    /// what it committed, so a device restored (or crashed) in between has shown it, rather
+    /// than lose messages nobody saw that the mailbox no longer holds (the simulator's
+    /// `restore --delete-after-read` seed 181, a false delivery). A delete that fails
+    /// (offline, a mailbox without revision 1.1) or is still waiting at a lock leaves the blob
+    /// to expire, and nothing is retried. One request per blob, in the conversation's own
+    /// poll: the mailbox learns nothing it did not see in the fetch that found it
+    /// (`docs/THREAT-MODEL.md`).
     async fn delete_read(&self, mailbox: &str, read: &[WriteKey]) {
         let net = self.platform().net();
         for write_key in read {
@@ -821,6 +848,17 @@ impl<P: Platform> Client<P> {
             .unwrap_or(u32::MAX);
         let outbox = self.outbox(key, id).await?;
         let unverified = |seq: u32| ranges.iter().any(|(f, t)| (*f..*t).contains(&seq));
+        // A blob a flush is depositing right now may be on the mailbox: never pulled back
+        // (abandoned, the peer could still read it), it goes again like a stored one.
+        let depositing: Vec<u32> = self
+            .depositing
+            .borrow()
+            .iter()
+            .filter(|(c, _)| c == id)
+            .map(|(_, seq)| *seq)
+            .collect();
+        let on_mailbox =
+            |seq: u32, o: &crate::records::Outgoing| o.stored || depositing.contains(&seq);
         // Later blobs are pulled only while the addresses they leave empty stay within the
         // peer's window ([`crate::MAX_ABANDONED_RUN`] in a row): past that, the re-sent blobs
         // would land where the peer never looks, and order gives way to delivery.
@@ -829,7 +867,7 @@ impl<P: Platform> Client<P> {
             .filter(|(_, seq, o)| {
                 matches!(o.kind, BlobKind::Data { .. })
                     && *seq >= from
-                    && !o.stored
+                    && !on_mailbox(*seq, o)
                     && !unverified(*seq)
             })
             .collect();
@@ -852,7 +890,7 @@ impl<P: Platform> Client<P> {
         // the numbers abandoned here, and the peer would hold every later blob for them.
         for (_, seq, outgoing) in &outbox {
             if let BlobKind::Data { message } = outgoing.kind
-                && (unverified(*seq) || (outgoing.stored && *seq >= from))
+                && (unverified(*seq) || (on_mailbox(*seq, outgoing) && *seq >= from))
             {
                 messages.insert(message);
             }
@@ -874,7 +912,7 @@ impl<P: Platform> Client<P> {
             // the confirmed prefix holds the floor while its message is unconfirmed) it would
             // pin the floor below the numbers its later fragments left (`all` seed 906).
             for (blob, seq, outgoing) in &outbox {
-                if (outgoing.stored || unverified(*seq))
+                if (on_mailbox(*seq, outgoing) || unverified(*seq))
                     && outgoing.kind
                         == (BlobKind::Data {
                             message: message_seq,

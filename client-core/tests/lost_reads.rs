@@ -49,6 +49,8 @@ fn a_message_read_by_a_lost_copy_is_sent_again() {
     run(alice.flush()).unwrap();
     let copy = snapshot(&bob);
     assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["hello"]);
+    // Its next poll deletes what that one read.
+    assert!(run(bob.poll(&b_id)).unwrap().messages.is_empty());
     // Lost before its acknowledgement went out.
     restore(&bob, copy, "b");
     bob.set_delete_after_read(true);
@@ -84,6 +86,8 @@ fn a_late_acknowledgement_costs_one_blob_and_the_message_shows_once() {
     let seq = run(alice.send(&a_id, "hello")).unwrap();
     run(alice.flush()).unwrap();
     assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["hello"]);
+    // Its next poll deletes what that one read.
+    assert!(run(bob.poll(&b_id)).unwrap().messages.is_empty());
     assert_eq!(two_checks(&alice), ["hello"]);
     let again = run(bob.poll(&b_id)).unwrap();
     assert!(again.messages.is_empty(), "shown once");
@@ -129,6 +133,8 @@ fn a_spent_address_the_restored_reader_still_expects_raises_the_notice() {
     run(alice.flush()).unwrap();
     let copy = snapshot(&bob);
     assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["hello"]);
+    // Its next poll deletes what that one read.
+    assert!(run(bob.poll(&b_id)).unwrap().messages.is_empty());
     run(bob.send(&b_id, "hi")).unwrap();
     run(bob.flush()).unwrap();
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["hi"]);

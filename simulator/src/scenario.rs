@@ -1162,6 +1162,11 @@ impl Simulation {
                         if let Some(at) = outcome.flush_at_ms {
                             flush_at(&world, &screen, device, epoch, at);
                         }
+                        // The app polls at once a conversation whose held-back messages can
+                        // now be sealed (`FlushOutcome::poll_now`).
+                        if !outcome.poll_now.is_empty() {
+                            world.schedule(world.now(), Event::PollTick { device, epoch });
+                        }
                         outcome.pending > 0
                     }
                     Err(_) => true,

@@ -557,7 +557,8 @@ impl HushClient {
     /// `inviteTaken`); `acksSent`, the acknowledgement-only blobs deposited; `retransmitted`,
     /// the blobs re-deposited; `ended`, conversations that ended because the other person's
     /// device went back to an older copy (read them again); `flushAt`, when to flush next (ms
-    /// since the epoch) or `null`.
+    /// since the epoch) or `null`; `pollNow`, the ids of conversations to poll at once (their
+    /// messages held back while blobs waited for the mailbox are sealed by that poll).
     pub fn flush(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -580,6 +581,14 @@ impl HushClient {
                 ("retransmitted", out.retransmitted.into()),
                 ("ended", out.ended.into()),
                 ("flushAt", opt_ms(out.flush_at_ms)),
+                (
+                    "pollNow",
+                    out.poll_now
+                        .iter()
+                        .map(|id| JsValue::from(id.as_str()))
+                        .collect::<js_sys::Array>()
+                        .into(),
+                ),
             ]))
         })
     }

@@ -570,6 +570,8 @@ export class SyncEngine extends EventTarget {
           ended += out.ended;
           next = out.flushAt;
           this.pending = out.pending;
+          // Messages held back while blobs waited for the mailbox: the poll seals them.
+          for (const id of out.pollNow ?? []) this.pollNow(id);
           this.flushError = out.pending > 0 && Boolean(out.lastError);
           this.flushErrorCode = this.flushError ? out.lastErrorCode : null;
         } catch (err) {

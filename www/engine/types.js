@@ -75,6 +75,8 @@
  * @property {number} retransmitted
  * @property {number} ended Conversations that ended in this flush.
  * @property {number | null} flushAt When to flush next (ms since the epoch), or null.
+ * @property {string[]} pollNow Conversations to poll at once: their messages held back while
+ *   blobs waited for the mailbox are sealed by that poll.
  */
 
 /**
