@@ -44,7 +44,7 @@ test("in Node, without a DOM, a poll's outcome and a mailbox outage come out as 
     flush: async () => ({ delivered: 0, pending: 0, lastError: null, lastErrorCode: null, conflicts: 0, acksSent: 0, retransmitted: 0, ended: 0, flushAt: null, pollNow: [] }),
     poll: async () => {
       if (outage) throw Object.assign(new Error("unreachable"), { code: ErrorCode.MailboxUnreachable });
-      return { messages: [message], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [] };
+      return { messages: [message], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [], deletesOwed: 0 };
     },
   };
   const previews = { refreshed: 0, refresh: async () => void previews.refreshed++, clear() {} };

@@ -63,6 +63,10 @@ pub struct PollOutcome {
     /// effort, as those are: a message that never reaches the mailbox leaves the blobs to
     /// expire. Empty after [`Client::poll`] (it deletes over HTTP itself).
     pub delete_messages: Vec<Zeroizing<Vec<u8>>>,
+    /// With delete after read on, after [`Client::poll`]: how many blobs it read and
+    /// committed wait to be deleted. The app calls [`Client::delete_read`] once it has shown
+    /// what the poll reported; the conversation's next poll deletes whatever is still left.
+    pub deletes_owed: u32,
 }
 
 /// Most poll batches in one watch set ([`Client::watch_set`]): 5 × 48 = 240 addresses, under
@@ -229,12 +233,9 @@ impl<P: Platform> Client<P> {
         id: &str,
         pushed: Option<Vec<(Address, Vec<u8>)>>,
     ) -> Result<PollOutcome, ClientError> {
-        // What the last poll of this conversation read and reported (delete after read).
-        let deletes = self.take_pending_deletes(id);
-        if let Some((mailbox, _)) = deletes.first() {
-            let keys: Vec<WriteKey> = deletes.iter().map(|(_, k)| k.clone()).collect();
-            self.delete_read(mailbox, &keys).await;
-        }
+        // What the last poll of this conversation read and reported, if the app did not
+        // delete it yet (delete after read).
+        self.delete_read(id).await;
         self.probe_once(id).await?;
         let mut signal = false;
         let mut outcome = self.poll_mailbox(id, &mut signal, pushed).await?;
@@ -470,8 +471,11 @@ impl<P: Platform> Client<P> {
                     .delete_messages
                     .extend(crate::subscription::delete_messages(&progress.read));
             } else {
-                // Deleted at the start of this conversation's next poll: this one first
-                // reports what it committed (`Client::delete_read`).
+                // Deleted once the app has shown what this poll reports
+                // ([`Client::delete_read`]), or at the start of the next poll.
+                outcome.deletes_owed = outcome
+                    .deletes_owed
+                    .saturating_add(u32::try_from(progress.read.len()).unwrap_or(u32::MAX));
                 self.pending_deletes.borrow_mut().extend(
                     progress
                         .read
@@ -483,29 +487,27 @@ impl<P: Platform> Client<P> {
         Ok(())
     }
 
-    /// Takes the deletes that conversation `id`'s last poll left for its next one, each with
-    /// its mailbox.
-    fn take_pending_deletes(&self, id: &str) -> Vec<(String, WriteKey)> {
-        let mut pending = self.pending_deletes.borrow_mut();
-        let (mine, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(c, _, _)| c == id);
-        *pending = rest;
-        mine.into_iter().map(|(_, m, k)| (m, k)).collect()
-    }
-
-    /// Deletes the blobs a poll read and committed (`DELETE /v1/m/{address}`, Mailbox API
-    /// revision 1.1), so the mailbox keeps a message only until it is read; the TTL remains
-    /// the bound for what is never read. Best effort, after the commit and outside the lock,
-    /// at the start of the conversation's next poll: the poll that read them first reports
-    /// what it committed, so a device restored (or crashed) in between has shown it, rather
-    /// than lose messages nobody saw that the mailbox no longer holds (the simulator's
-    /// `restore --delete-after-read` seed 181, a false delivery). A delete that fails
-    /// (offline, a mailbox without revision 1.1) or is still waiting at a lock leaves the blob
-    /// to expire, and nothing is retried. One request per blob, in the conversation's own
-    /// poll: the mailbox learns nothing it did not see in the fetch that found it
-    /// (`docs/THREAT-MODEL.md`).
-    async fn delete_read(&self, mailbox: &str, read: &[WriteKey]) {
+    /// Deletes what conversation `id`'s polls read and committed and left to delete
+    /// ([`PollOutcome::deletes_owed`]; `DELETE /v1/m/{address}`, Mailbox API revision 1.1),
+    /// so the mailbox keeps a message only until it is read; the TTL remains the bound for
+    /// what is never read. Call it once what the poll reported is shown: a poll does not
+    /// delete before it returns, so a device restored or crashed in between has shown what it
+    /// read, rather than lose messages nobody saw that the mailbox no longer holds (the
+    /// simulator's `restore --delete-after-read` seed 181, a false delivery). The
+    /// conversation's next poll deletes whatever is still left. Best effort: a delete that
+    /// fails (offline, a mailbox without revision 1.1) leaves the blob to expire, and nothing
+    /// is retried; so does a lock before it runs. One request per blob, next to the
+    /// conversation's own poll: the mailbox learns nothing it did not see in the fetch that
+    /// found it (`docs/THREAT-MODEL.md`).
+    pub async fn delete_read(&self, id: &str) {
+        let owed: Vec<(String, WriteKey)> = {
+            let mut pending = self.pending_deletes.borrow_mut();
+            let (mine, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(c, _, _)| c == id);
+            *pending = rest;
+            mine.into_iter().map(|(_, m, k)| (m, k)).collect()
+        };
         let net = self.platform().net();
-        for write_key in read {
+        for (mailbox, write_key) in &owed {
             if net.delete(mailbox, write_key).await.is_err() {
                 // Unreachable now: the rest would fail too.
                 break;

@@ -189,7 +189,7 @@ fn a_pushed_hello_completes_the_invite() {
 
 /// With delete after read on, what a push read is deleted over the subscription: the poll
 /// returns one delete message for its blobs and makes no `DELETE` request; a poll of the
-/// poll set deletes over HTTP and returns none.
+/// poll set returns none, and its blobs are deleted over HTTP once the app has shown them.
 #[test]
 fn a_pushed_read_is_deleted_over_the_subscription() {
     let (alice, a_id, bob, b_id, mailbox) = joined(350);
@@ -212,5 +212,7 @@ fn a_pushed_read_is_deleted_over_the_subscription() {
     let polled = run(alice.poll(&a_id)).unwrap();
     assert_eq!(texts(&polled.messages), ["three"]);
     assert!(polled.delete_messages.is_empty());
+    assert_eq!(polled.deletes_owed, 1);
+    run(alice.delete_read(&a_id));
     assert_eq!(mailbox.deletes.get(), deletes + 1);
 }

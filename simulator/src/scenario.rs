@@ -1086,6 +1086,10 @@ impl Simulation {
                             violations.borrow_mut().push(v);
                         }
                     }
+                    // Shown: the app deletes what the poll read (delete after read on).
+                    if outcome.deletes_owed > 0 {
+                        client.delete_read(&conversation).await;
+                    }
                     // The app flushes at once when the mailbox answers again after failing
                     // (and after a join, to show "connected"); blobs still pending otherwise
                     // wait for the flush back-off, also after a poll that failed.

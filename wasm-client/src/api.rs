@@ -259,7 +259,8 @@ fn entry_js(e: &HistoryEntry) -> JsValue {
     ])
 }
 
-/// A poll's outcome as `{ messages, joined, rejected, delivered, notice, flushAt }`.
+/// A poll's outcome as `{ messages, joined, rejected, delivered, notice, flushAt,
+/// deleteMessages, deletesOwed }`.
 fn poll_outcome_js(out: &client_core::PollOutcome) -> JsValue {
     object(&[
         ("messages", array(&out.messages, entry_js)),
@@ -281,6 +282,7 @@ fn poll_outcome_js(out: &client_core::PollOutcome) -> JsValue {
                 js_sys::Uint8Array::from(m.as_slice()).into()
             }),
         ),
+        ("deletesOwed", out.deletes_owed.into()),
     ])
 }
 
@@ -847,6 +849,19 @@ impl HushClient {
                 Some(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
                 None => JsValue::NULL,
             })
+        })
+    }
+
+    /// Deletes what conversation `id`'s polls read and left to delete (`deletesOwed` of a
+    /// poll's outcome; client-core `Client::delete_read`): call it once what the poll
+    /// reported is shown. Resolves to `undefined`; best effort (a delete that fails leaves
+    /// the blob to expire), and the conversation's next poll deletes what is still left.
+    #[wasm_bindgen(js_name = deleteRead)]
+    pub fn delete_read(&self, id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.delete_read(&id).await;
+            Ok(JsValue::UNDEFINED)
         })
     }
 

@@ -446,6 +446,8 @@ export class SyncEngine extends EventTarget {
       // message was re-encrypted for a later address (flush now).
       this.flushAt(out.flushAt);
       this.emit("arrivals", { id, messages: out.messages });
+      // Shown: what the poll read leaves the mailbox now (delete after read on).
+      if (out.deletesOwed > 0) await client.deleteRead(id);
       if (out.joined) {
         await this.refreshList();
         this.emit("joined", { id, shown: this.shown.name === "invite" && this.shown.id === id });

@@ -61,6 +61,8 @@
  * @property {Uint8Array[]} deleteMessages After `pollPushed` with delete after read on: the
  *   delete messages for what it read, to send on the conversation's subscription socket
  *   (empty otherwise).
+ * @property {number} deletesOwed After `poll` with delete after read on: how many blobs it read
+ *   wait to be deleted; call `deleteRead(id)` once they are shown.
  */
 
 /**
@@ -122,6 +124,7 @@
  * @property {(id: string) => Promise<string | null>} safetyCode
  * @property {(id: string) => Promise<Uint8Array<ArrayBuffer> | null>} watchSet
  * @property {(on: boolean) => void} setDeleteAfterRead
+ * @property {(id: string) => Promise<void>} deleteRead
  * @property {(id: string | null) => void} setReading
  */
 
