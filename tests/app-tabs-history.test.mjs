@@ -46,12 +46,21 @@ async function pair(server, alice, bob, history = 0) {
   const bobConv = await bob.page.evaluate(
     async ({ link, site, history }) => {
       const id = await window.bob.join(link, site, "Alice");
-      await window.bob.flush();
+      // Flushes as the app does: a conversation the flush names in `pollNow` (messages held
+      // back while 8 blobs waited for the mailbox) is polled, which seals them, then flushed.
+      const flushAll = async () => {
+        for (;;) {
+          const out = await window.bob.flush();
+          if (!out.pollNow.includes(id)) return out;
+          await window.bob.poll(id);
+        }
+      };
+      await flushAll();
       for (let i = 0; i < history; i++) {
         await window.bob.send(id, `m #${i}`);
-        if (i % 100 === 99) await window.bob.flush();
+        if (i % 100 === 99) await flushAll();
       }
-      const out = await window.bob.flush();
+      const out = await flushAll();
       if (out.pending) throw new Error(`${out.pending} blobs still pending`);
       return id;
     },
