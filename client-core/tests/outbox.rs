@@ -89,3 +89,23 @@ fn messages_reach_the_mailbox_in_the_order_they_were_written() {
         .collect();
     assert_eq!(texts, ["one", "two"]);
 }
+
+/// A message longer than the maximum is refused at `send` also while earlier blobs wait for
+/// the mailbox (more than `MAX_SEALED_AHEAD`), when a shorter one would wait to be sealed:
+/// the refusal comes when the person sends it, never later.
+#[test]
+fn a_message_too_long_is_refused_also_while_blobs_wait_for_the_mailbox() {
+    let (_alice, _a_id, bob, b_id, _mailbox) = joined();
+    let at_limit = "x".repeat(protocol::MAX_MESSAGE_LEN);
+    run(bob.send(&b_id, &at_limit)).unwrap();
+    let err = run(bob.send(&b_id, &format!("{at_limit}x"))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            client_core::ClientError::Encrypt(protocol::EncryptError::MessageTooLong { .. })
+        ),
+        "{err:?}"
+    );
+    // A short one waits to be sealed, and is taken.
+    run(bob.send(&b_id, "short")).unwrap();
+}
