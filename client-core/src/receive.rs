@@ -476,11 +476,11 @@ impl<P: Platform> Client<P> {
                 outcome.deletes_owed = outcome
                     .deletes_owed
                     .saturating_add(u32::try_from(progress.read.len()).unwrap_or(u32::MAX));
+                // Moved, not copied: each write key stays in one place until it is used.
                 self.pending_deletes.borrow_mut().extend(
-                    progress
-                        .read
-                        .iter()
-                        .map(|k| (id.to_owned(), mailbox.to_owned(), k.clone())),
+                    core::mem::take(&mut progress.read)
+                        .into_iter()
+                        .map(|k| (id.to_owned(), mailbox.to_owned(), k)),
                 );
             }
         }
