@@ -790,3 +790,49 @@ fn a_restored_chain_starts_within_the_peers_window_after_a_long_lost_run() {
     );
     assert_eq!(deliver(&mut b, &after), Some(b"after the restore".to_vec()));
 }
+
+/// A device restored to a copy whose send step was pending (it had read the peer's new
+/// chain, not answered it), with its random generator, whose lost state then answered with a
+/// chain of 20 blobs the peer read. The restored copy's probe finds those 20 positions of its next chain taken and
+/// starts past them; the peer's acknowledgement then shows the same 20 blobs as seqs it
+/// never sent. They were skipped once already: the chain must not move 19 positions more,
+/// past the peer's window, where its next message would never be read (the simulator's
+/// `restore` seed 1550, whose message stayed *sent*).
+#[test]
+fn positions_found_taken_on_a_new_chain_are_not_skipped_again_by_the_rollback() {
+    let (mut a, mut b, mut rng) = pair(1550);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    assert_eq!(
+        deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]),
+        Some(b"two".to_vec())
+    );
+    // The backup holds the random generator too (a VM snapshot): the restored copy starts the
+    // very chain its lost state started (the same ratchet key), not a fork the peer refuses.
+    let backup = a.pickle(&KEY);
+    let generator = SeededRng::new(15_500);
+    let mut lost_rng = generator.clone();
+    let mut mailbox = BTreeSet::new();
+    for i in 0..20 {
+        let blob = send(&mut a, &mut lost_rng, format!("lost {i}").as_bytes()).remove(0);
+        mailbox.insert(blob.address);
+        assert!(deliver(&mut b, &blob).is_some());
+    }
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    let mut a_rng = generator;
+    let taken = taken_positions(&a, &mailbox);
+    assert_eq!(taken, 20);
+    a.skip_positions(taken as u32);
+    let after = send(&mut a, &mut a_rng, b"after the restore").remove(0);
+    assert!(!mailbox.contains(&after.address));
+    assert_eq!(deliver(&mut b, &after), Some(b"after the restore".to_vec()));
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert!(received.rollback.is_some(), "rollback detected");
+    let later = send(&mut a, &mut a_rng, b"later").remove(0);
+    assert!(!mailbox.contains(&later.address));
+    assert!(
+        poll_set(&b).contains(&later.address),
+        "the chain moved past the peer's window"
+    );
+    assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
+}
