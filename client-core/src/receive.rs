@@ -137,6 +137,9 @@ struct Drained {
     held: Option<Address>,
     /// How many found blobs were left behind the held one when it was held.
     held_behind: usize,
+    /// The peer's newest blob acknowledged less of ours than it had confirmed: its device
+    /// went back to an older copy, which learns our floor only from a blob of ours.
+    peer_behind: bool,
     /// A held blob was read although its gap is still open ([`Holds::released`]).
     released: bool,
     /// The highest sequence number read past a hold in this step: the numbers below it still
@@ -414,6 +417,15 @@ impl<P: Platform> Client<P> {
             }
             progress.mark_queried(batch, round);
         }
+        // A held blob whose address read empty expired: if it comes back, its sender
+        // deposited it again (`HoldWatch::gone`).
+        for w in self.hold_watch.borrow_mut().iter_mut() {
+            if plan.batches.iter().any(|b| b.contains(&w.address))
+                && !found.iter().any(|(a, _, _)| *a == w.address)
+            {
+                w.gone = true;
+            }
+        }
         self.drain_found(id, &mailbox, &key, found, &mut progress, &mut outcome)
             .await?;
         Ok(outcome)
@@ -637,6 +649,7 @@ impl<P: Platform> Client<P> {
                     address,
                     since_ms,
                     behind,
+                    gone: false,
                 });
             }
         }
@@ -726,7 +739,7 @@ impl<P: Platform> Client<P> {
             drained.unreadable == Some(true) && conversation.unreadable.is_some() && changed;
         // Our floor passed numbers the peer never got, with our data waiting above them: the
         // peer may hold that data behind the gap until a blob of ours carries the new floor.
-        if drained.data || joined_now || newly_unreadable || floor_news {
+        if drained.data || joined_now || newly_unreadable || floor_news || drained.peer_behind {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
             let name = records::ack_key(id);
             let proposed = now + self.ack_delay_ms(id);
@@ -1264,6 +1277,7 @@ fn drain(
                 // already (`duplicate`: a re-send; no history entry).
                 out.data |= received.kind == PayloadKind::Data;
                 out.peer_restored = Some(false);
+                out.peer_behind |= received.peer_behind;
                 if let Some(rollback) = received.rollback {
                     out.rollbacks += 1;
                     out.rollback_lost = out.rollback_lost.saturating_add(rollback.lost_blobs);
@@ -1399,6 +1413,10 @@ pub(crate) struct HoldWatch {
     pub(crate) since_ms: u64,
     /// How many found blobs lay behind it then.
     pub(crate) behind: usize,
+    /// A poll of this app session found its address empty after the hold began (it expired):
+    /// found again, its sender deposited it again, and a retransmission check deposits what
+    /// it still keeps in send order, so the gap below it would have come back first.
+    pub(crate) gone: bool,
 }
 
 impl Holds<'_> {
@@ -1423,7 +1441,7 @@ impl Holds<'_> {
         }
         self.watched.iter().any(|w| {
             w.address == *address
-                && behind > w.behind
+                && (behind > w.behind || w.gone)
                 && self.now.saturating_sub(w.since_ms) >= ACTIVE_HOLD_MS
         })
     }

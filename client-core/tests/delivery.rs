@@ -1073,6 +1073,38 @@ fn a_held_blob_is_read_after_the_hold_bound() {
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["later"]);
 }
 
+/// A held blob that expired and came back was deposited again by its sender, whose
+/// retransmissions go out in send order: had it still had the blob below the gap, that would
+/// have come back first. So once it is back, the hold ends after `ACTIVE_HOLD_MS`, not after
+/// `MAX_HOLD_MS`. Before, a restored reader held a sender's re-deposited blobs for 24 hours
+/// behind a number that sender had dropped (confirmed by the reader's lost copy), never
+/// acknowledged them, and neither side learnt of the restore (simulator `--seed 2946
+/// --faults all`: messages stayed *sent*).
+#[test]
+fn a_held_blob_that_expired_and_came_back_is_read_after_the_active_hold() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(263);
+    run(bob.send(&b_id, "dropped")).unwrap();
+    run(bob.flush()).unwrap();
+    let dropped = *mailbox.stored.borrow().last().unwrap();
+    run(bob.send(&b_id, "later")).unwrap();
+    run(bob.flush()).unwrap();
+    let later = *mailbox.stored.borrow().last().unwrap();
+    // The blob below the gap is gone for good (its sender no longer keeps it).
+    mailbox.blobs.borrow_mut().remove(&dropped).unwrap();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty(), "held");
+    // The held blob expires, and a poll finds its address empty.
+    let bytes = mailbox.blobs.borrow_mut().remove(&later).unwrap();
+    assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
+    // Its sender deposits the same bytes again (a retransmission).
+    mailbox.blobs.borrow_mut().insert(later, bytes);
+    assert!(
+        run(alice.poll(&a_id)).unwrap().messages.is_empty(),
+        "still held at first"
+    );
+    advance(&alice, client_core::ACTIVE_HOLD_MS);
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["later"]);
+}
+
 /// A hold is decided on what lies past the reader's window too. Bob's first message is lost
 /// by the mailbox and his next fifteen fill Alice's window behind it; what he writes on lands
 /// past that window, where a reader that holds looks only because of the hold (had she read

@@ -71,6 +71,12 @@ pub struct Received {
     /// This blob completed a message already received (same message id): a re-send after a
     /// rollback or a squatted slot. `plaintext` is `None`; nothing new to show.
     pub duplicate: bool,
+    /// The peer's newest blob so far acknowledges less of our stream than it had confirmed
+    /// before: the peer's device went back to an older copy (a restored reader), which lacks
+    /// blobs of ours its lost copy confirmed. It learns our floor (past them) and what we
+    /// received of it only from a blob of ours sealed now: the caller owes it an
+    /// acknowledgement.
+    pub peer_behind: bool,
     /// The write key of the address the blob was read from: the reader derives the sender's
     /// write keys to compute the addresses it polls (`docs/PROTOCOL.md` §7), and deletes the
     /// blob with it (`DELETE /v1/m/{address}`) once what it carries is committed, so the
@@ -336,8 +342,11 @@ impl Session {
         let kind = decrypted.fragment.payload_kind();
         let fields = decrypted.fragment.stream;
         let counted = decrypted.fragment.kind != KIND_ACKNOWLEDGEMENT;
+        let confirmed_before = self.stream.confirmed().next;
+        let newest = self.stream.is_newest(fields.seq);
         self.stream
             .received(fields.floor, fields.seq, &decrypted.r, counted);
+        let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
         if outcome.skip > 0 {
             self.ratchet
@@ -362,6 +371,7 @@ impl Session {
             acknowledged: self.stream.confirmed(),
             rollback: outcome.rollback,
             duplicate,
+            peer_behind,
             write_key: decrypted.write_key,
         })
     }

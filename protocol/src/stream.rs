@@ -197,6 +197,11 @@ impl Stream {
         self.refresh_bits();
     }
 
+    /// Whether the peer's blob `seq` is past every blob of the peer received so far.
+    pub(crate) fn is_newest(&self, seq: u32) -> bool {
+        seq >= self.received.next && self.ahead.iter().all(|b| b.seq < seq)
+    }
+
     /// Recomputes the acknowledgement's bits from the blobs kept past the prefix.
     pub(crate) fn refresh_bits(&mut self) {
         let next = self.received.next;
