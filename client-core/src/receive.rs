@@ -161,14 +161,19 @@ pub const MAX_HOLD_MS: u64 = 24 * 60 * 60 * 1_000;
 /// two retransmission intervals, 10 minutes.
 pub const ACTIVE_HOLD_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
 
-/// The poll set, then as many of the peer's restore-signal addresses (newest first) as fit
-/// in the padding of its last fetch (`docs/PROTOCOL.md` §6.9): free, since the request has
+/// The poll set, then as many of the peer's signal addresses as fit in the padding of its
+/// last fetch (`docs/PROTOCOL.md` §6.9): its behind signal under our root key, then its
+/// restore signals (newest first). Free, since the request has
 /// [`crate::FETCH_BATCH`] addresses anyway. The rest are fetched by the retransmission
 /// check, which runs while our blobs go unconfirmed.
 fn with_restore_signals(live: &Session) -> Vec<Address> {
     let mut addresses = live.poll_addresses();
     let room = (crate::FETCH_BATCH - addresses.len() % crate::FETCH_BATCH) % crate::FETCH_BATCH;
-    addresses.extend(live.restore_signal_addresses().into_iter().take(room));
+    addresses.extend(
+        core::iter::once(live.behind_signal_address())
+            .chain(live.restore_signal_addresses())
+            .take(room),
+    );
     addresses
 }
 
@@ -598,8 +603,14 @@ impl<P: Platform> Client<P> {
         };
         // The peer's restore signal is checked apart: it is no blob of a chain.
         let signal_addresses = live.restore_signal_addresses();
+        let behind_address = live.behind_signal_address();
         let mut restore_signal = false;
+        let mut behind = false;
         found.retain(|(address, blob, _)| {
+            if *address == behind_address {
+                behind |= live.is_behind_signal(address, blob);
+                return false;
+            }
             if !signal_addresses.contains(address) {
                 return true;
             }
@@ -607,6 +618,12 @@ impl<P: Platform> Client<P> {
             false
         });
         let mut drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
+        // The peer's "behind" signal under our current root key: the peer saw this device at
+        // a later root key, so this is a restored copy that cannot follow the peer's chains.
+        // Like an unreadable answer (lifted when a blob of theirs decrypts).
+        if behind && drained.unreadable.is_none() {
+            drained.unreadable = Some(true);
+        }
         // A spent address this state still polls after the drain was read and deleted by a
         // copy of this device that is lost (a restore, a power loss): what stood there is
         // gone for this copy, and the peer's later blobs may answer a state it no longer has.

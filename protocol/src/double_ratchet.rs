@@ -158,6 +158,11 @@ pub(crate) struct Ratchet {
 /// refused as [`DecryptError::PeerRestored`].
 pub const FORK_WINDOW: u32 = WINDOW;
 
+/// Most behind signals we deposit (`docs/PROTOCOL.md` §6.9): a copy of the peer behind by two
+/// to four of our root keys (about one round trip) is told; each retransmission check that
+/// deposits an expired blob again costs at most this many PUTs more.
+pub const BEHIND_SIGNALS: usize = 3;
+
 /// Most abandoned peer ratchet keys remembered.
 pub const MAX_ABANDONED_KEYS: usize = 4;
 
@@ -295,6 +300,37 @@ impl Ratchet {
         self.known_restore_keys()
             .find(|k| k.address(peer) == *address)
             .is_some_and(|k| k.is_signal(peer, blob))
+    }
+
+    /// Address of the peer's "behind" signal under our current root key: found there, it says
+    /// the peer saw us at a later root key than the one we hold (we are a restored copy that
+    /// cannot follow its chains).
+    pub(crate) fn behind_signal_address(&self) -> Address {
+        self.root_key
+            .restore_key()
+            .behind_key()
+            .address(self.role.peer())
+    }
+
+    /// Whether `blob` at `address` is the peer's "behind" signal under our current root key.
+    pub(crate) fn is_behind_signal(&self, address: &Address, blob: &[u8]) -> bool {
+        let key = self.root_key.restore_key().behind_key();
+        let peer = self.role.peer();
+        key.address(peer) == *address && key.is_signal(peer, blob)
+    }
+
+    /// Our "behind" signals (`docs/PROTOCOL.md` §6.9): under the root keys of `restore_keys`
+    /// older than the newest one (which the peer provably reached: it is the root key of the
+    /// peer chain we read last, or `previous_root`, kept to follow a fork), newest first, at
+    /// most [`BEHIND_SIGNALS`] of them.
+    pub(crate) fn behind_signals(&self) -> Vec<RestoreSignal> {
+        self.restore_keys
+            .iter()
+            .rev()
+            .skip(1)
+            .take(BEHIND_SIGNALS)
+            .map(|k| k.behind_key().signal(self.role))
+            .collect()
     }
 
     /// Our restore signals: under `RK`, under `previous_root` if held, and under the two

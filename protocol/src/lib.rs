@@ -102,7 +102,8 @@ pub mod testing;
 pub use acknowledgement::{ACK_WINDOW, Acknowledgement};
 pub use address::{ADDRESS_LABEL, ADDRESS_LEN, Address, WriteKey};
 pub use double_ratchet::{
-    DUPLICATE_MEMORY, FORK_WINDOW, MAX_ABANDONED_KEYS, MAX_SKIP, OutgoingBlob, PollSet,
+    BEHIND_SIGNALS, DUPLICATE_MEMORY, FORK_WINDOW, MAX_ABANDONED_KEYS, MAX_SKIP, OutgoingBlob,
+    PollSet,
 };
 pub use error::{DecryptError, EncryptError, InviteError, PickleError};
 pub use header_key::{ENCRYPTED_HEADER_LEN, HEADER_LEN, Role, WRITE_KEY_LABEL};
@@ -119,7 +120,7 @@ pub use message::{
 pub use pickle::PICKLE_VERSION;
 pub use receiving_chain::WINDOW;
 pub use restore_signal::{
-    RESTORE_MEMORY, RESTORE_SIGNAL_BLOB_LABEL, RESTORE_SIGNAL_KEY_LABEL,
+    BEHIND_SIGNAL_KEY_LABEL, RESTORE_MEMORY, RESTORE_SIGNAL_BLOB_LABEL, RESTORE_SIGNAL_KEY_LABEL,
     RESTORE_SIGNAL_WRITE_KEY_LABEL, RestoreSignal,
 };
 pub use safety_code::{SAFETY_CODE_DIGITS, SAFETY_CODE_LABEL, SafetyCode};

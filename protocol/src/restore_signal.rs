@@ -35,6 +35,11 @@ pub const RESTORE_SIGNAL_WRITE_KEY_LABEL: &[u8] = b"hush/v2/restore-signal-write
 /// HKDF info of the signal's blob (salt `RS`, input the writer's role byte).
 pub const RESTORE_SIGNAL_BLOB_LABEL: &[u8] = b"hush/v2/restore-signal-blob";
 
+/// HMAC label deriving, from `RS`, the key of the "behind" signal: written by a party whose
+/// blobs expired unconfirmed, under root keys older than the newest the peer provably reached;
+/// a peer that finds it under its *current* root key is a restored copy that cannot follow.
+pub const BEHIND_SIGNAL_KEY_LABEL: &[u8] = b"hush/v2/behind-signal-key";
+
 /// How many earlier root keys' restore-signal keys a session keeps (besides its current
 /// root key's): a device restored to a copy at most this many DH ratchet steps behind the
 /// other person can still tell them. 16 steps are 8 round trips of the conversation.
@@ -99,6 +104,12 @@ impl RestoreKey {
             address: self.address(writer),
             blob: self.blob(writer),
         }
+    }
+
+    /// The key of the "behind" signal under this root key: its address and blob are derived
+    /// from it as a restore signal's are from `RS`.
+    pub(crate) fn behind_key(&self) -> RestoreKey {
+        RestoreKey::from_bytes(&hmac_sha256(self.as_bytes(), &[BEHIND_SIGNAL_KEY_LABEL]))
     }
 
     /// Whether `blob` is exactly `writer`'s signal under this key (constant time).

@@ -295,6 +295,27 @@ impl Session {
         self.ratchet.restore_signal_addresses()
     }
 
+    /// Address of the peer's "behind" signal under our current root key (`docs/PROTOCOL.md`
+    /// §6.9): the peer deposits it when a copy of ours holding this root key is behind it (a
+    /// restored copy that can read nothing the peer writes now). One address, 32 bytes.
+    pub fn behind_signal_address(&self) -> Address {
+        self.ratchet.behind_signal_address()
+    }
+
+    /// Whether `blob` at `address` is the peer's "behind" signal under our current root key:
+    /// exactly the expected 1,024 bytes, compared in constant time. Never pass it to
+    /// [`Session::decrypt`].
+    pub fn is_behind_signal(&self, address: &Address, blob: &[u8]) -> bool {
+        self.ratchet.is_behind_signal(address, blob)
+    }
+
+    /// Our "behind" signals (`docs/PROTOCOL.md` §6.9, at most
+    /// [`BEHIND_SIGNALS`](crate::BEHIND_SIGNALS)), to deposit where they read
+    /// empty when blobs of ours expire unconfirmed.
+    pub fn behind_signals(&self) -> Vec<crate::RestoreSignal> {
+        self.ratchet.behind_signals()
+    }
+
     /// Whether `blob`, found at one of [`Session::restore_signal_addresses`], is the peer's
     /// restore signal (constant-time comparison with the expected 1,024 bytes): the peer went
     /// back to a copy of its device older than our last ratchet steps and cannot read us any
