@@ -172,14 +172,7 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         // Refused here, not only when sealed: a message held back while blobs wait for the
         // mailbox (`MAX_SEALED_AHEAD`) is sealed later, where a refusal would come too late.
-        if text.len() > protocol::MAX_MESSAGE_LEN {
-            return Err(ClientError::Encrypt(
-                protocol::EncryptError::MessageTooLong {
-                    len: text.len(),
-                    max: protocol::MAX_MESSAGE_LEN,
-                },
-            ));
-        }
+        protocol::check_length(text.as_bytes())?;
         let text = Zeroizing::new(text.to_owned());
         let _guard = self.lock_conversation(id).await?;
         let mut conversation = self.conversation(&key, id).await?;

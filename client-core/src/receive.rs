@@ -166,7 +166,7 @@ pub const ACTIVE_HOLD_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
 /// restore signals (newest first). Free, since the request has
 /// [`crate::FETCH_BATCH`] addresses anyway. The rest are fetched by the retransmission
 /// check, which runs while our blobs go unconfirmed.
-fn with_restore_signals(live: &Session) -> Vec<Address> {
+fn with_peer_signals(live: &Session) -> Vec<Address> {
     let mut addresses = live.poll_addresses();
     let room = (crate::FETCH_BATCH - addresses.len() % crate::FETCH_BATCH) % crate::FETCH_BATCH;
     addresses.extend(
@@ -321,7 +321,7 @@ impl<P: Platform> Client<P> {
         let pickle_key = Self::pickle_key(key);
         let addresses = match &conversation.state {
             ConversationState::Active { .. } => match Self::load_session(key, conversation) {
-                Ok(live) => with_restore_signals(&live),
+                Ok(live) => with_peer_signals(&live),
                 Err(ClientError::ConversationEnded { .. }) => return Ok(None),
                 Err(err) => return Err(err),
             },
@@ -425,8 +425,7 @@ impl<P: Platform> Client<P> {
         // A held blob whose address read empty expired: if it comes back, its sender
         // deposited it again (`HoldWatch::gone`).
         for w in self.hold_watch.borrow_mut().iter_mut() {
-            if plan.batches.iter().any(|b| b.contains(&w.address))
-                && !found.iter().any(|(a, _, _)| *a == w.address)
+            if progress.round_of(&w.address) != 0 && !found.iter().any(|(a, _, _)| *a == w.address)
             {
                 w.gone = true;
             }

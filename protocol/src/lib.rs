@@ -124,7 +124,9 @@ pub use restore_signal::{
     RESTORE_SIGNAL_WRITE_KEY_LABEL, RestoreSignal,
 };
 pub use safety_code::{SAFETY_CODE_DIGITS, SAFETY_CODE_LABEL, SafetyCode};
-pub use session::{FORK_SIGNAL_REACH, MAX_ROLLBACK_SKIP, MESSAGE_ID_LABEL, Received, Session};
+pub use session::{
+    FORK_SIGNAL_REACH, MAX_ROLLBACK_SKIP, MESSAGE_ID_LABEL, Received, Session, check_length,
+};
 pub use skipped_keys::{MAX_SKIPPED_KEYS, SKIPPED_KEY_RETENTION};
 pub use stream::{
     MAX_AHEAD, MAX_RECENT_CONFIRMED, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, Rollback,

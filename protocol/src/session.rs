@@ -30,8 +30,10 @@ pub struct Session {
 /// the lost chain finds one of them.
 pub const FORK_SIGNAL_REACH: u32 = 4 * WINDOW;
 
-/// Refuses a plaintext longer than [`MAX_MESSAGE_LEN`].
-fn check_length(plaintext: &[u8]) -> Result<(), EncryptError> {
+/// Refuses a plaintext longer than [`MAX_MESSAGE_LEN`] bytes
+/// ([`EncryptError::MessageTooLong`]): what every encryption checks first, for a caller that
+/// must refuse before it encrypts (a message held back to be sealed later).
+pub fn check_length(plaintext: &[u8]) -> Result<(), EncryptError> {
     if plaintext.len() > MAX_MESSAGE_LEN {
         return Err(EncryptError::MessageTooLong {
             len: plaintext.len(),
