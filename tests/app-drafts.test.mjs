@@ -89,7 +89,7 @@ describe("drafts", { skip: NO_BROWSER && "browser tests switched off" }, () => {
         .catch(() => {});
       return box.inputValue();
     };
-    // 60,000 bytes: past a message's limit (57,152), within a draft's (four messages).
+    // 60,000 bytes: past a message's limit (56,640), within a draft's (four messages).
     const long = "a long thought ".repeat(4_000);
     assert.equal(long.length, 60_000);
     await box.fill(long);

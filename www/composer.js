@@ -10,13 +10,13 @@
 
 /**
  * The longest message text, in UTF-8 bytes: the protocol's `MAX_MESSAGE_LEN`
- * (protocol/src/message.rs: `MAX_FRAGMENTS` 64 × `FRAGMENT_CAPACITY` 893 = 57,152;
+ * (protocol/src/message.rs: `MAX_FRAGMENTS` 64 × `FRAGMENT_CAPACITY` 885 = 56,640;
  * docs/PROTOCOL.md §2). The client sends the text's bytes as they are, with nothing added,
  * and refuses a longer one with `ErrorCode.MessageTooLong`. The wasm API exports no constant
  * for it: tests/app-composer.test.mjs checks that the client takes exactly this many bytes
  * and refuses one more, so the two cannot drift apart.
  */
-export const MAX_MESSAGE_BYTES = 57_152;
+export const MAX_MESSAGE_BYTES = 56_640;
 
 /** From this share of the limit on, the counter shows. */
 const SHOW_FROM = 0.9;

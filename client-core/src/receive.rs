@@ -1293,7 +1293,7 @@ fn drain(
                 // already (`duplicate`: a re-send; no history entry).
                 out.data |= received.kind == PayloadKind::Data;
                 out.peer_restored = Some(false);
-                out.peer_behind |= received.peer_behind;
+                out.peer_behind |= received.peer_behind || received.peer_rolled_back;
                 if let Some(rollback) = received.rollback {
                     out.rollbacks += 1;
                     out.rollback_lost = out.rollback_lost.saturating_add(rollback.lost_blobs);

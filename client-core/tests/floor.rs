@@ -84,7 +84,7 @@ fn a_fragment_under_a_number_the_lost_copy_used_does_not_pin_the_floor() {
     // before it deposits anything; its poll then meets Alice's acknowledgement of the lost
     // copy's blob under the number of the message's first fragment.
     restore(&bob, backup, "b");
-    let long = "x".repeat(2 * 893 + 10);
+    let long = "x".repeat(2 * protocol::FRAGMENT_CAPACITY + 10);
     run(bob.send(&b_id, &long)).unwrap();
     run(bob.poll(&b_id)).unwrap();
     run(bob.flush()).unwrap();

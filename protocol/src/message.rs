@@ -6,14 +6,15 @@
 //!                                   ‖ encrypted_payload (936) ‖ tag (16)
 //! payload (PAYLOAD_LEN = 936)     = kind (1) ‖ index (u16 BE) ‖ count (u16 BE) ‖ len (u16 BE)
 //!                                   ‖ seq (u32 BE) ‖ floor (u32 BE) ‖ ack (u32 BE) ‖ ack_bits (u64 BE)
-//!                                   ‖ ack_digest (8) ‖ message_id (8) ‖ data (len) ‖ zero padding
+//!                                   ‖ ack_digest (8) ‖ message_id (8) ‖ prev (8) ‖ data (len)
+//!                                   ‖ zero padding
 //! ```
 
 use crate::acknowledgement::Acknowledgement;
 use crate::crypto::TAG_LEN;
 use crate::header_key::ENCRYPTED_HEADER_LEN;
 use crate::hedge::HEDGE_LEN;
-use crate::stream::{Digest, MESSAGE_ID_LEN};
+use crate::stream::{Digest, MESSAGE_ID_LEN, RECEIVED_HEDGE_LEN};
 use zeroize::Zeroizing;
 
 /// Size in bytes of every blob stored in the mailbox.
@@ -22,10 +23,20 @@ pub const BLOB_LEN: usize = 1024;
 /// Length of the padded payload encrypted under the message key.
 pub const PAYLOAD_LEN: usize = BLOB_LEN - HEDGE_LEN - ENCRYPTED_HEADER_LEN - TAG_LEN;
 
-/// Length of the fragment header at the start of every payload: kind, index, count, len
-/// (7 bytes), then seq, floor, ack (4 bytes each), ack_bits (8 bytes), ack_digest (8 bytes)
-/// and message_id (8 bytes).
-pub const FRAGMENT_HEADER_LEN: usize = 43;
+/// Length of the fragment header at the start of every payload sent: kind, index, count, len
+/// (7 bytes), then seq, floor, ack (4 bytes each), ack_bits (8 bytes), ack_digest (8 bytes),
+/// message_id (8 bytes) and prev (8 bytes).
+pub const FRAGMENT_HEADER_LEN: usize = 51;
+
+/// Length of the fragment header of a payload without `prev` (kinds `0x01`, `0x02`, `0x03`,
+/// `docs/PROTOCOL.md` §3.6): the hello, and data and acknowledgement blobs sealed before
+/// `prev` was added, which are still read.
+pub(crate) const FRAGMENT_HEADER_WITHOUT_PREV_LEN: usize = 43;
+
+/// Set in `kind` when the payload carries `prev` (`docs/PROTOCOL.md` §3.6): every data and
+/// acknowledgement blob sent. A reader that predates it refuses such a payload as malformed
+/// rather than misreading it.
+pub(crate) const KIND_WITH_PREV: u8 = 0x80;
 
 /// Plaintext bytes carried by one blob.
 pub const FRAGMENT_CAPACITY: usize = PAYLOAD_LEN - FRAGMENT_HEADER_LEN;
@@ -71,6 +82,9 @@ pub(crate) struct StreamFields {
     pub(crate) ack_digest: Digest,
     /// The message this fragment belongs to (random; zero for hello and ack-only blobs).
     pub(crate) message_id: [u8; MESSAGE_ID_LEN],
+    /// The first 8 bytes of the hedge of the sender's blob `seq − index − 1`, the last one it
+    /// sealed before this message; zero when it has none (`docs/PROTOCOL.md` §6.4).
+    pub(crate) prev: [u8; RECEIVED_HEDGE_LEN],
 }
 
 /// A parsed, validated payload.
@@ -98,7 +112,12 @@ impl Unsealed<'_> {
         let (head, rest) = out.split_at_mut(FRAGMENT_HEADER_LEN);
         let len = u16::try_from(self.data.len()).unwrap_or(u16::MAX);
         let mut header = [0u8; FRAGMENT_HEADER_LEN];
-        header[0] = self.kind;
+        // The hello (seq 0) names no predecessor: its payload is the same in both layouts.
+        header[0] = if self.kind == KIND_HELLO {
+            self.kind
+        } else {
+            self.kind | KIND_WITH_PREV
+        };
         header[1..3].copy_from_slice(&self.index.to_be_bytes());
         header[3..5].copy_from_slice(&self.count.to_be_bytes());
         header[5..7].copy_from_slice(&len.to_be_bytes());
@@ -108,6 +127,7 @@ impl Unsealed<'_> {
         header[19..27].copy_from_slice(&stream.ack.bits.to_be_bytes());
         header[27..35].copy_from_slice(&stream.ack_digest);
         header[35..43].copy_from_slice(&stream.message_id);
+        header[43..51].copy_from_slice(&stream.prev);
         head.copy_from_slice(&header);
         if let Some(dst) = rest.get_mut(..self.data.len()) {
             dst.copy_from_slice(self.data);
@@ -120,15 +140,28 @@ impl Fragment {
     /// Parses and validates a decrypted payload. `None` for any malformed field or non-zero
     /// padding.
     pub(crate) fn parse(payload: &[u8; PAYLOAD_LEN]) -> Option<Fragment> {
-        let (head, rest) = payload.split_first_chunk::<FRAGMENT_HEADER_LEN>()?;
+        let (head, _) = payload.split_first_chunk::<FRAGMENT_HEADER_LEN>()?;
         let (fixed, stream) = head.split_first_chunk::<7>()?;
         let [kind, i0, i1, c0, c1, l0, l1] = *fixed;
+        let with_prev = kind & KIND_WITH_PREV != 0;
+        let kind = kind & !KIND_WITH_PREV;
+        let header_len = if with_prev {
+            FRAGMENT_HEADER_LEN
+        } else {
+            FRAGMENT_HEADER_WITHOUT_PREV_LEN
+        };
+        let rest = payload.get(header_len..)?;
         let (seq, stream) = stream.split_first_chunk::<4>()?;
         let (floor, stream) = stream.split_first_chunk::<4>()?;
         let (ack, stream) = stream.split_first_chunk::<4>()?;
         let (bits, stream) = stream.split_first_chunk::<8>()?;
-        let (ack_digest, message_id) = stream.split_first_chunk::<8>()?;
-        let message_id: &[u8; MESSAGE_ID_LEN] = message_id.try_into().ok()?;
+        let (ack_digest, stream) = stream.split_first_chunk::<8>()?;
+        let (message_id, prev) = stream.split_first_chunk::<MESSAGE_ID_LEN>()?;
+        let prev: [u8; RECEIVED_HEDGE_LEN] = if with_prev {
+            prev.try_into().ok()?
+        } else {
+            [0u8; RECEIVED_HEDGE_LEN]
+        };
         let index = u16::from_be_bytes([i0, i1]);
         let count = u16::from_be_bytes([c0, c1]);
         let len = usize::from(u16::from_be_bytes([l0, l1]));
@@ -141,6 +174,7 @@ impl Fragment {
             },
             ack_digest: *ack_digest,
             message_id: *message_id,
+            prev,
         };
         let (data, padding) = rest.split_at_checked(len)?;
         if padding.iter().any(|&b| b != 0) || stream.floor > stream.seq {
@@ -148,7 +182,8 @@ impl Fragment {
         }
         let no_id = stream.message_id == [0u8; MESSAGE_ID_LEN];
         let valid = match kind {
-            KIND_HELLO | KIND_ACKNOWLEDGEMENT => index == 0 && count == 1 && len == 0 && no_id,
+            KIND_HELLO => !with_prev && index == 0 && count == 1 && len == 0 && no_id,
+            KIND_ACKNOWLEDGEMENT => index == 0 && count == 1 && len == 0 && no_id,
             KIND_DATA => count >= 1 && usize::from(count) <= MAX_FRAGMENTS && index < count,
             _ => false,
         };
@@ -283,8 +318,8 @@ mod tests {
     #[test]
     fn layout_constants() {
         assert_eq!(PAYLOAD_LEN, 936);
-        assert_eq!(FRAGMENT_CAPACITY, 893);
-        assert_eq!(MAX_MESSAGE_LEN, 57_152);
+        assert_eq!(FRAGMENT_CAPACITY, 885);
+        assert_eq!(MAX_MESSAGE_LEN, 56_640);
         assert_eq!(
             HEDGE_LEN + ENCRYPTED_HEADER_LEN + PAYLOAD_LEN + TAG_LEN,
             BLOB_LEN
@@ -352,6 +387,50 @@ mod tests {
             ..Default::default()
         });
         assert!(Fragment::parse(&above).is_none(), "floor above seq");
+    }
+
+    /// Data and acknowledgement payloads sealed before `prev` existed (kinds `0x02`, `0x03`,
+    /// data at byte 43) are still read, naming no predecessor; a hello never carries `prev`.
+    #[test]
+    fn payloads_without_prev_are_read_and_a_hello_with_prev_is_refused() {
+        let mut legacy = [0u8; PAYLOAD_LEN];
+        legacy[0] = KIND_DATA;
+        legacy[3..5].copy_from_slice(&1u16.to_be_bytes());
+        legacy[5..7].copy_from_slice(&2u16.to_be_bytes());
+        legacy[7..11].copy_from_slice(&4u32.to_be_bytes());
+        legacy[35..43].copy_from_slice(&[7; MESSAGE_ID_LEN]);
+        legacy[43..45].copy_from_slice(b"hi");
+        let parsed = Fragment::parse(&legacy).unwrap();
+        assert_eq!(parsed.kind, KIND_DATA);
+        assert_eq!(parsed.data.as_slice(), b"hi");
+        assert_eq!(parsed.stream.prev, [0; RECEIVED_HEDGE_LEN]);
+        assert_eq!(parsed.stream.message_id, [7; MESSAGE_ID_LEN]);
+
+        let stream = StreamFields {
+            seq: 4,
+            prev: [9; RECEIVED_HEDGE_LEN],
+            message_id: [7; MESSAGE_ID_LEN],
+            ..Default::default()
+        };
+        let sent = split(b"hi")[0].encode(stream);
+        assert_eq!(sent[0], KIND_DATA | KIND_WITH_PREV);
+        assert_eq!(&sent[43..51], &[9; RECEIVED_HEDGE_LEN]);
+        assert_eq!(&sent[51..53], b"hi");
+        let parsed = Fragment::parse(&sent).unwrap();
+        assert_eq!((parsed.kind, parsed.stream.prev), (KIND_DATA, [9; 8]));
+        assert_eq!(parsed.data.as_slice(), b"hi");
+
+        let mut hello = *Unsealed {
+            kind: KIND_HELLO,
+            index: 0,
+            count: 1,
+            data: &[],
+        }
+        .encode(StreamFields::default());
+        assert_eq!(hello[0], KIND_HELLO);
+        assert!(Fragment::parse(&hello).is_some());
+        hello[0] |= KIND_WITH_PREV;
+        assert!(Fragment::parse(&hello).is_none());
     }
 
     #[test]

@@ -33,8 +33,9 @@ use crate::sending_chain::SendingChain;
 use crate::session::Session;
 use crate::skipped_keys::{MAX_SKIPPED_KEYS, SkippedKey, SkippedKeys};
 use crate::stream::{
-    MAX_AHEAD, MAX_RECENT_CONFIRMED, MAX_UNCONFIRMED, MESSAGE_ID_LEN, MESSAGE_ID_MEMORY,
-    ReceivedBlob, STREAM_DIGEST_LEN, SentBlob, Stream,
+    HedgeState, MAX_AHEAD, MAX_RECEIVED_HEDGES, MAX_RECENT_CONFIRMED, MAX_UNCONFIRMED,
+    MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, RECEIVED_HEDGE_LEN, ReceivedBlob, ReceivedHedge,
+    STREAM_DIGEST_LEN, SentBlob, Stream,
 };
 use chacha20poly1305::{AeadInOut, KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
@@ -178,6 +179,7 @@ fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
             .map(|&(seq, r, counted)| ReceivedBlob { seq, r, counted })
             .collect(),
         message_ids: p.message_ids.iter().copied().collect(),
+        received_hedges: VecDeque::new(),
     };
     stream.refresh_bits();
     Ok(stream)
@@ -218,6 +220,21 @@ enum PickleV2 {
     /// A session with the recently confirmed blobs of its stream too (`Stream::recent`). A
     /// session pickled before them loads with none remembered.
     SessionWithRecent(SessionPickleV2, SessionExtrasPickle, RecentPickle),
+    /// A session with the hedges of the peer's blobs received most recently too
+    /// (`Stream::received_hedges`). A session pickled before them loads with none remembered.
+    SessionWithReceivedHedges(
+        SessionPickleV2,
+        SessionExtrasPickle,
+        RecentPickle,
+        ReceivedHedgesPickle,
+    ),
+}
+
+/// `Stream::received_hedges`: `(seq, r[0..8), state)` of the peer's blobs with the highest
+/// numbers, in seq order (`HedgeState::byte`).
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct ReceivedHedgesPickle {
+    received_hedges: Vec<(u32, [u8; RECEIVED_HEDGE_LEN], u8)>,
 }
 
 /// `Stream::recent`: `(seq, r, counted, floor)` of our most recently confirmed blobs, in seq
@@ -451,6 +468,7 @@ fn session_from_v2(
     p: &SessionPickleV2,
     extras: &SessionExtrasPickle,
     recent: &RecentPickle,
+    hedges: &ReceivedHedgesPickle,
 ) -> Result<Session, PickleError> {
     let mut ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
     if extras.restore_keys.len() > RESTORE_MEMORY {
@@ -496,6 +514,23 @@ fn session_from_v2(
     {
         return Err(PickleError::Malformed);
     }
+    let hedges = &hedges.received_hedges;
+    if hedges.len() > MAX_RECEIVED_HEDGES
+        || !hedges
+            .iter()
+            .zip(hedges.iter().skip(1))
+            .all(|(a, b)| a.0 < b.0)
+    {
+        return Err(PickleError::Malformed);
+    }
+    stream.received_hedges = hedges
+        .iter()
+        .map(|&(seq, r, state)| {
+            HedgeState::from_byte(state)
+                .map(|state| ReceivedHedge { seq, r, state })
+                .ok_or(PickleError::Malformed)
+        })
+        .collect::<Result<_, _>>()?;
     stream.recent = recent
         .recent
         .iter()
@@ -535,7 +570,15 @@ impl Session {
                 .map(|b| (b.seq, b.r, b.counted, b.floor))
                 .collect(),
         };
-        let value = PickleV2::SessionWithRecent(
+        let received_hedges = ReceivedHedgesPickle {
+            received_hedges: self
+                .stream
+                .received_hedges
+                .iter()
+                .map(|h| (h.seq, h.r, h.state.byte()))
+                .collect(),
+        };
+        let value = PickleV2::SessionWithReceivedHedges(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -558,6 +601,7 @@ impl Session {
             },
             extras,
             recent,
+            received_hedges,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -565,13 +609,24 @@ impl Session {
     /// Loads a pickle written by [`Session::pickle`] of this or any earlier format version.
     pub fn from_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<Session, PickleError> {
         match &open_pickle(pickle_key, bytes)? {
-            PickleV2::Session(p) => {
-                session_from_v2(p, &SessionExtrasPickle::default(), &RecentPickle::default())
+            PickleV2::Session(p) => session_from_v2(
+                p,
+                &SessionExtrasPickle::default(),
+                &RecentPickle::default(),
+                &ReceivedHedgesPickle::default(),
+            ),
+            PickleV2::SessionWithExtras(p, extras) => session_from_v2(
+                p,
+                extras,
+                &RecentPickle::default(),
+                &ReceivedHedgesPickle::default(),
+            ),
+            PickleV2::SessionWithRecent(p, extras, recent) => {
+                session_from_v2(p, extras, recent, &ReceivedHedgesPickle::default())
             }
-            PickleV2::SessionWithExtras(p, extras) => {
-                session_from_v2(p, extras, &RecentPickle::default())
+            PickleV2::SessionWithReceivedHedges(p, extras, recent, hedges) => {
+                session_from_v2(p, extras, recent, hedges)
             }
-            PickleV2::SessionWithRecent(p, extras, recent) => session_from_v2(p, extras, recent),
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
             }
@@ -608,7 +663,8 @@ impl PendingInvite {
             }
             PickleV2::Session(_)
             | PickleV2::SessionWithExtras(..)
-            | PickleV2::SessionWithRecent(..) => Err(PickleError::WrongKind),
+            | PickleV2::SessionWithRecent(..)
+            | PickleV2::SessionWithReceivedHedges(..) => Err(PickleError::WrongKind),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::message::{
 use crate::receiving_chain::WINDOW;
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
-use crate::stream::{MESSAGE_ID_LEN, Rollback, Stream};
+use crate::stream::{HedgeState, MESSAGE_ID_LEN, Rollback, Stream};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -79,6 +79,15 @@ pub struct Received {
     /// received of it only from a blob of ours sealed now: the caller owes it an
     /// acknowledgement.
     pub peer_behind: bool,
+    /// We received another blob of the peer's under this blob's sequence number: the peer's
+    /// device went back to an older copy and writes again under numbers its lost copy used,
+    /// so this blob follows blobs of its own that we never received (they sit where the lost
+    /// copy wrote, which we read past), and showing it would put it before them. It is neither
+    /// shown nor counted as received (`plaintext` is `None`): the peer sends its message again,
+    /// after the ones it overtook, once our acknowledgement (which carries the lost copy's
+    /// blobs) shows it the rollback (`docs/PROTOCOL.md` §6.5). The caller owes that
+    /// acknowledgement.
+    pub peer_rolled_back: bool,
     /// The write key of the address the blob was read from: the reader derives the sender's
     /// write keys to compute the addresses it polls (`docs/PROTOCOL.md` §7), and deletes the
     /// blob with it (`DELETE /v1/m/{address}`) once what it carries is committed, so the
@@ -223,6 +232,7 @@ impl Session {
             .checked_add(count)
             .ok_or(EncryptError::ChainExhausted)?;
         let floor = floor.min(first);
+        let prev = self.stream.prev();
         let payloads: Vec<(u32, zeroize::Zeroizing<[u8; PAYLOAD_LEN]>)> = fragments
             .iter()
             .zip(first..)
@@ -233,6 +243,7 @@ impl Session {
                     ack: self.stream.received,
                     ack_digest: self.stream.received_digest,
                     message_id,
+                    prev,
                 };
                 (seq, fragment.encode(stream))
             })
@@ -367,15 +378,35 @@ impl Session {
         let counted = decrypted.fragment.kind != KIND_ACKNOWLEDGEMENT;
         let confirmed_before = self.stream.confirmed().next;
         let newest = self.stream.is_newest(fields.seq);
-        self.stream
-            .received(fields.floor, fields.seq, &decrypted.r, counted);
+        let peer_rolled_back = self.stream.follows_other_blob(
+            fields.seq,
+            decrypted.fragment.index,
+            fields.floor,
+            &fields.prev,
+        );
+        if peer_rolled_back {
+            self.stream
+                .remember(fields.seq, &decrypted.r, HedgeState::Refused);
+        } else {
+            let took = self
+                .stream
+                .received(fields.floor, fields.seq, &decrypted.r, counted);
+            if counted {
+                let state = if took {
+                    HedgeState::Counted
+                } else {
+                    HedgeState::Read
+                };
+                self.stream.remember(fields.seq, &decrypted.r, state);
+            }
+        }
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
         if outcome.skip > 0 {
             self.ratchet
                 .skip_sending(outcome.skip.min(MAX_ROLLBACK_SKIP));
         }
-        let mut plaintext = if decrypted.fragment.kind == KIND_DATA {
+        let mut plaintext = if decrypted.fragment.kind == KIND_DATA && !peer_rolled_back {
             self.reassembly
                 .add(&decrypted.chain, decrypted.n, decrypted.fragment, event)
         } else {
@@ -395,6 +426,7 @@ impl Session {
             rollback: outcome.rollback,
             duplicate,
             peer_behind,
+            peer_rolled_back,
             write_key: decrypted.write_key,
         })
     }
@@ -404,6 +436,8 @@ impl Session {
         self.stream = Stream::default();
         self.stream
             .received(fragment.stream.floor, fragment.stream.seq, r, true);
+        self.stream
+            .remember(fragment.stream.seq, r, HedgeState::Counted);
     }
 
     /// The code both people compare in person.

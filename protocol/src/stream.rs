@@ -38,6 +38,16 @@ pub const MESSAGE_ID_MEMORY: usize = 256;
 /// How many of the peer's blobs past the contiguous prefix are remembered.
 pub const MAX_AHEAD: usize = 512;
 
+/// How many of the peer's blobs received most recently are remembered by sequence number
+/// (the first [`RECEIVED_HEDGE_LEN`] bytes of their hedges), to recognise another blob of the
+/// peer's under a number already received: the peer's device went back to an older copy and
+/// writes again under numbers its lost copy used (`docs/PROTOCOL.md` §6.5).
+pub const MAX_RECEIVED_HEDGES: usize = 128;
+
+/// How much of a received blob's hedge is remembered: enough that two blobs (whose hedges are
+/// independent PRF outputs) share it with probability 2⁻⁶⁴.
+pub const RECEIVED_HEDGE_LEN: usize = 8;
+
 /// Label of the stream digest.
 pub(crate) const STREAM_DIGEST_LABEL: &[u8] = b"hush/v2/stream-digest";
 
@@ -70,6 +80,57 @@ pub(crate) struct ReceivedBlob {
     pub(crate) seq: u32,
     pub(crate) r: [u8; HEDGE_LEN],
     pub(crate) counted: bool,
+}
+
+/// A peer blob remembered by its number, to recognise the peer's blobs that follow another
+/// blob than the one we received under that number (`docs/PROTOCOL.md` §6.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReceivedHedge {
+    pub(crate) seq: u32,
+    /// The first [`RECEIVED_HEDGE_LEN`] bytes of its hedge.
+    pub(crate) r: [u8; RECEIVED_HEDGE_LEN],
+    pub(crate) state: HedgeState,
+}
+
+/// What a remembered peer blob is to our stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HedgeState {
+    /// A counted blob that took its number in our stream: our digest covers it once the
+    /// prefix passes it, so a blob that names another predecessor shows its sender a rollback.
+    Counted,
+    /// Read, but another blob holds its number in our stream (a restored sender wrote again
+    /// under a number its lost copy used): what follows it may name it, nothing more.
+    Read,
+    /// Refused: it followed a blob we never received ([`Stream::follows_other_blob`]).
+    Refused,
+}
+
+impl HedgeState {
+    /// Its byte in a pickle.
+    pub(crate) fn byte(self) -> u8 {
+        match self {
+            HedgeState::Counted => 0,
+            HedgeState::Read => 1,
+            HedgeState::Refused => 2,
+        }
+    }
+
+    /// The state of a pickle byte.
+    pub(crate) fn from_byte(byte: u8) -> Option<HedgeState> {
+        match byte {
+            0 => Some(HedgeState::Counted),
+            1 => Some(HedgeState::Read),
+            2 => Some(HedgeState::Refused),
+            _ => None,
+        }
+    }
+}
+
+/// The first [`RECEIVED_HEDGE_LEN`] bytes of a hedge.
+pub(crate) fn hedge_prefix(r: &[u8; HEDGE_LEN]) -> [u8; RECEIVED_HEDGE_LEN] {
+    r.first_chunk::<RECEIVED_HEDGE_LEN>()
+        .copied()
+        .unwrap_or_default()
 }
 
 /// This device sent less than the peer acknowledges, or other blobs under the same sequence
@@ -117,6 +178,9 @@ pub(crate) struct Stream {
     pub(crate) ahead: Vec<ReceivedBlob>,
     /// Ids of the messages completed most recently, oldest first.
     pub(crate) message_ids: VecDeque<[u8; MESSAGE_ID_LEN]>,
+    /// The peer blobs decrypted with the highest sequence numbers (at most
+    /// [`MAX_RECEIVED_HEDGES`]), in seq order, one per number.
+    pub(crate) received_hedges: VecDeque<ReceivedHedge>,
 }
 
 impl Stream {
@@ -146,9 +210,17 @@ impl Stream {
     /// and folds whatever became contiguous into the digest. Blobs past the prefix are kept
     /// (at most [`MAX_AHEAD`]) whether or not the acknowledgement's bits can report them yet,
     /// so that a blob read once is never waited for again.
-    pub(crate) fn received(&mut self, floor: u32, seq: u32, r: &[u8; HEDGE_LEN], counted: bool) {
+    /// Returns whether the blob took its number (none was received under it before).
+    pub(crate) fn received(
+        &mut self,
+        floor: u32,
+        seq: u32,
+        r: &[u8; HEDGE_LEN],
+        counted: bool,
+    ) -> bool {
         let next = self.received.next;
-        if seq >= next && !self.ahead.iter().any(|b| b.seq == seq) {
+        let took = seq >= next && !self.ahead.iter().any(|b| b.seq == seq);
+        if took {
             let at = self.ahead.partition_point(|b| b.seq < seq);
             self.ahead.insert(
                 at,
@@ -176,6 +248,12 @@ impl Stream {
             if u32::try_from(kept).map_or(true, |k| k < floor - next) {
                 self.received_digest = [0u8; STREAM_DIGEST_LEN];
                 self.ahead.retain(|b| b.seq >= floor);
+                // No longer in the digest: not evidence of a rollback of the peer.
+                for hedge in &mut self.received_hedges {
+                    if hedge.seq < floor && hedge.state == HedgeState::Counted {
+                        hedge.state = HedgeState::Read;
+                    }
+                }
             }
             next = floor;
         }
@@ -195,6 +273,89 @@ impl Stream {
         self.ahead.drain(..folded);
         self.received.next = next;
         self.refresh_bits();
+        took
+    }
+
+    /// The hedge prefix our next blob names as its predecessor (`prev`, `docs/PROTOCOL.md`
+    /// §6.4): that of our blob `next_seq − 1`, zero when this state never sealed that number
+    /// (the first blob, or numbers skipped after a rollback).
+    pub(crate) fn prev(&self) -> [u8; RECEIVED_HEDGE_LEN] {
+        let Some(last) = self.next_seq.checked_sub(1) else {
+            return [0u8; RECEIVED_HEDGE_LEN];
+        };
+        self.sent
+            .back()
+            .or(self.recent.back())
+            .filter(|b| b.seq == last)
+            .map_or([0u8; RECEIVED_HEDGE_LEN], |b| hedge_prefix(&b.r))
+    }
+
+    /// Whether the peer's blob (fragment `index` of a message, floor `floor`, naming `prev`)
+    /// with number `seq` follows a blob of its sender's that we never received: its
+    /// predecessor `seq − index − 1`, which its sender still stands by (at or above its
+    /// floor), is not the counted blob we received under that number, or is one we refused
+    /// (`docs/PROTOCOL.md` §6.4). Then the sender is a copy of the peer's device that went back
+    /// to an older copy and writes again under numbers its lost copy used; its blobs before
+    /// this one sit where the lost copy wrote, which we read past, and this one, shown now,
+    /// would come before them.
+    ///
+    /// Only a counted blob below our prefix is evidence: our digest covers it, so our next
+    /// acknowledgement shows the sender its rollback, and the sender sends everything
+    /// unconfirmed again, this blob's message after the ones it overtook (§6.5). Without that
+    /// guarantee the blob is accepted, as it would otherwise never come again.
+    pub(crate) fn follows_other_blob(
+        &self,
+        seq: u32,
+        index: u16,
+        floor: u32,
+        prev: &[u8; RECEIVED_HEDGE_LEN],
+    ) -> bool {
+        let Some(before) = seq.checked_sub(u32::from(index) + 1) else {
+            return false;
+        };
+        if *prev == [0u8; RECEIVED_HEDGE_LEN] || before < floor {
+            return false;
+        }
+        let known = self
+            .received_hedges
+            .binary_search_by_key(&before, |h| h.seq)
+            .ok()
+            .and_then(|i| self.received_hedges.get(i));
+        known.is_some_and(|h| match h.state {
+            HedgeState::Refused => h.r == *prev,
+            HedgeState::Counted => before < self.received.next && h.r != *prev,
+            HedgeState::Read => false,
+        })
+    }
+
+    /// Remembers a decrypted peer blob under its number (see [`Stream::follows_other_blob`]):
+    /// one read replaces whatever was remembered there (the blobs after it name it, not the
+    /// lost copy's), a refused one only fills an empty number. The lowest number goes beyond
+    /// [`MAX_RECEIVED_HEDGES`].
+    pub(crate) fn remember(&mut self, seq: u32, r: &[u8; HEDGE_LEN], state: HedgeState) {
+        let hedge = ReceivedHedge {
+            seq,
+            r: hedge_prefix(r),
+            state,
+        };
+        match self.received_hedges.binary_search_by_key(&seq, |h| h.seq) {
+            Ok(at) => {
+                if let Some(known) = self.received_hedges.get_mut(at)
+                    && state != HedgeState::Refused
+                {
+                    *known = hedge;
+                }
+            }
+            Err(at) => {
+                if at == 0 && self.received_hedges.len() >= MAX_RECEIVED_HEDGES {
+                    return;
+                }
+                self.received_hedges.insert(at, hedge);
+                if self.received_hedges.len() > MAX_RECEIVED_HEDGES {
+                    self.received_hedges.pop_front();
+                }
+            }
+        }
     }
 
     /// Whether the peer's blob `seq` is past every blob of the peer received so far.

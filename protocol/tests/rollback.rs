@@ -175,7 +175,7 @@ fn two_blobs_from_one_state_have_independent_keys() {
         let mut block0 = [0u8; 64];
         cipher.apply_keystream(&mut block0);
         cipher.apply_keystream(&mut body);
-        assert_eq!(body[0], 0x02, "payload kind");
+        assert_eq!(body[0], 0x82, "payload kind: data, with prev");
         let data_at = protocol::FRAGMENT_HEADER_LEN;
         assert_eq!(&body[data_at..data_at + text.len()], text);
     }
@@ -256,11 +256,10 @@ fn acknowledgements_report_gaps_and_the_floor_closes_them() {
     assert!(received.acknowledged.contains(m4.seq));
 }
 
-/// The case sequence numbers alone cannot catch: the restored device sends *more* blobs than
-/// its lost state did, at addresses the peer has already read past (expired or deleted there),
-/// so the peer's acknowledgement covers as many sequence numbers as it sent. The digest shows
-/// that the peer received other blobs under those numbers; the caller re-sends the messages
-/// with their ids, and the peer shows each exactly once.
+/// A rollback hidden by more sends (as many sent again as lost) is caught by the digest; the
+/// restored copy's second message, which follows its first (written where the peer read the
+/// lost blob, so never seen), is refused, not shown before it (`docs/PROTOCOL.md` §6.4), and
+/// once both go again they arrive in their order; a copy of one already shown is dropped.
 #[test]
 fn a_rollback_hidden_by_more_sends_is_caught_by_the_digest_and_resends_are_idempotent() {
     let (mut a, mut b, mut rng) = pair(93);
@@ -272,7 +271,7 @@ fn a_rollback_hidden_by_more_sends_is_caught_by_the_digest_and_resends_are_idemp
     deliver(&mut b, &send(&mut a, &mut rng, b"lost")[0]);
     let mut a = Session::from_pickle(&KEY, &backup).unwrap();
     // Two new messages; the first lands on the slot the peer has read (never seen again), the
-    // second is read.
+    // second is read but refused: it follows the first, which the peer never received.
     let floor = a.next_seq();
     let first = a.encrypt(&mut rng, b"new 1", floor).unwrap().remove(0);
     let second = a.encrypt(&mut rng, b"new 2", floor).unwrap().remove(0);
@@ -280,7 +279,8 @@ fn a_rollback_hidden_by_more_sends_is_caught_by_the_digest_and_resends_are_idemp
         b.decrypt(&first.address, &first.blob).unwrap_err(),
         protocol::DecryptError::Duplicate
     );
-    assert_eq!(deliver(&mut b, &second), Some(b"new 2".to_vec()));
+    let refused = b.decrypt(&second.address, &second.blob).unwrap();
+    assert!(refused.peer_rolled_back && refused.plaintext.is_none());
     let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
     let received = a.decrypt(&ack.address, &ack.blob).unwrap();
     let rollback = received.rollback.expect("the digest reveals the rollback");
@@ -289,18 +289,23 @@ fn a_rollback_hidden_by_more_sends_is_caught_by_the_digest_and_resends_are_idemp
         "as many sent as lost: only the digest can tell"
     );
     assert!(rollback.unconfirmed_from <= first.seq);
-    // Re-send both unconfirmed messages under their ids: "new 1" arrives, "new 2" is not
-    // shown twice.
+    // Re-send both unconfirmed messages under their ids: they arrive in their order, and a
+    // third copy of "new 2" is not shown again.
     let floor = a.next_seq();
-    let again_1 = a
-        .encrypt_resend(&mut rng, b"new 1", floor, first.message_id)
-        .unwrap()
-        .remove(0);
+    for (text, id) in [
+        (&b"new 1"[..], first.message_id),
+        (b"new 2", second.message_id),
+    ] {
+        let again = a
+            .encrypt_resend(&mut rng, text, floor, id)
+            .unwrap()
+            .remove(0);
+        assert_eq!(deliver(&mut b, &again), Some(text.to_vec()));
+    }
     let again_2 = a
         .encrypt_resend(&mut rng, b"new 2", floor, second.message_id)
         .unwrap()
         .remove(0);
-    assert_eq!(deliver(&mut b, &again_1), Some(b"new 1".to_vec()));
     let dup = b.decrypt(&again_2.address, &again_2.blob).unwrap();
     assert!(dup.duplicate && dup.plaintext.is_none());
     // From here on the digests agree again.
@@ -907,4 +912,86 @@ fn only_a_party_restored_past_a_root_key_its_peer_moved_on_from_finds_the_behind
         "the restored copy is told"
     );
     assert!(!finds_behind_signal(&b, &restored), "never the other way");
+}
+
+/// A copy of the peer's device restored to before messages we read writes again under the
+/// numbers its lost copy used, at positions we read past (the lost copy's blobs expired, so
+/// the mailbox took the new ones), and its next messages land where we read. Shown at once,
+/// they would come before the messages they follow, which reach us only once the restored
+/// copy learns of its rollback and sends them again (the simulator's `all` seed 341). Each
+/// blob names its predecessor's hedge (`prev`, `docs/PROTOCOL.md` §6.4), which here is not
+/// the blob we received under that number: the first is refused, and so is the one that
+/// follows it (also after a pickle round trip); our acknowledgement shows the writer its
+/// rollback, and its messages, sent again, arrive in their order.
+#[test]
+fn a_restored_writers_messages_that_follow_blobs_we_never_received_wait_for_them() {
+    let (mut a, mut b, mut rng) = pair(341);
+    deliver(&mut b, &send(&mut a, &mut rng, b"zero")[0]);
+    let backup = a.pickle(&KEY);
+    let floor = a.next_seq();
+    for text in [&b"lost 1"[..], b"lost 2"] {
+        let blobs = a.encrypt(&mut rng, text, floor).unwrap();
+        assert_eq!(deliver(&mut b, &blobs[0]), Some(text.to_vec()));
+    }
+    let mut restored = Session::from_pickle(&KEY, &backup).unwrap();
+    let floor = restored.next_seq();
+    let mut sent = Vec::new();
+    for text in [&b"one"[..], b"two", b"three", b"four"] {
+        let mut blobs = restored.encrypt(&mut rng, text, floor).unwrap();
+        sent.push((text, blobs.remove(0)));
+    }
+    for (_, blob) in &sent[..2] {
+        assert!(!poll_set(&b).contains(&blob.address), "read past");
+    }
+    for (i, (_, blob)) in sent[2..].iter().enumerate() {
+        if i == 1 {
+            b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+        }
+        let received = b.decrypt(&blob.address, &blob.blob).unwrap();
+        assert!(received.peer_rolled_back, "blob {i} overtakes");
+        assert_eq!(received.plaintext, None);
+        assert!(!received.duplicate);
+    }
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let rollback = restored
+        .decrypt(&ack.address, &ack.blob)
+        .unwrap()
+        .rollback
+        .expect("our acknowledgement shows the writer its rollback");
+    assert!(rollback.unconfirmed_from <= sent[0].1.seq);
+    let floor = restored.next_seq();
+    for (text, first) in &sent {
+        let blobs = restored
+            .encrypt_resend(&mut rng, text, floor, first.message_id)
+            .unwrap();
+        let received = b.decrypt(&blobs[0].address, &blobs[0].blob).unwrap();
+        assert!(!received.peer_rolled_back);
+        assert_eq!(
+            received.plaintext.as_deref().map(|p| p.to_vec()),
+            Some(text.to_vec())
+        );
+    }
+}
+
+/// A consistent writer is never refused: every blob names the one before it, also across
+/// acknowledgement-only blobs, multi-blob messages, crossing ratchet steps and a pickle round
+/// trip of either side.
+#[test]
+fn a_consistent_writer_is_never_taken_for_a_restored_one() {
+    let (mut a, mut b, mut rng) = pair(7);
+    let long = vec![b'x'; 3 * protocol::FRAGMENT_CAPACITY + 1];
+    for round in 0..6 {
+        let floor = a.next_seq().saturating_sub(3);
+        let text: &[u8] = if round % 2 == 0 { &long } else { b"short" };
+        for blob in a.encrypt(&mut rng, text, floor).unwrap() {
+            let received = b.decrypt(&blob.address, &blob.blob).unwrap();
+            assert!(!received.peer_rolled_back, "round {round}");
+        }
+        let ack = a.encrypt_acknowledgement(&mut rng, floor).unwrap();
+        assert!(!b.decrypt(&ack.address, &ack.blob).unwrap().peer_rolled_back);
+        let reply = send(&mut b, &mut rng, b"reply");
+        assert_eq!(deliver(&mut a, &reply[0]), Some(b"reply".to_vec()));
+        a = Session::from_pickle(&KEY, &a.pickle(&KEY)).unwrap();
+        b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+    }
 }

@@ -44,7 +44,12 @@ const NEGATIVE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/
 const W: u32 = 16;
 const MAX_SKIP: u32 = 64;
 const PAYLOAD_LEN: usize = 936;
-const FIELDS_LEN: usize = 43;
+const FIELDS_LEN: usize = 51;
+/// §3.6: kinds `0x01`-`0x03` carry no `prev` (the hello; data and acknowledgements sealed
+/// before it existed).
+const FIELDS_WITHOUT_PREV_LEN: usize = 43;
+const KIND_WITH_PREV: u8 = 0x80;
+const MAX_RECEIVED_HEDGES: usize = 128;
 const CAPACITY: usize = PAYLOAD_LEN - FIELDS_LEN;
 const MAX_FRAGMENTS: usize = 64;
 const MAX_MESSAGE_LEN: usize = MAX_FRAGMENTS * CAPACITY;
@@ -237,11 +242,17 @@ struct Fields {
     bits: u64,
     digest: [u8; 8],
     id: [u8; 8],
+    /// §6.4: the first 8 bytes of the hedge of the sender's blob `seq − index − 1`.
+    prev: [u8; 8],
 }
 
 /// The padded payload of §3.6.
 fn payload(kind: u8, index: u16, count: u16, data: &[u8], f: Fields) -> Vec<u8> {
-    let mut p = vec![kind];
+    let mut p = vec![if kind == KIND_HELLO {
+        kind
+    } else {
+        kind | KIND_WITH_PREV
+    }];
     p.extend(index.to_be_bytes());
     p.extend(count.to_be_bytes());
     p.extend((data.len() as u16).to_be_bytes());
@@ -251,6 +262,7 @@ fn payload(kind: u8, index: u16, count: u16, data: &[u8], f: Fields) -> Vec<u8> 
     p.extend(f.bits.to_be_bytes());
     p.extend(f.digest);
     p.extend(f.id);
+    p.extend(f.prev);
     assert_eq!(p.len(), FIELDS_LEN);
     p.extend_from_slice(data);
     p.resize(PAYLOAD_LEN, 0);
@@ -271,6 +283,13 @@ fn parse(p: &[u8]) -> Option<Fragment> {
     let u16at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
     let u32at = |i: usize| u32::from_be_bytes(p[i..i + 4].try_into().unwrap());
     let (kind, index, count, len) = (p[0], u16at(1), u16at(3), usize::from(u16at(5)));
+    let with_prev = kind & KIND_WITH_PREV != 0;
+    let kind = kind & !KIND_WITH_PREV;
+    let start = if with_prev {
+        FIELDS_LEN
+    } else {
+        FIELDS_WITHOUT_PREV_LEN
+    };
     let f = Fields {
         seq: u32at(7),
         floor: u32at(11),
@@ -278,12 +297,18 @@ fn parse(p: &[u8]) -> Option<Fragment> {
         bits: u64::from_be_bytes(p[19..27].try_into().unwrap()),
         digest: p[27..35].try_into().unwrap(),
         id: p[35..43].try_into().unwrap(),
+        prev: if with_prev {
+            p[43..51].try_into().unwrap()
+        } else {
+            [0; 8]
+        },
     };
-    if len > CAPACITY || p[FIELDS_LEN + len..].iter().any(|&b| b != 0) || f.floor > f.seq {
+    if len > PAYLOAD_LEN - start || p[start + len..].iter().any(|&b| b != 0) || f.floor > f.seq {
         return None;
     }
     let ok = match kind {
-        KIND_HELLO | KIND_ACK => index == 0 && count == 1 && len == 0 && f.id == NO_ID,
+        KIND_HELLO => !with_prev && index == 0 && count == 1 && len == 0 && f.id == NO_ID,
+        KIND_ACK => index == 0 && count == 1 && len == 0 && f.id == NO_ID,
         KIND_DATA => count >= 1 && usize::from(count) <= MAX_FRAGMENTS && index < count,
         _ => false,
     };
@@ -291,7 +316,7 @@ fn parse(p: &[u8]) -> Option<Fragment> {
         kind,
         index,
         count,
-        data: p[FIELDS_LEN..FIELDS_LEN + len].to_vec(),
+        data: p[start..start + len].to_vec(),
         f,
     })
 }
@@ -381,6 +406,16 @@ fn extend_digest(d: &[u8; 8], seq: u32, r: &[u8; 16]) -> [u8; 8] {
         .unwrap()
 }
 
+/// §6.4: what a remembered peer blob is to the stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hedge {
+    /// Counted, and it took its number (the digest covers it once below the prefix).
+    Counted,
+    /// Read, another blob holding its number.
+    Read,
+    Refused,
+}
+
 /// One party's stream state (§4, §6.4, §6.5), with plain maps.
 #[derive(Clone, Default)]
 struct Stream {
@@ -396,6 +431,12 @@ struct Stream {
     received_digest: [u8; 8],
     kept: BTreeMap<u32, ([u8; 16], bool)>,
     ids: VecDeque<[u8; 8]>,
+    /// §8: own blobs the caller's outbox let go of (model only: they leave its floor).
+    settled: BTreeSet<u32>,
+    /// §6.4: the blob this state sealed last, `(seq, r)`, which the next one names as `prev`.
+    last_sealed: Option<(u32, [u8; 16])>,
+    /// §6.4: the peer's blobs remembered by number (the highest 128): seq → (r[0..8), state).
+    hedges: BTreeMap<u32, ([u8; 8], Hedge)>,
 }
 
 impl Stream {
@@ -407,8 +448,10 @@ impl Stream {
     }
 
     /// The receiver rules of §6.4.
-    fn receive(&mut self, floor: u32, seq: u32, r: [u8; 16], counted: bool) {
-        if seq >= self.prefix && !self.kept.contains_key(&seq) {
+    /// Returns whether the blob took its number.
+    fn receive(&mut self, floor: u32, seq: u32, r: [u8; 16], counted: bool) -> bool {
+        let took = seq >= self.prefix && !self.kept.contains_key(&seq);
+        if took {
             self.kept.insert(seq, (r, counted));
             if self.kept.len() > MAX_AHEAD {
                 self.kept.pop_last();
@@ -420,6 +463,11 @@ impl Stream {
             if kept_below < floor - self.prefix {
                 self.received_digest = [0; 8];
                 self.kept = self.kept.split_off(&floor);
+                for (_, (_, state)) in self.hedges.range_mut(..floor) {
+                    if *state == Hedge::Counted {
+                        *state = Hedge::Read;
+                    }
+                }
             }
             self.prefix = floor;
         }
@@ -433,6 +481,7 @@ impl Stream {
             self.prefix = self.prefix.max(s + 1);
             self.kept.pop_first();
         }
+        took
     }
 
     /// §6.5: checks the peer's acknowledgement of our stream. Returns the rollback
@@ -483,6 +532,43 @@ impl Stream {
         (rollback, lost.unwrap_or(0))
     }
 
+    /// §6.4: the blob follows one of its sender's we never received (or one we refused).
+    fn follows_other_blob(&self, f: &Fields, index: u16) -> bool {
+        let Some(before) = f.seq.checked_sub(u32::from(index) + 1) else {
+            return false;
+        };
+        if f.prev == [0; 8] || before < f.floor {
+            return false;
+        }
+        match self.hedges.get(&before) {
+            Some(&(r, Hedge::Refused)) => r == f.prev,
+            Some(&(r, Hedge::Counted)) => before < self.prefix && r != f.prev,
+            Some((_, Hedge::Read)) | None => false,
+        }
+    }
+
+    /// §6.4: remembers a counted blob read (replacing what was there) or a refused one (only
+    /// under a number not remembered yet), keeping the 128 highest numbers.
+    fn remember(&mut self, seq: u32, r: &[u8; 16], state: Hedge) {
+        if state == Hedge::Refused && self.hedges.contains_key(&seq) {
+            return;
+        }
+        if !self.hedges.contains_key(&seq)
+            && self.hedges.len() == MAX_RECEIVED_HEDGES
+            && self
+                .hedges
+                .keys()
+                .next()
+                .is_some_and(|&lowest| seq < lowest)
+        {
+            return;
+        }
+        self.hedges.insert(seq, (r[..8].try_into().unwrap(), state));
+        if self.hedges.len() > MAX_RECEIVED_HEDGES {
+            self.hedges.pop_first();
+        }
+    }
+
     /// Message ids (§6.4): false for an id seen among the last 256.
     fn first_time(&mut self, id: [u8; 8]) -> bool {
         if id == NO_ID {
@@ -503,7 +589,7 @@ impl Stream {
     fn outbox_floor(&self) -> u32 {
         self.sent
             .iter()
-            .find(|(_, (_, counted, _))| *counted)
+            .find(|(s, (_, counted, _))| *counted && !self.settled.contains(s))
             .map_or(self.next_seq, |(&s, _)| s)
     }
 
@@ -629,6 +715,7 @@ struct Outcome {
     plaintext: Option<Vec<u8>>,
     duplicate: bool,
     rollback: Option<(u32, u32)>,
+    rolled_back: bool,
     retired: Vec<[u8; 32]>,
 }
 
@@ -712,6 +799,10 @@ impl State {
             self.stream.bits(),
             self.stream.received_digest,
         );
+        let prev = match self.stream.last_sealed {
+            Some((s, r)) if s + 1 == first => r[..8].try_into().unwrap(),
+            _ => [0; 8],
+        };
         let me = self.party.role_byte();
         let public_key = public(&self.dhs);
         let mut out = Vec::new();
@@ -732,6 +823,7 @@ impl State {
                 bits,
                 digest,
                 id,
+                prev,
             };
             let payload = payload(kind, index as u16, count, piece, f);
             let z = rng.take::<32>();
@@ -754,6 +846,7 @@ impl State {
             chain.ck = step(&chain.ck);
             chain.n += 1;
             self.stream.sent.insert(seq, (sealed.r, counted, f.floor));
+            self.stream.last_sealed = Some((seq, sealed.r));
             assert!(self.stream.sent.len() <= MAX_UNCONFIRMED);
         }
         self.stream.next_seq = first + u32::from(count);
@@ -948,15 +1041,24 @@ impl State {
         // The stream (§6.4, §6.5).
         let r: [u8; 16] = blob[..16].try_into().unwrap();
         let f = fragment.f;
-        s.stream
-            .receive(f.floor, f.seq, r, fragment.kind != KIND_ACK);
+        let counted = fragment.kind != KIND_ACK;
+        let rolled_back = s.stream.follows_other_blob(&f, fragment.index);
+        if rolled_back {
+            s.stream.remember(f.seq, &r, Hedge::Refused);
+        } else {
+            let took = s.stream.receive(f.floor, f.seq, r, counted);
+            if counted {
+                let state = if took { Hedge::Counted } else { Hedge::Read };
+                s.stream.remember(f.seq, &r, state);
+            }
+        }
         let (rollback, skip) = s.stream.acknowledged(f.ack, f.bits, f.digest);
         if skip > 0 {
             s.skip_sending(skip.min(MAX_ROLLBACK_SKIP));
         }
         // Reassembly (§6.7) and duplicate suppression.
         let mut plaintext = None;
-        if fragment.kind == KIND_DATA {
+        if fragment.kind == KIND_DATA && !rolled_back {
             plaintext = s.reassemble(ratchet, n, &fragment, now);
         }
         let duplicate = plaintext.is_some() && !s.stream.first_time(f.id);
@@ -977,6 +1079,7 @@ impl State {
             plaintext,
             duplicate,
             rollback,
+            rolled_back,
             retired,
         })
     }
@@ -1028,6 +1131,9 @@ enum Step {
     SendAck(Party, &'static str),
     /// `abandon` every seq of a message (it never reached the mailbox).
     Abandon(Party, &'static str),
+    /// §8: the caller's outbox lets go of these messages' blobs (stored; their messages go
+    /// again), so they no longer hold its floor.
+    Settle(Party, &'static [&'static str]),
     Deliver(Party, &'static str, usize),
     DeliverAll(Party, &'static str),
     Snapshot(Party),
@@ -1113,15 +1219,18 @@ fn script() -> Vec<Step> {
         Send(Joiner, "h1", t("restored joiner, 1 (never read)")),
         Send(Joiner, "h2", t("restored joiner, 2 (never read)")),
         Send(Joiner, "h3", t("restored joiner, 3")),
-        Deliver(Inviter, "h3", 0),
+        Deliver(Inviter, "h3", 0), // refused: it follows h2, which the inviter never received
         Send(Inviter, "ok", t("inviter, after m1, m2 and h3")),
         Deliver(Joiner, "ok", 0), // Rollback { lost_blobs: 0, unconfirmed_from: seq of m1 }
+        Settle(Joiner, &["h1", "h2", "h3"]),
         Resend(Joiner, "h1-again", "h1"),
         Resend(Joiner, "h2-again", "h2"),
         Resend(Joiner, "h3-again", "h3"),
         Deliver(Inviter, "h1-again", 0),
         Deliver(Inviter, "h2-again", 0),
-        Deliver(Inviter, "h3-again", 0), // duplicate: h3 was shown already
+        Deliver(Inviter, "h3-again", 0), // shown now, after h1 and h2
+        Resend(Joiner, "h3-twice", "h3"),
+        Deliver(Inviter, "h3-twice", 0), // duplicate: h3-again was shown already
         // Fork: the inviter is restored to before its own DH step, which the joiner has read
         // and only acknowledged; the restored inviter steps again with a fresh key.
         Snapshot(Inviter),
@@ -1230,6 +1339,7 @@ const ZERO_FIELDS: Fields = Fields {
     bits: 0,
     digest: [0; 8],
     id: NO_ID,
+    prev: [0; 8],
 };
 
 /// The same invite (secret, key, expiry) with a mailbox URL, joined by the same joiner seed:
@@ -1447,6 +1557,9 @@ fn reference() -> (Value, Value) {
         hello.sealed.r,
         true,
     );
+    inviter
+        .stream
+        .remember(hello_fragment.f.seq, &hello.sealed.r, Hedge::Counted);
     let mut events = vec![json!({
         "action": "accept", "to": "inviter", "message": "hello", "fragment": 0,
         "stream_after": inviter.stream.json(),
@@ -1486,6 +1599,15 @@ fn reference() -> (Value, Value) {
                 }
                 json!({"action": "abandon", "party": party.name(), "message": name, "seqs": seqs})
             }
+            Step::Settle(party, names) => {
+                let seqs: Vec<u32> = names
+                    .iter()
+                    .flat_map(|name| model.blobs[*name].iter().map(|b| b.f.seq))
+                    .collect();
+                let stream = &mut model.states.get_mut(party.name()).unwrap().stream;
+                stream.settled.extend(seqs.iter().copied());
+                json!({"action": "settle", "party": party.name(), "messages": names, "seqs": seqs})
+            }
             Step::Snapshot(party) => {
                 let s = model.states[party.name()].clone();
                 model.snapshots.insert(party.name(), s);
@@ -1524,6 +1646,7 @@ fn reference() -> (Value, Value) {
                     "fragment": if fragments.len() == 1 { json!(fragments[0]) } else { Value::Null },
                     "plaintext": last.plaintext.as_ref().map_or(Value::Null, |p| Value::String(hex(p))),
                     "duplicate": last.duplicate,
+                    "peer_rolled_back": last.rolled_back,
                     "kind": kind_name(last.kind), "seq": last.seq,
                     "rollback": rollback_json(rollback),
                     "stream_after": state.stream.json(),
@@ -1539,7 +1662,7 @@ fn reference() -> (Value, Value) {
     let negative = negative_vectors(&run);
     let model = run.model;
     let conversation = json!({
-        "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 893 = one full fragment, 894, 57152 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 2); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), re-sends of h1..h3 with their message ids (h3-again is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
+        "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 885 = one full fragment, 886, 56640 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 2); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), h3 refused on arrival (its prev names h2, not the m2 the inviter received under that number), re-sends of h1..h3 with their message ids, shown in order (h3-twice, one more re-send of h3, is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
         "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW, "stream_digest_len": 8, "message_id_len": 8, "message_id_memory": MESSAGE_ID_MEMORY, "max_ahead": MAX_AHEAD, "max_unconfirmed": MAX_UNCONFIRMED, "max_rollback_skip": MAX_ROLLBACK_SKIP, "max_abandoned_keys": MAX_ABANDONED_KEYS},
         "rng": {"construction": "a byte stream: block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)), blocks concatenated, bytes consumed in order: inviter: invite secret (32), b0 (32), then per encrypt: z of the message id (32, data messages only, not re-sends; id = SHA-256(\"hush/v2/message-id\" || z || plaintext)[0..8]), the new ratchet key (32) if a DH step runs, z (32) per blob; joiner: a1 (32), z of the hello (32), then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
         "invite": {
@@ -1587,7 +1710,11 @@ fn check_script_claims(run: &Run, events: &[Value]) {
         event("deliver:joiner:ok")["rollback"],
         json!({"lost_blobs": 0, "unconfirmed_from": seq("m1")})
     );
-    assert_eq!(event("deliver:inviter:h3-again")["duplicate"], json!(true));
+    assert_eq!(event("deliver:inviter:h3")["peer_rolled_back"], json!(true));
+    assert_eq!(event("deliver:inviter:h3")["plaintext"], Value::Null);
+    assert_eq!(event("deliver:inviter:h3-again")["duplicate"], json!(false));
+    assert_ne!(event("deliver:inviter:h3-again")["plaintext"], Value::Null);
+    assert_eq!(event("deliver:inviter:h3-twice")["duplicate"], json!(true));
     assert_eq!(event("deliver:inviter:h1-again")["duplicate"], json!(false));
     assert_eq!(
         event("deliver:inviter:ack-L0")["rollback"],
@@ -1776,7 +1903,7 @@ fn negative_vectors(run: &Run) -> Value {
     let data = b"hi joiner (DH step)";
     let no_id = Fields { id: NO_ID, ..f };
     let malformed: Vec<(&str, &str, Vec<u8>)> = vec![
-        ("malformed_kind", "kind 0x04", payload(0x04, 0, 1, data, f)),
+        ("malformed_kind", "kind 0x84", payload(0x04, 0, 1, data, f)),
         (
             "malformed_floor_above_seq",
             "floor = seq + 1",
@@ -1808,19 +1935,40 @@ fn negative_vectors(run: &Run) -> Value {
         ),
         (
             "malformed_acknowledgement_with_data",
-            "kind 0x03 with len 1",
+            "kind 0x83 with len 1",
             payload(KIND_ACK, 0, 1, b"x", no_id),
         ),
         (
             "malformed_acknowledgement_with_message_id",
-            "kind 0x03 carrying a message id (i1's)",
+            "kind 0x83 carrying a message id (i1's)",
             payload(KIND_ACK, 0, 1, &[], f),
         ),
-        ("malformed_length", "len 894 (more than fits)", {
+        ("malformed_length", "len 886 (more than fits)", {
             let mut p = payload(KIND_DATA, 0, 1, &[], f);
-            p[5..7].copy_from_slice(&894u16.to_be_bytes());
+            p[5..7].copy_from_slice(&(CAPACITY as u16 + 1).to_be_bytes());
             p
         }),
+        (
+            "malformed_length_without_prev",
+            "kind 0x02 (no prev) with len 894 (more than fits)",
+            {
+                let mut p = payload(KIND_DATA, 0, 1, &[], no_id);
+                p[0] = KIND_DATA;
+                p[5..7].copy_from_slice(
+                    &((PAYLOAD_LEN - FIELDS_WITHOUT_PREV_LEN) as u16 + 1).to_be_bytes(),
+                );
+                p
+            },
+        ),
+        (
+            "malformed_hello_with_prev",
+            "kind 0x81 (a hello never carries prev)",
+            {
+                let mut p = payload(KIND_HELLO, 0, 1, &[], no_id);
+                p[0] |= KIND_WITH_PREV;
+                p
+            },
+        ),
     ];
     for (name, what, p) in malformed {
         let (address, blob) = sealed_like(i1, inviter_role, &ad, 0, &p, 2);
@@ -1868,6 +2016,7 @@ fn negative_vectors(run: &Run) -> Value {
             bits: ack.1,
             digest,
             id: NO_ID,
+            prev: [0; 8],
         };
         let p = payload(KIND_ACK, 0, 1, &[], fields);
         let (address, blob) = sealed_like(j2, Party::Joiner.role_byte(), &ad, n, &p, 3);
@@ -2121,6 +2270,8 @@ fn replay(v: &Value, stop: usize) -> World {
                 }
                 w.check(v, &name, blobs);
             }
+            // The caller's floor changes; the session is not told (the next floor says it).
+            "settle" => {}
             "abandon" => {
                 let party = s(&event["party"]);
                 for seq in event["seqs"].as_array().unwrap() {
@@ -2168,6 +2319,11 @@ fn replay(v: &Value, stop: usize) -> World {
                     json!(received.duplicate),
                     event["duplicate"],
                     "{name} duplicate"
+                );
+                assert_eq!(
+                    json!(received.peer_rolled_back),
+                    event["peer_rolled_back"],
+                    "{name} peer_rolled_back"
                 );
                 assert_eq!(
                     format!("{:?}", received.kind),
