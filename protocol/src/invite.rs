@@ -216,6 +216,7 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         next_chain_skip: 0,
         restore_keys: VecDeque::new(),
         skipped_ahead: 0,
+        chain_after_rollback: false,
     }
 }
 
@@ -483,6 +484,7 @@ impl Invite {
             next_chain_skip: 0,
             restore_keys: VecDeque::new(),
             skipped_ahead: 0,
+            chain_after_rollback: false,
         };
         let hello = Unsealed {
             kind: KIND_HELLO,

@@ -220,8 +220,9 @@ enum PickleV2 {
     /// A session with the recently confirmed blobs of its stream too (`Stream::recent`). A
     /// session pickled before them loads with none remembered.
     SessionWithRecent(SessionPickleV2, SessionExtrasPickle, RecentPickle),
-    /// A session with the hedges of the peer's blobs received most recently too
-    /// (`Stream::received_hedges`). A session pickled before them loads with none remembered.
+    /// A session with the hedges of the peer's blobs received most recently
+    /// (`Stream::received_hedges`) and `Ratchet::chain_after_rollback` too. A session pickled
+    /// before them loads with none remembered and the flag unset.
     SessionWithReceivedHedges(
         SessionPickleV2,
         SessionExtrasPickle,
@@ -231,10 +232,11 @@ enum PickleV2 {
 }
 
 /// `Stream::received_hedges`: `(seq, r[0..8), state)` of the peer's blobs with the highest
-/// numbers, in seq order (`HedgeState::byte`).
+/// numbers, in seq order (`HedgeState::byte`); and `Ratchet::chain_after_rollback`.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
 struct ReceivedHedgesPickle {
     received_hedges: Vec<(u32, [u8; RECEIVED_HEDGE_LEN], u8)>,
+    chain_after_rollback: bool,
 }
 
 /// `Stream::recent`: `(seq, r, counted, floor)` of our most recently confirmed blobs, in seq
@@ -381,6 +383,7 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         next_chain_skip: p.next_chain_skip.min(crate::MAX_ROLLBACK_SKIP),
         restore_keys: VecDeque::new(),
         skipped_ahead: 0,
+        chain_after_rollback: false,
     })
 }
 
@@ -514,15 +517,17 @@ fn session_from_v2(
     {
         return Err(PickleError::Malformed);
     }
-    let hedges = &hedges.received_hedges;
-    if hedges.len() > MAX_RECEIVED_HEDGES
+    if hedges.received_hedges.len() > MAX_RECEIVED_HEDGES
         || !hedges
+            .received_hedges
             .iter()
-            .zip(hedges.iter().skip(1))
+            .zip(hedges.received_hedges.iter().skip(1))
             .all(|(a, b)| a.0 < b.0)
     {
         return Err(PickleError::Malformed);
     }
+    ratchet.chain_after_rollback = hedges.chain_after_rollback;
+    let hedges = &hedges.received_hedges;
     stream.received_hedges = hedges
         .iter()
         .map(|&(seq, r, state)| {
@@ -577,6 +582,7 @@ impl Session {
                 .iter()
                 .map(|h| (h.seq, h.r, h.state.byte()))
                 .collect(),
+            chain_after_rollback: self.ratchet.chain_after_rollback,
         };
         let value = PickleV2::SessionWithReceivedHedges(
             SessionPickleV2 {

@@ -995,3 +995,47 @@ fn a_consistent_writer_is_never_taken_for_a_restored_one() {
         b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
     }
 }
+
+/// A device restored to a copy that had not yet answered the peer's chain learns of its lost
+/// copy twice: first of one blob, while its send step is pending (its next chain starts one
+/// position on, §6.5), then, once that chain is read, of many more, all written by the lost
+/// copy on the *old* chain. The new chain was started by this state after the first
+/// detection: the lost copy never held its keys, so moving it by that count would only take
+/// it past the peer's window, where its next message would never be read (the simulator's
+/// `all` seed 6949, whose messages stayed *sent*). It moves at most to position `W − 1`.
+#[test]
+fn a_chain_started_after_a_rollback_stays_in_the_peers_window_when_more_is_found_lost() {
+    let (mut a, mut b, mut rng) = pair(6949);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let two = send(&mut b, &mut rng, b"two").remove(0);
+    let backup = a.pickle(&KEY);
+    let lost = protocol::WINDOW + 4;
+    let mut first_ack = None;
+    for i in 0..lost {
+        let blob = send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0);
+        assert!(deliver(&mut b, &blob).is_some());
+        if i == 0 {
+            first_ack = Some(b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap());
+        }
+    }
+    let second_ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let first_ack = first_ack.unwrap();
+
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let received = a.decrypt(&first_ack.address, &first_ack.blob).unwrap();
+    assert_eq!(received.rollback.map(|r| r.lost_blobs), Some(1));
+    let after = send(&mut a, &mut rng, b"after the restore").remove(0);
+    assert_eq!(deliver(&mut b, &after), Some(b"after the restore".to_vec()));
+    // The flag survives a reload, as the simulator's client reloads between the two.
+    a = Session::from_pickle(&KEY, &a.pickle(&KEY)).unwrap();
+    let received = a.decrypt(&second_ack.address, &second_ack.blob).unwrap();
+    // All but the one found first and the number "after the restore" took.
+    assert_eq!(received.rollback.map(|r| r.lost_blobs), Some(lost - 2));
+    let later = send(&mut a, &mut rng, b"later").remove(0);
+    assert!(
+        poll_set(&b).contains(&later.address),
+        "the chain moved past the peer's window"
+    );
+    assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
+}

@@ -686,6 +686,8 @@ struct State {
     previous_root: Option<[u8; 32]>,
     abandoned: Vec<[u8; 32]>,
     next_chain_skip: u32,
+    /// §6.5: the sending chain started past positions skipped for a lost state.
+    chain_after_rollback: bool,
     stream: Stream,
     partial: Vec<Partial>,
 }
@@ -759,6 +761,7 @@ impl State {
             let [rk, ck0, nhk] = kdf_rk(&self.rk, &dh_out);
             let pn = self.sending.as_ref().map_or(0, |s| s.n);
             let skip = std::mem::take(&mut self.next_chain_skip);
+            self.chain_after_rollback = skip > 0;
             let mut chain = SendChain {
                 id: chain_id,
                 ck: ck0,
@@ -859,6 +862,11 @@ impl State {
         if self.pending {
             self.next_chain_skip = self.next_chain_skip.max(count.min(W - 1));
         }
+        // §6.5: a chain started past a rollback's skip moves at most to position W − 1.
+        let count = match (&self.sending, self.pending, self.chain_after_rollback) {
+            (Some(chain), false, true) => count.min(W - 1).saturating_sub(chain.n),
+            _ => count,
+        };
         if let Some(chain) = self.sending.as_mut() {
             for _ in 0..count {
                 chain.ck = step(&chain.ck);
@@ -1424,6 +1432,7 @@ fn empty_state(party: Party, ad: [u8; 32]) -> State {
         previous_root: None,
         abandoned: Vec::new(),
         next_chain_skip: 0,
+        chain_after_rollback: false,
         stream: Stream::default(),
         partial: Vec::new(),
     }
