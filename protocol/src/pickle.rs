@@ -136,18 +136,21 @@ fn stream_to_pickle(s: &Stream) -> StreamPickle {
 }
 
 /// Rebuilds the stream; the acknowledgement bits are recomputed from the blobs kept ahead.
+/// Whether the sequence numbers `seq(item)` of `items` strictly increase (pickled lists kept in
+/// seq order, one entry per number).
+fn increasing<T>(items: &[T], seq: impl Fn(&T) -> u32) -> bool {
+    items.windows(2).all(|w| match w {
+        [a, b] => seq(a) < seq(b),
+        _ => true,
+    })
+}
+
 fn stream_from_pickle(p: &StreamPickle) -> Result<Stream, PickleError> {
-    let sorted =
-        |v: &[(u32, [u8; HEDGE_LEN], bool)]| v.iter().zip(v.iter().skip(1)).all(|(a, b)| a.0 < b.0);
     if p.sent.len() > MAX_UNCONFIRMED
         || p.ahead.len() > MAX_AHEAD
         || p.message_ids.len() > MESSAGE_ID_MEMORY
-        || !p
-            .sent
-            .iter()
-            .zip(p.sent.iter().skip(1))
-            .all(|(a, b)| a.0 < b.0)
-        || !sorted(&p.ahead)
+        || !increasing(&p.sent, |b| b.0)
+        || !increasing(&p.ahead, |b| b.0)
         || p.ahead.first().is_some_and(|b| b.0 <= p.received_next)
         || p.confirmed > p.next_seq
     {
@@ -505,11 +508,7 @@ fn session_from_v2(
     let safety_code = SafetyCode::from_digits(&p.safety_code).ok_or(PickleError::Malformed)?;
     let mut stream = stream_from_pickle(&p.stream)?;
     if recent.recent.len() > MAX_RECENT_CONFIRMED
-        || !recent
-            .recent
-            .iter()
-            .zip(recent.recent.iter().skip(1))
-            .all(|(a, b)| a.0 < b.0)
+        || !increasing(&recent.recent, |b| b.0)
         || recent
             .recent
             .last()
@@ -518,11 +517,7 @@ fn session_from_v2(
         return Err(PickleError::Malformed);
     }
     if hedges.received_hedges.len() > MAX_RECEIVED_HEDGES
-        || !hedges
-            .received_hedges
-            .iter()
-            .zip(hedges.received_hedges.iter().skip(1))
-            .all(|(a, b)| a.0 < b.0)
+        || !increasing(&hedges.received_hedges, |h| h.0)
     {
         return Err(PickleError::Malformed);
     }

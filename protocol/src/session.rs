@@ -13,7 +13,7 @@ use crate::message::{
 use crate::receiving_chain::WINDOW;
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
-use crate::stream::{HedgeState, MESSAGE_ID_LEN, Rollback, Stream};
+use crate::stream::{MESSAGE_ID_LEN, Rollback, Stream};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -79,13 +79,14 @@ pub struct Received {
     /// received of it only from a blob of ours sealed now: the caller owes it an
     /// acknowledgement.
     pub peer_behind: bool,
-    /// We received another blob of the peer's under this blob's sequence number: the peer's
-    /// device went back to an older copy and writes again under numbers its lost copy used,
-    /// so this blob follows blobs of its own that we never received (they sit where the lost
-    /// copy wrote, which we read past), and showing it would put it before them. It is neither
-    /// shown nor counted as received (`plaintext` is `None`): the peer sends its message again,
-    /// after the ones it overtook, once our acknowledgement (which carries the lost copy's
-    /// blobs) shows it the rollback (`docs/PROTOCOL.md` §6.5). The caller owes that
+    /// The blob was refused: its predecessor (`prev`) is not the counted blob we received
+    /// under that number, or is a blob we refused (`docs/PROTOCOL.md` §6.4, "Predecessors").
+    /// The peer's device went back to an older copy and writes again under numbers its lost
+    /// copy used, so this blob follows blobs of its own that we never received (they sit where
+    /// the lost copy wrote, which we read past), and showing it would put it before them. It
+    /// is neither shown nor counted as received (`plaintext` is `None`): the peer sends its
+    /// message again, after the ones it overtook, once our acknowledgement (whose digest
+    /// carries the lost copy's blob) shows it the rollback (§6.5). The caller owes that
     /// acknowledgement.
     pub peer_rolled_back: bool,
     /// The write key of the address the blob was read from: the reader derives the sender's
@@ -378,28 +379,9 @@ impl Session {
         let counted = decrypted.fragment.kind != KIND_ACKNOWLEDGEMENT;
         let confirmed_before = self.stream.confirmed().next;
         let newest = self.stream.is_newest(fields.seq);
-        let peer_rolled_back = self.stream.follows_other_blob(
-            fields.seq,
-            decrypted.fragment.index,
-            fields.floor,
-            &fields.prev,
-        );
-        if peer_rolled_back {
+        let peer_rolled_back =
             self.stream
-                .remember(fields.seq, &decrypted.r, HedgeState::Refused);
-        } else {
-            let took = self
-                .stream
-                .received(fields.floor, fields.seq, &decrypted.r, counted);
-            if counted {
-                let state = if took {
-                    HedgeState::Counted
-                } else {
-                    HedgeState::Read
-                };
-                self.stream.remember(fields.seq, &decrypted.r, state);
-            }
-        }
+                .take(&fields, decrypted.fragment.index, &decrypted.r, counted);
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
         if outcome.skip > 0 {
@@ -434,10 +416,7 @@ impl Session {
     /// Applies the hello on the inviter's new session: the joiner's blob 0, counted.
     pub(crate) fn record_hello(&mut self, fragment: &Fragment, r: &[u8; HEDGE_LEN]) {
         self.stream = Stream::default();
-        self.stream
-            .received(fragment.stream.floor, fragment.stream.seq, r, true);
-        self.stream
-            .remember(fragment.stream.seq, r, HedgeState::Counted);
+        self.stream.take(&fragment.stream, 0, r, true);
     }
 
     /// The code both people compare in person.

@@ -38,10 +38,11 @@ pub const MESSAGE_ID_MEMORY: usize = 256;
 /// How many of the peer's blobs past the contiguous prefix are remembered.
 pub const MAX_AHEAD: usize = 512;
 
-/// How many of the peer's blobs received most recently are remembered by sequence number
-/// (the first [`RECEIVED_HEDGE_LEN`] bytes of their hedges), to recognise another blob of the
-/// peer's under a number already received: the peer's device went back to an older copy and
-/// writes again under numbers its lost copy used (`docs/PROTOCOL.md` §6.5).
+/// How many of the peer's blobs are remembered by sequence number (those with the highest
+/// numbers; the first [`RECEIVED_HEDGE_LEN`] bytes of their hedges), to recognise a blob whose
+/// predecessor (`prev`) is not the blob we received under that number: the peer's device went
+/// back to an older copy and writes again under numbers its lost copy used
+/// (`docs/PROTOCOL.md` §6.4, "Predecessors").
 pub const MAX_RECEIVED_HEDGES: usize = 128;
 
 /// How much of a received blob's hedge is remembered: enough that two blobs (whose hedges are
@@ -356,6 +357,35 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Takes a decrypted peer blob into the stream (§6.4): refused when it follows a blob of
+    /// its sender's we never received ([`Stream::follows_other_blob`]), else received
+    /// ([`Stream::received`]); either way remembered under its number ([`Stream::remember`]:
+    /// a counted blob as [`HedgeState::Counted`] if it took its number, else
+    /// [`HedgeState::Read`]; an acknowledgement-only blob not at all). Returns whether it was
+    /// refused.
+    pub(crate) fn take(
+        &mut self,
+        fields: &crate::message::StreamFields,
+        index: u16,
+        r: &[u8; HEDGE_LEN],
+        counted: bool,
+    ) -> bool {
+        if self.follows_other_blob(fields.seq, index, fields.floor, &fields.prev) {
+            self.remember(fields.seq, r, HedgeState::Refused);
+            return true;
+        }
+        let took = self.received(fields.floor, fields.seq, r, counted);
+        if counted {
+            let state = if took {
+                HedgeState::Counted
+            } else {
+                HedgeState::Read
+            };
+            self.remember(fields.seq, r, state);
+        }
+        false
     }
 
     /// Whether the peer's blob `seq` is past every blob of the peer received so far.
