@@ -210,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
         subscription_limits.ping_interval,
         subscription_limits.send_budget,
     );
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = serve::listen(args.listen)?;
     println!(
         "mailbox-server listening on http://{}",
         listener.local_addr()?

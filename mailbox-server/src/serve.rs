@@ -12,8 +12,12 @@
 //!   cap, the oldest connection with no request being handled (an idle keep-alive, or one
 //!   still sending its request head or body) is closed to make room, as nginx reuses idle
 //!   keep-alive connections when it runs out; if every connection is busy in a handler, accepting
-//!   pauses until one ends (new clients wait in the kernel's listen queue). So slow clients
-//!   cannot keep a normal request out for longer than it takes to send it.
+//!   pauses until one ends (new clients wait in the kernel's listen queue). A connection is
+//!   never closed for room within [`SHED_GRACE`] of being accepted: without it, slow clients
+//!   that reconnect as soon as they are dropped turn the table over in a few milliseconds, and
+//!   a normal client whose head is still on its way (a loaded machine, a slow link) is closed
+//!   before it could send it. So slow clients cannot keep a normal request out for longer than
+//!   their reconnections wait in the listen queue plus the time it takes to send it.
 //! - **Idle / stalled connections.** A connection with no request being handled on which no
 //!   byte moved either way for `idle_timeout` is closed: idle keep-alives, and clients that
 //!   stop reading their response (hyper has no write timeout).
@@ -46,6 +50,15 @@ use tokio::sync::{Notify, watch};
 
 /// Pause after a failed `accept` (out of file descriptors, memory, ...).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a new connection is safe from being closed to make room at the cap: time to send
+/// a request head after the handshake. It also bounds how fast clients that reconnect as soon
+/// as they are shed are taken in at the cap: `max_connections` per `SHED_GRACE`.
+pub const SHED_GRACE: Duration = Duration::from_millis(500);
+/// Connections the kernel may hold completed for `accept` (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default). While accepting waits at the cap, new clients
+/// wait here; past it their handshakes are dropped and they retry after 1 s, 3 s, 7 s, ...
+/// (the standard library's `bind` asks for only 128).
+pub const LISTEN_BACKLOG: u32 = 4096;
 /// How often the shedding counts may be logged.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 /// hyper's smallest allowed read buffer.
@@ -97,6 +110,22 @@ pub fn fit_subscription_cap(wanted: usize, connections: usize, files: Option<u64
     }
 }
 
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as the
+/// standard library's `bind` sets it on Unix).
+///
+/// # Errors
+/// The socket, bind or listen call failing (address in use, no permission, ...).
+pub fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Counts of what the connection layer did since start (counts only).
 #[derive(Debug, Default)]
 pub struct ConnStats {
@@ -104,7 +133,8 @@ pub struct ConnStats {
     pub accepted: AtomicU64,
     /// Connections closed at the cap to make room for a new one.
     pub shed_at_cap: AtomicU64,
-    /// Times accepting paused because every connection was busy.
+    /// Times accepting paused because every connection was busy, or accepted within
+    /// [`SHED_GRACE`].
     pub paused_at_cap: AtomicU64,
     /// Connections closed by hyper's header read timeout.
     pub header_timeouts: AtomicU64,
@@ -171,6 +201,18 @@ impl ConnShared {
     }
 }
 
+/// What [`ConnTable::make_room`] found at the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// There is room for one more connection (below the cap, or one was closed).
+    Made,
+    /// Every evictable connection is younger than the grace: ask again after this long (or
+    /// when a connection ends).
+    After(Duration),
+    /// Every connection is handling a request: ask again when one ends.
+    Busy,
+}
+
 /// Open connections by accept order (oldest first).
 #[derive(Default)]
 struct ConnTable {
@@ -184,26 +226,39 @@ impl ConnTable {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Below the cap: true. At it: closes the oldest connection with no request being
-    /// handled past its body (see [`ConnShared::is_evictable`]) and returns true, or returns
-    /// false if every connection is busy.
-    fn make_room(&self, cap: usize, stats: &ConnStats) -> bool {
+    /// Below the cap: [`Room::Made`]. At it: closes the oldest connection accepted at least
+    /// `grace` ago with no request being handled past its body (see
+    /// [`ConnShared::is_evictable`]) and answers [`Room::Made`]; else [`Room::After`] the
+    /// time until the oldest evictable connection is `grace` old, or [`Room::Busy`] if every
+    /// connection is busy.
+    fn make_room(&self, cap: usize, grace: Duration, stats: &ConnStats) -> Room {
         let mut live = self.lock();
         if live.len() < cap {
-            return true;
+            return Room::Made;
         }
-        let victim = live
-            .iter()
-            .find(|(_, c)| c.is_evictable())
-            .map(|(&id, c)| (id, Arc::clone(c)));
-        match victim {
-            Some((id, conn)) => {
+        let mut young: Option<Duration> = None;
+        let mut victim = None;
+        for (&id, c) in live.iter() {
+            if !c.is_evictable() {
+                continue;
+            }
+            let age = c.epoch.elapsed();
+            if age >= grace {
+                victim = Some((id, Arc::clone(c)));
+                break;
+            }
+            let left = grace - age;
+            young = Some(young.map_or(left, |y| y.min(left)));
+        }
+        match (victim, young) {
+            (Some((id, conn)), _) => {
                 live.remove(&id);
                 conn.kill.notify_one();
                 bump(&stats.shed_at_cap);
-                true
+                Room::Made
             }
-            None => false,
+            (None, Some(left)) => Room::After(left),
+            (None, None) => Room::Busy,
         }
     }
 
@@ -468,10 +523,20 @@ pub async fn serve(
     let mut next_id: u64 = 0;
     loop {
         // Room for one more connection, or wait for one to end.
-        while !table.make_room(limits.max_connections, &stats) {
-            bump(&stats.paused_at_cap);
+        let mut paused = false;
+        loop {
+            let wait = match table.make_room(limits.max_connections, SHED_GRACE, &stats) {
+                Room::Made => break,
+                Room::After(left) => left,
+                Room::Busy => SHED_GRACE,
+            };
+            if !paused {
+                paused = true;
+                bump(&stats.paused_at_cap);
+            }
             tokio::select! {
                 () = table.freed.notified() => {}
+                () = tokio::time::sleep(wait) => {}
                 () = &mut shutdown => return finish(stopping, &table, limits, logger).await,
             }
         }
@@ -607,15 +672,23 @@ async fn log_loop(stats: Arc<ConnStats>, table: Arc<ConnTable>, cap: usize) {
 mod tests {
     use super::*;
 
-    fn conn(busy: usize) -> Arc<ConnShared> {
+    /// A connection accepted `age` ago with `busy` requests being handled.
+    fn conn_aged(busy: usize, age: Duration) -> Arc<ConnShared> {
         Arc::new(ConnShared {
             busy: AtomicUsize::new(busy),
             receiving: AtomicUsize::new(0),
             last_io_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            epoch: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
             kill: Notify::new(),
         })
     }
+
+    /// A connection accepted an hour ago (well past any grace).
+    fn conn(busy: usize) -> Arc<ConnShared> {
+        conn_aged(busy, Duration::from_secs(3_600))
+    }
+
+    const GRACE: Duration = Duration::from_secs(60);
 
     #[tokio::test]
     async fn at_the_cap_the_oldest_connection_without_a_request_makes_room() {
@@ -625,9 +698,13 @@ mod tests {
         for (id, c) in [(1, &busy_old), (2, &idle_old), (3, &idle_new)] {
             table.lock().insert(id, Arc::clone(c));
         }
-        assert!(table.make_room(4, &stats), "below the cap: nothing closed");
+        assert_eq!(
+            table.make_room(4, GRACE, &stats),
+            Room::Made,
+            "below the cap: nothing closed"
+        );
         assert_eq!(table.lock().len(), 3);
-        assert!(table.make_room(3, &stats));
+        assert_eq!(table.make_room(3, GRACE, &stats), Room::Made);
         assert_eq!(table.lock().keys().copied().collect::<Vec<_>>(), vec![1, 3]);
         // The evicted connection's task is told (the permit waits for it).
         tokio::time::timeout(Duration::from_secs(1), idle_old.kill.notified())
@@ -635,9 +712,13 @@ mod tests {
             .ok();
         assert_eq!(stats.shed_at_cap.load(Ordering::Relaxed), 1);
         idle_new.busy.store(1, Ordering::Relaxed);
-        assert!(!table.make_room(2, &stats), "every connection busy: wait");
+        assert_eq!(
+            table.make_room(2, GRACE, &stats),
+            Room::Busy,
+            "every connection busy: wait"
+        );
         table.remove(3);
-        assert!(table.make_room(2, &stats));
+        assert_eq!(table.make_room(2, GRACE, &stats), Room::Made);
     }
 
     #[test]
@@ -649,7 +730,7 @@ mod tests {
         for (id, c) in [(1, &handling), (2, &trickling), (3, &idle_new)] {
             table.lock().insert(id, Arc::clone(c));
         }
-        assert!(table.make_room(3, &stats));
+        assert_eq!(table.make_room(3, GRACE, &stats), Room::Made);
         assert_eq!(
             table.lock().keys().copied().collect::<Vec<_>>(),
             vec![1, 3],
@@ -657,7 +738,38 @@ mod tests {
         );
         // Once its body is in, a request is being handled and is never closed for room.
         idle_new.busy.store(1, Ordering::Relaxed);
-        assert!(!table.make_room(2, &stats));
+        assert_eq!(table.make_room(2, GRACE, &stats), Room::Busy);
+    }
+
+    #[test]
+    fn a_connection_younger_than_the_grace_is_never_closed_for_room() {
+        let table = ConnTable::default();
+        let stats = ConnStats::default();
+        // A busy old connection, then two idle ones accepted 50 s and 10 s ago.
+        let (busy_old, young, younger) = (
+            conn(1),
+            conn_aged(0, Duration::from_secs(50)),
+            conn_aged(0, Duration::from_secs(10)),
+        );
+        for (id, c) in [(1, &busy_old), (2, &young), (3, &younger)] {
+            table.lock().insert(id, Arc::clone(c));
+        }
+        // Every evictable connection is within the grace: wait until the older idle one is
+        // 60 s old, in about 10 s.
+        let room = table.make_room(3, GRACE, &stats);
+        assert!(
+            matches!(room, Room::After(left)
+                if left <= Duration::from_secs(10) && left > Duration::from_secs(9)),
+            "{room:?}"
+        );
+        assert_eq!(table.lock().len(), 3, "nothing closed");
+        assert_eq!(stats.shed_at_cap.load(Ordering::Relaxed), 0);
+        // With a grace of 30 s the one accepted 50 s ago may go, oldest first.
+        assert_eq!(
+            table.make_room(3, Duration::from_secs(30), &stats),
+            Room::Made
+        );
+        assert_eq!(table.lock().keys().copied().collect::<Vec<_>>(), vec![1, 3]);
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub struct ConnectionLimits {
     /// response.
     pub idle_timeout: Duration,
     /// Most connections open at once. At the cap, the oldest connection without a request
-    /// being handled (idle, or still sending a request head or body) is closed to make room;
-    /// if every connection is busy, new ones wait in the listen queue.
+    /// being handled (idle, or still sending a request head or body) that was accepted at
+    /// least a grace ago (500 ms on the native server) is closed to make room; if there is none,
+    /// new ones wait in the listen queue.
     pub max_connections: usize,
     /// Most bytes of a request head (request line and headers) the server buffers; a longer
     /// head is answered `431` (`414` if the request line alone is that long) and the
