@@ -157,6 +157,11 @@ pub(crate) struct Ratchet {
     /// most the first `W` positions the peer looks at) can share our addresses. A rollback
     /// found later moves this chain at most to position `W − 1`, as `next_chain_skip` would.
     pub(crate) chain_after_rollback: bool,
+    /// While a send step is pending: the lowest sequence number a blob of a lost copy of
+    /// this device on the chain that step starts can have (the acknowledgement the peer's
+    /// chain carried at its first blob: the lost copy could answer that chain only after
+    /// the peer wrote it). `None`: not known.
+    pub(crate) next_chain_from: Option<u32>,
 }
 
 /// Most messages of the current receiving chain read while `previous_root` is kept: past it
@@ -436,6 +441,7 @@ impl Ratchet {
         // window). Those skipped for a rollback already are not.
         self.skipped_ahead = self.skipped_ahead.min(chain_skip);
         self.chain_after_rollback = chain_skip > 0;
+        self.next_chain_from = None;
         Ok(())
     }
 
@@ -540,19 +546,28 @@ impl Ratchet {
     /// lost blobs seen on the mailbox) count against `count`.
     /// When the next send starts a new chain anyway, this still moves the old chain's length,
     /// which the new chain's headers report as `PN` (the peer checks `PN ≥ Nr`).
-    /// While a send step is pending, the chain it starts skips as many positions too (at
-    /// most `W − 1`): the lost state may have started it already, under the same header key.
-    /// The peer looks for a new chain only at its first [`WINDOW`] positions, so a chain
-    /// starting past them would never be read, and `count` also counts the lost state's blobs
-    /// on the old chain. A lost state that did write `W` or more blobs there is met by `409`s
-    /// (the client moves on); the hedge (`docs/PROTOCOL.md` §3.7) keeps keys apart anyway.
-    pub(crate) fn skip_sending(&mut self, count: u32) {
+    /// While a send step is pending, the chain it starts skips positions too (at most
+    /// `W − 1`): the lost state may have started it already, under the same header key. It
+    /// could only after reading the peer's chain that step answers, so its blobs there are
+    /// numbered from [`Ratchet::next_chain_from`] up to `next_seq` (our stream's next number,
+    /// past every one the peer acknowledged): `next_seq − next_chain_from` positions, or
+    /// `count` when that is not known (`docs/PROTOCOL.md` §6.5). A copy restored again later
+    /// counts from the same number up to a later one, so it never starts inside the positions
+    /// an earlier copy's skip left (which the peer keeps skipped keys for under that copy's
+    /// ratchet key). The peer looks for a new chain only at its first [`WINDOW`] positions, so
+    /// a chain starting past them would never be read. A lost state that did write `W` or
+    /// more blobs there is met by `409`s (the client moves on); the hedge
+    /// (`docs/PROTOCOL.md` §3.7) keeps keys apart anyway.
+    pub(crate) fn skip_sending(&mut self, count: u32, next_seq: u32) {
         let covered = count.min(self.skipped_ahead);
         self.skipped_ahead -= covered;
         if self.send_step_pending {
             // Found-taken positions of the next chain (`next_chain_skip`) already stand for
             // `covered` of these blobs: the maximum, not the sum.
-            self.next_chain_skip = self.next_chain_skip.max(count.min(WINDOW - 1));
+            let lost = self
+                .next_chain_from
+                .map_or(count, |from| next_seq.saturating_sub(from));
+            self.next_chain_skip = self.next_chain_skip.max(lost.min(WINDOW - 1));
             self.advance_sending(count);
             return;
         }

@@ -217,6 +217,7 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         restore_keys: VecDeque::new(),
         skipped_ahead: 0,
         chain_after_rollback: false,
+        next_chain_from: None,
     }
 }
 
@@ -485,6 +486,7 @@ impl Invite {
             restore_keys: VecDeque::new(),
             skipped_ahead: 0,
             chain_after_rollback: false,
+            next_chain_from: None,
         };
         let hello = Unsealed {
             kind: KIND_HELLO,

@@ -240,6 +240,7 @@ enum PickleV2 {
 struct ReceivedHedgesPickle {
     received_hedges: Vec<(u32, [u8; RECEIVED_HEDGE_LEN], u8)>,
     chain_after_rollback: bool,
+    next_chain_from: Option<u32>,
 }
 
 /// `Stream::recent`: `(seq, r, counted, floor)` of our most recently confirmed blobs, in seq
@@ -387,6 +388,7 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         restore_keys: VecDeque::new(),
         skipped_ahead: 0,
         chain_after_rollback: false,
+        next_chain_from: None,
     })
 }
 
@@ -518,10 +520,12 @@ fn session_from_v2(
     }
     if hedges.received_hedges.len() > MAX_RECEIVED_HEDGES
         || !increasing(&hedges.received_hedges, |h| h.0)
+        || (hedges.next_chain_from.is_some() && !ratchet.send_step_pending)
     {
         return Err(PickleError::Malformed);
     }
     ratchet.chain_after_rollback = hedges.chain_after_rollback;
+    ratchet.next_chain_from = hedges.next_chain_from;
     let hedges = &hedges.received_hedges;
     stream.received_hedges = hedges
         .iter()
@@ -578,6 +582,7 @@ impl Session {
                 .map(|h| (h.seq, h.r, h.state.byte()))
                 .collect(),
             chain_after_rollback: self.ratchet.chain_after_rollback,
+            next_chain_from: self.ratchet.next_chain_from,
         };
         let value = PickleV2::SessionWithReceivedHedges(
             SessionPickleV2 {

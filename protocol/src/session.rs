@@ -372,6 +372,7 @@ impl Session {
     /// one and its sending chain as many positions ahead (at most [`MAX_ROLLBACK_SKIP`]), so
     /// that no key or address the lost state used is used again for other bytes.
     pub fn decrypt(&mut self, address: &Address, blob: &[u8]) -> Result<Received, DecryptError> {
+        let remote_before = self.ratchet.remote_ratchet_key;
         let decrypted = self.ratchet.decrypt(address, blob)?;
         let event = self.ratchet.receive_events;
         let kind = decrypted.fragment.payload_kind();
@@ -384,9 +385,20 @@ impl Session {
                 .take(&fields, decrypted.fragment.index, &decrypted.r, counted);
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
+        if self.ratchet.remote_ratchet_key != remote_before {
+            // A new chain of the peer's (our send step is pending): blobs of a lost copy of
+            // ours on the chain that step starts answer this one, so they are numbered from
+            // what its first blob acknowledged; if a later blob of it is read first, from
+            // what the peer had confirmed before (its acknowledgements never go back).
+            self.ratchet.next_chain_from = Some(if decrypted.n == 0 {
+                fields.ack.next
+            } else {
+                confirmed_before
+            });
+        }
         if outcome.skip > 0 {
             self.ratchet
-                .skip_sending(outcome.skip.min(MAX_ROLLBACK_SKIP));
+                .skip_sending(outcome.skip.min(MAX_ROLLBACK_SKIP), self.stream.next_seq);
         }
         let mut plaintext = if decrypted.fragment.kind == KIND_DATA && !peer_rolled_back {
             self.reassembly

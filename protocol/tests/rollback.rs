@@ -1039,3 +1039,45 @@ fn a_chain_started_after_a_rollback_stays_in_the_peers_window_when_more_is_found
     );
     assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
 }
+
+/// A device restored to before it read the peer's chain learns of its lost copy twice, one
+/// blob each time, while its send step is pending, and between the two it acknowledges on its
+/// old chain under a number the lost copy used. The lost copy had answered that chain with
+/// two messages at the first two positions of the next chain, which the peer read. Each
+/// acknowledgement's count is new, but the lost copy's blobs on the next chain are all those
+/// numbered from what the peer's chain acknowledged at its first blob (the lost copy answered
+/// it only after reading it): the next chain starts past them, where the peer still looks
+/// (the simulator's `all` seed 7266, whose message went to position 1 and stayed *sent*).
+#[test]
+fn a_next_chain_skips_every_number_a_lost_copy_may_have_used_on_it() {
+    let (mut a, mut b, mut rng) = pair(7266);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let two = send(&mut b, &mut rng, b"two").remove(0);
+    let backup = a.pickle(&KEY);
+
+    // The lost copy: acknowledges on its old chain, then answers on a new one.
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let ack = a.encrypt_acknowledgement(&mut rng, a.next_seq()).unwrap();
+    b.decrypt(&ack.address, &ack.blob).unwrap();
+    let first_ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    for text in [&b"lost 0"[..], b"lost 1"] {
+        let blob = send(&mut a, &mut rng, text).remove(0);
+        assert_eq!(deliver(&mut b, &blob), Some(text.to_vec()));
+    }
+    let second_ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let received = a.decrypt(&first_ack.address, &first_ack.blob).unwrap();
+    assert_eq!(received.rollback.map(|r| r.lost_blobs), Some(1));
+    let _ = a.encrypt_acknowledgement(&mut rng, a.next_seq()).unwrap();
+    a = Session::from_pickle(&KEY, &a.pickle(&KEY)).unwrap();
+    let received = a.decrypt(&second_ack.address, &second_ack.blob).unwrap();
+    assert_eq!(received.rollback.map(|r| r.lost_blobs), Some(1));
+    let later = send(&mut a, &mut rng, b"later").remove(0);
+    assert!(
+        poll_set(&b).contains(&later.address),
+        "the next chain started where the peer had read"
+    );
+    assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
+}

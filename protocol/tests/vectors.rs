@@ -688,6 +688,9 @@ struct State {
     next_chain_skip: u32,
     /// §6.5: the sending chain started past positions skipped for a lost state.
     chain_after_rollback: bool,
+    /// §6.5: while a send step is pending, the lowest number a lost copy's blob on the next
+    /// chain can have.
+    next_chain_from: Option<u32>,
     stream: Stream,
     partial: Vec<Partial>,
 }
@@ -762,6 +765,7 @@ impl State {
             let pn = self.sending.as_ref().map_or(0, |s| s.n);
             let skip = std::mem::take(&mut self.next_chain_skip);
             self.chain_after_rollback = skip > 0;
+            self.next_chain_from = None;
             let mut chain = SendChain {
                 id: chain_id,
                 ck: ck0,
@@ -860,7 +864,12 @@ impl State {
     /// most `W − 1`).
     fn skip_sending(&mut self, count: u32) {
         if self.pending {
-            self.next_chain_skip = self.next_chain_skip.max(count.min(W - 1));
+            // Every number from `next_chain_from` up to past the acknowledged ones may be a
+            // lost blob on the next chain; unknown: this rollback's count.
+            let lost = self
+                .next_chain_from
+                .map_or(count, |from| self.stream.next_seq.saturating_sub(from));
+            self.next_chain_skip = self.next_chain_skip.max(lost.min(W - 1));
         }
         // §6.5: a chain started past a rollback's skip moves at most to position W − 1.
         let count = match (&self.sending, self.pending, self.chain_after_rollback) {
@@ -901,6 +910,8 @@ impl State {
         }
         let before = self.poll_list();
         let mut s = self.clone();
+        let remote_before = s.dhr;
+        let confirmed_before = s.stream.confirmed;
         let peer = s.party.peer().role_byte();
         let stored_at = s.events + 1;
         let mut new_skipped = Vec::new();
@@ -1061,6 +1072,12 @@ impl State {
             }
         }
         let (rollback, skip) = s.stream.acknowledged(f.ack, f.bits, f.digest);
+        // §6.5: a new chain of the peer's (our send step pending): a lost copy's blobs on the
+        // chain that answers it come after what its first blob acknowledged (read first:
+        // after what the peer had confirmed before this blob).
+        if s.dhr != remote_before {
+            s.next_chain_from = Some(if n == 0 { f.ack } else { confirmed_before });
+        }
         if skip > 0 {
             s.skip_sending(skip.min(MAX_ROLLBACK_SKIP));
         }
@@ -1209,8 +1226,11 @@ fn script() -> Vec<Step> {
             t("another text from the restored state"),
         ),
         Deliver(Inviter, "k0", 0),
-        Deliver(Inviter, "k1", 0), // Rollback { lost_blobs: 2 }; a send step is pending
-        Send(Inviter, "after", t("after the rollback")), // its chain starts at n = 2
+        // Rollback { lost_blobs: 2 }; a send step is pending. k0, the first blob of the chain
+        // the next one answers, acknowledged up to lost1: every number from lost1's on
+        // (lost1-again, lost2, lost3) may be a lost blob there (§6.5).
+        Deliver(Inviter, "k1", 0),
+        Send(Inviter, "after", t("after the rollback")), // its chain starts at n = 3
         Deliver(Joiner, "after", 0),
         // Hidden rollback: the restored joiner sends more than it lost, at addresses the
         // inviter already read; only the digest shows it.
@@ -1433,6 +1453,7 @@ fn empty_state(party: Party, ad: [u8; 32]) -> State {
         abandoned: Vec::new(),
         next_chain_skip: 0,
         chain_after_rollback: false,
+        next_chain_from: None,
         stream: Stream::default(),
         partial: Vec::new(),
     }
@@ -1671,7 +1692,7 @@ fn reference() -> (Value, Value) {
     let negative = negative_vectors(&run);
     let model = run.model;
     let conversation = json!({
-        "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 885 = one full fragment, 886, 56640 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 2); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), h3 refused on arrival (its prev names h2, not the m2 the inviter received under that number), re-sends of h1..h3 with their message ids, shown in order (h3-twice, one more re-send of h3, is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
+        "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 885 = one full fragment, 886, 56640 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 3: every number from the one k0, the first blob of the chain it answers, acknowledged); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), h3 refused on arrival (its prev names h2, not the m2 the inviter received under that number), re-sends of h1..h3 with their message ids, shown in order (h3-twice, one more re-send of h3, is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
         "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW, "stream_digest_len": 8, "message_id_len": 8, "message_id_memory": MESSAGE_ID_MEMORY, "max_ahead": MAX_AHEAD, "max_unconfirmed": MAX_UNCONFIRMED, "max_rollback_skip": MAX_ROLLBACK_SKIP, "max_abandoned_keys": MAX_ABANDONED_KEYS},
         "rng": {"construction": "a byte stream: block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)), blocks concatenated, bytes consumed in order: inviter: invite secret (32), b0 (32), then per encrypt: z of the message id (32, data messages only, not re-sends; id = SHA-256(\"hush/v2/message-id\" || z || plaintext)[0..8]), the new ratchet key (32) if a DH step runs, z (32) per blob; joiner: a1 (32), z of the hello (32), then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
         "invite": {
@@ -1709,8 +1730,8 @@ fn check_script_claims(run: &Run, events: &[Value]) {
         json!({"lost_blobs": 2, "unconfirmed_from": seq("lost1")})
     );
     assert_eq!(
-        m.blobs["after"][0].n, 2,
-        "the next chain skips the lost positions"
+        m.blobs["after"][0].n, 3,
+        "the next chain skips every number from what k0 acknowledged"
     );
     assert_eq!(m.blobs["ack-p"][0].chain, m.blobs["after"][0].chain);
     assert_eq!(m.blobs["ack1"][0].chain, m.blobs["j3"][0].chain);
