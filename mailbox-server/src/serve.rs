@@ -236,30 +236,19 @@ impl ConnTable {
         if live.len() < cap {
             return Room::Made;
         }
-        let mut young: Option<Duration> = None;
-        let mut victim = None;
-        for (&id, c) in live.iter() {
-            if !c.is_evictable() {
-                continue;
-            }
-            let age = c.epoch.elapsed();
-            if age >= grace {
-                victim = Some((id, Arc::clone(c)));
-                break;
-            }
-            let left = grace - age;
-            young = Some(young.map_or(left, |y| y.min(left)));
+        // Accept order is age order: the first evictable connection is the oldest one.
+        let Some((&id, conn)) = live.iter().find(|(_, c)| c.is_evictable()) else {
+            return Room::Busy;
+        };
+        let age = conn.epoch.elapsed();
+        if age < grace {
+            return Room::After(grace - age);
         }
-        match (victim, young) {
-            (Some((id, conn)), _) => {
-                live.remove(&id);
-                conn.kill.notify_one();
-                bump(&stats.shed_at_cap);
-                Room::Made
-            }
-            (None, Some(left)) => Room::After(left),
-            (None, None) => Room::Busy,
-        }
+        let conn = Arc::clone(conn);
+        live.remove(&id);
+        conn.kill.notify_one();
+        bump(&stats.shed_at_cap);
+        Room::Made
     }
 
     fn remove(&self, id: u64) {
