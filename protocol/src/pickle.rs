@@ -464,12 +464,63 @@ fn open_pickle(pickle_key: &[u8; 32], bytes: &[u8]) -> Result<PickleV2, PickleEr
 }
 
 fn decode_v2(plaintext: &[u8]) -> Result<PickleV2, PickleError> {
-    let (value, rest) =
-        postcard::take_from_bytes::<PickleV2>(plaintext).map_err(|_| PickleError::Malformed)?;
+    match postcard::take_from_bytes::<PickleV2>(plaintext) {
+        Ok((value, [])) => Ok(value),
+        _ => decode_first_received_hedges(plaintext),
+    }
+}
+
+/// [`PickleV2`] as first released with the received hedges: its last variant's
+/// [`ReceivedHedgesPickle`] had no `next_chain_from` yet. Variants keep their indices, so
+/// only that one differs.
+#[derive(Deserialize)]
+#[allow(dead_code, clippy::large_enum_variant)]
+enum PickleV2FirstReceivedHedges {
+    Session(SessionPickleV2),
+    PendingInvite(PendingInvitePickleV2),
+    PendingMutualInvite(PendingMutualInvitePickleV2),
+    SessionWithExtras(SessionPickleV2, SessionExtrasPickle),
+    SessionWithRecent(SessionPickleV2, SessionExtrasPickle, RecentPickle),
+    SessionWithReceivedHedges(
+        SessionPickleV2,
+        SessionExtrasPickle,
+        RecentPickle,
+        FirstReceivedHedgesPickle,
+    ),
+}
+
+/// [`ReceivedHedgesPickle`] before `next_chain_from` (which loads as `None`: a device that
+/// wrote it predates the rule, PROTOCOL.md §6.5).
+#[derive(Deserialize)]
+struct FirstReceivedHedgesPickle {
+    received_hedges: Vec<(u32, [u8; RECEIVED_HEDGE_LEN], u8)>,
+    chain_after_rollback: bool,
+}
+
+/// Decodes a pickle of the first received-hedges layout into today's [`PickleV2`], or
+/// [`PickleError::Malformed`].
+fn decode_first_received_hedges(plaintext: &[u8]) -> Result<PickleV2, PickleError> {
+    let (value, rest) = postcard::take_from_bytes::<PickleV2FirstReceivedHedges>(plaintext)
+        .map_err(|_| PickleError::Malformed)?;
     if !rest.is_empty() {
         return Err(PickleError::Malformed);
     }
-    Ok(value)
+    match value {
+        PickleV2FirstReceivedHedges::SessionWithReceivedHedges(p, extras, recent, mut first) => {
+            Ok(PickleV2::SessionWithReceivedHedges(
+                p,
+                extras,
+                recent,
+                ReceivedHedgesPickle {
+                    received_hedges: core::mem::take(&mut first.received_hedges),
+                    chain_after_rollback: first.chain_after_rollback,
+                    next_chain_from: None,
+                },
+            ))
+        }
+        // Every other variant decodes as today's: it did not decode above.
+        _ => Err(PickleError::Malformed),
+    }
 }
 
 fn session_from_v2(
