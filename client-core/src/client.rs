@@ -181,6 +181,21 @@ type PollMemo = (String, Vec<u8>, Rc<PollPlan>);
 pub(crate) struct PollPlan {
     /// The requests that fetch them ([`crate::decoys::padded_batches`]).
     pub(crate) batches: Vec<Vec<protocol::Address>>,
+    /// The peer's blobs the session read most recently, fetched again in the padding
+    /// ([`protocol::Session::read_addresses`]): address and first 8 bytes of the blob read.
+    pub(crate) read: Vec<(protocol::Address, [u8; protocol::RECEIVED_HEDGE_LEN])>,
+}
+
+impl PollPlan {
+    /// Whether `blob` at `address` is nothing to read: the very blob read there before
+    /// (the same first 8 bytes: deposited again, or not yet expired), or the address spent
+    /// (an empty record: this device read it and deleted it). Anything else at a read
+    /// address is another blob there, for [`protocol::Session::take_rewrite`].
+    pub(crate) fn read_before(&self, address: &protocol::Address, blob: &[u8]) -> bool {
+        self.read
+            .iter()
+            .any(|(a, prefix)| a == address && (blob.is_empty() || blob.starts_with(prefix)))
+    }
 }
 
 impl<P: Platform> Client<P> {

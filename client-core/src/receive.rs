@@ -163,15 +163,23 @@ pub const ACTIVE_HOLD_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
 
 /// The poll set, then as many of the peer's signal addresses as fit in the padding of its
 /// last fetch (`docs/PROTOCOL.md` §6.9): its behind signal under our root key, then its
-/// restore signals (newest first). Free, since the request has
-/// [`crate::FETCH_BATCH`] addresses anyway. The rest are fetched by the retransmission
-/// check, which runs while our blobs go unconfirmed.
+/// restore signals (newest first), then the addresses of its blobs we read most recently
+/// (newest first; §8, "Rewritten addresses"). Free, since the request has
+/// [`crate::FETCH_BATCH`] addresses anyway. The rest of the signals are fetched by the
+/// retransmission check, which runs while our blobs go unconfirmed.
 fn with_peer_signals(live: &Session) -> Vec<Address> {
     let mut addresses = live.poll_addresses();
     let room = (crate::FETCH_BATCH - addresses.len() % crate::FETCH_BATCH) % crate::FETCH_BATCH;
+    let polled = addresses.clone();
     addresses.extend(
         core::iter::once(live.behind_signal_address())
             .chain(live.restore_signal_addresses())
+            .chain(
+                live.read_addresses()
+                    .into_iter()
+                    .map(|(a, _)| a)
+                    .filter(|a| !polled.contains(a)),
+            )
             .take(room),
     );
     addresses
@@ -319,16 +327,20 @@ impl<P: Platform> Client<P> {
             return Ok(Some(plan));
         }
         let pickle_key = Self::pickle_key(key);
-        let addresses = match &conversation.state {
+        let (addresses, mut read) = match &conversation.state {
             ConversationState::Active { .. } => match Self::load_session(key, conversation) {
-                Ok(live) => with_peer_signals(&live),
+                Ok(live) => (with_peer_signals(&live), live.read_addresses()),
                 Err(ClientError::ConversationEnded { .. }) => return Ok(None),
                 Err(err) => return Err(err),
             },
-            _ => PendingInvite::from_pickle(&pickle_key, state)?.poll_addresses(),
+            _ => (
+                PendingInvite::from_pickle(&pickle_key, state)?.poll_addresses(),
+                Vec::new(),
+            ),
         };
+        read.retain(|(a, _)| addresses.contains(a));
         let batches = padded_batches(&key.subkey(DECOY_KEY_LABEL), &addresses);
-        let plan = Rc::new(PollPlan { batches });
+        let plan = Rc::new(PollPlan { batches, read });
         self.remember_poll(id, state, plan.clone());
         Ok(Some(plan))
     }
@@ -388,7 +400,9 @@ impl<P: Platform> Client<P> {
             let round = progress.next_round();
             let addresses: Vec<Address> = blobs.iter().map(|(a, _)| *a).collect();
             for (address, blob) in blobs {
-                progress.found(&mut found, address, blob, round);
+                if !plan.read_before(&address, &blob) {
+                    progress.found(&mut found, address, blob, round);
+                }
             }
             progress.mark_queried(&addresses, round);
             self.drain_found(id, &mailbox, &key, found, &mut progress, &mut outcome)
@@ -418,7 +432,9 @@ impl<P: Platform> Client<P> {
                 Err(err) => return Err(err.into()),
             };
             for (address, blob) in got {
-                progress.found(&mut found, address, blob, round);
+                if !plan.read_before(&address, &blob) {
+                    progress.found(&mut found, address, blob, round);
+                }
             }
             progress.mark_queried(batch, round);
         }
@@ -600,6 +616,21 @@ impl<P: Platform> Client<P> {
             now,
             abandoned_below,
         };
+        // Another blob at an address of the peer's we read (the poll fetched it again in its
+        // padding): the peer wrote again at a position it had used, so a copy of its device
+        // went back. Never decrypted; the acknowledgement we then owe shows it the rollback
+        // (`docs/PROTOCOL.md` §8, "Rewritten addresses").
+        let read_at = live.read_addresses();
+        let polled = live.poll_addresses();
+        let mut rewritten = false;
+        found.retain(|(address, blob, _)| {
+            if polled.contains(address) || !read_at.iter().any(|(a, _)| a == address) {
+                return true;
+            }
+            rewritten |= live.take_rewrite(address, blob);
+            false
+        });
+        changed |= rewritten;
         // The peer's restore signal is checked apart: it is no blob of a chain.
         let signal_addresses = live.restore_signal_addresses();
         let behind_address = live.behind_signal_address();
@@ -755,7 +786,13 @@ impl<P: Platform> Client<P> {
             drained.unreadable == Some(true) && conversation.unreadable.is_some() && changed;
         // Our floor passed numbers the peer never got, with our data waiting above them: the
         // peer may hold that data behind the gap until a blob of ours carries the new floor.
-        if drained.data || joined_now || newly_unreadable || floor_news || drained.peer_behind {
+        if drained.data
+            || joined_now
+            || newly_unreadable
+            || floor_news
+            || drained.peer_behind
+            || rewritten
+        {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
             let name = records::ack_key(id);
             let proposed = now + self.ack_delay_ms(id);
@@ -1298,7 +1335,10 @@ fn drain(
                     out.rollbacks += 1;
                     out.rollback_lost = out.rollback_lost.saturating_add(rollback.lost_blobs);
                     let to = received.acknowledged.next;
-                    if rollback.unconfirmed_from < to {
+                    // Empty with no lost blobs: the peer marked a refusal in the digest of a
+                    // prefix we had confirmed (protocol §6.4): what we deposited from there on
+                    // goes again, as after any rollback.
+                    if rollback.unconfirmed_from < to || rollback.lost_blobs == 0 {
                         out.unverified.push((rollback.unconfirmed_from, to));
                     }
                 }

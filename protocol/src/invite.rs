@@ -24,6 +24,7 @@ use crate::header_key::{HeaderKey, Role};
 use crate::hedge::HEDGE_LEN;
 use crate::message::{KIND_HELLO, Reassembly, StreamFields, Unsealed};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
+use crate::read_addresses::ReadAddresses;
 use crate::receiving_chain::ReceivingChain;
 use crate::receiving_chain::WINDOW;
 use crate::root_key::RootKey;
@@ -158,6 +159,10 @@ pub const MUTUAL_KDF_LABEL: &[u8] = b"hush/v2/mutual";
 
 /// What [`PendingInvite::start_mutual`] yields: which role this side takes.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per mutual start and consumed at once; both variants are large"
+)]
 pub enum MutualStart {
     /// This side's invite key is the smaller: wait for the other side's hello with the
     /// returned pending invite (it polls one address and accepts only the scanned key).
@@ -520,6 +525,7 @@ impl Invite {
             reassembly: Reassembly::default(),
             safety_code,
             stream,
+            read_addresses: ReadAddresses::default(),
         };
         Ok((session, blobs))
     }
@@ -594,6 +600,9 @@ impl PendingInvite {
             reassembly: Reassembly::default(),
             safety_code,
             stream: Stream::default(),
+            // Not the hello's address: anyone holding the invite can write there once the
+            // hello expires, so another blob there shows nothing (§8, "Rewritten addresses").
+            read_addresses: ReadAddresses::default(),
         };
         session.record_hello(&decrypted.fragment, &decrypted.r);
         Ok(session)

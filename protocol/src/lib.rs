@@ -87,6 +87,7 @@ mod invite;
 mod message;
 mod pickle;
 mod ratchet_key;
+mod read_addresses;
 mod receiving_chain;
 mod restore_signal;
 mod root_key;
@@ -118,6 +119,7 @@ pub use message::{
     MAX_PENDING_MESSAGES, PAYLOAD_LEN, PayloadKind,
 };
 pub use pickle::PICKLE_VERSION;
+pub use read_addresses::READ_ADDRESS_MEMORY;
 pub use receiving_chain::WINDOW;
 pub use restore_signal::{
     BEHIND_SIGNAL_KEY_LABEL, RESTORE_MEMORY, RESTORE_SIGNAL_BLOB_LABEL, RESTORE_SIGNAL_KEY_LABEL,

@@ -25,6 +25,7 @@ use crate::hedge::HEDGE_LEN;
 use crate::invite::{InviteSecret, PendingInvite};
 use crate::message::{MAX_FRAGMENTS, MAX_PENDING_MESSAGES, PartialMessage, Reassembly};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
+use crate::read_addresses::{READ_ADDRESS_MEMORY, ReadAddresses};
 use crate::receiving_chain::{ReceivingChain, WINDOW};
 use crate::restore_signal::{RESTORE_MEMORY, RestoreKey};
 use crate::root_key::RootKey;
@@ -232,6 +233,22 @@ enum PickleV2 {
         RecentPickle,
         ReceivedHedgesPickle,
     ),
+    /// A session with the addresses of the peer's blobs read most recently too
+    /// (`Session::read_addresses`). A session pickled before them loads with none.
+    SessionWithReadAddresses(
+        SessionPickleV2,
+        SessionExtrasPickle,
+        RecentPickle,
+        ReceivedHedgesPickle,
+        ReadAddressesPickle,
+    ),
+}
+
+/// `Session::read_addresses`: `(address, r[0..8))` of the peer's blobs read most recently,
+/// oldest first, at most [`READ_ADDRESS_MEMORY`].
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct ReadAddressesPickle {
+    read: Vec<([u8; 32], [u8; RECEIVED_HEDGE_LEN])>,
 }
 
 /// `Stream::received_hedges`: `(seq, r[0..8), state)` of the peer's blobs with the highest
@@ -528,7 +545,11 @@ fn session_from_v2(
     extras: &SessionExtrasPickle,
     recent: &RecentPickle,
     hedges: &ReceivedHedgesPickle,
+    read: &ReadAddressesPickle,
 ) -> Result<Session, PickleError> {
+    if read.read.len() > READ_ADDRESS_MEMORY {
+        return Err(PickleError::Malformed);
+    }
     let mut ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
     if extras.restore_keys.len() > RESTORE_MEMORY {
         return Err(PickleError::Malformed);
@@ -601,6 +622,9 @@ fn session_from_v2(
         reassembly: Reassembly { pending },
         safety_code,
         stream,
+        read_addresses: ReadAddresses {
+            entries: read.read.iter().map(|(a, r)| (Address(*a), *r)).collect(),
+        },
     })
 }
 
@@ -635,7 +659,15 @@ impl Session {
             chain_after_rollback: self.ratchet.chain_after_rollback,
             next_chain_from: self.ratchet.next_chain_from,
         };
-        let value = PickleV2::SessionWithReceivedHedges(
+        let read = ReadAddressesPickle {
+            read: self
+                .read_addresses
+                .entries
+                .iter()
+                .map(|(a, r)| (a.0, *r))
+                .collect(),
+        };
+        let value = PickleV2::SessionWithReadAddresses(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -659,6 +691,7 @@ impl Session {
             extras,
             recent,
             received_hedges,
+            read,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -671,18 +704,27 @@ impl Session {
                 &SessionExtrasPickle::default(),
                 &RecentPickle::default(),
                 &ReceivedHedgesPickle::default(),
+                &ReadAddressesPickle::default(),
             ),
             PickleV2::SessionWithExtras(p, extras) => session_from_v2(
                 p,
                 extras,
                 &RecentPickle::default(),
                 &ReceivedHedgesPickle::default(),
+                &ReadAddressesPickle::default(),
             ),
-            PickleV2::SessionWithRecent(p, extras, recent) => {
-                session_from_v2(p, extras, recent, &ReceivedHedgesPickle::default())
-            }
+            PickleV2::SessionWithRecent(p, extras, recent) => session_from_v2(
+                p,
+                extras,
+                recent,
+                &ReceivedHedgesPickle::default(),
+                &ReadAddressesPickle::default(),
+            ),
             PickleV2::SessionWithReceivedHedges(p, extras, recent, hedges) => {
-                session_from_v2(p, extras, recent, hedges)
+                session_from_v2(p, extras, recent, hedges, &ReadAddressesPickle::default())
+            }
+            PickleV2::SessionWithReadAddresses(p, extras, recent, hedges, read) => {
+                session_from_v2(p, extras, recent, hedges, read)
             }
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
@@ -721,7 +763,8 @@ impl PendingInvite {
             PickleV2::Session(_)
             | PickleV2::SessionWithExtras(..)
             | PickleV2::SessionWithRecent(..)
-            | PickleV2::SessionWithReceivedHedges(..) => Err(PickleError::WrongKind),
+            | PickleV2::SessionWithReceivedHedges(..)
+            | PickleV2::SessionWithReadAddresses(..) => Err(PickleError::WrongKind),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::message::{
     Fragment, KIND_ACKNOWLEDGEMENT, KIND_DATA, MAX_MESSAGE_LEN, PAYLOAD_LEN, PayloadKind,
     Reassembly, StreamFields, Unsealed, split,
 };
+use crate::read_addresses::ReadAddresses;
 use crate::receiving_chain::WINDOW;
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
@@ -23,6 +24,9 @@ pub struct Session {
     pub(crate) reassembly: Reassembly,
     pub(crate) safety_code: SafetyCode,
     pub(crate) stream: Stream,
+    /// The peer's blobs read most recently, by address (`docs/PROTOCOL.md` §8, "Rewritten
+    /// addresses").
+    pub(crate) read_addresses: ReadAddresses,
 }
 
 /// How far into the peer's window [`Session::encrypt_fork_signal`] reaches: its blobs sit at
@@ -309,6 +313,26 @@ impl Session {
         self.ratchet.restore_signal_addresses()
     }
 
+    /// The addresses of the peer's blobs this session read most recently, newest first (at
+    /// most [`READ_ADDRESS_MEMORY`](crate::READ_ADDRESS_MEMORY); never the hello's), each
+    /// with the first [`RECEIVED_HEDGE_LEN`](crate::RECEIVED_HEDGE_LEN) bytes of the blob
+    /// read there: a client fetches them again in the padding of its poll requests and passes
+    /// a blob found there with other first bytes to [`Session::take_rewrite`], never to
+    /// [`Session::decrypt`] (`docs/PROTOCOL.md` §8, "Rewritten addresses").
+    pub fn read_addresses(&self) -> Vec<(Address, [u8; crate::RECEIVED_HEDGE_LEN])> {
+        self.read_addresses.entries.iter().rev().copied().collect()
+    }
+
+    /// Whether `blob`, found at one of [`Session::read_addresses`], is another blob than the
+    /// one this session read there (its first 8 bytes differ; the same bytes deposited again
+    /// are not): the peer wrote again at a position it had used, so a copy of its device
+    /// went back to an older state. The caller owes the peer an acknowledgement, which shows
+    /// it the rollback (§6.5). Reported once per blob: the session then remembers the new
+    /// one (pickle it). Nothing is decrypted.
+    pub fn take_rewrite(&mut self, address: &Address, blob: &[u8]) -> bool {
+        self.read_addresses.take_rewrite(address, blob)
+    }
+
     /// Address of the peer's "behind" signal under our current root key (`docs/PROTOCOL.md`
     /// §6.9): the peer deposits it when a copy of ours holding this root key is behind it (a
     /// restored copy that can read nothing the peer writes now). One address, 32 bytes.
@@ -383,6 +407,7 @@ impl Session {
         let peer_rolled_back =
             self.stream
                 .take(&fields, decrypted.fragment.index, &decrypted.r, counted);
+        self.read_addresses.note(address, &decrypted.r);
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
         if self.ratchet.remote_ratchet_key != remote_before {

@@ -104,6 +104,10 @@ pub(crate) enum HedgeState {
     Read,
     /// Refused: it followed a blob we never received ([`Stream::follows_other_blob`]).
     Refused,
+    /// An acknowledgement-only blob that took its number: our digest does not cover it, so a
+    /// blob refused because it names another predecessor marks our digest instead
+    /// ([`Stream::take`]), which shows its sender the rollback all the same.
+    AckOnly,
 }
 
 impl HedgeState {
@@ -113,6 +117,7 @@ impl HedgeState {
             HedgeState::Counted => 0,
             HedgeState::Read => 1,
             HedgeState::Refused => 2,
+            HedgeState::AckOnly => 3,
         }
     }
 
@@ -122,6 +127,7 @@ impl HedgeState {
             0 => Some(HedgeState::Counted),
             1 => Some(HedgeState::Read),
             2 => Some(HedgeState::Refused),
+            3 => Some(HedgeState::AckOnly),
             _ => None,
         }
     }
@@ -204,6 +210,8 @@ impl Stream {
     pub(crate) fn abandon(&mut self, seq: u32) {
         if let Some(blob) = self.sent.iter_mut().find(|b| b.seq == seq) {
             blob.counted = false;
+            // The peer never gets it, so the blob after it names none (§6.4).
+            blob.r = [0u8; HEDGE_LEN];
         }
     }
 
@@ -324,7 +332,9 @@ impl Stream {
             .and_then(|i| self.received_hedges.get(i));
         known.is_some_and(|h| match h.state {
             HedgeState::Refused => h.r == *prev,
-            HedgeState::Counted => before < self.received.next && h.r != *prev,
+            HedgeState::Counted | HedgeState::AckOnly => {
+                before < self.received.next && h.r != *prev
+            }
             HedgeState::Read => false,
         })
     }
@@ -373,16 +383,30 @@ impl Stream {
         counted: bool,
     ) -> bool {
         if self.follows_other_blob(fields.seq, index, fields.floor, &fields.prev) {
+            if let Some(before) = fields.seq.checked_sub(u32::from(index) + 1)
+                && self
+                    .received_hedges
+                    .iter()
+                    .any(|h| h.seq == before && h.state == HedgeState::AckOnly)
+            {
+                // The blob we received under that number is not in our digest, and the
+                // sender's own blob there may not be either (both acknowledgement-only): the
+                // digests would agree and the sender would never learn that this blob was
+                // refused. The refusal goes into our digest, so that it differs from any the
+                // sender computes and shows it its rollback (§6.5).
+                self.received_digest = extend_digest(&self.received_digest, u32::MAX, r);
+            }
             self.remember(fields.seq, r, HedgeState::Refused);
             return true;
         }
         let took = self.received(fields.floor, fields.seq, r, counted);
-        if counted {
-            let state = if took {
-                HedgeState::Counted
-            } else {
-                HedgeState::Read
-            };
+        let state = match (counted, took) {
+            (true, true) => Some(HedgeState::Counted),
+            (true, false) => Some(HedgeState::Read),
+            (false, true) => Some(HedgeState::AckOnly),
+            (false, false) => None,
+        };
+        if let Some(state) = state {
             self.remember(fields.seq, r, state);
         }
         false
@@ -417,7 +441,10 @@ impl Stream {
             .and_then(|h| h.checked_add(1))
             .and_then(|end| end.checked_sub(self.next_seq))
             .filter(|lost| *lost > 0);
-        if ack.next <= self.confirmed && beyond.is_none() {
+        // The prefix we confirmed, with another digest: the peer marked a blob of ours it
+        // refused (§6.4, "Predecessors") after confirming that prefix. Checked like a longer one.
+        let remarked = ack.next == self.confirmed && *digest != self.confirmed_digest;
+        if ack.next <= self.confirmed && beyond.is_none() && !remarked {
             return outcome;
         }
         let unconfirmed_from = self.confirmed;
@@ -455,7 +482,10 @@ impl Stream {
                 from == *digest
             })
         };
-        let diverged = ack.next > self.confirmed && verifiable && ours != *digest && !restarted();
+        let diverged = ack.next >= self.confirmed && verifiable && ours != *digest && !restarted();
+        if remarked {
+            self.confirmed_digest = *digest;
+        }
         if ack.next > self.confirmed {
             self.confirmed = ack.next;
             self.confirmed_digest = *digest;

@@ -218,3 +218,26 @@ fn check_v2_fixture(path: &str) {
         unhex(&s("pending_plaintext"))
     );
 }
+
+/// The addresses of the peer's blobs read last survive a pickle, newest first, at most
+/// `READ_ADDRESS_MEMORY` of them (PROTOCOL.md §8, "Rewritten addresses").
+#[test]
+fn read_addresses_survive_a_pickle() {
+    let (mut a, mut b, mut rng) = pair(36);
+    let mut read = Vec::new();
+    for i in 0..10u8 {
+        let blob = send(&mut a, &mut rng, &[i; 3]).remove(0);
+        deliver(&mut b, &blob);
+        read.push(blob.address);
+    }
+    let kept: Vec<Address> = b.read_addresses().iter().map(|(a, _)| *a).collect();
+    let newest: Vec<Address> = read
+        .iter()
+        .rev()
+        .take(READ_ADDRESS_MEMORY)
+        .copied()
+        .collect();
+    assert_eq!(kept, newest);
+    let loaded = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+    assert_eq!(loaded.read_addresses(), b.read_addresses());
+}

@@ -414,6 +414,8 @@ enum Hedge {
     /// Read, another blob holding its number.
     Read,
     Refused,
+    /// Acknowledgement-only, and it took its number (outside the digest).
+    AckOnly,
 }
 
 /// One party's stream state (§4, §6.4, §6.5), with plain maps.
@@ -496,7 +498,9 @@ impl Stream {
             .map(|h| h + 1)
             .filter(|&end| end > self.next_seq)
             .map(|end| end - self.next_seq);
-        if ack <= self.confirmed && lost.is_none() {
+        // §6.5: the confirmed prefix with another digest (a refusal marked in it) is checked.
+        let remarked = ack == self.confirmed && digest != self.confirmed_digest;
+        if ack <= self.confirmed && lost.is_none() && !remarked {
             return (None, 0);
         }
         let from = self.confirmed;
@@ -519,7 +523,10 @@ impl Stream {
                     .fold([0u8; 8], |d, (&s, (r, _, _))| extend_digest(&d, s, r))
                     == digest
         });
-        let diverged = ack > self.confirmed && verifiable && ours != digest && !restarted;
+        let diverged = ack >= self.confirmed && verifiable && ours != digest && !restarted;
+        if remarked {
+            self.confirmed_digest = digest;
+        }
         if ack > self.confirmed {
             self.confirmed = ack;
             self.confirmed_digest = digest;
@@ -542,7 +549,7 @@ impl Stream {
         }
         match self.hedges.get(&before) {
             Some(&(r, Hedge::Refused)) => r == f.prev,
-            Some(&(r, Hedge::Counted)) => before < self.prefix && r != f.prev,
+            Some(&(r, Hedge::Counted | Hedge::AckOnly)) => before < self.prefix && r != f.prev,
             Some((_, Hedge::Read)) | None => false,
         }
     }
@@ -1063,11 +1070,21 @@ impl State {
         let counted = fragment.kind != KIND_ACK;
         let rolled_back = s.stream.follows_other_blob(&f, fragment.index);
         if rolled_back {
+            // §6.4: a refusal for an acknowledgement-only predecessor marks the digest.
+            let before = f.seq - u32::from(fragment.index) - 1;
+            if matches!(s.stream.hedges.get(&before), Some((_, Hedge::AckOnly))) {
+                s.stream.received_digest = extend_digest(&s.stream.received_digest, u32::MAX, &r);
+            }
             s.stream.remember(f.seq, &r, Hedge::Refused);
         } else {
             let took = s.stream.receive(f.floor, f.seq, r, counted);
-            if counted {
-                let state = if took { Hedge::Counted } else { Hedge::Read };
+            let state = match (counted, took) {
+                (true, true) => Some(Hedge::Counted),
+                (true, false) => Some(Hedge::Read),
+                (false, true) => Some(Hedge::AckOnly),
+                (false, false) => None,
+            };
+            if let Some(state) = state {
                 s.stream.remember(f.seq, &r, state);
             }
         }
@@ -1625,6 +1642,13 @@ fn reference() -> (Value, Value) {
                 for seq in &seqs {
                     if let Some(entry) = stream.sent.get_mut(seq) {
                         entry.1 = false;
+                        entry.0 = [0; 16];
+                    }
+                    // §6.4: the blob after an abandoned one names none.
+                    if let Some((last, r)) = stream.last_sealed.as_mut()
+                        && *last == *seq
+                    {
+                        *r = [0; 16];
                     }
                 }
                 json!({"action": "abandon", "party": party.name(), "message": name, "seqs": seqs})
