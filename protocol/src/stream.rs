@@ -210,8 +210,9 @@ impl Stream {
     pub(crate) fn abandon(&mut self, seq: u32) {
         if let Some(blob) = self.sent.iter_mut().find(|b| b.seq == seq) {
             blob.counted = false;
-            // The peer never gets it, so the blob after it names none (§6.4).
-            blob.r = [0u8; HEDGE_LEN];
+            // Its hedge stays: the blob after it still names it (§6.4). The peer may hold
+            // another copy's blob under this number (the one that took its address), and
+            // only a blob naming ours shows it that we follow blobs it never received.
         }
     }
 

@@ -1037,6 +1037,93 @@ fn a_restored_writers_message_that_follows_another_blob_than_an_acknowledgement_
     }
 }
 
+/// A writer whose blob found another copy's blob at its address abandons it (and the blobs
+/// sealed after it that never reached the mailbox) and sends those messages again; the
+/// re-sent blob still names the abandoned one as its predecessor (the simulator's `all` seed
+/// 4222). Here the writer went back to a copy that had sealed `one`, `two`, `three`, of which
+/// only `one` reached the mailbox (at an address the reader had read past: it expired unread);
+/// an earlier lost copy of the device wrote three messages at the next positions, which the
+/// reader read under the same numbers. `two` meets one of them, so `two` and `three` are
+/// abandoned and go again. Had the abandoned blob's hedge been forgotten (the re-sent blob
+/// naming none), the reader, holding the lost copy's counted blob under that number, would
+/// have shown `two` before `one`; it refuses it instead, its acknowledgement shows the
+/// writer its rollback, and `one`, `two`, `three` arrive in order.
+#[test]
+fn a_message_sent_again_after_an_abandoned_blob_still_names_it() {
+    let (mut a, mut b, mut rng) = pair(4222);
+    deliver(&mut b, &send(&mut a, &mut rng, b"zero")[0]);
+    let backup = a.pickle(&KEY);
+    // The copy the device goes back to: three messages, positions 0, 1, 2.
+    let floor = a.next_seq();
+    let mut sealed = Vec::new();
+    for text in [&b"one"[..], b"two", b"three"] {
+        let mut blobs = a.encrypt(&mut rng, text, floor).unwrap();
+        sealed.push((text, blobs.remove(0)));
+    }
+    // A lost copy (restored from the same backup) found position 0 taken and wrote three
+    // messages at positions 1, 2, 3 under the same numbers; the reader shows them (they are
+    // concurrent with the others) and reads past position 0, whose blob expired unread.
+    let mut lost = Session::from_pickle(&KEY, &backup).unwrap();
+    lost.skip_positions(1);
+    let lost_floor = lost.next_seq();
+    let mut lost_addresses = Vec::new();
+    for (i, text) in [&b"lost 1"[..], b"lost 2", b"lost 3"]
+        .into_iter()
+        .enumerate()
+    {
+        let blobs = lost.encrypt(&mut rng, text, lost_floor).unwrap();
+        assert_eq!(blobs[0].seq, sealed[0].1.seq + i as u32, "the same numbers");
+        assert_eq!(deliver(&mut b, &blobs[0]), Some(text.to_vec()));
+        lost_addresses.push(blobs[0].address);
+    }
+    assert_eq!(
+        sealed[1].1.address, lost_addresses[0],
+        "`two` meets `lost 1`"
+    );
+    // `two` finds foreign bytes at its address: it and `three` (not on the mailbox yet) are
+    // abandoned, the positions found taken skipped, and both sent again behind `one`, which
+    // is still unconfirmed (the floor stays at it).
+    for (_, blob) in &sealed[1..] {
+        a.abandon(blob.seq);
+    }
+    a.skip_positions(1);
+    let mut again = Vec::new();
+    for (text, first) in &sealed[1..] {
+        let blobs = a
+            .encrypt_resend(&mut rng, text, floor, first.message_id)
+            .unwrap();
+        again.push(blobs);
+    }
+    for blobs in &again {
+        let received = b.decrypt(&blobs[0].address, &blobs[0].blob).unwrap();
+        assert!(
+            received.peer_rolled_back,
+            "it follows blobs we never received (`one`, and the abandoned `three`)"
+        );
+        assert_eq!(received.plaintext, None);
+    }
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let rollback = a
+        .decrypt(&ack.address, &ack.blob)
+        .unwrap()
+        .rollback
+        .expect("our acknowledgement shows the writer its rollback");
+    assert!(rollback.unconfirmed_from <= sealed[0].1.seq);
+    let floor = a.next_seq();
+    for (text, first) in &sealed {
+        let blobs = a
+            .encrypt_resend(&mut rng, text, floor, first.message_id)
+            .unwrap();
+        let received = b.decrypt(&blobs[0].address, &blobs[0].blob).unwrap();
+        assert!(!received.peer_rolled_back);
+        assert_eq!(
+            received.plaintext.as_deref().map(|p| p.to_vec()),
+            Some(text.to_vec()),
+            "in order"
+        );
+    }
+}
+
 /// A consistent writer is never refused: every blob names the one before it, also across
 /// acknowledgement-only blobs, multi-blob messages, crossing ratchet steps and a pickle round
 /// trip of either side.

@@ -1640,15 +1640,9 @@ fn reference() -> (Value, Value) {
                 let seqs: Vec<u32> = model.blobs[name].iter().map(|b| b.f.seq).collect();
                 let stream = &mut model.states.get_mut(party.name()).unwrap().stream;
                 for seq in &seqs {
+                    // §6.4: it leaves the digest; the blob after it still names it.
                     if let Some(entry) = stream.sent.get_mut(seq) {
                         entry.1 = false;
-                        entry.0 = [0; 16];
-                    }
-                    // §6.4: the blob after an abandoned one names none.
-                    if let Some((last, r)) = stream.last_sealed.as_mut()
-                        && *last == *seq
-                    {
-                        *r = [0; 16];
                     }
                 }
                 json!({"action": "abandon", "party": party.name(), "message": name, "seqs": seqs})
