@@ -621,10 +621,15 @@ impl<P: Platform> Client<P> {
         // went back. Never decrypted; the acknowledgement we then owe shows it the rollback
         // (`docs/PROTOCOL.md` §8, "Rewritten addresses").
         let read_at = live.read_addresses();
-        let polled = live.poll_addresses();
+        // The poll set is derived only when a read address answered (rare: a hash per address).
+        let mut polled: Option<Vec<Address>> = None;
         let mut rewritten = false;
         found.retain(|(address, blob, _)| {
-            if polled.contains(address) || !read_at.iter().any(|(a, _)| a == address) {
+            if !read_at.iter().any(|(a, _)| a == address)
+                || polled
+                    .get_or_insert_with(|| live.poll_addresses())
+                    .contains(address)
+            {
                 return true;
             }
             rewritten |= live.take_rewrite(address, blob);
