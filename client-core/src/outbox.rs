@@ -96,6 +96,10 @@ pub const MAX_ABANDONED_RUN: u32 = WINDOW - 1;
 /// the mailbox was down, too many to pull behind the message a restore made go again).
 pub const MAX_SEALED_AHEAD: u32 = 8;
 
+// A chain started after a rollback leaves at most `NEXT_CHAIN_SKIP_MAX` positions empty; the
+// blobs sealed there and abandoned later must fit in the rest of the peer's window.
+const _: () = assert!(protocol::NEXT_CHAIN_SKIP_MAX + MAX_SEALED_AHEAD <= MAX_ABANDONED_RUN);
+
 /// What a flush of the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FlushOutcome {
@@ -209,6 +213,7 @@ impl<P: Platform> Client<P> {
                     text.as_bytes(),
                     None,
                     pending_floor,
+                    &mut conversation.recovery,
                 )
                 .await?;
             writes.append(&mut blobs);
@@ -273,9 +278,19 @@ impl<P: Platform> Client<P> {
         text: &[u8],
         message_id: Option<[u8; 8]>,
         pending_floor: Option<u32>,
+        recovery: &mut records::Recovery,
     ) -> Result<(u32, Vec<Write>, [u8; 8]), ClientError> {
         let floor = self.floor(key, id, live, pending_floor).await?;
         let first = live.next_seq();
+        // A new chain's first positions left empty count as abandoned addresses: the peer
+        // looks for the chain only at its first `W` positions, so blobs of ours pulled back
+        // later (`MAX_ABANDONED_RUN`) must not push the chain's first readable blob past them
+        // (simulator `restore` seed 1341: a chain started at position 15 after a rollback,
+        // a second rollback pulled its 4 unsent blobs, and the messages sent again at 19 and
+        // on were never read).
+        if let Some(lead) = live.upcoming_chain_lead() {
+            recovery.abandoned_run = lead;
+        }
         let message_id = match message_id.filter(|m| *m != [0; 8]) {
             Some(message_id) => message_id,
             None => self.new_message_id(key, id, entry, text),
@@ -1381,6 +1396,7 @@ impl<P: Platform> Client<P> {
                     message.text.as_bytes(),
                     Some(message.message_id),
                     pending_floor,
+                    &mut conversation.recovery,
                 )
                 .await?;
             pending_floor = Some(pending_floor.map_or(first, |f: u32| f.min(first)));

@@ -28,6 +28,15 @@ pub const MAX_SKIP: u32 = 64;
 /// [`DecryptError::Duplicate`] rather than [`DecryptError::UnknownAddress`].
 pub const DUPLICATE_MEMORY: usize = 256;
 
+/// Most positions a chain we start after a rollback skips for blobs a lost copy of this
+/// device may have put on it (`docs/PROTOCOL.md` §6.5): `W/2 − 1 = 7`. The peer looks for
+/// our next chain only at its first [`WINDOW`] positions, so the skip leaves room for blobs
+/// of ours sealed there and abandoned later (a client keeps at most 8 sealed and not yet on
+/// the mailbox): skipping up to `W − 1` left none, and a second rollback that abandoned
+/// them moved every later message past the peer's window (the simulator's `restore` seed
+/// 1341). A lost copy that wrote more there is met by `409`s, which move the sender on.
+pub const NEXT_CHAIN_SKIP_MAX: u32 = WINDOW / 2 - 1;
+
 secret_key! {
     /// The session's associated data `AD`, derived from the invite; bound into every AEAD call.
     pub(crate) struct AssociatedData;
@@ -380,7 +389,7 @@ impl Ratchet {
     /// The addresses to poll now, by segment (see [`PollSet`]).
     pub(crate) fn poll_set(&self) -> PollSet {
         PollSet {
-            skipped: self.skipped.entries.iter().map(|e| e.address).collect(),
+            skipped: self.skipped.addresses(),
             current: self
                 .receiving
                 .as_ref()
@@ -516,6 +525,11 @@ impl Ratchet {
         }
     }
 
+    /// `Some(next_chain_skip)` when the next `encrypt` with `step` starts a chain, else `None`.
+    pub(crate) fn upcoming_chain_lead(&self) -> Option<u32> {
+        (self.sending.is_none() || self.send_step_pending).then_some(self.next_chain_skip)
+    }
+
     /// Moves the position of our next blob `count` further: on the current sending chain, or
     /// on the chain the next send starts. The positions count as `skipped_ahead`: found
     /// taken, they are what a rollback found later would skip again.
@@ -567,7 +581,7 @@ impl Ratchet {
             let lost = self
                 .next_chain_from
                 .map_or(count, |from| next_seq.saturating_sub(from));
-            self.next_chain_skip = self.next_chain_skip.max(lost.min(WINDOW - 1));
+            self.next_chain_skip = self.next_chain_skip.max(lost.min(NEXT_CHAIN_SKIP_MAX));
             self.advance_sending(count);
             return;
         }
@@ -614,13 +628,24 @@ impl Ratchet {
             .header_key
             .decrypt_header(parts.header, parts.r, entry.n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
-        if h.ratchet_key != entry.ratchet_key.0 {
-            return Err(DecryptError::InconsistentHeader);
-        }
+        // An address may hold the keys of two chains under one header key: a lost chain's
+        // and the fork that replaced it (`docs/PROTOCOL.md` §6.6); the header names which.
+        let index = self
+            .skipped
+            .position_of(address, &h.ratchet_key)
+            .ok_or(DecryptError::InconsistentHeader)?;
+        let entry = self
+            .skipped
+            .entries
+            .get(index)
+            .ok_or(DecryptError::UnknownAddress)?;
         let fragment = open_body(&entry.message_key, &self.ad, address, parts)?;
         // Commit.
         let entry = self.skipped.entries.remove(index);
         let write_key = entry.header_key.write_key(self.role.peer(), entry.n);
+        // The other chain's key at this address, if any, goes too: the mailbox keeps one blob
+        // per address, and this was it.
+        self.skipped.entries.retain(|e| &e.address != address);
         let mut retired = vec![*address];
         self.finish_receive(address, &mut retired);
         Ok(Decrypted {
@@ -848,11 +873,26 @@ impl Ratchet {
             .ok_or(DecryptError::InvalidRatchetKey)?;
         let (root_key, mut chain_key, next_header_key) = previous_root.advance(&dh);
         // Positions before the window were read on the lost chain (their addresses are
-        // spent); those inside it, before `n`, are kept as skipped keys.
+        // spent), unless the lost chain never used them: those it holds as skipped keys get
+        // the fork's key too (a second restored copy of the peer that started this chain
+        // from position 0, where the first had skipped positions: the simulator's `all`
+        // seed 4655). Those inside the window, before `n`, are kept as skipped keys.
         let mut new_skipped = Vec::new();
         for i in 0..n {
             let message_key = chain_key.step();
-            if let Some(offset) = i.checked_sub(rc.next)
+            let before_window = (i < rc.next)
+                .then(|| self.skipped.address_of(&rc.ratchet_key, i))
+                .flatten();
+            if let Some(address) = before_window {
+                new_skipped.push(SkippedKey {
+                    address,
+                    header_key: rc.header_key.clone(),
+                    message_key,
+                    ratchet_key: remote,
+                    n: i,
+                    stored_at,
+                });
+            } else if let Some(offset) = i.checked_sub(rc.next)
                 && let Some(address) = rc.window.get(offset as usize)
             {
                 new_skipped.push(SkippedKey {

@@ -281,6 +281,16 @@ impl Session {
         self.ratchet.skip_upcoming(count);
     }
 
+    /// When our next message (not an acknowledgement-only blob) starts a new sending chain:
+    /// the positions at that chain's start it leaves empty (`0 ≤ lead < W`, skipped after a
+    /// rollback or over positions found taken, `docs/PROTOCOL.md` §6.5); `None` when it goes
+    /// on the current chain. No state change. The peer looks for a new chain only at its
+    /// first [`WINDOW`] positions, so a caller that later leaves more of the chain's
+    /// addresses empty (abandoned blobs) counts these with them.
+    pub fn upcoming_chain_lead(&self) -> Option<u32> {
+        self.ratchet.upcoming_chain_lead()
+    }
+
     /// The sequence number our next blob gets.
     pub fn next_seq(&self) -> u32 {
         self.stream.next_seq

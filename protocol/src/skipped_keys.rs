@@ -33,26 +33,68 @@ pub(crate) struct SkippedKeys {
 }
 
 impl SkippedKeys {
+    /// The first entry at `address`.
     pub(crate) fn position(&self, address: &Address) -> Option<usize> {
         self.entries.iter().position(|e| &e.address == address)
     }
 
+    /// The entry at `address` of the peer chain with ratchet key `ratchet_key`. One address
+    /// holds at most two entries: a lost chain's and the fork's that replaced it under the
+    /// same header key (`docs/PROTOCOL.md` §6.6).
+    pub(crate) fn position_of(&self, address: &Address, ratchet_key: &[u8; 32]) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| &e.address == address && &e.ratchet_key.0 == ratchet_key)
+    }
+
+    /// The address of message `n` of the peer chain with ratchet key `ratchet_key`, when its
+    /// key is kept here.
+    pub(crate) fn address_of(&self, ratchet_key: &RemoteRatchetKey, n: u32) -> Option<Address> {
+        self.entries
+            .iter()
+            .find(|e| e.n == n && e.ratchet_key.0 == ratchet_key.0)
+            .map(|e| e.address)
+    }
+
+    /// The addresses to poll, oldest first, each once.
+    pub(crate) fn addresses(&self) -> Vec<Address> {
+        let mut out: Vec<Address> = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            if !out.contains(&e.address) {
+                out.push(e.address);
+            }
+        }
+        out
+    }
+
     /// Appends entries, then deletes from the front until at most [`MAX_SKIPPED_KEYS`] remain.
-    /// Deleted addresses are pushed to `retired`.
+    /// Addresses that no entry holds any more are pushed to `retired`.
     pub(crate) fn extend(&mut self, new: Vec<SkippedKey>, retired: &mut Vec<Address>) {
         self.entries.extend(new);
         let excess = self.entries.len().saturating_sub(MAX_SKIPPED_KEYS);
-        retired.extend(self.entries.drain(..excess).map(|e| e.address));
+        let dropped: Vec<Address> = self.entries.drain(..excess).map(|e| e.address).collect();
+        self.retire(dropped, retired);
     }
 
     /// Deletes entries stored [`SKIPPED_KEY_RETENTION`] or more events before `now_event`.
     pub(crate) fn expire(&mut self, now_event: u64, retired: &mut Vec<Address>) {
+        let mut dropped = Vec::new();
         self.entries.retain(|e| {
             let keep = e.stored_at.saturating_add(SKIPPED_KEY_RETENTION) > now_event;
             if !keep {
-                retired.push(e.address);
+                dropped.push(e.address);
             }
             keep
         });
+        self.retire(dropped, retired);
+    }
+
+    /// Pushes each of `dropped` to `retired` once, unless an entry still holds it.
+    fn retire(&self, dropped: Vec<Address>, retired: &mut Vec<Address>) {
+        for address in dropped {
+            if self.position(&address).is_none() && !retired.contains(&address) {
+                retired.push(address);
+            }
+        }
     }
 }

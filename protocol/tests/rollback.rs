@@ -1232,3 +1232,97 @@ fn a_next_chain_skips_every_number_a_lost_copy_may_have_used_on_it() {
     );
     assert_eq!(deliver(&mut b, &later), Some(b"later".to_vec()));
 }
+
+/// A chain started after a rollback skips at most `NEXT_CHAIN_SKIP_MAX` positions, so the
+/// blobs a client seals there and abandons later (at most 8 while they wait for the mailbox)
+/// still leave its next blob in the peer's window for a new chain (the simulator's `restore`
+/// seed 1341: a skip of `W − 1` left no room, a second rollback abandoned the 4 blobs sealed
+/// there, and every later message landed where the peer never looks).
+#[test]
+fn a_next_chain_started_after_a_rollback_leaves_room_for_abandoned_blobs() {
+    let (mut a, mut b, mut rng) = pair(1341);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let two = send(&mut b, &mut rng, b"two").remove(0);
+    let backup = a.pickle(&KEY);
+
+    // The lost copy: ten more messages on its old chain, all read by the peer.
+    for i in 0..10 {
+        let text = format!("lost {i}");
+        let blob = send(&mut a, &mut rng, text.as_bytes()).remove(0);
+        assert_eq!(deliver(&mut b, &blob), Some(text.into_bytes()));
+    }
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert_eq!(received.rollback.map(|r| r.lost_blobs), Some(10));
+    assert_eq!(
+        a.upcoming_chain_lead(),
+        Some(protocol::NEXT_CHAIN_SKIP_MAX),
+        "ten numbers may be on the next chain; it skips at most NEXT_CHAIN_SKIP_MAX"
+    );
+    // Eight messages sealed there never reach the mailbox (a second rollback pulled them).
+    for i in 0..8 {
+        for blob in send(&mut a, &mut rng, format!("abandoned {i}").as_bytes()) {
+            a.abandon(blob.seq);
+        }
+    }
+    let kept = send(&mut a, &mut rng, b"kept").remove(0);
+    assert!(
+        poll_set(&b).contains(&kept.address),
+        "the peer still finds the next chain"
+    );
+    assert_eq!(deliver(&mut b, &kept), Some(b"kept".to_vec()));
+}
+
+/// Two restored copies of the peer start one new chain (same header key, two ratchet keys):
+/// the first skipped positions 0–2 (a rollback it knew of) and wrote at 3–5, which we read,
+/// keeping skipped keys for 0–2; the second knew nothing of it and wrote from position 0.
+/// Following the second copy's fork, we also derive its keys at the positions we keep as
+/// skipped keys of the first, so its blobs there are read, not refused as `InconsistentHeader`
+/// (the simulator's `all` seed 4655: refused, they arrived only when sent again, after a later
+/// message).
+#[test]
+fn a_fork_is_read_at_positions_the_chain_it_replaces_skipped() {
+    let (mut a, mut b, mut rng) = pair(4655);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    let backup = a.pickle(&KEY);
+
+    // The first copy starts the chain at position 3.
+    a.skip_positions(3);
+    for i in 0..3 {
+        let text = format!("first copy {i}");
+        let blob = send(&mut a, &mut rng, text.as_bytes()).remove(0);
+        assert_eq!(deliver(&mut b, &blob), Some(text.into_bytes()));
+    }
+
+    // The second copy starts it at 0 with another ratchet key; its blob at 3 met the first
+    // copy's (a 409), so its next one is at 6, which we read first.
+    let mut second = Session::from_pickle(&KEY, &backup).unwrap();
+    let early: Vec<_> = (0..3)
+        .map(|i| send(&mut second, &mut rng, format!("second copy {i}").as_bytes()).remove(0))
+        .collect();
+    second.skip_positions(3);
+    let later = send(&mut second, &mut rng, b"second copy, later").remove(0);
+    b.decrypt(&later.address, &later.blob)
+        .expect("the fork is followed");
+    // The two keys at each of those addresses survive a pickle.
+    let mut b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+
+    for blob in &early {
+        assert!(
+            poll_set(&b).contains(&blob.address),
+            "its address stays polled"
+        );
+        b.decrypt(&blob.address, &blob.blob)
+            .expect("a blob of the fork where the first copy skipped is read");
+    }
+    assert!(
+        early
+            .iter()
+            .all(|blob| !poll_set(&b).contains(&blob.address)),
+        "read, the addresses leave the poll set"
+    );
+}

@@ -64,6 +64,7 @@ const MAX_UNCONFIRMED: usize = 4096;
 const MESSAGE_ID_MEMORY: usize = 256;
 const MAX_ABANDONED_KEYS: usize = 4;
 const FORK_WINDOW: u32 = 16;
+const NEXT_CHAIN_SKIP_MAX: u32 = W / 2 - 1;
 const NOW: u64 = 1_767_225_600;
 const EXPIRES_AT: u64 = NOW + 600;
 const INVITER_SEED: u64 = 1;
@@ -741,7 +742,13 @@ impl State {
     /// The poll addresses in order (§6.2).
     fn poll_list(&self) -> Vec<[u8; 32]> {
         let peer = self.party.peer().role_byte();
-        let mut list: Vec<[u8; 32]> = self.skipped.iter().map(|k| k.address).collect();
+        // §6.6: an address may hold the skipped keys of two chains; it is polled once.
+        let mut list: Vec<[u8; 32]> = Vec::new();
+        for k in &self.skipped {
+            if !list.contains(&k.address) {
+                list.push(k.address);
+            }
+        }
         if let Some(rc) = &self.receiving {
             list.extend((rc.nr..rc.nr + W).map(|n| address_of(&rc.hk, peer, n)));
         }
@@ -868,7 +875,7 @@ impl State {
     }
 
     /// §6.5: moves the sending chain (and, while a send step is pending, the next one, by at
-    /// most `W − 1`).
+    /// most `NEXT_CHAIN_SKIP_MAX = W/2 − 1`).
     fn skip_sending(&mut self, count: u32) {
         if self.pending {
             // Every number from `next_chain_from` up to past the acknowledged ones may be a
@@ -876,7 +883,7 @@ impl State {
             let lost = self
                 .next_chain_from
                 .map_or(count, |from| self.stream.next_seq.saturating_sub(from));
-            self.next_chain_skip = self.next_chain_skip.max(lost.min(W - 1));
+            self.next_chain_skip = self.next_chain_skip.max(lost.min(NEXT_CHAIN_SKIP_MAX));
         }
         // §6.5: a chain started past a rollback's skip moves at most to position W − 1.
         let count = match (&self.sending, self.pending, self.chain_after_rollback) {
@@ -927,11 +934,15 @@ impl State {
                 let k = s.skipped[i].clone();
                 let (ratchet, _) =
                     open_header(&k.hk, &s.ad, address, blob, k.n).ok_or("HeaderAuthentication")?;
-                if ratchet != k.ratchet {
-                    return Err("InconsistentHeader");
-                }
+                // §6.6: the key of the chain the header names (a lost chain's or its fork's).
+                let k = s
+                    .skipped
+                    .iter()
+                    .find(|k| k.address == *address && k.ratchet == ratchet)
+                    .cloned()
+                    .ok_or("InconsistentHeader")?;
                 let fragment = open_body(&k.mk, &s.ad, address, blob)?;
-                s.skipped.remove(i);
+                s.skipped.retain(|e| e.address != *address);
                 (fragment, k.ratchet, k.n)
             }
             Slot::Current(n) => {
@@ -962,7 +973,26 @@ impl State {
                 };
                 let mut ck = start_ck;
                 for i in start_n..n {
-                    if i >= keep_from {
+                    // §6.6: before the window, a fork's key is kept only where the chain it
+                    // replaces holds a skipped key (a position that chain never used).
+                    let replaced_skipped = (ratchet != rc.ratchet && i < keep_from)
+                        .then(|| {
+                            s.skipped
+                                .iter()
+                                .find(|k| k.ratchet == rc.ratchet && k.n == i)
+                        })
+                        .flatten()
+                        .map(|k| k.address);
+                    if let Some(address) = replaced_skipped {
+                        new_skipped.push(SkippedKey {
+                            address,
+                            hk: rc.hk,
+                            mk: message_key(&ck),
+                            ratchet,
+                            n: i,
+                            stored_at,
+                        });
+                    } else if i >= keep_from {
                         new_skipped.push(SkippedKey {
                             address: address_of(&rc.hk, peer, i),
                             hk: rc.hk,
@@ -1711,7 +1741,7 @@ fn reference() -> (Value, Value) {
     let model = run.model;
     let conversation = json!({
         "description": "Hush v2 scripted conversation: invite and join; messages both ways; DH ratchet steps in each direction; out-of-order delivery (j2 before j1; long#2 first); a lost message (i2) that its sender abandons (abandon, then the floor passes it); a three-blob message (long); acknowledgement-only blobs that stay on the current sending chain while a send step is pending (ack1, ack-p, ack-L0); boundary sizes (empty, 885 = one full fragment, 886, 56640 = 64 fragments); confirmations (acknowledged = the confirmed prefix, checked by stream digest); a rollback past what the restored state sent (the inviter is snapshotted, lost1..3 are sent and read, the restored state seals lost1-again in lost1's slot with a different r, and detects the rollback when k1 acknowledges lost3 while a send step is pending, so its next chain starts at n = 3: every number from the one k0, the first blob of the chain it answers, acknowledged); a hidden rollback (the restored joiner sends h1..h3, more than the m1, m2 it lost, h1 and h2 at addresses the inviter already read; only the digest in ok's acknowledgement shows it: lost_blobs 0, unconfirmed_from = seq of m1), h3 refused on arrival (its prev names h2, not the m2 the inviter received under that number), re-sends of h1..h3 with their message ids, shown in order (h3-twice, one more re-send of h3, is a duplicate); and a fork (the inviter is restored to before its own DH step, which the joiner read and only acknowledged; the restored inviter learns of one lost blob, steps with a fresh key and starts at n = 1; the joiner follows the fork from previous_root, then answers). All byte strings hex; address lists in poll order; acknowledgement bits as 16 hex digits (u64).",
-        "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW, "stream_digest_len": 8, "message_id_len": 8, "message_id_memory": MESSAGE_ID_MEMORY, "max_ahead": MAX_AHEAD, "max_unconfirmed": MAX_UNCONFIRMED, "max_rollback_skip": MAX_ROLLBACK_SKIP, "max_abandoned_keys": MAX_ABANDONED_KEYS},
+        "constants": {"blob_len": 1024, "hedge_len": 16, "payload_len": PAYLOAD_LEN, "fragment_header_len": FIELDS_LEN, "fragment_capacity": CAPACITY, "max_message_len": MAX_MESSAGE_LEN, "window": W, "max_skip": MAX_SKIP, "ack_window": ACK_WINDOW, "stream_digest_len": 8, "message_id_len": 8, "message_id_memory": MESSAGE_ID_MEMORY, "max_ahead": MAX_AHEAD, "max_unconfirmed": MAX_UNCONFIRMED, "max_rollback_skip": MAX_ROLLBACK_SKIP, "max_abandoned_keys": MAX_ABANDONED_KEYS, "next_chain_skip_max": NEXT_CHAIN_SKIP_MAX},
         "rng": {"construction": "a byte stream: block i = SHA-256(\"hush/test-rng\" || u64be(seed) || u64be(i)), blocks concatenated, bytes consumed in order: inviter: invite secret (32), b0 (32), then per encrypt: z of the message id (32, data messages only, not re-sends; id = SHA-256(\"hush/v2/message-id\" || z || plaintext)[0..8]), the new ratchet key (32) if a DH step runs, z (32) per blob; joiner: a1 (32), z of the hello (32), then the same", "inviter_seed": INVITER_SEED, "joiner_seed": JOINER_SEED},
         "invite": {
             "now": NOW, "expires_at": EXPIRES_AT, "mailbox_url": "", "secret": hex(&secret),

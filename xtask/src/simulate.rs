@@ -31,7 +31,7 @@ const MUST_PASS: &[(&str, &str, &[&str])] = &[
     ("all", "4000", &[]),
     ("squatter", "500", &[]),
     ("expiry", "500", &[]),
-    ("restore", "1000", &[]),
+    ("restore", "3000", &[]),
     (
         "restore",
         "1000",
