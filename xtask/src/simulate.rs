@@ -26,9 +26,13 @@ pub const CI_SEEDS: &str = "10000";
 /// that follows one its sender's restored device wrote where we read past waits for it
 /// (`docs/PROTOCOL.md` §6.4, "Predecessors"), and on its first 4,000 since an
 /// acknowledgement-only predecessor counts as evidence too and a reader notices a restored
-/// writer at an address it read (§8, "Rewritten addresses").
+/// writer at an address it read (§8, "Rewritten addresses"). CI runs its first 10,000, three
+/// of which are named known failures (`--allow`: order reversals between two restored
+/// copies of one device, `docs/SIMULATION.md`, "What fails now"); any other failing seed
+/// fails the run, and so does a named one that passes. `restore` passes its first 3,000
+/// since a chain started after a rollback leaves room for blobs abandoned on it.
 const MUST_PASS: &[(&str, &str, &[&str])] = &[
-    ("all", "4000", &[]),
+    ("all", "10000", &["--allow", "4655,5536,9490"]),
     ("squatter", "500", &[]),
     ("expiry", "500", &[]),
     ("restore", "3000", &[]),
@@ -53,7 +57,7 @@ const PUSHES_MUST_PASS: &[(&str, &str)] = &[
 /// the set moves to [`MUST_PASS`] (and the 10,000 CI seeds to `--faults all`). Each is
 /// (faults, seeds, first seed, further flags). (Known failures inside a must-pass range are
 /// named there instead, with `--allow`.)
-const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[("all", "1000", "4000", &[])];
+const KNOWN_FAILURES: &[(&str, &str, &str, &[&str])] = &[];
 
 fn build() -> Result<()> {
     cargo(&["build", "--release", "--package", "simulator"])
