@@ -598,6 +598,25 @@ impl Ratchet {
         self.advance_sending(count - covered);
     }
 
+    /// After a rollback, while a send step is pending: the chain that step starts skips the
+    /// positions a lost copy's blobs the peer has seen may hold there, numbered from
+    /// [`Ratchet::next_chain_from`] up to `seen_end` (one past the highest of our numbers the
+    /// peer acknowledged), at most [`NEXT_CHAIN_SKIP_MAX`] (`docs/PROTOCOL.md` §6.5). A
+    /// rollback with lost blobs skips at least as many already ([`Ratchet::skip_sending`]);
+    /// this covers the hidden one (`lost_blobs` = 0: the restored state had sent as many
+    /// numbers on older chains), which skipped nothing: its next chain started at position
+    /// 0, where the peer had read the lost copy's blobs, and stayed unread (the simulator's
+    /// `all` seed 14748).
+    pub(crate) fn cover_next_chain(&mut self, seen_end: u32) {
+        if !self.send_step_pending {
+            return;
+        }
+        if let Some(from) = self.next_chain_from {
+            let lost = seen_end.saturating_sub(from).min(NEXT_CHAIN_SKIP_MAX);
+            self.next_chain_skip = self.next_chain_skip.max(lost);
+        }
+    }
+
     /// `RatchetDecryptHE` for a blob found at `address`. On error `self` is unchanged.
     pub(crate) fn decrypt(
         &mut self,

@@ -435,6 +435,12 @@ impl Session {
             self.ratchet
                 .skip_sending(outcome.skip.min(MAX_ROLLBACK_SKIP), self.stream.next_seq);
         }
+        if outcome.rollback.is_some() {
+            // A hidden rollback too (`lost_blobs` = 0: nothing to skip on the old chain) may
+            // have a lost copy's blobs, which the peer read, on the chain our send step starts.
+            let seen_end = fields.ack.highest().map_or(0, |h| h.saturating_add(1));
+            self.ratchet.cover_next_chain(seen_end);
+        }
         let mut plaintext = if decrypted.fragment.kind == KIND_DATA && !peer_rolled_back {
             self.reassembly
                 .add(&decrypted.chain, decrypted.n, decrypted.fragment, event)

@@ -1326,3 +1326,49 @@ fn a_fork_is_read_at_positions_the_chain_it_replaces_skipped() {
         "read, the addresses leave the poll set"
     );
 }
+
+/// A hidden rollback (the restored state has sent as many numbers as its lost copy, so
+/// `lost_blobs` = 0 and the old chain skips nothing) found while a send step is pending: the
+/// lost copy may have started that chain, and the peer read its first blobs there, so the
+/// chain skips them too (the simulator's `all` seed 14748: it started at position 0, where the
+/// peer had read the lost copy's blobs, and its messages were never read).
+#[test]
+fn a_hidden_rollback_still_moves_the_next_chain_past_what_the_peer_read_there() {
+    let (mut a, mut b, mut rng) = pair(14748);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let two = send(&mut b, &mut rng, b"two").remove(0);
+    let backup = a.pickle(&KEY);
+
+    // The lost copy answers on a new chain; the peer reads positions 0 and 1 of it.
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    for text in [&b"lost 0"[..], b"lost 1"] {
+        let blob = send(&mut a, &mut rng, text).remove(0);
+        assert_eq!(deliver(&mut b, &blob), Some(text.to_vec()));
+    }
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+
+    // Restored, it sends three messages on its old chain (never read) before it reads the
+    // peer's new key: as many numbers as the lost copy used, and more.
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    for text in [&b"h1"[..], b"h2", b"h3"] {
+        let _ = send(&mut a, &mut rng, text);
+    }
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert_eq!(
+        received.rollback.map(|r| r.lost_blobs),
+        Some(0),
+        "a hidden rollback, seen by the digest only"
+    );
+    assert_eq!(
+        a.upcoming_chain_lead(),
+        Some(2),
+        "past the two the peer read"
+    );
+    let after = send(&mut a, &mut rng, b"after").remove(0);
+    assert!(
+        poll_set(&b).contains(&after.address),
+        "the next chain starts where the peer reads"
+    );
+    assert_eq!(deliver(&mut b, &after), Some(b"after".to_vec()));
+}

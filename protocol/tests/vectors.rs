@@ -1128,6 +1128,17 @@ impl State {
         if skip > 0 {
             s.skip_sending(skip.min(MAX_ROLLBACK_SKIP));
         }
+        // §6.5: after any rollback (a hidden one too), the next chain skips what the peer saw
+        // of a lost copy's blobs on it.
+        if rollback.is_some()
+            && s.pending
+            && let Some(from) = s.next_chain_from
+        {
+            let bits_top = (f.bits != 0).then(|| f.ack + 1 + (63 - f.bits.leading_zeros()));
+            let seen_end = bits_top.map_or(f.ack, |top| top + 1);
+            let lost = seen_end.saturating_sub(from).min(NEXT_CHAIN_SKIP_MAX);
+            s.next_chain_skip = s.next_chain_skip.max(lost);
+        }
         // Reassembly (§6.7) and duplicate suppression.
         let mut plaintext = None;
         if fragment.kind == KIND_DATA && !rolled_back {
