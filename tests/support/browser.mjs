@@ -21,7 +21,8 @@ export const CHROMIUM_FLAGS = [
 
 /**
  * A persistent Chromium context with a fresh user-data dir (so IndexedDB survives reloads
- * within it). Collects console errors and page errors into `errors`.
+ * within it). Collects console errors (a failed request's with its path) and page errors into
+ * `errors`.
  */
 export async function launch({ extraArgs = [], viewport = { width: 1280, height: 800 } } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), "hush-chromium-"));
@@ -34,7 +35,16 @@ export async function launch({ extraArgs = [], viewport = { width: 1280, height:
   const errors = [];
   const watch = (page) => {
     page.on("console", (msg) => {
-      if (msg.type() === "error") errors.push(`console: ${msg.text()}`);
+      if (msg.type() !== "error") return;
+      // Which request failed (its path only): "Failed to load resource" names none.
+      let where = "";
+      try {
+        const url = msg.location()?.url;
+        if (url && /^Failed to load resource/.test(msg.text())) where = ` [${new URL(url).pathname}]`;
+      } catch {
+        // No location: the text alone.
+      }
+      errors.push(`console: ${msg.text()}${where}`);
     });
     page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
   };
