@@ -178,10 +178,14 @@ pub(crate) struct Ratchet {
 /// refused as [`DecryptError::PeerRestored`].
 pub const FORK_WINDOW: u32 = WINDOW;
 
-/// Most behind signals we deposit (`docs/PROTOCOL.md` §6.9): a copy of the peer behind by two
-/// to four of our root keys (about one round trip) is told; each retransmission check that
-/// deposits an expired blob again costs at most this many PUTs more.
-pub const BEHIND_SIGNALS: usize = 3;
+/// Most behind signals we deposit (`docs/PROTOCOL.md` §6.9): one under every root key we
+/// remember but the newest, so a copy of the peer behind by two to
+/// [`RESTORE_MEMORY`](crate::RESTORE_MEMORY) of our root keys is told (with 3, a copy
+/// restored to the start of a conversation five root keys on was not: the simulator's `all`
+/// seed 13301, both directions dead and nobody told). Each is deposited only where its
+/// address reads empty, in a retransmission check that deposits an expired blob of ours
+/// again: at most this many PUTs more per such check, once per mailbox lifetime.
+pub const BEHIND_SIGNALS: usize = crate::restore_signal::RESTORE_MEMORY - 1;
 
 /// Most abandoned peer ratchet keys remembered.
 pub const MAX_ABANDONED_KEYS: usize = 4;
