@@ -22,7 +22,7 @@ import { join, resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { startPathSite } from "./support/paths.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { createPassphrase, newConversation, safetyCode, listItem, openChat, send, messages, eventually, onMailbox } from "./support/app.mjs";
+import { back, createPassphrase, newConversation, safetyCode, listItem, openChat, send, messages, eventually, onMailbox } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = { alice: "alice correct horse", bob: "bob battery staple" };
@@ -152,7 +152,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     await createPassphrase(bob.page, PASS.bob);
     const said = await setMailbox(alice.page, mailbox);
     assert.match(said, /answered/, said);
-    await alice.page.getByRole("button", { name: "Back" }).click();
+    await back(alice.page);
   });
 
   after(async () => {
@@ -209,7 +209,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     const said = await setMailbox(alice.page, wrong);
     assert.match(said, /not (a|the address of a) Hush mailbox|no Hush mailbox/i, said);
     await screenshot(alice.page, "everyday-settings-wrong-mailbox");
-    await alice.page.getByRole("button", { name: "Back" }).click();
+    await back(alice.page);
 
     const link = await newConversation(alice.page, "Wrong");
     assert.ok(link.includes("#"), link);
@@ -242,7 +242,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
       await eventually(async () => !(await listNames(page)).includes(name), { what: `${name} deleted` });
     }
     assert.match(await setMailbox(alice.page, mailbox), /answered/);
-    await alice.page.getByRole("button", { name: "Back" }).click();
+    await back(alice.page);
     await eventually(async () => !/wrong mailbox address/i.test(await pageText(alice.page)), {
       what: "the wrong-address notice gone",
     });
@@ -263,7 +263,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     assert.notEqual(await alice.page.evaluate(() => localStorage.getItem("hush.mailbox")), long, "not saved");
     // One saved by an older version: New conversation names the setting, not a bad link.
     await alice.page.evaluate((v) => localStorage.setItem("hush.mailbox", v), long);
-    await alice.page.getByRole("button", { name: "Back" }).click();
+    await back(alice.page);
     await alice.page.getByRole("button", { name: "New conversation" }).click();
     await alice.page.getByLabel("Their name").fill("Too long");
     await alice.page.getByRole("button", { name: "Create invite" }).click();
@@ -271,7 +271,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
     assert.doesNotMatch(await pageText(alice.page), /whole link was copied/);
     await alice.page.evaluate(() => localStorage.removeItem("hush.mailbox"));
     assert.match(await setMailbox(alice.page, mailbox), /answered/);
-    await alice.page.getByRole("button", { name: "Back" }).click();
+    await back(alice.page);
   });
 
   test("opening one's own invite says so and joins nothing; the other person joins it afterwards", async () => {
@@ -283,7 +283,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
       const said = await linkError(alice.page);
       assert.match(said, /This is your own invite/, said);
       assert.equal(await alice.page.getByRole("button", { name: "Accept invite" }).isDisabled(), true);
-      await alice.page.getByRole("button", { name: "Back" }).click();
+      await back(alice.page);
     }
     // The link opened in the same tab (only the fragment changes): said at once, before any
     // Accept, which is off.
@@ -317,7 +317,7 @@ describe("everyday failures, with the site and the mailbox under paths of one or
       assert.match(said, /You already joined this invite/, said);
       assert.equal(await bob.page.getByRole("button", { name: "Accept invite" }).isDisabled(), true);
       assert.doesNotMatch(said, /before you|someone/i);
-      await bob.page.getByRole("button", { name: "Back" }).click();
+      await back(bob.page);
     }
     // Opened as a link, then followed to the conversation.
     await bob.page.goto(joined.link);

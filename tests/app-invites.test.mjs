@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startNative } from "./support/servers.mjs";
 import { launch, screenshot, NO_BROWSER } from "./support/browser.mjs";
-import { createPassphrase, unlock, newConversation, safetyCode, listItem, eventually } from "./support/app.mjs";
+import { back, createPassphrase, unlock, newConversation, safetyCode, listItem, eventually } from "./support/app.mjs";
 
 const WWW = process.env.HUSH_WWW_DIR ?? resolve(import.meta.dirname, "../www");
 const PASS = { alice: "alice correct horse", bob: "bob battery staple" };
@@ -112,7 +112,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     ];
     for (const [name] of names) {
       await newConversation(alice.page, name);
-      await alice.page.getByRole("button", { name: "Back" }).click();
+      await back(alice.page);
     }
     for (const [name, avatar] of names) {
       const shown = await listItem(alice.page, name.trim()).locator(".avatar").textContent();
@@ -196,7 +196,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
       assert.doesNotMatch(said, /whole link was copied/, `not the old catch-all: ${said}`);
       assert.match(said, expected, `for ${JSON.stringify(text)}`);
       await screenshot(bob.page, `invites-refused-${cases.findIndex(([t]) => t === text)}`);
-      await bob.page.getByRole("button", { name: "Back" }).click();
+      await back(bob.page);
     }
   });
 
@@ -220,7 +220,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
       assert.match(said, /expired by this device's clock/i, said);
       assert.match(said, /about 3 days ahead of the time at .*this device's clock is wrong/i, said);
       await screenshot(bob.page, "invites-expired-own-clock");
-      await bob.page.getByRole("button", { name: "Back" }).click();
+      await back(bob.page);
     } finally {
       await setClockAhead(bob.page, 0);
     }
@@ -242,7 +242,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     const said = await linkError(bob.page);
     assert.match(said, /this device's clock is right.*their device's clock/i, said);
     await screenshot(bob.page, "invites-expired-their-clock");
-    await bob.page.getByRole("button", { name: "Back" }).click();
+    await back(bob.page);
   });
 
   test("an invite that carries a mailbox URL: a damaged link joins; a break inside its URL is refused as unclear", async () => {
@@ -266,7 +266,7 @@ describe("invites and names as people meet them", { skip: NO_BROWSER }, () => {
     const said = await linkError(bob.page);
     assert.match(said, /unclear where the invite ends.*put it back together/i, said);
     await screenshot(bob.page, "invites-refused-unclear");
-    await bob.page.getByRole("button", { name: "Back" }).click();
+    await back(bob.page);
   });
 
   test("an invite joined while its maker is on another screen: a status says who joined, the list shows them, and it leads to the safety code", async () => {

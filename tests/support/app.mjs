@@ -74,6 +74,17 @@ export async function openChat(page, name) {
   await page.getByRole("textbox", { name: "Message" }).waitFor();
 }
 
+/**
+ * The app's Back button, then waits until the screen it leads to is shown. Back goes back in
+ * the browser's history, and the screen changes when that lands (a later task): a step taken
+ * before it (a link opened, another screen) would race it.
+ */
+export async function back(page) {
+  const from = await page.evaluate(() => document.body.dataset.screen);
+  await page.getByRole("button", { name: "Back" }).click();
+  await page.waitForFunction((name) => document.body.dataset.screen !== name, from, { timeout: LONG });
+}
+
 /** Types and sends one message; returns Date.now() just before the click. */
 export async function send(page, text) {
   const box = page.getByRole("textbox", { name: "Message" });
