@@ -154,7 +154,10 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step("native unit and property tests", || {
         cargo(&["test", "--workspace", "--all-targets"])
     })?;
-    step("deterministic simulation", || simulate::test(root))?;
+    // The simulation runs niced in the background from here on, and is awaited at the end.
+    let simulation = step("build the simulator, start the simulation", || {
+        simulate::spawn_ci(root)
+    })?;
     if fuzz {
         prereqs::ensure_fuzz()?;
         step("fuzz targets: build, run each briefly", || {
@@ -181,6 +184,7 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step("mailbox conformance, workerd and end-to-end suites", || {
         node_tests(root, browser)
     })?;
+    step("deterministic simulation", || simulation.finish())?;
     println!(
         "xtask: every test passed in {:.0} s",
         started.elapsed().as_secs_f64()
