@@ -104,11 +104,28 @@ struct DrainProgress {
     full_poll: bool,
 }
 
+/// A complete message a drain read, with what places it among the others.
+struct Shown {
+    plaintext: Zeroizing<Vec<u8>>,
+    /// The sequence number of the blob that completed it.
+    seq: u32,
+    /// The peer's ratchet key of the chain that blob was read on.
+    chain: [u8; 32],
+    /// Its message id.
+    id: [u8; 8],
+    /// Read while a number below its own was missing from the peer's stream.
+    behind_gap: bool,
+}
+
 /// What one drain step over a session produced.
 #[derive(Default)]
 struct Drained {
     /// Complete messages, in the peer's send order.
-    plaintexts: Vec<Zeroizing<Vec<u8>>>,
+    plaintexts: Vec<Shown>,
+    /// Complete messages read behind a gap whose own sequence number a later blob of their
+    /// chain passed with its floor ([`Drained::place`]): each is shown where its copy
+    /// sent again completes in this drain, or after everything else the drain read.
+    deferred: Vec<Shown>,
     /// Blobs that failed to decrypt.
     rejected: u32,
     /// Addresses to fetch before draining on (the current chain's window slid past them).
@@ -149,6 +166,60 @@ struct Drained {
     consumed: Vec<Address>,
     /// Write keys of the consumed blobs, for deleting them once committed.
     read: Vec<WriteKey>,
+}
+
+/// What places a blob just read among the messages of a drain ([`Drained::place`]).
+struct ReadBlob {
+    seq: u32,
+    floor: u32,
+    chain: [u8; 32],
+    id: [u8; 8],
+    duplicate: bool,
+    /// A number below `seq` is still missing from the peer's stream after reading it.
+    behind_gap: bool,
+}
+
+impl Drained {
+    /// Places the message a blob just read completes (`plaintext`), or the message it
+    /// repeats (`duplicate`), among those this drain shows, in the peer's send order.
+    ///
+    /// **Order kept across a sender's rollback.** First, the messages shown so far in this
+    /// drain that were read behind a gap on the blob's chain and whose own numbers its floor
+    /// passes are set aside ([`Drained::deferred`]): its sender sealed it holding them
+    /// settled, so it gave their blobs up (another copy of its device wrote under those
+    /// numbers, or a restore lost them) and sends their messages again, each after the
+    /// messages it overtook; or a lost copy of this device confirmed them, and showing them
+    /// later is all that is left. A message set aside is shown where its copy sent again
+    /// completes (as a duplicate: the first copy completed first), else after everything
+    /// else the drain read. Blobs of one chain are sealed in order by one state of the peer's
+    /// device, so a floor of another chain (another copy) sets nothing aside.
+    /// (`docs/CLIENT.md`, "Messages a later floor passes"; the simulator's `all` seed 5536.)
+    fn place(&mut self, plaintext: Option<Zeroizing<Vec<u8>>>, blob: &ReadBlob) {
+        let passed =
+            |shown: &Shown| shown.behind_gap && shown.chain == blob.chain && shown.seq < blob.floor;
+        if self.plaintexts.iter().any(passed) {
+            let (moved, kept): (Vec<Shown>, Vec<Shown>) = core::mem::take(&mut self.plaintexts)
+                .into_iter()
+                .partition(passed);
+            self.plaintexts = kept;
+            self.deferred.extend(moved);
+        }
+        if let Some(plaintext) = plaintext {
+            self.plaintexts.push(Shown {
+                plaintext,
+                seq: blob.seq,
+                chain: blob.chain,
+                id: blob.id,
+                behind_gap: blob.behind_gap,
+            });
+        } else if blob.duplicate
+            && let Some(at) = self.deferred.iter().position(|shown| shown.id == blob.id)
+        {
+            let mut shown = self.deferred.remove(at);
+            shown.behind_gap = false;
+            self.plaintexts.push(shown);
+        }
+    }
 }
 
 /// How long a blob of the peer's is held at most (ms since it was first held): 24 hours.
@@ -653,6 +724,8 @@ impl<P: Platform> Client<P> {
             false
         });
         let mut drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
+        let deferred = core::mem::take(&mut drained.deferred);
+        drained.plaintexts.extend(deferred);
         // The peer's "behind" signal under our current root key: the peer saw this device at
         // a later root key, so this is a restored copy that cannot follow the peer's chains.
         // Like an unreadable answer (lifted when a blob of theirs decrypts).
@@ -808,11 +881,11 @@ impl<P: Platform> Client<P> {
             writes.push(self.put(&key, name, &AckDue { due_ms }));
             outcome.flush_at_ms = Some(outcome.flush_at_ms.map_or(due_ms, |f| f.min(due_ms)));
         }
-        for plaintext in &drained.plaintexts {
+        for shown in &drained.plaintexts {
             let message = Message {
                 seq: conversation.next_seq,
                 outgoing: false,
-                text: String::from_utf8_lossy(plaintext).into_owned(),
+                text: String::from_utf8_lossy(&shown.plaintext).into_owned(),
                 time_ms: self.now_ms(),
                 status: Status::Received,
                 message_id: [0; 8],
@@ -1359,9 +1432,18 @@ fn drain(
                         out.unverified.push((rollback.unconfirmed_from, to));
                     }
                 }
-                if let Some(plaintext) = received.plaintext {
-                    out.plaintexts.push(plaintext);
-                }
+                let behind_gap = live.acknowledgement().next <= received.seq;
+                out.place(
+                    received.plaintext,
+                    &ReadBlob {
+                        seq: received.seq,
+                        floor: received.floor,
+                        chain: received.chain,
+                        id: received.message_id,
+                        duplicate: received.duplicate,
+                        behind_gap,
+                    },
+                );
             }
             // Authenticated (the header key is the two people's): the peer went on from an
             // older copy of its device after we answered. Not junk; the conversation ends.
@@ -1650,5 +1732,75 @@ mod tests {
         // But a number missing beside it is.
         let outbox = [(0, true), (2, false), (3, true)];
         assert!(floor_news(&outbox, &[0], &received(1, &[])));
+    }
+
+    /// One blob read in a drain: `seq` on chain `chain` (a byte), completing message `id`.
+    fn read(seq: u32, floor: u32, chain: u8, id: u8, behind_gap: bool) -> ReadBlob {
+        ReadBlob {
+            seq,
+            floor,
+            chain: [chain; 32],
+            id: [id; 8],
+            duplicate: false,
+            behind_gap,
+        }
+    }
+
+    fn text(id: u8) -> Option<Zeroizing<Vec<u8>>> {
+        Some(Zeroizing::new(vec![id]))
+    }
+
+    fn shown(drained: Drained) -> Vec<u8> {
+        let Drained {
+            plaintexts,
+            deferred,
+            ..
+        } = drained;
+        plaintexts
+            .iter()
+            .chain(&deferred)
+            .filter_map(|s| s.plaintext.first().copied())
+            .collect()
+    }
+
+    #[test]
+    fn messages_a_later_floor_of_their_chain_passes_show_where_they_are_sent_again() {
+        // `all` seed 5536: messages 5 and 6 (seqs 8, 9) were read behind a gap, then the
+        // sender's copies of 2, 3, 4 sent again (floor 11: it gave 8 and 9 up), then 5 and 6
+        // again (duplicates).
+        let mut out = Drained::default();
+        out.place(text(5), &read(8, 1, 7, 5, true));
+        out.place(text(6), &read(9, 1, 7, 6, true));
+        for id in [2, 3, 4] {
+            out.place(text(id), &read(u32::from(id) + 9, 11, 7, id, false));
+        }
+        for (seq, id) in [(14, 5), (15, 6)] {
+            let mut blob = read(seq, 11, 7, id, false);
+            blob.duplicate = true;
+            out.place(None, &blob);
+        }
+        out.place(text(7), &read(16, 11, 7, 7, false));
+        assert_eq!(shown(out), vec![2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_message_passed_and_not_sent_again_shows_after_the_rest() {
+        // A lost copy of this device confirmed seq 8: nothing sends it again.
+        let mut out = Drained::default();
+        out.place(text(5), &read(8, 1, 7, 5, true));
+        out.place(text(6), &read(10, 9, 7, 6, true));
+        assert_eq!(shown(out), vec![6, 5]);
+    }
+
+    #[test]
+    fn only_a_floor_of_the_same_chain_passes_messages_read_behind_a_gap() {
+        let mut out = Drained::default();
+        // Read behind a gap on chain 7; a floor of chain 8 (another copy) passes its number.
+        out.place(text(5), &read(8, 1, 7, 5, true));
+        out.place(text(6), &read(9, 20, 8, 6, false));
+        // Read in order (no gap): a later floor of its chain sets nothing aside.
+        out.place(text(7), &read(10, 1, 9, 7, false));
+        out.place(text(8), &read(11, 12, 9, 8, false));
+        assert_eq!(shown(out), vec![5, 6, 7, 8]);
     }
 }

@@ -889,15 +889,16 @@ fn a_stored_later_message_goes_again_with_the_rest_after_a_rollback() {
     assert_eq!(kept(&bob), 0, "everything confirmed");
 }
 
-/// A blob authenticated under the peer's header key but inconsistent with this state (here a
-/// restored peer's new chain written at the address of a lost chain's position whose skipped
-/// key we keep: same header key, another ratchet key) is the peer's own device going back,
-/// not someone interfering: the conversation says it cannot read the peer (which is lifted
-/// again by a later blob that decrypts), never *interference* (simulator seeds 687 and 989,
-/// `--faults all`: taken for junk, the restored sender's messages stayed *sent* for ever).
-#[test]
-fn an_authenticated_blob_this_state_cannot_follow_is_not_taken_for_interference() {
-    let (alice, a_id, bob, b_id, mailbox) = joined(290);
+/// Bob's device goes back to before `m1` after Alice read `m2` behind `m1`'s lost blob
+/// (keeping a skipped key for `m1`'s position), and writes `after` on a new chain: same header
+/// key, another ratchet key, at `m1`'s address. Returns what Alice's next poll reads, and the
+/// summary of her conversation afterwards. `answered`: Alice sent a message of her own before
+/// Bob's device went back.
+fn restored_writer_at_a_skipped_position(
+    seed: u64,
+    answered: bool,
+) -> (Vec<String>, client_core::ConversationSummary) {
+    let (alice, a_id, bob, b_id, mailbox) = joined(seed);
     run(alice.send(&a_id, "a")).unwrap();
     run(alice.flush()).unwrap();
     assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["a"]);
@@ -913,17 +914,44 @@ fn an_authenticated_blob_this_state_cannot_follow_is_not_taken_for_interference(
     assert!(run(alice.poll(&a_id)).unwrap().messages.is_empty());
     advance(&alice, client_core::MAX_HOLD_MS);
     assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["m2"]);
-    // Bob's device goes back to before m1 and writes a new chain: its first blob lands at
-    // m1's address, under the same header key and another ratchet key.
+    if answered {
+        run(alice.send(&a_id, "b")).unwrap();
+        run(alice.flush()).unwrap();
+    }
     restore(&bob, copy, "b");
     run(bob.send(&b_id, "after")).unwrap();
     run(bob.flush()).unwrap();
     assert!(mailbox.blobs.borrow().contains_key(&m1), "at m1's address");
-    let polled = run(alice.poll(&a_id)).unwrap();
-    assert!(polled.messages.is_empty());
+    let polled = texts(&run(alice.poll(&a_id)).unwrap().messages);
     let summary = run(alice.conversation_summary(&a_id)).unwrap();
+    (polled, summary)
+}
+
+/// A blob authenticated under the peer's header key but inconsistent with this state (a
+/// restored peer's new chain written at the address of a lost chain's position whose skipped
+/// key we keep: same header key, another ratchet key; we answered the lost chain, so the fork
+/// cannot be followed) is the peer's own device going back, not someone interfering: the
+/// conversation says it cannot read the peer (which is lifted again by a later blob that
+/// decrypts), never *interference* (simulator seeds 687 and 989, `--faults all`: taken for
+/// junk, the restored sender's messages stayed *sent* for ever).
+#[test]
+fn an_authenticated_blob_this_state_cannot_follow_is_not_taken_for_interference() {
+    let (polled, summary) = restored_writer_at_a_skipped_position(290, true);
+    assert!(polled.is_empty());
     assert!(summary.unreadable.is_some(), "the conversation says it");
     assert_eq!(summary.interference, None, "not taken for interference");
+    assert_eq!(summary.ended, None);
+}
+
+/// As above, but we had not answered the lost chain: the restored peer's chain is a fork
+/// (`docs/PROTOCOL.md` §6.6), followed from the skipped position where its first blob lands,
+/// and its message is read at once (the simulator's `all` seed 4655).
+#[test]
+fn a_restored_writers_fork_at_a_skipped_position_is_read() {
+    let (polled, summary) = restored_writer_at_a_skipped_position(290, false);
+    assert_eq!(polled, ["after"]);
+    assert!(summary.unreadable.is_none(), "nothing to say");
+    assert_eq!(summary.interference, None);
     assert_eq!(summary.ended, None);
 }
 

@@ -653,10 +653,25 @@ impl Ratchet {
             .ok_or(DecryptError::HeaderAuthentication)?;
         // An address may hold the keys of two chains under one header key: a lost chain's
         // and the fork that replaced it (`docs/PROTOCOL.md` §6.6); the header names which.
-        let index = self
-            .skipped
-            .position_of(address, &h.ratchet_key)
-            .ok_or(DecryptError::InconsistentHeader)?;
+        let Some(index) = self.skipped.position_of(address, &h.ratchet_key) else {
+            // A fork of the current chain, read first at a position that chain skipped: the
+            // peer's device went back before its step and started the chain again from a
+            // lower position than the copy we follow (§6.6, "A fork read where the chain it
+            // replaces skipped"). Followed here as at any other position, so that its blobs
+            // read in the order they were written.
+            // A body that does not open under the fork's key is still the peer's (its header
+            // authenticated): a copy that stepped from a state of ours this one lacks.
+            let (n, chain) = (entry.n, entry.ratchet_key);
+            if self.forkable(&chain, &h.ratchet_key) {
+                return self.decrypt_fork(n, address, parts, h.ratchet_key).map_err(
+                    |err| match err {
+                        DecryptError::BodyAuthentication => DecryptError::InconsistentHeader,
+                        other => other,
+                    },
+                );
+            }
+            return Err(DecryptError::InconsistentHeader);
+        };
         let entry = self
             .skipped
             .entries
@@ -861,6 +876,19 @@ impl Ratchet {
         })
     }
 
+    /// Whether a blob under `ratchet_key`, read where the chain with ratchet key `chain`
+    /// skipped, is a fork [`Self::decrypt_fork`] follows: `chain` is the current receiving
+    /// chain, `ratchet_key` is not one a fork replaced, and the fork is still possible (we
+    /// hold `previous_root` and have not answered `DHr`).
+    fn forkable(&self, chain: &RemoteRatchetKey, ratchet_key: &[u8; 32]) -> bool {
+        self.receiving
+            .as_ref()
+            .is_some_and(|rc| rc.ratchet_key == *chain && rc.ratchet_key.0 != *ratchet_key)
+            && self.previous_root.is_some()
+            && self.send_step_pending
+            && !self.abandoned_keys.contains(ratchet_key)
+    }
+
     /// A blob on the current chain's header key from another ratchet key than `DHr`: the peer
     /// was restored to before the step that produced `DHr` and stepped again with a fresh key
     /// (`docs/PROTOCOL.md` §6.6). Followed when we have not answered `DHr` yet (we still hold
@@ -900,9 +928,17 @@ impl Ratchet {
         // the fork's key too (a second restored copy of the peer that started this chain
         // from position 0, where the first had skipped positions: the simulator's `all`
         // seed 4655). Those inside the window, before `n`, are kept as skipped keys.
+        // Read at a position the replaced chain skipped (`n < Nr`), the fork's keys are derived
+        // up to `Nr`, where the window stays.
+        let end = n.saturating_add(1).max(rc.next);
         let mut new_skipped = Vec::new();
-        for i in 0..n {
+        let mut this_key = None;
+        for i in 0..end {
             let message_key = chain_key.step();
+            if i == n {
+                this_key = Some(message_key);
+                continue;
+            }
             let before_window = (i < rc.next)
                 .then(|| self.skipped.address_of(&rc.ratchet_key, i))
                 .flatten();
@@ -928,7 +964,9 @@ impl Ratchet {
                 });
             }
         }
-        let message_key = chain_key.step();
+        let Some(message_key) = this_key else {
+            return Err(DecryptError::UnknownAddress);
+        };
         let fragment = open_body(&message_key, &self.ad, address, parts)?;
         // Commit.
         let peer = self.role.peer();
@@ -944,7 +982,7 @@ impl Ratchet {
             window,
             peer,
         );
-        receiving.slide_to(n.saturating_add(1));
+        receiving.slide_to(end);
         self.next_window = next_header_key.addresses(peer, 0, WINDOW);
         retired.extend(
             old_next
@@ -961,6 +999,8 @@ impl Ratchet {
         self.next_receiving_header_key = next_header_key;
         self.advance_root(root_key);
         self.remote_ratchet_key = Some(remote);
+        // Read where the replaced chain skipped: its key there goes too (one blob an address).
+        self.skipped.entries.retain(|e| &e.address != address);
         self.skipped.extend(new_skipped, &mut retired);
         self.finish_receive(address, &mut retired);
         Ok(Decrypted {

@@ -68,6 +68,17 @@ pub struct Received {
     pub kind: PayloadKind,
     /// The blob's sequence number in the peer's stream.
     pub seq: u32,
+    /// The blob's `floor` (`docs/PROTOCOL.md` §3.6, §6.4): every sequence number of the
+    /// peer's below it is confirmed or abandoned, and its sender will never deposit it again.
+    pub floor: u32,
+    /// The peer's ratchet public key (32 bytes) of the chain the blob was read on: blobs of
+    /// one chain were sealed in order by one state of the peer's device (`docs/PROTOCOL.md`
+    /// §3.5, §6.6).
+    pub chain: [u8; 32],
+    /// The id of the message this blob completed (with `plaintext`, or `duplicate`), 8 bytes
+    /// (§6.4, "Message ids"); zero for a hello, an acknowledgement, a fragment that completes
+    /// nothing and a refused blob.
+    pub message_id: [u8; 8],
     /// Everything the peer has acknowledged of our stream so far (merged over all blobs
     /// received): a blob whose [`OutgoingBlob::seq`] it contains is on the peer's device.
     pub acknowledged: Acknowledgement,
@@ -107,6 +118,7 @@ impl core::fmt::Debug for Received {
             .field("retired", &self.retired)
             .field("kind", &self.kind)
             .field("seq", &self.seq)
+            .field("floor", &self.floor)
             .field("acknowledged", &self.acknowledged)
             .field("rollback", &self.rollback)
             .field("duplicate", &self.duplicate)
@@ -447,7 +459,8 @@ impl Session {
         } else {
             None
         };
-        let duplicate = plaintext.is_some() && !self.stream.first_time(&fields.message_id);
+        let completed = plaintext.is_some();
+        let duplicate = completed && !self.stream.first_time(&fields.message_id);
         if duplicate {
             plaintext = None;
         }
@@ -457,6 +470,9 @@ impl Session {
             retired: decrypted.retired,
             kind,
             seq: fields.seq,
+            floor: fields.floor,
+            chain: decrypted.chain,
+            message_id: if completed { fields.message_id } else { [0; 8] },
             acknowledged: self.stream.confirmed(),
             rollback: outcome.rollback,
             duplicate,

@@ -1298,16 +1298,21 @@ fn a_next_chain_started_after_a_rollback_leaves_room_for_abandoned_blobs() {
     assert_eq!(deliver(&mut b, &kept), Some(b"kept".to_vec()));
 }
 
-/// Two restored copies of the peer start one new chain (same header key, two ratchet keys):
-/// the first skipped positions 0–2 (a rollback it knew of) and wrote at 3–5, which we read,
-/// keeping skipped keys for 0–2; the second knew nothing of it and wrote from position 0.
-/// Following the second copy's fork, we also derive its keys at the positions we keep as
-/// skipped keys of the first, so its blobs there are read, not refused as `InconsistentHeader`
-/// (the simulator's `all` seed 4655: refused, they arrived only when sent again, after a later
-/// message).
-#[test]
-fn a_fork_is_read_at_positions_the_chain_it_replaces_skipped() {
-    let (mut a, mut b, mut rng) = pair(4655);
+/// Two restored copies of the peer (`a`) on one new chain: the first skipped positions 0–2
+/// and wrote at 3–5, which `b` read, keeping skipped keys for 0–2; the second, restored from
+/// the same backup, wrote from position 0 under another ratchet key: `early` at 0–2, then
+/// (its blob at 3 met the first copy's, a 409) `later` at 6. Returns `(a, b, rng, early,
+/// later)`, with nothing of the second copy's delivered yet.
+fn two_copies_on_one_chain(
+    seed: u64,
+) -> (
+    Session,
+    Session,
+    SeededRng,
+    Vec<protocol::OutgoingBlob>,
+    protocol::OutgoingBlob,
+) {
+    let (mut a, mut b, mut rng) = pair(seed);
     deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
     deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
     let backup = a.pickle(&KEY);
@@ -1320,14 +1325,27 @@ fn a_fork_is_read_at_positions_the_chain_it_replaces_skipped() {
         assert_eq!(deliver(&mut b, &blob), Some(text.into_bytes()));
     }
 
-    // The second copy starts it at 0 with another ratchet key; its blob at 3 met the first
-    // copy's (a 409), so its next one is at 6, which we read first.
+    // The second copy starts it at 0 with another ratchet key.
     let mut second = Session::from_pickle(&KEY, &backup).unwrap();
     let early: Vec<_> = (0..3)
         .map(|i| send(&mut second, &mut rng, format!("second copy {i}").as_bytes()).remove(0))
         .collect();
     second.skip_positions(3);
     let later = send(&mut second, &mut rng, b"second copy, later").remove(0);
+    (a, b, rng, early, later)
+}
+
+/// Two restored copies of the peer start one new chain (same header key, two ratchet keys):
+/// the first skipped positions 0–2 (a rollback it knew of) and wrote at 3–5, which we read,
+/// keeping skipped keys for 0–2; the second knew nothing of it and wrote from position 0.
+/// Following the second copy's fork, we also derive its keys at the positions we keep as
+/// skipped keys of the first, so its blobs there are read, not refused as `InconsistentHeader`
+/// (the simulator's `all` seed 4655: refused, they arrived only when sent again, after a later
+/// message).
+#[test]
+fn a_fork_is_read_at_positions_the_chain_it_replaces_skipped() {
+    // The second copy's blob at 6 is read first.
+    let (_, mut b, _, early, later) = two_copies_on_one_chain(4655);
     b.decrypt(&later.address, &later.blob)
         .expect("the fork is followed");
     // The two keys at each of those addresses survive a pickle.
@@ -1347,6 +1365,38 @@ fn a_fork_is_read_at_positions_the_chain_it_replaces_skipped() {
             .all(|blob| !poll_set(&b).contains(&blob.address)),
         "read, the addresses leave the poll set"
     );
+}
+
+/// As above, but the second copy's blob at a position the first copy skipped is the first we
+/// read of it: the fork is followed there, from a position below the window, and its later
+/// blob (past the window's start) is read after it, in the order the copy wrote them (the
+/// simulator's `all` seed 4655: refused as `InconsistentHeader` until the later blob was
+/// read, the early ones came after it).
+#[test]
+fn a_fork_is_followed_from_a_position_the_chain_it_replaces_skipped() {
+    let (mut a, mut b, mut rng, early, later) = two_copies_on_one_chain(46550);
+    for (i, blob) in early.iter().enumerate() {
+        b.decrypt(&blob.address, &blob.blob)
+            .unwrap_or_else(|err| panic!("early blob {i} is read first: {err:?}"));
+        // The state survives a pickle between reads.
+        b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+    }
+    assert!(
+        poll_set(&b).contains(&later.address),
+        "the window stays where the first copy left it"
+    );
+    b.decrypt(&later.address, &later.blob)
+        .expect("the later blob of the fork is read after them");
+    assert!(
+        early
+            .iter()
+            .chain([&later])
+            .all(|blob| !poll_set(&b).contains(&blob.address)),
+        "read, the addresses leave the poll set"
+    );
+    // The first copy's chain is given up: a late blob of it is refused.
+    let late = send(&mut a, &mut rng, b"first copy, late").remove(0);
+    assert!(b.decrypt(&late.address, &late.blob).is_err());
 }
 
 /// A hidden rollback (the restored state has sent as many numbers as its lost copy, so

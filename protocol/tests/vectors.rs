@@ -935,15 +935,72 @@ impl State {
                 let (ratchet, _) =
                     open_header(&k.hk, &s.ad, address, blob, k.n).ok_or("HeaderAuthentication")?;
                 // §6.6: the key of the chain the header names (a lost chain's or its fork's).
-                let k = s
+                let named = s
                     .skipped
                     .iter()
                     .find(|k| k.address == *address && k.ratchet == ratchet)
-                    .cloned()
-                    .ok_or("InconsistentHeader")?;
-                let fragment = open_body(&k.mk, &s.ad, address, blob)?;
-                s.skipped.retain(|e| e.address != *address);
-                (fragment, k.ratchet, k.n)
+                    .cloned();
+                if let Some(k) = named {
+                    let fragment = open_body(&k.mk, &s.ad, address, blob)?;
+                    s.skipped.retain(|e| e.address != *address);
+                    (fragment, k.ratchet, k.n)
+                } else {
+                    // §6.6: a fork read first where the current chain skipped.
+                    let rc = s.receiving.clone().ok_or("InconsistentHeader")?;
+                    let previous = match s.previous_root {
+                        Some(p)
+                            if s.pending
+                                && k.ratchet == rc.ratchet
+                                && !s.abandoned.contains(&ratchet) =>
+                        {
+                            p
+                        }
+                        _ => return Err("InconsistentHeader"),
+                    };
+                    let [rk, ck0, nhk] = kdf_rk(&previous, &dh(&s.dhs, &ratchet));
+                    let mut ck = ck0;
+                    let mut mk = None;
+                    for i in 0..(k.n + 1).max(rc.nr) {
+                        let replaced_skipped = s
+                            .skipped
+                            .iter()
+                            .find(|e| e.ratchet == rc.ratchet && e.n == i)
+                            .map(|e| e.address);
+                        if i == k.n {
+                            mk = Some(message_key(&ck));
+                        } else if let Some(address) = replaced_skipped {
+                            new_skipped.push(SkippedKey {
+                                address,
+                                hk: rc.hk,
+                                mk: message_key(&ck),
+                                ratchet,
+                                n: i,
+                                stored_at,
+                            });
+                        }
+                        ck = step(&ck);
+                    }
+                    let fragment = open_body(&mk.ok_or("UnknownAddress")?, &s.ad, address, blob)
+                        .map_err(|err| match err {
+                            "BodyAuthentication" => "InconsistentHeader",
+                            other => other,
+                        })?;
+                    if s.abandoned.len() == MAX_ABANDONED_KEYS {
+                        s.abandoned.remove(0);
+                    }
+                    s.abandoned.push(rc.ratchet);
+                    s.rk = rk;
+                    s.nhkr = nhk;
+                    s.dhr = Some(ratchet);
+                    s.skipped.retain(|e| e.address != *address);
+                    s.receiving = Some(RecvChain {
+                        ratchet,
+                        ck,
+                        hk: rc.hk,
+                        nr: rc.nr,
+                    });
+                    (fragment, ratchet, k.n)
+                }
             }
             Slot::Current(n) => {
                 let rc = s.receiving.clone().unwrap();
