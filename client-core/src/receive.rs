@@ -123,8 +123,9 @@ struct Drained {
     /// Complete messages, in the peer's send order.
     plaintexts: Vec<Shown>,
     /// Complete messages read behind a gap whose own sequence number a later blob of their
-    /// chain passed with its floor ([`Drained::place`]): each is shown where its copy
-    /// sent again completes in this drain, or after everything else the drain read.
+    /// chain passed with its floor ([`Drained::place`]): each is shown where its copy sent
+    /// again completes in this drain, or else after everything else the drain read
+    /// ([`Drained::in_order`]).
     deferred: Vec<Shown>,
     /// Blobs that failed to decrypt.
     rejected: u32,
@@ -183,16 +184,20 @@ impl Drained {
     /// Places the message a blob just read completes (`plaintext`), or the message it
     /// repeats (`duplicate`), among those this drain shows, in the peer's send order.
     ///
-    /// **Order kept across a sender's rollback.** First, the messages shown so far in this
+    /// **Order kept across a sender's rollback.** First, the messages placed so far in this
     /// drain that were read behind a gap on the blob's chain and whose own numbers its floor
     /// passes are set aside ([`Drained::deferred`]): its sender sealed it holding them
     /// settled, so it gave their blobs up (another copy of its device wrote under those
     /// numbers, or a restore lost them) and sends their messages again, each after the
-    /// messages it overtook; or a lost copy of this device confirmed them, and showing them
-    /// later is all that is left. A message set aside is shown where its copy sent again
-    /// completes (as a duplicate: the first copy completed first), else after everything
-    /// else the drain read. Blobs of one chain are sealed in order by one state of the peer's
-    /// device, so a floor of another chain (another copy) sets nothing aside.
+    /// messages it overtook. A message set aside is shown where its copy sent again completes
+    /// (as a duplicate: the first copy completed first); if none does in this drain, after
+    /// everything else the drain read: its copy may come in a later poll, after the messages
+    /// it overtook, which this drain read (`all` seed 5536; put back where it was read, it
+    /// showed before them, and seed 6497 too); or a lost copy of this device confirmed it,
+    /// showed it already, and nothing sends it again. Only a floor of the same chain sets aside (a copy of the peer's device that
+    /// went back before the chain's step writes on another), and never one of a blob refused
+    /// for its predecessor (`floor` 0 here: another copy's). Display order only: nothing is
+    /// dropped or shown twice.
     /// (`docs/CLIENT.md`, "Messages a later floor passes"; the simulator's `all` seed 5536.)
     fn place(&mut self, plaintext: Option<Zeroizing<Vec<u8>>>, blob: &ReadBlob) {
         let passed =
@@ -219,6 +224,12 @@ impl Drained {
             shown.behind_gap = false;
             self.plaintexts.push(shown);
         }
+    }
+
+    /// Ends the drain's placing: the messages still set aside come after the rest.
+    fn in_order(&mut self) {
+        let deferred = core::mem::take(&mut self.deferred);
+        self.plaintexts.extend(deferred);
     }
 }
 
@@ -724,8 +735,7 @@ impl<P: Platform> Client<P> {
             false
         });
         let mut drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
-        let deferred = core::mem::take(&mut drained.deferred);
-        drained.plaintexts.extend(deferred);
+        drained.in_order();
         // The peer's "behind" signal under our current root key: the peer saw this device at
         // a later root key, so this is a restored copy that cannot follow the peer's chains.
         // Like an unreadable answer (lifted when a blob of theirs decrypts).
@@ -1437,7 +1447,11 @@ fn drain(
                     received.plaintext,
                     &ReadBlob {
                         seq: received.seq,
-                        floor: received.floor,
+                        floor: if received.peer_rolled_back {
+                            0
+                        } else {
+                            received.floor
+                        },
                         chain: received.chain,
                         id: received.message_id,
                         duplicate: received.duplicate,
@@ -1750,15 +1764,11 @@ mod tests {
         Some(Zeroizing::new(vec![id]))
     }
 
-    fn shown(drained: Drained) -> Vec<u8> {
-        let Drained {
-            plaintexts,
-            deferred,
-            ..
-        } = drained;
-        plaintexts
+    fn shown(mut drained: Drained) -> Vec<u8> {
+        drained.in_order();
+        drained
+            .plaintexts
             .iter()
-            .chain(&deferred)
             .filter_map(|s| s.plaintext.first().copied())
             .collect()
     }
@@ -1784,11 +1794,13 @@ mod tests {
     }
 
     #[test]
-    fn a_message_passed_and_not_sent_again_shows_after_the_rest() {
-        // A lost copy of this device confirmed seq 8: nothing sends it again.
+    fn a_message_passed_and_not_sent_again_in_the_drain_shows_after_the_rest() {
+        // Its copy sent again may come in a later poll (or a lost copy of this device
+        // confirmed seq 8, and nothing sends it again).
         let mut out = Drained::default();
         out.place(text(5), &read(8, 1, 7, 5, true));
         out.place(text(6), &read(10, 9, 7, 6, true));
+        out.place(None, &read(11, 9, 7, 0, false));
         assert_eq!(shown(out), vec![6, 5]);
     }
 

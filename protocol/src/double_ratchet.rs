@@ -656,13 +656,24 @@ impl Ratchet {
         let Some(index) = self.skipped.position_of(address, &h.ratchet_key) else {
             // A fork of the current chain, read first at a position that chain skipped: the
             // peer's device went back before its step and started the chain again from a
-            // lower position than the copy we follow (§6.6, "A fork read where the chain it
-            // replaces skipped"). Followed here as at any other position, so that its blobs
-            // read in the order they were written.
+            // lower position than the copy we follow (§6.6, "A fork read first where the lost
+            // chain skipped"). Followed here as at any other position, so that its blobs read
+            // in the order they were written. The address may also hold the key of a chain an
+            // earlier fork replaced: the current chain's key there is the one that counts.
             // A body that does not open under the fork's key is still the peer's (its header
             // authenticated): a copy that stepped from a state of ours this one lacks.
-            let (n, chain) = (entry.n, entry.ratchet_key);
-            if self.forkable(&chain, &h.ratchet_key) {
+            let n = entry.n;
+            let current = self.receiving.as_ref().map(|rc| rc.ratchet_key);
+            let skipped_here = current.is_some_and(|chain| {
+                self.skipped
+                    .entries
+                    .iter()
+                    .any(|e| &e.address == address && e.ratchet_key == chain && e.n == n)
+            });
+            if let Some(chain) = current
+                && skipped_here
+                && self.forkable(&chain, &h.ratchet_key)
+            {
                 return self.decrypt_fork(n, address, parts, h.ratchet_key).map_err(
                     |err| match err {
                         DecryptError::BodyAuthentication => DecryptError::InconsistentHeader,

@@ -947,12 +947,14 @@ impl State {
                 } else {
                     // §6.6: a fork read first where the current chain skipped.
                     let rc = s.receiving.clone().ok_or("InconsistentHeader")?;
+                    // The current chain's key at this address (a chain an earlier fork
+                    // replaced may hold one there too).
+                    let skipped_here = s
+                        .skipped
+                        .iter()
+                        .any(|e| e.address == *address && e.ratchet == rc.ratchet && e.n == k.n);
                     let previous = match s.previous_root {
-                        Some(p)
-                            if s.pending
-                                && k.ratchet == rc.ratchet
-                                && !s.abandoned.contains(&ratchet) =>
-                        {
+                        Some(p) if s.pending && skipped_here && !s.abandoned.contains(&ratchet) => {
                             p
                         }
                         _ => return Err("InconsistentHeader"),
