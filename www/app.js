@@ -113,8 +113,11 @@ async function boot() {
     if (engine.isUnlocked) screens?.saveDraft();
   });
   // An invite link pasted into the address bar of an open Hush tab only changes the fragment.
-  window.addEventListener("hashchange", () => {
-    if (!takeInviteFromUrl()) return;
+  // Taken from the event's URL: the history may have gone back over that entry already (the
+  // navigation does, and a busy page may see it land before this event), leaving the address
+  // bar without the fragment.
+  window.addEventListener("hashchange", (event) => {
+    if (!takeInviteFromUrl(event.newURL)) return;
     if (engine.isUnlocked && screens) {
       const link = ui.incomingInvite ?? "";
       ui.incomingInvite = null;
@@ -145,19 +148,25 @@ async function boot() {
  */
 const ENCODED_HASH = /%(?:25)*23(?=[A-Za-z0-9_-])/i;
 
-/** Moves an invite in the URL into memory and out of the address bar and history. */
-function takeInviteFromUrl() {
-  if (location.hash.length > 1) {
-    ui.incomingInvite = location.href;
-    history.replaceState(null, "", location.pathname + location.search);
+/**
+ * Moves an invite in `href` (the address bar's URL by default) into memory, and out of the
+ * address bar and history while that entry is still the one in use.
+ * @param {string} [href]
+ */
+function takeInviteFromUrl(href = location.href) {
+  const url = new URL(href);
+  const inUse = url.href === location.href;
+  if (url.hash.length > 1) {
+    ui.incomingInvite = url.href;
+    if (inUse) history.replaceState(null, "", url.pathname + url.search);
     return true;
   }
-  const where = location.pathname + location.search;
+  const where = url.pathname + url.search;
   const encoded = ENCODED_HASH.exec(where);
   if (!encoded) return false;
-  ui.incomingInvite = location.href;
+  ui.incomingInvite = url.href;
   // Back to the site's own address: what came before the `%23`.
-  history.replaceState(null, "", where.slice(0, encoded.index).replace(/\?$/, "") || "/");
+  if (inUse) history.replaceState(null, "", where.slice(0, encoded.index).replace(/\?$/, "") || "/");
   return true;
 }
 
