@@ -194,10 +194,10 @@ impl Drained {
     /// everything else the drain read: its copy may come in a later poll, after the messages
     /// it overtook, which this drain read (`all` seed 5536; put back where it was read, it
     /// showed before them, and seed 6497 too); or a lost copy of this device confirmed it,
-    /// showed it already, and nothing sends it again. Only a floor of the same chain sets aside (a copy of the peer's device that
-    /// went back before the chain's step writes on another), and never one of a blob refused
-    /// for its predecessor (`floor` 0 here: another copy's). Display order only: nothing is
-    /// dropped or shown twice.
+    /// showed it already, and nothing sends it again. Only a floor of the same chain sets
+    /// aside (a copy of the peer's device that went back before the chain's step writes on
+    /// another), and never one of a blob refused for its predecessor (`floor` 0 here: another
+    /// copy's). Display order only: nothing is dropped or shown twice.
     /// (`docs/CLIENT.md`, "Messages a later floor passes"; the simulator's `all` seed 5536.)
     fn place(&mut self, plaintext: Option<Zeroizing<Vec<u8>>>, blob: &ReadBlob) {
         let passed =

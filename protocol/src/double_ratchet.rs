@@ -663,17 +663,13 @@ impl Ratchet {
             // A body that does not open under the fork's key is still the peer's (its header
             // authenticated): a copy that stepped from a state of ours this one lacks.
             let n = entry.n;
-            let current = self.receiving.as_ref().map(|rc| rc.ratchet_key);
-            let skipped_here = current.is_some_and(|chain| {
+            let skipped_here = self.receiving.as_ref().is_some_and(|rc| {
                 self.skipped
                     .entries
                     .iter()
-                    .any(|e| &e.address == address && e.ratchet_key == chain && e.n == n)
+                    .any(|e| &e.address == address && e.ratchet_key == rc.ratchet_key && e.n == n)
             });
-            if let Some(chain) = current
-                && skipped_here
-                && self.forkable(&chain, &h.ratchet_key)
-            {
+            if skipped_here && self.forkable(&h.ratchet_key) {
                 return self.decrypt_fork(n, address, parts, h.ratchet_key).map_err(
                     |err| match err {
                         DecryptError::BodyAuthentication => DecryptError::InconsistentHeader,
@@ -887,14 +883,14 @@ impl Ratchet {
         })
     }
 
-    /// Whether a blob under `ratchet_key`, read where the chain with ratchet key `chain`
-    /// skipped, is a fork [`Self::decrypt_fork`] follows: `chain` is the current receiving
-    /// chain, `ratchet_key` is not one a fork replaced, and the fork is still possible (we
-    /// hold `previous_root` and have not answered `DHr`).
-    fn forkable(&self, chain: &RemoteRatchetKey, ratchet_key: &[u8; 32]) -> bool {
+    /// Whether a blob of the current receiving chain's header key under `ratchet_key` is a
+    /// fork [`Self::decrypt_fork`] follows: `ratchet_key` is neither `DHr` nor one a fork
+    /// replaced, and the fork is still possible (we hold `previous_root` and have not answered
+    /// `DHr`).
+    fn forkable(&self, ratchet_key: &[u8; 32]) -> bool {
         self.receiving
             .as_ref()
-            .is_some_and(|rc| rc.ratchet_key == *chain && rc.ratchet_key.0 != *ratchet_key)
+            .is_some_and(|rc| rc.ratchet_key.0 != *ratchet_key)
             && self.previous_root.is_some()
             && self.send_step_pending
             && !self.abandoned_keys.contains(ratchet_key)

@@ -154,13 +154,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     step("native unit and property tests", || {
         cargo(&["test", "--workspace", "--all-targets"])
     })?;
-    // The simulation could run niced beside the later steps, but the browser suites ran
-    // slower beside it (CI's second run with it: 61 of 96 suites after 21 minutes, 1,177 s for
-    // all 96 without it), and a slower browser run is a flakier one: it runs alone.
-    let simulation = step("build the simulator, start the simulation", || {
-        simulate::spawn_ci(root)
-    })?;
-    step("deterministic simulation", || simulation.finish())?;
+    // Alone: beside the browser suites it slowed them badly (docs/SIMULATION.md).
+    step("deterministic simulation", || simulate::test(root))?;
     if fuzz {
         prereqs::ensure_fuzz()?;
         step("fuzz targets: build, run each briefly", || {

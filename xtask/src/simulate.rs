@@ -1,16 +1,10 @@
 //! `cargo xtask simulate`: the deterministic simulator (`simulator/`), built with
 //! optimisations (it runs thousands of seeds), and the simulation checks of `cargo xtask test`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::Result;
 
 use crate::{cargo, run_cmd};
 
@@ -82,7 +76,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     simulator(root, &args)
 }
 
-/// The simulator runs `cargo xtask test` checks: the survivable fault mix on [`CI_SEEDS`]
+/// The simulator runs of `cargo xtask test`: the survivable fault mix on [`CI_SEEDS`]
 /// seeds and each set of [`MUST_PASS`] with zero violations; each planted bug caught; each of
 /// [`KNOWN_FAILURES`] still found. One argument list per run.
 fn ci_runs() -> Vec<Vec<&'static str>> {
@@ -121,105 +115,11 @@ fn ci_runs() -> Vec<Vec<&'static str>> {
     runs
 }
 
-/// The simulation checks of `cargo xtask test` ([`ci_runs`]), run one after another at the
-/// lowest CPU priority (`nice -n 19`) beside the steps that follow: the browser suites leave
-/// most of the machine idle (they wait on the app's timers), and the simulator only uses what
-/// they leave, so it adds next to nothing to the run's wall time. Its output goes to
-/// `target/ci-simulation.log` and is printed by [`Background::finish`]. Dropped unfinished
-/// (an earlier step failed), it stops the simulator it is running and starts no other.
-pub struct Background {
-    worker: Option<JoinHandle<Result<()>>>,
-    running: Arc<Mutex<Option<Child>>>,
-    stop: Arc<AtomicBool>,
-    log: PathBuf,
-    started: Instant,
-}
-
-/// Builds the simulator (in the foreground) and starts [`Background`].
-pub fn spawn_ci(root: &Path) -> Result<Background> {
+/// What `cargo xtask test` checks ([`ci_runs`]), one run after another.
+pub fn test(root: &Path) -> Result<()> {
     build()?;
-    let bin = crate::target_dir(root).join("release/simulator");
-    let log = crate::target_dir(root).join("ci-simulation.log");
-    File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let running: Arc<Mutex<Option<Child>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (running, stop, log) = (Arc::clone(&running), Arc::clone(&stop), log.clone());
-        std::thread::spawn(move || -> Result<()> {
-            for args in ci_runs() {
-                if stop.load(Ordering::SeqCst) {
-                    bail!("stopped");
-                }
-                let out = OpenOptions::new().append(true).open(&log)?;
-                writeln!(&out, "$ simulator {}", args.join(" "))?;
-                let child = Command::new("nice")
-                    .args(["-n", "19"])
-                    .arg(&bin)
-                    .args(&args)
-                    .stdout(out.try_clone()?)
-                    .stderr(out)
-                    .spawn()
-                    .context("starting the simulator under `nice`")?;
-                lock(&running).replace(child);
-                let status = loop {
-                    let polled = match lock(&running).as_mut() {
-                        Some(child) => child.try_wait()?,
-                        None => bail!("stopped"),
-                    };
-                    if let Some(status) = polled {
-                        break status;
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                };
-                lock(&running).take();
-                if !status.success() {
-                    bail!("simulator {} failed ({status})", args.join(" "));
-                }
-            }
-            Ok(())
-        })
-    };
-    Ok(Background {
-        worker: Some(worker),
-        running,
-        stop,
-        log,
-        started: Instant::now(),
-    })
-}
-
-fn lock(running: &Mutex<Option<Child>>) -> std::sync::MutexGuard<'_, Option<Child>> {
-    running
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Background {
-    /// Waits for the runs to end, prints what they printed, and fails if one failed.
-    pub fn finish(mut self) -> Result<()> {
-        let result = match self.worker.take() {
-            Some(worker) => worker
-                .join()
-                .unwrap_or_else(|_| Err(anyhow!("the simulation thread panicked"))),
-            None => Err(anyhow!("the simulation was already finished")),
-        };
-        let printed = std::fs::read_to_string(&self.log).unwrap_or_default();
-        print!("{printed}");
-        println!(
-            "xtask: the simulation ran {:.1} s (niced, beside the steps since it started)",
-            self.started.elapsed().as_secs_f64()
-        );
-        result
+    for args in ci_runs() {
+        simulator(root, &args)?;
     }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(mut child) = lock(&self.running).take() {
-            // Already ended, or killed now: either way it runs no longer.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    Ok(())
 }
