@@ -119,7 +119,6 @@ impl core::fmt::Debug for Received {
             .field("kind", &self.kind)
             .field("seq", &self.seq)
             .field("floor", &self.floor)
-            .field("message_id", &self.message_id)
             .field("acknowledged", &self.acknowledged)
             .field("rollback", &self.rollback)
             .field("duplicate", &self.duplicate)
