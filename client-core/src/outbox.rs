@@ -725,6 +725,14 @@ impl<P: Platform> Client<P> {
                         Some(BlobKind::Data { message }) => {
                             conversation_changed = true;
                             touched.insert(message);
+                            self.doubt_chain_before(
+                                &key,
+                                &mut conversation,
+                                &mut outbox,
+                                seq,
+                                &mut writes,
+                                &mut touched,
+                            )?;
                             squatted(
                                 &mut conversation,
                                 &mut outbox,
@@ -818,6 +826,75 @@ impl<P: Platform> Client<P> {
             self.store().commit(writes, durability).await?;
         }
         Ok(acks)
+    }
+
+    /// A data blob of ours (`seq`) met foreign bytes at one of the first [`WINDOW`] positions
+    /// of our current sending chain: a copy of this device lost to a restore (or an invite
+    /// photographer, for the first two chains) opened that chain before us, answering the same
+    /// chain of the peer's. A peer that read it left our older chains at that copy's `PN`, so
+    /// our stored blobs there that it has not acknowledged may never be read
+    /// (`docs/PROTOCOL.md` §8, "A chain a lost copy opened"). They leave the outbox (not
+    /// abandoned: the peer may have read them, and shows each message once) and their
+    /// messages are queued to go again, under their ids, before the squatted message, which
+    /// [`squatted`] queues behind them.
+    fn doubt_chain_before(
+        &self,
+        key: &VaultKey,
+        conversation: &mut Conversation,
+        outbox: &mut Vec<OutRecord>,
+        seq: u32,
+        writes: &mut Vec<Write>,
+        touched: &mut BTreeSet<u64>,
+    ) -> Result<(), ClientError> {
+        let Some(at) = outbox.iter().position(|(_, s, _)| *s == seq) else {
+            return Ok(());
+        };
+        let live = match Self::load_session(key, conversation) {
+            Ok(live) => live,
+            Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let position = outbox
+            .get(at)
+            .and_then(|(_, _, o)| live.sending_position(&WriteKey(o.write_key).address()));
+        // Only the first blob of ours on that chain: after one of ours there, the chain is one
+        // we opened (the lost copy only went on with it, `all` seed 12769), or the peer read
+        // it and keeps the keys of our older chain's positions.
+        let ours_before = outbox.iter().any(|(_, s, o)| {
+            *s < seq
+                && live
+                    .sending_position(&WriteKey(o.write_key).address())
+                    .is_some()
+        });
+        if ours_before || position.is_none_or(|n| n >= WINDOW) {
+            return Ok(());
+        }
+        let older = |(_, s, o): &OutRecord| {
+            *s < seq
+                && o.stored
+                && matches!(o.kind, BlobKind::Data { .. })
+                && live
+                    .sending_position(&WriteKey(o.write_key).address())
+                    .is_none()
+        };
+        let mut kept = Vec::with_capacity(outbox.len());
+        for record in outbox.drain(..) {
+            if !older(&record) {
+                kept.push(record);
+                continue;
+            }
+            let (name, _, outgoing) = record;
+            writes.push(Write::Delete(name));
+            if let BlobKind::Data { message } = outgoing.kind {
+                touched.insert(message);
+                let queue = &mut conversation.recovery.resend;
+                if !queue.contains(&message) {
+                    queue.push(message);
+                }
+            }
+        }
+        *outbox = kept;
+        Ok(())
     }
 
     /// The retransmission check of one conversation: once a stored, unacknowledged blob was
@@ -1308,12 +1385,51 @@ impl<P: Platform> Client<P> {
     }
 
     /// Applies [`Client::taken_positions`] under the lock, if the session still starts there.
-    pub(crate) fn skip_taken(live: &mut Session, taken: Option<(Address, u32)>) {
+    /// Returns whether the positions skipped were at the start of the chain our pending
+    /// ratchet step opens ([`Client::doubt_left_chain`] is then due).
+    pub(crate) fn skip_taken(live: &mut Session, taken: Option<(Address, u32)>) -> bool {
         if let Some((first, count)) = taken
             && live.upcoming_addresses(1).first() == Some(&first)
         {
+            let next_chain = live.upcoming_chain_lead().is_some();
             live.skip_positions(count);
+            return next_chain;
         }
+        false
+    }
+
+    /// After positions at the start of the chain our pending ratchet step opens were found
+    /// taken ([`Client::skip_taken`]): a copy of this device lost to a restore (or someone
+    /// holding that chain's header key) wrote there, answering the peer's chain as we are
+    /// about to. A peer that read those blobs has left our current chain at that copy's `PN`,
+    /// so our blobs that it has not acknowledged may sit where it no longer looks
+    /// (`docs/PROTOCOL.md` §8, "A chain a lost copy opened"), and that copy may have used
+    /// their numbers. Their messages are queued to go again, under their ids, before anything
+    /// not yet sealed, as after a rollback ([`Client::resend_unverified`] from the first of
+    /// them): waiting for the peer's acknowledgements to show the rollback would let the
+    /// messages queued behind them, sealed on the new chain, arrive first (`all` seed 9490).
+    /// A peer that can still read them shows each message once.
+    pub(crate) async fn doubt_left_chain(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        conversation: &mut Conversation,
+        live: &mut Session,
+        writes: &mut Vec<Write>,
+    ) -> Result<(), ClientError> {
+        let from = self
+            .outbox(key, id)
+            .await?
+            .iter()
+            .filter(|(_, _, o)| matches!(o.kind, BlobKind::Data { .. }))
+            .map(|(_, seq, _)| *seq)
+            .min();
+        let Some(from) = from else {
+            return Ok(());
+        };
+        let to = live.next_seq();
+        self.resend_unverified(key, id, conversation, live, &[(from, to)], writes)
+            .await
     }
 
     /// Encrypts again, at later addresses, the messages whose addresses were squatted
@@ -1338,11 +1454,16 @@ impl<P: Platform> Client<P> {
             return Ok(false);
         }
         let mut live = Self::load_session(&key, &conversation)?;
-        Self::skip_taken(&mut live, taken);
+        let mut writes = Vec::new();
+        if Self::skip_taken(&mut live, taken) {
+            self.doubt_left_chain(&key, id, &mut conversation, &mut live, &mut writes)
+                .await?;
+        }
         let queued = conversation.recovery.resend.clone();
-        let (mut writes, _, _) = self
+        let (mut sealed, _, _) = self
             .encrypt_queued(&key, id, &mut conversation, &mut live)
             .await?;
+        writes.append(&mut sealed);
         if writes.is_empty() && conversation.recovery.resend == queued {
             // Still held back behind blobs not yet on the mailbox.
             return Ok(false);

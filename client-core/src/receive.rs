@@ -375,12 +375,16 @@ impl<P: Platform> Client<P> {
             let mut conversation = self.conversation(&key, id).await?;
             let mut live = Self::load_session(&key, &conversation)?;
             let before = live.upcoming_addresses(1);
-            Self::skip_taken(&mut live, taken);
+            let mut writes = Vec::new();
+            if Self::skip_taken(&mut live, taken) {
+                self.doubt_left_chain(&key, id, &mut conversation, &mut live, &mut writes)
+                    .await?;
+            }
             if live.upcoming_addresses(1) != before {
                 if let ConversationState::Active { session, .. } = &mut conversation.state {
                     *session = live.pickle(&Self::pickle_key(&key));
                 }
-                let writes = vec![self.put(&key, records::conversation_key(id), &conversation)];
+                writes.push(self.put(&key, records::conversation_key(id), &conversation));
                 self.store().commit(writes, Durability::Strict).await?;
             }
         }
@@ -987,7 +991,7 @@ impl<P: Platform> Client<P> {
     /// behind them, so that a re-sent message never reaches the peer after a later one; but
     /// only while the addresses left empty, with those abandoned before, stay fewer than the
     /// peer's window ([`crate::MAX_ABANDONED_RUN`]).
-    async fn resend_unverified(
+    pub(crate) async fn resend_unverified(
         &self,
         key: &VaultKey,
         id: &str,

@@ -955,6 +955,82 @@ fn a_restored_writers_fork_at_a_skipped_position_is_read() {
     assert_eq!(summary.ended, None);
 }
 
+/// Three copies of Bob's device (the simulator's `all` seed 9490). Bob writes `burst` while
+/// the mailbox cannot be reached (sealed on his current chain, as many as may be; the rest
+/// waits as plaintext) and the device is copied. An older copy, restored, reads Alice's
+/// message and answers it with `x`, opening Bob's next chain; Alice reads it and leaves his
+/// old chain. Then the newer copy comes back, and the pair is returned: its sealed blobs
+/// will land on the old chain, where Alice no longer looks.
+fn third_copy_after_a_second_answered(seed: u64, burst: &[String]) -> Pair {
+    let (alice, a_id, bob, b_id, mailbox) = joined(seed);
+    run(bob.send(&b_id, "m1")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["m1"]);
+    run(alice.send(&a_id, "a")).unwrap();
+    run(alice.flush()).unwrap();
+    let older = snapshot(&bob);
+    mailbox.online.set(false);
+    for text in burst {
+        run(bob.send(&b_id, text)).unwrap();
+    }
+    assert!(run(bob.flush()).unwrap().pending > 0);
+    let newer = snapshot(&bob);
+    mailbox.online.set(true);
+    restore(&bob, older, "b");
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["a"]);
+    run(bob.send(&b_id, "x")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["x"]);
+    restore(&bob, newer, "b");
+    (alice, a_id, bob, b_id, mailbox)
+}
+
+/// What Alice shows of Bob's over a dozen rounds of both apps running.
+fn shown_over_rounds(
+    alice: &Client<Memory>,
+    a_id: &str,
+    bob: &Client<Memory>,
+    b_id: &str,
+) -> Vec<String> {
+    let mut shown = Vec::new();
+    for _ in 0..12 {
+        run(bob.flush()).unwrap();
+        run(bob.poll(b_id)).unwrap();
+        run(bob.flush()).unwrap();
+        shown.extend(texts(&run(alice.poll(a_id)).unwrap().messages));
+        advance(alice, ACK_DELAY_MAX_MS);
+        run(alice.flush()).unwrap();
+    }
+    shown
+}
+
+/// The third copy holds eight sealed messages and two waiting. When it finds its next
+/// chain's first position taken (by `x`) before sealing those two, it sends everything Alice
+/// has not acknowledged again first, so she shows `m2`–`m11` in the order they were written
+/// (before, `m10` and `m11` came first).
+#[test]
+fn a_copy_that_finds_its_next_chain_opened_sends_its_unacknowledged_messages_first() {
+    let burst: Vec<String> = (2..=11).map(|n| format!("m{n}")).collect();
+    let (alice, a_id, bob, b_id, _) = third_copy_after_a_second_answered(300, &burst);
+    assert_eq!(shown_over_rounds(&alice, &a_id, &bob, &b_id), burst);
+}
+
+/// The same with nothing left waiting: the third copy's next message, written after its
+/// poll, opens its next chain where `x` sits (`409` over foreign bytes); the unacknowledged
+/// messages go again before it (before, `m6` came first).
+#[test]
+fn a_copy_whose_next_chain_start_is_taken_sends_its_unacknowledged_messages_first() {
+    let burst: Vec<String> = (2..=5).map(|n| format!("m{n}")).collect();
+    let (alice, a_id, bob, b_id, _) = third_copy_after_a_second_answered(301, &burst);
+    run(bob.flush()).unwrap();
+    run(bob.poll(&b_id)).unwrap();
+    run(bob.send(&b_id, "m6")).unwrap();
+    assert_eq!(
+        shown_over_rounds(&alice, &a_id, &bob, &b_id),
+        ["m2", "m3", "m4", "m5", "m6"]
+    );
+}
+
 /// A squatted message goes out again under its first message id, and the abandoned
 /// sequence numbers are reported to the session: the peer's digests then match, nothing is
 /// taken for a rollback, and everything ends delivered. Also with a two-part message whose
