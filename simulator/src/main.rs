@@ -23,6 +23,11 @@ fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The flags, for an argument the simulator does not know.
+const USAGE: &str = "usage: simulator [--seeds N] [--first S] [--seed S [--trace]] \
+    [--faults survivable|all|restore|squatter|expiry] [--mutant relaxed-strict|torn-commit] \
+    [--pushes] [--delete-after-read] [--allow S,S] [--expect-failures] [--threads N]";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |name: &str, default: u64| -> Result<u64, String> {
@@ -32,6 +37,19 @@ fn main() -> ExitCode {
         })
     };
     let parsed = (|| -> Result<_, String> {
+        // Every argument is a known flag or the value of one that takes a value: a mistyped
+        // flag (`--fault all`) must not run the default set and report it clean.
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            match arg.as_str() {
+                "--faults" | "--mutant" | "--seeds" | "--first" | "--seed" | "--threads"
+                | "--allow" => {
+                    rest.next().ok_or(format!("{arg} takes a value; {USAGE}"))?;
+                }
+                "--trace" | "--pushes" | "--delete-after-read" | "--expect-failures" => {}
+                other => return Err(format!("unknown argument `{other}`; {USAGE}")),
+            }
+        }
         let set = match value(&args, "--faults") {
             None => FaultSet::Survivable,
             Some(v) => FaultSet::parse(v).ok_or(format!("unknown --faults `{v}`"))?,
