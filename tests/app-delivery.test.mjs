@@ -415,8 +415,8 @@ test("(b) a restored profile never sends two related blobs to one address, and n
   restoredProfile({ race: false }),
 );
 
-// Known gap, kept as a to-do so it stays measured (run it by name to see it fail): when Alice
-// answers Bob's lost messages before the restored Bob's new ones reach her, her client finds
+// The race: when Alice answers Bob's lost messages before the restored Bob's new ones reach
+// her, the conversation cannot go on (nothing is lost in silence all the same): her client finds
 // Bob restored across his own ratchet step after she answered (protocol PeerRestored) and
 // ends the conversation, saying so plainly; Bob's client finds Alice's answer to the key it
 // lost (UnreadableAnswer), tells Bob, and shows his messages as not delivered.
