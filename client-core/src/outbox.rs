@@ -854,28 +854,25 @@ impl<P: Platform> Client<P> {
             Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => return Ok(()),
             Err(err) => return Err(err),
         };
-        let position = outbox
-            .get(at)
-            .and_then(|(_, _, o)| live.sending_position(&WriteKey(o.write_key).address()));
+        // Derived once: every record below is looked up in it.
+        let chain = live.sending_addresses();
+        drop(live);
+        let position = |o: &Outgoing| {
+            let address = WriteKey(o.write_key).address();
+            chain.iter().position(|a| *a == address)
+        };
+        let squatted_at = outbox.get(at).and_then(|(_, _, o)| position(o));
         // Only the first blob of ours on that chain: after one of ours there, the chain is one
         // we opened (the lost copy only went on with it, `all` seed 12769), or the peer read
         // it and keeps the keys of our older chain's positions.
-        let ours_before = outbox.iter().any(|(_, s, o)| {
-            *s < seq
-                && live
-                    .sending_position(&WriteKey(o.write_key).address())
-                    .is_some()
-        });
-        if ours_before || position.is_none_or(|n| n >= WINDOW) {
+        let ours_before = outbox
+            .iter()
+            .any(|(_, s, o)| *s < seq && position(o).is_some());
+        if ours_before || squatted_at.is_none_or(|n| n >= WINDOW as usize) {
             return Ok(());
         }
         let older = |(_, s, o): &OutRecord| {
-            *s < seq
-                && o.stored
-                && matches!(o.kind, BlobKind::Data { .. })
-                && live
-                    .sending_position(&WriteKey(o.write_key).address())
-                    .is_none()
+            *s < seq && o.stored && matches!(o.kind, BlobKind::Data { .. }) && position(o).is_none()
         };
         let mut kept = Vec::with_capacity(outbox.len());
         for record in outbox.drain(..) {

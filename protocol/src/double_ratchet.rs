@@ -534,13 +534,12 @@ impl Ratchet {
         (self.sending.is_none() || self.send_step_pending).then_some(self.next_chain_skip)
     }
 
-    /// The position of `address` on the current sending chain, among its first
-    /// `min(Ns, limit)` positions (`None`: not there, or no sending chain).
-    pub(crate) fn sending_position(&self, address: &Address, limit: u32) -> Option<u32> {
-        let chain = self.sending.as_ref()?;
-        let positions = chain.addresses.addresses(0, chain.next.min(limit));
-        let at = positions.iter().position(|a| a == address)?;
-        u32::try_from(at).ok()
+    /// The addresses of the current sending chain's first `min(Ns, limit)` positions, in
+    /// order (empty without a sending chain).
+    pub(crate) fn sending_addresses(&self, limit: u32) -> Vec<Address> {
+        self.sending.as_ref().map_or_else(Vec::new, |chain| {
+            chain.addresses.addresses(0, chain.next.min(limit))
+        })
     }
 
     /// Moves the position of our next blob `count` further: on the current sending chain, or

@@ -303,11 +303,11 @@ impl Session {
         self.ratchet.upcoming_chain_lead()
     }
 
-    /// The position (`N`) of `address` on our current sending chain, if it is one of that
-    /// chain's first `min(Ns, 2·W)` positions; `None` otherwise (an older chain's, a later
-    /// one, or someone else's). No state change; at most `2·W` address derivations.
-    pub fn sending_position(&self, address: &Address) -> Option<u32> {
-        self.ratchet.sending_position(address, 2 * WINDOW)
+    /// The addresses of our current sending chain's first `min(Ns, 2·W)` positions, in order
+    /// (index = `N`): where an address of ours lies on that chain, if it does. No state
+    /// change; at most `2·W` address derivations.
+    pub fn sending_addresses(&self) -> Vec<Address> {
+        self.ratchet.sending_addresses(2 * WINDOW)
     }
 
     /// The sequence number our next blob gets.
