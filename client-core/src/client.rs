@@ -133,6 +133,10 @@ pub struct Client<P: Platform> {
     /// Conversations whose upcoming sending positions were probed since unlock
     /// ([`Client::poll`]). Cleared on [`Client::lock`].
     pub(crate) probed: RefCell<Vec<String>>,
+    /// Conversations that keep blobs of a lost copy of this device (`lost/{id}`,
+    /// [`records::KeptLostBlobs`]): listed once after unlock (`None` until then), so that
+    /// the receive path reads that record only where it exists. Cleared on [`Client::lock`].
+    pub(crate) kept_lost: RefCell<Option<Vec<String>>>,
     /// Blobs read and committed whose DELETE waits for their conversation's next poll
     /// (conversation id, mailbox, write key; `crate::receive`). Cleared on [`Client::lock`]:
     /// those blobs then expire.
@@ -206,6 +210,7 @@ impl<P: Platform> Client<P> {
             key: RefCell::new(None),
             polls: RefCell::new(Vec::new()),
             probed: RefCell::new(Vec::new()),
+            kept_lost: RefCell::new(None),
             pending_deletes: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
@@ -372,6 +377,7 @@ impl<P: Platform> Client<P> {
         self.key.borrow_mut().take();
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
+        self.kept_lost.borrow_mut().take();
         self.pending_deletes.borrow_mut().clear();
         self.hold_watch.borrow_mut().clear();
         self.abandoned_below.borrow_mut().clear();
@@ -864,6 +870,7 @@ impl<P: Platform> Client<P> {
             Write::Delete(records::ack_key(id)),
             Write::Delete(records::draft_key(id)),
             Write::Delete(records::kept_hello_key(id)),
+            Write::Delete(records::kept_lost_key(id)),
         ];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {

@@ -32,7 +32,8 @@ use crate::join::join_all;
 use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Transport, Write};
 use crate::records::{
     self, ACK_PREFIX, AckDue, BlobKind, Conversation, ConversationState, EndReason, Interference,
-    KEPT_HELLO_PREFIX, KeptHello, Message, OUTGOING_PREFIX, Outgoing, Status,
+    KEPT_HELLO_PREFIX, KeptHello, KeptLostBlob, KeptLostBlobs, Message, OUTGOING_PREFIX, Outgoing,
+    Status,
 };
 use crate::vault::VaultKey;
 
@@ -99,6 +100,28 @@ pub const MAX_SEALED_AHEAD: u32 = 8;
 // A chain started after a rollback leaves at most `NEXT_CHAIN_SKIP_MAX` positions empty; the
 // blobs sealed there and abandoned later must fit in the rest of the peer's window.
 const _: () = assert!(protocol::NEXT_CHAIN_SKIP_MAX + MAX_SEALED_AHEAD <= MAX_ABANDONED_RUN);
+
+/// Our next sending positions found taken ([`Client::taken_positions`]).
+pub(crate) struct Taken {
+    /// The first upcoming address when probed (the skip applies only if the session still
+    /// starts there).
+    first: Address,
+    /// Taken positions in a row from it.
+    count: u32,
+    /// The blobs found at the probed addresses.
+    found: Vec<(Address, Vec<u8>)>,
+}
+
+/// What [`Client::skip_taken`] moved past.
+#[derive(Default)]
+pub(crate) struct Skipped {
+    /// The positions were at the start of the chain our pending ratchet step opens
+    /// ([`Client::doubt_left_chain`] is then due).
+    pub(crate) next_chain: bool,
+    /// Blobs of a lost copy of this device among them, to keep on the mailbox
+    /// ([`Client::keep_lost_blobs`]).
+    pub(crate) lost: Vec<(WriteKey, Vec<u8>)>,
+}
 
 /// What a flush of the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -504,8 +527,11 @@ impl<P: Platform> Client<P> {
             // restore), the acknowledgement runs our pending ratchet step: the peer then sees a
             // chain it cannot follow and is told the conversation cannot go on, instead of
             // waiting for us for ever.
+            let mut writes = vec![Write::Delete(name.clone())];
             let blobs = if conversation.unreadable.is_some() {
-                Self::skip_taken(&mut live, taken);
+                let skipped = Self::skip_taken(&mut live, taken);
+                self.keep_lost_blobs(key, id, &live, skipped.lost, &mut writes)
+                    .await?;
                 live.encrypt_fork_signal(&mut self.rng(), floor)?
             } else {
                 vec![live.encrypt_acknowledgement(&mut self.rng(), floor)?]
@@ -513,7 +539,6 @@ impl<P: Platform> Client<P> {
             if let ConversationState::Active { session, .. } = &mut conversation.state {
                 *session = live.pickle(&Self::pickle_key(key));
             }
-            let mut writes = vec![Write::Delete(name.clone())];
             for blob in blobs {
                 writes.push(self.put_outgoing(key, id, blob, BlobKind::Ack));
             }
@@ -714,13 +739,20 @@ impl<P: Platform> Client<P> {
                         }
                         Some(BlobKind::Ack) | None => {
                             conversation_changed = true;
-                            // An acknowledgement is carried again by our next blob.
                             if let Some((name, seq, _)) =
                                 (at < outbox.len()).then(|| outbox.remove(at))
                             {
                                 writes.push(Write::Delete(name));
                                 abandoned.push(seq);
                             }
+                            // The acknowledgement is owed again, at a later position: it may
+                            // be the only news the peer gets of what we read (or of its own
+                            // rollback, which our digest shows it), and we may have nothing
+                            // more to send (the simulator's `all` seed 5985: a restored copy's
+                            // acknowledgement met its lost copy's blob, and the peer never
+                            // learnt it had gone back, its later messages held for ever).
+                            let due_ms = now.saturating_add(self.ack_delay_ms(id));
+                            writes.push(self.put(&key, records::ack_key(id), &AckDue { due_ms }));
                         }
                         Some(BlobKind::Data { message }) => {
                             conversation_changed = true;
@@ -963,8 +995,18 @@ impl<P: Platform> Client<P> {
             .as_ref()
             .map(Session::behind_signals)
             .unwrap_or_default();
-        let own: Vec<Address> = addresses
+        // Blobs of a lost copy of ours that we keep ([`KeptLostBlobs`]): looked at with our
+        // own addresses, and deposited again before the outbox's (they lie before them on
+        // the chain).
+        let kept_lost = self.kept_lost_blobs(&key, id, live.as_ref()).await?;
+        let lost_addresses: Vec<Address> = kept_lost
             .iter()
+            .flat_map(|kept| kept.blobs.iter())
+            .map(|b| WriteKey(b.write_key).address())
+            .collect();
+        let own: Vec<Address> = lost_addresses
+            .iter()
+            .chain(&addresses)
             .copied()
             .chain(behind.iter().map(|b| b.address))
             .collect();
@@ -1006,9 +1048,15 @@ impl<P: Platform> Client<P> {
         outcome
             .resent
             .extend(self.resend_lost_reads(&key, id, &all, &spent, now).await?);
-        let mut checked = Vec::new();
         let mut failure = None;
-        for ((_, seq, outgoing), address) in due.iter().zip(&addresses) {
+        if let Some(kept) = kept_lost {
+            self.keep_lost_on_mailbox(&key, id, mailbox, kept, &found, &mut failure)
+                .await?;
+        }
+        let mut checked = Vec::new();
+        // (After a failure there, the outbox's blobs wait for the next check, in order.)
+        let outbox_due = if failure.is_some() { 0 } else { due.len() };
+        for ((_, seq, outgoing), address) in due.iter().zip(&addresses).take(outbox_due) {
             if found.iter().any(|(a, _)| a == address) {
                 // Still there (ours, or someone's bytes written after ours expired: nothing
                 // we may do about those).
@@ -1082,6 +1130,92 @@ impl<P: Platform> Client<P> {
             Some(err) => Err(err.into()),
             None => Ok(()),
         }
+    }
+
+    /// The blobs of a lost copy of ours that conversation `id` keeps on the mailbox
+    /// ([`KeptLostBlobs`]), if they are still needed: once the peer confirmed a blob of ours
+    /// sealed after them (it read past them), or the session cannot be loaded (ended), the
+    /// record is dropped.
+    async fn kept_lost_blobs(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        live: Option<&Session>,
+    ) -> Result<Option<KeptLostBlobs>, ClientError> {
+        if !self.has_kept_lost(id).await? {
+            return Ok(None);
+        }
+        let name = records::kept_lost_key(id);
+        let Some(kept) = self.read_lenient::<KeptLostBlobs>(key, &name).await? else {
+            self.mark_kept_lost(id, false).await?;
+            return Ok(None);
+        };
+        if live.is_some_and(|live| live.peer_acknowledgement().next <= kept.until_seq)
+            && !kept.blobs.is_empty()
+        {
+            return Ok(Some(kept));
+        }
+        let _guard = self.lock_conversation(id).await?;
+        self.store()
+            .commit(vec![Write::Delete(name)], Durability::Relaxed)
+            .await?;
+        self.mark_kept_lost(id, false).await?;
+        Ok(None)
+    }
+
+    /// Deposits again, byte for byte, each kept blob of a lost copy of ours
+    /// ([`KeptLostBlobs`]) whose address reads empty in `found` (the retransmission check's
+    /// fetch), in position order; drops those read and deleted by the peer (a spent address,
+    /// or `410`). Stops at the first failure (left in `failure`: the outbox's blobs wait
+    /// behind them). Identical bytes only: no key or nonce sees new plaintext.
+    async fn keep_lost_on_mailbox(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        mailbox: &str,
+        kept: KeptLostBlobs,
+        found: &[(Address, Vec<u8>)],
+        failure: &mut Option<NetError>,
+    ) -> Result<(), ClientError> {
+        let net = self.platform().net();
+        let mut read = Vec::new();
+        for blob in &kept.blobs {
+            let write_key = WriteKey(blob.write_key);
+            let address = write_key.address();
+            match found.iter().find(|(a, _)| *a == address) {
+                Some((_, there)) if there.is_empty() => read.push(blob.write_key),
+                Some(_) => {}
+                None => match net.put(mailbox, &write_key, &blob.blob).await {
+                    Ok(Deposit::Spent) => read.push(blob.write_key),
+                    Ok(Deposit::Stored | Deposit::AlreadyStored) => {}
+                    Err(err) => {
+                        *failure = Some(err);
+                        break;
+                    }
+                },
+            }
+        }
+        if read.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.lock_conversation(id).await?;
+        let name = records::kept_lost_key(id);
+        let write = match self.read_lenient::<KeptLostBlobs>(key, &name).await? {
+            Some(mut now) => {
+                now.blobs.retain(|b| !read.contains(&b.write_key));
+                if now.blobs.is_empty() {
+                    self.mark_kept_lost(id, false).await?;
+                    Write::Delete(name)
+                } else {
+                    self.put(key, name, &now)
+                }
+            }
+            None => return Ok(()),
+        };
+        self.store()
+            .commit(vec![write], Durability::Relaxed)
+            .await?;
+        Ok(())
     }
 
     /// The hellos we keep on the mailbox as joiner ([`KeptHello`]) that are ours to look
@@ -1304,7 +1438,7 @@ impl<P: Platform> Client<P> {
     /// first upcoming address (to check, under the lock, that the session has not moved
     /// meanwhile) and the count of leading taken positions; `None` when nothing is taken or
     /// the mailbox cannot be asked now.
-    pub(crate) async fn taken_positions(&self, key: &VaultKey, id: &str) -> Option<(Address, u32)> {
+    pub(crate) async fn taken_positions(&self, key: &VaultKey, id: &str) -> Option<Taken> {
         let conversation = self.conversation(key, id).await.ok()?;
         let live = Self::load_session(key, &conversation).ok()?;
         let upcoming = live.upcoming_addresses(PROBE_POSITIONS);
@@ -1312,16 +1446,20 @@ impl<P: Platform> Client<P> {
         let mailbox = conversation.mailbox.clone();
         drop(conversation);
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
-        let mut found: Vec<Address> = Vec::new();
+        let mut found: Vec<(Address, Vec<u8>)> = Vec::new();
         for batch in padded_batches(&decoy_key, &upcoming) {
             let got = self.platform().net().fetch(&mailbox, &batch).await.ok()?;
-            found.extend(got.into_iter().map(|(address, _)| address));
+            found.extend(got.into_iter().filter(|(a, _)| upcoming.contains(a)));
         }
         let taken = upcoming
             .iter()
-            .take_while(|address| found.contains(address))
+            .take_while(|address| found.iter().any(|(a, _)| a == *address))
             .count();
-        (taken > 0).then(|| (first, u32::try_from(taken).unwrap_or(PROBE_POSITIONS)))
+        (taken > 0).then(|| Taken {
+            first,
+            count: u32::try_from(taken).unwrap_or(PROBE_POSITIONS),
+            found,
+        })
     }
 
     /// When the two devices can no longer read each other, deposits this session's restore
@@ -1381,18 +1519,104 @@ impl<P: Platform> Client<P> {
         Ok(())
     }
 
-    /// Applies [`Client::taken_positions`] under the lock, if the session still starts there.
-    /// Returns whether the positions skipped were at the start of the chain our pending
-    /// ratchet step opens ([`Client::doubt_left_chain`] is then due).
-    pub(crate) fn skip_taken(live: &mut Session, taken: Option<(Address, u32)>) -> bool {
-        if let Some((first, count)) = taken
-            && live.upcoming_addresses(1).first() == Some(&first)
+    /// Applies [`Client::taken_positions`] under the lock, if the session still starts there:
+    /// what it moved past ([`Skipped`]).
+    pub(crate) fn skip_taken(live: &mut Session, taken: Option<Taken>) -> Skipped {
+        if let Some(taken) = taken
+            && live.upcoming_addresses(1).first() == Some(&taken.first)
         {
             let next_chain = live.upcoming_chain_lead().is_some();
-            live.skip_positions(count);
-            return next_chain;
+            // Fewer than a window: the peer sees our next blob past them anyway (and reading
+            // the lost copy's blobs after it would show those messages out of order).
+            let lost = if taken.count >= WINDOW {
+                live.own_upcoming_blobs(&taken.found)
+            } else {
+                Vec::new()
+            };
+            live.skip_positions(taken.count);
+            return Skipped { next_chain, lost };
         }
-        false
+        Skipped::default()
+    }
+
+    /// Adds the blobs of a lost copy of ours that [`Client::skip_taken`] moved past to those
+    /// the conversation keeps on the mailbox ([`KeptLostBlobs`], `docs/PROTOCOL.md` §8,
+    /// "Positions a lost copy used"), as a write for the caller's commit (with the session
+    /// that skipped them). `live` is that session: the peer's confirmation of its next
+    /// sequence number ends the keeping.
+    pub(crate) async fn keep_lost_blobs(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        live: &Session,
+        lost: Vec<(WriteKey, Vec<u8>)>,
+        writes: &mut Vec<Write>,
+    ) -> Result<(), ClientError> {
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let name = records::kept_lost_key(id);
+        let mut kept = self
+            .read_lenient::<KeptLostBlobs>(key, &name)
+            .await?
+            .unwrap_or(KeptLostBlobs {
+                blobs: Vec::new(),
+                until_seq: 0,
+            });
+        for (write_key, blob) in lost {
+            if kept.blobs.len() >= PROBE_POSITIONS as usize {
+                break;
+            }
+            if !kept.blobs.iter().any(|b| b.write_key == write_key.0) {
+                kept.blobs.push(KeptLostBlob {
+                    write_key: write_key.0,
+                    blob,
+                });
+            }
+        }
+        kept.until_seq = kept.until_seq.max(live.next_seq());
+        writes.push(self.put(key, name, &kept));
+        self.mark_kept_lost(id, true).await?;
+        Ok(())
+    }
+
+    /// Whether conversation `id` keeps blobs of a lost copy ([`KeptLostBlobs`]), as far as
+    /// this app run knows: the records are listed once after unlock.
+    pub(crate) async fn has_kept_lost(&self, id: &str) -> Result<bool, ClientError> {
+        if self.kept_lost.borrow().is_none() {
+            let listed = self
+                .store()
+                .list(records::KEPT_LOST_PREFIX)
+                .await?
+                .into_iter()
+                .filter_map(|(name, _)| {
+                    name.strip_prefix(records::KEPT_LOST_PREFIX)
+                        .map(str::to_owned)
+                })
+                .collect();
+            self.kept_lost.borrow_mut().get_or_insert(listed);
+        }
+        Ok(self
+            .kept_lost
+            .borrow()
+            .as_ref()
+            .is_some_and(|ids| ids.iter().any(|i| i == id)))
+    }
+
+    /// Notes that conversation `id` now keeps (`true`) or no longer keeps blobs of a lost
+    /// copy ([`Client::has_kept_lost`]).
+    pub(crate) async fn mark_kept_lost(&self, id: &str, keeps: bool) -> Result<(), ClientError> {
+        if self.has_kept_lost(id).await? == keeps {
+            return Ok(());
+        }
+        if let Some(ids) = self.kept_lost.borrow_mut().as_mut() {
+            if keeps {
+                ids.push(id.to_owned());
+            } else {
+                ids.retain(|i| i != id);
+            }
+        }
+        Ok(())
     }
 
     /// After positions at the start of the chain our pending ratchet step opens were found
@@ -1452,7 +1676,11 @@ impl<P: Platform> Client<P> {
         }
         let mut live = Self::load_session(&key, &conversation)?;
         let mut writes = Vec::new();
-        if Self::skip_taken(&mut live, taken) {
+        let skipped = Self::skip_taken(&mut live, taken);
+        let mut kept = Vec::new();
+        self.keep_lost_blobs(&key, id, &live, skipped.lost, &mut kept)
+            .await?;
+        if skipped.next_chain {
             self.doubt_left_chain(&key, id, &mut conversation, &mut live, &mut writes)
                 .await?;
         }
@@ -1462,9 +1690,18 @@ impl<P: Platform> Client<P> {
             .await?;
         writes.append(&mut sealed);
         if writes.is_empty() && conversation.recovery.resend == queued {
-            // Still held back behind blobs not yet on the mailbox.
+            // Still held back behind blobs not yet on the mailbox. Blobs of a lost copy
+            // found meanwhile are kept, with the session that moved past them.
+            if !kept.is_empty() {
+                if let ConversationState::Active { session, .. } = &mut conversation.state {
+                    *session = live.pickle(&Self::pickle_key(&key));
+                }
+                kept.push(self.put(&key, records::conversation_key(id), &conversation));
+                self.store().commit(kept, Durability::Strict).await?;
+            }
             return Ok(false);
         }
+        writes.append(&mut kept);
         if let ConversationState::Active { session, .. } = &mut conversation.state {
             *session = live.pickle(&Self::pickle_key(&key));
         }

@@ -376,7 +376,10 @@ impl<P: Platform> Client<P> {
             let mut live = Self::load_session(&key, &conversation)?;
             let before = live.upcoming_addresses(1);
             let mut writes = Vec::new();
-            if Self::skip_taken(&mut live, taken) {
+            let skipped = Self::skip_taken(&mut live, taken);
+            self.keep_lost_blobs(&key, id, &live, skipped.lost, &mut writes)
+                .await?;
+            if skipped.next_chain {
                 self.doubt_left_chain(&key, id, &mut conversation, &mut live, &mut writes)
                     .await?;
             }
@@ -1150,6 +1153,19 @@ impl<P: Platform> Client<P> {
             if acknowledged.contains(*seq) && !partial {
                 writes.push(Write::Delete(name.clone()));
                 confirmed.push(*seq);
+            }
+        }
+        // The peer read a blob of ours sealed after the lost copy's blobs we keep: it has
+        // read past them (`records::KeptLostBlobs`).
+        if !confirmed.is_empty() && self.has_kept_lost(id).await? {
+            let name = records::kept_lost_key(id);
+            if self
+                .read_lenient::<records::KeptLostBlobs>(key, &name)
+                .await?
+                .is_none_or(|kept| acknowledged.next > kept.until_seq)
+            {
+                writes.push(Write::Delete(name));
+                self.mark_kept_lost(id, false).await?;
             }
         }
         let floor_items: Vec<(u32, bool)> = outbox

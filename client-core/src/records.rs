@@ -13,6 +13,7 @@
 //! | `out/{id}/{seq:08x}` | [`Outgoing`]: one encrypted blob of ours (protocol sequence number `seq`) not yet acknowledged by the peer |
 //! | `ack/{id}` | [`AckDue`]: the conversation owes the peer an acknowledgement |
 //! | `hello/{id}` | [`KeptHello`]: our hello as joiner, kept on the mailbox until the invite can no longer be accepted |
+//! | `lost/{id}` | [`KeptLostBlobs`]: blobs a copy of this device lost to a restore left at our sending positions, kept on the mailbox until the peer reads past them |
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
 //! | `draft/{id}` | [`crate::drafts::Draft`]: the unsent text of a conversation's composer |
 //!
@@ -101,6 +102,14 @@ pub fn kept_hello_key(id: &str) -> String {
 
 /// Prefix of every kept hello.
 pub const KEPT_HELLO_PREFIX: &str = "hello/";
+
+/// Key of conversation `id`'s kept blobs of a lost copy ([`KeptLostBlobs`]).
+pub fn kept_lost_key(id: &str) -> String {
+    format!("{KEPT_LOST_PREFIX}{id}")
+}
+
+/// Prefix of every record of kept blobs of a lost copy.
+pub const KEPT_LOST_PREFIX: &str = "lost/";
 
 /// Key of conversation `id`'s draft (the unsent text of its composer).
 pub fn draft_key(id: &str) -> String {
@@ -566,6 +575,35 @@ pub struct KeptHello {
 }
 
 impl Record for KeptHello {}
+
+/// Blobs that a copy of this device, lost to a restore, sealed at the next positions of our
+/// current sending chain, found there by the probe that skipped those positions
+/// (`docs/PROTOCOL.md` §8, "Positions a lost copy used"). The peer reads a chain only
+/// [`protocol::WINDOW`] positions past its first unread one: once these expired unread, it
+/// could never reach our blobs behind them, and the lost copy is not there to deposit them
+/// again. So this copy keeps them on the mailbox, byte for byte (their header authenticated
+/// under our header key: never a stranger's bytes), with the retransmission check
+/// (`crate::outbox`), until the peer confirms a blob of ours sealed after them.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct KeptLostBlobs {
+    /// `(write key, blob)` in position order (at most `crate::PROBE_POSITIONS`).
+    pub blobs: Vec<KeptLostBlob>,
+    /// Our next sequence number when they were found: once the peer confirms it, the peer has
+    /// read a blob of ours past them, and they are dropped.
+    pub until_seq: u32,
+}
+
+impl Record for KeptLostBlobs {}
+
+/// One blob of [`KeptLostBlobs`].
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct KeptLostBlob {
+    /// The write key of its address (the address is derived from it).
+    pub write_key: [u8; 32],
+    /// The blob, exactly as the lost copy deposited it.
+    #[serde(with = "serde_bytes")]
+    pub blob: Vec<u8>,
+}
 
 /// What an outgoing blob carries.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -542,6 +542,44 @@ impl Ratchet {
         })
     }
 
+    /// Of the blobs found at the current sending chain's next `count` positions (from `Ns`),
+    /// the leading run a copy of this state sealed, in position order, each with its write
+    /// key: its header opens under `HKs` (`HDECRYPT`, which authenticates it) and names that
+    /// position and our ratchet key. Empty when the next send starts a new chain. No state
+    /// change; at most `count` header decryptions.
+    pub(crate) fn own_upcoming_blobs(
+        &self,
+        found: &[(Address, Vec<u8>)],
+        count: u32,
+    ) -> Vec<(WriteKey, Vec<u8>)> {
+        let Some(chain) = self.sending.as_ref().filter(|_| !self.send_step_pending) else {
+            return Vec::new();
+        };
+        let public = self.ratchet_key.public_bytes();
+        let mut out = Vec::new();
+        for n in chain.next..chain.next.saturating_add(count) {
+            let write_key = chain.addresses.write_key(n);
+            let address = write_key.address();
+            let Some((_, blob)) = found.iter().find(|(a, _)| *a == address) else {
+                break;
+            };
+            let Ok(parts) = split_blob(blob) else {
+                break;
+            };
+            match chain.header_key.decrypt_header(
+                parts.header,
+                parts.r,
+                n,
+                self.ad.as_bytes(),
+                &address,
+            ) {
+                Some(header) if header.ratchet_key == public => out.push((write_key, blob.clone())),
+                _ => break,
+            }
+        }
+        out
+    }
+
     /// Moves the position of our next blob `count` further: on the current sending chain, or
     /// on the chain the next send starts. The positions count as `skipped_ahead`: found
     /// taken, they are what a rollback found later would skip again.

@@ -310,6 +310,18 @@ impl Session {
         self.ratchet.sending_addresses(2 * WINDOW)
     }
 
+    /// Of the blobs `found` at our next sending positions on the current chain, the leading
+    /// run a copy of this session sealed (its header opens under `HKs` and names that position
+    /// and our ratchet key: a copy lost to a restore wrote them), in position order, each with
+    /// the write key of its address: `(write key (32 bytes), blob (`BLOB_LEN` bytes))`. A
+    /// client keeps them on the mailbox byte for byte while the peer may still need them to
+    /// read past (`docs/PROTOCOL.md` §8, "Positions a lost copy used"). Empty when the next
+    /// send starts a new chain. No state change; at most `found.len()` header decryptions.
+    pub fn own_upcoming_blobs(&self, found: &[(Address, Vec<u8>)]) -> Vec<(WriteKey, Vec<u8>)> {
+        let count = u32::try_from(found.len()).unwrap_or(u32::MAX);
+        self.ratchet.own_upcoming_blobs(found, count)
+    }
+
     /// The sequence number our next blob gets.
     pub fn next_seq(&self) -> u32 {
         self.stream.next_seq

@@ -1444,3 +1444,45 @@ fn a_hidden_rollback_still_moves_the_next_chain_past_what_the_peer_read_there() 
     );
     assert_eq!(deliver(&mut b, &after), Some(b"after".to_vec()));
 }
+
+/// A restored state recognises the blobs its lost copy sealed at its next positions (their
+/// headers open under its header key and name those positions and its ratchet key), each with
+/// its write key, and nothing else: the run stops at junk, and a blob of ours moved to
+/// another of our addresses does not open there (`docs/PROTOCOL.md` §6.1, §8 "Positions a
+/// lost copy used").
+#[test]
+fn own_upcoming_blobs_are_the_lost_copys_and_nothing_else() {
+    let (mut a, mut b, mut rng) = pair(99);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
+    deliver(&mut b, &send(&mut a, &mut rng, b"three")[0]);
+    let backup = a.pickle(&KEY);
+    let lost: Vec<_> = (0..5)
+        .map(|i| send(&mut a, &mut rng, format!("lost {i}").as_bytes()).remove(0))
+        .collect();
+    let a = Session::from_pickle(&KEY, &backup).unwrap();
+    let found: Vec<(Address, Vec<u8>)> = lost.iter().map(|o| (o.address, o.blob.clone())).collect();
+    let own = a.own_upcoming_blobs(&found);
+    assert_eq!(own.len(), 5);
+    for ((write_key, blob), sent) in own.iter().zip(&lost) {
+        assert_eq!(write_key.address(), sent.address);
+        assert_eq!(blob, &sent.blob);
+    }
+    let mut junk = found.clone();
+    junk[2].1 = vec![0u8; junk[2].1.len()];
+    assert_eq!(
+        a.own_upcoming_blobs(&junk).len(),
+        2,
+        "the run stops at junk"
+    );
+    let mut swapped = found.clone();
+    let first = swapped[0].1.clone();
+    swapped[0].1 = swapped[1].1.clone();
+    swapped[1].1 = first;
+    assert!(a.own_upcoming_blobs(&swapped).is_empty());
+    // The peer's blobs are sealed under its own header key: never ours.
+    let theirs = send(&mut b, &mut rng, b"four").remove(0);
+    let mut peer = found;
+    peer[0] = (peer[0].0, theirs.blob);
+    assert!(a.own_upcoming_blobs(&peer).is_empty());
+}
