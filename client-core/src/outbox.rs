@@ -1183,10 +1183,10 @@ impl<P: Platform> Client<P> {
             let write_key = WriteKey(blob.write_key);
             let address = write_key.address();
             match found.iter().find(|(a, _)| *a == address) {
-                Some((_, there)) if there.is_empty() => read.push(blob.write_key),
+                Some((_, there)) if there.is_empty() => read.push(address),
                 Some(_) => {}
                 None => match net.put(mailbox, &write_key, &blob.blob).await {
-                    Ok(Deposit::Spent) => read.push(blob.write_key),
+                    Ok(Deposit::Spent) => read.push(address),
                     Ok(Deposit::Stored | Deposit::AlreadyStored) => {}
                     Err(err) => {
                         *failure = Some(err);
@@ -1202,7 +1202,8 @@ impl<P: Platform> Client<P> {
         let name = records::kept_lost_key(id);
         let write = match self.read_lenient::<KeptLostBlobs>(key, &name).await? {
             Some(mut now) => {
-                now.blobs.retain(|b| !read.contains(&b.write_key));
+                now.blobs
+                    .retain(|b| !read.contains(&WriteKey(b.write_key).address()));
                 if now.blobs.is_empty() {
                     self.mark_kept_lost(id, false).await?;
                     Write::Delete(name)
@@ -1563,11 +1564,19 @@ impl<P: Platform> Client<P> {
                 blobs: Vec::new(),
                 until_seq: 0,
             });
+        // Compared by address (public), never by write key (a secret).
+        let mut addresses: Vec<Address> = kept
+            .blobs
+            .iter()
+            .map(|b| WriteKey(b.write_key).address())
+            .collect();
         for (write_key, blob) in lost {
             if kept.blobs.len() >= PROBE_POSITIONS as usize {
                 break;
             }
-            if !kept.blobs.iter().any(|b| b.write_key == write_key.0) {
+            let address = write_key.address();
+            if !addresses.contains(&address) {
+                addresses.push(address);
                 kept.blobs.push(KeptLostBlob {
                     write_key: write_key.0,
                     blob,
