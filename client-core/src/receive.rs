@@ -254,7 +254,8 @@ fn with_peer_signals(live: &Session) -> Vec<Address> {
     let room = (crate::FETCH_BATCH - addresses.len() % crate::FETCH_BATCH) % crate::FETCH_BATCH;
     let polled = addresses.clone();
     addresses.extend(
-        core::iter::once(live.behind_signal_address())
+        live.behind_signal_addresses()
+            .into_iter()
             .chain(live.restore_signal_addresses())
             .chain(
                 live.read_addresses()
@@ -727,11 +728,11 @@ impl<P: Platform> Client<P> {
         changed |= rewritten;
         // The peer's restore signal is checked apart: it is no blob of a chain.
         let signal_addresses = live.restore_signal_addresses();
-        let behind_address = live.behind_signal_address();
+        let behind_addresses = live.behind_signal_addresses();
         let mut restore_signal = false;
         let mut behind = false;
         found.retain(|(address, blob, _)| {
-            if *address == behind_address {
+            if behind_addresses.contains(address) {
                 behind |= live.is_behind_signal(address, blob);
                 return false;
             }

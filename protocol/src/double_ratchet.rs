@@ -326,35 +326,66 @@ impl Ratchet {
             .is_some_and(|k| k.is_signal(peer, blob))
     }
 
-    /// Address of the peer's "behind" signal under our current root key: found there, it says
-    /// the peer saw us at a later root key than the one we hold (we are a restored copy that
-    /// cannot follow its chains).
-    pub(crate) fn behind_signal_address(&self) -> Address {
-        self.root_key
-            .restore_key()
-            .behind_key()
-            .address(self.role.peer())
+    /// Keys of the peer's "behind" signals we look for (`docs/PROTOCOL.md` §6.9): the behind
+    /// key of our current `RK` and, while `RK` comes from a send step of ours
+    /// (`send_step_pending` false: the peer may never have derived it), the "behind,
+    /// answered" key of the root key before it, the newest of `restore_keys`. A copy restored
+    /// to a state the peer moved past may take one send step of its own (its answer) before
+    /// it finds it can read nothing; looking only under that new root key, which the peer
+    /// never saw, it would never be told (the simulator's `all` seed 23815: both sides waited
+    /// for ever, messages *sent*).
+    fn behind_keys(&self) -> Vec<RestoreKey> {
+        let mut keys = vec![self.root_key.restore_key().behind_key()];
+        if !self.send_step_pending
+            && let Some(before) = self.restore_keys.back()
+        {
+            keys.push(before.behind_answered_key());
+        }
+        keys
     }
 
-    /// Whether `blob` at `address` is the peer's "behind" signal under our current root key.
-    pub(crate) fn is_behind_signal(&self, address: &Address, blob: &[u8]) -> bool {
-        let key = self.root_key.restore_key().behind_key();
+    /// Addresses of the peer's "behind" signal (one or two, [`Self::behind_keys`]): found
+    /// there, it says the peer saw us at a later root key than the one we hold (we are a
+    /// restored copy that cannot follow its chains).
+    pub(crate) fn behind_signal_addresses(&self) -> Vec<Address> {
         let peer = self.role.peer();
-        key.address(peer) == *address && key.is_signal(peer, blob)
+        self.behind_keys().iter().map(|k| k.address(peer)).collect()
     }
 
-    /// Our "behind" signals (`docs/PROTOCOL.md` §6.9): under the root keys of `restore_keys`
-    /// older than the newest one (which the peer provably reached: it is the root key of the
-    /// peer chain we read last, or `previous_root`, kept to follow a fork), newest first, at
-    /// most [`BEHIND_SIGNALS`] of them.
+    /// Whether `blob` at `address` is the peer's "behind" signal under one of
+    /// [`Self::behind_keys`].
+    pub(crate) fn is_behind_signal(&self, address: &Address, blob: &[u8]) -> bool {
+        let peer = self.role.peer();
+        self.behind_keys()
+            .iter()
+            .find(|k| k.address(peer) == *address)
+            .is_some_and(|k| k.is_signal(peer, blob))
+    }
+
+    /// Our "behind" signals (`docs/PROTOCOL.md` §6.9): behind signals under the root keys of
+    /// `restore_keys` older than the newest one (which the peer provably reached: it is the
+    /// root key of the peer chain we read last, or `previous_root`, kept to follow a fork),
+    /// newest first, at most [`BEHIND_SIGNALS`] of them; then "behind, answered" signals
+    /// under those older than the two newest, at most [`BEHIND_SIGNALS`] − 1.
     pub(crate) fn behind_signals(&self) -> Vec<RestoreSignal> {
-        self.restore_keys
+        let behind = self
+            .restore_keys
             .iter()
             .rev()
             .skip(1)
             .take(BEHIND_SIGNALS)
-            .map(|k| k.behind_key().signal(self.role))
-            .collect()
+            .map(|k| k.behind_key().signal(self.role));
+        // "Behind, answered": one root key further back. A peer that is not behind and took
+        // a send step we have not read yet holds, before it, the root key of our chain it
+        // answered, at most our second newest.
+        let answered = self
+            .restore_keys
+            .iter()
+            .rev()
+            .skip(2)
+            .take(BEHIND_SIGNALS - 1)
+            .map(|k| k.behind_answered_key().signal(self.role));
+        behind.chain(answered).collect()
     }
 
     /// Our restore signals: under `RK`, under `previous_root` if held, and under the two

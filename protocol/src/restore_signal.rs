@@ -39,6 +39,11 @@ pub const RESTORE_SIGNAL_BLOB_LABEL: &[u8] = b"hush/v2/restore-signal-blob";
 /// blobs expired unconfirmed, under root keys older than the newest the peer provably reached;
 /// a peer that finds it under its *current* root key is a restored copy that cannot follow.
 pub const BEHIND_SIGNAL_KEY_LABEL: &[u8] = b"hush/v2/behind-signal-key";
+/// HMAC label deriving, from `RS`, the key of the "behind, answered" signal: written with the
+/// behind signals under root keys older than the *two* newest the peer provably reached; a
+/// peer that finds it under the root key *before* its own latest send step is a restored
+/// copy that answered before it found it cannot follow.
+pub const BEHIND_ANSWERED_SIGNAL_KEY_LABEL: &[u8] = b"hush/v2/behind-answered-signal-key";
 
 /// How many earlier root keys' restore-signal keys a session keeps (besides its current
 /// root key's): a device restored to a copy at most this many DH ratchet steps behind the
@@ -110,6 +115,15 @@ impl RestoreKey {
     /// from it as a restore signal's are from `RS`.
     pub(crate) fn behind_key(&self) -> RestoreKey {
         RestoreKey::from_bytes(&hmac_sha256(self.as_bytes(), &[BEHIND_SIGNAL_KEY_LABEL]))
+    }
+
+    /// The key of the "behind, answered" signal under this root key, derived as
+    /// [`Self::behind_key`] under its own label.
+    pub(crate) fn behind_answered_key(&self) -> RestoreKey {
+        RestoreKey::from_bytes(&hmac_sha256(
+            self.as_bytes(),
+            &[BEHIND_ANSWERED_SIGNAL_KEY_LABEL],
+        ))
     }
 
     /// Whether `blob` is exactly `writer`'s signal under this key (constant time).

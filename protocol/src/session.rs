@@ -374,16 +374,18 @@ impl Session {
         self.read_addresses.take_rewrite(address, blob)
     }
 
-    /// Address of the peer's "behind" signal under our current root key (`docs/PROTOCOL.md`
-    /// §6.9): the peer deposits it when a copy of ours holding this root key is behind it (a
-    /// restored copy that can read nothing the peer writes now). One address, 32 bytes.
-    pub fn behind_signal_address(&self) -> Address {
-        self.ratchet.behind_signal_address()
+    /// Addresses of the peer's "behind" signal (`docs/PROTOCOL.md` §6.9): under our current
+    /// root key and, while that root key comes from a send step of ours, under the one
+    /// before it. The peer deposits it when a copy of ours holding such a root key is
+    /// behind it (a restored copy that can read nothing the peer writes now). One or two
+    /// addresses of 32 bytes.
+    pub fn behind_signal_addresses(&self) -> Vec<Address> {
+        self.ratchet.behind_signal_addresses()
     }
 
-    /// Whether `blob` at `address` is the peer's "behind" signal under our current root key:
-    /// exactly the expected 1,024 bytes, compared in constant time. Never pass it to
-    /// [`Session::decrypt`].
+    /// Whether `blob` at `address` is the peer's "behind" signal at one of
+    /// [`Session::behind_signal_addresses`]: exactly the expected 1,024 bytes, compared in
+    /// constant time. Never pass it to [`Session::decrypt`].
     pub fn is_behind_signal(&self, address: &Address, blob: &[u8]) -> bool {
         self.ratchet.is_behind_signal(address, blob)
     }

@@ -879,11 +879,11 @@ fn a_peer_that_acknowledges_less_than_before_is_behind() {
 
 /// Whether `reader` finds `writer`'s behind signal (`docs/PROTOCOL.md` §6.9) where it looks.
 fn finds_behind_signal(reader: &Session, writer: &Session) -> bool {
-    let address = reader.behind_signal_address();
+    let addresses = reader.behind_signal_addresses();
     writer
         .behind_signals()
         .iter()
-        .any(|s| s.address == address && reader.is_behind_signal(&s.address, &s.blob))
+        .any(|s| addresses.contains(&s.address) && reader.is_behind_signal(&s.address, &s.blob))
 }
 
 /// The behind signal reaches only a copy restored to before a root key its peer moved past:
@@ -903,7 +903,11 @@ fn only_a_party_restored_past_a_root_key_its_peer_moved_on_from_finds_the_behind
         if round == 4 {
             backup = Some(a.pickle(&KEY));
         }
-        assert!(deliver(&mut a, &send(&mut b, &mut rng, b"b to a")[0]).is_some());
+        // Also while b's answer is on its way: b looks under the root key before its own send
+        // step too, which a has not moved past.
+        let answer = send(&mut b, &mut rng, b"b to a");
+        assert!(!finds_behind_signal(&a, &b) && !finds_behind_signal(&b, &a));
+        assert!(deliver(&mut a, &answer[0]).is_some());
         assert!(!finds_behind_signal(&a, &b) && !finds_behind_signal(&b, &a));
     }
     let restored = Session::from_pickle(&KEY, &backup.unwrap()).unwrap();
@@ -934,6 +938,36 @@ fn a_copy_restored_to_the_start_of_the_conversation_finds_the_behind_signal() {
         "the copy restored to the start is told"
     );
     assert!(!finds_behind_signal(&b, &restored), "never the other way");
+}
+
+/// A restored copy answers before it finds it can read nothing: its first send takes a DH
+/// step of its own, to a root key the peer never saw. It looks for the behind signal under
+/// the root key before that step too, which the peer moved past, and finds it (the
+/// simulator's `all` seed 23815: Bob, restored to a copy five of Alice's root keys back,
+/// wrote ten messages after his restore; looking only under his new root key, he was never
+/// told, and both sides' messages stayed *sent*).
+#[test]
+fn a_restored_copy_that_answered_before_it_learnt_it_is_behind_still_finds_the_behind_signal() {
+    let (mut a, mut b, mut rng) = pair(23815);
+    assert!(deliver(&mut b, &send(&mut a, &mut rng, b"a to b")[0]).is_some());
+    // b has read a's chain and not answered yet: its next send steps.
+    let backup = b.pickle(&KEY);
+    for _ in 0..3 {
+        assert!(deliver(&mut a, &send(&mut b, &mut rng, b"b to a")[0]).is_some());
+        assert!(deliver(&mut b, &send(&mut a, &mut rng, b"a to b")[0]).is_some());
+    }
+    let mut restored = Session::from_pickle(&KEY, &backup).unwrap();
+    assert!(finds_behind_signal(&restored, &a), "told before it answers");
+    let answer = send(&mut restored, &mut rng, b"restored b to a");
+    assert!(
+        a.decrypt(&answer[0].address, &answer[0].blob).is_err(),
+        "a cannot read the restored copy's answer"
+    );
+    assert!(
+        finds_behind_signal(&restored, &a),
+        "told after its answer's DH step too"
+    );
+    assert!(!finds_behind_signal(&a, &restored), "never the other way");
 }
 
 /// A copy of the peer's device restored to before messages we read writes again under the
