@@ -244,7 +244,7 @@ pub const MAX_HOLD_MS: u64 = 24 * 60 * 60 * 1_000;
 pub const ACTIVE_HOLD_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
 
 /// The poll set, then as many of the peer's signal addresses as fit in the padding of its
-/// last fetch (`docs/PROTOCOL.md` §6.9): its behind signal under our root key, then its
+/// last fetch (`docs/PROTOCOL.md` §6.9): its behind signals (one or two addresses), then its
 /// restore signals (newest first), then the addresses of its blobs we read most recently
 /// (newest first; §8, "Rewritten addresses"). Free, since the request has
 /// [`crate::FETCH_BATCH`] addresses anyway. The rest of the signals are fetched by the
@@ -744,8 +744,9 @@ impl<P: Platform> Client<P> {
         });
         let mut drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
         drained.in_order();
-        // The peer's "behind" signal under our current root key: the peer saw this device at
-        // a later root key, so this is a restored copy that cannot follow the peer's chains.
+        // The peer's "behind" signal (under our current root key, or "behind, answered" under
+        // the one before our own send step): the peer saw this device at a later root key, so
+        // this is a restored copy that cannot follow the peer's chains.
         // Like an unreadable answer (lifted when a blob of theirs decrypts).
         if behind && drained.unreadable.is_none() {
             drained.unreadable = Some(true);
@@ -1376,13 +1377,16 @@ fn drain(
                 let earlier = order.iter().take(at);
                 let fillable = earlier.clone().any(|a| !progress.failed.contains(a))
                     && !earlier.clone().any(|a| progress.failed.contains(a));
-                // An acknowledgement-only blob or a copy of a message shown already is never
+                // An acknowledgement-only blob, a copy of a message shown already or a blob
+                // refused for its predecessor (`peer_rolled_back`: read, so that its refusal is
+                // acknowledged; `all` seed 19389) is never
                 // held: it shows nothing, so it cannot overtake anything, and holding it would
                 // keep the window from reaching the blobs behind it (a restored sender's
                 // re-sends sit above numbers it abandoned, under a floor its older blobs pin).
                 let gap_below = fillable
                     && received.kind == PayloadKind::Data
                     && !received.duplicate
+                    && !received.peer_rolled_back
                     && live.acknowledgement().next <= received.seq
                     && !abandoned_gap(
                         &live.acknowledgement(),

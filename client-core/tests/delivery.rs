@@ -716,6 +716,19 @@ fn message_id_of(client: &Client<Memory>, pass: &[u8], id: &str, seq: u64) -> [u
     message.message_id
 }
 
+/// The blobs of the peer's that `client`'s conversation `id` holds (its vault passphrase
+/// `pass`): their addresses.
+fn held_of(client: &Client<Memory>, pass: &[u8], id: &str) -> Vec<[u8; 32]> {
+    let header = client.platform().store.0.borrow()["vault"].clone();
+    let key = client_core::vault::unlock(&header, pass).unwrap();
+    let name = client_core::records::conversation_key(id);
+    let sealed = client.platform().store.0.borrow()[&name].clone();
+    let plain = key.open(&name, &sealed).unwrap();
+    let conversation: client_core::records::Conversation =
+        client_core::records::decode(&plain).unwrap();
+    conversation.held.iter().map(|h| h.address).collect()
+}
+
 /// Bob sends "zero" (delivered), then his device is copied; he sends "one" and "two", which
 /// Alice reads; their blobs expire before Alice acknowledges them, and Bob's device is
 /// restored from the copy (a hidden rollback: nothing tells either side yet). Returns the
@@ -821,6 +834,61 @@ fn a_restored_device_that_sent_more_than_it_lost_sends_again_and_each_shows_once
             .rollback
             .is_some()
     );
+}
+
+/// The same hidden rollback, with "five" in two parts whose first the mailbox lost: the
+/// second lands one position into Alice's window, past an empty one, and names "four" as
+/// its predecessor, not the "two" Alice received under that number, so she refuses it, and
+/// every blob after it. A refused blob shows nothing, so it cannot overtake anything: it is
+/// read (its refusal remembered) and acknowledged, and never held behind the empty position
+/// for a part that will not come (in the simulator's `all` seed 19389 Bob's re-sent blobs
+/// lay past the window that hold kept in place: Alice held the refused blob at every poll,
+/// and every message of Bob's stayed *sent*). Then Bob is told, and every message arrives
+/// once, in order.
+#[test]
+fn a_refused_blob_past_an_empty_position_is_read_and_acknowledged_not_held() {
+    let ((alice, a_id, bob, b_id, mailbox), _) = restored_after_reads(19389);
+    // "five" in two parts, then 14 more messages.
+    let long = "5".repeat(1_500);
+    let mut texts_sent: Vec<String> = vec!["three".into(), "four".into(), long.clone()];
+    texts_sent.extend((6..20).map(|i| format!("m{i}")));
+    let sent: Vec<u64> = texts_sent
+        .iter()
+        .map(|t| run(bob.send(&b_id, t)).unwrap())
+        .collect();
+    let before = mailbox.stored.borrow().len();
+    // Paced: the rest waits for Alice's acknowledgements.
+    assert_eq!(run(bob.flush()).unwrap().delivered, 8);
+    // The mailbox loses the first part of "five".
+    let first_part = mailbox.stored.borrow()[before + 2];
+    assert!(mailbox.blobs.borrow_mut().remove(&first_part).is_some());
+    let got = run(alice.poll(&a_id)).unwrap();
+    assert!(got.messages.is_empty(), "{:?}", texts(&got.messages));
+    assert!(
+        held_of(&alice, b"a", &a_id).is_empty(),
+        "the refused part is read, not held"
+    );
+    assert!(got.flush_at_ms.is_some(), "an acknowledgement is owed");
+    advance(&alice, ACK_DELAY_MAX_MS);
+    assert_eq!(run(alice.flush()).unwrap().acks_sent, 1);
+
+    // Bob is told, and sends all three again; Alice shows each once, in order.
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.notice, "Bob learns of his rollback");
+    run(bob.flush()).unwrap();
+    // Both keep their apps open: Bob deposits as Alice's acknowledgements let him.
+    let mut shown = Vec::new();
+    for _ in 0..8 {
+        shown.extend(texts(&run(alice.poll(&a_id)).unwrap().messages));
+        advance(&alice, ACK_DELAY_MAX_MS);
+        run(alice.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+        run(bob.flush()).unwrap();
+    }
+    assert_eq!(shown, texts_sent, "each once, in order");
+    for seq in &sent {
+        assert_eq!(status_of(&bob, &b_id, *seq), Status::Delivered);
+    }
 }
 
 /// The same restore, with "five" in two parts of which Alice acknowledged only the first

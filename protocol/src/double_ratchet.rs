@@ -184,8 +184,15 @@ pub const FORK_WINDOW: u32 = WINDOW;
 /// restored to the start of a conversation five root keys on was not: the simulator's `all`
 /// seed 13301, both directions dead and nobody told). Each is deposited only where its
 /// address reads empty, in a retransmission check that deposits an expired blob of ours
-/// again: at most this many PUTs more per such check, once per mailbox lifetime.
+/// again: at most this many PUTs more per such check (and [`BEHIND_ANSWERED_SIGNALS`]),
+/// once per mailbox lifetime.
 pub const BEHIND_SIGNALS: usize = crate::restore_signal::RESTORE_MEMORY - 1;
+
+/// Most "behind, answered" signals we deposit (`docs/PROTOCOL.md` §6.9): one under every
+/// root key we remember but the three newest, for a copy of the peer that took a send step
+/// of its own after its restore and is behind by four to
+/// [`RESTORE_MEMORY`](crate::RESTORE_MEMORY) of our root keys.
+pub const BEHIND_ANSWERED_SIGNALS: usize = crate::restore_signal::RESTORE_MEMORY - 3;
 
 /// Most abandoned peer ratchet keys remembered.
 pub const MAX_ABANDONED_KEYS: usize = 4;
@@ -366,7 +373,7 @@ impl Ratchet {
     /// `restore_keys` older than the newest one (which the peer provably reached: it is the
     /// root key of the peer chain we read last, or `previous_root`, kept to follow a fork),
     /// newest first, at most [`BEHIND_SIGNALS`] of them; then "behind, answered" signals
-    /// under those older than the two newest, at most [`BEHIND_SIGNALS`] − 1.
+    /// under those older than the three newest, at most [`BEHIND_ANSWERED_SIGNALS`].
     pub(crate) fn behind_signals(&self) -> Vec<RestoreSignal> {
         let behind = self
             .restore_keys
@@ -375,15 +382,16 @@ impl Ratchet {
             .skip(1)
             .take(BEHIND_SIGNALS)
             .map(|k| k.behind_key().signal(self.role));
-        // "Behind, answered": one root key further back. A peer that is not behind and took
-        // a send step we have not read yet holds, before it, the root key of our chain it
-        // answered, at most our second newest.
+        // "Behind, answered": further back. A peer that is not behind and took a send step
+        // we have not read yet holds, before it, the root key of our chain it answered: at
+        // most our second newest, or our third newest when we followed its fork (§6.6: the
+        // root key the fork replaced is kept among ours too).
         let answered = self
             .restore_keys
             .iter()
             .rev()
-            .skip(2)
-            .take(BEHIND_SIGNALS - 1)
+            .skip(3)
+            .take(BEHIND_ANSWERED_SIGNALS)
             .map(|k| k.behind_answered_key().signal(self.role));
         behind.chain(answered).collect()
     }

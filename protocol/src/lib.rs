@@ -103,8 +103,8 @@ pub mod testing;
 pub use acknowledgement::{ACK_WINDOW, Acknowledgement};
 pub use address::{ADDRESS_LABEL, ADDRESS_LEN, Address, WriteKey};
 pub use double_ratchet::{
-    BEHIND_SIGNALS, DUPLICATE_MEMORY, FORK_WINDOW, MAX_ABANDONED_KEYS, MAX_SKIP,
-    NEXT_CHAIN_SKIP_MAX, OutgoingBlob, PollSet,
+    BEHIND_ANSWERED_SIGNALS, BEHIND_SIGNALS, DUPLICATE_MEMORY, FORK_WINDOW, MAX_ABANDONED_KEYS,
+    MAX_SKIP, NEXT_CHAIN_SKIP_MAX, OutgoingBlob, PollSet,
 };
 pub use error::{DecryptError, EncryptError, InviteError, PickleError};
 pub use header_key::{ENCRYPTED_HEADER_LEN, HEADER_LEN, Role, WRITE_KEY_LABEL};

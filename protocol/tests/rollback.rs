@@ -343,13 +343,47 @@ fn a_peer_restored_across_its_own_ratchet_step_is_followed_while_we_only_acknowl
         deliver(&mut b, &after[0]),
         Some(b"after the restore".to_vec())
     );
-    // Both directions work from here.
+    // Both directions work from here, and neither, not behind, ever finds a behind signal
+    // of the other's (b keeps the root key the fork replaced among its own: while its
+    // reply is unread, a's root key before its send step is b's third newest, not its
+    // second).
+    let neither =
+        |a: &Session, b: &Session| !finds_behind_signal(a, b) && !finds_behind_signal(b, a);
+    assert!(neither(&a, &b), "after the fork is followed");
     let reply = send(&mut b, &mut rng, b"reply");
+    assert!(neither(&a, &b), "while b's reply is unread");
     assert_eq!(deliver(&mut a, &reply[0]), Some(b"reply".to_vec()));
-    assert_eq!(
-        deliver(&mut b, &send(&mut a, &mut rng, b"again")[0]),
-        Some(b"again".to_vec())
+    assert!(neither(&a, &b), "once a read it");
+    let again = send(&mut a, &mut rng, b"again");
+    assert!(neither(&a, &b), "while a's answer is unread");
+    assert_eq!(deliver(&mut b, &again[0]), Some(b"again".to_vec()));
+    assert!(neither(&a, &b), "once b read it");
+}
+
+/// The same fork, with the inviter restored across its own send step right after the
+/// conversation began: the joiner follows it, answers, and the inviter, not behind, finds
+/// no behind signal while that answer is unread.
+#[test]
+fn an_inviter_whose_fork_was_followed_finds_no_behind_signal() {
+    let (mut a, mut b, mut rng) = pair(95);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let backup = b.pickle(&KEY);
+    let lost = send(&mut b, &mut rng, b"lost");
+    deliver(&mut a, &lost[0]);
+    let ack = a.encrypt_acknowledgement(&mut rng, a.next_seq()).unwrap();
+    let mut b = Session::from_pickle(&KEY, &backup).unwrap();
+    assert!(
+        b.decrypt(&ack.address, &ack.blob)
+            .unwrap()
+            .rollback
+            .is_some()
     );
+    let after = send(&mut b, &mut rng, b"after");
+    assert_eq!(deliver(&mut a, &after[0]), Some(b"after".to_vec()));
+    let reply = send(&mut a, &mut rng, b"reply");
+    assert!(!finds_behind_signal(&b, &a), "b is not behind");
+    assert_eq!(deliver(&mut b, &reply[0]), Some(b"reply".to_vec()));
+    assert!(!finds_behind_signal(&b, &a) && !finds_behind_signal(&a, &b));
 }
 
 /// The same rollback after the peer already answered the lost key with a message: nothing
