@@ -707,26 +707,30 @@ fn a_message_written_while_a_squatted_one_waits_comes_after_it() {
 
 /// The message id stored with history entry `seq` of `client` (its vault passphrase `pass`).
 fn message_id_of(client: &Client<Memory>, pass: &[u8], id: &str, seq: u64) -> [u8; 8] {
-    let header = client.platform().store.0.borrow()["vault"].clone();
-    let key = client_core::vault::unlock(&header, pass).unwrap();
     let name = client_core::records::message_key(id, seq);
-    let sealed = client.platform().store.0.borrow()[&name].clone();
-    let plain = key.open(&name, &sealed).unwrap();
-    let message: client_core::records::Message = client_core::records::decode(&plain).unwrap();
+    let message: client_core::records::Message = record_of(client, pass, &name);
     message.message_id
 }
 
 /// The blobs of the peer's that `client`'s conversation `id` holds (its vault passphrase
 /// `pass`): their addresses.
 fn held_of(client: &Client<Memory>, pass: &[u8], id: &str) -> Vec<[u8; 32]> {
+    let name = client_core::records::conversation_key(id);
+    let conversation: client_core::records::Conversation = record_of(client, pass, &name);
+    conversation.held.iter().map(|h| h.address).collect()
+}
+
+/// Record `name` of `client`'s store, opened with its vault passphrase `pass`.
+fn record_of<T: client_core::records::Record>(
+    client: &Client<Memory>,
+    pass: &[u8],
+    name: &str,
+) -> T {
     let header = client.platform().store.0.borrow()["vault"].clone();
     let key = client_core::vault::unlock(&header, pass).unwrap();
-    let name = client_core::records::conversation_key(id);
-    let sealed = client.platform().store.0.borrow()[&name].clone();
-    let plain = key.open(&name, &sealed).unwrap();
-    let conversation: client_core::records::Conversation =
-        client_core::records::decode(&plain).unwrap();
-    conversation.held.iter().map(|h| h.address).collect()
+    let sealed = client.platform().store.0.borrow()[name].clone();
+    let plain = key.open(name, &sealed).unwrap();
+    client_core::records::decode(&plain).unwrap()
 }
 
 /// Bob sends "zero" (delivered), then his device is copied; he sends "one" and "two", which

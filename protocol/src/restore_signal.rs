@@ -40,7 +40,7 @@ pub const RESTORE_SIGNAL_BLOB_LABEL: &[u8] = b"hush/v2/restore-signal-blob";
 /// a peer that finds it under its *current* root key is a restored copy that cannot follow.
 pub const BEHIND_SIGNAL_KEY_LABEL: &[u8] = b"hush/v2/behind-signal-key";
 /// HMAC label deriving, from `RS`, the key of the "behind, answered" signal: written with the
-/// behind signals under root keys older than the *two* newest the peer provably reached; a
+/// behind signals under root keys older than the *three* newest we remember; a
 /// peer that finds it under the root key *before* its own latest send step is a restored
 /// copy that answered before it found it cannot follow.
 pub const BEHIND_ANSWERED_SIGNAL_KEY_LABEL: &[u8] = b"hush/v2/behind-answered-signal-key";
@@ -114,16 +114,18 @@ impl RestoreKey {
     /// The key of the "behind" signal under this root key: its address and blob are derived
     /// from it as a restore signal's are from `RS`.
     pub(crate) fn behind_key(&self) -> RestoreKey {
-        RestoreKey::from_bytes(&hmac_sha256(self.as_bytes(), &[BEHIND_SIGNAL_KEY_LABEL]))
+        self.derive(BEHIND_SIGNAL_KEY_LABEL)
     }
 
     /// The key of the "behind, answered" signal under this root key, derived as
     /// [`Self::behind_key`] under its own label.
     pub(crate) fn behind_answered_key(&self) -> RestoreKey {
-        RestoreKey::from_bytes(&hmac_sha256(
-            self.as_bytes(),
-            &[BEHIND_ANSWERED_SIGNAL_KEY_LABEL],
-        ))
+        self.derive(BEHIND_ANSWERED_SIGNAL_KEY_LABEL)
+    }
+
+    /// `HMAC(RS, label)`: a signal key one-way from this one.
+    fn derive(&self, label: &[u8]) -> RestoreKey {
+        RestoreKey::from_bytes(&hmac_sha256(self.as_bytes(), &[label]))
     }
 
     /// Whether `blob` is exactly `writer`'s signal under this key (constant time).
