@@ -3,9 +3,7 @@
 
 import assert from "node:assert/strict";
 
-// A bound, not a measure: conditions usually hold within a second or two, but two suites run
-// side by side on two cores (`cargo xtask test`), so a busy moment must not fail a wait.
-const LONG = 60_000;
+const LONG = 30_000;
 
 /** First run: create the passphrase. Waits until the conversation list is there. */
 export async function createPassphrase(page, passphrase) {
