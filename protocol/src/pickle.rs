@@ -35,7 +35,7 @@ use crate::session::Session;
 use crate::skipped_keys::{MAX_SKIPPED_KEYS, SkippedKey, SkippedKeys};
 use crate::stream::{
     HedgeState, MAX_AHEAD, MAX_RECEIVED_HEDGES, MAX_RECENT_CONFIRMED, MAX_UNCONFIRMED,
-    MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, RECEIVED_HEDGE_LEN, ReceivedBlob, ReceivedHedge,
+    MESSAGE_ID_LEN, MESSAGE_ID_MEMORY, Place, RECEIVED_HEDGE_LEN, ReceivedBlob, ReceivedHedge,
     STREAM_DIGEST_LEN, SentBlob, Stream,
 };
 use chacha20poly1305::{AeadInOut, KeyInit, Tag, XChaCha20Poly1305, XNonce};
@@ -242,6 +242,24 @@ enum PickleV2 {
         ReceivedHedgesPickle,
         ReadAddressesPickle,
     ),
+    /// A session with where its remembered data blobs stand in their messages too
+    /// (`ReceivedHedge::place`). A session pickled before it loads with no places, so no
+    /// fragment is refused for the numbers it remembers then (PROTOCOL.md §6.4).
+    SessionWithPlaces(
+        SessionPickleV2,
+        SessionExtrasPickle,
+        RecentPickle,
+        ReceivedHedgesPickle,
+        ReadAddressesPickle,
+        PlacesPickle,
+    ),
+}
+
+/// `ReceivedHedge::place` of the counted data blobs among `Stream::received_hedges`:
+/// `(seq, index, count)`, in seq order.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct PlacesPickle {
+    places: Vec<(u32, u16, u16)>,
 }
 
 /// `Session::read_addresses`: `(address, r[0..8))` of the peer's blobs read most recently,
@@ -546,6 +564,7 @@ fn session_from_v2(
     recent: &RecentPickle,
     hedges: &ReceivedHedgesPickle,
     read: &ReadAddressesPickle,
+    places: &PlacesPickle,
 ) -> Result<Session, PickleError> {
     if read.read.len() > READ_ADDRESS_MEMORY {
         return Err(PickleError::Malformed);
@@ -603,10 +622,29 @@ fn session_from_v2(
         .iter()
         .map(|&(seq, r, state)| {
             HedgeState::from_byte(state)
-                .map(|state| ReceivedHedge { seq, r, state })
+                .map(|state| ReceivedHedge {
+                    seq,
+                    r,
+                    state,
+                    place: None,
+                })
                 .ok_or(PickleError::Malformed)
         })
         .collect::<Result<_, _>>()?;
+    if places.places.len() > MAX_RECEIVED_HEDGES || !increasing(&places.places, |p| p.0) {
+        return Err(PickleError::Malformed);
+    }
+    for &(seq, index, count) in &places.places {
+        let hedge = stream
+            .received_hedges
+            .iter_mut()
+            .find(|h| h.seq == seq && h.state == HedgeState::Counted)
+            .ok_or(PickleError::Malformed)?;
+        if index >= count || usize::from(count) > MAX_FRAGMENTS {
+            return Err(PickleError::Malformed);
+        }
+        hedge.place = Some(Place { index, count });
+    }
     stream.recent = recent
         .recent
         .iter()
@@ -659,6 +697,15 @@ impl Session {
             chain_after_rollback: self.ratchet.chain_after_rollback,
             next_chain_from: self.ratchet.next_chain_from,
         };
+        let places = PlacesPickle {
+            places: self
+                .stream
+                .received_hedges
+                .iter()
+                .filter(|h| h.state == HedgeState::Counted)
+                .filter_map(|h| h.place.map(|p| (h.seq, p.index, p.count)))
+                .collect(),
+        };
         let read = ReadAddressesPickle {
             read: self
                 .read_addresses
@@ -667,7 +714,7 @@ impl Session {
                 .map(|(a, r)| (a.0, *r))
                 .collect(),
         };
-        let value = PickleV2::SessionWithReadAddresses(
+        let value = PickleV2::SessionWithPlaces(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -692,6 +739,7 @@ impl Session {
             recent,
             received_hedges,
             read,
+            places,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -705,6 +753,7 @@ impl Session {
                 &RecentPickle::default(),
                 &ReceivedHedgesPickle::default(),
                 &ReadAddressesPickle::default(),
+                &PlacesPickle::default(),
             ),
             PickleV2::SessionWithExtras(p, extras) => session_from_v2(
                 p,
@@ -712,6 +761,7 @@ impl Session {
                 &RecentPickle::default(),
                 &ReceivedHedgesPickle::default(),
                 &ReadAddressesPickle::default(),
+                &PlacesPickle::default(),
             ),
             PickleV2::SessionWithRecent(p, extras, recent) => session_from_v2(
                 p,
@@ -719,12 +769,21 @@ impl Session {
                 recent,
                 &ReceivedHedgesPickle::default(),
                 &ReadAddressesPickle::default(),
+                &PlacesPickle::default(),
             ),
-            PickleV2::SessionWithReceivedHedges(p, extras, recent, hedges) => {
-                session_from_v2(p, extras, recent, hedges, &ReadAddressesPickle::default())
-            }
+            PickleV2::SessionWithReceivedHedges(p, extras, recent, hedges) => session_from_v2(
+                p,
+                extras,
+                recent,
+                hedges,
+                &ReadAddressesPickle::default(),
+                &PlacesPickle::default(),
+            ),
             PickleV2::SessionWithReadAddresses(p, extras, recent, hedges, read) => {
-                session_from_v2(p, extras, recent, hedges, read)
+                session_from_v2(p, extras, recent, hedges, read, &PlacesPickle::default())
+            }
+            PickleV2::SessionWithPlaces(p, extras, recent, hedges, read, places) => {
+                session_from_v2(p, extras, recent, hedges, read, places)
             }
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
@@ -764,7 +823,8 @@ impl PendingInvite {
             | PickleV2::SessionWithExtras(..)
             | PickleV2::SessionWithRecent(..)
             | PickleV2::SessionWithReceivedHedges(..)
-            | PickleV2::SessionWithReadAddresses(..) => Err(PickleError::WrongKind),
+            | PickleV2::SessionWithReadAddresses(..)
+            | PickleV2::SessionWithPlaces(..) => Err(PickleError::WrongKind),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::read_addresses::ReadAddresses;
 use crate::receiving_chain::WINDOW;
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
-use crate::stream::{MESSAGE_ID_LEN, Rollback, Stream};
+use crate::stream::{MESSAGE_ID_LEN, Place, Rollback, Stream};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -95,7 +95,9 @@ pub struct Received {
     /// acknowledgement.
     pub peer_behind: bool,
     /// The blob was refused: its predecessor (`prev`) is not the counted blob we received
-    /// under that number, or is a blob we refused (`docs/PROTOCOL.md` §6.4, "Predecessors").
+    /// under that number, or is a blob we refused, or (a fragment of a multi-blob message) a
+    /// number of its message's earlier fragments holds another blob (`docs/PROTOCOL.md` §6.4,
+    /// "Predecessors").
     /// The peer's device went back to an older copy and writes again under numbers its lost
     /// copy used, so this blob follows blobs of its own that we never received (they sit where
     /// the lost copy wrote, which we read past), and showing it would put it before them. It
@@ -447,9 +449,17 @@ impl Session {
         let counted = decrypted.fragment.kind != KIND_ACKNOWLEDGEMENT;
         let confirmed_before = self.stream.confirmed().next;
         let newest = self.stream.is_newest(fields.seq);
-        let peer_rolled_back =
-            self.stream
-                .take(&fields, decrypted.fragment.index, &decrypted.r, counted);
+        let place = Place {
+            index: decrypted.fragment.index,
+            count: decrypted.fragment.count,
+        };
+        let peer_rolled_back = self.stream.take(
+            &fields,
+            place,
+            decrypted.fragment.kind == KIND_DATA,
+            &decrypted.r,
+            counted,
+        );
         self.read_addresses.note(address, &decrypted.r);
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
@@ -506,7 +516,13 @@ impl Session {
     /// Applies the hello on the inviter's new session: the joiner's blob 0, counted.
     pub(crate) fn record_hello(&mut self, fragment: &Fragment, r: &[u8; HEDGE_LEN]) {
         self.stream = Stream::default();
-        self.stream.take(&fragment.stream, 0, r, true);
+        self.stream.take(
+            &fragment.stream,
+            Place { index: 0, count: 1 },
+            false,
+            r,
+            true,
+        );
     }
 
     /// The code both people compare in person.

@@ -91,6 +91,18 @@ pub(crate) struct ReceivedHedge {
     /// The first [`RECEIVED_HEDGE_LEN`] bytes of its hedge.
     pub(crate) r: [u8; RECEIVED_HEDGE_LEN],
     pub(crate) state: HedgeState,
+    /// Where a data blob stands in its message; `None` for a hello, an acknowledgement, and a
+    /// blob remembered by a pickle written before this was kept.
+    pub(crate) place: Option<Place>,
+}
+
+/// Where a data blob stands in its message: fragment `index` of `count` (`docs/PROTOCOL.md`
+/// §3.6). A consistent sender seals a message's `count` fragments under consecutive numbers,
+/// fragment `i` under `seq − index + i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub(crate) index: u16,
+    pub(crate) count: u16,
 }
 
 /// What a remembered peer blob is to our stream.
@@ -262,6 +274,7 @@ impl Stream {
                 for hedge in &mut self.received_hedges {
                     if hedge.seq < floor && hedge.state == HedgeState::Counted {
                         hedge.state = HedgeState::Read;
+                        hedge.place = None;
                     }
                 }
             }
@@ -300,43 +313,71 @@ impl Stream {
             .map_or([0u8; RECEIVED_HEDGE_LEN], |b| hedge_prefix(&b.r))
     }
 
-    /// Whether the peer's blob (fragment `index` of a message, floor `floor`, naming `prev`)
-    /// with number `seq` follows a blob of its sender's that we never received: its
-    /// predecessor `seq − index − 1`, which its sender still stands by (at or above its
-    /// floor), is not the counted blob we received under that number, or is one we refused
-    /// (`docs/PROTOCOL.md` §6.4). Then the sender is a copy of the peer's device that went back
-    /// to an older copy and writes again under numbers its lost copy used; its blobs before
-    /// this one sit where the lost copy wrote, which we read past, and this one, shown now,
-    /// would come before them.
+    /// The number of the blob that shows the peer's blob (fragment `place.index` of
+    /// `place.count` of a message, or an acknowledgement: fragment 0 of 1, floor `floor`,
+    /// naming `prev`) with number `seq` to follow a blob of its sender's we never received
+    /// (`docs/PROTOCOL.md` §6.4, "Predecessors"):
+    /// * its predecessor `seq − index − 1`, which its sender still stands by (at or above its
+    ///   floor), is not the counted blob we received under that number, or is one we refused;
+    /// * or, for fragment `index ≥ 1` of a data message, a number `p` in `[seq − index, seq)`
+    ///   (at or above the floor) holds a counted or acknowledgement-only blob below our prefix
+    ///   that is not its message's fragment `index − (seq − p)` of `count`: its sender sealed
+    ///   that fragment there, and we received another blob under the number.
+    ///
+    /// Then the sender is a copy of the peer's device that went back to an older copy and
+    /// writes again under numbers its lost copy used; its blobs before this one sit where the
+    /// lost copy wrote, which we read past, and this one, shown now, would come before them
+    /// (or, a fragment, never complete its message while the messages after it show).
     ///
     /// Only a counted blob below our prefix is evidence: our digest covers it, so our next
     /// acknowledgement shows the sender its rollback, and the sender sends everything
-    /// unconfirmed again, this blob's message after the ones it overtook (§6.5). Without that
+    /// unconfirmed again, this blob's message after the ones it overtook (§6.5); an
+    /// acknowledgement-only one marks the digest instead ([`Stream::take`]). Without that
     /// guarantee the blob is accepted, as it would otherwise never come again.
     pub(crate) fn follows_other_blob(
         &self,
         seq: u32,
-        index: u16,
+        place: Place,
+        data: bool,
         floor: u32,
         prev: &[u8; RECEIVED_HEDGE_LEN],
-    ) -> bool {
-        let Some(before) = seq.checked_sub(u32::from(index) + 1) else {
-            return false;
+    ) -> Option<u32> {
+        let first = seq.checked_sub(u32::from(place.index))?;
+        let known = |number: u32| {
+            self.received_hedges
+                .binary_search_by_key(&number, |h| h.seq)
+                .ok()
+                .and_then(|i| self.received_hedges.get(i))
         };
-        if *prev == [0u8; RECEIVED_HEDGE_LEN] || before < floor {
-            return false;
+        if let Some(before) = first.checked_sub(1)
+            && *prev != [0u8; RECEIVED_HEDGE_LEN]
+            && before >= floor
+            && known(before).is_some_and(|h| match h.state {
+                HedgeState::Refused => h.r == *prev,
+                HedgeState::Counted | HedgeState::AckOnly => {
+                    before < self.received.next && h.r != *prev
+                }
+                HedgeState::Read => false,
+            })
+        {
+            return Some(before);
         }
-        let known = self
-            .received_hedges
-            .binary_search_by_key(&before, |h| h.seq)
-            .ok()
-            .and_then(|i| self.received_hedges.get(i));
-        known.is_some_and(|h| match h.state {
-            HedgeState::Refused => h.r == *prev,
-            HedgeState::Counted | HedgeState::AckOnly => {
-                before < self.received.next && h.r != *prev
-            }
-            HedgeState::Read => false,
+        if !data {
+            return None;
+        }
+        (first.max(floor)..seq).find(|&number| {
+            let expected = Place {
+                index: place
+                    .index
+                    .saturating_sub(u16::try_from(seq - number).unwrap_or(u16::MAX)),
+                count: place.count,
+            };
+            number < self.received.next
+                && known(number).is_some_and(|h| match h.state {
+                    HedgeState::Counted => h.place.is_some_and(|at| at != expected),
+                    HedgeState::AckOnly => true,
+                    HedgeState::Refused | HedgeState::Read => false,
+                })
         })
     }
 
@@ -344,11 +385,18 @@ impl Stream {
     /// one read replaces whatever was remembered there (the blobs after it name it, not the
     /// lost copy's), a refused one only fills an empty number. The lowest number goes beyond
     /// [`MAX_RECEIVED_HEDGES`].
-    pub(crate) fn remember(&mut self, seq: u32, r: &[u8; HEDGE_LEN], state: HedgeState) {
+    pub(crate) fn remember(
+        &mut self,
+        seq: u32,
+        r: &[u8; HEDGE_LEN],
+        state: HedgeState,
+        place: Option<Place>,
+    ) {
         let hedge = ReceivedHedge {
             seq,
             r: hedge_prefix(r),
             state,
+            place: place.filter(|_| state == HedgeState::Counted),
         };
         match self.received_hedges.binary_search_by_key(&seq, |h| h.seq) {
             Ok(at) => {
@@ -373,31 +421,33 @@ impl Stream {
     /// Takes a decrypted peer blob into the stream (§6.4): refused when it follows a blob of
     /// its sender's we never received ([`Stream::follows_other_blob`]), else received
     /// ([`Stream::received`]); either way remembered under its number ([`Stream::remember`]:
-    /// a counted blob as [`HedgeState::Counted`] if it took its number, else
-    /// [`HedgeState::Read`]; an acknowledgement-only blob not at all). Returns whether it was
-    /// refused.
+    /// a counted blob as [`HedgeState::Counted`] if it took its number, with its `place` if it
+    /// is a data fragment (`data`), else [`HedgeState::Read`]; an acknowledgement-only blob
+    /// as [`HedgeState::AckOnly`] if it took its number). Returns whether it was refused.
     pub(crate) fn take(
         &mut self,
         fields: &crate::message::StreamFields,
-        index: u16,
+        place: Place,
+        data: bool,
         r: &[u8; HEDGE_LEN],
         counted: bool,
     ) -> bool {
-        if self.follows_other_blob(fields.seq, index, fields.floor, &fields.prev) {
-            if let Some(before) = fields.seq.checked_sub(u32::from(index) + 1)
-                && self
-                    .received_hedges
-                    .iter()
-                    .any(|h| h.seq == before && h.state == HedgeState::AckOnly)
+        if let Some(evidence) =
+            self.follows_other_blob(fields.seq, place, data, fields.floor, &fields.prev)
+        {
+            if self
+                .received_hedges
+                .iter()
+                .any(|h| h.seq == evidence && h.state == HedgeState::AckOnly)
             {
                 // The blob we received under that number is not in our digest, and the
-                // sender's own blob there may not be either (both acknowledgement-only): the
-                // digests would agree and the sender would never learn that this blob was
-                // refused. The refusal goes into our digest, so that it differs from any the
-                // sender computes and shows it its rollback (§6.5).
+                // sender's own blob there may not be either (both acknowledgement-only, or
+                // its fragment abandoned): the digests would agree and the sender would never
+                // learn that this blob was refused. The refusal goes into our digest, so that
+                // it differs from any the sender computes and shows it its rollback (§6.5).
                 self.received_digest = extend_digest(&self.received_digest, u32::MAX, r);
             }
-            self.remember(fields.seq, r, HedgeState::Refused);
+            self.remember(fields.seq, r, HedgeState::Refused, None);
             return true;
         }
         let took = self.received(fields.floor, fields.seq, r, counted);
@@ -408,7 +458,7 @@ impl Stream {
             (false, false) => None,
         };
         if let Some(state) = state {
-            self.remember(fields.seq, r, state);
+            self.remember(fields.seq, r, state, data.then_some(place));
         }
         false
     }

@@ -440,6 +440,9 @@ struct Stream {
     last_sealed: Option<(u32, [u8; 16])>,
     /// §6.4: the peer's blobs remembered by number (the highest 128): seq → (r[0..8), state).
     hedges: BTreeMap<u32, ([u8; 8], Hedge)>,
+    /// §6.4: where each counted data blob among `hedges` stands in its message:
+    /// seq → (index, count).
+    places: BTreeMap<u32, (u16, u16)>,
 }
 
 impl Stream {
@@ -466,9 +469,10 @@ impl Stream {
             if kept_below < floor - self.prefix {
                 self.received_digest = [0; 8];
                 self.kept = self.kept.split_off(&floor);
-                for (_, (_, state)) in self.hedges.range_mut(..floor) {
+                for (seq, (_, state)) in self.hedges.range_mut(..floor) {
                     if *state == Hedge::Counted {
                         *state = Hedge::Read;
+                        self.places.remove(seq);
                     }
                 }
             }
@@ -540,24 +544,42 @@ impl Stream {
         (rollback, lost.unwrap_or(0))
     }
 
-    /// §6.4: the blob follows one of its sender's we never received (or one we refused).
-    fn follows_other_blob(&self, f: &Fields, index: u16) -> bool {
-        let Some(before) = f.seq.checked_sub(u32::from(index) + 1) else {
-            return false;
-        };
-        if f.prev == [0; 8] || before < f.floor {
-            return false;
+    /// §6.4: the number of the blob that shows this one to follow a blob of its sender's we
+    /// never received: its predecessor (or one we refused), or, for fragment `index ≥ 1` of
+    /// a data message, a number of its message's earlier fragments that holds another blob.
+    fn follows_other_blob(&self, f: &Fields, kind: u8, index: u16, count: u16) -> Option<u32> {
+        let first = f.seq.checked_sub(u32::from(index))?;
+        if f.prev != [0; 8] && first > f.floor {
+            let before = first - 1;
+            let refused = match self.hedges.get(&before) {
+                Some(&(r, Hedge::Refused)) => r == f.prev,
+                Some(&(r, Hedge::Counted | Hedge::AckOnly)) => before < self.prefix && r != f.prev,
+                Some((_, Hedge::Read)) | None => false,
+            };
+            if refused {
+                return Some(before);
+            }
         }
-        match self.hedges.get(&before) {
-            Some(&(r, Hedge::Refused)) => r == f.prev,
-            Some(&(r, Hedge::Counted | Hedge::AckOnly)) => before < self.prefix && r != f.prev,
-            Some((_, Hedge::Read)) | None => false,
+        if kind != KIND_DATA {
+            return None;
         }
+        (first.max(f.floor)..f.seq).find(|&p| {
+            let expected = (index - (f.seq - p) as u16, count);
+            p < self.prefix
+                && match self.hedges.get(&p) {
+                    Some((_, Hedge::Counted)) => {
+                        self.places.get(&p).is_some_and(|&at| at != expected)
+                    }
+                    Some((_, Hedge::AckOnly)) => true,
+                    _ => false,
+                }
+        })
     }
 
-    /// §6.4: remembers a counted blob read (replacing what was there) or a refused one (only
-    /// under a number not remembered yet), keeping the 128 highest numbers.
-    fn remember(&mut self, seq: u32, r: &[u8; 16], state: Hedge) {
+    /// §6.4: remembers a counted blob read (replacing what was there, with where it stands in
+    /// its message if it is data) or a refused one (only under a number not remembered yet),
+    /// keeping the 128 highest numbers.
+    fn remember(&mut self, seq: u32, r: &[u8; 16], state: Hedge, place: Option<(u16, u16)>) {
         if state == Hedge::Refused && self.hedges.contains_key(&seq) {
             return;
         }
@@ -572,8 +594,14 @@ impl Stream {
             return;
         }
         self.hedges.insert(seq, (r[..8].try_into().unwrap(), state));
-        if self.hedges.len() > MAX_RECEIVED_HEDGES {
-            self.hedges.pop_first();
+        match place.filter(|_| state == Hedge::Counted) {
+            Some(place) => self.places.insert(seq, place),
+            None => self.places.remove(&seq),
+        };
+        if self.hedges.len() > MAX_RECEIVED_HEDGES
+            && let Some((lowest, _)) = self.hedges.pop_first()
+        {
+            self.places.remove(&lowest);
         }
     }
 
@@ -1157,14 +1185,16 @@ impl State {
         let r: [u8; 16] = blob[..16].try_into().unwrap();
         let f = fragment.f;
         let counted = fragment.kind != KIND_ACK;
-        let rolled_back = s.stream.follows_other_blob(&f, fragment.index);
-        if rolled_back {
-            // §6.4: a refusal for an acknowledgement-only predecessor marks the digest.
-            let before = f.seq - u32::from(fragment.index) - 1;
-            if matches!(s.stream.hedges.get(&before), Some((_, Hedge::AckOnly))) {
+        let evidence =
+            s.stream
+                .follows_other_blob(&f, fragment.kind, fragment.index, fragment.count);
+        let rolled_back = evidence.is_some();
+        if let Some(evidence) = evidence {
+            // §6.4: a refusal for an acknowledgement-only blob as evidence marks the digest.
+            if matches!(s.stream.hedges.get(&evidence), Some((_, Hedge::AckOnly))) {
                 s.stream.received_digest = extend_digest(&s.stream.received_digest, u32::MAX, &r);
             }
-            s.stream.remember(f.seq, &r, Hedge::Refused);
+            s.stream.remember(f.seq, &r, Hedge::Refused, None);
         } else {
             let took = s.stream.receive(f.floor, f.seq, r, counted);
             let state = match (counted, took) {
@@ -1174,7 +1204,9 @@ impl State {
                 (false, false) => None,
             };
             if let Some(state) = state {
-                s.stream.remember(f.seq, &r, state);
+                let place =
+                    (fragment.kind == KIND_DATA).then_some((fragment.index, fragment.count));
+                s.stream.remember(f.seq, &r, state, place);
             }
         }
         let (rollback, skip) = s.stream.acknowledged(f.ack, f.bits, f.digest);
@@ -1706,7 +1738,7 @@ fn reference() -> (Value, Value) {
     );
     inviter
         .stream
-        .remember(hello_fragment.f.seq, &hello.sealed.r, Hedge::Counted);
+        .remember(hello_fragment.f.seq, &hello.sealed.r, Hedge::Counted, None);
     let mut events = vec![json!({
         "action": "accept", "to": "inviter", "message": "hello", "fragment": 0,
         "stream_after": inviter.stream.json(),
@@ -1900,6 +1932,7 @@ fn expectation(state: &State, address: &[u8; 32], blob: &[u8]) -> Value {
                 "next_seq": next_seq,
                 "acknowledged": {"next": s.stream.confirmed, "bits": format!("{:016x}", 0)},
                 "next_blob_address": hex(&next[0].address),
+                "peer_rolled_back": o.rolled_back,
             })
         }
     }
@@ -2183,6 +2216,7 @@ fn negative_vectors(run: &Run) -> Value {
                 "next_seq": next_seq,
                 "acknowledged": {"next": ack.0, "bits": format!("{:016x}", 0)},
                 "next_blob_address": hex(&next_address),
+                "peer_rolled_back": false,
             }),
         );
     }
@@ -2223,8 +2257,36 @@ fn negative_vectors(run: &Run) -> Value {
         &third.sealed.blob,
         error("PeerRestored"),
     );
+    // A fragment whose message's earlier numbers hold other blobs (§6.4, "Predecessors"): the
+    // restored joiner (its snapshot before m1, m2) seals a three-blob message; fragments 0 and
+    // 1 fall where m1 and m2 lie, which the inviter received, and fragment 2 (where h3 lies)
+    // names p, as m1 does: only the places of m1 and m2 show it follows blobs never received.
+    let mut restored = m.snapshots["joiner"].clone();
+    let mut rng = Rng::new(SECOND_RESTORE_SEED);
+    let text = vec![b'f'; 2 * CAPACITY + 1];
+    let id = rng.message_id(&text);
+    let floor = restored.stream.outbox_floor();
+    let (blobs, _) = restored.encrypt(&mut rng, KIND_DATA, &text, floor, id, 0, None);
+    let third = &blobs[2];
+    assert_eq!(third.address, m.blobs["h3"][0].address);
+    let before_h3 = run.at["deliver:inviter:h3"];
+    let refused = expectation(
+        &run.history[before_h3]["inviter"],
+        &third.address,
+        &third.sealed.blob,
+    );
+    assert_eq!(refused["peer_rolled_back"], json!(true));
+    push(
+        "fragment_after_other_blobs",
+        "a restored sender's fragment 2 of 3 whose predecessor (p) is the blob received under that number, but whose message's fragments 0 and 1 fall where m1 and m2 (one blob each) were received: refused (peer_rolled_back), not counted, never completes its message",
+        before_h3,
+        Party::Inviter,
+        third.address,
+        &third.sealed.blob,
+        refused,
+    );
     json!({
-        "description": "Hush v2 negative vectors: each blob is delivered to `to` in the state right before event `before_event` of conversation.json (events [0..before_event) applied). `expected.error` names the refusal (the state must be unchanged); the rollback vectors are accepted: expected kind, seq, rollback, next_seq afterwards, the confirmed prefix (acknowledged), and the address of the next blob the party sends (a data message; its sending chain moved ahead by lost_blobs).",
+        "description": "Hush v2 negative vectors: each blob is delivered to `to` in the state right before event `before_event` of conversation.json (events [0..before_event) applied). `expected.error` names the refusal (the state must be unchanged); the rollback vectors are accepted: expected kind, seq, rollback, next_seq afterwards, the confirmed prefix (acknowledged), the address of the next blob the party sends (a data message; its sending chain moved ahead by lost_blobs), and whether the blob was refused for the blobs it follows (peer_rolled_back: not received, not shown).",
         "vectors": out,
     })
 }
@@ -2655,6 +2717,11 @@ fn implementation_refuses_the_negative_vectors() {
                 assert_eq!(
                     ack_json(&received.acknowledged),
                     expected["acknowledged"],
+                    "{name}"
+                );
+                assert_eq!(
+                    json!(received.peer_rolled_back),
+                    expected["peer_rolled_back"],
                     "{name}"
                 );
                 let floor = session.next_seq();
