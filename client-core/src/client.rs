@@ -137,6 +137,9 @@ pub struct Client<P: Platform> {
     /// [`records::KeptLostBlobs`]): listed once after unlock (`None` until then), so that
     /// the receive path reads that record only where it exists. Cleared on [`Client::lock`].
     pub(crate) kept_lost: RefCell<Option<Vec<String>>>,
+    /// Conversations that keep messages set aside (`aside/{id}`, [`records::SetAside`]),
+    /// listed the same way. Cleared on [`Client::lock`].
+    pub(crate) set_aside: RefCell<Option<Vec<String>>>,
     /// Blobs read and committed whose DELETE waits for their conversation's next poll
     /// (conversation id, mailbox, write key; `crate::receive`). Cleared on [`Client::lock`]:
     /// those blobs then expire.
@@ -211,6 +214,7 @@ impl<P: Platform> Client<P> {
             polls: RefCell::new(Vec::new()),
             probed: RefCell::new(Vec::new()),
             kept_lost: RefCell::new(None),
+            set_aside: RefCell::new(None),
             pending_deletes: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
@@ -258,6 +262,53 @@ impl<P: Platform> Client<P> {
 
     pub(crate) fn now_s(&self) -> u64 {
         self.now_ms() / 1000
+    }
+
+    /// Whether conversation `id` has a record `{prefix}{id}`, as far as this app run knows:
+    /// the ids under `prefix` are listed once after unlock into `listed` (`None` until then),
+    /// so that a path that needs such a rare record reads it only where it exists.
+    pub(crate) async fn listed_has(
+        &self,
+        listed: &RefCell<Option<Vec<String>>>,
+        prefix: &str,
+        id: &str,
+    ) -> Result<bool, ClientError> {
+        if listed.borrow().is_none() {
+            let ids = self
+                .store()
+                .list(prefix)
+                .await?
+                .into_iter()
+                .filter_map(|(name, _)| name.strip_prefix(prefix).map(str::to_owned))
+                .collect();
+            listed.borrow_mut().get_or_insert(ids);
+        }
+        Ok(listed
+            .borrow()
+            .as_ref()
+            .is_some_and(|ids| ids.iter().any(|i| i == id)))
+    }
+
+    /// Notes in `listed` that conversation `id` now has (`true`) or no longer has its record
+    /// under `prefix` ([`Client::listed_has`]).
+    pub(crate) async fn listed_mark(
+        &self,
+        listed: &RefCell<Option<Vec<String>>>,
+        prefix: &str,
+        id: &str,
+        has: bool,
+    ) -> Result<(), ClientError> {
+        if self.listed_has(listed, prefix, id).await? == has {
+            return Ok(());
+        }
+        if let Some(ids) = listed.borrow_mut().as_mut() {
+            if has {
+                ids.push(id.to_owned());
+            } else {
+                ids.retain(|i| i != id);
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn store(&self) -> &P::Store {
@@ -378,6 +429,7 @@ impl<P: Platform> Client<P> {
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
         self.kept_lost.borrow_mut().take();
+        self.set_aside.borrow_mut().take();
         self.pending_deletes.borrow_mut().clear();
         self.hold_watch.borrow_mut().clear();
         self.abandoned_below.borrow_mut().clear();
@@ -871,6 +923,7 @@ impl<P: Platform> Client<P> {
             Write::Delete(records::draft_key(id)),
             Write::Delete(records::kept_hello_key(id)),
             Write::Delete(records::kept_lost_key(id)),
+            Write::Delete(records::set_aside_key(id)),
         ];
         for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
             for (name, _) in self.store().list(&prefix).await? {

@@ -1592,40 +1592,15 @@ impl<P: Platform> Client<P> {
     /// Whether conversation `id` keeps blobs of a lost copy ([`KeptLostBlobs`]), as far as
     /// this app run knows: the records are listed once after unlock.
     pub(crate) async fn has_kept_lost(&self, id: &str) -> Result<bool, ClientError> {
-        if self.kept_lost.borrow().is_none() {
-            let listed = self
-                .store()
-                .list(records::KEPT_LOST_PREFIX)
-                .await?
-                .into_iter()
-                .filter_map(|(name, _)| {
-                    name.strip_prefix(records::KEPT_LOST_PREFIX)
-                        .map(str::to_owned)
-                })
-                .collect();
-            self.kept_lost.borrow_mut().get_or_insert(listed);
-        }
-        Ok(self
-            .kept_lost
-            .borrow()
-            .as_ref()
-            .is_some_and(|ids| ids.iter().any(|i| i == id)))
+        self.listed_has(&self.kept_lost, records::KEPT_LOST_PREFIX, id)
+            .await
     }
 
     /// Notes that conversation `id` now keeps (`true`) or no longer keeps blobs of a lost
     /// copy ([`Client::has_kept_lost`]).
     pub(crate) async fn mark_kept_lost(&self, id: &str, keeps: bool) -> Result<(), ClientError> {
-        if self.has_kept_lost(id).await? == keeps {
-            return Ok(());
-        }
-        if let Some(ids) = self.kept_lost.borrow_mut().as_mut() {
-            if keeps {
-                ids.push(id.to_owned());
-            } else {
-                ids.retain(|i| i != id);
-            }
-        }
-        Ok(())
+        self.listed_mark(&self.kept_lost, records::KEPT_LOST_PREFIX, id, keeps)
+            .await
     }
 
     /// After positions at the start of the chain our pending ratchet step opens were found

@@ -29,7 +29,8 @@ use crate::error::ClientError;
 use crate::platform::{Durability, Platform, RecordStore, Transport, Write};
 use crate::records::{
     self, AckDue, BlobKind, Conversation, ConversationState, EndReason, Held, Interference,
-    MAX_JUNK_REMEMBERED, Message, RollbackNotice, Status, UnreadableNotice,
+    MAX_JUNK_REMEMBERED, Message, RollbackNotice, SetAside, SetAsideMessage, Status,
+    UnreadableNotice,
 };
 use crate::vault::VaultKey;
 
@@ -115,6 +116,46 @@ struct Shown {
     id: [u8; 8],
     /// Read while a number below its own was missing from the peer's stream.
     behind_gap: bool,
+    /// When it was read (ms since the epoch): one set aside is shown after
+    /// [`SET_ASIDE_MS`] if its copy sent again has not completed by then.
+    read_ms: u64,
+    /// Set aside by a floor placed in this drain ([`Drained::place`]): where it stood.
+    moved: Option<Moved>,
+}
+
+/// Where a message stood among those a drain shows when a later floor set it aside: if its
+/// copy sent again completes with no new message of the peer's placed in between, every
+/// re-sent blob before it repeated what was here already, so it goes back there.
+#[derive(Clone, Copy)]
+struct Moved {
+    /// [`Drained::news`] when it was set aside.
+    news: u32,
+    /// The id of the message that followed it (`None`: it was the last).
+    before: Option<[u8; 8]>,
+}
+
+impl Shown {
+    fn from_record(kept: &SetAsideMessage) -> Self {
+        Shown {
+            plaintext: Zeroizing::new(kept.text.clone()),
+            seq: kept.seq,
+            chain: kept.chain,
+            id: kept.message_id,
+            behind_gap: true,
+            read_ms: kept.read_ms,
+            moved: None,
+        }
+    }
+
+    fn to_record(&self) -> SetAsideMessage {
+        SetAsideMessage {
+            message_id: self.id,
+            seq: self.seq,
+            chain: self.chain,
+            text: self.plaintext.to_vec(),
+            read_ms: self.read_ms,
+        }
+    }
 }
 
 /// What one drain step over a session produced.
@@ -122,11 +163,15 @@ struct Shown {
 struct Drained {
     /// Complete messages, in the peer's send order.
     plaintexts: Vec<Shown>,
-    /// Complete messages read behind a gap whose own sequence number a later blob of their
-    /// chain passed with its floor ([`Drained::place`]): each is shown where its copy sent
-    /// again completes in this drain, or else after everything else the drain read
-    /// ([`Drained::in_order`]).
+    /// Complete messages read behind a gap whose own sequence number a later blob's floor
+    /// passes ([`Drained::place`]), with those set aside by earlier polls (the conversation's
+    /// [`SetAside`] record): each is shown where its copy sent again completes, or after
+    /// [`SET_ASIDE_MS`] ([`Drained::settle`]); the rest are stored set aside again.
     deferred: Vec<Shown>,
+    /// When this drain runs (ms since the epoch).
+    now_ms: u64,
+    /// New messages placed so far (shown or set aside; not the copies that release one).
+    news: u32,
     /// Blobs that failed to decrypt.
     rejected: u32,
     /// Addresses to fetch before draining on (the current chain's window slid past them).
@@ -178,60 +223,120 @@ struct ReadBlob {
     duplicate: bool,
     /// A number below `seq` is still missing from the peer's stream after reading it.
     behind_gap: bool,
+    /// A floor among the blobs found after it passes `seq` itself ([`Cover::passed`]).
+    passed: bool,
 }
 
 impl Drained {
     /// Places the message a blob just read completes (`plaintext`), or the message it
     /// repeats (`duplicate`), among those this drain shows, in the peer's send order.
     ///
-    /// **Order kept across a sender's rollback.** First, the messages placed so far in this
-    /// drain that were read behind a gap on the blob's chain and whose own numbers its floor
-    /// passes are set aside ([`Drained::deferred`]): its sender sealed it holding them
-    /// settled, so it gave their blobs up (another copy of its device wrote under those
-    /// numbers, or a restore lost them) and sends their messages again, each after the
-    /// messages it overtook. A message set aside is shown where its copy sent again completes
-    /// (as a duplicate: the first copy completed first); if none does in this drain, after
-    /// everything else the drain read: its copy may come in a later poll, after the messages
-    /// it overtook, which this drain read (`all` seed 5536; put back where it was read, it
-    /// showed before them, and seed 6497 too); or a lost copy of this device confirmed it,
-    /// showed it already, and nothing sends it again. Only a floor of the same chain sets
-    /// aside (a copy of the peer's device that went back before the chain's step writes on
-    /// another), and never one of a blob refused for its predecessor (`floor` 0 here: another
-    /// copy's). Display order only: nothing is dropped or shown twice.
-    /// (`docs/CLIENT.md`, "Messages a later floor passes"; the simulator's `all` seed 5536.)
+    /// **Order kept across a sender's rollback.** A message read behind a gap whose own
+    /// number a floor passes was given up by its sender (another copy of its device wrote
+    /// under those numbers, or a restore lost them), which sends it again past the floor,
+    /// after the messages it overtook. It is set aside ([`Drained::deferred`]): when a floor
+    /// found later in the same poll passes it (`blob.passed`, known as it is read), or when a
+    /// later blob of its chain placed in this drain does (the messages placed so far, behind
+    /// a gap on that chain, below its floor; a copy of the peer's device that went back before
+    /// the chain's step writes on another, and a blob refused for its predecessor, `floor` 0
+    /// here, is another copy's). A message set aside is shown where its copy sent again
+    /// completes, in this poll or a later one (as a duplicate: the first copy completed first;
+    /// or, if the session no longer knew its id, as a new message with the same id, shown
+    /// once); else after [`SET_ASIDE_MS`] ([`Drained::settle`]): a lost copy of this device
+    /// may have confirmed it, and nothing sends it again. Display order only: nothing is
+    /// dropped or shown twice, and a message set aside is committed with the read.
+    /// (`docs/CLIENT.md`, "Messages a later floor passes"; the simulator's `all` seeds 5536,
+    /// 4083, 11156, 24198.)
     fn place(&mut self, plaintext: Option<Zeroizing<Vec<u8>>>, blob: &ReadBlob) {
         let passed =
             |shown: &Shown| shown.behind_gap && shown.chain == blob.chain && shown.seq < blob.floor;
         if self.plaintexts.iter().any(passed) {
-            let (moved, kept): (Vec<Shown>, Vec<Shown>) = core::mem::take(&mut self.plaintexts)
-                .into_iter()
-                .partition(passed);
+            let mut kept = Vec::new();
+            let mut waiting: Vec<Shown> = Vec::new();
+            for shown in core::mem::take(&mut self.plaintexts) {
+                if passed(&shown) {
+                    waiting.push(shown);
+                    continue;
+                }
+                for mut moved in waiting.drain(..) {
+                    moved.moved = Some(Moved {
+                        news: self.news,
+                        before: Some(shown.id),
+                    });
+                    self.deferred.push(moved);
+                }
+                kept.push(shown);
+            }
+            for mut moved in waiting {
+                moved.moved = Some(Moved {
+                    news: self.news,
+                    before: None,
+                });
+                self.deferred.push(moved);
+            }
             self.plaintexts = kept;
-            self.deferred.extend(moved);
         }
-        if let Some(plaintext) = plaintext {
-            self.plaintexts.push(Shown {
+        let set_aside = (blob.id != [0; 8])
+            .then(|| self.deferred.iter().position(|shown| shown.id == blob.id))
+            .flatten();
+        if let Some(at) = set_aside
+            && (plaintext.is_some() || blob.duplicate)
+        {
+            // Its copy sent again completed: the message shows here, once; back where it
+            // stood if nothing new came before this copy.
+            let mut shown = self.deferred.remove(at);
+            shown.behind_gap = false;
+            let back = shown
+                .moved
+                .take()
+                .filter(|moved| moved.news == self.news)
+                .and_then(|moved| moved.before)
+                .and_then(|before| self.plaintexts.iter().position(|s| s.id == before));
+            match back {
+                Some(at) => self.plaintexts.insert(at, shown),
+                None => self.plaintexts.push(shown),
+            }
+        } else if let Some(plaintext) = plaintext {
+            self.news += 1;
+            let shown = Shown {
                 plaintext,
                 seq: blob.seq,
                 chain: blob.chain,
                 id: blob.id,
                 behind_gap: blob.behind_gap,
-            });
-        } else if blob.duplicate
-            && let Some(at) = self.deferred.iter().position(|shown| shown.id == blob.id)
-        {
-            let mut shown = self.deferred.remove(at);
-            shown.behind_gap = false;
-            self.plaintexts.push(shown);
+                read_ms: self.now_ms,
+                moved: None,
+            };
+            if blob.passed && blob.behind_gap {
+                self.deferred.push(shown);
+            } else {
+                self.plaintexts.push(shown);
+            }
         }
     }
 
-    /// Ends the drain's placing: the messages still set aside come after the rest.
-    fn in_order(&mut self) {
-        let deferred = core::mem::take(&mut self.deferred);
-        self.plaintexts.extend(deferred);
+    /// Ends the drain's placing: the messages set aside for [`SET_ASIDE_MS`] or more, and the
+    /// oldest beyond [`MAX_SET_ASIDE`], come after the rest; the others stay set aside.
+    fn settle(&mut self) {
+        let now = self.now_ms;
+        let (due, mut kept): (Vec<Shown>, Vec<Shown>) = core::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|shown| now.saturating_sub(shown.read_ms) >= SET_ASIDE_MS);
+        self.plaintexts.extend(due);
+        let over = kept.len().saturating_sub(MAX_SET_ASIDE);
+        self.plaintexts.extend(kept.drain(..over));
+        self.deferred = kept;
     }
 }
+
+/// How long a message set aside for its copy sent again waits for it at most (ms since it
+/// was read): two retransmission intervals, 10 minutes. Its sender deposits that copy with
+/// the floor that passed it, and deposits it again within a retransmission interval if it
+/// expired; past this, nothing sends it again (a lost copy of this device confirmed it).
+pub const SET_ASIDE_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
+
+/// Most messages a conversation keeps set aside; past it the oldest are shown.
+pub const MAX_SET_ASIDE: usize = 256;
 
 /// How long a blob of the peer's is held at most (ms since it was first held): 24 hours.
 /// Past it the blob is read anyway, so that nothing waits for ever on a blob that never
@@ -742,8 +847,34 @@ impl<P: Platform> Client<P> {
             restore_signal |= live.is_restore_signal(address, blob);
             false
         });
-        let mut drained = drain(&mut live, found, progress, may_refetch, &mut replay, &holds);
-        drained.in_order();
+        let aside_name = records::set_aside_key(id);
+        // Listed once after unlock: a poll reads the record only where one exists.
+        let set_aside: Vec<Shown> = if self
+            .listed_has(&self.set_aside, records::SET_ASIDE_PREFIX, id)
+            .await?
+        {
+            self.read_lenient::<SetAside>(&key, &aside_name)
+                .await?
+                .map(|kept| kept.messages.iter().map(Shown::from_record).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let aside_before: Vec<([u8; 8], u32)> = set_aside
+            .iter()
+            .map(|shown| (shown.id, shown.seq))
+            .collect();
+        let mut drained = drain(
+            &mut live,
+            found,
+            progress,
+            may_refetch,
+            &mut replay,
+            &holds,
+            set_aside,
+            now,
+        );
+        drained.settle();
         // The peer's "behind" signal (under our current root key, or "behind, answered" under
         // the one before our own send step): the peer saw this device at a later root key, so
         // this is a restored copy that cannot follow the peer's chains.
@@ -767,6 +898,22 @@ impl<P: Platform> Client<P> {
         drop(replay);
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
+        let aside_after: Vec<([u8; 8], u32)> = drained
+            .deferred
+            .iter()
+            .map(|shown| (shown.id, shown.seq))
+            .collect();
+        if aside_after != aside_before {
+            writes.push(if drained.deferred.is_empty() {
+                Write::Delete(aside_name)
+            } else {
+                // Noted before the commit lands: at worst one read that finds nothing.
+                self.listed_mark(&self.set_aside, records::SET_ASIDE_PREFIX, id, true)
+                    .await?;
+                let messages = drained.deferred.iter().map(Shown::to_record).collect();
+                self.put(&key, aside_name, &SetAside { messages })
+            });
+        }
         changed |= update_held(&mut conversation, &live, &drained, now);
         if drained.released_seq > abandoned_below {
             let mut abandoned = self.abandoned_below.borrow_mut();
@@ -1286,6 +1433,7 @@ impl DrainProgress {
 /// past it. And, whatever happens, once it was first held [`MAX_HOLD_MS`] ago. Before holding,
 /// the drain asks (once per poll) for the addresses the window would cover had it read the
 /// blob: the later blobs that decide the hold may lie only there.
+#[allow(clippy::too_many_arguments)]
 fn drain(
     live: &mut Session,
     found: &mut Vec<Found>,
@@ -1293,8 +1441,14 @@ fn drain(
     may_refetch: bool,
     replay: &mut Replay<'_>,
     holds: &Holds<'_>,
+    set_aside: Vec<Shown>,
+    now_ms: u64,
 ) -> Drained {
-    let mut out = Drained::default();
+    let mut out = Drained {
+        deferred: set_aside,
+        now_ms,
+        ..Drained::default()
+    };
     loop {
         let set = live.poll_set();
         let order = set.all();
@@ -1402,6 +1556,7 @@ fn drain(
                     }
                 }
                 let released = gap_below && holds.released(&address, found.len());
+                let mut passed = false;
                 out.released |= released;
                 if released {
                     out.released_seq = out.released_seq.max(received.seq);
@@ -1428,9 +1583,11 @@ fn drain(
                             .filter(|a| progress.round_of(a) == 0)
                             .collect()
                     });
-                    let covered =
-                        after.is_none_or(|mut copy| covered_later(&mut copy, found, received.seq));
-                    if !covered {
+                    let cover = after.map_or(Cover::ASSUMED, |mut copy| {
+                        covered_later(&mut copy, found, received.seq, received.message_id)
+                    });
+                    passed = cover.passed;
+                    if !cover.covered {
                         if may_refetch && !beyond.is_empty() {
                             *live = before;
                             found.push((address, blob, blob_round));
@@ -1481,6 +1638,7 @@ fn drain(
                         id: received.message_id,
                         duplicate: received.duplicate,
                         behind_gap,
+                        passed,
                     },
                 );
             }
@@ -1641,20 +1799,68 @@ impl Holds<'_> {
     }
 }
 
-/// Whether the blobs in `found`, decrypted on `copy` (the session after the candidate blob),
-/// raise the peer's stream past `seq`: a floor of a later blob says the gap is abandoned or
-/// settled, so nothing will fill it.
-fn covered_later(copy: &mut Session, found: &[Found], seq: u32) -> bool {
+/// What the blobs found after a blob read behind a gap say of it ([`covered_later`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cover {
+    /// The peer's stream passes the blob's number: a floor of a later blob says the gap
+    /// below it is abandoned or settled, so nothing will fill it.
+    covered: bool,
+    /// A later blob's floor passes the blob's own number (its sender gave this blob up too
+    /// and sends its message again from that blob on), and either the copy sent again is not
+    /// found (what its sender sends before it may not be on the mailbox yet: `all` seed 4083)
+    /// or a message new to this device is found from that blob on and before the copy: its
+    /// sender wrote it earlier. Then the blob's message waits for its copy
+    /// ([`Drained::place`]); else every re-sent blob found before the copy repeats what is
+    /// here already, and it shows now.
+    passed: bool,
+}
+
+impl Cover {
+    /// Nothing could be decided (the session could not be rebuilt): read it, show it.
+    const ASSUMED: Cover = Cover {
+        covered: true,
+        passed: false,
+    };
+}
+
+/// Decrypts the blobs in `found` on `copy` (the session after the candidate blob `seq`,
+/// which completed message `id`, or zero), in the peer's order, and says whether they raise
+/// the peer's stream past `seq` and whether a floor among them passes `seq` itself with the
+/// copy of `id` sent again not found, or a new message before it ([`Cover`]). A blob refused
+/// for its predecessor (another copy's) speaks for no floor.
+fn covered_later(copy: &mut Session, found: &[Found], seq: u32, id: [u8; 8]) -> Cover {
     let mut left: Vec<&Found> = found.iter().collect();
+    // The lowest number of a blob whose floor passes `seq` (where what its sender sent again
+    // starts); the number of the copy of `id`; the numbers of new messages.
+    let mut floor_at: Option<u32> = None;
+    let mut copy_at: Option<u32> = None;
+    let mut news: Vec<u32> = Vec::new();
     loop {
-        if copy.acknowledgement().next > seq {
-            return true;
-        }
         // In the peer's order: each pass reads what the window reaches now.
         let before = left.len();
-        left.retain(|(address, blob, _)| copy.decrypt(address, blob).is_err());
+        left.retain(|(address, blob, _)| match copy.decrypt(address, blob) {
+            Ok(received) => {
+                if !received.peer_rolled_back && received.floor > seq {
+                    floor_at = Some(floor_at.map_or(received.seq, |f| f.min(received.seq)));
+                }
+                if received.plaintext.is_some() {
+                    news.push(received.seq);
+                } else if received.duplicate && id != [0; 8] && received.message_id == id {
+                    copy_at = Some(copy_at.map_or(received.seq, |c| c.min(received.seq)));
+                }
+                false
+            }
+            Err(_) => true,
+        });
         if left.len() == before {
-            return copy.acknowledgement().next > seq;
+            let passed = floor_at.is_some_and(|from| match copy_at {
+                Some(copy_at) => news.iter().any(|&n| n >= from && n < copy_at),
+                None => true,
+            });
+            return Cover {
+                covered: copy.acknowledgement().next > seq,
+                passed,
+            };
         }
     }
 }
@@ -1782,6 +1988,14 @@ mod tests {
             id: [id; 8],
             duplicate: false,
             behind_gap,
+            passed: false,
+        }
+    }
+
+    fn copy(seq: u32, floor: u32, chain: u8, id: u8) -> ReadBlob {
+        ReadBlob {
+            duplicate: true,
+            ..read(seq, floor, chain, id, false)
         }
     }
 
@@ -1789,13 +2003,30 @@ mod tests {
         Some(Zeroizing::new(vec![id]))
     }
 
-    fn shown(mut drained: Drained) -> Vec<u8> {
-        drained.in_order();
-        drained
+    /// A drain at `now_ms` over what earlier drains set aside.
+    fn drain_at(now_ms: u64, set_aside: &SetAside) -> Drained {
+        Drained {
+            deferred: set_aside.messages.iter().map(Shown::from_record).collect(),
+            now_ms,
+            ..Drained::default()
+        }
+    }
+
+    /// Settles the drain: what it shows, and what it stores set aside (through the record).
+    fn settled(mut drained: Drained) -> (Vec<u8>, SetAside) {
+        drained.settle();
+        let shown = drained
             .plaintexts
             .iter()
             .filter_map(|s| s.plaintext.first().copied())
-            .collect()
+            .collect();
+        let messages = drained.deferred.iter().map(Shown::to_record).collect();
+        let bytes = records::encode(&SetAside { messages });
+        (shown, records::decode(&bytes).unwrap_or_default())
+    }
+
+    fn shown(drained: Drained) -> Vec<u8> {
+        settled(drained).0
     }
 
     #[test]
@@ -1809,24 +2040,72 @@ mod tests {
         for id in [2, 3, 4] {
             out.place(text(id), &read(u32::from(id) + 9, 11, 7, id, false));
         }
-        for (seq, id) in [(14, 5), (15, 6)] {
-            let mut blob = read(seq, 11, 7, id, false);
-            blob.duplicate = true;
-            out.place(None, &blob);
-        }
+        out.place(None, &copy(14, 11, 7, 5));
+        out.place(None, &copy(15, 11, 7, 6));
         out.place(text(7), &read(16, 11, 7, 7, false));
         assert_eq!(shown(out), vec![2, 3, 4, 5, 6, 7]);
     }
 
     #[test]
-    fn a_message_passed_and_not_sent_again_in_the_drain_shows_after_the_rest() {
-        // Its copy sent again may come in a later poll (or a lost copy of this device
-        // confirmed seq 8, and nothing sends it again).
+    fn messages_whose_copies_repeat_only_what_is_here_go_back_where_they_stood() {
+        // `restore` seed 100: 2 and 3 (seqs 10, 11) read behind a gap, then 4 and 5 (not
+        // given up), then the sender's copies of 0, 2, 3 from seq 19 (floor 12), then 6 (new).
         let mut out = Drained::default();
-        out.place(text(5), &read(8, 1, 7, 5, true));
-        out.place(text(6), &read(10, 9, 7, 6, true));
-        out.place(None, &read(11, 9, 7, 0, false));
-        assert_eq!(shown(out), vec![6, 5]);
+        out.place(text(2), &read(10, 0, 7, 2, true));
+        out.place(text(3), &read(11, 0, 7, 3, true));
+        out.place(text(4), &read(13, 0, 7, 4, true));
+        out.place(text(5), &read(18, 0, 7, 5, true));
+        for (seq, id) in [(19, 0), (20, 2), (21, 3)] {
+            out.place(None, &copy(seq, 12, 7, id));
+        }
+        out.place(text(6), &read(22, 12, 7, 6, false));
+        assert_eq!(shown(out), vec![2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_message_set_aside_waits_across_polls_for_its_copy_and_shows_once() {
+        // `all` seed 24198: message 6 read behind a gap, its sender's copies from the floor on
+        // start with 5 (new here): 6 waits, stored with the read, for its copy.
+        let mut first = drain_at(1_000, &SetAside::default());
+        let mut six = read(15, 1, 7, 6, true);
+        six.passed = true;
+        first.place(text(6), &six);
+        let (shown_first, stored) = settled(first);
+        assert!(shown_first.is_empty(), "6 waits for its copy");
+        assert_eq!(stored.messages.len(), 1);
+        // A later poll reads 5, then the copy of 6, then 7.
+        let mut second = drain_at(2_000, &stored);
+        second.place(text(5), &read(29, 29, 7, 5, false));
+        second.place(None, &copy(30, 29, 7, 6));
+        second.place(text(7), &read(31, 29, 7, 7, false));
+        let (shown_second, stored) = settled(second);
+        assert_eq!(shown_second, vec![5, 6, 7]);
+        assert!(stored.messages.is_empty());
+        // A copy whose id the session forgot (not flagged a duplicate) shows it once too.
+        let mut forgot = drain_at(2_000, &{
+            let mut kept = drain_at(1_000, &SetAside::default());
+            kept.place(text(6), &six);
+            settled(kept).1
+        });
+        forgot.place(text(5), &read(29, 29, 7, 5, false));
+        forgot.place(text(6), &read(30, 29, 7, 6, false));
+        assert_eq!(shown(forgot), vec![5, 6]);
+    }
+
+    #[test]
+    fn a_message_set_aside_and_not_sent_again_shows_after_the_wait() {
+        // A lost copy of this device confirmed seq 8, and nothing sends it again.
+        let mut first = drain_at(0, &SetAside::default());
+        first.place(text(5), &read(8, 1, 7, 5, true));
+        first.place(text(6), &read(10, 9, 7, 6, true));
+        first.place(None, &read(11, 9, 7, 0, false));
+        let (shown_first, stored) = settled(first);
+        assert_eq!(shown_first, vec![6]);
+        let (shown_early, stored) = settled(drain_at(SET_ASIDE_MS - 1, &stored));
+        assert!(shown_early.is_empty());
+        let (shown_late, stored) = settled(drain_at(SET_ASIDE_MS, &stored));
+        assert_eq!(shown_late, vec![5]);
+        assert!(stored.messages.is_empty());
     }
 
     #[test]

@@ -111,6 +111,14 @@ pub fn kept_lost_key(id: &str) -> String {
 /// Prefix of every record of kept blobs of a lost copy.
 pub const KEPT_LOST_PREFIX: &str = "lost/";
 
+/// Key of conversation `id`'s messages set aside ([`SetAside`]).
+pub fn set_aside_key(id: &str) -> String {
+    format!("{SET_ASIDE_PREFIX}{id}")
+}
+
+/// Prefix of every record of messages set aside.
+pub const SET_ASIDE_PREFIX: &str = "aside/";
+
 /// Key of conversation `id`'s draft (the unsent text of its composer).
 pub fn draft_key(id: &str) -> String {
     format!("draft/{id}")
@@ -594,6 +602,36 @@ pub struct KeptLostBlobs {
 }
 
 impl Record for KeptLostBlobs {}
+
+/// The peer's messages read and not shown yet, in the order they were read: each was read
+/// behind a gap that a later floor passed, and the floor passed its own number too, so its
+/// sender gave its blobs up and sends it again after the messages it overtook. Shown where
+/// that copy completes, or after [`crate::receive::SET_ASIDE_MS`] (`docs/CLIENT.md`,
+/// "Messages a later floor passes"). Written in the commit that read them: never read and
+/// lost.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+pub struct SetAside {
+    /// At most [`crate::receive::MAX_SET_ASIDE`].
+    pub messages: Vec<SetAsideMessage>,
+}
+
+impl Record for SetAside {}
+
+/// One message of [`SetAside`].
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct SetAsideMessage {
+    /// Its protocol message id (16 hex digits' worth: 8 bytes).
+    pub message_id: [u8; 8],
+    /// The peer's sequence number of the blob that completed it.
+    pub seq: u32,
+    /// The peer's ratchet key of the chain it was read on.
+    pub chain: [u8; 32],
+    /// The plaintext.
+    #[serde(with = "serde_bytes")]
+    pub text: Vec<u8>,
+    /// When it was read (ms since the epoch).
+    pub read_ms: u64,
+}
 
 /// One blob of [`KeptLostBlobs`].
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
