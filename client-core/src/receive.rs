@@ -864,6 +864,11 @@ impl<P: Platform> Client<P> {
             .iter()
             .map(|shown| (shown.id, shown.seq))
             .collect();
+        let start = Drained {
+            deferred: set_aside,
+            now_ms: now,
+            ..Drained::default()
+        };
         let mut drained = drain(
             &mut live,
             found,
@@ -871,8 +876,7 @@ impl<P: Platform> Client<P> {
             may_refetch,
             &mut replay,
             &holds,
-            set_aside,
-            now,
+            start,
         );
         drained.settle();
         // The peer's "behind" signal (under our current root key, or "behind, answered" under
@@ -1432,8 +1436,8 @@ impl DrainProgress {
 /// older blobs wait for confirmation); or a later blob found in the same poll carries a floor
 /// past it. And, whatever happens, once it was first held [`MAX_HOLD_MS`] ago. Before holding,
 /// the drain asks (once per poll) for the addresses the window would cover had it read the
-/// blob: the later blobs that decide the hold may lie only there.
-#[allow(clippy::too_many_arguments)]
+/// blob: the later blobs that decide the hold may lie only there. `out` is where the drain
+/// starts: the messages earlier polls set aside, and the time.
 fn drain(
     live: &mut Session,
     found: &mut Vec<Found>,
@@ -1441,14 +1445,8 @@ fn drain(
     may_refetch: bool,
     replay: &mut Replay<'_>,
     holds: &Holds<'_>,
-    set_aside: Vec<Shown>,
-    now_ms: u64,
+    mut out: Drained,
 ) -> Drained {
-    let mut out = Drained {
-        deferred: set_aside,
-        now_ms,
-        ..Drained::default()
-    };
     loop {
         let set = live.poll_set();
         let order = set.all();
