@@ -10,6 +10,27 @@ import { join, resolve } from "node:path";
 
 const ENGINE = resolve(import.meta.dirname, "../www/engine");
 
+/**
+ * A stand-in for the wasm client: `conversations` listed, nothing to flush, `poll` as given.
+ * @param {object[]} conversations
+ * @param {() => Promise<object>} poll
+ */
+function standInClient(conversations, poll) {
+  return {
+    isUnlocked: true,
+    setDeleteAfterRead() {},
+    setReading() {},
+    lock() {
+      this.isUnlocked = false;
+    },
+    listConversations: async () => conversations,
+    watchSet: async () => null,
+    nextFlushAt: async () => null,
+    flush: async () => ({ delivered: 0, pending: 0, lastError: null, lastErrorCode: null, conflicts: 0, acksSent: 0, retransmitted: 0, ended: 0, flushAt: null, pollNow: [] }),
+    poll,
+  };
+}
+
 test("the engine's modules name no DOM global", () => {
   for (const file of readdirSync(ENGINE).filter((f) => f.endsWith(".js"))) {
     // Code only: comments may speak of the DOM.
@@ -31,22 +52,10 @@ test("in Node, without a DOM, a poll's outcome and a mailbox outage come out as 
   const conversation = { id: "c1", name: "Bob", mailbox: "https://mailbox.example", joined: true, unread: 0, connecting: false };
   const message = { seq: 1, outgoing: false, text: "hi", time: 0, status: "received" };
   let outage = false;
-  const client = {
-    isUnlocked: true,
-    setDeleteAfterRead() {},
-    setReading() {},
-    lock() {
-      this.isUnlocked = false;
-    },
-    listConversations: async () => [conversation],
-    watchSet: async () => null,
-    nextFlushAt: async () => null,
-    flush: async () => ({ delivered: 0, pending: 0, lastError: null, lastErrorCode: null, conflicts: 0, acksSent: 0, retransmitted: 0, ended: 0, flushAt: null, pollNow: [] }),
-    poll: async () => {
-      if (outage) throw Object.assign(new Error("unreachable"), { code: ErrorCode.MailboxUnreachable });
-      return { messages: [message], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [], deletesOwed: 0 };
-    },
-  };
+  const client = standInClient([conversation], async () => {
+    if (outage) throw Object.assign(new Error("unreachable"), { code: ErrorCode.MailboxUnreachable });
+    return { messages: [message], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [], deletesOwed: 0 };
+  });
   const previews = { refreshed: 0, refresh: async () => void previews.refreshed++, clear() {} };
   const engine = new SyncEngine({ visible: () => true, online: () => true, previews });
   engine.client = client;
@@ -83,4 +92,33 @@ test("in Node, without a DOM, a poll's outcome and a mailbox outage come out as 
   assert.equal(client.isUnlocked, false);
   assert.deepEqual(engine.conversations, [], "nothing kept after the lock");
   assert.equal(engine.pollTimers.size, 0, "no poll left scheduled");
+});
+
+test("a poll's pollAt brings the next poll forward (a message set aside is due), also with a slow pace", async () => {
+  const { HushClient } = await import("../www/pkg/hush.js");
+  const { SyncEngine } = await import("../www/engine/sync.js");
+  // The pace alone would poll again in an hour (as a live subscription's safety poll does).
+  HushClient.pollDelayMs = () => 3_600_000;
+  HushClient.safetyPollDelayMs = () => 3_600_000;
+  const conversation = { id: "c1", name: "Bob", mailbox: "https://mailbox.example", joined: true, unread: 0, connecting: false };
+  const polls = [];
+  const client = standInClient([conversation], async () => {
+    polls.push(Date.now());
+    // The first poll sets a message aside, due 1.2 s later; the second shows it.
+    const pollAt = polls.length === 1 ? Date.now() + 1_200 : null;
+    return { messages: [], joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [], deletesOwed: 0, pollAt };
+  });
+  const previews = { refresh: async () => {}, clear() {} };
+  const engine = new SyncEngine({ visible: () => true, online: () => true, previews });
+  engine.client = client;
+  try {
+    await engine.start(false);
+    for (let waited = 0; polls.length < 2 && waited < 10_000; waited += 100) await new Promise((ok) => setTimeout(ok, 100));
+    assert.equal(polls.length, 2, "polled again when the message set aside was due");
+    assert.ok(polls[1] - polls[0] >= 1_000, "not before it is due");
+    await new Promise((ok) => setTimeout(ok, 1_500));
+    assert.equal(polls.length, 2, "then back to the pace");
+  } finally {
+    engine.lock();
+  }
 });

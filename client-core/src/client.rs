@@ -932,6 +932,10 @@ impl<P: Platform> Client<P> {
         }
 
         self.store().commit(writes, Durability::Strict).await?;
+        self.listed_mark(&self.set_aside, records::SET_ASIDE_PREFIX, id, false)
+            .await?;
+        self.listed_mark(&self.kept_lost, records::KEPT_LOST_PREFIX, id, false)
+            .await?;
         Ok(())
     }
 

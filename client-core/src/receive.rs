@@ -68,6 +68,11 @@ pub struct PollOutcome {
     /// committed wait to be deleted. The app calls [`Client::delete_read`] once it has shown
     /// what the poll reported; the conversation's next poll deletes whatever is still left.
     pub deletes_owed: u32,
+    /// When to poll this conversation again at the latest (ms since the epoch), even if
+    /// nothing is pushed: a message read behind a gap waits set aside for its copy sent
+    /// again, and is shown then if that copy has not come ([`SET_ASIDE_MS`]). `None`: nothing
+    /// waits.
+    pub poll_at_ms: Option<u64>,
 }
 
 /// Most poll batches in one watch set ([`Client::watch_set`]): 5 × 48 = 240 addresses, under
@@ -659,7 +664,14 @@ impl<P: Platform> Client<P> {
         outcome: &mut PollOutcome,
     ) -> Result<(), ClientError> {
         // Spent addresses alone are looked at too: they may show that this copy lost state.
-        if found.is_empty() && progress.spent.is_empty() {
+        // With nothing found, a step still runs where messages wait set aside: one whose
+        // wait is over is shown now, not when the quiet peer next writes.
+        if found.is_empty()
+            && progress.spent.is_empty()
+            && !self
+                .listed_has(&self.set_aside, records::SET_ASIDE_PREFIX, id)
+                .await?
+        {
             return Ok(());
         }
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
@@ -1083,6 +1095,16 @@ impl<P: Platform> Client<P> {
                 return Err(err.into());
             }
         }
+        if aside_after != aside_before && drained.deferred.is_empty() {
+            self.listed_mark(&self.set_aside, records::SET_ASIDE_PREFIX, id, false)
+                .await?;
+        }
+        // Shown at the latest when its wait is over, whatever arrives meanwhile.
+        outcome.poll_at_ms = drained
+            .deferred
+            .iter()
+            .map(|shown| shown.read_ms.saturating_add(SET_ASIDE_MS))
+            .min();
         // Committed (or nothing to commit: blobs read before, by another tab): gone from the
         // mailbox once the poll is done.
         if self.delete_after_read.get() {
@@ -1527,8 +1549,14 @@ fn drain(
                 // did not decrypt (taken: the sender moved past it, abandoning what it had
                 // queued behind, which leaves empty addresses that never fill).
                 let earlier = order.iter().take(at);
-                let fillable = earlier.clone().any(|a| !progress.failed.contains(a))
-                    && !earlier.clone().any(|a| progress.failed.contains(a));
+                // Or a number below it holds a blob we refused for its predecessor: the copy
+                // of the peer's device that wrote it sends everything it had not confirmed
+                // again, under a floor past this number, once our acknowledgement shows it the
+                // rollback; this blob, from another copy (it did not follow the refused one),
+                // waits for that floor, wherever the addresses below it stand (`all` 17646).
+                let fillable = (earlier.clone().any(|a| !progress.failed.contains(a))
+                    && !earlier.clone().any(|a| progress.failed.contains(a)))
+                    || live.refused_between(live.acknowledgement().next, received.seq);
                 // An acknowledgement-only blob, a copy of a message shown already or a blob
                 // refused for its predecessor (`peer_rolled_back`: read, so that its refusal is
                 // acknowledged; `all` seed 19389) is never

@@ -8,16 +8,7 @@
 
 mod support;
 
-use support::{advance, joined, restore, run, snapshot, texts};
-
-/// Lets `client`'s owed acknowledgement fall due and flushes it; returns the blobs it stored.
-fn flush_when_due(client: &client_core::Client<support::Memory>) -> u32 {
-    if let Some(at) = run(client.next_flush_ms()).unwrap() {
-        let now = client.platform().now_ms.get();
-        advance(client, at.saturating_sub(now));
-    }
-    run(client.flush()).unwrap().acks_sent
-}
+use support::{advance, flush_when_due, joined, restore, run, snapshot, texts};
 
 #[test]
 fn a_restored_senders_message_sent_again_past_an_abandoned_number_is_not_held_for_a_day() {

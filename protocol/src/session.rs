@@ -334,6 +334,16 @@ impl Session {
         self.stream.received
     }
 
+    /// Whether a number in `[from, to)` of the peer's stream holds a blob we refused because
+    /// it followed a blob of its sender's we never received (`docs/PROTOCOL.md` §6.4,
+    /// "Predecessors"; remembered for the last [`crate::MAX_RECEIVED_HEDGES`] numbers): its
+    /// sender is a copy of the peer's device that went back, and once our next
+    /// acknowledgement shows it the rollback, it sends its unconfirmed messages again under a
+    /// floor above the number.
+    pub fn refused_between(&self, from: u32, to: u32) -> bool {
+        self.stream.refused_between(from, to)
+    }
+
     /// What the peer has confirmed of our stream so far: every sequence number below
     /// `next` reached the peer's device, checked by digest (`docs/PROTOCOL.md` §6.4).
     pub fn peer_acknowledgement(&self) -> Acknowledgement {

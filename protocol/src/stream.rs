@@ -381,6 +381,13 @@ impl Stream {
         })
     }
 
+    /// Whether a number in `[from, to)` holds a blob we refused ([`HedgeState::Refused`]).
+    pub(crate) fn refused_between(&self, from: u32, to: u32) -> bool {
+        self.received_hedges
+            .iter()
+            .any(|h| h.state == HedgeState::Refused && (from..to).contains(&h.seq))
+    }
+
     /// Remembers a decrypted peer blob under its number (see [`Stream::follows_other_blob`]):
     /// one read replaces whatever was remembered there (the blobs after it name it, not the
     /// lost copy's), a refused one only fills an empty number. The lowest number goes beyond
@@ -745,6 +752,30 @@ mod tests {
         let out = alice.acknowledged(&bob.received, &bob.received_digest);
         assert!(out.rollback.is_none(), "{:?}", out.rollback);
         assert_eq!(alice.confirmed, 6);
+    }
+
+    /// Only a refused blob's number counts, and only inside the range asked.
+    #[test]
+    fn refused_numbers_are_found_in_their_range_only() {
+        let mut s = Stream::default();
+        s.remember(
+            3,
+            &r(3),
+            HedgeState::Counted,
+            Some(Place { index: 0, count: 1 }),
+        );
+        s.remember(5, &r(5), HedgeState::Refused, None);
+        s.remember(6, &r(6), HedgeState::AckOnly, None);
+        assert!(s.refused_between(5, 6) && s.refused_between(0, 9));
+        assert!(!s.refused_between(0, 5) && !s.refused_between(6, 9));
+        // A blob read under that number later replaces the refusal.
+        s.remember(
+            5,
+            &r(7),
+            HedgeState::Counted,
+            Some(Place { index: 0, count: 1 }),
+        );
+        assert!(!s.refused_between(0, 9));
     }
 
     #[test]

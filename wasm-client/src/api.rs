@@ -260,7 +260,7 @@ fn entry_js(e: &HistoryEntry) -> JsValue {
 }
 
 /// A poll's outcome as `{ messages, joined, rejected, delivered, notice, flushAt,
-/// deleteMessages, deletesOwed }`.
+/// deleteMessages, deletesOwed, pollAt }`.
 fn poll_outcome_js(out: &client_core::PollOutcome) -> JsValue {
     object(&[
         ("messages", array(&out.messages, entry_js)),
@@ -283,6 +283,7 @@ fn poll_outcome_js(out: &client_core::PollOutcome) -> JsValue {
             }),
         ),
         ("deletesOwed", out.deletes_owed.into()),
+        ("pollAt", opt_ms(out.poll_at_ms)),
     ])
 }
 
@@ -600,7 +601,8 @@ impl HushClient {
     /// `seq`s of our messages the other device acknowledged in this poll (now
     /// `"delivered"`); `notice`: a notice was raised (read the conversation again);
     /// `flushAt`: when to flush (ms since the epoch: an acknowledgement is owed, or now for a
-    /// message re-encrypted for a later address), or `null`.
+    /// message re-encrypted for a later address), or `null`; `pollAt`: poll again by then
+    /// (ms since the epoch) even if nothing is pushed, a message set aside is due, or `null`.
     pub fn poll(&self, id: String) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {

@@ -353,17 +353,20 @@ export class SyncEngine extends EventTarget {
   // Polling
 
   /**
-   * Polls `id` after `delay` ms (default: the client's randomised pace for it).
+   * Polls `id` after `delay` ms (default: the client's randomised pace for it), and by `by`
+   * at the latest (ms since the epoch: a poll's `pollAt`, when a message set aside is due).
    * @param {string} id
    * @param {number} [delay]
+   * @param {number | null} [by]
    */
-  schedulePoll(id, delay) {
+  schedulePoll(id, delay, by = null) {
     if (!this.client?.isUnlocked) return;
     clearTimeout(this.pollTimers.get(id));
     if (this.polling.has(id)) return; // The running poll schedules the next one.
     const open = this.shown.id === id;
     // With the subscription live, the mailbox says when to poll: only a slow safety poll.
-    const wait = delay ?? (this.subs.live(id) ? HushClient.safetyPollDelayMs() : HushClient.pollDelayMs(this.visible(), open));
+    const pace = delay ?? (this.subs.live(id) ? HushClient.safetyPollDelayMs() : HushClient.pollDelayMs(this.visible(), open));
+    const wait = by === null ? pace : Math.max(1_000, Math.min(pace, by - Date.now()));
     const generation = this.generation;
     this.pollTimers.set(
       id,
@@ -428,8 +431,11 @@ export class SyncEngine extends EventTarget {
     this.polling.add(id);
     let changed = false;
     let recovered = false;
+    /** When a message set aside is due (ms since the epoch), or null. @type {number | null} */
+    let pollAt = null;
     try {
       const out = pushed ? await client.pollPushed(id, pushed) : await client.poll(id);
+      pollAt = out.pollAt ?? null;
       // What it read from the subscription is deleted over it (delete after read on).
       if (out.deleteMessages.length > 0) this.subs.sendDeletes(id, out.deleteMessages);
       recovered = this.unreachable.delete(c.mailbox);
@@ -493,7 +499,7 @@ export class SyncEngine extends EventTarget {
     // overloaded or full is not sent a flush after every poll.
     if (recovered) this.flushSoon(0);
     if (this.pollAgain.delete(id) && !this.polling.has(id)) this.pollNow(id);
-    else this.schedulePoll(id);
+    else this.schedulePoll(id, undefined, pollAt);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -63,6 +63,9 @@
  *   (empty otherwise).
  * @property {number} deletesOwed After `poll` with delete after read on: how many blobs it read
  *   wait to be deleted; call `deleteRead(id)` once they are shown.
+ * @property {number | null} pollAt Poll this conversation again by then (ms since the epoch)
+ *   even if nothing is pushed: a message waits set aside and shows then at the latest; null:
+ *   nothing waits.
  */
 
 /**

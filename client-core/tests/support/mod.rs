@@ -384,3 +384,12 @@ pub fn status_of(client: &Client<Memory>, id: &str, seq: u64) -> client_core::St
         .unwrap()
         .status
 }
+
+/// Lets `client`'s owed acknowledgement fall due and flushes it; returns the blobs it stored.
+pub fn flush_when_due(client: &Client<Memory>) -> u32 {
+    if let Some(at) = run(client.next_flush_ms()).unwrap() {
+        let now = client.platform().now_ms.get();
+        advance(client, at.saturating_sub(now));
+    }
+    run(client.flush()).unwrap().acks_sent
+}
