@@ -134,12 +134,13 @@ pub struct Client<P: Platform> {
     /// ([`Client::poll`]). Cleared on [`Client::lock`].
     pub(crate) probed: RefCell<Vec<String>>,
     /// Conversations that keep blobs of a lost copy of this device (`lost/{id}`,
-    /// [`records::KeptLostBlobs`]): listed once after unlock (`None` until then), so that
-    /// the receive path reads that record only where it exists. Cleared on [`Client::lock`].
-    pub(crate) kept_lost: RefCell<Option<Vec<String>>>,
+    /// [`records::KeptLostBlobs`]): listed after unlock and again every
+    /// [`LISTING_MAX_AGE_MS`] (`None` until then), so that the receive path reads that record
+    /// only where it exists. Cleared on [`Client::lock`].
+    pub(crate) kept_lost: RefCell<Option<Listing>>,
     /// Conversations that keep messages set aside (`aside/{id}`, [`records::SetAside`]),
     /// listed the same way. Cleared on [`Client::lock`].
-    pub(crate) set_aside: RefCell<Option<Vec<String>>>,
+    pub(crate) set_aside: RefCell<Option<Listing>>,
     /// Blobs read and committed whose DELETE waits for their conversation's next poll
     /// (conversation id, mailbox, write key; `crate::receive`). Cleared on [`Client::lock`]:
     /// those blobs then expire.
@@ -265,15 +266,22 @@ impl<P: Platform> Client<P> {
     }
 
     /// Whether conversation `id` has a record `{prefix}{id}`, as far as this app run knows:
-    /// the ids under `prefix` are listed once after unlock into `listed` (`None` until then),
-    /// so that a path that needs such a rare record reads it only where it exists.
+    /// the ids under `prefix` are listed into `listed` after unlock, and again once the
+    /// listing is [`LISTING_MAX_AGE_MS`] old (another tab of the profile may have written
+    /// such a record since), so that a path that needs such a rare record reads it only where
+    /// it exists: one listing per prefix every 5 minutes, not a read per poll.
     pub(crate) async fn listed_has(
         &self,
-        listed: &RefCell<Option<Vec<String>>>,
+        listed: &RefCell<Option<Listing>>,
         prefix: &str,
         id: &str,
     ) -> Result<bool, ClientError> {
-        if listed.borrow().is_none() {
+        let now = self.now_ms();
+        let stale = listed
+            .borrow()
+            .as_ref()
+            .is_none_or(|l| now.saturating_sub(l.listed_ms) >= LISTING_MAX_AGE_MS);
+        if stale {
             let ids = self
                 .store()
                 .list(prefix)
@@ -281,19 +289,22 @@ impl<P: Platform> Client<P> {
                 .into_iter()
                 .filter_map(|(name, _)| name.strip_prefix(prefix).map(str::to_owned))
                 .collect();
-            listed.borrow_mut().get_or_insert(ids);
+            *listed.borrow_mut() = Some(Listing {
+                ids,
+                listed_ms: now,
+            });
         }
         Ok(listed
             .borrow()
             .as_ref()
-            .is_some_and(|ids| ids.iter().any(|i| i == id)))
+            .is_some_and(|l| l.ids.iter().any(|i| i == id)))
     }
 
     /// Notes in `listed` that conversation `id` now has (`true`) or no longer has its record
     /// under `prefix` ([`Client::listed_has`]).
     pub(crate) async fn listed_mark(
         &self,
-        listed: &RefCell<Option<Vec<String>>>,
+        listed: &RefCell<Option<Listing>>,
         prefix: &str,
         id: &str,
         has: bool,
@@ -301,11 +312,11 @@ impl<P: Platform> Client<P> {
         if self.listed_has(listed, prefix, id).await? == has {
             return Ok(());
         }
-        if let Some(ids) = listed.borrow_mut().as_mut() {
+        if let Some(listing) = listed.borrow_mut().as_mut() {
             if has {
-                ids.push(id.to_owned());
+                listing.ids.push(id.to_owned());
             } else {
-                ids.retain(|i| i != id);
+                listing.ids.retain(|i| i != id);
             }
         }
         Ok(())
@@ -950,6 +961,18 @@ impl<P: Platform> Client<P> {
         pickle_key(key)
     }
 }
+
+/// The conversations that have a rare record under one prefix, as the store listed them at
+/// `listed_ms` (ms since the epoch; [`Client::listed_has`]).
+pub(crate) struct Listing {
+    ids: Vec<String>,
+    listed_ms: u64,
+}
+
+/// How long a listing of rare records ([`Client::listed_has`]) is trusted, in ms: 5 minutes.
+/// A record another tab of the profile wrote is seen by this tab within that time (a message
+/// it set aside is shown here too, at most this late past its wait).
+pub const LISTING_MAX_AGE_MS: u64 = 5 * 60 * 1_000;
 
 /// Derives the vault key from `passphrase` and a vault's `input` (salt and parameters): the
 /// passphrase in Unicode Normalization Form C (UAX #15; `nfc`: the platform's normaliser,

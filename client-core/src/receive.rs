@@ -75,6 +75,22 @@ pub struct PollOutcome {
     pub poll_at_ms: Option<u64>,
 }
 
+impl PollOutcome {
+    /// Whether a step committed something the app must be told of (messages, a join,
+    /// deliveries, a notice, a flush or deletes owed): then a later error of the same poll is
+    /// not returned. When to poll next alone is no such thing.
+    fn reports_something(&self) -> bool {
+        !self.messages.is_empty()
+            || self.joined
+            || self.rejected > 0
+            || !self.delivered.is_empty()
+            || self.notice
+            || self.flush_at_ms.is_some()
+            || !self.delete_messages.is_empty()
+            || self.deletes_owed > 0
+    }
+}
+
 /// Most poll batches in one watch set ([`Client::watch_set`]): 5 × 48 = 240 addresses, under
 /// the 256 a watch set may hold. A poll set that needs more (16 or more skipped keys) is
 /// watched in part; the safety poll reads the rest.
@@ -140,14 +156,16 @@ struct Moved {
 }
 
 impl Shown {
-    fn from_record(kept: &SetAsideMessage) -> Self {
+    /// A message set aside by an earlier poll; `now_ms` bounds when it was read (a clock set
+    /// back since must not make it wait the difference too).
+    fn from_record(kept: &SetAsideMessage, now_ms: u64) -> Self {
         Shown {
             plaintext: Zeroizing::new(kept.text.clone()),
             seq: kept.seq,
             chain: kept.chain,
             id: kept.message_id,
             behind_gap: true,
-            read_ms: kept.read_ms,
+            read_ms: kept.read_ms.min(now_ms),
             moved: None,
         }
     }
@@ -628,7 +646,7 @@ impl<P: Platform> Client<P> {
             let got = match self.platform().net().fetch(&mailbox, batch).await {
                 Ok(got) => got,
                 // What a push read is committed: report it.
-                Err(_) if outcome != PollOutcome::default() => return Ok(outcome),
+                Err(_) if outcome.reports_something() => return Ok(outcome),
                 Err(err) => return Err(err.into()),
             };
             for (address, blob) in got {
@@ -860,22 +878,23 @@ impl<P: Platform> Client<P> {
             false
         });
         let aside_name = records::set_aside_key(id);
-        // Listed once after unlock: a poll reads the record only where one exists.
-        let set_aside: Vec<Shown> = if self
+        // Listed after unlock (and every few minutes): a poll reads the record only where
+        // one exists.
+        let record = if self
             .listed_has(&self.set_aside, records::SET_ASIDE_PREFIX, id)
             .await?
         {
-            self.read_lenient::<SetAside>(&key, &aside_name)
-                .await?
-                .map(|kept| kept.messages.iter().map(Shown::from_record).collect())
-                .unwrap_or_default()
+            self.read_lenient::<SetAside>(&key, &aside_name).await?
         } else {
-            Vec::new()
+            None
         };
-        let aside_before: Vec<([u8; 8], u32)> = set_aside
+        let kept = record.as_ref().map_or(&[][..], |kept| &kept.messages[..]);
+        // As stored: a read time the clock has since gone back past is stored again, bounded.
+        let aside_before: Vec<([u8; 8], u32, u64)> = kept
             .iter()
-            .map(|shown| (shown.id, shown.seq))
+            .map(|m| (m.message_id, m.seq, m.read_ms))
             .collect();
+        let set_aside: Vec<Shown> = kept.iter().map(|m| Shown::from_record(m, now)).collect();
         let start = Drained {
             deferred: set_aside,
             now_ms: now,
@@ -914,10 +933,10 @@ impl<P: Platform> Client<P> {
         drop(replay);
         outcome.rejected += drained.rejected;
         let mut writes = Vec::new();
-        let aside_after: Vec<([u8; 8], u32)> = drained
+        let aside_after: Vec<([u8; 8], u32, u64)> = drained
             .deferred
             .iter()
-            .map(|shown| (shown.id, shown.seq))
+            .map(|shown| (shown.id, shown.seq, shown.read_ms))
             .collect();
         if aside_after != aside_before {
             writes.push(if drained.deferred.is_empty() {
@@ -1095,7 +1114,9 @@ impl<P: Platform> Client<P> {
                 return Err(err.into());
             }
         }
-        if aside_after != aside_before && drained.deferred.is_empty() {
+        // Committed: nothing set aside here now (also where the listing was out of date, a
+        // commit that failed or another tab's poll left it saying there was).
+        if drained.deferred.is_empty() {
             self.listed_mark(&self.set_aside, records::SET_ASIDE_PREFIX, id, false)
                 .await?;
         }
@@ -1549,14 +1570,17 @@ fn drain(
                 // did not decrypt (taken: the sender moved past it, abandoning what it had
                 // queued behind, which leaves empty addresses that never fill).
                 let earlier = order.iter().take(at);
+                let by_address = earlier.clone().any(|a| !progress.failed.contains(a))
+                    && !earlier.clone().any(|a| progress.failed.contains(a));
                 // Or a number below it holds a blob we refused for its predecessor: the copy
                 // of the peer's device that wrote it sends everything it had not confirmed
                 // again, under a floor past this number, once our acknowledgement shows it the
                 // rollback; this blob, from another copy (it did not follow the refused one),
-                // waits for that floor, wherever the addresses below it stand (`all` 17646).
-                let fillable = (earlier.clone().any(|a| !progress.failed.contains(a))
-                    && !earlier.clone().any(|a| progress.failed.contains(a)))
-                    || live.refused_between(live.acknowledgement().next, received.seq);
+                // waits for that floor, wherever the addresses below it stand (`all` 17646),
+                // but on that ground alone no longer than `ACTIVE_HOLD_MS` (the copy that
+                // wrote the refused blobs may be lost too, or offline).
+                let fillable =
+                    by_address || live.refused_between(live.acknowledgement().next, received.seq);
                 // An acknowledgement-only blob, a copy of a message shown already or a blob
                 // refused for its predecessor (`peer_rolled_back`: read, so that its refusal is
                 // acknowledged; `all` seed 19389) is never
@@ -1581,7 +1605,12 @@ fn drain(
                         return out;
                     }
                 }
-                let released = gap_below && holds.released(&address, found.len());
+                let released = gap_below
+                    && (holds.released(&address, found.len())
+                        || (!by_address
+                            && holds
+                                .held_for(&address)
+                                .is_some_and(|ms| ms >= ACTIVE_HOLD_MS)));
                 let mut passed = false;
                 out.released |= released;
                 if released {
@@ -2032,7 +2061,11 @@ mod tests {
     /// A drain at `now_ms` over what earlier drains set aside.
     fn drain_at(now_ms: u64, set_aside: &SetAside) -> Drained {
         Drained {
-            deferred: set_aside.messages.iter().map(Shown::from_record).collect(),
+            deferred: set_aside
+                .messages
+                .iter()
+                .map(|kept| Shown::from_record(kept, now_ms))
+                .collect(),
             now_ms,
             ..Drained::default()
         }

@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::{advance, flush_when_due, joined, restore, run, snapshot, texts};
+use support::{flush_when_due, joined, restore, run, snapshot, texts};
 
 #[test]
 fn a_restored_senders_message_sent_again_past_an_abandoned_number_is_not_held_for_a_day() {

@@ -96,6 +96,11 @@ export class SyncEngine extends EventTarget {
     this.locking = false;
     /** @type {Map<string, ReturnType<typeof setTimeout>>} */
     this.pollTimers = new Map();
+    /**
+     * When each conversation must be polled by (ms since the epoch): its last poll's `pollAt`,
+     * a message set aside due then. Every schedule keeps to it. @type {Map<string, number>}
+     */
+    this.pollDue = new Map();
     /** @type {Set<string>} */
     this.polling = new Set();
     /** Conversations pushed to while their poll ran: polled again right after it. @type {Set<string>} */
@@ -233,6 +238,7 @@ export class SyncEngine extends EventTarget {
     this.generation += 1;
     for (const timer of this.pollTimers.values()) clearTimeout(timer);
     this.pollTimers.clear();
+    this.pollDue.clear();
     this.pollAgain.clear();
     clearTimeout(this.flushTimer);
     this.flushDue = Infinity;
@@ -353,20 +359,21 @@ export class SyncEngine extends EventTarget {
   // Polling
 
   /**
-   * Polls `id` after `delay` ms (default: the client's randomised pace for it), and by `by`
-   * at the latest (ms since the epoch: a poll's `pollAt`, when a message set aside is due).
+   * Polls `id` after `delay` ms (default: the client's randomised pace for it), and by the
+   * time its last poll's `pollAt` named at the latest (a message set aside is due then).
    * @param {string} id
    * @param {number} [delay]
-   * @param {number | null} [by]
    */
-  schedulePoll(id, delay, by = null) {
+  schedulePoll(id, delay) {
     if (!this.client?.isUnlocked) return;
     clearTimeout(this.pollTimers.get(id));
     if (this.polling.has(id)) return; // The running poll schedules the next one.
     const open = this.shown.id === id;
     // With the subscription live, the mailbox says when to poll: only a slow safety poll.
     const pace = delay ?? (this.subs.live(id) ? HushClient.safetyPollDelayMs() : HushClient.pollDelayMs(this.visible(), open));
-    const wait = by === null ? pace : Math.max(1_000, Math.min(pace, by - Date.now()));
+    // (A due time past already was missed by a poll that failed: the pace goes on.)
+    const due = (this.pollDue.get(id) ?? Infinity) - Date.now();
+    const wait = due > 0 && due < pace ? Math.max(1_000, due) : pace;
     const generation = this.generation;
     this.pollTimers.set(
       id,
@@ -431,11 +438,10 @@ export class SyncEngine extends EventTarget {
     this.polling.add(id);
     let changed = false;
     let recovered = false;
-    /** When a message set aside is due (ms since the epoch), or null. @type {number | null} */
-    let pollAt = null;
     try {
       const out = pushed ? await client.pollPushed(id, pushed) : await client.poll(id);
-      pollAt = out.pollAt ?? null;
+      if (out.pollAt == null) this.pollDue.delete(id);
+      else this.pollDue.set(id, out.pollAt);
       // What it read from the subscription is deleted over it (delete after read on).
       if (out.deleteMessages.length > 0) this.subs.sendDeletes(id, out.deleteMessages);
       recovered = this.unreachable.delete(c.mailbox);
@@ -499,7 +505,7 @@ export class SyncEngine extends EventTarget {
     // overloaded or full is not sent a flush after every poll.
     if (recovered) this.flushSoon(0);
     if (this.pollAgain.delete(id) && !this.polling.has(id)) this.pollNow(id);
-    else this.schedulePoll(id, undefined, pollAt);
+    else this.schedulePoll(id);
   }
 
   // -------------------------------------------------------------------------------------------
