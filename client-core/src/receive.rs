@@ -1605,12 +1605,12 @@ fn drain(
                         return out;
                     }
                 }
-                let released = gap_below
-                    && (holds.released(&address, found.len())
-                        || (!by_address
-                            && holds
-                                .held_for(&address)
-                                .is_some_and(|ms| ms >= ACTIVE_HOLD_MS)));
+                let max_hold_ms = if by_address {
+                    MAX_HOLD_MS
+                } else {
+                    ACTIVE_HOLD_MS
+                };
+                let released = gap_below && holds.released(&address, found.len(), max_hold_ms);
                 let mut passed = false;
                 out.released |= released;
                 if released {
@@ -1836,14 +1836,15 @@ impl Holds<'_> {
     }
 
     /// Whether `address` should be read now although a gap lies below it: held at least
-    /// [`MAX_HOLD_MS`]; or held by this app session for at least [`ACTIVE_HOLD_MS`] while the
+    /// `max_hold_ms` ([`MAX_HOLD_MS`]; [`ACTIVE_HOLD_MS`] for a hold only on a refused
+    /// number, [`drain`]); or held by this app session for at least [`ACTIVE_HOLD_MS`] while the
     /// sender deposited new blobs behind it (`behind` found now, more than when the hold
     /// began). A sender's flush that deposits a new blob also runs its retransmission check,
     /// which re-deposits whatever expired: a gap that outlives that by minutes is one the
     /// sender abandoned (a restored sender's re-sends sit above numbers it gave up, under a
     /// floor its older unconfirmed blobs pin), and nothing will fill it.
-    fn released(&self, address: &Address, behind: usize) -> bool {
-        if self.held_for(address).is_some_and(|ms| ms >= MAX_HOLD_MS) {
+    fn released(&self, address: &Address, behind: usize, max_hold_ms: u64) -> bool {
+        if self.held_for(address).is_some_and(|ms| ms >= max_hold_ms) {
             return true;
         }
         self.watched.iter().any(|w| {
