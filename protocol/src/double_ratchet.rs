@@ -99,6 +99,10 @@ pub(crate) struct Decrypted {
     /// The write key of the address the blob was read from (the receiver derives the
     /// sender's write keys to compute its poll set): what `DELETE /v1/m/{address}` needs.
     pub(crate) write_key: WriteKey,
+    /// The header key the blob's header opened under (at position `n`): kept with the read
+    /// address, so that another blob found there later is known to be the peer's only if its
+    /// header opens too (`docs/PROTOCOL.md` §8, "Rewritten addresses").
+    pub(crate) header_key: HeaderKey,
 }
 
 /// Where an address sits in the poll set.
@@ -198,14 +202,14 @@ pub const BEHIND_ANSWERED_SIGNALS: usize = crate::restore_signal::RESTORE_MEMORY
 pub const MAX_ABANDONED_KEYS: usize = 4;
 
 /// A blob split into its parts: hedge `r`, encrypted header, encrypted payload and tag.
-struct BlobParts<'a> {
-    r: &'a [u8; HEDGE_LEN],
-    header: &'a [u8; ENCRYPTED_HEADER_LEN],
+pub(crate) struct BlobParts<'a> {
+    pub(crate) r: &'a [u8; HEDGE_LEN],
+    pub(crate) header: &'a [u8; ENCRYPTED_HEADER_LEN],
     body: &'a [u8; PAYLOAD_LEN],
     tag: &'a [u8; TAG_LEN],
 }
 
-fn split_blob(blob: &[u8]) -> Result<BlobParts<'_>, DecryptError> {
+pub(crate) fn split_blob(blob: &[u8]) -> Result<BlobParts<'_>, DecryptError> {
     let wrong = DecryptError::WrongLength {
         expected: BLOB_LEN,
         got: blob.len(),
@@ -785,6 +789,7 @@ impl Ratchet {
             n: entry.n,
             retired,
             write_key,
+            header_key: entry.header_key,
         })
     }
 
@@ -822,6 +827,7 @@ impl Ratchet {
         let message_key = chain_key.step();
         let fragment = open_body(&message_key, &self.ad, address, parts)?;
         let write_key = rc.addresses.write_key(n);
+        let header_key = rc.header_key.clone();
         // Commit.
         let mut retired = vec![*address];
         if let Some(rc) = self.receiving.as_mut() {
@@ -840,6 +846,7 @@ impl Ratchet {
             n,
             retired,
             write_key,
+            header_key,
         })
     }
 
@@ -939,7 +946,7 @@ impl Ratchet {
             .collect();
         let rc = ReceivingChain::new(
             chain_key,
-            header_key,
+            header_key.clone(),
             remote,
             n.saturating_add(1),
             window,
@@ -965,6 +972,7 @@ impl Ratchet {
             n,
             retired,
             write_key,
+            header_key,
         })
     }
 
@@ -1063,6 +1071,7 @@ impl Ratchet {
         // Commit.
         let peer = self.role.peer();
         let write_key = rc.header_key.write_key(peer, n);
+        let header_key = rc.header_key.clone();
         let mut retired = vec![*address];
         let old_next = core::mem::take(&mut self.next_window);
         let window: VecDeque<Address> = rc.window.iter().copied().collect();
@@ -1102,6 +1111,7 @@ impl Ratchet {
             n,
             retired,
             write_key,
+            header_key,
         })
     }
 

@@ -25,7 +25,7 @@ use crate::hedge::HEDGE_LEN;
 use crate::invite::{InviteSecret, PendingInvite};
 use crate::message::{MAX_FRAGMENTS, MAX_PENDING_MESSAGES, PartialMessage, Reassembly};
 use crate::ratchet_key::{RatchetKeyPair, RemoteRatchetKey};
-use crate::read_addresses::{READ_ADDRESS_MEMORY, ReadAddresses};
+use crate::read_addresses::{READ_ADDRESS_MEMORY, ReadAddress, ReadAddresses};
 use crate::receiving_chain::{ReceivingChain, WINDOW};
 use crate::restore_signal::{RESTORE_MEMORY, RestoreKey};
 use crate::root_key::RootKey;
@@ -253,6 +253,31 @@ enum PickleV2 {
         ReadAddressesPickle,
         PlacesPickle,
     ),
+    /// A session with the header key and position of each read address too
+    /// (`ReadAddress::opener`). A session pickled before them loads with none kept: a rewrite
+    /// found at those addresses is then never taken for the peer's (PROTOCOL.md §8).
+    SessionWithReadKeys(
+        SessionPickleV2,
+        SessionExtrasPickle,
+        RecentPickle,
+        ReceivedHedgesPickle,
+        ReadAddressesPickle,
+        PlacesPickle,
+        ReadKeysPickle,
+    ),
+}
+
+/// `ReadAddress::opener` of each of `ReadAddressesPickle::read`, in the same order: the
+/// header key the blob read there opened under and its position.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct ReadKeysPickle {
+    keys: Vec<Option<ReadKeyPickle>>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize)]
+struct ReadKeyPickle {
+    header_key: [u8; 32],
+    n: u32,
 }
 
 /// `ReceivedHedge::place` of the counted data blobs among `Stream::received_hedges`:
@@ -565,8 +590,11 @@ fn session_from_v2(
     hedges: &ReceivedHedgesPickle,
     read: &ReadAddressesPickle,
     places: &PlacesPickle,
+    keys: Option<&ReadKeysPickle>,
 ) -> Result<Session, PickleError> {
-    if read.read.len() > READ_ADDRESS_MEMORY {
+    if read.read.len() > READ_ADDRESS_MEMORY
+        || keys.is_some_and(|k| k.keys.len() != read.read.len())
+    {
         return Err(PickleError::Malformed);
     }
     let mut ratchet = ratchet_from_pickle(&p.ratchet, WINDOW)?;
@@ -661,7 +689,19 @@ fn session_from_v2(
         safety_code,
         stream,
         read_addresses: ReadAddresses {
-            entries: read.read.iter().map(|(a, r)| (Address(*a), *r)).collect(),
+            entries: read
+                .read
+                .iter()
+                .enumerate()
+                .map(|(i, (a, r))| ReadAddress {
+                    address: Address(*a),
+                    prefix: *r,
+                    opener: keys
+                        .and_then(|k| k.keys.get(i))
+                        .and_then(Option::as_ref)
+                        .map(|k| (HeaderKey::from_bytes(&k.header_key), k.n)),
+                })
+                .collect(),
         },
     })
 }
@@ -711,10 +751,23 @@ impl Session {
                 .read_addresses
                 .entries
                 .iter()
-                .map(|(a, r)| (a.0, *r))
+                .map(|e| (e.address.0, e.prefix))
                 .collect(),
         };
-        let value = PickleV2::SessionWithPlaces(
+        let keys = ReadKeysPickle {
+            keys: self
+                .read_addresses
+                .entries
+                .iter()
+                .map(|e| {
+                    e.opener.as_ref().map(|(key, n)| ReadKeyPickle {
+                        header_key: *key.as_bytes(),
+                        n: *n,
+                    })
+                })
+                .collect(),
+        };
+        let value = PickleV2::SessionWithReadKeys(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -740,6 +793,7 @@ impl Session {
             received_hedges,
             read,
             places,
+            keys,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -754,6 +808,7 @@ impl Session {
                 &ReceivedHedgesPickle::default(),
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
+                None,
             ),
             PickleV2::SessionWithExtras(p, extras) => session_from_v2(
                 p,
@@ -762,6 +817,7 @@ impl Session {
                 &ReceivedHedgesPickle::default(),
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
+                None,
             ),
             PickleV2::SessionWithRecent(p, extras, recent) => session_from_v2(
                 p,
@@ -770,6 +826,7 @@ impl Session {
                 &ReceivedHedgesPickle::default(),
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
+                None,
             ),
             PickleV2::SessionWithReceivedHedges(p, extras, recent, hedges) => session_from_v2(
                 p,
@@ -778,12 +835,22 @@ impl Session {
                 hedges,
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
+                None,
             ),
-            PickleV2::SessionWithReadAddresses(p, extras, recent, hedges, read) => {
-                session_from_v2(p, extras, recent, hedges, read, &PlacesPickle::default())
-            }
+            PickleV2::SessionWithReadAddresses(p, extras, recent, hedges, read) => session_from_v2(
+                p,
+                extras,
+                recent,
+                hedges,
+                read,
+                &PlacesPickle::default(),
+                None,
+            ),
             PickleV2::SessionWithPlaces(p, extras, recent, hedges, read, places) => {
-                session_from_v2(p, extras, recent, hedges, read, places)
+                session_from_v2(p, extras, recent, hedges, read, places, None)
+            }
+            PickleV2::SessionWithReadKeys(p, extras, recent, hedges, read, places, keys) => {
+                session_from_v2(p, extras, recent, hedges, read, places, Some(keys))
             }
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
@@ -824,7 +891,8 @@ impl PendingInvite {
             | PickleV2::SessionWithRecent(..)
             | PickleV2::SessionWithReceivedHedges(..)
             | PickleV2::SessionWithReadAddresses(..)
-            | PickleV2::SessionWithPlaces(..) => Err(PickleError::WrongKind),
+            | PickleV2::SessionWithPlaces(..)
+            | PickleV2::SessionWithReadKeys(..) => Err(PickleError::WrongKind),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::message::{
     Fragment, KIND_ACKNOWLEDGEMENT, KIND_DATA, MAX_MESSAGE_LEN, PAYLOAD_LEN, PayloadKind,
     Reassembly, StreamFields, Unsealed, split,
 };
-use crate::read_addresses::ReadAddresses;
+use crate::read_addresses::{ReadAddresses, Rewrite};
 use crate::receiving_chain::WINDOW;
 use crate::safety_code::SafetyCode;
 use crate::skipped_keys::SKIPPED_KEY_RETENTION;
@@ -373,7 +373,12 @@ impl Session {
     /// a blob found there with other first bytes to [`Session::take_rewrite`], never to
     /// [`Session::decrypt`] (`docs/PROTOCOL.md` §8, "Rewritten addresses").
     pub fn read_addresses(&self) -> Vec<(Address, [u8; crate::RECEIVED_HEDGE_LEN])> {
-        self.read_addresses.entries.iter().rev().copied().collect()
+        self.read_addresses
+            .entries
+            .iter()
+            .rev()
+            .map(|e| (e.address, e.prefix))
+            .collect()
     }
 
     /// Whether `blob`, found at one of [`Session::read_addresses`], is another blob than the
@@ -381,9 +386,27 @@ impl Session {
     /// are not): the peer wrote again at a position it had used, so a copy of its device
     /// went back to an older state. The caller owes the peer an acknowledgement, which shows
     /// it the rollback (§6.5). Reported once per blob: the session then remembers the new
-    /// one (pickle it). Nothing is decrypted.
+    /// one (pickle it). No body is decrypted.
+    ///
+    /// When the blob's header opens under the header key and position of the blob read there
+    /// (only a copy of the peer's device can seal that), the rewrite also marks our
+    /// acknowledgement digest, as a refusal does (§6.4): the copy that wrote it may know of
+    /// its rollback already, and its blob lies where we no longer read; the marked digest
+    /// shows it a rollback again (§6.5), after which it sends every message with a blob on
+    /// the mailbox again, where we read (`docs/PROTOCOL.md` §8, "Rewritten addresses"). A
+    /// blob whose header does not open (bytes the mailbox's operator put there) marks nothing.
     pub fn take_rewrite(&mut self, address: &Address, blob: &[u8]) -> bool {
-        self.read_addresses.take_rewrite(address, blob)
+        match self
+            .read_addresses
+            .take_rewrite(address, blob, self.ratchet.ad.as_bytes())
+        {
+            Rewrite::None => false,
+            Rewrite::Unverified => true,
+            Rewrite::Peer(r) => {
+                self.stream.mark_digest(&r);
+                true
+            }
+        }
     }
 
     /// Addresses of the peer's "behind" signal (`docs/PROTOCOL.md` §6.9): under our current
@@ -470,7 +493,12 @@ impl Session {
             &decrypted.r,
             counted,
         );
-        self.read_addresses.note(address, &decrypted.r);
+        self.read_addresses.note(
+            address,
+            &decrypted.r,
+            decrypted.header_key.clone(),
+            decrypted.n,
+        );
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
         if self.ratchet.remote_ratchet_key != remote_before {

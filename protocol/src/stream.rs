@@ -452,7 +452,7 @@ impl Stream {
                 // its fragment abandoned): the digests would agree and the sender would never
                 // learn that this blob was refused. The refusal goes into our digest, so that
                 // it differs from any the sender computes and shows it its rollback (§6.5).
-                self.received_digest = extend_digest(&self.received_digest, u32::MAX, r);
+                self.mark_digest(r);
             }
             self.remember(fields.seq, r, HedgeState::Refused, None);
             return true;
@@ -468,6 +468,14 @@ impl Stream {
             self.remember(fields.seq, r, state, data.then_some(place));
         }
         false
+    }
+
+    /// Marks our digest with the hedge `r` of a blob of the peer's that we refused (§6.4) or
+    /// found where we had read another (§8, "Rewritten addresses"): `received_digest =
+    /// D'(received_digest, 0xFFFFFFFF, r)`, a number no sender reaches, so that the digest
+    /// differs from any the sender computes and shows it a rollback (§6.5).
+    pub(crate) fn mark_digest(&mut self, r: &[u8; HEDGE_LEN]) {
+        self.received_digest = extend_digest(&self.received_digest, u32::MAX, r);
     }
 
     /// Whether the peer's blob `seq` is past every blob of the peer received so far.

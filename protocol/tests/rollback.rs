@@ -1554,3 +1554,90 @@ fn own_upcoming_blobs_are_the_lost_copys_and_nothing_else() {
     peer[0] = (peer[0].0, theirs.blob);
     assert!(a.own_upcoming_blobs(&peer).is_empty());
 }
+
+/// A device restored to before it answered the peer's chain learns of its lost copy, which
+/// had answered with more blobs on the next chain than a new chain may skip
+/// (`NEXT_CHAIN_SKIP_MAX`). Its next message lands at a position where the peer read the lost
+/// copy's blob and no longer polls (that blob expired, so the mailbox took the new one). The
+/// peer finds it in the padding of its polls (PROTOCOL.md §8, "Rewritten addresses"); its
+/// header opens as the peer's at that position, so the acknowledgement the peer owes carries a
+/// marked digest, which shows the restored copy a rollback again, and its message goes again
+/// until it lands where the peer reads (the simulator's `all` seed 14338, where the restored
+/// copy knew of its rollback already, the acknowledgement showed it nothing new, and the
+/// message stayed *sent*). Blobs whose header does not open there mark nothing.
+#[test]
+fn a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it() {
+    let (mut a, mut b, mut rng) = pair(14338);
+    deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
+    let two = send(&mut b, &mut rng, b"two").remove(0);
+    let backup = a.pickle(&KEY);
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let lost = 11;
+    for i in 0..lost {
+        let text = format!("lost {i}");
+        let blob = send(&mut a, &mut rng, text.as_bytes()).remove(0);
+        assert_eq!(deliver(&mut b, &blob), Some(text.into_bytes()));
+    }
+    let ack = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+
+    let mut a = Session::from_pickle(&KEY, &backup).unwrap();
+    assert_eq!(deliver(&mut a, &two), Some(b"two".to_vec()));
+    let received = a.decrypt(&ack.address, &ack.blob).unwrap();
+    assert!(
+        received.rollback.is_some(),
+        "the restored copy knows it went back"
+    );
+    let text = b"after the restore";
+    let mut message = send(&mut a, &mut rng, text).remove(0);
+    let id = message.message_id;
+    assert!(
+        !poll_set(&b).contains(&message.address),
+        "a new chain skips at most NEXT_CHAIN_SKIP_MAX positions: this one lies where the peer read"
+    );
+
+    // Junk at a read address (only the mailbox's operator could put it there) marks nothing.
+    let junk_at = b.read_addresses()[0].0;
+    assert!(b.take_rewrite(&junk_at, &[0x42; protocol::BLOB_LEN]));
+    let plain = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+    let mut a_copy = Session::from_pickle(&KEY, &a.pickle(&KEY)).unwrap();
+    assert!(
+        a_copy
+            .decrypt(&plain.address, &plain.blob)
+            .unwrap()
+            .rollback
+            .is_none(),
+        "junk shows the writer nothing"
+    );
+
+    let mut rounds = 0;
+    let shown = loop {
+        rounds += 1;
+        assert!(
+            rounds <= lost,
+            "the message never reached the peer's window"
+        );
+        if poll_set(&b).contains(&message.address) {
+            break deliver(&mut b, &message);
+        }
+        assert!(
+            b.read_addresses()
+                .iter()
+                .any(|(x, _)| *x == message.address),
+            "the peer fetches it again in its padding"
+        );
+        // Reloaded first: the header keys of the read addresses survive a pickle.
+        b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+        assert!(b.take_rewrite(&message.address, &message.blob));
+        let owed = b.encrypt_acknowledgement(&mut rng, b.next_seq()).unwrap();
+        let received = a.decrypt(&owed.address, &owed.blob).unwrap();
+        assert!(
+            received.rollback.is_some(),
+            "round {rounds}: the marked digest shows the restored copy a rollback again"
+        );
+        message = a
+            .encrypt_resend(&mut rng, text, a.next_seq(), id)
+            .unwrap()
+            .remove(0);
+    };
+    assert_eq!(shown, Some(text.to_vec()));
+}

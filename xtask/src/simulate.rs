@@ -55,10 +55,20 @@ const MUST_PASS: &[(&str, &str, &[&str])] = &[
 /// Single seeds beyond the must-pass ranges that failed before a fix (faults, seed): the
 /// order failures of `all` traced to messages read behind a gap that a later floor passes
 /// (11156, 24198: set aside across polls, `docs/CLIENT.md`) and to a fragment sealed where a
-/// lost copy's blob was read (17646: refused, `docs/PROTOCOL.md` §6.4). A seed replays the same
-/// history only until a change of the client moves the simulator's random draws; the unit
-/// tests and the negative vector `fragment_after_other_blobs` guard the fixes for good.
-const REGRESSION_SEEDS: &[(&str, &str)] = &[("all", "11156"), ("all", "17646"), ("all", "24198")];
+/// lost copy's blob was read (17646: refused, `docs/PROTOCOL.md` §6.4); and the messages lost
+/// without a word that a restored copy wrote where the peer had read its lost copy's blobs
+/// (14338, 21156: a rewrite whose header opens marks the digest, §8 "Rewritten addresses").
+/// A seed replays the same history only until a change of the client moves the simulator's
+/// random draws; the unit tests, the negative vector `fragment_after_other_blobs` and the
+/// protocol test `a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it`
+/// guard the fixes for good.
+const REGRESSION_SEEDS: &[(&str, &str)] = &[
+    ("all", "11156"),
+    ("all", "14338"),
+    ("all", "17646"),
+    ("all", "21156"),
+    ("all", "24198"),
+];
 
 /// Fault sets that must pass with `--pushes` (half the polls read a subscription snapshot,
 /// in part and shuffled, with `Client::poll_pushed`).
