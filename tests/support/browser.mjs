@@ -1,7 +1,7 @@
 // Debian's headless Chromium, driven by playwright-core (no browser download).
 
 import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -32,6 +32,16 @@ export async function launch({ extraArgs = [], viewport = { width: 1280, height:
     args: [...CHROMIUM_FLAGS, ...extraArgs],
     viewport,
   });
+  // The profile goes with the context: each one holds 5 to 15 MB, and a full run launches
+  // a few hundred.
+  const close = context.close.bind(context);
+  context.close = async (...args) => {
+    try {
+      await close(...args);
+    } finally {
+      rmSync(userDataDir, { recursive: true, force: true, maxRetries: 5 });
+    }
+  };
   const errors = [];
   const watch = (page) => {
     page.on("console", (msg) => {

@@ -35,7 +35,10 @@ export async function startPathSite(upstream) {
       return;
     }
     const headers = { ...req.headers, host: `127.0.0.1:${upstream.port}` };
-    const forward = request({ host: "127.0.0.1", port: upstream.port, method: req.method, path: target, headers }, (answer) => {
+    // A connection of its own per request (`agent: false`): through Node's keep-alive agent a
+    // request could go out on a connection the mailbox-server was just closing as idle, and
+    // the reset came back as a 502 that no browser would have met (seen under load).
+    const forward = request({ host: "127.0.0.1", port: upstream.port, method: req.method, path: target, headers, agent: false }, (answer) => {
       res.writeHead(answer.statusCode, answer.headers);
       answer.pipe(res);
     });

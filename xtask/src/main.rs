@@ -249,12 +249,8 @@ fn type_check(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the `*.test.mjs` files under `tests/` with Node's test runner, one file at a time.
-///
-/// Not two: two side by side took 732–749 s instead of 1,262 s and passed twice on a built
-/// tree, but on a fresh clone two app suites failed (a 60 s wait for a list preview in
-/// `app-composer`, a closed page in `app-first-load`) while the accessibility suite ran
-/// beside them. Until that is understood, one at a time.
+/// Runs the `*.test.mjs` files under `tests/` with Node's test runner: first those of
+/// [`RUN_ALONE`], one at a time, then the others [`NODE_CONCURRENCY`] at a time.
 fn node_tests(root: &Path, browser: bool) -> Result<()> {
     let mut files = Vec::new();
     collect_tests(&root.join("tests"), &mut files)?;
@@ -262,29 +258,55 @@ fn node_tests(root: &Path, browser: bool) -> Result<()> {
     if files.is_empty() {
         bail!("no *.test.mjs files under tests/");
     }
-    let mut cmd = Command::new("node");
-    cmd.arg("--test")
-        .arg("--test-concurrency=1")
-        .args(&files)
-        .env(
-            "HUSH_MAILBOX_SERVER_BIN",
-            crate::target_dir(root).join("debug/mailbox-server"),
-        )
-        .env("HUSH_EDGE_WORKER_DIR", root.join("edge-worker/build"))
-        .env("HUSH_WWW_DIR", root.join("www"))
-        .env("HUSH_ARTIFACTS_DIR", root.join("tests/artifacts"))
-        .env("HUSH_CHROMIUM", prereqs::CHROMIUM);
-    if !browser {
-        cmd.env("HUSH_NO_BROWSER", "1");
-    }
-    let status = cmd
-        .status()
-        .context("running node (is Node.js installed?)")?;
-    if !status.success() {
-        bail!("node test suites failed ({status})");
+    let alone = |f: &PathBuf| {
+        f.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| RUN_ALONE.contains(&n))
+    };
+    let (first, rest): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(alone);
+    for (batch, concurrency) in [(first, 1), (rest, NODE_CONCURRENCY)] {
+        if batch.is_empty() {
+            continue;
+        }
+        let mut cmd = Command::new("node");
+        cmd.arg("--test")
+            .arg(format!("--test-concurrency={concurrency}"))
+            .args(&batch)
+            .env(
+                "HUSH_MAILBOX_SERVER_BIN",
+                crate::target_dir(root).join("debug/mailbox-server"),
+            )
+            .env("HUSH_EDGE_WORKER_DIR", root.join("edge-worker/build"))
+            .env("HUSH_WWW_DIR", root.join("www"))
+            .env("HUSH_ARTIFACTS_DIR", root.join("tests/artifacts"))
+            .env("HUSH_CHROMIUM", prereqs::CHROMIUM);
+        if !browser {
+            cmd.env("HUSH_NO_BROWSER", "1");
+        }
+        let status = cmd
+            .status()
+            .context("running node (is Node.js installed?)")?;
+        if !status.success() {
+            bail!("node test suites failed ({status})");
+        }
     }
     Ok(())
 }
+
+/// Test files that run before the others, one at a time: `serve.test.mjs` runs the README's
+/// `cargo xtask serve`, which builds the site again (it deletes and rewrites `www/pkg`, which
+/// every browser suite loads) and compiles the release mailbox-server on a fresh clone (both
+/// cores for a minute and a half).
+const RUN_ALONE: &[&str] = &["serve.test.mjs"];
+
+/// How many of the other test files run side by side: 2. They mostly wait (for timers, polls
+/// and the browser): together 600 s of CPU (Node, Chromium, the servers) in 1,512 s of wall
+/// time, one file at a time (`/usr/bin/time` per file on a 2-core machine), so two nearly
+/// halve the wall time. An earlier
+/// try at two failed on a fresh clone only, where `serve.test.mjs` rebuilt `www/pkg` and
+/// compiled beside the app suites ([`RUN_ALONE`] since); and the path proxy of
+/// `app-everyday` met a keep-alive race under load (`tests/support/paths.mjs`).
+const NODE_CONCURRENCY: usize = 2;
 
 fn collect_tests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
