@@ -267,17 +267,17 @@ enum PickleV2 {
     ),
 }
 
-/// `ReadAddress::opener` of each of `ReadAddressesPickle::read`, in the same order: the
-/// header key the blob read there opened under and its position.
+/// For each of `ReadAddressesPickle::read`, in the same order: `ReadAddress::opener` (the
+/// header key the blob read there opened under and its position) and `ReadAddress::reported`.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
 struct ReadKeysPickle {
-    keys: Vec<Option<ReadKeyPickle>>,
+    keys: Vec<ReadKeyPickle>,
 }
 
-#[derive(Serialize, Deserialize, Zeroize)]
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct ReadKeyPickle {
-    header_key: [u8; 32],
-    n: u32,
+    opener: Option<([u8; 32], u32)>,
+    reported: Option<[u8; RECEIVED_HEDGE_LEN]>,
 }
 
 /// `ReceivedHedge::place` of the counted data blobs among `Stream::received_hedges`:
@@ -693,13 +693,16 @@ fn session_from_v2(
                 .read
                 .iter()
                 .enumerate()
-                .map(|(i, (a, r))| ReadAddress {
-                    address: Address(*a),
-                    prefix: *r,
-                    opener: keys
-                        .and_then(|k| k.keys.get(i))
-                        .and_then(Option::as_ref)
-                        .map(|k| (HeaderKey::from_bytes(&k.header_key), k.n)),
+                .map(|(i, (a, r))| {
+                    let extra = keys.and_then(|k| k.keys.get(i));
+                    ReadAddress {
+                        address: Address(*a),
+                        prefix: *r,
+                        reported: extra.and_then(|k| k.reported),
+                        opener: extra
+                            .and_then(|k| k.opener.as_ref())
+                            .map(|(key, n)| (HeaderKey::from_bytes(key), *n)),
+                    }
                 })
                 .collect(),
         },
@@ -759,11 +762,9 @@ impl Session {
                 .read_addresses
                 .entries
                 .iter()
-                .map(|e| {
-                    e.opener.as_ref().map(|(key, n)| ReadKeyPickle {
-                        header_key: *key.as_bytes(),
-                        n: *n,
-                    })
+                .map(|e| ReadKeyPickle {
+                    opener: e.opener.as_ref().map(|(key, n)| (*key.as_bytes(), *n)),
+                    reported: e.reported,
                 })
                 .collect(),
         };

@@ -26,23 +26,27 @@ pub(crate) struct ReadAddress {
     pub(crate) address: Address,
     /// The first [`RECEIVED_HEDGE_LEN`] bytes of the blob read there (of its hedge).
     pub(crate) prefix: [u8; RECEIVED_HEDGE_LEN],
-    /// The header key the blob's header opened under, and its position `n` in its chain:
-    /// another blob there is the peer's only if its header opens under them too. `None` for
-    /// an address remembered by a session pickled before they were kept.
+    /// The first bytes of the other blob reported there last, if any: each is reported once.
+    pub(crate) reported: Option<[u8; RECEIVED_HEDGE_LEN]>,
+    /// The header key the blob read there opened under, and its position `n` in its chain:
+    /// another blob there is the peer's only if its header opens under them too. Dropped once
+    /// such a blob is found (one [`Rewrite::Peer`] per address), and `None` for an address
+    /// remembered by a session pickled before they were kept.
     pub(crate) opener: Option<(HeaderKey, u32)>,
 }
 
 /// What [`ReadAddresses::take_rewrite`] found at a read address.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Rewrite {
-    /// Not a read address, or the blob read there (deposited again byte for byte), or a
-    /// rewrite reported already.
+    /// Not a read address, the blob read there (deposited again byte for byte, by its sender
+    /// or by anyone who kept it), or the other blob reported there last.
     None,
     /// Another blob, whose header does not open as the peer's at that position (or cannot
     /// be checked: no header key kept).
     Unverified,
     /// Another blob whose header opens under the key and position of the blob read there:
-    /// only a copy of the peer's device can have sealed it. Carries its hedge `r`.
+    /// only a copy of the peer's device can have sealed it. Carries its hedge `r`. At most
+    /// once per address.
     Peer([u8; HEDGE_LEN]),
 }
 
@@ -67,6 +71,7 @@ impl ReadAddresses {
         self.entries.push_back(ReadAddress {
             address: *address,
             prefix: prefix(r),
+            reported: None,
             opener: Some((header_key, n)),
         });
         while self.entries.len() > READ_ADDRESS_MEMORY {
@@ -75,11 +80,13 @@ impl ReadAddresses {
     }
 
     /// Whether `blob` at `address` is another blob than the one read there: `address` is
-    /// remembered and the first [`RECEIVED_HEDGE_LEN`] bytes differ (a blob deposited again
-    /// byte for byte, a retransmission, is the same). A rewrite is reported once: the entry
-    /// then holds the new blob's prefix. [`Rewrite::Peer`] when its header authenticates
-    /// under the header key and position of the blob read there (`HDECRYPT` with the
-    /// session's associated data `ad`), else [`Rewrite::Unverified`]. No body is opened.
+    /// remembered and the first [`RECEIVED_HEDGE_LEN`] bytes differ from those of the blob
+    /// read (a blob deposited again byte for byte is the same, whoever deposits it) and from
+    /// those of the other blob reported there last (each is reported once).
+    /// [`Rewrite::Peer`] when its header authenticates under the header key and position of
+    /// the blob read there (`HDECRYPT` of `docs/PROTOCOL.md` §3.5 with the hedged key of §3.7,
+    /// associated data `ad ‖ address`, and `N = n`), once per address: the key is then
+    /// dropped. Else [`Rewrite::Unverified`]. No body is opened.
     pub(crate) fn take_rewrite(
         &mut self,
         address: &Address,
@@ -93,18 +100,24 @@ impl ReadAddresses {
         for (f, b) in found.iter_mut().zip(blob) {
             *f = *b;
         }
-        if found == entry.prefix {
+        if found == entry.prefix || entry.reported == Some(found) {
             return Rewrite::None;
         }
-        entry.prefix = found;
-        let Some((header_key, n)) = &entry.opener else {
-            return Rewrite::Unverified;
+        entry.reported = Some(found);
+        let opens = |(header_key, n): &(HeaderKey, u32)| {
+            crate::double_ratchet::split_blob(blob)
+                .ok()
+                .and_then(|parts| {
+                    header_key
+                        .decrypt_header(parts.header, parts.r, *n, ad, address)
+                        .map(|_| *parts.r)
+                })
         };
-        let Ok(parts) = crate::double_ratchet::split_blob(blob) else {
-            return Rewrite::Unverified;
-        };
-        match header_key.decrypt_header(parts.header, parts.r, *n, ad, address) {
-            Some(_) => Rewrite::Peer(*parts.r),
+        match entry.opener.as_ref().and_then(opens) {
+            Some(r) => {
+                entry.opener = None;
+                Rewrite::Peer(r)
+            }
             None => Rewrite::Unverified,
         }
     }
@@ -202,12 +215,53 @@ mod tests {
         old.entries.push_back(ReadAddress {
             address: a,
             prefix: [7; RECEIVED_HEDGE_LEN],
+            reported: None,
             opener: None,
         });
         assert_eq!(
             old.take_rewrite(&a, &blob(&key(1), 4, &a, 8), &AD),
             Rewrite::Unverified,
             "no key kept (an older pickle): never taken for the peer's"
+        );
+    }
+
+    /// The operator holds the blob read there: putting junk at the address and then that
+    /// blob back is no rewrite of the peer's (it would mark the digest and show the peer a
+    /// false rollback, as often as the operator liked).
+    #[test]
+    fn the_blob_read_put_back_after_junk_is_no_rewrite() {
+        let a = Address([1; 32]);
+        let read_blob = blob(&key(1), 4, &a, 7);
+        let mut read = ReadAddresses::default();
+        read.note(&a, &[7u8; HEDGE_LEN], key(1), 4);
+        for _ in 0..3 {
+            assert_eq!(
+                read.take_rewrite(&a, &[0x42; BLOB_LEN], &AD),
+                Rewrite::Unverified
+            );
+            assert_eq!(read.take_rewrite(&a, &read_blob, &AD), Rewrite::None);
+            assert_eq!(
+                read.take_rewrite(&a, &[0x43; BLOB_LEN], &AD),
+                Rewrite::Unverified
+            );
+        }
+    }
+
+    /// One blob of the peer's per address marks: a second one whose header opens there is
+    /// only reported, and the header key is no longer kept.
+    #[test]
+    fn the_peer_is_found_once_per_address() {
+        let a = Address([1; 32]);
+        let mut read = ReadAddresses::default();
+        read.note(&a, &[7u8; HEDGE_LEN], key(1), 4);
+        assert_eq!(
+            read.take_rewrite(&a, &blob(&key(1), 4, &a, 8), &AD),
+            Rewrite::Peer([8; HEDGE_LEN])
+        );
+        assert!(read.entries[0].opener.is_none(), "the key goes");
+        assert_eq!(
+            read.take_rewrite(&a, &blob(&key(1), 4, &a, 9), &AD),
+            Rewrite::Unverified
         );
     }
 

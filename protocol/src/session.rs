@@ -382,14 +382,15 @@ impl Session {
     }
 
     /// Whether `blob`, found at one of [`Session::read_addresses`], is another blob than the
-    /// one this session read there (its first 8 bytes differ; the same bytes deposited again
-    /// are not): the peer wrote again at a position it had used, so a copy of its device
-    /// went back to an older state. The caller owes the peer an acknowledgement, which shows
-    /// it the rollback (§6.5). Reported once per blob: the session then remembers the new
-    /// one (pickle it). No body is decrypted.
+    /// one this session read there (its first 8 bytes differ from those of the blob read; the
+    /// same bytes deposited again, by anyone, are not): the peer wrote again at a position it
+    /// had used, so a copy of its device went back to an older state. The caller owes the
+    /// peer an acknowledgement, which shows it the rollback (§6.5). Reported once per blob:
+    /// the session remembers the one reported last (pickle it). No body is decrypted.
     ///
     /// When the blob's header opens under the header key and position of the blob read there
-    /// (only a copy of the peer's device can seal that), the rewrite also marks our
+    /// (only a copy of the peer's device can seal that; once per address), the rewrite also
+    /// marks our
     /// acknowledgement digest, as a refusal does (§6.4): the copy that wrote it may know of
     /// its rollback already, and its blob lies where we no longer read; the marked digest
     /// shows it a rollback again (§6.5), after which it sends every message with a blob on
@@ -500,7 +501,9 @@ impl Session {
             decrypted.n,
         );
         let peer_behind = newest && fields.ack.next < confirmed_before;
-        let outcome = self.stream.acknowledged(&fields.ack, &fields.ack_digest);
+        let outcome = self
+            .stream
+            .acknowledged(&fields.ack, &fields.ack_digest, newest);
         if self.ratchet.remote_ratchet_key != remote_before {
             // A new chain of the peer's (our send step is pending): blobs of a lost copy of
             // ours on the chain that step starts answer this one, so they are numbered from

@@ -439,19 +439,19 @@ impl Stream {
         r: &[u8; HEDGE_LEN],
         counted: bool,
     ) -> bool {
-        if let Some(evidence) =
-            self.follows_other_blob(fields.seq, place, data, fields.floor, &fields.prev)
+        if self
+            .follows_other_blob(fields.seq, place, data, fields.floor, &fields.prev)
+            .is_some()
         {
-            if self
-                .received_hedges
-                .iter()
-                .any(|h| h.seq == evidence && h.state == HedgeState::AckOnly)
-            {
-                // The blob we received under that number is not in our digest, and the
-                // sender's own blob there may not be either (both acknowledgement-only, or
-                // its fragment abandoned): the digests would agree and the sender would never
-                // learn that this blob was refused. The refusal goes into our digest, so that
-                // it differs from any the sender computes and shows it its rollback (§6.5).
+            // A refusal at or past our prefix goes into our digest, so that it differs from
+            // any the sender computes and shows it its rollback (§6.5): when the blob we
+            // received under the evidence's number is acknowledgement-only, neither digest
+            // may cover that number; and when it is counted, the sender may have taken our
+            // digest of that prefix as its own already (a copy that learnt of its rollback and
+            // then sent again after blobs of its own we refuse: `restore` seed 8774, whose
+            // every later blob we refused while its digest agreed with ours). Below the
+            // prefix, the sender's floor passed the blob: it gave it up already.
+            if fields.seq >= self.received.next {
                 self.mark_digest(r);
             }
             self.remember(fields.seq, r, HedgeState::Refused, None);
@@ -500,7 +500,16 @@ impl Stream {
     /// Checks the peer's acknowledgement of our stream against what we sent. Confirms the
     /// prefix when the digests agree; reports a rollback when the peer acknowledges blobs we
     /// never sent or other blobs than ours.
-    pub(crate) fn acknowledged(&mut self, ack: &Acknowledgement, digest: &Digest) -> AckOutcome {
+    /// A digest that differs at the prefix we confirmed counts only in the peer's `newest`
+    /// blob (past every blob of the peer's received so far): an older acknowledgement read
+    /// late, or one of a copy of the peer restored to before it marked, carries an older
+    /// digest of that prefix, which would otherwise report a rollback again.
+    pub(crate) fn acknowledged(
+        &mut self,
+        ack: &Acknowledgement,
+        digest: &Digest,
+        newest: bool,
+    ) -> AckOutcome {
         let mut outcome = AckOutcome::default();
         let highest = ack.highest();
         let beyond = highest
@@ -509,7 +518,7 @@ impl Stream {
             .filter(|lost| *lost > 0);
         // The prefix we confirmed, with another digest: the peer marked a blob of ours it
         // refused (§6.4, "Predecessors") after confirming that prefix. Checked like a longer one.
-        let remarked = ack.next == self.confirmed && *digest != self.confirmed_digest;
+        let remarked = newest && ack.next == self.confirmed && *digest != self.confirmed_digest;
         if ack.next <= self.confirmed && beyond.is_none() && !remarked {
             return outcome;
         }
@@ -621,7 +630,7 @@ mod tests {
         receiver.received(0, 1, &r(1), true);
         receiver.received(5, 5, &r(5), true); // floor 5: 3 (ack-only, lost) and 4 abandoned
         assert_eq!(receiver.received.next, 6);
-        let out = sender.acknowledged(&receiver.received, &receiver.received_digest);
+        let out = sender.acknowledged(&receiver.received, &receiver.received_digest, true);
         assert!(out.rollback.is_none());
         assert_eq!(sender.confirmed, 6);
         assert!(sender.sent.is_empty());
@@ -637,7 +646,7 @@ mod tests {
             sender.sent(seq, &r(seq as u8), true, 0);
             receiver.received(0, seq, &r(seq as u8), true);
         }
-        let out = sender.acknowledged(&receiver.received, &receiver.received_digest);
+        let out = sender.acknowledged(&receiver.received, &receiver.received_digest, true);
         assert!(out.rollback.is_none());
         let backup = sender.clone();
         for seq in 2..5u32 {
@@ -649,7 +658,7 @@ mod tests {
         for seq in 2..6u32 {
             restored.sent(seq, &r(20 + seq as u8), true, 2);
         }
-        let out = restored.acknowledged(&receiver.received, &receiver.received_digest);
+        let out = restored.acknowledged(&receiver.received, &receiver.received_digest, true);
         assert_eq!(
             out.rollback,
             Some(Rollback {
@@ -697,7 +706,7 @@ mod tests {
             for s in next..next + ACK_WINDOW + 1 {
                 proptest::prop_assert_eq!(receiver.received.contains(s), got.contains(&s));
             }
-            let out = sender.acknowledged(&receiver.received, &receiver.received_digest);
+            let out = sender.acknowledged(&receiver.received, &receiver.received_digest, true);
             proptest::prop_assert!(out.rollback.is_none(), "{:?}", out.rollback);
             proptest::prop_assert_eq!(sender.confirmed, next);
         }
@@ -716,7 +725,7 @@ mod tests {
         }
         assert!(
             alice
-                .acknowledged(&lost_bob.received, &lost_bob.received_digest)
+                .acknowledged(&lost_bob.received, &lost_bob.received_digest, true)
                 .rollback
                 .is_none()
         );
@@ -726,7 +735,7 @@ mod tests {
         alice.sent(3, &r(3), true, 3);
         bob.received(3, 3, &r(3), true);
         assert_eq!(bob.received.next, 4);
-        let out = alice.acknowledged(&bob.received, &bob.received_digest);
+        let out = alice.acknowledged(&bob.received, &bob.received_digest, true);
         assert!(out.rollback.is_none(), "{:?}", out.rollback);
         assert_eq!(alice.confirmed, 4);
     }
@@ -747,7 +756,7 @@ mod tests {
         for seq in 0..5u32 {
             lost_bob.received(floor(seq), seq, &r(seq as u8), true);
         }
-        let out = alice.acknowledged(&lost_bob.received, &lost_bob.received_digest);
+        let out = alice.acknowledged(&lost_bob.received, &lost_bob.received_digest, true);
         assert!(out.rollback.is_none());
         assert_eq!(alice.confirmed, 5);
         assert_eq!(alice.sent.len(), 1, "only blob 5 is still unconfirmed");
@@ -757,7 +766,7 @@ mod tests {
             bob.received(floor(seq), seq, &r(seq as u8), true);
         }
         assert_eq!(bob.received.next, 6);
-        let out = alice.acknowledged(&bob.received, &bob.received_digest);
+        let out = alice.acknowledged(&bob.received, &bob.received_digest, true);
         assert!(out.rollback.is_none(), "{:?}", out.rollback);
         assert_eq!(alice.confirmed, 6);
     }
@@ -784,6 +793,65 @@ mod tests {
             Some(Place { index: 0, count: 1 }),
         );
         assert!(!s.refused_between(0, 9));
+    }
+
+    /// A restored sender that learnt of its rollback took our digest of the prefix as its
+    /// confirmed one; its next blob follows its own blob under a number where we received
+    /// its lost copy's (counted, in our digest), so we refuse it. The refusal must still
+    /// change what our acknowledgements say, or the sender, whose digest agrees with ours,
+    /// never learns (the simulator's `restore` seed 8774: every later blob refused, the
+    /// messages stayed *sent*).
+    #[test]
+    fn a_refusal_shows_a_sender_that_confirmed_our_digest_its_rollback_again() {
+        let fields = |seq: u32, prev: u8| crate::message::StreamFields {
+            seq,
+            floor: 0,
+            ack: Acknowledgement::default(),
+            ack_digest: [0; STREAM_DIGEST_LEN],
+            message_id: [seq as u8 + 1; 8],
+            prev: [prev; RECEIVED_HEDGE_LEN],
+        };
+        let one = Place { index: 0, count: 1 };
+        let mut bob = Stream::default();
+        let mut restored = Stream::default();
+        for seq in 0..3u32 {
+            // The lost copy's blobs, received; the restored copy's own under the same numbers.
+            let prev = if seq == 0 { 0 } else { seq as u8 - 1 };
+            assert!(!bob.take(&fields(seq, prev), one, true, &r(seq as u8), true));
+            restored.sent(seq, &r(20 + seq as u8), true, 0);
+        }
+        let out = restored.acknowledged(&bob.received, &bob.received_digest, true);
+        assert!(out.rollback.is_some(), "the digest shows other blobs");
+        assert_eq!(restored.confirmed, 3);
+        restored.sent(3, &r(23), true, 0);
+        let digest_before_mark = bob.received_digest;
+        assert!(
+            bob.take(&fields(3, 22), one, true, &r(23), true),
+            "it follows the restored copy's blob 2, not the one received"
+        );
+        assert_eq!(bob.received.next, 3, "a refused blob is not received");
+        let out = restored.acknowledged(&bob.received, &bob.received_digest, true);
+        assert_eq!(
+            out.rollback,
+            Some(Rollback {
+                lost_blobs: 0,
+                unconfirmed_from: 3
+            }),
+            "the marked digest shows the rollback again"
+        );
+        // An older acknowledgement of the same prefix, read late (not the peer's newest
+        // blob), carries the digest before the mark: no rollback, the mark stays confirmed.
+        let marked = restored.confirmed_digest;
+        let out = restored.acknowledged(&bob.received, &digest_before_mark, false);
+        assert!(out.rollback.is_none());
+        assert_eq!(restored.confirmed_digest, marked);
+        // A refused blob below our prefix was given up by its sender's floor: no mark.
+        let digest = bob.received_digest;
+        assert!(bob.take(&fields(1, 99), one, true, &r(31), true));
+        assert_eq!(
+            bob.received_digest, digest,
+            "below the prefix: nothing marked"
+        );
     }
 
     #[test]

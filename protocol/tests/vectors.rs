@@ -493,7 +493,13 @@ impl Stream {
 
     /// §6.5: checks the peer's acknowledgement of our stream. Returns the rollback
     /// `(lost_blobs, unconfirmed_from)` and the positions the sending chain must skip.
-    fn acknowledged(&mut self, ack: u32, bits: u64, digest: [u8; 8]) -> (Option<(u32, u32)>, u32) {
+    fn acknowledged(
+        &mut self,
+        ack: u32,
+        bits: u64,
+        digest: [u8; 8],
+        newest: bool,
+    ) -> (Option<(u32, u32)>, u32) {
         let highest = if bits != 0 {
             Some(ack + 1 + (63 - bits.leading_zeros()))
         } else {
@@ -503,8 +509,9 @@ impl Stream {
             .map(|h| h + 1)
             .filter(|&end| end > self.next_seq)
             .map(|end| end - self.next_seq);
-        // §6.5: the confirmed prefix with another digest (a refusal marked in it) is checked.
-        let remarked = ack == self.confirmed && digest != self.confirmed_digest;
+        // §6.5: the confirmed prefix with another digest (a mark in it) is checked, in the
+        // peer's newest blob only.
+        let remarked = newest && ack == self.confirmed && digest != self.confirmed_digest;
         if ack <= self.confirmed && lost.is_none() && !remarked {
             return (None, 0);
         }
@@ -1189,9 +1196,11 @@ impl State {
             s.stream
                 .follows_other_blob(&f, fragment.kind, fragment.index, fragment.count);
         let rolled_back = evidence.is_some();
-        if let Some(evidence) = evidence {
-            // §6.4: a refusal for an acknowledgement-only blob as evidence marks the digest.
-            if matches!(s.stream.hedges.get(&evidence), Some((_, Hedge::AckOnly))) {
+        // §6.5: past every peer blob received so far (checked before this one is taken).
+        let newest = f.seq >= s.stream.prefix && s.stream.kept.keys().all(|&k| k < f.seq);
+        if rolled_back {
+            // §6.4: a refusal at or past the prefix marks the digest.
+            if f.seq >= s.stream.prefix {
                 s.stream.received_digest = extend_digest(&s.stream.received_digest, u32::MAX, &r);
             }
             s.stream.remember(f.seq, &r, Hedge::Refused, None);
@@ -1209,7 +1218,7 @@ impl State {
                 s.stream.remember(f.seq, &r, state, place);
             }
         }
-        let (rollback, skip) = s.stream.acknowledged(f.ack, f.bits, f.digest);
+        let (rollback, skip) = s.stream.acknowledged(f.ack, f.bits, f.digest, newest);
         // §6.5: a new chain of the peer's (our send step pending): a lost copy's blobs on the
         // chain that answers it come after what its first blob acknowledged (read first:
         // after what the peer had confirmed before this blob).

@@ -57,10 +57,13 @@ const MUST_PASS: &[(&str, &str, &[&str])] = &[
 /// (11156, 24198: set aside across polls, `docs/CLIENT.md`) and to a fragment sealed where a
 /// lost copy's blob was read (17646: refused, `docs/PROTOCOL.md` §6.4); and the messages lost
 /// without a word that a restored copy wrote where the peer had read its lost copy's blobs
-/// (14338, 21156: a rewrite whose header opens marks the digest, §8 "Rewritten addresses").
-/// A seed replays the same history only until a change of the client moves the simulator's
-/// random draws; the unit tests, the negative vector `fragment_after_other_blobs` and the
-/// protocol test `a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it`
+/// (`all` 14338, 21156: a rewrite whose header opens marks the digest, §8 "Rewritten
+/// addresses") or sent again after blobs of its own the peer refused (`restore` 8774: a
+/// refusal with counted evidence marks the digest too, §6.4). A seed replays the same history
+/// only until a change of the client moves the simulator's random draws; the unit tests, the
+/// negative vector `fragment_after_other_blobs`, the protocol test
+/// `a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it`
+/// and the stream test `a_refusal_shows_a_sender_that_confirmed_our_digest_its_rollback_again`
 /// guard the fixes for good.
 const REGRESSION_SEEDS: &[(&str, &str)] = &[
     ("all", "11156"),
@@ -68,6 +71,7 @@ const REGRESSION_SEEDS: &[(&str, &str)] = &[
     ("all", "17646"),
     ("all", "21156"),
     ("all", "24198"),
+    ("restore", "8774"),
 ];
 
 /// Fault sets that must pass with `--pushes` (half the polls read a subscription snapshot,
