@@ -144,6 +144,13 @@ mod tests {
         HeaderKey::from_bytes(&[byte; 32])
     }
 
+    /// A memory that read the blob with hedge `[7; 16]` at `a`, under `key(1)` at position 4.
+    fn read_at(a: &Address) -> ReadAddresses {
+        let mut read = ReadAddresses::default();
+        read.note(a, &[7u8; HEDGE_LEN], key(1), 4);
+        read
+    }
+
     /// A blob of the full length whose header is sealed under `key` for position `n` at
     /// `address`, with hedge `[r; 16]` (the body is not checked here).
     fn blob(key: &HeaderKey, n: u32, address: &Address, r: u8) -> Vec<u8> {
@@ -187,12 +194,11 @@ mod tests {
     #[test]
     fn a_rewrite_is_the_peers_only_if_its_header_opens_at_that_key_and_position() {
         let a = Address([1; 32]);
-        let mut read = ReadAddresses::default();
-        read.note(&a, &[7u8; HEDGE_LEN], key(1), 4);
         assert_eq!(
-            read.take_rewrite(&a, &blob(&key(1), 4, &a, 8), &AD),
+            read_at(&a).take_rewrite(&a, &blob(&key(1), 4, &a, 8), &AD),
             Rewrite::Peer([8; HEDGE_LEN])
         );
+        // Each in a fresh memory: after a mark the key is gone, and everything is unverified.
         for (other, why) in [
             (blob(&key(2), 4, &a, 9), "another header key"),
             (blob(&key(1), 5, &a, 10), "another position"),
@@ -206,7 +212,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                read.take_rewrite(&a, &other, &AD),
+                read_at(&a).take_rewrite(&a, &other, &AD),
                 Rewrite::Unverified,
                 "{why}"
             );
@@ -252,8 +258,7 @@ mod tests {
     #[test]
     fn the_peer_is_found_once_per_address() {
         let a = Address([1; 32]);
-        let mut read = ReadAddresses::default();
-        read.note(&a, &[7u8; HEDGE_LEN], key(1), 4);
+        let mut read = read_at(&a);
         assert_eq!(
             read.take_rewrite(&a, &blob(&key(1), 4, &a, 8), &AD),
             Rewrite::Peer([8; HEDGE_LEN])
