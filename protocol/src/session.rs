@@ -494,12 +494,8 @@ impl Session {
             &decrypted.r,
             counted,
         );
-        self.read_addresses.note(
-            address,
-            &decrypted.r,
-            decrypted.header_key.clone(),
-            decrypted.n,
-        );
+        self.read_addresses
+            .note(address, &decrypted.r, decrypted.header_key, decrypted.n);
         let peer_behind = newest && fields.ack.next < confirmed_before;
         let outcome = self
             .stream
