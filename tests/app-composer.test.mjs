@@ -69,7 +69,11 @@ describe("the message box: right-to-left text, and long messages never cut", { s
     await send(bob.page, ENGLISH);
     await send(bob.page, HEBREW);
     for (const page of [alice.page, bob.page]) {
-      await eventually(async () => (await messages(page)).length === 4, { timeout: 60_000, what: "all four messages" });
+      await eventually(async () => (await messages(page)).length === 4, {
+        timeout: 60_000,
+        what: "all four messages",
+        explain: async () => ({ alice: await messages(alice.page), bob: await messages(bob.page) }),
+      });
     }
     const bubbles = (page) =>
       page.getByRole("list", { name: "Conversation history" }).evaluate((list) => {

@@ -128,3 +128,70 @@ test("a poll's pollAt brings the next poll forward (a message set aside is due),
     engine.lock();
   }
 });
+
+test("a push during a poll brings a full poll after it, also when a pushed poll started while the poll before read the list", async () => {
+  const { HushClient } = await import("../www/pkg/hush.js");
+  const { SyncEngine } = await import("../www/engine/sync.js");
+  // No poll by the pace during the test: only pushes (pollNow) poll.
+  HushClient.pollDelayMs = () => 3_600_000;
+  HushClient.safetyPollDelayMs = () => 3_600_000;
+  const conversation = { id: "c1", name: "Bob", mailbox: "https://mailbox.example", joined: true, unread: 0, connecting: false };
+  const outcome = (messages) => ({ messages, joined: false, rejected: 0, delivered: [], notice: false, flushAt: null, deleteMessages: [], deletesOwed: 0, pollAt: null });
+  const message = { seq: 1, outgoing: false, text: "b1", time: 0, status: "received" };
+  /** A promise with its resolve, for steps the test releases one at a time. */
+  const gate = () => {
+    let open = () => {};
+    const shut = new Promise((ok) => (open = ok));
+    return { shut, open };
+  };
+  let listing = null;
+  const pushed = [];
+  const polls = [];
+  const client = standInClient([conversation], async () => {
+    polls.push("full");
+    return outcome([]);
+  });
+  client.listConversations = async () => {
+    await listing?.shut;
+    return [conversation];
+  };
+  /** @type {Map<number, ReturnType<typeof gate>>} each pushed poll waits for its gate */
+  const pushGates = new Map();
+  client.pollPushed = async (_id, bytes) => {
+    pushed.push(bytes[0]);
+    await pushGates.get(bytes[0])?.shut;
+    // The first push reads a message: its poll reads the list again afterwards.
+    return outcome(bytes[0] === 1 ? [message] : []);
+  };
+  const previews = { refresh: async () => {}, clear() {} };
+  const engine = new SyncEngine({ visible: () => true, online: () => true, previews });
+  engine.client = client;
+  const settle = () => new Promise((ok) => setTimeout(ok, 50));
+  try {
+    await engine.start(false);
+    await settle(); // The first poll (at once) and flush.
+    polls.length = 0;
+
+    // Push 1 is read and shows a message; its poll then reads the list again, slowly.
+    listing = gate();
+    engine.pollNow("c1", new Uint8Array([1]));
+    await settle();
+    // Meanwhile push 2 (the snapshot of the watch set that poll sent) starts a poll of its own…
+    pushGates.set(2, gate());
+    engine.pollNow("c1", new Uint8Array([2]));
+    await settle();
+    // …and push 3 arrives during it: not read, a full poll is owed once it ends.
+    engine.pollNow("c1", new Uint8Array([3]));
+    assert.deepEqual(pushed, [1, 2], "push 3 waits for the poll running");
+    // The first poll's end comes first, while push 2's poll still runs; then push 2's ends.
+    listing.open();
+    await settle();
+    pushGates.get(2).open();
+    await settle();
+    // (The first poll's end used to take that request and drop it, as a poll ran: push 3's
+    // blob then waited for the next snapshot, 2-4 min; app-composer's four messages, over 60 s.)
+    assert.deepEqual(polls, ["full"], "a full poll read what push 3 brought");
+  } finally {
+    engine.lock();
+  }
+});

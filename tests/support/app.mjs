@@ -130,14 +130,20 @@ export async function messages(page) {
 /** An own message's status once the mailbox has it: on the mailbox, or already on their device. */
 export const onMailbox = (status) => status === "sent" || status === "delivered";
 
-/** Polls `check()` until it returns a truthy value (returned) or `timeout` ms pass. */
-export async function eventually(check, { timeout = LONG, interval = 100, what = "condition" } = {}) {
+/**
+ * Polls `check()` until it returns a truthy value (returned) or `timeout` ms pass. On a
+ * timeout the error carries `explain()`'s answer, when given: what the pages showed instead.
+ */
+export async function eventually(check, { timeout = LONG, interval = 100, what = "condition", explain } = {}) {
   const deadline = Date.now() + timeout;
   let last;
   for (;;) {
     last = await check();
     if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const shown = explain ? `; instead: ${JSON.stringify(await explain().catch((e) => String(e)))}` : "";
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}${shown}`);
+    }
     await new Promise((r) => setTimeout(r, interval));
   }
 }

@@ -103,7 +103,10 @@ export class SyncEngine extends EventTarget {
     this.pollDue = new Map();
     /** @type {Set<string>} */
     this.polling = new Set();
-    /** Conversations pushed to while their poll ran: polled again right after it. @type {Set<string>} */
+    /**
+     * Conversations pushed to while their poll ran: polled again right after it, by the end of
+     * a poll with no other poll of the conversation running. @type {Set<string>}
+     */
     this.pollAgain = new Set();
     /** Conversations subscribed since unlocking (their watch set asked for at least once). @type {Set<string>} */
     this.subscribed = new Set();
@@ -504,7 +507,11 @@ export class SyncEngine extends EventTarget {
     // pending wait for the flush back-off (FLUSH_BACKOFF), so that a mailbox that is down,
     // overloaded or full is not sent a flush after every poll.
     if (recovered) this.flushSoon(0);
-    if (this.pollAgain.delete(id) && !this.polling.has(id)) this.pollNow(id);
+    // Pushed to during the poll: a full poll now. A poll of this conversation may have started
+    // meanwhile (a push read while the list was read again above): then the request is left
+    // for it to take when it ends, as it ends later than this one. Taken here, it would be
+    // lost, and what was pushed would wait for the next snapshot (minutes).
+    if (!this.polling.has(id) && this.pollAgain.delete(id)) this.pollNow(id);
     else this.schedulePoll(id);
   }
 
