@@ -1199,12 +1199,6 @@ impl<P: Platform> Client<P> {
         ranges: &[(u32, u32)],
         writes: &mut Vec<Write>,
     ) -> Result<(), ClientError> {
-        let mut messages = BTreeSet::new();
-        let from = ranges
-            .iter()
-            .map(|(from, _)| *from)
-            .min()
-            .unwrap_or(u32::MAX);
         let outbox = self.outbox(key, id).await?;
         let unverified = |seq: u32| ranges.iter().any(|(f, t)| (*f..*t).contains(&seq));
         // A blob a flush is depositing right now may be on the mailbox: never pulled back
@@ -1218,54 +1212,26 @@ impl<P: Platform> Client<P> {
             .collect();
         let on_mailbox =
             |seq: u32, o: &crate::records::Outgoing| o.stored || depositing.contains(&seq);
-        // Later blobs are pulled only while the addresses they leave empty stay within the
-        // peer's window ([`crate::MAX_ABANDONED_RUN`] in a row): past that, the re-sent blobs
-        // would land where the peer never looks, and order gives way to delivery.
-        let pull: Vec<&(String, u32, crate::records::Outgoing)> = outbox
+        let blobs: Vec<OutBlob> = outbox
             .iter()
-            .filter(|(_, seq, o)| {
-                matches!(o.kind, BlobKind::Data { .. })
-                    && *seq >= from
-                    && !on_mailbox(*seq, o)
-                    && !unverified(*seq)
+            .map(|(_, seq, o)| OutBlob {
+                seq: *seq,
+                on_mailbox: on_mailbox(*seq, o),
+                message: match o.kind {
+                    BlobKind::Data { message } => Some(message),
+                    _ => None,
+                },
             })
             .collect();
-        // Blobs under an unverified number not yet on the mailbox leave the outbox below
-        // whatever is decided here, so their addresses stay empty too (`restore` seed 1275:
-        // uncounted, 2 of them with 7 pulled blobs and a chain started at position 7 moved
-        // the messages sent again past the peer's window).
-        let emptied = outbox
-            .iter()
-            .filter(|(_, seq, o)| {
-                matches!(o.kind, BlobKind::Data { .. }) && unverified(*seq) && !on_mailbox(*seq, o)
-            })
-            .count();
-        let left_empty = conversation
-            .recovery
-            .abandoned_run
-            .saturating_add(u32::try_from(emptied).unwrap_or(u32::MAX));
-        let run = left_empty.saturating_add(u32::try_from(pull.len()).unwrap_or(u32::MAX));
-        conversation.recovery.abandoned_run = left_empty;
-        if run <= crate::MAX_ABANDONED_RUN {
-            conversation.recovery.abandoned_run = run;
-            for (name, seq, outgoing) in pull {
-                if let BlobKind::Data { message } = outgoing.kind {
-                    writes.push(Write::Delete(name.clone()));
-                    live.abandon(*seq);
-                    messages.insert(message);
-                }
+        let plan = plan_resend(&blobs, ranges, conversation.recovery.abandoned_run);
+        conversation.recovery.abandoned_run = plan.abandoned_run;
+        for (name, seq, _) in &outbox {
+            if plan.pulled.contains(seq) {
+                writes.push(Write::Delete(name.clone()));
+                live.abandon(*seq);
             }
         }
-        // Stored blobs from the first unverified number on go again too (stored, they are
-        // not abandoned and leave no empty address): kept, they would pin our floor below
-        // the numbers abandoned here, and the peer would hold every later blob for them.
-        for (_, seq, outgoing) in &outbox {
-            if let BlobKind::Data { message } = outgoing.kind
-                && (unverified(*seq) || (on_mailbox(*seq, outgoing) && *seq >= from))
-            {
-                messages.insert(message);
-            }
-        }
+        let messages = plan.messages;
         for message_seq in messages {
             let name = records::message_key(id, message_seq);
             let Some(mut message) = self.read::<Message>(key, &name).await? else {
@@ -1736,6 +1702,90 @@ fn drain(
     }
 }
 
+/// One blob of the outbox, as [`plan_resend`] sees it.
+#[derive(Clone, Copy, Debug)]
+struct OutBlob {
+    /// Its sequence number.
+    seq: u32,
+    /// Stored, or being deposited now: the peer may read it.
+    on_mailbox: bool,
+    /// The history entry of a data blob; `None` for an acknowledgement-only blob or a hello.
+    message: Option<u64>,
+}
+
+/// What [`Client::resend_unverified`] does with the outbox.
+#[derive(Debug, PartialEq, Eq)]
+struct ResendPlan {
+    /// Sequence numbers of data blobs not yet on the mailbox that leave the outbox, abandoned
+    /// (the peer cannot have them): their messages go again behind the unverified ones.
+    pulled: Vec<u32>,
+    /// The history entries to encrypt again, in order.
+    messages: BTreeSet<u64>,
+    /// Our numbers abandoned in a row from now (`Recovery::abandoned_run`).
+    abandoned_run: u32,
+}
+
+/// Which messages a rollback sends again (`ranges`: our unverified sequence numbers, `[from,
+/// to)` each; `abandoned_run`: numbers already abandoned in a row).
+///
+/// * Every message with a blob under an unverified number goes again; so does every message
+///   with a blob on the mailbox from the first unverified number on (kept, that blob would
+///   pin our floor below the numbers abandoned here, and the peer would hold every later blob
+///   behind them).
+/// * **Order kept:** every later data blob not yet on the mailbox is pulled (abandoned) and
+///   its message goes again behind them, while the addresses left empty in a row stay at most
+///   [`crate::MAX_ABANDONED_RUN`] (the peer's window must reach the blobs sent again). Past
+///   that, those blobs stay at their addresses, and a blob on the mailbox that one of them
+///   follows stays too: sent again, it would reach the peer after a message written after it
+///   (`restore` seed 7404 of the simulator: a blob a flush was depositing went again behind
+///   seven that were not pulled). Kept, it is read in its place, or refused and sent again.
+fn plan_resend(blobs: &[OutBlob], ranges: &[(u32, u32)], abandoned_run: u32) -> ResendPlan {
+    let from = ranges
+        .iter()
+        .map(|(from, _)| *from)
+        .min()
+        .unwrap_or(u32::MAX);
+    let unverified = |seq: u32| ranges.iter().any(|(f, t)| (*f..*t).contains(&seq));
+    // Later blobs are pulled only while the addresses they leave empty stay within the
+    // peer's window: past that, the re-sent blobs would land where the peer never looks, and
+    // order gives way to delivery.
+    let pull: Vec<u32> = blobs
+        .iter()
+        .filter(|b| b.message.is_some() && b.seq >= from && !b.on_mailbox && !unverified(b.seq))
+        .map(|b| b.seq)
+        .collect();
+    // Blobs under an unverified number not yet on the mailbox leave the outbox below whatever
+    // is decided here, so their addresses stay empty too (`restore` seed 1275: uncounted, 2
+    // of them with 7 pulled blobs and a chain started at position 7 moved the messages sent
+    // again past the peer's window).
+    let emptied = blobs
+        .iter()
+        .filter(|b| b.message.is_some() && unverified(b.seq) && !b.on_mailbox)
+        .count();
+    let left_empty = abandoned_run.saturating_add(u32::try_from(emptied).unwrap_or(u32::MAX));
+    let run = left_empty.saturating_add(u32::try_from(pull.len()).unwrap_or(u32::MAX));
+    let (pulled, staying, abandoned_run) = if run <= crate::MAX_ABANDONED_RUN {
+        (pull, Vec::new(), run)
+    } else {
+        (Vec::new(), pull, left_empty)
+    };
+    let overtaken = |seq: u32| staying.iter().any(|s| *s > seq);
+    let messages = blobs
+        .iter()
+        .filter(|b| {
+            pulled.contains(&b.seq)
+                || unverified(b.seq)
+                || (b.on_mailbox && b.seq >= from && !overtaken(b.seq))
+        })
+        .filter_map(|b| b.message)
+        .collect();
+    ResendPlan {
+        pulled,
+        messages,
+        abandoned_run,
+    }
+}
+
 /// Of the `stale` addresses before a pushed blob in the peer's order (not fetched since the
 /// push), those a message may still be at once the blob is read: the ones still in the poll
 /// set of the session after it. A blob of the peer's next chain carries in its header how
@@ -1990,6 +2040,50 @@ fn note_junk(conversation: &mut Conversation, junk: &[Address], now: u64) -> (bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outbox blobs `(seq, on the mailbox, history entry)`.
+    fn outbox(blobs: &[(u32, bool, u64)]) -> Vec<OutBlob> {
+        blobs
+            .iter()
+            .map(|&(seq, on_mailbox, message)| OutBlob {
+                seq,
+                on_mailbox,
+                message: Some(message),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rollback_pulls_later_blobs_and_sends_stored_ones_again_in_order() {
+        // Number 3 unverified; 4 on the mailbox, 5 and 6 not yet: all go again, in order.
+        let blobs = outbox(&[(3, true, 30), (4, true, 40), (5, false, 50), (6, false, 60)]);
+        let plan = plan_resend(&blobs, &[(3, 4)], 0);
+        assert_eq!(plan.pulled, [5, 6]);
+        assert_eq!(
+            plan.messages.into_iter().collect::<Vec<_>>(),
+            [30, 40, 50, 60]
+        );
+        assert_eq!(plan.abandoned_run, 2);
+    }
+
+    #[test]
+    fn a_stored_blob_that_blobs_left_in_place_follow_is_not_sent_again_behind_them() {
+        // `restore` 7404: number 7 unverified; 12 being deposited; 13..=19 not yet on the
+        // mailbox, too many to pull after 9 abandoned in a row. Sent again, 12 would go after
+        // 13..=19, and the peer would show it after the messages written after it.
+        let mut blobs = vec![(12, true, 1)];
+        blobs.extend((13..=19).map(|seq| (seq, false, u64::from(seq) - 11)));
+        let plan = plan_resend(&outbox(&blobs), &[(7, 8)], 9);
+        assert!(plan.pulled.is_empty());
+        assert!(plan.messages.is_empty(), "{:?}", plan.messages);
+        assert_eq!(plan.abandoned_run, 9);
+        // The unverified number's own blob still goes again (the peer refuses it), and a
+        // stored blob above those left in place too (nothing it could overtake).
+        let blobs = outbox(&[(7, true, 70), (12, true, 1), (13, false, 2), (14, true, 3)]);
+        let plan = plan_resend(&blobs, &[(7, 8)], 15);
+        assert!(plan.pulled.is_empty());
+        assert_eq!(plan.messages.into_iter().collect::<Vec<_>>(), [3, 70]);
+    }
 
     fn received(next: u32, also: &[u32]) -> Acknowledgement {
         let bits = also
