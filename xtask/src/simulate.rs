@@ -9,7 +9,11 @@ use anyhow::Result;
 use crate::{cargo, run_cmd};
 
 /// Seeds of the survivable fault mix that every `cargo xtask test` runs with zero violations.
-pub const CI_SEEDS: &str = "10000";
+/// 2,000 since `all` (every fault of the survivable mix and the rest, [`MUST_PASS`]) runs its
+/// first 10,000 in CI: the 8,000 survivable seeds more cost about 80 s of both cores
+/// (20 ms of one core a seed, measured) and found no failure in any stop's figures since
+/// `all` became a must-pass set (`docs/SIMULATION.md`).
+pub const CI_SEEDS: &str = "2000";
 
 /// Fault sets that must pass in CI, with their seed counts, from seed 0 (besides the
 /// survivable mix), and further flags. `restore` has passed on 2,000 seeds and more since
@@ -17,11 +21,12 @@ pub const CI_SEEDS: &str = "10000";
 /// floor, a blob this state cannot follow is no longer taken for junk, and order is checked
 /// causally (`docs/SIMULATION.md`); CI runs its first 1,000 (about a minute). With
 /// `--delete-after-read` (forced on, also where a client is restored; an option of the web
-/// app, off by default) its first 1,000 pass but for two named seeds (`--allow`: they must
-/// still fail, and no other seed may): order reversals after restores, the class documented
-/// in `docs/SIMULATION.md` ("What fails now"); 100 since a message a later floor passes waits
-/// for its copy across polls (messages read after it behind the same gap do not wait with it,
-/// `docs/CLIENT.md`). With a poll's deletes held until the
+/// app, off by default) its first 1,000 pass but for one named seed (`--allow`: it must
+/// still fail, and no other seed may): an order reversal after restores, the class documented
+/// in `docs/SIMULATION.md` ("What fails now"). (100 was named too from when a message a later
+/// floor passes waited for its copy across polls until a stored blob that blobs a rollback
+/// left in place follow stayed in place too, `plan_resend` in `client-core/src/receive.rs`.)
+/// With a poll's deletes held until the
 /// conversation's next poll it passed, by timing; they now go as soon as the app has shown
 /// what the poll read, as before, so that a message read just before the tab closes leaves
 /// the mailbox. `all` (every fault at once) has passed on its first 2,000 seeds since a blob
@@ -48,7 +53,7 @@ const MUST_PASS: &[(&str, &str, &[&str])] = &[
     (
         "restore",
         "1000",
-        &["--delete-after-read", "--allow", "100,348"],
+        &["--delete-after-read", "--allow", "348"],
     ),
 ];
 
@@ -59,9 +64,11 @@ const MUST_PASS: &[(&str, &str, &[&str])] = &[
 /// without a word that a restored copy wrote where the peer had read its lost copy's blobs
 /// (`all` 14338, 21156: a rewrite whose header opens marks the digest, §8 "Rewritten
 /// addresses") or sent again after blobs of its own the peer refused (`restore` 8774: a
-/// refusal with counted evidence marks the digest too, §6.4). A seed replays the same history
-/// only until a change of the client moves the simulator's random draws; the unit tests, the
-/// negative vector `fragment_after_other_blobs`, the protocol test
+/// refusal with counted evidence marks the digest too, §6.4); and a message a restored copy
+/// sent again behind later blobs that a rollback left in place (`restore` 7404: a stored blob
+/// that those blobs follow stays, `plan_resend` in `client-core/src/receive.rs`). A seed
+/// replays the same history only until a change of the client moves the simulator's random
+/// draws; the unit tests, the negative vector `fragment_after_other_blobs`, the protocol test
 /// `a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it`
 /// and the stream test `a_refusal_shows_a_sender_that_confirmed_our_digest_its_rollback_again`
 /// guard the fixes for good.
@@ -71,6 +78,7 @@ const REGRESSION_SEEDS: &[(&str, &str)] = &[
     ("all", "17646"),
     ("all", "21156"),
     ("all", "24198"),
+    ("restore", "7404"),
     ("restore", "8774"),
 ];
 
