@@ -1473,10 +1473,16 @@ impl<P: Platform> Client<P> {
     /// know). At once, then again every [`RETRANSMIT_AFTER_MS`] while it stands (a signal
     /// expires like any blob). The signal is deterministic: depositing it again stores
     /// nothing new.
-    pub(crate) async fn deposit_restore_signals(&self, id: &str) -> Result<(), ClientError> {
+    /// Returns when the signals will be called for, if an unreadable notice stands that is
+    /// not old enough yet ([`restore_signal_due`]).
+    pub(crate) async fn deposit_restore_signals(
+        &self,
+        id: &str,
+    ) -> Result<Option<u64>, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         let now = self.now_ms();
+        let due = restore_signal_due(&conversation, now);
         let stands = restore_signal_stands(&conversation, now);
         let last = self
             .signalled
@@ -1485,7 +1491,7 @@ impl<P: Platform> Client<P> {
             .find(|(c, _)| c == id)
             .map(|(_, at)| *at);
         if !stands || last.is_some_and(|at| now < at.saturating_add(RETRANSMIT_AFTER_MS)) {
-            return Ok(());
+            return Ok(due);
         }
         let session = Self::load_session(&key, &conversation)?;
         let signals = if conversation.ended.is_some() {
@@ -1517,7 +1523,7 @@ impl<P: Platform> Client<P> {
         let mut signalled = self.signalled.borrow_mut();
         signalled.retain(|(c, _)| c != id);
         signalled.push((id.to_owned(), now));
-        Ok(())
+        Ok(None)
     }
 
     /// Applies [`Client::taken_positions`] under the lock, if the session still starts there:
@@ -1786,10 +1792,21 @@ pub(crate) fn restore_signal_stands(conversation: &Conversation, now: u64) -> bo
     match conversation.ended {
         None => conversation
             .unreadable
-            .is_some_and(|n| now >= n.since_ms.saturating_add(RETRANSMIT_AFTER_MS)),
+            .is_some_and(|n| now >= n.signal_at_ms()),
         Some(EndReason::PeerRestored | EndReason::Diverged) => true,
         Some(EndReason::ProtocolV1) => false,
     }
+}
+
+/// When `conversation` will call for our restore signals (ms since the epoch), if it does not
+/// yet: an unreadable notice younger than [`RETRANSMIT_AFTER_MS`]
+/// ([`UnreadableNotice::signal_at_ms`](records::UnreadableNotice::signal_at_ms)).
+pub(crate) fn restore_signal_due(conversation: &Conversation, now: u64) -> Option<u64> {
+    conversation
+        .unreadable
+        .filter(|_| conversation.ended.is_none())
+        .map(|n| n.signal_at_ms())
+        .filter(|&at| now < at)
 }
 
 /// The blobs of one conversation a flush is depositing, marked in

@@ -70,9 +70,20 @@ pub struct PollOutcome {
     pub deletes_owed: u32,
     /// When to poll this conversation again at the latest (ms since the epoch), even if
     /// nothing is pushed: a message read behind a gap waits set aside for its copy sent
-    /// again, and is shown then if that copy has not come ([`SET_ASIDE_MS`]). `None`: nothing
-    /// waits.
+    /// again, and is shown then if that copy has not come ([`SET_ASIDE_MS`]); or the
+    /// conversation's unreadable notice calls for our restore signals then
+    /// ([`UnreadableNotice::signal_at_ms`](crate::records::UnreadableNotice::signal_at_ms)),
+    /// which that poll deposits. `None`: nothing waits.
     pub poll_at_ms: Option<u64>,
+}
+
+/// What a conversation record says of our restore signals (`Client::deposit_restore_signals`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Signal {
+    /// They are called for now.
+    stands: bool,
+    /// They will be, at this time (ms since the epoch), if the unreadable notice still stands.
+    due_ms: Option<u64>,
 }
 
 impl PollOutcome {
@@ -464,14 +475,21 @@ impl<P: Platform> Client<P> {
         // delete it yet (delete after read).
         self.delete_read(id).await;
         self.probe_once(id).await?;
-        let mut signal = false;
+        let mut signal = Signal::default();
         let mut outcome = self.poll_mailbox(id, &mut signal, pushed).await?;
         self.note_contest_poll(id, self.now_ms());
         // Only when the record read by this poll (or what it raised) calls for it: no extra
         // read per poll. Not fatal to the poll: the signal is deposited again at the next one.
-        if signal || outcome.notice {
-            let _ = self.deposit_restore_signals(id).await;
+        if (signal.stands || outcome.notice)
+            && let Ok(due) = self.deposit_restore_signals(id).await
+        {
+            // What the record says after the poll (a notice raised or lifted by it).
+            signal.due_ms = due;
         }
+        // An unreadable notice's signal goes out when it is due, not at whatever poll comes
+        // next (with a live subscription, minutes later): poll then (a fresh outside trial
+        // waited about 6 minutes for the other side to be told).
+        outcome.poll_at_ms = outcome.poll_at_ms.into_iter().chain(signal.due_ms).min();
         match self.resend_squatted(id).await {
             Ok(true) => outcome.flush_at_ms = Some(self.now_ms()),
             Ok(false) | Err(ClientError::ConversationEnded { .. } | ClientError::NotJoined) => {}
@@ -587,17 +605,21 @@ impl<P: Platform> Client<P> {
     }
 
     /// Fetches (or takes what was pushed) and drains (see [`Client::poll`],
-    /// [`Client::poll_pushed`]). Sets `signal` when the conversation record it reads calls for
-    /// our restore signals.
+    /// [`Client::poll_pushed`]). Sets `signal` from the conversation record it reads: whether
+    /// it calls for our restore signals now, or when it will.
     async fn poll_mailbox(
         &self,
         id: &str,
-        signal: &mut bool,
+        signal: &mut Signal,
         pushed: Option<Vec<(Address, Vec<u8>)>>,
     ) -> Result<PollOutcome, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
-        *signal = crate::outbox::restore_signal_stands(&conversation, self.now_ms());
+        let now = self.now_ms();
+        *signal = Signal {
+            stands: crate::outbox::restore_signal_stands(&conversation, now),
+            due_ms: crate::outbox::restore_signal_due(&conversation, now),
+        };
         // (A conversation ended because the peer was restored is still polled: a later blob
         // of theirs that decrypts lifts it.)
         let Some(plan) = self.poll_plan(&key, id, &conversation)? else {

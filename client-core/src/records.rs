@@ -391,6 +391,16 @@ pub struct UnreadableNotice {
     pub since_ms: u64,
 }
 
+impl UnreadableNotice {
+    /// When this device tells the other person's device, if the notice still stands (ms since
+    /// the epoch): [`crate::RETRANSMIT_AFTER_MS`] (5 minutes) after it was first seen, so that
+    /// one altered blob does not end the conversation. It goes out with the first poll or
+    /// flush from then on (restore signals, `docs/PROTOCOL.md` §6.9), and the conversation ends.
+    pub fn signal_at_ms(&self) -> u64 {
+        self.since_ms.saturating_add(crate::RETRANSMIT_AFTER_MS)
+    }
+}
+
 impl core::fmt::Display for UnreadableNotice {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(

@@ -1546,6 +1546,55 @@ fn a_device_restored_after_the_peer_answered_is_told_and_marks_its_messages() {
     );
 }
 
+/// A restored device whose unreadable notice stands tells the other device when its restore
+/// signal is due (5 minutes after the notice), not at whatever poll comes next: every poll
+/// until then names that time in `poll_at_ms` (with a live subscription the next poll came
+/// minutes later; a fresh outside trial waited about 6 minutes for the other side to hear).
+#[test]
+fn an_unreadable_notice_asks_for_a_poll_when_its_restore_signal_is_due() {
+    let (alice, a_id, bob, b_id, _mailbox) = joined(291);
+    run(alice.send(&a_id, "question")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["question"]);
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, "answer")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["answer"]);
+    run(alice.send(&a_id, "thanks")).unwrap();
+    run(alice.flush()).unwrap();
+    restore(&bob, copy, "b");
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.notice);
+    let notice = run(bob.conversation_summary(&b_id))
+        .unwrap()
+        .unreadable
+        .unwrap();
+    let due = notice.signal_at_ms();
+    assert_eq!(due, notice.since_ms + RETRANSMIT_AFTER_MS);
+    assert_eq!(polled.poll_at_ms, Some(due), "the poll that raised it");
+    advance(&bob, 60_000);
+    assert_eq!(
+        run(bob.poll(&b_id)).unwrap().poll_at_ms,
+        Some(due),
+        "every poll until then"
+    );
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(
+        run(alice.conversation_summary(&a_id)).unwrap().ended,
+        None,
+        "not told yet"
+    );
+    // The poll at that time deposits the signal and asks for nothing more; Alice hears it.
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    assert_eq!(run(bob.poll(&b_id)).unwrap().poll_at_ms, None);
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(
+        run(alice.conversation_summary(&a_id)).unwrap().ended,
+        Some(EndReason::Diverged),
+        "told, and the conversation says why"
+    );
+}
+
 /// A poll reports what it committed without one more request when nothing waits to be sent
 /// again (simulator `--faults restore --seed 74`: the poll that committed alice's message
 /// then probed bob's sending positions; the probe's answer was lost, bob's acknowledgement of

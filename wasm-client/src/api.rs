@@ -210,7 +210,10 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
         (
             "unreadable",
             s.unreadable.as_ref().map_or(JsValue::NULL, |u| {
-                object(&[("since", (u.since_ms as f64).into())])
+                object(&[
+                    ("since", (u.since_ms as f64).into()),
+                    ("signalAt", (u.signal_at_ms() as f64).into()),
+                ])
             }),
         ),
     ])

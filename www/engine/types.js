@@ -46,7 +46,9 @@
  * @property {EndReason | null} ended
  * @property {{ since: number, undelivered: number, rejected: number } | null} interference
  * @property {{ detected: number, lostBlobs: number } | null} rollback
- * @property {{ since: number } | null} unreadable
+ * @property {{ since: number, signalAt: number } | null} unreadable `signalAt`: when this device
+ *   tells the other person's device and the conversation ends, unless a later message of
+ *   theirs can be read here first.
  */
 
 /**
@@ -64,8 +66,8 @@
  * @property {number} deletesOwed After `poll` with delete after read on: how many blobs it read
  *   wait to be deleted; call `deleteRead(id)` once they are shown.
  * @property {number | null} pollAt Poll this conversation again by then (ms since the epoch)
- *   even if nothing is pushed: a message waits set aside and shows then at the latest; null:
- *   nothing waits.
+ *   even if nothing is pushed: a message waits set aside and shows then at the latest, or the
+ *   other person's device is told then that this one can't read it; null: nothing waits.
  */
 
 /**

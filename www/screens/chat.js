@@ -677,11 +677,18 @@ function setStatus(chat, li, entry) {
   // While the other person's answers can't be read here (this device went back to an older
   // copy), a message waiting for them is not delivered, and the notice above says why.
   const c = engine.byId(chat.id);
+  // Once the conversation has ended because a device went back to an older copy, a message
+  // of ours not confirmed by then never will be: it is not delivered, and the notice above
+  // says why (it said "Sent" for good). (Protocol version 1 had no confirmations: its
+  // messages stay as they were.)
+  const unconfirmed = entry.outgoing && (entry.status === "sent" || entry.status === "sending" || entry.status === "failed");
   const reason =
     entry.reason ??
-    (entry.outgoing && entry.status === "failed" && c?.unreadable
-      ? `${c.name}'s device can't read this device's messages any more (see above)`
-      : null);
+    (unconfirmed && (c?.ended === "peerRestored" || c?.ended === "diverged")
+      ? `the conversation ended before ${c.name}'s device confirmed it (see above)`
+      : entry.outgoing && entry.status === "failed" && c?.unreadable
+        ? `${c.name}'s device can't read this device's messages any more (see above)`
+        : null);
   entry = reason ? { ...entry, reason } : entry;
   const key = `${entry.status}\u0000${entry.reason ?? ""}`;
   if (li.dataset.statusKey !== key) {
@@ -694,8 +701,10 @@ function setStatus(chat, li, entry) {
       slot.removeAttribute("title");
     } else {
       const text = entry.reason ? `Not delivered: ${entry.reason}` : status.text;
-      slot.replaceChildren(" · ", h("span", { class: "mark", "aria-hidden": "true", text: status.mark }), " ", text);
-      slot.title = status.title;
+      // Never a "Sent" tick beside "Not delivered".
+      const mark = entry.reason ? "!" : status.mark;
+      slot.replaceChildren(" · ", h("span", { class: "mark", "aria-hidden": "true", text: mark }), " ", text);
+      slot.title = entry.reason ? "This message was not delivered. See the notice at the top of the chat." : status.title;
     }
   }
   // Entries a flush may still change (they also decide the chat's banner), and entries an

@@ -4,7 +4,7 @@
 // (a conversation that ended); a new event raises them again. Shown at the top of its chat.
 
 import { ErrorCode } from "../pkg/hush.js";
-import { h, replace } from "../dom.js";
+import { formatTime, h, replace } from "../dom.js";
 import { codeOf, messageOf } from "../engine/errors.js";
 import { announce, client, engine, ui } from "./shell.js";
 import { showNewConversation } from "./new.js";
@@ -76,7 +76,9 @@ function noticesOf(c) {
       title: `${c.name}'s messages can't be read on this device`,
       text:
         `This device or ${c.name}'s was probably restored from an older copy of its data (a restored backup or profile, or a save undone by a power loss), so what ${c.name} sends now can't be read here, and what you send can't be read there. ` +
-        `Hush has told ${c.name}'s device. Meet ${c.name} and start a new conversation; your messages stay readable here.`,
+        // The other device is told only once this has lasted a while (a single altered
+        // message looks the same and must not end the conversation): say when, not "has told".
+        `Unless a later message from ${c.name} can be read here, Hush tells ${c.name}'s device at ${formatTime(c.unreadable.signalAt)} and the conversation ends. Meet ${c.name} and start a new conversation; your messages stay readable here.`,
       actions: [{ text: "New conversation", onclick: () => showNewConversation() }],
     });
   }
