@@ -1251,22 +1251,37 @@ fn a_squatted_message_is_sent_again_under_its_id_without_a_false_rollback() {
     );
 }
 
+/// Alice writes `texts[0]` and Bob reads it; a copy of Bob's device is taken; Bob answers
+/// `texts[1]`, which Alice reads and answers with `texts[2]`; Bob's device goes back to the
+/// copy. Nothing bridges that: Alice answered a ratchet key Bob's device no longer has.
+fn restored_after_the_peer_answered(seed: u64, texts_sent: [&str; 3]) -> Pair {
+    let (alice, a_id, bob, b_id, mailbox) = joined(seed);
+    run(alice.send(&a_id, texts_sent[0])).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(
+        texts(&run(bob.poll(&b_id)).unwrap().messages),
+        [texts_sent[0]]
+    );
+    let copy = snapshot(&bob);
+    run(bob.send(&b_id, texts_sent[1])).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        [texts_sent[1]]
+    );
+    run(alice.send(&a_id, texts_sent[2])).unwrap();
+    run(alice.flush()).unwrap();
+    restore(&bob, copy, "b");
+    (alice, a_id, bob, b_id, mailbox)
+}
+
 /// Bob's device is restored from a copy taken after he read Alice's message but before he
 /// answered it; Alice had already answered the lost answer with a message. Nothing can
 /// bridge that: Alice's conversation ends, plainly, and says why.
 #[test]
 fn a_peer_restored_after_our_reply_ends_the_conversation_plainly() {
-    let (alice, a_id, bob, b_id, mailbox) = joined(270);
-    run(alice.send(&a_id, "one")).unwrap();
-    run(alice.flush()).unwrap();
-    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["one"]);
-    let copy = snapshot(&bob);
-    run(bob.send(&b_id, "lost")).unwrap();
-    run(bob.flush()).unwrap();
-    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["lost"]);
-    run(alice.send(&a_id, "answer")).unwrap();
-    run(alice.flush()).unwrap();
-    restore(&bob, copy, "b");
+    let (alice, a_id, bob, b_id, mailbox) =
+        restored_after_the_peer_answered(270, ["one", "lost", "answer"]);
     run(bob.send(&b_id, "after")).unwrap();
     // Its first address holds the lost copy's blob; it goes out again after a poll.
     assert_eq!(run(bob.flush()).unwrap().conflicts, 1);
@@ -1507,19 +1522,10 @@ fn an_expired_hello_is_deposited_again_and_the_join_completes() {
 /// confirmed are marked not delivered (`Failed`) instead of staying *sent* for ever.
 #[test]
 fn a_device_restored_after_the_peer_answered_is_told_and_marks_its_messages() {
-    let (alice, a_id, bob, b_id, _mailbox) = joined(290);
-    run(alice.send(&a_id, "question")).unwrap();
-    run(alice.flush()).unwrap();
-    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["question"]);
-    let copy = snapshot(&bob);
-    run(bob.send(&b_id, "answer")).unwrap();
-    run(bob.flush()).unwrap();
-    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["answer"]);
-    run(alice.send(&a_id, "thanks")).unwrap();
-    run(alice.flush()).unwrap();
     // Bob's copy is restored while his "answer" still waited for confirmation: it is in his
     // outbox again, and he writes once more.
-    restore(&bob, copy, "b");
+    let (_alice, _a_id, bob, b_id, _mailbox) =
+        restored_after_the_peer_answered(290, ["question", "answer", "thanks"]);
     let seq = run(bob.send(&b_id, "again")).unwrap();
     run(bob.flush()).unwrap();
     let polled = run(bob.poll(&b_id)).unwrap();
@@ -1552,17 +1558,8 @@ fn a_device_restored_after_the_peer_answered_is_told_and_marks_its_messages() {
 /// minutes later; a fresh outside trial waited about 6 minutes for the other side to hear).
 #[test]
 fn an_unreadable_notice_asks_for_a_poll_when_its_restore_signal_is_due() {
-    let (alice, a_id, bob, b_id, _mailbox) = joined(291);
-    run(alice.send(&a_id, "question")).unwrap();
-    run(alice.flush()).unwrap();
-    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["question"]);
-    let copy = snapshot(&bob);
-    run(bob.send(&b_id, "answer")).unwrap();
-    run(bob.flush()).unwrap();
-    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["answer"]);
-    run(alice.send(&a_id, "thanks")).unwrap();
-    run(alice.flush()).unwrap();
-    restore(&bob, copy, "b");
+    let (alice, a_id, bob, b_id, _mailbox) =
+        restored_after_the_peer_answered(291, ["question", "answer", "thanks"]);
     let polled = run(bob.poll(&b_id)).unwrap();
     assert!(polled.notice);
     let notice = run(bob.conversation_summary(&b_id))
