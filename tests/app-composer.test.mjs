@@ -134,6 +134,20 @@ describe("the message box: right-to-left text, and long messages never cut", { s
     assert.ok(titleGap <= 1, `the chat's title starts at its left edge (${titleGap} px in)`);
   });
 
+  test("a right-to-left override cannot dress a file name as another: the bubble and the preview show what was written", async () => {
+    // "\u202Egnp.exe\u202C" would read "exe.png" with the override applied.
+    const spoof = "\u202Egnp.exe\u202C";
+    await send(bob.page, spoof);
+    const bubble = alice.page.getByRole("list", { name: "Conversation history" }).locator("li.msg .text").last();
+    await eventually(async () => (await bubble.textContent()) === "gnp.exe", { what: "the message without its override" });
+    await eventually(async () => (await listItem(alice.page, "Bob").locator(".conv-preview-text").textContent()) === "gnp.exe", {
+      what: "the preview without its override",
+    });
+    // Ordinary right-to-left text is laid out by the page's own rules, unchanged.
+    await send(bob.page, HEBREW);
+    await eventually(async () => (await bubble.textContent()) === HEBREW, { what: "Hebrew as written" });
+  });
+
   test("a 5,000-character paste arrives whole", async () => {
     const lines = [];
     for (let i = 0; lines.join("\n").length < 5_000; i++) lines.push(`Line ${i}: the quick brown fox jumps over the lazy dog.`);

@@ -177,6 +177,21 @@ export function setFieldError(f, message) {
   else f.input.removeAttribute("aria-invalid");
 }
 
+/** Bidirectional embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069). */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/**
+ * Someone else's `text` as shown: without bidirectional embeddings, overrides and isolates.
+ * An override shows characters in another order than they were written ("\u202Egnp.exe"
+ * reads "exe.png"), so a message could dress a file name or a link as another; the page lays
+ * out right-to-left text by its own rules (`dir="auto"`, each bubble isolated). Marks (U+200E,
+ * U+200F, U+061C) stay: they reorder nothing. Copying a message keeps the text as sent.
+ * @param {string} text
+ */
+export function shownText(text) {
+  return text.replace(BIDI_CONTROLS, "");
+}
+
 /** Local time of day, or date and time when not today. */
 export function formatTime(ms) {
   const date = new Date(ms);

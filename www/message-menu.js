@@ -4,7 +4,7 @@
 // always in the keyboard order), or by right-click or long-press on the bubble. Everything is
 // built with textContent: a message's text is never parsed as markup.
 
-import { h } from "./dom.js";
+import { h, shownText } from "./dom.js";
 
 /** Longest quote (characters, before the "> " marks) that Reply with quote puts in the composer. */
 export const QUOTE_MAX = 200;
@@ -43,8 +43,8 @@ export function quoteFor(text) {
 export function messageText(text) {
   const { quote, rest } = splitQuote(text);
   const p = h("p", { class: "text", dir: "auto" });
-  if (quote !== null) p.append(h("span", { class: "quote", role: "blockquote", dir: "auto", text: quote }));
-  p.append(rest);
+  if (quote !== null) p.append(h("span", { class: "quote", role: "blockquote", dir: "auto", text: shownText(quote) }));
+  p.append(shownText(rest));
   return p;
 }
 

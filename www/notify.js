@@ -7,6 +7,7 @@
 // to show names and text. The browser's permission is asked only when the person asks for
 // notifications (the offer under the conversation list, or Settings), never on load.
 
+import { shownText } from "./dom.js";
 import { choice, setChoice } from "./settings.js";
 import { shownInSomeTab } from "./engine/presence.js";
 import { engine, ui, visible } from "./screens/shell.js";
@@ -35,7 +36,7 @@ export async function notifyArrivals(id, messages) {
   const count = messages.length;
   const title = detailed ? c.name : "Hush";
   const body = detailed
-    ? messages.map((m) => m.text).join("\n").slice(0, 500)
+    ? messages.map((m) => shownText(m.text)).join("\n").slice(0, 500)
     : count === 1
       ? "New message"
       : `${count} new messages`;

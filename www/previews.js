@@ -6,7 +6,7 @@
 // a poll reads again only the conversation that poll touched. Kept in memory only; forgotten
 // on lock.
 
-import { h } from "./dom.js";
+import { h, shownText } from "./dom.js";
 import { shortWhen } from "./days.js";
 import { splitQuote } from "./message-menu.js";
 
@@ -23,6 +23,7 @@ const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
  * @param {string} text
  */
 export function previewText(text) {
+  text = shownText(text);
   if (text.length <= PREVIEW_CHARS) return text;
   let end = 0;
   for (const { index, segment } of graphemes.segment(text.slice(0, PREVIEW_CHARS + 64))) {
