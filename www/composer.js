@@ -95,6 +95,12 @@ export function limitComposer(textarea, { counter, send, announce }) {
   textarea.setAttribute("aria-describedby", [...described].join(" "));
   let over = false;
 
+  /** How many messages `length` bytes take at the least, in words up to ten. */
+  function messagesNeeded(length) {
+    const n = Math.ceil(length / MAX_MESSAGE_BYTES);
+    return ["", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"][n] ?? new Intl.NumberFormat("en").format(n);
+  }
+
   function update() {
     // A composer switched off for another reason (an ended conversation): nothing to count.
     if (textarea.disabled) {
@@ -108,7 +114,7 @@ export function limitComposer(textarea, { counter, send, announce }) {
     const left = MAX_MESSAGE_BYTES - length;
     const nowOver = left < 0;
     if (nowOver) {
-      counter.textContent = `Too long by ${bytes(-left)} (a letter takes 1 to 4 bytes): shorten it, or send it as two messages.`;
+      counter.textContent = `Too long by ${bytes(-left)} (a letter takes 1 to 4 bytes): shorten it, or send it as ${messagesNeeded(length)} messages.`;
     } else if (length >= MAX_MESSAGE_BYTES * SHOW_FROM) {
       counter.textContent = `${bytes(left)} left`;
     } else {

@@ -181,7 +181,7 @@ export function setFieldError(f, message) {
 const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
 
 /**
- * Someone else's `text` as shown: without bidirectional embeddings, overrides and isolates.
+ * A message's `text` as shown: without bidirectional embeddings, overrides and isolates.
  * An override shows characters in another order than they were written ("\u202Egnp.exe"
  * reads "exe.png"), so a message could dress a file name or a link as another; the page lays
  * out right-to-left text by its own rules (`dir="auto"`, each bubble isolated). Marks (U+200E,
