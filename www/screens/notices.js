@@ -76,6 +76,7 @@ function noticesOf(c) {
       title: `${c.name}'s messages can't be read on this device`,
       text:
         `This device or ${c.name}'s was probably restored from an older copy of its data (a restored backup or profile, or a save undone by a power loss), so what ${c.name} sends now can't be read here, and what you send can't be read there. ` +
+        `If it was this device, messages sent or received after that copy was made are missing here. ` +
         // The other device is told only once this has lasted a while (a single altered
         // message looks the same and must not end the conversation): say when, not "has told".
         `Unless a later message from ${c.name} can be read here, Hush tells ${c.name}'s device at ${formatTime(c.unreadable.signalAt)} and the conversation ends. Meet ${c.name} and start a new conversation; your messages stay readable here.`,
