@@ -23,6 +23,7 @@ const UNLOCKED_ONLY = [
   "screens/safety.js",
   "screens/connecting.js",
   "screens/notices.js",
+  "screens/notice-content.js",
   "screens/dialogs.js",
   "screens/new.js",
   "screens/settings.js",

@@ -1,0 +1,84 @@
+// What the notices of a conversation say (www/screens/notice-content.js), from summaries as
+// the client lists them: no browser, no DOM. A restore and the interference it looks like
+// must tell one story (a fresh outside trial read "someone is interfering" beside "this
+// device was restored" for one and the same event).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { noticesOf } from "../www/screens/notice-content.js";
+
+/** A joined conversation with Bob and nothing to say, changed by `over`. */
+const summary = (over = {}) => ({
+  id: "c1",
+  name: "Bob",
+  mailbox: "http://127.0.0.1:8787",
+  joined: true,
+  safetyCode: "1234 5678",
+  inviteLink: null,
+  unread: 0,
+  lastActivity: 0,
+  expiresAt: null,
+  inviteTaken: false,
+  verifiedAt: null,
+  connecting: false,
+  ended: null,
+  interference: null,
+  rollback: null,
+  unreadable: null,
+  ...over,
+});
+
+const interference = { since: 1, undelivered: 2, rejected: 0 };
+
+test("a conversation with nothing to say has no notice", () => {
+  assert.deepEqual(noticesOf(summary()), []);
+});
+
+test("interference alone says someone interferes and points to the safety code", () => {
+  const [n, ...rest] = noticesOf(summary({ interference }));
+  assert.equal(rest.length, 0);
+  assert.equal(n.kind, "interference");
+  assert.equal(n.title, "Someone is interfering with this conversation");
+  assert.match(n.text, /^2 of your messages could not be delivered/);
+  assert.match(n.text, /Compare your safety code with Bob's/);
+  assert.doesNotMatch(n.text, /older copy/);
+  assert.deepEqual(n.actions.map((a) => a.does ?? `dismiss ${a.dismiss}`), ["showSafety", "dismiss interference"]);
+});
+
+test("interference beside a restore names the restore as the likely cause, and where it is said", () => {
+  const cases = [
+    [{ rollback: { detected: 1, lostBlobs: 1 } }, "below", ["interference", "rollback"]],
+    [{ unreadable: { since: 1, signalAt: Date.now() + 300_000 } }, "below", ["interference", "unreadable"]],
+    [{ ended: "peerRestored" }, "above", ["ended", "interference"]],
+    [{ ended: "diverged" }, "above", ["ended", "interference"]],
+  ];
+  for (const [over, where, kinds] of cases) {
+    const list = noticesOf(summary({ interference, ...over }));
+    assert.deepEqual(list.map((n) => n.kind), kinds, JSON.stringify(over));
+    const n = list.find((x) => x.kind === "interference");
+    assert.equal(n.title, "Unexpected data in this conversation", JSON.stringify(over));
+    assert.match(n.text, new RegExp(`older copy \\(the notice ${where}\\) most likely wrote it`), JSON.stringify(over));
+    // An attacker is not ruled out: the safety code is still offered.
+    assert.match(n.text, /If no device was restored, someone is interfering: compare your safety code with Bob's/);
+    assert.ok(n.actions.some((a) => a.does === "showSafety"));
+  }
+});
+
+test("an unreadable conversation says when the other device is told, not that it was", () => {
+  const signalAt = new Date(2026, 11, 5, 14, 7).getTime();
+  const [n] = noticesOf(summary({ unreadable: { since: signalAt - 300_000, signalAt } }));
+  assert.equal(n.title, "Bob's messages can't be read on this device");
+  assert.match(n.text, /Hush tells Bob's device at \S/);
+  assert.doesNotMatch(n.text, /has told/);
+});
+
+test("every button of every notice does something", () => {
+  const all = noticesOf(
+    summary({ interference, rollback: { detected: 1, lostBlobs: 0 }, unreadable: { since: 1, signalAt: 2 }, ended: "peerRestored" }),
+  );
+  assert.deepEqual(all.map((n) => n.kind), ["ended", "interference", "unreadable", "rollback"]);
+  for (const n of all) {
+    assert.ok(n.actions.length > 0, n.kind);
+    for (const a of n.actions) assert.ok(a.does || a.dismiss, `${n.kind}: ${a.text}`);
+  }
+});
