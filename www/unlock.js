@@ -28,11 +28,26 @@ export async function unlockInWorker(client, passphrase) {
   }
 }
 
+/**
+ * Whether a new vault takes the cheapest Argon2id parameters RFC 9106 allows instead of the
+ * default 128 MiB and 8 passes: only where the end-to-end suites ask for it (an init script
+ * of tests/support/browser.mjs sets `hushTestFastKdf`, so that the hundreds of vaults they
+ * make do not spend most of CI's CPU in Argon2id), and only on a loopback origin, so that no
+ * page of a deployed site can ever take it. The parameters are recorded in the vault's
+ * header, and unlocking follows what is recorded there.
+ * tests/app-unlock-worker.test.mjs and the benches keep the default.
+ */
+function fastKdfForTests() {
+  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(globalThis.location?.hostname ?? "");
+  return loopback && /** @type {{ hushTestFastKdf?: unknown }} */ (globalThis).hushTestFastKdf === true;
+}
+
 /** Creates the vault of `client` with `passphrase` and leaves it unlocked (as `createVault`). */
 export async function createVaultInWorker(client, passphrase) {
-  const kdfInput = client.newVaultKdfInput();
+  const fast = fastKdfForTests();
+  const kdfInput = client.newVaultKdfInput(fast);
   const key = await deriveInWorker(kdfInput, passphrase);
-  if (!key) return client.createVault(passphrase);
+  if (!key) return client.createVault(passphrase, fast);
   try {
     await client.createVaultWithKey(kdfInput, key);
   } finally {

@@ -18,7 +18,7 @@ const RUNS = 7;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const server = await startNative({ www: WWW });
-const { context, page } = await launch();
+const { context, page } = await launch({ fastKdf: false });
 try {
   // Bytes on the wire: encoded (gzip) bodies plus headers, as the browser received them.
   let transferred = 0;
