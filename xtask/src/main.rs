@@ -299,14 +299,17 @@ fn node_tests(root: &Path, browser: bool) -> Result<()> {
 /// cores for a minute and a half).
 const RUN_ALONE: &[&str] = &["serve.test.mjs"];
 
-/// How many of the other test files run side by side: 2. They mostly wait (for timers, polls
+/// How many of the other test files run side by side: 3. They mostly wait (for timers, polls
 /// and the browser): together 600 s of CPU (Node, Chromium, the servers) in 1,512 s of wall
 /// time, one file at a time (`/usr/bin/time` per file on a 2-core machine), so two nearly
-/// halve the wall time. An earlier
+/// halved the wall time. Measured on this machine (stop 42, every file but `serve.test.mjs`,
+/// fresh clone): 577 s at 2 and 483 s at 4 (each test about 1.65 times slower: the machine is
+/// busy by then); with the suites' cheap Argon2id parameters (`tests/support/browser.mjs`)
+/// 481 s at 2 and 419 s at 3. An earlier
 /// try at two failed on a fresh clone only, where `serve.test.mjs` rebuilt `www/pkg` and
 /// compiled beside the app suites ([`RUN_ALONE`] since); and the path proxy of
 /// `app-everyday` met a keep-alive race under load (`tests/support/paths.mjs`).
-const NODE_CONCURRENCY: usize = 2;
+const NODE_CONCURRENCY: usize = 3;
 
 fn collect_tests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
