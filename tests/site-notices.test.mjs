@@ -45,23 +45,30 @@ test("interference alone says someone interferes and points to the safety code",
   assert.deepEqual(n.actions.map((a) => a.does ?? `dismiss ${a.dismiss}`), ["showSafety", "dismiss interference"]);
 });
 
-test("interference beside a restore names the restore as the likely cause, and where it is said", () => {
+test("interference beside a restore names the restore as a likely cause, and where it is said, but keeps its title and advice", () => {
   const cases = [
     [{ rollback: { detected: 1, lostBlobs: 1 } }, "below", ["interference", "rollback"]],
     [{ unreadable: { since: 1, signalAt: Date.now() + 300_000 } }, "below", ["interference", "unreadable"]],
     [{ ended: "peerRestored" }, "above", ["ended", "interference"]],
     [{ ended: "diverged" }, "above", ["ended", "interference"]],
+    // A conversation of protocol version 1 ended above; the restore is told below.
+    [{ ended: "protocolV1", rollback: { detected: 1, lostBlobs: 0 } }, "below", ["ended", "interference", "rollback"]],
   ];
   for (const [over, where, kinds] of cases) {
     const list = noticesOf(summary({ interference, ...over }));
     assert.deepEqual(list.map((n) => n.kind), kinds, JSON.stringify(over));
     const n = list.find((x) => x.kind === "interference");
-    assert.equal(n.title, "Unexpected data in this conversation", JSON.stringify(over));
-    assert.match(n.text, new RegExp(`older copy \\(the notice ${where}\\) most likely wrote it`), JSON.stringify(over));
-    // An attacker is not ruled out: the safety code is still offered.
-    assert.match(n.text, /If no device was restored, someone is interfering: compare your safety code with Bob's/);
+    // The mailbox can raise the unreadable notice itself (altered bodies): the warning must
+    // not get softer for it.
+    assert.equal(n.title, "Someone is interfering with this conversation", JSON.stringify(over));
+    assert.match(n.text, new RegExp(`older copy \\(the notice ${where}\\), that most likely explains it`), JSON.stringify(over));
+    assert.match(n.text, /Otherwise, or if you are not sure: Compare your safety code with Bob's .*If they differ, or this keeps happening, meet Bob and start a new conversation\./);
     assert.ok(n.actions.some((a) => a.does === "showSafety"));
   }
+  // With nothing undelivered it does not say the data is not from Bob while naming Bob's
+  // older copy as its likely writer.
+  const [, n] = noticesOf(summary({ interference: { since: 1, undelivered: 0, rejected: 3 }, ended: "peerRestored" }));
+  assert.match(n.text, /^Data that Bob's device cannot have written now/);
 });
 
 test("an unreadable conversation says when the other device is told, not that it was", () => {

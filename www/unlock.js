@@ -35,7 +35,8 @@ export async function unlockInWorker(client, passphrase) {
  * make do not spend most of CI's CPU in Argon2id), and only on a loopback origin, so that no
  * page of a deployed site can ever take it. The parameters are recorded in the vault's
  * header, and unlocking follows what is recorded there.
- * tests/app-unlock-worker.test.mjs and the benches keep the default.
+ * tests/app-unlock-worker.test.mjs and the benches that time set-up or unlock
+ * (tests/bench/client-figures.mjs, tests/bench/first-load.mjs) keep the default.
  */
 function fastKdfForTests() {
   const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(globalThis.location?.hostname ?? "");

@@ -20,7 +20,8 @@ const server = await startNative({ www: WWW });
 const rows = [];
 try {
   for (let run = 0; run < RUNS; run++) {
-    const { context, page } = await launch();
+    // The shipped Argon2id parameters: Create and Unlock are timed, derivation included.
+    const { context, page } = await launch({ fastKdf: false });
     try {
       const seen = [];
       page.on("requestfinished", async (request) => {

@@ -52,22 +52,29 @@ export function noticesOf(c) {
   }
   if (c.interference) {
     const { undelivered = 0 } = c.interference;
+    // A device that went back to an older copy writes where its lost copy wrote: the same
+    // evidence as interference. When another notice names a restore, this one says it may
+    // explain it, so that the two tell one story; but the title and the advice stay, since
+    // a mailbox that alters blobs can raise the unreadable notice (and end a conversation as
+    // "diverged") itself, and must not be able to soften this warning that way.
+    const restoreNotice =
+      c.ended === "peerRestored" || c.ended === "diverged" ? "above" : c.unreadable || c.rollback ? "below" : null;
     const lost =
       undelivered > 0
         ? `${undelivered === 1 ? "One of your messages" : `${undelivered} of your messages`} could not be delivered: someone else's data was put where ${undelivered === 1 ? "it" : "they"} should go. `
-        : `Data that is not from ${c.name} was put where their messages should go. `;
-    // A device that went back to an older copy writes where its lost copy wrote: the same
-    // evidence as interference. When another notice names a restore, say that it most likely
-    // explains this one too, so that the two notices tell one story.
-    const restored = Boolean(c.unreadable || c.rollback || c.ended === "peerRestored" || c.ended === "diverged");
+        : restoreNotice
+          ? `Data that ${c.name}'s device cannot have written now was put where their messages should go. `
+          : `Data that is not from ${c.name} was put where their messages should go. `;
+    const restore = restoreNotice
+      ? `If one of your two devices went back to an older copy (the notice ${restoreNotice}), that most likely explains it: its older and its current copy wrote to the same places. Otherwise, or if you are not sure: `
+      : "";
     out.push({
       kind: "interference",
-      title: restored ? "Unexpected data in this conversation" : "Someone is interfering with this conversation",
+      title: "Someone is interfering with this conversation",
       text:
         lost +
-        (restored
-          ? `A device that went back to an older copy (the notice ${c.ended ? "above" : "below"}) most likely wrote it: its older copy and its current one wrote to the same places. If no device was restored, someone is interfering: compare your safety code with ${c.name}'s in person or on a call you trust.`
-          : `Compare your safety code with ${c.name}'s in person or on a call you trust. If they differ, or this keeps happening, meet ${c.name} and start a new conversation.`),
+        restore +
+        `Compare your safety code with ${c.name}'s in person or on a call you trust. If they differ, or this keeps happening, meet ${c.name} and start a new conversation.`,
       actions: [
         { text: "Show safety code", does: "showSafety" },
         { text: "Dismiss", dismiss: "interference" },
