@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { noticesOf } from "../www/screens/notice-content.js";
+import { freshNotices, noticesKey, noticesOf } from "../www/screens/notice-content.js";
 
 /** A joined conversation with Bob and nothing to say, changed by `over`. */
 const summary = (over = {}) => ({
@@ -88,4 +88,19 @@ test("every button of every notice does something", () => {
     assert.ok(n.actions.length > 0, n.kind);
     for (const a of n.actions) assert.ok(a.does || a.dismiss, `${n.kind}: ${a.text}`);
   }
+});
+
+test("a notice is announced when it appears and again when what it says changes, not otherwise", () => {
+  const alone = noticesOf(summary({ interference }));
+  const key = noticesKey(alone);
+  assert.deepEqual(freshNotices(key, alone), [], "nothing new");
+  // A restore notice appears: it is new, and the interference notice now names it.
+  const both = noticesOf(summary({ interference, rollback: { detected: 1, lostBlobs: 0 } }));
+  assert.deepEqual(freshNotices(key, both).map((n) => n.kind), ["interference", "rollback"]);
+  // One more undelivered message changes the interference notice's text only.
+  const more = noticesOf(summary({ interference: { ...interference, undelivered: 3 }, rollback: { detected: 1, lostBlobs: 0 } }));
+  assert.deepEqual(freshNotices(noticesKey(both), more).map((n) => n.kind), ["interference"]);
+  // A dismissed notice going away announces nothing.
+  assert.deepEqual(freshNotices(noticesKey(both), alone).map((n) => n.kind), ["interference"], "its text no longer names the restore");
+  assert.deepEqual(freshNotices(noticesKey(alone), []), []);
 });

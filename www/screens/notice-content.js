@@ -108,3 +108,25 @@ export function noticesOf(c) {
   }
   return out;
 }
+
+/**
+ * What identifies the notices shown: their kinds and texts (a JSON string).
+ * @param {Notice[]} list
+ * @returns {string}
+ */
+export function noticesKey(list) {
+  return JSON.stringify(list.map((n) => [n.kind, n.text]));
+}
+
+/**
+ * The notices of `list` to announce, given the key of those shown before ({@link noticesKey}):
+ * each that is new, or whose text changed (another notice beside it now explains it, or
+ * its count grew), so that a screen reader hears what the screen now says.
+ * @param {string} before
+ * @param {Notice[]} list
+ * @returns {Notice[]}
+ */
+export function freshNotices(before, list) {
+  const shown = new Set(JSON.parse(before).map((/** @type {[string, string]} */ [kind, text]) => `${kind}\n${text}`));
+  return list.filter((n) => !shown.has(`${n.kind}\n${n.text}`));
+}

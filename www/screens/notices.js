@@ -9,7 +9,7 @@ import { codeOf, messageOf } from "../engine/errors.js";
 import { announce, client, engine, ui } from "./shell.js";
 import { showNewConversation } from "./new.js";
 import { showSafety } from "./safety.js";
-import { noticesOf } from "./notice-content.js";
+import { freshNotices, noticesKey, noticesOf } from "./notice-content.js";
 
 /**
  * Shows the open chat's notices; a notice that appears while it is open is announced once.
@@ -19,13 +19,13 @@ export function renderNotices(chat) {
   const c = engine.byId(chat.id);
   if (!c) return;
   const list = noticesOf(c);
-  const key = JSON.stringify(list.map((n) => [n.kind, n.text]));
+  const key = noticesKey(list);
   const ended = Boolean(c.ended);
   for (const control of chat.composer.elements) /** @type {HTMLButtonElement | HTMLTextAreaElement} */ (control).disabled = ended;
   chat.composer.hidden = ended;
   chat.limit.update();
   if (chat.shownNotices === key) return;
-  const before = chat.shownNotices === null ? null : new Set(JSON.parse(chat.shownNotices).map((/** @type {[string, string]} */ [kind]) => kind));
+  const before = chat.shownNotices;
   chat.shownNotices = key;
   replace(
     chat.notices,
@@ -54,7 +54,7 @@ export function renderNotices(chat) {
     }),
   );
   // Announced when it appears while the chat is open (not on opening the chat).
-  const fresh = before ? list.filter((n) => !before.has(n.kind)) : [];
+  const fresh = before === null ? [] : freshNotices(before, list);
   if (fresh.length) announce(fresh.map((n) => `${n.title}. ${n.text}`).join("\n"));
 }
 
