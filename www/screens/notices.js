@@ -27,6 +27,11 @@ export function renderNotices(chat) {
   if (chat.shownNotices === key) return;
   const before = chat.shownNotices;
   chat.shownNotices = key;
+  /** What each action of notice-content.js does here. */
+  const actions = {
+    newConversation: () => showNewConversation(),
+    showSafety: () => showSafety(c.id),
+  };
   replace(
     chat.notices,
     list.map((n) => {
@@ -46,7 +51,7 @@ export function renderNotices(chat) {
               class: dismiss ? "ghost" : "",
               text: a.text,
               "aria-describedby": titleId,
-              onclick: dismiss ? () => dismissNotice(c.id, dismiss) : a.does === "showSafety" ? () => showSafety(c.id) : () => showNewConversation(),
+              onclick: dismiss ? () => dismissNotice(c.id, dismiss) : actions[a.does ?? "newConversation"],
             });
           }),
         ),
