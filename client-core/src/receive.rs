@@ -1567,8 +1567,9 @@ fn drain(
                 // waits for that floor, wherever the addresses below it stand (`all` 17646),
                 // but on that ground alone no longer than `ACTIVE_HOLD_MS` (the copy that
                 // wrote the refused blobs may be lost too, or offline).
-                let fillable =
-                    by_address || live.refused_between(live.acknowledgement().next, received.seq);
+                let fillable = by_address
+                    || live.refused_between(live.acknowledgement().next, received.seq)
+                    || live.fork_past_reach(&received.chain);
                 // An acknowledgement-only blob, a copy of a message shown already or a blob
                 // refused for its predecessor (`peer_rolled_back`: read, so that its refusal is
                 // acknowledged; `all` seed 19389) is never

@@ -175,6 +175,16 @@ pub(crate) struct Ratchet {
     /// chain carried at its first blob: the lost copy could answer that chain only after
     /// the peer wrote it). `None`: not known.
     pub(crate) next_chain_from: Option<u32>,
+    /// Positions of the peer's chain before `DHr`'s that this state can still read (`0 ..
+    /// reach`): the `PN` accepted at the last receiving DH step (§6.3), or the window kept past
+    /// `Nr` for a `PN` below it. 0 before the first step.
+    pub(crate) previous_chain_reach: u32,
+    /// The ratchet key of the fork we follow (§6.6) when its header's `PN` passed
+    /// `previous_chain_reach`: the copy of the peer that wrote it deposited on the chain before
+    /// at positions this state can no longer read, so numbers of its stream below the fork's
+    /// blobs may lie there (`docs/PROTOCOL.md` §6.6, "A fork past our reach"). `None` once the
+    /// peer starts another chain.
+    pub(crate) fork_past_reach: Option<[u8; 32]>,
 }
 
 /// Most messages of the current receiving chain read while `previous_root` is kept: past it
@@ -759,12 +769,12 @@ impl Ratchet {
                     .any(|e| &e.address == address && e.ratchet_key == rc.ratchet_key && e.n == n)
             });
             if skipped_here && self.forkable(&h.ratchet_key) {
-                return self.decrypt_fork(n, address, parts, h.ratchet_key).map_err(
-                    |err| match err {
+                return self
+                    .decrypt_fork(n, address, parts, h.ratchet_key, h.pn)
+                    .map_err(|err| match err {
                         DecryptError::BodyAuthentication => DecryptError::InconsistentHeader,
                         other => other,
-                    },
-                );
+                    });
             }
             return Err(DecryptError::InconsistentHeader);
         };
@@ -810,7 +820,7 @@ impl Ratchet {
             .decrypt_header(parts.header, parts.r, n, self.ad.as_bytes(), address)
             .ok_or(DecryptError::HeaderAuthentication)?;
         if h.ratchet_key != rc.ratchet_key.0 {
-            return self.decrypt_fork(n, address, parts, h.ratchet_key);
+            return self.decrypt_fork(n, address, parts, h.ratchet_key, h.pn);
         }
         let mut chain_key = rc.chain_key.clone();
         let mut new_skipped = Vec::new();
@@ -875,6 +885,7 @@ impl Ratchet {
         }
         let mut new_skipped = Vec::new();
         let mut retired = vec![*address];
+        let mut reach = 0;
         if let Some(rc) = &self.receiving {
             // A `PN` below `Nr` comes from a copy of the sender older than the one whose blobs
             // we read on this chain: it was restored and started a new chain before learning
@@ -906,6 +917,7 @@ impl Ratchet {
             }
             let kept = (end - rc.next) as usize;
             retired.extend(rc.window.iter().skip(kept).copied());
+            reach = end;
         }
         let dh = self
             .ratchet_key
@@ -957,6 +969,8 @@ impl Ratchet {
         self.next_receiving_header_key = next_header_key;
         self.previous_root = Some(self.advance_root(root_key));
         self.remote_ratchet_key = Some(remote);
+        self.previous_chain_reach = reach;
+        self.fork_past_reach = None;
         if !self.send_step_pending {
             // The credit of the chain we leave: no rollback skips on it any more (only its
             // length moves, for `PN`). From now on it counts the next chain's positions.
@@ -1000,6 +1014,7 @@ impl Ratchet {
         address: &Address,
         parts: &BlobParts<'_>,
         ratchet_key: [u8; 32],
+        pn: u32,
     ) -> Result<Decrypted, DecryptError> {
         let stored_at = self.receive_events.saturating_add(1);
         if self.abandoned_keys.contains(&ratchet_key) {
@@ -1100,6 +1115,7 @@ impl Ratchet {
         self.next_receiving_header_key = next_header_key;
         self.advance_root(root_key);
         self.remote_ratchet_key = Some(remote);
+        self.fork_past_reach = (pn > self.previous_chain_reach).then_some(ratchet_key);
         // Read where the replaced chain skipped: its key there goes too (one blob an address).
         self.skipped.entries.retain(|e| &e.address != address);
         self.skipped.extend(new_skipped, &mut retired);

@@ -223,6 +223,8 @@ pub(crate) fn inviter_ratchet(keys: InviteKeys, key_pair: RatchetKeyPair) -> Rat
         skipped_ahead: 0,
         chain_after_rollback: false,
         next_chain_from: None,
+        previous_chain_reach: 0,
+        fork_past_reach: None,
     }
 }
 
@@ -492,6 +494,8 @@ impl Invite {
             skipped_ahead: 0,
             chain_after_rollback: false,
             next_chain_from: None,
+            previous_chain_reach: 0,
+            fork_past_reach: None,
         };
         let hello = Unsealed {
             kind: KIND_HELLO,

@@ -265,6 +265,26 @@ enum PickleV2 {
         PlacesPickle,
         ReadKeysPickle,
     ),
+    /// A session with `Ratchet::previous_chain_reach` and `Ratchet::fork_past_reach` too. A
+    /// session pickled before them loads with a reach of 0 and no fork past it: a fork read
+    /// before the upgrade holds nothing on that ground (PROTOCOL.md §6.6).
+    SessionWithForkReach(
+        SessionPickleV2,
+        SessionExtrasPickle,
+        RecentPickle,
+        ReceivedHedgesPickle,
+        ReadAddressesPickle,
+        PlacesPickle,
+        ReadKeysPickle,
+        ForkReachPickle,
+    ),
+}
+
+/// `Ratchet::previous_chain_reach` and `Ratchet::fork_past_reach`.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+struct ForkReachPickle {
+    previous_chain_reach: u32,
+    fork_past_reach: Option<[u8; 32]>,
 }
 
 /// For each of `ReadAddressesPickle::read`, in the same order: `ReadAddress::opener` (the
@@ -449,6 +469,8 @@ fn ratchet_from_pickle(p: &RatchetPickle, next_window_len: u32) -> Result<Ratche
         skipped_ahead: 0,
         chain_after_rollback: false,
         next_chain_from: None,
+        previous_chain_reach: 0,
+        fork_past_reach: None,
     })
 }
 
@@ -583,6 +605,9 @@ fn decode_first_received_hedges(plaintext: &[u8]) -> Result<PickleV2, PickleErro
     }
 }
 
+/// One argument per pickled part: each [`PickleV2`] session variant passes what it has and
+/// the defaults of the parts added after it.
+#[allow(clippy::too_many_arguments)]
 fn session_from_v2(
     p: &SessionPickleV2,
     extras: &SessionExtrasPickle,
@@ -591,6 +616,7 @@ fn session_from_v2(
     read: &ReadAddressesPickle,
     places: &PlacesPickle,
     keys: Option<&ReadKeysPickle>,
+    reach: &ForkReachPickle,
 ) -> Result<Session, PickleError> {
     if read.read.len() > READ_ADDRESS_MEMORY
         || keys.is_some_and(|k| k.keys.len() != read.read.len())
@@ -607,6 +633,8 @@ fn session_from_v2(
         .map(RestoreKey::from_bytes)
         .collect();
     ratchet.skipped_ahead = extras.skipped_ahead.min(crate::MAX_ROLLBACK_SKIP);
+    ratchet.previous_chain_reach = reach.previous_chain_reach;
+    ratchet.fork_past_reach = reach.fork_past_reach;
     if ratchet.remote_ratchet_key.is_none() || p.partial_messages.len() > MAX_PENDING_MESSAGES {
         return Err(PickleError::Malformed);
     }
@@ -768,7 +796,11 @@ impl Session {
                 })
                 .collect(),
         };
-        let value = PickleV2::SessionWithReadKeys(
+        let reach = ForkReachPickle {
+            previous_chain_reach: self.ratchet.previous_chain_reach,
+            fork_past_reach: self.ratchet.fork_past_reach,
+        };
+        let value = PickleV2::SessionWithForkReach(
             SessionPickleV2 {
                 ratchet: ratchet_to_pickle(&self.ratchet),
                 partial_messages: self
@@ -795,6 +827,7 @@ impl Session {
             read,
             places,
             keys,
+            reach,
         );
         seal_pickle(pickle_key, &value)
     }
@@ -810,6 +843,7 @@ impl Session {
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
                 None,
+                &ForkReachPickle::default(),
             ),
             PickleV2::SessionWithExtras(p, extras) => session_from_v2(
                 p,
@@ -819,6 +853,7 @@ impl Session {
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
                 None,
+                &ForkReachPickle::default(),
             ),
             PickleV2::SessionWithRecent(p, extras, recent) => session_from_v2(
                 p,
@@ -828,6 +863,7 @@ impl Session {
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
                 None,
+                &ForkReachPickle::default(),
             ),
             PickleV2::SessionWithReceivedHedges(p, extras, recent, hedges) => session_from_v2(
                 p,
@@ -837,6 +873,7 @@ impl Session {
                 &ReadAddressesPickle::default(),
                 &PlacesPickle::default(),
                 None,
+                &ForkReachPickle::default(),
             ),
             PickleV2::SessionWithReadAddresses(p, extras, recent, hedges, read) => session_from_v2(
                 p,
@@ -846,13 +883,42 @@ impl Session {
                 read,
                 &PlacesPickle::default(),
                 None,
+                &ForkReachPickle::default(),
             ),
             PickleV2::SessionWithPlaces(p, extras, recent, hedges, read, places) => {
-                session_from_v2(p, extras, recent, hedges, read, places, None)
+                session_from_v2(
+                    p,
+                    extras,
+                    recent,
+                    hedges,
+                    read,
+                    places,
+                    None,
+                    &ForkReachPickle::default(),
+                )
             }
             PickleV2::SessionWithReadKeys(p, extras, recent, hedges, read, places, keys) => {
-                session_from_v2(p, extras, recent, hedges, read, places, Some(keys))
+                session_from_v2(
+                    p,
+                    extras,
+                    recent,
+                    hedges,
+                    read,
+                    places,
+                    Some(keys),
+                    &ForkReachPickle::default(),
+                )
             }
+            PickleV2::SessionWithForkReach(
+                p,
+                extras,
+                recent,
+                hedges,
+                read,
+                places,
+                keys,
+                reach,
+            ) => session_from_v2(p, extras, recent, hedges, read, places, Some(keys), reach),
             PickleV2::PendingInvite(_) | PickleV2::PendingMutualInvite(_) => {
                 Err(PickleError::WrongKind)
             }
@@ -893,7 +959,8 @@ impl PendingInvite {
             | PickleV2::SessionWithReceivedHedges(..)
             | PickleV2::SessionWithReadAddresses(..)
             | PickleV2::SessionWithPlaces(..)
-            | PickleV2::SessionWithReadKeys(..) => Err(PickleError::WrongKind),
+            | PickleV2::SessionWithReadKeys(..)
+            | PickleV2::SessionWithForkReach(..) => Err(PickleError::WrongKind),
         }
     }
 }

@@ -344,6 +344,15 @@ impl Session {
         self.stream.refused_between(from, to)
     }
 
+    /// Whether `chain` (a ratchet key, [`Received::chain`]) is a fork of the peer's whose
+    /// writer also deposited on the chain before it at positions this state can no longer
+    /// read (`docs/PROTOCOL.md` §6.6, "A fork past our reach"): numbers of the peer's stream
+    /// below the fork's blobs may be there, and that copy sends them again under a later
+    /// floor once our acknowledgement shows it they never arrived.
+    pub fn fork_past_reach(&self, chain: &[u8; 32]) -> bool {
+        self.ratchet.fork_past_reach.as_ref() == Some(chain)
+    }
+
     /// What the peer has confirmed of our stream so far: every sequence number below
     /// `next` reached the peer's device, checked by digest (`docs/PROTOCOL.md` §6.4).
     pub fn peer_acknowledgement(&self) -> Acknowledgement {

@@ -64,15 +64,19 @@ const MUST_PASS: &[(&str, &str, &[&str])] = &[
 /// addresses") or sent again after blobs of its own the peer refused (`restore` 8774: a
 /// refusal with counted evidence marks the digest too, §6.4); and a message a restored copy
 /// sent again behind later blobs that a rollback left in place (`restore` 7404: a stored blob
-/// that those blobs follow stays, `plan_resend` in `client-core/src/receive.rs`). A seed
+/// that those blobs follow stays, `plan_resend` in `client-core/src/receive.rs`); and messages
+/// of a twice-restored sender read on its fork before one that copy had deposited on the
+/// chain before, past the reader's reach (`all` 16769: held, `Session::fork_past_reach`). A seed
 /// replays the same history only until a change of the client moves the simulator's random
 /// draws; the unit tests, the negative vector `fragment_after_other_blobs`, the protocol test
-/// `a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it`
-/// and the stream test `a_refusal_shows_a_sender_that_confirmed_our_digest_its_rollback_again`
+/// `a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_peer_finds_it`,
+/// the stream test `a_refusal_shows_a_sender_that_confirmed_our_digest_its_rollback_again`
+/// and the protocol test `a_fork_whose_pn_passes_our_reach_on_the_chain_before_is_reported`
 /// guard the fixes for good.
 const REGRESSION_SEEDS: &[(&str, &str)] = &[
     ("all", "11156"),
     ("all", "14338"),
+    ("all", "16769"),
     ("all", "17646"),
     ("all", "21156"),
     ("all", "24198"),
