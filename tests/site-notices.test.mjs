@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { freshNotices, noticesKey, noticesOf } from "../www/screens/notice-content.js";
+import { NOTICE_ACTIONS, freshNotices, noticesKey, noticesOf } from "../www/screens/notice-content.js";
 
 /** A joined conversation with Bob and nothing to say, changed by `over`. */
 const summary = (over = {}) => ({
@@ -86,7 +86,13 @@ test("every button of every notice does something", () => {
   assert.deepEqual(all.map((n) => n.kind), ["ended", "interference", "unreadable", "rollback"]);
   for (const n of all) {
     assert.ok(n.actions.length > 0, n.kind);
-    for (const a of n.actions) assert.ok(a.does || a.dismiss, `${n.kind}: ${a.text}`);
+    for (const a of n.actions) {
+      // Exactly one of an action or a dismissal, and the button says which.
+      assert.ok(Boolean(a.does) !== Boolean(a.dismiss), `${n.kind}: ${a.text}`);
+      if (a.does) assert.equal(a.text, NOTICE_ACTIONS[a.does], `${n.kind}: ${a.does}`);
+      else assert.equal(a.text, "Dismiss", `${n.kind}: dismiss`);
+      if (a.dismiss) assert.equal(a.dismiss, n.kind, `${n.kind} dismisses itself`);
+    }
   }
 });
 

@@ -6,11 +6,18 @@
 import { formatTime } from "../dom.js";
 
 /** @typedef {import("../engine/types.js").ConversationSummary} ConversationSummary */
+
 /**
- * A button of a notice: it opens a new conversation, shows the safety code, or dismisses the
- * notice (only interference and rollback notices can be dismissed; the others stand while
- * what they say holds).
- * @typedef {{ text: string, does?: "newConversation" | "showSafety", dismiss?: "interference" | "rollback" }} NoticeAction
+ * What a button of a notice can do besides dismissing it, with the text its button shows:
+ * ./notices.js maps each name to its handler.
+ */
+export const NOTICE_ACTIONS = Object.freeze({ newConversation: "New conversation", showSafety: "Show safety code" });
+
+/**
+ * A button of a notice: it does one of NOTICE_ACTIONS, or dismisses the notice (only
+ * interference and rollback notices can be dismissed; the others stand while what they say
+ * holds).
+ * @typedef {{ text: string, does?: keyof typeof NOTICE_ACTIONS, dismiss?: "interference" | "rollback" }} NoticeAction
  * @typedef {{ kind: "ended" | "interference" | "unreadable" | "rollback", title: string, text: string, actions: NoticeAction[] }} Notice
  */
 
@@ -29,7 +36,7 @@ export function noticesOf(c) {
       text:
         `${c.name}'s device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss) after your last reply, so neither of you can read what the other sends now. ` +
         `Your messages stay readable here. Meet ${c.name} and start a new conversation; then you can delete this one.`,
-      actions: [{ text: "New conversation", does: "newConversation" }],
+      actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
     });
   } else if (c.ended === "diverged") {
     out.push({
@@ -38,7 +45,7 @@ export function noticesOf(c) {
       text:
         `One of your two devices went back to an older copy of this conversation (a restored backup or profile, or a save undone by a power loss), or the mailbox kept altering messages, so neither of you can read what the other sends now. ` +
         `Your messages stay readable here. Meet ${c.name} and start a new conversation; then you can delete this one.`,
-      actions: [{ text: "New conversation", does: "newConversation" }],
+      actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
     });
   } else if (c.ended) {
     out.push({
@@ -47,7 +54,7 @@ export function noticesOf(c) {
       text:
         `It was made with an older version of Hush, which the current one can't continue. Your messages stay readable here, but nothing more can be sent or received. ` +
         `To keep talking with ${c.name}, start a new conversation and invite them again; then you can delete this one.`,
-      actions: [{ text: "New conversation", does: "newConversation" }],
+      actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
     });
   }
   if (c.interference) {
@@ -76,7 +83,7 @@ export function noticesOf(c) {
         restore +
         `Compare your safety code with ${c.name}'s in person or on a call you trust. If they differ, or this keeps happening, meet ${c.name} and start a new conversation.`,
       actions: [
-        { text: "Show safety code", does: "showSafety" },
+        { text: NOTICE_ACTIONS.showSafety, does: "showSafety" },
         { text: "Dismiss", dismiss: "interference" },
       ],
     });
@@ -91,7 +98,7 @@ export function noticesOf(c) {
         // The other device is told only once this has lasted a while (a single altered
         // message looks the same and must not end the conversation): say when, not "has told".
         `Unless a later message from ${c.name} can be read here, Hush tells ${c.name}'s device at ${formatTime(c.unreadable.signalAt)} and the conversation ends. Meet ${c.name} and start a new conversation; your messages stay readable here.`,
-      actions: [{ text: "New conversation", does: "newConversation" }],
+      actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
     });
   }
   if (c.rollback) {

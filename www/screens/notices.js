@@ -9,7 +9,7 @@ import { codeOf, messageOf } from "../engine/errors.js";
 import { announce, client, engine, ui } from "./shell.js";
 import { showNewConversation } from "./new.js";
 import { showSafety } from "./safety.js";
-import { freshNotices, noticesKey, noticesOf } from "./notice-content.js";
+import { NOTICE_ACTIONS, freshNotices, noticesKey, noticesOf } from "./notice-content.js";
 
 /**
  * Shows the open chat's notices; a notice that appears while it is open is announced once.
@@ -27,7 +27,7 @@ export function renderNotices(chat) {
   if (chat.shownNotices === key) return;
   const before = chat.shownNotices;
   chat.shownNotices = key;
-  /** What each action of notice-content.js does here. */
+  /** What each of NOTICE_ACTIONS does here. @type {Record<keyof typeof NOTICE_ACTIONS, () => void>} */
   const actions = {
     newConversation: () => showNewConversation(),
     showSafety: () => showSafety(c.id),
@@ -51,7 +51,7 @@ export function renderNotices(chat) {
               class: dismiss ? "ghost" : "",
               text: a.text,
               "aria-describedby": titleId,
-              onclick: dismiss ? () => dismissNotice(c.id, dismiss) : actions[a.does ?? "newConversation"],
+              onclick: dismiss ? () => dismissNotice(c.id, dismiss) : a.does ? actions[a.does] : undefined,
             });
           }),
         ),
