@@ -239,13 +239,16 @@ test("(a) a joiner away for longer than the mailbox keeps messages gets every on
 /**
  * The restored-profile scenario (issues 10 and 15). `race`: Alice answers right after the
  * restored Bob sends, before her app has read what he sent (otherwise she answers once his
- * messages are on her screen, as the issue's scenario has it).
+ * messages are on her screen, as the issue's scenario has it). `answered`: before the
+ * restore, Alice replies to Bob's lost messages and Bob's lost copy answers that reply, on
+ * the sending chain its ratchet step starts (whose first addresses the restored copy computes
+ * too: a fresh outside trial saw its first blob meet that answer, a 409 over foreign bytes).
  */
-async function restoredProfile({ race }) {
+async function restoredProfile({ race = false, answered = false }) {
   const server = await startNative({ www: WWW });
   const alice = await launch();
   const bob = await launch();
-  const tag = race ? "restore-race" : "restore";
+  const tag = race ? "restore-race" : answered ? "restore-answered" : "restore";
   try {
     await pairInApp(server, alice, bob);
     const aliceLog = await recordMailbox(alice.context);
@@ -274,6 +277,14 @@ async function restoredProfile({ race }) {
     await eventually(async () => (await theirs(alice.page)).length === 6, { what: "Bob's three at Alice" });
     assert.deepEqual((await theirs(alice.page)).slice(3), lost);
     await eventually(async () => (await statuses(bob.page, lost)).every((m) => onMailbox(m.status)), { what: "Bob's three sent" });
+    const lostAnswer = answered ? ["bob lost answer"] : [];
+    if (answered) {
+      await send(alice.page, "alice reply to lost");
+      await eventually(async () => (await theirs(bob.page)).includes("alice reply to lost"), { what: "Alice's reply at Bob" });
+      await send(bob.page, lostAnswer[0]);
+      await eventually(async () => (await theirs(alice.page)).includes(lostAnswer[0]), { what: "Bob's answer at Alice" });
+      await eventually(async () => (await statuses(bob.page, lostAnswer)).every((m) => onMailbox(m.status)), { what: "Bob's answer sent" });
+    }
 
     // The old copy of the profile is put back.
     await bob.page.goto(`${server.url}/v1/health`);
@@ -292,7 +303,7 @@ async function restoredProfile({ race }) {
       }).catch(() => null); // Judged below: arrived, or shown at Bob as not delivered.
       await send(alice.page, "alice after restore");
     }
-    const bobTexts = [...first.bob, ...lost, ...after];
+    const bobTexts = [...first.bob, ...lost, ...lostAnswer, ...after];
     let settledError = null;
     const outcome = await eventually(
       async () => {
@@ -304,7 +315,7 @@ async function restoredProfile({ race }) {
         // it, and is told so instead.
         const bobGotReply =
           (await theirs(bob.page)).includes("alice after restore") ||
-          (race && /can't be read on this device/.test((await bob.page.locator(".notices").textContent()) ?? ""));
+          (race && /can't be read on this device|has ended/.test((await bob.page.locator(".notices").textContent()) ?? ""));
         return settled && bobGotReply && { got, mine };
       },
       { timeout: 90_000, interval: 250, what: "Bob's messages after the restore to arrive or be marked undelivered, and Alice's answer at Bob" },
@@ -384,6 +395,10 @@ async function restoredProfile({ race }) {
       msUntilBobSeesDelivered: deliveredAtBob,
     });
 
+    // The mailbox never gets two different blobs at one address (the race ends the
+    // conversation instead, and is only measured).
+    if (!race) assert.equal(c.foreign, 0, "409s over foreign bytes");
+
     // Nothing lost in silence: every one of Bob's messages is at Alice, once, in order, or
     // is shown at Bob as not delivered, with a reason.
     assert.equal(new Set(atAlice).size, atAlice.length, "no message shows twice at Alice");
@@ -419,6 +434,12 @@ async function restoredProfile({ race }) {
 
 test("(b) a restored profile never sends two related blobs to one address, and no message is lost in silence", { skip: NO_BROWSER, timeout: 300_000 }, () =>
   restoredProfile({ race: false }),
+);
+
+test(
+  "(b, answered) as (b), after the other person replied and the lost copy answered on its next chain",
+  { skip: NO_BROWSER, timeout: 300_000 },
+  () => restoredProfile({ answered: true }),
 );
 
 // The race: when Alice answers Bob's lost messages before the restored Bob's new ones reach

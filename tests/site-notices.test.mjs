@@ -79,11 +79,29 @@ test("an unreadable conversation says when the other device is told, not that it
   assert.doesNotMatch(n.text, /has told/);
 });
 
+test("an ended conversation's notices do not contradict its end", () => {
+  for (const ended of ["peerRestored", "diverged"]) {
+    const list = noticesOf(
+      summary({ interference, rollback: { detected: 1, lostBlobs: 0 }, unreadable: { since: 1, signalAt: 2 }, ended }),
+    );
+    assert.deepEqual(list.map((n) => n.kind), ["ended", "interference", "rollback"], ended);
+    for (const n of list) {
+      assert.doesNotMatch(n.text, /goes on|the conversation ends/, `${ended}: ${n.kind}`);
+    }
+  }
+  // While it goes on, both say so.
+  const going = noticesOf(summary({ rollback: { detected: 1, lostBlobs: 0 }, unreadable: { since: 1, signalAt: 2 } }));
+  assert.deepEqual(going.map((n) => n.kind), ["unreadable", "rollback"]);
+  assert.match(going[0].text, /the conversation ends/);
+  assert.match(going[1].text, /goes on safely/);
+});
+
 test("every button of every notice does something", () => {
-  const all = noticesOf(
-    summary({ interference, rollback: { detected: 1, lostBlobs: 0 }, unreadable: { since: 1, signalAt: 2 }, ended: "peerRestored" }),
-  );
-  assert.deepEqual(all.map((n) => n.kind), ["ended", "interference", "unreadable", "rollback"]);
+  const all = [
+    ...noticesOf(summary({ interference, rollback: { detected: 1, lostBlobs: 0 }, ended: "peerRestored" })),
+    ...noticesOf(summary({ unreadable: { since: 1, signalAt: 2 } })),
+  ];
+  assert.deepEqual(all.map((n) => n.kind), ["ended", "interference", "rollback", "unreadable"]);
   for (const n of all) {
     assert.ok(n.actions.length > 0, n.kind);
     for (const a of n.actions) {

@@ -133,6 +133,11 @@ pub struct Client<P: Platform> {
     /// Conversations whose upcoming sending positions were probed since unlock
     /// ([`Client::poll`]). Cleared on [`Client::lock`].
     pub(crate) probed: RefCell<Vec<String>>,
+    /// Conversations whose probe found positions taken (a copy of this device lost to a
+    /// restore wrote them): the start of the sending chain our next send step opens is probed
+    /// again once that step is pending ([`Client::reprobe_next_chain`]). Cleared on
+    /// [`Client::lock`].
+    pub(crate) reprobe: RefCell<Vec<String>>,
     /// Conversations that keep blobs of a lost copy of this device (`lost/{id}`,
     /// [`records::KeptLostBlobs`]): listed after unlock and again every
     /// [`LISTING_MAX_AGE_MS`] (`None` until then), so that the receive path reads that record
@@ -214,6 +219,7 @@ impl<P: Platform> Client<P> {
             key: RefCell::new(None),
             polls: RefCell::new(Vec::new()),
             probed: RefCell::new(Vec::new()),
+            reprobe: RefCell::new(Vec::new()),
             kept_lost: RefCell::new(None),
             set_aside: RefCell::new(None),
             pending_deletes: RefCell::new(Vec::new()),
@@ -439,6 +445,7 @@ impl<P: Platform> Client<P> {
         self.key.borrow_mut().take();
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
+        self.reprobe.borrow_mut().clear();
         self.kept_lost.borrow_mut().take();
         self.set_aside.borrow_mut().take();
         self.pending_deletes.borrow_mut().clear();

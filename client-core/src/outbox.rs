@@ -82,6 +82,11 @@ pub const MAX_RESENDS: u32 = 3;
 /// fetch).
 pub const PROBE_POSITIONS: u32 = 48;
 
+/// Of [`PROBE_POSITIONS`], while no send step is pending: the first positions of the sending
+/// chain our next step starts (a lost copy that read a chain of the peer's we have not read
+/// yet may have started it; the peer looks for it at its first [`WINDOW`] positions).
+pub const NEXT_CHAIN_PROBE: u32 = 8;
+
 /// Most of our sequence numbers abandoned in a row (their addresses unreadable by the peer):
 /// below the receive window ([`WINDOW`] = 16), so the peer's window still reaches the next
 /// blob we deposit.
@@ -1435,28 +1440,41 @@ impl<P: Platform> Client<P> {
 
     /// How many of our next sending positions already hold a blob on the mailbox (written by
     /// a copy of this device lost to a restore, or by whoever took them), found with one
-    /// padded fetch of [`PROBE_POSITIONS`] upcoming addresses and no lock held. Returns the
-    /// first upcoming address (to check, under the lock, that the session has not moved
-    /// meanwhile) and the count of leading taken positions; `None` when nothing is taken or
-    /// the mailbox cannot be asked now.
+    /// padded fetch of [`PROBE_POSITIONS`] addresses and no lock held: the upcoming ones and,
+    /// while no send step is pending, the first [`NEXT_CHAIN_PROBE`] of the chain the next
+    /// step starts. Returns the first upcoming address (to check, under the lock, that the
+    /// session has not moved meanwhile), the count of leading taken positions and whether the
+    /// next chain's start is taken; `None` when nothing is taken or the mailbox cannot be
+    /// asked now.
     pub(crate) async fn taken_positions(&self, key: &VaultKey, id: &str) -> Option<Taken> {
         let conversation = self.conversation(key, id).await.ok()?;
         let live = Self::load_session(key, &conversation).ok()?;
-        let upcoming = live.upcoming_addresses(PROBE_POSITIONS);
+        let (upcoming, next_chain) = if live.upcoming_chain_lead().is_none() {
+            (
+                live.upcoming_addresses(PROBE_POSITIONS - NEXT_CHAIN_PROBE),
+                live.next_chain_addresses(NEXT_CHAIN_PROBE),
+            )
+        } else {
+            (live.upcoming_addresses(PROBE_POSITIONS), Vec::new())
+        };
         let first = *upcoming.first()?;
         let mailbox = conversation.mailbox.clone();
         drop(conversation);
         let decoy_key = key.subkey(DECOY_KEY_LABEL);
+        let probed: Vec<Address> = upcoming.iter().chain(&next_chain).copied().collect();
         let mut found: Vec<(Address, Vec<u8>)> = Vec::new();
-        for batch in padded_batches(&decoy_key, &upcoming) {
+        for batch in padded_batches(&decoy_key, &probed) {
             let got = self.platform().net().fetch(&mailbox, &batch).await.ok()?;
-            found.extend(got.into_iter().filter(|(a, _)| upcoming.contains(a)));
+            found.extend(got.into_iter().filter(|(a, _)| probed.contains(a)));
         }
         let taken = upcoming
             .iter()
             .take_while(|address| found.iter().any(|(a, _)| a == *address))
             .count();
-        (taken > 0).then(|| Taken {
+        let next_chain = next_chain
+            .iter()
+            .any(|address| found.iter().any(|(a, _)| a == address));
+        (taken > 0 || next_chain).then(|| Taken {
             first,
             count: u32::try_from(taken).unwrap_or(PROBE_POSITIONS),
             found,

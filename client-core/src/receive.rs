@@ -478,6 +478,8 @@ impl<P: Platform> Client<P> {
         let mut signal = Signal::default();
         let mut outcome = self.poll_mailbox(id, &mut signal, pushed).await?;
         self.note_contest_poll(id, self.now_ms());
+        // Not fatal to the poll: kept for the next one.
+        let _ = self.reprobe_next_chain(id).await;
         // Only when the record read by this poll (or what it raised) calls for it: no extra
         // read per poll. Not fatal to the poll: the signal is deposited again at the next one.
         if (signal.stands || outcome.notice)
@@ -504,6 +506,8 @@ impl<P: Platform> Client<P> {
     /// hold blobs (a copy of this device, lost to a restore, wrote there) and moves past them
     /// before anything is sent, so that a restored device never presents a second blob for an
     /// address it used (one padded fetch, no lock held; the skip is committed under the lock).
+    /// When anything was found taken, the start of the chain our next send step opens is
+    /// probed again once that step is pending ([`Client::reprobe_next_chain`]).
     async fn probe_once(&self, id: &str) -> Result<(), ClientError> {
         if self.probed.borrow().iter().any(|p| p == id) {
             return Ok(());
@@ -516,29 +520,74 @@ impl<P: Platform> Client<P> {
             return Ok(());
         }
         drop(conversation);
-        let taken = self.taken_positions(&key, id).await;
-        if taken.is_some() {
-            let _guard = self.lock_conversation(id).await?;
-            let mut conversation = self.conversation(&key, id).await?;
-            let mut live = Self::load_session(&key, &conversation)?;
-            let before = live.upcoming_addresses(1);
-            let mut writes = Vec::new();
-            let skipped = Self::skip_taken(&mut live, taken);
-            self.keep_lost_blobs(&key, id, &live, skipped.lost, &mut writes)
-                .await?;
-            if skipped.next_chain {
-                self.doubt_left_chain(&key, id, &mut conversation, &mut live, &mut writes)
-                    .await?;
+        if let Some(taken) = self.taken_positions(&key, id).await {
+            if !self.reprobe.borrow().iter().any(|p| p == id) {
+                self.reprobe.borrow_mut().push(id.to_owned());
             }
-            if live.upcoming_addresses(1) != before {
-                if let ConversationState::Active { session, .. } = &mut conversation.state {
-                    *session = live.pickle(&Self::pickle_key(&key));
-                }
-                writes.push(self.put(&key, records::conversation_key(id), &conversation));
-                self.store().commit(writes, Durability::Strict).await?;
-            }
+            self.apply_taken(&key, id, taken).await?;
         }
         self.probed.borrow_mut().push(id.to_owned());
+        Ok(())
+    }
+
+    /// After a probe found positions taken: once our next message starts a new sending chain
+    /// (a send step is pending), probes that chain's first positions and moves past those a
+    /// lost copy of this device used. Its next-chain header key is fixed before the step, so
+    /// a copy that read the peer's chain before this state did (and answered it) wrote at
+    /// exactly those addresses (a fresh outside trial in Chromium: the restored device's first
+    /// blob met its lost copy's answer there, a `409` over foreign bytes). Once per
+    /// conversation and unlock; nothing while the step is not pending.
+    async fn reprobe_next_chain(&self, id: &str) -> Result<(), ClientError> {
+        if !self.reprobe.borrow().iter().any(|p| p == id) {
+            return Ok(());
+        }
+        let key = self.key()?;
+        let conversation = self.conversation(&key, id).await?;
+        let ConversationState::Active { session, .. } = &conversation.state else {
+            return Ok(());
+        };
+        let pending = conversation.ended.is_none()
+            && Session::from_pickle(&Self::pickle_key(&key), session)?
+                .upcoming_chain_lead()
+                .is_some();
+        drop(conversation);
+        if !pending {
+            return Ok(());
+        }
+        if let Some(taken) = self.taken_positions(&key, id).await {
+            self.apply_taken(&key, id, taken).await?;
+        }
+        self.reprobe.borrow_mut().retain(|p| p != id);
+        Ok(())
+    }
+
+    /// Commits [`Client::skip_taken`] of `taken` for conversation `id` under its lock, if the
+    /// session still starts where it was probed.
+    async fn apply_taken(
+        &self,
+        key: &VaultKey,
+        id: &str,
+        taken: crate::outbox::Taken,
+    ) -> Result<(), ClientError> {
+        let _guard = self.lock_conversation(id).await?;
+        let mut conversation = self.conversation(key, id).await?;
+        let mut live = Self::load_session(key, &conversation)?;
+        let before = live.upcoming_addresses(1);
+        let mut writes = Vec::new();
+        let skipped = Self::skip_taken(&mut live, Some(taken));
+        self.keep_lost_blobs(key, id, &live, skipped.lost, &mut writes)
+            .await?;
+        if skipped.next_chain {
+            self.doubt_left_chain(key, id, &mut conversation, &mut live, &mut writes)
+                .await?;
+        }
+        if live.upcoming_addresses(1) != before {
+            if let ConversationState::Active { session, .. } = &mut conversation.state {
+                *session = live.pickle(&Self::pickle_key(key));
+            }
+            writes.push(self.put(key, records::conversation_key(id), &conversation));
+            self.store().commit(writes, Durability::Strict).await?;
+        }
         Ok(())
     }
 

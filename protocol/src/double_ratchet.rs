@@ -103,6 +103,9 @@ pub(crate) struct Decrypted {
     /// address, so that another blob found there later is known to be the peer's only if its
     /// header opens too (`docs/PROTOCOL.md` §8, "Rewritten addresses").
     pub(crate) header_key: HeaderKey,
+    /// This blob started following a fork whose `PN` passes `previous_chain_reach`: the
+    /// caller records [`Ratchet::fork_past_reach`] with the blob's sequence number.
+    pub(crate) fork_past_reach: bool,
 }
 
 /// Where an address sits in the poll set.
@@ -175,16 +178,32 @@ pub(crate) struct Ratchet {
     /// chain carried at its first blob: the lost copy could answer that chain only after
     /// the peer wrote it). `None`: not known.
     pub(crate) next_chain_from: Option<u32>,
-    /// Positions of the peer's chain before `DHr`'s that this state can still read (`0 ..
-    /// reach`): the `PN` accepted at the last receiving DH step (§6.3), or the window kept past
-    /// `Nr` for a `PN` below it. 0 before the first step.
+    /// Positions of the peer's chain before `DHr`'s for which this state set keys aside at
+    /// the last receiving DH step (`0 .. reach`, §6.3 step 5): the `PN` accepted then (capped
+    /// at `Nr + MAX_SKIP`), or `Nr + W` for a `PN` below `Nr`; 0 before the first step;
+    /// [`REACH_UNKNOWN`] for a state loaded from a pickle written before the field existed. An
+    /// upper bound: skipped keys may have expired or been read since.
     pub(crate) previous_chain_reach: u32,
-    /// The ratchet key of the fork we follow (§6.6) when its header's `PN` passed
-    /// `previous_chain_reach`: the copy of the peer that wrote it deposited on the chain before
-    /// at positions this state can no longer read, so numbers of its stream below the fork's
-    /// blobs may lie there (`docs/PROTOCOL.md` §6.6, "A fork past our reach"). `None` once the
-    /// peer starts another chain.
-    pub(crate) fork_past_reach: Option<[u8; 32]>,
+    /// Set when the fork we follow (§6.6) has a `PN` past `previous_chain_reach`: the copy of
+    /// the peer that wrote it deposited on the chain before at positions this state cannot
+    /// read, so numbers of its stream below the fork's first blob read here may lie there
+    /// (`docs/PROTOCOL.md` §6.6, "A fork past our reach"). `None` at the next receiving DH
+    /// step, or when a fork within reach replaces it.
+    pub(crate) fork_past_reach: Option<ForkPastReach>,
+}
+
+/// [`Ratchet::previous_chain_reach`] when it is not known (a pickle from before the field):
+/// no fork's `PN` passes it.
+pub(crate) const REACH_UNKNOWN: u32 = u32::MAX;
+
+/// A fork followed past our reach ([`Ratchet::fork_past_reach`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ForkPastReach {
+    /// The fork's ratchet key (`DHr` since it was followed).
+    pub(crate) ratchet_key: [u8; 32],
+    /// The peer's sequence number of the first blob read on the fork: the numbers below it
+    /// that never arrived may lie out of reach.
+    pub(crate) from_seq: u32,
 }
 
 /// Most messages of the current receiving chain read while `previous_root` is kept: past it
@@ -582,6 +601,14 @@ impl Ratchet {
         }
     }
 
+    /// The addresses of the first `count` positions the sending chain our next send step
+    /// starts will use, from `next_chain_skip` (`NHKs`, our role): known before the step,
+    /// since `NHKs` is fixed until it.
+    pub(crate) fn next_chain_addresses(&self, count: u32) -> Vec<Address> {
+        self.next_sending_header_key
+            .addresses(self.role, self.next_chain_skip, count)
+    }
+
     /// `Some(next_chain_skip)` when the next `encrypt` with `step` starts a chain, else `None`.
     pub(crate) fn upcoming_chain_lead(&self) -> Option<u32> {
         (self.sending.is_none() || self.send_step_pending).then_some(self.next_chain_skip)
@@ -800,6 +827,7 @@ impl Ratchet {
             retired,
             write_key,
             header_key: entry.header_key,
+            fork_past_reach: false,
         })
     }
 
@@ -857,6 +885,7 @@ impl Ratchet {
             retired,
             write_key,
             header_key,
+            fork_past_reach: false,
         })
     }
 
@@ -987,6 +1016,7 @@ impl Ratchet {
             retired,
             write_key,
             header_key,
+            fork_past_reach: false,
         })
     }
 
@@ -1115,7 +1145,8 @@ impl Ratchet {
         self.next_receiving_header_key = next_header_key;
         self.advance_root(root_key);
         self.remote_ratchet_key = Some(remote);
-        self.fork_past_reach = (pn > self.previous_chain_reach).then_some(ratchet_key);
+        self.fork_past_reach = None;
+        let fork_past_reach = pn > self.previous_chain_reach;
         // Read where the replaced chain skipped: its key there goes too (one blob an address).
         self.skipped.entries.retain(|e| &e.address != address);
         self.skipped.extend(new_skipped, &mut retired);
@@ -1128,6 +1159,7 @@ impl Ratchet {
             retired,
             write_key,
             header_key,
+            fork_past_reach,
         })
     }
 

@@ -18,7 +18,9 @@ use crate::acknowledgement::Acknowledgement;
 use crate::address::Address;
 use crate::chain_key::{ChainKey, MessageKey};
 use crate::crypto::{TAG_LEN, hmac_sha256};
-use crate::double_ratchet::{AssociatedData, DUPLICATE_MEMORY, MAX_ABANDONED_KEYS, Ratchet};
+use crate::double_ratchet::{
+    AssociatedData, DUPLICATE_MEMORY, ForkPastReach, MAX_ABANDONED_KEYS, REACH_UNKNOWN, Ratchet,
+};
 use crate::error::PickleError;
 use crate::header_key::{HeaderKey, Role};
 use crate::hedge::HEDGE_LEN;
@@ -266,8 +268,8 @@ enum PickleV2 {
         ReadKeysPickle,
     ),
     /// A session with `Ratchet::previous_chain_reach` and `Ratchet::fork_past_reach` too. A
-    /// session pickled before them loads with a reach of 0 and no fork past it: a fork read
-    /// before the upgrade holds nothing on that ground (PROTOCOL.md §6.6).
+    /// session pickled before them loads with the reach unknown (`REACH_UNKNOWN`: no fork's
+    /// `PN` passes it) and no fork past it, until the peer's next chain (PROTOCOL.md §6.6).
     SessionWithForkReach(
         SessionPickleV2,
         SessionExtrasPickle,
@@ -280,11 +282,22 @@ enum PickleV2 {
     ),
 }
 
-/// `Ratchet::previous_chain_reach` and `Ratchet::fork_past_reach`.
-#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop, Default)]
+/// `Ratchet::previous_chain_reach`, and `Ratchet::fork_past_reach` as (ratchet key,
+/// `from_seq`).
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct ForkReachPickle {
     previous_chain_reach: u32,
-    fork_past_reach: Option<[u8; 32]>,
+    fork_past_reach: Option<([u8; 32], u32)>,
+}
+
+impl Default for ForkReachPickle {
+    /// What a session pickled before these fields loads with.
+    fn default() -> Self {
+        ForkReachPickle {
+            previous_chain_reach: REACH_UNKNOWN,
+            fork_past_reach: None,
+        }
+    }
 }
 
 /// For each of `ReadAddressesPickle::read`, in the same order: `ReadAddress::opener` (the
@@ -634,7 +647,12 @@ fn session_from_v2(
         .collect();
     ratchet.skipped_ahead = extras.skipped_ahead.min(crate::MAX_ROLLBACK_SKIP);
     ratchet.previous_chain_reach = reach.previous_chain_reach;
-    ratchet.fork_past_reach = reach.fork_past_reach;
+    ratchet.fork_past_reach = reach
+        .fork_past_reach
+        .map(|(ratchet_key, from_seq)| ForkPastReach {
+            ratchet_key,
+            from_seq,
+        });
     if ratchet.remote_ratchet_key.is_none() || p.partial_messages.len() > MAX_PENDING_MESSAGES {
         return Err(PickleError::Malformed);
     }
@@ -798,7 +816,10 @@ impl Session {
         };
         let reach = ForkReachPickle {
             previous_chain_reach: self.ratchet.previous_chain_reach,
-            fork_past_reach: self.ratchet.fork_past_reach,
+            fork_past_reach: self
+                .ratchet
+                .fork_past_reach
+                .map(|f| (f.ratchet_key, f.from_seq)),
         };
         let value = PickleV2::SessionWithForkReach(
             SessionPickleV2 {

@@ -2,7 +2,7 @@
 
 use crate::acknowledgement::Acknowledgement;
 use crate::address::{Address, WriteKey};
-use crate::double_ratchet::{OutgoingBlob, PollSet, Ratchet};
+use crate::double_ratchet::{ForkPastReach, OutgoingBlob, PollSet, Ratchet};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::Role;
 use crate::hedge::HEDGE_LEN;
@@ -287,6 +287,16 @@ impl Session {
         self.ratchet.upcoming_addresses(count)
     }
 
+    /// The addresses the first `count` blobs of the sending chain our next send step starts
+    /// would be deposited at (`NHKs` from `next_chain_skip`, `docs/PROTOCOL.md` §6.1 step 3),
+    /// in order; no state change. While no step is pending they are not
+    /// [`Session::upcoming_addresses`] yet, but a copy of this device lost to a restore may
+    /// have written there already (it read a chain of the peer's that this state has not):
+    /// a client that finds them taken probes them again once they are upcoming.
+    pub fn next_chain_addresses(&self, count: u32) -> Vec<Address> {
+        self.ratchet.next_chain_addresses(count)
+    }
+
     /// Moves the position of our next blob `count` further on its chain (at most
     /// [`MAX_ROLLBACK_SKIP`]), so that the positions in between are never used: for positions
     /// found taken by [`Session::upcoming_addresses`]. The peer stores skipped keys for them
@@ -346,11 +356,14 @@ impl Session {
 
     /// Whether `chain` (a ratchet key, [`Received::chain`]) is a fork of the peer's whose
     /// writer also deposited on the chain before it at positions this state can no longer
-    /// read (`docs/PROTOCOL.md` §6.6, "A fork past our reach"): numbers of the peer's stream
-    /// below the fork's blobs may be there, and that copy sends them again under a later
-    /// floor once our acknowledgement shows it they never arrived.
+    /// read, and a number of the peer's stream below the first blob we read on the fork is
+    /// still missing (`docs/PROTOCOL.md` §6.6, "A fork past our reach"): it may lie there, and
+    /// that copy sends it again under a later floor once our acknowledgement shows it never
+    /// arrived.
     pub fn fork_past_reach(&self, chain: &[u8; 32]) -> bool {
-        self.ratchet.fork_past_reach.as_ref() == Some(chain)
+        self.ratchet
+            .fork_past_reach
+            .is_some_and(|f| &f.ratchet_key == chain && self.stream.received.next < f.from_seq)
     }
 
     /// What the peer has confirmed of our stream so far: every sequence number below
@@ -486,6 +499,12 @@ impl Session {
     pub fn decrypt(&mut self, address: &Address, blob: &[u8]) -> Result<Received, DecryptError> {
         let remote_before = self.ratchet.remote_ratchet_key;
         let decrypted = self.ratchet.decrypt(address, blob)?;
+        if decrypted.fork_past_reach {
+            self.ratchet.fork_past_reach = Some(ForkPastReach {
+                ratchet_key: decrypted.chain,
+                from_seq: decrypted.fragment.stream.seq,
+            });
+        }
         let event = self.ratchet.receive_events;
         let kind = decrypted.fragment.payload_kind();
         let fields = decrypted.fragment.stream;

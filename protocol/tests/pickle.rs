@@ -157,6 +157,17 @@ fn v2_pickle_with_the_first_received_hedges_still_loads_and_works() {
     ));
 }
 
+/// A v2 pickle of the layout before the fork's reach (`SessionWithReadKeys`, written by
+/// commit 7a97232 with the generator below): it loads with the reach unknown, and keeps
+/// working.
+#[test]
+fn v2_pickle_with_read_keys_still_loads_and_works() {
+    check_v2_fixture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/session-v2-read-keys.json"
+    ));
+}
+
 fn check_v2_fixture(path: &str) {
     if std::env::var_os("HUSH_WRITE_FIXTURES").is_some() && !std::path::Path::new(path).exists() {
         let (mut a, mut b, mut rng) = pair(33);

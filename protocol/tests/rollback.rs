@@ -1643,46 +1643,70 @@ fn a_message_written_where_the_peer_read_a_lost_copys_blob_goes_again_once_the_p
 }
 
 /// Two restored copies of the sender answer one reply of ours, each with a chain of its own
-/// (same header key: a fork). The first copy's `PN` ends our reach on the chain before; the
-/// second copy, restored from a later backup, had sealed two more positions there, and its
-/// fork's `PN` says so: the fork is reported past our reach, since numbers of its stream
-/// below the fork's blobs lie where we cannot read (`docs/PROTOCOL.md` §6.6, "A fork past our
-/// reach"; the simulator's `all` seed 16769). A fork whose `PN` stays within our reach is not.
+/// (same header key: a fork). We read positions 0 and 1 of the sender's chain before; the
+/// first copy's `PN` = 3 sets our reach there to 3 (position 2 kept as a skipped key); the
+/// second copy, restored from a later backup, had sealed position 3 too, and its fork's
+/// `PN` = 4 says so: the fork is reported past our reach while a number of the sender's
+/// stream below its first blob is missing (`docs/PROTOCOL.md` §6.6, "A fork past our reach";
+/// the simulator's `all` seed 16769). A fork from the first backup (`PN` = 3, within reach,
+/// though past the 2 positions we read) is not. The report survives a pickle and ends at the
+/// sender's next chain.
 #[test]
 fn a_fork_whose_pn_passes_our_reach_on_the_chain_before_is_reported() {
     for (later_backup, past_reach) in [(true, true), (false, false)] {
         let (mut a, mut b, mut rng) = pair(16769);
         deliver(&mut b, &send(&mut a, &mut rng, b"one")[0]);
         deliver(&mut a, &send(&mut b, &mut rng, b"two")[0]);
-        // a's chain X: positions 0 and 1 read by b, then 2 and 3 sealed by a later state.
+        // a's chain X: positions 0 and 1 read by b; 2 sealed in both backups, 3 in the later.
         deliver(&mut b, &send(&mut a, &mut rng, b"x0")[0]);
         deliver(&mut b, &send(&mut a, &mut rng, b"x1")[0]);
+        let x2 = send(&mut a, &mut rng, b"x2").remove(0);
         let backup1 = a.pickle(&KEY);
-        let _unread = [send(&mut a, &mut rng, b"x2"), send(&mut a, &mut rng, b"x3")];
+        let _unread = send(&mut a, &mut rng, b"x3");
         let backup2 = a.pickle(&KEY);
         let reply = send(&mut b, &mut rng, b"reply").remove(0);
 
-        // Copy 1 answers from the older backup: `PN` = 2, which b takes as the chain's end.
+        // Copy 1 answers from the older backup: `PN` = 3.
         let mut copy1 = Session::from_pickle(&KEY, &backup1).unwrap();
         copy1.decrypt(&reply.address, &reply.blob).unwrap();
-        let first = send(&mut copy1, &mut rng, b"copy 1").remove(0);
+        // Sealed as the client seals: the floor stays at the first number not confirmed.
+        let floor = copy1.peer_acknowledgement().next;
+        let first = copy1.encrypt(&mut rng, b"copy 1", floor).unwrap().remove(0);
         let received = b.decrypt(&first.address, &first.blob).unwrap();
         assert!(!b.fork_past_reach(&received.chain), "not a fork");
+        // The reach survives a pickle.
+        let mut b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
 
-        // Copy 2 answers too, from the later backup (`PN` = 4) or the same one (`PN` = 2);
-        // its first position was read on copy 1's chain, so b reads its second.
+        // Copy 2 answers too; its first position was read on copy 1's chain, so b reads its
+        // second.
         let backup = if later_backup { &backup2 } else { &backup1 };
         let mut copy2 = Session::from_pickle(&KEY, backup).unwrap();
         copy2.decrypt(&reply.address, &reply.blob).unwrap();
-        let _ = send(&mut copy2, &mut rng, b"copy 2, first");
-        let fork = send(&mut copy2, &mut rng, b"copy 2, second").remove(0);
-        let received = b
+        let floor = copy2.peer_acknowledgement().next;
+        let _ = copy2.encrypt(&mut rng, b"copy 2, first", floor).unwrap();
+        let fork = copy2
+            .encrypt(&mut rng, b"copy 2, second", floor)
+            .unwrap()
+            .remove(0);
+        let fork_chain = b
             .decrypt(&fork.address, &fork.blob)
-            .expect("the fork is followed");
-        assert_eq!(b.fork_past_reach(&received.chain), past_reach);
-        // It survives a pickle, and names that fork only.
-        let b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
-        assert_eq!(b.fork_past_reach(&received.chain), past_reach);
+            .expect("the fork is followed")
+            .chain;
+        assert_eq!(b.fork_past_reach(&fork_chain), past_reach);
+        // It survives a pickle, names that fork only, and stays while a number below the
+        // fork's first blob is missing (x2 arrives, x3 does not).
+        let mut b = Session::from_pickle(&KEY, &b.pickle(&KEY)).unwrap();
+        assert_eq!(b.fork_past_reach(&fork_chain), past_reach);
         assert!(!b.fork_past_reach(&[0; 32]));
+        deliver(&mut b, &x2);
+        assert_eq!(b.fork_past_reach(&fork_chain), past_reach);
+
+        // The sender's next chain ends it.
+        let answer = send(&mut b, &mut rng, b"answer").remove(0);
+        copy2.decrypt(&answer.address, &answer.blob).unwrap();
+        let next = send(&mut copy2, &mut rng, b"next chain").remove(0);
+        let next_chain = b.decrypt(&next.address, &next.blob).unwrap().chain;
+        assert_ne!(next_chain, fork_chain);
+        assert!(!b.fork_past_reach(&fork_chain) && !b.fork_past_reach(&next_chain));
     }
 }

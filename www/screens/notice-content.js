@@ -88,7 +88,10 @@ export function noticesOf(c) {
       ],
     });
   }
-  if (c.unreadable) {
+  // Once the conversation has ended, its notice says what happened: an unreadable notice
+  // announcing the end, or a rollback notice saying the conversation goes on, would
+  // contradict it (a fresh outside trial saw all three at once).
+  if (c.unreadable && !c.ended) {
     out.push({
       kind: "unreadable",
       title: `${c.name}'s messages can't be read on this device`,
@@ -108,8 +111,10 @@ export function noticesOf(c) {
       title: "This device was restored from an older copy",
       text:
         `Hush found that this device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss). ` +
-        `Messages you sent after that copy was made may be missing here; ${c.name} may have them. ` +
-        `The conversation goes on safely: Hush skipped every key the older copy may have used, and sends again what ${c.name} may not have.`,
+        `Messages you sent after that copy was made may be missing here; ${c.name} may have them.` +
+        (c.ended
+          ? ""
+          : ` The conversation goes on safely: Hush skipped every key the older copy may have used, and sends again what ${c.name} may not have.`),
       actions: [{ text: "Dismiss", dismiss: "rollback" }],
     });
   }
