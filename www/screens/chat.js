@@ -519,7 +519,7 @@ function autosize(textarea) {
  */
 const STATUS = {
   sending: { mark: "○", text: "Sending…", title: "Still on this device: it goes to the mailbox as soon as it can." },
-  sent: { mark: "✓", text: "Sent", title: "On the mailbox. Not on their device yet: it arrives when they next open Hush." },
+  sent: { mark: "✓", text: "Sent", title: "Given to the mailbox, not on their device yet. The mailbox keeps a message for a limited time: Hush checks every few minutes that it is still there, and puts it back if not." },
   delivered: { mark: "✓✓", text: "Delivered", title: "On their device: their Hush received it." },
   failed: { mark: "!", text: "Not delivered yet, retrying", title: "The mailbox could not take it yet. Hush keeps trying; it stays on this device until then." },
   conflict: {

@@ -39,7 +39,7 @@ function describe(c) {
   if (c.ended) return "Ended: made with an older version of Hush";
   if (wrong) return wrong;
   if (engine.storageFull.has(c.id)) return "New messages can't be saved: storage full";
-  if (c.interference) return "Someone may be interfering with this conversation";
+  if (c.interference) return "Someone is interfering with this conversation";
   if (c.unreadable) return "Their messages can't be read on this device";
   if (c.rollback) return "This device was restored from an older copy";
   if (c.connecting) return engine.unreachable.has(c.mailbox) ? "Connecting… (mailbox unreachable, retrying)" : "Connecting…";
