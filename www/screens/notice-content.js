@@ -112,7 +112,8 @@ export function noticesOf(c) {
       text:
         `Hush found that this device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss). ` +
         `Messages you sent after that copy was made may be missing here; ${c.name} may have them.` +
-        (c.ended
+        // Not while another notice says the conversation ends or will end.
+        (c.ended || c.unreadable
           ? ""
           : ` The conversation goes on safely: Hush skipped every key the older copy may have used, and sends again what ${c.name} may not have.`),
       actions: [{ text: "Dismiss", dismiss: "rollback" }],
