@@ -543,13 +543,16 @@ impl<P: Platform> Client<P> {
         }
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
-        let ConversationState::Active { session, .. } = &conversation.state else {
+        if conversation.ended.is_some()
+            || !matches!(conversation.state, ConversationState::Active { .. })
+        {
+            // Nothing will be sent here again: no probe is due.
+            self.reprobe.borrow_mut().retain(|p| p != id);
             return Ok(());
-        };
-        let pending = conversation.ended.is_none()
-            && Session::from_pickle(&Self::pickle_key(&key), session)?
-                .upcoming_chain_lead()
-                .is_some();
+        }
+        let pending = Self::load_session(&key, &conversation)?
+            .upcoming_chain_lead()
+            .is_some();
         drop(conversation);
         if !pending {
             return Ok(());

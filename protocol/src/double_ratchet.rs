@@ -103,9 +103,6 @@ pub(crate) struct Decrypted {
     /// address, so that another blob found there later is known to be the peer's only if its
     /// header opens too (`docs/PROTOCOL.md` §8, "Rewritten addresses").
     pub(crate) header_key: HeaderKey,
-    /// This blob started following a fork whose `PN` passes `previous_chain_reach`: the
-    /// caller records [`Ratchet::fork_past_reach`] with the blob's sequence number.
-    pub(crate) fork_past_reach: bool,
 }
 
 /// Where an address sits in the poll set.
@@ -595,9 +592,7 @@ impl Ratchet {
     pub(crate) fn upcoming_addresses(&self, count: u32) -> Vec<Address> {
         match self.sending.as_ref() {
             Some(chain) if !self.send_step_pending => chain.addresses.addresses(chain.next, count),
-            _ => self
-                .next_sending_header_key
-                .addresses(self.role, self.next_chain_skip, count),
+            _ => self.next_chain_addresses(count),
         }
     }
 
@@ -827,7 +822,6 @@ impl Ratchet {
             retired,
             write_key,
             header_key: entry.header_key,
-            fork_past_reach: false,
         })
     }
 
@@ -885,7 +879,6 @@ impl Ratchet {
             retired,
             write_key,
             header_key,
-            fork_past_reach: false,
         })
     }
 
@@ -1016,7 +1009,6 @@ impl Ratchet {
             retired,
             write_key,
             header_key,
-            fork_past_reach: false,
         })
     }
 
@@ -1145,8 +1137,10 @@ impl Ratchet {
         self.next_receiving_header_key = next_header_key;
         self.advance_root(root_key);
         self.remote_ratchet_key = Some(remote);
-        self.fork_past_reach = None;
-        let fork_past_reach = pn > self.previous_chain_reach;
+        self.fork_past_reach = (pn > self.previous_chain_reach).then_some(ForkPastReach {
+            ratchet_key,
+            from_seq: fragment.stream.seq,
+        });
         // Read where the replaced chain skipped: its key there goes too (one blob an address).
         self.skipped.entries.retain(|e| &e.address != address);
         self.skipped.extend(new_skipped, &mut retired);
@@ -1159,7 +1153,6 @@ impl Ratchet {
             retired,
             write_key,
             header_key,
-            fork_past_reach,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use crate::acknowledgement::Acknowledgement;
 use crate::address::{Address, WriteKey};
-use crate::double_ratchet::{ForkPastReach, OutgoingBlob, PollSet, Ratchet};
+use crate::double_ratchet::{OutgoingBlob, PollSet, Ratchet};
 use crate::error::{DecryptError, EncryptError};
 use crate::header_key::Role;
 use crate::hedge::HEDGE_LEN;
@@ -499,12 +499,6 @@ impl Session {
     pub fn decrypt(&mut self, address: &Address, blob: &[u8]) -> Result<Received, DecryptError> {
         let remote_before = self.ratchet.remote_ratchet_key;
         let decrypted = self.ratchet.decrypt(address, blob)?;
-        if decrypted.fork_past_reach {
-            self.ratchet.fork_past_reach = Some(ForkPastReach {
-                ratchet_key: decrypted.chain,
-                from_seq: decrypted.fragment.stream.seq,
-            });
-        }
         let event = self.ratchet.receive_events;
         let kind = decrypted.fragment.payload_kind();
         let fields = decrypted.fragment.stream;
