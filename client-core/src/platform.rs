@@ -178,6 +178,18 @@ pub trait Transport {
         blob: &[u8],
     ) -> impl Future<Output = Result<Deposit, NetError>>;
 
+    /// `PUT /v1/m/{address}` of `blob` with `Mailbox-Put-Back: ?1` (Mailbox API revision
+    /// 1.3): where the reader's `DELETE` removed these very bytes, the mailbox stores them
+    /// again ([`Deposit::Stored`]) until their own expiry; everything else is answered as by
+    /// [`Transport::put`]. A mailbox before revision 1.3 ignores the header and answers as
+    /// `put` does ([`Deposit::Spent`] where the blob was read).
+    fn put_back(
+        &self,
+        mailbox: &str,
+        write_key: &WriteKey,
+        blob: &[u8],
+    ) -> impl Future<Output = Result<Deposit, NetError>>;
+
     /// `GET /v1/m/{address}`: the blob stored there, if any (`None`: `404`, never written or
     /// expired). A spent address (`410`: its blob was read and deleted, Mailbox API revision
     /// 1.1) is `Some` of an empty body (blobs are never empty).

@@ -17,7 +17,8 @@
 //!   database, in one table per expiry bucket ([`sql`]), so that expiry drops whole tables
 //!   instead of deleting rows. A `PUT` is a look-up in every live bucket and an insert, run
 //!   synchronously in the owning shard: exactly one of any number of concurrent writers
-//!   gets `201`. A fetch batch is one
+//!   gets `201`. A put-back (`Mailbox-Put-Back: ?1`) is the same look-up, then either the
+//!   same insert or an update giving a spent row its deleted bytes back. A fetch batch is one
 //!   request per shard it touches, all in flight at once, answered in request order.
 //! - The **hub** (shard 0) holds every subscription WebSocket with the hibernation API; a
 //!   socket's watch set travels in its attachment, so a woken hub knows who watches what.
@@ -117,6 +118,7 @@ mod worker_entry {
         let method = req.method().to_string();
         let path = req.path();
         let write_key = req.headers().get(mailbox::WRITE_KEY_HEADER)?;
+        let put_back = req.headers().get(mailbox::PUT_BACK_HEADER)?;
         let declared = req
             .headers()
             .get("content-length")?
@@ -131,6 +133,7 @@ mod worker_entry {
             method: &method,
             path: &path,
             write_key: write_key.as_deref().map(str::as_bytes),
+            put_back: put_back.as_deref().map(str::as_bytes),
             body,
         };
         let answer = match env.durable_object(SHARD_BINDING) {

@@ -2,8 +2,8 @@
 //! ([`crate::sharding`]) and, as shard [`HUB`], holds every subscription WebSocket with the
 //! hibernation API.
 //!
-//! It serves the internal operations of [`crate::store`] (`put`, `get`, `delete`, `notify`,
-//! `subscribe`), its alarm (dropping expired buckets, purging a legacy table, and the 10 s
+//! It serves the internal operations of [`crate::store`] (`put`, `put-back`, `get`, `delete`,
+//! `notify`, `subscribe`), its alarm (dropping expired buckets, purging a legacy table, and the 10 s
 //! watch-set timeout), and the WebSocket
 //! events of its subscriptions. The semantics are the `mailbox` crate's: client messages are
 //! read with [`read_client_message`], watch sets answered with [`snapshot`], delete messages
@@ -29,7 +29,7 @@ use crate::ops::{OPS_HEADER, Ops};
 use crate::settings::{SHARD_BINDING, Settings};
 use crate::sharding::HUB;
 use crate::sql::buckets::{Tables, bucket_end, bucket_width_ms, drop_at};
-use crate::sql::{Messages, Put};
+use crate::sql::{Messages, Put, PutBack};
 use crate::store::{LocalShard, ShardedStore, op};
 
 /// Most hibernatable WebSockets one Durable Object may hold (Cloudflare's limit); the hub
@@ -66,7 +66,7 @@ pub struct MailboxShard {
     hub: RefCell<Option<Hub>>,
 }
 
-/// The address and the message of a `put` or `notify` body (address (32) ‖ message); `None`
+/// The address and the message of a `put`, `put-back` or `notify` body (address (32) ‖ message); `None`
 /// unless the message has at least 1 byte.
 fn split_put(body: &[u8]) -> Option<(Address, &[u8])> {
     let (address, message) = body.split_first_chunk::<32>()?;
@@ -185,8 +185,8 @@ impl MailboxShard {
     }
 
     /// Serves one internal operation ([`crate::store`]'s table); `Ok(status, body)`. A body
-    /// of the wrong shape is `400`: for `put` and `notify` an address and a message of at
-    /// least 1 byte (an empty body in storage means a spent address).
+    /// of the wrong shape is `400`: for `put`, `put-back` and `notify` an address and a
+    /// message of at least 1 byte (an empty body in storage means a spent address).
     async fn serve(&self, op: &str, body: &[u8], ops: &Cell<Ops>) -> Result<(u16, Vec<u8>)> {
         if op == op::NOTIFY {
             let Some((address, message)) = split_put(body) else {
@@ -223,6 +223,28 @@ impl MailboxShard {
                 // drop time (a no-op when the alarm is known to be earlier).
                 self.schedule(drop_at(bucket_end(expires_at, self.bucket_width_ms())), ops)
                     .await?;
+                Ok((201, Vec::new()))
+            }
+            op::PUT_BACK => {
+                let Some((address, message)) = split_put(body) else {
+                    return Ok((400, Vec::new()));
+                };
+                let expires_at = now.saturating_add(self.settings.ttl_ms());
+                let inserted = match messages
+                    .put_back(&address.0, message, now, expires_at)
+                    .map_err(sql_failed)?
+                {
+                    // Back in its own row and bucket, whose drop the alarm already awaits.
+                    PutBack::Restore => false,
+                    PutBack::AsPut(Put::Stored) => true,
+                    PutBack::AsPut(Put::Exists) => return Ok((409, Vec::new())),
+                    PutBack::AsPut(Put::Spent) => return Ok((410, Vec::new())),
+                };
+                self.push(&address, message, ops)?;
+                if inserted {
+                    self.schedule(drop_at(bucket_end(expires_at, self.bucket_width_ms())), ops)
+                        .await?;
+                }
                 Ok((201, Vec::new()))
             }
             op::GET => {

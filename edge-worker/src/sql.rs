@@ -24,7 +24,9 @@
 //! - **At most one live row per address** (`expires_at > now`) across all tables: a `PUT`
 //!   stores only after finding no live row in any table that can hold one. So first write
 //!   wins across buckets, and a spent address (its body emptied and its digest recorded by a
-//!   `DELETE`) stays spent in whichever bucket holds it, until its own expiry.
+//!   `DELETE`) stays spent in whichever bucket holds it, until its own expiry, unless a
+//!   put-back (API revision 1.3) gives that row its deleted bytes again: in place, with its
+//!   expiry (so its bucket) unchanged and its digest cleared.
 //! - **Reads see only live rows**, exactly as with one table: every look-up is
 //!   `address = ? AND expires_at > now` in each table that can hold a live row (scalar
 //!   subqueries, one primary-key probe per table, in one statement unless the shard has more
@@ -54,4 +56,4 @@ mod messages;
 
 #[cfg(target_arch = "wasm32")]
 pub use messages::{Expired, Messages, SqlError};
-pub use spent::Put;
+pub use spent::{Put, PutBack};

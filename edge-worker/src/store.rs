@@ -8,6 +8,7 @@
 //! | op | body | answer |
 //! |---|---|---|
 //! | `put` | address (32) ‖ message (≥ 1 byte) | `201` stored, `409` a live message is there or the address is spent by a message of other bytes, `410` the address is spent (deleted) by a message of these bytes (or of bytes not recorded: deleted before digests) |
+//! | `put-back` | address (32) ‖ message (≥ 1 byte) | `201` the address was spent by a message of these very bytes, now live again until that message's own expiry, or the address was free and the message is stored as by `put`; otherwise `put`'s answer (`409`, `410`) and nothing stored |
 //! | `get` | 1..=256 addresses (32 each) | `200`, fetch-response framing of the live ones, a spent one as a record of length 0 |
 //! | `delete` | address (32) | `204`; the address is spent, with the SHA-256 of the deleted message (never the message) |
 //! | `notify` (hub only) | address (32) ‖ message (≥ 1 byte) | `204`, after pushing it to watchers |
@@ -32,6 +33,8 @@ use crate::sql::Messages;
 pub mod op {
     /// Store if absent.
     pub const PUT: &str = "put";
+    /// Put back a deleted message's very bytes (API revision 1.3), else as [`PUT`].
+    pub const PUT_BACK: &str = "put-back";
     /// Read live messages.
     pub const GET: &str = "get";
     /// Delete.
@@ -153,15 +156,18 @@ impl<'a> ShardedStore<'a> {
     }
 }
 
-impl Store for ShardedStore<'_> {
-    async fn put_if_absent(
+impl ShardedStore<'_> {
+    /// Sends `put` or `put-back` (`op`) of `body` at `address` to its shard; on `201`, has
+    /// the hub push it.
+    async fn store(
         &self,
+        op: &str,
         address: &Address,
         body: &[u8],
     ) -> Result<PutOutcome, StoreError> {
         let shard = shard_of(&address.0, self.shards);
         let request = [&address.0[..], body].concat();
-        let (status, _) = self.call(shard, op::PUT, &request).await?;
+        let (status, _) = self.call(shard, op, &request).await?;
         match status {
             201 => {
                 // The hub pushes what its own shard stores; other shards' 201s reach it here,
@@ -182,6 +188,22 @@ impl Store for ShardedStore<'_> {
             410 => Ok(PutOutcome::Spent),
             _ => Err(unavailable("shard status")),
         }
+    }
+}
+
+impl Store for ShardedStore<'_> {
+    async fn put_if_absent(
+        &self,
+        address: &Address,
+        body: &[u8],
+    ) -> Result<PutOutcome, StoreError> {
+        self.store(op::PUT, address, body).await
+    }
+
+    /// The very bytes a `DELETE` removed, back until their own expiry, pushed like any
+    /// stored blob; otherwise as [`Store::put_if_absent`] (one shard operation either way).
+    async fn put_back(&self, address: &Address, body: &[u8]) -> Result<PutOutcome, StoreError> {
+        self.store(op::PUT_BACK, address, body).await
     }
 
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {

@@ -185,6 +185,10 @@ async fn serve_api(State(api): State<Api>, mut request: Request) -> Response {
             .headers
             .get(mailbox::WRITE_KEY_HEADER)
             .map(HeaderValue::as_bytes),
+        put_back: parts
+            .headers
+            .get(mailbox::PUT_BACK_HEADER)
+            .map(HeaderValue::as_bytes),
         body,
     };
     let answer = mailbox.handle(&request).await;
@@ -207,7 +211,101 @@ fn to_axum(answer: mailbox::Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{invite_page, too_long_for_a_file};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::extract::Request;
+    use http_body_util::BodyExt;
+    use hyper_util::service::TowerToHyperService;
+    use mailbox::limits::SubscriptionLimits;
+    use mailbox::{Mailbox, hex};
+    use protocol::WriteKey;
+
+    use super::{Api, invite_page, router, too_long_for_a_file};
+    use crate::store::{DiskStore, StoreConfig};
+    use crate::subscribe::{Publishing, Subscriptions};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[tokio::test]
+    async fn a_put_back_after_a_delete_is_stored_again_and_allowed_by_cors() -> TestResult {
+        let dir = std::env::temp_dir().join(format!(
+            "mailbox-server-http-put-back-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, writer) = DiskStore::open(
+            &dir,
+            StoreConfig {
+                ttl: Duration::from_secs(60),
+                quota_bytes: 1 << 20,
+                cache_bytes: 1 << 20,
+                checkpoint_every: Duration::from_secs(10),
+                reserve_bytes: 0,
+                free_space: crate::disk::statvfs_free(),
+                max_body: 1024,
+            },
+        )?;
+        let subscriptions = Subscriptions::new(SubscriptionLimits::default());
+        let mailbox = Arc::new(Mailbox::new(
+            Publishing::new(store, Arc::clone(&subscriptions.hub)),
+            mailbox::Config::default(),
+        ));
+        let api = Api {
+            mailbox,
+            body_read_timeout: Duration::from_secs(5),
+            subscriptions,
+        };
+        let service = TowerToHyperService::new(router(api, None));
+        let key = WriteKey([0x3c; 32]);
+        let path = format!("/v1/m/{}", hex::encode_32(&key.address().0));
+        let key_hex = hex::encode_32(&key.0);
+        let call = async |method: &str, put_back: Option<&str>, body: &'static [u8]| {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(&path)
+                .header(mailbox::WRITE_KEY_HEADER, &key_hex);
+            if let Some(value) = put_back {
+                request = request.header("Mailbox-Put-Back", value);
+            }
+            let request = request.body(Body::from(body))?;
+            let response = hyper::service::Service::call(&service, request).await?;
+            let status = response.status().as_u16();
+            let allowed = response
+                .headers()
+                .get("access-control-allow-headers")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response.into_body().collect().await?.to_bytes().to_vec();
+            Ok::<_, Box<dyn std::error::Error>>((status, body, allowed))
+        };
+        assert_eq!(call("PUT", None, b"sealed").await?.0, 201);
+        assert_eq!(call("DELETE", None, b"").await?.0, 204);
+        assert_eq!(call("GET", None, b"").await?.0, 410);
+        assert_eq!(call("PUT", None, b"sealed").await?.0, 410);
+        assert_eq!(call("PUT", Some("?1"), b"forged").await?.0, 409);
+        assert_eq!(call("PUT", Some("1"), b"sealed").await?.0, 400);
+        let (status, body, _) = call("PUT", Some("?1"), b"sealed").await?;
+        assert_eq!((status, body.as_slice()), (201, &b"stored"[..]));
+        let (status, body, _) = call("GET", None, b"").await?;
+        assert_eq!((status, body.as_slice()), (200, &b"sealed"[..]));
+        assert_eq!(call("PUT", Some("?1"), b"sealed").await?.0, 409);
+        // A browser may send the header: the preflight allows it.
+        let (status, _, allowed) = call("OPTIONS", None, b"").await?;
+        assert_eq!(status, 204);
+        let allowed = allowed.unwrap_or_default().to_ascii_lowercase();
+        assert!(
+            allowed
+                .split(',')
+                .any(|h| h.trim() == mailbox::PUT_BACK_HEADER),
+            "{allowed}"
+        );
+        drop(service);
+        tokio::task::spawn_blocking(move || writer.shutdown()).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 
     #[test]
     fn paths_longer_than_a_file_name_are_no_file() {

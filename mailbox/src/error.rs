@@ -52,6 +52,10 @@ pub enum ApiError {
         allow: &'static str,
     },
 
+    /// A `Mailbox-Put-Back` header whose value is not the RFC 8941 boolean `?1` or `?0`.
+    #[error("bad put-back header")]
+    BadPutBack,
+
     // --- State of the mailbox (404/409/507).
     /// No live message at the address.
     #[error("no message")]
@@ -98,6 +102,7 @@ impl ApiError {
             Self::BadAddress => (400, "bad address"),
             Self::MissingWriteKey => (400, "missing write key"),
             Self::BadWriteKey => (400, "bad write key"),
+            Self::BadPutBack => (400, "bad put-back header"),
             Self::EmptyBody => (400, "empty body"),
             Self::BadBatch => (400, "bad batch"),
             Self::MalformedBody => (400, "malformed body"),

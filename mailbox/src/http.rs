@@ -3,6 +3,10 @@
 /// Header that carries the 64-hex write key of a `PUT`.
 pub const WRITE_KEY_HEADER: &str = "mailbox-write-key";
 
+/// Header of a `PUT` that puts back the very bytes a `DELETE` removed (revision 1.3,
+/// `docs/MAILBOX-API.md`, "Putting a deleted message back"): the RFC 8941 boolean `?1`.
+pub const PUT_BACK_HEADER: &str = "mailbox-put-back";
+
 /// Headers on every mailbox response: open CORS (the mailbox serves only ciphertext and the
 /// site may live on any origin), no caching anywhere, no content sniffing.
 pub const COMMON_HEADERS: [(&str, &str); 3] = [
@@ -19,7 +23,7 @@ pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
     ),
     (
         "access-control-allow-headers",
-        "Mailbox-Write-Key, Content-Type",
+        "Mailbox-Write-Key, Mailbox-Put-Back, Content-Type",
     ),
     ("access-control-max-age", "86400"),
 ];
@@ -51,6 +55,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Value of the `Mailbox-Write-Key` header, if present.
     pub write_key: Option<&'a [u8]>,
+    /// Value of the `Mailbox-Put-Back` header ([`PUT_BACK_HEADER`]), if present.
+    pub put_back: Option<&'a [u8]>,
     /// The body.
     pub body: Body<'a>,
 }

@@ -11,7 +11,7 @@
 //!
 //! // A host turns its HTTP request into a `Request`, awaits `Mailbox::handle`, and writes
 //! // the `Response` back: status, `headers` as given, and `body`.
-//! let request = Request { method: "GET", path: "/v1/health", write_key: None, body: Body::Complete(b"") };
+//! let request = Request { method: "GET", path: "/v1/health", write_key: None, put_back: None, body: Body::Complete(b"") };
 //! assert_eq!(request.path, "/v1/health");
 //! assert!(Config::default().body_read_limit() >= mailbox::fetch::MAX_FETCH_BODY);
 //! let _: Option<Response> = None;
@@ -31,7 +31,9 @@ pub mod subscribe;
 
 pub use counters::{Counters, Outcome};
 pub use error::ApiError;
-pub use http::{Body, COMMON_HEADERS, PREFLIGHT_HEADERS, Request, Response, WRITE_KEY_HEADER};
+pub use http::{
+    Body, COMMON_HEADERS, PREFLIGHT_HEADERS, PUT_BACK_HEADER, Request, Response, WRITE_KEY_HEADER,
+};
 pub use store::{PutOutcome, Store, StoreError};
 
 use protocol::address::ADDRESS_LEN;
@@ -204,6 +206,11 @@ impl<S: Store> Mailbox<S> {
         request: &Request<'_>,
     ) -> Result<(Response, Outcome), ApiError> {
         let (address, key) = keyed_address(address_text, request)?;
+        let put_back = match request.put_back {
+            None | Some(b"?0") => false,
+            Some(b"?1") => true,
+            Some(_) => return Err(ApiError::BadPutBack),
+        };
         let body = match request.body {
             Body::Complete([]) => return Err(ApiError::EmptyBody),
             Body::Complete(body) if body.len() <= self.config.max_body => body,
@@ -214,7 +221,12 @@ impl<S: Store> Mailbox<S> {
         if !key.authorizes(&address) {
             return Err(ApiError::WrongWriteKey);
         }
-        match self.store.put_if_absent(&address, body).await? {
+        let outcome = if put_back {
+            self.store.put_back(&address, body).await?
+        } else {
+            self.store.put_if_absent(&address, body).await?
+        };
+        match outcome {
             PutOutcome::Stored => Ok((Response::text(201, "stored"), Outcome::Created)),
             PutOutcome::AlreadyExists => Err(ApiError::AlreadyExists),
             PutOutcome::Spent => Err(ApiError::Spent),

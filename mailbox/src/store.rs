@@ -53,6 +53,23 @@ pub trait Store {
         body: &[u8],
     ) -> impl Future<Output = Result<PutOutcome, StoreError>>;
 
+    /// Puts back at the spent `address` the very message a [`Store::delete`] removed there
+    /// (`PUT` with `Mailbox-Put-Back: ?1`, revision 1.3): if `SHA-256(body)` equals the
+    /// digest the delete recorded (compared in constant time), `body` is stored again, live
+    /// until the deleted message's **own** expiry (putting back never lengthens a message's
+    /// life), and is [`PutOutcome::Stored`] (pushed to subscribers like any stored blob).
+    /// Everything else answers exactly as [`Store::put_if_absent`]: a live message is
+    /// [`PutOutcome::AlreadyExists`], other bytes at a spent address too, a spent address
+    /// without a digest [`PutOutcome::Spent`], and a free address (never written, or past the
+    /// deleted message's expiry) stores `body` as a first write. So the only bytes that can
+    /// come back are those that were there: no key or nonce of the writer's meets other
+    /// bytes, and the first write still wins.
+    fn put_back(
+        &self,
+        address: &Address,
+        body: &[u8],
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>>;
+
     /// Removes the message at `address`, if any (`DELETE /v1/m/{address}`, after the caller
     /// checked the write key). Afterwards reads treat the address as empty, and until the
     /// deleted message's own expiry the address is *spent*, with the SHA-256 digest of the

@@ -50,6 +50,19 @@ impl Store for MemStore {
         Ok(PutOutcome::Stored)
     }
 
+    async fn put_back(&self, address: &Address, body: &[u8]) -> Result<PutOutcome, StoreError> {
+        if self.broken {
+            return Err(StoreError::Unavailable("test"));
+        }
+        let deleted = self.spent.borrow().get(&address.0).cloned();
+        if deleted.as_deref() == Some(body) && !self.map.borrow().contains_key(&address.0) {
+            self.spent.borrow_mut().remove(&address.0);
+            self.map.borrow_mut().insert(address.0, body.to_vec());
+            return Ok(PutOutcome::Stored);
+        }
+        self.put_if_absent(address, body).await
+    }
+
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
         if self.broken {
             return Err(StoreError::Unavailable("test"));
@@ -123,6 +136,21 @@ fn call(
         method,
         path,
         write_key: wk.map(str::as_bytes),
+        put_back: None,
+        body: Body::Complete(body),
+    };
+    block_on(m.handle(&req))
+}
+
+/// `PUT` with `Mailbox-Put-Back: {value}`.
+fn put_back(m: &Mailbox<MemStore>, k: &WriteKey, value: &[u8], body: &[u8]) -> Response {
+    let path = format!("/v1/m/{}", addr_hex(k));
+    let key = key_hex(k);
+    let req = Request {
+        method: "PUT",
+        path: &path,
+        write_key: Some(key.as_bytes()),
+        put_back: Some(value),
         body: Body::Complete(body),
     };
     block_on(m.handle(&req))
@@ -341,6 +369,7 @@ fn malformed_or_late_bodies_are_not_counted_as_too_large() {
                 method,
                 path,
                 write_key: Some(key_text.as_bytes()),
+                put_back: None,
                 body,
             };
             assert_eq!(
@@ -365,6 +394,7 @@ fn oversize_reads_map_to_413_for_put_and_400_for_fetch() {
         method: "PUT",
         path: &format!("/v1/m/{}", addr_hex(&k)),
         write_key: Some(key_text.as_bytes()),
+        put_back: None,
         body: Body::TooLarge,
     };
     assert_eq!(block_on(m.handle(&put)).status, 413);
@@ -372,6 +402,7 @@ fn oversize_reads_map_to_413_for_put_and_400_for_fetch() {
         method: "POST",
         path: "/v1/fetch",
         write_key: None,
+        put_back: None,
         body: Body::TooLarge,
     };
     assert_eq!(block_on(m.handle(&fetch)).status, 400);
@@ -542,6 +573,57 @@ fn delete_needs_the_write_key_and_never_tells_occupancy_without_it() {
     assert_eq!(put(&m, &empty, b"first"), 201);
     assert_eq!(m.counters().get(Outcome::Deleted), 3);
     assert_eq!(m.counters().get(Outcome::Spent), 1);
+}
+
+#[test]
+fn put_back_stores_only_the_deleted_bytes_again() {
+    let m = mailbox();
+    let k = key(7);
+    let path = format!("/v1/m/{}", addr_hex(&k));
+    // On a live message: first write wins, as for any PUT.
+    assert_eq!(put(&m, &k, b"read me"), 201);
+    assert_eq!(put_back(&m, &k, b"?1", b"read me").status, 409);
+    assert_eq!(put_back(&m, &k, b"?1", b"other").status, 409);
+    assert_eq!(
+        call(&m, "DELETE", &path, Some(&key_hex(&k)), b"").status,
+        204
+    );
+    // Spent: other bytes stay refused; a bad header value is refused before the store.
+    let r = put_back(&m, &k, b"?1", b"other");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (409, &b"address already written"[..])
+    );
+    for bad in [&b"1"[..], b"true", b"?1 ", b""] {
+        let r = put_back(&m, &k, bad, b"read me");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (400, &b"bad put-back header"[..])
+        );
+    }
+    // `?0` is an ordinary PUT: the very bytes are still 410.
+    assert_eq!(put_back(&m, &k, b"?0", b"read me").status, 410);
+    // The wrong key is 403 before anything else is looked at.
+    let wrong_key = key_hex(&key(9));
+    let wrong = Request {
+        method: "PUT",
+        path: &path,
+        write_key: Some(wrong_key.as_bytes()),
+        put_back: Some(b"?1"),
+        body: Body::Complete(b"read me"),
+    };
+    assert_eq!(block_on(m.handle(&wrong)).status, 403);
+    assert_eq!(call(&m, "GET", &path, None, b"").status, 410);
+    // The very bytes: stored again, readable, and first write wins again.
+    let r = put_back(&m, &k, b"?1", b"read me");
+    assert_eq!((r.status, r.body.as_slice()), (201, &b"stored"[..]));
+    let r = call(&m, "GET", &path, None, b"");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"read me"[..]));
+    assert_eq!(put_back(&m, &k, b"?1", b"read me").status, 409);
+    // A free address takes a put-back as a first write.
+    let free = key(11);
+    assert_eq!(put_back(&m, &free, b"?1", b"new").status, 201);
+    assert_eq!(put(&m, &free, b"new"), 409);
 }
 
 #[test]

@@ -110,6 +110,28 @@ impl Store for MemStore {
         Ok(PutOutcome::Stored)
     }
 
+    async fn put_back(&self, address: &Address, body: &[u8]) -> Result<PutOutcome, StoreError> {
+        let now = self.world.now();
+        let back = self
+            .spent
+            .borrow()
+            .get(&address.0)
+            .filter(|(expires, deleted)| *expires > now && deleted.as_slice() == body)
+            .map(|(expires, _)| *expires);
+        match back {
+            // The very bytes that were deleted: live again until their own expiry.
+            Some(expires) if self.live(address).is_none() => {
+                self.spent.borrow_mut().remove(&address.0);
+                self.blobs.borrow_mut().insert(
+                    address.0,
+                    (body.to_vec(), expires, Cell::new(false), self.who.get()),
+                );
+                Ok(PutOutcome::Stored)
+            }
+            _ => self.put_if_absent(address, body).await,
+        }
+    }
+
     async fn delete(&self, address: &Address) -> Result<(), StoreError> {
         let now = self.world.now();
         let removed = self.blobs.borrow_mut().remove(&address.0);
@@ -169,6 +191,8 @@ pub struct HttpRequest {
     pub path: String,
     /// The `Mailbox-Write-Key` header, hex.
     pub write_key: Option<String>,
+    /// Whether the `PUT` carries `Mailbox-Put-Back: ?1`.
+    pub put_back: bool,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -274,6 +298,7 @@ impl MailboxHost {
             method: request.method,
             path: &request.path,
             write_key: request.write_key.as_deref().map(str::as_bytes),
+            put_back: request.put_back.then_some(&b"?1"[..]),
             body: Body::Complete(&request.body),
         };
         self.mailbox.store().who.set(device);
@@ -413,6 +438,7 @@ mod tests {
             method: "PUT",
             path: format!("/v1/m/{}", mailbox::hex::encode_32(address)),
             write_key: Some(mailbox::hex::encode_32(&[7; 32])),
+            put_back: false,
             body,
         }
     }

@@ -354,17 +354,19 @@ fn unreachable() -> NetError {
     NetError::Unreachable("connection refused".to_owned())
 }
 
-impl Transport for SimNet {
-    async fn put(
+impl SimNet {
+    /// `PUT`, with `Mailbox-Put-Back: ?1` if `put_back`.
+    async fn deposit(
         &self,
-        _mailbox: &str,
         write_key: &WriteKey,
         blob: &[u8],
+        put_back: bool,
     ) -> Result<Deposit, NetError> {
         let request = HttpRequest {
             method: "PUT",
             path: format!("/v1/m/{}", encode_32(&write_key.address().0)),
             write_key: Some(encode_32(&write_key.0)),
+            put_back,
             body: blob.to_vec(),
         };
         debug_assert_eq!(WRITE_KEY_HEADER, "mailbox-write-key");
@@ -376,12 +378,33 @@ impl Transport for SimNet {
             Answer::Http { status, body } => Err(status_error(status, &body)),
         }
     }
+}
+
+impl Transport for SimNet {
+    async fn put(
+        &self,
+        _mailbox: &str,
+        write_key: &WriteKey,
+        blob: &[u8],
+    ) -> Result<Deposit, NetError> {
+        self.deposit(write_key, blob, false).await
+    }
+
+    async fn put_back(
+        &self,
+        _mailbox: &str,
+        write_key: &WriteKey,
+        blob: &[u8],
+    ) -> Result<Deposit, NetError> {
+        self.deposit(write_key, blob, true).await
+    }
 
     async fn get(&self, _mailbox: &str, address: &Address) -> Result<Option<Vec<u8>>, NetError> {
         let request = HttpRequest {
             method: "GET",
             path: format!("/v1/m/{}", encode_32(&address.0)),
             write_key: None,
+            put_back: false,
             body: Vec::new(),
         };
         match self.send(request).await? {
@@ -399,6 +422,7 @@ impl Transport for SimNet {
             method: "DELETE",
             path: format!("/v1/m/{}", encode_32(&write_key.address().0)),
             write_key: Some(encode_32(&write_key.0)),
+            put_back: false,
             body: Vec::new(),
         };
         match self.send(request).await? {
@@ -418,6 +442,7 @@ impl Transport for SimNet {
             method: "POST",
             path: "/v1/fetch".to_owned(),
             write_key: None,
+            put_back: false,
             body,
         };
         match self.send(request).await? {

@@ -776,6 +776,7 @@ impl Simulation {
                 method: "PUT",
                 path: format!("/v1/m/{}", mailbox::hex::encode_32(&key.address().0)),
                 write_key: Some(mailbox::hex::encode_32(&key.0)),
+                put_back: false,
                 body: blob,
             };
             if matches!(

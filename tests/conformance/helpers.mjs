@@ -18,9 +18,13 @@ export function newSlot() {
   return slot;
 }
 
-/** `PUT /v1/m/{address}` with the slot's write key (or `key`, or none when key is null). */
-export async function put(base, slot, body, { key = slot.keyHex, path } = {}) {
+/**
+ * `PUT /v1/m/{address}` with the slot's write key (or `key`, or none when key is null), and
+ * `Mailbox-Put-Back: {putBack}` when putBack is given (revision 1.3).
+ */
+export async function put(base, slot, body, { key = slot.keyHex, path, putBack } = {}) {
   const headers = key === null ? {} : { "Mailbox-Write-Key": key };
+  if (putBack !== undefined) headers["Mailbox-Put-Back"] = putBack;
   return fetch(`${base}${path ?? `/v1/m/${slot.addressHex}`}`, { method: "PUT", headers, body });
 }
 

@@ -22,6 +22,7 @@ conformanceSuite("native mailbox-server", {
   maxBody: MAX_BODY,
   start: () => startNative({ ttl: TTL_SECONDS, maxBody: MAX_BODY }),
   passTtl: () => sleep(TTL_SECONDS * 1000 + 300),
+  ttlMs: TTL_SECONDS * 1000,
 });
 
 test("native: 100 concurrent PUTs to one address give exactly one 201", async () => {

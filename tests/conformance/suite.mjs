@@ -1,10 +1,12 @@
-// The one mailbox conformance suite (API v1 revision 1.2, docs/MAILBOX-API.md), parameterized
+// The one mailbox conformance suite (API v1 revision 1.3, docs/MAILBOX-API.md), parameterized
 // by host; the tests of revision 1.1 (DELETE, subscriptions) live in suite-v1-1.mjs, those of
-// revision 1.2 (delete messages over the subscription) in suite-v1-2.mjs.
+// revision 1.2 (delete messages over the subscription) in suite-v1-2.mjs, those of revision
+// 1.3 (putting a deleted message back) in suite-v1-3.mjs.
 //
-// conformanceSuite(name, { start, maxBody, passTtl }) registers a `describe` block:
+// conformanceSuite(name, { start, maxBody, passTtl, ttlMs }) registers a `describe` block:
 // - start(): resolves to { url, output(), stop() } of a host configured with `maxBody`;
 // - passTtl(host): resolves once every message stored so far has outlived its TTL;
+// - ttlMs: the host's message lifetime in ms, if known (a put-back's expiry is tested then);
 // - upgradeHeader: whether the host can send `Upgrade: websocket` with a 426 (workerd drops
 //   it from every response but a 101; docs/MAILBOX-API.md, edge notes).
 
@@ -15,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { bytes, del, fetchBatch, get, newSlot, parseFrames, put, used } from "./helpers.mjs";
 import { revision11Tests } from "./suite-v1-1.mjs";
 import { revision12Tests } from "./suite-v1-2.mjs";
+import { revision13Tests } from "./suite-v1-3.mjs";
 
 /** Headers every mailbox response carries, and headers none may carry. */
 function assertCommonHeaders(res, what) {
@@ -24,7 +27,7 @@ function assertCommonHeaders(res, what) {
   assert.equal(res.headers.get("server"), null, `${what}: no Server banner`);
 }
 
-export function conformanceSuite(name, { start, maxBody, passTtl, upgradeHeader = true }) {
+export function conformanceSuite(name, { start, maxBody, passTtl, ttlMs, upgradeHeader = true }) {
   describe(`mailbox API v1 conformance: ${name}`, () => {
     let host;
     let base;
@@ -287,6 +290,7 @@ export function conformanceSuite(name, { start, maxBody, passTtl, upgradeHeader 
 
     revision11Tests({ base: () => base, maxBody, upgradeHeader });
     revision12Tests({ base: () => base, maxBody });
+    revision13Tests({ base: () => base, maxBody, ttlMs });
 
     test("messages expire after the TTL and the address is free again", async () => {
       const slot = newSlot();

@@ -3,7 +3,7 @@
 // 201, the stored blob is the winner's" thus runs in a hub shard and across shards), plus
 // what only the edge promises: fetches spanning every shard answered in request order,
 // the billable operations each request and WebSocket event spends (MAILBOX_LOG_OPS; delete
-// messages over the subscription included), the
+// messages over the subscription and put-backs included), the
 // watch-set timeout, and subscriptions that outlive the hub's hibernation. Expiry (bucket
 // tables dropped by the alarm, a legacy table kept serving) is in worker-expiry.test.mjs.
 //
@@ -25,6 +25,7 @@ conformanceSuite("edge worker in workerd", {
   maxBody: MAX_BODY,
   start: () => startWorker({ ttl: TTL_SECONDS, maxBody: MAX_BODY }),
   passTtl: () => sleep(TTL_SECONDS * 1000 + 300),
+  ttlMs: TTL_SECONDS * 1000,
   upgradeHeader: false,
 });
 
@@ -32,6 +33,7 @@ conformanceSuite("edge worker in workerd, 4 shards (watch sets and fetches span 
   maxBody: MAX_BODY,
   start: () => startWorker({ ttl: TTL_SECONDS, maxBody: MAX_BODY, shards: 4 }),
   passTtl: () => sleep(TTL_SECONDS * 1000 + 300),
+  ttlMs: TTL_SECONDS * 1000,
   upgradeHeader: false,
 });
 
@@ -175,6 +177,15 @@ describe("edge worker: billable operations per request (MAILBOX_LOG_OPS)", () =>
     await check("PUT 409 (spent, other bytes)", () => put(host.url, slot, "again"), 409, { do: 1, read: 1 });
     await check("DELETE again (spent: the emptied row is read)", () => del(host.url, slot), 204, { do: 1, read: 1 });
     await check("DELETE of nothing", () => del(host.url, newSlot()), 204, { do: 1 });
+    // A put-back (revision 1.3) is a PUT's look-up (1 read), then for the deleted bytes the
+    // update of that row in place (1 read, 1 written), as a DELETE; otherwise a PUT's cost.
+    await check("PUT back 201 (spent, the deleted bytes)", () => put(host.url, slot, "here", { putBack: "?1" }), 201, { do: 1, read: 2, written: 1 });
+    await check("PUT back 409 (live)", () => put(host.url, slot, "here", { putBack: "?1" }), 409, { do: 1, read: 1 });
+    await check("GET hit after the put-back", () => get(host.url, slot), 200, { do: 1, read: 1 });
+    await check("DELETE after the put-back", () => del(host.url, slot), 204, { do: 1, read: 2, written: 1 });
+    await check("PUT back 409 (spent, other bytes)", () => put(host.url, slot, "again", { putBack: "?1" }), 409, { do: 1, read: 1 });
+    await check("PUT back 201 (free: a first write)", () => put(host.url, newSlot(), "new", { putBack: "?1" }), 201, { do: 1, read: 1, written: 1 });
+    await check("PUT back 400 (bad header)", () => put(host.url, slot, "here", { putBack: "1" }), 400, {});
     await check("PUT 400 (bad key)", () => put(host.url, slot, "x", { key: "00" }), 400, {});
     await check("health", () => fetch(`${host.url}/v1/health`), 200, {});
     t.diagnostic(table.join("; "));
@@ -263,7 +274,17 @@ test("edge worker (4 shards): a PUT outside the hub's shard is one more request 
       [[inHub.addressHex, 0], [elsewhere[1].addressHex, 0]],
       "both deleted (spent)",
     );
-    t.diagnostic(`4 shards: watch set over 4 shards ${JSON.stringify(watch)}; PUT outside the hub ${JSON.stringify(r.ops)}; delete message of 2, one outside the hub ${JSON.stringify(deleted)}`);
+    // Put back, each pushed as a PUT is: in the hub's shard by the hub itself, outside it
+    // by one more request (the notify). The row keeps its bucket: no alarm is set.
+    const back = await measured(host, () => put(host.url, inHub, "hub shard", { putBack: "?1" }));
+    assert.equal(back.res.status, 201);
+    assert.deepEqual(back.ops, spent({ do: 1, read: 2, written: 1, wsOut: 1 }), "put-back in the hub's shard");
+    const backElsewhere = await measured(host, () => put(host.url, elsewhere[1], "other shard", { putBack: "?1" }));
+    assert.equal(backElsewhere.res.status, 201);
+    assert.deepEqual(backElsewhere.ops, spent({ do: 2, read: 2, written: 1, wsOut: 1 }), "put-back outside the hub's shard: store, then notify");
+    const pushedBack = [await sub.next(), await sub.next()].map((m) => m.frames.map((f) => [f.address, f.body.toString()]));
+    assert.deepEqual(pushedBack, [[[inHub.addressHex, "hub shard"]], [[elsewhere[1].addressHex, "other shard"]]]);
+    t.diagnostic(`4 shards: watch set over 4 shards ${JSON.stringify(watch)}; PUT outside the hub ${JSON.stringify(r.ops)}; delete message of 2, one outside the hub ${JSON.stringify(deleted)}; put-back in the hub ${JSON.stringify(back.ops)}, outside it ${JSON.stringify(backElsewhere.ops)}`);
   } finally {
     await sub.close();
     await host.stop();
@@ -318,7 +339,7 @@ test("edge worker: a subscription outlives the hub's hibernation (workerd evicts
   }
 });
 
-test("edge worker: a shard refuses an internal put or notify with no message (400), since an empty body in storage reads as a spent address", async () => {
+test("edge worker: a shard refuses an internal put, put-back or notify with no message (400), since an empty body in storage reads as a spent address", async () => {
   // The front Worker never sends one (the API refuses an empty body first); the shard does
   // not rely on it. Sent here straight to the shard object through miniflare.
   const host = await startWorker({ ttl: 60 });
@@ -326,7 +347,7 @@ test("edge worker: a shard refuses an internal put or notify with no message (40
     const namespace = await host.miniflare.getDurableObjectNamespace("MAILBOX_SHARD");
     const shard = namespace.get(namespace.idFromName("shard-0-of-1"));
     const slot = newSlot();
-    for (const op of ["put", "notify"]) {
+    for (const op of ["put", "put-back", "notify"]) {
       const res = await shard.fetch(`https://shard/${op}`, { method: "POST", body: slot.address });
       await res.arrayBuffer();
       assert.equal(res.status, 400, op);

@@ -107,17 +107,25 @@ impl FetchTransport {
         self.timeout_ms
     }
 
-    /// `PUT /v1/m/{address}`: deposits `blob`, authorised by `write_key`.
+    /// `PUT /v1/m/{address}`: deposits `blob`, authorised by `write_key`; with `put_back`,
+    /// under `Mailbox-Put-Back: ?1` (Mailbox API revision 1.3: the very bytes a `DELETE`
+    /// removed are stored again).
     pub async fn put(
         &self,
         mailbox: &str,
         write_key: &WriteKey,
         blob: &[u8],
+        put_back: bool,
     ) -> Result<Deposit, NetError> {
         let (url, headers) = keyed(mailbox, write_key)?;
         headers
             .set("content-type", "application/octet-stream")
             .map_err(js_unreachable)?;
+        if put_back {
+            headers
+                .set("mailbox-put-back", "?1")
+                .map_err(js_unreachable)?;
+        }
         let deadline = Deadline::start(self.timeout_ms)?;
         let response = send(&deadline, "PUT", &url, Some(headers), blob).await?;
         match response.status() {
@@ -193,7 +201,16 @@ impl client_core::Transport for FetchTransport {
         write_key: &WriteKey,
         blob: &[u8],
     ) -> Result<Deposit, NetError> {
-        FetchTransport::put(self, mailbox, write_key, blob).await
+        FetchTransport::put(self, mailbox, write_key, blob, false).await
+    }
+
+    async fn put_back(
+        &self,
+        mailbox: &str,
+        write_key: &WriteKey,
+        blob: &[u8],
+    ) -> Result<Deposit, NetError> {
+        FetchTransport::put(self, mailbox, write_key, blob, true).await
     }
 
     async fn get(&self, mailbox: &str, address: &Address) -> Result<Option<Vec<u8>>, NetError> {

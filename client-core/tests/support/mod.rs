@@ -97,6 +97,8 @@ pub struct MailboxState {
     pub spent: RefCell<BTreeMap<[u8; 32], Vec<u8>>>,
     /// PUTs answered 410 (the address was written, read and deleted).
     pub spent_410s: Cell<u32>,
+    /// Put-backs that stored the deleted bytes again (Mailbox API revision 1.3).
+    pub put_backs: Cell<u32>,
     /// Addresses stored (`201`), in order: what a subscription watching them is pushed.
     pub stored: RefCell<Vec<[u8; 32]>>,
 }
@@ -193,6 +195,22 @@ impl Transport for TestMailbox {
             return Err(NetError::Timeout);
         }
         Ok(Deposit::Stored)
+    }
+    async fn put_back(&self, m: &str, key: &WriteKey, blob: &[u8]) -> Result<Deposit, NetError> {
+        if !self.0.online.get() {
+            return Err(offline());
+        }
+        let address = key.address().0;
+        let read = self.0.spent.borrow().get(&address).cloned();
+        if read.as_deref() == Some(blob) && !self.0.blobs.borrow().contains_key(&address) {
+            // The very bytes that were read and deleted: stored again (revision 1.3).
+            self.0.spent.borrow_mut().remove(&address);
+            self.0.blobs.borrow_mut().insert(address, blob.to_vec());
+            self.0.put_backs.set(self.0.put_backs.get() + 1);
+            self.0.puts.set(self.0.puts.get() + 1);
+            return Ok(Deposit::Stored);
+        }
+        self.put(m, key, blob).await
     }
     async fn get(&self, _: &str, address: &Address) -> Result<Option<Vec<u8>>, NetError> {
         if !self.0.online.get() {

@@ -1,6 +1,7 @@
 //! The statements: look-ups, the first-write-wins insert, the delete that leaves an address
-//! spent (recording the deleted message's digest, [`super::spent`]), and the alarm's drops,
-//! over the tables of [`super::buckets::Tables`].
+//! spent (recording the deleted message's digest, [`super::spent`]), the put-back that gives
+//! a spent row its deleted bytes again, and the alarm's drops, over the tables of
+//! [`super::buckets::Tables`].
 //!
 //! Every method runs its statements synchronously (no `await`): see the parent module's
 //! "Atomicity".
@@ -12,7 +13,7 @@ use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use super::buckets::{Table, Tables, bucket_end};
 use super::lookup::{Column, live_lookups};
-use super::spent::{Put, digest, put_at_spent};
+use super::spent::{Put, PutBack, digest, put_at_spent, put_back_at_spent};
 use crate::ops::Ops;
 
 /// Columns of every message table. Deleted bodies are not overwritten on disk: the Durable
@@ -110,13 +111,30 @@ impl<'a> Messages<'a> {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> Result<Vec<Vec<SqlStorageValue>>, SqlError> {
+        self.run_counted(query, bindings).map(|(rows, _)| rows)
+    }
+
+    /// Runs a statement for what it writes (no `RETURNING`, which costs a row read per row
+    /// returned): [`Messages::run`] that returns the rows it wrote instead.
+    fn write(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<u64, SqlError> {
+        self.run_counted(query, bindings)
+            .map(|(_, written)| written)
+    }
+
+    /// [`Messages::run`], also returning the rows the statement wrote.
+    fn run_counted(
+        &self,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> Result<(Vec<Vec<SqlStorageValue>>, u64), SqlError> {
         let cursor = self.exec(query, bindings)?;
         let rows: Result<Vec<_>, _> = cursor.raw().collect();
+        let written = cursor.rows_written() as u64;
         let mut ops = self.ops.get();
         ops.rows_read += cursor.rows_read() as u64;
-        ops.rows_written += cursor.rows_written() as u64;
+        ops.rows_written += written;
         self.ops.set(ops);
-        rows.map_err(|_| SqlError::Row)
+        Ok((rows.map_err(|_| SqlError::Row)?, written))
     }
 
     /// Reads which message tables exist (once per object instance; one row read per table),
@@ -240,6 +258,67 @@ impl<'a> Messages<'a> {
         if let Some((_, found)) = self.find_live(&live, address, now, Column::Refusal)? {
             return Self::refusal(&found, body);
         }
+        self.insert_free(address, body, now, expires_at)
+    }
+
+    /// Puts back at the spent `address` the very bytes a `DELETE` removed there (API revision
+    /// 1.3, `mailbox::Store::put_back`): if the look-up finds the spent row and `body` hashes
+    /// to its recorded digest ([`put_back_at_spent`], constant time), the row gets `body`
+    /// back and its digest cleared, in the table that holds it, keeping its own expiry (and
+    /// so its bucket, whose drop the alarm already awaits): [`PutBack::Restore`]. Anything
+    /// else is [`Messages::put_if_absent`]'s answer, from the same look-up
+    /// ([`PutBack::AsPut`]): a live message or other bytes [`Put::Exists`], a spent row
+    /// without a digest [`Put::Spent`], a free address stored until `expires_at`
+    /// ([`Put::Stored`]). One look-up as for a `PUT`, then one `UPDATE` or `INSERT`, in the
+    /// same synchronous event: first write still wins.
+    pub fn put_back(
+        &self,
+        address: &[u8; 32],
+        body: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<PutBack, SqlError> {
+        let live = self.live(now)?;
+        let Some((table, found)) = self.find_live(&live, address, now, Column::Refusal)? else {
+            return self
+                .insert_free(address, body, now, expires_at)
+                .map(PutBack::AsPut);
+        };
+        let recorded = match found {
+            SqlStorageValue::Blob(recorded) => recorded,
+            other => return Self::refusal(&other, body).map(PutBack::AsPut),
+        };
+        match put_back_at_spent(Some(recorded.as_slice()), body).ok_or(SqlError::Row)? {
+            PutBack::AsPut(put) => Ok(PutBack::AsPut(put)),
+            PutBack::Restore => {
+                // Guarded as the delete is: only the spent row, still live, is given its
+                // bytes back (always so in this synchronous event). No `RETURNING`
+                // ([`Messages::write`]): the row written tells.
+                let written = self.write(
+                    &format!(
+                        "UPDATE {} SET body = ?, digest = NULL WHERE address = ? \
+                         AND expires_at > ? AND length(body) = 0",
+                        table.sql_name()
+                    ),
+                    vec![body.to_vec().into(), address.to_vec().into(), now.into()],
+                )?;
+                if written != 1 {
+                    return Err(SqlError::Row);
+                }
+                Ok(PutBack::Restore)
+            }
+        }
+    }
+
+    /// Inserts `body` at `address`, which the look-up found free in every live table, until
+    /// `expires_at`, in the bucket of `expires_at` (created if missing).
+    fn insert_free(
+        &self,
+        address: &[u8; 32],
+        body: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Put, SqlError> {
         let target = Table::Bucket {
             end: bucket_end(expires_at, self.width_ms),
         };

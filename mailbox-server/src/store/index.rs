@@ -6,7 +6,8 @@
 //!   segment (u64 LE) ‖ record offset (u64 LE) ‖ body length (u32 LE). An entry of length 0
 //!   is a *spent* address: it points at the tombstone of the deleted message (whose expiry it
 //!   keeps) and holds no body (message bodies are never empty). The deleted body's digest is
-//!   not in the index: a PUT at a spent address reads it from that tombstone. So recording
+//!   not in the index: a PUT at a spent address reads it from that tombstone (and a put-back
+//!   of the deleted bytes replaces the spent entry with a live one). So recording
 //!   digests changed nothing here, and an index written before digests is read as it is (its
 //!   spent entries point at tombstones without a digest: spent for any body).
 //! - `segments`: segment id → (earliest expiry, latest expiry) of its records: what purge
@@ -142,6 +143,30 @@ impl<'t> Tables<'t> {
                 None => Err(StoreError::QuotaReached),
             });
         }
+        self.stored = after;
+        Ok(Ok(PutOutcome::Stored))
+    }
+
+    /// Puts a `len`-byte body back at `address`, whose entry is a live spent one (the caller
+    /// checked that; it holds no bytes): within `quota` (None skips it; checked before
+    /// `place`, so a refused body is never staged), the spent entry gives way to one pointing
+    /// at the body that `place` put somewhere (staged in the active segment, or where
+    /// recovery found it), live until `expires` (the deleted message's own expiry), and the
+    /// body's bytes join the quota count.
+    pub(super) fn put_back(
+        &mut self,
+        address: &[u8; 32],
+        expires: u64,
+        len: u32,
+        quota: Option<u64>,
+        place: impl FnOnce() -> io::Result<Location>,
+    ) -> Result<Result<PutOutcome, StoreError>, redb::Error> {
+        let after = self.stored.saturating_add(u64::from(len));
+        if quota.is_some_and(|q| after > q) {
+            return Ok(Err(StoreError::QuotaReached));
+        }
+        let at = place()?;
+        self.index.insert(address, Entry { expires, at }.encode())?;
         self.stored = after;
         Ok(Ok(PutOutcome::Stored))
     }

@@ -43,6 +43,18 @@
 //! tombstone (its entry is dead either way); a delete of a spent address, or of nothing,
 //! changes nothing.
 //!
+//! **Put-backs** (`PUT` with `Mailbox-Put-Back: ?1`) go through the same writer. At a spent
+//! address whose tombstone records the digest of the body (compared in constant time), the
+//! body is staged again as an ordinary record of the active segment, with the deleted
+//! message's own expiry (the spent entry's, never a fresh TTL), and the index entry points at
+//! it, live again, its bytes in the quota, all in the batch's transaction and flushed before
+//! the `Stored`, like any write. Anything else answers as a first write and writes nothing at
+//! a spent address. No refused body ever reaches a segment, so the only message record that
+//! can follow a live tombstone of its address is a put-back: recovery and the segments' view
+//! replay it as one (live again until its expiry). A later delete wipes it and spends the
+//! address again (a new tombstone with the same digest); purge removes its entry with its
+//! own segment, whose expiry range covers that (possibly earlier) expiry.
+//!
 //! Modules, one job each: [`index`] (the redb schema and its transactions), [`segment`]
 //! (segment files: the bodies and the write-ahead log), [`writer`] (the single writer
 //! thread), [`recovery`] (re-applying the segments after a crash), [`readers`] (what reads
@@ -261,6 +273,32 @@ impl DiskStore {
         }
     }
 
+    /// A PUT of `body` at `address` through the writer: a first write (live for the TTL from
+    /// now), or with `put_back` the deleted message's bytes again (see [`Store::put_back`]).
+    async fn put(
+        &self,
+        address: &Address,
+        body: &[u8],
+        put_back: bool,
+    ) -> Result<PutOutcome, StoreError> {
+        if body.is_empty() {
+            // An empty record is a tombstone; the API never stores an empty body.
+            return Err(StoreError::Unavailable("empty body"));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Put {
+            address: address.0,
+            expires: now_ms().saturating_add(self.ttl_ms),
+            body: body.to_vec(),
+            put_back,
+            reply,
+        })
+        .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped"))?
+    }
+
     async fn send(&self, job: Job) -> Result<(), StoreError> {
         self.jobs
             .send(job)
@@ -317,21 +355,16 @@ impl Store for DiskStore {
         address: &Address,
         body: &[u8],
     ) -> Result<PutOutcome, StoreError> {
-        if body.is_empty() {
-            // An empty record is a tombstone; the API never stores an empty body.
-            return Err(StoreError::Unavailable("empty body"));
-        }
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Put {
-            address: address.0,
-            expires: now_ms().saturating_add(self.ttl_ms),
-            body: body.to_vec(),
-            reply,
-        })
-        .await?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped"))?
+        self.put(address, body, false).await
+    }
+
+    /// At a spent address whose tombstone's digest is that of `body`: `Stored` only once
+    /// `body` is flushed again to the active segment (durable), with the deleted message's
+    /// own expiry, and the index entry points at it, live (quota and free space checked as
+    /// for any write); decided in the single writer's transaction. Anything else answers as
+    /// `put_if_absent` (a free address stores `body` as a first write).
+    async fn put_back(&self, address: &Address, body: &[u8]) -> Result<PutOutcome, StoreError> {
+        self.put(address, body, true).await
     }
 
     /// Answers `Ok` only once a tombstone (with the deleted body's digest) is durable in the

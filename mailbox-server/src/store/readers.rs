@@ -2,6 +2,7 @@
 //! while the index cannot be used, its copy rebuilt in memory from the segments.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry::{Occupied, Vacant};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -54,8 +55,9 @@ impl SharedDb {
 }
 
 /// The index rebuilt in memory from the segments alone (every verified record, in write
-/// order; the first live record of an address wins, as in the writer, and a live tombstone
-/// leaves a spent entry), for reads while the
+/// order; the first live record of an address wins, as in the writer, a live tombstone
+/// leaves a spent entry, and a message record after it is a put-back that makes the address
+/// live again, as in recovery), for reads while the
 /// on-disk index cannot be used. Costs about 100 bytes of memory per stored message and one
 /// read of every segment to build; it is dropped once the index is back.
 pub(super) struct MemIndex(pub(super) HashMap<[u8; 32], Entry>);
@@ -109,7 +111,16 @@ impl MemIndex {
                     continue;
                 }
                 if record.expires_ms > now {
-                    map.entry(record.address).or_insert(entry);
+                    match map.entry(record.address) {
+                        // A put-back: the deleted message, live again (see `recovery`).
+                        Occupied(mut spent) if spent.get().is_spent() => {
+                            spent.insert(entry);
+                        }
+                        Occupied(_) => {}
+                        Vacant(free) => {
+                            free.insert(entry);
+                        }
+                    }
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable};
 
-use super::index::{APPLIED_OFFSET, APPLIED_SEGMENT, Tables};
+use super::index::{APPLIED_OFFSET, APPLIED_SEGMENT, Entry, Tables};
 use super::now_ms;
 use super::segment::{self, ActiveSegment, Files, Location};
 use crate::disk::Disk;
@@ -27,10 +27,11 @@ pub(super) struct Recovered {
 /// Segments at or after the index's applied position are scanned (verified record by
 /// record, stopping at a torn tail) and their live records indexed first-write-wins, in the
 /// order they were written, which reproduces the writer's decisions; a tombstone marks its
-/// address spent until the deleted message's expiry (a PUT refused as spent was never
-/// written, so no record after it claims the address before then). Segment files before
-/// the applied position that the index no longer lists are leftovers of a purge whose file
-/// deletion did not happen, and are deleted.
+/// address spent until the deleted message's expiry. A refused write is never written, so
+/// the only message record that can follow a live tombstone at its address is a put-back
+/// (the deleted bytes again, with the deleted message's expiry): it makes the address live
+/// again, pointing at it. Segment files before the applied position that the index no
+/// longer lists are leftovers of a purge whose file deletion did not happen, and are deleted.
 pub(super) fn recover(
     db: &Database,
     dir: &Path,
@@ -113,16 +114,36 @@ pub(super) fn recover(
                         offset,
                         len,
                     };
-                    // Already indexed (a non-durable commit that survived) or not: either
-                    // way the index now points at the first live record for the address.
-                    let _ = tables.put(
-                        &record.address,
-                        record.expires_ms,
-                        now,
-                        None,
-                        || Ok(at),
-                        |_| {},
-                    )?;
+                    let spent = tables
+                        .index
+                        .get(&record.address)?
+                        .map(|g| Entry::decode(&g.value()))
+                        .is_some_and(|e| e.is_spent() && e.expires > now);
+                    if spent {
+                        // A put-back: the writer writes no refused body, and the only body it
+                        // stores at a live spent address is the deleted one (its digest
+                        // matched the tombstone's, checked then; checking again could only
+                        // drop an acknowledged write). Live again until its own expiry.
+                        let _ = tables.put_back(
+                            &record.address,
+                            record.expires_ms,
+                            len,
+                            None,
+                            || Ok(at),
+                        )?;
+                    } else {
+                        // Already indexed (a non-durable commit that survived) or not:
+                        // either way the index now points at the first live record for
+                        // the address.
+                        let _ = tables.put(
+                            &record.address,
+                            record.expires_ms,
+                            now,
+                            None,
+                            || Ok(at),
+                            |_| {},
+                        )?;
+                    }
                     replayed += 1;
                 }
                 if let Some(range) = range {
@@ -413,6 +434,119 @@ mod tests {
         Ok(())
     }
     #[tokio::test]
+    async fn a_put_back_survives_a_crash_and_an_index_rebuilt_from_the_segments()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("put-back-recovery");
+        let crashed = temp_dir("put-back-recovered");
+        let (a, b, c) = (
+            Address([0xc1; 32]),
+            Address([0xc2; 32]),
+            Address([0xc3; 32]),
+        );
+        // The last durable index commit holds `a` live.
+        store_durably(&dir, &a, &secret(21)).await?;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        for (address, body) in [(b, secret(22)), (c, secret(23))] {
+            assert_eq!(
+                store.put_if_absent(&address, &body).await,
+                Ok(PutOutcome::Stored)
+            );
+        }
+        // `a` back once; `b` back, then deleted again; `c` back twice.
+        for (address, body, rounds, spent) in [
+            (a, secret(21), 1, false),
+            (b, secret(22), 1, true),
+            (c, secret(23), 2, false),
+        ] {
+            for _ in 0..rounds {
+                assert_eq!(store.delete(&address).await, Ok(()));
+                assert_eq!(
+                    store.put_back(&address, &body).await,
+                    Ok(PutOutcome::Stored)
+                );
+            }
+            if spent {
+                assert_eq!(store.delete(&address).await, Ok(()));
+            }
+        }
+        let entries = [
+            entry_of(&store, &a)?,
+            entry_of(&store, &b)?,
+            entry_of(&store, &c)?,
+        ];
+        // kill -9 now: all of it is in the write-ahead log only.
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+
+        let expected = vec![Some(secret(21)), Some(Vec::new()), Some(secret(23))];
+        let bytes = (secret(21).len() + secret(23).len()) as u64;
+        for folder in [&dir, &crashed] {
+            let (store, writer) =
+                DiskStore::open(folder, config(Duration::from_secs(60), 1 << 30))?;
+            assert_eq!(store.get_many(&[a, b, c]).await, Ok(expected.clone()));
+            assert_eq!(
+                [
+                    entry_of(&store, &a)?,
+                    entry_of(&store, &b)?,
+                    entry_of(&store, &c)?
+                ],
+                entries,
+                "live again until the deleted messages' own expiry"
+            );
+            assert_eq!(assert_index_consistent(&store)?, bytes);
+            assert!(!segments_hold(&folder.join("segments"), &secret(22))?);
+            assert_eq!(
+                store.put_if_absent(&a, &secret(21)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(
+                store.put_if_absent(&b, &secret(22)).await,
+                Ok(PutOutcome::Spent)
+            );
+            close(store, writer).await;
+        }
+
+        // The index is lost: a start rebuilds it from every segment, in order.
+        std::fs::remove_file(crashed.join("index.redb"))?;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert_eq!(store.get_many(&[a, b, c]).await, Ok(expected));
+        assert_eq!(
+            [
+                entry_of(&store, &a)?,
+                entry_of(&store, &b)?,
+                entry_of(&store, &c)?
+            ]
+            .map(|e| e.map(|e| (e.expires, e.is_spent()))),
+            entries.map(|e| e.map(|e| (e.expires, e.is_spent())))
+        );
+        assert_eq!(assert_index_consistent(&store)?, bytes);
+        // The second tombstone of `b` still tells its bytes from others.
+        assert_eq!(
+            store.put_back(&b, &secret(24)).await,
+            Ok(PutOutcome::AlreadyExists)
+        );
+        assert_eq!(
+            store.put_back(&b, &secret(22)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.get(&b).await, Ok(Some(secret(22))));
+        close(store, writer).await;
+
+        // Reads from the segments alone see the put-backs too.
+        let aside = break_index_file(&crashed)?;
+        let (store, writer) = DiskStore::open(&crashed, config(Duration::from_secs(60), 1 << 30))?;
+        assert!(store.write_health().is_err());
+        assert_eq!(
+            store.get_many(&[a, b, c]).await,
+            Ok(vec![Some(secret(21)), Some(secret(22)), Some(secret(23))])
+        );
+        close(store, writer).await;
+        mend_index_file(&crashed, &aside)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test]
     async fn a_tombstone_from_before_digests_spends_the_address_for_any_body()
     -> Result<(), redb::Error> {
         let dir = temp_dir("old-tombstone");
@@ -454,9 +588,18 @@ mod tests {
                     Ok(PutOutcome::Spent),
                     "no digest: spent for any body"
                 );
+                assert_eq!(
+                    store.put_back(&old, &body).await,
+                    Ok(PutOutcome::Spent),
+                    "no digest: nothing can be put back"
+                );
             }
             assert_eq!(
                 store.put_if_absent(&new, &secret(14)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(
+                store.put_back(&new, &secret(14)).await,
                 Ok(PutOutcome::AlreadyExists)
             );
             assert_eq!(

@@ -17,7 +17,8 @@
 //! head follows (zeros, the end of the file, or bytes of another segment). The tombstone keeps
 //! the deleted message's expiry: the address's index entry then points at it, with length 0,
 //! and marks the address *spent* until that expiry (a tombstone is never wiped). A PUT there
-//! compares its body's digest with the tombstone's (see `writer`). It also lets a recovery
+//! compares its body's digest with the tombstone's (see `writer`); a put-back of the same bytes
+//! appends them again as an ordinary record with that expiry. It also lets a recovery
 //! redo a delete whose index commit was not durable yet (see `store`).
 //!
 //! Segments are named `{id:016x}.seg` in `DIR/segments/`. A segment is closed when it

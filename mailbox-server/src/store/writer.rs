@@ -44,8 +44,11 @@ pub(super) struct PurgeStep {
 pub(super) enum Job {
     Put {
         address: [u8; 32],
+        /// A first write's expiry (a put-back that stores keeps the deleted message's).
         expires: u64,
         body: Vec<u8>,
+        /// `Mailbox-Put-Back: ?1`: the deleted message's bytes, to be stored again.
+        put_back: bool,
         reply: Reply<PutOutcome>,
     },
     Delete {
@@ -525,22 +528,17 @@ impl Writer {
                         address,
                         expires,
                         body,
+                        put_back,
                         reply,
                     } => {
-                        let active = std::cell::RefCell::new(&mut self.active);
-                        let outcome = tables.put(
-                            &address,
-                            expires,
-                            now,
-                            Some(self.quota),
-                            || active.borrow_mut().stage(&address, expires, &body),
-                            |at| active.borrow_mut().unstage(at),
-                        )?;
-                        let outcome = match outcome {
-                            Ok(PutOutcome::Spent) => {
-                                Ok(self.spent_answer(&tables, &address, &body)?)
-                            }
-                            other => other,
+                        let spent = if put_back {
+                            self.live_spent_entry(&tables, &address, now)?
+                        } else {
+                            None
+                        };
+                        let outcome = match spent {
+                            Some(spent) => self.put_back(&mut tables, &address, spent, &body)?,
+                            None => self.put(&mut tables, &address, expires, now, &body)?,
                         };
                         if outcome == Ok(PutOutcome::Stored) {
                             staged = true;
@@ -582,13 +580,78 @@ impl Writer {
         Ok(())
     }
 
+    /// A first write of `body` at `address` (an ordinary PUT, or a put-back at an address
+    /// that is not spent): first write wins, within the quota, live until `expires`.
+    fn put(
+        &mut self,
+        tables: &mut Tables<'_>,
+        address: &[u8; 32],
+        expires: u64,
+        now: u64,
+        body: &[u8],
+    ) -> Result<Result<PutOutcome, StoreError>, redb::Error> {
+        let active = std::cell::RefCell::new(&mut self.active);
+        let outcome = tables.put(
+            address,
+            expires,
+            now,
+            Some(self.quota),
+            || active.borrow_mut().stage(address, expires, body),
+            |at| active.borrow_mut().unstage(at),
+        )?;
+        Ok(match outcome {
+            Ok(PutOutcome::Spent) => Ok(self.spent_answer(tables, address, body)?),
+            other => other,
+        })
+    }
+
+    /// A put-back of `body` at `address`, whose entry is the live spent one `spent`: if
+    /// `body` is the deleted message (see [`Writer::is_deleted_body`]), it is staged again in
+    /// the active segment with the deleted message's own expiry (never a fresh one) and the
+    /// entry points at it, live, within the quota (`Stored`); the staged record is flushed
+    /// with the batch before anyone is answered, as for any stored write. Otherwise the
+    /// answer is a first write's at a spent address, and nothing is written: other bytes are
+    /// `AlreadyExists`, a tombstone without a digest (or unreadable) `Spent`.
+    fn put_back(
+        &mut self,
+        tables: &mut Tables<'_>,
+        address: &[u8; 32],
+        spent: Entry,
+        body: &[u8],
+    ) -> Result<Result<PutOutcome, StoreError>, redb::Error> {
+        match self.is_deleted_body(spent, address, body) {
+            Some(true) => {
+                let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+                let active = &mut self.active;
+                tables.put_back(address, spent.expires, len, Some(self.quota), || {
+                    active.stage(address, spent.expires, body)
+                })
+            }
+            Some(false) => Ok(Ok(PutOutcome::AlreadyExists)),
+            None => Ok(Ok(PutOutcome::Spent)),
+        }
+    }
+
+    /// The entry at `address` if it is spent and its deleted message's expiry is still ahead
+    /// (a put-back may bring that message back); None if the address is free or live.
+    fn live_spent_entry(
+        &self,
+        tables: &Tables<'_>,
+        address: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<Entry>, redb::Error> {
+        Ok(tables
+            .index
+            .get(address)?
+            .map(|g| Entry::decode(&g.value()))
+            .filter(|entry| entry.is_spent() && entry.expires > now))
+    }
+
     /// What a PUT of `body` at the spent `address` answers: `Spent` if `body` is the deleted
-    /// message (its digest, compared in constant time, is the one its tombstone records: a
-    /// retry of a blob that was read), `AlreadyExists` if it differs (someone else's blob
-    /// stood there). A tombstone without a digest (written before digests were) answers
-    /// `Spent` for any body, and so does one that cannot be read (the error's class is
-    /// logged): the digest only refines the answer, so a read failure never fails the
-    /// batch. Nothing is written either way.
+    /// message (a retry of a blob that was read, see [`Writer::is_deleted_body`]),
+    /// `AlreadyExists` if it differs (someone else's blob stood there). A tombstone without a
+    /// digest (written before digests were) answers `Spent` for any body, and so does one
+    /// that cannot be read. Nothing is written either way.
     fn spent_answer(
         &self,
         tables: &Tables<'_>,
@@ -602,19 +665,26 @@ impl Writer {
         else {
             return Ok(PutOutcome::Spent);
         };
+        Ok(match self.is_deleted_body(entry, address, body) {
+            Some(false) => PutOutcome::AlreadyExists,
+            _ => PutOutcome::Spent,
+        })
+    }
+
+    /// Whether `body` is the message deleted at `address`, whose spent entry is `spent`: its
+    /// digest, compared in constant time, is the one the tombstone records. None if the
+    /// tombstone records no digest (written before digests were) or cannot be read (the
+    /// error's class is logged): the digest only refines the answer, so a read failure never
+    /// fails the batch (it refuses the PUT as spent).
+    fn is_deleted_body(&self, spent: Entry, address: &[u8; 32], body: &[u8]) -> Option<bool> {
         let recorded = self
             .active
-            .tombstone_digest(entry.at, address)
+            .tombstone_digest(spent.at, address)
             .unwrap_or_else(|err| {
                 log_error(&err.into());
                 None
-            });
-        Ok(match recorded {
-            Some(deleted) if !bool::from(segment::digest(body).ct_eq(&deleted)) => {
-                PutOutcome::AlreadyExists
-            }
-            _ => PutOutcome::Spent,
-        })
+            })?;
+        Some(bool::from(segment::digest(body).ct_eq(&recorded)))
     }
 
     /// Deletes the message at `address` inside the batch's transaction: a live one leaves a
@@ -932,6 +1002,226 @@ mod tests {
         Ok(())
     }
     #[tokio::test]
+    async fn a_put_back_stores_the_deleted_bytes_again_until_their_own_expiry()
+    -> Result<(), redb::Error> {
+        let dir = temp_dir("put-back");
+        let crashed = temp_dir("put-back-crashed");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let (a, free) = (Address([0x91; 32]), Address([0x92; 32]));
+        assert_eq!(
+            store.put_if_absent(&a, &secret(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        let original = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+        // On a live message a put-back is a first write: taken, whatever the bytes.
+        for body in [secret(1), secret(2)] {
+            assert_eq!(
+                store.put_back(&a, &body).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+        }
+        assert_eq!(store.delete(&a).await, Ok(()));
+        let spent = entry_of(&store, &a)?;
+        // Other bytes at the spent address: taken, and nothing is written.
+        assert_eq!(
+            store.put_back(&a, &secret(2)).await,
+            Ok(PutOutcome::AlreadyExists)
+        );
+        assert!(!segments_hold(&seg_dir, &secret(2))?);
+        assert_eq!(entry_of(&store, &a)?, spent);
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        // Time passes, so that a fresh lifetime would end later than the original one.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for round in 0..2 {
+            // The very bytes: stored again, live until the deleted message's own expiry,
+            // in a new record (the deleted one stays wiped), counted in the quota.
+            assert_eq!(store.put_back(&a, &secret(1)).await, Ok(PutOutcome::Stored));
+            let back = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+            assert!(!back.is_spent(), "round {round}");
+            assert_eq!(back.expires, original.expires, "round {round}");
+            assert_ne!(back.at, original.at);
+            assert_eq!(store.get(&a).await, Ok(Some(secret(1))));
+            assert_eq!(store.get_many(&[a]).await, Ok(vec![Some(secret(1))]));
+            assert_eq!(
+                assert_index_consistent(&store)?,
+                secret(1).len() as u64,
+                "round {round}"
+            );
+            assert!(segments_hold(&seg_dir, &secret(1))?);
+            // Live again: first write wins, for a put-back too.
+            for body in [secret(1), secret(2)] {
+                assert_eq!(
+                    store.put_if_absent(&a, &body).await,
+                    Ok(PutOutcome::AlreadyExists)
+                );
+                assert_eq!(
+                    store.put_back(&a, &body).await,
+                    Ok(PutOutcome::AlreadyExists)
+                );
+            }
+            // Deleted again: spent again (a new tombstone with the same digest), and the
+            // put-back record is wiped like any deleted message.
+            assert_eq!(store.delete(&a).await, Ok(()));
+            let again = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+            assert!(again.is_spent() && again.expires == original.expires);
+            assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+            assert!(!segments_hold(&seg_dir, &secret(1))?, "round {round}");
+            assert_eq!(assert_index_consistent(&store)?, 0);
+            assert_eq!(
+                store.put_if_absent(&a, &secret(1)).await,
+                Ok(PutOutcome::Spent)
+            );
+            assert_eq!(
+                store.put_back(&a, &secret(2)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+        }
+        // Put back a last time, then kill -9: the put-back is in the write-ahead log only.
+        assert_eq!(store.put_back(&a, &secret(1)).await, Ok(PutOutcome::Stored));
+        // A free address takes a put-back as a first write, with a fresh lifetime.
+        let before = now_ms();
+        assert_eq!(
+            store.put_back(&free, &secret(3)).await,
+            Ok(PutOutcome::Stored)
+        );
+        let fresh = entry_of(&store, &free)?.ok_or_else(|| io::Error::other("no entry"))?;
+        assert!(fresh.expires >= before + 60_000);
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+
+        for folder in [&dir, &crashed] {
+            let (store, writer) =
+                DiskStore::open(folder, config(Duration::from_secs(60), 1 << 30))?;
+            assert_eq!(store.get(&a).await, Ok(Some(secret(1))));
+            assert_eq!(store.get(&free).await, Ok(Some(secret(3))));
+            let back = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+            assert_eq!((back.is_spent(), back.expires), (false, original.expires));
+            assert_eq!(
+                store.put_back(&a, &secret(1)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(
+                assert_index_consistent(&store)?,
+                (secret(1).len() + secret(3).len()) as u64
+            );
+            // And the cycle goes on after a restart: delete, put back.
+            assert_eq!(store.delete(&a).await, Ok(()));
+            assert_eq!(
+                store.put_back(&a, &secret(2)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(store.put_back(&a, &secret(1)).await, Ok(PutOutcome::Stored));
+            assert_eq!(store.get(&a).await, Ok(Some(secret(1))));
+            close(store, writer).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn a_put_back_is_counted_in_the_quota_and_refused_beyond_it() -> Result<(), redb::Error> {
+        let dir = temp_dir("put-back-quota");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1_000))?;
+        let (a, b, c) = (
+            Address([0xa1; 32]),
+            Address([0xa2; 32]),
+            Address([0xa3; 32]),
+        );
+        assert_eq!(
+            store.put_if_absent(&a, &secret(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(store.delete(&a).await, Ok(()));
+        assert_eq!(
+            store.put_if_absent(&b, &[5; 500]).await,
+            Ok(PutOutcome::Stored)
+        );
+        // 500 + 700 > 1000: refused, nothing written, still spent.
+        assert_eq!(
+            store.put_back(&a, &secret(1)).await,
+            Err(StoreError::QuotaReached)
+        );
+        assert!(!segments_hold(&seg_dir, &secret(1))?);
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+        assert_eq!(assert_index_consistent(&store)?, 500);
+        assert_eq!(store.delete(&b).await, Ok(()));
+        assert_eq!(store.put_back(&a, &secret(1)).await, Ok(PutOutcome::Stored));
+        assert_eq!(assert_index_consistent(&store)?, 700);
+        // The put-back's bytes hold their share of the quota.
+        assert_eq!(
+            store.put_if_absent(&c, &[6; 400]).await,
+            Err(StoreError::QuotaReached)
+        );
+        assert_eq!(
+            store.put_if_absent(&c, &[6; 300]).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(assert_index_consistent(&store)?, 1_000);
+        close(store, writer).await;
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1_000))?;
+        assert_eq!(assert_index_consistent(&store)?, 1_000);
+        assert_eq!(store.get(&a).await, Ok(Some(secret(1))));
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+    #[tokio::test]
+    async fn a_put_back_expires_with_the_deleted_message_and_is_purged() -> Result<(), redb::Error>
+    {
+        let dir = temp_dir("put-back-expiry");
+        let crashed = temp_dir("put-back-expiry-crashed");
+        let ttl = Duration::from_millis(1_000);
+        let (store, writer) = DiskStore::open(&dir, config(ttl, 1 << 30))?;
+        let a = Address([0xb1; 32]);
+        assert_eq!(
+            store.put_if_absent(&a, &secret(1)).await,
+            Ok(PutOutcome::Stored)
+        );
+        let original = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+        assert_eq!(store.delete(&a).await, Ok(()));
+        close(store, writer).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // After a restart the put-back is the only record of the new active segment: the
+        // segments table must list it, with the deleted message's expiry, for purge.
+        let (store, writer) = DiskStore::open(&dir, config(ttl, 1 << 30))?;
+        assert_eq!(store.put_back(&a, &secret(1)).await, Ok(PutOutcome::Stored));
+        let back = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+        assert_eq!(back.expires, original.expires);
+        assert!(back.at.segment > original.at.segment);
+        copy_as_crashed(&dir, &crashed)?;
+        let left = Duration::from_millis(original.expires.saturating_sub(now_ms()));
+        tokio::time::sleep(left + Duration::from_millis(100)).await;
+
+        // Past the deleted message's own expiry (a fresh lifetime would run 300 ms more):
+        // gone, and purge removes its entry with its segment.
+        assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(store.get_many(&[a]).await, Ok(vec![None]));
+        assert_eq!(store.purge_expired().await, Ok(1));
+        assert_eq!(entry_of(&store, &a)?, None);
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        // Free: a put-back is a first write now, with a fresh lifetime.
+        assert_eq!(store.put_back(&a, &secret(2)).await, Ok(PutOutcome::Stored));
+        let fresh = entry_of(&store, &a)?.ok_or_else(|| io::Error::other("no entry"))?;
+        assert!(fresh.expires > original.expires + 500);
+        close(store, writer).await;
+
+        // A crash while it was back, recovered after its expiry: free too.
+        let (store, writer) = DiskStore::open(&crashed, config(ttl, 1 << 30))?;
+        assert_eq!(store.get(&a).await, Ok(None));
+        assert_eq!(
+            store.put_if_absent(&a, &secret(3)).await,
+            Ok(PutOutcome::Stored)
+        );
+        assert_eq!(assert_index_consistent(&store)?, secret(3).len() as u64);
+        close(store, writer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
+        Ok(())
+    }
+    #[tokio::test]
     async fn a_spent_address_is_free_again_once_its_message_would_have_expired()
     -> Result<(), redb::Error> {
         let dir = temp_dir("spent-expiry");
@@ -1018,6 +1308,7 @@ mod tests {
                         address: a.0,
                         expires: now_ms() + 60_000,
                         body: vec![round; if i == 4 { 14 } else { 10 }],
+                        put_back: false,
                         reply,
                     }
                 };
@@ -1055,6 +1346,78 @@ mod tests {
         assert_eq!(assert_index_consistent(&store)?, 0);
         close(store, writer).await;
         let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn put_backs_queued_with_deletes_serialize_in_order() -> Result<(), redb::Error> {
+        let dir = temp_dir("put-back-batch");
+        let crashed = temp_dir("put-back-batch-crashed");
+        let seg_dir = dir.join("segments");
+        let (store, writer) = DiskStore::open(&dir, config(Duration::from_secs(60), 1 << 30))?;
+        let a = Address([0xd1; 32]);
+        // Queued back to back, so that they mostly share a batch: each put-back reads the
+        // digest of a tombstone staged in the same batch, and each delete after it wipes
+        // the put-back's record before it reaches the file.
+        enum Step {
+            /// A PUT of `secret(i)` (a put-back if so), and what it answers.
+            Put(bool, u8, PutOutcome),
+            Delete,
+        }
+        let steps = [
+            Step::Put(false, 1, PutOutcome::Stored),
+            Step::Delete,
+            Step::Put(true, 1, PutOutcome::Stored),
+            Step::Delete,
+            Step::Put(true, 2, PutOutcome::AlreadyExists),
+            Step::Put(true, 1, PutOutcome::Stored),
+            Step::Delete,
+        ];
+        let mut answers = Vec::new();
+        for step in &steps {
+            let (reply, answer) = oneshot::channel();
+            let (done, deleted) = oneshot::channel();
+            let job = match *step {
+                Step::Put(put_back, i, _) => Job::Put {
+                    address: a.0,
+                    expires: now_ms() + 60_000,
+                    body: secret(i),
+                    put_back,
+                    reply,
+                },
+                Step::Delete => Job::Delete {
+                    address: a.0,
+                    reply: done,
+                },
+            };
+            assert_eq!(store.send(job).await, Ok(()));
+            answers.push((answer, deleted));
+        }
+        for ((answer, deleted), step) in answers.into_iter().zip(steps) {
+            match step {
+                Step::Put(_, _, outcome) => assert_eq!(answer.await.ok(), Some(Ok(outcome))),
+                Step::Delete => assert_eq!(deleted.await.ok(), Some(Ok(()))),
+            }
+        }
+        assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+        assert!(!segments_hold(&seg_dir, &secret(1))?);
+        assert!(!segments_hold(&seg_dir, &secret(2))?);
+        assert_eq!(assert_index_consistent(&store)?, 0);
+        copy_as_crashed(&dir, &crashed)?;
+        close(store, writer).await;
+        for folder in [&dir, &crashed] {
+            let (store, writer) =
+                DiskStore::open(folder, config(Duration::from_secs(60), 1 << 30))?;
+            assert_eq!(store.get(&a).await, Ok(Some(Vec::new())));
+            assert_eq!(
+                store.put_back(&a, &secret(2)).await,
+                Ok(PutOutcome::AlreadyExists)
+            );
+            assert_eq!(store.put_back(&a, &secret(1)).await, Ok(PutOutcome::Stored));
+            assert_eq!(store.get(&a).await, Ok(Some(secret(1))));
+            close(store, writer).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&crashed);
         Ok(())
     }
     #[tokio::test]

@@ -106,7 +106,8 @@ impl Subscriptions {
 
 /// A store that pushes every blob it stores to the subscriptions watching its address, once
 /// the store has answered `Stored` (on the disk store: durable) and before the caller answers
-/// `201`; never for a refused PUT (`AlreadyExists`, `Spent`: nothing was stored).
+/// `201`, whether a first write or a put-back stored it; never for a refused PUT
+/// (`AlreadyExists`, `Spent`: nothing was stored).
 pub struct Publishing<S> {
     inner: S,
     hub: Arc<Hub>,
@@ -131,6 +132,16 @@ impl<S: Store> Store for Publishing<S> {
         body: &[u8],
     ) -> Result<PutOutcome, StoreError> {
         let outcome = self.inner.put_if_absent(address, body).await?;
+        if outcome == PutOutcome::Stored {
+            self.hub.publish(address, || push_frame(address, body));
+        }
+        Ok(outcome)
+    }
+
+    /// Pushes a put-back blob exactly as a first write: once `Stored` (the very bytes that
+    /// were deleted are there again), never when refused.
+    async fn put_back(&self, address: &Address, body: &[u8]) -> Result<PutOutcome, StoreError> {
+        let outcome = self.inner.put_back(address, body).await?;
         if outcome == PutOutcome::Stored {
             self.hub.publish(address, || push_frame(address, body));
         }
@@ -170,6 +181,9 @@ mod tests {
         async fn put_if_absent(&self, _: &Address, _: &[u8]) -> Result<PutOutcome, StoreError> {
             Ok(self.0.get())
         }
+        async fn put_back(&self, _: &Address, _: &[u8]) -> Result<PutOutcome, StoreError> {
+            Ok(self.0.get())
+        }
         async fn delete(&self, _: &Address) -> Result<(), StoreError> {
             Ok(())
         }
@@ -197,13 +211,29 @@ mod tests {
             store.inner().0.set(outcome);
             assert_eq!(store.put_if_absent(&address, b"blob").await, Ok(outcome));
         }
+        // A put-back (`Mailbox-Put-Back: ?1`) is pushed the same way: only once stored.
+        for (outcome, body) in [
+            (PutOutcome::Spent, &b"spent"[..]),
+            (PutOutcome::AlreadyExists, b"taken"),
+            (PutOutcome::Stored, b"back"),
+        ] {
+            store.inner().0.set(outcome);
+            assert_eq!(store.put_back(&address, body).await, Ok(outcome));
+        }
         let frames: Vec<_> = std::iter::from_fn(|| sub.outbox.next())
             .filter_map(|out| match out {
                 Out::Frame(f) => Some(f.to_vec()),
                 Out::Ping => None,
             })
             .collect();
-        assert_eq!(frames, vec![Vec::new(), push_frame(&address, b"blob")]);
+        assert_eq!(
+            frames,
+            vec![
+                Vec::new(),
+                push_frame(&address, b"blob"),
+                push_frame(&address, b"back")
+            ]
+        );
         Ok(())
     }
 }
