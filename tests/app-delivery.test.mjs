@@ -432,6 +432,99 @@ async function restoredProfile({ race = false, answered = false }) {
   }
 }
 
+/**
+ * A restored profile with delete after read on (issue #11): Bob's lost copy read Alice's
+ * messages and deleted them from the mailbox, and Alice saw them Delivered. The restored copy
+ * finds their addresses spent; its acknowledgement shows Alice's device that Bob's went back,
+ * so Alice's app puts those very bytes back (`PUT` with `Mailbox-Put-Back: ?1`), Bob's app
+ * shows the messages, and once Alice confirms what the restored copy wrote the notice lifts
+ * and the conversation goes on, where before it ended 5 minutes later.
+ */
+async function restoredReaderWithDeletes() {
+  const server = await startNative({ www: WWW });
+  const alice = await launch();
+  const bob = await launch();
+  try {
+    await pairInApp(server, alice, bob);
+    for (const [person, who, peer] of [[alice, "alice", "Bob"], [bob, "bob", "Alice"]]) {
+      await person.page.evaluate(() => localStorage.setItem("hush.deleteAfterRead", "on"));
+      await openApp(person, server, who, peer);
+    }
+    const aliceLog = await recordMailbox(alice.context);
+    await send(alice.page, "alice first");
+    await send(bob.page, "bob first");
+    await eventually(async () => (await theirs(bob.page)).length === 1 && (await theirs(alice.page)).length === 1, { what: "the first messages" });
+
+    // The snapshot, then Alice's three, read (and deleted) by the copy that will be lost.
+    await bob.page.goto(`${server.url}/v1/health`);
+    const snapshot = await dumpDatabase(bob.page);
+    await openApp(bob, server, "bob", "Alice");
+    const read = range("alice read by the lost copy", 3);
+    for (const text of read) await send(alice.page, text);
+    await eventually(async () => (await theirs(bob.page)).length === 4, { what: "Alice's three at Bob" });
+    await eventually(async () => (await statuses(alice.page, read)).every((m) => m.status === "delivered"), { what: "Alice's three Delivered" });
+    const deleted = await eventually(
+      async () => {
+        const r = await fetch(`${server.url}/v1/fetch`, { method: "POST", body: Buffer.concat(aliceLog.puts.filter((p) => p.status === 201).map((p) => Buffer.from(p.address, "hex"))) });
+        const body = Buffer.from(await r.arrayBuffer());
+        // Records of length 0 are spent addresses (docs/MAILBOX-API.md, POST /v1/fetch).
+        let spent = 0;
+        for (let at = 0; at + 36 <= body.length; at += 36 + body.readUInt32BE(at + 32)) if (body.readUInt32BE(at + 32) === 0) spent += 1;
+        return spent >= 3 && spent;
+      },
+      { what: "what the lost copy read deleted from the mailbox" },
+    );
+
+    // The old copy of the profile is put back.
+    await bob.page.goto(`${server.url}/v1/health`);
+    await restoreDatabase(bob.page, snapshot);
+    const putBackFrom = aliceLog.puts.length;
+    const started = Date.now();
+    await openApp(bob, server, "bob", "Alice");
+    await eventually(async () => {
+      const got = await theirs(bob.page);
+      return read.every((t) => got.includes(t));
+    }, {
+      timeout: 60_000,
+      what: "what the lost copy read, put back and shown on the restored copy",
+    });
+    const msShown = Date.now() - started;
+    assert.deepEqual((await theirs(bob.page)).slice(0, 4), ["alice first", ...read], "in Alice's order");
+    // Put back: the same bytes stored again at the same address.
+    const seen = new Map(aliceLog.puts.slice(0, putBackFrom).filter((p) => p.status === 201).map((p) => [p.address, p.body]));
+    const putBack = aliceLog.puts.slice(putBackFrom).filter((p) => p.status === 201 && seen.get(p.address)?.equals(p.body));
+
+    // Both go on writing; Alice's answer confirms what the restored copy wrote.
+    await send(alice.page, "alice after");
+    await eventually(async () => (await theirs(bob.page)).includes("alice after"), { what: "Alice's next message at Bob" });
+    await send(bob.page, "bob after");
+    await eventually(async () => (await theirs(alice.page)).includes("bob after"), { what: "Bob's next message at Alice" });
+    await send(alice.page, "alice again");
+    await eventually(async () => (await theirs(bob.page)).includes("alice again"), { what: "Alice's answer at Bob" });
+    const notices = async (page) => (await page.locator(".notices").textContent()) ?? "";
+    await eventually(async () => !/can't be read on this device/.test(await notices(bob.page)), { timeout: 60_000, what: "Bob's notice lifted" });
+    const msLifted = Date.now() - started;
+    const bobNotice = await notices(bob.page);
+    const aliceNotice = await notices(alice.page);
+    report("restore-deletes", { spentBeforeRestore: deleted, putBack: putBack.length, msShown, msLifted, bobNotice, aliceNotice });
+    assert.ok(putBack.length >= 3, `Alice put the three back: ${putBack.length}`);
+    assert.doesNotMatch(bobNotice, /has ended/);
+    assert.doesNotMatch(aliceNotice, /has ended/);
+    assert.deepEqual(await theirs(alice.page), ["bob first", "bob after"]);
+    const ignored = (line) => /status of (404|409|410)/.test(line);
+    assert.deepEqual(alice.errors.filter((e) => !ignored(e)), []);
+    assert.deepEqual(bob.errors.filter((e) => !ignored(e)), []);
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+    await server.stop();
+  }
+}
+
+test("(b, deletes) with delete after read, what a restored profile's lost copy read comes back and the conversation goes on", { skip: NO_BROWSER, timeout: 240_000 }, () =>
+  restoredReaderWithDeletes(),
+);
+
 test("(b) a restored profile never sends two related blobs to one address, and no message is lost in silence", { skip: NO_BROWSER, timeout: 300_000 }, () =>
   restoredProfile({ race: false }),
 );

@@ -647,6 +647,8 @@ impl<P: Platform> Client<P> {
             unreadable: None,
             held: Vec::new(),
             verified_ms: None,
+            put_back: None,
+            lost_evidence: None,
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -736,6 +738,8 @@ impl<P: Platform> Client<P> {
             unreadable: None,
             held: Vec::new(),
             verified_ms: None,
+            put_back: None,
+            lost_evidence: None,
         };
         let remembered = InviteRecord {
             conversation: id.clone(),
@@ -943,7 +947,11 @@ impl<P: Platform> Client<P> {
             Write::Delete(records::kept_lost_key(id)),
             Write::Delete(records::set_aside_key(id)),
         ];
-        for prefix in [records::message_prefix(id), records::outgoing_prefix(id)] {
+        for prefix in [
+            records::message_prefix(id),
+            records::outgoing_prefix(id),
+            records::kept_sent_prefix(id),
+        ] {
             for (name, _) in self.store().list(&prefix).await? {
                 writes.push(Write::Delete(name));
             }

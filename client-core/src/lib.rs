@@ -25,6 +25,7 @@ mod local;
 mod lost_reads;
 pub mod outbox;
 pub mod platform;
+mod put_back;
 pub mod receive;
 pub mod records;
 pub mod schedule;

@@ -126,6 +126,22 @@ pub(crate) struct Skipped {
     /// Blobs of a lost copy of this device among them, to keep on the mailbox
     /// ([`Client::keep_lost_blobs`]).
     pub(crate) lost: Vec<(WriteKey, Vec<u8>)>,
+    /// Some of them were spent: a lost copy of this device wrote there and the peer read and
+    /// deleted it ([`records::LostEvidence`], [`Skipped::note_evidence`]).
+    pub(crate) spent: bool,
+}
+
+impl Skipped {
+    /// Records in `conversation` the evidence these skipped positions give, if any and none
+    /// stands: our next sequence number is that of `live`, which skipped them.
+    pub(crate) fn note_evidence(&self, conversation: &mut Conversation, live: &Session, now: u64) {
+        if self.spent && conversation.lost_evidence.is_none() {
+            conversation.lost_evidence = Some(records::LostEvidence {
+                since_ms: now,
+                after_seq: live.next_seq().max(live.peer_acknowledgement().next),
+            });
+        }
+    }
 }
 
 /// What a flush of the outbox did.
@@ -167,6 +183,14 @@ pub struct FlushOutcome {
     /// history now shows them (*sending*). The peer gets them after the messages it read
     /// since: the one place where its history gives way on order.
     pub resent: Vec<HistoryEntry>,
+    /// Blobs of ours the mailbox stored again where the peer had deleted them: its device went
+    /// back to a copy that never read them (`crate::put_back`).
+    pub put_back: u32,
+    /// The messages some of whose blobs went back, as the history shows them. The peer's
+    /// restored copy shows each where it comes, possibly after later ones it had not lost:
+    /// the one place where order gives way (`docs/PROTOCOL.md` §8, "Read and lost"), as for
+    /// [`FlushOutcome::resent`].
+    pub put_back_messages: Vec<HistoryEntry>,
 }
 
 /// One outbox record: its name, sequence number and content.
@@ -444,6 +468,8 @@ impl<P: Platform> Client<P> {
             outcome.acks_sent += part.acks_sent;
             outcome.retransmitted += part.retransmitted;
             outcome.resent.extend(part.resent);
+            outcome.put_back += part.put_back;
+            outcome.put_back_messages.extend(part.put_back_messages);
             outcome.hellos_kept += part.hellos_kept;
             if part.last_error.is_some() {
                 outcome.last_error = part.last_error;
@@ -535,6 +561,7 @@ impl<P: Platform> Client<P> {
             let mut writes = vec![Write::Delete(name.clone())];
             let blobs = if conversation.unreadable.is_some() {
                 let skipped = Self::skip_taken(&mut live, taken);
+                skipped.note_evidence(&mut conversation, &live, self.now_ms());
                 self.keep_lost_blobs(key, id, &live, skipped.lost, &mut writes)
                     .await?;
                 live.encrypt_fork_signal(&mut self.rng(), floor)?
@@ -578,7 +605,22 @@ impl<P: Platform> Client<P> {
             return Ok(outcome);
         }
         let mailbox = conversation.mailbox.clone();
+        let put_back = conversation
+            .put_back
+            .filter(|round| round.done_ms.is_none());
         drop(conversation);
+        // What the peer's lost copy read goes back first: it lies before what we deposit now.
+        if let Some(round) = put_back {
+            let (stored, messages, failure) =
+                self.put_back_kept(&key, &id, &mailbox, round).await?;
+            outcome.put_back += stored;
+            outcome.put_back_messages.extend(messages);
+            if let Some(err) = failure {
+                outcome.pending += u32::try_from(items.len()).unwrap_or(u32::MAX);
+                outcome.last_error = Some(err);
+                return Ok(outcome);
+            }
+        }
         let net = self.platform().net();
         let mut delivery = Delivery::default();
         let unstored: Vec<&OutRecord> = items.iter().filter(|(_, _, o)| !o.stored).collect();
@@ -1438,6 +1480,26 @@ impl<P: Platform> Client<P> {
             .collect())
     }
 
+    /// Conversation `id`'s outbox records that decode, in send order, each with its bytes as
+    /// sealed in the store (to be kept without sealing them again: `crate::put_back`).
+    pub(crate) async fn outbox_sealed(
+        &self,
+        key: &VaultKey,
+        id: &str,
+    ) -> Result<Vec<(OutRecord, Vec<u8>)>, ClientError> {
+        let mut out = Vec::new();
+        for (name, sealed) in self.store().list(&records::outgoing_prefix(id)).await? {
+            let Some((_, seq)) = records::parse_outgoing_key(&name) else {
+                continue;
+            };
+            let plain = key.open(&name, &sealed)?;
+            if let Some(outgoing) = records::decode::<Outgoing>(&plain) {
+                out.push(((name, seq, outgoing), sealed));
+            }
+        }
+        Ok(out)
+    }
+
     /// How many of our next sending positions already hold a blob on the mailbox (written by
     /// a copy of this device lost to a restore, or by whoever took them), found with one
     /// padded fetch of [`PROBE_POSITIONS`] addresses and no lock held: the upcoming ones and,
@@ -1558,8 +1620,13 @@ impl<P: Platform> Client<P> {
             } else {
                 Vec::new()
             };
+            let spent = taken.found.iter().any(|(_, blob)| blob.is_empty());
             live.skip_positions(taken.count);
-            return Skipped { next_chain, lost };
+            return Skipped {
+                next_chain,
+                lost,
+                spent,
+            };
         }
         Skipped::default()
     }
@@ -1685,6 +1752,7 @@ impl<P: Platform> Client<P> {
         let mut live = Self::load_session(&key, &conversation)?;
         let mut writes = Vec::new();
         let skipped = Self::skip_taken(&mut live, taken);
+        skipped.note_evidence(&mut conversation, &live, self.now_ms());
         let mut kept = Vec::new();
         self.keep_lost_blobs(&key, id, &live, skipped.lost, &mut kept)
             .await?;

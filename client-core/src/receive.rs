@@ -237,6 +237,9 @@ struct Drained {
     /// The peer's newest blob acknowledged less of ours than it had confirmed: its device
     /// went back to an older copy, which learns our floor only from a blob of ours.
     peer_behind: bool,
+    /// A spent address is still polled after the drain: read and deleted by a lost copy of
+    /// this device ([`records::LostEvidence`]).
+    spent_polled: bool,
     /// A held blob was read although its gap is still open ([`Holds::released`]).
     released: bool,
     /// The highest sequence number read past a hold in this step: the numbers below it still
@@ -344,7 +347,16 @@ impl Drained {
             if blob.passed && blob.behind_gap {
                 self.deferred.push(shown);
             } else {
-                self.plaintexts.push(shown);
+                // A message read past a gap earlier in this drain, under a higher number,
+                // comes after this one: this one fills that gap (a fork's blob read before
+                // the blobs its header reached back to on the chain before, `restore` seed 33
+                // with `--delete-after-read`).
+                let at = self
+                    .plaintexts
+                    .iter()
+                    .position(|s| s.behind_gap && s.seq > blob.seq)
+                    .unwrap_or(self.plaintexts.len());
+                self.plaintexts.insert(at, shown);
             }
         }
     }
@@ -578,6 +590,7 @@ impl<P: Platform> Client<P> {
         let before = live.upcoming_addresses(1);
         let mut writes = Vec::new();
         let skipped = Self::skip_taken(&mut live, Some(taken));
+        skipped.note_evidence(&mut conversation, &live, self.now_ms());
         self.keep_lost_blobs(key, id, &live, skipped.lost, &mut writes)
             .await?;
         if skipped.next_chain {
@@ -1002,6 +1015,7 @@ impl<P: Platform> Client<P> {
             let polled = live.poll_addresses();
             if progress.spent.iter().any(|a| polled.contains(a)) {
                 drained.unreadable = Some(true);
+                drained.spent_polled = true;
             }
         }
         drop(replay);
@@ -1065,6 +1079,18 @@ impl<P: Platform> Client<P> {
             )
             .await?;
         }
+        // The peer's device went back: what its lost copy read of ours is put back by the next
+        // flush, where the peer deleted it (`records::PutBack`).
+        let put_back_starts =
+            drained.peer_behind && crate::put_back::starts(conversation.put_back.as_ref(), now);
+        if put_back_starts {
+            conversation.put_back = Some(records::PutBack {
+                found_ms: now,
+                resume_seq: 0,
+                done_ms: None,
+            });
+            changed = true;
+        }
         let mut floor_news = false;
         if drained.decrypted > 0 || joined_now {
             changed = true;
@@ -1110,7 +1136,40 @@ impl<P: Platform> Client<P> {
             outcome.notice = true;
             changed = true;
         }
-        match (drained.unreadable, conversation.unreadable) {
+        // Evidence that a lost copy of this device read what the peer deleted stands until the
+        // peer confirms a blob of ours sealed since, with nothing spent polled any more.
+        // (Our numbers below a rollback found meanwhile are in doubt: the peer's confirmation
+        // may be of the lost copy's blobs, so the evidence then waits past our next number.)
+        let ours = live.next_seq().max(live.peer_acknowledgement().next);
+        let mut evidence_found = false;
+        match &mut conversation.lost_evidence {
+            None if drained.spent_polled => {
+                conversation.lost_evidence = Some(records::LostEvidence {
+                    since_ms: now,
+                    after_seq: ours,
+                });
+                evidence_found = true;
+                changed = true;
+            }
+            Some(evidence) if drained.rollbacks > 0 && evidence.after_seq < ours => {
+                evidence.after_seq = ours;
+                changed = true;
+            }
+            Some(evidence)
+                if !drained.spent_polled
+                    && drained.rollbacks == 0
+                    && live.peer_acknowledgement().next > evidence.after_seq =>
+            {
+                conversation.lost_evidence = None;
+                changed = true;
+            }
+            _ => {}
+        }
+        let unreadable = match conversation.lost_evidence {
+            Some(_) => Some(true),
+            None => drained.unreadable,
+        };
+        match (unreadable, conversation.unreadable) {
             (Some(true), _) => {
                 // Our messages cannot be confirmed while their answers cannot be read: not
                 // delivered, and the notice says why.
@@ -1136,7 +1195,7 @@ impl<P: Platform> Client<P> {
         outcome.notice |= raised;
         // A newly unreadable peer is owed a (stepping) acknowledgement too: it tells the peer.
         let newly_unreadable =
-            drained.unreadable == Some(true) && conversation.unreadable.is_some() && changed;
+            unreadable == Some(true) && conversation.unreadable.is_some() && changed;
         // Our floor passed numbers the peer never got, with our data waiting above them: the
         // peer may hold that data behind the gap until a blob of ours carries the new floor.
         if drained.data
@@ -1148,7 +1207,15 @@ impl<P: Platform> Client<P> {
         {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
             let name = records::ack_key(id);
-            let proposed = now + self.ack_delay_ms(id);
+            // At once when a put-back round starts (the flush that carries the acknowledgement
+            // puts the blobs back first, `crate::put_back`), and when this copy finds what a
+            // lost copy of it read spent (that acknowledgement is what shows the peer to put
+            // them back): the restored reader waits for both.
+            let proposed = if put_back_starts || evidence_found {
+                now
+            } else {
+                now + self.ack_delay_ms(id)
+            };
             let due_ms = match self.read_lenient::<AckDue>(&key, &name).await? {
                 Some(owed) => owed.due_ms.min(proposed),
                 None => proposed,
@@ -1367,7 +1434,8 @@ impl<P: Platform> Client<P> {
         outcome: &mut PollOutcome,
     ) -> Result<bool, ClientError> {
         let acknowledged = live.peer_acknowledgement();
-        let outbox = self.outbox(key, id).await?;
+        let (outbox, sealed): (Vec<_>, Vec<_>) =
+            self.outbox_sealed(key, id).await?.into_iter().unzip();
         let mut confirmed = Vec::new();
         let mut covered_messages = BTreeSet::new();
         let mut left_messages = BTreeSet::new();
@@ -1380,7 +1448,7 @@ impl<P: Platform> Client<P> {
                 }
             }
         }
-        for (name, seq, outgoing) in &outbox {
+        for ((name, seq, outgoing), sealed) in outbox.iter().zip(sealed) {
             // A fragment of a message not covered whole stays: the copy of the peer's device
             // that acknowledged it may be lost to a restore, and a restored copy that gets
             // the later fragments can only complete the message with these (our floor stays
@@ -1389,6 +1457,16 @@ impl<P: Platform> Client<P> {
             if acknowledged.contains(*seq) && !partial {
                 writes.push(Write::Delete(name.clone()));
                 confirmed.push(*seq);
+                // Kept, as sealed, in case the peer deletes it and then goes back to a copy
+                // that never read it (`crate::put_back`); the one kept `MAX_KEPT_SENT`
+                // numbers back goes. (Confirmed, so it was on the mailbox, whether or not its
+                // `201` reached us.)
+                if outgoing.kind != BlobKind::Hello {
+                    writes.push(Write::Put(records::kept_sent_key(id, *seq), sealed));
+                    if let Some(old) = seq.checked_sub(records::MAX_KEPT_SENT) {
+                        writes.push(Write::Delete(records::kept_sent_key(id, old)));
+                    }
+                }
             }
         }
         // The peer read a blob of ours sealed after the lost copy's blobs we keep: it has
@@ -1671,10 +1749,18 @@ fn drain(
                     // skipped keys are earlier positions (a blob of the next chain leaves the
                     // rest of the current one there), whose blobs, seen only this way, would
                     // be read after it (`restore` seed 941 with `--delete-after-read`).
+                    // Its header may also reach back on the chain before, past what this
+                    // state awaits there (a fork, or a next chain whose `PN` passes our
+                    // window): those skipped keys are new, and their blobs, found now, are
+                    // read right after it in this step and shown before it
+                    // ([`Drained::place`]; `restore` seed 33 with `--delete-after-read`).
+                    let awaited = before.poll_addresses();
                     let beyond: Vec<Address> = after.as_ref().map_or_else(Vec::new, |copy| {
                         let set = copy.poll_set();
-                        set.current
+                        set.skipped
                             .into_iter()
+                            .filter(|a| !awaited.contains(a))
+                            .chain(set.current)
                             .chain(set.next)
                             .filter(|a| progress.round_of(a) == 0)
                             .collect()
@@ -1695,6 +1781,41 @@ fn drain(
                         out.held_behind = found.len();
                         // What is left is read (in order) by a later poll, not rejected.
                         found.clear();
+                        return out;
+                    }
+                }
+                // A message read past a gap whose header reached back on the chain before (a
+                // fork, or a next chain whose `PN` passes what this state awaited there): the
+                // skipped keys it leaves were never fetched. Fetch them first and read it
+                // again with their blobs at hand: they are read right after it, in this step,
+                // and shown before it ([`Drained::place`]; `restore` seed 33 with
+                // `--delete-after-read`).
+                if may_refetch
+                    && received.plaintext.is_some()
+                    && live.acknowledgement().next <= received.seq
+                {
+                    // Never fetched, or fetched before a blob found among them (which would
+                    // otherwise wait for those to be fetched again, in a step of its own).
+                    let skipped = live.poll_set().skipped;
+                    let newest = skipped
+                        .iter()
+                        .filter(|a| found.iter().any(|(f, _, _)| f == *a))
+                        .map(|a| progress.round_of(a))
+                        .max()
+                        .unwrap_or(0);
+                    let unfetched: Vec<Address> = skipped
+                        .into_iter()
+                        .filter(|a| {
+                            let round = progress.round_of(a);
+                            round == 0 || round < newest
+                        })
+                        .collect();
+                    if !unfetched.is_empty()
+                        && let Some(before) = replay.rebuild(None)
+                    {
+                        *live = before;
+                        found.push((address, blob, blob_round));
+                        out.refetch = unfetched;
                         return out;
                     }
                 }

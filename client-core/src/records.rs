@@ -13,13 +13,14 @@
 //! | `out/{id}/{seq:08x}` | [`Outgoing`]: one encrypted blob of ours (protocol sequence number `seq`) not yet acknowledged by the peer |
 //! | `ack/{id}` | [`AckDue`]: the conversation owes the peer an acknowledgement |
 //! | `hello/{id}` | [`KeptHello`]: our hello as joiner, kept on the mailbox until the invite can no longer be accepted |
+//! | `sent/{id}/{seq:08x}` | [`Outgoing`], sealed under `out/{id}/{seq:08x}`: one blob of ours the peer confirmed, kept so that it can be put back where the peer's lost copy deleted it (at most [`MAX_KEPT_SENT`] sequence numbers back; `crate::put_back`) |
 //! | `lost/{id}` | [`KeptLostBlobs`]: blobs a copy of this device lost to a restore left at our sending positions, kept on the mailbox until the peer reads past them |
 //! | `inv/{tag}` | [`InviteRecord`]: an invite this vault created or joined (see [`invite_key`]) |
 //! | `draft/{id}` | [`crate::drafts::Draft`]: the unsent text of a conversation's composer |
 //!
 //! Record formats: every record starts with its format version ([`Record::VERSION`]).
-//! Conversations are at version 4 (protocol v2: notices, recovery state, held blobs, the
-//! safety code's verified mark; a version-3 record loads unverified, a version-2 one also
+//! Conversations are at version 5 (protocol v2: notices, recovery state, held blobs, the
+//! safety code's verified mark, a put-back under way; a version-4 record loads with none, a version-3 record loads unverified, a version-2 one also
 //! with no unreadable notice and nothing held); a version-1
 //! conversation (written by a protocol-v1 client) still loads, as *ended*
 //! ([`EndReason::ProtocolV1`]): its history stays readable. Outbox records are at version 2
@@ -94,6 +95,27 @@ pub fn ack_key(id: &str) -> String {
 
 /// Prefix of every owed acknowledgement.
 pub const ACK_PREFIX: &str = "ack/";
+
+/// Key of our confirmed blob `seq` of conversation `id`, kept to be put back: its outbox
+/// record, sealed as it was under [`outgoing_key`] (moved without opening it, so it is
+/// opened under that name).
+pub fn kept_sent_key(id: &str, seq: u32) -> String {
+    format!("sent/{id}/{seq:08x}")
+}
+
+/// Prefix of conversation `id`'s kept confirmed blobs.
+pub fn kept_sent_prefix(id: &str) -> String {
+    format!("sent/{id}/")
+}
+
+/// The sequence number of a name under [`kept_sent_prefix`].
+pub fn parse_kept_sent_seq(prefix: &str, name: &str) -> Option<u32> {
+    let seq = name.strip_prefix(prefix)?;
+    if seq.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(seq, 16).ok()
+}
 
 /// Key of the record that keeps conversation `id`'s hello (we joined) on the mailbox.
 pub fn kept_hello_key(id: &str) -> String {
@@ -188,11 +210,42 @@ pub struct Conversation {
     /// true until the user removes it. Local only. (Record format 4.)
     #[zeroize(skip)]
     pub verified_ms: Option<u64>,
+    /// Putting back our blobs that the peer's lost copy read and deleted: `Some` from the
+    /// receive step that found the peer's device behind ([`PutBack`]). (Record format 5.)
+    #[zeroize(skip)]
+    pub put_back: Option<PutBack>,
+    /// Evidence that a copy of this device lost to a restore read what the peer then deleted,
+    /// or wrote what the peer read and deleted ([`LostEvidence`]): the unreadable notice
+    /// stands, and the restore signal follows, until the peer confirms a blob of ours sealed
+    /// since. (Record format 5.)
+    #[zeroize(skip)]
+    pub lost_evidence: Option<LostEvidence>,
 }
 
 impl Record for Conversation {
-    const VERSION: u8 = 4;
+    const VERSION: u8 = 5;
     fn upgrade(version: u8, body: &[u8]) -> Option<Self> {
+        if version == 4 {
+            let mut old: ConversationV4 = postcard::from_bytes(body).ok()?;
+            return Some(Conversation {
+                id: core::mem::take(&mut old.id),
+                name: core::mem::take(&mut old.name),
+                mailbox: core::mem::take(&mut old.mailbox),
+                last_activity_ms: old.last_activity_ms,
+                unread: old.unread,
+                next_seq: old.next_seq,
+                state: core::mem::replace(&mut old.state, ConversationState::InviteTaken),
+                ended: old.ended,
+                interference: old.interference,
+                rollback: old.rollback,
+                recovery: core::mem::take(&mut old.recovery),
+                unreadable: old.unreadable.take(),
+                held: core::mem::take(&mut old.held),
+                verified_ms: old.verified_ms,
+                put_back: None,
+                lost_evidence: None,
+            });
+        }
         if version == 3 {
             let mut old: ConversationV3 = postcard::from_bytes(body).ok()?;
             return Some(Conversation {
@@ -210,6 +263,8 @@ impl Record for Conversation {
                 unreadable: old.unreadable.take(),
                 held: core::mem::take(&mut old.held),
                 verified_ms: None,
+                put_back: None,
+                lost_evidence: None,
             });
         }
         if version == 2 {
@@ -229,6 +284,8 @@ impl Record for Conversation {
                 unreadable: None,
                 held: Vec::new(),
                 verified_ms: None,
+                put_back: None,
+                lost_evidence: None,
             });
         }
         if version != 1 {
@@ -256,8 +313,36 @@ impl Record for Conversation {
             unreadable: None,
             held: Vec::new(),
             verified_ms: None,
+            put_back: None,
+            lost_evidence: None,
         })
     }
+}
+
+/// A conversation as record format 4 stored it (before putting back).
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct ConversationV4 {
+    id: String,
+    name: String,
+    mailbox: String,
+    last_activity_ms: u64,
+    unread: u32,
+    next_seq: u64,
+    state: ConversationState,
+    #[zeroize(skip)]
+    ended: Option<EndReason>,
+    #[zeroize(skip)]
+    interference: Option<Interference>,
+    #[zeroize(skip)]
+    rollback: Option<RollbackNotice>,
+    #[zeroize(skip)]
+    recovery: Recovery,
+    #[zeroize(skip)]
+    unreadable: Option<UnreadableNotice>,
+    #[zeroize(skip)]
+    held: Vec<Held>,
+    #[zeroize(skip)]
+    verified_ms: Option<u64>,
 }
 
 /// A conversation as record format 3 stored it (before the safety code's verified mark).
@@ -643,6 +728,55 @@ pub struct SetAsideMessage {
     pub read_ms: u64,
 }
 
+/// How many sequence numbers back a confirmed blob of ours is kept (`sent/{id}/{seq}`): as far
+/// as the protocol remembers confirmed blobs to check a restarted digest
+/// ([`protocol::MAX_RECENT_CONFIRMED`]), about 256 KiB per conversation.
+pub const MAX_KEPT_SENT: u32 = protocol::MAX_RECENT_CONFIRMED as u32;
+
+/// How long a confirmed blob is kept after the mailbox was last seen holding it (ms): the
+/// mailbox's default lifetime, 7 days. Past it the blob has expired wherever it was not
+/// deleted.
+pub const KEPT_SENT_MS: u64 = 7 * 24 * 60 * 60 * 1_000;
+
+/// Evidence that this device is a copy restored from an older backup whose lost copy read what
+/// the peer deleted (a spent address this state still polls) or wrote what the peer read and
+/// deleted (a spent address at our own next sending positions), with the peer deleting what
+/// it reads (`Conversation::lost_evidence`; `docs/CLIENT.md`, "Putting back what a lost copy
+/// read"). The peer puts back what it kept of ours, which makes the reads good again, but a
+/// restored *writer* may write where the peer no longer reads, and without deletes the
+/// peer's blobs left on the mailbox would have shown it. So the evidence is answered only by
+/// the peer: once it confirms a blob of ours sealed after the evidence was found (our
+/// sequence number `after_seq` or later), with no spent address polled any more. Until then
+/// the conversation says one of the two devices went back (the unreadable notice), and the
+/// restore signal ends it with its reason if that stands (`docs/PROTOCOL.md` §6.9).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LostEvidence {
+    /// When it was first found (ms since the epoch).
+    pub since_ms: u64,
+    /// Our next sequence number then: the peer's confirmation of it answers the evidence.
+    pub after_seq: u32,
+}
+
+/// Putting back our confirmed blobs (`Conversation::put_back`; `crate::put_back`): the
+/// peer's acknowledgements went back, so its device is a restored copy, which never read
+/// what its lost copy read. If the peer deletes what it reads, those blobs are gone from the
+/// mailbox; we put the very bytes back where the mailbox reports the address spent. Which
+/// ones the restored copy lacks its acknowledgement does not tell (it counts as settled
+/// every number below the floor we sent since, including blobs it skipped and still awaits),
+/// so every kept one is looked at.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutBack {
+    /// When the peer was found behind (ms since the epoch).
+    pub found_ms: u64,
+    /// Kept blobs from this sequence number on are still to be looked at (a flush that
+    /// failed part-way resumes here).
+    pub resume_seq: u32,
+    /// When every kept blob was looked at (ms since the epoch), `None` while some wait. The
+    /// restored peer's blobs sealed before it read them still acknowledge too little: a new
+    /// round starts only [`crate::RETRANSMIT_AFTER_MS`] after this.
+    pub done_ms: Option<u64>,
+}
+
 /// One blob of [`KeptLostBlobs`].
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct KeptLostBlob {
@@ -834,6 +968,67 @@ mod tests {
         let back: Conversation = decode(&encode(&marked)).unwrap();
         assert_eq!(back.verified_ms, Some(11));
         assert!(matches!(back.state, ConversationState::Active { .. }));
+    }
+
+    #[test]
+    fn a_conversation_of_record_format_4_loads_with_no_put_back_and_no_evidence() {
+        #[derive(Serialize, Deserialize)]
+        struct V4 {
+            id: String,
+            name: String,
+            mailbox: String,
+            last_activity_ms: u64,
+            unread: u32,
+            next_seq: u64,
+            state: ConversationState,
+            ended: Option<EndReason>,
+            interference: Option<Interference>,
+            rollback: Option<RollbackNotice>,
+            recovery: Recovery,
+            unreadable: Option<UnreadableNotice>,
+            held: Vec<Held>,
+            verified_ms: Option<u64>,
+        }
+        impl Record for V4 {
+            const VERSION: u8 = 4;
+        }
+        let old = encode(&V4 {
+            id: "ef".into(),
+            name: "Bo".into(),
+            mailbox: "https://m".into(),
+            last_activity_ms: 9,
+            unread: 2,
+            next_seq: 6,
+            state: ConversationState::Active {
+                session: vec![7; 5],
+                safety_code: "1234".into(),
+            },
+            ended: None,
+            interference: None,
+            rollback: None,
+            recovery: Recovery::default(),
+            unreadable: Some(UnreadableNotice { since_ms: 3 }),
+            held: Vec::new(),
+            verified_ms: Some(5),
+        });
+        let now: Conversation = decode(&old).unwrap();
+        assert_eq!((now.name.as_str(), now.next_seq, now.unread), ("Bo", 6, 2));
+        assert_eq!(now.verified_ms, Some(5));
+        assert!(now.unreadable.is_some());
+        assert_eq!((now.put_back, now.lost_evidence), (None, None));
+        let mut marked = now;
+        marked.put_back = Some(PutBack {
+            found_ms: 1,
+            resume_seq: 2,
+            done_ms: None,
+        });
+        marked.lost_evidence = Some(LostEvidence {
+            since_ms: 3,
+            after_seq: 4,
+        });
+        let back: Conversation = decode(&encode(&marked)).unwrap();
+        assert_eq!(back.put_back, marked.put_back);
+        assert_eq!(back.lost_evidence, marked.lost_evidence);
     }
 
     #[test]

@@ -1,0 +1,124 @@
+//! Putting back what a lost copy of the reader's device read (`docs/CLIENT.md`, "Putting back
+//! what a lost copy read"; Mailbox API revision 1.3): with delete after read, the blobs the
+//! lost copy read are gone from the mailbox, so the restored copy finds their addresses
+//! spent; the writer, seeing the reader's acknowledgements go back, puts those very bytes
+//! back, and the conversation goes on with nothing missing.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use client_core::{ACK_DELAY_MAX_MS, Client, RETRANSMIT_AFTER_MS, Status};
+use support::{Memory, advance, joined, restore, run, snapshot, status_of, texts};
+
+/// Bob's acknowledgement goes out and Alice reads it.
+fn acknowledge(bob: &Client<Memory>, alice: &Client<Memory>, a_id: &str) {
+    advance(bob, ACK_DELAY_MAX_MS);
+    run(bob.flush()).unwrap();
+    run(alice.poll(a_id)).unwrap();
+}
+
+/// Bob reads Alice's two messages, deletes them and acknowledges them; Alice confirms them.
+/// Then Bob's device goes back to a copy from before he read them. The restored copy finds
+/// the addresses spent and says so; its acknowledgement goes back below what Alice had
+/// confirmed, so Alice puts the two blobs back, byte for byte, where they stood. Bob reads
+/// them there, the notice lifts once Alice confirms a blob of the restored copy, and well past
+/// the 5 minutes after which the restore signal would end it, the conversation goes on.
+#[test]
+fn what_a_lost_copy_read_and_deleted_is_put_back_and_the_conversation_goes_on() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(450);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    let first = run(alice.send(&a_id, "one")).unwrap();
+    run(alice.send(&a_id, "two")).unwrap();
+    run(alice.flush()).unwrap();
+    let copy = snapshot(&bob);
+    assert_eq!(
+        texts(&run(bob.poll(&b_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    run(bob.delete_read(&b_id));
+    acknowledge(&bob, &alice, &a_id);
+    assert_eq!(status_of(&alice, &a_id, first), Status::Delivered);
+    assert_eq!(
+        mailbox.put_backs.get(),
+        0,
+        "nothing went back while nobody went back"
+    );
+
+    restore(&bob, copy, "b");
+    bob.set_delete_after_read(true);
+    let polled = run(bob.poll(&b_id)).unwrap();
+    assert!(polled.messages.is_empty(), "spent: nothing to read yet");
+    assert!(polled.notice, "the restore is told");
+    assert!(
+        run(bob.conversation_summary(&b_id))
+            .unwrap()
+            .unreadable
+            .is_some()
+    );
+    // The restored copy's acknowledgement (owed at once) shows Alice it is behind; her next
+    // flush puts the two blobs back, and only those.
+    acknowledge(&bob, &alice, &a_id);
+    let flushed = run(alice.flush()).unwrap();
+    assert_eq!(flushed.put_back, 2);
+    assert_eq!(mailbox.put_backs.get(), 2);
+    assert_eq!(
+        texts(&run(bob.poll(&b_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    // Alice answers; her answer confirms the restored copy's acknowledgement: the notice
+    // lifts, and nothing ends, also after the restore signal's 5 minutes.
+    run(alice.send(&a_id, "three")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["three"]);
+    run(bob.send(&b_id, "back")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["back"]);
+    for _ in 0..3 {
+        advance(&alice, RETRANSMIT_AFTER_MS);
+        advance(&bob, RETRANSMIT_AFTER_MS);
+        run(alice.flush()).unwrap();
+        run(bob.flush()).unwrap();
+        run(alice.poll(&a_id)).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+    }
+    let bob_view = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(bob_view.ended.is_none(), "{:?}", bob_view.ended);
+    assert!(bob_view.unreadable.is_none(), "the notice lifted");
+    assert!(
+        run(alice.conversation_summary(&a_id))
+            .unwrap()
+            .ended
+            .is_none()
+    );
+    assert_eq!(
+        texts(&run(bob.history(&b_id)).unwrap()),
+        ["one", "two", "three", "back"]
+    );
+    // Putting back twice stores nothing twice: the blobs are read and deleted again, and no
+    // new round starts while the first is recent.
+    assert_eq!(mailbox.put_backs.get(), 2);
+}
+
+/// Without deletes nothing is spent: the restored reader reads the blobs where they stand,
+/// and the writer's check for spent addresses puts nothing back.
+#[test]
+fn nothing_is_put_back_where_nothing_was_deleted() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(460);
+    run(alice.send(&a_id, "one")).unwrap();
+    run(alice.flush()).unwrap();
+    let copy = snapshot(&bob);
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["one"]);
+    acknowledge(&bob, &alice, &a_id);
+    restore(&bob, copy, "b");
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["one"]);
+    acknowledge(&bob, &alice, &a_id);
+    assert_eq!(run(alice.flush()).unwrap().put_back, 0);
+    assert_eq!(mailbox.put_backs.get(), 0);
+}
