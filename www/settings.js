@@ -93,10 +93,11 @@ const CHOICES = {
   notifyText: { key: "hush.notifyText", default: false },
   /**
    * Polls delete what they read from the mailbox, so that it keeps a message only until it is
-   * read. Default off: a device restored from a backup with it on loses what its lost copy
-   * read, and the conversation ends on both sides (docs/SIMULATION.md, "Delete after read
-   * with restores"); off keeps read messages until they expire, so a restored device fetches
-   * them again and the conversation goes on.
+   * read. Default off: a device restored from a backup with it on gets what its lost copy read
+   * back only while the other person's device can put it back (Mailbox API 1.3), and the
+   * conversation still ends about twice as often as without deletes (docs/SIMULATION.md,
+   * "Putting back what a lost copy read"); off keeps read messages until they expire, so a
+   * restored device fetches them again.
    */
   deleteAfterRead: { key: "hush.deleteAfterRead", default: false },
   /** The "Get notified of new messages" offer was answered or dismissed. */

@@ -238,8 +238,10 @@ impl<P: Platform> Client<P> {
     /// Whether each poll deletes the blobs it read and committed from the mailbox
     /// (`DELETE /v1/m/{address}`, Mailbox API revision 1.1), so that the mailbox keeps a
     /// message only until it is read instead of for its whole lifetime (7 days by default).
-    /// Off by default, because of what it costs: a device restored from a backup can no
-    /// longer fetch again what its lost copy read (`docs/CLIENT.md`, "Delete after read").
+    /// Off by default, because of what it costs: a device restored from a backup gets what
+    /// its lost copy read back only if the peer's device puts it back (`crate::put_back`),
+    /// and its conversations end more often than without deletes (`docs/CLIENT.md`, "Putting
+    /// back what a lost copy read").
     /// The app keeps the choice in its settings and sets it after every unlock.
     pub fn set_delete_after_read(&self, on: bool) {
         self.delete_after_read.set(on);
