@@ -611,15 +611,13 @@ impl<P: Platform> Client<P> {
         drop(conversation);
         // What the peer's lost copy read goes back first: it lies before what we deposit now.
         if let Some(round) = put_back {
-            let (stored, messages, failure) =
+            // A round that a network error stops is resumed by a later flush (or given up,
+            // `put_back::MAX_PUT_BACK_TRIES`); it never holds back what we send now, nor
+            // reports its error as this flush's: our own blobs may well reach the mailbox.
+            let (stored, messages, _failure) =
                 self.put_back_kept(&key, &id, &mailbox, round).await?;
             outcome.put_back += stored;
             outcome.put_back_messages.extend(messages);
-            if let Some(err) = failure {
-                outcome.pending += u32::try_from(items.len()).unwrap_or(u32::MAX);
-                outcome.last_error = Some(err);
-                return Ok(outcome);
-            }
         }
         let net = self.platform().net();
         let mut delivery = Delivery::default();

@@ -182,7 +182,9 @@ pub trait Transport {
     /// 1.3): where the reader's `DELETE` removed these very bytes, the mailbox stores them
     /// again ([`Deposit::Stored`]) until their own expiry; everything else is answered as by
     /// [`Transport::put`]. A mailbox before revision 1.3 ignores the header and answers as
-    /// `put` does ([`Deposit::Spent`] where the blob was read).
+    /// `put` does ([`Deposit::Spent`] where the blob was read); in a browser its CORS
+    /// preflight does not allow the header, so the request fails as unreachable
+    /// (`crate::put_back` gives a round up after a few such flushes).
     fn put_back(
         &self,
         mailbox: &str,

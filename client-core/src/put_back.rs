@@ -31,6 +31,11 @@ use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Tran
 use crate::records::{self, BlobKind, KEPT_SENT_MS, Message, Outgoing, PutBack};
 use crate::vault::VaultKey;
 
+/// How many flushes of one put-back round may fail (the network, or a mailbox that refuses
+/// the header) before the round gives up: the messages the peer's lost copy read then stay
+/// gone, as before revision 1.3, and the restored copy's notice says so.
+pub const MAX_PUT_BACK_TRIES: u32 = 3;
+
 /// Whether a receive step that finds the peer behind at `now` starts a put-back round, given
 /// the conversation's `current` one: unless one is under way or ended less than
 /// [`crate::RETRANSMIT_AFTER_MS`] ago (the restored peer's blobs sealed before it read what
@@ -49,10 +54,13 @@ impl<P: Platform> Client<P> {
     /// at its kept blobs and the outbox's blobs on the mailbox from the round's `resume_seq`
     /// on, and puts back, in sequence order, those whose address the mailbox reports spent.
     /// Then records the round done, or where to resume after a network error (unless a
-    /// receive step started another round meanwhile). Kept blobs past [`KEPT_SENT_MS`] are
-    /// dropped on the way. Returns how many the mailbox stored again, the messages of those
-    /// (as the history shows them), and the network error that stopped the round, if one did.
-    /// Putting back twice stores nothing twice.
+    /// receive step started another round meanwhile); after [`MAX_PUT_BACK_TRIES`] flushes
+    /// that failed so, it gives up (a mailbox before revision 1.3 whose CORS preflight does
+    /// not allow the header fails every time in a browser). Kept blobs past [`KEPT_SENT_MS`],
+    /// or more than [`records::MAX_KEPT_SENT`] numbers below the newest, are dropped on the
+    /// way. Returns how many the mailbox stored again, the messages of those (as the history
+    /// shows them), and the network error that stopped the round, if one did. A blob already
+    /// back (or never deleted) is not sent again within a round.
     pub(crate) async fn put_back_kept(
         &self,
         key: &VaultKey,
@@ -64,15 +72,31 @@ impl<P: Platform> Client<P> {
         let now = self.now_ms();
         let mut drops = Vec::new();
         let mut due: Vec<(u32, Outgoing)> = Vec::new();
-        for (name, sealed) in self.store().list(&prefix).await? {
+        let listed = self.store().list(&prefix).await?;
+        let newest = listed
+            .iter()
+            .filter_map(|(name, _)| records::parse_kept_sent_seq(&prefix, name))
+            .max()
+            .unwrap_or(0);
+        for (name, sealed) in listed {
             let Some(seq) = records::parse_kept_sent_seq(&prefix, &name) else {
                 drops.push(name);
                 continue;
             };
+            // Numbers left behind by the trimming at confirmation (never confirmed
+            // themselves: abandoned, skipped), and blobs past their lifetime. A blob whose
+            // `201` never reached us has no time of its own (`checked_ms` 0): kept by number.
+            if seq.saturating_add(records::MAX_KEPT_SENT) <= newest {
+                drops.push(name);
+                continue;
+            }
             // Sealed under its outbox name, as it was kept.
             let plain = key.open(&records::outgoing_key(id, seq), &sealed)?;
             match records::decode::<Outgoing>(&plain) {
-                Some(kept) if now >= kept.checked_ms.saturating_add(KEPT_SENT_MS) => {
+                Some(kept)
+                    if kept.checked_ms != 0
+                        && now >= kept.checked_ms.saturating_add(KEPT_SENT_MS) =>
+                {
                     drops.push(name);
                 }
                 Some(kept) if seq >= round.resume_seq => due.push((seq, kept)),
@@ -148,10 +172,12 @@ impl<P: Platform> Client<P> {
                 .put_back
                 .is_some_and(|now| now.found_ms == round.found_ms)
         {
+            let tries = round.tries.saturating_add(u32::from(failure.is_some()));
             conversation.put_back = Some(PutBack {
                 found_ms: round.found_ms,
                 resume_seq: failure.as_ref().map_or(round.resume_seq, |(seq, _)| *seq),
-                done_ms: failure.is_none().then_some(now),
+                done_ms: (failure.is_none() || tries >= MAX_PUT_BACK_TRIES).then_some(now),
+                tries,
             });
             writes.push(self.put(key, name, &conversation));
         }

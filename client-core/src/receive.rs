@@ -348,13 +348,13 @@ impl Drained {
                 self.deferred.push(shown);
             } else {
                 // A message read past a gap earlier in this drain, under a higher number,
-                // comes after this one: this one fills that gap (a fork's blob read before
-                // the blobs its header reached back to on the chain before, `restore` seed 33
-                // with `--delete-after-read`).
+                // comes after this one, which is read in order (it fills that gap): a fork's
+                // blob read before the blobs its header reached back to on the chain before
+                // (`restore` seed 33 with `--delete-after-read`).
                 let at = self
                     .plaintexts
                     .iter()
-                    .position(|s| s.behind_gap && s.seq > blob.seq)
+                    .position(|s| !blob.behind_gap && s.behind_gap && s.seq > blob.seq)
                     .unwrap_or(self.plaintexts.len());
                 self.plaintexts.insert(at, shown);
             }
@@ -1088,6 +1088,7 @@ impl<P: Platform> Client<P> {
                 found_ms: now,
                 resume_seq: 0,
                 done_ms: None,
+                tries: 0,
             });
             changed = true;
         }
@@ -1785,15 +1786,20 @@ fn drain(
                     }
                 }
                 // A message read past a gap whose header reached back on the chain before (a
-                // fork, or a next chain whose `PN` passes what this state awaited there): the
-                // skipped keys it leaves were never fetched. Fetch them first and read it
-                // again with their blobs at hand: they are read right after it, in this step,
-                // and shown before it ([`Drained::place`]; `restore` seed 33 with
-                // `--delete-after-read`).
-                if may_refetch
+                // fork, or a next chain whose `PN` passes what this state awaited there): it
+                // left skipped keys this state did not await, whose blobs were never fetched.
+                // Fetch them first and read it again with their blobs at hand: they are read
+                // right after it, in this step, and shown before it ([`Drained::place`];
+                // `restore` seed 33 with `--delete-after-read`). Only then: a message past a
+                // gap that never fills costs no fetch.
+                let reached_back = may_refetch
                     && received.plaintext.is_some()
                     && live.acknowledgement().next <= received.seq
-                {
+                    && replay.rebuild(None).is_some_and(|before| {
+                        let awaited = before.poll_set().skipped;
+                        live.poll_set().skipped.iter().any(|a| !awaited.contains(a))
+                    });
+                if reached_back {
                     // Never fetched, or fetched before a blob found among them (which would
                     // otherwise wait for those to be fetched again, in a step of its own).
                     let skipped = live.poll_set().skipped;

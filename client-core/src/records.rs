@@ -775,6 +775,8 @@ pub struct PutBack {
     /// restored peer's blobs sealed before it read them still acknowledge too little: a new
     /// round starts only [`crate::RETRANSMIT_AFTER_MS`] after this.
     pub done_ms: Option<u64>,
+    /// Flushes of this round that a network error stopped (`crate::put_back::MAX_PUT_BACK_TRIES`).
+    pub tries: u32,
 }
 
 /// One blob of [`KeptLostBlobs`].
@@ -1021,6 +1023,7 @@ mod tests {
             found_ms: 1,
             resume_seq: 2,
             done_ms: None,
+            tries: 1,
         });
         marked.lost_evidence = Some(LostEvidence {
             since_ms: 3,

@@ -147,6 +147,11 @@ struct Device {
     /// again after finding it read (spent) and never acknowledged: a lost copy of this device
     /// read it, shown or (a part of it) not, so it too comes back after later ones.
     lost_shown: Rc<RefCell<BTreeSet<String>>>,
+    /// Of those, the messages its sender reported putting back after a lost read (client-core
+    /// `put_back`): reported when the flush that put them back ends, which the reader may
+    /// already have read; an order violation seen during the run for one of them is judged at
+    /// the end of the run.
+    put_back: Rc<RefCell<BTreeSet<String>>>,
     /// Whether this device was restored from a backup.
     restored: bool,
     /// When it was last restored (ms of virtual time; 0 if never).
@@ -265,6 +270,7 @@ impl Simulation {
                 starts: 0,
                 ever_shown: Rc::default(),
                 lost_shown: Rc::default(),
+                put_back: Rc::default(),
                 forgotten: BTreeSet::new(),
                 restored_ms: 0,
                 restored: false,
@@ -1132,6 +1138,7 @@ impl Simulation {
         let world = self.world.clone();
         let tally = self.tally.clone();
         let peer_lost = self.device(1 - device).lost_shown.clone();
+        let peer_put_back = self.device(1 - device).put_back.clone();
         if screen.flush_timer.get() <= world.now() {
             screen.flush_timer.set(0);
         }
@@ -1169,6 +1176,9 @@ impl Simulation {
                                 .chain(&outcome.put_back_messages)
                                 .map(|e| e.text.clone()),
                         );
+                        peer_put_back
+                            .borrow_mut()
+                            .extend(outcome.put_back_messages.iter().map(|e| e.text.clone()));
                         if let Some(at) = outcome.flush_at_ms {
                             flush_at(&world, &screen, device, epoch, at);
                         }
@@ -1267,7 +1277,8 @@ impl Simulation {
         // An order violation seen as the run went on, of a message its sender reported putting
         // back after a lost read only later (the report comes with the end of the flush whose
         // PUTs the reader may already have read): judged by what the run knows at its end, as
-        // for messages sent again (`docs/PROTOCOL.md` §8, "Read and lost").
+        // a message sent again is (`docs/PROTOCOL.md` §8, "Read and lost"). The whole history
+        // is checked again below with that knowledge, so no later violation hides behind it.
         violations.extend(
             self.violations
                 .borrow()
@@ -1275,7 +1286,7 @@ impl Simulation {
                 .filter(|v| match v {
                     Violation::Order { device, text } => !(0..2).any(|d| {
                         self.device(d).name == *device
-                            && self.device(d).lost_shown.borrow().contains(text)
+                            && self.device(d).put_back.borrow().contains(text)
                     }),
                     _ => true,
                 })

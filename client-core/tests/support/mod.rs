@@ -99,6 +99,8 @@ pub struct MailboxState {
     pub spent_410s: Cell<u32>,
     /// Put-backs that stored the deleted bytes again (Mailbox API revision 1.3).
     pub put_backs: Cell<u32>,
+    /// `PUT`s with `Mailbox-Put-Back: ?1`, whatever they answered.
+    pub put_back_calls: Cell<u32>,
     /// Addresses stored (`201`), in order: what a subscription watching them is pushed.
     pub stored: RefCell<Vec<[u8; 32]>>,
 }
@@ -200,6 +202,7 @@ impl Transport for TestMailbox {
         if !self.0.online.get() {
             return Err(offline());
         }
+        self.0.put_back_calls.set(self.0.put_back_calls.get() + 1);
         let address = key.address().0;
         let read = self.0.spent.borrow().get(&address).cloned();
         if read.as_deref() == Some(blob) && !self.0.blobs.borrow().contains_key(&address) {
