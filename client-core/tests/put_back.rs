@@ -128,3 +128,39 @@ fn nothing_is_put_back_where_nothing_was_deleted() {
     assert_eq!(run(alice.flush()).unwrap().put_back, 0);
     assert_eq!(mailbox.put_back_calls.get(), 0, "nothing to put back");
 }
+
+/// Against a mailbox that refuses the header (a browser's request to a mailbox before
+/// revision 1.3 fails at the CORS preflight), the round gives up after three flushes, and the
+/// outbox is never held back meanwhile.
+#[test]
+fn a_round_the_mailbox_refuses_gives_up_and_holds_nothing_back() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(480);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    run(alice.send(&a_id, "one")).unwrap();
+    run(alice.flush()).unwrap();
+    let copy = snapshot(&bob);
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["one"]);
+    run(bob.delete_read(&b_id));
+    acknowledge(&bob, &alice, &a_id);
+    restore(&bob, copy, "b");
+    bob.set_delete_after_read(true);
+    run(bob.poll(&b_id)).unwrap();
+    mailbox.refuse_put_back.set(true);
+    acknowledge(&bob, &alice, &a_id);
+    for (i, text) in ["two", "three", "four", "five"].into_iter().enumerate() {
+        run(alice.send(&a_id, text)).unwrap();
+        let flushed = run(alice.flush()).unwrap();
+        assert_eq!(flushed.put_back, 0);
+        assert!(
+            flushed.last_error.is_none(),
+            "the round's failure is not the flush's"
+        );
+        assert_eq!(flushed.pending, 0, "{text} reached the mailbox");
+        assert_eq!(
+            mailbox.put_back_calls.get(),
+            u32::try_from(i + 1).unwrap().min(3)
+        );
+    }
+    assert_eq!(mailbox.put_backs.get(), 0);
+}

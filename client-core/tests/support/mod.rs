@@ -101,6 +101,9 @@ pub struct MailboxState {
     pub put_backs: Cell<u32>,
     /// `PUT`s with `Mailbox-Put-Back: ?1`, whatever they answered.
     pub put_back_calls: Cell<u32>,
+    /// `PUT`s with `Mailbox-Put-Back: ?1` fail as a browser's would against a mailbox before
+    /// revision 1.3 (its CORS preflight refuses the header): unreachable.
+    pub refuse_put_back: Cell<bool>,
     /// Addresses stored (`201`), in order: what a subscription watching them is pushed.
     pub stored: RefCell<Vec<[u8; 32]>>,
 }
@@ -203,6 +206,9 @@ impl Transport for TestMailbox {
             return Err(offline());
         }
         self.0.put_back_calls.set(self.0.put_back_calls.get() + 1);
+        if self.0.refuse_put_back.get() {
+            return Err(offline());
+        }
         let address = key.address().0;
         let read = self.0.spent.borrow().get(&address).cloned();
         if read.as_deref() == Some(blob) && !self.0.blobs.borrow().contains_key(&address) {
