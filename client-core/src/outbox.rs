@@ -1468,13 +1468,10 @@ impl<P: Platform> Client<P> {
         id: &str,
     ) -> Result<Vec<OutRecord>, ClientError> {
         Ok(self
-            .read_prefix_lenient::<Outgoing>(key, &records::outgoing_prefix(id))
+            .outbox_sealed(key, id)
             .await?
             .into_iter()
-            .filter_map(|(name, outgoing)| {
-                let (_, seq) = records::parse_outgoing_key(&name)?;
-                Some((name, seq, outgoing))
-            })
+            .map(|(record, _)| record)
             .collect())
     }
 

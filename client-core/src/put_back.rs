@@ -137,8 +137,8 @@ impl<P: Platform> Client<P> {
         let mut stored = 0;
         let mut messages = Vec::new();
         if failure.is_none() {
-            for (seq, blob) in &due {
-                if !spent.contains(&WriteKey(blob.write_key).address()) {
+            for ((seq, blob), address) in due.iter().zip(&addresses) {
+                if !spent.contains(address) {
                     continue;
                 }
                 match net

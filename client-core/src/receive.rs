@@ -1792,17 +1792,24 @@ fn drain(
                 // right after it, in this step, and shown before it ([`Drained::place`];
                 // `restore` seed 33 with `--delete-after-read`). Only then: a message past a
                 // gap that never fills costs no fetch.
-                let reached_back = may_refetch
+                // The committed state and the skipped keys after this blob, once each (a
+                // rebuild replays the step, a poll set derives addresses).
+                let reached_back = (may_refetch
                     && received.plaintext.is_some()
-                    && live.acknowledgement().next <= received.seq
-                    && replay.rebuild(None).is_some_and(|before| {
+                    && live.acknowledgement().next <= received.seq)
+                    .then(|| replay.rebuild(None))
+                    .flatten()
+                    .and_then(|before| {
                         let awaited = before.poll_set().skipped;
-                        live.poll_set().skipped.iter().any(|a| !awaited.contains(a))
+                        let skipped = live.poll_set().skipped;
+                        skipped
+                            .iter()
+                            .any(|a| !awaited.contains(a))
+                            .then_some((before, skipped))
                     });
-                if reached_back {
+                if let Some((before, skipped)) = reached_back {
                     // Never fetched, or fetched before a blob found among them (which would
                     // otherwise wait for those to be fetched again, in a step of its own).
-                    let skipped = live.poll_set().skipped;
                     let newest = skipped
                         .iter()
                         .filter(|a| found.iter().any(|(f, _, _)| f == *a))
@@ -1816,9 +1823,7 @@ fn drain(
                             round == 0 || round < newest
                         })
                         .collect();
-                    if !unfetched.is_empty()
-                        && let Some(before) = replay.rebuild(None)
-                    {
+                    if !unfetched.is_empty() {
                         *live = before;
                         found.push((address, blob, blob_round));
                         out.refetch = unfetched;
