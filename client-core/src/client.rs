@@ -64,7 +64,7 @@ pub struct ConversationSummary {
     /// We joined, but someone else had joined with the same invite first.
     pub invite_taken: bool,
     /// We joined, and our hello is not on the mailbox yet: the other person cannot see us
-    /// (show "connecting", not "connected").
+    /// (show "connecting", not "connected"). Never set once the conversation has ended.
     pub connecting: bool,
     /// The conversation cannot go on (history readable; sending refused with
     /// [`ClientError::ConversationEnded`]).
@@ -1048,7 +1048,11 @@ pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary
         rollback: c.rollback,
         unreadable: c.unreadable,
         invite_taken: matches!(c.state, ConversationState::InviteTaken),
-        connecting: connecting && matches!(c.state, ConversationState::Active { .. }),
+        // An ended conversation deposits nothing more: its hello stays where it is, and the
+        // end (with its reason) is what the UI says, not "connecting".
+        connecting: connecting
+            && c.ended.is_none()
+            && matches!(c.state, ConversationState::Active { .. }),
         id: c.id.clone(),
         name: c.name.clone(),
         mailbox: c.mailbox.clone(),
@@ -1078,5 +1082,41 @@ mod tests {
         assert_eq!(origin("http://a.test:8080/app/#x"), "http://a.test:8080");
         assert_eq!(origin("https://a.test"), "https://a.test");
         assert_eq!(origin("https://a.test?q"), "https://a.test");
+    }
+
+    /// A joiner's conversation whose hello is not on the mailbox yet.
+    fn joined(ended: Option<EndReason>) -> Conversation {
+        Conversation {
+            id: "ab".into(),
+            name: "Bob".into(),
+            mailbox: "https://m".into(),
+            last_activity_ms: 5,
+            unread: 0,
+            next_seq: 1,
+            state: ConversationState::Active {
+                session: vec![1, 2, 3],
+                safety_code: "1234".into(),
+            },
+            ended,
+            interference: None,
+            rollback: None,
+            recovery: records::Recovery::default(),
+            unreadable: None,
+            held: Vec::new(),
+            verified_ms: None,
+            put_back: None,
+            lost_evidence: None,
+        }
+    }
+
+    #[test]
+    fn a_pending_hello_shows_connecting_until_the_conversation_ends() {
+        assert!(summary(&joined(None), true).connecting);
+        assert!(!summary(&joined(None), false).connecting);
+        // Ended (a restored copy of this device found its lost copy's join read and deleted):
+        // nothing more is deposited, and the end is what the list says.
+        let ended = summary(&joined(Some(EndReason::Diverged)), true);
+        assert!(!ended.connecting);
+        assert_eq!(ended.ended, Some(EndReason::Diverged));
     }
 }

@@ -145,7 +145,11 @@ impl<P: Platform> Client<P> {
                     .put_back(mailbox, &WriteKey(blob.write_key), &blob.blob)
                     .await
                 {
-                    Ok(Deposit::Stored) => {
+                    // Stored again, now or by an earlier attempt of this round whose answer
+                    // was lost (the address read spent above, and only we hold these bytes):
+                    // either way put back, and reported, since the reader may read it after
+                    // later messages.
+                    Ok(Deposit::Stored | Deposit::AlreadyStored) => {
                         stored += 1;
                         if let BlobKind::Data { message } = blob.kind
                             && !messages.contains(&message)
@@ -153,8 +157,8 @@ impl<P: Platform> Client<P> {
                             messages.push(message);
                         }
                     }
-                    // Written again meanwhile, or read there again already: nothing to do.
-                    Ok(Deposit::AlreadyStored | Deposit::Spent) => {}
+                    // Read there again already: nothing to do.
+                    Ok(Deposit::Spent) => {}
                     Err(err) if err.is_transient() => {
                         failure = Some((*seq, err));
                         break;

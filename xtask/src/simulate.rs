@@ -10,7 +10,7 @@ use crate::{cargo, run_cmd};
 
 /// Seeds of the survivable fault mix that every `cargo xtask test` runs with zero violations.
 /// 2,000 since `all` (every fault of the survivable mix and the rest, [`MUST_PASS`]) runs its
-/// first 10,000 in CI: the 8,000 survivable seeds more cost about 80 s of both cores
+/// first 10,000 in CI (8,000 as it is and 2,000 with `--delete-after-read` since stop 45): the 8,000 survivable seeds more cost about 80 s of both cores
 /// (20 ms of one core a seed, measured) and found no failure in any stop's figures since
 /// `all` became a must-pass set (`docs/SIMULATION.md`).
 pub const CI_SEEDS: &str = "2000";
@@ -34,7 +34,7 @@ pub const CI_SEEDS: &str = "2000";
 /// that follows one its sender's restored device wrote where we read past waits for it
 /// (`docs/PROTOCOL.md` §6.4, "Predecessors"), and on its first 4,000 since an
 /// acknowledgement-only predecessor counts as evidence too and a reader notices a restored
-/// writer at an address it read (§8, "Rewritten addresses"). CI runs its first 10,000 with
+/// writer at an address it read (§8, "Rewritten addresses"). CI ran its first 10,000 with
 /// zero violations since a copy that finds its next chain opened by a lost copy sends what the
 /// peer has not acknowledged again first (§8, "A chain a lost copy opened"; three seeds were
 /// named known failures before that, a fork followed from a position its chain skipped,
@@ -47,9 +47,15 @@ pub const CI_SEEDS: &str = "2000";
 /// passes its first 3,000 (and up to 9,999 at stop 41) since a chain started after a
 /// rollback leaves room for blobs abandoned on it. CI runs 1,000 of them, and 600 with
 /// `--delete-after-read` (3,000 and 1,000 until stop 42: about 170 s of both cores less, to
-/// keep CI under 30 minutes; `all`, whose 10,000 CI seeds include restores, stays whole).
+/// keep CI under 30 minutes). `all` runs 8,000 seeds as it is (10,000 until stop 45) and its
+/// first 2,000 with `--delete-after-read`, where its restored seeds delete too: they pass
+/// since an ended conversation no longer shows its unsent hello as "connecting"
+/// (`ConversationSummary::connecting`; 2363 and 9869 failed, *join incomplete*). Seeds
+/// 2,000–9,999 of that set fail twice (3893, 9794: *order*, a restored reader shows a message
+/// after later ones; `docs/SIMULATION.md`, stop 45).
 const MUST_PASS: &[(&str, &str, &[&str])] = &[
-    ("all", "10000", &[]),
+    ("all", "8000", &[]),
+    ("all", "2000", &["--delete-after-read"]),
     ("squatter", "500", &[]),
     ("expiry", "500", &[]),
     ("restore", "1000", &[]),
