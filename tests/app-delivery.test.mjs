@@ -481,7 +481,10 @@ async function restoredReaderWithDeletes() {
     const putBackFrom = aliceLog.puts.length;
     const started = Date.now();
     await openApp(bob, server, "bob", "Alice");
+    // What Bob's notices say while the put-back is on its way (sampled: it may come quickly).
+    const noticesSeen = new Set();
     await eventually(async () => {
+      noticesSeen.add((await bob.page.locator(".notices").textContent()) ?? "");
       const got = await theirs(bob.page);
       return read.every((t) => got.includes(t));
     }, {
@@ -489,6 +492,12 @@ async function restoredReaderWithDeletes() {
       what: "what the lost copy read, put back and shown on the restored copy",
     });
     const msShown = Date.now() - started;
+    // Messages flow both ways meanwhile: the notice says some are missing and asked back,
+    // never that Alice's messages cannot be read (a fresh outside trial read that).
+    for (const text of noticesSeen) {
+      assert.doesNotMatch(text, /can't be read on this device/, "Bob's notice while the put-back comes");
+      if (/are missing on this device/.test(text)) assert.match(text, /Hush asks Alice's device to put them back/);
+    }
     assert.deepEqual((await theirs(bob.page)).slice(0, 4), ["alice first", ...read], "in Alice's order");
     // Put back: the same bytes stored again at the same address.
     const seen = new Map(aliceLog.puts.slice(0, putBackFrom).filter((p) => p.status === 201).map((p) => [p.address, p.body]));
@@ -502,11 +511,22 @@ async function restoredReaderWithDeletes() {
     await send(alice.page, "alice again");
     await eventually(async () => (await theirs(bob.page)).includes("alice again"), { what: "Alice's answer at Bob" });
     const notices = async (page) => (await page.locator(".notices").textContent()) ?? "";
-    await eventually(async () => !/can't be read on this device/.test(await notices(bob.page)), { timeout: 60_000, what: "Bob's notice lifted" });
+    await eventually(async () => !/can't be read on this device|are missing on this device/.test(await notices(bob.page)), {
+      timeout: 60_000,
+      what: "Bob's notice lifted",
+    });
     const msLifted = Date.now() - started;
     const bobNotice = await notices(bob.page);
     const aliceNotice = await notices(alice.page);
-    report("restore-deletes", { spentBeforeRestore: deleted, putBack: putBack.length, msShown, msLifted, bobNotice, aliceNotice });
+    report("restore-deletes", {
+      spentBeforeRestore: deleted,
+      putBack: putBack.length,
+      msShown,
+      msLifted,
+      bobNotice,
+      aliceNotice,
+      bobNoticesWhileWaiting: [...noticesSeen].filter(Boolean),
+    });
     assert.ok(putBack.length >= 3, `Alice put the three back: ${putBack.length}`);
     assert.doesNotMatch(bobNotice, /has ended/);
     assert.doesNotMatch(aliceNotice, /has ended/);

@@ -77,6 +77,13 @@ pub struct ConversationSummary {
     /// restored from an older copy after they replied). Not cleared by the user: lifted when a
     /// later blob of theirs decrypts. Its `Display` is the text to show.
     pub unreadable: Option<UnreadableNotice>,
+    /// With [`ConversationSummary::unreadable`]: the notice stands only because a lost copy of
+    /// this device (a restore, a power loss) read blobs of the peer's that were then deleted
+    /// from the mailbox ([`crate::records::LostEvidence`]); nothing of the peer's was found that this
+    /// state cannot read. The peer's device puts them back when it next reads us
+    /// (`docs/CLIENT.md`, "Putting back what a lost copy read"); the restore signal still
+    /// follows if the notice stands 5 minutes.
+    pub lost_reads: bool,
     /// When the user marked the safety code as compared and matching (ms since the epoch;
     /// [`Client::set_verified`]), or `None`.
     pub verified_ms: Option<u64>,
@@ -154,6 +161,13 @@ pub struct Client<P: Platform> {
     /// epoch; `crate::outbox`). Not persisted: after a restart they are deposited once more,
     /// which stores nothing new.
     pub(crate) signalled: RefCell<Vec<(String, u64)>>,
+    /// Conversations in which this app session found an answer of the peer's it cannot read
+    /// (`UnreadableAnswer`) or the peer's behind signal (`docs/PROTOCOL.md` §6.9): an
+    /// unreadable notice that also stands on lost evidence then says that the peer's messages
+    /// cannot be read, not only that some are missing ([`ConversationSummary::lost_reads`]).
+    /// Not persisted: those causes stay on the mailbox, and the first poll after a restart
+    /// finds them again.
+    pub(crate) unreadable_answers: RefCell<Vec<String>>,
     /// Blobs held by this app session, with when and how much lay behind them
     /// (`crate::receive`). At most 64; cleared on [`Client::lock`].
     pub(crate) hold_watch: RefCell<Vec<crate::receive::HoldWatch>>,
@@ -224,6 +238,7 @@ impl<P: Platform> Client<P> {
             set_aside: RefCell::new(None),
             pending_deletes: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
+            unreadable_answers: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
             abandoned_below: RefCell::new(Vec::new()),
             delete_after_read: core::cell::Cell::new(false),
@@ -782,17 +797,27 @@ impl<P: Platform> Client<P> {
             .await?
         {
             let connecting = self.hello_pending(&c.id).await?;
-            list.push(summary(&c, connecting));
+            list.push(summary(&c, connecting, self.answer_unreadable(&c.id)));
         }
         list.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
         Ok(list)
+    }
+
+    /// Whether this app session found an answer of the peer's in conversation `id` that this
+    /// state cannot read, or the peer's behind signal (`Client::unreadable_answers`).
+    pub(crate) fn answer_unreadable(&self, id: &str) -> bool {
+        self.unreadable_answers.borrow().iter().any(|c| c == id)
     }
 
     /// One conversation.
     pub async fn conversation_summary(&self, id: &str) -> Result<ConversationSummary, ClientError> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
-        Ok(summary(&conversation, self.hello_pending(id).await?))
+        Ok(summary(
+            &conversation,
+            self.hello_pending(id).await?,
+            self.answer_unreadable(id),
+        ))
     }
 
     /// Whether our hello for conversation `id` waits in the outbox, not yet on the mailbox.
@@ -1032,7 +1057,9 @@ fn invite_record_name(key: &VaultKey, invite: &Invite) -> String {
     records::invite_key(&hex)
 }
 
-pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary {
+/// `answers`: this app session found an answer of the peer's that this state cannot read, or
+/// the peer's behind signal (`Client::answer_unreadable`).
+pub(crate) fn summary(c: &Conversation, connecting: bool, answers: bool) -> ConversationSummary {
     let (joined, safety_code, invite_link, expires_at) = match &c.state {
         ConversationState::InviteTaken => (false, None, None, None),
         ConversationState::Waiting {
@@ -1047,6 +1074,7 @@ pub(crate) fn summary(c: &Conversation, connecting: bool) -> ConversationSummary
         interference: c.interference,
         rollback: c.rollback,
         unreadable: c.unreadable,
+        lost_reads: c.unreadable.is_some() && c.lost_evidence.is_some() && !answers,
         invite_taken: matches!(c.state, ConversationState::InviteTaken),
         // An ended conversation deposits nothing more: its hello stays where it is, and the
         // end (with its reason) is what the UI says, not "connecting".
@@ -1111,12 +1139,30 @@ mod tests {
 
     #[test]
     fn a_pending_hello_shows_connecting_until_the_conversation_ends() {
-        assert!(summary(&joined(None), true).connecting);
-        assert!(!summary(&joined(None), false).connecting);
+        assert!(summary(&joined(None), true, false).connecting);
+        assert!(!summary(&joined(None), false, false).connecting);
         // Ended (a restored copy of this device found its lost copy's join read and deleted):
         // nothing more is deposited, and the end is what the list says.
-        let ended = summary(&joined(Some(EndReason::Diverged)), true);
+        let ended = summary(&joined(Some(EndReason::Diverged)), true, false);
         assert!(!ended.connecting);
         assert_eq!(ended.ended, Some(EndReason::Diverged));
+    }
+
+    #[test]
+    fn an_unreadable_notice_on_lost_evidence_alone_says_messages_are_missing() {
+        let mut c = joined(None);
+        c.unreadable = Some(UnreadableNotice { since_ms: 7 });
+        // Raised by an answer that cannot be read: not lost reads.
+        assert!(!summary(&c, false, false).lost_reads);
+        c.lost_evidence = Some(records::LostEvidence {
+            since_ms: 7,
+            after_seq: 3,
+        });
+        assert!(summary(&c, false, false).lost_reads);
+        // This session also found an answer it cannot read (or the behind signal).
+        assert!(!summary(&c, false, true).lost_reads);
+        // Evidence without a notice (lifted by a later answer) says nothing.
+        c.unreadable = None;
+        assert!(!summary(&c, false, false).lost_reads);
     }
 }

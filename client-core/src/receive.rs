@@ -240,6 +240,9 @@ struct Drained {
     /// A spent address is still polled after the drain: read and deleted by a lost copy of
     /// this device ([`records::LostEvidence`]).
     spent_polled: bool,
+    /// An answer of the peer's this state cannot read, or the peer's behind signal, was found
+    /// (lost evidence aside): the peer writes where this copy cannot follow.
+    answer_unreadable: bool,
     /// A held blob was read although its gap is still open ([`Holds::released`]).
     released: bool,
     /// The highest sequence number read past a hold in this step: the numbers below it still
@@ -1004,6 +1007,7 @@ impl<P: Platform> Client<P> {
         if behind && drained.unreadable.is_none() {
             drained.unreadable = Some(true);
         }
+        drained.answer_unreadable = drained.unreadable == Some(true);
         // A spent address this state still polls after the drain was read and deleted by a
         // copy of this device that is lost (a restore, a power loss): what stood there is
         // gone for this copy, and the peer's later blobs may answer a state it no longer has.
@@ -1170,6 +1174,16 @@ impl<P: Platform> Client<P> {
             Some(_) => Some(true),
             None => drained.unreadable,
         };
+        // What the notice stands on, for what it says ([`ConversationSummary::lost_reads`]).
+        {
+            let mut answers = self.unreadable_answers.borrow_mut();
+            let known = answers.iter().any(|c| c == id);
+            if drained.answer_unreadable && !known {
+                answers.push(id.to_owned());
+            } else if unreadable == Some(false) && known {
+                answers.retain(|c| c != id);
+            }
+        }
         match (unreadable, conversation.unreadable) {
             (Some(true), _) => {
                 // Our messages cannot be confirmed while their answers cannot be read: not

@@ -213,6 +213,7 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
                 object(&[
                     ("since", (u.since_ms as f64).into()),
                     ("signalAt", (u.signal_at_ms() as f64).into()),
+                    ("lostReads", s.lost_reads.into()),
                 ])
             }),
         ),

@@ -46,9 +46,11 @@
  * @property {EndReason | null} ended
  * @property {{ since: number, undelivered: number, rejected: number } | null} interference
  * @property {{ detected: number, lostBlobs: number } | null} rollback
- * @property {{ since: number, signalAt: number } | null} unreadable `signalAt`: when this device
- *   tells the other person's device and the conversation ends, unless a later message of
- *   theirs can be read here first.
+ * @property {{ since: number, signalAt: number, lostReads: boolean } | null} unreadable
+ *   `signalAt`: when this device tells the other person's device and the conversation ends,
+ *   unless a later message of theirs can be read here first; `lostReads`: it stands only
+ *   because a lost copy of this device read messages of theirs that were then deleted from
+ *   the mailbox (their device puts them back when it next reads this one).
  */
 
 /**

@@ -687,7 +687,9 @@ function setStatus(chat, li, entry) {
     (unconfirmed && (c?.ended === "peerRestored" || c?.ended === "diverged")
       ? `the conversation ended before ${c.name}'s device confirmed it (see above)`
       : entry.outgoing && entry.status === "failed" && c?.unreadable
-        ? `${c.name}'s device can't read this device's messages any more (see above)`
+        ? c.unreadable.lostReads
+          ? `not confirmed while messages from ${c.name} are missing here (see above)`
+          : `${c.name}'s device can't read this device's messages any more (see above)`
         : null);
   entry = reason ? { ...entry, reason } : entry;
   const key = `${entry.status}\u0000${entry.reason ?? ""}`;

@@ -40,7 +40,7 @@ function describe(c) {
   if (wrong) return wrong;
   if (engine.storageFull.has(c.id)) return "New messages can't be saved: storage full";
   if (c.interference) return "Someone is interfering with this conversation";
-  if (c.unreadable) return "Their messages can't be read on this device";
+  if (c.unreadable) return c.unreadable.lostReads ? "Some of their messages are missing: asking their device" : "Their messages can't be read on this device";
   if (c.rollback) return "This device was restored from an older copy";
   if (c.connecting) return engine.unreachable.has(c.mailbox) ? "Connecting… (mailbox unreachable, retrying)" : "Connecting…";
   if (engine.unreachable.has(c.mailbox)) return "Mailbox unreachable, retrying";

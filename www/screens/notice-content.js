@@ -91,7 +91,20 @@ export function noticesOf(c) {
   // Once the conversation has ended, its notice says what happened: an unreadable notice
   // announcing the end, or a rollback notice saying the conversation goes on, would
   // contradict it (a fresh outside trial saw all three at once).
-  if (c.unreadable && !c.ended) {
+  if (c.unreadable && !c.ended && c.unreadable.lostReads) {
+    // Only evidence that a lost copy of this device read (and deleted) messages of theirs:
+    // messages may well flow both ways meanwhile (a fresh outside trial read "can't be read"
+    // while they did), and the other device puts the missing ones back when it next reads.
+    out.push({
+      kind: "unreadable",
+      title: `Some of ${c.name}'s messages are missing on this device`,
+      text:
+        `This device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss), and messages from ${c.name} that it had read since were deleted from the mailbox. ` +
+        `Hush asks ${c.name}'s device to put them back, which it does as soon as it has Hush open. ` +
+        `If they have not come back by ${formatTime(c.unreadable.signalAt)}, Hush tells ${c.name}'s device and the conversation ends: you would meet ${c.name} to start a new one. Your messages stay readable here.`,
+      actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
+    });
+  } else if (c.unreadable && !c.ended) {
     out.push({
       kind: "unreadable",
       title: `${c.name}'s messages can't be read on this device`,
