@@ -1184,6 +1184,7 @@ impl<P: Platform> Client<P> {
                 answers.retain(|c| c != id);
             }
         }
+        let mut notice_raised = false;
         match (unreadable, conversation.unreadable) {
             (Some(true), _) => {
                 // Our messages cannot be confirmed while their answers cannot be read: not
@@ -1193,6 +1194,7 @@ impl<P: Platform> Client<P> {
                 if raised {
                     conversation.unreadable = Some(UnreadableNotice { since_ms: now });
                     changed = true;
+                    notice_raised = true;
                 }
                 outcome.notice |= marked || raised;
             }
@@ -1225,8 +1227,12 @@ impl<P: Platform> Client<P> {
             // At once when a put-back round starts (the flush that carries the acknowledgement
             // puts the blobs back first, `crate::put_back`), and when this copy finds what a
             // lost copy of it read spent (that acknowledgement is what shows the peer to put
-            // them back): the restored reader waits for both.
-            let proposed = if put_back_starts || evidence_found {
+            // them back): the restored reader waits for both. Also where a flush found the
+            // evidence first (its own next positions spent, `Skipped::note_evidence`) and this
+            // poll raises the notice on it: a Chromium trial waited 20 s for the put-back
+            // there, the acknowledgement delay of the open conversation.
+            let evidence_raised = notice_raised && conversation.lost_evidence.is_some();
+            let proposed = if put_back_starts || evidence_found || evidence_raised {
                 now
             } else {
                 now + self.ack_delay_ms(id)
