@@ -462,6 +462,7 @@ impl<P: Platform> Client<P> {
         self.key.borrow_mut().take();
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
+        self.unreadable_answers.borrow_mut().clear();
         self.reprobe.borrow_mut().clear();
         self.kept_lost.borrow_mut().take();
         self.set_aside.borrow_mut().take();

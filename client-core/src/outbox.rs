@@ -194,7 +194,7 @@ pub struct FlushOutcome {
 }
 
 /// One outbox record: its name, sequence number and content.
-type OutRecord = (String, u32, Outgoing);
+pub(crate) type OutRecord = (String, u32, Outgoing);
 
 /// What the mailbox did with one PUT.
 enum Put {
@@ -614,8 +614,9 @@ impl<P: Platform> Client<P> {
             // A round that a network error stops is resumed by a later flush (or given up,
             // `put_back::MAX_PUT_BACK_TRIES`); it never holds back what we send now, nor
             // reports its error as this flush's: our own blobs may well reach the mailbox.
-            let (stored, messages, _failure) =
-                self.put_back_kept(&key, &id, &mailbox, round).await?;
+            let (stored, messages, _failure) = self
+                .put_back_kept(&key, &id, &mailbox, round, &items)
+                .await?;
             outcome.put_back += stored;
             outcome.put_back_messages.extend(messages);
         }

@@ -27,6 +27,7 @@ use protocol::{Address, WriteKey};
 use crate::client::{Client, DECOY_KEY_LABEL, HistoryEntry};
 use crate::decoys::padded_batches;
 use crate::error::ClientError;
+use crate::outbox::OutRecord;
 use crate::platform::{Deposit, Durability, NetError, Platform, RecordStore, Transport, Write};
 use crate::records::{self, BlobKind, KEPT_SENT_MS, Message, Outgoing, PutBack};
 use crate::vault::VaultKey;
@@ -60,18 +61,20 @@ impl<P: Platform> Client<P> {
     /// or more than [`records::MAX_KEPT_SENT`] numbers below the newest, are dropped on the
     /// way. Returns how many the mailbox stored again, the messages of those (as the history
     /// shows them), and the network error that stopped the round, if one did. A blob already
-    /// back (or never deleted) is not sent again within a round.
+    /// back (or never deleted) is not sent again within a round. `outbox`: the conversation's
+    /// outbox records, as the flush read them.
     pub(crate) async fn put_back_kept(
         &self,
         key: &VaultKey,
         id: &str,
         mailbox: &str,
         round: PutBack,
+        outbox: &[OutRecord],
     ) -> Result<(u32, Vec<HistoryEntry>, Option<NetError>), ClientError> {
         let prefix = records::kept_sent_prefix(id);
         let now = self.now_ms();
         let mut drops = Vec::new();
-        let mut due: Vec<(u32, Outgoing)> = Vec::new();
+        let mut kept_due: Vec<(u32, Outgoing)> = Vec::new();
         let listed = self.store().list(&prefix).await?;
         let newest = listed
             .iter()
@@ -99,18 +102,21 @@ impl<P: Platform> Client<P> {
                 {
                     drops.push(name);
                 }
-                Some(kept) if seq >= round.resume_seq => due.push((seq, kept)),
+                Some(kept) if seq >= round.resume_seq => kept_due.push((seq, kept)),
                 Some(_) => {}
                 None => drops.push(name),
             }
         }
         // Blobs of ours on the mailbox and not yet confirmed too: the lost copy may have read
         // and deleted them before its acknowledgement could reach us.
-        for (_, seq, outgoing) in self.outbox(key, id).await? {
-            if outgoing.stored && outgoing.kind != BlobKind::Hello && seq >= round.resume_seq {
-                due.push((seq, outgoing));
-            }
-        }
+        let mut due: Vec<(u32, &Outgoing)> = kept_due
+            .iter()
+            .map(|(seq, kept)| (*seq, kept))
+            .chain(outbox.iter().filter_map(|(_, seq, outgoing)| {
+                (outgoing.stored && outgoing.kind != BlobKind::Hello && *seq >= round.resume_seq)
+                    .then_some((*seq, outgoing))
+            }))
+            .collect();
         due.sort_by_key(|(seq, _)| *seq);
         let net = self.platform().net();
         let addresses: Vec<Address> = due

@@ -240,9 +240,6 @@ struct Drained {
     /// A spent address is still polled after the drain: read and deleted by a lost copy of
     /// this device ([`records::LostEvidence`]).
     spent_polled: bool,
-    /// An answer of the peer's this state cannot read, or the peer's behind signal, was found
-    /// (lost evidence aside): the peer writes where this copy cannot follow.
-    answer_unreadable: bool,
     /// A held blob was read although its gap is still open ([`Holds::released`]).
     released: bool,
     /// The highest sequence number read past a hold in this step: the numbers below it still
@@ -1007,18 +1004,17 @@ impl<P: Platform> Client<P> {
         if behind && drained.unreadable.is_none() {
             drained.unreadable = Some(true);
         }
-        drained.answer_unreadable = drained.unreadable == Some(true);
         // A spent address this state still polls after the drain was read and deleted by a
         // copy of this device that is lost (a restore, a power loss): what stood there is
         // gone for this copy, and the peer's later blobs may answer a state it no longer has.
         // (Another tab's read is committed, so under the lock it has left the poll set.) Like
-        // an unreadable answer, whatever else decrypted: the notice says one of the two
+        // an unreadable answer, whatever else decrypted: it is lost evidence
+        // ([`records::LostEvidence`]), on which the notice stands, saying one of the two
         // devices went back, and the restore signal follows if it stands (`docs/PROTOCOL.md`
-        // §8, "Read and lost").
+        // §8, "Read and lost"). (`drained.unreadable` keeps the verdict on the answers alone.)
         if !progress.spent.is_empty() {
             let polled = live.poll_addresses();
             if progress.spent.iter().any(|a| polled.contains(a)) {
-                drained.unreadable = Some(true);
                 drained.spent_polled = true;
             }
         }
@@ -1178,7 +1174,7 @@ impl<P: Platform> Client<P> {
         {
             let mut answers = self.unreadable_answers.borrow_mut();
             let known = answers.iter().any(|c| c == id);
-            if drained.answer_unreadable && !known {
+            if drained.unreadable == Some(true) && !known {
                 answers.push(id.to_owned());
             } else if unreadable == Some(false) && known {
                 answers.retain(|c| c != id);
