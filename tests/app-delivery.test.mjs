@@ -462,7 +462,11 @@ async function restoredReaderWithDeletes() {
     const read = range("alice read by the lost copy", 3);
     for (const text of read) await send(alice.page, text);
     await eventually(async () => (await theirs(bob.page)).length === 4, { what: "Alice's three at Bob" });
-    await eventually(async () => (await statuses(alice.page, read)).every((m) => m.status === "delivered"), { what: "Alice's three Delivered" });
+    // Bob's acknowledgement waits the open conversation's 20-40 s delay (ACK_DELAY_READING_*).
+    await eventually(async () => (await statuses(alice.page, read)).every((m) => m.status === "delivered"), {
+      timeout: 60_000,
+      what: "Alice's three Delivered",
+    });
     const deleted = await eventually(
       async () => {
         const r = await fetch(`${server.url}/v1/fetch`, { method: "POST", body: Buffer.concat(aliceLog.puts.filter((p) => p.status === 201).map((p) => Buffer.from(p.address, "hex"))) });
