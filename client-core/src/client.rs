@@ -157,6 +157,11 @@ pub struct Client<P: Platform> {
     /// (conversation id, mailbox, write key; `crate::receive`). Cleared on [`Client::lock`]:
     /// those blobs then expire.
     pub(crate) pending_deletes: RefCell<Vec<(String, String, protocol::WriteKey)>>,
+    /// Fragments read that complete no message yet (conversation id, message id, write key;
+    /// `crate::receive`): their DELETE waits for the blob that completes the message. At most
+    /// [`crate::receive::MAX_HELD_FRAGMENTS`]; cleared on [`Client::lock`]: those blobs then
+    /// expire.
+    pub(crate) held_fragments: RefCell<Vec<(String, [u8; 8], protocol::WriteKey)>>,
     /// When this device last deposited each conversation's restore signals (ms since the
     /// epoch; `crate::outbox`). Not persisted: after a restart they are deposited once more,
     /// which stores nothing new.
@@ -237,6 +242,7 @@ impl<P: Platform> Client<P> {
             kept_lost: RefCell::new(None),
             set_aside: RefCell::new(None),
             pending_deletes: RefCell::new(Vec::new()),
+            held_fragments: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
             unreadable_answers: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
@@ -467,6 +473,7 @@ impl<P: Platform> Client<P> {
         self.kept_lost.borrow_mut().take();
         self.set_aside.borrow_mut().take();
         self.pending_deletes.borrow_mut().clear();
+        self.held_fragments.borrow_mut().clear();
         self.hold_watch.borrow_mut().clear();
         self.abandoned_below.borrow_mut().clear();
         self.quiet_checks.borrow_mut().clear();

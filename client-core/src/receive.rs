@@ -249,6 +249,11 @@ struct Drained {
     consumed: Vec<Address>,
     /// Write keys of the consumed blobs, for deleting them once committed.
     read: Vec<WriteKey>,
+    /// Fragments read that complete no message yet, by message id, with their write keys:
+    /// deleted only with the blob that completes their message.
+    fragments: Vec<([u8; 8], WriteKey)>,
+    /// Ids of the messages that blobs of this step completed (new or duplicates).
+    completed: Vec<[u8; 8]>,
 }
 
 /// What places a blob just read among the messages of a drain ([`Drained::place`]).
@@ -383,6 +388,12 @@ pub const SET_ASIDE_MS: u64 = 2 * crate::RETRANSMIT_AFTER_MS;
 
 /// Most messages a conversation keeps set aside; past it the oldest are shown.
 pub const MAX_SET_ASIDE: usize = 256;
+
+/// Most fragments whose DELETE waits for the rest of their message
+/// ([`Client::held_fragments`]); past it the oldest are forgotten and their blobs expire.
+/// A message has at most 64 fragments (`protocol::MAX_MESSAGE_LEN`), and the reassembly keeps
+/// few partial messages, so this is reached only by fragments whose message never completes.
+pub const MAX_HELD_FRAGMENTS: usize = 256;
 
 /// How long a blob of the peer's is held at most (ms since it was first held): 24 hours.
 /// Past it the blob is read anyway, so that nothing waits for ever on a blob that never
@@ -859,6 +870,39 @@ impl<P: Platform> Client<P> {
         }
     }
 
+    /// Keeps the write keys of `fragments` (conversation `id`'s fragments read in a committed
+    /// step that complete no message yet) and returns, to be deleted now, those of every held
+    /// fragment whose message a blob of that step completed (`completed`, message ids).
+    ///
+    /// **A fragment stays on the mailbox until its message is on this device.** Deleting it
+    /// at read would leave a copy of this device restored in between (a profile restored from
+    /// a backup, a power loss under relaxed commits) unable to complete the message, whose
+    /// other fragments it reads later, while the sender took the fragment for read: the
+    /// message would come only once resent, after later ones (the simulator's
+    /// `all --delete-after-read` seed 3893). In memory only, like the deletes owed: a lock or
+    /// a restart before the message completes leaves those blobs to expire (at most
+    /// [`MAX_HELD_FRAGMENTS`], the oldest forgotten first).
+    fn hold_fragments(
+        &self,
+        id: &str,
+        fragments: Vec<([u8; 8], WriteKey)>,
+        completed: &[[u8; 8]],
+    ) -> Vec<WriteKey> {
+        let mut held = self.held_fragments.borrow_mut();
+        held.extend(
+            fragments
+                .into_iter()
+                .map(|(message, key)| (id.to_owned(), message, key)),
+        );
+        let (done, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut *held)
+            .into_iter()
+            .partition(|(c, message, _)| c == id && completed.contains(message));
+        *held = kept;
+        let over = held.len().saturating_sub(MAX_HELD_FRAGMENTS);
+        held.drain(..over);
+        done.into_iter().map(|(_, _, key)| key).collect()
+    }
+
     /// One drain step under the conversation's lock: accept a hello if the invite waits,
     /// decrypt what the committed session can read now, commit. Returns the addresses to
     /// fetch before the next step (empty when the poll is done).
@@ -1288,6 +1332,9 @@ impl<P: Platform> Client<P> {
         // mailbox once the poll is done.
         if self.delete_after_read.get() {
             progress.read.extend(drained.read);
+            progress
+                .read
+                .extend(self.hold_fragments(id, drained.fragments, &drained.completed));
         }
         Ok(drained.refetch)
     }
@@ -1848,7 +1895,15 @@ fn drain(
                 }
                 replay.consumed.push((address, blob));
                 out.consumed.push(address);
-                out.read.push(received.write_key);
+                if received.message_id != [0; 8] {
+                    out.completed.push(received.message_id);
+                }
+                match received.awaiting_rest {
+                    // Not a message on this device yet: kept on the mailbox until the blob
+                    // that completes it is read ([`Client::held_fragments`]).
+                    Some(message) => out.fragments.push((message, received.write_key)),
+                    None => out.read.push(received.write_key),
+                }
                 progress.read_since_fetch = true;
                 out.decrypted += 1;
                 out.unreadable = Some(false);

@@ -166,3 +166,41 @@ fn a_spent_address_read_by_this_state_raises_nothing() {
     let summary = run(bob.conversation_summary(&b_id)).unwrap();
     assert!(summary.unreadable.is_none());
 }
+
+/// A fragment of a two-blob message stays on the mailbox until the blob that completes the
+/// message is read: Bob reads the first fragment alone (the second is not there yet), and a
+/// copy of his device restored after that poll still completes the message, in order, from
+/// the mailbox. Once the message is shown, both blobs are deleted. (Deleting the fragment at
+/// read left the restored copy unable to complete it until Alice sent it again, after later
+/// messages: the simulator's `all --delete-after-read` seed 3893.)
+#[test]
+fn a_fragment_is_deleted_only_with_its_message() {
+    let (alice, a_id, bob, b_id, mailbox) = joined(401);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    let long = "x".repeat(1_500);
+    let stored_before = mailbox.stored.borrow().len();
+    run(alice.send(&a_id, &long)).unwrap();
+    run(alice.flush()).unwrap();
+    let stored: Vec<[u8; 32]> = mailbox.stored.borrow()[stored_before..].to_vec();
+    assert_eq!(stored.len(), 2, "two fragments");
+    // The second fragment is late: Bob reads the first alone.
+    let second = mailbox.blobs.borrow_mut().remove(&stored[1]).unwrap();
+    let copy = snapshot(&bob);
+    assert!(run(bob.poll(&b_id)).unwrap().messages.is_empty());
+    // The next poll deletes what the first read and committed: not the fragment.
+    assert!(run(bob.poll(&b_id)).unwrap().messages.is_empty());
+    assert!(mailbox.blobs.borrow().contains_key(&stored[0]), "kept");
+    assert!(mailbox.spent.borrow().is_empty());
+    // Bob's device goes back to before the first poll; the second fragment arrives.
+    restore(&bob, copy, "b");
+    bob.set_delete_after_read(true);
+    mailbox.blobs.borrow_mut().insert(stored[1], second);
+    assert_eq!(
+        texts(&run(bob.poll(&b_id)).unwrap().messages),
+        [long.as_str()]
+    );
+    run(bob.poll(&b_id)).unwrap();
+    let spent = mailbox.spent.borrow();
+    assert!(spent.contains_key(&stored[0]) && spent.contains_key(&stored[1]));
+}

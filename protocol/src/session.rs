@@ -106,6 +106,13 @@ pub struct Received {
     /// carries the lost copy's blob) shows it the rollback (§6.5). The caller owes that
     /// acknowledgement.
     pub peer_rolled_back: bool,
+    /// `Some(id)` (the 8-byte message id, §6.4) when this blob is a fragment of a multi-blob
+    /// message that the session stored for reassembly and that completes nothing yet: what
+    /// it carries is not a message on this device until the blob that completes message
+    /// `id` arrives (its [`Received::message_id`] is `id`). A reader that deletes what it
+    /// read keeps this blob on the mailbox until then, so that a copy of its device restored
+    /// in between can still read it. `None` for every other blob.
+    pub awaiting_rest: Option<[u8; 8]>,
     /// The write key of the address the blob was read from: the reader derives the sender's
     /// write keys to compute the addresses it polls (`docs/PROTOCOL.md` §7), and deletes the
     /// blob with it (`DELETE /v1/m/{address}`) once what it carries is committed, so the
@@ -124,6 +131,7 @@ impl core::fmt::Debug for Received {
             .field("acknowledged", &self.acknowledged)
             .field("rollback", &self.rollback)
             .field("duplicate", &self.duplicate)
+            .field("awaiting_rest", &self.awaiting_rest.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -543,13 +551,17 @@ impl Session {
             let seen_end = fields.ack.highest().map_or(0, |h| h.saturating_add(1));
             self.ratchet.cover_next_chain(seen_end);
         }
-        let mut plaintext = if decrypted.fragment.kind == KIND_DATA && !peer_rolled_back {
+        let data = decrypted.fragment.kind == KIND_DATA;
+        let multi_blob = decrypted.fragment.count > 1;
+        let mut plaintext = if data && !peer_rolled_back {
             self.reassembly
                 .add(&decrypted.chain, decrypted.n, decrypted.fragment, event)
         } else {
             None
         };
         let completed = plaintext.is_some();
+        let awaiting_rest =
+            (data && !peer_rolled_back && !completed && multi_blob).then_some(fields.message_id);
         let duplicate = completed && !self.stream.first_time(&fields.message_id);
         if duplicate {
             plaintext = None;
@@ -568,6 +580,7 @@ impl Session {
             duplicate,
             peer_behind,
             peer_rolled_back,
+            awaiting_rest,
             write_key: decrypted.write_key,
         })
     }
