@@ -94,10 +94,11 @@ const CHOICES = {
   /**
    * Polls delete what they read from the mailbox, so that it keeps a message only until it is
    * read. Default off: a device restored from a backup with it on gets what its lost copy read
-   * back only while the other person's device can put it back (Mailbox API 1.3), and the
-   * conversation still ends about twice as often as without deletes (docs/SIMULATION.md,
-   * "Putting back what a lost copy read"); off keeps read messages until they expire, so a
-   * restored device fetches them again.
+   * back only from the other person's device, which puts it back (Mailbox API 1.3); the
+   * conversation waits for that device up to a day, and under restores still ends about 1.4
+   * times as often as without deletes (docs/SIMULATION.md, "Waiting for the peer instead of
+   * 5 minutes"); off keeps read messages until they expire, so a restored device fetches them
+   * again.
    */
   deleteAfterRead: { key: "hush.deleteAfterRead", default: false },
   /** The "Get notified of new messages" offer was answered or dismissed. */

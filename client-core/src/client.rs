@@ -82,8 +82,14 @@ pub struct ConversationSummary {
     /// from the mailbox ([`crate::records::LostEvidence`]); nothing of the peer's was found that this
     /// state cannot read. The peer's device puts them back when it next reads us
     /// (`docs/CLIENT.md`, "Putting back what a lost copy read"); the restore signal still
-    /// follows if the notice stands 5 minutes.
+    /// follows if the notice still stands at [`ConversationSummary::signal_at_ms`].
     pub lost_reads: bool,
+    /// With [`ConversationSummary::unreadable`]: when this device tells the peer's and the
+    /// conversation ends if the notice still stands (ms since the epoch; `Client::signal_at`):
+    /// 5 minutes after the notice, or, with [`ConversationSummary::lost_reads`], 5 minutes
+    /// after the peer read our request to put back what is missing and at most a day after the
+    /// notice. It can move earlier (the peer read the request) but never before 5 minutes.
+    pub signal_at_ms: Option<u64>,
     /// When the user marked the safety code as compared and matching (ms since the epoch;
     /// [`Client::set_verified`]), or `None`.
     pub verified_ms: Option<u64>,
@@ -173,6 +179,12 @@ pub struct Client<P: Platform> {
     /// Not persisted: those causes stay on the mailbox, and the first poll after a restart
     /// finds them again.
     pub(crate) unreadable_answers: RefCell<Vec<String>>,
+    /// When this app session first learnt that the peer read a blob of ours sealed since the
+    /// conversation's lost evidence was found (a retransmission check found it spent), per
+    /// conversation (`crate::lost_reads`).
+    /// Not persisted: after a restart the next check or poll learns it again. Cleared on
+    /// [`Client::lock`].
+    pub(crate) evidence_read: RefCell<Vec<(String, u64)>>,
     /// Blobs held by this app session, with when and how much lay behind them
     /// (`crate::receive`). At most 64; cleared on [`Client::lock`].
     pub(crate) hold_watch: RefCell<Vec<crate::receive::HoldWatch>>,
@@ -245,6 +257,7 @@ impl<P: Platform> Client<P> {
             held_fragments: RefCell::new(Vec::new()),
             signalled: RefCell::new(Vec::new()),
             unreadable_answers: RefCell::new(Vec::new()),
+            evidence_read: RefCell::new(Vec::new()),
             hold_watch: RefCell::new(Vec::new()),
             abandoned_below: RefCell::new(Vec::new()),
             delete_after_read: core::cell::Cell::new(false),
@@ -469,6 +482,7 @@ impl<P: Platform> Client<P> {
         self.polls.borrow_mut().clear();
         self.probed.borrow_mut().clear();
         self.unreadable_answers.borrow_mut().clear();
+        self.evidence_read.borrow_mut().clear();
         self.reprobe.borrow_mut().clear();
         self.kept_lost.borrow_mut().take();
         self.set_aside.borrow_mut().take();
@@ -805,7 +819,13 @@ impl<P: Platform> Client<P> {
             .await?
         {
             let connecting = self.hello_pending(&c.id).await?;
-            list.push(summary(&c, connecting, self.answer_unreadable(&c.id)));
+            let signal_at = self.signal_at(&c.id, &c);
+            list.push(summary(
+                &c,
+                connecting,
+                self.answer_unreadable(&c.id),
+                signal_at,
+            ));
         }
         list.sort_by_key(|c| std::cmp::Reverse(c.last_activity_ms));
         Ok(list)
@@ -825,6 +845,7 @@ impl<P: Platform> Client<P> {
             &conversation,
             self.hello_pending(id).await?,
             self.answer_unreadable(id),
+            self.signal_at(id, &conversation),
         ))
     }
 
@@ -1066,8 +1087,14 @@ fn invite_record_name(key: &VaultKey, invite: &Invite) -> String {
 }
 
 /// `answers`: this app session found an answer of the peer's that this state cannot read, or
-/// the peer's behind signal (`Client::answer_unreadable`).
-pub(crate) fn summary(c: &Conversation, connecting: bool, answers: bool) -> ConversationSummary {
+/// the peer's behind signal (`Client::answer_unreadable`); `signal_at`: when the unreadable
+/// notice ends the conversation (`Client::signal_at`).
+pub(crate) fn summary(
+    c: &Conversation,
+    connecting: bool,
+    answers: bool,
+    signal_at: Option<u64>,
+) -> ConversationSummary {
     let (joined, safety_code, invite_link, expires_at) = match &c.state {
         ConversationState::InviteTaken => (false, None, None, None),
         ConversationState::Waiting {
@@ -1083,6 +1110,7 @@ pub(crate) fn summary(c: &Conversation, connecting: bool, answers: bool) -> Conv
         rollback: c.rollback,
         unreadable: c.unreadable,
         lost_reads: c.unreadable.is_some() && c.lost_evidence.is_some() && !answers,
+        signal_at_ms: signal_at,
         invite_taken: matches!(c.state, ConversationState::InviteTaken),
         // An ended conversation deposits nothing more: its hello stays where it is, and the
         // end (with its reason) is what the UI says, not "connecting".
@@ -1147,11 +1175,11 @@ mod tests {
 
     #[test]
     fn a_pending_hello_shows_connecting_until_the_conversation_ends() {
-        assert!(summary(&joined(None), true, false).connecting);
-        assert!(!summary(&joined(None), false, false).connecting);
+        assert!(summary(&joined(None), true, false, None).connecting);
+        assert!(!summary(&joined(None), false, false, None).connecting);
         // Ended (a restored copy of this device found its lost copy's join read and deleted):
         // nothing more is deposited, and the end is what the list says.
-        let ended = summary(&joined(Some(EndReason::Diverged)), true, false);
+        let ended = summary(&joined(Some(EndReason::Diverged)), true, false, None);
         assert!(!ended.connecting);
         assert_eq!(ended.ended, Some(EndReason::Diverged));
     }
@@ -1161,16 +1189,16 @@ mod tests {
         let mut c = joined(None);
         c.unreadable = Some(UnreadableNotice { since_ms: 7 });
         // Raised by an answer that cannot be read: not lost reads.
-        assert!(!summary(&c, false, false).lost_reads);
+        assert!(!summary(&c, false, false, None).lost_reads);
         c.lost_evidence = Some(records::LostEvidence {
             since_ms: 7,
             after_seq: 3,
         });
-        assert!(summary(&c, false, false).lost_reads);
+        assert!(summary(&c, false, false, None).lost_reads);
         // This session also found an answer it cannot read (or the behind signal).
-        assert!(!summary(&c, false, true).lost_reads);
+        assert!(!summary(&c, false, true, None).lost_reads);
         // Evidence without a notice (lifted by a later answer) says nothing.
         c.unreadable = None;
-        assert!(!summary(&c, false, false).lost_reads);
+        assert!(!summary(&c, false, false, None).lost_reads);
     }
 }

@@ -36,6 +36,7 @@ pub use client::{Client, ConversationSummary, HistoryEntry, INVITE_LIFETIME_SECO
 pub use decoys::{FETCH_BATCH, padded_batches};
 pub use error::ClientError;
 pub use hello_contest::{CONTEST_POLL_GAP_MS, HELLO_CONTEST_MS};
+pub use lost_reads::{LOST_EVIDENCE_WAIT_MS, LOST_READ_AFTER_MS};
 pub use outbox::{
     ACK_DELAY_MAX_MS, ACK_DELAY_MIN_MS, ACK_DELAY_READING_MAX_MS, ACK_DELAY_READING_MIN_MS,
     FlushOutcome, MAX_ABANDONED_RUN, MAX_RESENDS, MAX_RETRANSMIT_CHECK, MAX_SEALED_AHEAD,

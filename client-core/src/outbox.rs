@@ -135,11 +135,20 @@ impl Skipped {
     /// Records in `conversation` the evidence these skipped positions give, if any and none
     /// stands: our next sequence number is that of `live`, which skipped them.
     pub(crate) fn note_evidence(&self, conversation: &mut Conversation, live: &Session, now: u64) {
-        if self.spent && conversation.lost_evidence.is_none() {
-            conversation.lost_evidence = Some(records::LostEvidence {
-                since_ms: now,
-                after_seq: live.next_seq().max(live.peer_acknowledgement().next),
-            });
+        if !self.spent {
+            return;
+        }
+        let after_seq = live.next_seq().max(live.peer_acknowledgement().next);
+        match &mut conversation.lost_evidence {
+            None => {
+                conversation.lost_evidence = Some(records::LostEvidence {
+                    since_ms: now,
+                    after_seq,
+                });
+            }
+            // Our numbers up to here are the lost copy's too: the peer's confirmation of
+            // them may be of its blobs, not ours (`all --delete-after-read` seed 6220).
+            Some(evidence) => evidence.after_seq = evidence.after_seq.max(after_seq),
         }
     }
 }
@@ -1090,10 +1099,30 @@ impl<P: Platform> Client<P> {
             .filter(|(_, address)| found.iter().any(|(a, b)| a == *address && b.is_empty()))
             .map(|((_, seq, _), _)| *seq)
             .collect();
+        // Still on the mailbox, unread, while the peer read (or confirmed) a later blob of
+        // ours: the peer no longer reads where it lies (a restored copy of ours wrote it on a
+        // chain the peer had left, `all --delete-after-read` seed 6220). Its message goes
+        // again like one read and lost, at addresses the peer reads.
+        let newest_read = spent.iter().copied().max().max(
+            live.as_ref()
+                .and_then(|live| live.peer_acknowledgement().highest()),
+        );
+        let passed_over: Vec<u32> = due
+            .iter()
+            .zip(&addresses)
+            .filter(|((_, seq, o), address)| {
+                matches!(o.kind, BlobKind::Data { .. })
+                    && newest_read.is_some_and(|newest| newest > *seq)
+                    && found.iter().any(|(a, b)| a == *address && !b.is_empty())
+            })
+            .map(|((_, seq, _), _)| *seq)
+            .collect();
+        self.note_evidence_read(&key, id, &spent, now).await?;
+        let lost: Vec<u32> = spent.iter().chain(&passed_over).copied().collect();
         let all: Vec<u32> = due.iter().map(|(_, seq, _)| *seq).collect();
         outcome
             .resent
-            .extend(self.resend_lost_reads(&key, id, &all, &spent, now).await?);
+            .extend(self.resend_lost_reads(&key, id, &all, &lost, now).await?);
         let mut failure = None;
         if let Some(kept) = kept_lost {
             self.keep_lost_on_mailbox(&key, id, mailbox, kept, &found, &mut failure)
@@ -1123,11 +1152,23 @@ impl<P: Platform> Client<P> {
                 }
             }
         }
-        if failure.is_none() && *retransmitted > before {
-            // A blob of ours expired unconfirmed: the peer may be a copy restored to before
-            // chains of ours that expired too (confirmed by its lost copy, they left our
+        // A data blob of ours seen on the mailbox an interval ago and still there: unread,
+        // as it stays for ever where the peer is a copy restored to before our root keys.
+        let unread = due.iter().zip(&addresses).any(|((_, _, o), address)| {
+            matches!(o.kind, BlobKind::Data { .. })
+                && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS)
+                && found.iter().any(|(a, b)| a == address && !b.is_empty())
+        });
+        if failure.is_none() && (*retransmitted > before || unread) {
+            // A blob of ours expired unconfirmed, or stays unread: the peer may be a copy
+            // restored to before chains of ours (confirmed by its lost copy, they left our
             // outbox), which can neither read what we write now nor write where we read. Tell
             // it where only such a copy looks (seeds 1694, 9112 of the simulator's `all` set).
+            // Not only once a blob expired: a restored peer that is not told sees nothing, and
+            // with delete after read its lost copy's reads are all the evidence the restored
+            // side has, which now waits for the peer instead of ending the conversation after
+            // 5 minutes (`crate::lost_reads`; `restore --delete-after-read` seed 8). Each
+            // signal is deposited only where its address reads empty: once per mailbox TTL.
             for signal in behind.iter() {
                 if found.iter().any(|(a, _)| *a == signal.address) {
                     continue;
@@ -1558,8 +1599,9 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         let now = self.now_ms();
-        let due = restore_signal_due(&conversation, now);
-        let stands = restore_signal_stands(&conversation, now);
+        let at = self.signal_at(id, &conversation);
+        let due = restore_signal_due(&conversation, now, at);
+        let stands = restore_signal_stands(&conversation, now, at);
         let last = self
             .signalled
             .borrow()
@@ -1866,28 +1908,30 @@ impl<P: Platform> Client<P> {
 }
 
 /// Whether `conversation` calls for our restore signals (`Client::deposit_restore_signals`):
-/// ended because the two devices can no longer read each other, or unable to read the
-/// peer's answers for [`RETRANSMIT_AFTER_MS`] already. (Unreadable answers are corroborated
+/// ended because the two devices can no longer read each other, or with an unreadable notice
+/// whose wait is over (`at`, [`Client::signal_at`]). (Unreadable answers are corroborated
 /// first: a later blob that decrypts lifts the notice, so one altered blob does not end the
 /// conversation.)
-pub(crate) fn restore_signal_stands(conversation: &Conversation, now: u64) -> bool {
+pub(crate) fn restore_signal_stands(
+    conversation: &Conversation,
+    now: u64,
+    at: Option<u64>,
+) -> bool {
     match conversation.ended {
-        None => conversation
-            .unreadable
-            .is_some_and(|n| now >= n.signal_at_ms()),
+        None => at.is_some_and(|at| now >= at),
         Some(EndReason::PeerRestored | EndReason::Diverged) => true,
         Some(EndReason::ProtocolV1) => false,
     }
 }
 
 /// When `conversation` will call for our restore signals (ms since the epoch), if it does not
-/// yet: an unreadable notice younger than [`RETRANSMIT_AFTER_MS`]
-/// ([`UnreadableNotice::signal_at_ms`](records::UnreadableNotice::signal_at_ms)).
-pub(crate) fn restore_signal_due(conversation: &Conversation, now: u64) -> Option<u64> {
-    conversation
-        .unreadable
-        .filter(|_| conversation.ended.is_none())
-        .map(|n| n.signal_at_ms())
+/// yet (`at`, [`Client::signal_at`]).
+pub(crate) fn restore_signal_due(
+    conversation: &Conversation,
+    now: u64,
+    at: Option<u64>,
+) -> Option<u64> {
+    at.filter(|_| conversation.ended.is_none())
         .filter(|&at| now < at)
 }
 

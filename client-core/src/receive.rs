@@ -322,10 +322,12 @@ impl Drained {
             .then(|| self.deferred.iter().position(|shown| shown.id == blob.id))
             .flatten();
         if let Some(at) = set_aside
-            && (plaintext.is_some() || blob.duplicate)
+            && (plaintext.is_some() || (blob.duplicate && !blob.behind_gap))
         {
             // Its copy sent again completed: the message shows here, once; back where it
-            // stood if nothing new came before this copy.
+            // stood if nothing new came before this copy. (A copy read behind the gap too is
+            // no more in order than the message: it came before the sender's floor passed
+            // them both, `all` seed 17646; the message waits for the copy above the floor.)
             let mut shown = self.deferred.remove(at);
             shown.behind_gap = false;
             let back = shown
@@ -692,9 +694,10 @@ impl<P: Platform> Client<P> {
         let key = self.key()?;
         let conversation = self.conversation(&key, id).await?;
         let now = self.now_ms();
+        let at = self.signal_at(id, &conversation);
         *signal = Signal {
-            stands: crate::outbox::restore_signal_stands(&conversation, now),
-            due_ms: crate::outbox::restore_signal_due(&conversation, now),
+            stands: crate::outbox::restore_signal_stands(&conversation, now, at),
+            due_ms: crate::outbox::restore_signal_due(&conversation, now, at),
         };
         // (A conversation ended because the peer was restored is still polled: a later blob
         // of theirs that decrypts lifts it.)
@@ -1206,6 +1209,7 @@ impl<P: Platform> Client<P> {
                     && live.peer_acknowledgement().next > evidence.after_seq =>
             {
                 conversation.lost_evidence = None;
+                self.forget_evidence_read(id);
                 changed = true;
             }
             _ => {}
@@ -2217,7 +2221,7 @@ fn covered_later(copy: &mut Session, found: &[Found], seq: u32, id: [u8; 8]) -> 
     // The lowest number of a blob whose floor passes `seq` (where what its sender sent again
     // starts); the number of the copy of `id`; the numbers of new messages.
     let mut floor_at: Option<u32> = None;
-    let mut copy_at: Option<u32> = None;
+    let mut copies: Vec<u32> = Vec::new();
     let mut news: Vec<u32> = Vec::new();
     loop {
         // In the peer's order: each pass reads what the window reaches now.
@@ -2230,16 +2234,21 @@ fn covered_later(copy: &mut Session, found: &[Found], seq: u32, id: [u8; 8]) -> 
                 if received.plaintext.is_some() {
                     news.push(received.seq);
                 } else if received.duplicate && id != [0; 8] && received.message_id == id {
-                    copy_at = Some(copy_at.map_or(received.seq, |c| c.min(received.seq)));
+                    copies.push(received.seq);
                 }
                 false
             }
             Err(_) => true,
         });
         if left.len() == before {
-            let passed = floor_at.is_some_and(|from| match copy_at {
-                Some(copy_at) => news.iter().any(|&n| n >= from && n < copy_at),
-                None => true,
+            // The copy sent again from that blob on: one below it was given up with the rest
+            // (`all` seed 17646: a restored sender's copy under its old floor, then the
+            // message again after the ones it re-sent first).
+            let passed = floor_at.is_some_and(|from| {
+                match copies.iter().copied().filter(|&c| c >= from).min() {
+                    Some(copy_at) => news.iter().any(|&n| n >= from && n < copy_at),
+                    None => true,
+                }
             });
             return Cover {
                 covered: copy.acknowledgement().next > seq,
@@ -2538,6 +2547,30 @@ mod tests {
         let (shown_late, stored) = settled(drain_at(SET_ASIDE_MS, &stored));
         assert_eq!(shown_late, vec![5]);
         assert!(stored.messages.is_empty());
+    }
+
+    #[test]
+    fn a_copy_read_behind_the_gap_too_does_not_release_a_message_set_aside() {
+        // `all` seed 17646: a restored sender's message 15 (seq 11) read behind a gap and set
+        // aside (a later floor, 25, passes it), its copy at seq 18 under the old floor read
+        // behind the gap as well, then what the sender sent again from its new floor: 10, 11,
+        // 14 (new here), and 15 once more.
+        let mut out = Drained::default();
+        let mut fifteen = read(11, 5, 7, 15, true);
+        fifteen.passed = true;
+        out.place(text(15), &fifteen);
+        out.place(
+            None,
+            &ReadBlob {
+                behind_gap: true,
+                ..copy(18, 5, 7, 15)
+            },
+        );
+        for (seq, id) in [(27, 10), (28, 11), (29, 14)] {
+            out.place(text(id), &read(seq, 25, 9, id, false));
+        }
+        out.place(None, &copy(30, 25, 9, 15));
+        assert_eq!(shown(out), vec![10, 11, 14, 15]);
     }
 
     #[test]

@@ -23,6 +23,35 @@ fn acknowledge(bob: &Client<Memory>, alice: &Client<Memory>, a_id: &str) {
     run(alice.poll(a_id)).unwrap();
 }
 
+/// Alice writes "three" and Bob reads it, then Bob writes "back" and Alice reads it.
+fn answer_both_ways(alice: &Client<Memory>, a_id: &str, bob: &Client<Memory>, b_id: &str) {
+    run(alice.send(a_id, "three")).unwrap();
+    run(alice.flush()).unwrap();
+    assert_eq!(texts(&run(bob.poll(b_id)).unwrap().messages), ["three"]);
+    run(bob.send(b_id, "back")).unwrap();
+    run(bob.flush()).unwrap();
+    assert_eq!(texts(&run(alice.poll(a_id)).unwrap().messages), ["back"]);
+}
+
+/// Both delete what they read; Alice sends `sent`, Bob reads, deletes and acknowledges it,
+/// then Bob's device goes back to a copy from before he read it.
+fn restored_after_reading(seed: u64, sent: &[&str]) -> support::Pair {
+    let (alice, a_id, bob, b_id, mailbox) = joined(seed);
+    alice.set_delete_after_read(true);
+    bob.set_delete_after_read(true);
+    for text in sent {
+        run(alice.send(&a_id, text)).unwrap();
+    }
+    run(alice.flush()).unwrap();
+    let copy = snapshot(&bob);
+    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), sent);
+    run(bob.delete_read(&b_id));
+    acknowledge(&bob, &alice, &a_id);
+    restore(&bob, copy, "b");
+    bob.set_delete_after_read(true);
+    (alice, a_id, bob, b_id, mailbox)
+}
+
 /// Bob reads Alice's two messages, deletes them and acknowledges them; Alice confirms them.
 /// Then Bob's device goes back to a copy from before he read them. The restored copy finds
 /// the addresses spent and says so; its acknowledgement goes back below what Alice had
@@ -74,12 +103,7 @@ fn what_a_lost_copy_read_and_deleted_is_put_back_and_the_conversation_goes_on() 
     );
     // Alice answers; her answer confirms the restored copy's acknowledgement: the notice
     // lifts, and nothing ends, also after the restore signal's 5 minutes.
-    run(alice.send(&a_id, "three")).unwrap();
-    run(alice.flush()).unwrap();
-    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["three"]);
-    run(bob.send(&b_id, "back")).unwrap();
-    run(bob.flush()).unwrap();
-    assert_eq!(texts(&run(alice.poll(&a_id)).unwrap().messages), ["back"]);
+    answer_both_ways(&alice, &a_id, &bob, &b_id);
     for _ in 0..3 {
         advance(&alice, RETRANSMIT_AFTER_MS);
         advance(&bob, RETRANSMIT_AFTER_MS);
@@ -134,17 +158,7 @@ fn nothing_is_put_back_where_nothing_was_deleted() {
 /// outbox is never held back meanwhile.
 #[test]
 fn a_round_the_mailbox_refuses_gives_up_and_holds_nothing_back() {
-    let (alice, a_id, bob, b_id, mailbox) = joined(480);
-    alice.set_delete_after_read(true);
-    bob.set_delete_after_read(true);
-    run(alice.send(&a_id, "one")).unwrap();
-    run(alice.flush()).unwrap();
-    let copy = snapshot(&bob);
-    assert_eq!(texts(&run(bob.poll(&b_id)).unwrap().messages), ["one"]);
-    run(bob.delete_read(&b_id));
-    acknowledge(&bob, &alice, &a_id);
-    restore(&bob, copy, "b");
-    bob.set_delete_after_read(true);
+    let (alice, a_id, bob, b_id, mailbox) = restored_after_reading(480, &["one"]);
     run(bob.poll(&b_id)).unwrap();
     mailbox.refuse_put_back.set(true);
     acknowledge(&bob, &alice, &a_id);
@@ -163,4 +177,96 @@ fn a_round_the_mailbox_refuses_gives_up_and_holds_nothing_back() {
         );
     }
     assert_eq!(mailbox.put_backs.get(), 0);
+}
+
+/// Bob's restored copy finds what its lost copy read spent while Alice is away: it says some
+/// of her messages are missing and waits for her device, for an hour and more, where it
+/// ended the conversation on both sides after 5 minutes before (a fresh outside trial in
+/// Chromium). When Alice's device next reads Bob's, it puts them back and the conversation
+/// goes on, with nothing missing.
+#[test]
+fn the_restored_reader_waits_for_an_absent_writer() {
+    let (alice, a_id, bob, b_id, mailbox) = restored_after_reading(452, &["one", "two"]);
+    assert!(run(bob.poll(&b_id)).unwrap().notice, "the restore is told");
+    let raised = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(raised.lost_reads);
+    let since = raised.unreadable.unwrap().since_ms;
+    assert_eq!(
+        raised.signal_at_ms,
+        Some(since + client_core::LOST_EVIDENCE_WAIT_MS),
+        "a day: Alice's device has not read the request"
+    );
+    // Alice is away for an hour; Bob's app runs.
+    for _ in 0..12 {
+        advance(&bob, RETRANSMIT_AFTER_MS);
+        run(bob.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+    }
+    let waiting = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(waiting.ended.is_none(), "{:?}", waiting.ended);
+    assert!(waiting.lost_reads, "still asking");
+    assert!(
+        run(alice.conversation_summary(&a_id))
+            .unwrap()
+            .ended
+            .is_none()
+    );
+
+    // Alice comes back: her device reads Bob's request and puts the two blobs back.
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(run(alice.flush()).unwrap().put_back, 2);
+    assert_eq!(mailbox.put_backs.get(), 2);
+    assert_eq!(
+        texts(&run(bob.poll(&b_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    answer_both_ways(&alice, &a_id, &bob, &b_id);
+    acknowledge(&alice, &bob, &b_id);
+    let bob_view = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(bob_view.unreadable.is_none(), "the notice lifted");
+    assert!(bob_view.ended.is_none());
+    assert_eq!(
+        texts(&run(bob.history(&b_id)).unwrap()),
+        ["one", "two", "three", "back"]
+    );
+}
+
+/// Where Alice's device reads Bob's request but cannot put anything back (its mailbox
+/// refuses), the notice does not wait a day: Bob's next retransmission check finds the
+/// request read (its address spent), and 5 minutes later Bob's restore signal ends the
+/// conversation on both sides, saying why.
+#[test]
+fn a_writer_that_read_the_request_and_put_nothing_back_ends_it_five_minutes_later() {
+    let (alice, a_id, bob, b_id, mailbox) = restored_after_reading(453, &["one"]);
+    run(bob.poll(&b_id)).unwrap();
+    mailbox.refuse_put_back.set(true);
+    // Alice reads (and deletes) Bob's request; her put-back cannot reach the mailbox.
+    acknowledge(&bob, &alice, &a_id);
+    run(alice.delete_read(&a_id));
+    assert_eq!(run(alice.flush()).unwrap().put_back, 0);
+    let waiting = run(bob.conversation_summary(&b_id)).unwrap();
+    let since = waiting.unreadable.unwrap().since_ms;
+    assert_eq!(
+        waiting.signal_at_ms,
+        Some(since + client_core::LOST_EVIDENCE_WAIT_MS),
+        "not known yet to be read"
+    );
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    run(bob.flush()).unwrap();
+    let summary = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(summary.lost_reads, "\"one\" is still missing");
+    let now = bob.platform().now_ms.get();
+    assert_eq!(
+        summary.signal_at_ms,
+        Some(now + RETRANSMIT_AFTER_MS),
+        "5 minutes after the request was found read"
+    );
+    advance(&bob, RETRANSMIT_AFTER_MS);
+    run(bob.poll(&b_id)).unwrap();
+    run(alice.poll(&a_id)).unwrap();
+    assert_eq!(
+        run(alice.conversation_summary(&a_id)).unwrap().ended,
+        Some(client_core::EndReason::Diverged),
+        "told, and the conversation says why"
+    );
 }

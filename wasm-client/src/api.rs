@@ -212,7 +212,10 @@ fn summary_js(s: &ConversationSummary) -> JsValue {
             s.unreadable.as_ref().map_or(JsValue::NULL, |u| {
                 object(&[
                     ("since", (u.since_ms as f64).into()),
-                    ("signalAt", (u.signal_at_ms() as f64).into()),
+                    (
+                        "signalAt",
+                        (s.signal_at_ms.unwrap_or_else(|| u.signal_at_ms()) as f64).into(),
+                    ),
                     ("lostReads", s.lost_reads.into()),
                 ])
             }),

@@ -50,7 +50,9 @@
  *   `signalAt`: when this device tells the other person's device and the conversation ends,
  *   unless a later message of theirs can be read here first; `lostReads`: it stands only
  *   because a lost copy of this device read messages of theirs that were then deleted from
- *   the mailbox (their device puts them back when it next reads this one).
+ *   the mailbox (their device puts them back when it next reads this one); `signalAt` is
+ *   then a day after `since`, or 5 minutes after their device read the request and the
+ *   messages still did not come back.
  */
 
 /**

@@ -100,7 +100,9 @@ export function noticesOf(c) {
       title: `Some of ${c.name}'s messages are missing on this device`,
       text:
         `This device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss), and messages from ${c.name} that it had read since were deleted from the mailbox. ` +
-        `Hush asks ${c.name}'s device to put them back, which it does as soon as it has Hush open. ` +
+        `Hush asks ${c.name}'s device to put them back, which it does as soon as it has Hush open: the conversation waits for it, also while ${c.name} is away. ` +
+        // signalAt moves earlier (never before 5 minutes) once that device read the request
+        // and they still did not come back; otherwise it is a day after the notice.
         `If they have not come back by ${formatTime(c.unreadable.signalAt)}, Hush tells ${c.name}'s device and the conversation ends: you would meet ${c.name} to start a new one. Your messages stay readable here.`,
       actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
     });

@@ -108,7 +108,7 @@ function messageChoices() {
   });
   const erase = checkbox({
     label: "Delete messages from the mailbox once read",
-    hint: "The mailbox then keeps a message only until this device has it. The cost: if this device is ever restored from a backup, it gets the messages read after that backup back only while the other person's device can put them back; if they are away for more than 5 minutes, or the backup is older than the last change of keys, the conversation ends (you would meet again to start a new one).",
+    hint: "The mailbox then keeps a message only until this device has it. The cost: if this device is ever restored from a backup, the messages it read after that backup come back only from the other person's device, which puts them back when it next has Hush open; the conversation waits for it, for up to a day. If it cannot put them back, or the backup is older than the last change of keys, the conversation ends (you would meet again to start a new one).",
     checked: choice("deleteAfterRead"),
     onchange: () => {
       const on = erase.input.checked;
