@@ -1099,14 +1099,13 @@ impl<P: Platform> Client<P> {
             .filter(|(_, address)| found.iter().any(|(a, b)| a == *address && b.is_empty()))
             .map(|((_, seq, _), _)| *seq)
             .collect();
-        // Still on the mailbox, unread, while the peer read (or confirmed) a later blob of
-        // ours: the peer no longer reads where it lies (a restored copy of ours wrote it on a
-        // chain the peer had left, `all --delete-after-read` seed 6220). Its message goes
-        // again like one read and lost, at addresses the peer reads.
-        let newest_read = spent.iter().copied().max().max(
-            live.as_ref()
-                .and_then(|live| live.peer_acknowledgement().highest()),
-        );
+        // Still on the mailbox, unread, while the peer read and deleted a later blob of ours:
+        // the peer no longer reads where it lies (a restored copy of ours wrote it on a chain
+        // the peer had left, `all --delete-after-read` seed 6220). Its message goes again like
+        // one read and lost, at addresses the peer reads. Only a peer that deletes what it
+        // reads says so: where it does not, a blob still there may well have been read, and
+        // its acknowledgement may count numbers a lost copy of ours used (`all` seed 10075).
+        let newest_read = spent.iter().copied().max();
         let passed_over: Vec<u32> = due
             .iter()
             .zip(&addresses)
@@ -1154,11 +1153,15 @@ impl<P: Platform> Client<P> {
         }
         // A data blob of ours seen on the mailbox an interval ago and still there: unread,
         // as it stays for ever where the peer is a copy restored to before our root keys.
-        let unread = due.iter().zip(&addresses).any(|((_, _, o), address)| {
-            matches!(o.kind, BlobKind::Data { .. })
-                && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS)
-                && found.iter().any(|(a, b)| a == address && !b.is_empty())
-        });
+        // Only with delete after read on, as the two people's devices have it alike: where
+        // the peer keeps what it read, a blob still there says nothing (and the signals
+        // shifted the simulator's `all` seed 10075 into a message lost without a word).
+        let unread = self.delete_after_read.get()
+            && due.iter().zip(&addresses).any(|((_, _, o), address)| {
+                matches!(o.kind, BlobKind::Data { .. })
+                    && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS)
+                    && found.iter().any(|(a, b)| a == address && !b.is_empty())
+            });
         if failure.is_none() && (*retransmitted > before || unread) {
             // A blob of ours expired unconfirmed, or stays unread: the peer may be a copy
             // restored to before chains of ours (confirmed by its lost copy, they left our
