@@ -1093,10 +1093,22 @@ impl<P: Platform> Client<P> {
         }
         // Read and deleted, yet unacknowledged: perhaps by a copy of the peer's device that
         // was lost (`crate::lost_reads`).
+        // What the mailbox holds at each due blob's address, looked up once: `Some(true)`
+        // spent (read and deleted), `Some(false)` still there, `None` empty.
+        let held: Vec<Option<bool>> = addresses
+            .iter()
+            .take(due.len())
+            .map(|address| {
+                found
+                    .iter()
+                    .find(|(a, _)| a == address)
+                    .map(|(_, blob)| blob.is_empty())
+            })
+            .collect();
         let spent: Vec<u32> = due
             .iter()
-            .zip(&addresses)
-            .filter(|(_, address)| found.iter().any(|(a, b)| a == *address && b.is_empty()))
+            .zip(&held)
+            .filter(|(_, held)| **held == Some(true))
             .map(|((_, seq, _), _)| *seq)
             .collect();
         // Still on the mailbox, unread, while the peer read and deleted a later blob of ours:
@@ -1108,11 +1120,11 @@ impl<P: Platform> Client<P> {
         let newest_read = spent.iter().copied().max();
         let passed_over: Vec<u32> = due
             .iter()
-            .zip(&addresses)
-            .filter(|((_, seq, o), address)| {
+            .zip(&held)
+            .filter(|((_, seq, o), held)| {
                 matches!(o.kind, BlobKind::Data { .. })
                     && newest_read.is_some_and(|newest| newest > *seq)
-                    && found.iter().any(|(a, b)| a == *address && !b.is_empty())
+                    && **held == Some(false)
             })
             .map(|((_, seq, _), _)| *seq)
             .collect();
@@ -1157,10 +1169,10 @@ impl<P: Platform> Client<P> {
         // the peer keeps what it read, a blob still there says nothing (and the signals
         // shifted the simulator's `all` seed 10075 into a message lost without a word).
         let unread = self.delete_after_read.get()
-            && due.iter().zip(&addresses).any(|((_, _, o), address)| {
+            && due.iter().zip(&held).any(|((_, _, o), held)| {
                 matches!(o.kind, BlobKind::Data { .. })
                     && now >= o.checked_ms.saturating_add(RETRANSMIT_AFTER_MS)
-                    && found.iter().any(|(a, b)| a == address && !b.is_empty())
+                    && *held == Some(false)
             });
         if failure.is_none() && (*retransmitted > before || unread) {
             // A blob of ours expired unconfirmed, or stays unread: the peer may be a copy
