@@ -214,6 +214,12 @@ struct Drained {
     decrypted: u32,
     /// Whether a data blob was among them (only those are acknowledged for their own sake).
     data: bool,
+    /// Our acknowledgement passed numbers of the peer's that we refused for their
+    /// predecessor (`protocol::Session::refused_between`): the copy of the peer's device that
+    /// sent again under a later floor waits for our confirmation of it (a restored copy's
+    /// notice stands on it, [`records::LostEvidence`]), so it is owed one, also where nothing
+    /// else we read asks for it.
+    passed_refused: bool,
     /// Blobs the lost copy of this device sent, by the rollbacks detected.
     rollback_lost: u32,
     /// Rollbacks detected (also those that lost no sequence number: the restored copy sent
@@ -1233,7 +1239,9 @@ impl<P: Platform> Client<P> {
             (Some(true), _) => {
                 // Our messages cannot be confirmed while their answers cannot be read: not
                 // delivered, and the notice says why.
-                let marked = self.mark_unreadable(&key, id, true, &mut writes).await?;
+                let marked = self
+                    .mark_unreadable(&key, id, true, &outcome.delivered, &mut writes)
+                    .await?;
                 let raised = conversation.unreadable.is_none();
                 if raised {
                     conversation.unreadable = Some(UnreadableNotice { since_ms: now });
@@ -1245,7 +1253,8 @@ impl<P: Platform> Client<P> {
             (Some(false), Some(_)) => {
                 // A later blob of theirs decrypted after all.
                 conversation.unreadable = None;
-                self.mark_unreadable(&key, id, false, &mut writes).await?;
+                self.mark_unreadable(&key, id, false, &outcome.delivered, &mut writes)
+                    .await?;
                 outcome.notice = true;
                 changed = true;
             }
@@ -1264,6 +1273,7 @@ impl<P: Platform> Client<P> {
             || newly_unreadable
             || floor_news
             || drained.peer_behind
+            || drained.passed_refused
             || rewritten
         {
             // Owe the peer an acknowledgement (kept at the earlier time if one is owed).
@@ -1346,13 +1356,17 @@ impl<P: Platform> Client<P> {
     /// While the peer's answers cannot be read (`unreadable`), our messages still waiting for
     /// confirmation (those with blobs in the outbox) are marked [`Status::Failed`]: not
     /// delivered, the conversation's unreadable notice says why. When the notice lifts, they
-    /// go back to *sent* (or *sending* while a blob is not on the mailbox). Returns whether a
-    /// status changed.
+    /// go back to *sent* (or *sending* while a blob is not on the mailbox). Messages in
+    /// `delivered` (made *delivered* by this receive step, in `writes` but not yet committed)
+    /// are left as they are: a later write of the old status would undo it (a fresh outside
+    /// trial in Chromium found a message *sent* for good that the peer had confirmed in the
+    /// poll that lifted the notice). Returns whether a status changed.
     async fn mark_unreadable(
         &self,
         key: &VaultKey,
         id: &str,
         unreadable: bool,
+        delivered: &[u64],
         writes: &mut Vec<Write>,
     ) -> Result<bool, ClientError> {
         let mut all_stored: Vec<(u64, bool)> = Vec::new();
@@ -1366,6 +1380,9 @@ impl<P: Platform> Client<P> {
         }
         let mut changed = false;
         for (message_seq, stored) in all_stored {
+            if delivered.contains(&message_seq) {
+                continue;
+            }
             let name = records::message_key(id, message_seq);
             let Some(mut message) = self.read::<Message>(key, &name).await? else {
                 continue;
@@ -1749,6 +1766,7 @@ fn drain(
             return out;
         }
         let (address, blob, blob_round) = found.swap_remove(index);
+        let next_before = live.acknowledgement().next;
         match live.decrypt(&address, &blob) {
             Ok(received) => {
                 // The addresses before this one in the peer's order: all were fetched and
@@ -1914,6 +1932,9 @@ fn drain(
                 // A data blob is acknowledged for its own sake, also one of a message shown
                 // already (`duplicate`: a re-send; no history entry).
                 out.data |= received.kind == PayloadKind::Data;
+                let next_after = live.acknowledgement().next;
+                out.passed_refused |=
+                    next_after > next_before && live.refused_between(next_before, next_after);
                 out.peer_restored = Some(false);
                 out.peer_behind |= received.peer_behind || received.peer_rolled_back;
                 if let Some(rollback) = received.rollback {

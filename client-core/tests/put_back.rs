@@ -33,6 +33,18 @@ fn answer_both_ways(alice: &Client<Memory>, a_id: &str, bob: &Client<Memory>, b_
     assert_eq!(texts(&run(alice.poll(a_id)).unwrap().messages), ["back"]);
 }
 
+/// Both apps run for `intervals` retransmission intervals, flushing and polling once in each.
+fn both_run(alice: &Client<Memory>, a_id: &str, bob: &Client<Memory>, b_id: &str, intervals: u32) {
+    for _ in 0..intervals {
+        advance(alice, RETRANSMIT_AFTER_MS);
+        advance(bob, RETRANSMIT_AFTER_MS);
+        run(alice.flush()).unwrap();
+        run(bob.flush()).unwrap();
+        run(alice.poll(a_id)).unwrap();
+        run(bob.poll(b_id)).unwrap();
+    }
+}
+
 /// Both delete what they read; Alice sends `sent`, Bob reads, deletes and acknowledges it,
 /// then Bob's device goes back to a copy from before he read it.
 fn restored_after_reading(seed: u64, sent: &[&str]) -> support::Pair {
@@ -104,14 +116,7 @@ fn what_a_lost_copy_read_and_deleted_is_put_back_and_the_conversation_goes_on() 
     // Alice answers; her answer confirms the restored copy's acknowledgement: the notice
     // lifts, and nothing ends, also after the restore signal's 5 minutes.
     answer_both_ways(&alice, &a_id, &bob, &b_id);
-    for _ in 0..3 {
-        advance(&alice, RETRANSMIT_AFTER_MS);
-        advance(&bob, RETRANSMIT_AFTER_MS);
-        run(alice.flush()).unwrap();
-        run(bob.flush()).unwrap();
-        run(alice.poll(&a_id)).unwrap();
-        run(bob.poll(&b_id)).unwrap();
-    }
+    both_run(&alice, &a_id, &bob, &b_id, 3);
     let bob_view = run(bob.conversation_summary(&b_id)).unwrap();
     assert!(bob_view.ended.is_none(), "{:?}", bob_view.ended);
     assert!(bob_view.unreadable.is_none(), "the notice lifted");
@@ -269,4 +274,99 @@ fn a_writer_that_read_the_request_and_put_nothing_back_ends_it_five_minutes_late
         Some(client_core::EndReason::Diverged),
         "told, and the conversation says why"
     );
+}
+
+/// Bob's restored copy asked, Alice's device put back what the lost copy read, and Alice has
+/// nothing to say: the notice lifts all the same, within a few acknowledgement delays, and
+/// the conversation does not end. Before, only Alice's next message lifted it: the lost
+/// copy's acknowledgement, which Alice had read, made her refuse the restored copy's blobs
+/// until it sent again under a later floor, and she never confirmed that, so Bob's check
+/// later found his blobs read and ended the conversation on both sides, about 30 minutes
+/// after everything had come back (a fresh outside trial in Chromium). Alice now owes an
+/// acknowledgement when hers passes numbers she refused.
+#[test]
+fn the_notice_lifts_when_what_was_missing_comes_back_and_the_writer_says_nothing() {
+    let (alice, a_id, bob, b_id, mailbox) = restored_after_reading(454, &["one", "two"]);
+    assert!(run(bob.poll(&b_id)).unwrap().notice);
+    acknowledge(&bob, &alice, &a_id);
+    assert_eq!(run(alice.flush()).unwrap().put_back, 2);
+    assert_eq!(mailbox.put_backs.get(), 2);
+    assert_eq!(
+        texts(&run(bob.poll(&b_id)).unwrap().messages),
+        ["one", "two"]
+    );
+    // Only acknowledgements go between them now.
+    let mut lifted_after = None;
+    for exchange in 1..=3 {
+        advance(&alice, ACK_DELAY_MAX_MS);
+        advance(&bob, ACK_DELAY_MAX_MS);
+        run(bob.flush()).unwrap();
+        run(alice.poll(&a_id)).unwrap();
+        run(alice.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+        if run(bob.conversation_summary(&b_id))
+            .unwrap()
+            .unreadable
+            .is_none()
+        {
+            lifted_after = Some(exchange);
+            break;
+        }
+    }
+    assert!(lifted_after.is_some(), "the notice still stands");
+    // An hour on, nothing has ended and nothing was sent by anyone.
+    both_run(&alice, &a_id, &bob, &b_id, 12);
+    let bob_view = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(bob_view.ended.is_none(), "{:?}", bob_view.ended);
+    assert!(bob_view.unreadable.is_none());
+    assert!(
+        run(alice.conversation_summary(&a_id))
+            .unwrap()
+            .ended
+            .is_none()
+    );
+    assert_eq!(texts(&run(bob.history(&b_id)).unwrap()), ["one", "two"]);
+}
+
+/// Bob's restored copy writes a message before anything else, under the number its lost copy
+/// used for the acknowledgement Alice read: its acknowledgement is not above every number
+/// Alice holds, but Alice holds another blob under that number, so she finds Bob behind all
+/// the same and puts back what the lost copy read (before, nothing went back and "one" stayed
+/// missing). While Alice is away, the message is not confirmed, and says so under the notice;
+/// once she is back it is delivered and the notice lifts. (Before, the poll that lifted the
+/// notice also wrote the message's old status over *delivered*: it stayed *sent* for good, as
+/// a fresh outside trial in Chromium saw.)
+#[test]
+fn a_restored_reader_that_writes_first_gets_what_was_missing_back() {
+    let (alice, a_id, bob, b_id, mailbox) = restored_after_reading(455, &["one"]);
+    assert!(run(bob.poll(&b_id)).unwrap().notice);
+    let asked = run(bob.send(&b_id, "are you there?")).unwrap();
+    run(bob.flush()).unwrap();
+    for _ in 0..3 {
+        advance(&bob, RETRANSMIT_AFTER_MS);
+        run(bob.flush()).unwrap();
+        run(bob.poll(&b_id)).unwrap();
+        assert!(run(bob.conversation_summary(&b_id)).unwrap().lost_reads);
+        assert_eq!(status_of(&bob, &b_id, asked), Status::Failed);
+    }
+    // Alice comes back: she reads it, puts back "one" and confirms.
+    assert_eq!(
+        texts(&run(alice.poll(&a_id)).unwrap().messages),
+        ["are you there?"]
+    );
+    let mut shown = Vec::new();
+    for _ in 0..3 {
+        run(alice.flush()).unwrap();
+        shown.extend(texts(&run(bob.poll(&b_id)).unwrap().messages));
+        advance(&alice, ACK_DELAY_MAX_MS);
+        advance(&bob, ACK_DELAY_MAX_MS);
+        run(bob.flush()).unwrap();
+        run(alice.poll(&a_id)).unwrap();
+    }
+    assert_eq!(mailbox.put_backs.get(), 1);
+    assert_eq!(shown, ["one"]);
+    assert_eq!(status_of(&bob, &b_id, asked), Status::Delivered);
+    let bob_view = run(bob.conversation_summary(&b_id)).unwrap();
+    assert!(bob_view.unreadable.is_none());
+    assert!(bob_view.ended.is_none());
 }

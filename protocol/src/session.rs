@@ -88,7 +88,8 @@ pub struct Received {
     /// This blob completed a message already received (same message id): a re-send after a
     /// rollback or a squatted slot. `plaintext` is `None`; nothing new to show.
     pub duplicate: bool,
-    /// The peer's newest blob so far acknowledges less of our stream than it had confirmed
+    /// The peer's newest blob so far, or one written under a number where we received
+    /// another blob already, acknowledges less of our stream than it had confirmed
     /// before: the peer's device went back to an older copy (a restored reader), which lacks
     /// blobs of ours its lost copy confirmed. It learns our floor (past them) and what we
     /// received of it only from a blob of ours sealed now: the caller owes it an
@@ -513,6 +514,7 @@ impl Session {
         let counted = decrypted.fragment.kind != KIND_ACKNOWLEDGEMENT;
         let confirmed_before = self.stream.confirmed().next;
         let newest = self.stream.is_newest(fields.seq);
+        let rewritten = self.stream.holds_other_blob(fields.seq, &decrypted.r);
         let place = Place {
             index: decrypted.fragment.index,
             count: decrypted.fragment.count,
@@ -526,7 +528,7 @@ impl Session {
         );
         self.read_addresses
             .note(address, &decrypted.r, decrypted.header_key, decrypted.n);
-        let peer_behind = newest && fields.ack.next < confirmed_before;
+        let peer_behind = (newest || rewritten) && fields.ack.next < confirmed_before;
         let outcome = self
             .stream
             .acknowledged(&fields.ack, &fields.ack_digest, newest);

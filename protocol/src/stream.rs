@@ -381,6 +381,17 @@ impl Stream {
         })
     }
 
+    /// Whether we remember another blob than the one with hedge `r` under the peer's number
+    /// `seq` (`docs/PROTOCOL.md` §6.4, "Predecessors"): two copies of the peer's device wrote
+    /// under that number, one of them a copy that went back.
+    pub(crate) fn holds_other_blob(&self, seq: u32, r: &[u8; HEDGE_LEN]) -> bool {
+        self.received_hedges
+            .binary_search_by_key(&seq, |h| h.seq)
+            .ok()
+            .and_then(|i| self.received_hedges.get(i))
+            .is_some_and(|h| h.r != hedge_prefix(r))
+    }
+
     /// Whether a number in `[from, to)` holds a blob we refused ([`HedgeState::Refused`]).
     pub(crate) fn refused_between(&self, from: u32, to: u32) -> bool {
         self.received_hedges
