@@ -93,14 +93,16 @@ const CHOICES = {
   notifyText: { key: "hush.notifyText", default: false },
   /**
    * Polls delete what they read from the mailbox, so that it keeps a message only until it is
-   * read. Default off: a device restored from a backup with it on gets what its lost copy read
-   * back only from the other person's device, which puts it back (Mailbox API 1.3); the
-   * conversation waits for that device up to a day, and under restores still ends about 1.4
-   * times as often as without deletes (docs/SIMULATION.md, "Waiting for the peer instead of
-   * 5 minutes"); off keeps read messages until they expire, so a restored device fetches them
+   * read (issue #11: a seized mailbox then holds unread messages only). Default on. The cost
+   * is under restores: a device restored from a backup gets what its lost copy read back
+   * only from the other person's device, which puts it back (Mailbox API 1.3) when it next
+   * has Hush open; the conversation waits for it up to a day, and the notice lifts when what
+   * was missing is back. Under the simulator's restores a conversation still ends 1.2 times
+   * as often as without deletes (docs/SIMULATION.md, "The notice lifts when what was missing
+   * is back"); off keeps read messages until they expire, so a restored device fetches them
    * again.
    */
-  deleteAfterRead: { key: "hush.deleteAfterRead", default: false },
+  deleteAfterRead: { key: "hush.deleteAfterRead", default: true },
   /** The "Get notified of new messages" offer was answered or dismissed. */
   notifyOffered: { key: "hush.notifyOffered", default: false },
 };

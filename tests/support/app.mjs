@@ -98,8 +98,9 @@ export async function send(page, text) {
  * The chat's messages, oldest first, as { text, own, status, meta }: each list item of the
  * "Conversation history" list holds two paragraphs, the text and "time · delivery state".
  * Status of one's own: "sending" (on this device), "sent" (on the mailbox), "delivered" (on
- * the other person's device), "failed" (not delivered yet, retrying), "undelivered" (not
- * delivered, with the reason after a colon).
+ * the other person's device), "failed" (not delivered yet, retrying), "waiting" (on the
+ * mailbox, not confirmed while the conversation waits for the other device to put back what
+ * is missing here), "undelivered" (not delivered, with the reason after a colon).
  */
 export async function messages(page) {
   const items = page.getByRole("list", { name: "Conversation history" }).getByRole("listitem");
@@ -116,7 +117,9 @@ export async function messages(page) {
           ? "sending"
           : meta.includes("retrying")
             ? "failed"
-            : meta.includes("Not delivered")
+            : meta.includes("Not confirmed yet: waiting for")
+              ? "waiting"
+              : meta.includes("Not delivered")
               ? "undelivered"
               : meta.endsWith("Delivered")
                 ? "delivered"

@@ -531,6 +531,17 @@ const STATUS = {
 };
 
 /**
+ * The status of a message of ours not confirmed while the conversation waits for `name`'s
+ * device to put back what is missing here (the notice "Some of …'s messages are missing").
+ * @param {string} name
+ */
+const WAITING = (name) => ({
+  mark: "○",
+  text: `Not confirmed yet: waiting for ${name}'s device`,
+  title: `On the mailbox. ${name}'s device confirms it once it has put back the messages missing here; see the notice at the top of the chat.`,
+});
+
+/**
  * One message of the chat, with its status set by setStatus.
  * @param {HistoryEntry} entry
  * @param {string} name
@@ -675,7 +686,8 @@ async function showEntry(seq) {
  */
 function setStatus(chat, li, entry) {
   // While the other person's answers can't be read here (this device went back to an older
-  // copy), a message waiting for them is not delivered, and the notice above says why.
+  // copy), a message waiting for them is not delivered, and the notice above says why;
+  // while the notice stands only on their messages missing here, it is waiting.
   const c = engine.byId(chat.id);
   // Once the conversation has ended because a device went back to an older copy, a message
   // of ours not confirmed by then never will be: it is not delivered, and the notice above
@@ -686,18 +698,20 @@ function setStatus(chat, li, entry) {
     entry.reason ??
     (unconfirmed && (c?.ended === "peerRestored" || c?.ended === "diverged")
       ? `the conversation ended before ${c.name}'s device confirmed it (see above)`
-      : entry.outgoing && entry.status === "failed" && c?.unreadable
-        ? c.unreadable.lostReads
-          ? `not confirmed while messages from ${c.name} are missing here (see above)`
-          : `${c.name}'s device can't read this device's messages any more (see above)`
+      : entry.outgoing && entry.status === "failed" && c?.unreadable && !c.unreadable.lostReads
+        ? `${c.name}'s device can't read this device's messages any more (see above)`
         : null);
   entry = reason ? { ...entry, reason } : entry;
-  const key = `${entry.status}\u0000${entry.reason ?? ""}`;
+  // While the notice stands only on messages of theirs missing here, the conversation waits
+  // for their device, which reads what this one sends meanwhile: not "Not delivered" (a fresh
+  // outside trial found that beside a notice saying to wait), but not confirmed yet either.
+  const waiting = !entry.reason && entry.outgoing && entry.status === "failed" && Boolean(c?.unreadable?.lostReads) && !c?.ended;
+  const key = `${entry.status}\u0000${entry.reason ?? ""}\u0000${waiting}`;
   if (li.dataset.statusKey !== key) {
     li.dataset.statusKey = key;
     li.dataset.status = entry.status;
     const slot = /** @type {HTMLElement} */ (li.querySelector(".delivery"));
-    const status = STATUS[entry.status];
+    const status = waiting ? WAITING(c?.name ?? "") : STATUS[entry.status];
     if (!status) {
       slot.replaceChildren();
       slot.removeAttribute("title");

@@ -104,7 +104,9 @@ export function noticesOf(c) {
         // signalAt moves earlier (never before 5 minutes) once that device read the request
         // and they still did not come back; otherwise it is a day after the notice.
         `If they have not come back by ${formatTime(c.unreadable.signalAt)}, Hush tells ${c.name}'s device and the conversation ends: you would meet ${c.name} to start a new one. Your messages stay readable here.`,
-      actions: [{ text: NOTICE_ACTIONS.newConversation, does: "newConversation" }],
+      // Nothing to do but wait: offering a new conversation here contradicted the text (a
+      // fresh outside trial); once the conversation ends, its notice offers one.
+      actions: [],
     });
   } else if (c.unreadable && !c.ended) {
     out.push({
@@ -126,7 +128,7 @@ export function noticesOf(c) {
       title: "This device was restored from an older copy",
       text:
         `Hush found that this device went back to an older copy of its data (a restored backup or profile, or a save undone by a power loss). ` +
-        `Messages you sent after that copy was made may be missing here; ${c.name} may have them.` +
+        `If you sent messages after that copy was made, they may be missing here; ${c.name} may have them.` +
         // Not while another notice says the conversation ends or will end.
         (c.ended || c.unreadable
           ? ""

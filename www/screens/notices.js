@@ -41,6 +41,8 @@ export function renderNotices(chat) {
         { class: `notice notice-${n.kind}`, "aria-labelledby": titleId },
         h("h2", { id: titleId, text: n.title }),
         h("p", { text: n.text }),
+        // A notice that asks only to wait has no buttons (and no empty row for them).
+        n.actions.length > 0 &&
         h(
           "div",
           { class: "actions" },
