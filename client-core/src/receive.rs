@@ -1284,9 +1284,19 @@ impl<P: Platform> Client<P> {
             // them back): the restored reader waits for both. Also where a flush found the
             // evidence first (its own next positions spent, `Skipped::note_evidence`) and this
             // poll raises the notice on it: a Chromium trial waited 20 s for the put-back
-            // there, the acknowledgement delay of the open conversation.
+            // there, the acknowledgement delay of the open conversation. And wherever the
+            // peer's device shows that it went back (`peer_behind`, also a blob refused for
+            // its predecessor) or our acknowledgement passes numbers we refused: the restored
+            // copy waits on it to send again what we refused (a fresh outside trial saw its
+            // message reach us 23 s late) and to lift its notice (63 s after the put-back
+            // had arrived, where the other device had been away).
             let evidence_raised = notice_raised && conversation.lost_evidence.is_some();
-            let proposed = if put_back_starts || evidence_found || evidence_raised {
+            let proposed = if put_back_starts
+                || evidence_found
+                || evidence_raised
+                || drained.peer_behind
+                || drained.passed_refused
+            {
                 now
             } else {
                 now + self.ack_delay_ms(id)
