@@ -1942,9 +1942,9 @@ fn drain(
                 // A data blob is acknowledged for its own sake, also one of a message shown
                 // already (`duplicate`: a re-send; no history entry).
                 out.data |= received.kind == PayloadKind::Data;
-                let next_after = live.acknowledgement().next;
+                // An empty range (nothing passed) holds no refusal.
                 out.passed_refused |=
-                    next_after > next_before && live.refused_between(next_before, next_after);
+                    live.refused_between(next_before, live.acknowledgement().next);
                 out.peer_restored = Some(false);
                 out.peer_behind |= received.peer_behind || received.peer_rolled_back;
                 if let Some(rollback) = received.rollback {

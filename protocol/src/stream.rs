@@ -343,12 +343,7 @@ impl Stream {
         prev: &[u8; RECEIVED_HEDGE_LEN],
     ) -> Option<u32> {
         let first = seq.checked_sub(u32::from(place.index))?;
-        let known = |number: u32| {
-            self.received_hedges
-                .binary_search_by_key(&number, |h| h.seq)
-                .ok()
-                .and_then(|i| self.received_hedges.get(i))
-        };
+        let known = |number: u32| self.remembered(number);
         if let Some(before) = first.checked_sub(1)
             && *prev != [0u8; RECEIVED_HEDGE_LEN]
             && before >= floor
@@ -385,11 +380,15 @@ impl Stream {
     /// `seq` (`docs/PROTOCOL.md` §6.4, "Predecessors"): two copies of the peer's device wrote
     /// under that number, one of them a copy that went back.
     pub(crate) fn holds_other_blob(&self, seq: u32, r: &[u8; HEDGE_LEN]) -> bool {
+        self.remembered(seq).is_some_and(|h| h.r != hedge_prefix(r))
+    }
+
+    /// The peer blob remembered under number `seq`, if any ([`Stream::remember`]).
+    fn remembered(&self, seq: u32) -> Option<&ReceivedHedge> {
         self.received_hedges
             .binary_search_by_key(&seq, |h| h.seq)
             .ok()
             .and_then(|i| self.received_hedges.get(i))
-            .is_some_and(|h| h.r != hedge_prefix(r))
     }
 
     /// Whether a number in `[from, to)` holds a blob we refused ([`HedgeState::Refused`]).
